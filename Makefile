@@ -1,0 +1,146 @@
+# zerowire build. `make` builds bin/zerowire-{webhook,proxy,certs};
+# `make check` runs everything CI runs. Sources are discovered by directory:
+#   lib/*.c                 -> libzw.a (shared by every program)
+#   <comp>/*.c              -> lib<comp>.a, plus <comp>/main.c -> bin/zerowire-<comp>
+#   <comp>/*.proto          -> protobuf-c sources generated at build time
+#   <comp>/tests/test_*.c   -> one cmocka binary per file, linked with lib<comp>.a and libzw.a
+#   <comp>/fuzz/fuzz_*.c    -> libFuzzer targets (make fuzz)
+# SAN=1 builds into build/san with AddressSanitizer and UBSan.
+
+VERSION    := 0.1.0
+SAN        ?= 0
+CC         ?= cc
+PKGS       := libmicrohttpd gnutls jansson libcurl libuv libnghttp2 libprotobuf-c yaml-0.1
+LLHTTP_DIR := /usr/share/llhttp
+LLHTTP_INC := /usr/share/include/llhttp
+COMPONENTS := webhook proxy certs
+
+ifeq ($(SAN),1)
+BUILD      ?= build/san
+BINDIR     ?= $(BUILD)/bin
+OPT        := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else
+BUILD      ?= build/rel
+BINDIR     ?= bin
+OPT        := -O2
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CPPFLAGS   := -D_GNU_SOURCE -DZW_VERSION=\"$(VERSION)\" -Ilib -I$(BUILD)/gen -I$(LLHTTP_INC) $(PKG_CFLAGS)
+CFLAGS     := -std=c11 -g $(OPT) -Wall -Wextra -Werror -MMD -MP
+LDFLAGS    := $(filter -fsanitize%,$(OPT))
+LDLIBS     := $(PKG_LIBS) -lpthread -lm
+
+LIB_SRC    := $(wildcard lib/*.c)
+LIB_OBJ    := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LLHTTP_OBJ := $(BUILD)/llhttp/api.o $(BUILD)/llhttp/http.o $(BUILD)/llhttp/llhttp.o
+PROTO_SRC  := $(wildcard $(COMPONENTS:%=%/*.proto))
+PROTO_C    := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.c,$(PROTO_SRC))
+PROTO_OBJ  := $(PROTO_C:.c=.o)
+
+.PHONY: all check unit integration e2e format format-check fuzz bench demo setup \
+	cluster-up cluster-down clean help
+all: $(COMPONENTS:%=$(BINDIR)/zerowire-%)
+
+help:
+	@echo "make | make check | make unit | make e2e | make bench | make demo | make fuzz | make format"
+
+setup:
+	./scripts/setup.sh
+
+$(BUILD)/lib/%.o: lib/%.c | $(PROTO_C)
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
+
+$(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -I$(LLHTTP_INC) -std=c11 -g $(OPT) -w -c -o $@ $<
+
+$(BUILD)/gen/%.pb-c.c: %.proto
+	@mkdir -p $(dir $@)
+	protoc-c --proto_path=$(dir $<) --c_out=$(dir $@) $<
+
+$(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
+	$(CC) $(CPPFLAGS) -std=c11 -g $(OPT) -w -c -o $@ $<
+
+$(BUILD)/libzw.a: $(LIB_OBJ) $(LLHTTP_OBJ) $(PROTO_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# Per-component rules: objects, component archive (all but main.o), binary, tests.
+define COMPONENT_RULES
+$(1)_SRC  := $$(filter-out $(1)/main.c,$$(wildcard $(1)/*.c))
+$(1)_OBJ  := $$($(1)_SRC:%.c=$(BUILD)/%.o)
+$(1)_TEST := $$(patsubst $(1)/tests/%.c,$(BUILD)/test/$(1)_%,$$(wildcard $(1)/tests/test_*.c))
+$(BUILD)/$(1)/%.o: $(1)/%.c | $$(PROTO_C)
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) -I$(1) $$(CFLAGS) -c -o $$@ $$<
+$(BUILD)/lib$(1).a: $$($(1)_OBJ)
+	@rm -f $$@
+	ar rcs $$@ $$^
+$(BINDIR)/zerowire-$(1): $(BUILD)/$(1)/main.o $(BUILD)/lib$(1).a $(BUILD)/libzw.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+$(BUILD)/test/$(1)_%: $(1)/tests/%.c $(BUILD)/lib$(1).a $(BUILD)/libzw.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) -I$(1) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ -lcmocka $$(LDLIBS)
+TESTS += $$($(1)_TEST)
+endef
+$(foreach c,$(COMPONENTS),$(eval $(call COMPONENT_RULES,$(c))))
+
+LIB_TEST := $(patsubst lib/tests/%.c,$(BUILD)/test/lib_%,$(wildcard lib/tests/test_*.c))
+$(BUILD)/test/lib_%: lib/tests/%.c $(BUILD)/libzw.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+TESTS += $(LIB_TEST)
+
+# Unit tests: always built and run under ASan/UBSan, one process per file.
+unit:
+	@$(MAKE) --no-print-directory SAN=1 run-unit
+
+.PHONY: run-unit
+run-unit: $(TESTS) all
+	@set -e; for t in $(TESTS); do \
+		echo "== $$t"; \
+		ZW_SHARED=$(CURDIR)/../shared timeout 300 $$t; \
+	done
+
+# Integration and e2e: black-box pytest suites against real processes.
+integration: all
+	@$(MAKE) --no-print-directory SAN=1 all
+	./scripts/pytest.sh $(wildcard lib/tests/*_test.py webhook/tests/*_test.py proxy/tests/*_test.py certs/tests/*_test.py)
+
+e2e: all
+	@$(MAKE) --no-print-directory SAN=1 all
+	./scripts/pytest.sh e2e/tests
+
+check: setup
+	@$(MAKE) --no-print-directory format-check unit integration e2e
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null; git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
+format:
+	clang-format -i $(C_FILES)
+format-check:
+	@clang-format --dry-run --Werror $(C_FILES) && echo "format: ok"
+
+FUZZ_SRC := $(wildcard $(COMPONENTS:%=%/fuzz/fuzz_*.c) lib/fuzz/fuzz_*.c)
+fuzz:
+	./scripts/fuzz.sh $(FUZZ_SRC)
+
+bench: all
+	./bench/run.sh
+
+demo: setup
+	./scripts/demo.sh
+
+cluster-up:
+	./e2e/cluster-up.sh
+
+cluster-down:
+	./e2e/cluster-down.sh
+
+clean:
+	rm -rf build bin
+
+-include $(shell find build -name '*.d' 2>/dev/null)
