@@ -86,6 +86,8 @@ $(BUILD)/test/$(1)_%: $(1)/tests/%.c $(BUILD)/lib$(1).a $(BUILD)/libzw.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -I$(1) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ -lcmocka $$(LDLIBS)
 TESTS += $$($(1)_TEST)
+$(1)_TOOL := $$(patsubst $(1)/tests/%.c,$(BUILD)/test/$(1)_%,$$(wildcard $(1)/tests/tool_*.c))
+TOOLS += $$($(1)_TOOL)
 endef
 $(foreach c,$(COMPONENTS),$(eval $(call COMPONENT_RULES,$(c))))
 
@@ -94,12 +96,16 @@ $(BUILD)/test/lib_%: lib/tests/%.c $(BUILD)/libzw.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 TESTS += $(LIB_TEST)
+TOOLS += $(patsubst lib/tests/%.c,$(BUILD)/test/lib_%,$(wildcard lib/tests/tool_*.c))
+
+# Test tools (<dir>/tests/tool_*.c): programs the pytest suites drive; built, not run.
+tools: all $(TOOLS)
 
 # Unit tests: always built and run under ASan/UBSan, one process per file.
 unit:
 	@$(MAKE) --no-print-directory SAN=1 run-unit
 
-.PHONY: run-unit
+.PHONY: run-unit tools
 run-unit: $(TESTS) all
 	@set -e; for t in $(TESTS); do \
 		echo "== $$t"; \
@@ -108,11 +114,11 @@ run-unit: $(TESTS) all
 
 # Integration and e2e: black-box pytest suites against real processes.
 integration: all
-	@$(MAKE) --no-print-directory SAN=1 all
+	@$(MAKE) --no-print-directory SAN=1 tools
 	./scripts/pytest.sh $(wildcard lib/tests/*_test.py webhook/tests/*_test.py proxy/tests/*_test.py certs/tests/*_test.py)
 
 e2e: all
-	@$(MAKE) --no-print-directory SAN=1 all
+	@$(MAKE) --no-print-directory SAN=1 tools
 	./scripts/pytest.sh e2e/tests
 
 check: setup
