@@ -63,7 +63,7 @@ enum zw_route_miss {
 
 /* Header access without copying: get() must store the index-th (0-based)
  * field line whose name equals `name` (name_len bytes, compare
- * case-insensitively) in *value/*value_len and return 1, or return 0 when
+ * case-insensitively) in *value and *value_len and return 1, or return 0 when
  * there is no such line. Pointers only need to stay valid until lookup
  * returns. `get` may be NULL (no headers). */
 struct zw_route_headers {
