@@ -4,15 +4,17 @@
  * resolves them: plain `true`/`false`, `null`/`~`/empty, integers and floats
  * become JSON booleans, null and numbers; quoted and block scalars stay
  * strings. Anchors and aliases are resolved (an alias expands to a copy, at
- * most ZW_YAML_MAX_ALIASES of them per stream). Mapping keys are strings. */
+ * most ZW_YAML_MAX_ALIASES of them and ZW_YAML_MAX_ALIAS_NODES expanded nodes per
+ * stream). Mapping keys are strings. */
 #ifndef ZW_YAMLJSON_H
 #define ZW_YAMLJSON_H
 
 #include <jansson.h>
 #include <stddef.h>
 
-#define ZW_YAML_MAX_ALIASES 1000
-#define ZW_YAML_MAX_DEPTH 128
+#define ZW_YAML_MAX_ALIASES     1000
+#define ZW_YAML_MAX_ALIAS_NODES 100000 /* nodes created by expanding aliases */
+#define ZW_YAML_MAX_DEPTH       128
 
 /* Parses every document of the YAML stream buf[0..len) (borrowed). Empty
  * documents are skipped. On success *docs_out is a new JSON array owned by
