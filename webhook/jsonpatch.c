@@ -1,0 +1,344 @@
+/* RFC 6902 JSON Patch diff and apply; see jsonpatch.h. */
+#include "jsonpatch.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+char *zw_jsonpointer_append(const char *base, const char *token)
+{
+	size_t blen = strlen(base), extra = 0;
+	for (const char *p = token; *p; p++) {
+		if (*p == '~' || *p == '/')
+			extra++;
+	}
+	size_t tlen = strlen(token);
+	char *out = malloc(blen + 1 + tlen + extra + 1);
+	if (!out)
+		return NULL;
+	memcpy(out, base, blen);
+	char *w = out + blen;
+	*w++ = '/';
+	for (const char *p = token; *p; p++) {
+		if (*p == '~') {
+			*w++ = '~';
+			*w++ = '0';
+		} else if (*p == '/') {
+			*w++ = '~';
+			*w++ = '1';
+		} else {
+			*w++ = *p;
+		}
+	}
+	*w = '\0';
+	return out;
+}
+
+static char *pointer_index(const char *base, size_t i)
+{
+	char num[32];
+	snprintf(num, sizeof(num), "%zu", i);
+	return zw_jsonpointer_append(base, num);
+}
+
+static int add_op(json_t *patch, const char *op, const char *path, const json_t *value)
+{
+	json_t *o = json_object();
+	if (!o)
+		return -1;
+	if (json_object_set_new(o, "op", json_string(op)) ||
+	    json_object_set_new(o, "path", json_string(path)))
+		goto fail;
+	if (value && json_object_set_new(o, "value", json_deep_copy(value)))
+		goto fail;
+	if (json_array_append_new(patch, o))
+		return -1;
+	return 0;
+fail:
+	json_decref(o);
+	return -1;
+}
+
+static int diff(const json_t *from, const json_t *to, const char *path, json_t *patch, int depth)
+{
+	if (depth > ZW_JSONPATCH_MAX_DEPTH)
+		return -1;
+	if (json_is_object(from) && json_is_object(to)) {
+		const char *key;
+		json_t *v;
+		int rc = 0;
+		json_object_foreach((json_t *)from, key, v)
+		{
+			char *p = zw_jsonpointer_append(path, key);
+			if (!p)
+				return -1;
+			json_t *w = json_object_get(to, key);
+			rc = w ? diff(v, w, p, patch, depth + 1) : add_op(patch, "remove", p, NULL);
+			free(p);
+			if (rc)
+				return rc;
+		}
+		json_object_foreach((json_t *)to, key, v)
+		{
+			if (json_object_get(from, key))
+				continue;
+			char *p = zw_jsonpointer_append(path, key);
+			if (!p)
+				return -1;
+			rc = add_op(patch, "add", p, v);
+			free(p);
+			if (rc)
+				return rc;
+		}
+		return 0;
+	}
+	if (json_is_array(from) && json_is_array(to)) {
+		size_t nf = json_array_size(from), nt = json_array_size(to);
+		size_t common = nf < nt ? nf : nt;
+		for (size_t i = 0; i < common; i++) {
+			char *p = pointer_index(path, i);
+			if (!p)
+				return -1;
+			int rc = diff(json_array_get(from, i), json_array_get(to, i), p, patch,
+			              depth + 1);
+			free(p);
+			if (rc)
+				return rc;
+		}
+		/* Remove from the end so earlier indices stay valid. */
+		for (size_t i = nf; i > common; i--) {
+			char *p = pointer_index(path, i - 1);
+			if (!p)
+				return -1;
+			int rc = add_op(patch, "remove", p, NULL);
+			free(p);
+			if (rc)
+				return rc;
+		}
+		for (size_t i = common; i < nt; i++) {
+			char *p = pointer_index(path, i);
+			if (!p)
+				return -1;
+			int rc = add_op(patch, "add", p, json_array_get(to, i));
+			free(p);
+			if (rc)
+				return rc;
+		}
+		return 0;
+	}
+	if (json_equal((json_t *)from, (json_t *)to))
+		return 0;
+	return add_op(patch, "replace", path, to);
+}
+
+int zw_jsonpatch_diff(const json_t *from, const json_t *to, const char *prefix, json_t *patch)
+{
+	if (!from || !to || !json_is_array(patch))
+		return -1;
+	return diff(from, to, prefix ? prefix : "", patch, 0);
+}
+
+/* Decodes the next reference token of *ptr (after its leading '/') into a
+ * new string and advances *ptr. Returns NULL on ENOMEM or a bad escape. */
+static char *next_token(const char **ptr)
+{
+	const char *s = *ptr + 1;
+	const char *end = strchr(s, '/');
+	size_t n = end ? (size_t)(end - s) : strlen(s);
+	char *tok = malloc(n + 1);
+	if (!tok)
+		return NULL;
+	size_t w = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '~') {
+			if (i + 1 < n && s[i + 1] == '0')
+				tok[w++] = '~';
+			else if (i + 1 < n && s[i + 1] == '1')
+				tok[w++] = '/';
+			else
+				goto bad;
+			i++;
+		} else {
+			tok[w++] = s[i];
+		}
+	}
+	tok[w] = '\0';
+	*ptr = s + n;
+	return tok;
+bad:
+	free(tok);
+	return NULL;
+}
+
+/* Parses an array index token: digits only, no leading zero. */
+static int parse_index(const char *tok, size_t *out)
+{
+	if (!*tok || (tok[0] == '0' && tok[1]))
+		return -1;
+	size_t v = 0;
+	for (const char *p = tok; *p; p++) {
+		if (*p < '0' || *p > '9' || v > (SIZE_MAX - 9) / 10)
+			return -1;
+		v = v * 10 + (size_t)(*p - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+json_t *zw_jsonpointer_get(const json_t *doc, const char *ptr)
+{
+	json_t *cur = (json_t *)doc;
+	if (!ptr)
+		return NULL;
+	while (cur && *ptr) {
+		if (*ptr != '/')
+			return NULL;
+		char *tok = next_token(&ptr);
+		if (!tok)
+			return NULL;
+		if (json_is_object(cur)) {
+			cur = json_object_get(cur, tok);
+		} else if (json_is_array(cur)) {
+			size_t i;
+			cur = parse_index(tok, &i) ? NULL : json_array_get(cur, i);
+		} else {
+			cur = NULL;
+		}
+		free(tok);
+	}
+	return cur;
+}
+
+/* Splits ptr into its parent container (borrowed, in *doc) and last token
+ * (new string). Returns 0, or -1 when the parent does not exist. */
+static int split_parent(json_t *doc, const char *ptr, json_t **parent, char **last)
+{
+	const char *slash = strrchr(ptr, '/');
+	if (!slash)
+		return -1;
+	size_t plen = (size_t)(slash - ptr);
+	char *ppath = strndup(ptr, plen);
+	if (!ppath)
+		return -1;
+	*parent = plen ? zw_jsonpointer_get(doc, ppath) : doc;
+	free(ppath);
+	if (!*parent)
+		return -1;
+	const char *s = slash;
+	*last = next_token(&s);
+	return *last ? 0 : -1;
+}
+
+static void set_err(char *err, size_t errlen, const char *fmt, ...)
+{
+	if (!err || !errlen)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+}
+
+/* add (replace = false) or replace (replace = true) `value` (stolen) at ptr. */
+static int put(json_t **doc, const char *ptr, json_t *value, bool replace)
+{
+	if (!*ptr) {
+		json_decref(*doc);
+		*doc = value;
+		return 0;
+	}
+	json_t *parent;
+	char *last = NULL;
+	int rc = -1;
+	if (split_parent(*doc, ptr, &parent, &last))
+		goto out;
+	if (json_is_object(parent)) {
+		if (replace && !json_object_get(parent, last))
+			goto out;
+		rc = json_object_set_new(parent, last, value);
+		value = NULL;
+	} else if (json_is_array(parent)) {
+		size_t n = json_array_size(parent), i;
+		if (!replace && strcmp(last, "-") == 0) {
+			rc = json_array_append_new(parent, value);
+			value = NULL;
+		} else if (!parse_index(last, &i) && (replace ? i < n : i <= n)) {
+			rc = replace ? json_array_set_new(parent, i, value)
+			             : json_array_insert_new(parent, i, value);
+			value = NULL;
+		}
+	}
+out:
+	json_decref(value);
+	free(last);
+	return rc;
+}
+
+static int remove_at(json_t *doc, const char *ptr)
+{
+	json_t *parent;
+	char *last = NULL;
+	int rc = -1;
+	if (!*ptr || split_parent(doc, ptr, &parent, &last))
+		goto out;
+	if (json_is_object(parent)) {
+		rc = json_object_del(parent, last);
+	} else if (json_is_array(parent)) {
+		size_t i;
+		if (!parse_index(last, &i) && i < json_array_size(parent))
+			rc = json_array_remove(parent, i);
+	}
+out:
+	free(last);
+	return rc;
+}
+
+int zw_jsonpatch_apply(json_t **doc, const json_t *patch, char *err, size_t errlen)
+{
+	if (!json_is_array(patch)) {
+		set_err(err, errlen, "patch is not an array");
+		return -1;
+	}
+	size_t i;
+	json_t *op;
+	json_array_foreach(patch, i, op)
+	{
+		const char *name = json_string_value(json_object_get(op, "op"));
+		const char *path = json_string_value(json_object_get(op, "path"));
+		const char *from = json_string_value(json_object_get(op, "from"));
+		json_t *value = json_object_get(op, "value");
+		int rc = -1;
+		if (!name || !path || (*path && *path != '/')) {
+			set_err(err, errlen, "operation %zu: missing op or bad path", i);
+			return -1;
+		}
+		if (strcmp(name, "add") == 0 || strcmp(name, "replace") == 0) {
+			if (value)
+				rc = put(doc, path, json_deep_copy(value), name[0] == 'r');
+		} else if (strcmp(name, "remove") == 0) {
+			rc = remove_at(*doc, path);
+		} else if (strcmp(name, "test") == 0) {
+			json_t *cur = zw_jsonpointer_get(*doc, path);
+			rc = (cur && value && json_equal(cur, value)) ? 0 : -1;
+		} else if ((strcmp(name, "move") == 0 || strcmp(name, "copy") == 0) && from) {
+			json_t *src = zw_jsonpointer_get(*doc, from);
+			json_t *copy = src ? json_deep_copy(src) : NULL;
+			if (copy && name[0] == 'm' && remove_at(*doc, from)) {
+				json_decref(copy);
+				copy = NULL;
+			}
+			if (copy)
+				rc = put(doc, path, copy, false);
+		}
+		if (rc) {
+			set_err(err, errlen, "operation %zu (%s %s) does not apply", i, name, path);
+			return -1;
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,629 @@
+/* zerowire admission logic; see mutate.h and docs/webhook-rewrite.md. */
+#include "mutate.h"
+#include "jsonpatch.h"
+#include "rewrite.h"
+#include "target.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+void zw_mutate_config_defaults(struct zw_mutate_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->proxy_service = "zerowire-proxy";
+	cfg->proxy_namespace = "zerowire";
+	cfg->proxy_port = 8080;
+	cfg->scaler_address = "zerowire-proxy.zerowire:9090";
+	cfg->alias_service = "zerowire-proxy";
+	cfg->cluster_domain = "cluster.local";
+	cfg->enabled_kinds = ZW_AW_ALL;
+}
+
+static const char *const kind_names[ZW_MK_COUNT] = {
+        "other",
+        "ingress",
+        "httproute",
+        "grpcroute",
+        "istio_virtualservice",
+        "gloo_virtualservice",
+        "gloo_routetable",
+        "gloo_v2_routetable",
+        "scaledobject",
+        "httpscaledobject",
+        "interceptorroute",
+};
+
+static const char *const outcome_names[ZW_MO_COUNT] = {
+        "unchanged", "rewritten", "restored", "denied", "error",
+};
+
+const char *zw_mutate_kind_name(enum zw_mutate_kind kind)
+{
+	return (unsigned)kind < ZW_MK_COUNT ? kind_names[kind] : "other";
+}
+
+const char *zw_mutate_outcome_name(enum zw_mutate_outcome outcome)
+{
+	return (unsigned)outcome < ZW_MO_COUNT ? outcome_names[outcome] : "error";
+}
+
+static void set_message(struct zw_mutate_result *info, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+static void set_message(struct zw_mutate_result *info, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(info->message, sizeof(info->message), fmt, ap);
+	va_end(ap);
+}
+
+/* A record is {path: "/spec/...", original: {...}, written: {...}}. */
+static bool record_valid(const json_t *rec)
+{
+	const char *path = json_string_value(json_object_get(rec, "path"));
+	return path && strncmp(path, "/spec/", 6) == 0 &&
+	       json_is_object(json_object_get(rec, "original")) &&
+	       json_is_object(json_object_get(rec, "written"));
+}
+
+/* Reads the records of obj's annotation. *records_out is a new array (empty
+ * when absent or invalid); *raw_out the borrowed annotation string or NULL.
+ * Returns 0, 1 when the annotation was present but invalid, -1 on ENOMEM. */
+static int read_records(const json_t *obj, json_t **records_out, const char **raw_out)
+{
+	json_t *ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
+	const char *raw = json_string_value(json_object_get(ann, ZW_ANNOTATION_ORIGINAL));
+	*raw_out = raw;
+	*records_out = NULL;
+	if (raw) {
+		json_t *recs = json_loads(raw, JSON_REJECT_DUPLICATES, NULL);
+		bool ok = json_is_array(recs);
+		size_t i;
+		json_t *r;
+		json_array_foreach(recs, i, r)
+		{
+			ok = ok && record_valid(r);
+		}
+		if (ok) {
+			*records_out = recs;
+			return 0;
+		}
+		json_decref(recs);
+	}
+	*records_out = json_array();
+	if (!*records_out)
+		return -1;
+	return raw ? 1 : 0;
+}
+
+/* True when container still holds exactly what rec wrote. */
+static bool holds_written(const json_t *container, const json_t *rec)
+{
+	json_t *orig = json_object_get(rec, "original");
+	json_t *written = json_object_get(rec, "written");
+	const char *key;
+	json_t *v;
+	if (!json_is_object(container))
+		return false;
+	json_object_foreach(written, key, v)
+	{
+		json_t *cur = json_object_get(container, key);
+		if (!cur || !json_equal(cur, v))
+			return false;
+	}
+	json_object_foreach(orig, key, v)
+	{
+		if (!json_object_get(written, key) && json_object_get(container, key))
+			return false;
+	}
+	return true;
+}
+
+/* Puts the originals of every record whose location still holds its
+ * written value back into `desired`; appends those records to `applied`;
+ * counts the others in *dropped. Returns 0 or -1 on ENOMEM. */
+static int restore(json_t *desired, const json_t *records, json_t *applied, unsigned *dropped)
+{
+	size_t i;
+	json_t *rec;
+	json_array_foreach(records, i, rec)
+	{
+		json_t *container = zw_jsonpointer_get(
+		        desired, json_string_value(json_object_get(rec, "path")));
+		if (!holds_written(container, rec)) {
+			(*dropped)++;
+			continue;
+		}
+		json_t *orig = json_object_get(rec, "original");
+		json_t *written = json_object_get(rec, "written");
+		const char *key;
+		json_t *v;
+		json_object_foreach(written, key, v)
+		{
+			if (!json_object_get(orig, key))
+				json_object_del(container, key);
+		}
+		json_object_foreach(orig, key, v)
+		{
+			if (json_object_set_new(container, key, json_deep_copy(v)))
+				return -1;
+		}
+		if (json_array_append(applied, rec))
+			return -1;
+	}
+	return 0;
+}
+
+static const json_t *find_by_path(const json_t *records, const char *path)
+{
+	size_t i;
+	json_t *r;
+	json_array_foreach(records, i, r)
+	{
+		if (strcmp(json_string_value(json_object_get(r, "path")), path) == 0)
+			return r;
+	}
+	return NULL;
+}
+
+/* Writes the records into desired's annotation (or removes it, and the
+ * annotations map when that leaves it empty). raw/old: the annotation as
+ * admitted, kept byte-for-byte when the records did not change. Returns 0,
+ * 1 when the records are too large (desired untouched), -1 on ENOMEM. */
+static int write_records(json_t *desired, const json_t *records, const char *raw, const json_t *old)
+{
+	json_t *meta = json_object_get(desired, "metadata");
+	json_t *ann = json_object_get(meta, "annotations");
+	if (json_array_size(records) == 0) {
+		if (json_is_object(ann)) {
+			json_object_del(ann, ZW_ANNOTATION_ORIGINAL);
+			if (json_object_size(ann) == 0)
+				json_object_del(meta, "annotations");
+		}
+		return 0;
+	}
+	if (raw && json_equal((json_t *)records, (json_t *)old))
+		return 0;
+	char *dump = json_dumps(records, JSON_COMPACT);
+	if (!dump)
+		return -1;
+	if (strlen(dump) > ZW_MUTATE_MAX_RECORD) {
+		free(dump);
+		return 1;
+	}
+	int rc = -1;
+	if (!json_is_object(meta)) {
+		meta = json_object();
+		if (!meta || json_object_set_new(desired, "metadata", meta))
+			goto out;
+	}
+	if (!json_is_object(ann)) {
+		ann = json_object();
+		if (!ann || json_object_set_new(meta, "annotations", ann))
+			goto out;
+	}
+	rc = json_object_set_new(ann, ZW_ANNOTATION_ORIGINAL, json_string(dump)) ? -1 : 0;
+out:
+	free(dump);
+	return rc;
+}
+
+static bool opted_out(const json_t *obj)
+{
+	json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
+	const char *v = json_string_value(json_object_get(labels, ZW_LABEL_AUTOWIRE));
+	return v && strcasecmp(v, "false") == 0;
+}
+
+static void copy_first_warning(struct zw_mutate_result *info, const json_t *warnings)
+{
+	info->warnings = (unsigned)json_array_size(warnings);
+	if (info->warnings && !info->message[0])
+		set_message(info, "%s", json_string_value(json_array_get(warnings, 0)));
+}
+
+static int mutate_route(const json_t *obj, const char *ns, const struct zw_registry *reg,
+                        const struct zw_mutate_config *cfg, json_t **desired_out, json_t *warnings,
+                        json_t *collect, struct zw_mutate_result *info)
+{
+	json_t *desired = json_deep_copy(obj);
+	json_t *old = NULL, *applied = json_array(), *records = json_array();
+	const char *raw = NULL;
+	int rc = -1;
+	if (!desired || !applied || !records)
+		goto out;
+	int r = read_records(obj, &old, &raw);
+	if (r < 0)
+		goto out;
+	struct zw_rewrite rw = {
+	        .cfg = cfg,
+	        .reg = reg,
+	        .kind = info->kind,
+	        .ns = ns,
+	        .collect = collect,
+	        .obj = desired,
+	        .records = records,
+	        .warnings = warnings,
+	};
+	if (r == 1)
+		zw_rewrite_warn(&rw, "annotation %s is not valid; ignored", ZW_ANNOTATION_ORIGINAL);
+	if (restore(desired, old, applied, &info->dropped))
+		goto out;
+	bool enabled =
+	        (cfg->enabled_kinds & zw_rewrite_autowire_bit(info->kind)) && !opted_out(obj);
+	if (enabled || collect) {
+		if (reg)
+			zw_registry_read_begin(reg);
+		int wr = zw_rewrite_walk(&rw);
+		if (reg)
+			zw_registry_read_end(reg);
+		if (wr)
+			goto out;
+	}
+	if (collect) {
+		rc = 0;
+		goto out;
+	}
+	/* Count what changed compared with the records admitted. */
+	size_t i;
+	json_t *rec;
+	json_array_foreach(records, i, rec)
+	{
+		const json_t *prev =
+		        find_by_path(applied, json_string_value(json_object_get(rec, "path")));
+		if (!prev || !json_equal((json_t *)prev, rec))
+			info->rewrites++;
+	}
+	json_array_foreach(applied, i, rec)
+	{
+		if (!find_by_path(records, json_string_value(json_object_get(rec, "path"))))
+			info->restores++;
+	}
+	r = write_records(desired, records, raw, old);
+	if (r < 0)
+		goto out;
+	if (r == 1) {
+		zw_rewrite_warn(&rw, "record annotation would exceed %d bytes; left unchanged",
+		                ZW_MUTATE_MAX_RECORD);
+		json_decref(desired);
+		desired = json_incref((json_t *)obj);
+		info->rewrites = info->restores = 0;
+	}
+	if (json_equal(desired, (json_t *)obj))
+		info->outcome = rw.not_understood ? ZW_MO_ERROR : ZW_MO_UNCHANGED;
+	else
+		info->outcome = info->rewrites ? ZW_MO_REWRITTEN : ZW_MO_RESTORED;
+	*desired_out = desired;
+	desired = NULL;
+	rc = 0;
+out:
+	json_decref(desired);
+	json_decref(old);
+	json_decref(applied);
+	json_decref(records);
+	return rc;
+}
+
+static bool being_deleted(const json_t *obj)
+{
+	return json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp") != NULL;
+}
+
+/* kedify-http triggers become external-push ones; zerowire metadata is
+ * validated (the one place the webhook denies). */
+static int mutate_scaledobject(const json_t *obj, const struct zw_mutate_config *cfg,
+                               json_t **desired_out, struct zw_mutate_result *info)
+{
+	json_t *desired = json_deep_copy(obj);
+	if (!desired)
+		return -1;
+	json_t *triggers = json_object_get(json_object_get(desired, "spec"), "triggers");
+	size_t i;
+	json_t *t;
+	json_array_foreach(triggers, i, t)
+	{
+		const char *type = json_string_value(json_object_get(t, "type"));
+		if (!type || strcmp(type, "kedify-http") != 0)
+			continue;
+		json_t *md = json_object_get(t, "metadata");
+		if (!json_is_object(md))
+			continue; /* the parser below names the problem */
+		if (json_object_set_new(t, "type", json_string("external-push")) ||
+		    json_object_set_new(md, "scalerAddress", json_string(cfg->scaler_address))) {
+			json_decref(desired);
+			return -1;
+		}
+		info->rewrites++;
+	}
+	char err[ZW_TARGET_ERRLEN] = "";
+	struct zw_target *ts = NULL;
+	size_t n = 0;
+	int rc = zw_target_parse_scaledobject(desired, &ts, &n, err);
+	zw_target_array_free(ts, n);
+	if (rc == ZW_TARGET_ENOMEM) {
+		json_decref(desired);
+		return -1;
+	}
+	if (rc == ZW_TARGET_EINVAL && !being_deleted(obj)) {
+		json_decref(desired);
+		info->outcome = ZW_MO_DENIED;
+		info->rewrites = 0;
+		set_message(info, "%s", err[0] ? err : "invalid zerowire trigger metadata");
+		return 1;
+	}
+	info->outcome = info->rewrites ? ZW_MO_REWRITTEN : ZW_MO_UNCHANGED;
+	*desired_out = desired;
+	return 0;
+}
+
+static int check_http_source(const json_t *obj, json_t **desired_out, json_t *warnings,
+                             struct zw_mutate_result *info)
+{
+	char err[ZW_TARGET_ERRLEN] = "";
+	struct zw_target *ts = NULL;
+	size_t n = 0;
+	int rc = zw_target_parse_object(obj, &ts, &n, err);
+	zw_target_array_free(ts, n);
+	if (rc == ZW_TARGET_ENOMEM)
+		return -1;
+	if (rc == ZW_TARGET_EINVAL && json_array_append_new(warnings, json_string(err)))
+		return -1;
+	info->outcome = ZW_MO_UNCHANGED;
+	*desired_out = json_incref((json_t *)obj);
+	return 0;
+}
+
+static const char *object_namespace(const json_t *obj, const char *ns)
+{
+	if (ns && *ns)
+		return ns;
+	ns = json_string_value(json_object_get(json_object_get(obj, "metadata"), "namespace"));
+	return ns && *ns ? ns : "default";
+}
+
+int zw_mutate_object(const json_t *obj, const char *group, const char *version, const char *kind,
+                     const char *ns, const struct zw_registry *reg,
+                     const struct zw_mutate_config *cfg, json_t **desired_out,
+                     json_t **warnings_out, struct zw_mutate_result *info)
+{
+	struct zw_mutate_config defaults;
+	json_t *desired = NULL;
+	json_t *warnings = json_array();
+	int rc = -1;
+	memset(info, 0, sizeof(*info));
+	if (!cfg) {
+		zw_mutate_config_defaults(&defaults);
+		cfg = &defaults;
+	}
+	if (!warnings)
+		goto out;
+	info->kind = zw_rewrite_kind(group, version, kind);
+	ns = object_namespace(obj, ns);
+	if (!json_is_object(obj)) {
+		info->outcome = ZW_MO_ERROR;
+		desired = json_incref((json_t *)obj);
+		if (json_array_append_new(warnings, json_string("object is not a JSON object; "
+		                                                "left unchanged")))
+			goto out;
+		rc = 0;
+	} else if (info->kind == ZW_MK_OTHER) {
+		desired = json_incref((json_t *)obj);
+		rc = 0;
+	} else if (info->kind == ZW_MK_SCALEDOBJECT) {
+		rc = mutate_scaledobject(obj, cfg, &desired, info);
+	} else if (info->kind == ZW_MK_HTTPSCALEDOBJECT || info->kind == ZW_MK_INTERCEPTORROUTE) {
+		rc = check_http_source(obj, &desired, warnings, info);
+	} else {
+		rc = mutate_route(obj, ns, reg, cfg, &desired, warnings, NULL, info);
+	}
+	if (rc < 0)
+		goto out;
+	copy_first_warning(info, warnings);
+	if (desired_out) {
+		*desired_out = desired;
+		desired = NULL;
+	}
+	if (warnings_out) {
+		*warnings_out = warnings;
+		warnings = NULL;
+	}
+out:
+	if (rc < 0) {
+		info->outcome = ZW_MO_ERROR;
+		set_message(info, "out of memory");
+	}
+	json_decref(desired);
+	json_decref(warnings);
+	return rc;
+}
+
+int zw_mutate_services(const json_t *obj, const char *group, const char *version, const char *kind,
+                       const char *ns, const struct zw_registry *reg,
+                       const struct zw_mutate_config *cfg, json_t *svcs)
+{
+	struct zw_mutate_config defaults;
+	struct zw_mutate_result info = {0};
+	json_t *desired = NULL, *warnings = json_array();
+	if (!cfg) {
+		zw_mutate_config_defaults(&defaults);
+		cfg = &defaults;
+	}
+	info.kind = zw_rewrite_kind(group, version, kind);
+	int rc = -1;
+	if (!warnings || !json_is_array(svcs))
+		goto out;
+	rc = 0;
+	if (zw_rewrite_autowire_bit(info.kind) && json_is_object(obj))
+		rc = mutate_route(obj, object_namespace(obj, ns), reg, cfg, &desired, warnings,
+		                  svcs, &info);
+out:
+	json_decref(desired);
+	json_decref(warnings);
+	return rc;
+}
+
+static char *base64(const char *in, size_t len)
+{
+	static const char tbl[] =
+	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	char *out = malloc(4 * ((len + 2) / 3) + 1);
+	if (!out)
+		return NULL;
+	char *w = out;
+	const unsigned char *p = (const unsigned char *)in;
+	size_t i = 0;
+	for (; i + 2 < len; i += 3) {
+		unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
+		*w++ = tbl[v >> 18];
+		*w++ = tbl[(v >> 12) & 63];
+		*w++ = tbl[(v >> 6) & 63];
+		*w++ = tbl[v & 63];
+	}
+	if (i < len) {
+		unsigned v = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0);
+		*w++ = tbl[v >> 18];
+		*w++ = tbl[(v >> 12) & 63];
+		*w++ = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+		*w++ = '=';
+	}
+	*w = '\0';
+	return out;
+}
+
+/* Fills the response object for an allowed review. */
+static int allow(json_t *resp, const json_t *obj, const json_t *desired)
+{
+	json_t *patch = json_array();
+	int rc = -1;
+	char *dump = NULL, *b64 = NULL;
+	if (!patch || zw_jsonpatch_diff(obj, desired, "", patch))
+		goto out;
+	if (json_object_set_new(resp, "allowed", json_true()))
+		goto out;
+	if (json_array_size(patch)) {
+		dump = json_dumps(patch, JSON_COMPACT);
+		b64 = dump ? base64(dump, strlen(dump)) : NULL;
+		if (!b64 || json_object_set_new(resp, "patchType", json_string("JSONPatch")) ||
+		    json_object_set_new(resp, "patch", json_string(b64)))
+			goto out;
+	}
+	rc = 0;
+out:
+	free(b64);
+	free(dump);
+	json_decref(patch);
+	return rc;
+}
+
+static int fail(struct zw_mutate_result *info, int status, const char *fmt, ...)
+        __attribute__((format(printf, 3, 4)));
+
+static int fail(struct zw_mutate_result *info, int status, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(info->message, sizeof(info->message), fmt, ap);
+	va_end(ap);
+	info->outcome = ZW_MO_ERROR;
+	return status;
+}
+
+int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg,
+                     const struct zw_mutate_config *cfg, char **response_out, size_t *response_len,
+                     struct zw_mutate_result *info)
+{
+	struct zw_mutate_result scratch;
+	json_t *review = NULL, *out = NULL, *desired = NULL, *warnings = NULL;
+	json_error_t jerr;
+	int status;
+	if (!info)
+		info = &scratch;
+	memset(info, 0, sizeof(*info));
+	*response_out = NULL;
+	*response_len = 0;
+	if (len > ZW_MUTATE_MAX_BODY)
+		return fail(info, 413, "request body of %zu bytes exceeds %d", len,
+		            ZW_MUTATE_MAX_BODY);
+	review = json_loadb(body, len, 0, &jerr);
+	if (!review) {
+		status = fail(info, 400, "body is not JSON: %s (line %d)", jerr.text, jerr.line);
+		goto out;
+	}
+	const char *api = json_string_value(json_object_get(review, "apiVersion"));
+	const char *rkind = json_string_value(json_object_get(review, "kind"));
+	json_t *req = json_object_get(review, "request");
+	const char *uid = json_string_value(json_object_get(req, "uid"));
+	if (!api || !rkind || strcmp(rkind, "AdmissionReview") != 0 ||
+	    (strcmp(api, "admission.k8s.io/v1") != 0 &&
+	     strcmp(api, "admission.k8s.io/v1beta1") != 0) ||
+	    !json_is_object(req) || !uid) {
+		status = fail(info, 400,
+		              "body is not an admission.k8s.io/v1 AdmissionReview with "
+		              "request.uid");
+		goto out;
+	}
+	status = 500;
+	json_t *resp = json_object();
+	out = json_pack("{s:s, s:s, s:o}", "apiVersion", api, "kind", "AdmissionReview", "response",
+	                resp);
+	if (!out || json_object_set_new(resp, "uid", json_string(uid)))
+		goto nomem;
+
+	json_t *gvk = json_object_get(req, "kind");
+	const char *group = json_string_value(json_object_get(gvk, "group"));
+	const char *version = json_string_value(json_object_get(gvk, "version"));
+	const char *kind = json_string_value(json_object_get(gvk, "kind"));
+	const char *op = json_string_value(json_object_get(req, "operation"));
+	const char *ns = json_string_value(json_object_get(req, "namespace"));
+	json_t *obj = json_object_get(req, "object");
+	int rc;
+	if (op && (strcmp(op, "DELETE") == 0 || strcmp(op, "CONNECT") == 0)) {
+		rc = 0;
+		desired = json_incref(obj);
+		info->kind = zw_rewrite_kind(group, version, kind);
+	} else if (!json_is_object(obj)) {
+		warnings = json_pack("[s]", "request carries no object; allowed unchanged");
+		info->outcome = ZW_MO_ERROR;
+		info->kind = zw_rewrite_kind(group, version, kind);
+		copy_first_warning(info, warnings);
+		rc = warnings ? 0 : -1;
+	} else {
+		rc = zw_mutate_object(obj, group, version, kind, ns, reg, cfg, &desired, &warnings,
+		                      info);
+	}
+	if (rc < 0)
+		goto nomem;
+	if (rc == 1) {
+		json_t *st = json_pack("{s:i, s:s, s:s}", "code", 400, "reason", "BadRequest",
+		                       "message", info->message);
+		if (!st || json_object_set_new(resp, "allowed", json_false()) ||
+		    json_object_set_new(resp, "status", st))
+			goto nomem;
+	} else if (desired && json_is_object(obj)) {
+		if (allow(resp, obj, desired))
+			goto nomem;
+	} else if (json_object_set_new(resp, "allowed", json_true())) {
+		goto nomem;
+	}
+	if (json_array_size(warnings) && json_object_set(resp, "warnings", warnings))
+		goto nomem;
+	char *dump = json_dumps(out, JSON_COMPACT);
+	if (!dump)
+		goto nomem;
+	*response_out = dump;
+	*response_len = strlen(dump);
+	status = 200;
+	goto out;
+nomem:
+	status = fail(info, 500, "out of memory");
+out:
+	json_decref(review);
+	json_decref(out);
+	json_decref(desired);
+	json_decref(warnings);
+	return status;
+}

@@ -1,0 +1,752 @@
+/* zerowire webhook target registry; see registry.h.
+ *
+ * Every table is a sorted array of entries whose first member is a string
+ * key; lookups binary-search the key, changes re-sort (changes are rare, one
+ * per watch event, lookups happen for every destination of every review). */
+#include "registry.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Separates the fields of composite keys; Kubernetes names never hold it. */
+#define SEP "\x01"
+
+struct target_entry {
+	char *key; /* "<ns>/<service>" SEP "<source key>" */
+	char *source;
+	struct zw_target t;
+};
+
+struct upstream_entry {
+	char *key; /* "<ns>/<name>" */
+	char *ns, *name, *svc_ns, *svc_name;
+	int port;
+};
+
+struct vd_entry {
+	char *key; /* "<ns>/<name>" */
+	char *svc_ns, *svc_name;
+	int vd_port, svc_port;
+};
+
+struct port_entry {
+	char *key; /* "<ns>/<name>" SEP "<port name>" */
+	int number;
+};
+
+struct flag_entry {
+	char *key; /* "<what>" SEP "<ns>" */
+};
+
+struct table {
+	void *v;
+	size_t n, cap, size;
+};
+
+struct zw_registry {
+	pthread_rwlock_t lock;
+	uint64_t generation;
+	struct table targets, upstreams, vds, ports, flags;
+};
+
+static int key_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void *table_at(const struct table *t, size_t i)
+{
+	return (char *)t->v + i * t->size;
+}
+
+/* Returns a zeroed new slot at the end (table unsorted until table_sort). */
+static void *table_push(struct table *t)
+{
+	if (t->n == t->cap) {
+		size_t cap = t->cap ? t->cap * 2 : 16;
+		void *v = realloc(t->v, cap * t->size);
+		if (!v)
+			return NULL;
+		t->v = v;
+		t->cap = cap;
+	}
+	void *slot = table_at(t, t->n++);
+	memset(slot, 0, t->size);
+	return slot;
+}
+
+static void table_sort(struct table *t)
+{
+	if (t->n > 1)
+		qsort(t->v, t->n, t->size, key_cmp);
+}
+
+/* Index of the first entry whose key is >= key (or starts with prefix). */
+static size_t table_lower(const struct table *t, const char *key)
+{
+	size_t lo = 0, hi = t->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		if (strcmp(*(char **)table_at(t, mid), key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+static bool has_prefix(const char *s, const char *prefix)
+{
+	return strncmp(s, prefix, strlen(prefix)) == 0;
+}
+
+/* Removes every entry whose key starts with prefix (exact = whole key),
+ * calling release on each. Returns how many were removed. */
+static size_t table_remove(struct table *t, const char *key, bool exact, void (*release)(void *))
+{
+	size_t w = 0, removed = 0;
+	for (size_t i = 0; i < t->n; i++) {
+		char *k = *(char **)table_at(t, i);
+		bool hit = exact ? strcmp(k, key) == 0 : has_prefix(k, key);
+		if (hit) {
+			release(table_at(t, i));
+			removed++;
+			continue;
+		}
+		if (w != i)
+			memcpy(table_at(t, w), table_at(t, i), t->size);
+		w++;
+	}
+	t->n = w;
+	return removed;
+}
+
+static char *join(const char *a, const char *sep, const char *b)
+{
+	size_t la = strlen(a), ls = strlen(sep), lb = strlen(b);
+	char *s = malloc(la + ls + lb + 1);
+	if (!s)
+		return NULL;
+	memcpy(s, a, la);
+	memcpy(s + la, sep, ls);
+	memcpy(s + la + ls, b, lb + 1);
+	return s;
+}
+
+static char *join3(const char *a, const char *b, const char *c)
+{
+	char *ab = join(a, "/", b);
+	if (!ab)
+		return NULL;
+	char *s = join(ab, SEP, c);
+	free(ab);
+	return s;
+}
+
+static void release_target(void *p)
+{
+	struct target_entry *e = p;
+	free(e->key);
+	free(e->source);
+	zw_target_free(&e->t);
+}
+
+static void release_upstream(void *p)
+{
+	struct upstream_entry *e = p;
+	free(e->key);
+	free(e->ns);
+	free(e->name);
+	free(e->svc_ns);
+	free(e->svc_name);
+}
+
+static void release_vd(void *p)
+{
+	struct vd_entry *e = p;
+	free(e->key);
+	free(e->svc_ns);
+	free(e->svc_name);
+}
+
+static void release_key(void *p)
+{
+	free(*(char **)p);
+}
+
+struct zw_registry *zw_registry_new(void)
+{
+	struct zw_registry *reg = calloc(1, sizeof(*reg));
+	if (!reg)
+		return NULL;
+	if (pthread_rwlock_init(&reg->lock, NULL)) {
+		free(reg);
+		return NULL;
+	}
+	reg->targets.size = sizeof(struct target_entry);
+	reg->upstreams.size = sizeof(struct upstream_entry);
+	reg->vds.size = sizeof(struct vd_entry);
+	reg->ports.size = sizeof(struct port_entry);
+	reg->flags.size = sizeof(struct flag_entry);
+	return reg;
+}
+
+static void table_free(struct table *t, void (*release)(void *))
+{
+	for (size_t i = 0; i < t->n; i++)
+		release(table_at(t, i));
+	free(t->v);
+}
+
+void zw_registry_free(struct zw_registry *reg)
+{
+	if (!reg)
+		return;
+	table_free(&reg->targets, release_target);
+	table_free(&reg->upstreams, release_upstream);
+	table_free(&reg->vds, release_vd);
+	table_free(&reg->ports, release_key);
+	table_free(&reg->flags, release_key);
+	pthread_rwlock_destroy(&reg->lock);
+	free(reg);
+}
+
+static void wrlock(struct zw_registry *reg)
+{
+	pthread_rwlock_wrlock(&reg->lock);
+}
+
+static void unlock(struct zw_registry *reg)
+{
+	pthread_rwlock_unlock(&reg->lock);
+}
+
+/* Removes the targets of `source`; lock held. */
+static size_t remove_source_locked(struct zw_registry *reg, const char *source)
+{
+	size_t w = 0, removed = 0;
+	struct table *t = &reg->targets;
+	for (size_t i = 0; i < t->n; i++) {
+		struct target_entry *e = table_at(t, i);
+		if (strcmp(e->source, source) == 0) {
+			release_target(e);
+			removed++;
+			continue;
+		}
+		if (w != i)
+			memcpy(table_at(t, w), e, t->size);
+		w++;
+	}
+	t->n = w;
+	return removed;
+}
+
+int zw_registry_set_targets(struct zw_registry *reg, const char *source_key,
+                            const struct zw_target *ts, size_t n)
+{
+	/* Build the new entries first so a failure leaves the registry as is. */
+	struct target_entry *fresh = n ? calloc(n, sizeof(*fresh)) : NULL;
+	size_t built = 0;
+	if (n && !fresh)
+		return -1;
+	for (; built < n; built++) {
+		struct target_entry *e = &fresh[built];
+		const struct zw_target *src = &ts[built];
+		const char *ns = src->service.namespace ? src->service.namespace : src->namespace;
+		if (!ns || !src->service.name)
+			ns = "";
+		if (zw_target_copy(&e->t, src))
+			goto fail;
+		e->source = strdup(source_key);
+		e->key = join3(ns, src->service.name ? src->service.name : "", source_key);
+		if (!e->source || !e->key) {
+			built++;
+			goto fail;
+		}
+	}
+	wrlock(reg);
+	remove_source_locked(reg, source_key);
+	for (size_t i = 0; i < n; i++) {
+		struct target_entry *slot = table_push(&reg->targets);
+		if (!slot) {
+			/* Keep what fits; the rest is released below. */
+			for (size_t j = i; j < n; j++)
+				release_target(&fresh[j]);
+			table_sort(&reg->targets);
+			reg->generation++;
+			unlock(reg);
+			free(fresh);
+			return -1;
+		}
+		*slot = fresh[i];
+	}
+	table_sort(&reg->targets);
+	reg->generation++;
+	unlock(reg);
+	free(fresh);
+	return 0;
+fail:
+	for (size_t j = 0; j < built; j++)
+		release_target(&fresh[j]);
+	free(fresh);
+	return -1;
+}
+
+int zw_registry_remove_source(struct zw_registry *reg, const char *source_key)
+{
+	wrlock(reg);
+	size_t removed = remove_source_locked(reg, source_key);
+	if (removed)
+		reg->generation++;
+	unlock(reg);
+	return removed ? 1 : 0;
+}
+
+int zw_registry_set_upstream(struct zw_registry *reg, const char *ns, const char *name,
+                             const char *svc_ns, const char *svc_name, int port)
+{
+	struct upstream_entry e = {
+	        .key = join(ns, "/", name),
+	        .ns = strdup(ns),
+	        .name = strdup(name),
+	        .svc_ns = strdup(svc_ns),
+	        .svc_name = strdup(svc_name),
+	        .port = port,
+	};
+	if (!e.key || !e.ns || !e.name || !e.svc_ns || !e.svc_name) {
+		release_upstream(&e);
+		return -1;
+	}
+	wrlock(reg);
+	table_remove(&reg->upstreams, e.key, true, release_upstream);
+	struct upstream_entry *slot = table_push(&reg->upstreams);
+	if (!slot) {
+		unlock(reg);
+		release_upstream(&e);
+		return -1;
+	}
+	*slot = e;
+	table_sort(&reg->upstreams);
+	reg->generation++;
+	unlock(reg);
+	return 0;
+}
+
+int zw_registry_remove_upstream(struct zw_registry *reg, const char *ns, const char *name)
+{
+	char *key = join(ns, "/", name);
+	if (!key)
+		return 0;
+	wrlock(reg);
+	size_t removed = table_remove(&reg->upstreams, key, true, release_upstream);
+	if (removed)
+		reg->generation++;
+	unlock(reg);
+	free(key);
+	return removed ? 1 : 0;
+}
+
+int zw_registry_add_virtual_destination(struct zw_registry *reg, const char *ns, const char *name,
+                                        const char *svc_ns, const char *svc_name, int vd_port,
+                                        int svc_port)
+{
+	struct vd_entry e = {
+	        .key = join(ns, "/", name),
+	        .svc_ns = strdup(svc_ns),
+	        .svc_name = strdup(svc_name),
+	        .vd_port = vd_port,
+	        .svc_port = svc_port,
+	};
+	if (!e.key || !e.svc_ns || !e.svc_name) {
+		release_vd(&e);
+		return -1;
+	}
+	wrlock(reg);
+	struct vd_entry *slot = table_push(&reg->vds);
+	if (!slot) {
+		unlock(reg);
+		release_vd(&e);
+		return -1;
+	}
+	*slot = e;
+	table_sort(&reg->vds);
+	reg->generation++;
+	unlock(reg);
+	return 0;
+}
+
+int zw_registry_remove_virtual_destination(struct zw_registry *reg, const char *ns,
+                                           const char *name)
+{
+	char *key = join(ns, "/", name);
+	if (!key)
+		return 0;
+	wrlock(reg);
+	size_t removed = table_remove(&reg->vds, key, true, release_vd);
+	if (removed)
+		reg->generation++;
+	unlock(reg);
+	free(key);
+	return removed ? 1 : 0;
+}
+
+int zw_registry_set_service_ports(struct zw_registry *reg, const char *ns, const char *name,
+                                  const char *const *names, const int *numbers, size_t n)
+{
+	char *svc = join(ns, "/", name);
+	char *prefix = svc ? join(svc, SEP, "") : NULL;
+	struct port_entry *fresh = calloc(n + 1, sizeof(*fresh));
+	size_t built = 0;
+	int rc = -1;
+	if (!prefix || !fresh)
+		goto out;
+	/* The marker entry (empty port name) says "ports known". */
+	for (built = 0; built <= n; built++) {
+		fresh[built].key = join(prefix, "", built < n && names[built] ? names[built] : "");
+		fresh[built].number = built < n ? numbers[built] : 0;
+		if (!fresh[built].key)
+			goto out;
+		if (built < n && !names[built][0]) {
+			free(fresh[built].key);
+			fresh[built].key = NULL;
+		}
+	}
+	wrlock(reg);
+	table_remove(&reg->ports, prefix, false, release_key);
+	for (size_t i = 0; n && i <= n; i++) {
+		if (!fresh[i].key)
+			continue;
+		struct port_entry *slot = table_push(&reg->ports);
+		if (!slot)
+			break;
+		*slot = fresh[i];
+		fresh[i].key = NULL;
+	}
+	table_sort(&reg->ports);
+	reg->generation++;
+	unlock(reg);
+	rc = 0;
+out:
+	for (size_t i = 0; fresh && i <= n; i++)
+		free(fresh[i].key);
+	free(fresh);
+	free(prefix);
+	free(svc);
+	return rc;
+}
+
+static const char *const wiring_names[ZW_WIRE_COUNT] = {"alias", "grant-httproute",
+                                                        "grant-grpcroute"};
+
+int zw_registry_set_wiring(struct zw_registry *reg, enum zw_wiring what, const char *ns,
+                           bool present)
+{
+	if ((unsigned)what >= ZW_WIRE_COUNT)
+		return -1;
+	char *key = join(wiring_names[what], SEP, ns);
+	if (!key)
+		return -1;
+	wrlock(reg);
+	size_t i = table_lower(&reg->flags, key);
+	bool have = i < reg->flags.n && strcmp(*(char **)table_at(&reg->flags, i), key) == 0;
+	int rc = 0;
+	if (present && !have) {
+		struct flag_entry *slot = table_push(&reg->flags);
+		if (slot) {
+			slot->key = key;
+			key = NULL;
+			table_sort(&reg->flags);
+			reg->generation++;
+		} else {
+			rc = -1;
+		}
+	} else if (!present && have) {
+		table_remove(&reg->flags, key, true, release_key);
+		reg->generation++;
+	}
+	unlock(reg);
+	free(key);
+	return rc;
+}
+
+uint64_t zw_registry_generation(const struct zw_registry *reg)
+{
+	struct zw_registry *r = (struct zw_registry *)reg;
+	pthread_rwlock_rdlock(&r->lock);
+	uint64_t g = r->generation;
+	pthread_rwlock_unlock(&r->lock);
+	return g;
+}
+
+size_t zw_registry_target_count(const struct zw_registry *reg)
+{
+	struct zw_registry *r = (struct zw_registry *)reg;
+	pthread_rwlock_rdlock(&r->lock);
+	size_t n = r->targets.n;
+	pthread_rwlock_unlock(&r->lock);
+	return n;
+}
+
+void zw_registry_read_begin(const struct zw_registry *reg)
+{
+	pthread_rwlock_rdlock(&((struct zw_registry *)reg)->lock);
+}
+
+void zw_registry_read_end(const struct zw_registry *reg)
+{
+	pthread_rwlock_unlock(&((struct zw_registry *)reg)->lock);
+}
+
+size_t zw_registry_find_service(const struct zw_registry *reg, const char *ns, const char *service,
+                                const struct zw_target **out, size_t max)
+{
+	char *prefix = join3(ns, service, "");
+	if (!prefix)
+		return 0;
+	size_t count = 0;
+	for (size_t i = table_lower(&reg->targets, prefix); i < reg->targets.n; i++) {
+		struct target_entry *e = table_at(&reg->targets, i);
+		if (!has_prefix(e->key, prefix))
+			break;
+		if (count < max)
+			out[count] = &e->t;
+		count++;
+	}
+	free(prefix);
+	return count;
+}
+
+int zw_registry_find_upstream(const struct zw_registry *reg, const char *ns, const char *name,
+                              struct zw_registry_upstream *out)
+{
+	char *key = join(ns, "/", name);
+	if (!key)
+		return 0;
+	size_t i = table_lower(&reg->upstreams, key);
+	int found = 0;
+	if (i < reg->upstreams.n) {
+		struct upstream_entry *e = table_at(&reg->upstreams, i);
+		if (strcmp(e->key, key) == 0) {
+			out->namespace = e->ns;
+			out->name = e->name;
+			out->service_namespace = e->svc_ns;
+			out->service_name = e->svc_name;
+			out->service_port = e->port;
+			found = 1;
+		}
+	}
+	free(key);
+	return found;
+}
+
+int zw_registry_each_vd_service(
+        const struct zw_registry *reg, const char *ns, const char *name, int vd_port,
+        int (*fn)(void *ctx, const char *svc_ns, const char *svc_name, int svc_port), void *ctx)
+{
+	char *key = join(ns, "/", name);
+	if (!key)
+		return -1;
+	int rc = -1;
+	for (size_t i = table_lower(&reg->vds, key); i < reg->vds.n; i++) {
+		struct vd_entry *e = table_at(&reg->vds, i);
+		if (strcmp(e->key, key) != 0)
+			break;
+		if (rc < 0)
+			rc = 0;
+		if (vd_port && e->vd_port && e->vd_port != vd_port)
+			continue;
+		rc = fn(ctx, e->svc_ns, e->svc_name, e->svc_port);
+		if (rc)
+			break;
+	}
+	free(key);
+	return rc;
+}
+
+int zw_registry_service_port(const struct zw_registry *reg, const char *ns, const char *name,
+                             const char *port_name, int *number)
+{
+	char *prefix = join3(ns, name, "");
+	char *key = prefix ? join(prefix, "", port_name) : NULL;
+	int rc = -1;
+	if (!key)
+		goto out;
+	size_t i = table_lower(&reg->ports, prefix);
+	if (i >= reg->ports.n || strcmp(*(char **)table_at(&reg->ports, i), prefix) != 0)
+		goto out; /* no marker: ports unknown */
+	rc = 0;
+	i = table_lower(&reg->ports, key);
+	if (i < reg->ports.n) {
+		struct port_entry *e = table_at(&reg->ports, i);
+		if (strcmp(e->key, key) == 0) {
+			*number = e->number;
+			rc = 1;
+		}
+	}
+out:
+	free(key);
+	free(prefix);
+	return rc;
+}
+
+bool zw_registry_wiring(const struct zw_registry *reg, enum zw_wiring what, const char *ns)
+{
+	if ((unsigned)what >= ZW_WIRE_COUNT)
+		return false;
+	char *key = join(wiring_names[what], SEP, ns);
+	if (!key)
+		return false;
+	size_t i = table_lower(&reg->flags, key);
+	bool have = i < reg->flags.n && strcmp(*(char **)table_at(&reg->flags, i), key) == 0;
+	free(key);
+	return have;
+}
+
+/* Splits apiVersion into group (before '/', "" for core) and compares. */
+static bool api_group_is(const char *api_version, const char *group)
+{
+	if (!api_version)
+		return false;
+	const char *slash = strchr(api_version, '/');
+	if (!slash)
+		return group[0] == '\0';
+	return strlen(group) == (size_t)(slash - api_version) &&
+	       strncmp(api_version, group, (size_t)(slash - api_version)) == 0;
+}
+
+static const char *str_at(const json_t *obj, const char *key)
+{
+	return json_string_value(json_object_get(obj, key));
+}
+
+static int int_at(const json_t *obj, const char *key)
+{
+	json_t *v = json_object_get(obj, key);
+	if (json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) < 65536)
+		return (int)json_integer_value(v);
+	return 0;
+}
+
+static int apply_vd(struct zw_registry *reg, const json_t *spec, const char *ns, const char *name)
+{
+	json_t *svcs = json_object_get(spec, "services");
+	json_t *ports = json_object_get(spec, "ports");
+	size_t i, j;
+	json_t *s, *p;
+	json_array_foreach(svcs, i, s)
+	{
+		const char *sname = str_at(s, "name");
+		const char *sns = str_at(s, "namespace");
+		if (!sname)
+			continue; /* label selectors cannot be resolved here */
+		if (!sns)
+			sns = ns;
+		if (json_array_size(ports) == 0 &&
+		    zw_registry_add_virtual_destination(reg, ns, name, sns, sname, 0, 0))
+			return -1;
+		json_array_foreach(ports, j, p)
+		{
+			int tp = int_at(json_object_get(p, "targetPort"), "number");
+			if (zw_registry_add_virtual_destination(reg, ns, name, sns, sname,
+			                                        int_at(p, "number"), tp))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+static int apply_service(struct zw_registry *reg, const json_t *spec, const char *ns,
+                         const char *name, bool deleted)
+{
+	json_t *ports = json_object_get(spec, "ports");
+	size_t n = deleted ? 0 : json_array_size(ports), i;
+	const char **names = calloc(n + 1, sizeof(*names));
+	int *numbers = calloc(n + 1, sizeof(*numbers));
+	int rc = -1;
+	if (!names || !numbers)
+		goto out;
+	for (i = 0; i < n; i++) {
+		json_t *p = json_array_get(ports, i);
+		names[i] = str_at(p, "name") ? str_at(p, "name") : "";
+		numbers[i] = int_at(p, "port");
+	}
+	rc = zw_registry_set_service_ports(reg, ns, name, names, numbers, n);
+	if (!rc && n == 0 && !deleted) {
+		/* A Service without ports: known, nothing named. */
+		const char *none[1] = {""};
+		int zero[1] = {0};
+		rc = zw_registry_set_service_ports(reg, ns, name, none, zero, 1);
+	}
+out:
+	free(names);
+	free(numbers);
+	return rc;
+}
+
+int zw_registry_apply_object(struct zw_registry *reg, const json_t *obj, bool deleted, char *err)
+{
+	char errbuf[ZW_TARGET_ERRLEN];
+	const char *api = str_at(obj, "apiVersion");
+	const char *kind = str_at(obj, "kind");
+	json_t *meta = json_object_get(obj, "metadata");
+	const char *ns = str_at(meta, "namespace");
+	const char *name = str_at(meta, "name");
+	json_t *spec = json_object_get(obj, "spec");
+	if (!err)
+		err = errbuf;
+	err[0] = '\0';
+	if (!api || !kind || !name)
+		return 1;
+	if (!ns)
+		ns = "default";
+
+	if ((api_group_is(api, "keda.sh") && strcmp(kind, "ScaledObject") == 0) ||
+	    (api_group_is(api, "http.keda.sh") &&
+	     (strcmp(kind, "HTTPScaledObject") == 0 || strcmp(kind, "InterceptorRoute") == 0))) {
+		char source[512];
+		snprintf(source, sizeof(source), "%s/%s/%s", kind, ns, name);
+		if (deleted) {
+			zw_registry_remove_source(reg, source);
+			return 0;
+		}
+		struct zw_target *ts = NULL;
+		size_t n = 0;
+		int rc = zw_target_parse_object(obj, &ts, &n, err);
+		if (rc == ZW_TARGET_ENOTARGET) {
+			zw_registry_remove_source(reg, source);
+			return 0;
+		}
+		if (rc == ZW_TARGET_EINVAL) {
+			zw_registry_remove_source(reg, source);
+			return ZW_TARGET_EINVAL;
+		}
+		if (rc)
+			return -1;
+		rc = zw_registry_set_targets(reg, source, ts, n);
+		zw_target_array_free(ts, n);
+		return rc;
+	}
+	if (api_group_is(api, "gloo.solo.io") && strcmp(kind, "Upstream") == 0) {
+		json_t *kube = json_object_get(spec, "kube");
+		const char *svc = str_at(kube, "serviceName");
+		const char *svc_ns = str_at(kube, "serviceNamespace");
+		if (deleted || !svc) {
+			zw_registry_remove_upstream(reg, ns, name);
+			return 0;
+		}
+		return zw_registry_set_upstream(reg, ns, name, svc_ns ? svc_ns : ns, svc,
+		                                int_at(kube, "servicePort"));
+	}
+	if (api_group_is(api, "networking.gloo.solo.io") &&
+	    strcmp(kind, "VirtualDestination") == 0) {
+		zw_registry_remove_virtual_destination(reg, ns, name);
+		if (deleted)
+			return 0;
+		return apply_vd(reg, spec, ns, name);
+	}
+	if (strcmp(api, "v1") == 0 && strcmp(kind, "Service") == 0)
+		return apply_service(reg, spec, ns, name, deleted);
+	return 1;
+}

@@ -1,0 +1,719 @@
+/* zerowire route rewriting per family; see rewrite.h and
+ * docs/webhook-rewrite.md. */
+#include "rewrite.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Longest JSON pointer built here; paths are fixed keys and indices. */
+#define PATH_MAX_LEN 192
+/* Targets considered per Service. */
+#define MAX_CANDIDATES 32
+/* Longest Kubernetes name / namespace / host handled (DNS-1123 is 253). */
+#define NAME_MAX_LEN 254
+
+/* One destination, resolved to the Service it names. */
+struct dest {
+	const char *ns, *name; /* the Service */
+	int port;              /* 0 = unset */
+	const char *port_name; /* NULL = unset */
+	const char *literal;   /* a host taken literally (Istio), for hand-wired names */
+	json_t *cluster;       /* Gloo Platform ref.cluster to keep, borrowed, may be NULL */
+};
+
+struct family {
+	const char *group;
+	const char *kind;
+	const char *versions[4];
+	enum zw_mutate_kind mk;
+	unsigned bit;
+};
+
+static const struct family families[] = {
+        {"networking.k8s.io", "Ingress", {"v1"}, ZW_MK_INGRESS, ZW_AW_INGRESS},
+        {"gateway.networking.k8s.io",
+         "HTTPRoute",
+         {"v1", "v1beta1"},
+         ZW_MK_HTTPROUTE,
+         ZW_AW_HTTPROUTE},
+        {"gateway.networking.k8s.io",
+         "GRPCRoute",
+         {"v1", "v1beta1", "v1alpha2"},
+         ZW_MK_GRPCROUTE,
+         ZW_AW_GRPCROUTE},
+        {"networking.istio.io",
+         "VirtualService",
+         {"v1", "v1beta1", "v1alpha3"},
+         ZW_MK_ISTIO_VIRTUALSERVICE,
+         ZW_AW_VIRTUALSERVICE},
+        {"gateway.solo.io", "VirtualService", {"v1"}, ZW_MK_GLOO_VIRTUALSERVICE, ZW_AW_GLOO},
+        {"gateway.solo.io", "RouteTable", {"v1"}, ZW_MK_GLOO_ROUTETABLE, ZW_AW_GLOO},
+        {"networking.gloo.solo.io", "RouteTable", {"v2"}, ZW_MK_GLOO_V2_ROUTETABLE, ZW_AW_GLOO},
+        {"keda.sh", "ScaledObject", {"v1alpha1"}, ZW_MK_SCALEDOBJECT, 0},
+        {"http.keda.sh", "HTTPScaledObject", {"v1alpha1"}, ZW_MK_HTTPSCALEDOBJECT, 0},
+        {"http.keda.sh", "InterceptorRoute", {"v1beta1"}, ZW_MK_INTERCEPTORROUTE, 0},
+};
+
+enum zw_mutate_kind zw_rewrite_kind(const char *group, const char *version, const char *kind)
+{
+	if (!group || !version || !kind)
+		return ZW_MK_OTHER;
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+		const struct family *f = &families[i];
+		if (strcmp(f->group, group) != 0 || strcmp(f->kind, kind) != 0)
+			continue;
+		for (size_t v = 0; v < 4 && f->versions[v]; v++) {
+			if (strcmp(f->versions[v], version) == 0)
+				return f->mk;
+		}
+	}
+	return ZW_MK_OTHER;
+}
+
+unsigned zw_rewrite_autowire_bit(enum zw_mutate_kind kind)
+{
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+		if (families[i].mk == kind)
+			return families[i].bit;
+	}
+	return 0;
+}
+
+void zw_rewrite_warn(struct zw_rewrite *rw, const char *fmt, ...)
+{
+	char msg[320];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (!rw->warnings || json_array_size(rw->warnings) >= ZW_MUTATE_MAX_WARNINGS)
+		return;
+	size_t i;
+	json_t *w;
+	json_array_foreach(rw->warnings, i, w)
+	{
+		if (strcmp(json_string_value(w), msg) == 0)
+			return;
+	}
+	if (json_array_append_new(rw->warnings, json_string(msg)))
+		rw->nomem = true;
+}
+
+/* Returns parent[key] when it is of the wanted type; when present with
+ * another type, notes it (allowed unchanged with a warning) and returns
+ * NULL. */
+static json_t *typed(struct zw_rewrite *rw, const json_t *parent, const char *key, json_type type,
+                     const char *where)
+{
+	json_t *v = json_object_get(parent, key);
+	if (!v)
+		return NULL;
+	if (json_typeof(v) == type)
+		return v;
+	rw->not_understood = true;
+	zw_rewrite_warn(rw, "%s.%s has an unexpected type; left unchanged", where, key);
+	return NULL;
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static int port_num(const json_t *v)
+{
+	if (!json_is_integer(v))
+		return 0;
+	json_int_t n = json_integer_value(v);
+	return n > 0 && n < 65536 ? (int)n : 0;
+}
+
+/* Splits a host into Service name and namespace when it has one of the
+ * forms svc, svc.ns, svc.ns.svc, svc.ns.svc.<domain> (svc alone takes
+ * default_ns; with default_ns NULL *ns is ""). Returns 1 for a Service form,
+ * 0 for a host to take literally. */
+static int service_host(const char *host, const char *default_ns, const char *domain, char *name,
+                        char *ns)
+{
+	size_t len = strlen(host);
+	if (len == 0 || len >= NAME_MAX_LEN)
+		return 0;
+	const char *d1 = strchr(host, '.');
+	if (!d1) {
+		memcpy(name, host, len + 1);
+		snprintf(ns, NAME_MAX_LEN, "%s", default_ns ? default_ns : "");
+		return 1;
+	}
+	const char *d2 = strchr(d1 + 1, '.');
+	const char *ns_end = d2 ? d2 : host + len;
+	if (d1 == host || ns_end == d1 + 1)
+		return 0;
+	if (d2) {
+		const char *rest = d2 + 1;
+		if (strncmp(rest, "svc", 3) != 0)
+			return 0;
+		if (rest[3] != '\0' && !(rest[3] == '.' && strcmp(rest + 4, domain) == 0))
+			return 0;
+	}
+	memcpy(name, host, (size_t)(d1 - host));
+	name[d1 - host] = '\0';
+	memcpy(ns, d1 + 1, (size_t)(ns_end - d1 - 1));
+	ns[ns_end - d1 - 1] = '\0';
+	return 1;
+}
+
+/* True when Service ns/name (or the literal host) is one of the proxy's
+ * names: the proxy Service, the alias Service, or a hand-wired name. */
+static bool is_proxy(const struct zw_rewrite *rw, const struct dest *d)
+{
+	const struct zw_mutate_config *cfg = rw->cfg;
+	if (d->name && d->ns && strcmp(d->ns, cfg->proxy_namespace) == 0 &&
+	    strcmp(d->name, cfg->proxy_service) == 0)
+		return true;
+	if (d->name && cfg->alias_service && strcmp(d->name, cfg->alias_service) == 0)
+		return true;
+	for (size_t i = 0; i < cfg->n_handwired_hosts; i++) {
+		const char *h = cfg->handwired_hosts[i];
+		char hname[NAME_MAX_LEN], hns[NAME_MAX_LEN];
+		if (!h)
+			continue;
+		if (d->literal && strcasecmp(h, d->literal) == 0)
+			return true;
+		if (!d->name || !service_host(h, NULL, cfg->cluster_domain, hname, hns))
+			continue;
+		if (strcmp(hname, d->name) == 0 && (!hns[0] || (d->ns && strcmp(hns, d->ns) == 0)))
+			return true;
+	}
+	return false;
+}
+
+static bool port_ok(const struct zw_rewrite *rw, const struct dest *d, const struct zw_target *t)
+{
+	if (!d->port && !d->port_name)
+		return true;
+	if (t->service.port <= 0 && !t->service.port_name)
+		return true;
+	if (d->port && t->service.port > 0)
+		return d->port == t->service.port;
+	if (d->port_name && t->service.port_name)
+		return strcmp(d->port_name, t->service.port_name) == 0;
+	/* One side names the port, the other numbers it: resolve through the
+	 * Service when its ports are known, else accept. */
+	const char *pname = d->port_name ? d->port_name : t->service.port_name;
+	int want = d->port_name ? t->service.port : d->port, number = 0;
+	if (!rw->reg)
+		return true;
+	int r = zw_registry_service_port(rw->reg, d->ns, d->name, pname, &number);
+	if (r < 0)
+		return true;
+	return r == 1 && number == want;
+}
+
+static const struct zw_target *match_target(const struct zw_rewrite *rw, const struct dest *d)
+{
+	const struct zw_target *c[MAX_CANDIDATES];
+	unsigned bit = zw_rewrite_autowire_bit(rw->kind);
+	if (!rw->reg || !d->name || !d->ns)
+		return NULL;
+	size_t n = zw_registry_find_service(rw->reg, d->ns, d->name, c, MAX_CANDIDATES);
+	if (n > MAX_CANDIDATES)
+		n = MAX_CANDIDATES;
+	for (size_t i = 0; i < n; i++) {
+		if ((c[i]->autowire & bit) && port_ok(rw, d, c[i]))
+			return c[i];
+	}
+	return NULL;
+}
+
+static bool host_covered(const struct zw_target *t, const char *host)
+{
+	for (size_t r = 0; r < t->n_rules; r++) {
+		const struct zw_route_rule *rule = &t->rules[r];
+		if (rule->n_hosts == 0)
+			return true;
+		for (size_t h = 0; h < rule->n_hosts; h++) {
+			const char *th = rule->hosts[h];
+			if (strcmp(th, "*") == 0 || strcasecmp(th, host) == 0)
+				return true;
+			if (th[0] == '*' && th[1] == '.') {
+				size_t hl = strlen(host), sl = strlen(th + 1);
+				if (hl > sl && strcasecmp(host + hl - sl, th + 1) == 0)
+					return true;
+			}
+		}
+	}
+	return t->n_rules == 0;
+}
+
+static void check_host(struct zw_rewrite *rw, const struct zw_target *t, const char *host)
+{
+	if (!host || !*host || strcmp(host, "*") == 0 || host_covered(t, host))
+		return;
+	zw_rewrite_warn(rw,
+	                "route host %s is not among the hosts of %s %s/%s: the proxy answers 404 "
+	                "for it",
+	                host, zw_target_source_kind(t->source), t->namespace ? t->namespace : "",
+	                t->name ? t->name : "");
+}
+
+static void warn_after_rewrite(struct zw_rewrite *rw, const struct zw_target *t,
+                               const struct dest *d)
+{
+	const struct zw_mutate_config *cfg = rw->cfg;
+	check_host(rw, t, rw->route_host);
+	size_t i;
+	json_t *h;
+	json_array_foreach(rw->route_hosts, i, h)
+	{
+		check_host(rw, t, json_string_value(h));
+	}
+	int number;
+	if (d->port_name &&
+	    zw_registry_service_port(rw->reg, d->ns, d->name, d->port_name, &number) == 0)
+		zw_rewrite_warn(rw, "Service %s/%s defines no port named %s", d->ns, d->name,
+		                d->port_name);
+	if (strcmp(rw->ns, cfg->proxy_namespace) == 0)
+		return;
+	if (rw->kind == ZW_MK_INGRESS && !zw_registry_wiring(rw->reg, ZW_WIRE_ALIAS, rw->ns))
+		zw_rewrite_warn(rw,
+		                "alias Service %s/%s for the proxy does not exist yet; zerowire "
+		                "creates it shortly",
+		                rw->ns, cfg->alias_service);
+	if ((rw->kind == ZW_MK_HTTPROUTE &&
+	     !zw_registry_wiring(rw->reg, ZW_WIRE_GRANT_HTTPROUTE, rw->ns)) ||
+	    (rw->kind == ZW_MK_GRPCROUTE &&
+	     !zw_registry_wiring(rw->reg, ZW_WIRE_GRANT_GRPCROUTE, rw->ns)))
+		zw_rewrite_warn(rw,
+		                "ReferenceGrant in %s allowing routes of namespace %s to reach the "
+		                "proxy does not exist yet; zerowire creates it shortly",
+		                cfg->proxy_namespace, rw->ns);
+}
+
+/* Fields zerowire owns in the destination container, per family. */
+static const char *const *owned_keys(enum zw_mutate_kind kind)
+{
+	static const char *const ingress[] = {"name", "port", NULL};
+	static const char *const gateway[] = {"name", "namespace", "port", NULL};
+	static const char *const istio[] = {"host", "subset", "port", NULL};
+	static const char *const gloo[] = {"kube", "upstream", "subset", "destinationSpec", NULL};
+	static const char *const gloo2[] = {"ref", "kind", "port", "subset", NULL};
+	switch (kind) {
+	case ZW_MK_INGRESS:
+		return ingress;
+	case ZW_MK_HTTPROUTE:
+	case ZW_MK_GRPCROUTE:
+		return gateway;
+	case ZW_MK_ISTIO_VIRTUALSERVICE:
+		return istio;
+	case ZW_MK_GLOO_VIRTUALSERVICE:
+	case ZW_MK_GLOO_ROUTETABLE:
+		return gloo;
+	default:
+		return gloo2;
+	}
+}
+
+/* Builds the fields written in place of the destination (new object). */
+static json_t *written_value(const struct zw_rewrite *rw, const struct dest *d)
+{
+	const struct zw_mutate_config *cfg = rw->cfg;
+	int port = cfg->proxy_port;
+	char host[3 * NAME_MAX_LEN];
+	switch (rw->kind) {
+	case ZW_MK_INGRESS: {
+		/* Backends cannot leave the Ingress's namespace: use the alias
+		 * Service there, or the proxy itself in its own namespace. */
+		const char *name = strcmp(rw->ns, cfg->proxy_namespace) == 0 ? cfg->proxy_service
+		                                                             : cfg->alias_service;
+		return json_pack("{s:s, s:{s:i}}", "name", name, "port", "number", port);
+	}
+	case ZW_MK_HTTPROUTE:
+	case ZW_MK_GRPCROUTE:
+		return json_pack("{s:s, s:s, s:i}", "name", cfg->proxy_service, "namespace",
+		                 cfg->proxy_namespace, "port", port);
+	case ZW_MK_ISTIO_VIRTUALSERVICE:
+		snprintf(host, sizeof(host), "%s.%s.svc.%s", cfg->proxy_service,
+		         cfg->proxy_namespace, cfg->cluster_domain);
+		return json_pack("{s:s, s:{s:i}}", "host", host, "port", "number", port);
+	case ZW_MK_GLOO_VIRTUALSERVICE:
+	case ZW_MK_GLOO_ROUTETABLE:
+		return json_pack("{s:{s:{s:s, s:s}, s:i}}", "kube", "ref", "name",
+		                 cfg->proxy_service, "namespace", cfg->proxy_namespace, "port",
+		                 port);
+	default: {
+		json_t *w = json_pack("{s:{s:s, s:s}, s:s, s:{s:i}}", "ref", "name",
+		                      cfg->proxy_service, "namespace", cfg->proxy_namespace, "kind",
+		                      "SERVICE", "port", "number", port);
+		if (w && d->cluster &&
+		    json_object_set(json_object_get(w, "ref"), "cluster", d->cluster)) {
+			json_decref(w);
+			return NULL;
+		}
+		return w;
+	}
+	}
+}
+
+static void collect(struct zw_rewrite *rw, const char *ns, const char *name)
+{
+	char key[2 * NAME_MAX_LEN + 2];
+	snprintf(key, sizeof(key), "%s/%s", ns, name);
+	size_t i;
+	json_t *v;
+	json_array_foreach(rw->collect, i, v)
+	{
+		if (strcmp(json_string_value(v), key) == 0)
+			return;
+	}
+	if (json_array_append_new(rw->collect, json_string(key)))
+		rw->nomem = true;
+}
+
+/* The one place a destination is rewritten. */
+static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
+                     const struct dest *d)
+{
+	if (!d->name || !d->ns || !json_is_object(container))
+		return;
+	if (rw->collect) {
+		collect(rw, d->ns, d->name);
+		return;
+	}
+	if (is_proxy(rw, d))
+		return;
+	const struct zw_target *t = match_target(rw, d);
+	if (!t)
+		return;
+	json_t *written = written_value(rw, d);
+	json_t *original = json_object();
+	json_t *rec = NULL;
+	if (!written || !original)
+		goto nomem;
+	const char *const *keys = owned_keys(rw->kind);
+	for (size_t i = 0; keys[i]; i++) {
+		json_t *v = json_object_get(container, keys[i]);
+		if (v && json_object_set(original, keys[i], v))
+			goto nomem;
+	}
+	rec = json_pack("{s:s, s:O, s:O}", "path", path, "original", original, "written", written);
+	if (!rec || json_array_append_new(rw->records, rec)) {
+		rec = NULL;
+		goto nomem;
+	}
+	/* Replace in place (keeps key order), then drop owned keys not written. */
+	for (size_t i = 0; keys[i]; i++) {
+		json_t *w = json_object_get(written, keys[i]);
+		if (w) {
+			if (json_object_set(container, keys[i], w))
+				goto nomem;
+		} else {
+			json_object_del(container, keys[i]);
+		}
+	}
+	json_decref(written);
+	json_decref(original);
+	warn_after_rewrite(rw, t, d);
+	return;
+nomem:
+	json_decref(written);
+	json_decref(original);
+	rw->nomem = true;
+}
+
+static int walk_ingress(struct zw_rewrite *rw, json_t *spec)
+{
+	char path[PATH_MAX_LEN];
+	json_t *db = typed(rw, spec, "defaultBackend", JSON_OBJECT, "spec");
+	json_t *svc = typed(rw, db, "service", JSON_OBJECT, "spec.defaultBackend");
+	if (svc) {
+		json_t *port = json_object_get(svc, "port");
+		struct dest d = {.ns = rw->ns,
+		                 .name = str(svc, "name"),
+		                 .port = port_num(json_object_get(port, "number")),
+		                 .port_name = str(port, "name")};
+		rw->route_host = NULL;
+		consider(rw, svc, "/spec/defaultBackend/service", &d);
+	}
+	json_t *rules = typed(rw, spec, "rules", JSON_ARRAY, "spec");
+	size_t i, j;
+	json_t *rule, *p;
+	json_array_foreach(rules, i, rule)
+	{
+		json_t *http = typed(rw, rule, "http", JSON_OBJECT, "spec.rules[]");
+		json_t *paths = typed(rw, http, "paths", JSON_ARRAY, "spec.rules[].http");
+		rw->route_host = str(rule, "host");
+		json_array_foreach(paths, j, p)
+		{
+			json_t *backend =
+			        typed(rw, p, "backend", JSON_OBJECT, "spec.rules[].http.paths[]");
+			svc = typed(rw, backend, "service", JSON_OBJECT,
+			            "spec.rules[].http.paths[].backend");
+			if (!svc)
+				continue;
+			json_t *port = json_object_get(svc, "port");
+			struct dest d = {.ns = rw->ns,
+			                 .name = str(svc, "name"),
+			                 .port = port_num(json_object_get(port, "number")),
+			                 .port_name = str(port, "name")};
+			snprintf(path, sizeof(path),
+			         "/spec/rules/%zu/http/paths/%zu/backend/service", i, j);
+			consider(rw, svc, path, &d);
+		}
+	}
+	rw->route_host = NULL;
+	return 0;
+}
+
+static int walk_gateway(struct zw_rewrite *rw, json_t *spec)
+{
+	char path[PATH_MAX_LEN];
+	rw->route_hosts = typed(rw, spec, "hostnames", JSON_ARRAY, "spec");
+	json_t *rules = typed(rw, spec, "rules", JSON_ARRAY, "spec");
+	size_t i, j;
+	json_t *rule, *ref;
+	json_array_foreach(rules, i, rule)
+	{
+		json_t *refs = typed(rw, rule, "backendRefs", JSON_ARRAY, "spec.rules[]");
+		json_array_foreach(refs, j, ref)
+		{
+			const char *group = str(ref, "group");
+			const char *kind = str(ref, "kind");
+			if ((json_object_get(ref, "group") && (!group || *group)) ||
+			    (json_object_get(ref, "kind") &&
+			     (!kind || strcmp(kind, "Service") != 0)))
+				continue;
+			const char *ns = str(ref, "namespace");
+			struct dest d = {.ns = ns ? ns : rw->ns,
+			                 .name = str(ref, "name"),
+			                 .port = port_num(json_object_get(ref, "port"))};
+			snprintf(path, sizeof(path), "/spec/rules/%zu/backendRefs/%zu", i, j);
+			consider(rw, ref, path, &d);
+		}
+	}
+	rw->route_hosts = NULL;
+	return 0;
+}
+
+/* Istio: only gateway-bound VirtualServices (or delegates, which have no
+ * hosts and inherit the root's gateways) unless configured otherwise. */
+static bool istio_bound(const struct zw_rewrite *rw, const json_t *spec)
+{
+	if (rw->cfg->autowire_mesh_virtualservices)
+		return true;
+	json_t *hosts = json_object_get(spec, "hosts");
+	if (json_array_size(hosts) == 0)
+		return true;
+	size_t i;
+	json_t *g;
+	json_array_foreach(json_object_get(spec, "gateways"), i, g)
+	{
+		const char *s = json_string_value(g);
+		if (s && strcmp(s, "mesh") != 0)
+			return true;
+	}
+	return false;
+}
+
+static int walk_istio(struct zw_rewrite *rw, json_t *spec)
+{
+	char path[PATH_MAX_LEN], name[NAME_MAX_LEN], ns[NAME_MAX_LEN];
+	if (!rw->collect && !istio_bound(rw, spec))
+		return 0;
+	rw->route_hosts = typed(rw, spec, "hosts", JSON_ARRAY, "spec");
+	json_t *http = typed(rw, spec, "http", JSON_ARRAY, "spec");
+	size_t i, j;
+	json_t *h, *r;
+	json_array_foreach(http, i, h)
+	{
+		json_t *route = typed(rw, h, "route", JSON_ARRAY, "spec.http[]");
+		json_array_foreach(route, j, r)
+		{
+			json_t *dst =
+			        typed(rw, r, "destination", JSON_OBJECT, "spec.http[].route[]");
+			const char *host = str(dst, "host");
+			if (!host)
+				continue;
+			struct dest d = {.literal = host,
+			                 .port = port_num(json_object_get(
+			                         json_object_get(dst, "port"), "number"))};
+			if (service_host(host, rw->ns, rw->cfg->cluster_domain, name, ns)) {
+				d.name = name;
+				d.ns = ns;
+			}
+			snprintf(path, sizeof(path), "/spec/http/%zu/route/%zu/destination", i, j);
+			if (!d.name) {
+				/* Literal host: only hand-wired detection applies. */
+				continue;
+			}
+			consider(rw, dst, path, &d);
+		}
+	}
+	rw->route_hosts = NULL;
+	return 0;
+}
+
+/* A Gloo Edge Destination (single, or multi.destinations[].destination). */
+static void gloo_dest(struct zw_rewrite *rw, json_t *dst, const char *path)
+{
+	json_t *kube = typed(rw, dst, "kube", JSON_OBJECT, "routeAction destination");
+	json_t *up = typed(rw, dst, "upstream", JSON_OBJECT, "routeAction destination");
+	if (kube) {
+		json_t *ref = json_object_get(kube, "ref");
+		const char *ns = str(ref, "namespace");
+		struct dest d = {.ns = ns && *ns ? ns : rw->ns,
+		                 .name = str(ref, "name"),
+		                 .port = port_num(json_object_get(kube, "port"))};
+		consider(rw, dst, path, &d);
+	} else if (up && rw->reg) {
+		const char *ns = str(up, "namespace");
+		const char *name = str(up, "name");
+		struct zw_registry_upstream u;
+		if (!name || !zw_registry_find_upstream(rw->reg, ns && *ns ? ns : rw->ns, name, &u))
+			return;
+		struct dest d = {
+		        .ns = u.service_namespace, .name = u.service_name, .port = u.service_port};
+		consider(rw, dst, path, &d);
+	}
+}
+
+static int walk_gloo(struct zw_rewrite *rw, json_t *spec)
+{
+	char path[PATH_MAX_LEN];
+	json_t *routes;
+	const char *base;
+	if (rw->kind == ZW_MK_GLOO_VIRTUALSERVICE) {
+		json_t *vh = typed(rw, spec, "virtualHost", JSON_OBJECT, "spec");
+		rw->route_hosts = typed(rw, vh, "domains", JSON_ARRAY, "spec.virtualHost");
+		routes = typed(rw, vh, "routes", JSON_ARRAY, "spec.virtualHost");
+		base = "/spec/virtualHost/routes";
+	} else {
+		routes = typed(rw, spec, "routes", JSON_ARRAY, "spec");
+		base = "/spec/routes";
+	}
+	size_t i, j;
+	json_t *route, *md;
+	json_array_foreach(routes, i, route)
+	{
+		json_t *ra = typed(rw, route, "routeAction", JSON_OBJECT, "routes[]");
+		json_t *single = typed(rw, ra, "single", JSON_OBJECT, "routes[].routeAction");
+		json_t *multi = typed(rw, ra, "multi", JSON_OBJECT, "routes[].routeAction");
+		if (single) {
+			snprintf(path, sizeof(path), "%s/%zu/routeAction/single", base, i);
+			gloo_dest(rw, single, path);
+		}
+		json_t *dests =
+		        typed(rw, multi, "destinations", JSON_ARRAY, "routes[].routeAction.multi");
+		json_array_foreach(dests, j, md)
+		{
+			json_t *dst = typed(rw, md, "destination", JSON_OBJECT,
+			                    "routes[].routeAction.multi.destinations[]");
+			if (!dst)
+				continue;
+			snprintf(path, sizeof(path),
+			         "%s/%zu/routeAction/multi/destinations/%zu/destination", base, i,
+			         j);
+			gloo_dest(rw, dst, path);
+		}
+	}
+	rw->route_hosts = NULL;
+	return 0;
+}
+
+struct vd_search {
+	struct zw_rewrite *rw;
+	struct dest found;
+};
+
+static int vd_visit(void *ctx, const char *svc_ns, const char *svc_name, int svc_port)
+{
+	struct vd_search *s = ctx;
+	struct dest d = {.ns = svc_ns, .name = svc_name, .port = svc_port};
+	if (s->rw->collect) {
+		collect(s->rw, svc_ns, svc_name);
+		return 0;
+	}
+	if (is_proxy(s->rw, &d) || !match_target(s->rw, &d))
+		return 0;
+	s->found = d;
+	return 1;
+}
+
+static int walk_gloo_v2(struct zw_rewrite *rw, json_t *spec)
+{
+	char path[PATH_MAX_LEN];
+	rw->route_hosts = typed(rw, spec, "hosts", JSON_ARRAY, "spec");
+	json_t *http = typed(rw, spec, "http", JSON_ARRAY, "spec");
+	size_t i, j;
+	json_t *h, *dst;
+	json_array_foreach(http, i, h)
+	{
+		json_t *fwd = typed(rw, h, "forwardTo", JSON_OBJECT, "spec.http[]");
+		json_t *dests = typed(rw, fwd, "destinations", JSON_ARRAY, "spec.http[].forwardTo");
+		json_array_foreach(dests, j, dst)
+		{
+			const char *kind = str(dst, "kind");
+			json_t *ref =
+			        typed(rw, dst, "ref", JSON_OBJECT, "forwardTo.destinations[]");
+			json_t *port = json_object_get(dst, "port");
+			const char *ns = str(ref, "namespace");
+			struct dest d = {.ns = ns && *ns ? ns : rw->ns,
+			                 .name = str(ref, "name"),
+			                 .port = port_num(json_object_get(port, "number")),
+			                 .port_name = str(port, "name"),
+			                 .cluster = json_object_get(ref, "cluster")};
+			snprintf(path, sizeof(path), "/spec/http/%zu/forwardTo/destinations/%zu", i,
+			         j);
+			if (!ref || (json_object_get(dst, "kind") && !kind))
+				continue;
+			if (!kind || strcmp(kind, "SERVICE") == 0) {
+				consider(rw, dst, path, &d);
+			} else if (strcmp(kind, "VIRTUAL_DESTINATION") == 0 && rw->reg && d.name) {
+				struct vd_search s = {.rw = rw};
+				if (zw_registry_each_vd_service(rw->reg, d.ns, d.name, d.port,
+				                                vd_visit, &s) != 1)
+					continue;
+				s.found.cluster = d.cluster;
+				consider(rw, dst, path, &s.found);
+			}
+		}
+	}
+	rw->route_hosts = NULL;
+	return 0;
+}
+
+int zw_rewrite_walk(struct zw_rewrite *rw)
+{
+	int (*fn)(struct zw_rewrite * rw, json_t * spec);
+	switch (rw->kind) {
+	case ZW_MK_INGRESS:
+		fn = walk_ingress;
+		break;
+	case ZW_MK_HTTPROUTE:
+	case ZW_MK_GRPCROUTE:
+		fn = walk_gateway;
+		break;
+	case ZW_MK_ISTIO_VIRTUALSERVICE:
+		fn = walk_istio;
+		break;
+	case ZW_MK_GLOO_VIRTUALSERVICE:
+	case ZW_MK_GLOO_ROUTETABLE:
+		fn = walk_gloo;
+		break;
+	case ZW_MK_GLOO_V2_ROUTETABLE:
+		fn = walk_gloo_v2;
+		break;
+	default:
+		return 0;
+	}
+	json_t *spec = json_object_get(rw->obj, "spec");
+	if (!json_is_object(spec)) {
+		rw->not_understood = true;
+		zw_rewrite_warn(rw, "object has no spec; left unchanged");
+		return rw->nomem ? -1 : 0;
+	}
+	int rc = fn(rw, spec);
+	return rc || rw->nomem ? -1 : 0;
+}

@@ -1,0 +1,57 @@
+/* zerowire route rewriting, one table entry per route family.
+ *
+ * Used by mutate.c: it restores the records of an object, then asks this
+ * module to walk the object's destinations. Each destination that names a
+ * scaled Service (and does not already lead to the proxy) is rewritten in
+ * place in rw->obj and a record {path, original, written} appended to
+ * rw->records. `path` is the JSON pointer of the object that holds the
+ * destination fields; `original` and `written` hold only the fields zerowire
+ * owns there (a field absent from `original` was absent before). */
+#ifndef ZW_REWRITE_H
+#define ZW_REWRITE_H
+
+#include "mutate.h"
+#include "registry.h"
+
+#include <jansson.h>
+#include <stdbool.h>
+
+struct zw_rewrite {
+	/* Inputs (borrowed). */
+	const struct zw_mutate_config *cfg;
+	const struct zw_registry *reg; /* may be NULL; read section held */
+	enum zw_mutate_kind kind;
+	const char *ns;  /* the object's namespace */
+	json_t *collect; /* non-NULL: append "<ns>/<svc>" of every destination, no rewrite */
+
+	/* The object being rewritten (owned by the caller, modified in place). */
+	json_t *obj;
+
+	/* Outputs (owned by the caller, appended to). */
+	json_t *records;     /* array of records */
+	json_t *warnings;    /* array of strings, deduplicated, at most ZW_MUTATE_MAX_WARNINGS */
+	bool not_understood; /* some part had the wrong type and was skipped */
+	bool nomem;
+
+	/* Walk state (set by the walkers). */
+	const json_t *route_hosts; /* array of host strings or NULL */
+	const char *route_host;    /* single host (Ingress rule) or NULL */
+};
+
+/* Maps an API group / version / kind to the route family, or ZW_MK_OTHER.
+ * Version matters: only the versions known to share the schema are taken. */
+enum zw_mutate_kind zw_rewrite_kind(const char *group, const char *version, const char *kind);
+
+/* Returns the trafficAutowire bit (enum zw_autowire) for a route family,
+ * 0 for non-route kinds. */
+unsigned zw_rewrite_autowire_bit(enum zw_mutate_kind kind);
+
+/* Walks rw->obj's destinations of family rw->kind, rewriting and recording
+ * as described above. Returns 0, or -1 on ENOMEM (rw->nomem set). */
+int zw_rewrite_walk(struct zw_rewrite *rw);
+
+/* Appends `msg` (copied) to rw->warnings unless present or full. */
+void zw_rewrite_warn(struct zw_rewrite *rw, const char *fmt, ...)
+        __attribute__((format(printf, 2, 3)));
+
+#endif
