@@ -556,6 +556,7 @@ static void list_page(struct zw_watch *w)
 			goto out;
 		}
 	}
+	w->failures = 0;
 	json_array_foreach(items, i, item)
 	{
 		if (!json_is_object(item))
