@@ -1,26 +1,625 @@
-/* zerowire-webhook entry point. */
+/* zerowire-webhook entry point: flags, wiring of the server, the target
+ * registry, the watches and the reconciler, and signal handling. */
+#include "kube.h"
+#include "kubeconfig.h"
 #include "log.h"
+#include "metrics.h"
+#include "mutate.h"
+#include "reconcile.h"
+#include "registry.h"
+#include "server.h"
+#include "sources.h"
+#include "target.h"
+#include "yamljson.h"
 
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-static const char usage[] = "usage: zerowire-webhook [--help] [--version]\n";
+#define MAX_LIST_ITEMS 64 /* entries of a comma list flag */
+
+static const char usage[] =
+        "usage: zerowire-webhook --tls-cert-file FILE --tls-key-file FILE [flags]\n"
+        "\n"
+        "Mutating admission webhook of zerowire: rewrites route destinations that\n"
+        "name a scaled Service to the zerowire proxy, restores them exactly when the\n"
+        "target goes away, and keeps cross-namespace wiring in place.\n"
+        "\n"
+        "Serving:\n"
+        "  --listen ADDR              host:port, :port or [v6]:port (default :8443)\n"
+        "  --tls-cert-file FILE       PEM certificate chain, re-read when it changes\n"
+        "  --tls-key-file FILE        PEM private key, re-read when it changes\n"
+        "  --max-body BYTES           largest AdmissionReview accepted, else 413\n"
+        "                             (default 3145728)\n"
+        "  --threads N                HTTPS worker threads (default 2)\n"
+        "  --max-connections N        open connections (default 1024)\n"
+        "\n"
+        "Kubernetes API:\n"
+        "  --kubeconfig FILE          kubeconfig (default: in-cluster service account,\n"
+        "                             else $KUBECONFIG, else ~/.kube/config)\n"
+        "  --no-kube                  no API server: admission only, targets from\n"
+        "                             --static-objects; /readyz is ready at once\n"
+        "  --static-objects FILE      YAML/JSON file of target sources (ScaledObjects,\n"
+        "                             HTTPScaledObjects, InterceptorRoutes, Upstreams,\n"
+        "                             ...) loaded into the registry at start\n"
+        "  --watch-namespaces LIST    comma list of namespaces to watch (default all)\n"
+        "\n"
+        "Rewriting:\n"
+        "  --proxy-service NAME       proxy Service (default zerowire-proxy)\n"
+        "  --proxy-namespace NS       its namespace (default zerowire)\n"
+        "  --proxy-port N             its HTTP port (default 8080)\n"
+        "  --scaler-address ADDR      external-push scalerAddress\n"
+        "                             (default <proxy-service>.<proxy-namespace>:9090)\n"
+        "  --alias-service NAME       per-namespace alias Service for Ingresses\n"
+        "                             (default: the proxy Service name)\n"
+        "  --cluster-domain DOMAIN    (default cluster.local)\n"
+        "  --kinds LIST               route kinds to handle: ingress,httproute,\n"
+        "                             grpcroute,virtualservice,gloo (default all)\n"
+        "  --handwired-hosts LIST     Service FQDNs that already mean \"the proxy\"\n"
+        "  --mesh-virtualservices     also rewrite mesh-bound Istio VirtualServices\n"
+        "\n"
+        "Reconciler:\n"
+        "  --reconcile=false          do not run the reconciler\n"
+        "  --leader-elect=BOOL        elect one active reconciler with a Lease\n"
+        "                             (default true)\n"
+        "  --lease-name NAME          (default zerowire-webhook)\n"
+        "  --lease-namespace NS       (default: the proxy namespace)\n"
+        "  --resync SECONDS           full reconciler pass interval (default 10)\n"
+        "\n"
+        "  --log-level LEVEL          debug, info, warn, error (default info)\n"
+        "  --help, --version\n";
+
+struct app {
+	struct zw_metrics *metrics;
+	struct zw_registry *reg;
+	struct zw_mutate_config mcfg;
+	struct zw_kube_config *kcfg;
+	struct zw_kube *kube;
+	struct zw_sources *sources;
+	struct zw_reconcile *rec;
+	struct zw_server *server;
+	int no_kube;
+};
+
+struct flags {
+	const char *listen;
+	const char *cert;
+	const char *key;
+	const char *kubeconfig;
+	const char *static_objects;
+	const char *watch_namespaces;
+	const char *proxy_service;
+	const char *proxy_namespace;
+	const char *scaler_address;
+	const char *alias_service;
+	const char *cluster_domain;
+	const char *kinds;
+	const char *handwired;
+	const char *lease_name;
+	const char *lease_namespace;
+	const char *log_level;
+	long proxy_port;
+	long max_body;
+	long threads;
+	long max_connections;
+	long resync_s;
+	int no_kube;
+	int mesh_vs;
+	int reconcile;
+	int leader_elect;
+};
+
+static int review_cb(void *arg, const char *body, size_t len, struct zw_review_reply *reply)
+{
+	struct app *a = arg;
+	struct zw_mutate_result info;
+	char *out = NULL;
+	size_t out_len = 0;
+	int status;
+
+	memset(&info, 0, sizeof(info));
+	status = zw_mutate_review(body, len, a->reg, &a->mcfg, &out, &out_len, &info);
+	snprintf(reply->kind, sizeof(reply->kind), "%s", zw_mutate_kind_name(info.kind));
+	reply->rewrites = info.rewrites;
+	reply->restores = info.restores;
+	reply->warnings = info.warnings;
+	reply->status = status;
+	if (status == 200 && out != NULL) {
+		reply->body = out;
+		reply->body_len = out_len;
+		switch (info.outcome) {
+		case ZW_MO_REWRITTEN:
+			reply->outcome = ZW_REVIEW_PATCHED;
+			break;
+		case ZW_MO_RESTORED:
+			reply->outcome = ZW_REVIEW_RESTORED;
+			break;
+		case ZW_MO_DENIED:
+			reply->outcome = ZW_REVIEW_DENIED;
+			break;
+		case ZW_MO_ERROR:
+			reply->outcome = ZW_REVIEW_IGNORED;
+			break;
+		default:
+			reply->outcome = ZW_REVIEW_UNCHANGED;
+			break;
+		}
+		if (info.outcome == ZW_MO_DENIED || info.outcome == ZW_MO_ERROR)
+			zw_log(ZW_LOG_INFO, "review_not_applied",
+			       "kind=%s outcome=%s reason=\"%s\"", zw_mutate_kind_name(info.kind),
+			       zw_mutate_outcome_name(info.outcome), info.message);
+		return 0;
+	}
+	free(out);
+	if (status == 500)
+		return -ENOMEM;
+	/* 400 / 413: the message is the body. */
+	if (asprintf(&reply->body, "%s\n",
+	             info.message[0] ? info.message : "request is not an AdmissionReview") < 0) {
+		reply->body = NULL;
+		return -ENOMEM;
+	}
+	reply->body_len = strlen(reply->body);
+	reply->outcome = status == 413 ? ZW_REVIEW_TOO_LARGE : ZW_REVIEW_INVALID;
+	zw_log(ZW_LOG_WARN, "review_rejected", "status=%d reason=\"%s\"", status, info.message);
+	return 0;
+}
+
+static int sources_synced(void *arg)
+{
+	struct app *a = arg;
+
+	if (a->no_kube)
+		return 1;
+	return a->sources != NULL && zw_sources_synced(a->sources);
+}
+
+static int ready_cb(void *arg)
+{
+	struct app *a = arg;
+	int synced = sources_synced(a);
+
+	zw_metrics_set(a->metrics, ZW_G_SYNCED, synced);
+	zw_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
+	return synced;
+}
+
+static void on_sources_change(void *arg)
+{
+	struct app *a = arg;
+
+	zw_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
+	if (a->rec != NULL)
+		zw_reconcile_kick(a->rec);
+}
+
+/* Splits a comma list into a NULL-terminated array of copies in *out. */
+static int split_list(const char *s, char ***out, size_t *n_out)
+{
+	char **v = NULL;
+	size_t n = 0;
+	const char *p = s;
+
+	*out = NULL;
+	*n_out = 0;
+	if (s == NULL || *s == '\0')
+		return 0;
+	v = calloc(MAX_LIST_ITEMS + 1, sizeof(*v));
+	if (v == NULL)
+		return -ENOMEM;
+	while (*p != '\0') {
+		const char *e = strchr(p, ',');
+		size_t l = e ? (size_t)(e - p) : strlen(p);
+		while (l > 0 && *p == ' ')
+			p++, l--;
+		while (l > 0 && p[l - 1] == ' ')
+			l--;
+		if (l > 0) {
+			if (n == MAX_LIST_ITEMS)
+				goto fail;
+			v[n] = strndup(p, l);
+			if (v[n] == NULL)
+				goto fail;
+			n++;
+		}
+		if (e == NULL)
+			break;
+		p = e + 1;
+	}
+	*out = v;
+	*n_out = n;
+	return 0;
+fail:
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+	return -EINVAL;
+}
+
+static void free_list(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int parse_bool(const char *s, int *out)
+{
+	if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0 || strcmp(s, "yes") == 0) {
+		*out = 1;
+		return 0;
+	}
+	if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0 || strcmp(s, "no") == 0) {
+		*out = 0;
+		return 0;
+	}
+	return -1;
+}
+
+/* Parses argv into f. Returns 0, 1 when --help/--version was handled, or 2
+ * on a usage error (message printed). */
+static int parse_flags(int argc, char **argv, struct flags *f)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+	} strs[] = {
+	        {"listen", offsetof(struct flags, listen)},
+	        {"tls-cert-file", offsetof(struct flags, cert)},
+	        {"tls-key-file", offsetof(struct flags, key)},
+	        {"kubeconfig", offsetof(struct flags, kubeconfig)},
+	        {"static-objects", offsetof(struct flags, static_objects)},
+	        {"watch-namespaces", offsetof(struct flags, watch_namespaces)},
+	        {"proxy-service", offsetof(struct flags, proxy_service)},
+	        {"proxy-namespace", offsetof(struct flags, proxy_namespace)},
+	        {"scaler-address", offsetof(struct flags, scaler_address)},
+	        {"alias-service", offsetof(struct flags, alias_service)},
+	        {"cluster-domain", offsetof(struct flags, cluster_domain)},
+	        {"kinds", offsetof(struct flags, kinds)},
+	        {"handwired-hosts", offsetof(struct flags, handwired)},
+	        {"lease-name", offsetof(struct flags, lease_name)},
+	        {"lease-namespace", offsetof(struct flags, lease_namespace)},
+	        {"log-level", offsetof(struct flags, log_level)},
+	};
+	static const struct {
+		const char *name;
+		size_t off;
+		long min, max;
+	} nums[] = {
+	        {"proxy-port", offsetof(struct flags, proxy_port), 1, 65535},
+	        {"max-body", offsetof(struct flags, max_body), 1024, 256L * 1024 * 1024},
+	        {"threads", offsetof(struct flags, threads), 1, 64},
+	        {"max-connections", offsetof(struct flags, max_connections), 1, 65536},
+	        {"resync", offsetof(struct flags, resync_s), 1, 3600},
+	};
+	static const struct {
+		const char *name;
+		size_t off;
+	} bools[] = {
+	        {"no-kube", offsetof(struct flags, no_kube)},
+	        {"mesh-virtualservices", offsetof(struct flags, mesh_vs)},
+	        {"reconcile", offsetof(struct flags, reconcile)},
+	        {"leader-elect", offsetof(struct flags, leader_elect)},
+	};
+
+	for (int i = 1; i < argc; i++) {
+		const char *arg = argv[i], *val = NULL, *eq;
+		char name[64];
+		size_t nl;
+		int found = 0;
+
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			fputs(usage, stdout);
+			return 1;
+		}
+		if (strcmp(arg, "--version") == 0) {
+			printf("zerowire-webhook %s\n", ZW_VERSION);
+			return 1;
+		}
+		if (strncmp(arg, "--", 2) != 0)
+			goto bad;
+		eq = strchr(arg, '=');
+		nl = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
+		if (nl >= sizeof(name))
+			goto bad;
+		memcpy(name, arg + 2, nl);
+		name[nl] = '\0';
+		if (eq != NULL)
+			val = eq + 1;
+		for (size_t k = 0; k < sizeof(bools) / sizeof(bools[0]); k++) {
+			if (strcmp(name, bools[k].name) != 0)
+				continue;
+			int *dst = (int *)((char *)f + bools[k].off);
+			found = 1;
+			if (val == NULL)
+				*dst = 1;
+			else if (parse_bool(val, dst) < 0) {
+				fprintf(stderr,
+				        "zerowire-webhook: --%s wants true or false, not \"%s\"\n",
+				        name, val);
+				return 2;
+			}
+		}
+		if (found)
+			continue;
+		if (val == NULL) {
+			if (i + 1 >= argc) {
+				fprintf(stderr, "zerowire-webhook: --%s needs a value\n", name);
+				return 2;
+			}
+			val = argv[++i];
+		}
+		for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++)
+			if (strcmp(name, strs[k].name) == 0) {
+				*(const char **)((char *)f + strs[k].off) = val;
+				found = 1;
+			}
+		for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++)
+			if (strcmp(name, nums[k].name) == 0) {
+				found = 1;
+				if (parse_long(val, nums[k].min, nums[k].max,
+				               (long *)((char *)f + nums[k].off)) < 0) {
+					fprintf(stderr,
+					        "zerowire-webhook: --%s wants a number from %ld to "
+					        "%ld, not \"%s\"\n",
+					        name, nums[k].min, nums[k].max, val);
+					return 2;
+				}
+			}
+		if (!found)
+			goto bad;
+		continue;
+	bad:
+		fprintf(stderr, "zerowire-webhook: unknown argument %s (see --help)\n", arg);
+		return 2;
+	}
+	return 0;
+}
+
+/* Loads --static-objects into the registry. */
+static int load_static(struct app *a, const char *path)
+{
+	char err[ZW_TARGET_ERRLEN > 512 ? ZW_TARGET_ERRLEN : 512];
+	json_t *docs = NULL, *doc;
+	size_t i;
+	int n = 0;
+
+	if (zw_yaml_load_file(path, &docs, err, sizeof(err)) < 0) {
+		zw_log(ZW_LOG_ERROR, "static_objects_failed", "file=%s error=\"%s\"", path, err);
+		return -1;
+	}
+	json_array_foreach(docs, i, doc)
+	{
+		int rc = zw_registry_apply_object(a->reg, doc, false, err);
+		if (rc == ZW_TARGET_EINVAL || rc < 0) {
+			zw_log(ZW_LOG_ERROR, "static_object_invalid",
+			       "file=%s doc=%zu error=\"%s\"", path, i,
+			       rc == ZW_TARGET_EINVAL ? err : "out of memory");
+			json_decref(docs);
+			return -1;
+		}
+		if (rc == 0)
+			n++;
+	}
+	json_decref(docs);
+	zw_log(ZW_LOG_INFO, "static_objects_loaded", "file=%s objects=%d targets=%zu", path, n,
+	       zw_registry_target_count(a->reg));
+	return 0;
+}
+
+static void identity(char *buf, size_t len)
+{
+	const char *pod = getenv("POD_NAME");
+	char host[256];
+
+	if (pod != NULL && pod[0] != '\0') {
+		snprintf(buf, len, "%s", pod);
+		return;
+	}
+	if (gethostname(host, sizeof(host)) != 0)
+		snprintf(host, sizeof(host), "unknown");
+	host[sizeof(host) - 1] = '\0';
+	snprintf(buf, len, "%s_%ld", host, (long)getpid());
+}
 
 int main(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			fputs(usage, stdout);
-			return 0;
-		}
-		if (strcmp(argv[i], "--version") == 0) {
-			printf("zerowire-webhook %s\n", ZW_VERSION);
-			return 0;
-		}
-		fprintf(stderr, "zerowire-webhook: unknown argument %s\n%s", argv[i], usage);
+	struct flags f = {
+	        .listen = ":8443",
+	        .lease_name = "zerowire-webhook",
+	        .log_level = "info",
+	        .proxy_port = 0,
+	        .reconcile = 1,
+	        .leader_elect = 1,
+	};
+	struct app a;
+	struct zw_server_config scfg;
+	char err[ZW_SERVER_ERRLEN > 512 ? ZW_SERVER_ERRLEN : 512];
+	char scaler[512], ident[300];
+	char **namespaces = NULL, **handwired = NULL;
+	size_t n_namespaces = 0, n_handwired = 0;
+	enum zw_log_level level;
+	sigset_t sigs;
+	int sig, rc, exit_code = 1;
+
+	memset(&a, 0, sizeof(a));
+	rc = parse_flags(argc, argv, &f);
+	if (rc == 1)
+		return 0;
+	if (rc != 0)
+		return 2;
+	if (zw_log_level_parse(f.log_level, &level) < 0) {
+		fprintf(stderr, "zerowire-webhook: unknown --log-level %s\n", f.log_level);
 		return 2;
 	}
-	zw_log_init("webhook", ZW_LOG_INFO);
-	zw_log(ZW_LOG_ERROR, "not_implemented", NULL);
-	return 1;
+	if (f.cert == NULL || f.key == NULL) {
+		fprintf(stderr, "zerowire-webhook: --tls-cert-file and --tls-key-file are required "
+		                "(see --help)\n");
+		return 2;
+	}
+	zw_log_init("webhook", level);
+
+	zw_mutate_config_defaults(&a.mcfg);
+	if (f.proxy_service != NULL)
+		a.mcfg.proxy_service = f.proxy_service;
+	if (f.proxy_namespace != NULL)
+		a.mcfg.proxy_namespace = f.proxy_namespace;
+	if (f.proxy_port != 0)
+		a.mcfg.proxy_port = (int)f.proxy_port;
+	if (f.scaler_address != NULL) {
+		a.mcfg.scaler_address = f.scaler_address;
+	} else {
+		snprintf(scaler, sizeof(scaler), "%s.%s:9090", a.mcfg.proxy_service,
+		         a.mcfg.proxy_namespace);
+		a.mcfg.scaler_address = scaler;
+	}
+	a.mcfg.alias_service = f.alias_service != NULL ? f.alias_service : a.mcfg.proxy_service;
+	if (f.cluster_domain != NULL)
+		a.mcfg.cluster_domain = f.cluster_domain;
+	a.mcfg.autowire_mesh_virtualservices = f.mesh_vs != 0;
+	if (f.kinds != NULL) {
+		unsigned kinds;
+		if (zw_autowire_parse(f.kinds, &kinds) < 0 || kinds == 0) {
+			fprintf(stderr,
+			        "zerowire-webhook: --kinds \"%s\": want a comma list of ingress, "
+			        "httproute, grpcroute, virtualservice, gloo\n",
+			        f.kinds);
+			return 2;
+		}
+		a.mcfg.enabled_kinds = kinds;
+	}
+	if (split_list(f.watch_namespaces, &namespaces, &n_namespaces) < 0 ||
+	    split_list(f.handwired, &handwired, &n_handwired) < 0) {
+		fprintf(stderr, "zerowire-webhook: a list flag has more than %d entries\n",
+		        MAX_LIST_ITEMS);
+		return 2;
+	}
+	a.mcfg.handwired_hosts = (const char *const *)handwired;
+	a.mcfg.n_handwired_hosts = n_handwired;
+	a.no_kube = f.no_kube;
+
+	/* Signals are taken by sigwait in this thread only. */
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGTERM);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+	if (zw_metrics_new(&a.metrics) < 0)
+		goto out;
+	a.reg = zw_registry_new();
+	if (a.reg == NULL)
+		goto out;
+	if (f.static_objects != NULL && load_static(&a, f.static_objects) < 0)
+		goto out;
+
+	if (!a.no_kube) {
+		if (zw_kube_config_auto(f.kubeconfig, &a.kcfg, err, sizeof(err)) < 0) {
+			zw_log(ZW_LOG_ERROR, "kubeconfig_failed", "error=\"%s\"", err);
+			goto out;
+		}
+		if (zw_kube_new(a.kcfg, &a.kube) < 0) {
+			zw_log(ZW_LOG_ERROR, "kube_client_failed", NULL);
+			goto out;
+		}
+	}
+
+	memset(&scfg, 0, sizeof(scfg));
+	scfg.listen = f.listen;
+	scfg.cert_file = f.cert;
+	scfg.key_file = f.key;
+	scfg.max_body = (size_t)f.max_body;
+	scfg.threads = (unsigned)f.threads;
+	scfg.max_connections = (unsigned)f.max_connections;
+	scfg.metrics = a.metrics;
+	scfg.review = review_cb;
+	scfg.ready = ready_cb;
+	scfg.arg = &a;
+	rc = zw_server_start(&scfg, &a.server, err);
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "server_failed", "error=\"%s\"", err);
+		goto out;
+	}
+	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d proxy=%s.%s:%d scaler=%s", f.listen,
+	       zw_server_port(a.server), a.mcfg.proxy_service, a.mcfg.proxy_namespace,
+	       a.mcfg.proxy_port, a.mcfg.scaler_address);
+
+	if (!a.no_kube) {
+		struct zw_sources_config src = {
+		        .kube = a.kube,
+		        .reg = a.reg,
+		        .metrics = a.metrics,
+		        .namespaces = (const char *const *)namespaces,
+		        .n_namespaces = n_namespaces,
+		        .watch_services = true,
+		        .on_change = on_sources_change,
+		        .arg = &a,
+		};
+		if (f.reconcile) {
+			struct zw_reconcile_config rcfg = {
+			        .kube = a.kube,
+			        .reg = a.reg,
+			        .metrics = a.metrics,
+			        .mutate = &a.mcfg,
+			        .namespaces = (const char *const *)namespaces,
+			        .n_namespaces = n_namespaces,
+			        .leader_elect = f.leader_elect != 0,
+			        .lease_name = f.lease_name,
+			        .lease_namespace = f.lease_namespace != NULL
+			                                   ? f.lease_namespace
+			                                   : a.mcfg.proxy_namespace,
+			        .identity = ident,
+			        .resync_ms = (unsigned)f.resync_s * 1000u,
+			        .registry_synced = sources_synced,
+			        .arg = &a,
+			};
+			identity(ident, sizeof(ident));
+			if (zw_reconcile_start(&rcfg, &a.rec) < 0) {
+				zw_log(ZW_LOG_ERROR, "reconciler_failed", NULL);
+				goto out;
+			}
+		}
+		if (zw_sources_start(&src, &a.sources) < 0) {
+			zw_log(ZW_LOG_ERROR, "sources_failed", NULL);
+			goto out;
+		}
+	}
+
+	for (;;) {
+		if (sigwait(&sigs, &sig) != 0)
+			continue;
+		zw_log(ZW_LOG_INFO, "stopping", "signal=%d", sig);
+		break;
+	}
+	exit_code = 0;
+out:
+	zw_server_stop(a.server);
+	zw_sources_stop(a.sources);
+	zw_reconcile_stop(a.rec);
+	zw_kube_free(a.kube);
+	zw_kube_config_free(a.kcfg);
+	zw_registry_free(a.reg);
+	zw_metrics_free(a.metrics);
+	free_list(namespaces, n_namespaces);
+	free_list(handwired, n_handwired);
+	return exit_code;
 }

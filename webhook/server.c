@@ -1,0 +1,803 @@
+/* zerowire-webhook HTTPS server: libmicrohttpd with a GnuTLS certificate
+ * callback so that the serving certificate can change without a restart.
+ *
+ * Certificate lifetime: a `struct bundle` (chain + key) is reference
+ * counted. The server holds one reference on the current bundle; every
+ * handshake that is handed a bundle takes one more, recorded against its
+ * GnuTLS session in `held`, and gives it back when MHD reports the
+ * connection closed. A swapped-out bundle is therefore freed only when the
+ * last connection that negotiated with it goes away. */
+#include "server.h"
+
+#include "log.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/abstract.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#define MAX_CHAIN      16                /* certificates in the chain file */
+#define MAX_PEM_FILE   (1024 * 1024)     /* bytes per certificate/key file */
+#define DRAIN_SLACK    (4 * 1024 * 1024) /* bytes discarded past max_body before closing */
+#define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
+struct bundle {
+	atomic_int refs;
+	gnutls_pcert_st pcerts[MAX_CHAIN];
+	unsigned n_pcerts;
+	gnutls_privkey_t key;
+};
+
+struct file_id {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime;
+	struct timespec ctime;
+};
+
+struct held {
+	gnutls_session_t session;
+	struct bundle *bundle;
+};
+
+struct zw_server {
+	struct zw_server_config cfg;
+	struct MHD_Daemon *daemon;
+	int port;
+
+	pthread_mutex_t lock; /* current, held, file ids */
+	struct bundle *current;
+	struct file_id cert_id;
+	struct file_id key_id;
+	struct held *held;
+	size_t n_held;
+	size_t cap_held;
+
+	pthread_t reload_thread;
+	int reload_started;
+	pthread_cond_t stop_cond;
+	int stopping;
+};
+
+/* Per-request state of POST /mutate. */
+struct request {
+	struct timespec start;
+	char *body;
+	size_t len;
+	size_t cap;
+	size_t seen; /* bytes received, including discarded ones */
+	int too_large;
+};
+
+/* The GnuTLS certificate callback has no user pointer: one server per process. */
+static struct zw_server *the_server;
+static pthread_mutex_t the_server_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void bundle_free(struct bundle *b)
+{
+	if (b == NULL)
+		return;
+	for (unsigned i = 0; i < b->n_pcerts; i++)
+		gnutls_pcert_deinit(&b->pcerts[i]);
+	if (b->key != NULL)
+		gnutls_privkey_deinit(b->key);
+	free(b);
+}
+
+static void bundle_unref(struct bundle *b)
+{
+	if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1)
+		bundle_free(b);
+}
+
+/* Reads a whole small file into a NUL-terminated buffer. */
+static int read_file(const char *path, gnutls_datum_t *out, struct file_id *id)
+{
+	FILE *f = fopen(path, "rb");
+	struct stat st;
+	unsigned char *buf = NULL;
+	size_t n;
+	int rc = 0;
+
+	if (f == NULL)
+		return -errno;
+	if (fstat(fileno(f), &st) != 0) {
+		rc = -errno;
+		goto out;
+	}
+	if (st.st_size <= 0 || st.st_size > MAX_PEM_FILE) {
+		rc = -EINVAL;
+		goto out;
+	}
+	buf = malloc((size_t)st.st_size + 1);
+	if (buf == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	n = fread(buf, 1, (size_t)st.st_size, f);
+	if (n != (size_t)st.st_size) {
+		rc = -EIO;
+		goto out;
+	}
+	buf[n] = '\0';
+	out->data = buf;
+	out->size = (unsigned)n;
+	buf = NULL;
+	if (id != NULL) {
+		id->dev = st.st_dev;
+		id->ino = st.st_ino;
+		id->size = st.st_size;
+		id->mtime = st.st_mtim;
+		id->ctime = st.st_ctim;
+	}
+out:
+	free(buf);
+	fclose(f);
+	return rc;
+}
+
+/* Checks that the private key belongs to the leaf certificate. */
+static int key_matches(struct bundle *b)
+{
+	gnutls_pubkey_t pub = NULL;
+	unsigned char id1[64], id2[64];
+	size_t l1 = sizeof(id1), l2 = sizeof(id2);
+	int rc = -EINVAL;
+
+	if (gnutls_pubkey_init(&pub) < 0)
+		return -ENOMEM;
+	if (gnutls_pubkey_import_privkey(pub, b->key, 0, 0) < 0)
+		goto out;
+	if (gnutls_pubkey_get_key_id(pub, 0, id1, &l1) < 0)
+		goto out;
+	if (gnutls_pubkey_get_key_id(b->pcerts[0].pubkey, 0, id2, &l2) < 0)
+		goto out;
+	if (l1 == l2 && memcmp(id1, id2, l1) == 0)
+		rc = 0;
+out:
+	gnutls_pubkey_deinit(pub);
+	return rc;
+}
+
+/* Loads chain + key into a new bundle with one reference. */
+static int bundle_load(const char *cert_file, const char *key_file, struct bundle **out,
+                       struct file_id *cert_id, struct file_id *key_id, char *err, size_t errlen)
+{
+	gnutls_datum_t cert = {0}, key = {0};
+	struct bundle *b = NULL;
+	int rc, g;
+
+	rc = read_file(cert_file, &cert, cert_id);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot read certificate %s: %s", cert_file, strerror(-rc));
+		goto out;
+	}
+	rc = read_file(key_file, &key, key_id);
+	if (rc < 0) {
+		snprintf(err, errlen, "cannot read key %s: %s", key_file, strerror(-rc));
+		goto out;
+	}
+	b = calloc(1, sizeof(*b));
+	if (b == NULL) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	atomic_init(&b->refs, 1);
+	b->n_pcerts = MAX_CHAIN;
+	g = gnutls_pcert_list_import_x509_raw(b->pcerts, &b->n_pcerts, &cert, GNUTLS_X509_FMT_PEM,
+	                                      0);
+	if (g < 0 || b->n_pcerts == 0) {
+		b->n_pcerts = 0;
+		rc = -EINVAL;
+		snprintf(err, errlen, "certificate %s: %s", cert_file,
+		         g < 0 ? gnutls_strerror(g) : "no certificate");
+		goto out;
+	}
+	if (gnutls_privkey_init(&b->key) < 0) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	g = gnutls_privkey_import_x509_raw(b->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (g < 0) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "key %s: %s", key_file, gnutls_strerror(g));
+		goto out;
+	}
+	if (key_matches(b) < 0) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "key %s does not match certificate %s", key_file, cert_file);
+		goto out;
+	}
+	*out = b;
+	b = NULL;
+	rc = 0;
+out:
+	bundle_free(b);
+	if (key.data != NULL) {
+		memset(key.data, 0, key.size);
+		free(key.data);
+	}
+	free(cert.data);
+	return rc;
+}
+
+static int stat_id(const char *path, struct file_id *id)
+{
+	struct stat st;
+
+	if (stat(path, &st) != 0)
+		return -errno;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	id->size = st.st_size;
+	id->mtime = st.st_mtim;
+	id->ctime = st.st_ctim;
+	return 0;
+}
+
+static int same_id(const struct file_id *a, const struct file_id *b)
+{
+	return a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+	       a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
+	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
+}
+
+int zw_server_reload_now(struct zw_server *s)
+{
+	struct file_id cid, kid;
+	struct bundle *b = NULL, *old;
+	char err[ZW_SERVER_ERRLEN];
+	int rc;
+
+	if (stat_id(s->cfg.cert_file, &cid) < 0 || stat_id(s->cfg.key_file, &kid) < 0)
+		return -ENOENT;
+	pthread_mutex_lock(&s->lock);
+	rc = same_id(&cid, &s->cert_id) && same_id(&kid, &s->key_id);
+	pthread_mutex_unlock(&s->lock);
+	if (rc)
+		return 0;
+	rc = bundle_load(s->cfg.cert_file, s->cfg.key_file, &b, &cid, &kid, err, sizeof(err));
+	if (rc < 0) {
+		zw_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOAD_ERRORS, 1);
+		zw_log(ZW_LOG_WARN, "cert_reload_failed", "error=\"%s\"", err);
+		return rc;
+	}
+	pthread_mutex_lock(&s->lock);
+	old = s->current;
+	s->current = b;
+	s->cert_id = cid;
+	s->key_id = kid;
+	pthread_mutex_unlock(&s->lock);
+	bundle_unref(old);
+	zw_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOADS, 1);
+	zw_log(ZW_LOG_INFO, "cert_reloaded", "cert=%s chain=%u", s->cfg.cert_file, b->n_pcerts);
+	return 1;
+}
+
+static void *reload_main(void *arg)
+{
+	struct zw_server *s = arg;
+	struct timespec dl;
+
+	pthread_mutex_lock(&s->lock);
+	while (!s->stopping) {
+		clock_gettime(CLOCK_MONOTONIC, &dl);
+		dl.tv_sec += s->cfg.reload_interval_ms / 1000;
+		dl.tv_nsec += (long)(s->cfg.reload_interval_ms % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&s->stop_cond, &s->lock, &dl);
+		if (s->stopping)
+			break;
+		pthread_mutex_unlock(&s->lock);
+		zw_server_reload_now(s);
+		pthread_mutex_lock(&s->lock);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return NULL;
+}
+
+/* GnuTLS asks for the certificate of one handshake. */
+static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_dn, int nreqs,
+                         const gnutls_pk_algorithm_t *pk_algos, int pk_algos_length,
+                         gnutls_pcert_st **pcert, unsigned int *pcert_length,
+                         gnutls_privkey_t *pkey)
+{
+	struct zw_server *s = the_server;
+	struct bundle *b, *replaced = NULL;
+	size_t i;
+
+	(void)req_ca_dn;
+	(void)nreqs;
+	(void)pk_algos;
+	(void)pk_algos_length;
+	if (s == NULL)
+		return -1;
+	pthread_mutex_lock(&s->lock);
+	b = s->current;
+	for (i = 0; i < s->n_held; i++)
+		if (s->held[i].session == session)
+			break;
+	if (i == s->n_held) {
+		if (s->n_held == s->cap_held) {
+			pthread_mutex_unlock(&s->lock);
+			return -1;
+		}
+		s->n_held++;
+	} else {
+		replaced = s->held[i].bundle;
+	}
+	atomic_fetch_add(&b->refs, 1);
+	s->held[i].session = session;
+	s->held[i].bundle = b;
+	pthread_mutex_unlock(&s->lock);
+	bundle_unref(replaced);
+	*pcert = b->pcerts;
+	*pcert_length = b->n_pcerts;
+	*pkey = b->key;
+	zw_metrics_add(s->cfg.metrics, ZW_C_HANDSHAKES, 1);
+	return 0;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+	struct zw_server *s = cls;
+	const union MHD_ConnectionInfo *ci;
+	struct bundle *b = NULL;
+
+	(void)socket_context;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		zw_metrics_gauge_add(s->cfg.metrics, ZW_G_CONNECTIONS, 1);
+		return;
+	}
+	zw_metrics_gauge_add(s->cfg.metrics, ZW_G_CONNECTIONS, -1);
+	ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+	if (ci == NULL || ci->tls_session == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	for (size_t i = 0; i < s->n_held; i++)
+		if (s->held[i].session == (gnutls_session_t)ci->tls_session) {
+			b = s->held[i].bundle;
+			s->held[i] = s->held[--s->n_held];
+			break;
+		}
+	pthread_mutex_unlock(&s->lock);
+	bundle_unref(b);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	char msg[512];
+	size_t n;
+
+	(void)cls;
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n > 0 && (msg[n - 1] == '\n' || msg[n - 1] == '\r'))
+		msg[--n] = '\0';
+	for (size_t i = 0; i < n; i++)
+		if (msg[i] == '"')
+			msg[i] = '\'';
+	zw_log(ZW_LOG_DEBUG, "http_server", "msg=\"%s\"", msg);
+}
+
+static enum MHD_Result send_static(struct MHD_Connection *c, unsigned status, const char *body,
+                                   const char *ctype)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Sends a malloc'd body; ownership passes to MHD (freed on failure too). */
+static enum MHD_Result send_owned(struct MHD_Connection *c, unsigned status, char *body, size_t len,
+                                  const char *ctype)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	r = MHD_create_response_from_buffer_with_free_callback(len, body, free);
+	if (r == NULL) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
+	ret = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static double elapsed_s(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static enum MHD_Result answer_too_large(struct zw_server *s, struct MHD_Connection *c,
+                                        struct request *rq)
+{
+	char *msg = NULL;
+	int n;
+
+	zw_metrics_review(s->cfg.metrics, NULL, ZW_REVIEW_TOO_LARGE, elapsed_s(&rq->start));
+	zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
+	zw_log(ZW_LOG_WARN, "review_too_large", "bytes=%zu limit=%zu", rq->seen, s->cfg.max_body);
+	n = asprintf(&msg, "request body exceeds the limit of %zu bytes\n", s->cfg.max_body);
+	if (n < 0)
+		return send_static(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n",
+		                   "text/plain");
+	return send_owned(c, MHD_HTTP_CONTENT_TOO_LARGE, msg, (size_t)n, "text/plain");
+}
+
+static enum MHD_Result answer_review(struct zw_server *s, struct MHD_Connection *c,
+                                     struct request *rq)
+{
+	struct zw_review_reply reply;
+	int rc;
+
+	memset(&reply, 0, sizeof(reply));
+	if (rq->body == NULL) {
+		rq->body = calloc(1, 1);
+		if (rq->body == NULL)
+			return MHD_NO;
+	}
+	rc = s->cfg.review(s->cfg.arg, rq->body, rq->len, &reply);
+	if (rc < 0 || reply.body == NULL) {
+		free(reply.body);
+		zw_metrics_review(s->cfg.metrics, reply.kind, ZW_REVIEW_ERROR,
+		                  elapsed_s(&rq->start));
+		zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_log(ZW_LOG_ERROR, "review_failed", "rc=%d", rc);
+		return send_static(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n",
+		                   "text/plain");
+	}
+	zw_metrics_review(s->cfg.metrics, reply.kind, reply.outcome, elapsed_s(&rq->start));
+	zw_metrics_add(s->cfg.metrics, ZW_C_REWRITES, reply.rewrites);
+	zw_metrics_add(s->cfg.metrics, ZW_C_RESTORES, reply.restores);
+	zw_metrics_add(s->cfg.metrics, ZW_C_WARNINGS, reply.warnings);
+	if (reply.status != MHD_HTTP_OK)
+		zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
+	if (reply.status == 0)
+		reply.status = MHD_HTTP_OK;
+	return send_owned(c, (unsigned)reply.status, reply.body, reply.body_len,
+	                  reply.status == MHD_HTTP_OK ? "application/json" : "text/plain");
+}
+
+/* Appends upload data, discarding what is over the limit. */
+static int request_append(struct zw_server *s, struct request *rq, const char *data, size_t n)
+{
+	rq->seen += n;
+	if (rq->too_large || rq->len + n > s->cfg.max_body) {
+		rq->too_large = 1;
+		return 0;
+	}
+	if (rq->len + n + 1 > rq->cap) {
+		size_t ncap = rq->cap ? rq->cap : 16384;
+		while (ncap < rq->len + n + 1)
+			ncap *= 2;
+		if (ncap > s->cfg.max_body + 1)
+			ncap = s->cfg.max_body + 1;
+		char *nb = realloc(rq->body, ncap);
+		if (nb == NULL)
+			return -ENOMEM;
+		rq->body = nb;
+		rq->cap = ncap;
+	}
+	memcpy(rq->body + rq->len, data, n);
+	rq->len += n;
+	rq->body[rq->len] = '\0';
+	return 0;
+}
+
+static enum MHD_Result handle_get(struct zw_server *s, struct MHD_Connection *c, const char *url)
+{
+	if (strcmp(url, "/healthz") == 0)
+		return send_static(c, MHD_HTTP_OK, "ok\n", "text/plain");
+	if (strcmp(url, "/readyz") == 0) {
+		if (s->cfg.ready == NULL || s->cfg.ready(s->cfg.arg))
+			return send_static(c, MHD_HTTP_OK, "ready\n", "text/plain");
+		return send_static(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		                   "not ready: target sources not synced yet\n", "text/plain");
+	}
+	if (strcmp(url, "/metrics") == 0) {
+		char *text;
+		size_t len;
+		if (zw_metrics_render(s->cfg.metrics, &text, &len) < 0)
+			return send_static(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n",
+			                   "text/plain");
+		return send_owned(c, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4");
+	}
+	if (strcmp(url, "/mutate") == 0)
+		return send_static(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST\n", "text/plain");
+	return send_static(c, MHD_HTTP_NOT_FOUND, "not found\n", "text/plain");
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
+                              const char *method, const char *version, const char *upload_data,
+                              size_t *upload_data_size, void **con_cls)
+{
+	struct zw_server *s = cls;
+	struct request *rq = *con_cls;
+
+	(void)version;
+	if (rq == NULL) {
+		if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+		    strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
+			return handle_get(s, c, url);
+		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
+			return send_static(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
+			                   "text/plain");
+		if (strcmp(url, "/mutate") != 0)
+			return send_static(c, MHD_HTTP_NOT_FOUND, "not found\n", "text/plain");
+		rq = calloc(1, sizeof(*rq));
+		if (rq == NULL)
+			return MHD_NO;
+		clock_gettime(CLOCK_MONOTONIC, &rq->start);
+		*con_cls = rq;
+		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+		if (cl != NULL) {
+			char *end;
+			errno = 0;
+			unsigned long long v = strtoull(cl, &end, 10);
+			if (errno == 0 && *end == '\0' && v > s->cfg.max_body + DRAIN_SLACK) {
+				rq->seen = (size_t)v;
+				rq->too_large = 1;
+				return answer_too_large(s, c, rq);
+			}
+		}
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (request_append(s, rq, upload_data, *upload_data_size) < 0)
+			return MHD_NO;
+		*upload_data_size = 0;
+		if (rq->too_large && rq->seen > s->cfg.max_body + DRAIN_SLACK)
+			return answer_too_large(s, c, rq);
+		return MHD_YES;
+	}
+	if (rq->too_large)
+		return answer_too_large(s, c, rq);
+	return answer_review(s, c, rq);
+}
+
+static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+	struct request *rq = *con_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (rq == NULL)
+		return;
+	free(rq->body);
+	free(rq);
+	*con_cls = NULL;
+}
+
+/* Parses "host:port", ":port" or "[v6]:port" into a socket address. */
+static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6)
+{
+	char host[128];
+	const char *colon, *hs, *he;
+	char *end;
+	long port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (listen == NULL || listen[0] == '\0')
+		return -EINVAL;
+	if (listen[0] == '[') {
+		he = strchr(listen, ']');
+		if (he == NULL || he[1] != ':')
+			return -EINVAL;
+		hs = listen + 1;
+		colon = he + 1;
+	} else {
+		colon = strrchr(listen, ':');
+		if (colon == NULL)
+			return -EINVAL;
+		hs = listen;
+		he = colon;
+	}
+	if ((size_t)(he - hs) >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, hs, (size_t)(he - hs));
+	host[he - hs] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno != 0 || *end != '\0' || end == colon + 1 || port < 0 || port > 65535)
+		return -EINVAL;
+	if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		a->sin_family = AF_INET;
+		a->sin_port = htons((uint16_t)port);
+		a->sin_addr.s_addr = htonl(INADDR_ANY);
+		*v6 = 0;
+		return 0;
+	}
+	if (strchr(host, ':') != NULL) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		a->sin6_family = AF_INET6;
+		a->sin6_port = htons((uint16_t)port);
+		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+			return -EINVAL;
+		*v6 = 1;
+		return 0;
+	}
+	struct sockaddr_in *a = (struct sockaddr_in *)ss;
+	a->sin_family = AF_INET;
+	a->sin_port = htons((uint16_t)port);
+	if (strcmp(host, "localhost") == 0)
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+		return -EINVAL;
+	*v6 = 0;
+	return 0;
+}
+
+int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
+                    char err[ZW_SERVER_ERRLEN])
+{
+	struct zw_server *s = NULL;
+	struct sockaddr_storage ss;
+	const union MHD_DaemonInfo *di;
+	unsigned flags;
+	int v6 = 0, rc;
+
+	err[0] = '\0';
+	if (cfg->review == NULL || cfg->cert_file == NULL || cfg->key_file == NULL) {
+		snprintf(err, ZW_SERVER_ERRLEN, "certificate, key and review handler are required");
+		return -EINVAL;
+	}
+	if (parse_listen(cfg->listen, &ss, &v6) < 0) {
+		snprintf(err, ZW_SERVER_ERRLEN,
+		         "bad listen address \"%s\" (want host:port, :port or [v6]:port)",
+		         cfg->listen ? cfg->listen : "");
+		return -EINVAL;
+	}
+	if (MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK) != MHD_YES) {
+		snprintf(err, ZW_SERVER_ERRLEN, "libmicrohttpd lacks the TLS certificate callback");
+		return -EINVAL;
+	}
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->cfg = *cfg;
+	if (s->cfg.max_body == 0)
+		s->cfg.max_body = ZW_SERVER_DEFAULT_MAX_BODY;
+	if (s->cfg.max_connections == 0)
+		s->cfg.max_connections = ZW_SERVER_DEFAULT_MAX_CONN;
+	if (s->cfg.threads == 0)
+		s->cfg.threads = ZW_SERVER_DEFAULT_THREADS;
+	if (s->cfg.idle_timeout_s == 0)
+		s->cfg.idle_timeout_s = ZW_SERVER_DEFAULT_TIMEOUT;
+	if (s->cfg.reload_interval_ms == 0)
+		s->cfg.reload_interval_ms = ZW_SERVER_DEFAULT_RELOAD;
+	pthread_mutex_init(&s->lock, NULL);
+	{
+		pthread_condattr_t ca;
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&s->stop_cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
+	s->cap_held = (size_t)s->cfg.max_connections + 64;
+	s->held = calloc(s->cap_held, sizeof(*s->held));
+	if (s->held == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	gnutls_global_init();
+	rc = bundle_load(s->cfg.cert_file, s->cfg.key_file, &s->current, &s->cert_id, &s->key_id,
+	                 err, ZW_SERVER_ERRLEN);
+	if (rc < 0)
+		goto fail_tls;
+	pthread_mutex_lock(&the_server_lock);
+	if (the_server != NULL) {
+		pthread_mutex_unlock(&the_server_lock);
+		snprintf(err, ZW_SERVER_ERRLEN, "a server already runs in this process");
+		rc = -EBUSY;
+		goto fail_tls;
+	}
+	the_server = s;
+	pthread_mutex_unlock(&the_server_lock);
+
+	flags = MHD_USE_TLS | MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+	if (v6)
+		flags |= MHD_USE_IPv6;
+	s->daemon = MHD_start_daemon(
+	        flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+	        MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback, MHD_OPTION_HTTPS_PRIORITIES,
+	        TLS_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE, s->cfg.threads,
+	        MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
+	        s->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, request_done, s,
+	        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s, MHD_OPTION_EXTERNAL_LOGGER,
+	        mhd_logger, s, MHD_OPTION_END);
+	if (s->daemon == NULL) {
+		snprintf(err, ZW_SERVER_ERRLEN, "cannot listen on %s (address in use or not local)",
+		         cfg->listen);
+		rc = -EADDRINUSE;
+		goto fail_owner;
+	}
+	di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
+	s->port = di != NULL ? di->port : 0;
+	if (pthread_create(&s->reload_thread, NULL, reload_main, s) != 0) {
+		snprintf(err, ZW_SERVER_ERRLEN, "cannot start certificate reload thread");
+		rc = -ENOMEM;
+		goto fail_owner;
+	}
+	s->reload_started = 1;
+	*out = s;
+	return 0;
+
+fail_owner:
+	if (s->daemon != NULL)
+		MHD_stop_daemon(s->daemon);
+	pthread_mutex_lock(&the_server_lock);
+	the_server = NULL;
+	pthread_mutex_unlock(&the_server_lock);
+fail_tls:
+	bundle_unref(s->current);
+	gnutls_global_deinit();
+fail:
+	free(s->held);
+	pthread_cond_destroy(&s->stop_cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+	return rc;
+}
+
+int zw_server_port(const struct zw_server *s)
+{
+	return s->port;
+}
+
+void zw_server_stop(struct zw_server *s)
+{
+	if (s == NULL)
+		return;
+	pthread_mutex_lock(&s->lock);
+	s->stopping = 1;
+	pthread_cond_broadcast(&s->stop_cond);
+	pthread_mutex_unlock(&s->lock);
+	if (s->reload_started)
+		pthread_join(s->reload_thread, NULL);
+	MHD_stop_daemon(s->daemon);
+	pthread_mutex_lock(&the_server_lock);
+	the_server = NULL;
+	pthread_mutex_unlock(&the_server_lock);
+	for (size_t i = 0; i < s->n_held; i++)
+		bundle_unref(s->held[i].bundle);
+	bundle_unref(s->current);
+	gnutls_global_deinit();
+	free(s->held);
+	pthread_cond_destroy(&s->stop_cond);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}

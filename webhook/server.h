@@ -1,0 +1,89 @@
+/* zerowire-webhook HTTPS server (libmicrohttpd + GnuTLS).
+ *
+ * Endpoints:
+ *   POST /mutate   body handed to the review callback; answers its reply
+ *   GET  /healthz  200 "ok" while the process serves
+ *   GET  /readyz   200 when the ready callback says so, else 503
+ *   GET  /metrics  Prometheus text from the metrics set
+ *
+ * TLS 1.2 and 1.3 only. The certificate chain and key are read from PEM
+ * files and re-read when either file changes on disk (polled every
+ * reload_interval_ms): each TLS handshake is handed the certificate that is
+ * current at that moment, so open connections are never dropped. A file
+ * that changed but does not load (half written, mismatched) keeps the old
+ * certificate and is retried at the next poll.
+ *
+ * Limits (defaults in brackets): request body max_body [3 MiB] -> 413;
+ * connections max_connections [1024]; idle connection timeout
+ * [60 s]; worker threads [2]. One server per process (the GnuTLS
+ * certificate callback carries no user pointer). */
+#ifndef ZW_SERVER_H
+#define ZW_SERVER_H
+
+#include "metrics.h"
+
+#include <stddef.h>
+
+#define ZW_SERVER_DEFAULT_MAX_BODY (3u * 1024 * 1024)
+#define ZW_SERVER_DEFAULT_MAX_CONN 1024
+#define ZW_SERVER_DEFAULT_THREADS  2
+#define ZW_SERVER_DEFAULT_TIMEOUT  60
+#define ZW_SERVER_DEFAULT_RELOAD   2000
+#define ZW_SERVER_KIND_LEN         64
+#define ZW_SERVER_ERRLEN           256
+
+/* What the review callback reports back for one POST /mutate. */
+struct zw_review_reply {
+	int status; /* HTTP status: 200, 400 (not an AdmissionReview), 500 */
+	char *body; /* malloc'd; ownership passes to the server */
+	size_t body_len;
+	enum zw_review_outcome outcome;
+	char kind[ZW_SERVER_KIND_LEN]; /* metrics label of the reviewed kind, "" if unknown */
+	unsigned rewrites;
+	unsigned restores;
+	unsigned warnings;
+};
+
+struct zw_server_config {
+	const char *listen;    /* "[host]:port", ":8443", "127.0.0.1:0" (0 = any port) */
+	const char *cert_file; /* PEM chain, leaf first */
+	const char *key_file;  /* PEM private key */
+	size_t max_body;       /* 0 = ZW_SERVER_DEFAULT_MAX_BODY */
+	unsigned max_connections;
+	unsigned threads;
+	unsigned idle_timeout_s;
+	unsigned reload_interval_ms;
+	struct zw_metrics *metrics; /* borrowed, may be NULL */
+	/* Answers one review: `body` (len bytes, NUL-terminated) is borrowed for
+	 * the call; fills *reply. Returns 0, or a negative status after which
+	 * the server answers 500. Called concurrently from worker threads. */
+	int (*review)(void *arg, const char *body, size_t len, struct zw_review_reply *reply);
+	/* Returns nonzero when /readyz should answer 200; NULL = always ready. */
+	int (*ready)(void *arg);
+	void *arg;
+};
+
+struct zw_server;
+
+/* Loads the certificate and key, binds and starts serving on internal
+ * threads. `cfg` is copied (strings must outlive the server). On success
+ * *out is owned by the caller (stop with zw_server_stop). On failure writes
+ * a message into err. Returns 0, -EINVAL (bad listen address or
+ * certificate), -EADDRINUSE / -errno (bind), -EBUSY (a server already runs)
+ * or -ENOMEM. */
+int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
+                    char err[ZW_SERVER_ERRLEN]);
+
+/* Returns the TCP port the server listens on. */
+int zw_server_port(const struct zw_server *s);
+
+/* Checks the certificate files now instead of waiting for the next poll.
+ * Returns 1 when a new certificate was installed, 0 when unchanged, or a
+ * negative status when the changed files failed to load. */
+int zw_server_reload_now(struct zw_server *s);
+
+/* Stops listening, closes connections, joins every thread and frees the
+ * server. NULL-safe. */
+void zw_server_stop(struct zw_server *s);
+
+#endif

@@ -1,0 +1,192 @@
+/* zerowire-webhook target sources: list+watch threads feeding the registry. */
+#include "sources.h"
+
+#include "log.h"
+#include "target.h"
+#include "watch.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct resource {
+	const char *group;
+	const char *version;
+	const char *resource;
+	bool service; /* only with watch_services */
+};
+
+static const struct resource resources[] = {
+        {"keda.sh", "v1alpha1", "scaledobjects", false},
+        {"http.keda.sh", "v1alpha1", "httpscaledobjects", false},
+        {"http.keda.sh", "v1beta1", "interceptorroutes", false},
+        {"gloo.solo.io", "v1", "upstreams", false},
+        {"networking.gloo.solo.io", "v2", "virtualdestinations", false},
+        {"", "v1", "services", true},
+};
+#define N_RESOURCES (sizeof(resources) / sizeof(resources[0]))
+
+struct one_watch {
+	struct zw_sources *owner;
+	const struct resource *res;
+	char *namespace;
+	atomic_int synced;
+	atomic_int waiting_logged;
+	struct zw_watch_thread *thread;
+};
+
+struct zw_sources {
+	struct zw_sources_config cfg;
+	struct one_watch *watches;
+	size_t n_alloc;
+	size_t n_watches;
+};
+
+static void on_event(void *ud, enum zw_watch_type type, json_t *obj)
+{
+	struct one_watch *w = ud;
+	struct zw_sources *s = w->owner;
+	char err[ZW_TARGET_ERRLEN];
+	int rc;
+
+	if (type == ZW_WATCH_SYNCED) {
+		if (!atomic_exchange(&w->synced, 1))
+			zw_log(ZW_LOG_INFO, "source_synced", "resource=%s.%s namespace=%s",
+			       w->res->resource, w->res->group, w->namespace ? w->namespace : "*");
+		if (s->cfg.on_change != NULL)
+			s->cfg.on_change(s->cfg.arg);
+		return;
+	}
+	if (type != ZW_WATCH_ADDED && type != ZW_WATCH_MODIFIED && type != ZW_WATCH_DELETED)
+		return;
+	err[0] = '\0';
+	rc = zw_registry_apply_object(s->cfg.reg, obj, type == ZW_WATCH_DELETED, err);
+	if (rc == 1)
+		return;
+	zw_metrics_add(s->cfg.metrics, ZW_C_WATCH_EVENTS, 1);
+	if (rc == ZW_TARGET_EINVAL) {
+		zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_log(ZW_LOG_WARN, "target_invalid", "error=\"%s\"", err);
+	} else if (rc < 0) {
+		zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_log(ZW_LOG_ERROR, "registry_update_failed", "resource=%s", w->res->resource);
+	} else if (zw_log_enabled(ZW_LOG_DEBUG)) {
+		json_t *md = json_object_get(obj, "metadata");
+		zw_log(ZW_LOG_DEBUG, "source_event", "type=%s resource=%s object=%s/%s",
+		       zw_watch_type_name(type), w->res->resource,
+		       json_string_value(json_object_get(md, "namespace")) ?: "",
+		       json_string_value(json_object_get(md, "name")) ?: "");
+	}
+	if (s->cfg.on_change != NULL)
+		s->cfg.on_change(s->cfg.arg);
+}
+
+static void on_status(void *ud, const struct zw_watch_status *st)
+{
+	struct one_watch *w = ud;
+
+	switch (st->kind) {
+	case ZW_WATCH_ST_WAITING:
+		/* Not served: nothing of it exists, so it does not hold up readiness. */
+		atomic_store(&w->synced, 1);
+		if (!atomic_exchange(&w->waiting_logged, 1))
+			zw_log(ZW_LOG_INFO, "source_absent", "resource=%s.%s/%s waiting=true",
+			       w->res->resource, w->res->group, w->res->version);
+		if (w->owner->cfg.on_change != NULL)
+			w->owner->cfg.on_change(w->owner->cfg.arg);
+		break;
+	case ZW_WATCH_ST_RETRY:
+		zw_metrics_add(w->owner->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_log(st->failures > 3 ? ZW_LOG_WARN : ZW_LOG_INFO, "source_retry",
+		       "resource=%s.%s failures=%u delay_ms=%u reason=\"%s\"", w->res->resource,
+		       w->res->group, st->failures, st->delay_ms, st->reason ? st->reason : "");
+		break;
+	case ZW_WATCH_ST_RELIST:
+		zw_log(ZW_LOG_INFO, "source_relist", "resource=%s.%s reason=\"%s\"",
+		       w->res->resource, w->res->group, st->reason ? st->reason : "");
+		break;
+	case ZW_WATCH_ST_SYNCED:
+		atomic_store(&w->waiting_logged, 0);
+		break;
+	}
+}
+
+int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **out)
+{
+	struct zw_sources *s;
+	size_t n_ns = cfg->n_namespaces ? cfg->n_namespaces : 1;
+	size_t k = 0;
+
+	if (cfg->n_namespaces > ZW_SOURCES_MAX_NAMESPACES || cfg->kube == NULL || cfg->reg == NULL)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (s == NULL)
+		return -ENOMEM;
+	s->cfg = *cfg;
+	s->cfg.namespaces = NULL;
+	s->watches = calloc(N_RESOURCES * n_ns, sizeof(*s->watches));
+	if (s->watches == NULL)
+		goto fail;
+	s->n_alloc = N_RESOURCES * n_ns;
+	for (size_t r = 0; r < N_RESOURCES; r++) {
+		if (resources[r].service && !cfg->watch_services)
+			continue;
+		for (size_t i = 0; i < n_ns; i++) {
+			struct one_watch *w = &s->watches[k];
+			w->owner = s;
+			w->res = &resources[r];
+			if (cfg->n_namespaces > 0) {
+				w->namespace = strdup(cfg->namespaces[i]);
+				if (w->namespace == NULL)
+					goto fail;
+			}
+			k++;
+		}
+	}
+	s->n_watches = k;
+	for (size_t i = 0; i < s->n_watches; i++) {
+		struct one_watch *w = &s->watches[i];
+		struct zw_watch_spec spec = {
+		        .group = w->res->group,
+		        .version = w->res->version,
+		        .resource = w->res->resource,
+		        .namespace = w->namespace,
+		        .on_event = on_event,
+		        .on_status = on_status,
+		        .ud = w,
+		};
+		if (zw_watch_thread_start(cfg->kube, &spec, &w->thread) < 0)
+			goto fail;
+	}
+	*out = s;
+	return 0;
+fail:
+	zw_sources_stop(s);
+	return -ENOMEM;
+}
+
+int zw_sources_synced(struct zw_sources *s)
+{
+	if (s == NULL)
+		return 0;
+	for (size_t i = 0; i < s->n_watches; i++)
+		if (!atomic_load(&s->watches[i].synced))
+			return 0;
+	return 1;
+}
+
+void zw_sources_stop(struct zw_sources *s)
+{
+	if (s == NULL)
+		return;
+	for (size_t i = 0; s->watches != NULL &&
+	                   i < N_RESOURCES * (s->cfg.n_namespaces ? s->cfg.n_namespaces : 1);
+	     i++) {
+		zw_watch_thread_stop(s->watches[i].thread);
+		free(s->watches[i].namespace);
+	}
+	free(s->watches);
+	free(s);
+}

@@ -1,0 +1,56 @@
+/* zerowire-webhook target sources: keeps the registry (registry.h) equal to
+ * what the API server holds, through lib's list+watch threads (kube.h,
+ * watch.h).
+ *
+ * Watched, each in every namespace of the list (or cluster-wide):
+ *   keda.sh/v1alpha1 scaledobjects          targets (external-push, kedify-http)
+ *   http.keda.sh/v1alpha1 httpscaledobjects targets
+ *   http.keda.sh/v1beta1 interceptorroutes  targets
+ *   gloo.solo.io/v1 upstreams               kube Upstreams of Services
+ *   networking.gloo.solo.io/v2 virtualdestinations
+ *   v1 services                             port names (warnings)
+ * A resource whose CRD is absent is waited for quietly (the watch asks
+ * discovery again every 10 s) and counts as synced meanwhile: there is
+ * nothing of it to know. Synced means every watch has delivered its first
+ * list (or is waiting for its CRD). */
+#ifndef ZW_SOURCES_H
+#define ZW_SOURCES_H
+
+#include "kube.h"
+#include "metrics.h"
+#include "registry.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define ZW_SOURCES_MAX_NAMESPACES 64
+
+struct zw_sources_config {
+	struct zw_kube *kube;       /* borrowed, outlives the sources */
+	struct zw_registry *reg;    /* borrowed, outlives the sources */
+	struct zw_metrics *metrics; /* borrowed, may be NULL */
+	const char *const
+	        *namespaces; /* NULL/0: all namespaces; at most ZW_SOURCES_MAX_NAMESPACES */
+	size_t n_namespaces;
+	bool watch_services; /* index Service port names */
+	/* Called (from a watch thread) after each change applied to the
+	 * registry; may be NULL. */
+	void (*on_change)(void *arg);
+	void *arg;
+};
+
+struct zw_sources;
+
+/* Starts one watch thread per resource and namespace. `cfg` is copied
+ * (namespace strings too). Returns 0 with *out owned by the caller (stop
+ * with zw_sources_stop), -EINVAL (too many namespaces) or -ENOMEM. */
+int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **out);
+
+/* Returns 1 once every watch has synced (see above), else 0. */
+int zw_sources_synced(struct zw_sources *s);
+
+/* Stops and joins every watch thread and frees s. The registry keeps what
+ * it was given. NULL-safe. */
+void zw_sources_stop(struct zw_sources *s);
+
+#endif
