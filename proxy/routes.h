@@ -26,8 +26,8 @@
  *   4. Ties on the same host and prefix: static routes (InterceptorRoute
  *      spec.staticRoutes, in order) before ordinary rules; then more header
  *      matchers; then more exact-value matchers; then the older
- *      creationTimestamp (a missing timestamp sorts last); then
- *      namespace/name ascending; then trigger index, then rule order.
+ *      creationTimestamp (a missing timestamp sorts last); then the key
+ *      ("ns/name" or "ns/name/trigger") in ascending byte order; then rule order.
  *
  * Lookup cost does not depend on the number of targets: exact hosts and
  * wildcard suffixes are found through hash maps, and each path candidate
