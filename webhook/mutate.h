@@ -42,7 +42,8 @@ struct zw_mutate_config {
 	const char *alias_service;          /* per-namespace Ingress alias Service,
 	                                       default "zerowire-proxy" */
 	const char *cluster_domain;         /* default "cluster.local" */
-	bool autowire_mesh_virtualservices; /* also rewrite mesh-bound Istio VSs */
+	bool autowire_mesh_virtualservices; /* also rewrite mesh-bound Istio VSs and
+	                                        GAMMA routes (parentRefs all Services) */
 	unsigned enabled_kinds;             /* enum zw_autowire bits, default ZW_AW_ALL */
 	/* Further names that mean "already at the proxy" (hand-wired routes):
 	 * Service FQDNs such as

@@ -467,9 +467,32 @@ static int walk_ingress(struct zw_rewrite *rw, json_t *spec)
 	return 0;
 }
 
+/* GAMMA (mesh) routes attach to Services, not Gateways: every parentRef is
+ * a core Service. Like mesh-bound Istio VirtualServices they are left alone
+ * unless configured, since the proxy's own calls would be routed again. */
+static bool gateway_mesh_bound(const json_t *spec)
+{
+	json_t *parents = json_object_get(spec, "parentRefs");
+	size_t i;
+	json_t *p;
+	if (json_array_size(parents) == 0)
+		return false;
+	json_array_foreach(parents, i, p)
+	{
+		const char *group = str(p, "group");
+		const char *kind = str(p, "kind");
+		if (!kind || strcmp(kind, "Service") != 0 ||
+		    (group && *group && strcmp(group, "core") != 0))
+			return false;
+	}
+	return true;
+}
+
 static int walk_gateway(struct zw_rewrite *rw, json_t *spec)
 {
 	char path[PATH_MAX_LEN];
+	if (!rw->collect && !rw->cfg->autowire_mesh_virtualservices && gateway_mesh_bound(spec))
+		return 0;
 	rw->route_hosts = typed(rw, spec, "hostnames", JSON_ARRAY, "spec");
 	json_t *rules = typed(rw, spec, "rules", JSON_ARRAY, "spec");
 	size_t i, j;

@@ -15,7 +15,8 @@
  *              Upstream, VirtualDestination, Service, ...)
  *   wiring:    [{what: alias|grant-httproute|grant-grpcroute, namespace}]
  *   objects:   inline documents to admit (after the fixture's)
- *   expect:    per admitted document, matched by kind + name (+ apiVersion):
+ *   expect:    per admitted document, matched by kind + name (+ apiVersion,
+ *              + index: position among the admitted documents):
  *              set: {pointer: value}, remove: [pointer], record: [...]
  *              (the expected zerowire.io/original records), outcome,
  *              rewrites, restores, allowed, message, warnings: [substring],
@@ -323,7 +324,7 @@ static void fail_diff(struct run *r, const char *what, const json_t *want, const
 	fail();
 }
 
-static const json_t *find_expect(const json_t *c, const json_t *obj)
+static const json_t *find_expect(const json_t *c, const json_t *obj, size_t index)
 {
 	const char *kind = json_string_value(json_object_get(obj, "kind"));
 	const char *api = json_string_value(json_object_get(obj, "apiVersion"));
@@ -336,8 +337,10 @@ static const json_t *find_expect(const json_t *c, const json_t *obj)
 		const char *ek = json_string_value(json_object_get(e, "kind"));
 		const char *en = json_string_value(json_object_get(e, "name"));
 		const char *ea = json_string_value(json_object_get(e, "apiVersion"));
+		json_t *ei = json_object_get(e, "index");
 		if (ek && kind && strcmp(ek, kind) == 0 && en && name && strcmp(en, name) == 0 &&
-		    (!ea || (api && strcmp(ea, api) == 0)))
+		    (!ea || (api && strcmp(ea, api) == 0)) &&
+		    (!ei || (size_t)json_integer_value(ei) == index))
 			return e;
 	}
 	return NULL;
@@ -487,7 +490,7 @@ static void run_doc(struct run *r, const json_t *obj, size_t index)
 	struct reply rp, again, dry, rest, optout;
 	admit(r, r->reg, obj, ns, false, &rp);
 	json_t *out = patched(r, obj, &rp, what);
-	const json_t *e = find_expect(r->c, obj);
+	const json_t *e = find_expect(r->c, obj, index);
 	if (getenv("ZW_CASES_DUMP")) {
 		dump_result(r, obj, index, &rp, out);
 	} else if (e) {
@@ -612,7 +615,7 @@ static void run_case(void **state)
 		json_t *d;
 		json_array_foreach(all, j, d)
 		{
-			seen = seen || find_expect(r.c, d) == obj;
+			seen = seen || find_expect(r.c, d, j) == obj;
 		}
 		if (!seen)
 			fail_diff(&r, "expect entry matches no document", obj, json_null());
