@@ -1,0 +1,30 @@
+"""pytest fixtures: a session-scoped `cluster` (one per pytest session, torn
+down at the end even when tests fail). The top-level conftest.py imports
+these, so every suite in the repository can ask for `cluster`."""
+
+import atexit
+import os
+
+import pytest
+
+from .cluster import Cluster
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """The local control plane. With ZW_CLUSTER_DIR set (a `make cluster-up`
+    directory) that running cluster is reused and left running."""
+    attach_dir = os.environ.get("ZW_CLUSTER_DIR")
+    if attach_dir:
+        c = Cluster.attach(attach_dir)
+        c.install_crd_dir(os.path.join(os.path.dirname(__file__), "..", "crds"))
+        yield c
+        return
+    c = Cluster()
+    atexit.register(c.stop)  # also on an abrupt interpreter exit
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+        atexit.unregister(c.stop)
