@@ -318,7 +318,7 @@ static void fail_diff(struct run *r, const char *what, const json_t *want, const
 {
 	char *a = json_dumps(want, JSON_INDENT(1) | JSON_SORT_KEYS);
 	char *b = json_dumps(got, JSON_INDENT(1) | JSON_SORT_KEYS);
-	print_error("%s: %s\n--- expected\n%s\n--- got\n%s\n", r->file, what, a, b);
+	fprintf(stderr, "%s: %s\n--- expected\n%s\n--- got\n%s\n", r->file, what, a, b);
 	free(a);
 	free(b);
 	fail();
@@ -412,8 +412,10 @@ static void check_expect(struct run *r, const json_t *obj, const json_t *e, cons
 	}
 	json_object_foreach(json_object_get(e, "set"), ptr, v)
 	{
+		/* replace what exists (array elements too), add what does not */
+		const char *op = zw_jsonpointer_get(want, ptr) ? "replace" : "add";
 		json_array_append_new(
-		        ops, json_pack("{s:s, s:s, s:O}", "op", "add", "path", ptr, "value", v));
+		        ops, json_pack("{s:s, s:s, s:O}", "op", op, "path", ptr, "value", v));
 	}
 	char err[256];
 	if (zw_jsonpatch_apply(&want, ops, err, sizeof(err)))
