@@ -428,8 +428,8 @@ static void test_ten_thousand(void **state)
 struct race {
 	struct zw_route_current *cur;
 	_Atomic int stop;
-	long lookups;
-	int errors;
+	_Atomic long lookups;
+	_Atomic int errors;
 };
 
 static void *reader(void *arg)
