@@ -55,7 +55,7 @@ $(BUILD)/lib/%.o: lib/%.c | $(PROTO_C)
 
 $(BUILD)/llhttp/%.o: $(LLHTTP_DIR)/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -I$(LLHTTP_INC) -std=c11 -g $(OPT) -w -c -o $@ $<
+	$(CC) -I$(LLHTTP_INC) -DLLHTTP_STRICT_MODE=1 -std=c11 -g $(OPT) -w -c -o $@ $<
 
 $(BUILD)/gen/%.pb-c.c: %.proto
 	@mkdir -p $(dir $@)
