@@ -66,7 +66,7 @@ $(BUILD)/gen/%.pb-c.o: $(BUILD)/gen/%.pb-c.c
 
 $(BUILD)/libzw.a: $(LIB_OBJ) $(LLHTTP_OBJ) $(PROTO_OBJ)
 	@rm -f $@
-	ar rcs $@ $^
+	ar rcs $@ $(filter %.o,$^)
 
 # Per-component rules: objects, component archive (all but main.o), binary, tests.
 define COMPONENT_RULES
@@ -78,13 +78,13 @@ $(BUILD)/$(1)/%.o: $(1)/%.c | $$(PROTO_C)
 	$$(CC) $$(CPPFLAGS) -I$(1) $$(CFLAGS) -c -o $$@ $$<
 $(BUILD)/lib$(1).a: $$($(1)_OBJ)
 	@rm -f $$@
-	ar rcs $$@ $$^
+	ar rcs $$@ $$(filter %.o,$$^)
 $(BINDIR)/zerowire-$(1): $(BUILD)/$(1)/main.o $(BUILD)/lib$(1).a $(BUILD)/libzw.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+	$$(CC) $$(LDFLAGS) -o $$@ $$(filter %.o %.a,$$^) $$(LDLIBS)
 $(BUILD)/test/$(1)_%: $(1)/tests/%.c $(BUILD)/lib$(1).a $(BUILD)/libzw.a
 	@mkdir -p $$(dir $$@)
-	$$(CC) $$(CPPFLAGS) -I$(1) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$^ -lcmocka $$(LDLIBS)
+	$$(CC) $$(CPPFLAGS) -I$(1) $$(CFLAGS) $$(LDFLAGS) -o $$@ $$(filter %.c %.o %.a,$$^) -lcmocka $$(LDLIBS)
 TESTS += $$($(1)_TEST)
 $(1)_TOOL := $$(patsubst $(1)/tests/%.c,$(BUILD)/test/$(1)_%,$$(wildcard $(1)/tests/tool_*.c))
 TOOLS += $$($(1)_TOOL)
@@ -94,7 +94,7 @@ $(foreach c,$(COMPONENTS),$(eval $(call COMPONENT_RULES,$(c))))
 LIB_TEST := $(patsubst lib/tests/%.c,$(BUILD)/test/lib_%,$(wildcard lib/tests/test_*.c))
 $(BUILD)/test/lib_%: lib/tests/%.c $(BUILD)/libzw.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $(filter %.c %.o %.a,$^) -lcmocka $(LDLIBS)
 TESTS += $(LIB_TEST)
 TOOLS += $(patsubst lib/tests/%.c,$(BUILD)/test/lib_%,$(wildcard lib/tests/tool_*.c))
 
