@@ -107,10 +107,12 @@ unit:
 
 .PHONY: run-unit tools
 run-unit: $(TESTS) all
-	@set -e; for t in $(TESTS); do \
+	@failed=""; for t in $(TESTS); do \
 		echo "== $$t"; \
-		ZW_SHARED=$(CURDIR)/../shared timeout 300 $$t; \
-	done
+		ZW_SHARED=$(CURDIR)/../shared timeout 300 $$t || failed="$$failed $$t"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "unit tests FAILED:$$failed"; exit 1; fi; \
+	echo "unit tests: all passed"
 
 # Integration and e2e: black-box pytest suites against real processes.
 integration: all
