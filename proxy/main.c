@@ -1,26 +1,315 @@
-/* zerowire-proxy entry point. */
+/* zerowire-proxy entry point: flags, the control loop (sources, scaler,
+ * admin, signals) and the worker threads of the data path (server.c).
+ *
+ * SIGTERM/SIGINT: /readyz fails at once; the proxy keeps serving for
+ * --shutdown-delay, then stops accepting and drains: every response carries
+ * Connection: close, idle connections are closed, and the process exits 0
+ * when no client connection is left or after --drain-timeout (exit 0 too:
+ * the drain deadline is part of the contract, the log says how many were
+ * cut). SIGHUP re-reads static-mode files. */
+#include "admin.h"
+#include "config.h"
+#include "endpoints.h"
+#include "kubeconfig.h"
 #include "log.h"
+#include "routes.h"
+#include "scaler.h"
+#include "server.h"
+#include "sources.h"
+#include "stats.h"
 
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <uv.h>
 
-static const char usage[] = "usage: zerowire-proxy [--help] [--version]\n";
+struct app {
+	struct zw_proxy_config cfg;
+	uv_loop_t *loop;
+	struct zw_route_current routes;
+	struct zw_endpoints *eps;
+	struct zw_stats *stats;
+	struct zw_kube_config *kube;
+	struct zw_sources *sources;
+	struct zw_server *server;
+	struct zw_scaler *scaler;
+	struct zw_admin *admin;
+	uv_signal_t sigterm, sigint, sighup;
+	uv_timer_t phase_timer;
+	uint64_t drain_deadline;
+	int stopping;
+	char spec[8192];
+};
+
+static bool synced(void *arg)
+{
+	struct app *app = arg;
+	return app->sources && zw_sources_synced(app->sources);
+}
+
+static void on_endpoints_changed(void *ctx, const char *ns, const char *svc, size_t n_ready)
+{
+	struct app *app = ctx;
+	zw_log(ZW_LOG_DEBUG, "endpoints_changed", "service=%s/%s ready=%zu", ns, svc, n_ready);
+	if (app->server)
+		zw_server_endpoints_changed(app->server);
+}
+
+static void on_publish(void *ctx, struct zw_route_table *table)
+{
+	struct app *app = ctx;
+	zw_log(ZW_LOG_INFO, "routes_published", "targets=%zu", zw_route_table_count(table));
+	if (app->server)
+		zw_server_endpoints_changed(app->server);
+	if (app->scaler)
+		zw_scaler_targets_changed(app->scaler);
+}
+
+static void each_target(void *arg, int (*fn)(void *fnarg, const struct zw_target *t), void *fnarg)
+{
+	struct app *app = arg;
+	struct zw_route_table *t = zw_route_current_acquire(&app->routes);
+	size_t n = zw_route_table_count(t);
+	for (size_t i = 0; i < n; i++)
+		if (fn(fnarg, zw_route_table_target(t, i)))
+			break;
+	zw_route_current_release(t);
+}
+
+static void closed_noop(void *arg)
+{
+	(void)arg;
+}
+
+static void finish(struct app *app)
+{
+	size_t left = app->server ? zw_server_connections(app->server) : 0;
+	zw_log(ZW_LOG_INFO, "shutdown", "connections_left=%zu", left);
+	uv_timer_stop(&app->phase_timer);
+	uv_close((uv_handle_t *)&app->phase_timer, NULL);
+	uv_close((uv_handle_t *)&app->sigterm, NULL);
+	uv_close((uv_handle_t *)&app->sigint, NULL);
+	uv_close((uv_handle_t *)&app->sighup, NULL);
+	if (app->server)
+		zw_server_stop(app->server);
+	zw_admin_close(app->admin);
+	app->admin = NULL;
+	if (app->scaler)
+		zw_scaler_stop(app->scaler, closed_noop, NULL);
+	app->scaler = NULL;
+	if (app->sources)
+		zw_sources_close(app->sources, closed_noop, NULL);
+	app->sources = NULL;
+}
+
+static void on_drain_poll(uv_timer_t *t)
+{
+	struct app *app = t->data;
+	if (zw_server_connections(app->server) == 0 || uv_now(app->loop) >= app->drain_deadline)
+		finish(app);
+}
+
+static void on_delay_over(uv_timer_t *t)
+{
+	struct app *app = t->data;
+	zw_log(ZW_LOG_INFO, "draining", "connections=%zu", zw_server_connections(app->server));
+	zw_server_stop_accepting(app->server);
+	zw_server_drain(app->server);
+	app->drain_deadline = uv_now(app->loop) + app->cfg.drain_timeout_ms;
+	uv_timer_start(&app->phase_timer, on_drain_poll, 0, 50);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct app *app = h->data;
+	if (signum == SIGHUP) {
+		if (app->sources)
+			zw_sources_reload(app->sources);
+		return;
+	}
+	if (app->stopping)
+		return;
+	app->stopping = 1;
+	zw_log(ZW_LOG_INFO, "signal", "signal=%d shutdown_delay_ms=%llu", signum,
+	       (unsigned long long)app->cfg.shutdown_delay_ms);
+	zw_admin_set_shutting_down(app->admin);
+	uv_timer_start(&app->phase_timer, on_delay_over, app->cfg.shutdown_delay_ms, 0);
+}
+
+/* Joins the --static-endpoint values into one spec string. */
+static int join_spec(struct app *app)
+{
+	size_t off = 0;
+	app->spec[0] = '\0';
+	for (size_t i = 0; i < app->cfg.n_static_endpoints; i++) {
+		int n = snprintf(app->spec + off, sizeof(app->spec) - off, "%s%s", i ? ";" : "",
+		                 app->cfg.static_endpoints[i]);
+		if (n < 0 || (size_t)n >= sizeof(app->spec) - off)
+			return -1;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+static int run(struct app *app)
+{
+	char err[512] = "";
+	int rc;
+	struct zw_proxy_config *cfg = &app->cfg;
+	app->loop = uv_default_loop();
+	if (zw_route_current_init(&app->routes) != 0 || zw_endpoints_new(&app->eps) != 0 ||
+	    zw_stats_new(&app->stats) != 0) {
+		zw_log(ZW_LOG_ERROR, "startup_failed", "reason=out_of_memory");
+		return 1;
+	}
+	struct zw_ep_subscriber sub = {.changed = on_endpoints_changed, .ctx = app};
+	zw_endpoints_subscribe(app->eps, &sub);
+
+	int static_mode = !cfg->kubeconfig &&
+	                  (cfg->targets_file || cfg->endpoints_file || cfg->n_static_endpoints);
+	if (!static_mode &&
+	    zw_kube_config_auto(cfg->kubeconfig, &app->kube, err, sizeof(err)) < 0) {
+		zw_log(ZW_LOG_ERROR, "kubeconfig_failed", "error=\"%s\"", err);
+		return 1;
+	}
+	if (join_spec(app) < 0) {
+		zw_log(ZW_LOG_ERROR, "startup_failed", "reason=\"static endpoints too long\"");
+		return 1;
+	}
+	struct zw_sources_config scfg = {
+	        .kube = app->kube,
+	        .namespaces = cfg->namespaces,
+	        .n_namespaces = cfg->n_namespaces,
+	        .targets_file = cfg->targets_file,
+	        .endpoints_file = cfg->endpoints_file,
+	        .endpoints_spec = cfg->n_static_endpoints ? app->spec : NULL,
+	        .on_publish = on_publish,
+	        .ctx = app,
+	};
+	rc = zw_sources_new(app->loop, &scfg, &app->routes, app->eps, &app->sources, err,
+	                    sizeof(err));
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "sources_failed", "error=\"%s\"", err);
+		return 1;
+	}
+	struct zw_server_deps deps = {
+	        .cfg = cfg, .routes = &app->routes, .eps = app->eps, .stats = app->stats};
+	rc = zw_server_start(&deps, &app->server, err, sizeof(err));
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "listen_failed", "error=\"%s\"", err);
+		return 1;
+	}
+	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d workers=%d", cfg->listen,
+	       zw_server_port(app->server), cfg->workers);
+	struct zw_admin_deps ad = {
+	        .listen = cfg->admin_listen,
+	        .server = app->server,
+	        .stats = app->stats,
+	        .routes = &app->routes,
+	        .eps = app->eps,
+	        .synced = synced,
+	        .arg = app,
+	};
+	rc = zw_admin_start(app->loop, &ad, &app->admin, err, sizeof(err));
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "listen_failed", "error=\"%s\"", err);
+		return 1;
+	}
+	zw_log(ZW_LOG_INFO, "admin_listening", "addr=%s port=%d", cfg->admin_listen,
+	       zw_admin_port(app->admin));
+	struct zw_scaler_config sc;
+	zw_scaler_config_default(&sc);
+	static char host[128];
+	const char *colon = strrchr(cfg->scaler_listen, ':');
+	size_t hl = (size_t)(colon - cfg->scaler_listen);
+	if (hl >= sizeof(host))
+		hl = sizeof(host) - 1;
+	memcpy(host, cfg->scaler_listen, hl);
+	host[hl] = '\0';
+	if (host[0] == '[') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = '\0';
+	}
+	sc.grpc_host = host[0] ? host : "0.0.0.0";
+	sc.grpc_port = atoi(colon + 1);
+	struct zw_scaler_targets st = {.each = each_target, .arg = app};
+	rc = zw_scaler_start(app->loop, &sc, app->stats, &st, &app->scaler);
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "listen_failed", "scaler=%s error=\"%s\"", cfg->scaler_listen,
+		       uv_strerror(rc));
+		return 1;
+	}
+	zw_admin_set_scaler(app->admin, app->scaler);
+	zw_log(ZW_LOG_INFO, "scaler_listening", "port=%d", zw_scaler_grpc_port(app->scaler));
+	rc = zw_sources_start(app->sources);
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "sources_failed", "error=\"%s\"", uv_strerror(rc));
+		return 1;
+	}
+
+	uv_timer_init(app->loop, &app->phase_timer);
+	app->phase_timer.data = app;
+	uv_signal_t *sigs[] = {&app->sigterm, &app->sigint, &app->sighup};
+	int nums[] = {SIGTERM, SIGINT, SIGHUP};
+	for (int i = 0; i < 3; i++) {
+		uv_signal_init(app->loop, sigs[i]);
+		sigs[i]->data = app;
+		uv_signal_start(sigs[i], on_signal, nums[i]);
+	}
+	uv_run(app->loop, UV_RUN_DEFAULT);
+	return 0;
+}
+
+static void cleanup(struct app *app)
+{
+	if (app->loop) {
+		/* Close whatever is left (startup failures) and let callbacks run. */
+		if (app->admin)
+			zw_admin_close(app->admin);
+		if (app->scaler)
+			zw_scaler_stop(app->scaler, closed_noop, NULL);
+		if (app->sources)
+			zw_sources_close(app->sources, closed_noop, NULL);
+		if (app->server && !app->stopping)
+			zw_server_stop(app->server);
+		uv_run(app->loop, UV_RUN_DEFAULT);
+		uv_loop_close(app->loop);
+	}
+	zw_server_free(app->server);
+	zw_route_current_destroy(&app->routes);
+	zw_endpoints_free(app->eps);
+	zw_stats_free(app->stats);
+	zw_kube_config_free(app->kube);
+}
 
 int main(int argc, char **argv)
 {
-	for (int i = 1; i < argc; i++) {
-		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			fputs(usage, stdout);
-			return 0;
-		}
-		if (strcmp(argv[i], "--version") == 0) {
-			printf("zerowire-proxy %s\n", ZW_VERSION);
-			return 0;
-		}
-		fprintf(stderr, "zerowire-proxy: unknown argument %s\n%s", argv[i], usage);
+	static struct app app;
+	char msg[4096];
+	signal(SIGPIPE, SIG_IGN);
+	zw_proxy_config_defaults(&app.cfg);
+	int rc = zw_proxy_config_parse(&app.cfg, argc, argv, msg, sizeof(msg));
+	if (rc == 1) {
+		fputs(msg, stdout);
+		return 0;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "zerowire-proxy: %s\n", msg);
 		return 2;
 	}
-	zw_log_init("proxy", ZW_LOG_INFO);
-	zw_log(ZW_LOG_ERROR, "not_implemented", NULL);
-	return 1;
+	enum zw_log_level lvl;
+	if (zw_log_level_parse(app.cfg.log_level, &lvl) < 0) {
+		fprintf(stderr, "zerowire-proxy: --log-level: unknown level %s\n",
+		        app.cfg.log_level);
+		return 2;
+	}
+	zw_log_init("proxy", lvl);
+	rc = run(&app);
+	if (app.stopping) {
+		/* finish() already stopped the server. */
+		app.stopping = 1;
+	}
+	cleanup(&app);
+	return rc;
 }

@@ -1,0 +1,61 @@
+/* zerowire-proxy admin listener (default :9091), on the control loop:
+ *
+ *   GET /healthz  200 "ok" while the process runs
+ *   GET /readyz   200 once the routing table is synced, 503 before that and
+ *                 from the moment SIGTERM arrives
+ *   GET /metrics  Prometheus text: data-path metrics (metrics.h), held
+ *                 requests and connections, and the scaler's lines
+ *   GET /queue    JSON per target: {"ns/name": {"concurrency", "requestCount",
+ *                 "held", "rate"}}
+ *   GET /status   small HTML page: targets, endpoints, held, rates
+ *   other paths   handed to the scaler (zw_scaler_admin: /metrics-api/...,
+ *                 /peer/...), else 404
+ *
+ * One request per connection (answers carry Connection: close); request
+ * heads are limited to 16 KiB and must arrive within 5 s; at most 256
+ * admin connections at a time. */
+#ifndef ZW_ADMIN_H
+#define ZW_ADMIN_H
+
+#include "endpoints.h"
+#include "routes.h"
+#include "scaler.h"
+#include "server.h"
+#include "stats.h"
+
+#include <stdbool.h>
+#include <uv.h>
+
+struct zw_admin_deps {
+	const char *listen;       /* "host:port" */
+	struct zw_server *server; /* may be NULL (metrics left out) */
+	struct zw_stats *stats;
+	struct zw_route_current *routes;
+	struct zw_endpoints *eps;
+	struct zw_scaler *scaler;  /* may be NULL */
+	bool (*synced)(void *arg); /* routing table synced? */
+	void *arg;
+};
+
+struct zw_admin;
+
+/* Starts listening on loop (borrowed). `deps` is copied; what it points to
+ * must outlive the admin. On success *out is owned by the caller
+ * (zw_admin_close). Returns 0 or a negative UV_* code with err filled. */
+int zw_admin_start(uv_loop_t *loop, const struct zw_admin_deps *deps, struct zw_admin **out,
+                   char *err, size_t errlen);
+
+/* Sets the scaler (started after the admin). */
+void zw_admin_set_scaler(struct zw_admin *a, struct zw_scaler *scaler);
+
+/* Makes /readyz fail from now on (SIGTERM). */
+void zw_admin_set_shutting_down(struct zw_admin *a);
+
+/* Returns the bound port (useful with port 0). */
+int zw_admin_port(const struct zw_admin *a);
+
+/* Closes the listener and every connection; frees a once all handles have
+ * closed (the loop must keep running). NULL-safe. */
+void zw_admin_close(struct zw_admin *a);
+
+#endif

@@ -1,0 +1,302 @@
+/* zerowire-proxy flags and defaults (see config.h). */
+#include "config.h"
+
+#include "target.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+        "usage: zerowire-proxy [flags]\n"
+        "\n"
+        "HTTP scale-to-zero proxy: forwards to ready endpoints, holds requests while a\n"
+        "workload starts from zero, serves KEDA's external-push scaler protocol.\n"
+        "\n"
+        "Listeners:\n"
+        "  --listen ADDR                 proxy listener (default 0.0.0.0:8080)\n"
+        "  --admin-listen ADDR           admin: /healthz /readyz /metrics /queue /status\n"
+        "                                (default 0.0.0.0:9091)\n"
+        "  --scaler-listen ADDR          KEDA external scaler gRPC (default 0.0.0.0:9090)\n"
+        "  --workers N                   worker threads, one loop each (default: CPUs)\n"
+        "Sources:\n"
+        "  --kubeconfig PATH             API server access (default: in-cluster)\n"
+        "  --namespace NS[,NS]           namespaces to watch (repeatable; default all)\n"
+        "  --targets-file PATH           static mode: target objects (YAML/JSON)\n"
+        "  --endpoints-file PATH         static mode: EndpointSlices (YAML/JSON)\n"
+        "  --static-endpoint SPEC        static mode: ns/svc:port=ip:port[,ip:port]\n"
+        "Client limits:\n"
+        "  --max-header-bytes N          request head size (default 65536) -> 431\n"
+        "  --max-headers N               header fields (default 100) -> 431\n"
+        "  --max-request-line N          request-target length (default 8192) -> 414\n"
+        "  --header-timeout DUR          time to receive a request head (default 10s)\n"
+        "  --idle-timeout DUR            idle keep-alive connection (default 60s)\n"
+        "  --max-connections N           client connections (default 10000)\n"
+        "Upstream:\n"
+        "  --connect-timeout DUR         per connect attempt (default 500ms)\n"
+        "  --connect-retry-interval DUR  pause between attempts (default 50ms)\n"
+        "  --connect-retry-budget DUR    total time for attempts (default 5s)\n"
+        "  --response-header-timeout DUR time to the response head (default 5m) -> 504\n"
+        "  --upstream-idle-timeout DUR   pooled keep-alive connection (default 60s)\n"
+        "  --max-idle-per-endpoint N     pooled connections per endpoint and worker (default 64)\n"
+        "Cold start (targets may override):\n"
+        "  --readiness-timeout DUR       wait for a ready endpoint (default 5m)\n"
+        "  --max-held N                  held requests per target (default 1000) -> 503\n"
+        "Lifecycle:\n"
+        "  --shutdown-delay DUR          keep serving after SIGTERM (default 5s)\n"
+        "  --drain-timeout DUR           finish in-flight requests (default 30s)\n"
+        "  --log-level LEVEL             debug|info|warn|error (default info)\n"
+        "  --help, --version\n";
+
+const char *zw_proxy_config_usage(void)
+{
+	return usage_text;
+}
+
+void zw_proxy_config_defaults(struct zw_proxy_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->listen = "0.0.0.0:8080";
+	cfg->admin_listen = "0.0.0.0:9091";
+	cfg->scaler_listen = "0.0.0.0:9090";
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+	cfg->workers = n < 1 ? 1 : (n > 64 ? 64 : (int)n);
+	cfg->log_level = "info";
+	cfg->max_header_bytes = 65536;
+	cfg->max_headers = 100;
+	cfg->max_request_line = 8192;
+	cfg->header_timeout_ms = 10000;
+	cfg->idle_timeout_ms = 60000;
+	cfg->max_connections = 10000;
+	cfg->connect_timeout_ms = 500;
+	cfg->connect_retry_interval_ms = 50;
+	cfg->connect_retry_budget_ms = 5000;
+	cfg->response_header_timeout_ms = 300000;
+	cfg->upstream_idle_timeout_ms = 60000;
+	cfg->max_idle_per_endpoint = 64;
+	cfg->readiness_timeout_ms = 300000;
+	cfg->max_held = 1000;
+	cfg->shutdown_delay_ms = 5000;
+	cfg->drain_timeout_ms = 30000;
+}
+
+enum kind { K_STR, K_SIZE, K_DUR, K_INT, K_U32, K_LIST_NS, K_LIST_EP };
+
+struct flag {
+	const char *name;
+	enum kind kind;
+	size_t off;
+	uint64_t min, max;
+};
+
+#define F(n, k, field, lo, hi)                                        \
+	{                                                             \
+		n, k, offsetof(struct zw_proxy_config, field), lo, hi \
+	}
+static const struct flag flags[] = {
+        F("--listen", K_STR, listen, 0, 0),
+        F("--admin-listen", K_STR, admin_listen, 0, 0),
+        F("--scaler-listen", K_STR, scaler_listen, 0, 0),
+        F("--workers", K_INT, workers, 1, 64),
+        F("--kubeconfig", K_STR, kubeconfig, 0, 0),
+        F("--namespace", K_LIST_NS, namespaces, 0, 0),
+        F("--targets-file", K_STR, targets_file, 0, 0),
+        F("--endpoints-file", K_STR, endpoints_file, 0, 0),
+        F("--static-endpoint", K_LIST_EP, static_endpoints, 0, 0),
+        F("--log-level", K_STR, log_level, 0, 0),
+        F("--max-header-bytes", K_SIZE, max_header_bytes, 1024, 16u << 20),
+        F("--max-headers", K_SIZE, max_headers, 1, 10000),
+        F("--max-request-line", K_SIZE, max_request_line, 64, 1u << 20),
+        F("--header-timeout", K_DUR, header_timeout_ms, 1, 3600000),
+        F("--idle-timeout", K_DUR, idle_timeout_ms, 1, 86400000),
+        F("--max-connections", K_SIZE, max_connections, 1, 1000000),
+        F("--connect-timeout", K_DUR, connect_timeout_ms, 1, 600000),
+        F("--connect-retry-interval", K_DUR, connect_retry_interval_ms, 1, 60000),
+        F("--connect-retry-budget", K_DUR, connect_retry_budget_ms, 0, 3600000),
+        F("--response-header-timeout", K_DUR, response_header_timeout_ms, 1, 86400000),
+        F("--upstream-idle-timeout", K_DUR, upstream_idle_timeout_ms, 1, 86400000),
+        F("--max-idle-per-endpoint", K_SIZE, max_idle_per_endpoint, 0, 100000),
+        F("--readiness-timeout", K_DUR, readiness_timeout_ms, 1, 86400000),
+        F("--max-held", K_U32, max_held, 1, 10000000),
+        F("--shutdown-delay", K_DUR, shutdown_delay_ms, 0, 3600000),
+        F("--drain-timeout", K_DUR, drain_timeout_ms, 0, 3600000),
+};
+#undef F
+
+/* Parses an unsigned decimal number. Returns 0 or -1. */
+static int parse_u64(const char *s, uint64_t *out)
+{
+	if (!*s || *s == '-' || *s == '+')
+		return -1;
+	char *end = NULL;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || *end)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Adds the comma-separated items of v to a list field. */
+static int add_list(const char **list, size_t *n, char *v, int split)
+{
+	if (!split) {
+		if (*n >= ZW_CONFIG_MAX_LIST)
+			return -1;
+		list[(*n)++] = v;
+		return 0;
+	}
+	char *save = NULL;
+	for (char *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (*n >= ZW_CONFIG_MAX_LIST)
+			return -1;
+		list[(*n)++] = tok;
+	}
+	return 0;
+}
+
+int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, char *msg,
+                          size_t msg_len)
+{
+	for (int i = 1; i < argc; i++) {
+		char *arg = argv[i];
+		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
+			snprintf(msg, msg_len, "%s", usage_text);
+			return 1;
+		}
+		if (strcmp(arg, "--version") == 0) {
+			snprintf(msg, msg_len, "zerowire-proxy %s\n", ZW_VERSION);
+			return 1;
+		}
+		char *val = NULL;
+		char *eq = strchr(arg, '=');
+		size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
+		const struct flag *f = NULL;
+		for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
+			if (strlen(flags[k].name) == nlen && strncmp(flags[k].name, arg, nlen) == 0)
+				f = &flags[k];
+		if (!f) {
+			snprintf(msg, msg_len, "unknown flag %s (see --help)", arg);
+			return -1;
+		}
+		if (eq) {
+			val = eq + 1;
+		} else {
+			if (i + 1 >= argc) {
+				snprintf(msg, msg_len, "flag %s needs a value", f->name);
+				return -1;
+			}
+			val = argv[++i];
+		}
+		char *base = (char *)cfg + f->off;
+		uint64_t v = 0;
+		switch (f->kind) {
+		case K_STR:
+			if (!*val) {
+				snprintf(msg, msg_len, "flag %s: empty value", f->name);
+				return -1;
+			}
+			*(const char **)base = val;
+			break;
+		case K_LIST_NS:
+			if (add_list(cfg->namespaces, &cfg->n_namespaces, val, 1) < 0) {
+				snprintf(msg, msg_len, "flag %s: more than %d namespaces", f->name,
+				         ZW_CONFIG_MAX_LIST);
+				return -1;
+			}
+			break;
+		case K_LIST_EP:
+			if (add_list(cfg->static_endpoints, &cfg->n_static_endpoints, val, 0) < 0) {
+				snprintf(msg, msg_len, "flag %s: more than %d values", f->name,
+				         ZW_CONFIG_MAX_LIST);
+				return -1;
+			}
+			break;
+		case K_DUR:
+			if (zw_duration_parse_ms(val, &v) < 0 || v < f->min || v > f->max) {
+				snprintf(msg, msg_len,
+				         "flag %s: \"%s\" is not a duration between %llums and "
+				         "%llums "
+				         "(e.g. 500ms, 10s, 5m)",
+				         f->name, val, (unsigned long long)f->min,
+				         (unsigned long long)f->max);
+				return -1;
+			}
+			*(uint64_t *)base = v;
+			break;
+		case K_SIZE:
+		case K_INT:
+		case K_U32:
+			if (parse_u64(val, &v) < 0 || v < f->min || v > f->max) {
+				snprintf(msg, msg_len,
+				         "flag %s: \"%s\" is not a number between %llu and %llu",
+				         f->name, val, (unsigned long long)f->min,
+				         (unsigned long long)f->max);
+				return -1;
+			}
+			if (f->kind == K_SIZE)
+				*(size_t *)base = (size_t)v;
+			else if (f->kind == K_INT)
+				*(int *)base = (int)v;
+			else
+				*(uint32_t *)base = (uint32_t)v;
+			break;
+		}
+	}
+	struct sockaddr_storage ss;
+	const char *addrs[] = {cfg->listen, cfg->admin_listen, cfg->scaler_listen};
+	const char *names[] = {"--listen", "--admin-listen", "--scaler-listen"};
+	for (int k = 0; k < 3; k++) {
+		if (zw_parse_addr(addrs[k], &ss) < 0) {
+			snprintf(msg, msg_len,
+			         "flag %s: \"%s\" is not host:port (e.g. 0.0.0.0:8080)", names[k],
+			         addrs[k]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int zw_parse_addr(const char *s, void *out)
+{
+	char host[64];
+	const char *colon;
+	memset(out, 0, sizeof(struct sockaddr_storage));
+	if (s[0] == '[') {
+		const char *rb = strchr(s, ']');
+		if (!rb || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof(host))
+			return -1;
+		memcpy(host, s + 1, (size_t)(rb - s - 1));
+		host[rb - s - 1] = '\0';
+		colon = rb + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon || (size_t)(colon - s) >= sizeof(host))
+			return -1;
+		memcpy(host, s, (size_t)(colon - s));
+		host[colon - s] = '\0';
+	}
+	uint64_t port;
+	if (parse_u64(colon + 1, &port) < 0 || port > 65535)
+		return -1;
+	struct sockaddr_in *a4 = out;
+	struct sockaddr_in6 *a6 = out;
+	if (host[0] == '\0')
+		snprintf(host, sizeof(host), "0.0.0.0");
+	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
+		a4->sin_family = AF_INET;
+		a4->sin_port = htons((uint16_t)port);
+		return 0;
+	}
+	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
+		a6->sin6_family = AF_INET6;
+		a6->sin6_port = htons((uint16_t)port);
+		return 0;
+	}
+	return -1;
+}

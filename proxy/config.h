@@ -1,0 +1,71 @@
+/* zerowire-proxy settings: command-line flags and their defaults.
+ *
+ * Every limit of the data path is here with its default; durations are in
+ * milliseconds and are given on the command line as Go-style durations
+ * ("500ms", "5s", "5m"). */
+#ifndef ZW_PROXY_CONFIG_H
+#define ZW_PROXY_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ZW_CONFIG_MAX_LIST 64
+
+struct zw_proxy_config {
+	const char *listen;                         /* --listen, default 0.0.0.0:8080 */
+	const char *admin_listen;                   /* --admin-listen, default 0.0.0.0:9091 */
+	const char *scaler_listen;                  /* --scaler-listen, default 0.0.0.0:9090 */
+	int workers;                                /* --workers, default: online CPUs (max 64) */
+	const char *kubeconfig;                     /* --kubeconfig, default: in-cluster */
+	const char *namespaces[ZW_CONFIG_MAX_LIST]; /* --namespace (repeat or comma list) */
+	size_t n_namespaces;                        /* 0: all namespaces */
+	const char *targets_file;                   /* --targets-file: static mode (YAML objects) */
+	const char *endpoints_file;                 /* --endpoints-file: static mode */
+	const char
+	        *static_endpoints[ZW_CONFIG_MAX_LIST]; /* --static-endpoint ns/svc:port=ip:port */
+	size_t n_static_endpoints;
+	const char *log_level; /* --log-level, default info */
+
+	/* Client side. */
+	size_t max_header_bytes;    /* --max-header-bytes, default 65536 */
+	size_t max_headers;         /* --max-headers, default 100 */
+	size_t max_request_line;    /* --max-request-line, default 8192 */
+	uint64_t header_timeout_ms; /* --header-timeout, default 10s */
+	uint64_t idle_timeout_ms;   /* --idle-timeout, default 60s */
+	size_t max_connections;     /* --max-connections, default 10000 (per process) */
+
+	/* Upstream side. */
+	uint64_t connect_timeout_ms;         /* --connect-timeout, default 500ms per attempt */
+	uint64_t connect_retry_interval_ms;  /* --connect-retry-interval, default 50ms */
+	uint64_t connect_retry_budget_ms;    /* --connect-retry-budget, default 5s in all */
+	uint64_t response_header_timeout_ms; /* --response-header-timeout, default 5m */
+	uint64_t upstream_idle_timeout_ms;   /* --upstream-idle-timeout, default 60s */
+	size_t max_idle_per_endpoint;        /* --max-idle-per-endpoint, default 64 per worker */
+
+	/* Cold start (targets may override). */
+	uint64_t readiness_timeout_ms; /* --readiness-timeout, default 5m */
+	uint32_t max_held;             /* --max-held, default 1000 per target */
+
+	/* Lifecycle. */
+	uint64_t shutdown_delay_ms; /* --shutdown-delay, default 5s */
+	uint64_t drain_timeout_ms;  /* --drain-timeout, default 30s */
+};
+
+/* Fills *cfg with the defaults. */
+void zw_proxy_config_defaults(struct zw_proxy_config *cfg);
+
+/* Parses argv into *cfg (which must hold the defaults). Strings point into
+ * argv (borrowed for the program's life). Returns 0, 1 when --help or
+ * --version was given (text written to `msg`), or -1 with a message in
+ * `msg` naming the flag and the problem. */
+int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, char *msg,
+                          size_t msg_len);
+
+/* Returns the --help text. */
+const char *zw_proxy_config_usage(void);
+
+/* Splits "host:port" / "[v6]:port" into a sockaddr for binding or dialing.
+ * Returns 0 or -1. `out` must have room for a struct sockaddr_storage. */
+int zw_parse_addr(const char *s, void *out);
+
+#endif

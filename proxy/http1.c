@@ -1,0 +1,527 @@
+/* HTTP/1.1 head parsing, limits and rewriting (see http1.h). */
+#include "http1.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+enum { CB_NONE = 0, CB_URL, CB_FIELD, CB_VALUE };
+
+void zw_http_head_init(struct zw_http_head *h, const struct zw_http_limits *limits)
+{
+	memset(h, 0, sizeof(*h));
+	h->limits = limits;
+}
+
+void zw_http_head_reset(struct zw_http_head *h)
+{
+	h->len = 0;
+	h->n_fields = 0;
+	h->url_off = h->url_len = 0;
+	h->raw_bytes = 0;
+	h->last_cb = CB_NONE;
+	h->error = 0;
+	h->skip_body = 0;
+	h->prev_byte = 0;
+	h->chunk = NULL;
+}
+
+void zw_http_head_free(struct zw_http_head *h)
+{
+	if (!h)
+		return;
+	free(h->buf);
+	free(h->fields);
+	h->buf = NULL;
+	h->fields = NULL;
+	h->len = h->cap = h->n_fields = h->cap_fields = 0;
+}
+
+/* Appends a span to the head buffer within the head-bytes limit. */
+static int head_append(struct zw_http_head *h, const char *at, size_t len)
+{
+	if (h->len + len > h->limits->max_head_bytes) {
+		h->error = ZW_HTTP_ETOOBIG;
+		return -1;
+	}
+	if (h->len + len > h->cap) {
+		size_t cap = h->cap ? h->cap : 512;
+		while (cap < h->len + len)
+			cap *= 2;
+		if (cap > h->limits->max_head_bytes)
+			cap = h->limits->max_head_bytes;
+		char *nb = realloc(h->buf, cap);
+		if (!nb) {
+			h->error = ZW_HTTP_ENOMEM;
+			return -1;
+		}
+		h->buf = nb;
+		h->cap = cap;
+	}
+	memcpy(h->buf + h->len, at, len);
+	h->len += len;
+	return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+	struct zw_http_head *h = p->data;
+	h->len = 0;
+	h->n_fields = 0;
+	h->url_off = h->url_len = 0;
+	h->last_cb = CB_NONE;
+	return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct zw_http_head *h = p->data;
+	if (h->last_cb != CB_URL) {
+		h->url_off = (uint32_t)h->len;
+		h->last_cb = CB_URL;
+	}
+	if (h->url_len + len > h->limits->max_request_line) {
+		h->error = ZW_HTTP_EURI;
+		return -1;
+	}
+	if (head_append(h, at, len) < 0)
+		return -1;
+	h->url_len += (uint32_t)len;
+	return 0;
+}
+
+static int on_field(llhttp_t *p, const char *at, size_t len)
+{
+	struct zw_http_head *h = p->data;
+	/* Defence in depth: a field name never holds whitespace ("X : v"),
+	 * however the parser was fed. */
+	if (memchr(at, ' ', len) || memchr(at, '\t', len)) {
+		h->error = ZW_HTTP_EBAD;
+		return -1;
+	}
+	if (h->last_cb != CB_FIELD) {
+		if (h->n_fields >= h->limits->max_headers) {
+			h->error = ZW_HTTP_ETOOBIG;
+			return -1;
+		}
+		if (h->n_fields == h->cap_fields) {
+			size_t cap = h->cap_fields ? h->cap_fields * 2 : 16;
+			struct zw_http_field *nf = realloc(h->fields, cap * sizeof(*nf));
+			if (!nf) {
+				h->error = ZW_HTTP_ENOMEM;
+				return -1;
+			}
+			h->fields = nf;
+			h->cap_fields = cap;
+		}
+		struct zw_http_field *f = &h->fields[h->n_fields++];
+		memset(f, 0, sizeof(*f));
+		f->name_off = (uint32_t)h->len;
+		h->last_cb = CB_FIELD;
+	}
+	if (head_append(h, at, len) < 0)
+		return -1;
+	h->fields[h->n_fields - 1].name_len += (uint32_t)len;
+	return 0;
+}
+
+static int on_value(llhttp_t *p, const char *at, size_t len)
+{
+	struct zw_http_head *h = p->data;
+	struct zw_http_field *f = &h->fields[h->n_fields - 1];
+	/* llhttp skips the optional whitespace before a value, so a value span
+	 * that starts with SP/HTAB right after a line feed is an obs-fold
+	 * continuation line (RFC 9112 5.2): reject it. */
+	if (len > 0 && (at[0] == ' ' || at[0] == '\t')) {
+		char before = at > h->chunk ? at[-1] : h->prev_byte;
+		if (before == '\n') {
+			h->error = ZW_HTTP_EBAD;
+			return -1;
+		}
+	}
+	if (h->last_cb != CB_VALUE) {
+		f->value_off = (uint32_t)h->len;
+		h->last_cb = CB_VALUE;
+	}
+	if (head_append(h, at, len) < 0)
+		return -1;
+	f->value_len += (uint32_t)len;
+	return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+	struct zw_http_head *h = p->data;
+	/* A HEAD response has no body; 1 tells llhttp to skip it. We cannot
+	 * both skip and pause, so HEAD responses are completed at once and
+	 * the caller sees ZW_BODY_DONE with 0 bytes. */
+	if (h->skip_body && p->type == HTTP_RESPONSE && p->status_code >= 200)
+		return 1;
+	return HPE_PAUSED;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+	(void)p;
+	return HPE_PAUSED;
+}
+
+static const llhttp_settings_t settings = {
+        .on_message_begin = on_message_begin,
+        .on_url = on_url,
+        .on_status = on_url,
+        .on_header_field = on_field,
+        .on_header_value = on_value,
+        .on_headers_complete = on_headers_complete,
+        .on_message_complete = on_message_complete,
+};
+
+void zw_http_parser_init(llhttp_t *p, int type, struct zw_http_head *h)
+{
+	llhttp_init(p, (llhttp_type_t)type, &settings);
+	p->data = h;
+}
+
+void zw_http_parser_expect_head_response(llhttp_t *p, int is_head)
+{
+	struct zw_http_head *h = p->data;
+	h->skip_body = is_head;
+}
+
+int zw_http_head_execute(llhttp_t *p, struct zw_http_head *h, const char *data, size_t len,
+                         size_t *used)
+{
+	*used = 0;
+	if (h->error)
+		return h->error;
+	h->chunk = data;
+	llhttp_errno_t e = llhttp_execute(p, data, len);
+	if (len > 0)
+		h->prev_byte = data[len - 1];
+	if (e == HPE_OK) {
+		h->raw_bytes += len;
+		*used = len;
+		if (h->raw_bytes > h->limits->max_head_bytes) {
+			h->error = ZW_HTTP_ETOOBIG;
+			return h->error;
+		}
+		return ZW_HTTP_MORE;
+	}
+	if (e == HPE_PAUSED) {
+		size_t n = (size_t)(llhttp_get_error_pos(p) - data);
+		h->raw_bytes += n;
+		*used = n;
+		if (h->raw_bytes > h->limits->max_head_bytes) {
+			h->error = ZW_HTTP_ETOOBIG;
+			return h->error;
+		}
+		llhttp_resume(p);
+		return ZW_HTTP_HEAD_DONE;
+	}
+	if (h->error == 0)
+		h->error = ZW_HTTP_EBAD;
+	return h->error;
+}
+
+int zw_http_body_execute(llhttp_t *p, const char *data, size_t len, size_t *used)
+{
+	*used = 0;
+	llhttp_errno_t e = llhttp_execute(p, data, len);
+	switch (e) {
+	case HPE_OK:
+		*used = len;
+		return ZW_BODY_MORE;
+	case HPE_PAUSED:
+		*used = (size_t)(llhttp_get_error_pos(p) - data);
+		llhttp_resume(p);
+		return ZW_BODY_DONE;
+	case HPE_PAUSED_UPGRADE:
+		*used = (size_t)(llhttp_get_error_pos(p) - data);
+		return ZW_BODY_UPGRADE;
+	default:
+		return ZW_BODY_EBAD;
+	}
+}
+
+static int name_is(const struct zw_http_head *h, const struct zw_http_field *f, const char *name)
+{
+	size_t n = strlen(name);
+	return f->name_len == n && strncasecmp(h->buf + f->name_off, name, n) == 0;
+}
+
+const char *zw_http_find(const struct zw_http_head *h, const char *name, size_t *vlen)
+{
+	for (size_t i = 0; i < h->n_fields; i++) {
+		const struct zw_http_field *f = &h->fields[i];
+		if (name_is(h, f, name)) {
+			if (vlen)
+				*vlen = f->value_len;
+			return h->buf + f->value_off;
+		}
+	}
+	return NULL;
+}
+
+size_t zw_http_count(const struct zw_http_head *h, const char *name)
+{
+	size_t n = 0;
+	for (size_t i = 0; i < h->n_fields; i++)
+		n += name_is(h, &h->fields[i], name) ? 1 : 0;
+	return n;
+}
+
+/* Returns nonzero when the comma list v[0..len) contains token t. */
+static int list_has(const char *v, size_t len, const char *t, size_t tlen)
+{
+	size_t i = 0;
+	while (i < len) {
+		while (i < len && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		size_t s = i;
+		while (i < len && v[i] != ',')
+			i++;
+		size_t e = i;
+		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e - s == tlen && strncasecmp(v + s, t, tlen) == 0)
+			return 1;
+	}
+	return 0;
+}
+
+int zw_http_has_token(const struct zw_http_head *h, const char *name, const char *token)
+{
+	size_t tlen = strlen(token);
+	for (size_t i = 0; i < h->n_fields; i++) {
+		const struct zw_http_field *f = &h->fields[i];
+		if (name_is(h, f, name) &&
+		    list_has(h->buf + f->value_off, f->value_len, token, tlen))
+			return 1;
+	}
+	return 0;
+}
+
+int zw_obuf_add(struct zw_obuf *b, const void *data, size_t len)
+{
+	if (b->len + len > b->limit)
+		return -1;
+	if (b->len + len > b->cap) {
+		size_t cap = b->cap ? b->cap : 1024;
+		while (cap < b->len + len)
+			cap *= 2;
+		char *nd = realloc(b->data, cap);
+		if (!nd)
+			return -1;
+		b->data = nd;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, data, len);
+	b->len += len;
+	return 0;
+}
+
+int zw_obuf_addf(struct zw_obuf *b, const char *fmt, ...)
+{
+	char tmp[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -1;
+	return zw_obuf_add(b, tmp, (size_t)n);
+}
+
+int zw_http_is_hop_by_hop(const char *name, size_t len)
+{
+	static const char *const hop[] = {"connection", "keep-alive",        "te",
+	                                  "trailer",    "transfer-encoding", "upgrade"};
+	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
+		if (len == strlen(hop[i]) && strncasecmp(name, hop[i], len) == 0)
+			return 1;
+	return len >= 6 && strncasecmp(name, "proxy-", 6) == 0;
+}
+
+/* Returns nonzero when field f is named in a Connection header of h. */
+static int named_by_connection(const struct zw_http_head *h, const struct zw_http_field *f)
+{
+	for (size_t i = 0; i < h->n_fields; i++) {
+		const struct zw_http_field *c = &h->fields[i];
+		if (name_is(h, c, "connection") && list_has(h->buf + c->value_off, c->value_len,
+		                                            h->buf + f->name_off, f->name_len))
+			return 1;
+	}
+	return 0;
+}
+
+/* Appends "Name: value\r\n" for field f. */
+static int add_field(struct zw_obuf *out, const struct zw_http_head *h,
+                     const struct zw_http_field *f)
+{
+	if (zw_obuf_add(out, h->buf + f->name_off, f->name_len) < 0 ||
+	    zw_obuf_add(out, ": ", 2) < 0 ||
+	    zw_obuf_add(out, h->buf + f->value_off, f->value_len) < 0 ||
+	    zw_obuf_add(out, "\r\n", 2) < 0)
+		return -1;
+	return 0;
+}
+
+/* Appends every field of h except hop-by-hop ones and those skipped by
+ * `skip` (NULL-terminated list of names). */
+static int add_end_to_end(struct zw_obuf *out, const struct zw_http_head *h,
+                          const char *const *skip)
+{
+	for (size_t i = 0; i < h->n_fields; i++) {
+		const struct zw_http_field *f = &h->fields[i];
+		const char *name = h->buf + f->name_off;
+		if (zw_http_is_hop_by_hop(name, f->name_len) || named_by_connection(h, f))
+			continue;
+		int skipped = 0;
+		for (size_t k = 0; skip && skip[k]; k++)
+			skipped |= name_is(h, f, skip[k]);
+		if (!skipped && add_field(out, h, f) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int zw_http_build_request(struct zw_obuf *out, const llhttp_t *p, const struct zw_http_head *h,
+                          const struct zw_fwd_info *info)
+{
+	static const char *const skip[] = {"x-forwarded-for", NULL};
+	const char *method = llhttp_method_name((llhttp_method_t)p->method);
+	if (zw_obuf_addf(out, "%s ", method) < 0 ||
+	    zw_obuf_add(out, h->buf + h->url_off, h->url_len) < 0 ||
+	    zw_obuf_add(out, " HTTP/1.1\r\n", 11) < 0)
+		return -1;
+	if (add_end_to_end(out, h, skip) < 0)
+		return -1;
+	/* X-Forwarded-For: every earlier value in order, then the client. */
+	if (zw_obuf_add(out, "X-Forwarded-For: ", 17) < 0)
+		return -1;
+	for (size_t i = 0; i < h->n_fields; i++) {
+		const struct zw_http_field *f = &h->fields[i];
+		if (!name_is(h, f, "x-forwarded-for") || f->value_len == 0)
+			continue;
+		if (zw_obuf_add(out, h->buf + f->value_off, f->value_len) < 0 ||
+		    zw_obuf_add(out, ", ", 2) < 0)
+			return -1;
+	}
+	if (zw_obuf_addf(out, "%s\r\n", info->client_ip ? info->client_ip : "unknown") < 0)
+		return -1;
+	if (!zw_http_find(h, "x-forwarded-proto", NULL) &&
+	    zw_obuf_addf(out, "X-Forwarded-Proto: %s\r\n", info->proto ? info->proto : "http") < 0)
+		return -1;
+	size_t hlen = 0;
+	const char *host = zw_http_find(h, "host", &hlen);
+	if (host && !zw_http_find(h, "x-forwarded-host", NULL)) {
+		if (zw_obuf_add(out, "X-Forwarded-Host: ", 18) < 0 ||
+		    zw_obuf_add(out, host, hlen) < 0 || zw_obuf_add(out, "\r\n", 2) < 0)
+			return -1;
+	}
+	if (info->chunked && zw_obuf_add(out, "Transfer-Encoding: chunked\r\n", 28) < 0)
+		return -1;
+	if (info->upgrade) {
+		size_t ulen = 0;
+		const char *up = zw_http_find(h, "upgrade", &ulen);
+		if (up && (zw_obuf_add(out, "Connection: Upgrade\r\nUpgrade: ", 30) < 0 ||
+		           zw_obuf_add(out, up, ulen) < 0 || zw_obuf_add(out, "\r\n", 2) < 0))
+			return -1;
+	}
+	return zw_obuf_add(out, "\r\n", 2);
+}
+
+int zw_http_build_response(struct zw_obuf *out, const llhttp_t *p, const struct zw_http_head *h,
+                           const struct zw_resp_info *info)
+{
+	if (zw_obuf_addf(out, "HTTP/1.1 %d ", p->status_code) < 0 ||
+	    zw_obuf_add(out, h->buf + h->url_off, h->url_len) < 0 ||
+	    zw_obuf_add(out, "\r\n", 2) < 0)
+		return -1;
+	if (add_end_to_end(out, h, NULL) < 0)
+		return -1;
+	if (info->keep_framing && (p->flags & F_CHUNKED)) {
+		if (zw_obuf_add(out, "Transfer-Encoding: chunked\r\n", 28) < 0)
+			return -1;
+	}
+	if (info->upgrade) {
+		size_t ulen = 0;
+		const char *up = zw_http_find(h, "upgrade", &ulen);
+		if (zw_obuf_add(out, "Connection: Upgrade\r\n", 21) < 0)
+			return -1;
+		if (up && (zw_obuf_add(out, "Upgrade: ", 9) < 0 || zw_obuf_add(out, up, ulen) < 0 ||
+		           zw_obuf_add(out, "\r\n", 2) < 0))
+			return -1;
+	} else if (info->close && zw_obuf_add(out, "Connection: close\r\n", 19) < 0) {
+		return -1;
+	}
+	if (p->status_code >= 200 && zw_obuf_addf(out, "X-Zerowire-Cold-Start: %s\r\n",
+	                                          info->cold_start ? "true" : "false") < 0)
+		return -1;
+	return zw_obuf_add(out, "\r\n", 2);
+}
+
+const char *zw_http_reason(int status)
+{
+	switch (status) {
+	case 100:
+		return "Continue";
+	case 101:
+		return "Switching Protocols";
+	case 200:
+		return "OK";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	default:
+		break;
+	}
+	if (status < 200)
+		return "Informational";
+	if (status < 300)
+		return "OK";
+	if (status < 400)
+		return "Redirect";
+	if (status < 500)
+		return "Client Error";
+	return "Server Error";
+}
+
+int zw_http_simple_response(struct zw_obuf *out, int status, const char *extra, const char *body,
+                            size_t body_len, int close)
+{
+	if (zw_obuf_addf(out,
+	                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	                 "Content-Length: %zu\r\n%s",
+	                 status, zw_http_reason(status), body_len,
+	                 close ? "Connection: close\r\n" : "") < 0)
+		return -1;
+	if (extra && zw_obuf_add(out, extra, strlen(extra)) < 0)
+		return -1;
+	if (zw_obuf_add(out, "\r\n", 2) < 0)
+		return -1;
+	return body_len ? zw_obuf_add(out, body, body_len) : 0;
+}

@@ -1,0 +1,339 @@
+/* Unit tests for proxy/http1.c: head parsing limits, rejection of
+ * malformed and smuggling-prone requests, and the rewriting of request and
+ * response heads. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "http1.h"
+
+static const struct zw_http_limits limits = {
+        .max_head_bytes = 1024,
+        .max_headers = 8,
+        .max_request_line = 64,
+};
+
+static const struct zw_http_limits wide = {
+        .max_head_bytes = 8192,
+        .max_headers = 100,
+        .max_request_line = 1024,
+};
+
+struct parsed {
+	llhttp_t p;
+	struct zw_http_head h;
+	int rc;
+	size_t used;
+};
+
+/* Parses `raw` as a request head with limits `lim`, fed in pieces of
+ * `step` bytes. */
+static void parse_with(struct parsed *x, const struct zw_http_limits *lim, const char *raw,
+                       size_t step)
+{
+	zw_http_head_init(&x->h, lim);
+	zw_http_parser_init(&x->p, HTTP_REQUEST, &x->h);
+	size_t len = strlen(raw), off = 0;
+	x->used = 0;
+	x->rc = ZW_HTTP_MORE;
+	while (off < len && x->rc == ZW_HTTP_MORE) {
+		size_t n = len - off < step ? len - off : step;
+		size_t used = 0;
+		x->rc = zw_http_head_execute(&x->p, &x->h, raw + off, n, &used);
+		x->used += used;
+		off += n;
+	}
+}
+
+static void parse(struct parsed *x, const char *raw, size_t step)
+{
+	parse_with(x, &limits, raw, step);
+}
+
+/* Parses a head then the body bytes that follow it; returns the body status. */
+static int parse_body(struct parsed *x, const char *raw)
+{
+	parse(x, raw, strlen(raw));
+	if (x->rc != ZW_HTTP_HEAD_DONE)
+		return 100 + x->rc;
+	size_t used = 0;
+	const char *rest = raw + x->used;
+	return zw_http_body_execute(&x->p, rest, strlen(rest), &used);
+}
+
+static void test_simple_request(void **state)
+{
+	(void)state;
+	struct parsed x;
+	/* Byte-by-byte feeding must give the same result as one buffer. */
+	for (size_t step = 1; step <= 200; step += 199) {
+		parse(&x,
+		      "GET /a/b?c=1 HTTP/1.1\r\nHost: Example.com\r\nX-A: 1\r\nX-A: 2\r\n\r\nNEXT",
+		      step);
+		assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+		assert_int_equal(x.h.url_len, 8);
+		assert_memory_equal(x.h.buf + x.h.url_off, "/a/b?c=1", 8);
+		assert_int_equal(x.h.n_fields, 3);
+		size_t vl = 0;
+		const char *v = zw_http_find(&x.h, "HOST", &vl);
+		assert_non_null(v);
+		assert_int_equal(vl, 11);
+		assert_memory_equal(v, "Example.com", 11);
+		assert_int_equal(zw_http_count(&x.h, "x-a"), 2);
+		zw_http_head_free(&x.h);
+	}
+	parse(&x, "GET / HTTP/1.1\r\nHost: a\r\n\r\nNEXT", 1000);
+	assert_int_equal(x.used, strlen("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+	zw_http_head_free(&x.h);
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	struct parsed x;
+	char raw[4096];
+	/* Request target longer than max_request_line (64): 414. */
+	snprintf(raw, sizeof(raw), "GET /%070d HTTP/1.1\r\nHost: a\r\n\r\n", 0);
+	parse(&x, raw, 7);
+	assert_int_equal(x.rc, ZW_HTTP_EURI);
+	zw_http_head_free(&x.h);
+	/* Too many header fields (max 8): 431. */
+	strcpy(raw, "GET / HTTP/1.1\r\n");
+	for (int i = 0; i < 9; i++)
+		snprintf(raw + strlen(raw), sizeof(raw) - strlen(raw), "X-%d: v\r\n", i);
+	strcat(raw, "\r\n");
+	parse(&x, raw, 5);
+	assert_int_equal(x.rc, ZW_HTTP_ETOOBIG);
+	zw_http_head_free(&x.h);
+	/* Exactly the limit is fine. */
+	strcpy(raw, "GET / HTTP/1.1\r\n");
+	for (int i = 0; i < 8; i++)
+		snprintf(raw + strlen(raw), sizeof(raw) - strlen(raw), "X-%d: v\r\n", i);
+	strcat(raw, "\r\n");
+	parse(&x, raw, 5);
+	assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+	zw_http_head_free(&x.h);
+	/* Head bytes over max_head_bytes (1024), even if only whitespace-free
+	 * value bytes: 431. */
+	snprintf(raw, sizeof(raw), "GET / HTTP/1.1\r\nHost: a\r\nX-Big: %01100d\r\n\r\n", 0);
+	parse(&x, raw, 100);
+	assert_int_equal(x.rc, ZW_HTTP_ETOOBIG);
+	zw_http_head_free(&x.h);
+	/* The error is sticky. */
+	size_t used = 0;
+	assert_int_equal(zw_http_head_execute(&x.p, &x.h, "\r\n", 2, &used), ZW_HTTP_ETOOBIG);
+	zw_http_head_free(&x.h);
+}
+
+static void test_malformed(void **state)
+{
+	(void)state;
+	static const char *const bad_heads[] = {
+	        "GET / HTTP/1.1\nHost: a\n\n",                      /* bare LF */
+	        "GET / HTTP/1.1\r\nHost: a\nX: b\r\n\r\n",          /* bare LF in a field */
+	        "GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n c\r\n\r\n",  /* obs-fold */
+	        "GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n\tc\r\n\r\n", /* obs-fold, tab */
+	        "GET / HTTP/1.1\r\nHost: a\r\nX : b\r\n\r\n",       /* space before colon */
+	        "GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+	        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: "
+	        "chunked\r\n\r\n",
+	        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n",
+	        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +3\r\n\r\n",
+	        "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n",
+	        "GET / HTTP/1.1\r\nHost: a\r\nX: a\x01z\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(bad_heads) / sizeof(bad_heads[0]); i++) {
+		for (size_t step = 1; step <= 1000; step += 999) {
+			struct parsed x;
+			parse(&x, bad_heads[i], step);
+			if (x.rc != ZW_HTTP_EBAD)
+				fail_msg("case %zu step %zu: rc %d, want EBAD", i, step, x.rc);
+			zw_http_head_free(&x.h);
+		}
+	}
+	/* Obs-fold detection must not reject a value split across reads
+	 * right before a space inside it. */
+	struct parsed x;
+	zw_http_head_init(&x.h, &limits);
+	zw_http_parser_init(&x.p, HTTP_REQUEST, &x.h);
+	size_t used;
+	assert_int_equal(zw_http_head_execute(&x.p, &x.h, "GET / HTTP/1.1\r\nX: a", 20, &used),
+	                 ZW_HTTP_MORE);
+	assert_int_equal(zw_http_head_execute(&x.p, &x.h, " b\r\nHost: h\r\n\r\n", 15, &used),
+	                 ZW_HTTP_HEAD_DONE);
+	size_t vl;
+	const char *v = zw_http_find(&x.h, "x", &vl);
+	assert_int_equal(vl, 3);
+	assert_memory_equal(v, "a b", 3);
+	zw_http_head_free(&x.h);
+}
+
+static void test_bodies(void **state)
+{
+	(void)state;
+	struct parsed x;
+	/* Invalid chunk sizes and chunk framing. */
+	assert_int_equal(
+	        parse_body(
+	                &x,
+	                "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"),
+	        ZW_BODY_EBAD);
+	zw_http_head_free(&x.h);
+	assert_int_equal(parse_body(&x, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+	                                "chunked\r\n\r\n3\r\nabcX\r\n0\r\n\r\n"),
+	                 ZW_BODY_EBAD);
+	zw_http_head_free(&x.h);
+	assert_int_equal(parse_body(&x, "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: "
+	                                "chunked\r\n\r\nffffffffffffffffff\r\n"),
+	                 ZW_BODY_EBAD);
+	zw_http_head_free(&x.h);
+	/* A valid chunked body ends exactly at the terminating chunk: what
+	 * follows (a pipelined request) is not body. */
+	const char *raw = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                  "3\r\nabc\r\n0\r\n\r\nGET / HTTP/1.1\r\n";
+	parse(&x, raw, strlen(raw));
+	assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+	assert_true(x.p.flags & F_CHUNKED);
+	size_t used = 0;
+	const char *rest = raw + x.used;
+	assert_int_equal(zw_http_body_execute(&x.p, rest, strlen(rest), &used), ZW_BODY_DONE);
+	assert_int_equal(used, strlen("3\r\nabc\r\n0\r\n\r\n"));
+	zw_http_head_free(&x.h);
+	/* Content-Length bodies end after that many bytes; no body: done at once. */
+	raw = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nokGET";
+	parse(&x, raw, strlen(raw));
+	rest = raw + x.used;
+	assert_int_equal(zw_http_body_execute(&x.p, rest, 1, &used), ZW_BODY_MORE);
+	assert_int_equal(zw_http_body_execute(&x.p, rest + 1, 4, &used), ZW_BODY_DONE);
+	assert_int_equal(used, 1);
+	zw_http_head_free(&x.h);
+	parse(&x, "GET / HTTP/1.1\r\nHost: a\r\n\r\n", 100);
+	assert_int_equal(zw_http_body_execute(&x.p, "", 0, &used), ZW_BODY_DONE);
+	zw_http_head_free(&x.h);
+}
+
+static void test_build_request(void **state)
+{
+	(void)state;
+	struct parsed x;
+	parse_with(
+	        &x, &wide,
+	        "POST /p?q HTTP/1.1\r\nHost: app.example\r\nConnection: keep-alive, X-Secret\r\n"
+	        "X-Secret: s\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: x\r\nTE: trailers\r\n"
+	        "Trailer: X-T\r\nTransfer-Encoding: chunked\r\nUpgrade: h2c\r\n"
+	        "X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-For: 2.2.2.2\r\nAccept: */*\r\n\r\n",
+	        1000);
+	assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+	struct zw_obuf out = {.limit = 4096};
+	struct zw_fwd_info info = {.client_ip = "10.0.0.9", .proto = "http", .chunked = 1};
+	assert_int_equal(zw_http_build_request(&out, &x.p, &x.h, &info), 0);
+	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
+	const char *want = "POST /p?q HTTP/1.1\r\n"
+	                   "Host: app.example\r\n"
+	                   "Accept: */*\r\n"
+	                   "X-Forwarded-For: 1.1.1.1, 2.2.2.2, 10.0.0.9\r\n"
+	                   "X-Forwarded-Proto: http\r\n"
+	                   "X-Forwarded-Host: app.example\r\n"
+	                   "Transfer-Encoding: chunked\r\n"
+	                   "\r\n";
+	assert_string_equal(out.data, want);
+	free(out.data);
+	zw_http_head_free(&x.h);
+
+	/* Upgrade kept for upgrades; existing X-Forwarded-Proto/-Host kept. */
+	parse(&x,
+	      "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+	      "X-Forwarded-Proto: https\r\nX-Forwarded-Host: outer\r\n\r\n",
+	      1000);
+	memset(&out, 0, sizeof(out));
+	out.limit = 4096;
+	struct zw_fwd_info up = {.client_ip = "127.0.0.1", .upgrade = 1};
+	assert_int_equal(zw_http_build_request(&out, &x.p, &x.h, &up), 0);
+	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
+	assert_string_equal(out.data, "GET /ws HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\n"
+	                              "X-Forwarded-Host: outer\r\nX-Forwarded-For: 127.0.0.1\r\n"
+	                              "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+	free(out.data);
+	/* The output limit is enforced. */
+	memset(&out, 0, sizeof(out));
+	out.limit = 10;
+	assert_int_equal(zw_http_build_request(&out, &x.p, &x.h, &up), -1);
+	free(out.data);
+	zw_http_head_free(&x.h);
+}
+
+static void test_build_response(void **state)
+{
+	(void)state;
+	struct zw_http_head h;
+	llhttp_t p;
+	zw_http_head_init(&h, &limits);
+	zw_http_parser_init(&p, HTTP_RESPONSE, &h);
+	const char *raw =
+	        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close, X-H\r\n"
+	        "X-H: 1\r\nTransfer-Encoding: chunked\r\nServer: s\r\n\r\n";
+	size_t used;
+	assert_int_equal(zw_http_head_execute(&p, &h, raw, strlen(raw), &used), ZW_HTTP_HEAD_DONE);
+	assert_true(llhttp_message_needs_eof(&p) == 0);
+	struct zw_obuf out = {.limit = 4096};
+	struct zw_resp_info info = {.cold_start = 1, .close = 0, .keep_framing = 1};
+	assert_int_equal(zw_http_build_response(&out, &p, &h, &info), 0);
+	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
+	assert_string_equal(out.data,
+	                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: s\r\n"
+	                    "Transfer-Encoding: chunked\r\nX-Zerowire-Cold-Start: true\r\n\r\n");
+	free(out.data);
+	memset(&out, 0, sizeof(out));
+	out.limit = 4096;
+	struct zw_resp_info closing = {.cold_start = 0, .close = 1, .keep_framing = 1};
+	assert_int_equal(zw_http_build_response(&out, &p, &h, &closing), 0);
+	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
+	assert_non_null(strstr(out.data, "Connection: close\r\nX-Zerowire-Cold-Start: false\r\n"));
+	free(out.data);
+	zw_http_head_free(&h);
+}
+
+static void test_simple_response(void **state)
+{
+	(void)state;
+	struct zw_obuf out = {.limit = 4096};
+	assert_int_equal(zw_http_simple_response(&out, 503, "Retry-After: 5\r\n", "busy\n", 5, 0),
+	                 0);
+	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
+	assert_string_equal(out.data, "HTTP/1.1 503 Service Unavailable\r\n"
+	                              "Content-Type: text/plain; charset=utf-8\r\n"
+	                              "Content-Length: 5\r\nRetry-After: 5\r\n\r\nbusy\n");
+	free(out.data);
+	assert_true(zw_http_is_hop_by_hop("Proxy-Connection", 16));
+	assert_true(zw_http_is_hop_by_hop("te", 2));
+	assert_false(zw_http_is_hop_by_hop("Tex", 3));
+	assert_false(zw_http_is_hop_by_hop("Host", 4));
+}
+
+static void test_tokens(void **state)
+{
+	(void)state;
+	struct parsed x;
+	parse(&x, "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive ,  Upgrade\r\n\r\n", 1000);
+	assert_true(zw_http_has_token(&x.h, "connection", "upgrade"));
+	assert_true(zw_http_has_token(&x.h, "Connection", "KEEP-ALIVE"));
+	assert_false(zw_http_has_token(&x.h, "connection", "close"));
+	zw_http_head_free(&x.h);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_simple_request),  cmocka_unit_test(test_limits),
+	        cmocka_unit_test(test_malformed),       cmocka_unit_test(test_bodies),
+	        cmocka_unit_test(test_build_request),   cmocka_unit_test(test_build_response),
+	        cmocka_unit_test(test_simple_response), cmocka_unit_test(test_tokens),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

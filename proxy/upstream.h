@@ -1,0 +1,94 @@
+/* Upstream connections of one worker: dialing pod addresses with a connect
+ * timeout, and a keep-alive pool per endpoint address.
+ *
+ * A struct zw_upstream is one TCP connection to an endpoint. It is either
+ * active (owned by a request of server.c, which reads and writes it) or idle
+ * in the pool (read by the pool only to notice that the peer closed it, and
+ * closed after the idle timeout). Everything runs on the worker's loop.
+ * Memory: an upstream is freed in its close callback, never earlier; the
+ * pool holds at most max_idle idle connections per address. */
+#ifndef ZW_UPSTREAM_H
+#define ZW_UPSTREAM_H
+
+#include "http1.h"
+
+#include <llhttp.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <uv.h>
+
+#define ZW_UPOOL_BUCKETS 256
+
+struct zw_upool;
+struct zw_upstream;
+
+/* Called once when a dial ends: status 0 (connected), UV_ETIMEDOUT (the
+ * attempt timed out) or another negative UV_* code (refused...). */
+typedef void (*zw_upstream_connect_cb)(struct zw_upstream *u, int status);
+
+struct zw_upstream {
+	uv_tcp_t tcp;
+	uv_timer_t timer; /* connect attempt / idle timeout; free for the owner when active */
+	uv_connect_t creq;
+	struct zw_upool *pool;
+	struct sockaddr_storage addr;
+	socklen_t addr_len;
+	void *owner; /* the request using it (active), else NULL */
+	zw_upstream_connect_cb on_connect;
+	llhttp_t parser;          /* response parser, for the owner */
+	struct zw_http_head head; /* response head, for the owner */
+	int connecting;
+	int reused; /* came from the pool */
+	int closing;
+	int open_handles;
+	struct zw_upstream *next, *prev; /* idle list of its address */
+	struct zw_upool_list *list;      /* idle list it is on, or NULL */
+};
+
+struct zw_upool {
+	uv_loop_t *loop;
+	const struct zw_http_limits *limits;
+	uint64_t idle_timeout_ms;
+	size_t max_idle; /* per address; 0 disables pooling */
+	struct zw_upool_list *buckets[ZW_UPOOL_BUCKETS];
+	size_t idle;  /* idle connections in the pool */
+	size_t total; /* upstream connections alive (idle, active, closing) */
+};
+
+/* Initialises a pool on loop (borrowed). `limits` (borrowed) bounds the
+ * response heads parsed on its connections. */
+void zw_upool_init(struct zw_upool *p, uv_loop_t *loop, const struct zw_http_limits *limits,
+                   uint64_t idle_timeout_ms, size_t max_idle);
+
+/* Closes every idle connection (active ones belong to their owners). The
+ * pool struct must stay valid until zw_upool_total() reaches 0. */
+void zw_upool_close_idle(struct zw_upool *p);
+
+/* Connections still alive (for shutdown). */
+size_t zw_upool_total(const struct zw_upool *p);
+
+/* Takes an idle connection to addr out of the pool: returns it (active,
+ * owner set, reading stopped, parser reset) or NULL. */
+struct zw_upstream *zw_upool_get(struct zw_upool *p, const struct sockaddr *addr,
+                                 socklen_t addr_len, void *owner);
+
+/* Starts a connection to addr with an attempt timeout. On success (return
+ * 0) *out is the new upstream (owned by the pool's loop; close it with
+ * zw_upstream_close) and cb runs later, exactly once, unless the upstream is
+ * closed first. Returns a negative UV_* code when the dial could not start
+ * (nothing to close). */
+int zw_upstream_dial(struct zw_upool *p, const struct sockaddr *addr, socklen_t addr_len,
+                     uint64_t timeout_ms, void *owner, zw_upstream_connect_cb cb,
+                     struct zw_upstream **out);
+
+/* Gives an active, reusable connection (response complete, nothing unread)
+ * back to the pool, or closes it when the address already has max_idle idle
+ * ones. The caller must not touch u afterwards. */
+void zw_upstream_release(struct zw_upstream *u);
+
+/* Closes u (active or idle); it is freed in its close callbacks. Idempotent.
+ * The caller must not touch u afterwards. */
+void zw_upstream_close(struct zw_upstream *u);
+
+#endif
