@@ -433,6 +433,7 @@ static void not_found_message(const struct ref *r, char *buf, size_t len)
 struct values {
 	double rate;
 	double concurrency;
+	double window_requests;
 	bool active;
 };
 
@@ -464,6 +465,7 @@ static void values_get(struct zw_scaler *s, const struct resolved *res, struct v
 	memset(v, 0, sizeof(*v));
 	if (zw_stats_get(s->stats, res->key, now, &snap) == 0) {
 		v->rate = snap.rate;
+		v->window_requests = snap.window_requests;
 		v->concurrency = (double)snap.concurrency;
 	}
 	v->concurrency += (double)peer_conc;
@@ -1184,8 +1186,9 @@ static int admin_metrics_api(struct zw_scaler *s, char *path, char *query, int *
 		return admin_error(404, msg, status, body, body_len, ctype);
 	}
 	values_get(s, res, &v);
-	doc = json_pack("{s:s,s:f,s:f,s:b}", "target", res->key, "requestRate", v.rate,
-	                "concurrency", v.concurrency, "active", v.active);
+	doc = json_pack("{s:s,s:f,s:f,s:f,s:b}", "target", res->key, "requestRate", v.rate,
+	                "concurrency", v.concurrency, "requestsInWindow", v.window_requests,
+	                "active", v.active);
 	if (!doc)
 		return -ENOMEM;
 	return admin_json(doc, 200, status, body, body_len, ctype);
