@@ -117,7 +117,7 @@ run-unit: $(TESTS) all
 # Integration and e2e: black-box pytest suites against real processes.
 integration: all
 	@$(MAKE) --no-print-directory SAN=1 tools
-	./scripts/pytest.sh $(wildcard lib/tests/*_test.py webhook/tests/*_test.py proxy/tests/*_test.py certs/tests/*_test.py)
+	./scripts/pytest.sh $(wildcard lib/tests/*_test.py webhook/tests/*_test.py proxy/tests/*_test.py certs/tests/*_test.py charts/tests/*_test.py)
 
 e2e: all
 	@$(MAKE) --no-print-directory SAN=1 tools

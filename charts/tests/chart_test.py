@@ -1,0 +1,180 @@
+"""Tests of charts/zerowire: helm lint and template with default values and with each
+value set, the rendered objects' required properties, the values schema, and installs
+into the real kube-apiserver (server-side dry run, then for real)."""
+import os
+import subprocess
+
+import pytest
+import yaml
+
+ROOT = os.environ.get("ZW_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+CHART = os.path.join(ROOT, "charts", "zerowire")
+HELM = os.path.join(ROOT, "tools", "bin", "helm")
+
+# Every value a platform engineer is expected to set, one at a time.
+VALUE_SETS = [
+    [],
+    ["--set", "image.tag=1.2.3", "--set", "image.proxyRepository=registry.example/zw-proxy"],
+    ["--set", "proxy.service.name=keda-add-ons-http-interceptor-proxy", "--set", "proxy.service.namespace=keda"],
+    ["--set", "scalerAddress=keda-add-ons-http-external-scaler.keda:9090"],
+    ["--set", "webhook.url=https://127.0.0.1:8443/mutate", "--set", "webhook.caBundle=Zm9v"],
+    ["--set", "webhook.certMode=cert-manager"],
+    ["--set", "kinds={ingress,httproute}"],
+    ["--set", "watchNamespaces={team-a,team-b}"],
+    ["--set", "logLevel=debug"],
+    ["--set", "proxy.hpa.enabled=true"],
+    ["--set", "proxy.pdb.enabled=false", "--set", "webhook.pdb.enabled=false"],
+    ["--set", "crds.install=true"],
+    ["--set", "networkPolicies.enabled=true"],
+    ["--set", "proxy.limits.maxHeaderBytes=32768", "--set", "proxy.coldStart.readinessTimeout=30s",
+     "--set", "proxy.upstream.connectTimeout=1s", "--set", "proxy.shutdown.drainTimeout=10s"],
+    ["--set", "webhook.failurePolicy=Fail", "--set", "webhook.timeoutSeconds=10"],
+]
+
+
+def helm(*args, check=True, env=None):
+    if not os.path.exists(HELM):
+        pytest.fail("helm is missing at %s: run scripts/install-helm.sh (make setup does)" % HELM)
+    return subprocess.run([HELM, *args], capture_output=True, text=True, timeout=120, check=check, env=env)
+
+
+def render(*extra, namespace="zerowire"):
+    out = helm("template", "zerowire", CHART, "-n", namespace, *extra).stdout
+    return [d for d in yaml.safe_load_all(out) if d]
+
+
+def by_kind(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+@pytest.mark.parametrize("values", VALUE_SETS, ids=lambda v: " ".join(v[1::2]) or "defaults")
+def test_lint_and_template(values):
+    r = helm("lint", CHART, *values, check=False)
+    assert r.returncode == 0, r.stdout + r.stderr
+    docs = render(*values)
+    assert by_kind(docs, "MutatingWebhookConfiguration")
+    for d in docs:
+        assert d["metadata"]["labels"]["app.kubernetes.io/name"] == "zerowire"
+
+
+def test_webhook_configuration_defaults():
+    mwc = by_kind(render(), "MutatingWebhookConfiguration")[0]
+    (wh,) = mwc["webhooks"]
+    assert wh["failurePolicy"] == "Ignore"
+    assert wh["timeoutSeconds"] == 5
+    assert wh["sideEffects"] == "None"
+    assert wh["reinvocationPolicy"] == "IfNeeded"
+    assert wh["admissionReviewVersions"] == ["v1"]
+    excluded = [e for e in wh["namespaceSelector"]["matchExpressions"] if e["key"] == "kubernetes.io/metadata.name"][0]
+    assert excluded["operator"] == "NotIn"
+    assert set(excluded["values"]) == {"kube-system", "kube-node-lease", "zerowire"}
+    opt_out = wh["objectSelector"]["matchExpressions"][0]
+    assert opt_out == {"key": "zerowire.io/autowire", "operator": "NotIn", "values": ["false"]}
+    served = {(g, v, r) for rule in wh["rules"] for g in rule["apiGroups"] for v in rule["apiVersions"]
+              for r in rule["resources"]}
+    want = {("keda.sh", "v1alpha1", "scaledobjects"), ("networking.k8s.io", "v1", "ingresses")}
+    want |= {("gateway.networking.k8s.io", v, r) for v in ("v1", "v1beta1") for r in ("httproutes", "grpcroutes")}
+    want |= {("networking.istio.io", v, "virtualservices") for v in ("v1", "v1beta1", "v1alpha3")}
+    want |= {("gateway.solo.io", "v1", r) for r in ("virtualservices", "routetables")}
+    want |= {("networking.gloo.solo.io", "v2", "routetables")}
+    assert served == want
+    assert wh["clientConfig"]["service"]["path"] == "/mutate"
+
+
+def test_kinds_value_narrows_rules():
+    mwc = by_kind(render("--set", "kinds={ingress}"), "MutatingWebhookConfiguration")[0]
+    groups = {g for rule in mwc["webhooks"][0]["rules"] for g in rule["apiGroups"]}
+    assert groups == {"keda.sh", "networking.k8s.io"}
+
+
+def test_url_mode_renders_no_in_cluster_webhook():
+    docs = render("--set", "webhook.url=https://127.0.0.1:8443/mutate", "--set", "webhook.caBundle=Zm9v")
+    cc = by_kind(docs, "MutatingWebhookConfiguration")[0]["webhooks"][0]["clientConfig"]
+    assert cc == {"url": "https://127.0.0.1:8443/mutate", "caBundle": "Zm9v"}
+    assert [d["metadata"]["name"] for d in by_kind(docs, "Deployment")] == ["zerowire-proxy"]
+
+
+def test_proxy_can_stand_in_for_the_interceptor():
+    docs = render("--set", "proxy.service.name=keda-add-ons-http-interceptor-proxy",
+                  "--set", "proxy.service.namespace=keda")
+    svcs = {(s["metadata"]["namespace"], s["metadata"]["name"]): s for s in by_kind(docs, "Service")}
+    proxy = svcs[("keda", "keda-add-ons-http-interceptor-proxy")]
+    assert proxy["spec"]["ports"][0]["port"] == 8080
+    assert svcs[("keda", "keda-add-ons-http-interceptor-proxy-peers")]["spec"]["clusterIP"] == "None"
+    args = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-webhook")][0][
+        "spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--proxy-service=keda-add-ons-http-interceptor-proxy" in args
+    assert "--proxy-namespace=keda" in args
+
+
+def test_services_ports_and_containers_hardened():
+    docs = render()
+    ports = {s["metadata"]["name"]: [p["port"] for p in s["spec"]["ports"]] for s in by_kind(docs, "Service")}
+    assert ports["zerowire-proxy"] == [8080]
+    assert ports["zerowire-proxy-scaler"] == [9090]
+    assert ports["zerowire-proxy-admin"] == [9091]
+    assert ports["zerowire-proxy-peers"] == [9091]
+    for dep in by_kind(docs, "Deployment"):
+        spec = dep["spec"]["template"]["spec"]
+        assert spec["securityContext"]["runAsNonRoot"] is True
+        assert dep["spec"]["replicas"] == 2
+        for c in spec["containers"]:
+            sc = c["securityContext"]
+            assert sc["readOnlyRootFilesystem"] is True
+            assert sc["allowPrivilegeEscalation"] is False
+            assert sc["capabilities"]["drop"] == ["ALL"]
+            assert c["readinessProbe"]["httpGet"]["path"] == "/readyz"
+            assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
+            assert c["resources"]["requests"]
+    assert len(by_kind(docs, "PodDisruptionBudget")) == 2
+
+
+def test_rbac_is_least_privilege():
+    docs = render()
+    roles = {r["metadata"]["name"]: r for r in by_kind(docs, "ClusterRole")}
+    for rule in roles["zerowire-proxy"]["rules"]:
+        assert set(rule["verbs"]) <= {"get", "list", "watch"}, rule
+    for r in by_kind(docs, "ClusterRole") + by_kind(docs, "Role"):
+        for rule in r["rules"]:
+            assert "*" not in rule["verbs"] and "*" not in rule["resources"], rule
+            assert "escalate" not in rule["verbs"] and "bind" not in rule["verbs"]
+
+
+@pytest.mark.parametrize("bad", [
+    ["--set", "logLevel=verbose"],
+    ["--set", "kinds={ingress,route53}"],
+    ["--set", "webhook.certMode=manual"],
+    ["--set", "proxy.ports.http=70000"],
+    ["--set", "proxy.coldStart.readinessTimeout=soon"],
+    ["--set", "webhook.url=http://insecure/mutate"],
+])
+def test_schema_rejects_bad_values(bad):
+    r = helm("template", "zerowire", CHART, *bad, check=False)
+    assert r.returncode != 0
+    assert "schema" in (r.stderr + r.stdout).lower() or "value must be" in r.stderr
+
+
+def test_install_into_real_apiserver(cluster, tmp_path):
+    env = dict(os.environ, KUBECONFIG=cluster.kubeconfig, HELM_CACHE_HOME=str(tmp_path / "c"),
+               HELM_CONFIG_HOME=str(tmp_path / "cfg"), HELM_DATA_HOME=str(tmp_path / "d"))
+    ns = cluster.create_namespace("zwchart")
+    # cert-manager's CRDs are not installed here; that mode is covered by the template tests.
+    values = ["--set", "networkPolicies.enabled=true", "--set", "proxy.hpa.enabled=true"]
+    dry = helm("install", "zw", CHART, "-n", ns, "--dry-run=server", *values, env=env, check=False)
+    assert dry.returncode == 0, dry.stderr
+    # The chart's own http.keda.sh CRDs (the session already has the test CRDs of the same
+    # names, so they are checked by a server-side dry-run update).
+    crds = helm("template", "zw", CHART, "--set", "crds.install=true",
+                "--show-only", "templates/crds-http-keda.yaml").stdout
+    cluster.kubectl("apply", "--dry-run=server", "-f", "-", input=crds)
+    real = helm("install", "zw", CHART, "-n", ns, *values, "--wait=false", env=env, check=False)
+    assert real.returncode == 0, real.stderr
+    got = cluster.kubectl("get", "deploy,svc,sa,role,rolebinding,pdb,hpa,networkpolicy", "-n", ns, "-o", "name").stdout
+    for want in ("deployment.apps/zerowire-proxy", "deployment.apps/zw-zerowire-webhook", "service/zerowire-proxy",
+                 "service/zerowire-proxy-scaler", "service/zerowire-proxy-peers",
+                 "horizontalpodautoscaler.autoscaling/zerowire-proxy"):
+        assert want in got, got
+    mwc = cluster.kubectl("get", "mutatingwebhookconfiguration", "zw-zerowire", "-o", "yaml").stdout
+    assert "reinvocationPolicy: IfNeeded" in mwc
+    un = helm("uninstall", "zw", "-n", ns, env=env, check=False)
+    assert un.returncode == 0, un.stderr
