@@ -173,12 +173,18 @@ static const json_t *find_by_path(const json_t *records, const char *path)
 /* Writes the records into desired's annotation (or removes it, and the
  * annotations map when that leaves it empty). raw/old: the annotation as
  * admitted, kept byte-for-byte when the records did not change. Returns 0,
- * 1 when the records are too large (desired untouched), -1 on ENOMEM. */
-static int write_records(json_t *desired, const json_t *records, const char *raw, const json_t *old)
+ * 1 when the records are too large (desired untouched), -1 on ENOMEM.
+ * old_invalid: the admitted annotation could not be read. */
+static int write_records(json_t *desired, const json_t *records, const char *raw, const json_t *old,
+                         bool old_invalid)
 {
 	json_t *meta = json_object_get(desired, "metadata");
 	json_t *ann = json_object_get(meta, "annotations");
 	if (json_array_size(records) == 0) {
+		/* An annotation we cannot read (another format version?) is
+		 * only replaced, never removed. */
+		if (old_invalid)
+			return 0;
 		if (json_is_object(ann)) {
 			json_object_del(ann, ZW_ANNOTATION_ORIGINAL);
 			if (json_object_size(ann) == 0)
@@ -249,7 +255,8 @@ static int mutate_route(const json_t *obj, const char *ns, const struct zw_regis
 	        .records = records,
 	        .warnings = warnings,
 	};
-	if (r == 1)
+	bool invalid = r == 1;
+	if (invalid)
 		zw_rewrite_warn(&rw, "annotation %s is not valid; ignored", ZW_ANNOTATION_ORIGINAL);
 	if (restore(desired, old, applied, &info->dropped))
 		goto out;
@@ -283,7 +290,7 @@ static int mutate_route(const json_t *obj, const char *ns, const struct zw_regis
 		if (!find_by_path(records, json_string_value(json_object_get(rec, "path"))))
 			info->restores++;
 	}
-	r = write_records(desired, records, raw, old);
+	r = write_records(desired, records, raw, old, invalid);
 	if (r < 0)
 		goto out;
 	if (r == 1) {

@@ -131,6 +131,17 @@ static int port_num(const json_t *v)
 	return n > 0 && n < 65536 ? (int)n : 0;
 }
 
+/* A port number field that is present must be an integer 1..65535, and a
+ * name field a string; otherwise the destination is not understood. */
+static bool port_fields_ok(struct zw_rewrite *rw, const json_t *number, const json_t *name)
+{
+	if ((!number || port_num(number)) && (!name || json_is_string(name)))
+		return true;
+	rw->not_understood = true;
+	zw_rewrite_warn(rw, "a destination port is not a valid port; left unchanged");
+	return false;
+}
+
 /* Splits a host into Service name and namespace when it has one of the
  * forms svc, svc.ns, svc.ns.svc, svc.ns.svc.<domain> (svc alone takes
  * default_ns; with default_ns NULL *ns is ""). Returns 1 for a Service form,
@@ -430,6 +441,13 @@ static int walk_ingress(struct zw_rewrite *rw, json_t *spec)
 	json_t *svc = typed(rw, db, "service", JSON_OBJECT, "spec.defaultBackend");
 	if (svc) {
 		json_t *port = json_object_get(svc, "port");
+		if ((port && !json_is_object(port)) ||
+		    !port_fields_ok(rw, json_object_get(port, "number"),
+		                    json_object_get(port, "name")))
+			svc = NULL;
+	}
+	if (svc) {
+		json_t *port = json_object_get(svc, "port");
 		struct dest d = {.ns = rw->ns,
 		                 .name = str(svc, "name"),
 		                 .port = port_num(json_object_get(port, "number")),
@@ -454,6 +472,10 @@ static int walk_ingress(struct zw_rewrite *rw, json_t *spec)
 			if (!svc)
 				continue;
 			json_t *port = json_object_get(svc, "port");
+			if ((port && !json_is_object(port)) ||
+			    !port_fields_ok(rw, json_object_get(port, "number"),
+			                    json_object_get(port, "name")))
+				continue;
 			struct dest d = {.ns = rw->ns,
 			                 .name = str(svc, "name"),
 			                 .port = port_num(json_object_get(port, "number")),
@@ -509,6 +531,8 @@ static int walk_gateway(struct zw_rewrite *rw, json_t *spec)
 			     (!kind || strcmp(kind, "Service") != 0)))
 				continue;
 			const char *ns = str(ref, "namespace");
+			if (!port_fields_ok(rw, json_object_get(ref, "port"), NULL))
+				continue;
 			struct dest d = {.ns = ns ? ns : rw->ns,
 			                 .name = str(ref, "name"),
 			                 .port = port_num(json_object_get(ref, "port"))};
@@ -557,7 +581,10 @@ static int walk_istio(struct zw_rewrite *rw, json_t *spec)
 			json_t *dst =
 			        typed(rw, r, "destination", JSON_OBJECT, "spec.http[].route[]");
 			const char *host = str(dst, "host");
-			if (!host)
+			if (!host ||
+			    !port_fields_ok(rw,
+			                    json_object_get(json_object_get(dst, "port"), "number"),
+			                    NULL))
 				continue;
 			struct dest d = {.literal = host,
 			                 .port = port_num(json_object_get(
@@ -586,6 +613,8 @@ static void gloo_dest(struct zw_rewrite *rw, json_t *dst, const char *path)
 	if (kube) {
 		json_t *ref = json_object_get(kube, "ref");
 		const char *ns = str(ref, "namespace");
+		if (!port_fields_ok(rw, json_object_get(kube, "port"), NULL))
+			return;
 		struct dest d = {.ns = ns && *ns ? ns : rw->ns,
 		                 .name = str(ref, "name"),
 		                 .port = port_num(json_object_get(kube, "port"))};
@@ -689,7 +718,9 @@ static int walk_gloo_v2(struct zw_rewrite *rw, json_t *spec)
 			                 .cluster = json_object_get(ref, "cluster")};
 			snprintf(path, sizeof(path), "/spec/http/%zu/forwardTo/destinations/%zu", i,
 			         j);
-			if (!ref || (json_object_get(dst, "kind") && !kind))
+			if (!ref || (json_object_get(dst, "kind") && !kind) ||
+			    !port_fields_ok(rw, json_object_get(port, "number"),
+			                    json_object_get(port, "name")))
 				continue;
 			if (!kind || strcmp(kind, "SERVICE") == 0) {
 				consider(rw, dst, path, &d);

@@ -306,7 +306,6 @@ static json_t *take_records(json_t *obj)
 	const char *raw = json_string_value(json_object_get(ann, ZW_ANNOTATION_ORIGINAL));
 	json_t *recs = raw ? json_loads(raw, 0, NULL) : NULL;
 	if (raw) {
-		assert_non_null(recs);
 		json_object_del(ann, ZW_ANNOTATION_ORIGINAL);
 		if (json_object_size(ann) == 0)
 			json_object_del(meta, "annotations");
