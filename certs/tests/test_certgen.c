@@ -1,4 +1,4 @@
-/* Unit tests for certs/certgen.c: generation, issuing from an existing CA,
+/* Unit tests for lib/certgen.c: generation, issuing from an existing CA,
  * verification with GnuTLS, SANs, expiry margins and bad input. */
 #include <stdarg.h>
 #include <stddef.h>
