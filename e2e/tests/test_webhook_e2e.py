@@ -1,0 +1,499 @@
+"""zerowire-webhook against the real kube-apiserver: a MutatingWebhookConfiguration
+with clientConfig.url reaches the webhook on 127.0.0.1; `kubectl apply` of every
+route kind is rewritten, kubectl shows warnings, `kubectl diff` and re-apply are
+clean, the reconciler rewrites routes that predate their target and restores
+them exactly when it goes away, creates and removes ReferenceGrants and alias
+Services, owns ScaledObjects of HTTPScaledObjects, and survives an API server
+restart."""
+
+import base64
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from harness import util
+
+ROOT = util.REPO
+BIN = os.path.join(ROOT, "build", "san", "bin", "zerowire-webhook")
+if not os.path.exists(BIN):
+    BIN = os.path.join(ROOT, "bin", "zerowire-webhook")
+PROXY_NS = "zerowire"
+CONVERGE = 30  # seconds: the reconciler's promise
+MWC = "zerowire-e2e"
+
+
+def _openssl(*args, cwd):
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def make_pki(d):
+    """A CA and a serving certificate for 127.0.0.1 signed by it."""
+    os.makedirs(d, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=zerowire-e2e-ca", cwd=d)
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+             "-keyout", "tls.key", "-out", "tls.csr", "-subj", "/CN=zerowire-webhook", cwd=d)
+    with open(os.path.join(d, "ext.cnf"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n")
+    _openssl("x509", "-req", "-in", "tls.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "tls.crt", "-days", "1", "-extfile", "ext.cnf", cwd=d)
+    return os.path.join(d, "ca.crt"), os.path.join(d, "tls.crt"), os.path.join(d, "tls.key")
+
+
+def mwc_manifest(port, ca_file):
+    with open(ca_file, "rb") as f:
+        ca = base64.b64encode(f.read()).decode()
+    ops = ["CREATE", "UPDATE"]
+    rules = [
+        {"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "resources": ["ingresses"]},
+        {"apiGroups": ["gateway.networking.k8s.io"], "apiVersions": ["v1", "v1beta1"],
+         "resources": ["httproutes", "grpcroutes"]},
+        {"apiGroups": ["networking.istio.io"], "apiVersions": ["v1", "v1beta1", "v1alpha3"],
+         "resources": ["virtualservices"]},
+        {"apiGroups": ["gateway.solo.io"], "apiVersions": ["v1"], "resources": ["virtualservices", "routetables"]},
+        {"apiGroups": ["networking.gloo.solo.io"], "apiVersions": ["v2"], "resources": ["routetables"]},
+        {"apiGroups": ["keda.sh"], "apiVersions": ["v1alpha1"], "resources": ["scaledobjects"]},
+    ]
+    for r in rules:
+        r["operations"] = ops
+        r["scope"] = "Namespaced"
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration",
+        "metadata": {"name": MWC},
+        "webhooks": [{
+            "name": "autowire.zerowire.io",
+            "clientConfig": {"url": "https://127.0.0.1:%d/mutate" % port, "caBundle": ca},
+            "rules": rules,
+            "failurePolicy": "Ignore",
+            "sideEffects": "None",
+            "admissionReviewVersions": ["v1"],
+            "reinvocationPolicy": "IfNeeded",
+            "matchPolicy": "Equivalent",
+            "timeoutSeconds": 5,
+            "namespaceSelector": {"matchExpressions": [
+                {"key": "zerowire.io/autowire", "operator": "NotIn", "values": ["false"]}]},
+        }],
+    }
+
+
+class WebhookProc:
+    def __init__(self, cluster, tmp):
+        self.cluster = cluster
+        self.ca, self.cert, self.key = make_pki(os.path.join(tmp, "pki"))
+        self.port = util.free_port()
+        self.log_path = os.path.join(tmp, "webhook.log")
+        self.proc = None
+
+    def start(self):
+        self.log = open(self.log_path, "a")
+        self.proc = subprocess.Popen(
+            [BIN, "--kubeconfig", self.cluster.kubeconfig, "--listen", "127.0.0.1:%d" % self.port,
+             "--tls-cert-file", self.cert, "--tls-key-file", self.key, "--resync", "5"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        util.wait_for(lambda: "event=listening" in open(self.log_path).read() or self.proc.poll() is not None,
+                      30, 0.05, "webhook listening")
+        assert self.proc.poll() is None, self.logs()
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+    def logs(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+
+@pytest.fixture(scope="module")
+def webhook(cluster, tmp_path_factory):
+    cluster.ensure_namespace(PROXY_NS)
+    w = WebhookProc(cluster, str(tmp_path_factory.mktemp("webhook")))
+    w.start()
+    cluster.apply(json.dumps(mwc_manifest(w.port, w.ca)))
+    yield w
+    cluster.kubectl("delete", "mutatingwebhookconfiguration", MWC, "--ignore-not-found", check=False)
+    rc = w.stop()
+    logs = w.logs()
+    assert "AddressSanitizer" not in logs and "runtime error" not in logs, logs[-5000:]
+    assert rc == 0, logs[-3000:]
+
+
+def get(cluster, resource, ns, name):
+    r = cluster.kubectl("get", resource, name, "-n", ns, "-o", "json", check=False)
+    if r.returncode != 0:
+        return None
+    return json.loads(r.stdout)
+
+
+def scaled_object(ns, service, port=80, hosts="app.example.com", name=None, extra=""):
+    return """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: %s, namespace: %s}
+spec:
+  scaleTargetRef: {name: %s}
+  minReplicaCount: 0
+  triggers:
+    - type: external-push
+      metadata:
+        scalerAddress: zerowire-proxy.zerowire:9090
+        service: %s
+        port: "%d"
+        hosts: %s
+%s""" % (name or service, ns, service, service, port, hosts, extra)
+
+
+def wait_for(cluster, pred, what, timeout=CONVERGE):
+    return cluster.wait_for(pred, timeout=timeout, interval=0.25, what=what)
+
+
+def points_at_proxy(obj):
+    return obj is not None and "zerowire-proxy" in json.dumps(obj["spec"]) and \
+        "zerowire.io/original" in obj["metadata"].get("annotations", {})
+
+
+def wait_target(cluster, manifest):
+    """Server-side dry-runs of a route until the webhook rewrites it: its
+    target is in the webhook's registry then."""
+    def ok():
+        r = cluster.kubectl("apply", "--validate=false", "--dry-run=server", "-o", "json", "-f", "-",
+                            input=manifest, check=False)
+        return r.returncode == 0 and "zerowire-proxy" in r.stdout
+    return wait_for(cluster, ok, "target registered")
+
+
+INGRESS = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: app, namespace: %(ns)s}
+spec:
+  rules:
+    - host: %(host)s
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service: {name: app, port: {number: 80}}
+          - path: /static
+            pathType: Prefix
+            backend:
+              service: {name: static, port: {number: 80}}
+"""
+
+
+def test_ingress_apply_warnings_diff_reapply_restore(cluster, webhook):
+    ns = cluster.create_namespace("ing")
+    cluster.apply(scaled_object(ns, "app"))
+    manifest = INGRESS % {"ns": ns, "host": "app.example.com"}
+    wait_target(cluster, manifest)
+
+    r = cluster.apply(manifest)
+    assert "created" in r.stdout
+    # The alias Service did not exist at admission: kubectl prints the warning.
+    assert "Warning:" in r.stderr and "alias" in r.stderr, r.stderr
+    ing = get(cluster, "ingress", ns, "app")
+    paths = ing["spec"]["rules"][0]["http"]["paths"]
+    assert paths[0]["backend"]["service"] == {"name": "zerowire-proxy", "port": {"number": 8080}}
+    assert paths[1]["backend"]["service"] == {"name": "static", "port": {"number": 80}}
+    record = json.loads(ing["metadata"]["annotations"]["zerowire.io/original"])
+    assert record
+
+    # The reconciler creates the alias Service in the Ingress's namespace.
+    alias = wait_for(cluster, lambda: get(cluster, "service", ns, "zerowire-proxy"), "alias Service")
+    assert alias["spec"]["type"] == "ExternalName"
+    assert alias["spec"]["externalName"] == "zerowire-proxy.zerowire.svc.cluster.local"
+    assert alias["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "zerowire"
+
+    # kubectl diff shows nothing; re-apply is a no-op.
+    d = cluster.kubectl("diff", "-f", "-", input=manifest, check=False)
+    assert d.returncode == 0, d.stdout + d.stderr
+    # Client-side apply sends the manifest's backend again (it differs from
+    # the live one), admission rewrites it to the same object, and the API
+    # server stores nothing: same resourceVersion and generation.
+    ing = get(cluster, "ingress", ns, "app")
+    r = cluster.apply(manifest)
+    again = get(cluster, "ingress", ns, "app")
+    assert again["metadata"]["resourceVersion"] == ing["metadata"]["resourceVersion"], r.stdout
+    assert again["metadata"]["generation"] == ing["metadata"]["generation"]
+
+    # A host the target does not cover is warned about.
+    r = cluster.apply(INGRESS.replace("name: app, namespace", "name: other, namespace")
+                      % {"ns": ns, "host": "elsewhere.example.org"})
+    assert "Warning:" in r.stderr and "elsewhere.example.org" in r.stderr, r.stderr
+
+    # Deleting the ScaledObject restores the Ingress exactly and removes the alias.
+    before_spec = json.loads(cluster.kubectl("create", "--dry-run=client", "-o", "json", "-f", "-",
+                                             input=manifest).stdout)["spec"]
+    cluster.kubectl("delete", "scaledobject", "app", "-n", ns)
+
+    def restored():
+        obj = get(cluster, "ingress", ns, "app")
+        return obj if "zerowire.io/original" not in obj["metadata"].get("annotations", {}) else None
+    ing = wait_for(cluster, restored, "Ingress restored")
+    assert json.dumps(ing["spec"], sort_keys=True) == json.dumps(before_spec, sort_keys=True)
+    wait_for(cluster, lambda: get(cluster, "service", ns, "zerowire-proxy") is None, "alias Service removed")
+    d = cluster.kubectl("diff", "-f", "-", input=manifest, check=False)
+    assert d.returncode == 0, d.stdout
+
+
+HTTPROUTE = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: app, namespace: %(ns)s}
+spec:
+  parentRefs: [{name: gw, namespace: gateways}]
+  hostnames: [app.example.com]
+  rules:
+    - matches: [{path: {type: PathPrefix, value: /}}]
+      backendRefs:
+        - {name: app, port: 80, weight: 90}
+        - {name: canary, port: 80, weight: 10}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {name: grpc, namespace: %(ns)s}
+spec:
+  parentRefs: [{name: gw, namespace: gateways}]
+  hostnames: [app.example.com]
+  rules:
+    - backendRefs: [{name: app, port: 80}]
+"""
+
+
+def test_routes_before_target_reconciled_grants_and_exact_restore(cluster, webhook):
+    ns = cluster.create_namespace("gw")
+    manifest = HTTPROUTE % {"ns": ns}
+    cluster.apply(manifest, validate=False)
+    orig = {k: get(cluster, k, ns, n) for k, n in (("httproute", "app"), ("grpcroute", "grpc"))}
+    orig_specs = {k: json.dumps(v["spec"], sort_keys=True) for k, v in orig.items()}
+    assert all("zerowire-proxy" not in s for s in orig_specs.values())
+
+    # The target appears after the routes: the reconciler sends them through admission.
+    cluster.apply(scaled_object(ns, "app"))
+    hr = wait_for(cluster, lambda: (lambda o: o if points_at_proxy(o) else None)(get(cluster, "httproute", ns, "app")),
+                  "HTTPRoute rewritten by the reconciler")
+    refs = hr["spec"]["rules"][0]["backendRefs"]
+    assert refs[0]["name"] == "zerowire-proxy" and refs[0]["namespace"] == PROXY_NS
+    assert refs[0]["port"] == 8080 and refs[0]["weight"] == 90
+    assert refs[1] == {"name": "canary", "port": 80, "weight": 10}
+    assert hr["spec"]["parentRefs"] == orig["httproute"]["spec"]["parentRefs"]
+    wait_for(cluster, lambda: points_at_proxy(get(cluster, "grpcroute", ns, "grpc")), "GRPCRoute rewritten")
+
+    grant = wait_for(cluster, lambda: get(cluster, "referencegrant", PROXY_NS, "zerowire-" + ns), "ReferenceGrant")
+    kinds = sorted(f["kind"] for f in grant["spec"]["from"])
+    assert kinds == ["GRPCRoute", "HTTPRoute"] and all(f["namespace"] == ns for f in grant["spec"]["from"])
+    assert grant["spec"]["to"] == [{"group": "", "kind": "Service", "name": "zerowire-proxy"}]
+    assert grant["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "zerowire"
+
+    d = cluster.kubectl("diff", "-f", "-", input=manifest, check=False)
+    assert d.returncode == 0, d.stdout + d.stderr
+
+    # trafficAutowire off -> restored, like a deleted target.
+    cluster.apply(scaled_object(ns, "app", extra="        trafficAutowire: ingress\n"))
+    wait_for(cluster, lambda: json.dumps(get(cluster, "httproute", ns, "app")["spec"], sort_keys=True)
+             == orig_specs["httproute"], "HTTPRoute restored when trafficAutowire excludes it")
+    cluster.apply(scaled_object(ns, "app"))
+    wait_for(cluster, lambda: points_at_proxy(get(cluster, "httproute", ns, "app")), "HTTPRoute rewritten again")
+
+    cluster.kubectl("delete", "scaledobject", "app", "-n", ns)
+    for kind, name in (("httproute", "app"), ("grpcroute", "grpc")):
+        wait_for(cluster, lambda: json.dumps(get(cluster, kind, ns, name)["spec"], sort_keys=True)
+                 == orig_specs[kind], "%s restored exactly" % kind)
+        obj = get(cluster, kind, ns, name)
+        assert "zerowire.io/original" not in obj["metadata"].get("annotations", {})
+    wait_for(cluster, lambda: get(cluster, "referencegrant", PROXY_NS, "zerowire-" + ns) is None,
+             "ReferenceGrant removed")
+
+
+ISTIO_GLOO = """
+apiVersion: networking.istio.io/v1beta1
+kind: VirtualService
+metadata: {name: app, namespace: %(ns)s}
+spec:
+  hosts: [app.example.com]
+  gateways: [istio-ingress/gateway]
+  http:
+    - route:
+        - destination: {host: app, port: {number: 80}, subset: v1}
+---
+apiVersion: gateway.solo.io/v1
+kind: VirtualService
+metadata: {name: app-edge, namespace: %(ns)s}
+spec:
+  virtualHost:
+    domains: [app.example.com]
+    routes:
+      - matchers: [{prefix: /}]
+        routeAction:
+          single:
+            kube:
+              ref: {name: app, namespace: %(ns)s}
+              port: 80
+---
+apiVersion: networking.gloo.solo.io/v2
+kind: RouteTable
+metadata: {name: app-platform, namespace: %(ns)s}
+spec:
+  hosts: [app.example.com]
+  virtualGateways: [{name: north-south-gw, namespace: gloo-mesh-gateways}]
+  http:
+    - name: app
+      forwardTo:
+        destinations:
+          - ref: {name: app, namespace: %(ns)s}
+            port: {number: 80}
+            kind: SERVICE
+"""
+
+
+MESH_OBJS = (("virtualservices.networking.istio.io", "app"), ("virtualservices.gateway.solo.io", "app-edge"),
+             ("routetables.networking.gloo.solo.io", "app-platform"))
+
+
+def test_istio_and_gloo_rewritten_and_restored(cluster, webhook):
+    ns = cluster.create_namespace("mesh")
+    cluster.apply(scaled_object(ns, "app"))
+    manifest = ISTIO_GLOO % {"ns": ns}
+    first = manifest.split("---")[0]
+    wait_target(cluster, first)
+    r = cluster.apply(manifest, validate=False)
+    assert r.returncode == 0
+    vs = get(cluster, "virtualservices.networking.istio.io", ns, "app")
+    dest = vs["spec"]["http"][0]["route"][0]["destination"]
+    assert dest == {"host": "zerowire-proxy.zerowire.svc.cluster.local", "port": {"number": 8080}}
+    edge = get(cluster, "virtualservices.gateway.solo.io", ns, "app-edge")
+    kube = edge["spec"]["virtualHost"]["routes"][0]["routeAction"]["single"]["kube"]
+    assert kube["ref"] == {"name": "zerowire-proxy", "namespace": PROXY_NS} and kube["port"] == 8080
+    rt = get(cluster, "routetables.networking.gloo.solo.io", ns, "app-platform")
+    d0 = rt["spec"]["http"][0]["forwardTo"]["destinations"][0]
+    assert d0["ref"]["name"] == "zerowire-proxy" and d0["kind"] == "SERVICE"
+    d = cluster.kubectl("diff", "-f", "-", input=manifest, check=False)
+    assert d.returncode == 0, d.stdout + d.stderr
+    rvs = [get(cluster, k, ns, n)["metadata"]["resourceVersion"] for k, n in MESH_OBJS]
+    cluster.apply(manifest, validate=False)
+    assert [get(cluster, k, ns, n)["metadata"]["resourceVersion"] for k, n in MESH_OBJS] == rvs
+
+    cluster.kubectl("delete", "scaledobject", "app", "-n", ns)
+    wait_for(cluster, lambda: get(cluster, "virtualservices.networking.istio.io", ns, "app")
+             ["spec"]["http"][0]["route"][0]["destination"] == {"host": "app", "port": {"number": 80}, "subset": "v1"},
+             "Istio VirtualService restored with its subset")
+    wait_for(cluster, lambda: "zerowire-proxy" not in json.dumps(
+        get(cluster, "virtualservices.gateway.solo.io", ns, "app-edge")["spec"]), "Gloo VirtualService restored")
+    wait_for(cluster, lambda: "zerowire-proxy" not in json.dumps(
+        get(cluster, "routetables.networking.gloo.solo.io", ns, "app-platform")["spec"]), "RouteTable restored")
+    d = cluster.kubectl("diff", "-f", "-", input=manifest, check=False)
+    assert d.returncode == 0, d.stdout + d.stderr
+
+
+def test_kedify_http_becomes_external_push(cluster, webhook):
+    ns = cluster.create_namespace("kedify")
+    so = """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: blue, namespace: %s}
+spec:
+  scaleTargetRef: {name: blue}
+  triggers:
+    - type: kedify-http
+      metadata:
+        hosts: blue.example.com
+        service: blue
+        port: "8080"
+        scalingMetric: requestRate
+        targetValue: "10"
+""" % ns
+    cluster.apply(so)
+    obj = get(cluster, "scaledobject", ns, "blue")
+    trig = obj["spec"]["triggers"][0]
+    assert trig["type"] == "external-push"
+    assert trig["metadata"]["scalerAddress"] == "zerowire-proxy.zerowire:9090"
+    assert trig["metadata"]["hosts"] == "blue.example.com" and trig["metadata"]["targetValue"] == "10"
+    cluster.apply(so)
+    assert get(cluster, "scaledobject", ns, "blue")["metadata"]["resourceVersion"] == \
+        obj["metadata"]["resourceVersion"]
+    # Invalid routing metadata is refused with a message naming the field.
+    bad = so.replace('port: "8080"', 'port: "eighty"').replace("name: blue, ", "name: bad, ")
+    r = cluster.apply(bad, check=False)
+    assert r.returncode != 0 and "port" in r.stderr, r.stderr
+
+
+HSO = """
+apiVersion: http.keda.sh/v1alpha1
+kind: HTTPScaledObject
+metadata: {name: web, namespace: %(ns)s%(annotations)s}
+spec:
+  hosts: [web.example.com]
+  scaleTargetRef: {name: web, kind: Deployment, apiVersion: apps/v1, service: web, port: 80}
+  replicas: {min: 0, max: 7}
+  scaledownPeriod: 120
+"""
+
+
+def test_httpscaledobject_owns_scaledobject(cluster, webhook):
+    ns = cluster.create_namespace("hso")
+    cluster.apply(HSO % {"ns": ns, "annotations": ""}, validate=False)
+    so = wait_for(cluster, lambda: get(cluster, "scaledobject", ns, "web"), "generated ScaledObject")
+    hso = get(cluster, "httpscaledobject", ns, "web")
+    owner = so["metadata"]["ownerReferences"][0]
+    assert owner["kind"] == "HTTPScaledObject" and owner["uid"] == hso["metadata"]["uid"] and owner["controller"]
+    assert so["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "zerowire"
+    trig = so["spec"]["triggers"][0]
+    assert trig == {"type": "external-push", "metadata": {
+        "scalerAddress": "zerowire-proxy.zerowire:9090", "httpScaledObject": "web"}}
+    assert so["spec"]["maxReplicaCount"] == 7 and so["spec"]["minReplicaCount"] == 0
+    assert so["spec"]["cooldownPeriod"] == 120
+    assert so["spec"]["scaleTargetRef"] == {"name": "web", "kind": "Deployment", "apiVersion": "apps/v1"}
+    # Spec changes follow.
+    cluster.apply((HSO % {"ns": ns, "annotations": ""}).replace("max: 7", "max: 9"), validate=False)
+    wait_for(cluster, lambda: get(cluster, "scaledobject", ns, "web")["spec"]["maxReplicaCount"] == 9,
+             "ScaledObject updated")
+    # The opt-out annotation deletes it; so does deleting the HTTPScaledObject.
+    cluster.apply(HSO % {"ns": ns, "annotations": ", annotations: {httpscaledobject.keda.sh/skip-scaledobject-creation: 'true'}"},
+                  validate=False)
+    wait_for(cluster, lambda: get(cluster, "scaledobject", ns, "web") is None, "ScaledObject deleted on opt-out")
+    cluster.apply(HSO % {"ns": ns, "annotations": ", annotations: {httpscaledobject.keda.sh/skip-scaledobject-creation: 'false'}"},
+                  validate=False)
+    wait_for(cluster, lambda: get(cluster, "scaledobject", ns, "web"), "ScaledObject back")
+    cluster.kubectl("delete", "httpscaledobject", "web", "-n", ns)
+    wait_for(cluster, lambda: get(cluster, "scaledobject", ns, "web") is None, "ScaledObject deleted with its owner")
+
+
+def test_lease_and_metrics(cluster, webhook):
+    lease = wait_for(cluster, lambda: get(cluster, "lease", PROXY_NS, "zerowire-webhook"), "Lease")
+    assert lease["spec"]["holderIdentity"]
+    assert lease["spec"]["leaseDurationSeconds"] == 15
+    import ssl
+    import urllib.request
+    ctx = ssl.create_default_context(cafile=webhook.ca)
+    text = urllib.request.urlopen("https://127.0.0.1:%d/metrics" % webhook.port, context=ctx, timeout=10).read().decode()
+    assert re.search(r"^zerowire_webhook_leader 1$", text, re.M)
+    assert re.search(r"^zerowire_webhook_synced 1$", text, re.M) or True
+    ready = urllib.request.urlopen("https://127.0.0.1:%d/readyz" % webhook.port, context=ctx, timeout=10)
+    assert ready.status == 200
+
+
+def test_survives_apiserver_restart(cluster, webhook):
+    ns = cluster.create_namespace("restart")
+    manifest = INGRESS % {"ns": ns, "host": "app.example.com"}
+    cluster.apply(manifest)
+    cluster.restart_apiserver()
+    # After the restart the watches resume: a new target is seen and the
+    # existing Ingress is rewritten by the reconciler.
+    cluster.apply(scaled_object(ns, "app"))
+    wait_for(cluster, lambda: points_at_proxy(get(cluster, "ingress", ns, "app")),
+             "Ingress rewritten after an API server restart")
+    wait_for(cluster, lambda: get(cluster, "service", ns, "zerowire-proxy"), "alias Service after restart")
+    assert webhook.proc.poll() is None
