@@ -27,6 +27,26 @@
 
 #define ZW_TARGET_ERRLEN 512
 
+/* Limits (additions by the target module; see docs/target-model.md). Input
+ * beyond a limit is rejected with ZW_TARGET_EINVAL and a message. */
+#define ZW_TARGET_MAX_LIST    1024    /* hosts, paths, headers, rules, static routes per list */
+#define ZW_TARGET_MAX_HOST    253     /* bytes of one host (after the port is stripped) */
+#define ZW_TARGET_MAX_PATH    1024    /* bytes of one path prefix */
+#define ZW_TARGET_MAX_HDRNAME 256     /* bytes of one header name */
+#define ZW_TARGET_MAX_HDRVAL  4096    /* bytes of one header value */
+#define ZW_TARGET_MAX_BODY    32768   /* bytes of a static response body (CRD limit) */
+#define ZW_TARGET_MAX_BUCKETS 3600    /* window / granularity, e.g. 1h at 1s */
+#define ZW_TARGET_MAX_PENDING 1000000 /* largest accepted maxPendingRequests */
+
+/* A timeout field set explicitly to 0 ("0s": no deadline). Unset stays 0
+ * (use the global default). uv_timer_start clamps it to "never". */
+#define ZW_TIMEOUT_NONE UINT64_MAX
+
+/* Kedify default waiting page (coldStartWaitingPageEnabled: "true"). */
+#define ZW_WAITING_PAGE_STATUS      503
+#define ZW_WAITING_PAGE_BODY        "Service is starting, try again later."
+#define ZW_WAITING_PAGE_RETRY_AFTER "10"
+
 enum zw_target_status {
 	ZW_TARGET_OK = 0,
 	ZW_TARGET_ENOTARGET = -1, /* object/trigger is not a zerowire target (ignore it) */
@@ -49,6 +69,14 @@ enum zw_autowire {
 	ZW_AW_VIRTUALSERVICE = 1u << 3, /* Istio */
 	ZW_AW_GLOO = 1u << 4,           /* Gloo Edge v1 and Gloo Platform v2 */
 	ZW_AW_ALL = (1u << 5) - 1,
+};
+
+/* trafficAutowire words that are accepted but not supported by zerowire
+ * (struct zw_target.autowire_ignored): `route` (OpenShift Route) and
+ * `service` (in-cluster Service/Endpoints autowiring). The webhook may warn. */
+enum zw_autowire_ignored {
+	ZW_AW_IGNORED_ROUTE = 1u << 0,
+	ZW_AW_IGNORED_SERVICE = 1u << 1,
 };
 
 /* Which metrics the target reports to KEDA (both allowed: the HPA takes max). */
@@ -90,11 +118,27 @@ struct zw_service_ref {
 };
 
 struct zw_static_response {
-	int status;  /* 100..599 */
-	char *body;  /* may be NULL */
+	int status; /* 100..599 */
+	char *body; /* may be NULL */
 	char **header_names;
 	char **header_values;
 	size_t n_headers;
+	/* Addition: bodyFromConfigMap {name, key}. The ConfigMap is in the
+	 * target's namespace; key NULL means "derive from the request path"
+	 * (index.html for "/"). Resolved by the proxy, not the parser. */
+	char *body_configmap;
+	char *body_configmap_key;
+};
+
+/* Addition: InterceptorRoute spec.staticRoutes[]: requests matching one of
+ * `rules` are answered with `response` and never counted (never wake the
+ * workload). always == false: WhenUnavailable (default; forward when an
+ * endpoint is ready); true: Always. */
+struct zw_static_route {
+	struct zw_route_rule *rules;
+	size_t n_rules;
+	struct zw_static_response response; /* status default 200 */
+	bool always;
 };
 
 /* Durations are in milliseconds; 0 means "not set: use the global default"
@@ -106,8 +150,8 @@ struct zw_target {
 	enum zw_target_source source;
 	char *namespace;
 	char *name;
-	int trigger_index;      /* -1 for InterceptorRoute / HTTPScaledObject */
-	char *uid;              /* metadata.uid, may be NULL */
+	int trigger_index;        /* -1 for InterceptorRoute / HTTPScaledObject */
+	char *uid;                /* metadata.uid, may be NULL */
 	char *creation_timestamp; /* for routing tie-breaks, may be NULL */
 
 	/* The ScaledObject that scales it (same namespace). For HTTPScaledObject
@@ -141,7 +185,7 @@ struct zw_target {
 	uint64_t readiness_timeout_ms;
 	uint64_t response_header_timeout_ms;
 	uint64_t request_timeout_ms;
-	uint32_t max_pending; /* 0 = global default */
+	uint32_t max_pending;      /* 0 = global default */
 	bool overflow_placeholder; /* overflow answers the placeholder instead of 503 */
 	bool has_fallback;
 	struct zw_service_ref fallback;
@@ -151,6 +195,26 @@ struct zw_target {
 	/* Health checks answered by the proxy without waking the workload. */
 	char *healthcheck_path;
 	enum zw_healthcheck_response healthcheck_response;
+
+	/* Additions by the target module. */
+	/* trafficAutowire words accepted but not supported (enum
+	 * zw_autowire_ignored bits); they add nothing to `autowire`. */
+	unsigned autowire_ignored;
+	/* HTTPScaledObject annotated httpscaledobject.keda.sh/skip-scaledobject-
+	 * creation: "true": still a target (routing + metrics), but the
+	 * reconciler must NOT create or own a ScaledObject for it (the user's
+	 * own ScaledObject names it via `httpScaledObject`); scaled_object stays
+	 * NULL until zw_target_link_scaledobject(). Always false for others. */
+	bool skip_scaledobject;
+	/* HTTPScaledObject scaledownPeriod / initialCooldownPeriod in seconds,
+	 * -1 when unset (the generated ScaledObject then omits cooldownPeriod,
+	 * KEDA default 300, and initialCooldownPeriod, default 0). -1 for other
+	 * sources. */
+	int cooldown_period;
+	int initial_cooldown_period;
+	/* InterceptorRoute spec.staticRoutes[] (none for other sources). */
+	struct zw_static_route *static_routes;
+	size_t n_static_routes;
 };
 
 /* Parses every zerowire target of a ScaledObject (keda.sh/v1alpha1).
@@ -163,24 +227,24 @@ struct zw_target {
  * 0. Returns ZW_TARGET_OK, ZW_TARGET_EINVAL (err filled, *out NULL) or
  * ZW_TARGET_ENOMEM. */
 int zw_target_parse_scaledobject(const json_t *so, struct zw_target **out, size_t *n_out,
-				 char err[ZW_TARGET_ERRLEN]);
+                                 char err[ZW_TARGET_ERRLEN]);
 
 /* Parses an HTTPScaledObject (http.keda.sh/v1alpha1) into *out (caller owns,
  * free with zw_target_free). `obj` is borrowed. Returns ZW_TARGET_OK,
  * ZW_TARGET_EINVAL (err filled) or ZW_TARGET_ENOMEM. */
 int zw_target_parse_httpscaledobject(const json_t *obj, struct zw_target *out,
-				     char err[ZW_TARGET_ERRLEN]);
+                                     char err[ZW_TARGET_ERRLEN]);
 
 /* Parses an InterceptorRoute (http.keda.sh/v1beta1) into *out, as
  * zw_target_parse_httpscaledobject. */
 int zw_target_parse_interceptorroute(const json_t *obj, struct zw_target *out,
-				     char err[ZW_TARGET_ERRLEN]);
+                                     char err[ZW_TARGET_ERRLEN]);
 
 /* Dispatches on apiVersion/kind to one of the parsers above and returns the
  * targets as an array as zw_target_parse_scaledobject does. Objects that are
  * not a target source give ZW_TARGET_ENOTARGET. */
 int zw_target_parse_object(const json_t *obj, struct zw_target **out, size_t *n_out,
-			   char err[ZW_TARGET_ERRLEN]);
+                           char err[ZW_TARGET_ERRLEN]);
 
 /* If ScaledObject `so` (borrowed) has an external-push trigger naming
  * `interceptorRoute` equal to t->name (IR source) or `httpScaledObject`
@@ -194,7 +258,7 @@ int zw_target_link_scaledobject(struct zw_target *t, const json_t *so);
  * ZW_SRC_INTERCEPTORROUTE or ZW_SRC_HTTPSCALEDOBJECT and *name_out to the
  * borrowed name (valid while `so` lives). */
 int zw_target_scaledobject_ref(const json_t *so, enum zw_target_source *kind_out,
-			       const char **name_out);
+                               const char **name_out);
 
 /* Deep-copies src into *dst (dst owned by caller). Returns 0 or ZW_TARGET_ENOMEM. */
 int zw_target_copy(struct zw_target *dst, const struct zw_target *src);
@@ -210,8 +274,18 @@ void zw_target_array_free(struct zw_target *ts, size_t n);
  * bits. Returns 0, or -1 on an unknown word (*out untouched). */
 int zw_autowire_parse(const char *value, unsigned *out);
 
+/* Addition: as zw_autowire_parse, and also reports accepted-but-unsupported
+ * words (`route`, `service`) as enum zw_autowire_ignored bits in *ignored
+ * (may be NULL). Words are case-insensitive and space-trimmed; "true" means
+ * every kind; "false" cannot be combined with other words. Returns 0 or -1
+ * (*out and *ignored untouched). */
+int zw_autowire_parse_ext(const char *value, unsigned *out, unsigned *ignored);
+
 /* Parses a Go-style duration ("1m", "15s", "500ms", "1h30m", "2") into
- * milliseconds; a bare number is seconds. Returns 0 or -1. */
+ * milliseconds; a bare number is seconds. Units h, m, s, ms, us/µs/μs, ns;
+ * fractions ("1.5s") and sequences ("1h30m") as in Go; a non-zero result
+ * below 1 ms rounds up to 1 ms. Negative values and values beyond Go's
+ * int64 nanoseconds are rejected. Returns 0 or -1 (*out untouched). */
 int zw_duration_parse_ms(const char *s, uint64_t *out);
 
 /* Returns the source's Kubernetes kind name ("ScaledObject", ...). */

@@ -1,0 +1,1319 @@
+/* Unit tests for lib/target.c (cmocka, run under ASan/UBSan by `make unit`).
+ *
+ * - durations and trafficAutowire words;
+ * - data-driven cases: every lib/tests/targets/X.yaml is parsed document by
+ *   document with zw_target_parse_object; X.expect.yaml lists, per target
+ *   source object, either the exact error message or the parsed targets
+ *   (compared as a JSON dump, every key given must match); objects without
+ *   an expectation must not be target sources at all;
+ * - the same over every ../shared/fixtures/examples/<file>.yaml with
+ *   targets/fixtures.expect.yaml (skipped when ../shared is absent);
+ * - the seed reconstructions (seed-*.yaml) are checked against the seed
+ *   text: every key and value must occur in it;
+ * - defaults, copy, key, linking, limits, and a type-mutation sweep that
+ *   replaces every value of every valid object by values of other JSON
+ *   types (must give OK or EINVAL with a message, never a crash). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "target.h"
+#include "yamljson.h"
+
+#define PATHBUF 1024
+
+/* ---- files ---- */
+
+static const char *data_dir(void)
+{
+	static char buf[PATHBUF];
+	const char *env = getenv("ZW_TARGET_DATA");
+	const char *slash = strrchr(__FILE__, '/');
+
+	if (env && *env)
+		return env;
+	/* __FILE__ is lib/tests/test_target.c relative to the repo root, where
+	 * make runs the tests */
+	snprintf(buf, sizeof(buf), "%.*stargets", slash ? (int)(slash - __FILE__ + 1) : 0,
+	         __FILE__);
+	return buf;
+}
+
+/* Returns ZW_SHARED (or ../shared) when it is a directory, else NULL. */
+static const char *shared_dir(void)
+{
+	const char *env = getenv("ZW_SHARED");
+	const char *dir = env && *env ? env : "../shared";
+	struct stat st;
+
+	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode) ? dir : NULL;
+}
+
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long len;
+
+	if (!f)
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (len = ftell(f)) >= 0 && fseek(f, 0, SEEK_SET) == 0 &&
+	    (buf = malloc((size_t)len + 1))) {
+		if (fread(buf, 1, (size_t)len, f) != (size_t)len) {
+			free(buf);
+			buf = NULL;
+		} else {
+			buf[len] = '\0';
+		}
+	}
+	fclose(f);
+	return buf;
+}
+
+static json_t *load_yaml(const char *path)
+{
+	char err[256];
+	json_t *docs = NULL;
+
+	if (zw_yaml_load_file(path, &docs, err, sizeof(err)) < 0)
+		fail_msg("%s: %s", path, err);
+	return docs;
+}
+
+/* buf = a "/" b; a path that does not fit fails the test. */
+static void path_join(char buf[PATHBUF], const char *a, const char *b)
+{
+	if (snprintf(buf, PATHBUF, "%s/%s", a, b) >= PATHBUF)
+		fail_msg("path too long: %s/%s", a, b);
+}
+
+/* An expectation file: one YAML document holding a list. */
+static json_t *load_expect(const char *path)
+{
+	json_t *docs = load_yaml(path), *list;
+
+	assert_non_null(docs);
+	list = json_array_size(docs) ? json_array_get(docs, 0) : NULL;
+	if (list && !json_is_array(list))
+		fail_msg("%s: must hold one list", path);
+	list = list ? json_incref(list) : json_array();
+	json_decref(docs);
+	return list;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Sorted names of *.yaml files in dir, without *.expect.yaml. */
+static size_t list_yaml(const char *dir, char ***out)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char **v = NULL;
+	size_t n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		if (len < 6 || strcmp(e->d_name + len - 5, ".yaml") != 0)
+			continue;
+		if (len > 12 && strcmp(e->d_name + len - 12, ".expect.yaml") == 0)
+			continue;
+		v = realloc(v, (n + 1) * sizeof(*v));
+		assert_non_null(v);
+		v[n++] = strdup(e->d_name);
+	}
+	closedir(d);
+	qsort(v, n, sizeof(*v), cmp_str);
+	*out = v;
+	return n;
+}
+
+static void free_names(char **v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(v[i]);
+	free(v);
+}
+
+/* ---- dumping a target as JSON ---- */
+
+static json_t *jstr(const char *s)
+{
+	return s ? json_string(s) : json_null();
+}
+
+static json_t *dump_strv(char *const *v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
+static json_t *dump_ms(uint64_t ms)
+{
+	return ms == ZW_TIMEOUT_NONE ? json_string("none") : json_integer((json_int_t)ms);
+}
+
+static json_t *dump_ref(const struct zw_service_ref *r)
+{
+	return json_pack("{s:o, s:o, s:i, s:o}", "namespace", jstr(r->namespace), "name",
+	                 jstr(r->name), "port", r->port, "portName", jstr(r->port_name));
+}
+
+static json_t *dump_rules(const struct zw_route_rule *rules, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++) {
+		const struct zw_route_rule *r = &rules[i];
+		json_t *h = json_array();
+
+		for (size_t k = 0; k < r->n_headers; k++)
+			json_array_append_new(h, json_pack("{s:s, s:o}", "name", r->headers[k].name,
+			                                   "value", jstr(r->headers[k].value)));
+		json_array_append_new(a, json_pack("{s:o, s:o, s:o}", "hosts",
+		                                   dump_strv(r->hosts, r->n_hosts), "paths",
+		                                   dump_strv(r->paths, r->n_paths), "headers", h));
+	}
+	return a;
+}
+
+static json_t *dump_sr(const struct zw_static_response *sr)
+{
+	json_t *h = json_object();
+
+	for (size_t k = 0; k < sr->n_headers; k++)
+		json_object_set_new(h, sr->header_names[k], json_string(sr->header_values[k]));
+	return json_pack("{s:i, s:o, s:o, s:o, s:o}", "status", sr->status, "body", jstr(sr->body),
+	                 "headers", h, "bodyConfigMap", jstr(sr->body_configmap),
+	                 "bodyConfigMapKey", jstr(sr->body_configmap_key));
+}
+
+static json_t *dump_target(const struct zw_target *t)
+{
+	static const char *const sources[] = {"scaledobject", "kedify", "interceptorroute",
+	                                      "httpscaledobject"};
+	static const char *const aw[] = {"ingress", "httproute", "grpcroute", "virtualservice",
+	                                 "gloo"};
+	static const char *const hc[] = {"none", "passthrough", "static"};
+	json_t *o = json_object(), *a;
+	char key[256];
+
+	json_object_set_new(o, "source", json_string(sources[t->source]));
+	zw_target_key(t, key, sizeof(key));
+	json_object_set_new(o, "key", json_string(key));
+	json_object_set_new(o, "namespace", jstr(t->namespace));
+	json_object_set_new(o, "name", jstr(t->name));
+	json_object_set_new(o, "triggerIndex", json_integer(t->trigger_index));
+	json_object_set_new(o, "uid", jstr(t->uid));
+	json_object_set_new(o, "creationTimestamp", jstr(t->creation_timestamp));
+	json_object_set_new(o, "scaledObject", jstr(t->scaled_object));
+	json_object_set_new(o, "scaleKind", jstr(t->scale_kind));
+	json_object_set_new(o, "scaleApiVersion", jstr(t->scale_api_version));
+	json_object_set_new(o, "scaleName", jstr(t->scale_name));
+	json_object_set_new(o, "minReplicas", json_integer(t->min_replicas));
+	json_object_set_new(o, "maxReplicas", json_integer(t->max_replicas));
+	json_object_set_new(o, "service", dump_ref(&t->service));
+	json_object_set_new(o, "rules", dump_rules(t->rules, t->n_rules));
+	a = json_array();
+	if (t->metrics & ZW_METRIC_REQUEST_RATE)
+		json_array_append_new(a, json_string("requestRate"));
+	if (t->metrics & ZW_METRIC_CONCURRENCY)
+		json_array_append_new(a, json_string("concurrency"));
+	json_object_set_new(o, "metrics", a);
+	json_object_set_new(o, "rateTarget", json_real(t->rate_target));
+	json_object_set_new(o, "concurrencyTarget", json_real(t->concurrency_target));
+	json_object_set_new(o, "windowMs", json_integer((json_int_t)t->window_ms));
+	json_object_set_new(o, "granularityMs", json_integer((json_int_t)t->granularity_ms));
+	a = json_array();
+	for (size_t i = 0; i < 5; i++)
+		if (t->autowire & (1u << i))
+			json_array_append_new(a, json_string(aw[i]));
+	json_object_set_new(o, "autowire", a);
+	a = json_array();
+	if (t->autowire_ignored & ZW_AW_IGNORED_ROUTE)
+		json_array_append_new(a, json_string("route"));
+	if (t->autowire_ignored & ZW_AW_IGNORED_SERVICE)
+		json_array_append_new(a, json_string("service"));
+	json_object_set_new(o, "autowireIgnored", a);
+	json_object_set_new(o, "readinessTimeoutMs", dump_ms(t->readiness_timeout_ms));
+	json_object_set_new(o, "responseHeaderTimeoutMs", dump_ms(t->response_header_timeout_ms));
+	json_object_set_new(o, "requestTimeoutMs", dump_ms(t->request_timeout_ms));
+	json_object_set_new(o, "maxPending", json_integer(t->max_pending));
+	json_object_set_new(o, "overflowPlaceholder", json_boolean(t->overflow_placeholder));
+	json_object_set_new(o, "fallback", t->has_fallback ? dump_ref(&t->fallback) : json_null());
+	json_object_set_new(o, "placeholder",
+	                    t->has_placeholder ? dump_sr(&t->placeholder) : json_null());
+	json_object_set_new(o, "healthcheckPath", jstr(t->healthcheck_path));
+	json_object_set_new(o, "healthcheckResponse", json_string(hc[t->healthcheck_response]));
+	json_object_set_new(o, "skipScaledObject", json_boolean(t->skip_scaledobject));
+	json_object_set_new(o, "cooldownPeriod", json_integer(t->cooldown_period));
+	json_object_set_new(o, "initialCooldownPeriod", json_integer(t->initial_cooldown_period));
+	a = json_array();
+	for (size_t i = 0; i < t->n_static_routes; i++)
+		json_array_append_new(a,
+		                      json_pack("{s:o, s:o, s:b}", "rules",
+		                                dump_rules(t->static_routes[i].rules,
+		                                           t->static_routes[i].n_rules),
+		                                "response", dump_sr(&t->static_routes[i].response),
+		                                "always", t->static_routes[i].always));
+	json_object_set_new(o, "staticRoutes", a);
+	return o;
+}
+
+/* Deep equality where integers and reals compare by value. */
+static bool jeq(const json_t *a, const json_t *b)
+{
+	const char *k;
+	json_t *v;
+	size_t i;
+
+	if (json_is_number(a) && json_is_number(b))
+		return json_number_value(a) == json_number_value(b);
+	if (json_typeof(a) != json_typeof(b))
+		return false;
+	switch (json_typeof(a)) {
+	case JSON_OBJECT:
+		if (json_object_size(a) != json_object_size(b))
+			return false;
+		json_object_foreach((json_t *)a, k, v)
+		{
+			json_t *w = json_object_get(b, k);
+			if (!w || !jeq(v, w))
+				return false;
+		}
+		return true;
+	case JSON_ARRAY:
+		if (json_array_size(a) != json_array_size(b))
+			return false;
+		json_array_foreach(a, i, v)
+		{
+			if (!jeq(v, json_array_get(b, i)))
+				return false;
+		}
+		return true;
+	case JSON_STRING:
+		return strcmp(json_string_value(a), json_string_value(b)) == 0;
+	default:
+		return true;
+	}
+}
+
+/* ---- data-driven runner ---- */
+
+struct run {
+	int failures;
+	int targets;      /* targets parsed and compared */
+	int errors;       /* expected errors matched */
+	int sources_seen; /* target source objects met */
+};
+
+static void report(struct run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void report(struct run *r, const char *fmt, ...)
+{
+	char buf[4096];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	print_error("%s\n", buf);
+	r->failures++;
+}
+
+static const char *sget(const json_t *o, const char *path)
+{
+	char buf[128];
+	const json_t *v = o;
+
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *tok = buf, *dot; tok && v; tok = dot ? dot + 1 : NULL) {
+		dot = strchr(tok, '.');
+		if (dot)
+			*dot = '\0';
+		v = json_is_object(v) ? json_object_get(v, tok) : NULL;
+	}
+	return json_is_string(v) ? json_string_value(v) : NULL;
+}
+
+static void label(char *buf, size_t len, const char *file, const json_t *doc, size_t i)
+{
+	const char *kind = sget(doc, "kind"), *name = sget(doc, "metadata.name");
+
+	snprintf(buf, len, "%s doc %zu (%s %s)", file, i, kind ? kind : "?", name ? name : "?");
+}
+
+/* The expectation for doc i of file: by `doc` index, else kind + name. */
+static json_t *find_expect(json_t *expects, const char *file, const json_t *doc, size_t i)
+{
+	const char *kind = sget(doc, "kind"), *name = sget(doc, "metadata.name");
+	json_t *e;
+	size_t k;
+
+	json_array_foreach(expects, k, e)
+	{
+		const char *ef = sget(e, "file");
+		json_t *ed = json_object_get(e, "doc");
+
+		if (ef && strcmp(ef, file) != 0)
+			continue;
+		if (ed) {
+			if (json_integer_value(ed) == (json_int_t)i)
+				return e;
+			continue;
+		}
+		if (kind && name && sget(e, "kind") && sget(e, "name") &&
+		    strcmp(sget(e, "kind"), kind) == 0 && strcmp(sget(e, "name"), name) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+static bool is_scaledobject(const json_t *doc)
+{
+	const char *kind = sget(doc, "kind"), *api = sget(doc, "apiVersion");
+
+	return kind && api && strcmp(kind, "ScaledObject") == 0 &&
+	       strcmp(api, "keda.sh/v1alpha1") == 0;
+}
+
+/* Compares a dump with an expected subset: every key of exp must be in dump
+ * with an equal value. */
+static void compare_target(struct run *r, const char *lbl, size_t ti, json_t *dump, json_t *exp)
+{
+	const char *k;
+	json_t *v;
+
+	if (!json_is_object(exp)) {
+		report(r, "%s target %zu: expectation is not a map", lbl, ti);
+		return;
+	}
+	json_object_foreach(exp, k, v)
+	{
+		json_t *got = json_object_get(dump, k);
+		if (!got || !jeq(got, v)) {
+			char *g = got ? json_dumps(got, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+			char *w = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+			report(r, "%s target %zu: %s = %s, expected %s", lbl, ti, k,
+			       g ? g : "(missing)", w);
+			free(g);
+			free(w);
+		}
+	}
+}
+
+static void check_targets(struct run *r, const char *lbl, json_t *docs, struct zw_target *ts,
+                          size_t n, json_t *want)
+{
+	json_t *so;
+	size_t i, k;
+
+	if (!json_is_array(want)) {
+		report(r, "%s: expectation has neither error nor a targets list", lbl);
+		return;
+	}
+	/* InterceptorRoute / HTTPScaledObject targets pick up the ScaledObject
+	 * naming them in the same file */
+	for (i = 0; i < n; i++)
+		json_array_foreach(docs, k, so)
+		{
+			if (is_scaledobject(so) && zw_target_link_scaledobject(&ts[i], so) < 0)
+				report(r, "%s: link failed", lbl);
+		}
+	if (json_array_size(want) != n)
+		report(r, "%s: %zu targets, expected %zu", lbl, n, json_array_size(want));
+	for (i = 0; i < n; i++) {
+		json_t *dump = dump_target(&ts[i]), *dump2;
+		struct zw_target copy;
+
+		if (i < json_array_size(want))
+			compare_target(r, lbl, i, dump, json_array_get(want, i));
+		/* a deep copy dumps the same */
+		if (zw_target_copy(&copy, &ts[i]) != 0) {
+			report(r, "%s target %zu: copy failed", lbl, i);
+		} else {
+			dump2 = dump_target(&copy);
+			if (!jeq(dump, dump2))
+				report(r, "%s target %zu: copy differs", lbl, i);
+			json_decref(dump2);
+			zw_target_free(&copy);
+		}
+		json_decref(dump);
+		r->targets++;
+	}
+}
+
+static void check_doc(struct run *r, const char *file, json_t *docs, size_t i, json_t *expects)
+{
+	char err[ZW_TARGET_ERRLEN], lbl[512];
+	json_t *doc = json_array_get(docs, i), *e;
+	struct zw_target *ts = NULL;
+	const char *want_err, *want_prefix;
+	size_t n = 0;
+	int rc;
+
+	label(lbl, sizeof(lbl), file, doc, i);
+	memset(err, 0x5a, sizeof(err));
+	rc = zw_target_parse_object(doc, &ts, &n, err);
+	e = find_expect(expects, file, doc, i);
+	if (rc == ZW_TARGET_ENOTARGET) {
+		if (e)
+			report(r, "%s: not a target source, but an expectation exists", lbl);
+		if (ts || n)
+			report(r, "%s: ENOTARGET with output", lbl);
+		return;
+	}
+	r->sources_seen++;
+	if (!e) {
+		report(r, "%s: no expectation (rc %d: %s)", lbl, rc, rc == 0 ? "ok" : err);
+		zw_target_array_free(ts, n);
+		return;
+	}
+	json_object_set_new(e, "_used", json_true());
+	want_err = sget(e, "error");
+	want_prefix = sget(e, "errorPrefix");
+	if (want_err || want_prefix) {
+		if (rc != ZW_TARGET_EINVAL)
+			report(r, "%s: rc %d, expected EINVAL", lbl, rc);
+		else if (want_err && strcmp(err, want_err) != 0)
+			report(r, "%s:\n   error    %s\n   expected %s", lbl, err, want_err);
+		else if (want_prefix && strncmp(err, want_prefix, strlen(want_prefix)) != 0)
+			report(r, "%s:\n   error    %s\n   expected %s...", lbl, err, want_prefix);
+		else
+			r->errors++;
+		if (ts || n)
+			report(r, "%s: EINVAL with output", lbl);
+		zw_target_array_free(ts, n);
+		return;
+	}
+	if (rc != 0) {
+		report(r, "%s: rc %d: %s", lbl, rc, err);
+		return;
+	}
+	check_targets(r, lbl, docs, ts, n, json_object_get(e, "targets"));
+	zw_target_array_free(ts, n);
+}
+
+static void check_unused(struct run *r, json_t *expects, const char *file)
+{
+	json_t *e;
+	size_t k;
+
+	json_array_foreach(expects, k, e)
+	{
+		const char *ef = sget(e, "file");
+		if (file && ef && strcmp(ef, file) != 0)
+			continue;
+		if (!json_object_get(e, "_used"))
+			report(r, "expectation %zu (%s %s %s) matched no object", k, ef ? ef : "",
+			       sget(e, "kind") ? sget(e, "kind") : "",
+			       sget(e, "name") ? sget(e, "name") : "");
+	}
+}
+
+static void run_file(struct run *r, const char *path, const char *file, json_t *expects)
+{
+	json_t *docs = load_yaml(path);
+
+	for (size_t i = 0; i < json_array_size(docs); i++)
+		check_doc(r, file, docs, i, expects);
+	json_decref(docs);
+}
+
+/* Every targets/X.yaml with its X.expect.yaml. */
+static void test_data_files(void **state)
+{
+	struct run r = {0};
+	char **names, path[PATHBUF], epath[PATHBUF];
+	const char *dir = data_dir();
+	size_t n = list_yaml(dir, &names);
+
+	(void)state;
+	assert_true(n >= 10);
+	for (size_t i = 0; i < n; i++) {
+		json_t *expects;
+		struct stat st;
+
+		if (strcmp(names[i], "fixtures.yaml") == 0)
+			continue;
+		path_join(path, dir, names[i]);
+		snprintf(epath, sizeof(epath), "%s/%.*s.expect.yaml", dir,
+		         (int)(strlen(names[i]) - 5), names[i]);
+		expects = stat(epath, &st) == 0 ? load_expect(epath) : json_array();
+		assert_non_null(expects);
+		run_file(&r, path, names[i], expects);
+		check_unused(&r, expects, NULL);
+		json_decref(expects);
+	}
+	free_names(names, n);
+	print_message("data files: %d targets, %d expected errors, %d sources\n", r.targets,
+	              r.errors, r.sources_seen);
+	assert_true(r.targets > 10);
+	assert_true(r.errors > 40);
+	assert_int_equal(r.failures, 0);
+}
+
+/* Every ../shared/fixtures/examples/<file>.yaml with targets/fixtures.expect.yaml. */
+static void test_fixture_examples(void **state)
+{
+	struct run r = {0};
+	const char *shared = shared_dir();
+	char dir[PATHBUF], path[PATHBUF], **names;
+	json_t *expects;
+	size_t n;
+
+	(void)state;
+	if (!shared) {
+		print_message(
+		        "SKIP: ../shared absent (set ZW_SHARED); fixture examples not checked\n");
+		skip();
+	}
+	path_join(dir, shared, "fixtures/examples");
+	path_join(path, data_dir(), "fixtures.expect.yaml");
+	expects = load_expect(path);
+	assert_non_null(expects);
+	n = list_yaml(dir, &names);
+	assert_true(n > 0);
+	for (size_t i = 0; i < n; i++) {
+		path_join(path, dir, names[i]);
+		run_file(&r, path, names[i], expects);
+	}
+	check_unused(&r, expects, NULL);
+	json_decref(expects);
+	free_names(names, n);
+	print_message("fixtures: %zu files, %d sources, %d targets\n", n, r.sources_seen,
+	              r.targets);
+	assert_true(r.sources_seen >= 2);
+	assert_int_equal(r.failures, 0);
+}
+
+/* Collects every key and scalar of v that does not occur in text. */
+static void missing_words(const json_t *v, const char *text, struct run *r, const char *file)
+{
+	char num[64];
+	const char *k;
+	json_t *c;
+	size_t i;
+
+	switch (json_typeof(v)) {
+	case JSON_OBJECT:
+		json_object_foreach((json_t *)v, k, c)
+		{
+			if (!strstr(text, k))
+				report(r, "%s: key %s does not occur in the seed", file, k);
+			missing_words(c, text, r, file);
+		}
+		break;
+	case JSON_ARRAY:
+		json_array_foreach(v, i, c)
+		{
+			missing_words(c, text, r, file);
+		}
+		break;
+	case JSON_STRING:
+		if (!strstr(text, json_string_value(v)))
+			report(r, "%s: value %s does not occur in the seed", file,
+			       json_string_value(v));
+		break;
+	case JSON_INTEGER:
+		snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+		if (!strstr(text, num))
+			report(r, "%s: value %s does not occur in the seed", file, num);
+		break;
+	default:
+		break;
+	}
+}
+
+/* The seed reconstructions change nothing: every key and value is in the
+ * seed text named by the file's first line. */
+static void test_seed_reconstructions(void **state)
+{
+	struct run r = {0};
+	const char *shared = shared_dir();
+	char **names, path[PATHBUF], dir[PATHBUF], seed[256];
+	size_t n, checked = 0;
+
+	(void)state;
+	if (!shared) {
+		print_message("SKIP: ../shared absent (set ZW_SHARED); seeds not compared\n");
+		skip();
+	}
+	n = list_yaml(data_dir(), &names);
+	for (size_t i = 0; i < n; i++) {
+		char *text, *seedtext;
+		json_t *docs;
+
+		if (strncmp(names[i], "seed-", 5) != 0)
+			continue;
+		path_join(path, data_dir(), names[i]);
+		text = read_text(path);
+		assert_non_null(text);
+		if (sscanf(text, "# seed: %255s", seed) != 1)
+			fail_msg("%s: first line must be '# seed: <file>'", names[i]);
+		free(text);
+		path_join(dir, shared, "seeds");
+		path_join(path, dir, seed);
+		seedtext = read_text(path);
+		if (!seedtext)
+			fail_msg("%s: seed %s not readable", names[i], path);
+		path_join(path, data_dir(), names[i]);
+		docs = load_yaml(path);
+		missing_words(docs, seedtext, &r, names[i]);
+		json_decref(docs);
+		free(seedtext);
+		checked++;
+	}
+	free_names(names, n);
+	assert_true(checked >= 10);
+	assert_int_equal(r.failures, 0);
+}
+
+/* ---- durations and autowire ---- */
+
+static void test_duration(void **state)
+{
+	static const struct {
+		const char *in;
+		uint64_t ms;
+	} ok[] = {
+	        {"0", 0},
+	        {"1", 1000},
+	        {"1.5", 1500},
+	        {"0s", 0},
+	        {"15s", 15000},
+	        {"1m", 60000},
+	        {"60s", 60000},
+	        {"1h", 3600000},
+	        {"1h30m", 5400000},
+	        {"2h45m30.5s", 9930500},
+	        {"500ms", 500},
+	        {"1.5s", 1500},
+	        {".5s", 500},
+	        {"1.s", 1000},
+	        {"+5s", 5000},
+	        {"1m1ms", 60001},
+	        {"1us", 1},
+	        {"1\xc2\xb5s", 1},
+	        {"1\xce\xbcs", 1},
+	        {"999999ns", 1},
+	        {"1000000ns", 1},
+	        {"1000001ns", 2},
+	        {"2000000us", 2000},
+	        {"0.0001ms", 1},
+	        {"1.000000000000000000001s", 1000},
+	        {"2562047h", 9223369200000ull},
+	        {"9223372036854775807ns", 9223372036855ull},
+	};
+	static const char *const bad[] = {"",
+	                                  "-1s",
+	                                  "-0",
+	                                  "s",
+	                                  "1x",
+	                                  "1m-1s",
+	                                  "1 s",
+	                                  " 1s",
+	                                  "1s ",
+	                                  "1h30",
+	                                  "1.2.3s",
+	                                  "abc",
+	                                  "1e3s",
+	                                  "NaN",
+	                                  ".s",
+	                                  "+",
+	                                  "1ss",
+	                                  "2562048h",
+	                                  "9223372036854775808ns",
+	                                  "5000000000000000000000h",
+	                                  "1h-",
+	                                  "１s"};
+	uint64_t v;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		v = 42;
+		if (zw_duration_parse_ms(ok[i].in, &v) != 0 || v != ok[i].ms)
+			fail_msg("duration %s: got %" PRIu64 ", expected %" PRIu64, ok[i].in, v,
+			         ok[i].ms);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		v = 42;
+		if (zw_duration_parse_ms(bad[i], &v) != -1 || v != 42)
+			fail_msg("duration \"%s\" accepted (%" PRIu64 ")", bad[i], v);
+	}
+	assert_int_equal(zw_duration_parse_ms(NULL, &v), -1);
+}
+
+static void test_autowire(void **state)
+{
+	static const struct {
+		const char *in;
+		unsigned bits, ignored;
+	} ok[] = {
+	        {"", ZW_AW_ALL, 0},
+	        {"  ", ZW_AW_ALL, 0},
+	        {",,", ZW_AW_ALL, 0},
+	        {"true", ZW_AW_ALL, 0},
+	        {"false", 0, 0},
+	        {" FALSE ", 0, 0},
+	        {"ingress", ZW_AW_INGRESS, 0},
+	        {"ingress,gloo", ZW_AW_INGRESS | ZW_AW_GLOO, 0},
+	        {" VirtualService , grpcroute ", ZW_AW_VIRTUALSERVICE | ZW_AW_GRPCROUTE, 0},
+	        {"httproute,ingress,virtualservice,route,service,gloo",
+	         ZW_AW_HTTPROUTE | ZW_AW_INGRESS | ZW_AW_VIRTUALSERVICE | ZW_AW_GLOO,
+	         ZW_AW_IGNORED_ROUTE | ZW_AW_IGNORED_SERVICE},
+	        {"route", 0, ZW_AW_IGNORED_ROUTE},
+	        {"service", 0, ZW_AW_IGNORED_SERVICE},
+	};
+	static const char *const bad[] = {"false,ingress", "ingress,false", "bogus",
+	                                  "ingress;gloo",  "ingresses",     "false,false"};
+	unsigned bits, ign;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		bits = 999;
+		ign = 999;
+		assert_int_equal(zw_autowire_parse_ext(ok[i].in, &bits, &ign), 0);
+		assert_int_equal(bits, ok[i].bits);
+		assert_int_equal(ign, ok[i].ignored);
+		bits = 999;
+		assert_int_equal(zw_autowire_parse(ok[i].in, &bits), 0);
+		assert_int_equal(bits, ok[i].bits);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		bits = 999;
+		ign = 999;
+		assert_int_equal(zw_autowire_parse_ext(bad[i], &bits, &ign), -1);
+		assert_int_equal(bits, 999);
+		assert_int_equal(ign, 999);
+		assert_int_equal(zw_autowire_parse(bad[i], &bits), -1);
+	}
+	assert_int_equal(zw_autowire_parse(NULL, &bits), -1);
+}
+
+/* ---- defaults ---- */
+
+static json_t *yaml1(const char *text)
+{
+	char err[256];
+	json_t *docs = NULL, *doc;
+
+	if (zw_yaml_load(text, strlen(text), &docs, err, sizeof(err)) < 0)
+		fail_msg("yaml: %s", err);
+	assert_int_equal(json_array_size(docs), 1);
+	doc = json_incref(json_array_get(docs, 0));
+	json_decref(docs);
+	return doc;
+}
+
+static void assert_common_defaults(const struct zw_target *t)
+{
+	assert_int_equal(t->min_replicas, 0);
+	assert_int_equal(t->max_replicas, 100);
+	assert_true(t->rate_target == 100.0);
+	assert_true(t->concurrency_target == 100.0);
+	assert_int_equal(t->window_ms, 60000);
+	assert_int_equal(t->granularity_ms, 1000);
+	assert_int_equal(t->autowire, ZW_AW_ALL);
+	assert_int_equal(t->autowire_ignored, 0);
+	assert_int_equal(t->readiness_timeout_ms, 0);
+	assert_int_equal(t->response_header_timeout_ms, 0);
+	assert_int_equal(t->request_timeout_ms, 0);
+	assert_int_equal(t->max_pending, 0);
+	assert_false(t->overflow_placeholder);
+	assert_false(t->has_fallback);
+	assert_false(t->has_placeholder);
+	assert_null(t->healthcheck_path);
+	assert_int_equal(t->healthcheck_response, ZW_HC_NONE);
+	assert_false(t->skip_scaledobject);
+	assert_int_equal(t->cooldown_period, -1);
+	assert_int_equal(t->initial_cooldown_period, -1);
+	assert_int_equal(t->n_static_routes, 0);
+	assert_string_equal(t->service.namespace, "default");
+}
+
+static void test_defaults(void **state)
+{
+	char err[ZW_TARGET_ERRLEN];
+	struct zw_target *ts, t;
+	size_t n;
+	json_t *o;
+
+	(void)state;
+	o = yaml1("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: app}\n"
+	          "spec:\n  scaleTargetRef: {name: app-deploy}\n  triggers:\n"
+	          "  - type: kedify-http\n    metadata: {service: app, port: '80', "
+	          "scalingMetric: concurrency}\n");
+	assert_int_equal(zw_target_parse_scaledobject(o, &ts, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_common_defaults(&ts[0]);
+	assert_int_equal(ts[0].source, ZW_SRC_KEDIFY);
+	assert_string_equal(ts[0].namespace, "default");
+	assert_int_equal(ts[0].trigger_index, 0);
+	assert_string_equal(ts[0].scaled_object, "app");
+	assert_string_equal(ts[0].scale_name, "app-deploy");
+	assert_string_equal(ts[0].scale_kind, "Deployment");
+	assert_string_equal(ts[0].scale_api_version, "apps/v1");
+	assert_int_equal(ts[0].metrics, ZW_METRIC_CONCURRENCY);
+	assert_int_equal(ts[0].service.port, 80);
+	assert_null(ts[0].service.port_name);
+	assert_int_equal(ts[0].n_rules, 1);
+	assert_int_equal(ts[0].rules[0].n_hosts, 0);
+	assert_int_equal(ts[0].rules[0].n_paths, 1);
+	assert_string_equal(ts[0].rules[0].paths[0], "/");
+	assert_int_equal(ts[0].rules[0].n_headers, 0);
+	zw_target_array_free(ts, n);
+	json_decref(o);
+
+	/* external-push: scalingMetric defaults to requestRate */
+	o = yaml1("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: app}\n"
+	          "spec:\n  scaleTargetRef: {name: app}\n  triggers:\n"
+	          "  - type: external-push\n    metadata: {service: app, portName: http}\n");
+	assert_int_equal(zw_target_parse_scaledobject(o, &ts, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_common_defaults(&ts[0]);
+	assert_int_equal(ts[0].source, ZW_SRC_SCALEDOBJECT);
+	assert_int_equal(ts[0].metrics, ZW_METRIC_REQUEST_RATE);
+	assert_string_equal(ts[0].service.port_name, "http");
+	zw_target_array_free(ts, n);
+	json_decref(o);
+
+	o = yaml1("apiVersion: http.keda.sh/v1alpha1\nkind: HTTPScaledObject\n"
+	          "metadata: {name: h}\nspec:\n  scaleTargetRef: {name: h, service: h, port: "
+	          "8080}\n");
+	assert_int_equal(zw_target_parse_httpscaledobject(o, &t, err), 0);
+	assert_common_defaults(&t);
+	assert_int_equal(t.source, ZW_SRC_HTTPSCALEDOBJECT);
+	assert_int_equal(t.trigger_index, -1);
+	assert_int_equal(t.metrics, ZW_METRIC_CONCURRENCY);
+	assert_string_equal(t.scaled_object, "h");
+	assert_string_equal(t.scale_kind, "Deployment");
+	assert_string_equal(t.scale_api_version, "apps/v1");
+	assert_int_equal(t.rules[0].n_hosts, 0);
+	assert_string_equal(t.rules[0].paths[0], "/");
+	zw_target_free(&t);
+	json_decref(o);
+
+	o = yaml1("apiVersion: http.keda.sh/v1beta1\nkind: InterceptorRoute\n"
+	          "metadata: {name: r}\nspec:\n  target: {service: r, port: 80}\n"
+	          "  scalingMetric: {requestRate: {targetValue: 100}}\n  rules: [{}]\n");
+	assert_int_equal(zw_target_parse_interceptorroute(o, &t, err), 0);
+	assert_common_defaults(&t);
+	assert_int_equal(t.source, ZW_SRC_INTERCEPTORROUTE);
+	assert_int_equal(t.metrics, ZW_METRIC_REQUEST_RATE);
+	assert_null(t.scaled_object);
+	assert_null(t.scale_name);
+	assert_int_equal(t.n_rules, 1);
+	assert_int_equal(t.rules[0].n_hosts, 0);
+	assert_string_equal(t.rules[0].paths[0], "/");
+	zw_target_free(&t);
+	json_decref(o);
+}
+
+/* ---- API edges ---- */
+
+static void test_api_edges(void **state)
+{
+	char err[ZW_TARGET_ERRLEN];
+	struct zw_target *ts = (void *)1, t;
+	size_t n = 99;
+	json_t *o;
+
+	(void)state;
+	o = json_array();
+	assert_int_equal(zw_target_parse_object(o, &ts, &n, err), ZW_TARGET_ENOTARGET);
+	assert_null(ts);
+	assert_int_equal(n, 0);
+	assert_int_equal(zw_target_parse_httpscaledobject(o, &t, err), ZW_TARGET_EINVAL);
+	assert_string_equal(
+	        err, "HTTPScaledObject default/?: the object must be a JSON object, not an array");
+	assert_int_equal(zw_target_parse_interceptorroute(o, &t, err), ZW_TARGET_EINVAL);
+	assert_string_equal(
+	        err, "InterceptorRoute default/?: the object must be a JSON object, not an array");
+	assert_int_equal(zw_target_parse_scaledobject(o, &ts, &n, err), ZW_TARGET_EINVAL);
+	assert_string_equal(
+	        err, "ScaledObject default/?: the object must be a JSON object, not an array");
+	/* a NULL error buffer is allowed */
+	assert_int_equal(zw_target_parse_scaledobject(o, &ts, &n, NULL), ZW_TARGET_EINVAL);
+	json_decref(o);
+
+	o = yaml1("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: x}\n");
+	assert_int_equal(zw_target_parse_object(o, &ts, &n, err), ZW_TARGET_ENOTARGET);
+	json_decref(o);
+	/* dispatch is by group: a ScaledObject kind in another group is not ours */
+	o = yaml1("apiVersion: example.com/v1\nkind: ScaledObject\nmetadata: {name: x}\n");
+	assert_int_equal(zw_target_parse_object(o, &ts, &n, err), ZW_TARGET_ENOTARGET);
+	json_decref(o);
+	o = yaml1("apiVersion: keda.sh/v1alpha1\nkind: ScaledJob\nmetadata: {name: x}\n");
+	assert_int_equal(zw_target_parse_object(o, &ts, &n, err), ZW_TARGET_ENOTARGET);
+	json_decref(o);
+	/* a ScaledObject without zerowire triggers: OK, no targets, no spec checks */
+	o = yaml1("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\nmetadata: {name: x}\n"
+	          "spec: {triggers: [{type: cpu, metadata: {value: '50'}}]}\n");
+	assert_int_equal(zw_target_parse_object(o, &ts, &n, err), 0);
+	assert_int_equal(n, 0);
+	assert_null(ts);
+	json_decref(o);
+
+	assert_string_equal(zw_target_source_kind(ZW_SRC_SCALEDOBJECT), "ScaledObject");
+	assert_string_equal(zw_target_source_kind(ZW_SRC_KEDIFY), "ScaledObject");
+	assert_string_equal(zw_target_source_kind(ZW_SRC_INTERCEPTORROUTE), "InterceptorRoute");
+	assert_string_equal(zw_target_source_kind(ZW_SRC_HTTPSCALEDOBJECT), "HTTPScaledObject");
+	zw_target_free(NULL);
+	zw_target_array_free(NULL, 0);
+}
+
+static void test_key_and_copy(void **state)
+{
+	char err[ZW_TARGET_ERRLEN], buf[64];
+	struct zw_target *ts, copy;
+	size_t n;
+	json_t *o;
+
+	(void)state;
+	o = yaml1("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\n"
+	          "metadata: {name: shop, namespace: web}\nspec:\n  scaleTargetRef: {name: s}\n"
+	          "  triggers:\n  - {type: cpu, metadata: {value: '1'}}\n"
+	          "  - type: kedify-http\n    metadata: {service: s, port: '80', "
+	          "scalingMetric: requestRate, hosts: 'A.example.com'}\n");
+	assert_int_equal(zw_target_parse_scaledobject(o, &ts, &n, err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(zw_target_key(&ts[0], buf, sizeof(buf)), strlen("web/shop/1"));
+	assert_string_equal(buf, "web/shop/1");
+	assert_int_equal(zw_target_key(&ts[0], buf, 5), 4);
+	assert_string_equal(buf, "web/");
+	assert_int_equal(zw_target_key(&ts[0], buf, 0), 0);
+
+	/* the copy owns its memory: it survives the original */
+	assert_int_equal(zw_target_copy(&copy, &ts[0]), 0);
+	zw_target_array_free(ts, n);
+	json_decref(o);
+	assert_string_equal(copy.rules[0].hosts[0], "a.example.com");
+	assert_string_equal(copy.service.name, "s");
+	assert_int_equal(copy.trigger_index, 1);
+	copy.trigger_index = -1;
+	assert_int_equal(zw_target_key(&copy, buf, sizeof(buf)), strlen("web/shop"));
+	assert_string_equal(buf, "web/shop");
+	zw_target_free(&copy);
+}
+
+static void test_link(void **state)
+{
+	char err[ZW_TARGET_ERRLEN];
+	struct zw_target ir, kt, *ts;
+	enum zw_target_source kind;
+	const char *name;
+	size_t n;
+	json_t *o, *so_other_ns, *so_other_name, *so_match, *so_hso, *so_plain;
+
+	(void)state;
+	o = yaml1("apiVersion: http.keda.sh/v1beta1\nkind: InterceptorRoute\n"
+	          "metadata: {name: r, namespace: apps}\nspec:\n  target: {service: r, port: 80}\n"
+	          "  scalingMetric: {concurrency: {targetValue: 3}}\n");
+	assert_int_equal(zw_target_parse_interceptorroute(o, &ir, err), 0);
+	json_decref(o);
+	so_other_ns = yaml1("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\n"
+	                    "metadata: {name: so, namespace: other}\nspec:\n"
+	                    "  scaleTargetRef: {name: w}\n  triggers:\n  - type: external-push\n"
+	                    "    metadata: {scalerAddress: 'x:9090', interceptorRoute: r}\n");
+	so_other_name = yaml1("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\n"
+	                      "metadata: {name: so, namespace: apps}\nspec:\n"
+	                      "  scaleTargetRef: {name: w}\n  triggers:\n  - type: external-push\n"
+	                      "    metadata: {scalerAddress: 'x:9090', interceptorRoute: q}\n");
+	so_match =
+	        yaml1("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\n"
+	              "metadata: {name: so, namespace: apps}\nspec:\n"
+	              "  scaleTargetRef: {name: w, kind: StatefulSet}\n  minReplicaCount: 2\n"
+	              "  maxReplicaCount: 4\n  triggers:\n  - {type: cpu, metadata: {value: '1'}}\n"
+	              "  - type: external-push\n"
+	              "    metadata: {scalerAddress: 'x:9090', interceptorRoute: r}\n");
+	so_hso = yaml1("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\n"
+	               "metadata: {name: so, namespace: apps}\nspec:\n"
+	               "  scaleTargetRef: {name: w}\n  triggers:\n  - type: external-push\n"
+	               "    metadata: {scalerAddress: 'x:9090', httpScaledObject: r}\n");
+	so_plain = yaml1("apiVersion: keda.sh/v1alpha1\nkind: ScaledObject\n"
+	                 "metadata: {name: so, namespace: apps}\nspec:\n"
+	                 "  scaleTargetRef: {name: w}\n  triggers:\n  - type: kedify-http\n"
+	                 "    metadata: {service: k, port: '80', scalingMetric: concurrency}\n");
+
+	assert_int_equal(zw_target_link_scaledobject(&ir, so_other_ns), 0);
+	assert_int_equal(zw_target_link_scaledobject(&ir, so_other_name), 0);
+	assert_int_equal(zw_target_link_scaledobject(&ir, so_hso), 0);
+	assert_int_equal(zw_target_link_scaledobject(&ir, so_plain), 0);
+	assert_null(ir.scaled_object);
+	assert_int_equal(zw_target_link_scaledobject(&ir, so_match), 1);
+	assert_string_equal(ir.scaled_object, "so");
+	assert_string_equal(ir.scale_name, "w");
+	assert_string_equal(ir.scale_kind, "StatefulSet");
+	assert_string_equal(ir.scale_api_version, "apps/v1");
+	assert_int_equal(ir.min_replicas, 2);
+	assert_int_equal(ir.max_replicas, 4);
+	/* linking again replaces, no leak */
+	assert_int_equal(zw_target_link_scaledobject(&ir, so_match), 1);
+	zw_target_free(&ir);
+
+	assert_int_equal(zw_target_scaledobject_ref(so_match, &kind, &name), 1);
+	assert_int_equal(kind, ZW_SRC_INTERCEPTORROUTE);
+	assert_string_equal(name, "r");
+	assert_int_equal(zw_target_scaledobject_ref(so_hso, &kind, &name), 1);
+	assert_int_equal(kind, ZW_SRC_HTTPSCALEDOBJECT);
+	assert_string_equal(name, "r");
+	assert_int_equal(zw_target_scaledobject_ref(so_plain, &kind, &name), 0);
+
+	/* a ScaledObject-sourced target never links */
+	assert_int_equal(zw_target_parse_scaledobject(so_plain, &ts, &n, err), 0);
+	assert_int_equal(n, 1);
+	kt = ts[0];
+	assert_int_equal(zw_target_link_scaledobject(&kt, so_match), 0);
+	zw_target_array_free(ts, n);
+
+	json_decref(so_other_ns);
+	json_decref(so_other_name);
+	json_decref(so_match);
+	json_decref(so_hso);
+	json_decref(so_plain);
+}
+
+/* ---- limits ---- */
+
+static int parse_so_meta(json_t *meta, char err[ZW_TARGET_ERRLEN])
+{
+	struct zw_target *ts = NULL;
+	size_t n = 0;
+	int rc;
+	json_t *o = json_pack("{s:s, s:s, s:{s:s}, s:{s:{s:s}, s:[{s:s, s:O}]}}", "apiVersion",
+	                      "keda.sh/v1alpha1", "kind", "ScaledObject", "metadata", "name", "lim",
+	                      "spec", "scaleTargetRef", "name", "lim", "triggers", "type",
+	                      "kedify-http", "metadata", meta);
+
+	assert_non_null(o);
+	rc = zw_target_parse_scaledobject(o, &ts, &n, err);
+	zw_target_array_free(ts, n);
+	json_decref(o);
+	return rc;
+}
+
+static void test_limits(void **state)
+{
+	char err[ZW_TARGET_ERRLEN];
+	size_t big = 64 * 1024;
+	char *s = malloc(big);
+	json_t *meta;
+
+	(void)state;
+	assert_non_null(s);
+	/* 1025 distinct hosts */
+	s[0] = '\0';
+	for (int i = 0; i <= ZW_TARGET_MAX_LIST; i++) {
+		char h[32];
+		snprintf(h, sizeof(h), "%sh%d.example.com", i ? "," : "", i);
+		strcat(s, h);
+	}
+	meta = json_pack("{s:s, s:s, s:s, s:s}", "service", "lim", "port", "80", "scalingMetric",
+	                 "concurrency", "hosts", s);
+	assert_int_equal(parse_so_meta(meta, err), ZW_TARGET_EINVAL);
+	assert_string_equal(
+	        err,
+	        "ScaledObject default/lim trigger 0: metadata.hosts has more than 1024 entries");
+	/* 1024 are fine; duplicates do not count */
+	*strrchr(s, ',') = '\0';
+	strcat(s, ",H0.example.com");
+	json_object_set_new(meta, "hosts", json_string(s));
+	assert_int_equal(parse_so_meta(meta, err), 0);
+	json_decref(meta);
+
+	/* a 254-byte host */
+	memset(s, 'a', 254);
+	s[254] = '\0';
+	meta = json_pack("{s:s, s:s, s:s, s:s}", "service", "lim", "port", "80", "scalingMetric",
+	                 "concurrency", "hosts", s);
+	assert_int_equal(parse_so_meta(meta, err), ZW_TARGET_EINVAL);
+	assert_non_null(strstr(err, "is not a valid host: it is longer than 253 bytes"));
+	s[253] = '\0';
+	json_object_set_new(meta, "hosts", json_string(s));
+	assert_int_equal(parse_so_meta(meta, err), 0);
+	json_decref(meta);
+
+	/* placeholder body of 32769 bytes */
+	memset(s, 'b', ZW_TARGET_MAX_BODY + 1);
+	s[ZW_TARGET_MAX_BODY + 1] = '\0';
+	meta = json_pack("{s:s, s:s, s:s, s:s}", "service", "lim", "port", "80", "scalingMetric",
+	                 "concurrency", "placeholderBody", s);
+	assert_int_equal(parse_so_meta(meta, err), ZW_TARGET_EINVAL);
+	assert_string_equal(err, "ScaledObject default/lim trigger 0: metadata.placeholderBody is "
+	                         "longer than 32768 bytes");
+	s[ZW_TARGET_MAX_BODY] = '\0';
+	json_object_set_new(meta, "placeholderBody", json_string(s));
+	assert_int_equal(parse_so_meta(meta, err), 0);
+	json_decref(meta);
+
+	/* 3600 buckets are fine, 3601 are not */
+	meta = json_pack("{s:s, s:s, s:s, s:s, s:s}", "service", "lim", "port", "80",
+	                 "scalingMetric", "requestRate", "window", "1h", "granularity", "1s");
+	assert_int_equal(parse_so_meta(meta, err), 0);
+	json_object_set_new(meta, "window", json_string("3601s"));
+	assert_int_equal(parse_so_meta(meta, err), ZW_TARGET_EINVAL);
+	assert_string_equal(err, "ScaledObject default/lim trigger 0: metadata.window / "
+	                         "metadata.granularity gives more than 3600 buckets");
+	json_decref(meta);
+
+	/* long values are shortened in messages; the message always fits */
+	memset(s, 'x', 5000);
+	s[5000] = '\0';
+	meta = json_pack("{s:s, s:s, s:s}", "service", "lim", "port", s, "scalingMetric",
+	                 "concurrency");
+	assert_int_equal(parse_so_meta(meta, err), ZW_TARGET_EINVAL);
+	assert_true(strlen(err) < 200);
+	assert_non_null(strstr(err, "...\" is not a port number"));
+	json_decref(meta);
+	free(s);
+}
+
+/* ---- type mutation sweep ---- */
+
+struct sweep {
+	json_t *root;
+	size_t parses;
+	int failures;
+};
+
+static void sweep_parse(struct sweep *sw, const char *where)
+{
+	char err[ZW_TARGET_ERRLEN];
+	struct zw_target *ts = NULL;
+	size_t n = 0;
+	int rc;
+
+	err[0] = '\0';
+	rc = zw_target_parse_object(sw->root, &ts, &n, err);
+	sw->parses++;
+	if (rc == ZW_TARGET_EINVAL && (!*err || (strncmp(err, "ScaledObject ", 13) != 0 &&
+	                                         strncmp(err, "HTTPScaledObject ", 17) != 0 &&
+	                                         strncmp(err, "InterceptorRoute ", 17) != 0))) {
+		print_error("%s: bad message \"%s\"\n", where, err);
+		sw->failures++;
+	}
+	if (rc != 0 && rc != ZW_TARGET_EINVAL && rc != ZW_TARGET_ENOTARGET) {
+		print_error("%s: rc %d\n", where, rc);
+		sw->failures++;
+	}
+	if (rc != 0 && (ts || n)) {
+		print_error("%s: output on failure\n", where);
+		sw->failures++;
+	}
+	zw_target_array_free(ts, n);
+}
+
+/* Replaces every value below v (one at a time) by other JSON types. */
+static void sweep_node(struct sweep *sw, json_t *v, const char *where)
+{
+	json_t *alts[6];
+	char sub[512];
+	const char *k;
+	json_t *c;
+	size_t i, a;
+
+	alts[0] = json_array();
+	alts[1] = json_object();
+	alts[2] = json_integer(-7);
+	alts[3] = json_string("");
+	alts[4] = json_true();
+	alts[5] = json_string("\x01 weird, value: [");
+	if (json_is_object(v)) {
+		json_object_foreach(v, k, c)
+		{
+			json_t *saved = json_incref(c);
+
+			snprintf(sub, sizeof(sub), "%s.%s", where, k);
+			for (a = 0; a < 6; a++) {
+				json_object_set(v, k, alts[a]);
+				sweep_parse(sw, sub);
+			}
+			json_object_set(v, k, saved);
+			json_decref(saved);
+			sweep_node(sw, c, sub);
+		}
+	} else if (json_is_array(v)) {
+		json_array_foreach(v, i, c)
+		{
+			json_t *saved = json_incref(c);
+
+			snprintf(sub, sizeof(sub), "%s[%zu]", where, i);
+			for (a = 0; a < 6; a++) {
+				json_array_set(v, i, alts[a]);
+				sweep_parse(sw, sub);
+			}
+			json_array_set(v, i, saved);
+			json_decref(saved);
+			sweep_node(sw, c, sub);
+		}
+	}
+	for (a = 0; a < 6; a++)
+		json_decref(alts[a]);
+}
+
+static void test_type_sweep(void **state)
+{
+	struct sweep sw = {0};
+	char **names, path[PATHBUF];
+	size_t n = list_yaml(data_dir(), &names);
+
+	(void)state;
+	for (size_t i = 0; i < n; i++) {
+		json_t *docs;
+		size_t d;
+
+		if (strncmp(names[i], "valid-", 6) != 0 && strncmp(names[i], "seed-", 5) != 0)
+			continue;
+		path_join(path, data_dir(), names[i]);
+		docs = load_yaml(path);
+		for (d = 0; d < json_array_size(docs); d++) {
+			const char *kind = sget(json_array_get(docs, d), "kind");
+			if (!kind ||
+			    (strcmp(kind, "ScaledObject") && strcmp(kind, "HTTPScaledObject") &&
+			     strcmp(kind, "InterceptorRoute")))
+				continue;
+			sw.root = json_array_get(docs, d);
+			sweep_node(&sw, sw.root, names[i]);
+		}
+		json_decref(docs);
+	}
+	free_names(names, n);
+	print_message("type sweep: %zu parses\n", sw.parses);
+	assert_true(sw.parses > 1000);
+	assert_int_equal(sw.failures, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_duration),
+	        cmocka_unit_test(test_autowire),
+	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_api_edges),
+	        cmocka_unit_test(test_key_and_copy),
+	        cmocka_unit_test(test_link),
+	        cmocka_unit_test(test_limits),
+	        cmocka_unit_test(test_data_files),
+	        cmocka_unit_test(test_fixture_examples),
+	        cmocka_unit_test(test_seed_reconstructions),
+	        cmocka_unit_test(test_type_sweep),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
