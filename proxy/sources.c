@@ -1,0 +1,918 @@
+/* zerowire-proxy sources (see sources.h and docs/routing.md "Sources").
+ *
+ * Everything runs on one libuv loop. Target source objects are kept per
+ * kind in JSON maps (namespace/name -> {object, parsed targets}); a change
+ * arms a coalescing timer whose callback rebuilds the whole table from the
+ * parsed targets (linking InterceptorRoutes and HTTPScaledObjects to the
+ * ScaledObjects that name them) and publishes it. EndpointSlice and Service
+ * events go straight into the endpoint store.
+ *
+ * Static mode loads files in libuv's thread pool (uv_queue_work) and applies
+ * the result on the loop. */
+#include "sources.h"
+
+#include "kube_uv.h"
+#include "log.h"
+#include "target.h"
+#include "yamljson.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define DISCOVERY_RETRY_MIN_MS 500
+#define DISCOVERY_RETRY_MAX_MS 30000
+#define ERRLEN                 512
+
+enum src_kind {
+	K_SO = 0, /* ScaledObject */
+	K_HSO,    /* HTTPScaledObject */
+	K_IR,     /* InterceptorRoute */
+	K_SLICE,  /* EndpointSlice */
+	K_SVC,    /* Service */
+	K_COUNT,
+};
+
+static const char *const kind_names[K_COUNT] = {"ScaledObject", "HTTPScaledObject",
+                                                "InterceptorRoute", "EndpointSlice", "Service"};
+
+/* One parsed source object. */
+struct obj {
+	json_t *json; /* owned reference */
+	struct zw_target *targets;
+	size_t n_targets;
+};
+
+struct zw_sources;
+
+/* One list+watch (live mode). */
+struct watch_ctx {
+	struct zw_sources *s;
+	enum src_kind kind;
+	char *ns; /* NULL = all */
+	struct zw_kube_uv_watch *w;
+	bool synced;
+	bool waiting_logged;
+};
+
+struct zw_sources {
+	uv_loop_t *loop;
+	struct zw_route_current *routes;
+	struct zw_endpoints *eps;
+	struct zw_kube_config *kube;
+	char **namespaces;
+	size_t n_namespaces;
+	char *targets_file, *endpoints_file, *endpoints_spec;
+	uint64_t poll_ms, coalesce_ms;
+	void (*on_publish)(void *ctx, struct zw_route_table *table);
+	void *ctx;
+
+	/* target source objects per kind: key ns/name -> struct obj */
+	struct obj_map {
+		char **keys;
+		struct obj *objs;
+		size_t n, cap;
+	} objs[3];
+
+	uv_timer_t rebuild_timer;
+	uv_timer_t retry_timer; /* live: discovery retry */
+	uv_fs_poll_t polls[2];
+	int n_polls;
+	bool started, closing, dirty;
+	int open_handles;
+	void (*done)(void *ctx);
+	void *done_ctx;
+
+	/* live */
+	struct zw_kube_uv *ku;
+	struct watch_ctx *watches;
+	size_t n_watches;
+	const char *slice_version; /* "v1" or "v1beta1" once known */
+	unsigned discovery_delay;
+	bool kube_closing;
+
+	/* static */
+	uv_work_t work;
+	bool work_busy, work_again;
+	json_t *work_docs; /* result of the load (owned until applied) */
+	char work_err[ERRLEN];
+
+	_Atomic bool synced;
+	bool all_listed; /* live: every watch delivered SYNCED (or is waiting) */
+	struct zw_sources_stats stats;
+};
+
+/* ---- object maps (small sorted arrays would do; a linear index is kept
+ * sorted by key for deterministic rebuilds) ---- */
+
+static long map_find(const struct obj_map *m, const char *key, bool *found)
+{
+	size_t lo = 0, hi = m->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(m->keys[mid], key);
+		if (c == 0) {
+			*found = true;
+			return (long)mid;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	*found = false;
+	return (long)lo;
+}
+
+static void obj_clear(struct obj *o)
+{
+	json_decref(o->json);
+	zw_target_array_free(o->targets, o->n_targets);
+	memset(o, 0, sizeof(*o));
+}
+
+static void map_remove(struct obj_map *m, const char *key)
+{
+	bool found;
+	long i = map_find(m, key, &found);
+	if (!found)
+		return;
+	obj_clear(&m->objs[i]);
+	free(m->keys[i]);
+	memmove(&m->keys[i], &m->keys[i + 1], (m->n - (size_t)i - 1) * sizeof(*m->keys));
+	memmove(&m->objs[i], &m->objs[i + 1], (m->n - (size_t)i - 1) * sizeof(*m->objs));
+	m->n--;
+}
+
+/* Stores o under key (taking over o's contents). Returns 0 or UV_ENOMEM. */
+static int map_put(struct obj_map *m, const char *key, struct obj *o)
+{
+	bool found;
+	long i = map_find(m, key, &found);
+	if (found) {
+		obj_clear(&m->objs[i]);
+		m->objs[i] = *o;
+		return 0;
+	}
+	if (m->n >= ZW_SOURCES_MAX_OBJECTS)
+		return UV_ENOBUFS;
+	if (m->n == m->cap) {
+		size_t ncap = m->cap ? m->cap * 2 : 16;
+		char **nk = realloc(m->keys, ncap * sizeof(*nk));
+		if (!nk)
+			return UV_ENOMEM;
+		m->keys = nk;
+		struct obj *no = realloc(m->objs, ncap * sizeof(*no));
+		if (!no)
+			return UV_ENOMEM;
+		m->objs = no;
+		m->cap = ncap;
+	}
+	char *k = strdup(key);
+	if (!k)
+		return UV_ENOMEM;
+	memmove(&m->keys[i + 1], &m->keys[i], (m->n - (size_t)i) * sizeof(*m->keys));
+	memmove(&m->objs[i + 1], &m->objs[i], (m->n - (size_t)i) * sizeof(*m->objs));
+	m->keys[i] = k;
+	m->objs[i] = *o;
+	m->n++;
+	return 0;
+}
+
+static void map_free(struct obj_map *m)
+{
+	for (size_t i = 0; i < m->n; i++) {
+		obj_clear(&m->objs[i]);
+		free(m->keys[i]);
+	}
+	free(m->keys);
+	free(m->objs);
+	memset(m, 0, sizeof(*m));
+}
+
+static size_t objects_count(const struct zw_sources *s)
+{
+	return s->objs[K_SO].n + s->objs[K_HSO].n + s->objs[K_IR].n;
+}
+
+/* ---- object dispatch ---- */
+
+static const char *meta(const json_t *o, const char *field)
+{
+	return json_string_value(json_object_get(json_object_get(o, "metadata"), field));
+}
+
+/* Classifies an object by apiVersion group and kind. Returns the kind or
+ * K_COUNT when it is none of ours. */
+static enum src_kind classify(const json_t *o)
+{
+	const char *av = json_string_value(json_object_get(o, "apiVersion"));
+	const char *kind = json_string_value(json_object_get(o, "kind"));
+	if (!av || !kind)
+		return K_COUNT;
+	const char *slash = strchr(av, '/');
+	size_t gl = slash ? (size_t)(slash - av) : 0;
+	if (gl == 7 && strncmp(av, "keda.sh", gl) == 0 && strcmp(kind, "ScaledObject") == 0)
+		return K_SO;
+	if (gl == 12 && strncmp(av, "http.keda.sh", gl) == 0) {
+		if (strcmp(kind, "HTTPScaledObject") == 0)
+			return K_HSO;
+		if (strcmp(kind, "InterceptorRoute") == 0)
+			return K_IR;
+	}
+	if (gl == 16 && strncmp(av, "discovery.k8s.io", gl) == 0 &&
+	    strcmp(kind, "EndpointSlice") == 0)
+		return K_SLICE;
+	if (!slash && strcmp(av, "v1") == 0 && strcmp(kind, "Service") == 0)
+		return K_SVC;
+	return K_COUNT;
+}
+
+static void schedule_rebuild(struct zw_sources *s);
+
+/* Applies one target source object event (ADDED/MODIFIED or deleted). */
+static void target_event(struct zw_sources *s, enum src_kind kind, json_t *o, bool deleted)
+{
+	const char *ns = meta(o, "namespace"), *name = meta(o, "name");
+	if (!ns || !name) {
+		s->stats.invalid++;
+		zw_log(ZW_LOG_WARN, "source_invalid", "kind=%s reason=\"no namespace/name\"",
+		       kind_names[kind]);
+		return;
+	}
+	char key[512];
+	snprintf(key, sizeof(key), "%.200s/%.200s", ns, name);
+	struct obj_map *m = &s->objs[kind];
+	if (deleted) {
+		map_remove(m, key);
+		schedule_rebuild(s);
+		return;
+	}
+	struct obj ob = {json_incref(o), NULL, 0};
+	char err[ZW_TARGET_ERRLEN] = "";
+	int rc = zw_target_parse_object(o, &ob.targets, &ob.n_targets, err);
+	if (rc == ZW_TARGET_EINVAL) {
+		/* logged once per resourceVersion: each event carries a new one */
+		s->stats.invalid++;
+		zw_log(ZW_LOG_WARN, "source_invalid", "kind=%s object=%s rv=%s reason=\"%s\"",
+		       kind_names[kind], key,
+		       meta(o, "resourceVersion") ? meta(o, "resourceVersion") : "-", err);
+		ob.targets = NULL;
+		ob.n_targets = 0;
+	} else if (rc == ZW_TARGET_ENOMEM) {
+		zw_log(ZW_LOG_ERROR, "source_nomem", "kind=%s object=%s", kind_names[kind], key);
+		json_decref(ob.json);
+		return;
+	} else if (rc != ZW_TARGET_OK) {
+		ob.targets = NULL; /* not a target (e.g. a ScaledObject without our trigger) */
+		ob.n_targets = 0;
+	}
+	/* ScaledObjects are kept even without targets: they may name an
+	 * InterceptorRoute or HTTPScaledObject. Invalid objects are kept too
+	 * (without targets) so a later DELETED finds them. */
+	rc = map_put(m, key, &ob);
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "source_dropped", "kind=%s object=%s reason=\"%s\"",
+		       kind_names[kind], key, uv_strerror(rc));
+		obj_clear(&ob);
+		return;
+	}
+	schedule_rebuild(s);
+}
+
+static void endpoint_event(struct zw_sources *s, enum src_kind kind, json_t *o, bool deleted)
+{
+	char err[ZW_EP_ERRLEN];
+	int rc = kind == K_SLICE ? zw_endpoints_apply_slice(s->eps, o, deleted, err)
+	                         : zw_endpoints_apply_service(s->eps, o, deleted, err);
+	if (rc == ZW_EP_EINVAL)
+		zw_log(ZW_LOG_WARN, "endpoints_invalid", "kind=%s reason=\"%s\"", kind_names[kind],
+		       err);
+	else if (rc == ZW_EP_ENOMEM)
+		zw_log(ZW_LOG_ERROR, "endpoints_nomem", "kind=%s", kind_names[kind]);
+}
+
+static void dispatch(struct zw_sources *s, enum src_kind kind, json_t *o, bool deleted)
+{
+	if (kind <= K_IR)
+		target_event(s, kind, o, deleted);
+	else if (kind < K_COUNT)
+		endpoint_event(s, kind, o, deleted);
+}
+
+/* ---- rebuild ---- */
+
+/* Finds the ScaledObject (json) in namespace ns that names `name` as an
+ * InterceptorRoute (want == ZW_SRC_INTERCEPTORROUTE) or HTTPScaledObject. */
+static const json_t *find_linking_so(const struct zw_sources *s, const char *ns, const char *name,
+                                     enum zw_target_source want)
+{
+	const struct obj_map *m = &s->objs[K_SO];
+	size_t nsl = strlen(ns);
+	bool found;
+	/* keys are sorted: start at the first key of the namespace */
+	char prefix[300];
+	snprintf(prefix, sizeof(prefix), "%.250s/", ns);
+	long i = map_find(m, prefix, &found);
+	for (size_t k = (size_t)i; k < m->n; k++) {
+		if (strncmp(m->keys[k], ns, nsl) != 0 || m->keys[k][nsl] != '/')
+			break;
+		enum zw_target_source kind;
+		const char *ref;
+		if (zw_target_scaledobject_ref(m->objs[k].json, &kind, &ref) && kind == want &&
+		    strcmp(ref, name) == 0)
+			return m->objs[k].json;
+	}
+	return NULL;
+}
+
+static int rebuild(struct zw_sources *s)
+{
+	size_t cap = 0, n = 0;
+	for (int k = K_SO; k <= K_IR; k++)
+		for (size_t i = 0; i < s->objs[k].n; i++)
+			cap += s->objs[k].objs[i].n_targets;
+	struct zw_target *ts = calloc(cap ? cap : 1, sizeof(*ts));
+	bool *owned = calloc(cap ? cap : 1, sizeof(*owned));
+	int rc = UV_ENOMEM;
+	if (!ts || !owned)
+		goto out;
+	/* ScaledObject targets: shallow copies (the table deep-copies) */
+	for (size_t i = 0; i < s->objs[K_SO].n; i++) {
+		const struct obj *o = &s->objs[K_SO].objs[i];
+		for (size_t t = 0; t < o->n_targets; t++)
+			ts[n++] = o->targets[t];
+	}
+	/* InterceptorRoutes, then HTTPScaledObjects not shadowed by an IR */
+	for (int k = K_IR; k >= K_HSO; k--) {
+		for (size_t i = 0; i < s->objs[k].n; i++) {
+			const struct obj *o = &s->objs[k].objs[i];
+			if (k == K_HSO) {
+				/* a valid InterceptorRoute of the same name wins */
+				bool shadowed;
+				long j = map_find(&s->objs[K_IR], s->objs[k].keys[i], &shadowed);
+				if (shadowed && s->objs[K_IR].objs[j].n_targets)
+					continue;
+			}
+			for (size_t t = 0; t < o->n_targets; t++) {
+				const struct zw_target *src = &o->targets[t];
+				const json_t *so =
+				        find_linking_so(s, src->namespace, src->name,
+				                        k == K_IR ? ZW_SRC_INTERCEPTORROUTE
+				                                  : ZW_SRC_HTTPSCALEDOBJECT);
+				if (!so) {
+					ts[n++] = *src;
+					continue;
+				}
+				if (zw_target_copy(&ts[n], src) != 0)
+					goto out;
+				owned[n] = true;
+				n++;
+				if (zw_target_link_scaledobject(&ts[n - 1], so) < 0)
+					goto out;
+			}
+		}
+	}
+	struct zw_route_table *table;
+	rc = zw_route_table_build(ts, n, &table);
+	if (rc < 0) {
+		rc = rc == ZW_ROUTE_ENOMEM ? UV_ENOMEM : UV_EINVAL;
+		goto out;
+	}
+	zw_route_current_publish(s->routes, zw_route_table_ref(table));
+	s->stats.publishes++;
+	s->stats.targets = n;
+	s->stats.objects = objects_count(s);
+	if (s->on_publish)
+		s->on_publish(s->ctx, table);
+	zw_route_table_unref(table);
+	rc = 0;
+out:
+	for (size_t i = 0; i < n && owned; i++)
+		if (owned[i])
+			zw_target_free(&ts[i]);
+	free(ts);
+	free(owned);
+	return rc;
+}
+
+static void update_synced(struct zw_sources *s)
+{
+	if (!atomic_load(&s->synced) && s->all_listed && s->stats.publishes > 0) {
+		atomic_store(&s->synced, true);
+		zw_log(ZW_LOG_INFO, "sources_synced", "targets=%zu objects=%zu", s->stats.targets,
+		       s->stats.objects);
+	}
+}
+
+static void rebuild_cb(uv_timer_t *t)
+{
+	struct zw_sources *s = t->data;
+	s->dirty = false;
+	int rc = rebuild(s);
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "table_build_failed", "reason=\"%s\"", uv_strerror(rc));
+		s->dirty = true;
+		uv_timer_start(&s->rebuild_timer, rebuild_cb, 1000, 0); /* retry */
+		return;
+	}
+	update_synced(s);
+}
+
+static void schedule_rebuild(struct zw_sources *s)
+{
+	if (s->closing || s->dirty)
+		return;
+	s->dirty = true;
+	uv_timer_start(&s->rebuild_timer, rebuild_cb, s->coalesce_ms, 0);
+}
+
+/* ---- live mode ---- */
+
+static void check_all_listed(struct zw_sources *s)
+{
+	if (s->all_listed || !s->slice_version)
+		return;
+	for (size_t i = 0; i < s->n_watches; i++)
+		if (!s->watches[i].synced)
+			return;
+	s->all_listed = true;
+	/* publish now (even if nothing changed) so synced can become true */
+	s->dirty = false;
+	uv_timer_stop(&s->rebuild_timer);
+	rebuild_cb(&s->rebuild_timer);
+}
+
+static void watch_event(void *ud, enum zw_watch_type type, json_t *obj)
+{
+	struct watch_ctx *w = ud;
+	struct zw_sources *s = w->s;
+	if (s->closing)
+		return;
+	switch (type) {
+	case ZW_WATCH_ADDED:
+	case ZW_WATCH_MODIFIED:
+	case ZW_WATCH_DELETED:
+		dispatch(s, w->kind, obj, type == ZW_WATCH_DELETED);
+		break;
+	case ZW_WATCH_SYNCED:
+		if (!w->synced) {
+			w->synced = true;
+			zw_log(ZW_LOG_DEBUG, "watch_synced", "kind=%s ns=%s", kind_names[w->kind],
+			       w->ns ? w->ns : "*");
+			check_all_listed(s);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+static void watch_status(void *ud, const struct zw_watch_status *st)
+{
+	struct watch_ctx *w = ud;
+	struct zw_sources *s = w->s;
+	switch (st->kind) {
+	case ZW_WATCH_ST_WAITING:
+		/* the CRD is not installed: nothing to list, quietly ready */
+		if (!w->waiting_logged)
+			zw_log(ZW_LOG_INFO, "watch_waiting",
+			       "kind=%s reason=\"resource not served\"", kind_names[w->kind]);
+		w->waiting_logged = true;
+		if (!w->synced) {
+			w->synced = true;
+			check_all_listed(s);
+		}
+		break;
+	case ZW_WATCH_ST_RETRY:
+		zw_log(ZW_LOG_WARN, "watch_retry",
+		       "kind=%s ns=%s failures=%u delay_ms=%u reason=\"%s\"", kind_names[w->kind],
+		       w->ns ? w->ns : "*", st->failures, st->delay_ms,
+		       st->reason ? st->reason : "");
+		break;
+	case ZW_WATCH_ST_RELIST:
+		zw_log(ZW_LOG_INFO, "watch_relist", "kind=%s ns=%s reason=\"%s\"",
+		       kind_names[w->kind], w->ns ? w->ns : "*", st->reason ? st->reason : "");
+		break;
+	default:
+		break;
+	}
+}
+
+static int start_watches(struct zw_sources *s)
+{
+	static const struct {
+		const char *group, *version, *resource;
+	} res[K_COUNT] = {
+	        [K_SO] = {"keda.sh", "v1alpha1", "scaledobjects"},
+	        [K_HSO] = {"http.keda.sh", "v1alpha1", "httpscaledobjects"},
+	        [K_IR] = {"http.keda.sh", "v1beta1", "interceptorroutes"},
+	        [K_SLICE] = {"discovery.k8s.io", NULL, "endpointslices"},
+	        [K_SVC] = {"", "v1", "services"},
+	};
+	size_t nns = s->n_namespaces ? s->n_namespaces : 1;
+	s->watches = calloc(nns * K_COUNT, sizeof(*s->watches));
+	if (!s->watches)
+		return UV_ENOMEM;
+	for (size_t n = 0; n < nns; n++) {
+		for (int k = 0; k < K_COUNT; k++) {
+			struct watch_ctx *w = &s->watches[s->n_watches++];
+			w->s = s;
+			w->kind = (enum src_kind)k;
+			w->ns = s->n_namespaces ? s->namespaces[n] : NULL;
+			struct zw_watch_spec spec = {
+			        .group = res[k].group,
+			        .version = k == K_SLICE ? s->slice_version : res[k].version,
+			        .resource = res[k].resource,
+			        .namespace = w->ns,
+			        .on_event = watch_event,
+			        .on_status = watch_status,
+			        .ud = w,
+			};
+			if (zw_kube_uv_watch_start(s->ku, &spec, &w->w) != 0)
+				return UV_ENOMEM;
+		}
+	}
+	return 0;
+}
+
+static void discover_slices(struct zw_sources *s);
+
+static void retry_cb(uv_timer_t *t)
+{
+	discover_slices(t->data);
+}
+
+static void discovery_done(void *ud, int rc, json_t *resp, const struct zw_kube_error *err)
+{
+	struct zw_sources *s = ud;
+	if (s->closing)
+		return;
+	if (rc == 0 || (err && err->http_status == 404)) {
+		bool v1 = rc == 0 && resp && zw_kube_discovery_has(resp, "endpointslices");
+		s->slice_version = v1 ? "v1" : "v1beta1";
+		zw_log(ZW_LOG_INFO, "endpointslices_version", "version=discovery.k8s.io/%s",
+		       s->slice_version);
+		int r = start_watches(s);
+		if (r < 0)
+			zw_log(ZW_LOG_ERROR, "watch_start_failed", "reason=\"%s\"", uv_strerror(r));
+		return;
+	}
+	s->discovery_delay = s->discovery_delay ? s->discovery_delay * 2 : DISCOVERY_RETRY_MIN_MS;
+	if (s->discovery_delay > DISCOVERY_RETRY_MAX_MS)
+		s->discovery_delay = DISCOVERY_RETRY_MAX_MS;
+	zw_log(ZW_LOG_WARN, "discovery_retry", "status=%d delay_ms=%u reason=\"%s\"",
+	       err ? err->http_status : 0, s->discovery_delay, err ? err->message : "");
+	uv_timer_start(&s->retry_timer, retry_cb, s->discovery_delay, 0);
+}
+
+static void discover_slices(struct zw_sources *s)
+{
+	char path[ZW_KUBE_PATH_MAX];
+	struct zw_kube_error err;
+	if (zw_kube_discovery_path("discovery.k8s.io", "v1", path, sizeof(path)) != 0 ||
+	    zw_kube_uv_request(s->ku, "GET", path, NULL, NULL, 0, discovery_done, s, &err) != 0) {
+		discovery_done(s, -1, NULL, NULL);
+	}
+}
+
+/* ---- static mode ---- */
+
+/* Appends the documents of one file (expanding Lists) to docs. */
+static int load_file(const char *path, json_t *docs, char *err, size_t errlen)
+{
+	json_t *arr;
+	if (zw_yaml_load_file(path, &arr, err, errlen) != 0)
+		return -1;
+	size_t i;
+	json_t *d;
+	json_array_foreach(arr, i, d)
+	{
+		json_t *items = json_object_get(d, "items");
+		const char *kind = json_string_value(json_object_get(d, "kind"));
+		if (json_is_array(items) && kind && strlen(kind) >= 4 &&
+		    strcmp(kind + strlen(kind) - 4, "List") == 0) {
+			size_t k;
+			json_t *it;
+			json_array_foreach(items, k, it)
+			{
+				json_array_append(docs, it);
+			}
+		} else {
+			json_array_append(docs, d);
+		}
+	}
+	json_decref(arr);
+	return 0;
+}
+
+static void work_cb(uv_work_t *req)
+{
+	struct zw_sources *s = req->data;
+	s->work_err[0] = '\0';
+	json_t *docs = json_array();
+	if (!docs) {
+		snprintf(s->work_err, sizeof(s->work_err), "out of memory");
+		return;
+	}
+	const char *files[2] = {s->targets_file, s->endpoints_file};
+	for (int i = 0; i < 2; i++) {
+		if (files[i] && load_file(files[i], docs, s->work_err, sizeof(s->work_err)) != 0) {
+			json_decref(docs);
+			return;
+		}
+	}
+	s->work_docs = docs;
+}
+
+static void start_load(struct zw_sources *s);
+static void release_one(struct zw_sources *s);
+
+static void after_work_cb(uv_work_t *req, int status)
+{
+	struct zw_sources *s = req->data;
+	s->work_busy = false;
+	json_t *docs = s->work_docs;
+	s->work_docs = NULL;
+	if (s->closing || status == UV_ECANCELED) {
+		json_decref(docs);
+		release_one(s);
+		return;
+	}
+	s->open_handles--; /* not closing: the timers keep the count above 0 */
+	char err[ZW_EP_ERRLEN] = "";
+	if (!docs) {
+		s->stats.reload_errors++;
+		zw_log(ZW_LOG_ERROR, "static_load_failed", "reason=\"%s\"", s->work_err);
+		goto again;
+	}
+	/* validate the endpoint spec before touching anything */
+	struct zw_endpoints *probe = NULL;
+	if (s->endpoints_spec) {
+		if (zw_endpoints_new(&probe) != 0 ||
+		    zw_endpoints_apply_spec(probe, s->endpoints_spec, err) != 0) {
+			zw_endpoints_free(probe);
+			json_decref(docs);
+			s->stats.reload_errors++;
+			zw_log(ZW_LOG_ERROR, "static_load_failed", "reason=\"%s\"",
+			       err[0] ? err : "out of memory");
+			goto again;
+		}
+		zw_endpoints_free(probe);
+	}
+	for (int k = K_SO; k <= K_IR; k++)
+		map_free(&s->objs[k]);
+	zw_endpoints_resync_begin(s->eps, ZW_EP_KIND_SLICE, NULL);
+	zw_endpoints_resync_begin(s->eps, ZW_EP_KIND_SERVICE, NULL);
+	size_t i;
+	json_t *d;
+	json_array_foreach(docs, i, d)
+	{
+		enum src_kind k = classify(d);
+		if (k == K_COUNT)
+			continue;
+		/* as kubectl apply would: no namespace means "default" */
+		json_t *md = json_object_get(d, "metadata");
+		if (json_is_object(md) && !json_is_string(json_object_get(md, "namespace")))
+			json_object_set_new(md, "namespace", json_string("default"));
+		dispatch(s, k, d, false);
+	}
+	if (s->endpoints_spec && zw_endpoints_apply_spec(s->eps, s->endpoints_spec, err) != 0)
+		zw_log(ZW_LOG_ERROR, "static_spec_failed", "reason=\"%s\"", err);
+	zw_endpoints_resync_end(s->eps, ZW_EP_KIND_SLICE, NULL);
+	zw_endpoints_resync_end(s->eps, ZW_EP_KIND_SERVICE, NULL);
+	json_decref(docs);
+	s->stats.reloads++;
+	s->all_listed = true;
+	s->dirty = false;
+	uv_timer_stop(&s->rebuild_timer);
+	rebuild_cb(&s->rebuild_timer);
+	zw_log(ZW_LOG_INFO, "static_loaded", "targets=%zu objects=%zu", s->stats.targets,
+	       s->stats.objects);
+again:
+	if (s->work_again) {
+		s->work_again = false;
+		start_load(s);
+	}
+}
+
+static void start_load(struct zw_sources *s)
+{
+	if (s->closing)
+		return;
+	if (s->work_busy) {
+		s->work_again = true;
+		return;
+	}
+	s->work.data = s;
+	int rc = uv_queue_work(s->loop, &s->work, work_cb, after_work_cb);
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "static_load_failed", "reason=\"%s\"", uv_strerror(rc));
+		return;
+	}
+	s->work_busy = true;
+	s->open_handles++;
+}
+
+static void poll_cb(uv_fs_poll_t *h, int status, const uv_stat_t *prev, const uv_stat_t *curr)
+{
+	(void)prev;
+	(void)curr;
+	struct zw_sources *s = h->data;
+	if (status < 0 && status != UV_ENOENT)
+		return;
+	zw_log(ZW_LOG_INFO, "static_changed", "reason=\"%s\"",
+	       status < 0 ? uv_strerror(status) : "mtime");
+	start_load(s);
+}
+
+/* ---- public API ---- */
+
+static char *dup_or_null(const char *s, int *oom)
+{
+	if (!s)
+		return NULL;
+	char *d = strdup(s);
+	if (!d)
+		*oom = 1;
+	return d;
+}
+
+static void sources_free(struct zw_sources *s)
+{
+	for (int k = K_SO; k <= K_IR; k++)
+		map_free(&s->objs[k]);
+	for (size_t i = 0; i < s->n_namespaces; i++)
+		free(s->namespaces[i]);
+	free(s->namespaces);
+	free(s->watches);
+	free(s->targets_file);
+	free(s->endpoints_file);
+	free(s->endpoints_spec);
+	free(s);
+}
+
+int zw_sources_new(uv_loop_t *loop, const struct zw_sources_config *cfg,
+                   struct zw_route_current *routes, struct zw_endpoints *eps,
+                   struct zw_sources **out, char *err, size_t errlen)
+{
+	*out = NULL;
+	if (!loop || !cfg || !routes || !eps) {
+		snprintf(err, errlen, "sources: loop, config, routes and endpoints are required");
+		return UV_EINVAL;
+	}
+	if (cfg->n_namespaces > ZW_SOURCES_MAX_NS) {
+		snprintf(err, errlen, "sources: %zu namespaces exceed the limit of %d",
+		         cfg->n_namespaces, ZW_SOURCES_MAX_NS);
+		return UV_EINVAL;
+	}
+	if (!cfg->kube && !cfg->targets_file && !cfg->endpoints_file && !cfg->endpoints_spec) {
+		snprintf(err, errlen,
+		         "sources: static mode needs a targets file, an endpoints file or an "
+		         "endpoints spec");
+		return UV_EINVAL;
+	}
+	if (cfg->endpoints_spec) {
+		struct zw_endpoints *probe;
+		char e[ZW_EP_ERRLEN];
+		if (zw_endpoints_new(&probe) != 0)
+			return UV_ENOMEM;
+		int rc = zw_endpoints_apply_spec(probe, cfg->endpoints_spec, e);
+		zw_endpoints_free(probe);
+		if (rc == ZW_EP_EINVAL) {
+			snprintf(err, errlen, "sources: %s", e);
+			return UV_EINVAL;
+		}
+		if (rc < 0)
+			return UV_ENOMEM;
+	}
+	struct zw_sources *s = calloc(1, sizeof(*s));
+	if (!s)
+		return UV_ENOMEM;
+	int oom = 0;
+	s->loop = loop;
+	s->routes = routes;
+	s->eps = eps;
+	s->kube = cfg->kube;
+	s->targets_file = dup_or_null(cfg->targets_file, &oom);
+	s->endpoints_file = dup_or_null(cfg->endpoints_file, &oom);
+	s->endpoints_spec = dup_or_null(cfg->endpoints_spec, &oom);
+	s->poll_ms = cfg->poll_ms ? cfg->poll_ms : ZW_SOURCES_POLL_MS;
+	s->coalesce_ms = cfg->coalesce_ms ? cfg->coalesce_ms : ZW_SOURCES_COALESCE_MS;
+	s->on_publish = cfg->on_publish;
+	s->ctx = cfg->ctx;
+	if (cfg->n_namespaces) {
+		s->namespaces = calloc(cfg->n_namespaces, sizeof(*s->namespaces));
+		if (!s->namespaces)
+			oom = 1;
+		for (size_t i = 0; s->namespaces && i < cfg->n_namespaces; i++) {
+			s->namespaces[i] = dup_or_null(cfg->namespaces[i], &oom);
+			s->n_namespaces = i + 1;
+		}
+	}
+	if (oom) {
+		sources_free(s);
+		return UV_ENOMEM;
+	}
+	uv_timer_init(loop, &s->rebuild_timer);
+	s->rebuild_timer.data = s;
+	uv_timer_init(loop, &s->retry_timer);
+	s->retry_timer.data = s;
+	s->open_handles = 2;
+	atomic_init(&s->synced, false);
+	*out = s;
+	return 0;
+}
+
+int zw_sources_start(struct zw_sources *s)
+{
+	if (s->started || s->closing)
+		return UV_EALREADY;
+	s->started = true;
+	if (s->kube) {
+		if (zw_kube_uv_new(s->loop, s->kube, &s->ku) != 0)
+			return UV_ENOMEM;
+		discover_slices(s);
+		return 0;
+	}
+	const char *files[2] = {s->targets_file, s->endpoints_file};
+	for (int i = 0; i < 2 && s->poll_ms != UINT64_MAX; i++) {
+		if (!files[i])
+			continue;
+		uv_fs_poll_t *p = &s->polls[s->n_polls];
+		uv_fs_poll_init(s->loop, p);
+		p->data = s;
+		s->n_polls++;
+		s->open_handles++;
+		int rc = uv_fs_poll_start(p, poll_cb, files[i], (unsigned)s->poll_ms);
+		if (rc < 0)
+			return rc;
+	}
+	start_load(s);
+	return 0;
+}
+
+int zw_sources_reload(struct zw_sources *s)
+{
+	if (!s->kube && s->started)
+		start_load(s);
+	return 0;
+}
+
+bool zw_sources_synced(const struct zw_sources *s)
+{
+	return atomic_load(&((struct zw_sources *)s)->synced);
+}
+
+void zw_sources_get_stats(const struct zw_sources *s, struct zw_sources_stats *out)
+{
+	*out = s->stats;
+	out->objects = objects_count(s);
+}
+
+/* Drops one of the things close waits for (a handle or the load in
+ * flight); the last one frees s and calls done. */
+static void release_one(struct zw_sources *s)
+{
+	if (--s->open_handles > 0)
+		return;
+	void (*done)(void *) = s->done;
+	void *ctx = s->done_ctx;
+	sources_free(s);
+	if (done)
+		done(ctx);
+}
+
+static void handle_closed(uv_handle_t *h)
+{
+	release_one(h->data);
+}
+
+static void kube_closed(void *ud)
+{
+	struct zw_sources *s = ud;
+	s->ku = NULL;
+	uv_close((uv_handle_t *)&s->rebuild_timer, handle_closed);
+	uv_close((uv_handle_t *)&s->retry_timer, handle_closed);
+	for (int i = 0; i < s->n_polls; i++)
+		uv_close((uv_handle_t *)&s->polls[i], handle_closed);
+}
+
+void zw_sources_close(struct zw_sources *s, void (*done)(void *ctx), void *ctx)
+{
+	if (!s || s->closing)
+		return;
+	s->closing = true;
+	s->done = done;
+	s->done_ctx = ctx;
+	atomic_store(&s->synced, false);
+	if (s->work_busy)
+		uv_cancel((uv_req_t *)&s->work); /* may fail if running: after_work_cb frees */
+	if (s->ku) {
+		zw_kube_uv_close(s->ku, kube_closed, s);
+		return;
+	}
+	kube_closed(s);
+}
