@@ -594,6 +594,9 @@ static int list_once(struct zw_kube *k, const struct zw_kube_ref *ref,
 		if (!cont)
 			break;
 	}
+	zw_kube_items_set_kind(json_object_get(result, "items"),
+	                       json_string_value(json_object_get(result, "apiVersion")),
+	                       json_string_value(json_object_get(result, "kind")));
 	json_object_del(json_object_get(result, "metadata"), "continue");
 	json_object_del(json_object_get(result, "metadata"), "remainingItemCount");
 	*out = result;
@@ -707,6 +710,25 @@ int zw_kube_scale_set(struct zw_kube *k, const struct zw_kube_ref *ref,
 	rc = zw_kube_patch(k, &r, opts, ZW_KUBE_PATCH_MERGE, patch, NULL, err);
 	json_decref(patch);
 	return rc;
+}
+
+void zw_kube_items_set_kind(json_t *items, const char *api_version, const char *list_kind)
+{
+	size_t klen = list_kind ? strlen(list_kind) : 0, i;
+	json_t *kind = NULL, *item;
+
+	if (klen > 4 && strcmp(list_kind + klen - 4, "List") == 0)
+		kind = json_stringn(list_kind, klen - 4);
+	json_array_foreach(items, i, item)
+	{
+		if (!json_is_object(item))
+			continue;
+		if (api_version && !json_object_get(item, "apiVersion"))
+			json_object_set_new(item, "apiVersion", json_string(api_version));
+		if (kind && !json_object_get(item, "kind"))
+			json_object_set(item, "kind", kind);
+	}
+	json_decref(kind);
 }
 
 int zw_kube_discovery_has(json_t *resource_list, const char *resource)

@@ -208,6 +208,11 @@ int zw_kube_scale_set(struct zw_kube *k, const struct zw_kube_ref *ref,
 int zw_kube_served(struct zw_kube *k, const char *group, const char *version, const char *resource,
                    int *served, struct zw_kube_error *err);
 
+/* Sets apiVersion and kind (list_kind without its "List" suffix) on each
+ * object of items (borrowed) that lacks them, as list items come without.
+ * Either string may be NULL (then that field is left alone). */
+void zw_kube_items_set_kind(json_t *items, const char *api_version, const char *list_kind);
+
 /* Discovery helpers shared by the drivers: the path of the resource list
  * of group/version, and whether a discovery answer (borrowed) lists resource. */
 int zw_kube_discovery_path(const char *group, const char *version, char *buf, size_t len);

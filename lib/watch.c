@@ -527,9 +527,9 @@ static void finish_list(struct zw_watch *w)
 static void list_page(struct zw_watch *w)
 {
 	json_t *page = NULL, *items, *item, *md;
-	const char *cont, *rv, *kind;
+	const char *cont;
 	json_error_t jerr;
-	size_t i, klen;
+	size_t i;
 
 	page = json_loadb(w->body ? w->body : "", w->body_len, 0, &jerr);
 	items = json_object_get(page, "items");
@@ -541,14 +541,12 @@ static void list_page(struct zw_watch *w)
 	}
 	if (!w->pending) {
 		const char *av = json_string_value(json_object_get(page, "apiVersion"));
+		const char *kind = json_string_value(json_object_get(page, "kind"));
+		const char *rv = json_string_value(json_object_get(md, "resourceVersion"));
 
-		kind = json_string_value(json_object_get(page, "kind"));
-		rv = json_string_value(json_object_get(md, "resourceVersion"));
 		w->pending = json_array();
 		w->list_api_version = av ? strdup(av) : NULL;
-		klen = kind ? strlen(kind) : 0;
-		if (klen > 4 && strcmp(kind + klen - 4, "List") == 0)
-			w->list_kind = strndup(kind, klen - 4);
+		w->list_kind = kind ? strdup(kind) : NULL;
 		snprintf(w->list_rv, sizeof(w->list_rv), "%s", rv ? rv : "");
 		if (!w->pending) {
 			fail(w, "out of memory");
@@ -557,15 +555,11 @@ static void list_page(struct zw_watch *w)
 		}
 	}
 	w->failures = 0;
+	zw_kube_items_set_kind(items, w->list_api_version, w->list_kind);
 	json_array_foreach(items, i, item)
 	{
-		if (!json_is_object(item))
-			continue;
-		if (w->list_api_version && !json_object_get(item, "apiVersion"))
-			json_object_set_new(item, "apiVersion", json_string(w->list_api_version));
-		if (w->list_kind && !json_object_get(item, "kind"))
-			json_object_set_new(item, "kind", json_string(w->list_kind));
-		json_array_append(w->pending, item);
+		if (json_is_object(item))
+			json_array_append(w->pending, item);
 	}
 	cont = json_string_value(json_object_get(md, "continue"));
 	free(w->cont);
