@@ -15,7 +15,12 @@ LLHTTP_DIR := /usr/share/llhttp
 LLHTTP_INC := /usr/share/include/llhttp
 COMPONENTS := webhook proxy certs
 
-ifeq ($(SAN),1)
+ifeq ($(SAN),fuzz)
+CC         := clang
+BUILD      ?= build/fuzz
+BINDIR     ?= $(BUILD)/bin
+OPT        := -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer
+else ifeq ($(SAN),1)
 BUILD      ?= build/san
 BINDIR     ?= $(BUILD)/bin
 OPT        := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -39,6 +44,7 @@ PROTO_SRC  := $(wildcard $(COMPONENTS:%=%/*.proto))
 PROTO_C    := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.c,$(PROTO_SRC))
 PROTO_OBJ  := $(PROTO_C:.c=.o)
 
+.SECONDARY:
 .PHONY: all check unit integration e2e format format-check fuzz bench demo setup \
 	cluster-up cluster-down clean help
 all: $(COMPONENTS:%=$(BINDIR)/zerowire-%)
@@ -124,7 +130,7 @@ e2e: all
 	./scripts/pytest.sh e2e/tests
 
 check: setup
-	@$(MAKE) --no-print-directory format-check unit integration e2e
+	@$(MAKE) --no-print-directory format-check unit fuzz integration e2e
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null; git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 format:
@@ -132,8 +138,20 @@ format:
 format-check:
 	@clang-format --dry-run --Werror $(C_FILES) && echo "format: ok"
 
+# Fuzzing (libFuzzer): <dir>/fuzz/fuzz_*.c -> build/fuzz/fuzz/<dir>_fuzz_*, each run for
+# ZW_FUZZ_SECONDS (default 20) from its seed corpus <dir>/fuzz/corpus/<name>/.
 FUZZ_SRC := $(wildcard $(COMPONENTS:%=%/fuzz/fuzz_*.c) lib/fuzz/fuzz_*.c)
+FUZZERS  := $(foreach f,$(FUZZ_SRC),$(BUILD)/fuzz/$(firstword $(subst /, ,$(f)))_$(basename $(notdir $(f))))
+define FUZZ_RULE
+$(BUILD)/fuzz/$(1)_%: $(1)/fuzz/%.c $(if $(filter lib,$(1)),,$(BUILD)/lib$(1).a) $(BUILD)/libzw.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) -I$(1) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $$@ $$(filter %.c %.a,$$^) $$(LDLIBS)
+endef
+$(foreach c,lib $(COMPONENTS),$(eval $(call FUZZ_RULE,$(c))))
+.PHONY: fuzzers
+fuzzers: $(FUZZERS)
 fuzz:
+	@$(MAKE) --no-print-directory SAN=fuzz fuzzers
 	./scripts/fuzz.sh $(FUZZ_SRC)
 
 bench: all
