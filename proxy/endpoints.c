@@ -284,6 +284,19 @@ static int parse_ip(const char *ip, struct sl_addr *a, uint16_t port_unused)
 	return -1;
 }
 
+/* Writes "ns/name" into buf (cap bytes). Returns 0, or -1 when it does not
+ * fit. */
+static int key_into(char *buf, size_t cap, const char *ns, const char *name)
+{
+	size_t a = strlen(ns), b = strlen(name);
+	if (a + b + 2 > cap)
+		return -1;
+	memcpy(buf, ns, a);
+	buf[a] = '/';
+	memcpy(buf + a + 1, name, b + 1);
+	return 0;
+}
+
 static char *join_key(const char *ns, const char *name)
 {
 	size_t l = strlen(ns) + strlen(name) + 2;
@@ -681,12 +694,11 @@ int zw_endpoints_apply_slice(struct zw_endpoints *s, const json_t *slice, bool d
 		snprintf(err, ZW_EP_ERRLEN, "EndpointSlice without metadata.namespace/name");
 		return ZW_EP_EINVAL;
 	}
-	if (strlen(ns) + strlen(name) + 2 > sizeof(key)) {
+	if (key_into(key, sizeof(key), ns, name) < 0) {
 		snprintf(err, ZW_EP_ERRLEN, "EndpointSlice %.64s/%.64s...: name too long", ns,
 		         name);
 		return ZW_EP_EINVAL;
 	}
-	snprintf(key, sizeof(key), "%s/%s", ns, name);
 	const char *svc = json_string_value(json_object_get(
 	        json_object_get(json_object_get(slice, "metadata"), "labels"), SERVICE_LABEL));
 	if (deleted || !svc || !svc[0]) {
@@ -1060,9 +1072,8 @@ int zw_endpoints_get(struct zw_endpoints *s, const char *ns, const char *svc, in
 {
 	char key[512];
 	*out = &empty_set;
-	if (!ns || !svc || strlen(ns) + strlen(svc) + 2 > sizeof(key))
+	if (!ns || !svc || key_into(key, sizeof(key), ns, svc) < 0)
 		return 0;
-	snprintf(key, sizeof(key), "%s/%s", ns, svc);
 	int rc = 0;
 	pthread_mutex_lock(&s->lock);
 	struct service *sv = smap_get(&s->services, key);
@@ -1096,9 +1107,8 @@ size_t zw_endpoints_ready_count(struct zw_endpoints *s, const char *ns, const ch
 {
 	char key[512];
 	size_t n = 0;
-	if (!ns || !svc || strlen(ns) + strlen(svc) + 2 > sizeof(key))
+	if (!ns || !svc || key_into(key, sizeof(key), ns, svc) < 0)
 		return 0;
-	snprintf(key, sizeof(key), "%s/%s", ns, svc);
 	pthread_mutex_lock(&s->lock);
 	struct service *sv = smap_get(&s->services, key);
 	if (sv)
