@@ -66,6 +66,9 @@ fail:
 
 static int diff(const json_t *from, const json_t *to, const char *path, json_t *patch, int depth)
 {
+	/* Equal subtrees need no walk, however deep they are. */
+	if (json_equal((json_t *)from, (json_t *)to))
+		return 0;
 	if (depth > ZW_JSONPATCH_MAX_DEPTH)
 		return -1;
 	if (json_is_object(from) && json_is_object(to)) {
@@ -131,8 +134,6 @@ static int diff(const json_t *from, const json_t *to, const char *path, json_t *
 		}
 		return 0;
 	}
-	if (json_equal((json_t *)from, (json_t *)to))
-		return 0;
 	return add_op(patch, "replace", path, to);
 }
 

@@ -12,7 +12,8 @@
 #include <jansson.h>
 #include <stddef.h>
 
-/* Deepest nesting walked; deeper documents make the functions fail. */
+/* Deepest nesting walked where documents differ; deeper differences make
+ * the diff fail (equal subtrees of any depth are skipped). */
 #define ZW_JSONPATCH_MAX_DEPTH 128
 
 /* Appends to `patch` (a JSON array, borrowed) the operations turning `from`

@@ -1,0 +1,183 @@
+/* JSON Patch diff and apply (webhook/jsonpatch.c). */
+#include "jsonpatch.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+static json_t *parse(const char *s)
+{
+	json_error_t e;
+	json_t *v = json_loads(s, JSON_DECODE_ANY, &e);
+	if (!v)
+		fail_msg("bad test JSON %s: %s", s, e.text);
+	return v;
+}
+
+/* diff(a, b) applied to a gives b; returns the patch for inspection. */
+static json_t *roundtrip(const char *a, const char *b)
+{
+	json_t *from = parse(a), *to = parse(b), *patch = json_array();
+	char err[128];
+	assert_int_equal(zw_jsonpatch_diff(from, to, "", patch), 0);
+	json_t *doc = json_deep_copy(from);
+	if (zw_jsonpatch_apply(&doc, patch, err, sizeof(err)))
+		fail_msg("patch does not apply: %s", err);
+	if (!json_equal(doc, to)) {
+		char *p = json_dumps(patch, 0), *d = json_dumps(doc, 0);
+		fail_msg("diff of %s -> %s gave %s, applied: %s", a, b, p, d);
+	}
+	json_decref(doc);
+	json_decref(from);
+	json_decref(to);
+	return patch;
+}
+
+static void test_pointer_escape(void **state)
+{
+	(void)state;
+	char *p = zw_jsonpointer_append("/metadata/annotations", "zerowire.io/original");
+	assert_string_equal(p, "/metadata/annotations/zerowire.io~1original");
+	free(p);
+	p = zw_jsonpointer_append("", "a~b/c");
+	assert_string_equal(p, "/a~0b~1c");
+	free(p);
+	json_t *doc = parse("{\"a~b/c\": 1, \"m\": {\"x/y\": [10, 20]}}");
+	assert_int_equal(json_integer_value(zw_jsonpointer_get(doc, "/a~0b~1c")), 1);
+	assert_int_equal(json_integer_value(zw_jsonpointer_get(doc, "/m/x~1y/1")), 20);
+	assert_ptr_equal(zw_jsonpointer_get(doc, ""), doc);
+	assert_null(zw_jsonpointer_get(doc, "/m/x~1y/01"));
+	assert_null(zw_jsonpointer_get(doc, "/m/x~1y/2"));
+	assert_null(zw_jsonpointer_get(doc, "/m/x~2y"));
+	assert_null(zw_jsonpointer_get(doc, "m"));
+	json_decref(doc);
+}
+
+static void test_diff_minimal(void **state)
+{
+	(void)state;
+	json_t *p =
+	        roundtrip("{\"a\":1,\"b\":{\"c\":2,\"d\":3}}", "{\"a\":1,\"b\":{\"c\":5,\"d\":3}}");
+	assert_int_equal(json_array_size(p), 1);
+	json_t *op = json_array_get(p, 0);
+	assert_string_equal(json_string_value(json_object_get(op, "op")), "replace");
+	assert_string_equal(json_string_value(json_object_get(op, "path")), "/b/c");
+	json_decref(p);
+
+	p = roundtrip("{\"a\":1}", "{\"a\":1}");
+	assert_int_equal(json_array_size(p), 0);
+	json_decref(p);
+
+	/* Annotation map created, key with a slash escaped. */
+	p = roundtrip("{\"metadata\":{\"name\":\"x\"}}",
+	              "{\"metadata\":{\"name\":\"x\",\"annotations\":{\"zerowire.io/"
+	              "original\":\"[]\"}}}");
+	assert_int_equal(json_array_size(p), 1);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(p, 0), "path")),
+	                    "/metadata/annotations");
+	json_decref(p);
+	p = roundtrip(
+	        "{\"metadata\":{\"annotations\":{\"a\":\"b\"}}}",
+	        "{\"metadata\":{\"annotations\":{\"a\":\"b\",\"zerowire.io/original\":\"[]\"}}}");
+	assert_string_equal(json_string_value(json_object_get(json_array_get(p, 0), "path")),
+	                    "/metadata/annotations/zerowire.io~1original");
+	json_decref(p);
+}
+
+static void test_diff_shapes(void **state)
+{
+	(void)state;
+	const char *pairs[][2] = {
+	        {"[1,2,3]", "[1,2]"},
+	        {"[1,2]", "[1,2,3,4]"},
+	        {"[1,2,3]", "[]"},
+	        {"{\"a\":[{\"x\":1},{\"y\":2}]}", "{\"a\":[{\"x\":1,\"z\":0},{\"y\":3}]}"},
+	        {"{\"a\":{\"b\":1}}", "{\"a\":[1]}"},
+	        {"{\"a\":null}", "{\"a\":false}"},
+	        {"{\"a\":1,\"b\":2}", "{}"},
+	        {"{}", "{\"a\":{\"b\":{\"c\":[1,{\"d\":null}]}}}"},
+	        {"{\"~\":1,\"/\":2}", "{\"~\":2}"},
+	        {"{\"a\":\"x\"}", "{\"a\":\"x\\u00e9y\"}"},
+	        {"{\"n\":1}", "{\"n\":1.5}"},
+	};
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++)
+		json_decref(roundtrip(pairs[i][0], pairs[i][1]));
+}
+
+static void test_apply_ops(void **state)
+{
+	(void)state;
+	char err[128];
+	json_t *doc = parse("{\"a\":[1,2],\"b\":{\"c\":1}}");
+	json_t *patch = parse("[{\"op\":\"add\",\"path\":\"/a/-\",\"value\":3},"
+	                      "{\"op\":\"add\",\"path\":\"/a/0\",\"value\":0},"
+	                      "{\"op\":\"test\",\"path\":\"/a\",\"value\":[0,1,2,3]},"
+	                      "{\"op\":\"move\",\"from\":\"/b/c\",\"path\":\"/d\"},"
+	                      "{\"op\":\"copy\",\"from\":\"/d\",\"path\":\"/b/e\"},"
+	                      "{\"op\":\"remove\",\"path\":\"/a/1\"},"
+	                      "{\"op\":\"replace\",\"path\":\"\",\"value\":{\"all\":[\"new\"]}},"
+	                      "{\"op\":\"add\",\"path\":\"/all/1\",\"value\":\"x\"}]");
+	assert_int_equal(zw_jsonpatch_apply(&doc, patch, err, sizeof(err)), 0);
+	json_t *want = parse("{\"all\":[\"new\",\"x\"]}");
+	assert_true(json_equal(doc, want));
+	json_decref(want);
+	json_decref(patch);
+	json_decref(doc);
+
+	const char *bad[] = {
+	        "[{\"op\":\"replace\",\"path\":\"/missing\",\"value\":1}]",
+	        "[{\"op\":\"remove\",\"path\":\"/a/5\"}]",
+	        "[{\"op\":\"add\",\"path\":\"/a/3\",\"value\":1}]",
+	        "[{\"op\":\"add\",\"path\":\"/x/y\",\"value\":1}]",
+	        "[{\"op\":\"test\",\"path\":\"/a\",\"value\":[2]}]",
+	        "[{\"op\":\"add\",\"path\":\"a\",\"value\":1}]",
+	        "[{\"op\":\"frobnicate\",\"path\":\"/a\"}]",
+	        "[{\"path\":\"/a\"}]",
+	        "[{\"op\":\"add\",\"path\":\"/a/0\"}]",
+	        "[{\"op\":\"move\",\"from\":\"/nope\",\"path\":\"/a\"}]",
+	        "{\"op\":\"add\"}",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		doc = parse("{\"a\":[1,2]}");
+		patch = parse(bad[i]);
+		err[0] = '\0';
+		if (zw_jsonpatch_apply(&doc, patch, err, sizeof(err)) == 0)
+			fail_msg("bad patch %s applied", bad[i]);
+		assert_true(err[0] != '\0');
+		json_decref(patch);
+		json_decref(doc);
+	}
+}
+
+static void test_too_deep(void **state)
+{
+	(void)state;
+	json_t *a = json_object(), *b = json_object(), *ca = a, *cb = b;
+	for (int i = 0; i < ZW_JSONPATCH_MAX_DEPTH + 10; i++) {
+		json_t *na = json_object(), *nb = json_object();
+		json_object_set_new(ca, "k", na);
+		json_object_set_new(cb, "k", nb);
+		ca = na;
+		cb = nb;
+	}
+	json_object_set_new(cb, "leaf", json_true());
+	json_t *patch = json_array();
+	assert_int_equal(zw_jsonpatch_diff(a, b, "", patch), -1);
+	json_decref(patch);
+	json_decref(a);
+	json_decref(b);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_pointer_escape), cmocka_unit_test(test_diff_minimal),
+	        cmocka_unit_test(test_diff_shapes),    cmocka_unit_test(test_apply_ops),
+	        cmocka_unit_test(test_too_deep),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
