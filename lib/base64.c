@@ -1,0 +1,88 @@
+/* Base64; see base64.h. */
+#include "base64.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+
+static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+char *zw_base64_encode(const void *in, size_t len)
+{
+	const unsigned char *p = in;
+	size_t n = 4 * ((len + 2) / 3), o = 0;
+	char *out;
+
+	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
+		return NULL;
+	out = malloc(n + 1);
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		if (i + 2 < len)
+			v |= p[i + 2];
+		out[o++] = alphabet[(v >> 18) & 63];
+		out[o++] = alphabet[(v >> 12) & 63];
+		out[o++] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < len ? alphabet[v & 63] : '=';
+	}
+	out[o] = '\0';
+	return out;
+}
+
+static int value_of(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+unsigned char *zw_base64_decode(const char *text, size_t len, size_t *out_len)
+{
+	unsigned char *out = malloc(len / 4 * 3 + 4);
+	uint32_t acc = 0;
+	size_t o = 0, pad = 0;
+	int bits = 0;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		char c = text[i];
+		int v;
+		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
+			continue;
+		if (c == '=') {
+			pad++;
+			continue;
+		}
+		v = value_of(c);
+		if (v < 0 || pad)
+			goto fail; /* bad character, or data after padding */
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			out[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	/* 6 leftover bits cannot come from whole bytes; nor can >2 pad chars. */
+	if (bits >= 6 || pad > 2)
+		goto fail;
+	out[o] = '\0';
+	*out_len = o;
+	return out;
+fail:
+	free(out);
+	return NULL;
+}
