@@ -24,6 +24,7 @@ void zw_http_head_reset(struct zw_http_head *h)
 	h->last_cb = CB_NONE;
 	h->error = 0;
 	h->skip_body = 0;
+	h->complete = 0;
 	h->prev_byte = 0;
 	h->chunk = NULL;
 }
@@ -72,6 +73,7 @@ static int on_message_begin(llhttp_t *p)
 	h->n_fields = 0;
 	h->url_off = h->url_len = 0;
 	h->last_cb = CB_NONE;
+	h->complete = 0;
 	return 0;
 }
 
@@ -164,7 +166,8 @@ static int on_headers_complete(llhttp_t *p)
 
 static int on_message_complete(llhttp_t *p)
 {
-	(void)p;
+	struct zw_http_head *h = p->data;
+	h->complete = 1;
 	return HPE_PAUSED;
 }
 
@@ -227,8 +230,16 @@ int zw_http_head_execute(llhttp_t *p, struct zw_http_head *h, const char *data, 
 
 int zw_http_body_execute(llhttp_t *p, const char *data, size_t len, size_t *used)
 {
+	struct zw_http_head *h = p->data;
 	*used = 0;
+	if (h->complete) {
+		/* Completed together with its head (a skipped HEAD body). */
+		h->complete = 0;
+		return ZW_BODY_DONE;
+	}
 	llhttp_errno_t e = llhttp_execute(p, data, len);
+	if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE)
+		h->complete = 0;
 	switch (e) {
 	case HPE_OK:
 		*used = len;

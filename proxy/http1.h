@@ -50,6 +50,7 @@ struct zw_http_head {
 	int last_cb;       /* internal: which span came last */
 	int error;         /* internal: ZW_HTTP_E* set by a callback */
 	int skip_body;     /* response to HEAD: no body whatever the framing */
+	int complete;      /* internal: message completed, not yet reported */
 	char prev_byte;    /* internal: last byte of the previous chunk */
 	const char *chunk; /* internal: start of the chunk being parsed */
 };

@@ -1216,6 +1216,16 @@ static void dispatch(struct conn *c)
 		return;
 	}
 	c->req_done = r == ZW_BODY_DONE || r == ZW_BODY_UPGRADE;
+	if (!c->req_done && c->in_len > c->in_off) {
+		/* Body bytes that came with the head are checked before anything
+		 * reaches an upstream (on a copy of the parser: plain data). */
+		llhttp_t probe = c->parser;
+		if (zw_http_body_execute(&probe, c->in + c->in_off, c->in_len - c->in_off, &used) ==
+		    ZW_BODY_EBAD) {
+			local_response(c, 400, NULL, "malformed request body\n", 1);
+			return;
+		}
+	}
 
 	if (c->parser.method == HTTP_CONNECT) {
 		local_response(c, 501, NULL, "CONNECT is not supported\n", 1);

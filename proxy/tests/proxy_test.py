@@ -1,0 +1,368 @@
+"""Black-box tests of zerowire-proxy's data path on loopback (static mode:
+targets and EndpointSlices from files, SIGHUP to reload).
+
+Run by `make integration` against build/san/bin/zerowire-proxy (override with
+ZW_PROXY_BIN). Backends are Python threads in this process on 127.0.0.N."""
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from zwproxy import Backend, Proxy, scaledobject, wait_for, free_port, ws_frame  # noqa: E402
+
+APP = "default/app"
+KEY = "default/app/0"
+
+
+@pytest.fixture
+def backend():
+    b = Backend("127.0.0.1", name="b1")
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+def warm(tmp_path, backend):
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
+              {APP: [(backend.ip, backend.port)]})
+    yield p, backend
+    assert p.stop() == 0
+
+
+def test_warm_request_headers(warm):
+    p, b = warm
+    r, body = p.get("/headers?x=1", headers={
+        "Connection": "keep-alive, X-Hop",
+        "X-Hop": "must-go",
+        "Keep-Alive": "timeout=5",
+        "Proxy-Authorization": "secret",
+        "TE": "trailers",
+        "X-Forwarded-For": "10.1.1.1",
+        "X-Keep": "yes",
+    })
+    assert r.status == 200
+    assert r.getheader("X-Zerowire-Cold-Start") == "false"
+    seen = {k.lower(): v for k, v in json.loads(body)["headers"]}
+    assert json.loads(body)["path"] == "/headers?x=1"
+    assert seen["host"] == "app.test"
+    assert seen["x-keep"] == "yes"
+    assert seen["x-forwarded-for"] == "10.1.1.1, 127.0.0.1"
+    assert seen["x-forwarded-proto"] == "http"
+    assert seen["x-forwarded-host"] == "app.test"
+    for hop in ("x-hop", "keep-alive", "proxy-authorization", "te"):
+        assert hop not in seen, hop
+    assert "connection" not in seen or seen["connection"].lower() == "keep-alive"
+
+
+def test_keepalive_and_pipelining(warm):
+    p, b = warm
+    c = p.conn()
+    for i in range(5):
+        c.request("GET", "/n%d" % i, headers={"Host": "app.test"})
+        r = c.getresponse()
+        assert r.status == 200 and r.read() == b"hello from b1"
+    c.close()
+    # Two pipelined requests in one write: two answers in order.
+    out = p.raw(b"GET /a HTTP/1.1\r\nHost: app.test\r\n\r\nGET /headers HTTP/1.1\r\nHost: app.test\r\n"
+                b"Connection: close\r\n\r\n")
+    assert out.count(b"HTTP/1.1 200") == 2, out
+    assert out.index(b"hello from b1") < out.index(b'"path": "/headers"')
+
+
+def test_no_route_404(warm):
+    p, _ = warm
+    r, body = p.get("/some/path", host="other.test:8080")
+    assert r.status == 404
+    assert b"other.test" in body and b"/some/path" in body
+
+
+def test_probe_and_healthcheck_do_not_count(tmp_path):
+    # No endpoint: a counted request would be held (and wake the target).
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test", healthcheckPath="/healthz")])
+    try:
+        r, body = p.get("/anything", headers={"User-Agent": "kube-probe/1.29"})
+        assert r.status == 200 and body == b"ok\n"
+        r, body = p.get("/healthz")
+        assert r.status == 200
+        q = p.queue()
+        assert q.get(KEY, {}).get("requestCount", 0) == 0, q
+        assert q.get(KEY, {}).get("held", 0) == 0
+    finally:
+        assert p.stop() == 0
+
+
+def test_chunked_both_ways_and_head(warm):
+    p, _ = warm
+    r, body = p.get("/chunked")
+    assert r.status == 200 and body == b"alpha-beta-gamma"
+    assert r.getheader("Transfer-Encoding") == "chunked"
+    c = p.conn()
+    c.putrequest("POST", "/upload", skip_host=True)
+    c.putheader("Host", "app.test")
+    c.putheader("Transfer-Encoding", "chunked")
+    c.endheaders()
+    for part in (b"12345", b"678", b"9" * 10000):
+        c.send(b"%x\r\n%s\r\n" % (len(part), part))
+    c.send(b"0\r\n\r\n")
+    r = c.getresponse()
+    assert r.status == 200 and json.loads(r.read())["received"] == 10008
+    c.request("HEAD", "/", headers={"Host": "app.test"})
+    r = c.getresponse()
+    assert r.status == 200 and r.getheader("Content-Length") == "13" and r.read() == b""
+    c.request("GET", "/", headers={"Host": "app.test"})
+    assert c.getresponse().read() == b"hello from b1"
+    c.close()
+
+
+def test_expect_100_continue(warm):
+    p, _ = warm
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+    s.sendall(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: 5\r\nExpect: 100-continue\r\n\r\n")
+    first = s.recv(4096)
+    assert first.startswith(b"HTTP/1.1 100"), first
+    s.sendall(b"hello")
+    rest = b""
+    while b'"received": 5' not in rest:
+        got = s.recv(4096)
+        assert got, rest
+        rest += got
+    assert b"HTTP/1.1 200" in rest
+    s.close()
+
+
+def test_malformed_requests_rejected(warm):
+    p, b = warm
+    cases = [
+        b"GET / HTTP/1.1\nHost: app.test\n\n",
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nX: a\r\n b\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: app.test\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab",
+        b"POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked, identity\r\n\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nHost: other\r\n\r\n",
+        b"GET / HTTP/1.1\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: app.test\r\nBad Name: x\r\n\r\n",
+    ]
+    before = b.hits
+    for raw in cases:
+        out = p.raw(raw)
+        assert out.startswith(b"HTTP/1.1 400"), (raw, out)
+        assert b"Connection: close" in out
+    # A body with an invalid chunk after a valid one: 400, and nothing after
+    # it is taken as a request (no smuggling).
+    out = p.raw(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+                b"3\r\nabc\r\nXYZ\r\nGET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400"), out
+    assert out.count(b"HTTP/1.1") == 1, out
+    # Malformed bodies that arrive with their head never reach a backend.
+    assert b.hits == before
+    # Split across reads, the head may already be upstream: the client
+    # still gets 400, the upstream connection is dropped, and the rest of
+    # the bytes are never parsed as a request.
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+    s.sendall(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+    time.sleep(0.3)
+    s.sendall(b"XYZ\r\nGET /smuggled HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    out = b""
+    while True:
+        got = s.recv(4096)
+        if not got:
+            break
+        out += got
+    s.close()
+    assert out.startswith(b"HTTP/1.1 400") and out.count(b"HTTP/1.1") == 1, out
+    time.sleep(0.2)
+    assert all("smuggled" not in json.dumps(h) for h in b.headers)
+
+
+def test_limits(tmp_path, backend):
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
+              {APP: [(backend.ip, backend.port)]},
+              args=["--max-header-bytes", "2048", "--max-headers", "10", "--max-request-line", "100",
+                    "--header-timeout", "500ms"])
+    try:
+        out = p.raw(b"GET / HTTP/1.1\r\nHost: app.test\r\nX: " + b"a" * 3000 + b"\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 431"), out
+        out = p.raw(b"GET / HTTP/1.1\r\nHost: app.test\r\n" + b"".join(b"X-%d: v\r\n" % i for i in range(11)) + b"\r\n")
+        assert out.startswith(b"HTTP/1.1 431"), out
+        out = p.raw(b"GET /" + b"a" * 200 + b" HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        assert out.startswith(b"HTTP/1.1 414"), out
+        # Slowloris: a head that never completes gets 408 and is closed.
+        t0 = time.monotonic()
+        out = p.raw(b"GET / HTTP/1.1\r\nHost: app.test\r\n", timeout=5)
+        assert out.startswith(b"HTTP/1.1 408"), out
+        assert time.monotonic() - t0 < 3
+        # A silent connection is closed after the header timeout too.
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        t0 = time.monotonic()
+        assert s.recv(10) == b""
+        assert time.monotonic() - t0 < 3
+        s.close()
+    finally:
+        assert p.stop() == 0
+
+
+def test_max_connections(tmp_path, backend):
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
+              {APP: [(backend.ip, backend.port)]}, args=["--max-connections", "3"])
+    try:
+        socks = [socket.create_connection(("127.0.0.1", p.port), timeout=5) for _ in range(3)]
+        time.sleep(0.2)
+        extra = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        extra.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        try:
+            assert extra.recv(100) == b""
+        except ConnectionResetError:
+            pass
+        for s in socks:
+            s.close()
+        time.sleep(0.2)
+        r, _ = p.get("/")
+        assert r.status == 200
+    finally:
+        assert p.stop() == 0
+
+
+def test_upstream_refused_502_and_header_timeout_504(tmp_path, backend):
+    dead = free_port()
+    p = Proxy(tmp_path, [scaledobject("app", "app", dead, hosts="app.test"),
+                         scaledobject("slow", "slow", 80, hosts="slow.test")],
+              {APP: [("127.0.0.1", dead)], "default/slow": [(backend.ip, backend.port)]},
+              args=["--connect-retry-budget", "300ms", "--response-header-timeout", "400ms"])
+    try:
+        t0 = time.monotonic()
+        r, body = p.get("/")
+        assert r.status == 502 and b"refused" in body, body
+        assert time.monotonic() - t0 < 3
+        r, body = p.get("/slow?ms=1500", host="slow.test")
+        assert r.status == 504 and b"response header timeout" in body, body
+        assert p.metric("zerowire_upstream_errors_total", target="app/0") >= 1
+        assert p.metric("zerowire_upstream_timeouts_total", target="slow/0") >= 1
+    finally:
+        assert p.stop() == 0
+
+
+def test_connect_retry_while_endpoint_settles(tmp_path):
+    port = free_port()
+    p = Proxy(tmp_path, [scaledobject("app", "app", port, hosts="app.test")],
+              {APP: [("127.0.0.1", port)]})
+    box = {}
+    try:
+        def later():
+            time.sleep(0.4)
+            box["b"] = Backend("127.0.0.1", port, name="late")
+        t = threading.Thread(target=later)
+        t.start()
+        r, body = p.get("/")
+        t.join()
+        assert r.status == 200 and body == b"hello from late"
+    finally:
+        assert p.stop() == 0
+        if "b" in box:
+            box["b"].stop()
+
+
+def test_websocket_echo(warm):
+    p, _ = warm
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+    s.sendall(b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+              b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head
+    for msg in (b"hello", b"x" * 70000):
+        s.sendall(ws_frame(msg))
+        want = ws_frame(msg, masked=False)
+        got = b""
+        while len(got) < len(want):
+            b = s.recv(65536)
+            assert b
+            got += b
+        assert got == want
+    s.sendall(ws_frame(b"", op=8))
+    assert s.recv(2) == b"\x88\x00"
+    s.close()
+
+
+def test_sse_flushed_as_they_come(warm):
+    p, _ = warm
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+    t0 = time.monotonic()
+    s.sendall(b"GET /sse HTTP/1.1\r\nHost: app.test\r\n\r\n")
+    buf = b""
+    times = []
+    while len(times) < 3:
+        b = s.recv(4096)
+        assert b, buf
+        buf += b
+        while buf.count(b"data: event") > len(times):
+            times.append(time.monotonic() - t0)
+    s.close()
+    assert times[0] < 0.4, times
+    assert times[1] - times[0] > 0.3, times
+
+
+def test_large_upload_and_download_bounded_memory(tmp_path, backend):
+    """1 GiB each way streams through with bounded proxy memory. Under ASan
+    the quarantine is limited to 16 MiB so RSS reflects live memory; the
+    bound is RSS growth <= 96 MiB (without backpressure the whole body
+    would be buffered)."""
+    size = 1 << 30
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
+              {APP: [(backend.ip, backend.port)]},
+              env={"ASAN_OPTIONS": "quarantine_size_mb=16:detect_leaks=1"})
+    try:
+        p.get("/")
+        base = p.rss_kib()
+        peak = [base]
+        stop = threading.Event()
+
+        def sample():
+            while not stop.is_set():
+                peak[0] = max(peak[0], p.rss_kib())
+                time.sleep(0.05)
+        th = threading.Thread(target=sample)
+        th.start()
+        try:
+            # Download, read slowly at first (slow client: upstream must wait).
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=60)
+            s.sendall(b"GET /download?n=%d HTTP/1.1\r\nHost: app.test\r\n\r\n" % size)
+            got = 0
+            head = b""
+            while b"\r\n\r\n" not in head:
+                head += s.recv(1)
+            assert head.startswith(b"HTTP/1.1 200")
+            time.sleep(1.0)
+            while got < size:
+                b = s.recv(1 << 20)
+                assert b
+                got += len(b)
+            assert got == size
+            # Upload.
+            s.sendall(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: %d\r\n\r\n" % size)
+            chunk = b"u" * (1 << 20)
+            for _ in range(size // len(chunk)):
+                s.sendall(chunk)
+            resp = b""
+            while b"}" not in resp:
+                b = s.recv(4096)
+                assert b
+                resp += b
+            assert b'"received": %d' % size in resp
+            s.close()
+        finally:
+            stop.set()
+            th.join()
+        growth_mib = (peak[0] - base) / 1024
+        print("proxy RSS base %d KiB, peak %d KiB" % (base, peak[0]))
+        assert growth_mib <= 96, "proxy RSS grew by %.1f MiB" % growth_mib
+    finally:
+        assert p.stop() == 0

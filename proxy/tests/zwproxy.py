@@ -1,0 +1,408 @@
+"""Helpers for the zerowire-proxy black-box suites: a proxy process in static
+mode (targets and EndpointSlices from files, reloaded on SIGHUP), simple
+threaded Python backends on 127.0.0.N, and raw-socket HTTP helpers.
+
+Everything binds to loopback with ports chosen by the kernel; every wait is
+bounded."""
+import json
+import os
+import signal
+import socket
+import subprocess
+import threading
+import time
+import base64
+import hashlib
+import http.client
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse, parse_qs
+
+ROOT = os.environ.get("ZW_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BIN = os.environ.get("ZW_PROXY_BIN") or os.path.join(ROOT, "build", "san", "bin", "zerowire-proxy")
+
+
+def free_port(host="127.0.0.1"):
+    s = socket.socket()
+    s.bind((host, 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+# ---- backends --------------------------------------------------------------
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, fmt, *args):  # quiet
+        pass
+
+    def _count(self):
+        with self.server.lock:
+            self.server.hits += 1
+            self.server.seen_headers.append({k.lower(): v for k, v in self.headers.items()})
+            self.server.seen_raw_headers.append(list(self.headers.items()))
+
+    def _reply(self, status, body, ctype="text/plain", extra=None):
+        self.send_response(status)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _read_body(self):
+        n = 0
+        if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            while True:
+                line = self.rfile.readline()
+                size = int(line.split(b";")[0], 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    break
+                left = size
+                while left:
+                    got = self.rfile.read(min(left, 1 << 20))
+                    if not got:
+                        raise ConnectionError("short chunk")
+                    left -= len(got)
+                    n += len(got)
+                self.rfile.readline()
+            return n
+        left = int(self.headers.get("Content-Length", "0"))
+        while left:
+            got = self.rfile.read(min(left, 1 << 20))
+            if not got:
+                raise ConnectionError("short body")
+            left -= len(got)
+            n += len(got)
+        return n
+
+    def do_HEAD(self):
+        self.do_GET()
+
+    def do_GET(self):
+        self._count()
+        u = urlparse(self.path)
+        q = parse_qs(u.query)
+        name = self.server.name.encode()
+        if u.path == "/headers":
+            body = json.dumps({"server": self.server.name, "headers": self.server.seen_raw_headers[-1],
+                               "path": self.path}).encode()
+            self._reply(200, body, "application/json")
+        elif u.path == "/slow":
+            time.sleep(int(q.get("ms", ["1000"])[0]) / 1000.0)
+            self._reply(200, b"slow " + name)
+        elif u.path == "/download":
+            n = int(q["n"][0])
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(n))
+            self.end_headers()
+            chunk = b"x" * (1 << 20)
+            while n > 0:
+                k = min(n, len(chunk))
+                self.wfile.write(chunk[:k])
+                n -= k
+        elif u.path == "/chunked":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for part in (b"alpha-", b"beta-", b"gamma"):
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(part), part))
+            self.wfile.write(b"0\r\n\r\n")
+        elif u.path == "/sse":
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.send_header("Cache-Control", "no-cache")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            for i in range(3):
+                self.wfile.write(b"data: event %d\n\n" % i)
+                self.wfile.flush()
+                time.sleep(0.5)
+            self.close_connection = True
+        elif u.path == "/ws":
+            key = self.headers.get("Sec-WebSocket-Key", "")
+            acc = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest())
+            self.send_response(101)
+            self.send_header("Upgrade", "websocket")
+            self.send_header("Connection", "Upgrade")
+            self.send_header("Sec-WebSocket-Accept", acc.decode())
+            self.end_headers()
+            self.wfile.flush()
+            ws_echo(self.rfile, self.wfile)
+            self.close_connection = True
+        else:
+            self._reply(200, b"hello from " + name)
+
+    def do_POST(self):
+        self._count()
+        if self.headers.get("Expect", "").lower() == "100-continue":
+            # BaseHTTPRequestHandler sends 100 Continue itself (handle_expect_100).
+            pass
+        n = self._read_body()
+        self._reply(200, json.dumps({"server": self.server.name, "received": n}).encode(), "application/json")
+
+    do_PUT = do_POST
+
+
+def ws_echo(rfile, wfile):
+    """Echoes WebSocket frames (text/binary) until a close frame."""
+    while True:
+        hdr = rfile.read(2)
+        if len(hdr) < 2:
+            return
+        op = hdr[0] & 0x0F
+        ln = hdr[1] & 0x7F
+        if ln == 126:
+            ln = int.from_bytes(rfile.read(2), "big")
+        elif ln == 127:
+            ln = int.from_bytes(rfile.read(8), "big")
+        mask = rfile.read(4) if hdr[1] & 0x80 else b"\0\0\0\0"
+        data = bytearray(rfile.read(ln))
+        for i in range(len(data)):
+            data[i] ^= mask[i % 4]
+        if op == 8:
+            wfile.write(b"\x88\x00")
+            wfile.flush()
+            return
+        wfile.write(ws_frame(bytes(data), op, masked=False))
+        wfile.flush()
+
+
+def ws_frame(data, op=1, masked=True):
+    b0 = 0x80 | op
+    ln = len(data)
+    mbit = 0x80 if masked else 0
+    if ln < 126:
+        hdr = bytes([b0, mbit | ln])
+    elif ln < 65536:
+        hdr = bytes([b0, mbit | 126]) + ln.to_bytes(2, "big")
+    else:
+        hdr = bytes([b0, mbit | 127]) + ln.to_bytes(8, "big")
+    if not masked:
+        return hdr + data
+    mask = os.urandom(4)
+    return hdr + mask + bytes(c ^ mask[i % 4] for i, c in enumerate(data))
+
+
+class Backend:
+    """A threaded HTTP/1.1 server on ip:port in this process."""
+
+    def __init__(self, ip="127.0.0.1", port=0, name=None):
+        self.srv = ThreadingHTTPServer((ip, port), _Handler)
+        self.srv.daemon_threads = True
+        self.srv.lock = threading.Lock()
+        self.srv.hits = 0
+        self.srv.seen_headers = []
+        self.srv.seen_raw_headers = []
+        self.ip = ip
+        self.port = self.srv.server_address[1]
+        self.srv.name = name or "%s:%d" % (ip, self.port)
+        self.thread = threading.Thread(target=self.srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+        self.thread.start()
+
+    @property
+    def hits(self):
+        return self.srv.hits
+
+    @property
+    def headers(self):
+        return self.srv.seen_headers
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+# ---- the proxy -------------------------------------------------------------
+
+def scaledobject(name, service, port, ns="default", hosts="", paths="", **meta):
+    md = {"service": service, "port": str(port)}
+    if hosts:
+        md["hosts"] = hosts
+    if paths:
+        md["pathPrefixes"] = paths
+    md.update({k: str(v) for k, v in meta.items()})
+    return {
+        "apiVersion": "keda.sh/v1alpha1",
+        "kind": "ScaledObject",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"scaleTargetRef": {"name": name},
+                 "triggers": [{"type": "external-push", "metadata": md}]},
+    }
+
+
+def slices(services):
+    """services: {"ns/svc": [(ip, port), ...]} -> EndpointSlice objects (one per Service)."""
+    out = []
+    for key, eps in services.items():
+        ns, svc = key.split("/")
+        ports = sorted({p for _, p in eps})
+        assert len(ports) <= 1, "endpoints of one Service must share the port (use 127.0.0.N)"
+        out.append({
+            "apiVersion": "discovery.k8s.io/v1",
+            "kind": "EndpointSlice",
+            "metadata": {"name": svc + "-zw", "namespace": ns,
+                         "labels": {"kubernetes.io/service-name": svc}},
+            "addressType": "IPv4",
+            "ports": [{"name": "", "port": ports[0], "protocol": "TCP"}] if ports else [],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip, _ in eps],
+        })
+    return out
+
+
+class Proxy:
+    def __init__(self, tmp, targets, endpoints=None, args=(), env=None, ready=True):
+        self.tmp = str(tmp)
+        self.targets_file = os.path.join(self.tmp, "targets.json")
+        self.endpoints_file = os.path.join(self.tmp, "endpoints.json")
+        self.write_targets(targets)
+        self._write_endpoints(endpoints or {})
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.scaler_port = free_port()
+        self.log_path = os.path.join(self.tmp, "proxy-%d.log" % self.port)
+        self.log = open(self.log_path, "wb")
+        cmd = [BIN, "--listen", "127.0.0.1:%d" % self.port,
+               "--admin-listen", "127.0.0.1:%d" % self.admin_port,
+               "--scaler-listen", "127.0.0.1:%d" % self.scaler_port,
+               "--workers", "2", "--targets-file", self.targets_file,
+               "--endpoints-file", self.endpoints_file, "--shutdown-delay", "0s",
+               "--drain-timeout", "5s", "--log-level", "debug"] + list(args)
+        e = dict(os.environ)
+        e.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+        e.update(env or {})
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=e)
+        if ready:
+            wait_for(lambda: self.admin_get("/readyz")[0] == 200 or self.proc.poll() is not None,
+                     timeout=15, what="proxy /readyz")
+            assert self.proc.poll() is None, "proxy exited: " + self.output()
+
+    def write_targets(self, targets):
+        tmp = self.targets_file + ".tmp"
+        with open(tmp, "w") as f:
+            # One JSON document per line is not YAML; write a JSON List instead.
+            json.dump({"apiVersion": "v1", "kind": "List", "items": targets}, f)
+        os.replace(tmp, self.targets_file)
+
+    def _write_endpoints(self, endpoints):
+        tmp = self.endpoints_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"apiVersion": "v1", "kind": "List", "items": slices(endpoints)}, f)
+        os.replace(tmp, self.endpoints_file)
+
+    def set_endpoints(self, endpoints):
+        """Replaces the ready endpoints and tells the proxy (SIGHUP)."""
+        self._write_endpoints(endpoints)
+        self.proc.send_signal(signal.SIGHUP)
+
+    def reload(self):
+        self.proc.send_signal(signal.SIGHUP)
+
+    def output(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def admin_get(self, path):
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", self.admin_port, timeout=5)
+            c.request("GET", path)
+            r = c.getresponse()
+            body = r.read()
+            c.close()
+            return r.status, body
+        except OSError:
+            return 0, b""
+
+    def queue(self):
+        st, body = self.admin_get("/queue")
+        assert st == 200, body
+        return json.loads(body)
+
+    def metrics(self):
+        st, body = self.admin_get("/metrics")
+        assert st == 200
+        return body.decode()
+
+    def metric(self, name, **labels):
+        """Sums the samples of metric `name` whose labels include `labels`."""
+        total = 0.0
+        for line in self.metrics().splitlines():
+            if line.startswith("#") or not line.startswith(name):
+                continue
+            head, _, value = line.rpartition(" ")
+            if head != name and not head.startswith(name + "{"):
+                continue
+            if all('%s="%s"' % (k, v) in head for k, v in labels.items()):
+                total += float(value)
+        return total
+
+    def conn(self, timeout=10):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+
+    def get(self, path, host="app.test", headers=None, timeout=10, method="GET", body=None):
+        c = self.conn(timeout)
+        h = {"Host": host}
+        h.update(headers or {})
+        c.request(method, path, body=body, headers=h)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r, data
+
+    def raw(self, data, timeout=5, read_all=True):
+        """Sends raw bytes, returns what the proxy answers until it closes (or timeout)."""
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=timeout)
+        s.sendall(data)
+        out = b""
+        try:
+            while True:
+                b = s.recv(65536)
+                if not b:
+                    break
+                out += b
+                if not read_all:
+                    break
+        except socket.timeout:
+            pass
+        s.close()
+        return out
+
+    def rss_kib(self):
+        with open("/proc/%d/status" % self.proc.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def stop(self, sig=signal.SIGTERM, timeout=20):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("proxy did not exit within %ss:\n%s" % (timeout, self.output()[-4000:]))
+        out = self.output()
+        for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "ERROR SUMMARY: [1-9]"):
+            assert bad not in out, "sanitizer report:\n" + out[-6000:]
+        return self.proc.returncode
