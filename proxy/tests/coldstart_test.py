@@ -1,0 +1,214 @@
+"""Black-box tests of cold-start holding, readiness timeouts, overflow,
+client disconnects while held, and SIGTERM draining (static mode, loopback)."""
+import concurrent.futures
+import http.client
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from zwproxy import Backend, Proxy, scaledobject, wait_for, free_port  # noqa: E402
+
+APP = "default/app"
+KEY = "default/app/0"
+
+
+def held(p, key=KEY):
+    return p.queue().get(key, {}).get("held", 0)
+
+
+def start_request(p, path="/", host="app.test", results=None, idx=0, timeout=30):
+    def run():
+        try:
+            r, body = p.get(path, host=host, timeout=timeout)
+            results[idx] = (r.status, body, r.getheader("X-Zerowire-Cold-Start"), r.getheader("Retry-After"))
+        except Exception as e:  # noqa: BLE001 - recorded for the assertion
+            results[idx] = ("error", repr(e), None, None)
+    t = threading.Thread(target=run)
+    t.start()
+    return t
+
+
+def test_cold_request_held_then_answered(tmp_path):
+    port = free_port("127.0.0.2")
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")])
+    b = None
+    try:
+        results = {}
+        t = start_request(p, results=results)
+        wait_for(lambda: held(p) == 1, what="one held request")
+        q = p.queue()[KEY]
+        assert q["concurrency"] == 1 and q["active"] is True
+        assert p.metric("zerowire_cold_starts_total", target="app/0") == 1
+        time.sleep(0.3)
+        assert t.is_alive(), "request must be held, not answered"
+        b = Backend("127.0.0.2", port, name="new-pod")
+        t0 = time.monotonic()
+        p.set_endpoints({APP: [("127.0.0.2", port)]})
+        t.join(10)
+        assert results[0][0] == 200 and results[0][1] == b"hello from new-pod", results
+        assert results[0][2] == "true"
+        assert time.monotonic() - t0 < 2
+        assert held(p) == 0
+        # The next one is warm.
+        r, _ = p.get("/")
+        assert r.status == 200 and r.getheader("X-Zerowire-Cold-Start") == "false"
+        wait_for(lambda: p.queue()[KEY]["concurrency"] == 0, what="concurrency back to 0")
+    finally:
+        assert p.stop() == 0
+        if b:
+            b.stop()
+
+
+def test_200_cold_requests_spread_over_4_endpoints(tmp_path):
+    port = free_port("127.0.0.1")
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], args=["--max-connections", "1000"])
+    backends = []
+    try:
+        n = 200
+        results = {}
+        with concurrent.futures.ThreadPoolExecutor(max_workers=n) as ex:
+            def one(i):
+                c = http.client.HTTPConnection("127.0.0.1", p.port, timeout=30)
+                c.request("GET", "/slow?ms=200", headers={"Host": "app.test"})
+                r = c.getresponse()
+                body = r.read()
+                c.close()
+                return r.status, body
+            futs = [ex.submit(one, i) for i in range(n)]
+            wait_for(lambda: held(p) == n, timeout=20, what="200 held requests")
+            for i in range(4):
+                backends.append(Backend("127.0.0.%d" % (10 + i), port, name="pod%d" % i))
+            p.set_endpoints({APP: [(b.ip, port) for b in backends]})
+            for i, f in enumerate(futs):
+                results[i] = f.result(timeout=30)
+        assert all(s == 200 for s, _ in results.values()), [r for r in results.values() if r[0] != 200][:3]
+        hits = [b.hits for b in backends]
+        assert sum(hits) == n
+        # Least-outstanding P2C: every new endpoint takes a fair share.
+        assert min(hits) >= n // 4 // 2, hits
+    finally:
+        assert p.stop() == 0
+        for b in backends:
+            b.stop()
+
+
+@pytest.mark.parametrize("mode", ["504", "fallback", "placeholder"])
+def test_readiness_timeout(tmp_path, mode):
+    fb = None
+    meta = {"readinessTimeout": "600ms"}
+    endpoints = {}
+    if mode == "fallback":
+        fb = Backend("127.0.0.1", name="fallback")
+        meta["fallbackService"] = "fb"
+        meta["fallbackPort"] = "80"
+        endpoints = {"default/fb": [(fb.ip, fb.port)]}
+    if mode == "placeholder":
+        meta["placeholderStatusCode"] = "503"
+        meta["placeholderBody"] = "<html>starting</html>"
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test", **meta)], endpoints)
+    try:
+        t0 = time.monotonic()
+        r, body = p.get("/")
+        dt = time.monotonic() - t0
+        assert 0.5 <= dt < 3, dt
+        if mode == "504":
+            assert r.status == 504 and b"timed out waiting for a ready endpoint" in body
+        elif mode == "fallback":
+            assert r.status == 200 and body == b"hello from fallback"
+        else:
+            assert r.status == 503 and body == b"<html>starting</html>"
+            assert r.getheader("X-Zerowire-Cold-Start") == "true"
+        assert held(p) == 0
+        assert p.metric("zerowire_readiness_timeouts_total", target="app/0") == 1
+    finally:
+        assert p.stop() == 0
+        if fb:
+            fb.stop()
+
+
+def test_overflow_503(tmp_path):
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test", maxPendingRequests=3)])
+    try:
+        results = {}
+        threads = [start_request(p, results=results, idx=i, timeout=10) for i in range(3)]
+        wait_for(lambda: held(p) == 3, what="three held")
+        r, body = p.get("/")
+        assert r.status == 503 and r.getheader("Retry-After")
+        assert b"too many requests" in body
+        assert p.metric("zerowire_overflow_rejections_total", target="app/0") == 1
+        assert held(p) == 3
+        p.stop()  # drain answers nothing for held requests: they end with the process
+        for t in threads:
+            t.join(10)
+    finally:
+        p.stop()
+
+
+def test_client_disconnect_while_held(tmp_path):
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")])
+    try:
+        socks = []
+        for i in range(3):
+            s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+            # One with a body the proxy must not read while holding.
+            if i == 0:
+                s.sendall(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000)
+            else:
+                s.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+            socks.append(s)
+        wait_for(lambda: held(p) == 3, what="three held")
+        assert p.queue()[KEY]["concurrency"] == 3
+        socks[0].close()
+        socks[1].setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        socks[1].close()  # reset
+        wait_for(lambda: held(p) == 1, timeout=5, what="disconnected clients dequeued")
+        assert p.queue()[KEY]["concurrency"] == 1
+        socks[2].close()
+        wait_for(lambda: held(p) == 0 and p.queue()[KEY]["concurrency"] == 0, timeout=5, what="all gone")
+    finally:
+        assert p.stop() == 0
+
+
+def test_sigterm_drain_loses_nothing(tmp_path):
+    b = Backend("127.0.0.1", name="b")
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {APP: [(b.ip, b.port)]},
+              args=["--shutdown-delay", "500ms", "--drain-timeout", "10s"])
+    try:
+        results = {}
+        conns = []
+        for i in range(5):
+            c = http.client.HTTPConnection("127.0.0.1", p.port, timeout=10)
+            c.request("GET", "/", headers={"Host": "app.test"})
+            c.getresponse().read()
+            conns.append(c)
+        threads = []
+        for i, c in enumerate(conns):
+            def run(i=i, c=c):
+                c.request("GET", "/slow?ms=1500", headers={"Host": "app.test"})
+                r = c.getresponse()
+                results[i] = (r.status, r.read(), r.getheader("Connection"))
+            threads.append(threading.Thread(target=run))
+            threads[-1].start()
+        time.sleep(0.2)
+        p.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: p.admin_get("/readyz")[0] == 503, timeout=2, what="/readyz failing")
+        # Still serving during the delay.
+        r, _ = p.get("/")
+        assert r.status == 200
+        for t in threads:
+            t.join(10)
+        assert len(results) == 5
+        for st, body, conn in results.values():
+            assert st == 200 and body == b"slow b" and conn == "close"
+        assert p.proc.wait(10) == 0
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", p.port), timeout=1)
+    finally:
+        assert p.stop() == 0
+        b.stop()
