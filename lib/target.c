@@ -20,6 +20,7 @@
 #define PATH_LEN  192 /* bytes of a field path inside a message */
 #define QUOTE_LEN 72  /* bytes of a quoted user value inside a message */
 #define NUM_LEN   48  /* bytes of a number rendered as text */
+#define WORD_LEN  256 /* bytes of a metadata value read as a number, name, word or duration */
 
 #define DEFAULT_TARGET_VALUE          100.0
 #define DEFAULT_WINDOW_MS             60000u
@@ -722,14 +723,19 @@ static int meta_get(struct pctx *c, const json_t *meta, const char *key, struct 
 	return 1;
 }
 
-/* A trimmed copy of a metadata value, for values compared as words. */
+/* A trimmed copy of a metadata value, for values compared as words or
+ * parsed as numbers, names and durations (at most buflen - 1 bytes). */
 static const char *meta_word(const struct mval *m, char *buf, size_t buflen)
 {
 	size_t len = strlen(m->s);
 	const char *s = trim(m->s, &len);
 
-	if (len >= buflen)
-		len = buflen - 1;
+	if (len >= buflen) {
+		/* too long for any word, number, port, name or duration: hand the
+		 * validators a value none of them accepts (messages quote m->s) */
+		snprintf(buf, buflen, "\x01");
+		return buf;
+	}
 	memcpy(buf, s, len);
 	buf[len] = '\0';
 	return buf;
@@ -739,7 +745,7 @@ static const char *meta_word(const struct mval *m, char *buf, size_t buflen)
 static int meta_duration(struct pctx *c, const json_t *meta, const char *key, uint64_t *out,
                          bool *present)
 {
-	char q[QUOTE_LEN], w[NUM_LEN * 2];
+	char q[QUOTE_LEN], w[WORD_LEN];
 	struct mval m;
 	int rc = meta_get(c, meta, key, &m);
 
@@ -770,7 +776,7 @@ static int meta_timeout(struct pctx *c, const json_t *meta, const char *key, uin
 static int meta_port(struct pctx *c, const json_t *meta, const char *port_key, const char *name_key,
                      bool required, struct zw_service_ref *ref, bool *set)
 {
-	char q[QUOTE_LEN], w[NUM_LEN * 2];
+	char q[QUOTE_LEN], w[WORD_LEN];
 	struct mval p, n;
 	int rp, rn;
 
@@ -1404,7 +1410,7 @@ static int parse_so_common(struct pctx *c, const json_t *spec, struct so_common 
  * coldStartWaitingPageEnabled). */
 static int meta_placeholder(struct pctx *c, const json_t *meta, struct zw_target *t)
 {
-	char q[QUOTE_LEN], w[NUM_LEN * 2];
+	char q[QUOTE_LEN], w[WORD_LEN];
 	struct zw_static_response *sr = &t->placeholder;
 	struct mval m;
 	bool waiting = false;
@@ -1467,7 +1473,7 @@ static int meta_placeholder(struct pctx *c, const json_t *meta, struct zw_target
 /* Cold-start and timeout keys of a trigger. */
 static int meta_cold_start(struct pctx *c, const json_t *meta, struct zw_target *t)
 {
-	char q[QUOTE_LEN], w[NUM_LEN * 2];
+	char q[QUOTE_LEN], w[WORD_LEN];
 	struct mval m;
 	bool set;
 	int rc;
@@ -1537,7 +1543,7 @@ static int meta_cold_start(struct pctx *c, const json_t *meta, struct zw_target 
  * scale fields already set). */
 static int parse_trigger(struct pctx *c, const json_t *meta, struct zw_target *t)
 {
-	char q[QUOTE_LEN], w[NUM_LEN * 2];
+	char q[QUOTE_LEN], w[WORD_LEN];
 	struct zw_route_rule *r;
 	struct mval m;
 	bool set;

@@ -1172,6 +1172,20 @@ static void test_limits(void **state)
 	                         "metadata.granularity gives more than 3600 buckets");
 	json_decref(meta);
 
+	/* values read as words/numbers/durations: up to 255 bytes, never cut */
+	memset(s, '0', 300);
+	strcpy(s + 253, "1s"); /* 255 bytes: "000...01s" = 1s */
+	meta = json_pack("{s:s, s:s, s:s, s:s}", "service", "lim", "port", "80", "scalingMetric",
+	                 "concurrency", "window", s);
+	assert_int_equal(parse_so_meta(meta, err), 0);
+	memset(s, '0', 300);
+	strcpy(s + 254, "1s"); /* 256 bytes: refused, not truncated to zeros */
+	json_object_set_new(meta, "window", json_string(s));
+	assert_int_equal(parse_so_meta(meta, err), ZW_TARGET_EINVAL);
+	assert_non_null(strstr(err, "metadata.window \"000"));
+	assert_non_null(strstr(err, "is not a duration"));
+	json_decref(meta);
+
 	/* long values are shortened in messages; the message always fits */
 	memset(s, 'x', 5000);
 	s[5000] = '\0';
