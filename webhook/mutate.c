@@ -294,6 +294,8 @@ static int mutate_route(const json_t *obj, const char *ns, const struct zw_regis
 	if (r < 0)
 		goto out;
 	if (r == 1) {
+		/* Nothing was rewritten after all: only this warning applies. */
+		json_array_clear(warnings);
 		zw_rewrite_warn(&rw, "record annotation would exceed %d bytes; left unchanged",
 		                ZW_MUTATE_MAX_RECORD);
 		json_decref(desired);
