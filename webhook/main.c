@@ -395,13 +395,52 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 	return 0;
 }
 
+/* Applies one static object, or each item of a JSON array or a `kind: List`
+ * (one level). Returns the number of objects applied, or -1. */
+static int apply_static(struct app *a, json_t *doc, const char *path, size_t idx)
+{
+	char err[ZW_TARGET_ERRLEN];
+	json_t *items = NULL, *item;
+	size_t j;
+	int n = 0, rc;
+
+	if (json_is_array(doc))
+		items = doc;
+	else if (json_is_object(doc) && json_is_array(json_object_get(doc, "items")) &&
+	         strcmp(json_string_value(json_object_get(doc, "kind"))
+	                        ? json_string_value(json_object_get(doc, "kind"))
+	                        : "",
+	                "List") == 0)
+		items = json_object_get(doc, "items");
+	if (items != NULL) {
+		json_array_foreach(items, j, item)
+		{
+			if (json_is_array(item))
+				continue;
+			rc = apply_static(a, item, path, idx);
+			if (rc < 0)
+				return -1;
+			n += rc;
+		}
+		return n;
+	}
+	err[0] = '\0';
+	rc = zw_registry_apply_object(a->reg, doc, false, err);
+	if (rc == ZW_TARGET_EINVAL || rc < 0) {
+		zw_log(ZW_LOG_ERROR, "static_object_invalid", "file=%s doc=%zu error=\"%s\"", path,
+		       idx, rc == ZW_TARGET_EINVAL ? err : "out of memory");
+		return -1;
+	}
+	return rc == 0 ? 1 : 0;
+}
+
 /* Loads --static-objects into the registry. */
 static int load_static(struct app *a, const char *path)
 {
-	char err[ZW_TARGET_ERRLEN > 512 ? ZW_TARGET_ERRLEN : 512];
+	char err[512];
 	json_t *docs = NULL, *doc;
 	size_t i;
-	int n = 0;
+	int n = 0, rc;
 
 	if (zw_yaml_load_file(path, &docs, err, sizeof(err)) < 0) {
 		zw_log(ZW_LOG_ERROR, "static_objects_failed", "file=%s error=\"%s\"", path, err);
@@ -409,16 +448,12 @@ static int load_static(struct app *a, const char *path)
 	}
 	json_array_foreach(docs, i, doc)
 	{
-		int rc = zw_registry_apply_object(a->reg, doc, false, err);
-		if (rc == ZW_TARGET_EINVAL || rc < 0) {
-			zw_log(ZW_LOG_ERROR, "static_object_invalid",
-			       "file=%s doc=%zu error=\"%s\"", path, i,
-			       rc == ZW_TARGET_EINVAL ? err : "out of memory");
+		rc = apply_static(a, doc, path, i);
+		if (rc < 0) {
 			json_decref(docs);
 			return -1;
 		}
-		if (rc == 0)
-			n++;
+		n += rc;
 	}
 	json_decref(docs);
 	zw_log(ZW_LOG_INFO, "static_objects_loaded", "file=%s objects=%d targets=%zu", path, n,
