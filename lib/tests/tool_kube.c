@@ -14,7 +14,8 @@
  *     watch     GV RESOURCE NS                 until SIGTERM/SIGINT
  *   GV is "v1" (core) or "group/version"; NS "-" means none (cluster
  *   scope or all namespaces).
- *   options: --kubeconfig PATH  --server URL (override)  --driver thread|uv
+ *   options: --kubeconfig PATH  --sa-dir DIR (in-cluster config from DIR and
+ *            KUBERNETES_SERVICE_HOST/PORT)  --server URL (override)  --driver thread|uv
  *            --dry-run  --field-manager NAME  --selector LABELS  --limit N
  *            --timeout-seconds N (watch)  --discovery-ms N (watch)
  *
@@ -36,7 +37,7 @@
 #include <unistd.h>
 
 struct opts {
-	const char *kubeconfig, *server, *driver, *field_manager, *selector;
+	const char *kubeconfig, *sa_dir, *server, *driver, *field_manager, *selector;
 	int dry_run;
 	unsigned limit, timeout_seconds, discovery_ms;
 };
@@ -67,7 +68,8 @@ static int print_error(const struct zw_kube_error *err)
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: lib_tool_kube [--kubeconfig P] [--server URL] [--driver thread|uv] "
+	fprintf(stderr, "usage: lib_tool_kube [--kubeconfig P | --sa-dir D] [--server URL] "
+	                "[--driver thread|uv] "
 	                "[--dry-run] [--field-manager M] [--selector S] [--limit N] "
 	                "[--timeout-seconds N] [--discovery-ms N] COMMAND ARGS...\n");
 	return 1;
@@ -261,6 +263,8 @@ int main(int argc, char **argv)
 		i++;
 		if (strcmp(a, "--kubeconfig") == 0)
 			o.kubeconfig = v;
+		else if (strcmp(a, "--sa-dir") == 0)
+			o.sa_dir = v;
 		else if (strcmp(a, "--server") == 0)
 			o.server = v;
 		else if (strcmp(a, "--driver") == 0)
@@ -297,7 +301,8 @@ int main(int argc, char **argv)
 	ko.label_selector = o.selector;
 	ko.limit = o.limit;
 
-	if (zw_kube_config_auto(o.kubeconfig, &cfg, cerr, sizeof(cerr)) != 0) {
+	if ((o.sa_dir ? zw_kube_config_in_cluster(o.sa_dir, &cfg, cerr, sizeof(cerr))
+	              : zw_kube_config_auto(o.kubeconfig, &cfg, cerr, sizeof(cerr))) != 0) {
 		fprintf(stderr, "lib_tool_kube: %s\n", cerr);
 		return 1;
 	}
