@@ -463,6 +463,8 @@ static void local_response(struct conn *c, int status, const char *extra, const 
 		conn_close(c);
 		return;
 	}
+	if (c->is_head)
+		out.len -= strlen(body); /* HEAD: the head only */
 	c->status = status;
 	c->state = S_LOCAL;
 	uv_timer_stop(&c->timer);
@@ -599,31 +601,35 @@ static void on_timer_readiness(uv_timer_t *t)
 
 /* ---- cold start --------------------------------------------------------- */
 
-static void placeholder_response(struct conn *c)
+/* Sends a configured static response (placeholder page, static route) and
+ * ends the request. `cold` says whether X-Zerowire-Cold-Start is true. */
+static void static_response(struct conn *c, const struct zw_static_response *p, int default_status,
+                            int cold)
 {
-	const struct zw_static_response *p = &c->target->placeholder;
 	struct zw_obuf out = {.limit = 4 << 20};
-	int status = p->status ? p->status : 503;
+	int status = p->status ? p->status : default_status;
 	size_t blen = p->body ? strlen(p->body) : 0;
 	int close = c->has_body || !c->req_done || c->w->draining ||
 	            !llhttp_should_keep_alive(&c->parser);
 	int has_ct = 0;
 	int rc = zw_obuf_addf(&out, "HTTP/1.1 %d %s\r\n", status, zw_http_reason(status));
 	for (size_t i = 0; rc == 0 && i < p->n_headers; i++) {
-		if (strcasecmp(p->header_names[i], "content-type") == 0)
+		const char *n = p->header_names[i], *v = p->header_values[i];
+		if (strcasecmp(n, "content-type") == 0)
 			has_ct = 1;
-		if (zw_http_is_hop_by_hop(p->header_names[i], strlen(p->header_names[i])) ||
-		    strcasecmp(p->header_names[i], "content-length") == 0)
+		if (zw_http_is_hop_by_hop(n, strlen(n)) || strcasecmp(n, "content-length") == 0)
 			continue;
-		rc = zw_obuf_addf(&out, "%s: %s\r\n", p->header_names[i], p->header_values[i]);
+		if (zw_obuf_add(&out, n, strlen(n)) < 0 || zw_obuf_add(&out, ": ", 2) < 0 ||
+		    zw_obuf_add(&out, v, strlen(v)) < 0 || zw_obuf_add(&out, "\r\n", 2) < 0)
+			rc = -1;
 	}
 	if (rc == 0 && !has_ct)
 		rc = zw_obuf_addf(&out, "Content-Type: text/html; charset=utf-8\r\n");
 	if (rc == 0)
-		rc = zw_obuf_addf(&out,
-		                  "Content-Length: %zu\r\nX-Zerowire-Cold-Start: true\r\n%s\r\n",
-		                  blen, close ? "Connection: close\r\n" : "");
-	if (rc == 0 && blen)
+		rc = zw_obuf_addf(
+		        &out, "Content-Length: %zu\r\nX-Zerowire-Cold-Start: %s\r\n%s\r\n", blen,
+		        cold ? "true" : "false", close ? "Connection: close\r\n" : "");
+	if (rc == 0 && blen && !c->is_head)
 		rc = zw_obuf_add(&out, p->body, blen);
 	if (rc < 0) {
 		free(out.data);
@@ -643,6 +649,11 @@ static void placeholder_response(struct conn *c)
 		return;
 	}
 	request_finished(c);
+}
+
+static void placeholder_response(struct conn *c)
+{
+	static_response(c, &c->target->placeholder, 503, 1);
 }
 
 static void ensure_hold_timer(struct worker *w);
@@ -1280,6 +1291,23 @@ static void dispatch(struct conn *c)
 	c->svc = &c->target->service;
 
 	const struct zw_target *t = c->target;
+	if (m.static_route >= 0 && (size_t)m.static_route < t->n_static_routes) {
+		/* Static routes never count or wake the target: always, or
+		 * only while no endpoint is ready (then passed through). */
+		const struct zw_static_route *sr = &t->static_routes[m.static_route];
+		if (!sr->always) {
+			struct zw_endpoint_set *set = get_set(c, c->svc);
+			size_t n = set ? set->n : 0;
+			zw_endpoint_set_unref(set);
+			if (n > 0) {
+				c->uncounted_forward = 1;
+				start_forward(c);
+				return;
+			}
+		}
+		static_response(c, &sr->response, 200, 0);
+		return;
+	}
 	if (t->healthcheck_path && path_is(h, t->healthcheck_path)) {
 		zw_metrics_event(&w->metrics, c->key, ZW_EV_HEALTHCHECK);
 		if (t->healthcheck_response == ZW_HC_PASSTHROUGH) {

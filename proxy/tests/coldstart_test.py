@@ -212,3 +212,46 @@ def test_sigterm_drain_loses_nothing(tmp_path):
     finally:
         assert p.stop() == 0
         b.stop()
+
+
+def interceptorroute(name, service, port, hosts, static_routes):
+    return {
+        "apiVersion": "http.keda.sh/v1beta1",
+        "kind": "InterceptorRoute",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "target": {"service": service, "port": port},
+            "rules": [{"hosts": hosts}],
+            "scalingMetric": {"concurrency": {"targetValue": 10}},
+            "staticRoutes": static_routes,
+        },
+    }
+
+
+def test_static_routes_never_wake(tmp_path):
+    ir = interceptorroute("web", "web", 80, ["web.test"], [
+        {"rules": [{"hosts": ["web.test"], "paths": [{"value": "/robots.txt"}]}], "responseMode": "Always",
+         "response": {"statusCode": 200, "body": "User-agent: *", "headers": {"Content-Type": "text/plain"}}},
+        {"rules": [{"hosts": ["web.test"], "paths": [{"value": "/status"}]}],
+         "response": {"statusCode": 503, "body": "down for now"}},
+    ])
+    p = Proxy(tmp_path, [ir])
+    b = None
+    try:
+        r, body = p.get("/robots.txt", host="web.test")
+        assert r.status == 200 and body == b"User-agent: *" and r.getheader("Content-Type") == "text/plain"
+        r, body = p.get("/status", host="web.test")
+        assert r.status == 503 and body == b"down for now"
+        key = "default/web"
+        assert p.queue().get(key, {}).get("requestCount", 0) == 0
+        # WhenUnavailable passes through once an endpoint is ready; Always never does.
+        b = Backend("127.0.0.1", name="web")
+        p.set_endpoints({"default/web": [(b.ip, b.port)]})
+        wait_for(lambda: p.get("/status", host="web.test")[0].status == 200, what="pass-through")
+        r, body = p.get("/robots.txt", host="web.test")
+        assert body == b"User-agent: *"
+        assert p.queue().get(key, {}).get("requestCount", 0) == 0
+    finally:
+        assert p.stop() == 0
+        if b:
+            b.stop()
