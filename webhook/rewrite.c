@@ -693,10 +693,40 @@ static int vd_visit(void *ctx, const char *svc_ns, const char *svc_name, int svc
 	return 1;
 }
 
+/* One Gloo Platform DestinationReference (forwardTo.destinations[] or
+ * spec.defaultDestination). */
+static void gloo_v2_dest(struct zw_rewrite *rw, json_t *dst, const char *path)
+{
+	const char *kind = str(dst, "kind");
+	json_t *ref = typed(rw, dst, "ref", JSON_OBJECT, "destination");
+	json_t *port = json_object_get(dst, "port");
+	const char *ns = str(ref, "namespace");
+	struct dest d = {.ns = ns && *ns ? ns : rw->ns,
+	                 .name = str(ref, "name"),
+	                 .port = port_num(json_object_get(port, "number")),
+	                 .port_name = str(port, "name"),
+	                 .cluster = json_object_get(ref, "cluster")};
+	if (!ref || (json_object_get(dst, "kind") && !kind) || (port && !json_is_object(port)) ||
+	    !port_fields_ok(rw, json_object_get(port, "number"), json_object_get(port, "name")))
+		return;
+	if (!kind || strcmp(kind, "SERVICE") == 0) {
+		consider(rw, dst, path, &d);
+	} else if (strcmp(kind, "VIRTUAL_DESTINATION") == 0 && rw->reg && d.name) {
+		struct vd_search s = {.rw = rw};
+		if (zw_registry_each_vd_service(rw->reg, d.ns, d.name, d.port, vd_visit, &s) != 1)
+			return;
+		s.found.cluster = d.cluster;
+		consider(rw, dst, path, &s.found);
+	}
+}
+
 static int walk_gloo_v2(struct zw_rewrite *rw, json_t *spec)
 {
 	char path[PATH_MAX_LEN];
 	rw->route_hosts = typed(rw, spec, "hosts", JSON_ARRAY, "spec");
+	json_t *def = typed(rw, spec, "defaultDestination", JSON_OBJECT, "spec");
+	if (def)
+		gloo_v2_dest(rw, def, "/spec/defaultDestination");
 	json_t *http = typed(rw, spec, "http", JSON_ARRAY, "spec");
 	size_t i, j;
 	json_t *h, *dst;
@@ -706,32 +736,10 @@ static int walk_gloo_v2(struct zw_rewrite *rw, json_t *spec)
 		json_t *dests = typed(rw, fwd, "destinations", JSON_ARRAY, "spec.http[].forwardTo");
 		json_array_foreach(dests, j, dst)
 		{
-			const char *kind = str(dst, "kind");
-			json_t *ref =
-			        typed(rw, dst, "ref", JSON_OBJECT, "forwardTo.destinations[]");
-			json_t *port = json_object_get(dst, "port");
-			const char *ns = str(ref, "namespace");
-			struct dest d = {.ns = ns && *ns ? ns : rw->ns,
-			                 .name = str(ref, "name"),
-			                 .port = port_num(json_object_get(port, "number")),
-			                 .port_name = str(port, "name"),
-			                 .cluster = json_object_get(ref, "cluster")};
 			snprintf(path, sizeof(path), "/spec/http/%zu/forwardTo/destinations/%zu", i,
 			         j);
-			if (!ref || (json_object_get(dst, "kind") && !kind) ||
-			    !port_fields_ok(rw, json_object_get(port, "number"),
-			                    json_object_get(port, "name")))
-				continue;
-			if (!kind || strcmp(kind, "SERVICE") == 0) {
-				consider(rw, dst, path, &d);
-			} else if (strcmp(kind, "VIRTUAL_DESTINATION") == 0 && rw->reg && d.name) {
-				struct vd_search s = {.rw = rw};
-				if (zw_registry_each_vd_service(rw->reg, d.ns, d.name, d.port,
-				                                vd_visit, &s) != 1)
-					continue;
-				s.found.cluster = d.cluster;
-				consider(rw, dst, path, &s.found);
-			}
+			if (json_is_object(dst))
+				gloo_v2_dest(rw, dst, path);
 		}
 	}
 	rw->route_hosts = NULL;
