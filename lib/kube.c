@@ -202,6 +202,37 @@ void zw_kube_error_from_response(struct zw_kube_error *err, long http_status, co
 	json_decref(st);
 }
 
+/* ---- Buffers ---- */
+
+int zw_kube_buf_append(struct zw_kube_buf *b, const char *p, size_t n, size_t max)
+{
+	if (n > max || b->len > max - n)
+		return -1;
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *nb;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		nb = realloc(b->data, cap);
+		if (!nb)
+			return -2;
+		b->data = nb;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+void zw_kube_buf_free(struct zw_kube_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
 /* ---- One exchange ---- */
 
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -218,26 +249,15 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 		}
 		return n;
 	}
-	if (x->resp_len + n > ZW_KUBE_MAX_BODY) {
+	switch (zw_kube_buf_append(&x->resp, ptr, n, ZW_KUBE_MAX_BODY)) {
+	case 0:
+		return n;
+	case -1:
 		x->too_large = 1;
 		return 0;
+	default:
+		return 0;
 	}
-	if (x->resp_len + n + 1 > x->resp_cap) {
-		size_t cap = x->resp_cap ? x->resp_cap : 16384;
-		char *nb;
-
-		while (cap < x->resp_len + n + 1)
-			cap *= 2;
-		nb = realloc(x->resp, cap);
-		if (!nb)
-			return 0;
-		x->resp = nb;
-		x->resp_cap = cap;
-	}
-	memcpy(x->resp + x->resp_len, ptr, n);
-	x->resp_len += n;
-	x->resp[x->resp_len] = '\0';
-	return n;
 }
 
 static int xferinfo_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
@@ -369,11 +389,11 @@ int zw_kube_xfer_result(struct zw_kube_xfer *x, CURLcode cc, json_t **out, long 
 		return -1;
 	}
 	if (status < 200 || status >= 300) {
-		zw_kube_error_from_response(err, status, x->resp, x->resp_len);
+		zw_kube_error_from_response(err, status, x->resp.data, x->resp.len);
 		return -1;
 	}
-	if (out && x->resp_len > 0) {
-		*out = json_loadb(x->resp, x->resp_len, 0, &jerr);
+	if (out && x->resp.len > 0) {
+		*out = json_loadb(x->resp.data, x->resp.len, 0, &jerr);
 		if (!*out) {
 			snprintf(msg, sizeof(msg), "response is not JSON: %s", jerr.text);
 			set_error(err, (int)status, "BadResponse", msg);
@@ -394,9 +414,7 @@ void zw_kube_xfer_cleanup(struct zw_kube_xfer *x)
 	x->headers = NULL;
 	free(x->req_body);
 	x->req_body = NULL;
-	free(x->resp);
-	x->resp = NULL;
-	x->resp_len = x->resp_cap = 0;
+	zw_kube_buf_free(&x->resp);
 }
 
 /* ---- Blocking client ---- */

@@ -1,6 +1,7 @@
 /* Kubernetes client configuration; see kubeconfig.h. */
 #include "kubeconfig.h"
 
+#include "base64.h"
 #include "yamljson.h"
 
 #include <curl/curl.h>
@@ -112,64 +113,6 @@ static void trim(char *s)
 		i++;
 	if (i)
 		memmove(s, s + i, n - i + 1);
-}
-
-static int b64val(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
-/* Decodes standard base64 (whitespace ignored, padding optional) into a new
- * NUL-terminated buffer. Returns 0 or -1 on an invalid character. */
-static int b64_decode(const char *in, char **out, size_t *len_out)
-{
-	size_t n = strlen(in), olen = 0;
-	unsigned acc = 0;
-	int bits = 0, pad = 0;
-	char *buf;
-
-	buf = malloc(n / 4 * 3 + 4);
-	if (!buf)
-		return -1;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)in[i];
-		int v;
-
-		if (c == ' ' || c == '\n' || c == '\r' || c == '\t')
-			continue;
-		if (c == '=') {
-			pad++;
-			continue;
-		}
-		v = b64val(c);
-		if (v < 0 || pad)
-			goto bad;
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			buf[olen++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	if (pad > 2 || bits >= 6)
-		goto bad;
-	buf[olen] = '\0';
-	*out = buf;
-	*len_out = olen;
-	return 0;
-bad:
-	free(buf);
-	return -1;
 }
 
 static const char *tls_backend(void)
@@ -487,7 +430,8 @@ static int kc_tls(struct kc_ctx *k, json_t *obj, const char *name, struct zw_kub
 	if (kc_str(k, obj, data_field, &data) != 0 || kc_str(k, obj, name, &path) != 0)
 		return -1;
 	if (data && *data) {
-		if (b64_decode(data, &it->data, &it->data_len) != 0)
+		it->data = (char *)zw_base64_decode(data, strlen(data), &it->data_len);
+		if (!it->data)
 			return kc_fail(k, data_field, "invalid base64");
 		if (it->data_len == 0)
 			return kc_fail(k, data_field, "empty after base64 decoding");

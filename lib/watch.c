@@ -29,15 +29,13 @@ void zw_watch_parser_init(struct zw_watch_parser *p, size_t max, zw_watch_parsed
 
 void zw_watch_parser_reset(struct zw_watch_parser *p)
 {
-	p->len = 0;
+	p->line.len = 0;
 	p->err[0] = '\0';
 }
 
 void zw_watch_parser_free(struct zw_watch_parser *p)
 {
-	free(p->buf);
-	p->buf = NULL;
-	p->len = p->cap = 0;
+	zw_kube_buf_free(&p->line);
 }
 
 static int parse_type(const char *s, enum zw_watch_type *out)
@@ -93,34 +91,22 @@ int zw_watch_parser_feed(struct zw_watch_parser *p, const char *buf, size_t len)
 		size_t take = nl ? (size_t)(nl - buf) : len;
 		int rc;
 
-		if (p->len + take > p->max) {
-			snprintf(p->err, sizeof(p->err), "watch event exceeds %zu bytes", p->max);
-			return -1;
-		}
-		if (nl && p->len == 0) {
+		if (nl && p->line.len == 0 && take <= p->max) {
 			/* Whole line in this chunk: parse in place. */
 			rc = parse_line(p, buf, take);
 		} else {
-			if (p->len + take + 1 > p->cap) {
-				size_t cap = p->cap ? p->cap : 4096;
-				char *nb;
-
-				while (cap < p->len + take + 1)
-					cap *= 2;
-				nb = realloc(p->buf, cap);
-				if (!nb) {
-					snprintf(p->err, sizeof(p->err), "out of memory");
-					return -1;
-				}
-				p->buf = nb;
-				p->cap = cap;
+			rc = zw_kube_buf_append(&p->line, buf, take, p->max);
+			if (rc != 0) {
+				snprintf(p->err, sizeof(p->err),
+				         rc == -1 ? "watch event exceeds %zu bytes"
+				                  : "out of memory (%zu)",
+				         p->max);
+				return -1;
 			}
-			memcpy(p->buf + p->len, buf, take);
-			p->len += take;
 			if (!nl)
 				return 0;
-			rc = parse_line(p, p->buf, p->len);
-			p->len = 0;
+			rc = parse_line(p, p->line.data, p->line.len);
+			p->line.len = 0;
 		}
 		if (rc != 0)
 			return rc;
@@ -154,8 +140,7 @@ struct zw_watch {
 	char *list_api_version, *list_kind;
 
 	/* current request */
-	char *body;
-	size_t body_len, body_cap;
+	struct zw_kube_buf body;
 	struct zw_watch_parser parser;
 	enum abort_kind abort;
 	char abort_reason[256];
@@ -256,7 +241,7 @@ void zw_watch_free(struct zw_watch *w)
 	free(w->label_selector);
 	free(w->field_selector);
 	json_decref(w->known);
-	free(w->body);
+	zw_kube_buf_free(&w->body);
 	zw_watch_parser_free(&w->parser);
 	free(w);
 }
@@ -362,7 +347,7 @@ int zw_watch_next(struct zw_watch *w, struct zw_watch_step *step)
 	memset(step, 0, sizeof(*step));
 	step->delay_ms = w->delay;
 	w->delay = 0;
-	w->body_len = 0;
+	w->body.len = 0;
 	w->abort = AB_NONE;
 	w->abort_reason[0] = '\0';
 	w->lines = 0;
@@ -450,29 +435,16 @@ int zw_watch_data(struct zw_watch *w, const char *buf, size_t len)
 		}
 		return rc ? -1 : 0;
 	}
-	if (w->body_len + len > ZW_KUBE_MAX_BODY) {
+	rc = zw_kube_buf_append(&w->body, buf, len, ZW_KUBE_MAX_BODY);
+	if (rc != 0) {
 		w->abort = AB_ERROR;
-		snprintf(w->abort_reason, sizeof(w->abort_reason),
-		         "response body exceeds %zu bytes", ZW_KUBE_MAX_BODY);
+		if (rc == -1)
+			snprintf(w->abort_reason, sizeof(w->abort_reason),
+			         "response body exceeds %zu bytes", ZW_KUBE_MAX_BODY);
+		else
+			snprintf(w->abort_reason, sizeof(w->abort_reason), "out of memory");
 		return -1;
 	}
-	if (w->body_len + len + 1 > w->body_cap) {
-		size_t cap = w->body_cap ? w->body_cap : 65536;
-		char *nb;
-
-		while (cap < w->body_len + len + 1)
-			cap *= 2;
-		nb = realloc(w->body, cap);
-		if (!nb) {
-			w->abort = AB_ERROR;
-			snprintf(w->abort_reason, sizeof(w->abort_reason), "out of memory");
-			return -1;
-		}
-		w->body = nb;
-		w->body_cap = cap;
-	}
-	memcpy(w->body + w->body_len, buf, len);
-	w->body_len += len;
 	return 0;
 }
 
@@ -531,7 +503,7 @@ static void list_page(struct zw_watch *w)
 	json_error_t jerr;
 	size_t i;
 
-	page = json_loadb(w->body ? w->body : "", w->body_len, 0, &jerr);
+	page = json_loadb(w->body.data ? w->body.data : "", w->body.len, 0, &jerr);
 	items = json_object_get(page, "items");
 	md = json_object_get(page, "metadata");
 	if (!page || !(json_is_array(items) || json_is_null(items) || !items)) {
@@ -573,7 +545,7 @@ out:
 static void discovered(struct zw_watch *w)
 {
 	json_error_t jerr;
-	json_t *rl = json_loadb(w->body ? w->body : "", w->body_len, 0, &jerr);
+	json_t *rl = json_loadb(w->body.data ? w->body.data : "", w->body.len, 0, &jerr);
 
 	if (!rl) {
 		fail(w, "discovery response is not JSON");

@@ -67,8 +67,8 @@ enum zw_watch_type {
 typedef int zw_watch_parsed_fn(void *ud, enum zw_watch_type type, json_t *obj);
 
 struct zw_watch_parser {
-	char *buf; /* pending partial line, owned */
-	size_t len, cap, max;
+	struct zw_kube_buf line; /* pending partial line, owned */
+	size_t max;
 	zw_watch_parsed_fn *fn;
 	void *ud;
 	char err[256]; /* why the last feed failed */
