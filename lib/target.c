@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -578,23 +579,157 @@ static int rule_default_path(struct zw_route_rule *r)
 	return r->n_paths ? 0 : strv_push(&r->paths, &r->n_paths, dup0("/"));
 }
 
-/* Adds a header matcher: name lower-cased, value NULL = "present". */
-static int rule_add_header(struct pctx *c, struct zw_route_rule *r, const char *name,
-                           const char *value, const char *field)
-{
-	char q[QUOTE_LEN];
-	struct zw_header_match *nh;
-	char *n, *v = NULL;
+static const char *const match_keys[] = {"value", "value", "valueWildcard", "valueRegex"};
 
+/* Rewrites an RE2-style expression into POSIX ERE: \d \w \s \D \W \S
+ * outside and inside bracket expressions, (?: as (, and escaped
+ * punctuation inside brackets as the bare character. Returns a new string. */
+static char *regex_to_ere(const char *p)
+{
+	size_t len = strlen(p);
+	char *out = malloc(len * 12 + 8), *o = out;
+	bool in_br = false;
+
+	if (!out)
+		return NULL;
+	for (size_t i = 0; i < len; i++) {
+		char ch = p[i], nx = p[i + 1];
+
+		if (!in_br && ch == '[') {
+			*o++ = ch;
+			in_br = true;
+			/* a leading '^' and a first ']' belong to the expression */
+			if (p[i + 1] == '^')
+				*o++ = p[++i];
+			if (p[i + 1] == ']')
+				*o++ = p[++i];
+			continue;
+		}
+		if (in_br && ch == ']') {
+			in_br = false;
+			*o++ = ch;
+			continue;
+		}
+		if (!in_br && ch == '(' && nx == '?' && p[i + 2] == ':') {
+			*o++ = '(';
+			i += 2;
+			continue;
+		}
+		if (ch != '\\' || !nx) {
+			*o++ = ch;
+			continue;
+		}
+		i++;
+		const char *rep = NULL;
+		switch (nx) {
+		case 'd':
+			rep = in_br ? "0-9" : "[0-9]";
+			break;
+		case 'D':
+			rep = in_br ? NULL : "[^0-9]";
+			break;
+		case 'w':
+			rep = in_br ? "A-Za-z0-9_" : "[A-Za-z0-9_]";
+			break;
+		case 'W':
+			rep = in_br ? NULL : "[^A-Za-z0-9_]";
+			break;
+		case 's':
+			rep = in_br ? "[:space:]" : "[[:space:]]";
+			break;
+		case 'S':
+			rep = in_br ? NULL : "[^[:space:]]";
+			break;
+		default:
+			break;
+		}
+		if (rep) {
+			size_t rl = strlen(rep);
+			memcpy(o, rep, rl);
+			o += rl;
+		} else if (in_br) {
+			*o++ = nx; /* [\.] is [.] */
+		} else {
+			*o++ = '\\';
+			*o++ = nx;
+		}
+	}
+	*o = '\0';
+	return out;
+}
+
+/* Compiles pattern (RE2-style, see regex_to_ere) anchored to the whole
+ * value, case-insensitive. Returns 0 with *out owned by the caller (free
+ * with regex_free), -1 with why[] filled, or ENOMEM. */
+static int regex_compile(const char *pattern, void **out, char *why, size_t whylen)
+{
+	char *ere = regex_to_ere(pattern), *anchored = NULL;
+	regex_t *re = malloc(sizeof(*re));
+	size_t len;
+	int rc = ZW_TARGET_ENOMEM, err;
+
+	if (!ere || !re)
+		goto out;
+	len = strlen(ere) + 5;
+	if (!(anchored = malloc(len)))
+		goto out;
+	snprintf(anchored, len, "^(%s)$", ere);
+	err = regcomp(re, anchored, REG_EXTENDED | REG_ICASE | REG_NOSUB);
+	if (err) {
+		regerror(err, re, why, whylen);
+		rc = -1;
+		goto out;
+	}
+	*out = re;
+	re = NULL;
+	rc = 0;
+out:
+	free(re);
+	free(ere);
+	free(anchored);
+	return rc;
+}
+
+static void regex_free(void *re)
+{
+	if (re) {
+		regfree(re);
+		free(re);
+	}
+}
+
+/* Adds a header matcher: name lower-cased; value NULL = "present", else
+ * compared as `kind` says (ZW_HDR_EXACT, _WILDCARD or _REGEX). */
+static int rule_add_header(struct pctx *c, struct zw_route_rule *r, const char *name,
+                           const char *value, enum zw_header_match_kind kind, const char *field)
+{
+	char q[QUOTE_LEN], why[128];
+	struct zw_header_match *nh;
+	char *n = NULL, *v = NULL;
+	void *re = NULL;
+	int rc;
+
+	if (!value)
+		kind = ZW_HDR_PRESENT;
 	if (!valid_header_name(name))
 		return failf(c, "%s.name %s is not a valid header name", field, quote(name, q));
 	if (value && !valid_header_value(value))
-		return failf(c, "%s.value %s is not a valid header value", field, quote(value, q));
+		return failf(c, "%s.%s %s is not a valid header value", field, match_keys[kind],
+		             quote(value, q));
 	for (size_t i = 0; i < r->n_headers; i++)
 		if (strcasecmp(r->headers[i].name, name) == 0)
 			return failf(c, "%s.name %s is listed twice", field, quote(name, q));
 	if (r->n_headers >= ZW_TARGET_MAX_LIST)
 		return too_many(c, field);
+	if (kind == ZW_HDR_REGEX) {
+		rc = regex_compile(value, &re, why, sizeof(why));
+		if (rc == -1)
+			return failf(c,
+			             "%s.valueRegex %s is not a supported regular expression: %s",
+			             field, quote(value, q), why);
+		if (rc < 0)
+			return rc;
+	}
 	n = dup0(name);
 	if (value)
 		v = dup0(value);
@@ -602,15 +737,70 @@ static int rule_add_header(struct pctx *c, struct zw_route_rule *r, const char *
 	if (!nh) {
 		free(n);
 		free(v);
+		regex_free(re);
 		return ZW_TARGET_ENOMEM;
 	}
 	for (char *p = n; *p; p++)
 		*p = (char)tolower((unsigned char)*p);
 	nh[r->n_headers].name = n;
 	nh[r->n_headers].value = v;
+	nh[r->n_headers].kind = kind;
+	nh[r->n_headers].regex = re;
 	r->headers = nh;
 	r->n_headers++;
 	return 0;
+}
+
+/* '*' any run, '?' one byte, ASCII case-insensitive, whole value. */
+static bool glob_match(const char *p, const char *s, size_t n)
+{
+	size_t pl = strlen(p), pi = 0, si = 0, star = SIZE_MAX, mark = 0;
+
+	while (si < n) {
+		if (pi < pl && p[pi] == '*') {
+			star = pi++;
+			mark = si;
+		} else if (pi < pl && (p[pi] == '?' || tolower((unsigned char)p[pi]) ==
+		                                               tolower((unsigned char)s[si]))) {
+			pi++;
+			si++;
+		} else if (star != SIZE_MAX) {
+			pi = star + 1;
+			si = ++mark;
+		} else {
+			return false;
+		}
+	}
+	while (pi < pl && p[pi] == '*')
+		pi++;
+	return pi == pl;
+}
+
+bool zw_header_match_value(const struct zw_header_match *m, const char *value, size_t len)
+{
+	char stack[512], *buf = stack;
+	bool ok;
+
+	switch (m->kind) {
+	case ZW_HDR_PRESENT:
+		return true;
+	case ZW_HDR_EXACT:
+		return m->value && strlen(m->value) == len && memcmp(m->value, value, len) == 0;
+	case ZW_HDR_WILDCARD:
+		return m->value && glob_match(m->value, value, len);
+	case ZW_HDR_REGEX:
+		break;
+	}
+	if (!m->regex || memchr(value, '\0', len))
+		return false;
+	if (len >= sizeof(stack) && !(buf = malloc(len + 1)))
+		return false;
+	memcpy(buf, value, len);
+	buf[len] = '\0';
+	ok = regexec(m->regex, buf, 0, NULL, 0) == 0;
+	if (buf != stack)
+		free(buf);
+	return ok;
 }
 
 static int sr_add_header(struct pctx *c, struct zw_static_response *sr, const char *name,
@@ -806,13 +996,49 @@ static int meta_port(struct pctx *c, const json_t *meta, const char *port_key, c
 /* ---- YAML pairs inside a metadata string (headers, placeholderHeaders) ---- */
 
 typedef int (*pair_fn)(struct pctx *c, void *arg, const char *name, const char *value,
-                       const char *field);
+                       enum zw_header_match_kind kind, const char *field);
 
-/* Parses text as YAML: either a list of {name, value} maps or one map of
- * name: value, and calls fn for each pair (value NULL when absent/null). */
+/* Reads at most one of value / valueWildcard / valueRegex of a header entry
+ * at `base` into *vm (vm->s NULL when none) and *kind; strings_only: JSON
+ * strings only (CRD fields), else any scalar (trigger metadata YAML). */
+static int match_value(struct pctx *c, const json_t *item, const char *base, bool strings_only,
+                       struct mval *vm, enum zw_header_match_kind *kind)
+{
+	static const enum zw_header_match_kind kinds[] = {ZW_HDR_EXACT, ZW_HDR_WILDCARD,
+	                                                  ZW_HDR_REGEX};
+	static const char *const keys[] = {"value", "valueWildcard", "valueRegex"};
+	int found = 0;
+
+	vm->s = NULL;
+	*kind = ZW_HDR_PRESENT;
+	for (size_t i = 0; i < 3; i++) {
+		json_t *v = member(item, keys[i]);
+		struct mval tmp;
+
+		if (!v)
+			continue;
+		if ((strings_only && !json_is_string(v)) || scalar_text(v, &tmp) < 0)
+			return failf(c, "%s.%s must be a string, not %s", base, keys[i], jtype(v));
+		if (found++)
+			return failf(
+			        c,
+			        "%s: at most one of value, valueWildcard or valueRegex may be set",
+			        base);
+		*vm = tmp;
+		if (vm->s == tmp.buf)
+			vm->s = vm->buf;
+		*kind = kinds[i];
+	}
+	return 0;
+}
+
+/* Parses text as YAML: either a list of {name, value | valueWildcard |
+ * valueRegex} maps or one map of name: value, and calls fn for each pair
+ * (value NULL when absent/null: "present"). */
 static int yaml_pairs(struct pctx *c, const char *text, const char *field, pair_fn fn, void *arg)
 {
 	char yerr[256], p[PATH_LEN], q[QUOTE_LEN];
+	enum zw_header_match_kind kind;
 	json_t *docs = NULL, *doc, *item, *v;
 	struct mval nm, vm;
 	const char *key;
@@ -838,7 +1064,7 @@ static int yaml_pairs(struct pctx *c, const char *text, const char *field, pair_
 				rc = failf(c, "%s must be a string, not %s", p, jtype(v));
 				goto out;
 			}
-			if ((rc = fn(c, arg, key, vm.s, p)) < 0)
+			if ((rc = fn(c, arg, key, vm.s, ZW_HDR_EXACT, p)) < 0)
 				goto out;
 		}
 		goto out;
@@ -862,13 +1088,9 @@ static int yaml_pairs(struct pctx *c, const char *text, const char *field, pair_
 			       : failf(c, "%s.name is required", p);
 			goto out;
 		}
-		vm.s = NULL;
-		v = member(item, "value");
-		if (v && scalar_text(v, &vm) < 0) {
-			rc = failf(c, "%s.value must be a string, not %s", p, jtype(v));
+		if ((rc = match_value(c, item, p, false, &vm, &kind)) < 0)
 			goto out;
-		}
-		if ((rc = fn(c, arg, nm.s, vm.s, p)) < 0)
+		if ((rc = fn(c, arg, nm.s, vm.s, kind, p)) < 0)
 			goto out;
 	}
 out:
@@ -877,16 +1099,18 @@ out:
 }
 
 static int pair_to_matcher(struct pctx *c, void *arg, const char *name, const char *value,
-                           const char *field)
+                           enum zw_header_match_kind kind, const char *field)
 {
-	return rule_add_header(c, arg, name, value, field);
+	return rule_add_header(c, arg, name, value, kind, field);
 }
 
 static int pair_to_response(struct pctx *c, void *arg, const char *name, const char *value,
-                            const char *field)
+                            enum zw_header_match_kind kind, const char *field)
 {
 	if (!value)
 		return failf(c, "%s needs a value", field);
+	if (kind != ZW_HDR_EXACT)
+		return failf(c, "%s: a response header takes value, not a pattern", field);
 	return sr_add_header(c, arg, name, value, field);
 }
 
@@ -1131,6 +1355,7 @@ static void rule_free(struct zw_route_rule *r)
 	for (size_t i = 0; i < r->n_headers; i++) {
 		free(r->headers[i].name);
 		free(r->headers[i].value);
+		regex_free(r->headers[i].regex);
 	}
 	free(r->headers);
 }
@@ -1235,10 +1460,18 @@ static int copy_rules(struct zw_route_rule **dst, size_t *dn, const struct zw_ro
 			return ZW_TARGET_ENOMEM;
 		d->n_headers = s->n_headers;
 		for (size_t k = 0; k < s->n_headers; k++) {
+			char why[128];
+
+			d->headers[k].kind = s->headers[k].kind;
 			if (!(d->headers[k].name = dup0(s->headers[k].name)))
 				return ZW_TARGET_ENOMEM;
 			if (s->headers[k].value &&
 			    !(d->headers[k].value = dup0(s->headers[k].value)))
+				return ZW_TARGET_ENOMEM;
+			/* the expression compiled once already: only memory can fail */
+			if (s->headers[k].regex &&
+			    regex_compile(s->headers[k].value, &d->headers[k].regex, why,
+			                  sizeof(why)))
 				return ZW_TARGET_ENOMEM;
 		}
 	}
@@ -1857,12 +2090,14 @@ static int crd_string_list(struct pctx *c, const json_t *obj, const char *key, c
 	return 0;
 }
 
-/* headers: [{name, value?}] */
+/* headers: [{name, value? | valueWildcard? | valueRegex?}] */
 static int crd_headers(struct pctx *c, const json_t *obj, const char *base, struct zw_route_rule *r)
 {
 	char p[PATH_LEN], pi[PATH_LEN];
+	enum zw_header_match_kind kind;
 	json_t *arr, *v;
-	const char *name, *value;
+	const char *name;
+	struct mval vm;
 	size_t i;
 	int rc;
 
@@ -1875,9 +2110,9 @@ static int crd_headers(struct pctx *c, const json_t *obj, const char *base, stru
 		if (!json_is_object(v))
 			return failf(c, "%s must be an object, not %s", pi, jtype(v));
 		if ((rc = req_string(c, v, "name", pi, &name)) < 0 ||
-		    (rc = opt_string(c, v, "value", pi, &value)) < 0)
+		    (rc = match_value(c, v, pi, true, &vm, &kind)) < 0)
 			return rc;
-		if ((rc = rule_add_header(c, r, name, value, pi)) < 0)
+		if ((rc = rule_add_header(c, r, name, vm.s, kind, pi)) < 0)
 			return rc;
 	}
 	return 0;

@@ -91,9 +91,25 @@ enum zw_healthcheck_response {
 	ZW_HC_STATIC,      /* always answer statically */
 };
 
+/* Addition: how zw_header_match.value is compared with a request header's
+ * value (Kedify's `value`, `valueWildcard`, `valueRegex`). */
+enum zw_header_match_kind {
+	ZW_HDR_EXACT = 0, /* value, byte for byte (case-sensitive) */
+	ZW_HDR_PRESENT,   /* value == NULL: the header only has to be present */
+	ZW_HDR_WILDCARD,  /* value is a glob: '*' any run, '?' one byte; whole
+	                   * value, ASCII case-insensitive ("*" = present) */
+	ZW_HDR_REGEX,     /* value is a regular expression (POSIX ERE, plus \d \w
+	                   * \s \D \W \S and (?:...)); whole value, case-insensitive */
+};
+
 struct zw_header_match {
 	char *name;  /* compared case-insensitively */
 	char *value; /* NULL: the header only has to be present */
+	/* Additions: kind (ZW_HDR_PRESENT exactly when value == NULL) and, for
+	 * ZW_HDR_REGEX, the compiled expression (owned, opaque). Use
+	 * zw_header_match_value() to compare. */
+	enum zw_header_match_kind kind;
+	void *regex;
 };
 
 /* One routing rule: hosts x path prefixes x header matchers (AND).
@@ -287,6 +303,12 @@ int zw_autowire_parse_ext(const char *value, unsigned *out, unsigned *ignored);
  * below 1 ms rounds up to 1 ms. Negative values and values beyond Go's
  * int64 nanoseconds are rejected. Returns 0 or -1 (*out untouched). */
 int zw_duration_parse_ms(const char *s, uint64_t *out);
+
+/* Addition: returns true when one value value[0..len) (borrowed, need not
+ * be NUL-terminated) of the header named m->name satisfies matcher m. The
+ * caller finds the header by name (case-insensitively) and tries each of its
+ * values; a header that is absent never matches. Thread-safe. */
+bool zw_header_match_value(const struct zw_header_match *m, const char *value, size_t len);
 
 /* Returns the source's Kubernetes kind name ("ScaledObject", ...). */
 const char *zw_target_source_kind(enum zw_target_source src);

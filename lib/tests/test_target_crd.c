@@ -28,11 +28,14 @@
 #define PATHBUF 1024
 #define FIELD   512
 
-/* Fields newer than the CRD snapshot (KEDA HTTP add-on v0.16) that the
- * parser supports; the API server would prune them with this CRD. */
+/* Fields the parser supports beyond this CRD snapshot (KEDA HTTP add-on
+ * v0.16; Kedify's HTTPScaledObject header patterns); the API server would
+ * prune them with this CRD. */
 static const char *const newer_fields[] = {
         "InterceptorRoute spec.coldStart.maxPendingRequests",
         "InterceptorRoute spec.coldStart.overflow",
+        "HTTPScaledObject spec.headers[].valueWildcard",
+        "HTTPScaledObject spec.headers[].valueRegex",
 };
 
 static const char *shared_dir(void)
