@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "endpoints.h"
 #include "grpc.h"
 #include "log.h"
 #include "peers.h"
@@ -90,6 +91,10 @@ struct zw_scaler {
 
 	struct watcher *watchers;
 	size_t n_watchers;
+
+	struct zw_endpoints *peer_eps; /* zw_scaler_watch_peers */
+	char *peer_ns, *peer_svc, *peer_port_name;
+	int peer_port;
 	struct hint *hints;
 
 	uint64_t calls_total[4];
@@ -992,6 +997,60 @@ void zw_scaler_targets_changed(struct zw_scaler *s)
 	push_states(s, false);
 }
 
+/* Rebuilds the peer list from the endpoint store. */
+static void peers_from_endpoints(struct zw_scaler *s)
+{
+	struct zw_endpoint_set *set = NULL;
+	const char **addrs = NULL;
+	char(*bufs)[ZW_PEERS_ADDR_MAX] = NULL;
+	size_t n;
+
+	if (!s->peers || zw_endpoints_get(s->peer_eps, s->peer_ns, s->peer_svc, s->peer_port,
+	                                  s->peer_port_name, &set) != 0)
+		return;
+	n = set->n < s->cfg.max_peers ? set->n : s->cfg.max_peers;
+	addrs = calloc(n ? n : 1, sizeof(*addrs));
+	bufs = calloc(n ? n : 1, sizeof(*bufs));
+	if (addrs && bufs) {
+		for (size_t i = 0; i < n; i++) {
+			const struct zw_endpoint *ep = &set->eps[i];
+
+			if (strchr(ep->ip, ':'))
+				snprintf(bufs[i], sizeof(bufs[i]), "[%s]:%u", ep->ip, ep->port);
+			else
+				snprintf(bufs[i], sizeof(bufs[i]), "%s:%u", ep->ip, ep->port);
+			addrs[i] = bufs[i];
+		}
+		zw_peers_set(s->peers, addrs, n);
+	}
+	free(addrs);
+	free(bufs);
+	zw_endpoint_set_unref(set);
+}
+
+void zw_scaler_endpoints_changed(struct zw_scaler *s, const char *ns, const char *svc)
+{
+	if (!s->stopping && s->peer_eps && strcmp(ns, s->peer_ns) == 0 &&
+	    strcmp(svc, s->peer_svc) == 0)
+		peers_from_endpoints(s);
+}
+
+int zw_scaler_watch_peers(struct zw_scaler *s, struct zw_endpoints *eps, const char *ns,
+                          const char *svc, int port, const char *port_name)
+{
+	if (s->peer_eps)
+		return -EINVAL;
+	s->peer_ns = strdup(ns);
+	s->peer_svc = strdup(svc);
+	s->peer_port_name = port_name ? strdup(port_name) : NULL;
+	if (!s->peer_ns || !s->peer_svc || (port_name && !s->peer_port_name))
+		return -ENOMEM;
+	s->peer_port = port;
+	s->peer_eps = eps;
+	peers_from_endpoints(s);
+	return 0;
+}
+
 int zw_scaler_set_peers(struct zw_scaler *s, const char *const *addrs, size_t n)
 {
 	return s->peers ? zw_peers_set(s->peers, addrs, n) : -EINVAL;
@@ -1012,6 +1071,9 @@ static void maybe_free(struct zw_scaler *s)
 		free(h);
 	}
 	free(s->cache);
+	free(s->peer_ns);
+	free(s->peer_svc);
+	free(s->peer_port_name);
 	free(s);
 	if (done)
 		done(arg);

@@ -30,6 +30,8 @@
 #include "stats.h"
 #include "target.h"
 
+struct zw_endpoints;
+
 struct zw_scaler;
 
 struct zw_scaler_config {
@@ -79,6 +81,21 @@ void zw_scaler_targets_changed(struct zw_scaler *s);
  * max_peers are kept. Returns 0, -EINVAL for a malformed address (list
  * unchanged) or -ENOMEM. */
 int zw_scaler_set_peers(struct zw_scaler *s, const char *const *addrs, size_t n);
+
+/* Takes the peer list from the ready endpoints of the proxy's own headless
+ * Service ns/svc in the endpoint store `eps` (borrowed; must outlive the
+ * scaler), at Service port number `port` or name `port_name` (the admin
+ * port): read now and again on each zw_scaler_endpoints_changed() for that
+ * Service. The Service's EndpointSlices must be fed into the store (the
+ * proxy's namespace watched). Replaces zw_scaler_set_peers lists. Returns 0,
+ * -EINVAL (already set) or -ENOMEM. */
+int zw_scaler_watch_peers(struct zw_scaler *s, struct zw_endpoints *eps, const char *ns,
+                          const char *svc, int port, const char *port_name);
+
+/* To be called from the proxy's endpoint-store change hook (same thread as
+ * the scaler's loop) for every changed Service; refreshes the peers when it
+ * is the peer Service. ns/svc borrowed. */
+void zw_scaler_endpoints_changed(struct zw_scaler *s, const char *ns, const char *svc);
 
 /* Pushes `true` now on every StreamIsActive of target `key` and marks it
  * active for a short while (as a local cold request would, without telling

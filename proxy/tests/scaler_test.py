@@ -128,12 +128,17 @@ class Tool:
             ports = json.load(f)
         self.grpc_port = ports["grpc"]
         self.admin_port = ports["admin"]
-        self.admin = "127.0.0.1:%d" % self.admin_port
+        extra = list(extra)
+        host = extra[extra.index("--admin-host") + 1] if "--admin-host" in extra else "127.0.0.1"
+        self.admin = "%s:%d" % (host, self.admin_port)
         self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.grpc_port)
         self.stopped = False
 
     def http(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
+        if body is None or isinstance(body, str):
+            data = None if body is None else body.encode()
+        else:
+            data = json.dumps(body).encode()
         req = urllib.request.Request("http://%s%s" % (self.admin, path), data=data,
                                      method=method)
         try:
@@ -566,3 +571,49 @@ def test_peers_sum_and_restart(pb, tmp_path):
         b.stop()
         if b2:
             b2.stop()
+
+
+def _free_port(host):
+    import socket
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _slice(ips, port):
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "zerowire-peers-abc", "namespace": "zw",
+                         "labels": {"kubernetes.io/service-name": "zerowire-peers"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "admin", "port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]}
+
+
+def test_peers_from_endpoint_store(pb, tmp_path):
+    """Peers found through the EndpointSlices of the proxy's own headless
+    Service (as in a cluster: same admin port, one IP per pod)."""
+    port = _free_port("127.0.0.2")
+    a = Tool(str(tmp_path), OBJECTS,
+             ["--peer-poll-ms", "100", "--peer-service", "zw/zerowire-peers",
+              "--admin-host", "127.0.0.2", "--admin-port", str(port)])
+    b = Tool(str(tmp_path), OBJECTS,
+             ["--peer-poll-ms", "100", "--peer-service", "zw/zerowire-peers",
+              "--admin-host", "127.0.0.3", "--admin-port", str(port)])
+    try:
+        for t in (a, b):
+            t.post("/test/slice", _slice(["127.0.0.2", "127.0.0.3"], port))
+        r = StreamReader(stub(pb, a).StreamIsActive(ref(pb, "app", APP_META)))
+        assert r.next()[1] is False
+        b.post("/test/cold?target=demo/app/0")
+        r.wait_for(True)
+        b.post("/test/begin?target=demo/app/0&n=5")
+        _eventually(lambda: _metrics_api(a)["concurrency"] == 5)
+        assert a.metric("zerowire_scaler_peers") == 1
+        # B leaves the Service: A stops counting it at once.
+        a.post("/test/slice", _slice(["127.0.0.2"], port))
+        _eventually(lambda: _metrics_api(a)["concurrency"] == 0)
+        assert a.metric("zerowire_scaler_peers") == 0
+        r.cancel()
+    finally:
+        a.stop()
+        b.stop()

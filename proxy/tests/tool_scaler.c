@@ -1,8 +1,9 @@
 /* Test tool: the zerowire KEDA scaler on its own, without the proxy's data
  * path, for proxy/tests/scaler_test.py and bench/keda_push.py.
  *
- *   tool_scaler [--grpc-port N] [--admin-port N] [--heartbeat-ms N]
- *               [--peer-poll-ms N] [--objects FILE.json] [--ports-file FILE]
+ *   tool_scaler [--grpc-port N] [--admin-host IP] [--admin-port N]
+ *               [--heartbeat-ms N] [--peer-poll-ms N] [--peer-service NS/NAME]
+ *               [--objects FILE.json] [--ports-file FILE]
  *
  * Targets come from Kubernetes objects (ScaledObject, InterceptorRoute,
  * HTTPScaledObject) parsed by lib/target. The admin port (127.0.0.1) serves
@@ -14,6 +15,9 @@
  *   POST /test/objects                  body: object or array; adds targets
  *   POST /test/clear                    drops every target
  *   POST /test/peers                    body: JSON array of admin addresses
+ *   POST /test/slice                    body: an EndpointSlice applied to the
+ *                                       endpoint store; with --peer-service
+ *                                       ns/svc the peers come from it
  * SIGTERM/SIGINT stop it cleanly. */
 #include <errno.h>
 #include <jansson.h>
@@ -23,6 +27,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "endpoints.h"
 #include "log.h"
 #include "scaler.h"
 #include "stats.h"
@@ -39,6 +44,7 @@ static struct {
 	uv_loop_t *loop;
 	struct zw_stats *stats;
 	struct zw_scaler *scaler;
+	struct zw_endpoints *eps;
 	uv_tcp_t admin;
 	uv_signal_t sigterm, sigint;
 	struct tgt *tgts;
@@ -283,6 +289,16 @@ static void handle(struct hconn *c, const char *method, char *target, const char
 			respond(c, 200, "text/plain", "ok", 2);
 			return;
 		}
+		if (strcmp(target, "/test/slice") == 0) {
+			char eerr[ZW_EP_ERRLEN] = "bad json";
+
+			doc = json_loadb(body, blen, 0, NULL);
+			rc = doc ? zw_endpoints_apply_slice(g.eps, doc, false, eerr) : -1;
+			json_decref(doc);
+			respond(c, rc == 0 ? 200 : 400, "text/plain", rc == 0 ? "ok" : eerr,
+			        rc == 0 ? 2 : strlen(eerr));
+			return;
+		}
 		if (strcmp(target, "/test/peers") == 0) {
 			const char *addrs[64];
 			size_t i, n = 0;
@@ -417,6 +433,15 @@ static void on_admin_conn(uv_stream_t *server, int status)
 	}
 }
 
+/* The proxy's endpoint-store hook, as proxy/main.c wires it. */
+static void on_endpoints_changed(void *ctx, const char *ns, const char *svc, size_t n_ready)
+{
+	(void)ctx;
+	(void)n_ready;
+	if (g.scaler)
+		zw_scaler_endpoints_changed(g.scaler, ns, svc);
+}
+
 static void on_scaler_stopped(void *arg)
 {
 	(void)arg;
@@ -441,7 +466,9 @@ int main(int argc, char **argv)
 	struct sockaddr_in sa;
 	struct sockaddr_storage ss;
 	int namelen = sizeof(ss);
-	const char *objects = NULL, *ports_file = NULL;
+	const char *objects = NULL, *ports_file = NULL, *peer_service = NULL;
+	const char *admin_host = "127.0.0.1";
+	struct zw_ep_subscriber sub = {on_endpoints_changed, NULL};
 	int admin_port = 0, rc;
 	char err[ZW_TARGET_ERRLEN];
 
@@ -468,6 +495,10 @@ int main(int argc, char **argv)
 			objects = v;
 		else if (strcmp(argv[i], "--ports-file") == 0)
 			ports_file = v;
+		else if (strcmp(argv[i], "--peer-service") == 0)
+			peer_service = v;
+		else if (strcmp(argv[i], "--admin-host") == 0)
+			admin_host = v;
 		else {
 			fprintf(stderr, "unknown argument %s\n", argv[i]);
 			return 2;
@@ -475,7 +506,8 @@ int main(int argc, char **argv)
 		i++;
 	}
 	g.loop = uv_default_loop();
-	if (zw_stats_new(&g.stats) < 0)
+	if (zw_stats_new(&g.stats) < 0 || zw_endpoints_new(&g.eps) != 0 ||
+	    zw_endpoints_subscribe(g.eps, &sub) != 0)
 		return 1;
 	if (objects) {
 		json_error_t je;
@@ -492,8 +524,23 @@ int main(int argc, char **argv)
 		fprintf(stderr, "scaler: %s\n", uv_strerror(rc));
 		return 1;
 	}
+	if (peer_service) {
+		char ns[256];
+		const char *slash = strchr(peer_service, '/');
+
+		if (!slash || (size_t)(slash - peer_service) >= sizeof(ns)) {
+			fprintf(stderr, "--peer-service wants ns/name\n");
+			return 2;
+		}
+		snprintf(ns, sizeof(ns), "%.*s", (int)(slash - peer_service), peer_service);
+		if (zw_scaler_watch_peers(g.scaler, g.eps, ns, slash + 1, 0, "admin") < 0)
+			return 1;
+	}
 	uv_tcp_init(g.loop, &g.admin);
-	uv_ip4_addr("127.0.0.1", admin_port, &sa);
+	if (uv_ip4_addr(admin_host, admin_port, &sa) < 0) {
+		fprintf(stderr, "bad --admin-host %s\n", admin_host);
+		return 2;
+	}
 	if (uv_tcp_bind(&g.admin, (const struct sockaddr *)&sa, 0) < 0 ||
 	    uv_listen((uv_stream_t *)&g.admin, 128, on_admin_conn) < 0 ||
 	    uv_tcp_getsockname(&g.admin, (struct sockaddr *)&ss, &namelen) < 0) {
@@ -523,6 +570,7 @@ int main(int argc, char **argv)
 	uv_run(g.loop, UV_RUN_DEFAULT);
 	clear_targets();
 	zw_stats_free(g.stats);
+	zw_endpoints_free(g.eps);
 	uv_loop_close(g.loop);
 	return 0;
 }
