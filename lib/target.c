@@ -781,16 +781,12 @@ bool zw_header_match_value(const struct zw_header_match *m, const char *value, s
 	char stack[512], *buf = stack;
 	bool ok;
 
-	switch (m->kind) {
-	case ZW_HDR_PRESENT:
-		return true;
-	case ZW_HDR_EXACT:
-		return m->value && strlen(m->value) == len && memcmp(m->value, value, len) == 0;
-	case ZW_HDR_WILDCARD:
-		return m->value && glob_match(m->value, value, len);
-	case ZW_HDR_REGEX:
-		break;
-	}
+	/* decided by kind == WILDCARD / REGEX only, so matchers built by hand
+	 * with just {name, value} keep their meaning (NULL: present; else exact) */
+	if (m->kind == ZW_HDR_WILDCARD && m->value)
+		return glob_match(m->value, value, len);
+	if (m->kind != ZW_HDR_REGEX)
+		return !m->value || (strlen(m->value) == len && memcmp(m->value, value, len) == 0);
 	if (!m->regex || memchr(value, '\0', len))
 		return false;
 	if (len >= sizeof(stack) && !(buf = malloc(len + 1)))
@@ -1355,7 +1351,8 @@ static void rule_free(struct zw_route_rule *r)
 	for (size_t i = 0; i < r->n_headers; i++) {
 		free(r->headers[i].name);
 		free(r->headers[i].value);
-		regex_free(r->headers[i].regex);
+		if (r->headers[i].kind == ZW_HDR_REGEX)
+			regex_free(r->headers[i].regex);
 	}
 	free(r->headers);
 }
@@ -1469,7 +1466,7 @@ static int copy_rules(struct zw_route_rule **dst, size_t *dn, const struct zw_ro
 			    !(d->headers[k].value = dup0(s->headers[k].value)))
 				return ZW_TARGET_ENOMEM;
 			/* the expression compiled once already: only memory can fail */
-			if (s->headers[k].regex &&
+			if (s->headers[k].kind == ZW_HDR_REGEX && s->headers[k].value &&
 			    regex_compile(s->headers[k].value, &d->headers[k].regex, why,
 			                  sizeof(why)))
 				return ZW_TARGET_ENOMEM;

@@ -573,7 +573,10 @@ static int headers_match(const struct zw_route_rule *r, const struct zw_route_he
 			size_t vl = 0;
 			if (h->get(h->ctx, m->name, nl, k, &v, &vl) != 1)
 				break;
-			if (!m->value || value_eq(v ? v : "", v ? vl : 0, m->value)) {
+			if (!m->value ||
+			    (m->kind == ZW_HDR_EXACT
+			             ? value_eq(v ? v : "", v ? vl : 0, m->value)
+			             : zw_header_match_value(m, v ? v : "", v ? vl : 0))) {
 				ok = 1;
 				break;
 			}

@@ -50,6 +50,7 @@ static void rule_from_tokens(struct zw_route_rule *r, char **tok, size_t ntok)
 			r->headers = realloc(r->headers, (r->n_headers + 1) * sizeof(*r->headers));
 			char *spec = tok[i] + 7, *colon = strchr(spec, ':');
 			struct zw_header_match *m = &r->headers[r->n_headers++];
+			memset(m, 0, sizeof(*m)); /* kind ZW_HDR_EXACT, no regex */
 			m->name = colon ? strndup(spec, (size_t)(colon - spec)) : strdup(spec);
 			m->value = colon ? strdup(colon + 1) : NULL;
 		}
