@@ -781,6 +781,13 @@ bool zw_header_match_value(const struct zw_header_match *m, const char *value, s
 	char stack[512], *buf = stack;
 	bool ok;
 
+	/* surrounding spaces and tabs are not part of a field value (RFC 9110) */
+	while (len && (value[0] == ' ' || value[0] == '\t')) {
+		value++;
+		len--;
+	}
+	while (len && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+		len--;
 	/* decided by kind == WILDCARD / REGEX only, so matchers built by hand
 	 * with just {name, value} keep their meaning (NULL: present; else exact) */
 	if (m->kind == ZW_HDR_WILDCARD && m->value)

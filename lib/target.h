@@ -305,7 +305,8 @@ int zw_autowire_parse_ext(const char *value, unsigned *out, unsigned *ignored);
 int zw_duration_parse_ms(const char *s, uint64_t *out);
 
 /* Addition: returns true when one value value[0..len) (borrowed, need not
- * be NUL-terminated) of the header named m->name satisfies matcher m. The
+ * be NUL-terminated; surrounding spaces and tabs are ignored) of the header
+ * named m->name satisfies matcher m. The
  * caller finds the header by name (case-insensitively) and tries each of its
  * values; a header that is absent never matches. Thread-safe. */
 bool zw_header_match_value(const struct zw_header_match *m, const char *value, size_t len);

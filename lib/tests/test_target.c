@@ -1137,15 +1137,16 @@ static void test_header_matchers(void **state)
 	(void)state;
 	/* exact: case-sensitive, whole value */
 	check_matcher("- name: X-Environment\n  value: Prod\n",
-	              (const char *const[]){"Prod", "prod", "Prod ", "", "Pro"},
-	              (const bool[]){true, false, false, false, false}, 5);
+	              (const char *const[]){"Prod", "prod", " Prod\t", "", "Pro", "Pr od"},
+	              (const bool[]){true, false, true, false, false, false}, 6);
 	/* present */
 	check_matcher("- name: X-A\n", (const char *const[]){"", "anything"},
 	              (const bool[]){true, true}, 2);
 	/* wildcard: Kedify's documented examples */
-	check_matcher("[{name: User-Agent, valueWildcard: 'Python*'}]",
-	              (const char *const[]){"pYtHoN/3.12", "Python", "Pytho", "xPython"},
-	              (const bool[]){true, true, false, false}, 4);
+	check_matcher(
+	        "[{name: User-Agent, valueWildcard: 'Python*'}]",
+	        (const char *const[]){"pYtHoN/3.12", "Python", "Pytho", "xPython", " Python/3 "},
+	        (const bool[]){true, true, false, false, true}, 5);
 	check_matcher("[{name: X-Rel, valueWildcard: 'rel.v?-*stable'}]",
 	              (const char *const[]){"REL.V2-ALPHA.STABLE", "relxv2-alpha.stable",
 	                                    "rel.v-stable", "rel.v22-stable", "rel.v2-stable"},
