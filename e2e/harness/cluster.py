@@ -414,14 +414,15 @@ class Cluster:
         return s
 
     def api(self, method, path, body=None, params=None, content_type=None, timeout=30, check=True,
-            token=None):
+            token=None, session=None):
         """One REST call (path like /api/v1/namespaces). Returns the parsed JSON
         (or None for an empty body); with check, a status >= 400 raises
         ClusterError carrying the Status message. token: use a bearer token
-        instead of the admin client certificate."""
+        instead of the admin client certificate. session: a new_session() to
+        use instead of the shared one (one per thread when calling from threads)."""
         if self._session is None:
             self._session = self.new_session()
-        sess = self._session
+        sess = session or self._session
         headers = {}
         data = None
         if body is not None:
