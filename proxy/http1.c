@@ -398,6 +398,25 @@ static int add_end_to_end(struct zw_obuf *out, const struct zw_http_head *h,
 	return 0;
 }
 
+/* Appends one Transfer-Encoding field with the codings of every
+ * Transfer-Encoding field of h, in order. */
+static int add_codings(struct zw_obuf *out, const struct zw_http_head *h)
+{
+	if (zw_obuf_add(out, "Transfer-Encoding: ", 19) < 0)
+		return -1;
+	int first = 1;
+	for (size_t i = 0; i < h->n_fields; i++) {
+		const struct zw_http_field *f = &h->fields[i];
+		if (!name_is(h, f, "transfer-encoding") || f->value_len == 0)
+			continue;
+		if ((!first && zw_obuf_add(out, ", ", 2) < 0) ||
+		    zw_obuf_add(out, h->buf + f->value_off, f->value_len) < 0)
+			return -1;
+		first = 0;
+	}
+	return zw_obuf_add(out, "\r\n", 2);
+}
+
 int zw_http_build_request(struct zw_obuf *out, const llhttp_t *p, const struct zw_http_head *h,
                           const struct zw_fwd_info *info)
 {
@@ -432,7 +451,9 @@ int zw_http_build_request(struct zw_obuf *out, const llhttp_t *p, const struct z
 		    zw_obuf_add(out, host, hlen) < 0 || zw_obuf_add(out, "\r\n", 2) < 0)
 			return -1;
 	}
-	if (info->chunked && zw_obuf_add(out, "Transfer-Encoding: chunked\r\n", 28) < 0)
+	/* The body is relayed as received (llhttp checked that chunked is the
+	 * final coding): keep the codings, in order. */
+	if (info->chunked && add_codings(out, h) < 0)
 		return -1;
 	if (info->upgrade) {
 		size_t ulen = 0;
@@ -453,10 +474,8 @@ int zw_http_build_response(struct zw_obuf *out, const llhttp_t *p, const struct 
 		return -1;
 	if (add_end_to_end(out, h, NULL) < 0)
 		return -1;
-	if (info->keep_framing && (p->flags & F_CHUNKED)) {
-		if (zw_obuf_add(out, "Transfer-Encoding: chunked\r\n", 28) < 0)
-			return -1;
-	}
+	if (info->keep_framing && (p->flags & F_CHUNKED) && add_codings(out, h) < 0)
+		return -1;
 	if (info->upgrade) {
 		size_t ulen = 0;
 		const char *up = zw_http_find(h, "upgrade", &ulen);

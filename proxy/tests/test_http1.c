@@ -246,6 +246,20 @@ static void test_build_request(void **state)
 	free(out.data);
 	zw_http_head_free(&x.h);
 
+	/* Other codings before chunked are kept with it. */
+	parse_with(&x, &wide,
+	           "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n"
+	           "Transfer-Encoding: chunked\r\n\r\n",
+	           1000);
+	assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+	memset(&out, 0, sizeof(out));
+	out.limit = 4096;
+	assert_int_equal(zw_http_build_request(&out, &x.p, &x.h, &info), 0);
+	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
+	assert_non_null(strstr(out.data, "\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"));
+	free(out.data);
+	zw_http_head_free(&x.h);
+
 	/* Upgrade kept for upgrades; existing X-Forwarded-Proto/-Host kept. */
 	parse(&x,
 	      "GET /ws HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
