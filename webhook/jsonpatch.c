@@ -39,13 +39,6 @@ char *zw_jsonpointer_append(const char *base, const char *token)
 	return out;
 }
 
-static char *pointer_index(const char *base, size_t i)
-{
-	char num[32];
-	snprintf(num, sizeof(num), "%zu", i);
-	return zw_jsonpointer_append(base, num);
-}
-
 static int add_op(json_t *patch, const char *op, const char *path, const json_t *value)
 {
 	json_t *o = json_object();
@@ -64,25 +57,73 @@ fail:
 	return -1;
 }
 
-static int diff(const json_t *from, const json_t *to, const char *path, json_t *patch, int depth)
+/* The pointer of the value being compared, built in place while walking
+ * (no allocation per key). */
+struct pbuf {
+	char s[ZW_JSONPATCH_MAX_PATH];
+	size_t len;
+};
+
+/* Appends "/" + escaped token; returns 0, or -1 when it does not fit. */
+static int push(struct pbuf *b, const char *tok)
 {
-	/* Equal subtrees need no walk, however deep they are. */
+	size_t w = b->len;
+	if (w + 1 >= sizeof(b->s))
+		return -1;
+	b->s[w++] = '/';
+	for (const char *p = tok; *p; p++) {
+		if (w + 2 >= sizeof(b->s))
+			return -1;
+		if (*p == '~' || *p == '/') {
+			b->s[w++] = '~';
+			b->s[w++] = *p == '~' ? '0' : '1';
+		} else {
+			b->s[w++] = *p;
+		}
+	}
+	b->s[w] = '\0';
+	b->len = w;
+	return 0;
+}
+
+static int push_index(struct pbuf *b, size_t i)
+{
+	char num[32];
+	snprintf(num, sizeof(num), "%zu", i);
+	return push(b, num);
+}
+
+static void pop(struct pbuf *b, size_t len)
+{
+	b->len = len;
+	b->s[len] = '\0';
+}
+
+static int replace_whole(const json_t *from, const json_t *to, struct pbuf *b, json_t *patch)
+{
 	if (json_equal((json_t *)from, (json_t *)to))
 		return 0;
+	return add_op(patch, "replace", b->s, to);
+}
+
+static int diff(const json_t *from, const json_t *to, struct pbuf *b, json_t *patch, int depth)
+{
+	size_t mark = b->len;
+	int rc = 0;
+	/* Past the depth limit, a differing subtree is replaced whole. */
 	if (depth > ZW_JSONPATCH_MAX_DEPTH)
-		return -1;
+		return replace_whole(from, to, b, patch);
 	if (json_is_object(from) && json_is_object(to)) {
 		const char *key;
 		json_t *v;
-		int rc = 0;
 		json_object_foreach((json_t *)from, key, v)
 		{
-			char *p = zw_jsonpointer_append(path, key);
-			if (!p)
-				return -1;
 			json_t *w = json_object_get(to, key);
-			rc = w ? diff(v, w, p, patch, depth + 1) : add_op(patch, "remove", p, NULL);
-			free(p);
+			if (push(b, key))
+				goto too_long;
+			rc = w ? diff(v, w, b, patch, depth + 1)
+			       : add_op(patch, "remove", b->s, NULL);
+			pop(b, mark);
 			if (rc)
 				return rc;
 		}
@@ -90,11 +131,10 @@ static int diff(const json_t *from, const json_t *to, const char *path, json_t *
 		{
 			if (json_object_get(from, key))
 				continue;
-			char *p = zw_jsonpointer_append(path, key);
-			if (!p)
-				return -1;
-			rc = add_op(patch, "add", p, v);
-			free(p);
+			if (push(b, key))
+				goto too_long;
+			rc = add_op(patch, "add", b->s, v);
+			pop(b, mark);
 			if (rc)
 				return rc;
 		}
@@ -104,44 +144,59 @@ static int diff(const json_t *from, const json_t *to, const char *path, json_t *
 		size_t nf = json_array_size(from), nt = json_array_size(to);
 		size_t common = nf < nt ? nf : nt;
 		for (size_t i = 0; i < common; i++) {
-			char *p = pointer_index(path, i);
-			if (!p)
-				return -1;
-			int rc = diff(json_array_get(from, i), json_array_get(to, i), p, patch,
-			              depth + 1);
-			free(p);
+			if (push_index(b, i))
+				goto too_long;
+			rc = diff(json_array_get(from, i), json_array_get(to, i), b, patch,
+			          depth + 1);
+			pop(b, mark);
 			if (rc)
 				return rc;
 		}
 		/* Remove from the end so earlier indices stay valid. */
 		for (size_t i = nf; i > common; i--) {
-			char *p = pointer_index(path, i - 1);
-			if (!p)
-				return -1;
-			int rc = add_op(patch, "remove", p, NULL);
-			free(p);
+			if (push_index(b, i - 1))
+				goto too_long;
+			rc = add_op(patch, "remove", b->s, NULL);
+			pop(b, mark);
 			if (rc)
 				return rc;
 		}
 		for (size_t i = common; i < nt; i++) {
-			char *p = pointer_index(path, i);
-			if (!p)
-				return -1;
-			int rc = add_op(patch, "add", p, json_array_get(to, i));
-			free(p);
+			if (push_index(b, i))
+				goto too_long;
+			rc = add_op(patch, "add", b->s, json_array_get(to, i));
+			pop(b, mark);
 			if (rc)
 				return rc;
 		}
 		return 0;
 	}
-	return add_op(patch, "replace", path, to);
+	return replace_whole(from, to, b, patch);
+too_long:
+	/* A child's pointer does not fit: replace this whole value instead.
+	 * Operations already emitted for earlier children stay valid. */
+	pop(b, mark);
+	return add_op(patch, "replace", b->s, to);
 }
 
 int zw_jsonpatch_diff(const json_t *from, const json_t *to, const char *prefix, json_t *patch)
 {
+	struct pbuf *b;
+	int rc;
 	if (!from || !to || !json_is_array(patch))
 		return -1;
-	return diff(from, to, prefix ? prefix : "", patch, 0);
+	if (!prefix)
+		prefix = "";
+	if (strlen(prefix) >= ZW_JSONPATCH_MAX_PATH)
+		return -1;
+	b = malloc(sizeof(*b));
+	if (!b)
+		return -1;
+	b->len = strlen(prefix);
+	memcpy(b->s, prefix, b->len + 1);
+	rc = diff(from, to, b, patch, 0);
+	free(b);
+	return rc;
 }
 
 /* Decodes the next reference token of *ptr (after its leading '/') into a

@@ -12,13 +12,16 @@
 #include <jansson.h>
 #include <stddef.h>
 
-/* Deepest nesting walked where documents differ; deeper differences make
- * the diff fail (equal subtrees of any depth are skipped). */
+/* Deepest nesting walked key by key; below it a differing subtree is
+ * replaced whole (still a valid, if larger, patch). */
 #define ZW_JSONPATCH_MAX_DEPTH 128
+/* Longest pointer the diff emits; a value whose children's pointers would be
+ * longer is replaced whole. */
+#define ZW_JSONPATCH_MAX_PATH 4096
 
 /* Appends to `patch` (a JSON array, borrowed) the operations turning `from`
  * into `to` (both borrowed), with paths below `prefix` ("" for the root).
- * Returns 0, or -1 on ENOMEM / too deep. */
+ * Returns 0, or -1 on ENOMEM or a prefix longer than ZW_JSONPATCH_MAX_PATH. */
 int zw_jsonpatch_diff(const json_t *from, const json_t *to, const char *prefix, json_t *patch);
 
 /* Appends the RFC 6901 escaped form of reference token `token` to the

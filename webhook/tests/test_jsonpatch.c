@@ -165,9 +165,40 @@ static void test_too_deep(void **state)
 		cb = nb;
 	}
 	json_object_set_new(cb, "leaf", json_true());
+	/* Below the depth limit the differing subtree is replaced whole. */
 	json_t *patch = json_array();
-	assert_int_equal(zw_jsonpatch_diff(a, b, "", patch), -1);
+	char err[128];
+	assert_int_equal(zw_jsonpatch_diff(a, b, "", patch), 0);
+	assert_int_equal(json_array_size(patch), 1);
+	json_t *op = json_array_get(patch, 0);
+	assert_string_equal(json_string_value(json_object_get(op, "op")), "replace");
+	assert_int_equal(strlen(json_string_value(json_object_get(op, "path"))),
+	                 2 * (ZW_JSONPATCH_MAX_DEPTH + 1));
+	json_t *doc = json_deep_copy(a);
+	assert_int_equal(zw_jsonpatch_apply(&doc, patch, err, sizeof(err)), 0);
+	assert_true(json_equal(doc, b));
+	json_decref(doc);
 	json_decref(patch);
+
+	/* Keys whose pointers would be too long: the parent is replaced. */
+	json_t *c = json_object(), *d = json_object();
+	char *key = malloc(ZW_JSONPATCH_MAX_PATH + 10);
+	memset(key, '/', ZW_JSONPATCH_MAX_PATH + 9);
+	key[ZW_JSONPATCH_MAX_PATH + 9] = '\0';
+	json_object_set_new(c, "m", json_pack("{s:i}", key, 1));
+	json_object_set_new(d, "m", json_pack("{s:i}", key, 2));
+	patch = json_array();
+	assert_int_equal(zw_jsonpatch_diff(c, d, "", patch), 0);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(patch, 0), "path")),
+	                    "/m");
+	doc = json_deep_copy(c);
+	assert_int_equal(zw_jsonpatch_apply(&doc, patch, err, sizeof(err)), 0);
+	assert_true(json_equal(doc, d));
+	free(key);
+	json_decref(doc);
+	json_decref(patch);
+	json_decref(c);
+	json_decref(d);
 	json_decref(a);
 	json_decref(b);
 }
