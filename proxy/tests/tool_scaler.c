@@ -12,7 +12,7 @@
  *   POST /test/begin?target=KEY[&n=N]   N requests enter (from another thread)
  *   POST /test/end?target=KEY[&n=N]     N requests finish
  *   POST /test/cold?target=KEY          cold signal (no endpoint ready)
- *   POST /test/objects                  body: object or array; adds targets
+ *   POST /test/objects                  body: object, array or List; adds targets
  *   POST /test/clear                    drops every target
  *   POST /test/peers                    body: JSON array of admin addresses
  *   POST /test/slice                    body: an EndpointSlice applied to the
@@ -143,7 +143,10 @@ static void link_all(const json_t *arr)
 
 static int add_objects(json_t *doc, char err[ZW_TARGET_ERRLEN])
 {
-	json_t *arr = json_is_array(doc) ? json_incref(doc) : json_pack("[O]", doc);
+	json_t *items = json_object_get(doc, "items");
+	json_t *arr = json_is_array(doc)     ? json_incref(doc)
+	              : json_is_array(items) ? json_incref(items)
+	                                     : json_pack("[O]", doc);
 	size_t i;
 	json_t *o;
 	int rc = 0;
