@@ -263,6 +263,22 @@ static bool valid_service_name(const char *s)
 	return s[len - 1] != '-';
 }
 
+/* Object names (ConfigMap, ...): DNS-1123 subdomains. */
+static bool valid_object_name(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 253 || !isalnum((unsigned char)s[0]) ||
+	    !isalnum((unsigned char)s[len - 1]))
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (!islower(ch) && !isdigit(ch) && ch != '-' && ch != '.')
+			return false;
+	}
+	return true;
+}
+
 /* Service port names: lower-case alphanumerics and '-', at most 63 bytes. */
 static bool valid_port_name(const char *s)
 {
@@ -1398,6 +1414,7 @@ void zw_target_free(struct zw_target *t)
 	ref_free(&t->fallback);
 	sr_free(&t->placeholder);
 	free(t->healthcheck_path);
+	free(t->healthcheck_path_prefix);
 	for (size_t i = 0; t->static_routes && i < t->n_static_routes; i++) {
 		rules_free(t->static_routes[i].rules, t->static_routes[i].n_rules);
 		sr_free(&t->static_routes[i].response);
@@ -1523,6 +1540,7 @@ int zw_target_copy(struct zw_target *dst, const struct zw_target *src)
 	dst->rules = NULL;
 	dst->n_rules = 0;
 	dst->healthcheck_path = NULL;
+	dst->healthcheck_path_prefix = NULL;
 	dst->static_routes = NULL;
 	dst->n_static_routes = 0;
 
@@ -1533,7 +1551,8 @@ int zw_target_copy(struct zw_target *dst, const struct zw_target *src)
 	    set_str(&dst->scale_kind, src->scale_kind) ||
 	    set_str(&dst->scale_api_version, src->scale_api_version) ||
 	    set_str(&dst->scale_name, src->scale_name) ||
-	    set_str(&dst->healthcheck_path, src->healthcheck_path))
+	    set_str(&dst->healthcheck_path, src->healthcheck_path) ||
+	    set_str(&dst->healthcheck_path_prefix, src->healthcheck_path_prefix))
 		goto fail;
 	if (copy_ref(&dst->service, &src->service) < 0 ||
 	    copy_ref(&dst->fallback, &src->fallback) < 0 ||
@@ -1696,7 +1715,26 @@ static int meta_placeholder(struct pctx *c, const json_t *meta, struct zw_target
 			return rc;
 		t->has_placeholder = true;
 	}
-	if (waiting && !sr->body && set_str(&sr->body, ZW_WAITING_PAGE_BODY))
+	if ((rc = meta_get(c, meta, "coldStartWaitingPageConfigMapRef", &m)) < 0)
+		return rc;
+	if (rc && waiting) {
+		/* Kedify: the page body is that ConfigMap's key coldStartWaitingPageBody */
+		meta_word(&m, w, sizeof(w));
+		if (!valid_object_name(w))
+			return failf(c,
+			             "metadata.coldStartWaitingPageConfigMapRef %s is not a valid "
+			             "ConfigMap name",
+			             quote(m.s, q));
+		if (sr->body)
+			return failf(c,
+			             "metadata.placeholderBody and "
+			             "metadata.coldStartWaitingPageConfigMapRef are both set (at "
+			             "most one is allowed)");
+		if (set_str(&sr->body_configmap, w) ||
+		    set_str(&sr->body_configmap_key, ZW_WAITING_PAGE_CONFIGMAP_KEY))
+			return ZW_TARGET_ENOMEM;
+	}
+	if (waiting && !sr->body && !sr->body_configmap && set_str(&sr->body, ZW_WAITING_PAGE_BODY))
 		return ZW_TARGET_ENOMEM;
 	if (waiting && !sr_has_header(sr, "Retry-After") &&
 	    (rc = sr_add_header(c, sr, "Retry-After", ZW_WAITING_PAGE_RETRY_AFTER,
@@ -1773,6 +1811,65 @@ static int meta_cold_start(struct pctx *c, const json_t *meta, struct zw_target 
 			                "(placeholderBody, placeholderStatusCode or "
 			                "coldStartWaitingPageEnabled)");
 	}
+	return 0;
+}
+
+/* A path-valued metadata key into *out (NULL when unset). */
+static int meta_path(struct pctx *c, const json_t *meta, const char *key, char **out)
+{
+	char q[QUOTE_LEN];
+	const char *why = NULL, *s;
+	struct mval m;
+	size_t len;
+	int rc;
+
+	if ((rc = meta_get(c, meta, key, &m)) <= 0)
+		return rc;
+	len = strlen(m.s);
+	s = trim(m.s, &len);
+	rc = path_norm(s, len, out, &why);
+	if (rc == -1)
+		return failf(c, "metadata.%s %s is not a valid path: it %s", key, quote(m.s, q),
+		             why);
+	return rc;
+}
+
+/* healthcheckPath | healthcheckPathPrefix and healthcheckResponse. */
+static int meta_healthcheck(struct pctx *c, const json_t *meta, struct zw_target *t)
+{
+	char q[QUOTE_LEN], w[WORD_LEN];
+	struct mval m;
+	int rc;
+
+	if ((rc = meta_path(c, meta, "healthcheckPath", &t->healthcheck_path)) < 0 ||
+	    (rc = meta_path(c, meta, "healthcheckPathPrefix", &t->healthcheck_path_prefix)) < 0)
+		return rc;
+	if (t->healthcheck_path && t->healthcheck_path_prefix)
+		return failf(c,
+		             "metadata.healthcheckPath and metadata.healthcheckPathPrefix are both "
+		             "set (exactly one is allowed)");
+	if (t->healthcheck_path)
+		t->healthcheck_response = ZW_HC_PASSTHROUGH;
+	if (t->healthcheck_path_prefix)
+		t->healthcheck_response = ZW_HC_PATH_EMBEDDED_HOST;
+	if ((rc = meta_get(c, meta, "healthcheckResponse", &m)) <= 0)
+		return rc;
+	meta_word(&m, w, sizeof(w));
+	if (strcasecmp(w, "pathEmbeddedHost") == 0) {
+		if (!t->healthcheck_path_prefix)
+			return failf(c, "metadata.healthcheckResponse pathEmbeddedHost needs "
+			                "metadata.healthcheckPathPrefix");
+		return 0;
+	}
+	if (strcasecmp(w, "passthrough") && strcasecmp(w, "static"))
+		return failf(c,
+		             "metadata.healthcheckResponse %s must be passthrough, static or "
+		             "pathEmbeddedHost",
+		             quote(m.s, q));
+	if (!t->healthcheck_path)
+		return failf(c, "metadata.healthcheckResponse %s needs metadata.healthcheckPath",
+		             quote(m.s, q));
+	t->healthcheck_response = strcasecmp(w, "static") == 0 ? ZW_HC_STATIC : ZW_HC_PASSTHROUGH;
 	return 0;
 }
 
@@ -1853,36 +1950,8 @@ static int parse_trigger(struct pctx *c, const json_t *meta, struct zw_target *t
 	    (rc && (rc = autowire_set(c, m.s, "metadata.trafficAutowire", t)) < 0))
 		return rc;
 
-	if ((rc = meta_get(c, meta, "healthcheckPath", &m)) < 0)
+	if ((rc = meta_healthcheck(c, meta, t)) < 0)
 		return rc;
-	if (rc) {
-		const char *why = NULL;
-		size_t len = strlen(m.s);
-		const char *s = trim(m.s, &len);
-		rc = path_norm(s, len, &t->healthcheck_path, &why);
-		if (rc == -1)
-			return failf(c, "metadata.healthcheckPath %s is not a valid path: it %s",
-			             quote(m.s, q), why);
-		if (rc < 0)
-			return rc;
-		t->healthcheck_response = ZW_HC_PASSTHROUGH;
-	}
-	if ((rc = meta_get(c, meta, "healthcheckResponse", &m)) < 0)
-		return rc;
-	if (rc) {
-		if (!t->healthcheck_path)
-			return failf(c,
-			             "metadata.healthcheckResponse needs metadata.healthcheckPath");
-		meta_word(&m, w, sizeof(w));
-		if (strcasecmp(w, "passthrough") == 0)
-			t->healthcheck_response = ZW_HC_PASSTHROUGH;
-		else if (strcasecmp(w, "static") == 0)
-			t->healthcheck_response = ZW_HC_STATIC;
-		else
-			return failf(
-			        c, "metadata.healthcheckResponse %s must be passthrough or static",
-			        quote(m.s, q));
-	}
 	if ((rc = meta_cold_start(c, meta, t)) < 0)
 		return rc;
 	if (t->has_fallback &&

@@ -46,6 +46,9 @@
 #define ZW_WAITING_PAGE_STATUS      503
 #define ZW_WAITING_PAGE_BODY        "Service is starting, try again later."
 #define ZW_WAITING_PAGE_RETRY_AFTER "10"
+/* coldStartWaitingPageConfigMapRef: the page body is this key of the ConfigMap
+ * (placeholder.body_configmap / body_configmap_key). */
+#define ZW_WAITING_PAGE_CONFIGMAP_KEY "coldStartWaitingPageBody"
 
 enum zw_target_status {
 	ZW_TARGET_OK = 0,
@@ -89,6 +92,10 @@ enum zw_healthcheck_response {
 	ZW_HC_NONE = 0,
 	ZW_HC_PASSTHROUGH, /* answer statically only while no endpoint is ready */
 	ZW_HC_STATIC,      /* always answer statically */
+	/* Addition (Kedify, AWS ALB probes that send the pod IP as Host):
+	 * requests under healthcheck_path_prefix + "/..." are health checks for
+	 * the target; healthcheck_path is NULL. */
+	ZW_HC_PATH_EMBEDDED_HOST,
 };
 
 /* Addition: how zw_header_match.value is compared with a request header's
@@ -213,6 +220,8 @@ struct zw_target {
 	enum zw_healthcheck_response healthcheck_response;
 
 	/* Additions by the target module. */
+	/* Kedify healthcheckPathPrefix (with ZW_HC_PATH_EMBEDDED_HOST), else NULL. */
+	char *healthcheck_path_prefix;
 	/* trafficAutowire words accepted but not supported (enum
 	 * zw_autowire_ignored bits); they add nothing to `autowire`. */
 	unsigned autowire_ignored;

@@ -212,7 +212,7 @@ static json_t *dump_target(const struct zw_target *t)
 	                                      "httpscaledobject"};
 	static const char *const aw[] = {"ingress", "httproute", "grpcroute", "virtualservice",
 	                                 "gloo"};
-	static const char *const hc[] = {"none", "passthrough", "static"};
+	static const char *const hc[] = {"none", "passthrough", "static", "pathEmbeddedHost"};
 	json_t *o = json_object(), *a;
 	char key[256];
 
@@ -263,6 +263,7 @@ static json_t *dump_target(const struct zw_target *t)
 	                    t->has_placeholder ? dump_sr(&t->placeholder) : json_null());
 	json_object_set_new(o, "healthcheckPath", jstr(t->healthcheck_path));
 	json_object_set_new(o, "healthcheckResponse", json_string(hc[t->healthcheck_response]));
+	json_object_set_new(o, "healthcheckPathPrefix", jstr(t->healthcheck_path_prefix));
 	json_object_set_new(o, "skipScaledObject", json_boolean(t->skip_scaledobject));
 	json_object_set_new(o, "cooldownPeriod", json_integer(t->cooldown_period));
 	json_object_set_new(o, "initialCooldownPeriod", json_integer(t->initial_cooldown_period));
