@@ -1885,6 +1885,9 @@ static int parse_trigger(struct pctx *c, const json_t *meta, struct zw_target *t
 
 	if ((rc = meta_get(c, meta, "service", &m)) < 0)
 		return rc;
+	if (!rc && t->scale_kind && strcmp(t->scale_kind, "Rollout") == 0)
+		return failf(c, "metadata.service is required (zerowire does not read it from the "
+		                "Argo Rollout)");
 	if (!rc)
 		return failf(c, "metadata.service is required");
 	meta_word(&m, w, sizeof(w));
