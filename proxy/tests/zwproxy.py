@@ -19,6 +19,10 @@ from urllib.parse import urlparse, parse_qs
 
 ROOT = os.environ.get("ZW_ROOT") or os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BIN = os.environ.get("ZW_PROXY_BIN") or os.path.join(ROOT, "build", "san", "bin", "zerowire-proxy")
+# Optional command prefix for the proxy, e.g. valgrind (make valgrind): its
+# --error-exitcode turns memory errors and leaks into a non-zero exit status,
+# which every test checks through Proxy.stop().
+WRAP = os.environ.get("ZW_PROXY_WRAP", "").split()
 
 
 def free_port(host="127.0.0.1"):
@@ -280,7 +284,7 @@ class Proxy:
         self.scaler_port = free_port()
         self.log_path = os.path.join(self.tmp, "proxy-%d.log" % self.port)
         self.log = open(self.log_path, "wb")
-        cmd = [BIN, "--listen", "127.0.0.1:%d" % self.port,
+        cmd = WRAP + [BIN, "--listen", "127.0.0.1:%d" % self.port,
                "--admin-listen", "127.0.0.1:%d" % self.admin_port,
                "--scaler-listen", "127.0.0.1:%d" % self.scaler_port,
                "--workers", "2", "--targets-file", self.targets_file,
@@ -292,7 +296,7 @@ class Proxy:
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=e)
         if ready:
             wait_for(lambda: self.admin_get("/readyz")[0] == 200 or self.proc.poll() is not None,
-                     timeout=15, what="proxy /readyz")
+                     timeout=60 if WRAP else 15, what="proxy /readyz")
             assert self.proc.poll() is None, "proxy exited: " + self.output()
 
     def write_targets(self, targets):
@@ -393,7 +397,7 @@ class Proxy:
                     return int(line.split()[1])
         return 0
 
-    def stop(self, sig=signal.SIGTERM, timeout=20):
+    def stop(self, sig=signal.SIGTERM, timeout=60 if WRAP else 20):
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
