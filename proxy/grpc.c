@@ -12,6 +12,8 @@
 #define CONN_WRITE_LIMIT (1024 * 1024) /* bytes handed to uv_write and not yet written */
 #define WRITE_CHUNK      (64 * 1024)
 #define MAX_PATH_LEN     1024
+/* Request bytes one connection may hold at once, in max_message units. */
+#define CONN_BUFFER_FACTOR 4
 
 struct conn;
 
@@ -46,6 +48,7 @@ struct conn {
 	struct zw_grpc_call *calls;
 	size_t n_calls;
 	size_t write_pending;
+	size_t buffered; /* request bytes held by this connection's calls */
 	int open_handles;
 	bool closing;
 	bool in_recv;
@@ -115,6 +118,7 @@ static void call_end(struct zw_grpc_call *call)
 	if (call->next)
 		call->next->prev = call->prev;
 	c->n_calls--;
+	c->buffered -= call->req_cap;
 	s->st.calls--;
 	if (call->handed && !call->finished) {
 		s->st.cancelled_total++;
@@ -444,6 +448,7 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t stream_id, 
 		return 0;
 	if (call->req_len + len > limit) {
 		call->too_big = true;
+		c->buffered -= call->req_cap;
 		free(call->req);
 		call->req = NULL;
 		call->req_len = call->req_cap = 0;
@@ -457,9 +462,19 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t stream_id, 
 			cap *= 2;
 		if (cap > limit)
 			cap = limit;
+		if (c->buffered - call->req_cap + cap > CONN_BUFFER_FACTOR * limit) {
+			/* Many large requests at once on one connection. */
+			call->too_big = true;
+			c->buffered -= call->req_cap;
+			free(call->req);
+			call->req = NULL;
+			call->req_len = call->req_cap = 0;
+			return 0;
+		}
 		p = realloc(call->req, cap);
 		if (!p)
 			return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		c->buffered += cap - call->req_cap;
 		call->req = p;
 		call->req_cap = cap;
 	}

@@ -6,7 +6,8 @@
  *   - request content-type must start with "application/grpc" (else HTTP 415);
  *   - unknown :path -> trailers-only response grpc-status 12 UNIMPLEMENTED;
  *   - compressed flag set, truncated prefix, more or fewer than one request
- *     message -> 13 INTERNAL; a message larger than max_message ->
+ *     message -> 13 INTERNAL; a message larger than max_message, or more
+ *     than 4 x max_message of requests buffered on one connection ->
  *     8 RESOURCE_EXHAUSTED;
  *   - a client RST_STREAM or a lost connection cancels the call: the
  *     handler's on_cancel runs and the call pointer becomes invalid;

@@ -31,6 +31,8 @@ struct zw_stats_entry {
 	uint64_t gran_ms;
 	size_t n_buckets;
 	struct zw_stats_bucket *ring; /* allocated on the first recorded request */
+	uint64_t cur;                 /* newest bucket index the ring has advanced to */
+	uint64_t total;               /* sum of the ring's live buckets */
 	uint64_t first_ms;            /* when the current stretch of activity began */
 	uint64_t last_ms;             /* last time anything was recorded */
 	bool have_data;
@@ -191,6 +193,7 @@ int zw_stats_acquire(struct zw_stats *s, const char *key, uint64_t window_ms,
 		if (e->window_ms != window_ms || e->gran_ms != granularity_ms) {
 			free(e->ring);
 			e->ring = NULL;
+			e->total = 0;
 			e->window_ms = window_ms;
 			e->gran_ms = granularity_ms;
 			e->n_buckets = nb;
@@ -285,11 +288,35 @@ const char *zw_stats_entry_key(const struct zw_stats_entry *e)
 	return e->key;
 }
 
+/* Registry locked. Moves the ring forward to now_ms: buckets that fall out
+ * of the window are subtracted from the running total and reused, so
+ * reading the window is O(1). Time never goes backwards here. */
+static void advance_locked(struct zw_stats_entry *e, uint64_t now_ms)
+{
+	uint64_t idx = now_ms / e->gran_ms, steps;
+
+	if (!e->ring || idx <= e->cur)
+		return;
+	steps = idx - e->cur;
+	if (steps >= e->n_buckets) {
+		memset(e->ring, 0, e->n_buckets * sizeof(*e->ring));
+		e->total = 0;
+	} else {
+		for (uint64_t k = 1; k <= steps; k++) {
+			struct zw_stats_bucket *b = &e->ring[(e->cur + k) % e->n_buckets];
+
+			e->total -= b->count;
+			b->count = 0;
+			b->idx = e->cur + k + 1;
+		}
+	}
+	e->cur = idx;
+}
+
 /* Registry locked. Adds n requests at now_ms to e's ring. Returns 0 or
  * -ENOMEM (the requests are then lost for the rate, not for the counter). */
 static int record_locked(struct zw_stats_entry *e, uint64_t n, uint64_t now_ms)
 {
-	uint64_t idx = now_ms / e->gran_ms;
 	struct zw_stats_bucket *b;
 
 	if (n == 0)
@@ -298,13 +325,14 @@ static int record_locked(struct zw_stats_entry *e, uint64_t n, uint64_t now_ms)
 		e->ring = calloc(e->n_buckets, sizeof(*e->ring));
 		if (!e->ring)
 			return -ENOMEM;
+		e->cur = now_ms / e->gran_ms;
+		e->total = 0;
 	}
-	b = &e->ring[idx % e->n_buckets];
-	if (b->idx != idx + 1) {
-		b->idx = idx + 1;
-		b->count = 0;
-	}
+	advance_locked(e, now_ms);
+	b = &e->ring[e->cur % e->n_buckets];
+	b->idx = e->cur + 1;
 	b->count += n;
+	e->total += n;
 	if (!e->have_data || now_ms - e->last_ms >= e->window_ms || now_ms < e->first_ms)
 		e->first_ms = now_ms;
 	e->last_ms = now_ms;
@@ -314,21 +342,12 @@ static int record_locked(struct zw_stats_entry *e, uint64_t n, uint64_t now_ms)
 
 /* Registry locked. Requests in the window ending at now_ms, recorded ones
  * only. */
-static uint64_t window_sum_locked(const struct zw_stats_entry *e, uint64_t now_ms)
+static uint64_t window_sum_locked(struct zw_stats_entry *e, uint64_t now_ms)
 {
-	uint64_t cur = now_ms / e->gran_ms, sum = 0;
-
-	if (!e->ring || !e->have_data || now_ms - e->last_ms >= e->window_ms + e->gran_ms)
+	if (!e->ring || !e->have_data)
 		return 0;
-	for (size_t i = 0; i < e->n_buckets; i++) {
-		const struct zw_stats_bucket *b = &e->ring[i];
-
-		if (b->idx == 0)
-			continue;
-		if (b->idx - 1 <= cur && b->idx - 1 + e->n_buckets > cur)
-			sum += b->count;
-	}
-	return sum;
+	advance_locked(e, now_ms);
+	return e->total;
 }
 
 /* Registry locked. */

@@ -226,6 +226,44 @@ static void test_remote(void **state)
 	zw_stats_release(s, e);
 }
 
+/* The running window total against a brute-force count, over random
+ * arrivals, gaps shorter and longer than the window, several geometries. */
+static void test_window_reference(void **state)
+{
+	struct zw_stats *s = *state;
+	static const uint64_t geo[][2] = {
+	        {60000, 1000}, {10000, 3000}, {3600000, 1000}, {5000, 5000}};
+	static uint64_t at[4000], cnt[4000];
+	uint32_t rng = 12345;
+
+	for (size_t g = 0; g < sizeof(geo) / sizeof(geo[0]); g++) {
+		struct zw_stats_entry *e;
+		struct zw_stats_snapshot snap;
+		uint64_t t = 1000000, w = geo[g][0], gr = geo[g][1], n = (w + gr - 1) / gr;
+		size_t k = 0;
+
+		assert_int_equal(zw_stats_acquire(s, "ns/ref", w, gr, &e), 0);
+		for (int i = 0; i < 4000; i++) {
+			uint64_t cur, want = 0;
+
+			rng = rng * 1103515245u + 12345u;
+			t += (rng >> 8) % 7 == 0 ? (rng >> 12) % (2 * w)
+			                         : (rng >> 12) % (gr * 2 + 1);
+			at[k] = t;
+			cnt[k] = 1 + (rng >> 20) % 5;
+			assert_int_equal(zw_stats_add_remote(s, "ns/ref", cnt[k], t), 0);
+			k++;
+			cur = t / gr;
+			for (size_t j = 0; j < k; j++)
+				if (at[j] / gr + n > cur)
+					want += cnt[j];
+			assert_int_equal(zw_stats_get(s, "ns/ref", t, &snap), 0);
+			assert_true(snap.window_requests == (double)want);
+		}
+		zw_stats_release(s, e);
+	}
+}
+
 struct wake_rec {
 	int notified;
 	int taken;
@@ -340,6 +378,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_long_idle_precision, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_granularity, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_remote, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_window_reference, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_wake, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_threads, setup, teardown),
 	};
