@@ -30,4 +30,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # nginx/haproxy are only used as benchmark peers: never leave them running.
 as_root systemctl disable --now nginx haproxy >/dev/null 2>&1 || true
+"$(dirname "$0")/install-helm.sh"
 echo "setup: dependencies present" >&2
