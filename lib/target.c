@@ -92,7 +92,7 @@ static const char *quoten(const char *s, size_t len, char buf[QUOTE_LEN])
 	buf[o++] = '"';
 	for (i = 0; i < len && o < QUOTE_LEN - 5; i++) {
 		unsigned char ch = (unsigned char)s[i];
-		buf[o++] = (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') ? '?' : (char)ch;
+		buf[o++] = (ch < 0x20 || ch == 0x7f || ch == '"') ? '?' : (char)ch;
 	}
 	if (i < len) {
 		memcpy(buf + o, "...", 3);
@@ -597,13 +597,29 @@ static int rule_default_path(struct zw_route_rule *r)
 
 static const char *const match_keys[] = {"value", "value", "valueWildcard", "valueRegex"};
 
+/* RE2 shorthand classes in POSIX ERE, outside and inside a bracket
+ * expression. Negated ones inside brackets have no POSIX spelling: an
+ * invalid class name makes regcomp refuse the expression. */
+static const struct {
+	char esc;
+	const char *outside, *inside;
+} re_classes[] = {
+        {'d', "[0-9]", "0-9"},
+        {'D', "[^0-9]", "[:neg:]"},
+        {'w', "[A-Za-z0-9_]", "A-Za-z0-9_"},
+        {'W', "[^A-Za-z0-9_]", "[:neg:]"},
+        {'s', "[[:space:]]", "[:space:]"},
+        {'S', "[^[:space:]]", "[:neg:]"},
+};
+
 /* Rewrites an RE2-style expression into POSIX ERE: \d \w \s \D \W \S
  * outside and inside bracket expressions, (?: as (, and escaped
  * punctuation inside brackets as the bare character. Returns a new string. */
 static char *regex_to_ere(const char *p)
 {
 	size_t len = strlen(p);
-	char *out = malloc(len * 12 + 8), *o = out;
+	/* an escape (2 bytes) becomes at most 13 bytes ("[^A-Za-z0-9_]") */
+	char *out = malloc(len * 7 + 8), *o = out;
 	bool in_br = false;
 
 	if (!out)
@@ -637,28 +653,9 @@ static char *regex_to_ere(const char *p)
 		}
 		i++;
 		const char *rep = NULL;
-		switch (nx) {
-		case 'd':
-			rep = in_br ? "0-9" : "[0-9]";
-			break;
-		case 'D':
-			rep = in_br ? NULL : "[^0-9]";
-			break;
-		case 'w':
-			rep = in_br ? "A-Za-z0-9_" : "[A-Za-z0-9_]";
-			break;
-		case 'W':
-			rep = in_br ? NULL : "[^A-Za-z0-9_]";
-			break;
-		case 's':
-			rep = in_br ? "[:space:]" : "[[:space:]]";
-			break;
-		case 'S':
-			rep = in_br ? NULL : "[^[:space:]]";
-			break;
-		default:
-			break;
-		}
+		for (size_t k = 0; k < sizeof(re_classes) / sizeof(re_classes[0]); k++)
+			if (re_classes[k].esc == nx)
+				rep = in_br ? re_classes[k].inside : re_classes[k].outside;
 		if (rep) {
 			size_t rl = strlen(rep);
 			memcpy(o, rep, rl);
@@ -2508,20 +2505,27 @@ static int hso_parse(struct pctx *c, const json_t *obj, struct zw_target *t)
 	return 0;
 }
 
-int zw_target_parse_httpscaledobject(const json_t *obj, struct zw_target *out,
-                                     char err[ZW_TARGET_ERRLEN])
+/* Runs a single-object parser with one error path for both CRD kinds. */
+static int parse_single(int (*parse)(struct pctx *, const json_t *, struct zw_target *),
+                        const json_t *obj, struct zw_target *out, char err[ZW_TARGET_ERRLEN])
 {
 	struct pctx c = {.err = err, .trigger = -1};
 	int rc;
 
 	if (err)
 		err[0] = '\0';
-	rc = hso_parse(&c, obj, out);
+	rc = parse(&c, obj, out);
 	if (rc < 0) {
 		zw_target_free(out);
 		enomem_message(err, rc);
 	}
 	return rc;
+}
+
+int zw_target_parse_httpscaledobject(const json_t *obj, struct zw_target *out,
+                                     char err[ZW_TARGET_ERRLEN])
+{
+	return parse_single(hso_parse, obj, out, err);
 }
 
 /* ---- InterceptorRoute ---- */
@@ -2675,17 +2679,7 @@ static int ir_parse(struct pctx *c, const json_t *obj, struct zw_target *t)
 int zw_target_parse_interceptorroute(const json_t *obj, struct zw_target *out,
                                      char err[ZW_TARGET_ERRLEN])
 {
-	struct pctx c = {.err = err, .trigger = -1};
-	int rc;
-
-	if (err)
-		err[0] = '\0';
-	rc = ir_parse(&c, obj, out);
-	if (rc < 0) {
-		zw_target_free(out);
-		enomem_message(err, rc);
-	}
-	return rc;
+	return parse_single(ir_parse, obj, out, err);
 }
 
 /* ---- dispatch ---- */

@@ -118,6 +118,8 @@ cases = [
      PREFIX + T + 'metadata.headers[0].valueRegex "(?i)abc" is not a supported regular expression: '),
     (so('header-unbalanced-regex', {'headers': '- name: X-A\n  valueRegex: "a(b"\n'}),
      PREFIX + T + 'metadata.headers[0].valueRegex "a(b" is not a supported regular expression: '),
+    (so('header-negated-in-brackets', {'headers': '- name: X-A\n  valueRegex: "[\\\\D]"\n'}),
+     PREFIX + T + 'metadata.headers[0].valueRegex "[\\D]" is not a supported regular expression: '),
     (so('ph-header-pattern', {'placeholderHeaders': '- name: Refresh\n  valueWildcard: "5*"\n'}),
      T + 'metadata.placeholderHeaders[0]: a response header takes value, not a pattern'),
     (so('hosts-bad', {'hosts': 'ok.example.com, foo bar.com'}),
