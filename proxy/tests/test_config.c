@@ -1,0 +1,126 @@
+/* Unit tests for proxy/config.c: defaults, flag forms, and clear errors. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <cmocka.h>
+
+#include "config.h"
+
+static int parse(struct zw_proxy_config *cfg, char *msg, size_t len, int argc, ...)
+{
+	char *argv[32];
+	va_list ap;
+	va_start(ap, argc);
+	argv[0] = "zerowire-proxy";
+	for (int i = 1; i < argc; i++)
+		argv[i] = va_arg(ap, char *);
+	va_end(ap);
+	zw_proxy_config_defaults(cfg);
+	return zw_proxy_config_parse(cfg, argc, argv, msg, len);
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct zw_proxy_config c;
+	char msg[512];
+	assert_int_equal(parse(&c, msg, sizeof(msg), 1), 0);
+	assert_string_equal(c.listen, "0.0.0.0:8080");
+	assert_string_equal(c.admin_listen, "0.0.0.0:9091");
+	assert_string_equal(c.scaler_listen, "0.0.0.0:9090");
+	assert_int_equal(c.max_header_bytes, 65536);
+	assert_int_equal(c.max_headers, 100);
+	assert_int_equal(c.max_request_line, 8192);
+	assert_int_equal(c.header_timeout_ms, 10000);
+	assert_int_equal(c.idle_timeout_ms, 60000);
+	assert_int_equal(c.max_connections, 10000);
+	assert_int_equal(c.connect_timeout_ms, 500);
+	assert_int_equal(c.connect_retry_interval_ms, 50);
+	assert_int_equal(c.response_header_timeout_ms, 300000);
+	assert_int_equal(c.readiness_timeout_ms, 300000);
+	assert_int_equal(c.max_held, 1000);
+	assert_int_equal(c.shutdown_delay_ms, 5000);
+	assert_int_equal(c.drain_timeout_ms, 30000);
+	assert_true(c.workers >= 1 && c.workers <= 64);
+}
+
+static void test_flags(void **state)
+{
+	(void)state;
+	struct zw_proxy_config c;
+	char msg[512];
+	char ns[] = "a,b";
+	assert_int_equal(parse(&c, msg, sizeof(msg), 16, "--listen", "127.0.0.1:1234",
+	                       "--header-timeout=2s", "--max-held", "7", "--namespace", ns,
+	                       "--namespace=c", "--static-endpoint", "default/app:80=127.0.0.1:1",
+	                       "--readiness-timeout", "1m30s", "--workers=3", "--connect-timeout",
+	                       "250ms"),
+	                 0);
+	assert_string_equal(c.listen, "127.0.0.1:1234");
+	assert_int_equal(c.header_timeout_ms, 2000);
+	assert_int_equal(c.max_held, 7);
+	assert_int_equal(c.n_namespaces, 3);
+	assert_string_equal(c.namespaces[0], "a");
+	assert_string_equal(c.namespaces[1], "b");
+	assert_string_equal(c.namespaces[2], "c");
+	assert_int_equal(c.n_static_endpoints, 1);
+	assert_int_equal(c.readiness_timeout_ms, 90000);
+	assert_int_equal(c.workers, 3);
+	assert_int_equal(c.connect_timeout_ms, 250);
+}
+
+static void test_errors(void **state)
+{
+	(void)state;
+	struct zw_proxy_config c;
+	char msg[4096];
+	assert_int_equal(parse(&c, msg, sizeof(msg), 2, "--bogus"), -1);
+	assert_non_null(strstr(msg, "unknown flag --bogus"));
+	assert_int_equal(parse(&c, msg, sizeof(msg), 2, "--max-held"), -1);
+	assert_non_null(strstr(msg, "needs a value"));
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--max-held", "0"), -1);
+	assert_non_null(strstr(msg, "--max-held"));
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--max-held", "-3"), -1);
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--header-timeout", "soon"), -1);
+	assert_non_null(strstr(msg, "is not a duration"));
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--listen", "localhost"), -1);
+	assert_non_null(strstr(msg, "is not host:port"));
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--workers", "65"), -1);
+	assert_int_equal(parse(&c, msg, sizeof(msg), 2, "--help"), 1);
+	assert_non_null(strstr(msg, "--max-header-bytes"));
+	assert_int_equal(parse(&c, msg, sizeof(msg), 2, "--version"), 1);
+	assert_non_null(strstr(msg, "zerowire-proxy"));
+}
+
+static void test_addr(void **state)
+{
+	(void)state;
+	struct sockaddr_storage ss;
+	assert_int_equal(zw_parse_addr("127.0.0.1:8080", &ss), 0);
+	assert_int_equal(ss.ss_family, AF_INET);
+	assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port), 8080);
+	assert_int_equal(zw_parse_addr("[::1]:9", &ss), 0);
+	assert_int_equal(ss.ss_family, AF_INET6);
+	assert_int_equal(zw_parse_addr(":80", &ss), 0);
+	assert_int_equal(zw_parse_addr("1.2.3.4:70000", &ss), -1);
+	assert_int_equal(zw_parse_addr("host:80", &ss), -1);
+	assert_int_equal(zw_parse_addr("[::1]80", &ss), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_flags),
+	        cmocka_unit_test(test_errors),
+	        cmocka_unit_test(test_addr),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
