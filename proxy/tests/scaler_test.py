@@ -617,3 +617,82 @@ def test_peers_from_endpoint_store(pb, tmp_path):
     finally:
         a.stop()
         b.stop()
+
+
+# ---- the real zerowire-proxy: data path -> stats -> scaler ----
+
+PROXY = os.environ.get("ZW_PROXY_BIN") or os.path.join(ROOT, "build", "san", "bin",
+                                                       "zerowire-proxy")
+
+
+def _port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_real_proxy_cold_request_pushes(pb, tmp_path):
+    """A request for a target without endpoints, through zerowire-proxy's
+    data path, reaches KEDA's stream as `true`; the held request counts as
+    concurrency and leaves when the client goes away."""
+    import socket
+    if not os.access(PROXY, os.X_OK):
+        pytest.fail("%s not built: run `make SAN=1`" % PROXY)
+    targets = tmp_path / "targets.json"
+    targets.write_text(json.dumps({"apiVersion": "v1", "kind": "List", "items": [
+        so("app", APP_META), so("busy", CONC_META)]}))
+    http, admin, grpc_port = _port(), _port(), _port()
+    log = open(tmp_path / "proxy.log", "w+")
+    proc = subprocess.Popen(
+        [PROXY, "--targets-file", str(targets), "--workers", "2",
+         "--listen", "127.0.0.1:%d" % http, "--admin-listen", "127.0.0.1:%d" % admin,
+         "--scaler-listen", "127.0.0.1:%d" % grpc_port,
+         "--shutdown-delay", "0s", "--drain-timeout", "2s"],
+        stdout=subprocess.DEVNULL, stderr=log)
+    ch = None
+    try:
+        deadline = time.time() + 15
+        while True:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/metrics-api/demo/busy" % admin,
+                                            timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except (urllib.error.URLError, ConnectionError):
+                pass
+            assert proc.poll() is None and time.time() < deadline, "proxy did not start"
+            time.sleep(0.05)
+        ch = grpc.insecure_channel("127.0.0.1:%d" % grpc_port)
+        s = pb.grpc.ExternalScalerStub(ch)
+        r = StreamReader(s.StreamIsActive(ref(pb, "busy", CONC_META)))
+        assert r.next()[1] is False
+        r.drain()
+        c = socket.create_connection(("127.0.0.1", http))
+        t0 = time.monotonic()
+        c.sendall(b"GET / HTTP/1.1\r\nHost: busy.example.com\r\n\r\n")
+        t1 = r.wait_for(True)
+        print("proxy: cold request -> true: %.2f ms" % ((t1 - t0) * 1000))
+        assert t1 - t0 < PUSH_BOUND_S
+        assert s.IsActive(ref(pb, "busy", CONC_META)).result is True
+        (v,) = s.GetMetrics(pb.pb2.GetMetricsRequest(
+            scaledObjectRef=ref(pb, "busy", CONC_META))).metricValues
+        assert (v.metricName, v.metricValueFloat, v.metricValue) == \
+            ("demo-busy-concurrency", 1.0, 1)
+        c.close()  # the held request is dropped: concurrency back to 0
+        _eventually(lambda: s.GetMetrics(pb.pb2.GetMetricsRequest(
+            scaledObjectRef=ref(pb, "busy", CONC_META))).metricValues[0].metricValueFloat == 0)
+        r.cancel()
+    finally:
+        if ch:
+            ch.close()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.seek(0)
+        err = log.read()
+        assert "AddressSanitizer" not in err and "runtime error" not in err, err
+        assert proc.returncode == 0, err
