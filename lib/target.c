@@ -186,6 +186,20 @@ static int opt_array(struct pctx *c, const json_t *obj, const char *key, const c
 	return opt_typed(c, obj, key, base, JSON_ARRAY, "an array", out);
 }
 
+/* A required object member: "<base>.<key> is required" when absent. */
+static int req_object(struct pctx *c, const json_t *obj, const char *key, const char *base,
+                      json_t **out)
+{
+	char p[PATH_LEN];
+	int rc = opt_object(c, obj, key, base, out);
+
+	if (rc == 0) {
+		join(p, base, key);
+		return failf(c, "%s is required", p);
+	}
+	return rc < 0 ? rc : 0;
+}
+
 /* Optional string member; *out NULL when absent. Returns 1/0 or EINVAL. */
 static int opt_string(struct pctx *c, const json_t *obj, const char *key, const char *base,
                       const char **out)
@@ -238,14 +252,49 @@ static int req_string(struct pctx *c, const json_t *obj, const char *key, const 
 
 /* ---- text validation ---- */
 
-static bool all_digits(const char *s, size_t len)
+static bool is_digit(unsigned char ch)
+{
+	return isdigit(ch);
+}
+
+/* DNS label bytes (Service and port names). */
+static bool is_label(unsigned char ch)
+{
+	return islower(ch) || isdigit(ch) || ch == '-';
+}
+
+/* DNS subdomain bytes (ConfigMap names). */
+static bool is_subdomain(unsigned char ch)
+{
+	return is_label(ch) || ch == '.';
+}
+
+/* HTTP token bytes (header names). */
+static bool is_tchar(unsigned char ch)
+{
+	return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+/* HTTP field value bytes: no control characters except tab. */
+static bool is_field_byte(unsigned char ch)
+{
+	return (ch >= 0x20 || ch == '\t') && ch != 0x7f;
+}
+
+/* True when s[0..len) is not empty and every byte satisfies pred. */
+static bool all_bytes(const char *s, size_t len, bool (*pred)(unsigned char))
 {
 	if (len == 0)
 		return false;
 	for (size_t i = 0; i < len; i++)
-		if (!isdigit((unsigned char)s[i]))
+		if (!pred((unsigned char)s[i]))
 			return false;
 	return true;
+}
+
+static bool all_digits(const char *s, size_t len)
+{
+	return all_bytes(s, len, is_digit);
 }
 
 /* Kubernetes Service names are DNS-1035 labels. */
@@ -253,14 +302,8 @@ static bool valid_service_name(const char *s)
 {
 	size_t len = strlen(s);
 
-	if (len == 0 || len > 63 || !islower((unsigned char)s[0]))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (!islower(ch) && !isdigit(ch) && ch != '-')
-			return false;
-	}
-	return s[len - 1] != '-';
+	return len <= 63 && all_bytes(s, len, is_label) && islower((unsigned char)s[0]) &&
+	       s[len - 1] != '-';
 }
 
 /* Object names (ConfigMap, ...): DNS-1123 subdomains. */
@@ -268,15 +311,8 @@ static bool valid_object_name(const char *s)
 {
 	size_t len = strlen(s);
 
-	if (len == 0 || len > 253 || !isalnum((unsigned char)s[0]) ||
-	    !isalnum((unsigned char)s[len - 1]))
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (!islower(ch) && !isdigit(ch) && ch != '-' && ch != '.')
-			return false;
-	}
-	return true;
+	return len <= 253 && all_bytes(s, len, is_subdomain) && isalnum((unsigned char)s[0]) &&
+	       isalnum((unsigned char)s[len - 1]);
 }
 
 /* Service port names: lower-case alphanumerics and '-', at most 63 bytes. */
@@ -284,14 +320,7 @@ static bool valid_port_name(const char *s)
 {
 	size_t len = strlen(s);
 
-	if (len == 0 || len > 63)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if (!islower(ch) && !isdigit(ch) && ch != '-')
-			return false;
-	}
-	return true;
+	return len <= 63 && all_bytes(s, len, is_label);
 }
 
 static int parse_port_text(const char *s, int *out)
@@ -339,35 +368,18 @@ static int parse_uint_text(const char *s, unsigned long long max, unsigned long 
 	return 0;
 }
 
-static bool tchar(unsigned char ch)
-{
-	return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
 static bool valid_header_name(const char *s)
 {
 	size_t len = strlen(s);
 
-	if (len == 0 || len > ZW_TARGET_MAX_HDRNAME)
-		return false;
-	for (size_t i = 0; i < len; i++)
-		if (!tchar((unsigned char)s[i]))
-			return false;
-	return true;
+	return len <= ZW_TARGET_MAX_HDRNAME && all_bytes(s, len, is_tchar);
 }
 
 static bool valid_header_value(const char *s)
 {
 	size_t len = strlen(s);
 
-	if (len > ZW_TARGET_MAX_HDRVAL)
-		return false;
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-			return false;
-	}
-	return true;
+	return len <= ZW_TARGET_MAX_HDRVAL && (len == 0 || all_bytes(s, len, is_field_byte));
 }
 
 /* Trims ASCII spaces around s[0..*len); returns the new start. */
@@ -542,51 +554,43 @@ static int too_many(struct pctx *c, const char *field)
 	return failf(c, "%s has more than %d entries", field, ZW_TARGET_MAX_LIST);
 }
 
-static int rule_add_host(struct pctx *c, struct zw_route_rule *r, const char *s, size_t len,
-                         const char *field)
+/* Normalises s[0..len) with norm and appends it to v[0..n) unless already
+ * there; `what` names the kind of value in messages. */
+static int list_add(struct pctx *c, char ***v, size_t *n, const char *s, size_t len,
+                    const char *field, int (*norm)(const char *, size_t, char **, const char **),
+                    const char *what)
 {
 	char q[QUOTE_LEN];
 	const char *why = NULL;
-	char *h = NULL;
-	int rc = host_norm(s, len, &h, &why);
+	char *x = NULL;
+	int rc = norm(s, len, &x, &why);
 
 	if (rc == -1)
-		return failf(c, "%s %s is not a valid host: it %s", field, quoten(s, len, q), why);
+		return failf(c, "%s %s is not a valid %s: it %s", field, quoten(s, len, q), what,
+		             why);
 	if (rc < 0)
 		return rc;
-	if (strv_has(r->hosts, r->n_hosts, h)) {
-		free(h);
+	if (strv_has(*v, *n, x)) {
+		free(x);
 		return 0;
 	}
-	if (r->n_hosts >= ZW_TARGET_MAX_LIST) {
-		free(h);
+	if (*n >= ZW_TARGET_MAX_LIST) {
+		free(x);
 		return too_many(c, field);
 	}
-	return strv_push(&r->hosts, &r->n_hosts, h);
+	return strv_push(v, n, x);
+}
+
+static int rule_add_host(struct pctx *c, struct zw_route_rule *r, const char *s, size_t len,
+                         const char *field)
+{
+	return list_add(c, &r->hosts, &r->n_hosts, s, len, field, host_norm, "host");
 }
 
 static int rule_add_path(struct pctx *c, struct zw_route_rule *r, const char *s, size_t len,
                          const char *field)
 {
-	char q[QUOTE_LEN];
-	const char *why = NULL;
-	char *p = NULL;
-	int rc = path_norm(s, len, &p, &why);
-
-	if (rc == -1)
-		return failf(c, "%s %s is not a valid path prefix: it %s", field, quoten(s, len, q),
-		             why);
-	if (rc < 0)
-		return rc;
-	if (strv_has(r->paths, r->n_paths, p)) {
-		free(p);
-		return 0;
-	}
-	if (r->n_paths >= ZW_TARGET_MAX_LIST) {
-		free(p);
-		return too_many(c, field);
-	}
-	return strv_push(&r->paths, &r->n_paths, p);
+	return list_add(c, &r->paths, &r->n_paths, s, len, field, path_norm, "path prefix");
 }
 
 /* Every rule matches at least "/": an empty path list becomes {"/"}. */
@@ -1594,10 +1598,8 @@ static int read_identity(struct pctx *c, const json_t *obj, const char *kind, st
 	c->trigger = -1;
 	if (!json_is_object(obj))
 		return failf(c, "the object must be a JSON object, not %s", jtype(obj));
-	if ((rc = opt_object(c, obj, "metadata", "", &md)) < 0)
+	if ((rc = req_object(c, obj, "metadata", "", &md)) < 0)
 		return rc;
-	if (!md)
-		return failf(c, "metadata is required");
 	if ((rc = opt_string(c, md, "namespace", "metadata", &s)) < 0)
 		return rc;
 	if (s && *s)
@@ -1637,10 +1639,8 @@ static int parse_so_common(struct pctx *c, const json_t *spec, struct so_common 
 
 	sc->min = DEFAULT_MIN_REPLICAS;
 	sc->max = DEFAULT_MAX_REPLICAS;
-	if ((rc = opt_object(c, spec, "scaleTargetRef", "spec", &ref)) < 0)
+	if ((rc = req_object(c, spec, "scaleTargetRef", "spec", &ref)) < 0)
 		return rc;
-	if (!ref)
-		return failf(c, "spec.scaleTargetRef is required");
 	if ((rc = req_string(c, ref, "name", "spec.scaleTargetRef", &sc->name)) < 0 ||
 	    (rc = opt_string(c, ref, "kind", "spec.scaleTargetRef", &sc->kind)) < 0 ||
 	    (rc = opt_string(c, ref, "apiVersion", "spec.scaleTargetRef", &sc->api_version)) < 0)
@@ -2017,10 +2017,8 @@ static int scaledobject_parse(struct pctx *c, const json_t *so, struct zw_target
 
 	if ((rc = read_identity(c, so, "ScaledObject", NULL)) < 0)
 		return rc;
-	if ((rc = opt_object(c, so, "spec", "", &spec)) < 0)
+	if ((rc = req_object(c, so, "spec", "", &spec)) < 0)
 		return rc;
-	if (!spec)
-		return failf(c, "spec is required");
 	if ((rc = opt_array(c, spec, "triggers", "spec", &triggers)) < 0)
 		return rc;
 	json_array_foreach(triggers, i, trig)
@@ -2397,16 +2395,12 @@ static int hso_parse(struct pctx *c, const json_t *obj, struct zw_target *t)
 	if ((rc = opt_object(c, member(obj, "metadata"), "annotations", "metadata", &ann)) < 0 ||
 	    (rc = hso_annotations(c, ann, t)) < 0)
 		return rc;
-	if ((rc = opt_object(c, obj, "spec", "", &spec)) < 0)
+	if ((rc = req_object(c, obj, "spec", "", &spec)) < 0)
 		return rc;
-	if (!spec)
-		return failf(c, "spec is required");
 
 	/* scaleTargetRef: workload and Service */
-	if ((rc = opt_object(c, spec, "scaleTargetRef", "spec", &ref)) < 0)
+	if ((rc = req_object(c, spec, "scaleTargetRef", "spec", &ref)) < 0)
 		return rc;
-	if (!ref)
-		return failf(c, "spec.scaleTargetRef is required");
 	if ((rc = crd_service(c, ref, "service", "spec.scaleTargetRef", t->namespace,
 	                      &t->service)) < 0 ||
 	    (rc = crd_port(c, ref, "spec.scaleTargetRef", &t->service)) < 0)
@@ -2632,24 +2626,18 @@ static int ir_parse(struct pctx *c, const json_t *obj, struct zw_target *t)
 	target_init(t, ZW_SRC_INTERCEPTORROUTE);
 	if ((rc = read_identity(c, obj, "InterceptorRoute", t)) < 0)
 		return rc;
-	if ((rc = opt_object(c, obj, "spec", "", &spec)) < 0)
+	if ((rc = req_object(c, obj, "spec", "", &spec)) < 0)
 		return rc;
-	if (!spec)
-		return failf(c, "spec is required");
-	if ((rc = opt_object(c, spec, "target", "spec", &tgt)) < 0)
+	if ((rc = req_object(c, spec, "target", "spec", &tgt)) < 0)
 		return rc;
-	if (!tgt)
-		return failf(c, "spec.target is required");
 	if ((rc = crd_service(c, tgt, "service", "spec.target", t->namespace, &t->service)) < 0 ||
 	    (rc = crd_port(c, tgt, "spec.target", &t->service)) < 0)
 		return rc;
 	if ((rc = crd_rules(c, spec, "rules", "spec", &t->rules, &t->n_rules)) < 0)
 		return rc;
 
-	if ((rc = opt_object(c, spec, "scalingMetric", "spec", &sm)) < 0)
+	if ((rc = req_object(c, spec, "scalingMetric", "spec", &sm)) < 0)
 		return rc;
-	if (!sm)
-		return failf(c, "spec.scalingMetric is required");
 	if ((rc = opt_object(c, sm, "concurrency", "spec.scalingMetric", &cc)) < 0 ||
 	    (rc = opt_object(c, sm, "requestRate", "spec.scalingMetric", &rr)) < 0)
 		return rc;
