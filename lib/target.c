@@ -2307,21 +2307,33 @@ static int crd_service_ref(struct pctx *c, const json_t *o, const char *base, co
 	return crd_port(c, o, base, ref);
 }
 
-/* requestRate {targetValue, window, granularity}; target_required for IR. */
+/* A metric block's targetValue (int >= 1; default 100 unless required, as
+ * for InterceptorRoute) into *target; marks the metric bit. */
+static int crd_target_value(struct pctx *c, const json_t *m, const char *base, bool required,
+                            unsigned bit, double *target, struct zw_target *t)
+{
+	long long v = (long long)DEFAULT_TARGET_VALUE;
+	int rc;
+
+	if ((rc = opt_int(c, m, "targetValue", base, 1, INT32_MAX, &v)) < 0)
+		return rc;
+	if (rc == 0 && required)
+		return failf(c, "%s.targetValue is required", base);
+	*target = (double)v;
+	t->metrics |= bit;
+	return 0;
+}
+
+/* requestRate {targetValue, window, granularity}. */
 static int crd_request_rate(struct pctx *c, const json_t *rr, const char *base,
                             bool target_required, struct zw_target *t)
 {
 	char pw[PATH_LEN], pg[PATH_LEN];
-	long long v = (long long)DEFAULT_TARGET_VALUE;
 	int rc;
 
-	if ((rc = opt_int(c, rr, "targetValue", base, 1, INT32_MAX, &v)) < 0)
-		return rc;
-	if (rc == 0 && target_required)
-		return failf(c, "%s.targetValue is required", base);
-	t->rate_target = (double)v;
-	t->metrics |= ZW_METRIC_REQUEST_RATE;
-	if ((rc = opt_duration(c, rr, "window", base, false, &t->window_ms)) < 0 ||
+	if ((rc = crd_target_value(c, rr, base, target_required, ZW_METRIC_REQUEST_RATE,
+	                           &t->rate_target, t)) < 0 ||
+	    (rc = opt_duration(c, rr, "window", base, false, &t->window_ms)) < 0 ||
 	    (rc = opt_duration(c, rr, "granularity", base, false, &t->granularity_ms)) < 0)
 		return rc;
 	join(pw, base, "window");
@@ -2332,16 +2344,8 @@ static int crd_request_rate(struct pctx *c, const json_t *rr, const char *base,
 static int crd_concurrency(struct pctx *c, const json_t *cc, const char *base, bool target_required,
                            struct zw_target *t)
 {
-	long long v = (long long)DEFAULT_TARGET_VALUE;
-	int rc;
-
-	if ((rc = opt_int(c, cc, "targetValue", base, 1, INT32_MAX, &v)) < 0)
-		return rc;
-	if (rc == 0 && target_required)
-		return failf(c, "%s.targetValue is required", base);
-	t->concurrency_target = (double)v;
-	t->metrics |= ZW_METRIC_CONCURRENCY;
-	return 0;
+	return crd_target_value(c, cc, base, target_required, ZW_METRIC_CONCURRENCY,
+	                        &t->concurrency_target, t);
 }
 
 /* Kedify annotations an HTTPScaledObject may carry: traffic-autowire and
