@@ -17,7 +17,7 @@
 #include "proxy/externalscaler.pb-c.h"
 
 #define METRIC_NAME_MAX 256
-#define CACHE_MAX       65536 /* resolved refs kept before the cache is flushed */
+#define CACHE_MAX       16384 /* resolved refs kept before the cache is flushed */
 #define REF_KEY_MAX     2048
 
 #define PATH_ISACTIVE       "/externalscaler.ExternalScaler/IsActive"
@@ -42,12 +42,12 @@ struct resolved {
 	struct resolved *next;
 	char *ref_key;
 	bool found;
-	char key[ZW_STATS_KEY_MAX];
+	char *key; /* the strings are set (owned) when found */
 	unsigned metrics;
 	double rate_target;
 	double concurrency_target;
-	char rate_name[METRIC_NAME_MAX];
-	char concurrency_name[METRIC_NAME_MAX];
+	char *rate_name;
+	char *concurrency_name;
 	struct zw_stats_entry *st; /* a reference, so peers' deltas have a window */
 };
 
@@ -271,16 +271,21 @@ static int match_score(const struct ref *r, const struct zw_target *t)
 
 static int fill_resolved(struct zw_scaler *s, struct resolved *res, const struct zw_target *t)
 {
+	char key[ZW_STATS_KEY_MAX], rate[METRIC_NAME_MAX], conc[METRIC_NAME_MAX];
 	int rc;
 
-	zw_target_key(t, res->key, sizeof(res->key));
+	zw_target_key(t, key, sizeof(key));
+	if (zw_scaler_metric_name(t, "requestrate", rate, sizeof(rate)) < 0 ||
+	    zw_scaler_metric_name(t, "concurrency", conc, sizeof(conc)) < 0)
+		return -EINVAL;
+	res->key = strdup(key);
+	res->rate_name = strdup(rate);
+	res->concurrency_name = strdup(conc);
+	if (!res->key || !res->rate_name || !res->concurrency_name)
+		return -ENOMEM;
 	res->metrics = t->metrics ? t->metrics : ZW_METRIC_REQUEST_RATE;
 	res->rate_target = t->rate_target > 0 ? t->rate_target : 100;
 	res->concurrency_target = t->concurrency_target > 0 ? t->concurrency_target : 100;
-	if (zw_scaler_metric_name(t, "requestrate", res->rate_name, sizeof(res->rate_name)) < 0 ||
-	    zw_scaler_metric_name(t, "concurrency", res->concurrency_name,
-	                          sizeof(res->concurrency_name)) < 0)
-		return -EINVAL;
 	rc = zw_stats_acquire(s->stats, res->key, t->window_ms, t->granularity_ms, &res->st);
 	if (rc < 0)
 		res->st = NULL;
@@ -326,6 +331,9 @@ static void resolved_free(struct zw_scaler *s, struct resolved *r)
 		return;
 	zw_stats_release(s->stats, r->st);
 	free(r->ref_key);
+	free(r->key);
+	free(r->rate_name);
+	free(r->concurrency_name);
 	free(r);
 }
 
