@@ -79,6 +79,7 @@ struct request {
 	size_t cap;
 	size_t seen; /* bytes received, including discarded ones */
 	int too_large;
+	int is_review; /* POST /mutate; everything else is answered by handle_other */
 };
 
 /* The GnuTLS certificate callback has no user pointer: one server per process. */
@@ -538,6 +539,20 @@ static enum MHD_Result handle_get(struct zw_server *s, struct MHD_Connection *c,
 	return send_static(c, MHD_HTTP_NOT_FOUND, "not found\n", "text/plain");
 }
 
+/* Answers everything but POST /mutate once its request is complete. */
+static enum MHD_Result handle_other(struct zw_server *s, struct MHD_Connection *c, const char *url,
+                                    const char *method)
+{
+	if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
+		return handle_get(s, c, url);
+	if (strcmp(method, MHD_HTTP_METHOD_POST) == 0)
+		return send_static(c, MHD_HTTP_NOT_FOUND, "not found\n", "text/plain");
+	return send_static(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n", "text/plain");
+}
+
+/* Access handler. Every request is answered only once it has been read
+ * completely (MHD closes the connection when a response is queued earlier),
+ * except a declared body far over the limit, which is refused at once. */
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
@@ -547,21 +562,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 	(void)version;
 	if (rq == NULL) {
-		if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-		    strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
-			return handle_get(s, c, url);
-		if (strcmp(method, MHD_HTTP_METHOD_POST) != 0)
-			return send_static(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n",
-			                   "text/plain");
-		if (strcmp(url, "/mutate") != 0)
-			return send_static(c, MHD_HTTP_NOT_FOUND, "not found\n", "text/plain");
 		rq = calloc(1, sizeof(*rq));
 		if (rq == NULL)
 			return MHD_NO;
 		clock_gettime(CLOCK_MONOTONIC, &rq->start);
+		rq->is_review =
+		        strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/mutate") == 0;
 		*con_cls = rq;
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (cl != NULL) {
+		if (rq->is_review && cl != NULL) {
 			char *end;
 			errno = 0;
 			unsigned long long v = strtoull(cl, &end, 10);
@@ -574,6 +583,15 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
+		if (!rq->is_review) {
+			/* Bodies of other requests are read and dropped, bounded. */
+			rq->seen += *upload_data_size;
+			*upload_data_size = 0;
+			if (rq->seen > DRAIN_SLACK)
+				return send_static(c, MHD_HTTP_CONTENT_TOO_LARGE,
+				                   "request body too large\n", "text/plain");
+			return MHD_YES;
+		}
 		if (request_append(s, rq, upload_data, *upload_data_size) < 0)
 			return MHD_NO;
 		*upload_data_size = 0;
@@ -581,6 +599,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 			return answer_too_large(s, c, rq);
 		return MHD_YES;
 	}
+	if (!rq->is_review)
+		return handle_other(s, c, url, method);
 	if (rq->too_large)
 		return answer_too_large(s, c, rq);
 	return answer_review(s, c, rq);

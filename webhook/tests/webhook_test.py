@@ -274,12 +274,19 @@ def test_max_body_flag(tmp_path):
 
 def test_keepalive_many_reviews_one_connection(wh):
     c = wh.conn()
+    wh.request("GET", "/healthz", conn=c)
+    sock = c.sock
     for i in range(50):
         status, data = wh.post(review(INGRESS, uid=f"k{i}"), conn=c)
         assert status == 200
         assert json.loads(data)["response"]["uid"] == f"k{i}"
+        # Errors keep the connection too.
+        assert wh.post(b"nope", conn=c)[0] == 400
+        assert wh.request("GET", "/metrics", conn=c)[0] == 200
+    assert c.sock is sock
     c.close()
-    assert metric(wh.metrics(), "zerowire_webhook_tls_handshakes_total") <= 3
+    # One handshake for the 150 requests, one for the scrape itself.
+    assert metric(wh.metrics(), "zerowire_webhook_tls_handshakes_total") == 2
 
 
 @pytest.mark.parametrize("version,ok", [("TLS1.0", False), ("TLS1.1", False),
@@ -312,6 +319,8 @@ def test_cert_reload_keeps_connections(wh, tmp_path):
     first = wh.peer_cert()
     c = wh.conn()
     assert wh.post(review(INGRESS, uid="before"), conn=c)[0] == 200
+    sock = c.sock
+    assert sock is not None  # kept alive
     # Write a new pair elsewhere, then move it over the old files (as a
     # Secret volume update does).
     new_dir = str(tmp_path / "new")
@@ -330,6 +339,7 @@ def test_cert_reload_keeps_connections(wh, tmp_path):
     # The connection opened before the swap still works.
     status, data = wh.post(review(INGRESS, uid="after"), conn=c)
     assert status == 200 and json.loads(data)["response"]["uid"] == "after"
+    assert c.sock is sock  # the same TLS connection, not a reconnect
     c.close()
     assert metric(wh.metrics(), "zerowire_webhook_cert_reloads_total") == 1
     assert "cert_reloaded" in wh.log_path.read_text()
