@@ -69,6 +69,7 @@ struct zw_kube_uv {
 	} while (0)
 
 static void check_info(struct zw_kube_uv *ku);
+static void xfer_finish(struct uv_xfer *t, CURLcode cc);
 static void watch_schedule(struct zw_kube_uv_watch *uw);
 
 static void maybe_finish_close(struct zw_kube_uv *ku)
@@ -201,9 +202,16 @@ static void on_kick(uv_timer_t *h)
 {
 	struct zw_kube_uv *ku = h->data;
 
-	for (struct uv_xfer *t = ku->xfers; t; t = t->next) {
-		if (!t->added && curl_multi_add_handle(ku->multi, t->x.easy) == CURLM_OK)
+	struct uv_xfer *t, *next;
+
+	for (t = ku->xfers; t; t = next) {
+		next = t->next;
+		if (t->added)
+			continue;
+		if (curl_multi_add_handle(ku->multi, t->x.easy) == CURLM_OK)
 			t->added = 1;
+		else
+			xfer_finish(t, CURLE_FAILED_INIT);
 	}
 }
 
@@ -273,6 +281,19 @@ static void watch_step_done(struct zw_kube_uv_watch *uw, struct uv_xfer *t, CURL
 		watch_schedule(uw);
 }
 
+/* Delivers the outcome of a transfer and frees it. */
+static void xfer_finish(struct uv_xfer *t, CURLcode cc)
+{
+	if (t->added)
+		curl_multi_remove_handle(t->ku->multi, t->x.easy);
+	t->added = 0;
+	if (t->watch)
+		watch_step_done(t->watch, t, cc);
+	else
+		request_done(t, cc);
+	xfer_free(t);
+}
+
 static void check_info(struct zw_kube_uv *ku)
 {
 	CURLMsg *msg;
@@ -286,13 +307,7 @@ static void check_info(struct zw_kube_uv *ku)
 			continue;
 		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&x);
 		t = x->owner;
-		curl_multi_remove_handle(ku->multi, t->x.easy);
-		t->added = 0;
-		if (t->watch)
-			watch_step_done(t->watch, t, msg->data.result);
-		else
-			request_done(t, msg->data.result);
-		xfer_free(t);
+		xfer_finish(t, msg->data.result);
 	}
 }
 

@@ -295,7 +295,9 @@ static void set_rv(struct zw_watch *w, const char *rv)
 		snprintf(w->rv, sizeof(w->rv), "%s", rv);
 }
 
-static void fail(struct zw_watch *w, const char *reason)
+/* Counts a failure and sets the next delay: capped exponential backoff
+ * with equal jitter. */
+static void backoff(struct zw_watch *w)
 {
 	unsigned d = w->spec.backoff_min_ms;
 
@@ -305,7 +307,21 @@ static void fail(struct zw_watch *w, const char *reason)
 	if (d > w->spec.backoff_max_ms)
 		d = w->spec.backoff_max_ms;
 	w->delay = d / 2 + (unsigned)rand_r(&w->seed) % (d / 2 + 1);
+}
+
+static void fail(struct zw_watch *w, const char *reason)
+{
+	backoff(w);
 	report(w, ZW_WATCH_ST_RETRY, reason);
+}
+
+/* 404 on a list or watch: ask discovery again (after a backoff, so a
+ * resource that discovery lists but that answers 404 cannot spin). */
+static void rediscover(struct zw_watch *w)
+{
+	list_reset(w);
+	w->phase = PH_DISCOVER;
+	backoff(w);
 }
 
 /* The resource is not served (any more): forget everything, wait quietly. */
@@ -587,8 +603,7 @@ void zw_watch_done(struct zw_watch *w, long http_status, int transport,
 		if (ok && w->abort == AB_NONE) {
 			list_page(w);
 		} else if (http_status == 404) {
-			list_reset(w);
-			w->phase = PH_DISCOVER;
+			rediscover(w);
 		} else {
 			list_reset(w); /* start over from the first page */
 			fail(w, reason);
@@ -602,7 +617,7 @@ void zw_watch_done(struct zw_watch *w, long http_status, int transport,
 		w->phase = PH_LIST;
 		report(w, ZW_WATCH_ST_RELIST, reason);
 	} else if (http_status == 404) {
-		w->phase = PH_DISCOVER;
+		rediscover(w);
 	} else if (!ok || w->abort != AB_NONE) {
 		fail(w, reason);
 	} else if (w->lines == 0 && mono_ms() - w->started_ms < ZW_WATCH_OK_MIN_DURATION_MS) {

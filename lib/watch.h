@@ -24,8 +24,9 @@
  *             DELETED of an unknown key.
  * Transitions: a watch that ends normally resumes at once from the last
  * resourceVersion; 410 Gone (HTTP status or an ERROR event with code 410)
- * relists; 404 goes back to DISCOVER (and, when discovery says the resource
- * is gone, delivers DELETED for every known object, then SYNCED); any other
+ * relists; 404 goes back to DISCOVER after a backoff (and, when discovery
+ * says the resource is gone, delivers DELETED for every known object, then
+ * SYNCED); any other
  * failure retries the same step after a backoff of spec.backoff_min_ms
  * (200 ms) doubling to spec.backoff_max_ms (30 s), with "equal jitter" (a
  * random delay in [d/2, d]); the backoff resets after a successful list or a

@@ -46,9 +46,12 @@ def api_error(cluster, *args, **kw):
 class Watcher:
     """A running `lib_tool_kube watch`; collects its JSON lines."""
 
-    def __init__(self, cluster, driver, gv, resource, ns, *extra, server=None, argv=None, env=None):
+    def __init__(self, cluster, driver, gv, resource, ns, *extra, server=None, argv=None, env=None, more=()):
+        """Watches gv/resource in ns, plus the (gv, resource, ns) triples in
+        more, all in one process."""
         self.argv = argv or [TOOL, "--kubeconfig", cluster.kubeconfig, "--driver", driver,
-                             *(["--server", server] if server else []), *extra, "watch", gv, resource, ns]
+                             *(["--server", server] if server else []), *extra, "watch", gv, resource, ns,
+                             *[x for t in more for x in t]]
         self.proc = subprocess.Popen(self.argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=env)
         self.lines = []
@@ -68,10 +71,12 @@ class Watcher:
         for line in self.proc.stderr:
             self.stderr.append(line)
 
-    def events(self):
-        """[(type, name)] of delivered events so far (SYNCED as (SYNCED, None))."""
+    def events(self, resource=None):
+        """[(type, name)] of delivered events so far (SYNCED as (SYNCED, None)),
+        of one resource when given."""
         with self.lock:
-            return [(ln["type"], ln.get("name")) for ln in self.lines if "type" in ln]
+            return [(ln["type"], ln.get("name")) for ln in self.lines
+                    if "type" in ln and resource in (None, ln["resource"])]
 
     def full_events(self):
         with self.lock:
@@ -341,8 +346,13 @@ def test_watch_waits_for_absent_resource(cluster, ns, driver, watchers):
     w.wait(lambda ev: ("ADDED", "g1") in ev)
     assert w.events() == [("SYNCED", None), ("ADDED", "g1")]
     assert [s["status"] for s in w.statuses()] == ["WAITING", "SYNCED"]
+    # the CRD goes away: its objects are deleted and the watch waits quietly again
+    cluster.kubectl("delete", "crd", "gizmos." + group, "--wait=true", "--timeout=60s")
+    w.wait(lambda ev: w.statuses()[-1]["status"] == "WAITING", 60, "WAITING after the CRD was deleted")
+    assert [e for e in w.events() if e != ("SYNCED", None)] == [("ADDED", "g1"), ("DELETED", "g1")]
+    time.sleep(1.5)
+    assert w.statuses()[-1]["status"] == "WAITING"
     w.stop()
-    cluster.kubectl("delete", "crd", "gizmos." + group, "--wait=false")
 
 
 class PausableProxy:
@@ -464,39 +474,43 @@ def test_forced_relist_after_compaction(cluster, ns, driver, watchers):
 def test_apiserver_restart_mid_watch(cluster, ns, watchers):
     """kube-apiserver restarts during the watches: events resume without loss
     or duplication, for an etcd-served resource (ConfigMaps) and a cached one
-    (Secrets), with both drivers."""
-    specs = [(d, r) for d in DRIVERS for r in ("configmaps", "secrets")]
+    (Secrets), several watches per process, with both drivers."""
+    resources = ("configmaps", "secrets")
     ws = {}
-    for d, r in specs:
-        ws[(d, r)] = Watcher(cluster, d, "v1", r, ns)
-        watchers.append(ws[(d, r)])
+    for d in DRIVERS:
+        ws[d] = Watcher(cluster, d, "v1", "configmaps", ns, more=[("v1", "secrets", ns)])
+        watchers.append(ws[d])
     for w in ws.values():
-        w.wait(lambda ev: ("SYNCED", None) in ev)
+        for r in resources:
+            w.wait(lambda ev, r=r: ("SYNCED", None) in w.events(r), what="SYNCED of " + r)
 
-    def create(kind, name, data=None):
-        res = "configmaps" if kind == "cm" else "secrets"
+    def create(res, name, data=None):
         body = {"metadata": {"name": name}, "data": data or {}}
-        if kind == "secret":
+        if res == "secrets":
             body["data"] = {k: base64.b64encode(v.encode()).decode() for k, v in (data or {}).items()}
         cluster.api("POST", "/api/v1/namespaces/%s/%s" % (ns, res), body)
 
-    for kind in ("cm", "secret"):
-        create(kind, "before")
+    for r in resources:
+        create(r, "before")
     for w in ws.values():
-        w.wait(lambda ev: ("ADDED", "before") in ev)
+        for r in resources:
+            w.wait(lambda ev, r=r: ("ADDED", "before") in w.events(r))
     cluster.restart_apiserver()
-    for kind, res in (("cm", "configmaps"), ("secret", "secrets")):
-        create(kind, "after", {"k": "v"})
-        cluster.api("PATCH", "/api/v1/namespaces/%s/%s/before" % (ns, res), {"metadata": {"labels": {"x": "1"}}},
+    for r in resources:
+        create(r, "after", {"k": "v"})
+        cluster.api("PATCH", "/api/v1/namespaces/%s/%s/before" % (ns, r), {"metadata": {"labels": {"x": "1"}}},
                     content_type="application/merge-patch+json")
-    for (d, r), w in ws.items():
-        w.wait(lambda ev: ("MODIFIED", "before") in ev, 90, "%s/%s events after the restart" % (d, r))
+    for d, w in ws.items():
+        for r in resources:
+            w.wait(lambda ev, r=r: ("MODIFIED", "before") in w.events(r), 90,
+                   "%s/%s events after the restart" % (d, r))
     time.sleep(3)
-    for (d, r), w in ws.items():
-        ev = [e for e in w.events() if e != ("SYNCED", None)]
-        # a relist after the restart may add SYNCED markers, never other events
-        assert ev == [("ADDED", "before"), ("ADDED", "after"), ("MODIFIED", "before")], (d, r, w.events(),
-                                                                                         w.statuses())
-        assert any(s["status"] == "RETRY" for s in w.statuses()), (d, r, w.statuses())
+    for d, w in ws.items():
+        for r in resources:
+            ev = [e for e in w.events(r) if e != ("SYNCED", None)]
+            # a relist after the restart may add SYNCED markers, never other events
+            assert ev == [("ADDED", "before"), ("ADDED", "after"), ("MODIFIED", "before")], (
+                d, r, w.events(r), w.statuses())
+        assert any(s["status"] == "RETRY" for s in w.statuses()), (d, w.statuses())
     for w in ws.values():
         w.stop()

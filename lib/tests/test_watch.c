@@ -401,7 +401,10 @@ static void test_machine_lifecycle(void **state)
 
 	/* the resource disappears (CRD deleted): everything is deleted, then waiting */
 	sm_fail(&s, 404);
-	sm_next(&s, "/apis/example.io/v1", 0);
+	assert_int_equal(zw_watch_next(s.w, &s.step), 0);
+	assert_string_equal(s.step.path, "/apis/example.io/v1");
+	assert_true(s.step.delay_ms >= ZW_WATCH_BACKOFF_MIN_MS / 2 &&
+	            s.step.delay_ms <= ZW_WATCH_BACKOFF_MIN_MS);
 	sm_fail(&s, 404);
 	expect_events(&s, "DELETED a 101;DELETED c 170;DELETED e 180;SYNCED;");
 	sm_next(&s, "/apis/example.io/v1", ZW_WATCH_DISCOVERY_MS);

@@ -11,7 +11,8 @@
  *     scale-get GV RESOURCE NS NAME
  *     scale-set GV RESOURCE NS NAME REPLICAS
  *     served    GV RESOURCE
- *     watch     GV RESOURCE NS                 until SIGTERM/SIGINT
+ *     watch     GV RESOURCE NS [GV RESOURCE NS]...   until SIGTERM/SIGINT (at most
+ *               MAX_WATCHES watches, all in one process: one thread each, or one loop)
  *   GV is "v1" (core) or "group/version"; NS "-" means none (cluster
  *   scope or all namespaces).
  *   options: --kubeconfig PATH  --sa-dir DIR (in-cluster config from DIR and
@@ -21,8 +22,8 @@
  *
  * Output is JSON on stdout: the response object; for list
  * {"resourceVersion","pages","items"}; for watch one line per event
- * {"type","namespace","name","rv","object"} and per status change
- * {"status","reason","delay_ms"}. A failed request prints
+ * {"resource","type","namespace","name","rv","object"} and per status change
+ * {"resource","status","reason","delay_ms","failures"}. A failed request prints
  * {"error":{"http_status","reason","message"}} and exits 2; bad usage exits 1. */
 #include "kube.h"
 #include "kube_uv.h"
@@ -35,6 +36,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define MAX_WATCHES 8
 
 struct opts {
 	const char *kubeconfig, *sa_dir, *server, *driver, *field_manager, *selector;
@@ -106,19 +109,19 @@ static json_t *read_stdin_json(void)
 static void on_event(void *ud, enum zw_watch_type type, json_t *obj)
 {
 	json_t *md = json_object_get(obj, "metadata");
+	const char *resource = ud;
 	json_t *j;
 
-	(void)ud;
 	if (type == ZW_WATCH_SYNCED) {
-		j = json_pack("{s:s}", "type", "SYNCED");
+		j = json_pack("{s:s,s:s}", "resource", resource, "type", "SYNCED");
 	} else {
 		const char *ns = json_string_value(json_object_get(md, "namespace"));
 		const char *name = json_string_value(json_object_get(md, "name"));
 		const char *rv = json_string_value(json_object_get(md, "resourceVersion"));
 
-		j = json_pack("{s:s,s:s,s:s,s:s,s:O}", "type", zw_watch_type_name(type),
-		              "namespace", ns ? ns : "", "name", name ? name : "", "rv",
-		              rv ? rv : "", "object", obj);
+		j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:O}", "resource", resource, "type",
+		              zw_watch_type_name(type), "namespace", ns ? ns : "", "name",
+		              name ? name : "", "rv", rv ? rv : "", "object", obj);
 	}
 	emit(j);
 	json_decref(j);
@@ -127,12 +130,12 @@ static void on_event(void *ud, enum zw_watch_type type, json_t *obj)
 static void on_status(void *ud, const struct zw_watch_status *st)
 {
 	static const char *const names[] = {"WAITING", "SYNCED", "RELIST", "RETRY"};
+	const char *resource = ud;
 	json_t *j;
 
-	(void)ud;
-	j = json_pack("{s:s,s:s,s:i,s:i}", "status", names[st->kind], "reason",
-	              st->reason ? st->reason : "", "delay_ms", (int)st->delay_ms, "failures",
-	              (int)st->failures);
+	j = json_pack("{s:s,s:s,s:s,s:i,s:i}", "resource", resource, "status", names[st->kind],
+	              "reason", st->reason ? st->reason : "", "delay_ms", (int)st->delay_ms,
+	              "failures", (int)st->failures);
 	emit(j);
 	json_decref(j);
 }
@@ -150,17 +153,20 @@ static void uv_on_signal(uv_signal_t *h, int signum)
 }
 
 static int run_watch(struct zw_kube *k, struct zw_kube_config *cfg, const struct opts *o,
-                     const struct zw_watch_spec *spec)
+                     const struct zw_watch_spec *specs, int n)
 {
 	if (strcmp(o->driver, "uv") == 0) {
-		uv_loop_t loop;
 		struct zw_kube_uv_watch *w;
+		uv_loop_t loop;
 
 		uv_loop_init(&loop);
-		if (zw_kube_uv_new(&loop, cfg, &uv_client) != 0 ||
-		    zw_kube_uv_watch_start(uv_client, spec, &w) != 0) {
-			fprintf(stderr, "lib_tool_kube: cannot start the watch\n");
+		if (zw_kube_uv_new(&loop, cfg, &uv_client) != 0)
 			return 1;
+		for (int i = 0; i < n; i++) {
+			if (zw_kube_uv_watch_start(uv_client, &specs[i], &w) != 0) {
+				fprintf(stderr, "lib_tool_kube: cannot start watch %d\n", i);
+				return 1;
+			}
 		}
 		uv_signal_init(&loop, &sig_term);
 		uv_signal_init(&loop, &sig_int);
@@ -169,7 +175,7 @@ static int run_watch(struct zw_kube *k, struct zw_kube_config *cfg, const struct
 		uv_run(&loop, UV_RUN_DEFAULT);
 		return uv_loop_close(&loop) == 0 ? 0 : 3;
 	} else {
-		struct zw_watch_thread *wt;
+		struct zw_watch_thread *wt[MAX_WATCHES];
 		sigset_t set;
 		int sig;
 
@@ -177,12 +183,15 @@ static int run_watch(struct zw_kube *k, struct zw_kube_config *cfg, const struct
 		sigaddset(&set, SIGTERM);
 		sigaddset(&set, SIGINT);
 		pthread_sigmask(SIG_BLOCK, &set, NULL);
-		if (zw_watch_thread_start(k, spec, &wt) != 0) {
-			fprintf(stderr, "lib_tool_kube: cannot start the watch\n");
-			return 1;
+		for (int i = 0; i < n; i++) {
+			if (zw_watch_thread_start(k, &specs[i], &wt[i]) != 0) {
+				fprintf(stderr, "lib_tool_kube: cannot start watch %d\n", i);
+				return 1;
+			}
 		}
 		sigwait(&set, &sig);
-		zw_watch_thread_stop(wt);
+		for (int i = 0; i < n; i++)
+			zw_watch_thread_stop(wt[i]);
 		return 0;
 	}
 }
@@ -313,20 +322,32 @@ int main(int argc, char **argv)
 	if (zw_kube_new(cfg, &k) != 0)
 		goto out;
 
-	if (strcmp(cmd, "watch") == 0 && nargs == 3) {
-		struct zw_watch_spec spec = {0};
+	if (strcmp(cmd, "watch") == 0 && nargs % 3 == 0 && nargs / 3 <= MAX_WATCHES) {
+		struct zw_watch_spec specs[MAX_WATCHES];
+		int n = nargs / 3;
 
-		spec.group = ref.group;
-		spec.version = ref.version;
-		spec.resource = ref.resource;
-		spec.namespace = ref.namespace;
-		spec.label_selector = o.selector;
-		spec.timeout_seconds = o.timeout_seconds;
-		spec.page_limit = o.limit;
-		spec.discovery_interval_ms = o.discovery_ms;
-		spec.on_event = on_event;
-		spec.on_status = on_status;
-		rc = run_watch(k, cfg, &o, &spec);
+		memset(specs, 0, sizeof(specs));
+		for (int w = 0; w < n; w++) {
+			struct zw_watch_spec *spec = &specs[w];
+			char *ns = argv[i + 3 * w + 2];
+
+			if (w == 0) { /* argv[i] was split above */
+				spec->group = ref.group;
+				spec->version = ref.version;
+			} else {
+				split_gv(argv[i + 3 * w], &spec->group, &spec->version);
+			}
+			spec->resource = argv[i + 3 * w + 1];
+			spec->namespace = strcmp(ns, "-") == 0 ? NULL : ns;
+			spec->label_selector = o.selector;
+			spec->timeout_seconds = o.timeout_seconds;
+			spec->page_limit = o.limit;
+			spec->discovery_interval_ms = o.discovery_ms;
+			spec->on_event = on_event;
+			spec->on_status = on_status;
+			spec->ud = argv[i + 3 * w + 1];
+		}
+		rc = run_watch(k, cfg, &o, specs, n);
 		goto out;
 	}
 	if (strcmp(cmd, "served") == 0 && nargs == 2) {
