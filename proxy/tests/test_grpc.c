@@ -106,6 +106,7 @@ struct client {
 	size_t body_len, body_off;
 	char rbuf[65536];
 	int32_t stream_id;
+	int status_by_stream[64]; /* grpc-status per stream id (< 64), -1 unseen */
 };
 
 static ssize_t cl_send(nghttp2_session *ng, const uint8_t *data, size_t len, int flags, void *u)
@@ -130,11 +131,12 @@ static int cl_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	struct client *c = u;
 
 	(void)ng;
-	(void)f;
 	(void)flags;
 	if (nl == 7 && memcmp(name, ":status", 7) == 0)
 		c->r.http_status = atoi((const char *)value);
 	if (nl == 11 && memcmp(name, "grpc-status", 11) == 0) {
+		if (f->hd.stream_id < 64)
+			c->status_by_stream[f->hd.stream_id] = atoi((const char *)value);
 		c->r.grpc_status = atoi((const char *)value);
 		c->r.headers_only = c->r.header_blocks == 0;
 	}
@@ -345,6 +347,34 @@ static size_t frame(uint8_t *out, uint8_t flag, uint32_t declared, const char *m
 	return len + 5;
 }
 
+/* A request body sent in two stages: the bytes now, END_STREAM later. */
+struct staged {
+	const uint8_t *data;
+	size_t len;
+	int phase; /* 0 send data, 1 wait, 2 end */
+};
+
+static ssize_t cl_body_staged(nghttp2_session *ng, int32_t sid, uint8_t *buf, size_t len,
+                              uint32_t *flags, nghttp2_data_source *src, void *u)
+{
+	struct staged *st = src->ptr;
+
+	(void)ng;
+	(void)sid;
+	(void)u;
+	if (st->phase == 0) {
+		size_t n = st->len < len ? st->len : len;
+
+		memcpy(buf, st->data, n);
+		st->phase = 1;
+		return (ssize_t)n;
+	}
+	if (st->phase == 1)
+		return NGHTTP2_ERR_DEFERRED;
+	*flags |= NGHTTP2_DATA_FLAG_EOF;
+	return 0;
+}
+
 /* ---- fixture ---- */
 
 struct fx {
@@ -506,6 +536,61 @@ static void test_malformed_framing(void **state)
 	assert_int_equal(S.calls, 0);
 }
 
+/* Several large requests buffered at once on one connection: beyond
+ * 4 x max_message the next one is refused, the others still work. */
+static void test_connection_buffer_cap(void **state)
+{
+	struct fx *f = *state;
+	struct client c;
+	static uint8_t msg[1024 + 5];
+	struct staged st[6];
+	int32_t sid[6];
+	nghttp2_nv nv[6] = {
+	        NVS(":method", "POST"),
+	        NVS(":scheme", "http"),
+	        NVS(":authority", "test"),
+	        NVS(":path", "/t.S/Echo"),
+	        NVS("content-type", "application/grpc"),
+	        NVS("te", "trailers"),
+	};
+
+	memset(msg + 5, 'm', 1024);
+	frame(msg, 0, 1024, (const char *)msg + 5, 1024);
+	client_open(&c, &f->loop, zw_grpc_server_port(f->srv), true);
+	for (int i = 0; i < 64; i++)
+		c.status_by_stream[i] = -1;
+	for (int i = 0; i < 6; i++) {
+		nghttp2_data_provider prd;
+
+		st[i].data = msg;
+		st[i].len = sizeof(msg);
+		st[i].phase = 0;
+		prd.source.ptr = &st[i];
+		prd.read_callback = cl_body_staged;
+		sid[i] = nghttp2_submit_request(c.ng, NULL, nv, 6, &prd, NULL);
+		assert_true(sid[i] > 0 && sid[i] < 64);
+	}
+	nghttp2_session_send(c.ng);
+	run_ms(&f->loop, 200);
+	for (int i = 0; i < 6; i++) {
+		st[i].phase = 2;
+		nghttp2_session_resume_data(c.ng, sid[i]);
+	}
+	nghttp2_session_send(c.ng);
+	run_ms(&f->loop, 300);
+	{
+		int ok = 0, refused = 0;
+
+		for (int i = 0; i < 6; i++) {
+			ok += c.status_by_stream[sid[i]] == ZW_GRPC_OK;
+			refused += c.status_by_stream[sid[i]] == ZW_GRPC_RESOURCE_EXHAUSTED;
+		}
+		assert_int_equal(ok, 4);
+		assert_int_equal(refused, 2);
+	}
+	client_close(&c);
+}
+
 static void test_handler_failure_and_message_encoding(void **state)
 {
 	struct fx *f = *state;
@@ -629,6 +714,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_unknown_method, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_wrong_content_type, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_malformed_framing, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_connection_buffer_cap, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_handler_failure_and_message_encoding, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_stream_and_cancel, setup, teardown),
