@@ -11,8 +11,8 @@ Modes:
   proxy  bin/zerowire-proxy in static mode (targets file, no endpoints): the
          trigger is a real HTTP request for a target with no ready endpoint;
          t0 is just before the request bytes are written to the socket.
-         Two replicas need a peer list in the proxy (--peers); without it the
-         two-replica row is reported as not available.
+         Two replicas are started with `--peers A,B` (each replica's admin
+         address); a proxy without that flag gets the row "not available".
   tool   build/san/test/proxy_tool_scaler (the scaler alone, ASan build): the
          trigger is POST /test/cold on the replica's admin port; the time
          includes that HTTP exchange. Two replicas: the stream is held by A,
@@ -101,24 +101,26 @@ def wait_port(port, proc, timeout=15):
 
 
 class Replica:
-    def __init__(self, mode, tmp, objs_path, name):
+    def __init__(self, mode, tmp, objs_path, name, admin_port=None, extra=()):
         self.mode = mode
         self.log = open(os.path.join(tmp, name + ".log"), "w")
         if mode == "proxy":
-            self.http_port, self.admin_port, self.grpc_port = free_port(), free_port(), free_port()
+            self.http_port, self.grpc_port = free_port(), free_port()
+            self.admin_port = admin_port or free_port()
             self.proc = subprocess.Popen(
                 [PROXY, "--targets-file", objs_path, "--workers", "1",
                  "--listen", "127.0.0.1:%d" % self.http_port,
                  "--admin-listen", "127.0.0.1:%d" % self.admin_port,
                  "--scaler-listen", "127.0.0.1:%d" % self.grpc_port,
-                 "--shutdown-delay", "0s", "--drain-timeout", "1s"],
+                 "--shutdown-delay", "0s", "--drain-timeout", "1s"] + list(extra),
                 stdout=subprocess.DEVNULL, stderr=self.log)
             wait_port(self.grpc_port, self.proc)
             wait_port(self.http_port, self.proc)
         else:
             ports = os.path.join(tmp, name + ".ports")
             self.proc = subprocess.Popen(
-                [TOOL, "--objects", objs_path, "--ports-file", ports, "--peer-poll-ms", "500"],
+                [TOOL, "--objects", objs_path, "--ports-file", ports, "--peer-poll-ms", "500",
+                 "--admin-port", str(admin_port or 0)],
                 stdout=subprocess.DEVNULL, stderr=self.log)
             deadline = time.time() + 15
             while not os.path.exists(ports):
@@ -213,10 +215,12 @@ def run_mode(mode, n, pb2, pb2_grpc, tmp):
             rows.append({"case": "proxy, 2 replicas", "note": "not available: zerowire-proxy "
                          "has no --peers flag yet (see the tool rows)"})
             return rows
-    a = Replica(mode, tmp, objs, mode + "-a2")
-    b = Replica(mode, tmp, objs, mode + "-b2")
+    pa, pb = free_port(), free_port()
+    peers = ["127.0.0.1:%d" % pa, "127.0.0.1:%d" % pb]
+    extra = ["--peers", ",".join(peers)] if mode == "proxy" else []
+    a = Replica(mode, tmp, objs, mode + "-a2", pa, extra)
+    b = Replica(mode, tmp, objs, mode + "-b2", pb, extra)
     try:
-        peers = ["127.0.0.1:%d" % a.admin_port, "127.0.0.1:%d" % b.admin_port]
         if mode == "tool":
             for r in (a, b):
                 urllib.request.urlopen(urllib.request.Request(
