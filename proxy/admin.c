@@ -99,28 +99,34 @@ static void respond(struct aconn *c, int status, const char *ctype, const char *
 		aconn_close(c);
 }
 
-struct queue_ctx {
-	json_t *obj;
-	struct zw_server *server;
-};
-
-static int queue_one(void *arg, const char *key, const struct zw_stats_snapshot *snap)
+static void queue_one(json_t *obj, const char *key, const struct zw_stats_snapshot *snap)
 {
-	struct queue_ctx *q = arg;
 	json_t *o = json_pack("{s:I,s:I,s:I,s:f,s:b}", "concurrency", (json_int_t)snap->concurrency,
 	                      "requestCount", (json_int_t)snap->requests, "held",
 	                      (json_int_t)snap->held, "rate", snap->rate, "active", snap->active);
 	if (o)
-		json_object_set_new(q->obj, key, o);
-	return 0;
+		json_object_set_new(obj, key, o);
 }
 
+/* Every target of the current table, with its counters (zero before the
+ * first request). */
 static void serve_queue(struct aconn *c)
 {
-	struct queue_ctx q = {.obj = json_object(), .server = c->a->d.server};
-	zw_stats_foreach(c->a->d.stats, uv_now(c->a->loop), queue_one, &q);
-	char *s = json_dumps(q.obj, JSON_COMPACT | JSON_SORT_KEYS);
-	json_decref(q.obj);
+	struct zw_admin *a = c->a;
+	json_t *obj = json_object();
+	struct zw_route_table *t = zw_route_current_acquire(a->d.routes);
+	size_t n = zw_route_table_count(t);
+	uint64_t now = uv_now(a->loop);
+	for (size_t i = 0; obj && i < n; i++) {
+		const char *key = zw_route_table_key(t, i);
+		struct zw_stats_snapshot snap;
+		memset(&snap, 0, sizeof(snap));
+		zw_stats_get(a->d.stats, key, now, &snap);
+		queue_one(obj, key, &snap);
+	}
+	zw_route_current_release(t);
+	char *s = obj ? json_dumps(obj, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
+	json_decref(obj);
 	if (!s) {
 		respond(c, 500, "text/plain", "out of memory\n", 14);
 		return;

@@ -47,6 +47,9 @@ static const char usage_text[] =
         "Cold start (targets may override):\n"
         "  --readiness-timeout DUR       wait for a ready endpoint (default 5m)\n"
         "  --max-held N                  held requests per target (default 1000) -> 503\n"
+        "  --release-per-endpoint N      held requests released per ready endpoint while\n"
+        "                                earlier ones are in flight (default 100; 0: all;\n"
+        "                                concurrency targets use their targetValue)\n"
         "Lifecycle:\n"
         "  --shutdown-delay DUR          keep serving after SIGTERM (default 5s)\n"
         "  --drain-timeout DUR           finish in-flight requests (default 30s)\n"
@@ -81,11 +84,12 @@ void zw_proxy_config_defaults(struct zw_proxy_config *cfg)
 	cfg->max_idle_per_endpoint = 64;
 	cfg->readiness_timeout_ms = 300000;
 	cfg->max_held = 1000;
+	cfg->release_per_endpoint = 100;
 	cfg->shutdown_delay_ms = 5000;
 	cfg->drain_timeout_ms = 30000;
 }
 
-enum kind { K_STR, K_SIZE, K_DUR, K_INT, K_U32, K_LIST_NS, K_LIST_EP };
+enum kind { K_STR, K_SIZE, K_DUR, K_INT, K_U32, K_U64, K_LIST_NS, K_LIST_EP };
 
 struct flag {
 	const char *name;
@@ -123,6 +127,7 @@ static const struct flag flags[] = {
         F("--max-idle-per-endpoint", K_SIZE, max_idle_per_endpoint, 0, 100000),
         F("--readiness-timeout", K_DUR, readiness_timeout_ms, 1, 86400000),
         F("--max-held", K_U32, max_held, 1, 10000000),
+        F("--release-per-endpoint", K_U64, release_per_endpoint, 0, 100000000),
         F("--shutdown-delay", K_DUR, shutdown_delay_ms, 0, 3600000),
         F("--drain-timeout", K_DUR, drain_timeout_ms, 0, 3600000),
 };
@@ -232,6 +237,7 @@ int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, ch
 		case K_SIZE:
 		case K_INT:
 		case K_U32:
+		case K_U64:
 			if (parse_u64(val, &v) < 0 || v < f->min || v > f->max) {
 				snprintf(msg, msg_len,
 				         "flag %s: \"%s\" is not a number between %llu and %llu",
@@ -243,6 +249,8 @@ int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, ch
 				*(size_t *)base = (size_t)v;
 			else if (f->kind == K_INT)
 				*(int *)base = (int)v;
+			else if (f->kind == K_U64)
+				*(uint64_t *)base = v;
 			else
 				*(uint32_t *)base = (uint32_t)v;
 			break;

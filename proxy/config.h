@@ -45,6 +45,7 @@ struct zw_proxy_config {
 	/* Cold start (targets may override). */
 	uint64_t readiness_timeout_ms; /* --readiness-timeout, default 5m */
 	uint32_t max_held;             /* --max-held, default 1000 per target */
+	uint64_t release_per_endpoint; /* --release-per-endpoint, default 100; 0 = no limit */
 
 	/* Lifecycle. */
 	uint64_t shutdown_delay_ms; /* --shutdown-delay, default 5s */

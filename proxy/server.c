@@ -112,6 +112,8 @@ struct worker {
 	uv_async_t async;
 	uv_timer_t hold_timer;
 	int hold_timer_on;
+	uv_timer_t release_timer;
+	int release_pending;
 	_Atomic int flag_endpoints, flag_drain, flag_stop_accept, flag_stop;
 	int draining;
 	struct conn *conns;
@@ -144,6 +146,7 @@ struct wreq {
 };
 
 static void conn_close(struct conn *c);
+static void schedule_release(struct worker *w);
 static void conn_feed_head(struct conn *c, const char *data, size_t len);
 static void start_forward(struct conn *c);
 static void request_finished(struct conn *c);
@@ -391,8 +394,10 @@ static void request_cleanup(struct conn *c)
 	if (c->counted && c->se)
 		zw_stats_end(c->se);
 	c->counted = 0;
-	if (c->ep)
+	if (c->ep) {
 		zw_endpoint_done(c->ep);
+		schedule_release(c->w);
+	}
 	c->ep = NULL;
 	zw_endpoint_set_unref(c->set);
 	c->set = NULL;
@@ -695,6 +700,30 @@ static void hold_request(struct conn *c)
 }
 
 /* Releases the held requests of one queue if their target has endpoints. */
+/* How many held requests of c's target may be released now: ready
+ * endpoints times the per-endpoint allowance, minus what is already in
+ * flight on them (shared counters: all workers). The allowance is the
+ * target's concurrency targetValue for concurrency targets, else
+ * --release-per-endpoint (0: no limit). So held requests are not all
+ * dumped on the first pod that turns ready: the rest wait for more pods or
+ * for earlier requests to finish. */
+static size_t release_room(struct conn *c, const struct zw_endpoint_set *set)
+{
+	const struct zw_target *t = c->target;
+	uint64_t per = c->w->s->d.cfg->release_per_endpoint;
+	if ((t->metrics & ZW_METRIC_CONCURRENCY) && t->concurrency_target >= 1)
+		per = (uint64_t)t->concurrency_target;
+	if (per == 0)
+		return SIZE_MAX;
+	long busy = 0;
+	for (size_t i = 0; i < set->n; i++)
+		busy += zw_endpoint_outstanding(&set->eps[i]);
+	long room = (long)(per * set->n) - busy;
+	return room > 0 ? (size_t)room : 0;
+}
+
+/* Releases held requests of one queue, in arrival order, as far as their
+ * target has ready endpoints with room. */
 static void release_queue(void *arg, struct zw_hold_queue *q)
 {
 	(void)arg;
@@ -703,13 +732,11 @@ static void release_queue(void *arg, struct zw_hold_queue *q)
 		return;
 	struct conn *first = (struct conn *)((char *)it - offsetof(struct conn, hitem));
 	struct zw_endpoint_set *set = get_set(first, &first->target->service);
-	size_t n = set ? set->n : 0;
+	size_t room = set && set->n ? release_room(first, set) : 0;
 	zw_endpoint_set_unref(set);
-	if (n == 0)
-		return;
-	/* Arrival order; each pick bumps the endpoint's outstanding count, so
-	 * the burst spreads over every ready endpoint. */
-	while (q->n > 0) {
+	/* Each pick bumps the endpoint's outstanding count, so the released
+	 * requests spread over every ready endpoint. */
+	while (room-- > 0 && q->n > 0) {
 		struct conn *c = (struct conn *)((char *)q->head - offsetof(struct conn, hitem));
 		int last = q->n == 1;
 		unhold(c); /* may free q when it empties */
@@ -718,6 +745,23 @@ static void release_queue(void *arg, struct zw_hold_queue *q)
 		start_forward(c);
 		if (last)
 			break;
+	}
+}
+
+static void on_release_timer(uv_timer_t *t)
+{
+	struct worker *w = t->data;
+	w->release_pending = 0;
+	zw_hold_each(&w->hold, release_queue, w);
+}
+
+/* Schedules a release pass on the next loop iteration (never re-entrant:
+ * it may be asked for from deep inside a request's clean-up). */
+static void schedule_release(struct worker *w)
+{
+	if (!w->release_pending && w->hold.total > 0) {
+		w->release_pending = 1;
+		uv_timer_start(&w->release_timer, on_release_timer, 0, 0);
 	}
 }
 
@@ -753,6 +797,8 @@ static void on_hold_timer(uv_timer_t *t)
 {
 	struct worker *w = t->data;
 	check_disconnects(w);
+	/* Room may have been freed by requests of other workers. */
+	zw_hold_each(&w->hold, release_queue, w);
 	if (w->hold.total == 0) {
 		uv_timer_stop(&w->hold_timer);
 		w->hold_timer_on = 0;
@@ -1542,6 +1588,7 @@ static void on_async(uv_async_t *a)
 		wtable_unref(w->wt);
 		w->wt = NULL;
 		uv_close((uv_handle_t *)&w->hold_timer, NULL);
+		uv_close((uv_handle_t *)&w->release_timer, NULL);
 		uv_close((uv_handle_t *)&w->async, NULL);
 	}
 }
@@ -1624,6 +1671,8 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 		w->async.data = w;
 		uv_timer_init(&w->loop, &w->hold_timer);
 		w->hold_timer.data = w;
+		uv_timer_init(&w->loop, &w->release_timer);
+		w->release_timer.data = w;
 		zw_upool_init(&w->pool, &w->loop, &s->limits, cfg->upstream_idle_timeout_ms,
 		              cfg->max_idle_per_endpoint);
 		zw_hold_init(&w->hold);

@@ -98,6 +98,35 @@ def test_200_cold_requests_spread_over_4_endpoints(tmp_path):
             b.stop()
 
 
+def test_release_paced_per_endpoint(tmp_path):
+    """A concurrency target (targetValue 5): held requests are released at
+    most 5 per ready endpoint at a time, so the first pod is not flooded
+    and a second pod that turns ready later still gets its share."""
+    port = free_port()
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test", scalingMetric="concurrency",
+                                      targetValue=5)])
+    b1 = b2 = None
+    try:
+        n = 30
+        with concurrent.futures.ThreadPoolExecutor(max_workers=n) as ex:
+            futs = [ex.submit(p.get, "/slow?ms=300") for _ in range(n)]
+            wait_for(lambda: held(p) == n, what="all held")
+            b1 = Backend("127.0.0.21", port, name="first")
+            p.set_endpoints({APP: [("127.0.0.21", port)]})
+            time.sleep(0.5)
+            b2 = Backend("127.0.0.22", port, name="second")
+            p.set_endpoints({APP: [("127.0.0.21", port), ("127.0.0.22", port)]})
+            res = [f.result(timeout=30) for f in futs]
+        assert all(r.status == 200 for r, _ in res)
+        assert b1.srv.max_active <= 5, b1.srv.max_active
+        assert b2.hits >= 5, (b1.hits, b2.hits)
+    finally:
+        assert p.stop() == 0
+        for b in (b1, b2):
+            if b:
+                b.stop()
+
+
 @pytest.mark.parametrize("mode", ["504", "fallback", "placeholder"])
 def test_readiness_timeout(tmp_path, mode):
     fb = None

@@ -109,7 +109,12 @@ class _Handler(BaseHTTPRequestHandler):
                                "path": self.path}).encode()
             self._reply(200, body, "application/json")
         elif u.path == "/slow":
+            with self.server.lock:
+                self.server.active += 1
+                self.server.max_active = max(self.server.max_active, self.server.active)
             time.sleep(int(q.get("ms", ["1000"])[0]) / 1000.0)
+            with self.server.lock:
+                self.server.active -= 1
             self._reply(200, b"slow " + name)
         elif u.path == "/download":
             n = int(q["n"][0])
@@ -216,6 +221,8 @@ class Backend:
         self.srv.hits = 0
         self.srv.seen_headers = []
         self.srv.seen_raw_headers = []
+        self.srv.active = 0
+        self.srv.max_active = 0
         self.ip = ip
         self.port = self.srv.server_address[1]
         self.srv.name = name or "%s:%d" % (ip, self.port)
@@ -273,12 +280,19 @@ def slices(services):
 
 
 class Proxy:
-    def __init__(self, tmp, targets, endpoints=None, args=(), env=None, ready=True):
+    def __init__(self, tmp, targets=None, endpoints=None, args=(), env=None, ready=True,
+                 kubeconfig=None, namespaces=()):
+        """Static mode (targets / endpoints files) unless kubeconfig is given:
+        then the proxy watches the API server in `namespaces`."""
         self.tmp = str(tmp)
         self.targets_file = os.path.join(self.tmp, "targets.json")
         self.endpoints_file = os.path.join(self.tmp, "endpoints.json")
-        self.write_targets(targets)
-        self._write_endpoints(endpoints or {})
+        if kubeconfig:
+            sources = ["--kubeconfig", kubeconfig] + [a for ns in namespaces for a in ("--namespace", ns)]
+        else:
+            self.write_targets(targets or [])
+            self._write_endpoints(endpoints or {})
+            sources = ["--targets-file", self.targets_file, "--endpoints-file", self.endpoints_file]
         self.port = free_port()
         self.admin_port = free_port()
         self.scaler_port = free_port()
@@ -287,8 +301,7 @@ class Proxy:
         cmd = WRAP + [BIN, "--listen", "127.0.0.1:%d" % self.port,
                "--admin-listen", "127.0.0.1:%d" % self.admin_port,
                "--scaler-listen", "127.0.0.1:%d" % self.scaler_port,
-               "--workers", "2", "--targets-file", self.targets_file,
-               "--endpoints-file", self.endpoints_file, "--shutdown-delay", "0s",
+               "--workers", "2"] + sources + ["--shutdown-delay", "0s",
                "--drain-timeout", "5s", "--log-level", "debug"] + list(args)
         e = dict(os.environ)
         e.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
