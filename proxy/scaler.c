@@ -249,7 +249,7 @@ static int match_score(const struct ref *r, const struct zw_target *t)
 		score = 50;
 		if (r->service && str_eq(t->service.name, r->service))
 			score += 8;
-		if (r->port && t->service.port > 0 && atoi(r->port) == t->service.port)
+		if (r->port && t->service.port > 0 && strtol(r->port, NULL, 10) == t->service.port)
 			score += 2;
 		if (r->port && str_eq(t->service.port_name, r->port))
 			score += 2;

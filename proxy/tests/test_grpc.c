@@ -133,11 +133,12 @@ static int cl_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	(void)ng;
 	(void)flags;
 	if (nl == 7 && memcmp(name, ":status", 7) == 0)
-		c->r.http_status = atoi((const char *)value);
+		c->r.http_status = (int)strtol((const char *)value, NULL, 10);
 	if (nl == 11 && memcmp(name, "grpc-status", 11) == 0) {
 		if (f->hd.stream_id < 64)
-			c->status_by_stream[f->hd.stream_id] = atoi((const char *)value);
-		c->r.grpc_status = atoi((const char *)value);
+			c->status_by_stream[f->hd.stream_id] =
+			        (int)strtol((const char *)value, NULL, 10);
+		c->r.grpc_status = (int)strtol((const char *)value, NULL, 10);
 		c->r.headers_only = c->r.header_blocks == 0;
 	}
 	if (nl == 12 && memcmp(name, "grpc-message", 12) == 0)

@@ -487,9 +487,9 @@ int main(int argc, char **argv)
 			return 2;
 		}
 		if (strcmp(argv[i], "--grpc-port") == 0)
-			cfg.grpc_port = atoi(v);
+			cfg.grpc_port = (int)strtol(v, NULL, 10);
 		else if (strcmp(argv[i], "--admin-port") == 0)
-			admin_port = atoi(v);
+			admin_port = (int)strtol(v, NULL, 10);
 		else if (strcmp(argv[i], "--heartbeat-ms") == 0)
 			cfg.heartbeat_ms = strtoull(v, NULL, 10);
 		else if (strcmp(argv[i], "--peer-poll-ms") == 0)
