@@ -86,6 +86,7 @@ struct conn {
 	struct zw_upstream *up;
 	uint64_t start_ms;
 	uint64_t connect_deadline;
+	uint64_t deadline; /* requestTimeout: absolute loop time, 0 = none */
 	int last_connect_err;
 	int is_head;
 	int upgrade;
@@ -500,6 +501,7 @@ static void next_request(struct conn *c)
 	c->up_reusable = c->status = c->retried = 0;
 	c->body_sent = 0;
 	c->start_ms = 0;
+	c->deadline = 0;
 	c->got_bytes = 0;
 	c->svc = NULL;
 	zw_http_head_reset(&c->head);
@@ -581,11 +583,35 @@ static void on_timer_header(uv_timer_t *t)
 static void respond_upstream_failure(struct conn *c, int status, const char *why);
 static void placeholder_response(struct conn *c);
 
+/* Clamps a timer of `ms` to the request's deadline (target
+ * requestTimeout), if it has one. */
+static uint64_t until_deadline(struct conn *c, uint64_t ms)
+{
+	if (!c->deadline)
+		return ms;
+	uint64_t now = uv_now(&c->w->loop);
+	uint64_t left = c->deadline > now ? c->deadline - now : 0;
+	return left < ms ? left : ms;
+}
+
+/* Nonzero when the request's deadline has passed. */
+static int past_deadline(struct conn *c)
+{
+	return c->deadline && uv_now(&c->w->loop) >= c->deadline;
+}
+
 static void on_timer_readiness(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 	if (c->state != S_HELD)
 		return;
+	if (past_deadline(c)) {
+		unhold(c);
+		zw_metrics_event(&c->w->metrics, c->key, ZW_EV_READINESS_TIMEOUT);
+		local_response(c, 504, NULL, "request timeout while waiting for a ready endpoint\n",
+		               0);
+		return;
+	}
 	const struct zw_target *tg = c->target;
 	unhold(c);
 	zw_metrics_event(&c->w->metrics, c->key, ZW_EV_READINESS_TIMEOUT);
@@ -695,7 +721,7 @@ static void hold_request(struct conn *c)
 	client_read_stop(c);
 	uint64_t to =
 	        t->readiness_timeout_ms ? t->readiness_timeout_ms : s->d.cfg->readiness_timeout_ms;
-	uv_timer_start(&c->timer, on_timer_readiness, to, 0);
+	uv_timer_start(&c->timer, on_timer_readiness, until_deadline(c, to), 0);
 	ensure_hold_timer(w);
 }
 
@@ -916,7 +942,9 @@ static void on_timer_response_header(uv_timer_t *t)
 	struct conn *c = t->data;
 	if (c->state != S_PROXY || c->resp_started)
 		return;
-	respond_upstream_failure(c, 504, "upstream response header timeout");
+	respond_upstream_failure(c, 504,
+	                         past_deadline(c) ? "request timeout before the response head"
+	                                          : "upstream response header timeout");
 }
 
 /* Picks an endpoint of c->svc and starts forwarding to it. */
@@ -934,7 +962,8 @@ static void start_forward(struct conn *c)
 	}
 	c->set = set;
 	c->ep = zw_endpoint_pick(set, &c->w->rng);
-	c->connect_deadline = uv_now(&c->w->loop) + s->d.cfg->connect_retry_budget_ms;
+	c->connect_deadline =
+	        uv_now(&c->w->loop) + until_deadline(c, s->d.cfg->connect_retry_budget_ms);
 	dial(c);
 }
 
@@ -973,7 +1002,7 @@ static void send_request_head(struct conn *c)
 	const struct zw_target *t = c->target;
 	uint64_t to = t && t->response_header_timeout_ms ? t->response_header_timeout_ms
 	                                                 : s->d.cfg->response_header_timeout_ms;
-	uv_timer_start(&c->timer, on_timer_response_header, to, 0);
+	uv_timer_start(&c->timer, on_timer_response_header, until_deadline(c, to), 0);
 	pump_request(c);
 }
 
@@ -1335,6 +1364,8 @@ static void dispatch(struct conn *c)
 	c->target = m.target;
 	c->key = zw_route_table_key(wt->table, m.index);
 	c->svc = &c->target->service;
+	if (c->target->request_timeout_ms && c->target->request_timeout_ms != ZW_TIMEOUT_NONE)
+		c->deadline = c->start_ms + c->target->request_timeout_ms;
 
 	const struct zw_target *t = c->target;
 	if (m.static_route >= 0 && (size_t)m.static_route < t->n_static_routes) {

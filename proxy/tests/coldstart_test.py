@@ -284,3 +284,22 @@ def test_static_routes_never_wake(tmp_path):
         assert p.stop() == 0
         if b:
             b.stop()
+
+
+def test_request_timeout_bounds_hold_and_response(tmp_path):
+    b = Backend("127.0.0.1", name="b")
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test", requestTimeout="500ms"),
+                         scaledobject("slow", "slow", 80, hosts="slow.test", requestTimeout="500ms")],
+              {"default/slow": [(b.ip, b.port)]})
+    try:
+        t0 = time.monotonic()
+        r, body = p.get("/")
+        assert r.status == 504 and b"request timeout" in body, body
+        assert 0.4 < time.monotonic() - t0 < 3
+        t0 = time.monotonic()
+        r, body = p.get("/slow?ms=2000", host="slow.test")
+        assert r.status == 504 and b"request timeout" in body, body
+        assert time.monotonic() - t0 < 1.5
+    finally:
+        assert p.stop() == 0
+        b.stop()
