@@ -14,9 +14,10 @@
 #include <time.h>
 
 #define MAX_VERSIONS     4
-#define DISCOVERY_MS     15000 /* how often served versions are checked again */
-#define MAX_TOUCHES      500   /* route touches per pass; the rest wait for the next */
-#define LEASE_RETRY_MS   2000  /* a follower re-reads the Lease this often */
+#define DISCOVERY_MS     15000  /* how often served versions are checked again */
+#define MAX_TOUCHES      500    /* route touches per pass; the rest wait for the next */
+#define LEASE_RETRY_MS   2000   /* a follower re-reads the Lease this often */
+#define RETOUCH_MS       300000 /* a touch admission ignored is tried again after this */
 #define WIRING_LABEL     "zerowire.io/wiring"
 #define MANAGED_SELECTOR ZW_RECONCILE_MANAGED_LABEL "=" ZW_RECONCILE_MANAGED_VALUE
 
@@ -117,6 +118,7 @@ struct zw_reconcile {
 
 	atomic_int leading;
 	/* Lease bookkeeping (reconciler thread only). */
+	int last_lease_status; /* last logged Lease failure (HTTP status, -1 none) */
 	char observed_holder[256];
 	char observed_rv[64];
 	long long observed_at_ms;
@@ -399,8 +401,10 @@ static void lease_step(struct zw_reconcile *r)
 		if (body != NULL &&
 		    zw_kube_create(r->cfg.kube, &coll, NULL, body, NULL, &err) == 0) {
 			r->last_renew_ms = now;
+			r->last_lease_status = -1;
 			set_leading(r, 1);
-		} else if (body != NULL) {
+		} else if (body != NULL && r->last_lease_status != err.http_status) {
+			r->last_lease_status = err.http_status;
 			zw_log(ZW_LOG_WARN, "lease_create_failed", "status=%d error=\"%s\"",
 			       err.http_status, kube_msg(&err));
 		}
@@ -433,6 +437,7 @@ static void lease_step(struct zw_reconcile *r)
 		if (body != NULL &&
 		    zw_kube_update(r->cfg.kube, &ref, NULL, body, NULL, &err) == 0) {
 			r->last_renew_ms = now;
+			r->last_lease_status = -1;
 			set_leading(r, 1);
 			goto out;
 		}
@@ -576,7 +581,8 @@ static int touch(struct zw_reconcile *r, const struct kind_desc *kd, const char 
 		return -EIO;
 	}
 	json_object_set_new(r->touched, key,
-	                    json_pack("[s,I]", meta_str(out, "resourceVersion"), (json_int_t)gen));
+	                    json_pack("[s,I,I]", meta_str(out, "resourceVersion"), (json_int_t)gen,
+	                              (json_int_t)now_ms()));
 	json_decref(out);
 	zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_TOUCHES, 1);
 	zw_log(ZW_LOG_INFO, "route_touched", "route=%s generation=%llu", key,
@@ -636,10 +642,12 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 			                   ? json_string_value(json_array_get(rec, 0))
 			                   : "",
 			           meta_str(obj, "resourceVersion")) == 0 &&
-			    (uint64_t)json_integer_value(json_array_get(rec, 1)) == gen) {
+			    (uint64_t)json_integer_value(json_array_get(rec, 1)) == gen &&
+			    now_ms() - json_integer_value(json_array_get(rec, 2)) < RETOUCH_MS) {
 				/* Touched for this generation and admission left it: the
 				 * webhook does not see it (namespace excluded, not
-				 * registered). Wait for the next change. */
+				 * registered, or down behind failurePolicy Ignore). Wait
+				 * for the next change, or RETOUCH_MS. */
 			} else if (touch(r, kd, version, obj, gen) == 0) {
 				touches++;
 			}
@@ -1159,6 +1167,7 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 	pthread_condattr_destroy(&ca);
 	r->touched = json_object();
 	r->n_ns = n_ns;
+	r->last_lease_status = -1;
 	r->watches = calloc(N_KINDS * n_ns, sizeof(*r->watches));
 	if (r->touched == NULL || r->watches == NULL)
 		goto fail;
