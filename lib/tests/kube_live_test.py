@@ -514,3 +514,32 @@ def test_apiserver_restart_mid_watch(cluster, ns, watchers):
         assert any(s["status"] == "RETRY" for s in w.statuses()), (d, w.statuses())
     for w in ws.values():
         w.stop()
+
+
+def test_uv_watch_stops_inside_its_callback(cluster, ns):
+    """zw_kube_uv_watch_stop from inside the watch's own event callback: no
+    callback follows (the tool aborts if one does), memory is released on the
+    loop, and the process ends cleanly once every watch has stopped."""
+    for i in range(5):
+        cluster.api("POST", "/api/v1/namespaces/%s/configmaps" % ns, cm("s%d" % i))
+    # in the middle of delivering a (paginated) list, two watches in one loop
+    argv = [TOOL, "--kubeconfig", cluster.kubeconfig, "--driver", "uv", "--limit", "2", "--stop-after", "3",
+            "watch", "v1", "configmaps", ns, "v1", "configmaps", ns]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr[-3000:]
+    lines = [json.loads(x) for x in r.stdout.splitlines()]
+    # each watch printed exactly its first three events (the two may interleave)
+    assert sorted((x["type"], x["name"]) for x in lines if "type" in x) == sorted(
+        [("ADDED", "s0"), ("ADDED", "s1"), ("ADDED", "s2")] * 2)
+    # in the middle of a watch stream: the 7th event is the first live one
+    w = Watcher(cluster, "uv", "v1", "configmaps", ns, "--stop-after", "7")
+    w.wait(lambda ev: ("SYNCED", None) in ev)
+    cluster.api("POST", "/api/v1/namespaces/%s/configmaps" % ns, cm("live1"))
+    cluster.api("POST", "/api/v1/namespaces/%s/configmaps" % ns, cm("live2"))
+    rc = w.proc.wait(timeout=30)
+    w.t_out.join(5)
+    w.t_err.join(5)
+    assert rc == 0, "".join(w.stderr)[-3000:]
+    assert "Sanitizer" not in "".join(w.stderr)
+    assert w.events()[-2:] == [("SYNCED", None), ("ADDED", "live1")]

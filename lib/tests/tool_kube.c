@@ -19,6 +19,8 @@
  *            KUBERNETES_SERVICE_HOST/PORT)  --server URL (override)  --driver thread|uv
  *            --dry-run  --field-manager NAME  --selector LABELS  --limit N
  *            --timeout-seconds N (watch)  --discovery-ms N (watch)
+ *            --stop-after N (uv watch: each watch stops itself from inside its
+ *            N-th event callback; the tool exits when all have stopped)
  *
  * Output is JSON on stdout: the response object; for list
  * {"resourceVersion","pages","items"}; for watch one line per event
@@ -42,8 +44,20 @@
 struct opts {
 	const char *kubeconfig, *sa_dir, *server, *driver, *field_manager, *selector;
 	int dry_run;
-	unsigned limit, timeout_seconds, discovery_ms;
+	unsigned limit, timeout_seconds, discovery_ms, stop_after;
 };
+
+/* One watch of the tool: its resource name (for output) and, with the uv
+ * driver, its handle and event count for --stop-after. */
+struct watch_ctx {
+	const char *resource;
+	struct zw_kube_uv_watch *uw;
+	unsigned seen;
+	int stopped;
+};
+
+static unsigned stop_after, nwatches, nstopped;
+static void stop_all_later(void);
 
 static pthread_mutex_t out_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -109,31 +123,44 @@ static json_t *read_stdin_json(void)
 static void on_event(void *ud, enum zw_watch_type type, json_t *obj)
 {
 	json_t *md = json_object_get(obj, "metadata");
-	const char *resource = ud;
+	struct watch_ctx *c = ud;
 	json_t *j;
 
+	if (c->stopped) {
+		/* the client promised no callback after zw_kube_uv_watch_stop */
+		fprintf(stderr, "lib_tool_kube: EVENT AFTER STOP\n");
+		abort();
+	}
 	if (type == ZW_WATCH_SYNCED) {
-		j = json_pack("{s:s,s:s}", "resource", resource, "type", "SYNCED");
+		j = json_pack("{s:s,s:s}", "resource", c->resource, "type", "SYNCED");
 	} else {
 		const char *ns = json_string_value(json_object_get(md, "namespace"));
 		const char *name = json_string_value(json_object_get(md, "name"));
 		const char *rv = json_string_value(json_object_get(md, "resourceVersion"));
 
-		j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:O}", "resource", resource, "type",
+		j = json_pack("{s:s,s:s,s:s,s:s,s:s,s:O}", "resource", c->resource, "type",
 		              zw_watch_type_name(type), "namespace", ns ? ns : "", "name",
 		              name ? name : "", "rv", rv ? rv : "", "object", obj);
 	}
 	emit(j);
 	json_decref(j);
+	if (c->uw && stop_after && ++c->seen == stop_after) {
+		zw_kube_uv_watch_stop(c->uw);
+		c->stopped = 1;
+		if (++nstopped == nwatches)
+			stop_all_later();
+	}
 }
 
 static void on_status(void *ud, const struct zw_watch_status *st)
 {
 	static const char *const names[] = {"WAITING", "SYNCED", "RELIST", "RETRY"};
-	const char *resource = ud;
+	struct watch_ctx *c = ud;
 	json_t *j;
 
-	j = json_pack("{s:s,s:s,s:s,s:i,s:i}", "resource", resource, "status", names[st->kind],
+	if (c->stopped)
+		abort();
+	j = json_pack("{s:s,s:s,s:s,s:i,s:i}", "resource", c->resource, "status", names[st->kind],
 	              "reason", st->reason ? st->reason : "", "delay_ms", (int)st->delay_ms,
 	              "failures", (int)st->failures);
 	emit(j);
@@ -141,29 +168,52 @@ static void on_status(void *ud, const struct zw_watch_status *st)
 }
 
 static uv_signal_t sig_term, sig_int;
+static uv_timer_t stop_timer;
 static struct zw_kube_uv *uv_client;
+
+static void tool_uv_shutdown(void)
+{
+	uv_close((uv_handle_t *)&sig_term, NULL);
+	uv_close((uv_handle_t *)&sig_int, NULL);
+	uv_close((uv_handle_t *)&stop_timer, NULL);
+	zw_kube_uv_close(uv_client, NULL, NULL);
+}
 
 static void uv_on_signal(uv_signal_t *h, int signum)
 {
 	(void)h;
 	(void)signum;
-	uv_close((uv_handle_t *)&sig_term, NULL);
-	uv_close((uv_handle_t *)&sig_int, NULL);
-	zw_kube_uv_close(uv_client, NULL, NULL);
+	tool_uv_shutdown();
+}
+
+static void on_stop_timer(uv_timer_t *h)
+{
+	(void)h;
+	tool_uv_shutdown();
+}
+
+/* zw_kube_uv_close may not run inside a callback of the client: defer. */
+static void stop_all_later(void)
+{
+	uv_timer_start(&stop_timer, on_stop_timer, 0, 0);
 }
 
 static int run_watch(struct zw_kube *k, struct zw_kube_config *cfg, const struct opts *o,
                      const struct zw_watch_spec *specs, int n)
 {
 	if (strcmp(o->driver, "uv") == 0) {
-		struct zw_kube_uv_watch *w;
 		uv_loop_t loop;
 
 		uv_loop_init(&loop);
 		if (zw_kube_uv_new(&loop, cfg, &uv_client) != 0)
 			return 1;
+		uv_timer_init(&loop, &stop_timer);
+		stop_after = o->stop_after;
+		nwatches = (unsigned)n;
 		for (int i = 0; i < n; i++) {
-			if (zw_kube_uv_watch_start(uv_client, &specs[i], &w) != 0) {
+			struct watch_ctx *c = specs[i].ud;
+
+			if (zw_kube_uv_watch_start(uv_client, &specs[i], &c->uw) != 0) {
 				fprintf(stderr, "lib_tool_kube: cannot start watch %d\n", i);
 				return 1;
 			}
@@ -288,6 +338,8 @@ int main(int argc, char **argv)
 			o.timeout_seconds = (unsigned)strtoul(v, NULL, 10);
 		else if (strcmp(a, "--discovery-ms") == 0)
 			o.discovery_ms = (unsigned)strtoul(v, NULL, 10);
+		else if (strcmp(a, "--stop-after") == 0)
+			o.stop_after = (unsigned)strtoul(v, NULL, 10);
 		else
 			return usage();
 	}
@@ -323,6 +375,7 @@ int main(int argc, char **argv)
 		goto out;
 
 	if (strcmp(cmd, "watch") == 0 && nargs % 3 == 0 && nargs / 3 <= MAX_WATCHES) {
+		static struct watch_ctx ctxs[MAX_WATCHES];
 		struct zw_watch_spec specs[MAX_WATCHES];
 		int n = nargs / 3;
 
@@ -345,7 +398,8 @@ int main(int argc, char **argv)
 			spec->discovery_interval_ms = o.discovery_ms;
 			spec->on_event = on_event;
 			spec->on_status = on_status;
-			spec->ud = argv[i + 3 * w + 1];
+			ctxs[w].resource = argv[i + 3 * w + 1];
+			spec->ud = &ctxs[w];
 		}
 		rc = run_watch(k, cfg, &o, specs, n);
 		goto out;
