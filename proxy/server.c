@@ -132,6 +132,7 @@ struct zw_server {
 	struct zw_server_deps d;
 	struct zw_http_limits limits;
 	struct zw_hold_limits hold_limits;
+	pthread_mutex_t release_lock; /* release_queue: room check + picks */
 	_Atomic size_t conns;
 	int n_workers;
 	int port;
@@ -147,6 +148,7 @@ struct wreq {
 };
 
 static void conn_close(struct conn *c);
+static void conn_free_if_done(struct conn *c);
 static void schedule_release(struct worker *w);
 static void conn_feed_head(struct conn *c, const char *data, size_t len);
 static void start_forward(struct conn *c);
@@ -337,8 +339,10 @@ static void client_write_cb(uv_write_t *req, int status)
 	struct conn *c = wr->c;
 	free(wr);
 	c->pending_writes--;
-	if (c->closed)
+	if (c->closed) {
+		conn_free_if_done(c);
 		return;
+	}
 	if (status < 0) {
 		conn_close(c);
 		return;
@@ -358,8 +362,10 @@ static void up_write_cb(uv_write_t *req, int status)
 	struct conn *c = wr->c;
 	free(wr);
 	c->pending_writes--;
-	if (c->closed)
+	if (c->closed) {
+		conn_free_if_done(c);
 		return;
+	}
 	if (status < 0) {
 		/* The upstream went away while we sent: the read side reports
 		 * it (EOF/reset) and decides between 502 and closing. */
@@ -419,15 +425,24 @@ static void record(struct conn *c, int status)
 	zw_metrics_request(&c->w->metrics, c->key ? c->key : "", status, secs);
 }
 
-static void on_conn_handle_closed(uv_handle_t *h)
+/* Frees c once its handles are closed and no write that points at it is
+ * pending (upstream writes can outlive the client handle: the upstream
+ * connection is closed, and its writes cancelled, after c's own handles). */
+static void conn_free_if_done(struct conn *c)
 {
-	struct conn *c = h->data;
-	if (--c->open_handles > 0)
+	if (c->open_handles > 0 || c->pending_writes > 0)
 		return;
 	atomic_fetch_sub(&c->w->s->conns, 1);
 	zw_http_head_free(&c->head);
 	free(c->in);
 	free(c);
+}
+
+static void on_conn_handle_closed(uv_handle_t *h)
+{
+	struct conn *c = h->data;
+	c->open_handles--;
+	conn_free_if_done(c);
 }
 
 static void conn_close(struct conn *c)
@@ -528,7 +543,8 @@ static void next_request(struct conn *c)
 static void request_finished(struct conn *c)
 {
 	if (c->up) {
-		if (c->up_reusable && c->req_done && !c->w->draining) {
+		if (c->up_reusable && c->req_done && !c->w->draining &&
+		    uv_stream_get_write_queue_size((uv_stream_t *)&c->up->tcp) == 0) {
 			uv_read_stop((uv_stream_t *)&c->up->tcp);
 			zw_upstream_release(c->up);
 		} else {
@@ -758,7 +774,15 @@ static void release_queue(void *arg, struct zw_hold_queue *q)
 		return;
 	struct conn *first = (struct conn *)((char *)it - offsetof(struct conn, hitem));
 	struct zw_endpoint_set *set = get_set(first, &first->target->service);
-	size_t room = set && set->n ? release_room(first, set) : 0;
+	if (!set || set->n == 0) {
+		zw_endpoint_set_unref(set);
+		return;
+	}
+	/* Room and picks under one process-wide lock: workers releasing the
+	 * same target at once must not both see the same free room. */
+	struct zw_server *s = first->w->s;
+	pthread_mutex_lock(&s->release_lock);
+	size_t room = release_room(first, set);
 	zw_endpoint_set_unref(set);
 	/* Each pick bumps the endpoint's outstanding count, so the released
 	 * requests spread over every ready endpoint. */
@@ -772,6 +796,7 @@ static void release_queue(void *arg, struct zw_hold_queue *q)
 		if (last)
 			break;
 	}
+	pthread_mutex_unlock(&s->release_lock);
 }
 
 static void on_release_timer(uv_timer_t *t)
@@ -1675,6 +1700,7 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 	s->limits.max_headers = cfg->max_headers;
 	s->limits.max_request_line = cfg->max_request_line;
 	zw_hold_limits_init(&s->hold_limits);
+	pthread_mutex_init(&s->release_lock, NULL);
 	s->workers = calloc((size_t)cfg->workers, sizeof(*s->workers));
 	s->shards = calloc((size_t)cfg->workers, sizeof(*s->shards));
 	if (!s->workers || !s->shards) {
@@ -1807,6 +1833,7 @@ void zw_server_free(struct zw_server *s)
 		free(w);
 	}
 	zw_hold_limits_free(&s->hold_limits);
+	pthread_mutex_destroy(&s->release_lock);
 	free(s->workers);
 	free(s->shards);
 	free(s);
