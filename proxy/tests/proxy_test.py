@@ -366,3 +366,58 @@ def test_large_upload_and_download_bounded_memory(tmp_path, backend):
         assert growth_mib <= 96, "proxy RSS grew by %.1f MiB" % growth_mib
     finally:
         assert p.stop() == 0
+
+
+def test_aborts_mid_stream_leave_proxy_healthy(warm):
+    """Clients that vanish mid-download / mid-upload / while waiting, and
+    garbage, must not disturb the proxy (ASan/valgrind check the rest)."""
+    p, b = warm
+    for _ in range(3):
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        s.sendall(b"GET /download?n=%d HTTP/1.1\r\nHost: app.test\r\n\r\n" % (64 << 20))
+        s.recv(65536)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        s.close()
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100000000\r\n\r\n" + b"z" * 300000)
+        s.close()
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        s.sendall(b"GET /slow?ms=300 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        s.close()
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        s.sendall(os.urandom(3000))
+        s.close()
+    time.sleep(0.5)
+    for _ in range(5):
+        r, body = p.get("/")
+        assert r.status == 200 and body == b"hello from b1"
+    wait_for(lambda: p.queue()["default/app/0"]["concurrency"] == 0, timeout=5, what="nothing in flight")
+
+
+def test_backend_dies_mid_response(tmp_path):
+    """A backend that closes mid-body: the client sees a truncated response
+    (connection closed, never a clean end), and the proxy keeps serving."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(8)
+    port = srv.getsockname()[1]
+
+    def serve():
+        for _ in range(2):
+            c, _ = srv.accept()
+            c.recv(65536)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"a" * 10)
+            time.sleep(0.1)
+            c.close()
+    th = threading.Thread(target=serve, daemon=True)
+    th.start()
+    p = Proxy(tmp_path, [scaledobject("app", "app", port, hosts="app.test")], {APP: [("127.0.0.1", port)]})
+    try:
+        for _ in range(2):
+            out = p.raw(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+            assert out.startswith(b"HTTP/1.1 200") and out.endswith(b"a" * 10), out
+        assert p.metric("zerowire_upstream_errors_total", target="app/0") == 2
+    finally:
+        assert p.stop() == 0
+        srv.close()
