@@ -422,9 +422,12 @@ int zw_http_build_request(struct zw_obuf *out, const llhttp_t *p, const struct z
 {
 	static const char *const skip[] = {"x-forwarded-for", NULL};
 	const char *method = llhttp_method_name((llhttp_method_t)p->method);
+	/* An HTTP/1.0 client cannot take a chunked response: ask the upstream
+	 * in HTTP/1.0 too, so it delimits the body by length or by closing. */
+	int v10 = p->http_major == 1 && p->http_minor == 0;
 	if (zw_obuf_addf(out, "%s ", method) < 0 ||
 	    zw_obuf_add(out, h->buf + h->url_off, h->url_len) < 0 ||
-	    zw_obuf_add(out, " HTTP/1.1\r\n", 11) < 0)
+	    zw_obuf_add(out, v10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n", 11) < 0)
 		return -1;
 	if (add_end_to_end(out, h, skip) < 0)
 		return -1;

@@ -126,7 +126,8 @@ struct zw_fwd_info {
 };
 
 /* Writes the upstream request head for request `h` parsed by `p` into `out`
- * (appending): request line as HTTP/1.1, fields minus hop-by-hop ones
+ * (appending): request line as HTTP/1.1 (HTTP/1.0 for 1.0 clients), fields
+ * minus hop-by-hop ones
  * (Connection and the fields it names, Keep-Alive, Proxy-*, TE, Trailer,
  * Transfer-Encoding, Upgrade unless info->upgrade), Host kept,
  * X-Forwarded-For appended, X-Forwarded-Proto/-Host set when absent,

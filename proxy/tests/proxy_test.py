@@ -421,3 +421,12 @@ def test_backend_dies_mid_response(tmp_path):
     finally:
         assert p.stop() == 0
         srv.close()
+
+
+def test_http10_client_gets_no_chunked_body(warm):
+    p, _ = warm
+    out = p.raw(b"GET /chunked HTTP/1.0\r\nHost: app.test\r\n\r\n")
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0], out
+    assert b"Transfer-Encoding" not in head
+    assert body == b"alpha-beta-gamma"

@@ -127,6 +127,14 @@ class _Handler(BaseHTTPRequestHandler):
                 k = min(n, len(chunk))
                 self.wfile.write(chunk[:k])
                 n -= k
+        elif u.path == "/chunked" and self.request_version == "HTTP/1.0":
+            # A compliant server never chunks for an HTTP/1.0 request.
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"alpha-beta-gamma")
+            self.close_connection = True
         elif u.path == "/chunked":
             self.send_response(200)
             self.send_header("Content-Type", "text/plain")
