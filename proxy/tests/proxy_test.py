@@ -430,3 +430,50 @@ def test_http10_client_gets_no_chunked_body(warm):
     assert head.startswith(b"HTTP/1.") and b" 200 " in head.split(b"\r\n")[0], out
     assert b"Transfer-Encoding" not in head
     assert body == b"alpha-beta-gamma"
+
+
+def test_upstream_keepalive_pool_reused(warm):
+    p, _ = warm
+    peers = set()
+    for i in range(5):
+        r, body = p.get("/headers")  # a new client connection each time
+        assert r.status == 200
+        peers.add(json.loads(body)["peer"])
+    # Two workers: at most one pooled upstream connection each.
+    assert len(peers) <= 2, peers
+
+
+def test_idle_keepalive_timeout(tmp_path, backend):
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
+              {APP: [(backend.ip, backend.port)]}, args=["--idle-timeout", "300ms"])
+    try:
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=5)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        got = b""
+        while b"hello from b1" not in got:
+            got += s.recv(4096)
+        t0 = time.monotonic()
+        assert s.recv(10) == b""  # closed by the proxy
+        assert 0.2 < time.monotonic() - t0 < 2
+        s.close()
+    finally:
+        assert p.stop() == 0
+
+
+def test_admin_endpoints(warm):
+    p, _ = warm
+    p.get("/")
+    assert p.admin_get("/healthz") == (200, b"ok\n")
+    assert p.admin_get("/readyz") == (200, b"ok\n")
+    q = p.queue()["default/app/0"]
+    assert q["requestCount"] == 1 and q["concurrency"] == 0 and q["held"] == 0 and q["rate"] > 0
+    m = p.metrics()
+    for name in ("zerowire_requests_total", "zerowire_request_duration_seconds_bucket",
+                 "zerowire_held_requests", "zerowire_cold_starts_total", "zerowire_readiness_timeouts_total",
+                 "zerowire_overflow_rejections_total", "zerowire_upstream_errors_total",
+                 "zerowire_upstream_timeouts_total", "zerowire_connections"):
+        assert name in m, name
+    assert p.metric("zerowire_requests_total", target="app/0", code="200") == 1
+    st, html = p.admin_get("/status")
+    assert st == 200 and b"default/app/0" in html and b"127.0.0.1" in html
+    assert p.admin_get("/nope")[0] == 404

@@ -106,7 +106,7 @@ class _Handler(BaseHTTPRequestHandler):
         name = self.server.name.encode()
         if u.path == "/headers":
             body = json.dumps({"server": self.server.name, "headers": self.server.seen_raw_headers[-1],
-                               "path": self.path}).encode()
+                               "path": self.path, "peer": self.client_address[1]}).encode()
             self._reply(200, body, "application/json")
         elif u.path == "/slow":
             with self.server.lock:
