@@ -26,10 +26,16 @@ static const char usage_text[] =
         "  --workers N                   worker threads, one loop each (default: CPUs)\n"
         "Sources:\n"
         "  --kubeconfig PATH             API server access (default: in-cluster)\n"
-        "  --namespace NS[,NS]           namespaces to watch (repeatable; default all)\n"
+        "  --namespace NS[,NS]           namespaces to watch (repeatable; default all;\n"
+        "                                alias --watch-namespaces)\n"
         "  --targets-file PATH           static mode: target objects (YAML/JSON)\n"
         "  --endpoints-file PATH         static mode: EndpointSlices (YAML/JSON)\n"
         "  --static-endpoint SPEC        static mode: ns/svc:port=ip:port[,ip:port]\n"
+        "Replicas:\n"
+        "  --peers-service NS/SVC[:PORT] headless Service of the proxy replicas (admin\n"
+        "                                port number or name, default admin)\n"
+        "  --peers ADDR[,ADDR]           fixed peer admin addresses instead\n"
+        "  --stream-heartbeat DUR        StreamIsActive heartbeat (default 1s)\n"
         "Client limits:\n"
         "  --max-header-bytes N          request head size (default 65536) -> 431\n"
         "  --max-headers N               header fields (default 100) -> 431\n"
@@ -47,6 +53,7 @@ static const char usage_text[] =
         "Cold start (targets may override):\n"
         "  --readiness-timeout DUR       wait for a ready endpoint (default 5m)\n"
         "  --max-held N                  held requests per target (default 1000) -> 503\n"
+        "                                (alias --max-pending)\n"
         "  --release-per-endpoint N      held requests released per ready endpoint while\n"
         "                                earlier ones are in flight (default 100; 0: all;\n"
         "                                concurrency targets use their targetValue)\n"
@@ -89,7 +96,7 @@ void zw_proxy_config_defaults(struct zw_proxy_config *cfg)
 	cfg->drain_timeout_ms = 30000;
 }
 
-enum kind { K_STR, K_SIZE, K_DUR, K_INT, K_U32, K_U64, K_LIST_NS, K_LIST_EP };
+enum kind { K_STR, K_SIZE, K_DUR, K_INT, K_U32, K_U64, K_LIST_NS, K_LIST_EP, K_LIST_PEERS };
 
 struct flag {
 	const char *name;
@@ -109,6 +116,10 @@ static const struct flag flags[] = {
         F("--workers", K_INT, workers, 1, 64),
         F("--kubeconfig", K_STR, kubeconfig, 0, 0),
         F("--namespace", K_LIST_NS, namespaces, 0, 0),
+        F("--watch-namespaces", K_LIST_NS, namespaces, 0, 0),
+        F("--peers-service", K_STR, peers_service, 0, 0),
+        F("--peers", K_LIST_PEERS, peers, 0, 0),
+        F("--stream-heartbeat", K_DUR, stream_heartbeat_ms, 1, 3600000),
         F("--targets-file", K_STR, targets_file, 0, 0),
         F("--endpoints-file", K_STR, endpoints_file, 0, 0),
         F("--static-endpoint", K_LIST_EP, static_endpoints, 0, 0),
@@ -127,6 +138,7 @@ static const struct flag flags[] = {
         F("--max-idle-per-endpoint", K_SIZE, max_idle_per_endpoint, 0, 100000),
         F("--readiness-timeout", K_DUR, readiness_timeout_ms, 1, 86400000),
         F("--max-held", K_U32, max_held, 1, 10000000),
+        F("--max-pending", K_U32, max_held, 1, 10000000),
         F("--release-per-endpoint", K_U64, release_per_endpoint, 0, 100000000),
         F("--shutdown-delay", K_DUR, shutdown_delay_ms, 0, 3600000),
         F("--drain-timeout", K_DUR, drain_timeout_ms, 0, 3600000),
@@ -215,6 +227,13 @@ int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, ch
 				return -1;
 			}
 			break;
+		case K_LIST_PEERS:
+			if (add_list(cfg->peers, &cfg->n_peers, val, 1) < 0) {
+				snprintf(msg, msg_len, "flag %s: more than %d values", f->name,
+				         ZW_CONFIG_MAX_LIST);
+				return -1;
+			}
+			break;
 		case K_LIST_EP:
 			if (add_list(cfg->static_endpoints, &cfg->n_static_endpoints, val, 0) < 0) {
 				snprintf(msg, msg_len, "flag %s: more than %d values", f->name,
@@ -256,6 +275,14 @@ int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, ch
 			break;
 		}
 	}
+	struct zw_peer_service ps;
+	if (cfg->peers_service && zw_parse_peer_service(cfg->peers_service, &ps) < 0) {
+		snprintf(msg, msg_len,
+		         "flag --peers-service: \"%s\" is not NS/SVC[:PORT] (e.g. "
+		         "zerowire/peers:admin)",
+		         cfg->peers_service);
+		return -1;
+	}
 	struct sockaddr_storage ss;
 	const char *addrs[] = {cfg->listen, cfg->admin_listen, cfg->scaler_listen};
 	const char *names[] = {"--listen", "--admin-listen", "--scaler-listen"};
@@ -267,6 +294,33 @@ int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, ch
 			return -1;
 		}
 	}
+	return 0;
+}
+
+int zw_parse_peer_service(const char *s, struct zw_peer_service *out)
+{
+	memset(out, 0, sizeof(*out));
+	const char *slash = strchr(s, '/');
+	if (!slash || slash == s || (size_t)(slash - s) >= sizeof(out->ns))
+		return -1;
+	memcpy(out->ns, s, (size_t)(slash - s));
+	const char *name = slash + 1;
+	const char *colon = strchr(name, ':');
+	size_t nlen = colon ? (size_t)(colon - name) : strlen(name);
+	if (nlen == 0 || nlen >= sizeof(out->svc) || memchr(name, '/', nlen))
+		return -1;
+	memcpy(out->svc, name, nlen);
+	const char *port = colon ? colon + 1 : "admin";
+	uint64_t v;
+	if (parse_u64(port, &v) == 0) {
+		if (v == 0 || v > 65535)
+			return -1;
+		out->port = (int)v;
+		return 0;
+	}
+	if (!*port || strlen(port) >= sizeof(out->port_name))
+		return -1;
+	snprintf(out->port_name, sizeof(out->port_name), "%s", port);
 	return 0;
 }
 

@@ -26,6 +26,13 @@ struct zw_proxy_config {
 	size_t n_static_endpoints;
 	const char *log_level; /* --log-level, default info */
 
+	/* Replicas and the KEDA stream. */
+	const char *peers_service; /* --peers-service NS/SVC[:PORT]: headless Service of the
+	                            * replicas (port number or name, default "admin") */
+	const char *peers[ZW_CONFIG_MAX_LIST]; /* --peers ADDR[,ADDR]: fixed peer admin addresses */
+	size_t n_peers;
+	uint64_t stream_heartbeat_ms; /* --stream-heartbeat, default 0: the scaler's (1s) */
+
 	/* Client side. */
 	size_t max_header_bytes;    /* --max-header-bytes, default 65536 */
 	size_t max_headers;         /* --max-headers, default 100 */
@@ -61,6 +68,18 @@ void zw_proxy_config_defaults(struct zw_proxy_config *cfg);
  * `msg` naming the flag and the problem. */
 int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, char *msg,
                           size_t msg_len);
+
+/* A parsed --peers-service value. */
+struct zw_peer_service {
+	char ns[64];
+	char svc[64];
+	int port;           /* > 0, or 0 with port_name set */
+	char port_name[64]; /* default "admin" */
+};
+
+/* Parses "NS/SVC[:PORT]" (PORT a number or a port name) into *out.
+ * Returns 0 or -1. */
+int zw_parse_peer_service(const char *s, struct zw_peer_service *out);
 
 /* Returns the --help text. */
 const char *zw_proxy_config_usage(void);

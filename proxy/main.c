@@ -54,6 +54,8 @@ static void on_endpoints_changed(void *ctx, const char *ns, const char *svc, siz
 	zw_log(ZW_LOG_DEBUG, "endpoints_changed", "service=%s/%s ready=%zu", ns, svc, n_ready);
 	if (app->server)
 		zw_server_endpoints_changed(app->server);
+	if (app->scaler)
+		zw_scaler_endpoints_changed(app->scaler, ns, svc);
 }
 
 static void on_publish(void *ctx, struct zw_route_table *table)
@@ -233,6 +235,8 @@ static int run(struct app *app)
 	}
 	sc.grpc_host = host[0] ? host : "0.0.0.0";
 	sc.grpc_port = atoi(colon + 1);
+	if (cfg->stream_heartbeat_ms)
+		sc.heartbeat_ms = cfg->stream_heartbeat_ms;
 	struct zw_scaler_targets st = {.each = each_target, .arg = app};
 	rc = zw_scaler_start(app->loop, &sc, app->stats, &st, &app->scaler);
 	if (rc < 0) {
@@ -241,6 +245,23 @@ static int run(struct app *app)
 		return 1;
 	}
 	zw_admin_set_scaler(app->admin, app->scaler);
+	if (cfg->peers_service) {
+		struct zw_peer_service ps;
+		zw_parse_peer_service(cfg->peers_service, &ps); /* checked with the flags */
+		rc = zw_scaler_watch_peers(app->scaler, app->eps, ps.ns, ps.svc, ps.port,
+		                           ps.port ? NULL : ps.port_name);
+		if (rc < 0) {
+			zw_log(ZW_LOG_ERROR, "peers_failed", "service=%s error=%d",
+			       cfg->peers_service, rc);
+			return 1;
+		}
+	} else if (cfg->n_peers) {
+		rc = zw_scaler_set_peers(app->scaler, cfg->peers, cfg->n_peers);
+		if (rc < 0) {
+			zw_log(ZW_LOG_ERROR, "peers_failed", "reason=\"bad --peers address\"");
+			return 1;
+		}
+	}
 	zw_log(ZW_LOG_INFO, "scaler_listening", "port=%d", zw_scaler_grpc_port(app->scaler));
 	rc = zw_sources_start(app->sources);
 	if (rc < 0) {

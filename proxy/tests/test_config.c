@@ -99,6 +99,36 @@ static void test_errors(void **state)
 	assert_non_null(strstr(msg, "zerowire-proxy"));
 }
 
+static void test_chart_flags(void **state)
+{
+	(void)state;
+	struct zw_proxy_config c;
+	char msg[512];
+	char ns[] = "a,b", peers[] = "10.0.0.1:9091,10.0.0.2";
+	assert_int_equal(parse(&c, msg, sizeof(msg), 10, "--watch-namespaces", ns,
+	                       "--max-pending=5", "--peers-service", "zw/peers",
+	                       "--stream-heartbeat", "250ms", "--peers", peers),
+	                 0);
+	assert_int_equal(c.n_namespaces, 2);
+	assert_int_equal(c.max_held, 5);
+	assert_int_equal(c.stream_heartbeat_ms, 250);
+	assert_int_equal(c.n_peers, 2);
+	assert_string_equal(c.peers[1], "10.0.0.2");
+	struct zw_peer_service ps;
+	assert_int_equal(zw_parse_peer_service("zw/peers", &ps), 0);
+	assert_string_equal(ps.ns, "zw");
+	assert_string_equal(ps.svc, "peers");
+	assert_int_equal(ps.port, 0);
+	assert_string_equal(ps.port_name, "admin");
+	assert_int_equal(zw_parse_peer_service("zw/peers:9091", &ps), 0);
+	assert_int_equal(ps.port, 9091);
+	assert_int_equal(zw_parse_peer_service("peers", &ps), -1);
+	assert_int_equal(zw_parse_peer_service("zw/", &ps), -1);
+	assert_int_equal(zw_parse_peer_service("zw/p:0", &ps), -1);
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--peers-service", "nope"), -1);
+	assert_non_null(strstr(msg, "NS/SVC"));
+}
+
 static void test_addr(void **state)
 {
 	(void)state;
@@ -117,10 +147,9 @@ static void test_addr(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_defaults),
-	        cmocka_unit_test(test_flags),
-	        cmocka_unit_test(test_errors),
-	        cmocka_unit_test(test_addr),
+	        cmocka_unit_test(test_defaults),    cmocka_unit_test(test_flags),
+	        cmocka_unit_test(test_errors),      cmocka_unit_test(test_addr),
+	        cmocka_unit_test(test_chart_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
