@@ -200,7 +200,21 @@ static struct wtable *worker_table(struct worker *w)
 	wt->w = w;
 	wt->n = n;
 	wt->table = zw_route_table_ref(w->cached_table);
-	wtable_unref(w->wt);
+	/* Keep the counters of targets that are still there: releasing the
+	 * old view's last reference would drop an entry (and its request
+	 * counter and rate window) just because some other target changed. */
+	struct wtable *old = w->wt;
+	for (size_t i = 0; old && i < old->n; i++) {
+		size_t j;
+		if (!old->se[i] ||
+		    zw_route_table_find(wt->table, zw_route_table_key(old->table, i), &j) != 0)
+			continue;
+		const struct zw_target *t = zw_route_table_target(wt->table, j);
+		if (zw_stats_acquire(w->s->d.stats, zw_route_table_key(wt->table, j), t->window_ms,
+		                     t->granularity_ms, &wt->se[j]) < 0)
+			wt->se[j] = NULL;
+	}
+	wtable_unref(old);
 	w->wt = wt;
 	return wt;
 }

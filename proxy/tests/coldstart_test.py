@@ -303,3 +303,24 @@ def test_request_timeout_bounds_hold_and_response(tmp_path):
     finally:
         assert p.stop() == 0
         b.stop()
+
+
+def test_counters_survive_table_changes(tmp_path):
+    b = Backend("127.0.0.1", name="b")
+    # One worker: its view of the table holds the only reference to the counters.
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {APP: [(b.ip, b.port)]},
+              args=["--workers", "1"])
+    try:
+        for _ in range(3):
+            assert p.get("/")[0].status == 200
+        assert p.queue()[KEY]["requestCount"] == 3
+        # Another target appears: the table is rebuilt; app's counter stays.
+        p.write_targets([scaledobject("app", "app", 80, hosts="app.test"),
+                         scaledobject("other", "other", 80, hosts="other.test")])
+        p.reload()
+        wait_for(lambda: "default/other/0" in p.queue(), what="new table")
+        assert p.get("/")[0].status == 200
+        assert p.queue()[KEY]["requestCount"] == 4
+    finally:
+        assert p.stop() == 0
+        b.stop()
