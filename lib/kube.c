@@ -316,10 +316,10 @@ int zw_kube_xfer_init(struct zw_kube_xfer *x, struct zw_kube_config *cfg, CURL *
 	    add_header(&x->headers, "User-Agent: zerowire/" ZW_VERSION) ||
 	    (body && add_header(&x->headers, line)))
 		goto oom;
+	/* A failed re-read keeps the previous token: better than none. */
 	strcpy(token, "Authorization: Bearer ");
-	if (zw_kube_config_token(cfg, 0, token + strlen(token), sizeof(token) - strlen(token)) ==
-	            0 &&
-	    token[strlen("Authorization: Bearer ")] && add_header(&x->headers, token)) {
+	zw_kube_config_token(cfg, 0, token + strlen(token), sizeof(token) - strlen(token));
+	if (token[strlen("Authorization: Bearer ")] && add_header(&x->headers, token)) {
 		memset(token, 0, sizeof(token));
 		goto oom;
 	}

@@ -92,8 +92,8 @@ int zw_kube_config_auto(const char *kubeconfig, struct zw_kube_config **out, cha
 /* Copies the current bearer token (re-reading the token file when it
  * changed, see above; force != 0 skips the recheck interval, e.g. after a
  * 401) into buf (len bytes). An empty string means no token. Returns 0, or
- * -1 when the token file cannot be read or the token does not fit (buf then
- * holds the previous token, if any). */
+ * -1 when the token file cannot be re-read (buf then holds the previous
+ * token, if any) or the token does not fit (buf then empty). */
 int zw_kube_config_token(struct zw_kube_config *cfg, int force, char *buf, size_t len);
 
 /* Applies TLS settings (CA, client certificate and key, verification) to a
