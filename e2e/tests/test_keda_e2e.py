@@ -30,6 +30,8 @@ stabilization window), polled every POLL_S.
 
 import itertools
 import math
+import random
+import socket
 import threading
 import time
 
@@ -185,11 +187,65 @@ def paced_load(proxy, host, rate, duration, workers=8):
 
 # ---- one scenario, one or two proxy replicas ----------------------------------------------
 
-def cold_scale_idle(cluster, ns, tmp_path, replicas):
+def peer_ports(n):
+    """Ports for n replicas as in a cluster: each on its own address
+    (127.0.R.2, 127.0.R.3, ...; the node stand-in's pods use 127.16+.x.y), the
+    same admin port on all, so one EndpointSlice port lists them all."""
+    for _ in range(50):
+        r = random.randrange(1, 250)
+        hosts = ["127.0.%d.%d" % (r, 2 + i) for i in range(n)]
+        admin = util.free_port(hosts[0])
+        if all(port_free(h, admin) for h in hosts[1:]):
+            return [ProxyPorts(h, util.free_port(h), admin, util.free_port(h)) for h in hosts]
+    raise RuntimeError("no admin port free on %d loopback addresses" % n)
+
+
+def port_free(host, port):
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def peer_service(cluster, ns, ports):
+    """The replicas' headless Service and its EndpointSlice (written here, as
+    the endpoint controller would for the proxy pods)."""
+    name = "zerowire-peers"
+    cluster.apply("""
+apiVersion: v1
+kind: Service
+metadata: {name: %s, namespace: %s}
+spec:
+  clusterIP: None
+  ports: [{name: admin, port: %d}]
+""" % (name, ns, ports[0].admin))
+    versions = [v["version"] for v in cluster.api("GET", "/apis/discovery.k8s.io")["versions"]]
+    ver = "v1" if "v1" in versions else "v1beta1"
+    cluster.api("POST", "/apis/discovery.k8s.io/%s/namespaces/%s/endpointslices" % (ver, ns), {
+        "apiVersion": "discovery.k8s.io/" + ver, "kind": "EndpointSlice",
+        "metadata": {"name": name + "-1", "namespace": ns, "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4",
+        "ports": [{"name": "admin", "port": ports[0].admin, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [p.host], "conditions": {"ready": True}} for p in ports]})
+    return "%s/%s" % (ns, name)
+
+
+def cold_scale_idle(cluster, ns, tmp_path, replicas, peers=None):
     """replicas: 1 (KEDA and traffic on the same proxy) or 2 (KEDA's stream on
-    A, traffic on B, peers told with --peers)."""
-    ports = [ProxyPorts.pick() for _ in range(replicas)]
-    peer_args = ["--peers", ",".join(p.admin_addr for p in ports)] if replicas > 1 else []
+    A, traffic on B). peers: "static" (--peers A,B) or "service" (the
+    replicas' headless Service and EndpointSlice in the API server,
+    --peers-service)."""
+    peer_args = []
+    if replicas == 1:
+        ports = [ProxyPorts.pick()]
+    elif peers == "static":
+        ports = [ProxyPorts.pick() for _ in range(replicas)]
+        peer_args = ["--peers", ",".join(p.admin_addr for p in ports)]
+    else:
+        ports = peer_ports(replicas)
+        peer_args = ["--peers-service", peer_service(cluster, ns, ports)]
     proxies = [ProxyProc(cluster, tmp_path, p, namespaces=[ns], args=peer_args, name="proxy-%s" % "AB"[i])
                for i, p in enumerate(ports)]
     scaler, front = proxies[0], proxies[-1]
@@ -208,6 +264,9 @@ def cold_scale_idle(cluster, ns, tmp_path, replicas):
         # initial state, false: nothing has been asked yet).
         for p in proxies:
             util.wait_for(lambda p=p: key in p.queue(), 20, what="%s knows %s" % (p.name, key))
+            if replicas > 1:  # every replica sees the others (itself excluded)
+                util.wait_for(lambda p=p: p.metric("zerowire_scaler_peers_live") == replicas - 1, 10,
+                              what="%s sees its peers" % p.name)
         first = keda.wait_event(lambda e: e["type"] == "stream", 20, "first StreamIsActive message")
         assert first["value"] is False, first
         assert keda.replicas(ns, "web") == 0
@@ -290,8 +349,9 @@ def test_one_replica_cold_start_scale_out_and_idle(cluster, ns, tmp_path):
     cold_scale_idle(cluster, ns, tmp_path, 1)
 
 
-def test_two_replicas_stream_on_a_traffic_on_b(cluster, ns, tmp_path):
-    cold_scale_idle(cluster, ns, tmp_path, 2)
+@pytest.mark.parametrize("peers", ["service", "static"])
+def test_two_replicas_stream_on_a_traffic_on_b(cluster, ns, tmp_path, peers):
+    cold_scale_idle(cluster, ns, tmp_path, 2, peers)
 
 
 # ---- a stream opened before its ScaledObject exists ---------------------------------------------
