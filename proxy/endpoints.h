@@ -175,11 +175,13 @@ void zw_endpoint_done(const struct zw_endpoint *ep);
 long zw_endpoint_outstanding(const struct zw_endpoint *ep);
 
 /* Parses a static endpoint spec into the store as synthetic Services and
- * slices (replacing what a previous spec call stored under the same
- * Services): "ns/svc:port=ip:port,ip:port;ns/svc2:name=ip:port" - entries
+ * slices: "ns/svc:port=ip:port,ip:port;ns/svc2:name=ip:port" - entries
  * separated by ';' or whitespace; `port` is the Service port number or a port
- * name; IPv6 addresses in brackets ([::1]:8080). Writer thread only.
- * Returns 0, ZW_EP_EINVAL (err names the entry) or ZW_EP_ENOMEM. */
+ * name; IPv6 addresses in brackets ([::1]:8080). Synthetic slices of the same
+ * Service/port/endpoint port are replaced; to drop what an earlier spec added,
+ * wrap the call in resync_begin/resync_end. Entries before a bad one are
+ * already applied. Writer thread only. Returns 0, ZW_EP_EINVAL (err names the
+ * entry) or ZW_EP_ENOMEM. */
 int zw_endpoints_apply_spec(struct zw_endpoints *s, const char *spec, char err[ZW_EP_ERRLEN]);
 
 #endif
