@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -81,8 +82,9 @@ struct app {
 	struct zw_mutate_config mcfg;
 	struct zw_kube_config *kcfg;
 	struct zw_kube *kube;
-	struct zw_sources *sources;
-	struct zw_reconcile *rec;
+	/* Set by the main thread after the server started, read by handlers. */
+	struct zw_sources *_Atomic sources;
+	struct zw_reconcile *_Atomic rec;
 	struct zw_server *server;
 	int no_kube;
 };
@@ -177,7 +179,9 @@ static int sources_synced(void *arg)
 
 	if (a->no_kube)
 		return 1;
-	return a->sources != NULL && zw_sources_synced(a->sources);
+	struct zw_sources *src = atomic_load(&a->sources);
+
+	return src != NULL && zw_sources_synced(src);
 }
 
 static int ready_cb(void *arg)
@@ -190,13 +194,21 @@ static int ready_cb(void *arg)
 	return synced;
 }
 
+static void refresh_gauges(void *arg)
+{
+	struct app *a = arg;
+
+	zw_metrics_set(a->metrics, ZW_G_SYNCED, sources_synced(a));
+	zw_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
+	zw_metrics_set(a->metrics, ZW_G_LEADER, zw_reconcile_leading(atomic_load(&a->rec)));
+}
+
 static void on_sources_change(void *arg)
 {
 	struct app *a = arg;
 
 	zw_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
-	if (a->rec != NULL)
-		zw_reconcile_kick(a->rec);
+	zw_reconcile_kick(atomic_load(&a->rec));
 }
 
 /* Splits a comma list into a NULL-terminated array of copies in *out. */
@@ -588,6 +600,7 @@ int main(int argc, char **argv)
 	scfg.metrics = a.metrics;
 	scfg.review = review_cb;
 	scfg.ready = ready_cb;
+	scfg.before_metrics = refresh_gauges;
 	scfg.arg = &a;
 	rc = zw_server_start(&scfg, &a.server, err);
 	if (rc < 0) {
@@ -628,15 +641,19 @@ int main(int argc, char **argv)
 			        .arg = &a,
 			};
 			identity(ident, sizeof(ident));
-			if (zw_reconcile_start(&rcfg, &a.rec) < 0) {
+			struct zw_reconcile *rec = NULL;
+			if (zw_reconcile_start(&rcfg, &rec) < 0) {
 				zw_log(ZW_LOG_ERROR, "reconciler_failed", NULL);
 				goto out;
 			}
+			atomic_store(&a.rec, rec);
 		}
-		if (zw_sources_start(&src, &a.sources) < 0) {
+		struct zw_sources *sources = NULL;
+		if (zw_sources_start(&src, &sources) < 0) {
 			zw_log(ZW_LOG_ERROR, "sources_failed", NULL);
 			goto out;
 		}
+		atomic_store(&a.sources, sources);
 	}
 
 	for (;;) {
@@ -648,8 +665,8 @@ int main(int argc, char **argv)
 	exit_code = 0;
 out:
 	zw_server_stop(a.server);
-	zw_sources_stop(a.sources);
-	zw_reconcile_stop(a.rec);
+	zw_sources_stop(atomic_exchange(&a.sources, NULL));
+	zw_reconcile_stop(atomic_exchange(&a.rec, NULL));
 	zw_kube_free(a.kube);
 	zw_kube_config_free(a.kcfg);
 	zw_registry_free(a.reg);

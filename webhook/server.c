@@ -529,6 +529,8 @@ static enum MHD_Result handle_get(struct zw_server *s, struct MHD_Connection *c,
 	if (strcmp(url, "/metrics") == 0) {
 		char *text;
 		size_t len;
+		if (s->cfg.before_metrics != NULL)
+			s->cfg.before_metrics(s->cfg.arg);
 		if (zw_metrics_render(s->cfg.metrics, &text, &len) < 0)
 			return send_static(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n",
 			                   "text/plain");

@@ -60,6 +60,8 @@ struct zw_server_config {
 	int (*review)(void *arg, const char *body, size_t len, struct zw_review_reply *reply);
 	/* Returns nonzero when /readyz should answer 200; NULL = always ready. */
 	int (*ready)(void *arg);
+	/* Called before each /metrics rendering (refresh gauges); may be NULL. */
+	void (*before_metrics)(void *arg);
 	void *arg;
 };
 
