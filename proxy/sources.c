@@ -304,28 +304,90 @@ static void dispatch(struct zw_sources *s, enum src_kind kind, json_t *o, bool d
 
 /* ---- rebuild ---- */
 
-/* Finds the ScaledObject (json) in namespace ns that names `name` as an
- * InterceptorRoute (want == ZW_SRC_INTERCEPTORROUTE) or HTTPScaledObject. */
-static const json_t *find_linking_so(const struct zw_sources *s, const char *ns, const char *name,
-                                     enum zw_target_source want)
+/* Index of ScaledObjects that name an InterceptorRoute or HTTPScaledObject,
+ * built once per rebuild: sorted "<source>|ns/name" -> ScaledObject. */
+struct link {
+	char *key;
+	const json_t *so;
+	size_t order; /* position of the ScaledObject in key order */
+};
+
+static int link_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct link *)a)->key, ((const struct link *)b)->key);
+}
+
+static int link_sort_cmp(const void *a, const void *b)
+{
+	const struct link *x = a, *y = b;
+	int c = strcmp(x->key, y->key);
+	if (c)
+		return c;
+	return x->order < y->order ? -1 : x->order > y->order;
+}
+
+static char *link_key(enum zw_target_source kind, const char *ns, const char *name)
+{
+	size_t l = strlen(ns) + strlen(name) + 8;
+	char *k = malloc(l);
+	if (k)
+		snprintf(k, l, "%d|%s/%s", (int)kind, ns, name);
+	return k;
+}
+
+/* Builds the index; *out (sorted, n entries) is owned by the caller
+ * (links_free). Returns 0 or UV_ENOMEM. */
+static int links_build(const struct zw_sources *s, struct link **out, size_t *n_out)
 {
 	const struct obj_map *m = &s->objs[K_SO];
-	size_t nsl = strlen(ns);
-	bool found;
-	/* keys are sorted: start at the first key of the namespace */
-	char prefix[300];
-	snprintf(prefix, sizeof(prefix), "%.250s/", ns);
-	long i = map_find(m, prefix, &found);
-	for (size_t k = (size_t)i; k < m->n; k++) {
-		if (strncmp(m->keys[k], ns, nsl) != 0 || m->keys[k][nsl] != '/')
-			break;
+	struct link *v = calloc(m->n ? m->n : 1, sizeof(*v));
+	size_t n = 0;
+	if (!v)
+		return UV_ENOMEM;
+	for (size_t i = 0; i < m->n; i++) {
 		enum zw_target_source kind;
-		const char *ref;
-		if (zw_target_scaledobject_ref(m->objs[k].json, &kind, &ref) && kind == want &&
-		    strcmp(ref, name) == 0)
-			return m->objs[k].json;
+		const char *ref, *ns = meta(m->objs[i].json, "namespace");
+		if (!ns || !zw_target_scaledobject_ref(m->objs[i].json, &kind, &ref))
+			continue;
+		v[n].key = link_key(kind, ns, ref);
+		if (!v[n].key) {
+			for (size_t k = 0; k < n; k++)
+				free(v[k].key);
+			free(v);
+			return UV_ENOMEM;
+		}
+		/* the first ScaledObject (in key order) naming it wins */
+		v[n].order = i;
+		v[n++].so = m->objs[i].json;
 	}
-	return NULL;
+	if (n > 1)
+		qsort(v, n, sizeof(*v), link_sort_cmp);
+	*out = v;
+	*n_out = n;
+	return 0;
+}
+
+static void links_free(struct link *v, size_t n)
+{
+	for (size_t i = 0; v && i < n; i++)
+		free(v[i].key);
+	free(v);
+}
+
+/* Finds the ScaledObject in t's namespace that names t (an InterceptorRoute
+ * or HTTPScaledObject target), or NULL. */
+static const json_t *links_find(const struct link *v, size_t n, const struct zw_target *t)
+{
+	char *key = link_key(t->source, t->namespace, t->name);
+	if (!key)
+		return NULL;
+	struct link probe = {key, NULL, 0};
+	const struct link *hit = n ? bsearch(&probe, v, n, sizeof(*v), link_cmp) : NULL;
+	/* bsearch may land on any of equal keys: step back to the first */
+	while (hit && hit > v && strcmp(hit[-1].key, key) == 0)
+		hit--;
+	free(key);
+	return hit ? hit->so : NULL;
 }
 
 static int rebuild(struct zw_sources *s)
@@ -336,8 +398,10 @@ static int rebuild(struct zw_sources *s)
 			cap += s->objs[k].objs[i].n_targets;
 	struct zw_target *ts = calloc(cap ? cap : 1, sizeof(*ts));
 	bool *owned = calloc(cap ? cap : 1, sizeof(*owned));
+	struct link *links = NULL;
+	size_t n_links = 0;
 	int rc = UV_ENOMEM;
-	if (!ts || !owned)
+	if (!ts || !owned || links_build(s, &links, &n_links) < 0)
 		goto out;
 	/* ScaledObject targets: shallow copies (the table deep-copies) */
 	for (size_t i = 0; i < s->objs[K_SO].n; i++) {
@@ -358,10 +422,7 @@ static int rebuild(struct zw_sources *s)
 			}
 			for (size_t t = 0; t < o->n_targets; t++) {
 				const struct zw_target *src = &o->targets[t];
-				const json_t *so =
-				        find_linking_so(s, src->namespace, src->name,
-				                        k == K_IR ? ZW_SRC_INTERCEPTORROUTE
-				                                  : ZW_SRC_HTTPSCALEDOBJECT);
+				const json_t *so = links_find(links, n_links, src);
 				if (!so) {
 					ts[n++] = *src;
 					continue;
@@ -395,6 +456,7 @@ out:
 			zw_target_free(&ts[i]);
 	free(ts);
 	free(owned);
+	links_free(links, n_links);
 	return rc;
 }
 

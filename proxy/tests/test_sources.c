@@ -353,6 +353,53 @@ static void test_static_reload(void **state)
 	(void)target_count_saved;
 }
 
+/* 5,000 InterceptorRoutes, each linked from its own ScaledObject, plus
+ * 5,000 ScaledObject targets: the load, link and build stay fast. */
+static void test_static_many(void **state)
+{
+	struct fx *f = *state;
+	FILE *fp = fopen(f->targets, "w");
+	assert_non_null(fp);
+	const int n = 5000;
+	for (int i = 0; i < n; i++) {
+		fprintf(fp,
+		        "---\napiVersion: http.keda.sh/v1beta1\nkind: InterceptorRoute\n"
+		        "metadata: {name: ir%d, namespace: ns%d}\nspec:\n"
+		        "  target: {service: s%d, port: 80}\n  rules: [{hosts: [ir%d.example]}]\n"
+		        "  scalingMetric: {requestRate: {targetValue: 5}}\n"
+		        "---\napiVersion: keda.sh/v1alpha1\nkind: ScaledObject\n"
+		        "metadata: {name: so%d, namespace: ns%d}\nspec:\n"
+		        "  scaleTargetRef: {name: deploy%d}\n  triggers:\n"
+		        "    - type: external-push\n      metadata: {interceptorRoute: ir%d}\n"
+		        "---\napiVersion: keda.sh/v1alpha1\nkind: ScaledObject\n"
+		        "metadata: {name: direct%d, namespace: ns%d}\nspec:\n"
+		        "  scaleTargetRef: {name: direct%d}\n  triggers:\n"
+		        "    - type: external-push\n"
+		        "      metadata: {service: d%d, port: \"80\", hosts: d%d.example}\n",
+		        i, i % 7, i, i, i, i % 7, i, i, i, i % 7, i, i, i);
+	}
+	assert_int_equal(fclose(fp), 0);
+	write_file(f->endpoints, endpoints_v1);
+	struct timespec t0, t1;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	start(f, NULL, UINT64_MAX);
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
+	struct zw_sources_stats st;
+	zw_sources_get_stats(f->src, &st);
+	print_message("%d objects: loaded, linked and published in %.2f s\n", 3 * n, secs);
+	assert_int_equal(st.targets, 2 * n);
+	assert_int_equal(st.objects, 3 * n);
+	assert_string_equal(route_key(f, "ir4321.example", "/"), "ns2/ir4321");
+	assert_string_equal(route_key(f, "d17.example", "/"), "ns3/direct17/0");
+	struct zw_route_table *t = zw_route_current_acquire(&f->cur);
+	size_t idx;
+	assert_int_equal(zw_route_table_find(t, "ns2/ir4321", &idx), 0);
+	assert_string_equal(zw_route_table_target(t, idx)->scale_name, "deploy4321");
+	zw_route_current_release(t);
+	assert_true(secs < 60.0);
+}
+
 static void test_config_errors(void **state)
 {
 	struct fx *f = *state;
@@ -390,6 +437,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_static_load, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_static_reload, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_static_many, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_config_errors, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
