@@ -1,5 +1,7 @@
 /* zerowire admission logic; see mutate.h and docs/webhook-rewrite.md. */
 #include "mutate.h"
+
+#include "base64.h"
 #include "jsonpatch.h"
 #include "rewrite.h"
 #include "target.h"
@@ -475,34 +477,6 @@ out:
 	return rc;
 }
 
-static char *base64(const char *in, size_t len)
-{
-	static const char tbl[] =
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	char *out = malloc(4 * ((len + 2) / 3) + 1);
-	if (!out)
-		return NULL;
-	char *w = out;
-	const unsigned char *p = (const unsigned char *)in;
-	size_t i = 0;
-	for (; i + 2 < len; i += 3) {
-		unsigned v = (unsigned)p[i] << 16 | (unsigned)p[i + 1] << 8 | p[i + 2];
-		*w++ = tbl[v >> 18];
-		*w++ = tbl[(v >> 12) & 63];
-		*w++ = tbl[(v >> 6) & 63];
-		*w++ = tbl[v & 63];
-	}
-	if (i < len) {
-		unsigned v = (unsigned)p[i] << 16 | (i + 1 < len ? (unsigned)p[i + 1] << 8 : 0);
-		*w++ = tbl[v >> 18];
-		*w++ = tbl[(v >> 12) & 63];
-		*w++ = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
-		*w++ = '=';
-	}
-	*w = '\0';
-	return out;
-}
-
 /* Fills the response object for an allowed review. */
 static int allow(json_t *resp, const json_t *obj, const json_t *desired)
 {
@@ -515,7 +489,7 @@ static int allow(json_t *resp, const json_t *obj, const json_t *desired)
 		goto out;
 	if (json_array_size(patch)) {
 		dump = json_dumps(patch, JSON_COMPACT);
-		b64 = dump ? base64(dump, strlen(dump)) : NULL;
+		b64 = dump ? zw_base64_encode(dump, strlen(dump)) : NULL;
 		if (!b64 || json_object_set_new(resp, "patchType", json_string("JSONPatch")) ||
 		    json_object_set_new(resp, "patch", json_string(b64)))
 			goto out;
