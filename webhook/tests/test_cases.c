@@ -29,6 +29,7 @@
  * with an empty registry, and with the opt-out label, restores the input
  * exactly. */
 #include "jsonpatch.h"
+#include "base64.h"
 #include "mutate.h"
 #include "registry.h"
 #include "yamljson.h"
@@ -204,40 +205,12 @@ struct reply {
 	struct zw_mutate_result info;
 };
 
-static int b64val(int c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
-
 static char *unbase64(const char *in)
 {
-	size_t n = strlen(in);
-	char *out = malloc(n + 1);
-	size_t w = 0;
-	unsigned acc = 0;
-	int bits = 0;
+	size_t n;
+	char *out = (char *)zw_base64_decode(in, strlen(in), &n);
+
 	assert_non_null(out);
-	for (size_t i = 0; i < n && in[i] != '='; i++) {
-		int v = b64val((unsigned char)in[i]);
-		assert_true(v >= 0);
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			out[w++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[w] = '\0';
 	return out;
 }
 
