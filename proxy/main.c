@@ -6,7 +6,8 @@
  * Connection: close, idle connections are closed, and the process exits 0
  * when no client connection is left or after --drain-timeout (exit 0 too:
  * the drain deadline is part of the contract, the log says how many were
- * cut). SIGHUP re-reads static-mode files. */
+ * cut); a second SIGTERM/SIGINT stops at once. SIGHUP re-reads static-mode
+ * files. */
 #include "admin.h"
 #include "config.h"
 #include "endpoints.h"
@@ -39,6 +40,7 @@ struct app {
 	uv_timer_t phase_timer;
 	uint64_t drain_deadline;
 	int stopping;
+	int finished;
 	char spec[8192];
 };
 
@@ -86,6 +88,7 @@ static void closed_noop(void *arg)
 
 static void finish(struct app *app)
 {
+	app->finished = 1;
 	size_t left = app->server ? zw_server_connections(app->server) : 0;
 	zw_log(ZW_LOG_INFO, "shutdown", "connections_left=%zu", left);
 	uv_timer_stop(&app->phase_timer);
@@ -130,8 +133,14 @@ static void on_signal(uv_signal_t *h, int signum)
 			zw_sources_reload(app->sources);
 		return;
 	}
-	if (app->stopping)
+	if (app->stopping) {
+		/* A second signal: stop now, cutting what is still in flight. */
+		if (!app->finished) {
+			zw_log(ZW_LOG_WARN, "signal_again", "signal=%d action=stop_now", signum);
+			finish(app);
+		}
 		return;
+	}
 	app->stopping = 1;
 	zw_log(ZW_LOG_INFO, "signal", "signal=%d shutdown_delay_ms=%llu", signum,
 	       (unsigned long long)app->cfg.shutdown_delay_ms);

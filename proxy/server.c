@@ -1637,8 +1637,8 @@ static void on_async(uv_async_t *a)
 		struct conn *c = w->conns;
 		while (c) {
 			struct conn *next = c->next;
-			if (c->state == S_HEAD && !c->got_bytes && c->pending_writes == 0)
-				conn_close(c);
+			if (c->state == S_HEAD && !c->got_bytes)
+				close_after_flush(c); /* after its last response is out */
 			c = next;
 		}
 		zw_upool_close_idle(&w->pool);

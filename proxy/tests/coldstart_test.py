@@ -324,3 +324,23 @@ def test_counters_survive_table_changes(tmp_path):
     finally:
         assert p.stop() == 0
         b.stop()
+
+
+def test_second_sigterm_stops_at_once(tmp_path):
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
+              args=["--drain-timeout", "30s"])
+    results = {}
+    t = start_request(p, results=results, timeout=20)
+    try:
+        wait_for(lambda: held(p) == 1, what="held")
+        p.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        assert p.proc.poll() is None, "a held request keeps the drain going"
+        t0 = time.monotonic()
+        p.proc.send_signal(signal.SIGTERM)
+        assert p.proc.wait(5) == 0
+        assert time.monotonic() - t0 < 3
+        t.join(5)
+        assert results[0][0] == "error"  # cut: connection closed without an answer
+    finally:
+        assert p.stop() == 0
