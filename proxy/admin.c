@@ -137,9 +137,12 @@ static void serve_queue(struct aconn *c)
 
 struct prom_ctx {
 	struct zw_obuf *out;
+	int held; /* which family this pass writes */
 	int rc;
 };
 
+/* Writes one sample of the family of this pass (Prometheus wants every
+ * sample of a family together, right after its TYPE line). */
 static int prom_one(void *arg, const char *key, const struct zw_stats_snapshot *snap)
 {
 	struct prom_ctx *p = arg;
@@ -151,10 +154,9 @@ static int prom_one(void *arg, const char *key, const struct zw_stats_snapshot *
 	memcpy(ns, key, l);
 	ns[l] = '\0';
 	const char *name = slash ? slash + 1 : key;
-	if (zw_obuf_addf(p->out, "zerowire_held_requests{namespace=\"%s\",target=\"%s\"} %lld\n",
-	                 ns, name, (long long)snap->held) < 0 ||
-	    zw_obuf_addf(p->out, "zerowire_concurrency{namespace=\"%s\",target=\"%s\"} %lld\n", ns,
-	                 name, (long long)snap->concurrency) < 0)
+	if (zw_obuf_addf(p->out, "%s{namespace=\"%s\",target=\"%s\"} %lld\n",
+	                 p->held ? "zerowire_held_requests" : "zerowire_concurrency", ns, name,
+	                 (long long)(p->held ? snap->held : snap->concurrency)) < 0)
 		p->rc = -1;
 	return p->rc;
 }
@@ -175,15 +177,17 @@ static void serve_metrics(struct aconn *c)
 			        "# TYPE zerowire_connections gauge\nzerowire_connections %zu\n",
 			        zw_server_connections(a->d.server));
 	}
-	if (rc == 0)
-		rc = zw_obuf_addf(&out, "# HELP zerowire_held_requests Requests held waiting for a "
-		                        "ready endpoint.\n# TYPE zerowire_held_requests gauge\n"
-		                        "# HELP zerowire_concurrency Requests in flight, held ones "
-		                        "included.\n# TYPE zerowire_concurrency gauge\n");
-	if (rc == 0) {
-		struct prom_ctx p = {.out = &out};
-		zw_stats_foreach(a->d.stats, uv_now(a->loop), prom_one, &p);
-		rc = p.rc;
+	for (int held = 1; held >= 0 && rc == 0; held--) {
+		rc = zw_obuf_addf(
+		        &out, "%s",
+		        held ? "# HELP zerowire_held_requests Requests held waiting for a "
+		               "ready endpoint.\n# TYPE zerowire_held_requests gauge\n"
+		             : "# HELP zerowire_concurrency Requests in flight, held ones "
+		               "included.\n# TYPE zerowire_concurrency gauge\n");
+		struct prom_ctx p = {.out = &out, .held = held};
+		if (rc == 0)
+			zw_stats_foreach(a->d.stats, uv_now(a->loop), prom_one, &p);
+		rc = rc ? rc : p.rc;
 	}
 	if (rc == 0)
 		rc = zw_obuf_addf(&out,

@@ -474,6 +474,37 @@ def test_admin_endpoints(warm):
                  "zerowire_upstream_timeouts_total", "zerowire_connections"):
         assert name in m, name
     assert p.metric("zerowire_requests_total", target="app/0", code="200") == 1
+    check_exposition(m)
     st, html = p.admin_get("/status")
     assert st == 200 and b"default/app/0" in html and b"127.0.0.1" in html
     assert p.admin_get("/nope")[0] == 404
+
+
+def check_exposition(text):
+    """Prometheus text format: one TYPE per family, every sample of a family
+    right after its TYPE line (histograms: _bucket/_sum/_count), values parse."""
+    import re
+    typed = {}
+    current = None
+    seen_done = set()
+    for line in text.splitlines():
+        if line.startswith("# TYPE "):
+            _, _, name, kind = line.split(" ", 3)
+            assert name not in typed, "second TYPE for " + name
+            if current:
+                seen_done.add(current)
+            typed[name] = kind
+            current = name
+            continue
+        if not line or line.startswith("#"):
+            continue
+        m = re.match(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$', line)
+        assert m, "bad sample line: " + line
+        float(m.group(3))
+        name = m.group(1)
+        fam = name
+        for suffix in ("_bucket", "_sum", "_count"):
+            if name.endswith(suffix) and name[: -len(suffix)] in typed:
+                fam = name[: -len(suffix)]
+        assert fam == current, "sample %s outside its family block (current %s)" % (name, current)
+        assert fam not in seen_done
