@@ -65,6 +65,9 @@ static const struct kind_desc kinds[] = {
         {ROLE_ROUTE, "gateway.solo.io", {"v1"}, "virtualservices", "VirtualService", false, NULL},
         {ROLE_ROUTE, "gateway.solo.io", {"v1"}, "routetables", "RouteTable", false, NULL},
         {ROLE_ROUTE, "networking.gloo.solo.io", {"v2"}, "routetables", "RouteTable", false, NULL},
+        /* ScaledObjects written before the webhook was registered: admission
+         * turns kedify-http triggers into external-push ones when touched. */
+        {ROLE_ROUTE, "keda.sh", {"v1alpha1"}, "scaledobjects", "ScaledObject", false, NULL},
         {ROLE_GRANTS,
          "gateway.networking.k8s.io",
          {"v1", "v1beta1", "v1alpha2"},
@@ -127,6 +130,8 @@ struct zw_reconcile {
 	/* Routes touched: key -> [resourceVersion after touch, registry generation]. */
 	json_t *touched;
 	unsigned long long touch_seq;
+	/* "resource/ns/name" -> HTTP status of the last logged create failure. */
+	json_t *create_failures;
 };
 
 static long long now_ms(void)
@@ -675,12 +680,23 @@ static int create_obj(struct zw_reconcile *r, const char *group, const char *ver
 	        .group = group, .version = version, .resource = resource, .namespace = ns};
 	struct zw_kube_error err;
 
+	char key[600];
+
+	snprintf(key, sizeof(key), "%s/%s/%s", resource, ns, meta_str(obj, "name"));
 	if (zw_kube_create(r->cfg.kube, &ref, NULL, obj, NULL, &err) < 0) {
 		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
-		zw_log(ZW_LOG_WARN, "create_failed", "what=%s ns=%s name=%s status=%d error=\"%s\"",
-		       what, ns, meta_str(obj, "name"), err.http_status, kube_msg(&err));
+		/* Logged once per object and status (a foreign object of the same
+		 * name would otherwise be reported every pass). */
+		if (json_integer_value(json_object_get(r->create_failures, key)) !=
+		    err.http_status) {
+			json_object_set_new(r->create_failures, key, json_integer(err.http_status));
+			zw_log(ZW_LOG_WARN, "create_failed",
+			       "what=%s ns=%s name=%s status=%d error=\"%s\"", what, ns,
+			       meta_str(obj, "name"), err.http_status, kube_msg(&err));
+		}
 		return -EIO;
 	}
+	json_object_del(r->create_failures, key);
 	zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_CREATED, 1);
 	zw_log(ZW_LOG_INFO, "created", "what=%s ns=%s name=%s", what, ns, meta_str(obj, "name"));
 	return 0;
@@ -1195,10 +1211,11 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 	pthread_cond_init(&r->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	r->touched = json_object();
+	r->create_failures = json_object();
 	r->n_ns = n_ns;
 	r->last_lease_status = -1;
 	r->watches = calloc(N_KINDS * n_ns, sizeof(*r->watches));
-	if (r->touched == NULL || r->watches == NULL)
+	if (r->touched == NULL || r->create_failures == NULL || r->watches == NULL)
 		goto fail;
 	for (size_t k = 0; k < N_KINDS; k++)
 		for (size_t i = 0; i < n_ns; i++) {
@@ -1265,6 +1282,7 @@ void zw_reconcile_stop(struct zw_reconcile *r)
 		lease_release(r);
 	free(r->watches);
 	json_decref(r->touched);
+	json_decref(r->create_failures);
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);
 	free(r);

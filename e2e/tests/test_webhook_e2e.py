@@ -425,6 +425,17 @@ spec:
     cluster.apply(so)
     assert get(cluster, "scaledobject", ns, "blue")["metadata"]["resourceVersion"] == \
         obj["metadata"]["resourceVersion"]
+    # A kedify-http ScaledObject written while the webhook was not registered
+    # is converted by the reconciler once it is.
+    cluster.kubectl("delete", "mutatingwebhookconfiguration", MWC)
+    early = so.replace("name: blue, ", "name: early, ").replace("blue.example.com", "early.example.com")
+    try:
+        cluster.apply(early)
+        assert get(cluster, "scaledobject", ns, "early")["spec"]["triggers"][0]["type"] == "kedify-http"
+    finally:
+        cluster.apply(json.dumps(mwc_manifest(webhook.port, webhook.ca)))
+    wait_for(cluster, lambda: get(cluster, "scaledobject", ns, "early")["spec"]["triggers"][0]["type"]
+             == "external-push", "early kedify-http ScaledObject converted by the reconciler")
     # Invalid routing metadata is refused with a message naming the field.
     bad = so.replace('port: "8080"', 'port: "eighty"').replace("name: blue, ", "name: bad, ")
     r = cluster.apply(bad, check=False)
