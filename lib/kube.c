@@ -268,7 +268,7 @@ static int xferinfo_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
 	(void)dn;
 	(void)ut;
 	(void)un;
-	return x->cancel && *x->cancel ? 1 : 0;
+	return x->cancel && atomic_load(x->cancel) ? 1 : 0;
 }
 
 static int add_header(struct curl_slist **h, const char *line)
@@ -490,7 +490,7 @@ static void pool_put(struct zw_kube *k, CURL *c)
 
 /* One blocking exchange; on_data may stream the body. */
 static int perform(struct zw_kube *k, const char *method, const char *path_query, json_t *body,
-                   const char *content_type, long timeout_ms, const volatile int *cancel,
+                   const char *content_type, long timeout_ms, const atomic_int *cancel,
                    zw_kube_data_fn *on_data, void *ud, json_t **out, long *status_out,
                    struct zw_kube_error *err)
 {
@@ -520,7 +520,7 @@ static int perform(struct zw_kube *k, const char *method, const char *path_query
 }
 
 int zw_kube_request(struct zw_kube *k, const char *method, const char *path_query, json_t *body,
-                    const char *content_type, long timeout_ms, const volatile int *cancel,
+                    const char *content_type, long timeout_ms, const atomic_int *cancel,
                     json_t **out, struct zw_kube_error *err)
 {
 	char tok[8];
@@ -790,7 +790,7 @@ struct zw_watch_thread {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	volatile int stop;
+	atomic_int stop;
 };
 
 static int watch_data(void *ud, const char *buf, size_t len)

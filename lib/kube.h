@@ -20,6 +20,7 @@
 
 #include <curl/curl.h>
 #include <jansson.h>
+#include <stdatomic.h>
 #include <stddef.h>
 
 #define ZW_KUBE_MAX_BODY           ((size_t)64 * 1024 * 1024)
@@ -118,7 +119,7 @@ struct zw_kube_xfer {
 	zw_kube_data_fn *on_data;   /* streaming consumer, or NULL to buffer */
 	void *ud;
 	int aborted;                  /* on_data asked to stop */
-	const volatile int *cancel;   /* when *cancel != 0 the transfer aborts (blocking driver) */
+	const atomic_int *cancel;     /* when *cancel != 0 the transfer aborts (blocking driver) */
 	char errbuf[CURL_ERROR_SIZE]; /* libcurl's message */
 	void *owner;                  /* for the driver */
 };
@@ -166,7 +167,7 @@ struct zw_kube_config *zw_kube_config(struct zw_kube *k);
  * nonzero. On success returns 0 and *out (may be NULL to discard) owns the
  * parsed response (NULL when empty). Returns -1 with err filled otherwise. */
 int zw_kube_request(struct zw_kube *k, const char *method, const char *path_query, json_t *body,
-                    const char *content_type, long timeout_ms, const volatile int *cancel,
+                    const char *content_type, long timeout_ms, const atomic_int *cancel,
                     json_t **out, struct zw_kube_error *err);
 
 /* GETs ref. Returns as zw_kube_request. */
