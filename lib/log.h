@@ -33,7 +33,7 @@ int zw_log_enabled(enum zw_log_level level);
  * quoted by the caller with zw_log_quote-friendly %s formats ("%s" of a
  * string without '"'). Lines longer than 4 KiB are truncated. */
 void zw_log(enum zw_log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+        __attribute__((format(printf, 3, 4)));
 
 /* va_list variant of zw_log. */
 void zw_logv(enum zw_log_level level, const char *event, const char *fmt, va_list ap);
