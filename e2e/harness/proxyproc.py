@@ -10,7 +10,8 @@ they start.
     p.stop()                                        # SIGTERM; raises on a sanitizer report
 
 The binary is the sanitizer build (build/san/bin/zerowire-proxy; env
-ZW_PROXY_BIN overrides). Every wait is bounded."""
+ZW_PROXY_BIN overrides). Every wait is bounded; the process carries
+PR_SET_PDEATHSIG, so it never outlives the test process."""
 
 import http.client
 import json
@@ -20,6 +21,7 @@ import subprocess
 from collections import namedtuple
 
 from . import util
+from .cluster import _pdeathsig
 
 BIN = os.environ.get("ZW_PROXY_BIN") or os.path.join(util.REPO, "build", "san", "bin", "zerowire-proxy")
 SANITIZER_MARKS = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
@@ -69,7 +71,9 @@ class ProxyProc:
         self._log = open(self.log_path, "wb")
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
-        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        # PR_SET_PDEATHSIG: the proxy dies with the test process even when it is killed.
+        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT, env=env,
+                                     preexec_fn=_pdeathsig)
         if wait_ready:
             util.wait_for(lambda: self.proc.poll() is not None or self.admin_get("/readyz")[0] == 200,
                           READY_TIMEOUT, what="%s /readyz" % self.name)
