@@ -25,7 +25,8 @@ struct entry {
 	uint32_t rule;
 	int32_t static_route; /* -1: ordinary rule */
 	uint32_t n_headers;
-	uint32_t n_exact;
+	uint32_t n_exact;              /* exact-value matchers */
+	uint32_t n_pattern;            /* wildcard / regex matchers */
 	const struct zw_route_rule *r; /* owned by targets[target] */
 	const char *host;              /* host pattern (owned by the target copy, or "*") */
 	const char *prefix;            /* path prefix (owned by the target copy, or "/") */
@@ -236,6 +237,8 @@ static int raw_cmp(const void *pa, const void *pb)
 		return a->e.n_headers > b->e.n_headers ? -1 : 1;
 	if (a->e.n_exact != b->e.n_exact)
 		return a->e.n_exact > b->e.n_exact ? -1 : 1;
+	if (a->e.n_pattern != b->e.n_pattern)
+		return a->e.n_pattern > b->e.n_pattern ? -1 : 1;
 	c = cmp_str_null_last(a->t->creation_timestamp, b->t->creation_timestamp);
 	if (c)
 		return c;
@@ -310,13 +313,21 @@ static int add_raw(struct builder *b, uint32_t node, const char *host, const cha
 		b->raw = nr;
 		b->cap_raw = ncap;
 	}
-	uint32_t exact = 0;
-	for (size_t i = 0; i < r->n_headers; i++)
-		exact += r->headers[i].value != NULL;
+	uint32_t exact = 0, pattern = 0;
+	for (size_t i = 0; i < r->n_headers; i++) {
+		const struct zw_header_match *m = &r->headers[i];
+		if (!m->value)
+			continue;
+		if (m->kind == ZW_HDR_WILDCARD || m->kind == ZW_HDR_REGEX)
+			pattern++;
+		else
+			exact++;
+	}
 	b->raw[b->n_raw++] = (struct raw){
 	        .node = node,
 	        .prefix = prefix,
-	        .e = {target, rule, static_route, (uint32_t)r->n_headers, exact, r, host, prefix},
+	        .e = {target, rule, static_route, (uint32_t)r->n_headers, exact, pattern, r, host,
+	              prefix},
 	        .t = &b->t->targets[target],
 	};
 	return 0;

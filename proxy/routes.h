@@ -21,13 +21,16 @@
  *      prefix accepts the request's headers, shorter prefixes are tried.
  *   3. Headers: every matcher of the entry must hold (AND). A matcher with
  *      value NULL needs the header to be present; otherwise any one of the
- *      request's field lines of that name must equal the value exactly
- *      (surrounding spaces/tabs trimmed; not split at commas).
+ *      request's field lines of that name must satisfy it (surrounding
+ *      spaces/tabs trimmed; not split at commas): kind ZW_HDR_EXACT compares
+ *      bytes, ZW_HDR_WILDCARD / ZW_HDR_REGEX go through
+ *      zw_header_match_value() (lib/target.h).
  *   4. Ties on the same host and prefix: static routes (InterceptorRoute
  *      spec.staticRoutes, in order) before ordinary rules; then more header
- *      matchers; then more exact-value matchers; then the older
- *      creationTimestamp (a missing timestamp sorts last); then the key
- *      ("ns/name" or "ns/name/trigger") in ascending byte order; then rule order.
+ *      matchers; then more exact-value matchers; then more wildcard/regex
+ *      matchers; then the older creationTimestamp (a missing timestamp sorts
+ *      last); then the key ("ns/name" or "ns/name/trigger") in ascending
+ *      byte order; then rule order.
  *
  * Lookup cost does not depend on the number of targets: exact hosts and
  * wildcard suffixes are found through hash maps, and each path candidate

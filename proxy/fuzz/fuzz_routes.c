@@ -40,6 +40,7 @@ static const char *const labels[] = {"a", "b", "c", "A"};
 static const char *const segs[] = {"x", "y", "", "x.y", "X"};
 static const char *const hnames[] = {"x-a", "X-A", "x-b", "h"};
 static const char *const hvals[] = {"1", "2", " 1", "1 ", "", "v"};
+static const char *const globs[] = {"*", "1*", "?", "V"};
 static const char *const stamps[] = {"2024-01-01T00:00:00Z", "2025-01-01T00:00:00Z", NULL};
 
 /* A host name or pattern: up to 3 labels, maybe "*." / "*" / ":port". */
@@ -96,7 +97,15 @@ static void gen_rule(struct gen *g, struct zw_route_rule *r)
 	r->headers = calloc(3, sizeof(*r->headers));
 	for (size_t i = 0; i < r->n_headers; i++) {
 		r->headers[i].name = strdup(hnames[take(g, 4)]);
-		r->headers[i].value = take(g, 3) ? strdup(hvals[take(g, 6)]) : NULL;
+		unsigned k = take(g, 4);
+		if (k == 0) {
+			r->headers[i].kind = ZW_HDR_PRESENT;
+		} else if (k == 1) {
+			r->headers[i].kind = ZW_HDR_WILDCARD;
+			r->headers[i].value = strdup(globs[take(g, 4)]);
+		} else {
+			r->headers[i].value = strdup(hvals[take(g, 6)]);
+		}
 	}
 }
 
@@ -141,7 +150,10 @@ static bool ref_headers(const struct zw_route_rule *r, const struct req *q)
 		for (size_t k = 0; k < q->nh && !ok; k++)
 			if (strcasecmp(q->hn[k], r->headers[i].name) == 0)
 				ok = !r->headers[i].value ||
-				     trimmed_eq(q->hv[k], r->headers[i].value);
+				     (r->headers[i].kind == ZW_HDR_WILDCARD
+				              ? zw_header_match_value(&r->headers[i], q->hv[k],
+				                                      strlen(q->hv[k]))
+				              : trimmed_eq(q->hv[k], r->headers[i].value));
 		if (!ok)
 			return false;
 	}
@@ -172,7 +184,7 @@ struct cand {
 	int target, rule, sroute;
 	size_t plen;
 	const char *host, *prefix;
-	unsigned nh, nx;
+	unsigned nh, nx, np;
 };
 
 /* a better than b? (same host level) */
@@ -187,6 +199,8 @@ static bool better(const struct cand *a, const struct cand *b, const struct zw_r
 		return a->nh > b->nh;
 	if (a->nx != b->nx)
 		return a->nx > b->nx;
+	if (a->np != b->np)
+		return a->np > b->np;
 	const char *ta = zw_route_table_target(t, (size_t)a->target)->creation_timestamp;
 	const char *tb = zw_route_table_target(t, (size_t)b->target)->creation_timestamp;
 	if ((ta == NULL) != (tb == NULL))
@@ -224,11 +238,16 @@ static void consider(const struct zw_route_table *t, int ti, int ri, int sr,
 			norm_prefix(r->n_paths ? r->paths[p] : "/", pp, sizeof(pp));
 			if (!prefix_ok(pp, path) || !ref_headers(r, q))
 				continue;
-			unsigned nx = 0;
-			for (size_t k = 0; k < r->n_headers; k++)
-				nx += r->headers[k].value != NULL;
-			struct cand c = {ti, ri, sr, strlen(pp), NULL, NULL, (unsigned)r->n_headers,
-			                 nx};
+			unsigned nx = 0, npat = 0;
+			for (size_t k = 0; k < r->n_headers; k++) {
+				if (r->headers[k].value && r->headers[k].kind == ZW_HDR_WILDCARD)
+					npat++;
+				else if (r->headers[k].value)
+					nx++;
+			}
+			struct cand c = {
+			        ti, ri,  sr, strlen(pp), NULL, NULL, (unsigned)r->n_headers,
+			        nx, npat};
 			if (!*found || better(&c, best, t)) {
 				*best = c;
 				*found = true;

@@ -47,12 +47,16 @@ static void rule_from_tokens(struct zw_route_rule *r, char **tok, size_t ntok)
 		} else if (strncmp(tok[i], "paths=", 6) == 0) {
 			r->paths = strlist(tok[i] + 6, &r->n_paths);
 		} else if (strncmp(tok[i], "header=", 7) == 0) {
+			/* header=name (present), name:value (exact), name~glob (wildcard) */
 			r->headers = realloc(r->headers, (r->n_headers + 1) * sizeof(*r->headers));
-			char *spec = tok[i] + 7, *colon = strchr(spec, ':');
+			char *spec = tok[i] + 7, *sep = strpbrk(spec, ":~");
 			struct zw_header_match *m = &r->headers[r->n_headers++];
-			memset(m, 0, sizeof(*m)); /* kind ZW_HDR_EXACT, no regex */
-			m->name = colon ? strndup(spec, (size_t)(colon - spec)) : strdup(spec);
-			m->value = colon ? strdup(colon + 1) : NULL;
+			memset(m, 0, sizeof(*m));
+			m->name = sep ? strndup(spec, (size_t)(sep - spec)) : strdup(spec);
+			m->value = sep ? strdup(sep + 1) : NULL;
+			m->kind = !sep          ? ZW_HDR_PRESENT
+			          : *sep == '~' ? ZW_HDR_WILDCARD
+			                        : ZW_HDR_EXACT;
 		}
 	}
 }
