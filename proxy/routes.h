@@ -117,7 +117,8 @@ void zw_route_table_unref(struct zw_route_table *t);
 
 /* Routes req in table t (both borrowed; t must be held by the caller).
  * Fills *out. Returns ZW_ROUTE_OK, ZW_ROUTE_ENOMATCH (out->miss says why,
- * out->target NULL) or ZW_ROUTE_EINVAL. Thread-safe, allocation-free. */
+ * out->target NULL) or ZW_ROUTE_EINVAL. Thread-safe; allocates nothing (except
+ * a regex header match on a value over 511 bytes, lib/target.c). */
 int zw_route_lookup(const struct zw_route_table *t, const struct zw_route_request *req,
                     struct zw_route_match *out);
 
