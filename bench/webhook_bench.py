@@ -276,7 +276,9 @@ def main():
     if not os.access(BIN, os.X_OK):
         sys.exit("%s missing: run make first" % BIN)
     tmp = tempfile.mkdtemp(prefix="zw-webhook-bench.")
-    results = {"machine": {"cpus": os.cpu_count()}}
+    results = {"machine": {"cpus": os.cpu_count(), "loadavg_start": os.getloadavg()}}
+    print("cpus %d, load average at start %.2f %.2f %.2f (other work on the machine skews the figures)"
+          % ((os.cpu_count(),) + os.getloadavg()))
     try:
         results["reviews"] = review_bench(tmp, a.duration)
         print("| object | mode | conns | reviews/s | p50 ms | p90 ms | p99 ms | server p50 ≤ ms | server p99 ≤ ms | non-2xx |")
@@ -295,6 +297,8 @@ def main():
                       ab["rewritten"]))
             print("samples without: %s" % ab["without_samples_s"])
             print("samples with:    %s" % ab["with_samples_s"])
+        results["machine"]["loadavg_end"] = os.getloadavg()
+        print("load average at end %.2f %.2f %.2f" % os.getloadavg())
         if a.json:
             with open(a.json, "w") as f:
                 json.dump(results, f, indent=1)
