@@ -29,6 +29,7 @@ stabilization window), polled every POLL_S.
 """
 
 import itertools
+import json
 import math
 import random
 import socket
@@ -304,8 +305,24 @@ def cold_scale_idle(cluster, ns, tmp_path, replicas, peers=None):
         assert st == 200 and hdr.get("x-zerowire-cold-start") == "false", (st, hdr)
 
         # 2. Sustained load: decisions reach EXPECTED, never more.
+        # Every replica answers with the sum over replicas (metrics-api JSON,
+        # as KEDA's metrics-api trigger reads it), sampled once the window is
+        # full of load.
+        sampled = {}
+
+        def sample():
+            for p in proxies:
+                st, body = p.admin_get("/metrics-api/%s/web" % ns)
+                sampled[p.name] = json.loads(body)["requestRate"] if st == 200 else (st, body)
+        sampler = threading.Timer(WINDOW_S + 2, sample)
+        sampler.start()
         t0, res = paced_load(front, HOST, RATE, LOAD_S)
+        sampler.join(5)
         t_end = res[-1][0]
+        for name, rate in sampled.items():
+            assert isinstance(rate, (int, float)) and 0.75 * RATE <= rate <= 1.1 * RATE, \
+                "%s metrics-api requestRate %r during %.0f req/s on %s" % (name, rate, RATE, front.name)
+        assert len(sampled) == replicas, sampled
         bad = [r for r in res if r[1] != 200]
         assert not bad, "%d of %d load requests failed: %r" % (len(bad), len(res), bad[:5])
         achieved = (len(res) - 1) / (res[-1][0] - res[0][0])
