@@ -43,6 +43,7 @@ import threading
 import time
 
 from . import util
+from .cluster import _pdeathsig
 from .keda import KedaStandin
 from .node import NodeStandin
 
@@ -263,8 +264,10 @@ class Stack:
         e = dict(os.environ)
         e.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
         e.update(env or {})
+        # PR_SET_PDEATHSIG: the process dies with the thread that started it,
+        # even when this Python process is killed without cleaning up.
         p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                             start_new_session=True, env=e)
+                             start_new_session=True, env=e, preexec_fn=_pdeathsig)
         logf.close()
         self.procs[name] = p
         return p

@@ -1,0 +1,254 @@
+"""`make demo` (scripts/demo.sh runs this): scale-from-zero, explained step by
+step, on a local control plane. Everything it starts is stopped when it ends,
+fails or is interrupted.
+
+  python3 -m harness.demo [--load-seconds 10] [--connections 8]
+"""
+
+import argparse
+import signal
+import sys
+import threading
+import time
+
+from .cluster import Cluster
+from .stack import Stack
+
+NS = "demo"
+HOST = "hello.demo.example"
+LIMIT = 300  # seconds: the whole demo after the control plane is up
+
+APP = """
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: hello
+  namespace: demo
+  annotations:
+    zerowire.test/startup-delay-ms: "1500"   # the node stand-in starts a pod in 1.5 s
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: hello}}
+  template:
+    metadata: {labels: {app: hello}}
+    spec:
+      containers:
+        - name: hello
+          image: example/hello
+          ports: [{containerPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: hello, namespace: demo}
+spec:
+  selector: {app: hello}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+"""
+
+SCALEDOBJECT = """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: hello, namespace: demo}
+spec:
+  scaleTargetRef: {name: hello}
+  minReplicaCount: 0
+  maxReplicaCount: 5
+  pollingInterval: 1
+  cooldownPeriod: 5
+  triggers:
+    - type: external-push
+      metadata:
+        scalerAddress: %s
+        service: hello
+        port: "80"
+        hosts: hello.demo.example
+        scalingMetric: requestRate
+        targetValue: "20"
+        window: 10s
+"""
+
+ROUTES = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: hello, namespace: demo}
+spec:
+  rules:
+    - host: hello.demo.example
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service: {name: hello, port: {number: 80}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: hello, namespace: demo}
+spec:
+  parentRefs: [{name: gateway, namespace: gateway-system}]
+  hostnames: [hello.demo.example]
+  rules:
+    - backendRefs: [{name: hello, port: 80}]
+"""
+
+T0 = time.monotonic()
+
+
+def say(msg="", indent=0):
+    print("%s%s" % ("   " * indent, msg), flush=True)
+
+
+def step(n, total, title):
+    say()
+    say("[%d/%d] %s  (%.0f s)" % (n, total, title, time.monotonic() - T0))
+
+
+def run(args):
+    total = 7
+    step(1, total, "Local control plane: etcd and a real kube-apiserver 1.20 on 127.0.0.1")
+    say("No kubelet or KEDA operator can run here: a 'node stand-in' turns a Deployment's replicas", 1)
+    say("into small HTTP server processes on 127.0.0.x, and a 'KEDA stand-in' scales Deployments", 1)
+    say("the way KEDA does, talking to zerowire over KEDA's own gRPC protocol.", 1)
+    cluster = Cluster(name="zw-demo")
+    stack = None
+    try:
+        cluster.start()
+        say("kube-apiserver ready at %s" % cluster.server, 1)
+
+        step(2, total, "Install zerowire from its Helm chart")
+        stack = Stack(cluster, app_namespaces=[NS], sanitized=False, startup_delay_ms=1500, log_level="warn")
+        cluster.ensure_namespace(NS)
+        stack.start()
+        say("helm install zerowire charts/zerowire: proxy Service %s, webhook registered by URL" % stack.proxy_host, 1)
+        say("zerowire-webhook (rewrites routes) on 127.0.0.1:%d" % stack.webhook_port, 1)
+        say("zerowire-proxy: HTTP on 127.0.0.1:%d, KEDA scaler on :%d, admin on :%d" % (
+            stack.proxy_port, stack.scaler_port, stack.admin_port), 1)
+
+        step(3, total, "Deploy a sample app at zero replicas, and its ScaledObject")
+        stack.apply(APP)
+        stack.apply(SCALEDOBJECT % stack.scaler_address)
+        say("Deployment demo/hello: replicas 0; Service hello:80", 1)
+        say("ScaledObject: scale on request rate (20 req/s per replica, 10 s window), 0..5 replicas,", 1)
+        say("back to zero 5 s after traffic stops. Its trigger names zerowire's scaler.", 1)
+
+        step(4, total, "Route to it with an Ingress and an HTTPRoute, written as usual")
+        stack.wait_for(lambda: stack.proxy_service in stack.kubectl(
+            "apply", "--dry-run=server", "-o", "json", "-f", "-", input=ROUTES.split("---")[0]).stdout,
+            30, "the webhook to know the ScaledObject")
+        r = stack.apply(ROUTES)
+        for line in r.stdout.strip().splitlines():
+            say("kubectl apply: " + line, 1)
+        ing = stack.get("ingresses.networking.k8s.io", NS, "hello")
+        hr = stack.get("httproutes.gateway.networking.k8s.io", NS, "hello")
+        isvc = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+        ref = hr["spec"]["rules"][0]["backendRefs"][0]
+        say("Both said Service hello:80. As stored, at admission zerowire pointed them at its proxy:", 1)
+        say("Ingress backend   -> %s:%s (an alias of %s)" % (isvc["name"], isvc["port"]["number"],
+                                                            stack.proxy_host), 2)
+        say("HTTPRoute backend -> %s.%s:%s" % (ref["name"], ref.get("namespace"), ref["port"]), 2)
+        say("(the original is kept in the annotation zerowire.io/original; deleting the", 1)
+        say("ScaledObject puts it back exactly)", 1)
+
+        step(5, total, "One request while the app has 0 replicas")
+        say("curl -H 'Host: %s' http://127.0.0.1:%d/   (as the ingress controller would send it)" % (
+            HOST, stack.proxy_port), 1)
+        done = threading.Event()
+        res = {}
+
+        def send():
+            try:
+                res["r"] = stack.request(HOST, "/hello")
+            except Exception as e:  # noqa: BLE001 - shown below
+                res["e"] = e
+            done.set()
+        t_send = time.monotonic()
+        threading.Thread(target=send, daemon=True).start()
+        shown = set()
+        while not done.wait(0.1):
+            n, ready = stack.replicas(NS, "hello"), len(stack.node.ready_pods(NS, "hello"))
+            state = (n, ready)
+            if state not in shown:
+                shown.add(state)
+                say("%5.2f s  request held by the proxy; replicas %d, ready pods %d" % (
+                    time.monotonic() - t_send, n, ready), 1)
+        if "e" in res:
+            raise RuntimeError("the request failed: %s" % res["e"])
+        r = res["r"]
+        say("%5.2f s  answered: HTTP %d by pod %s (X-Zerowire-Cold-Start: %s)" % (
+            r.seconds, r.status, r.headers.get("x-backend-pod"), r.headers.get("x-zerowire-cold-start")), 1)
+        say("body: %s" % r.body.decode(errors="replace").strip()[:100], 1)
+        say("The proxy told KEDA at once (StreamIsActive), KEDA scaled 0 -> 1, and the held request", 1)
+        say("went to the new pod as soon as it was ready: nothing was lost or retried by the client.", 1)
+
+        step(6, total, "A burst: wrk, %d connections for %d s" % (args.connections, args.load_seconds))
+        stop = threading.Event()
+
+        def watch():
+            last = None
+            while not stop.wait(1.0):
+                n, ready = stack.replicas(NS, "hello"), len(stack.node.ready_pods(NS, "hello"))
+                if (n, ready) != last:
+                    say("%5.1f s  replicas %d, ready pods %d" % (time.monotonic() - t_load, n, ready), 1)
+                    last = (n, ready)
+        t_load = time.monotonic()
+        th = threading.Thread(target=watch, daemon=True)
+        th.start()
+        try:
+            w = stack.wrk(HOST, args.load_seconds, args.connections, path="/hello")
+        finally:
+            stop.set()
+            th.join(3)
+        say("wrk: %d requests, %.0f req/s, %d errors, %d non-2xx" % (w["requests"], w["rps"], w["errors"],
+                                                                    w["non2xx"]), 1)
+        say("The proxy counts requests per app; KEDA polls it every second and sets", 1)
+        say("replicas = ceil(request rate / 20), up to 5. New pods share the load at once.", 1)
+
+        step(7, total, "Traffic stopped: back to zero")
+        t_idle = time.monotonic()
+        last = None
+        while True:
+            n, ready = stack.replicas(NS, "hello"), len(stack.node.ready_pods(NS, "hello"))
+            if (n, ready) != last:
+                say("%5.1f s  replicas %d, ready pods %d" % (time.monotonic() - t_idle, n, ready), 1)
+                last = (n, ready)
+            if n == 0 and ready == 0:
+                break
+            if time.monotonic() - t_idle > 90:
+                raise RuntimeError("not back to zero within 90 s")
+            if time.monotonic() - T0 > LIMIT:
+                raise RuntimeError("demo exceeded %d s" % LIMIT)
+            time.sleep(0.5)
+        say("Once the 10 s request window is empty and the 5 s cooldown has passed, KEDA scales", 1)
+        say("to zero. The next request would be held and wake it again, as in step 5.", 1)
+        say()
+        say("Done in %.0f s. Stopping everything started." % (time.monotonic() - T0))
+    finally:
+        if stack is not None:
+            problems = stack.stop()
+            for p in problems:
+                say("warning: " + p.splitlines()[0])
+        cluster.stop()
+    return 0
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--load-seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=8)
+    args = ap.parse_args(argv)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, on_term)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        say("\ninterrupted: everything started was stopped")
+        return 130
+    except Exception as e:  # noqa: BLE001 - one clear line, not a traceback
+        say("\ndemo failed: %s" % e)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

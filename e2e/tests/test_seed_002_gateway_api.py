@@ -1,0 +1,177 @@
+"""Seed 002, the "KEDA meets GatewayAPI" talk, end to end
+(e2e/seeds/002-gateway-api).
+
+The slides show routes, not the workloads behind them: the test makes the
+targets (Deployment, Service and an external-push ScaledObject for app,
+app1-a and app1-b; the namespace xyz of the ReferenceGrant example), then
+applies the slides' manifests in order through the chart's webhook: the
+HTTPRoute and the Ingress to `app` (rewritten to the proxy, traffic from zero,
+scale-out and back to zero), the weighted backendRefs (both rewritten, weights
+kept), the per-backend filters (kept as written), the ReferenceGrant and the
+ExternalName Service (not zerowire's to change). Deleting the ScaledObjects
+restores every route exactly as applied.
+
+A known limit shows here: once both weighted backends lead to the proxy, the
+proxy tells app1-a from app1-b by host, path and headers, not by the route's
+weights, so the test gives each its own host.
+"""
+
+import json
+import os
+
+import pytest
+
+from harness import util
+from harness.stack import ORIGINAL, module_stack
+
+SEED = os.path.join(util.REPO, "e2e", "seeds", "002-gateway-api")
+NS = "default"
+HR = "httproutes.gateway.networking.k8s.io"
+ING = "ingresses.networking.k8s.io"
+
+
+def seed(name):
+    return os.path.join(SEED, name)
+
+
+def target(name, hosts, paths, addr):
+    """Deployment + Service (port 80) + ScaledObject for one workload the slides route to."""
+    return """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: %(n)s, namespace: default}
+spec:
+  replicas: 0
+  selector: {matchLabels: {app: %(n)s}}
+  template:
+    metadata: {labels: {app: %(n)s}}
+    spec:
+      containers:
+        - {name: app, image: example/%(n)s, ports: [{containerPort: 8080}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: %(n)s, namespace: default}
+spec:
+  selector: {app: %(n)s}
+  ports: [{name: http, port: 80, targetPort: 8080}]
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: %(n)s, namespace: default}
+spec:
+  scaleTargetRef: {name: %(n)s}
+  minReplicaCount: 0
+  maxReplicaCount: 4
+  pollingInterval: 1
+  cooldownPeriod: 3
+  triggers:
+    - type: external-push
+      metadata:
+        scalerAddress: %(addr)s
+        service: %(n)s
+        port: "80"
+        hosts: %(hosts)s
+        pathPrefixes: %(paths)s
+        scalingMetric: requestRate
+        targetValue: "2"
+        window: 5s
+""" % {"n": name, "hosts": hosts, "paths": paths, "addr": addr}
+
+
+TARGETS = {"app": ("example.com", "/foo"), "app1-a": ("app1-a.example.com", "/"),
+           "app1-b": ("app1-b.example.com", "/")}
+IMPLIED_XYZ = "apiVersion: v1\nkind: Namespace\nmetadata: {name: xyz}\n"
+
+
+@pytest.fixture(scope="module")
+def stack(cluster):
+    yield from module_stack(cluster, app_namespaces=[NS])
+
+
+@pytest.fixture
+def cleanup(stack):
+    yield
+    for name in TARGETS:
+        stack.delete(target(name, *TARGETS[name], stack.scaler_address))
+    for f in ("01-httproute.yaml", "02-ingress.yaml", "05-referencegrant.yaml", "06-externalname.yaml"):
+        stack.delete(seed(f))
+
+
+def backend_refs(st):
+    return st.get(HR, NS, "example-httproute")["spec"]["rules"][0]["backendRefs"]
+
+
+def at_proxy(st, ref):
+    return ref.get("name") == st.proxy_service and ref.get("namespace") == st.proxy_namespace \
+        and ref.get("port") == 8080
+
+
+def test_seed_002_gateway_api(stack, cleanup, capsys):
+    st = stack
+    for name, (hosts, paths) in TARGETS.items():
+        st.apply(target(name, hosts, paths, st.scaler_address))
+    # The webhook learns targets from its watch: wait until a dry-run of the
+    # slide's HTTPRoute comes back rewritten.
+    st.wait_for(lambda: st.proxy_service in st.kubectl(
+        "apply", "--dry-run=server", "--validate=false", "-o", "json", "-f", seed("01-httproute.yaml")).stdout,
+        30, "targets known to the webhook")
+
+    # The HTTPRoute and the Ingress slide: both lead to the proxy.
+    applied = {}
+    for f in ("01-httproute.yaml", "02-ingress.yaml"):
+        applied.update(st.as_applied(seed(f)))
+        st.apply(seed(f))
+    hr = st.get(HR, NS, "example-httproute")
+    assert hr["spec"]["rules"][0]["backendRefs"] == [
+        {"name": st.proxy_service, "namespace": st.proxy_namespace, "port": 8080}], hr["spec"]
+    assert hr["spec"]["parentRefs"] == [{"name": "my-nginx-gateway"}]
+    ing = st.get(ING, NS, "example-ingress")
+    svc = ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert svc == {"name": st.proxy_service, "port": {"number": 8080}}, svc
+    # Ingress backends cannot leave their namespace: the reconciler creates the
+    # alias Service in default that leads to the proxy Service.
+    alias = st.wait_for(lambda: st.get("services", NS, st.proxy_service), 30, "alias Service")
+    assert alias["spec"]["externalName"] == st.proxy_host
+    grant = st.wait_for(lambda: st.get("referencegrants.gateway.networking.k8s.io", st.proxy_namespace,
+                                       "zerowire-" + NS), 30, "ReferenceGrant for the HTTPRoute")
+    assert {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": NS} in grant["spec"]["from"]
+
+    m = st.exercise(NS, "app", "app", "example.com", path="/foo", load_seconds=10, down_timeout=60)
+    assert m["cold_header"] == "true" and 2 <= m["peak_replicas"] <= 4
+    with capsys.disabled():
+        print("\nseed 002: cold %.2fs (stream true %.1f ms), %d req in 10 s -> %d replicas, zero after %.0fs"
+              % (m["cold_seconds"], m["stream_true_ms"], m["wrk"]["requests"], m["peak_replicas"],
+                 m["down_seconds"]))
+
+    # Weighted backendRefs (replaces the HTTPRoute of the first slide).
+    applied.update(st.as_applied(seed("03-httproute-weighted.yaml")))
+    st.apply(seed("03-httproute-weighted.yaml"))
+    refs = backend_refs(st)
+    assert [r.get("weight") for r in refs] == [10, 90] and all(at_proxy(st, r) for r in refs), refs
+    assert "parentRefs" not in st.get(HR, NS, "example-httproute")["spec"]
+    for name in ("app1-a", "app1-b"):
+        r = st.request(TARGETS[name][0])
+        assert r.status == 200 and r.headers["x-backend-pod"].startswith(name + "-"), r
+        assert r.headers.get("x-zerowire-cold-start") == "true", r
+
+    # Per-backend filters: kept as written beside the rewritten refs.
+    applied.update(st.as_applied(seed("04-httproute-filters.yaml")))
+    st.apply(seed("04-httproute-filters.yaml"))
+    refs = backend_refs(st)
+    assert [r["filters"] for r in refs] == [[{"urlRewrite": "blue"}], [{"urlRewrite": "green"}]], refs
+    assert all(at_proxy(st, r) for r in refs) and all("weight" not in r for r in refs), refs
+
+    # The ReferenceGrant and ExternalName examples: applied, not zerowire's to change.
+    st.apply(IMPLIED_XYZ)
+    for f in ("05-referencegrant.yaml", "06-externalname.yaml"):
+        applied.update(st.as_applied(seed(f)))
+        st.apply(seed(f))
+
+    # Deleting the ScaledObjects restores every route exactly as last applied.
+    for name in TARGETS:
+        st.kubectl("delete", "scaledobject", name, "-n", NS)
+    st.wait_restored(applied)  # example-httproute: as the last slide (filters) applied it
+    st.wait_for(lambda: st.get("services", NS, st.proxy_service) is None, 30, "alias Service removed")
+    o = st.get(HR, NS, "example-httproute")
+    assert ORIGINAL not in (o["metadata"].get("annotations") or {})
