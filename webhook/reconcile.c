@@ -243,6 +243,7 @@ static int kw_start(struct zw_reconcile *r, struct kwatch *w, const char *versio
 	        .label_selector = w->kd->selector,
 	        .on_event = kw_event,
 	        .on_status = kw_status,
+	        .backoff_max_ms = ZW_RECONCILE_BACKOFF_MAX_MS,
 	        .ud = w,
 	};
 

@@ -46,14 +46,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-#define ZW_RECONCILE_RESYNC_MS     10000
-#define ZW_RECONCILE_LEASE_S       15
-#define ZW_RECONCILE_RENEW_MS      5000
-#define ZW_RECONCILE_MIN_PASS_MS   1000
-#define ZW_RECONCILE_ANNOTATION    "zerowire.io/reconcile"
-#define ZW_RECONCILE_MANAGED_LABEL "app.kubernetes.io/managed-by"
-#define ZW_RECONCILE_MANAGED_VALUE "zerowire"
-#define ZW_RECONCILE_SKIP_SO       "httpscaledobject.keda.sh/skip-scaledobject-creation"
+#define ZW_RECONCILE_RESYNC_MS      10000
+#define ZW_RECONCILE_LEASE_S        15
+#define ZW_RECONCILE_RENEW_MS       5000
+#define ZW_RECONCILE_MIN_PASS_MS    1000
+#define ZW_RECONCILE_BACKOFF_MAX_MS 5000 /* watch retry backoff cap */
+#define ZW_RECONCILE_ANNOTATION     "zerowire.io/reconcile"
+#define ZW_RECONCILE_MANAGED_LABEL  "app.kubernetes.io/managed-by"
+#define ZW_RECONCILE_MANAGED_VALUE  "zerowire"
+#define ZW_RECONCILE_SKIP_SO        "httpscaledobject.keda.sh/skip-scaledobject-creation"
 
 struct zw_reconcile_config {
 	struct zw_kube *kube;                  /* borrowed */

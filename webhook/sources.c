@@ -184,6 +184,7 @@ int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **ou
 		        .namespace = w->namespace,
 		        .on_event = on_event,
 		        .on_status = on_status,
+		        .backoff_max_ms = ZW_SOURCES_BACKOFF_MAX_MS,
 		        .ud = w,
 		};
 		if (zw_watch_thread_start(cfg->kube, &spec, &w->thread) < 0)

@@ -24,6 +24,9 @@
 #include <stddef.h>
 
 #define ZW_SOURCES_MAX_NAMESPACES 64
+/* Watch retry backoff cap: short, so that an API server restart is caught
+ * up within seconds (the reconciler promises convergence within 30 s). */
+#define ZW_SOURCES_BACKOFF_MAX_MS 5000
 
 struct zw_sources_config {
 	struct zw_kube *kube;       /* borrowed, outlives the sources */
