@@ -1,0 +1,931 @@
+#!/usr/bin/python3
+"""zerowire-proxy benchmarks, side by side in one run, loopback only.
+
+  warm      warm path: zerowire-proxy, nginx and HAProxy as reverse proxies to
+            the same nginx backend; each proxy pinned to core 0 (taskset), wrk
+            and the backend on core 1; requests/s, p50, p99 at 50 and 1000
+            keep-alive connections (one warm-up run, then --duration seconds).
+  hold      10,000 concurrent held cold-start requests (bench/hold_client):
+            proxy RSS once all are held, then time from the endpoint turning
+            ready (static-mode reload) to the last response, errors.
+  ready     time from an endpoint turning ready to the first held request
+            reaching the backend: static mode (file + SIGHUP) and, when the
+            kube-apiserver is available, live mode (EndpointSlice patched
+            ready through the API server, proxy watching it).
+  targets   idle RSS with 1 and with 10,000 targets; warm-path requests/s with
+            10,000 targets vs 1.
+  keda      bench/keda_push.py (cold request -> StreamIsActive true), when present.
+
+Prints a Markdown report and writes it to bench/results.md (--out). Every
+wait is bounded; every process started here is stopped at the end.
+
+Usage: bench/proxy_bench.py [--only warm,hold,ready,targets,keda] [--duration S]
+       [--held N] [--ready-samples N] [--out PATH] [--json PATH]
+"""
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
+PROXY = os.environ.get("ZW_PROXY_BIN") or os.path.join(ROOT, "bin", "zerowire-proxy")
+HOLD_CLIENT = os.environ.get("ZW_HOLD_CLIENT") or os.path.join(ROOT, "build", "bench", "hold_client")
+WRK_LUA = os.path.join(ROOT, "bench", "wrk_json.lua")
+PROXY_CORE = "0"
+CLIENT_CORE = "1"
+BACKEND_IP = "127.0.0.2"
+HOST = "app.test"
+ALL = ["warm", "hold", "ready", "targets", "keda"]
+
+
+def log(msg):
+    sys.stderr.write("bench: %s\n" % msg)
+    sys.stderr.flush()
+
+
+# ---- small helpers ------------------------------------------------------------
+
+def free_port(host="127.0.0.1"):
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def wait_for(pred, timeout, interval=0.02, what="condition"):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = pred()
+        if last:
+            return last
+        time.sleep(interval)
+    raise RuntimeError("timed out after %.1fs waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def port_open(host, port):
+    try:
+        with socket.create_connection((host, port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def proc_status(pid, field):
+    """A kB value (VmRSS, VmHWM) from /proc/pid/status, in KiB."""
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid):
+    """utime + stime of all threads of pid, in seconds."""
+    with open("/proc/%d/stat" % pid) as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def http_get(host, port, path="/", hdr_host=HOST, timeout=5):
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request("GET", path, headers={"Host": hdr_host})
+        r = c.getresponse()
+        return r.status, r.read()
+    finally:
+        c.close()
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return f.read().split()[0]
+
+
+class Proc:
+    """A child process in its own session, output to a log file."""
+
+    def __init__(self, name, argv, tmp, core=None, env=None):
+        self.name = name
+        self.log_path = os.path.join(tmp, name + ".log")
+        self.logf = open(self.log_path, "ab")
+        if core is not None:
+            argv = ["taskset", "-c", core] + argv
+        self.argv = argv
+        self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
+                                  start_new_session=True, env=env)
+        self.pid = self.p.pid
+
+    def alive(self):
+        return self.p.poll() is None
+
+    def tail(self, n=15):
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return "".join(f.readlines()[-n:])
+        except OSError:
+            return ""
+
+    def stop(self, sig=signal.SIGTERM, timeout=10):
+        if self.p.poll() is None:
+            try:
+                self.p.send_signal(sig)
+                self.p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.p.kill()
+                self.p.wait()
+        self.logf.close()
+        return self.p.returncode
+
+
+# ---- configurations -----------------------------------------------------------
+
+def nginx_conf(tmp, name, body):
+    d = os.path.join(tmp, name)
+    os.makedirs(d, exist_ok=True)
+    temps = "".join("    %s_temp_path %s/%s;\n" % (t, d, t)
+                    for t in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = """daemon off;
+master_process off;
+worker_processes 1;
+worker_rlimit_nofile 20000;
+pid %(d)s/nginx.pid;
+error_log stderr warn;
+events { worker_connections 20000; multi_accept on; }
+http {
+    access_log off;
+    keepalive_requests 1000000;
+    keepalive_timeout 300s;
+%(temps)s%(body)s
+}
+""" % {"d": d, "temps": temps, "body": body}
+    path = os.path.join(d, "nginx.conf")
+    with open(path, "w") as f:
+        f.write(conf)
+    return ["nginx", "-p", d, "-e", "stderr", "-c", path]
+
+
+def start_backend(tmp, core=CLIENT_CORE, name="backend"):
+    port = free_port(BACKEND_IP)
+    argv = nginx_conf(tmp, name, """    server {
+        listen %s:%d backlog=4096;
+        location / { default_type text/plain; return 200 "hello from the backend\\n"; }
+    }""" % (BACKEND_IP, port))
+    p = Proc(name, argv, tmp, core)
+    wait_for(lambda: port_open(BACKEND_IP, port) or not p.alive(), 10, what="backend nginx")
+    if not p.alive():
+        raise RuntimeError("backend nginx exited:\n" + p.tail())
+    p.port = port
+    return p
+
+
+def scaledobject(i, host, service, port=80, ns="bench", **meta):
+    md = {"service": service, "port": str(port), "hosts": host}
+    md.update({k: str(v) for k, v in meta.items()})
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": "app%d" % i, "namespace": ns},
+            "spec": {"scaleTargetRef": {"name": "app%d" % i},
+                     "triggers": [{"type": "external-push", "metadata": md}]}}
+
+
+def endpointslice(service, ip, port, ready=True, ns="bench", api="discovery.k8s.io/v1"):
+    return {"apiVersion": api, "kind": "EndpointSlice",
+            "metadata": {"name": service + "-zw", "namespace": ns,
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4",
+            "ports": [{"name": "", "port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": ready}}]}
+
+
+def write_list(path, items):
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"apiVersion": "v1", "kind": "List", "items": items}, f)
+    os.replace(tmp, path)
+
+
+class Zerowire:
+    """bin/zerowire-proxy in static mode (or live mode with kubeconfig)."""
+
+    def __init__(self, tmp, name, targets=None, endpoints=None, core=None, workers=1, args=(),
+                 kubeconfig=None, namespace=None, ready_timeout=60):
+        self.targets_file = os.path.join(tmp, name + "-targets.json")
+        self.endpoints_file = os.path.join(tmp, name + "-endpoints.json")
+        if kubeconfig:
+            src = ["--kubeconfig", kubeconfig, "--namespace", namespace]
+        else:
+            write_list(self.targets_file, targets or [])
+            write_list(self.endpoints_file, endpoints or [])
+            src = ["--targets-file", self.targets_file, "--endpoints-file", self.endpoints_file]
+        self.port = free_port()
+        self.admin_port = free_port()
+        self.scaler_port = free_port()
+        argv = [PROXY, "--listen", "127.0.0.1:%d" % self.port,
+                "--admin-listen", "127.0.0.1:%d" % self.admin_port,
+                "--scaler-listen", "127.0.0.1:%d" % self.scaler_port,
+                "--log-level", "warn", "--shutdown-delay", "0s", "--drain-timeout", "2s"]
+        if workers:
+            argv += ["--workers", str(workers)]
+        argv += src + list(args)
+        self.proc = Proc(name, argv, tmp, core)
+        self.pid = self.proc.pid
+        wait_for(lambda: self.admin("/readyz")[0] == 200 or not self.proc.alive(), ready_timeout,
+                 what="zerowire-proxy /readyz")
+        if not self.proc.alive():
+            raise RuntimeError("zerowire-proxy exited:\n" + self.proc.tail())
+
+    def admin(self, path):
+        try:
+            return http_get("127.0.0.1", self.admin_port, path, hdr_host="localhost", timeout=10)
+        except OSError:
+            return 0, b""
+
+    def queue(self):
+        st, body = self.admin("/queue")
+        return json.loads(body) if st == 200 else {}
+
+    def held(self, key):
+        return self.queue().get(key, {}).get("held", 0)
+
+    def set_endpoints(self, items):
+        write_list(self.endpoints_file, items)
+        self.proc.p.send_signal(signal.SIGHUP)
+
+    def stop(self):
+        return self.proc.stop(timeout=15)
+
+
+# ---- wrk ------------------------------------------------------------------------
+
+def wrk(port, conns, duration, host=HOST):
+    argv = ["taskset", "-c", CLIENT_CORE, "wrk", "-t1", "-c%d" % conns, "-d%ds" % duration,
+            "--timeout", "5s", "-H", "Host: " + host, "-s", WRK_LUA, "http://127.0.0.1:%d/" % port]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       timeout=duration + 60)
+    for line in r.stdout.splitlines():
+        if line.startswith("ZWJSON "):
+            res = json.loads(line[7:])
+            res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
+            res["errors_total"] = sum(res["errors"].values())
+            return res
+    raise RuntimeError("wrk failed (exit %d): %s" % (r.returncode, r.stdout[-2000:]))
+
+
+def measured_wrk(pid, port, conns, duration, warmup, host=HOST, backend_pid=None):
+    """One warm-up run, then the measured run with the CPU time used by pid
+    (and the backend) during it."""
+    if warmup:
+        wrk(port, conns, warmup, host)
+    la = loadavg()
+    c0 = cpu_seconds(pid)
+    b0 = cpu_seconds(backend_pid) if backend_pid else 0
+    t0 = time.monotonic()
+    res = wrk(port, conns, duration, host)
+    dt = time.monotonic() - t0
+    res["cpu"] = (cpu_seconds(pid) - c0) / dt
+    res["backend_cpu"] = (cpu_seconds(backend_pid) - b0) / dt if backend_pid else None
+    res["loadavg"] = la
+    return res
+
+
+# ---- 1. warm path ---------------------------------------------------------------
+
+def bench_warm(tmp, args):
+    backend = start_backend(tmp)
+    procs = []
+    rows = []
+    try:
+        be = "%s:%d" % (BACKEND_IP, backend.port)
+        # zerowire-proxy
+        zw = Zerowire(tmp, "zw-warm", [scaledobject(0, HOST, "app")],
+                      [endpointslice("app", BACKEND_IP, backend.port)], core=PROXY_CORE, workers=1,
+                      args=["--max-idle-per-endpoint", "1024", "--max-connections", "12000"])
+        procs.append(("zerowire-proxy", zw.proc, zw.port))
+        # nginx as a reverse proxy
+        nport = free_port()
+        nargv = nginx_conf(tmp, "nginx-proxy", """    upstream be {
+        server %s;
+        keepalive 1024;
+        keepalive_requests 1000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:%d backlog=4096;
+        location / {
+            proxy_pass http://be;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }""" % (be, nport))
+        nx = Proc("nginx-proxy", nargv, tmp, PROXY_CORE)
+        procs.append(("nginx", nx, nport))
+        # HAProxy
+        hport = free_port()
+        hcfg = os.path.join(tmp, "haproxy.cfg")
+        with open(hcfg, "w") as f:
+            f.write("""global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 300s
+frontend fe
+    bind 127.0.0.1:%d
+    default_backend be
+backend be
+    server s1 %s
+""" % (hport, be))
+        hx = Proc("haproxy", ["haproxy", "-db", "-f", hcfg], tmp, PROXY_CORE)
+        procs.append(("HAProxy", hx, hport))
+        for name, p, port in procs:
+            wait_for(lambda: port_open("127.0.0.1", port) or not p.alive(), 10, what=name)
+            if not p.alive():
+                raise RuntimeError("%s exited:\n%s" % (name, p.tail()))
+            st, body = http_get("127.0.0.1", port)
+            if st != 200:
+                raise RuntimeError("%s answered %d: %r" % (name, st, body[:200]))
+        for conns in args.conns:
+            for name, p, port in procs:
+                log("warm path: %s, %d connections, %ds" % (name, conns, args.duration))
+                res = measured_wrk(p.pid, port, conns, args.duration, args.warmup, backend_pid=backend.pid)
+                res.update({"proxy": name, "conns": conns})
+                rows.append(res)
+            # RSS after the runs at this connection count
+            for name, p, port in procs:
+                for r in rows:
+                    if r["proxy"] == name and r["conns"] == conns:
+                        r["rss_kib"] = proc_status(p.pid, "VmRSS")
+    finally:
+        for _, p, _ in procs:
+            p.stop()
+        backend.stop()
+    return rows
+
+
+def fmt_warm(rows):
+    out = ["| proxy | conns | req/s | vs nginx | p50 ms | p99 ms | p99 vs nginx | errors | proxy CPU | backend CPU | RSS MiB | load |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ref = next((x for x in rows if x["proxy"] == "nginx" and x["conns"] == r["conns"]), None)
+        ratio = r["rps"] / ref["rps"] if ref else float("nan")
+        p99r = r["p99_us"] / ref["p99_us"] if ref and ref["p99_us"] else float("nan")
+        out.append("| %s | %d | %.0f | %.2f× | %.2f | %.2f | %.2f× | %d | %.0f%% | %s | %.1f | %s |" % (
+            r["proxy"], r["conns"], r["rps"], ratio, r["p50_us"] / 1000, r["p99_us"] / 1000, p99r,
+            r["errors_total"], r["cpu"] * 100,
+            "%.0f%%" % (r["backend_cpu"] * 100) if r.get("backend_cpu") is not None else "-",
+            r.get("rss_kib", 0) / 1024, r["loadavg"]))
+    return out
+
+
+# ---- 2. 10,000 held cold-start requests -------------------------------------------
+
+def bench_hold(tmp, args):
+    n = args.held
+    backend = start_backend(tmp, name="backend-hold")
+    zw = None
+    client = None
+    res = {"n": n}
+    try:
+        zw = Zerowire(tmp, "zw-hold", [scaledobject(0, HOST, "app")], [], core=PROXY_CORE, workers=1,
+                      args=["--max-connections", str(n + 2000), "--max-held", str(n),
+                            "--max-idle-per-endpoint", "1024"])
+        res["rss_idle_kib"] = proc_status(zw.pid, "VmRSS")
+        key = "bench/app0/0"
+        client = subprocess.Popen(["taskset", "-c", CLIENT_CORE, HOLD_CLIENT, "--connect", "127.0.0.1:%d" % zw.port,
+                                   "--host", HOST, "--n", str(n), "--timeout-ms", "60000"],
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  start_new_session=True)
+        t_start = time.monotonic()
+        line = client.stdout.readline()
+        if not line.startswith("sent "):
+            raise RuntimeError("hold_client: %r %s" % (line, client.stderr.read()[-2000:]))
+        res["sent"] = int(line.split()[1])
+        res["connect_s"] = time.monotonic() - t_start
+        try:
+            wait_for(lambda: zw.held(key) >= n, 60, interval=0.1, what="%d held requests" % n)
+        except RuntimeError as e:
+            res["held_error"] = str(e)
+        res["held"] = zw.held(key)
+        time.sleep(0.5)
+        res["rss_held_kib"] = proc_status(zw.pid, "VmRSS")
+        res["hwm_held_kib"] = proc_status(zw.pid, "VmHWM")
+        t0 = time.monotonic_ns()
+        zw.set_endpoints([endpointslice("app", BACKEND_IP, backend.port)])
+        out, err = client.communicate(timeout=90)
+        rep = json.loads(out.strip().splitlines()[-1])
+        res["client"] = rep
+        res["first_ms"] = (rep["first_ns"] - t0) / 1e6 if rep["first_ns"] else None
+        res["last_ms"] = (rep["last_ns"] - t0) / 1e6 if rep["last_ns"] else None
+        res["errors"] = n - rep["ok"]
+        res["rss_after_kib"] = proc_status(zw.pid, "VmRSS")
+        res["hwm_after_kib"] = proc_status(zw.pid, "VmHWM")
+        res["proxy_log_tail"] = zw.proc.tail(8)
+    finally:
+        if client and client.poll() is None:
+            client.kill()
+            client.wait()
+        if zw:
+            zw.stop()
+        backend.stop()
+    return res
+
+
+def fmt_hold(r):
+    c = r.get("client", {})
+    errs = ", ".join("%s %d" % (k, v) for k, v in c.get("errors", {}).items() if v) or "none"
+    st = ", ".join("%s: %d" % kv for kv in sorted(c.get("status", {}).items())) or "-"
+    ms = lambda v: "%.0f ms" % v if v is not None else "-"  # noqa: E731
+    return [
+        "| measure | value | target |", "|---|---:|---|",
+        "| requests sent / held at once | %d / %d | %d |" % (r.get("sent", 0), r.get("held", 0), r["n"]),
+        "| proxy RSS idle (before) | %.1f MiB | |" % (r.get("rss_idle_kib", 0) / 1024),
+        "| proxy RSS with all held | %.1f MiB | ≤ 64 MiB |" % (r.get("rss_held_kib", 0) / 1024),
+        "| proxy peak RSS (VmHWM) after release | %.1f MiB | |" % (r.get("hwm_after_kib", 0) / 1024),
+        "| ready → first response | %s | |" % ms(r.get("first_ms")),
+        "| ready → last response | %s | ≤ 1 s |" % ms(r.get("last_ms")),
+        "| responses 200 | %d | %d |" % (c.get("ok", 0), r["n"]),
+        "| errors (client side) | %d (%s) | 0 |" % (r.get("errors", r["n"]), errs),
+        "| status codes | %s | |" % st,
+    ]
+
+
+# ---- 3. ready -> first held request at the backend ---------------------------------
+
+class StampBackend:
+    """Raw HTTP/1.1 backend on ip: timestamps (CLOCK_MONOTONIC ns) the first
+    bytes of every request it receives and answers 200."""
+
+    def __init__(self, ip="127.0.0.3"):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((ip, 0))
+        self.sock.listen(128)
+        self.ip = ip
+        self.port = self.sock.getsockname()[1]
+        self.arrivals = []
+        self.cv = threading.Condition()
+        self.closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.closing:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        buf = b""
+        try:
+            while True:
+                d = c.recv(65536)
+                if not d:
+                    return
+                if not buf:
+                    t = time.monotonic_ns()
+                    with self.cv:
+                        self.arrivals.append(t)
+                        self.cv.notify_all()
+                buf += d
+                while b"\r\n\r\n" in buf:
+                    _, buf = buf.split(b"\r\n\r\n", 1)
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Type: text/plain\r\n\r\nok\n")
+        except OSError:
+            return
+        finally:
+            c.close()
+
+    def wait_arrival(self, after_count, timeout):
+        with self.cv:
+            if not self.cv.wait_for(lambda: len(self.arrivals) > after_count, timeout):
+                return None
+            return self.arrivals[after_count]
+
+    def close(self):
+        self.closing = True
+        self.sock.close()
+
+
+def one_held_request(port, host, box):
+    try:
+        st, body = http_get("127.0.0.1", port, "/", hdr_host=host, timeout=20)
+        box["status"] = st
+    except Exception as e:  # noqa: BLE001 - reported
+        box["status"] = repr(e)
+
+
+def ready_samples(zw, key, host, be, make_unready, make_ready, samples, ref=None):
+    """Per sample: endpoint unready, one request held, then make_ready().
+    Returns {"start": [ms], "ack": [ms], "ref": [ms], "errors": [...]}: the
+    first arrival at the backend minus the moment before make_ready(), after
+    it returned, and (with ref) minus ref(), the time a reference watcher saw
+    the endpoint turn ready."""
+    out = {"start": [], "ack": [], "ref": [], "errors": []}
+    for i in range(samples):
+        make_unready()
+        time.sleep(0.25)
+        box = {}
+        before = len(be.arrivals)
+        t = threading.Thread(target=one_held_request, args=(zw.port, host, box), daemon=True)
+        t.start()
+        try:
+            wait_for(lambda: zw.held(key) == 1 or len(be.arrivals) > before, 5, what="one held request")
+        except RuntimeError as e:
+            out["errors"].append("sample %d: %s" % (i, e))
+            continue
+        if len(be.arrivals) > before:
+            # The proxy still had the endpoint: not a cold request.
+            t.join(5)
+            out["errors"].append("sample %d: request was not held (endpoint still ready)" % i)
+            continue
+        t0 = time.monotonic_ns()
+        make_ready()
+        t_ack = time.monotonic_ns()
+        t1 = be.wait_arrival(before, 10)
+        t_ref = ref() if ref else None
+        t.join(10)
+        if t1 is None or box.get("status") != 200:
+            out["errors"].append("sample %d: no arrival or status %r" % (i, box.get("status")))
+            continue
+        out["start"].append((t1 - t0) / 1e6)
+        out["ack"].append((t1 - t_ack) / 1e6)
+        if t_ref is not None:
+            out["ref"].append((t1 - t_ref) / 1e6)
+    return out
+
+
+def bench_ready_static(tmp, args):
+    be = StampBackend()
+    zw = None
+    try:
+        zw = Zerowire(tmp, "zw-ready-static", [scaledobject(0, "lat.test", "lat")], [], workers=1)
+        return ready_samples(zw, "bench/app0/0", "lat.test", be,
+                             lambda: zw.set_endpoints([]),
+                             lambda: zw.set_endpoints([endpointslice("lat", be.ip, be.port)]),
+                             args.ready_samples)
+    finally:
+        if zw:
+            zw.stop()
+        be.close()
+
+
+class RefWatch:
+    """A reference watcher on one EndpointSlice (its own HTTPS connection to
+    the API server): timestamps every event as it arrives and records whether
+    the endpoint is ready."""
+
+    def __init__(self, cluster, path, name):
+        import ssl
+        from urllib.parse import urlencode, urlparse
+        self.events = []
+        self.cv = threading.Condition()
+        rv = cluster.api("GET", path)["metadata"]["resourceVersion"]
+        ctx = ssl.create_default_context(cafile=cluster.ca_file)
+        ctx.load_cert_chain(os.path.join(cluster.pki, "admin.crt"), os.path.join(cluster.pki, "admin.key"))
+        u = urlparse(cluster.server)
+        self.conn = http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=900)
+        self.conn.request("GET", path + "?" + urlencode({
+            "watch": "1", "resourceVersion": rv, "fieldSelector": "metadata.name=" + name}))
+        self.resp = self.conn.getresponse()
+        if self.resp.status != 200:
+            raise RuntimeError("watch %s: %d %r" % (path, self.resp.status, self.resp.read()[:300]))
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        buf = b""
+        try:
+            while True:
+                chunk = self.resp.read1(65536)
+                if not chunk:
+                    return
+                t = time.monotonic_ns()
+                buf += chunk
+                while b"\n" in buf:
+                    line, buf = buf.split(b"\n", 1)
+                    if not line.strip():
+                        continue
+                    ev = json.loads(line)
+                    eps = ev.get("object", {}).get("endpoints") or []
+                    ready = bool(eps) and all(e.get("conditions", {}).get("ready") for e in eps)
+                    with self.cv:
+                        self.events.append((t, ready))
+                        self.cv.notify_all()
+        except Exception:  # noqa: BLE001 - the watch ends when closed
+            return
+
+    def mark(self):
+        with self.cv:
+            return len(self.events)
+
+    def ready_after(self, mark, timeout=10):
+        """Time of the first ready event after event index mark, or None."""
+        deadline = time.monotonic() + timeout
+        with self.cv:
+            while True:
+                for t, ready in self.events[mark:]:
+                    if ready:
+                        return t
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.cv.wait(left)
+
+    def close(self):
+        try:
+            self.conn.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader
+        except OSError:
+            pass
+        self.conn.close()
+
+
+def bench_ready_live(tmp, args):
+    sys.path.insert(0, os.path.join(ROOT, "e2e"))
+    from harness.cluster import Cluster  # noqa: E402
+    be = StampBackend("127.0.0.4")
+    cluster = None
+    zw = None
+    watch = None
+    try:
+        log("ready (live): starting etcd + kube-apiserver")
+        t = time.monotonic()
+        cluster = Cluster(tmpdir=os.path.join(tmp, "cluster")).start()
+        log("ready (live): control plane up in %.0f s" % (time.monotonic() - t))
+        ns = cluster.create_namespace("bench")
+        served = cluster.api("GET", "/apis/discovery.k8s.io")["versions"]
+        api = "discovery.k8s.io/v1" if any(v["version"] == "v1" for v in served) else "discovery.k8s.io/v1beta1"
+        cluster.api("POST", "/api/v1/namespaces/%s/services" % ns, {
+            "apiVersion": "v1", "kind": "Service", "metadata": {"name": "lat", "namespace": ns},
+            "spec": {"ports": [{"name": "http", "port": 80, "targetPort": be.port}]}})
+        es = endpointslice("lat", be.ip, be.port, ready=False, ns=ns, api=api)
+        es["ports"][0]["name"] = "http"
+        group_path = "/apis/%s/namespaces/%s/endpointslices" % (api, ns)
+        cluster.api("POST", group_path, es)
+        so = scaledobject(0, "lat.test", "lat", ns=ns)
+        cluster.api("POST", "/apis/keda.sh/v1alpha1/namespaces/%s/scaledobjects" % ns, so)
+        zw = Zerowire(tmp, "zw-ready-live", workers=1, kubeconfig=cluster.kubeconfig, namespace=ns)
+        key = "%s/app0/0" % ns
+        wait_for(lambda: key in zw.queue(), 20, what="target from the ScaledObject")
+        watch = RefWatch(cluster, group_path, "lat-zw")
+        marks = []
+
+        def patch(ready):
+            if ready:
+                marks.append(watch.mark())
+            cluster.api("PATCH", "%s/lat-zw" % group_path,
+                        {"endpoints": [{"addresses": [be.ip], "conditions": {"ready": ready}}]},
+                        content_type="application/merge-patch+json")
+        res = ready_samples(zw, key, "lat.test", be, lambda: patch(False), lambda: patch(True),
+                            args.ready_samples, ref=lambda: watch.ready_after(marks[-1]))
+        res["api"] = api
+        return res
+    finally:
+        if watch:
+            watch.close()
+        if zw:
+            zw.stop()
+        if cluster:
+            cluster.stop()
+        be.close()
+
+
+def fmt_ready(results):
+    out = ["| endpoint made ready through | time 0 | samples | median ms | max ms | target | failed samples |",
+           "|---|---|---:|---:|---:|---|---|"]
+    labels = (("ref", "reference watcher receives the ready event"),
+              ("start", "before the change is written"),
+              ("ack", "the write is acknowledged"))
+    for name, r in results:
+        if isinstance(r, str):
+            out.append("| %s | - | 0 | - | - | ≤ 20 ms | %s |" % (name, r.replace("|", "/")))
+            continue
+        errs = "; ".join(r["errors"])[:300] or "none"
+        shown = False
+        for k, label in labels:
+            v = r.get(k) or []
+            if not v:
+                continue
+            shown = True
+            out.append("| %s | %s | %d | %.1f | %.1f | ≤ 20 ms | %s |" % (
+                name, label, len(v), statistics.median(v), max(v), errs))
+        if not shown:
+            out.append("| %s | - | 0 | - | - | ≤ 20 ms | %s |" % (name, errs))
+    return out
+
+
+# ---- 4. targets: idle RSS, warm path with 10,000 targets -----------------------------
+
+def bench_targets(tmp, args):
+    backend = start_backend(tmp, name="backend-targets")
+    res = {"rows": [], "rss": []}
+    try:
+        for n in (1, args.many_targets):
+            targets = [scaledobject(i, "app%d.bench.test" % i, "app%d" % i) for i in range(n)]
+            eps = [endpointslice("app%d" % i, BACKEND_IP, backend.port) for i in range(n)]
+            for workers in (1, None):
+                t0 = time.monotonic()
+                zw = Zerowire(tmp, "zw-targets-%d-%s" % (n, workers or "default"), targets, eps,
+                              core=PROXY_CORE if workers == 1 else None, workers=workers,
+                              args=["--max-idle-per-endpoint", "1024"], ready_timeout=120)
+                try:
+                    load_s = time.monotonic() - t0
+                    time.sleep(1.0)
+                    rss = proc_status(zw.pid, "VmRSS")
+                    threads = len(os.listdir("/proc/%d/task" % zw.pid))
+                    res["rss"].append({"targets": n, "workers": workers or "default (%d threads)" % threads,
+                                       "rss_kib": rss, "load_s": load_s})
+                    if workers == 1:
+                        host = "app%d.bench.test" % (n // 2)
+                        st, body = http_get("127.0.0.1", zw.port, hdr_host=host)
+                        if st != 200:
+                            raise RuntimeError("%d targets: %s answered %d %r" % (n, host, st, body[:200]))
+                        log("targets: %d targets, warm path 50 connections" % n)
+                        r = measured_wrk(zw.pid, zw.port, 50, args.duration, args.warmup, host=host,
+                                         backend_pid=backend.pid)
+                        r.update({"targets": n, "host": host, "rss_after_kib": proc_status(zw.pid, "VmRSS")})
+                        res["rows"].append(r)
+                finally:
+                    zw.stop()
+    finally:
+        backend.stop()
+    return res
+
+
+def fmt_targets(r):
+    out = ["| targets | workers | idle RSS MiB | load+publish s | target |", "|---:|---|---:|---:|---|"]
+    for x in r["rss"]:
+        out.append("| %d | %s | %.1f | %.2f | %s |" % (
+            x["targets"], x["workers"], x["rss_kib"] / 1024, x["load_s"],
+            "≤ 8 MiB" if x["targets"] == 1 else ""))
+    out += ["", "| targets | req/s (50 conns) | vs 1 target | p50 ms | p99 ms | errors | proxy CPU | RSS after MiB |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    one = next((x for x in r["rows"] if x["targets"] == 1), None)
+    for x in r["rows"]:
+        out.append("| %d | %.0f | %.2f× | %.2f | %.2f | %d | %.0f%% | %.1f |" % (
+            x["targets"], x["rps"], x["rps"] / one["rps"] if one else float("nan"),
+            x["p50_us"] / 1000, x["p99_us"] / 1000, x["errors_total"], x["cpu"] * 100,
+            x["rss_after_kib"] / 1024))
+    return out
+
+
+# ---- 5. KEDA push (bench/keda_push.py, another helper's) -------------------------------
+
+def bench_keda(tmp, args):
+    script = os.path.join(ROOT, "bench", "keda_push.py")
+    if not os.path.exists(script):
+        return "bench/keda_push.py absent"
+    tool = os.path.join(ROOT, "build", "san", "test", "proxy_tool_scaler")
+    mode = "both" if os.access(tool, os.X_OK) else "proxy"
+    r = subprocess.run(["/usr/bin/python3", script, "--mode", mode, "--samples", str(args.keda_samples),
+                        "--json"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=240)
+    if r.returncode != 0:
+        return "keda_push.py failed (exit %d): %s" % (r.returncode, (r.stderr or r.stdout)[-600:])
+    return json.loads(r.stdout)
+
+
+def fmt_keda(r):
+    if isinstance(r, str):
+        return [r]
+    out = ["| case | samples | p50 ms | p90 ms | max ms | target |", "|---|---:|---:|---:|---:|---|"]
+    for x in r:
+        if "note" in x:
+            out.append("| %s | - | - | - | - | ≤ 10 ms (%s) |" % (x["case"], x["note"]))
+        else:
+            out.append("| %s | %d | %.2f | %.2f | %.2f | ≤ 10 ms |" % (
+                x["case"], x["samples"], x["p50_ms"], x["p90_ms"], x["max_ms"]))
+    return out
+
+
+# ---- report -------------------------------------------------------------------------
+
+def environment():
+    cpu = "?"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+
+    def ver(argv):
+        try:
+            r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10)
+            return r.stdout.strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return "?"
+    commit = ver(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    return ["- date: %s UTC, commit %s" % (time.strftime("%Y-%m-%d %H:%M", time.gmtime()), commit),
+            "- CPU: %s, %d cores, kernel %s" % (cpu, os.cpu_count(), platform.release()),
+            "- %s; %s; %s; %s" % (ver([PROXY, "--version"]), ver(["nginx", "-v"]),
+                                  ver(["haproxy", "-v"]), ver(["wrk", "-v"])),
+            "- load average at start: %s (the machine is shared; figures move with it)" % loadavg()]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", default=",".join(ALL), help="comma list of: " + ",".join(ALL))
+    ap.add_argument("--duration", type=int, default=10, help="seconds per measured wrk run (default 10)")
+    ap.add_argument("--warmup", type=int, default=3, help="seconds of the warm-up run (default 3)")
+    ap.add_argument("--conns", default="50,1000", help="wrk connection counts (default 50,1000)")
+    ap.add_argument("--held", type=int, default=10000, help="held cold-start requests (default 10000)")
+    ap.add_argument("--many-targets", type=int, default=10000, help="targets in the large table (default 10000)")
+    ap.add_argument("--ready-samples", type=int, default=10, help="samples per ready-latency mode (default 10)")
+    ap.add_argument("--keda-samples", type=int, default=20, help="samples for keda_push.py (default 20)")
+    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.md"))
+    ap.add_argument("--json", help="also write the raw results as JSON here")
+    args = ap.parse_args()
+    # run.sh's time limit sends SIGTERM: unwind so every finally stops its processes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: terminated (time limit)"))
+    args.conns = [int(x) for x in args.conns.split(",")]
+    only = [x.strip() for x in args.only.split(",") if x.strip()]
+    bad = [x for x in only if x not in ALL]
+    if bad:
+        ap.error("unknown benchmark(s): %s" % ", ".join(bad))
+    if not os.access(PROXY, os.X_OK):
+        sys.exit("bench: %s not built (run make)" % PROXY)
+    raw = {}
+    report = ["# zerowire-proxy benchmarks", ""] + environment()
+    tmp = tempfile.mkdtemp(prefix="zw-bench-")
+    log("work directory %s" % tmp)
+    t_all = time.monotonic()
+
+    def section(title, fn, fmt, notes=()):
+        log("== %s" % title)
+        t = time.monotonic()
+        try:
+            r = fn()
+            raw[title] = r
+            body = fmt(r)
+        except Exception as e:  # noqa: BLE001 - a failed benchmark is reported, the others still run
+            raw[title] = {"error": repr(e)}
+            body = ["**failed:** `%s`" % str(e).replace("\n", " ")[:1500]]
+        report.extend(["", "## " + title, ""] + list(notes) + body +
+                       ["", "_(%.0f s)_" % (time.monotonic() - t)])
+
+    if "warm" in only:
+        section("Warm path (proxy on core 0, wrk + nginx backend on core 1)",
+                lambda: bench_warm(tmp, args), fmt_warm,
+                ["%d s per run after a %d s warm-up; 1 worker/thread each; upstream keep-alive pools of "
+                 "1024 idle connections (nginx `keepalive 1024`, HAProxy `http-reuse always`, "
+                 "zerowire `--max-idle-per-endpoint 1024`). Target: zerowire ≥ 1.2× nginx req/s, "
+                 "p99 ≤ nginx's. CPU columns: share of one core used during the run." % (
+                     args.duration, args.warmup), ""])
+    if "hold" in only:
+        section("%d concurrent held cold-start requests" % args.held, lambda: bench_hold(tmp, args), fmt_hold,
+                ["bench/hold_client opens %d connections (one GET each) to a target without endpoints; "
+                 "once /queue shows them all held, the EndpointSlice file is rewritten and SIGHUP sent "
+                 "(time 0); the client timestamps every complete response. Proxy: 1 worker on core 0, "
+                 "`--max-held %d`; backend nginx and client on core 1." % (args.held, args.held), ""])
+    if "ready" in only:
+        def ready():
+            res = [("static mode (file + SIGHUP)", bench_ready_static(tmp, args))]
+            try:
+                res.append(("kube-apiserver (EndpointSlice PATCH ready, proxy watching)",
+                            bench_ready_live(tmp, args)))
+            except Exception as e:  # noqa: BLE001 - reported in the table
+                res.append(("kube-apiserver", "failed: %s" % str(e).replace("\n", " ")[:600]))
+            return res
+        section("Endpoint ready → first held request at the backend", ready, fmt_ready,
+                ["One request held per sample; time 0 is just before the endpoint is made ready "
+                 "(file write + SIGHUP, or the PATCH request to the API server); the backend "
+                 "timestamps the first bytes of the request (same clock). 'from API ack' starts when "
+                 "the PATCH response arrived.", ""])
+    if "targets" in only:
+        section("Idle RSS and warm path with %d targets" % args.many_targets, lambda: bench_targets(tmp, args),
+                fmt_targets,
+                ["Static mode, one EndpointSlice per target; RSS read 1 s after /readyz. wrk hits the "
+                 "middle target's host at 50 connections, proxy (1 worker) on core 0. Targets: idle "
+                 "RSS ≤ 8 MiB with 1 target; req/s with %d targets ≥ 0.9× with 1." % args.many_targets, ""])
+    if "keda" in only:
+        section("Cold request → KEDA StreamIsActive true (bench/keda_push.py)", lambda: bench_keda(tmp, args),
+                fmt_keda)
+    report += ["", "Total time: %.0f s. Reproduce: `make bench` (or `bench/run.sh --only warm,...`)." % (
+        time.monotonic() - t_all)]
+    text = "\n".join(report) + "\n"
+    print(text)
+    with open(args.out, "w") as f:
+        f.write(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(raw, f, indent=1, default=str)
+    subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    main()

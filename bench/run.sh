@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# make bench: zerowire-proxy benchmarks side by side with nginx and HAProxy
+# (warm path), 10,000 held cold-start requests, endpoint-ready latency,
+# idle RSS / 10,000 targets, and bench/keda_push.py. Loopback only; the whole
+# run is bounded (BENCH_TIMEOUT seconds, default 570). Prints a Markdown
+# report and writes bench/results.md. Arguments go to bench/proxy_bench.py
+# (e.g. --only warm --duration 5).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need() {
+	command -v "$1" >/dev/null 2>&1 || { echo "bench: $1 not found (run scripts/setup.sh)" >&2; exit 1; }
+}
+for t in wrk nginx haproxy taskset cc; do need "$t"; done
+[ -x /usr/bin/python3 ] || { echo "bench: /usr/bin/python3 not found" >&2; exit 1; }
+[ -x bin/zerowire-proxy ] || { echo "bench: bin/zerowire-proxy not built (run make)" >&2; exit 1; }
+if [ "$(nproc)" -lt 2 ]; then
+	echo "bench: needs 2 cores (proxy on core 0, load generator on core 1)" >&2
+	exit 1
+fi
+
+# 10,000 client connections plus the proxy's upstream side: raise the soft
+# limit to the hard one (children inherit it).
+ulimit -n "$(ulimit -Hn)"
+
+mkdir -p build/bench
+cc -std=c11 -O2 -g -Wall -Wextra -Werror -D_GNU_SOURCE -o build/bench/hold_client bench/hold_client.c
+
+export ZW_SHARED="${ZW_SHARED:-$(cd .. && pwd)/shared}"
+exec timeout --kill-after=10 "${BENCH_TIMEOUT:-570}" /usr/bin/python3 bench/proxy_bench.py "$@"
