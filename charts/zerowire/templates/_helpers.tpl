@@ -24,7 +24,7 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{- define "zerowire.scalerService" -}}
-{{- printf "%s-scaler" .Values.proxy.service.name | trunc 63 | trimSuffix "-" }}
+{{- if .Values.proxy.service.scalerName }}{{ .Values.proxy.service.scalerName }}{{ else }}{{ printf "%s-scaler" .Values.proxy.service.name | trunc 63 | trimSuffix "-" }}{{ end }}
 {{- end }}
 
 {{- define "zerowire.peersService" -}}
