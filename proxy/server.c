@@ -30,9 +30,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define RBUF_SIZE      65536
-#define HOLD_CHECK_MS  200
-#define MAX_POLL_BATCH 1024
+#define RBUF_SIZE             65536
+#define REUSE_MAX_AGE_BODY_MS 1000 /* pooled connection age for requests with a body */
+#define HOLD_CHECK_MS         200
+#define MAX_POLL_BATCH        1024
 
 enum state { S_HEAD = 0, S_HELD, S_CONNECT, S_PROXY, S_TUNNEL, S_LOCAL };
 
@@ -940,8 +941,11 @@ static void dial(struct conn *c)
 {
 	struct zw_server *s = c->w->s;
 	c->state = S_CONNECT;
-	struct zw_upstream *u = zw_upool_get(&c->w->pool, (const struct sockaddr *)&c->ep->addr,
-	                                     c->ep->addr_len, c);
+	/* A body already on its way cannot be replayed on a fresh connection
+	 * if a reused one turns out closed: only reuse recently used ones. */
+	struct zw_upstream *u =
+	        zw_upool_get(&c->w->pool, (const struct sockaddr *)&c->ep->addr, c->ep->addr_len, c,
+	                     c->has_body || c->upgrade ? REUSE_MAX_AGE_BODY_MS : 0);
 	if (u) {
 		c->up = u;
 		send_request_head(c);

@@ -202,6 +202,7 @@ void zw_upstream_release(struct zw_upstream *u)
 		return;
 	}
 	u->list = l;
+	u->idle_since = uv_now(p->loop);
 	u->prev = NULL;
 	u->next = l->head;
 	if (l->head)
@@ -213,12 +214,14 @@ void zw_upstream_release(struct zw_upstream *u)
 }
 
 struct zw_upstream *zw_upool_get(struct zw_upool *p, const struct sockaddr *addr,
-                                 socklen_t addr_len, void *owner)
+                                 socklen_t addr_len, void *owner, uint64_t max_age_ms)
 {
 	struct zw_upool_list *l = find_list(p, addr, addr_len, 0);
 	if (!l || !l->head)
 		return NULL;
 	struct zw_upstream *u = l->head; /* most recently used first */
+	if (max_age_ms && uv_now(p->loop) - u->idle_since > max_age_ms)
+		return NULL; /* the freshest is too old; the idle timer reaps them */
 	unlink_idle(u);
 	uv_read_stop((uv_stream_t *)&u->tcp);
 	uv_timer_stop(&u->timer);

@@ -39,7 +39,8 @@ struct zw_upstream {
 	llhttp_t parser;          /* response parser, for the owner */
 	struct zw_http_head head; /* response head, for the owner */
 	int connecting;
-	int reused; /* came from the pool */
+	int reused;          /* came from the pool */
+	uint64_t idle_since; /* loop time it went back to the pool */
 	int closing;
 	int open_handles;
 	struct zw_upstream *next, *prev; /* idle list of its address */
@@ -69,9 +70,12 @@ void zw_upool_close_idle(struct zw_upool *p);
 size_t zw_upool_total(const struct zw_upool *p);
 
 /* Takes an idle connection to addr out of the pool: returns it (active,
- * owner set, reading stopped, parser reset) or NULL. */
+ * owner set, reading stopped, parser reset) or NULL. Connections idle for
+ * longer than max_age_ms are closed instead of returned (0: any age): a
+ * request whose body cannot be replayed should not race a peer that is
+ * closing an old keep-alive connection. */
 struct zw_upstream *zw_upool_get(struct zw_upool *p, const struct sockaddr *addr,
-                                 socklen_t addr_len, void *owner);
+                                 socklen_t addr_len, void *owner, uint64_t max_age_ms);
 
 /* Starts a connection to addr with an attempt timeout. On success (return
  * 0) *out is the new upstream (owned by the pool's loop; close it with

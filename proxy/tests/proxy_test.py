@@ -508,3 +508,25 @@ def check_exposition(text):
                 fam = name[: -len(suffix)]
         assert fam == current, "sample %s outside its family block (current %s)" % (name, current)
         assert fam not in seen_done
+
+
+def test_bodies_avoid_stale_pooled_connections(tmp_path, backend):
+    """A request with a body (which cannot be replayed) reuses a pooled
+    upstream connection only if it was used within the last second; a
+    bodyless one reuses any (and is retried on a fresh one if it was closed)."""
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
+              {APP: [(backend.ip, backend.port)]}, args=["--workers", "1"])
+    try:
+        a = json.loads(p.get("/headers")[1])["peer"]
+        b = json.loads(p.get("/headers")[1])["peer"]
+        assert a == b  # pooled
+        r, body = p.get("/upload", method="POST", body=b"x" * 10)
+        assert json.loads(body)["peer"] == a  # fresh enough: reused
+        time.sleep(1.3)
+        r, body = p.get("/upload", method="POST", body=b"x" * 10)
+        fresh = json.loads(body)["peer"]
+        assert r.status == 200 and fresh != a
+        time.sleep(1.3)
+        assert json.loads(p.get("/headers")[1])["peer"] in (a, fresh)  # GET reuses old ones
+    finally:
+        assert p.stop() == 0

@@ -174,7 +174,8 @@ class _Handler(BaseHTTPRequestHandler):
             # BaseHTTPRequestHandler sends 100 Continue itself (handle_expect_100).
             pass
         n = self._read_body()
-        self._reply(200, json.dumps({"server": self.server.name, "received": n}).encode(), "application/json")
+        self._reply(200, json.dumps({"server": self.server.name, "received": n,
+                                     "peer": self.client_address[1]}).encode(), "application/json")
 
     do_PUT = do_POST
 
