@@ -344,6 +344,33 @@ spec:
               ref: {name: app, namespace: %(ns)s}
               port: 80
 ---
+apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata: {name: app-a3, namespace: %(ns)s}
+spec:
+  hosts: [app.example.com]
+  gateways: [istio-ingress/gateway]
+  http:
+    - match: [{uri: {prefix: /a3}}]
+      route:
+        - destination: {host: app.%(ns)s.svc.cluster.local, port: {number: 80}}
+---
+apiVersion: gateway.solo.io/v1
+kind: RouteTable
+metadata: {name: app-rt, namespace: %(ns)s}
+spec:
+  routes:
+    - matchers: [{prefix: /up}]
+      routeAction:
+        single:
+          upstream: {name: app-80, namespace: %(ns)s}
+    - matchers: [{prefix: /multi}]
+      routeAction:
+        multi:
+          destinations:
+            - destination: {kube: {ref: {name: app, namespace: %(ns)s}, port: 80}}
+              weight: 1
+---
 apiVersion: networking.gloo.solo.io/v2
 kind: RouteTable
 metadata: {name: app-platform, namespace: %(ns)s}
@@ -360,8 +387,27 @@ spec:
 """
 
 
-MESH_OBJS = (("virtualservices.networking.istio.io", "app"), ("virtualservices.gateway.solo.io", "app-edge"),
+MESH_OBJS = (("virtualservices.networking.istio.io", "app"), ("virtualservices.networking.istio.io", "app-a3"),
+             ("virtualservices.gateway.solo.io", "app-edge"), ("routetables.gateway.solo.io", "app-rt"),
              ("routetables.networking.gloo.solo.io", "app-platform"))
+
+UPSTREAM = """
+apiVersion: gloo.solo.io/v1
+kind: Upstream
+metadata: {name: app-80, namespace: %(ns)s}
+spec:
+  kube: {serviceName: app, serviceNamespace: %(ns)s, servicePort: 80}
+"""
+
+RT_UPSTREAM_ONLY = """
+apiVersion: gateway.solo.io/v1
+kind: RouteTable
+metadata: {name: probe, namespace: %(ns)s}
+spec:
+  routes:
+    - matchers: [{prefix: /up}]
+      routeAction: {single: {upstream: {name: app-80, namespace: %(ns)s}}}
+"""
 
 
 def test_istio_and_gloo_rewritten_and_restored(cluster, webhook):
@@ -370,6 +416,10 @@ def test_istio_and_gloo_rewritten_and_restored(cluster, webhook):
     manifest = ISTIO_GLOO % {"ns": ns}
     first = manifest.split("---")[0]
     wait_target(cluster, first)
+    # The kube Upstream of the scaled Service is known too (a route naming it
+    # is rewritten in a dry run).
+    cluster.apply(UPSTREAM % {"ns": ns}, validate=False)
+    wait_target(cluster, RT_UPSTREAM_ONLY % {"ns": ns})
     r = cluster.apply(manifest, validate=False)
     assert r.returncode == 0
     vs = get(cluster, "virtualservices.networking.istio.io", ns, "app")
@@ -378,6 +428,13 @@ def test_istio_and_gloo_rewritten_and_restored(cluster, webhook):
     edge = get(cluster, "virtualservices.gateway.solo.io", ns, "app-edge")
     kube = edge["spec"]["virtualHost"]["routes"][0]["routeAction"]["single"]["kube"]
     assert kube["ref"] == {"name": "zerowire-proxy", "namespace": PROXY_NS} and kube["port"] == 8080
+    a3 = get(cluster, "virtualservices.v1alpha3.networking.istio.io", ns, "app-a3")
+    assert a3["apiVersion"] == "networking.istio.io/v1alpha3"
+    assert a3["spec"]["http"][0]["route"][0]["destination"]["host"] == "zerowire-proxy.zerowire.svc.cluster.local"
+    edge_rt = get(cluster, "routetables.gateway.solo.io", ns, "app-rt")
+    for route in edge_rt["spec"]["routes"]:
+        assert "zerowire-proxy" in json.dumps(route["routeAction"]), route
+    assert "app-80" not in json.dumps(edge_rt["spec"])
     rt = get(cluster, "routetables.networking.gloo.solo.io", ns, "app-platform")
     d0 = rt["spec"]["http"][0]["forwardTo"]["destinations"][0]
     assert d0["ref"]["name"] == "zerowire-proxy" and d0["kind"] == "SERVICE"
@@ -395,6 +452,11 @@ def test_istio_and_gloo_rewritten_and_restored(cluster, webhook):
         get(cluster, "virtualservices.gateway.solo.io", ns, "app-edge")["spec"]), "Gloo VirtualService restored")
     wait_for(cluster, lambda: "zerowire-proxy" not in json.dumps(
         get(cluster, "routetables.networking.gloo.solo.io", ns, "app-platform")["spec"]), "RouteTable restored")
+    wait_for(cluster, lambda: get(cluster, "routetables.gateway.solo.io", ns, "app-rt")["spec"]["routes"][0]
+             ["routeAction"] == {"single": {"upstream": {"name": "app-80", "namespace": ns}}},
+             "Gloo RouteTable upstream destination restored")
+    wait_for(cluster, lambda: "zerowire-proxy" not in json.dumps(
+        get(cluster, "virtualservices.networking.istio.io", ns, "app-a3")["spec"]), "v1alpha3 VirtualService restored")
     d = cluster.kubectl("diff", "-f", "-", input=manifest, check=False)
     assert d.returncode == 0, d.stdout + d.stderr
 
