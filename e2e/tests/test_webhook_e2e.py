@@ -628,3 +628,53 @@ def test_leader_failover_and_webhook_restart(cluster, webhook, tmp_path):
         assert "AddressSanitizer" not in logs and "runtime error" not in logs, logs[-3000:]
     wait_for(cluster, lambda: metric_value(webhook, webhook.port, "zerowire_webhook_leader") == 1,
              "first webhook leads again", timeout=20)
+
+
+IR = """
+apiVersion: http.keda.sh/v1beta1
+kind: InterceptorRoute
+metadata: {name: shop, namespace: %(ns)s}
+spec:
+  target: {service: shop, port: 8080}
+  rules:
+    - hosts: [shop.example.com]
+  scalingMetric:
+    requestRate: {targetValue: 10}
+---
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {name: shop, namespace: %(ns)s}
+spec:
+  scaleTargetRef: {name: shop}
+  minReplicaCount: 0
+  triggers:
+    - type: external-push
+      metadata:
+        scalerAddress: zerowire-proxy.zerowire:9090
+        interceptorRoute: shop
+"""
+
+SHOP_ROUTE = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: shop, namespace: %(ns)s}
+spec:
+  parentRefs: [{name: gw, namespace: gateways}]
+  hostnames: [shop.example.com]
+  rules:
+    - backendRefs: [{name: shop, port: 8080}]
+"""
+
+
+def test_interceptorroute_target(cluster, webhook):
+    ns = cluster.create_namespace("ir")
+    cluster.apply(SHOP_ROUTE % {"ns": ns}, validate=False)
+    orig = json.dumps(get(cluster, "httproute", ns, "shop")["spec"])
+    cluster.apply(IR % {"ns": ns}, validate=False)
+    route = wait_for(cluster, lambda: (lambda o: o if points_at_proxy(o) else None)(get(cluster, "httproute", ns, "shop")),
+                     "HTTPRoute of an InterceptorRoute target rewritten")
+    assert route["spec"]["rules"][0]["backendRefs"][0]["name"] == "zerowire-proxy"
+    wait_for(cluster, lambda: get(cluster, "referencegrant", PROXY_NS, "zerowire-" + ns), "ReferenceGrant")
+    cluster.kubectl("delete", "interceptorroute", "shop", "-n", ns)
+    wait_for(cluster, lambda: json.dumps(get(cluster, "httproute", ns, "shop")["spec"]) == orig,
+             "HTTPRoute restored when the InterceptorRoute goes away")
