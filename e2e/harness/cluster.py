@@ -49,19 +49,20 @@ def cache_dir():
 
 
 def apiserver_binary():
-    """Path of the cached kube-apiserver; builds it first (progress on stderr,
-    about 7 minutes) when it is not cached yet. Raises RuntimeError on failure."""
+    """Path of the cached kube-apiserver (e2e/build-apiserver.sh names and
+    builds it); builds it first when it is not cached yet (progress on
+    stderr, about 7 minutes once per machine). Raises RuntimeError on failure."""
     override = os.environ.get("ZW_KUBE_APISERVER")
     if override:
         return override
-    path = os.path.join(cache_dir(), "kube-apiserver-" + APISERVER_VERSION)
-    if os.access(path, os.X_OK):
-        return path
-    _log("kube-apiserver %s not cached yet: building it (about 7 minutes, once per machine)" % APISERVER_VERSION)
     script = os.path.join(util.REPO, "e2e", "build-apiserver.sh")
+    started = time.monotonic()
     r = subprocess.run([script], stdout=subprocess.PIPE, text=True, timeout=BUILD_TIMEOUT)
+    path = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
     if r.returncode != 0 or not os.access(path, os.X_OK):
         raise RuntimeError("building kube-apiserver failed (exit %d); see the messages above" % r.returncode)
+    if time.monotonic() - started > 5:
+        _log("kube-apiserver %s ready at %s" % (APISERVER_VERSION, path))
     return path
 
 

@@ -7,11 +7,21 @@ import os
 
 import pytest
 
-from .cluster import Cluster
+from .cluster import Cluster, apiserver_binary
+
+
+def ensure_apiserver(request):
+    """Builds the kube-apiserver when not cached, with pytest's output capture
+    off so the build's progress lines reach the terminal."""
+    cap = request.config.pluginmanager.getplugin("capturemanager")
+    if cap is None:
+        return apiserver_binary()
+    with cap.global_and_fixture_disabled():
+        return apiserver_binary()
 
 
 @pytest.fixture(scope="session")
-def cluster():
+def cluster(request):
     """The local control plane. With ZW_CLUSTER_DIR set (a `make cluster-up`
     directory) that running cluster is reused and left running."""
     attach_dir = os.environ.get("ZW_CLUSTER_DIR")
@@ -20,6 +30,7 @@ def cluster():
         c.install_crd_dir(os.path.join(os.path.dirname(__file__), "..", "crds"))
         yield c
         return
+    ensure_apiserver(request)
     c = Cluster()
     atexit.register(c.stop)  # also on an abrupt interpreter exit
     c.start()
