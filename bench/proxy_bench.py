@@ -358,17 +358,26 @@ backend be
             st, body = http_get("127.0.0.1", port)
             if st != 200:
                 raise RuntimeError("%s answered %d: %r" % (name, st, body[:200]))
+        runs = []
+        for rnd in range(args.rounds):
+            for conns in args.conns:
+                order = procs[rnd % len(procs):] + procs[:rnd % len(procs)]
+                for name, p, port in order:
+                    log("warm path: round %d, %s, %d connections, %ds" % (rnd + 1, name, conns, args.duration))
+                    res = measured_wrk(p.pid, port, conns, args.duration, args.warmup, backend_pid=backend.pid)
+                    res.update({"proxy": name, "conns": conns, "round": rnd + 1,
+                                "rss_kib": proc_status(p.pid, "VmRSS")})
+                    runs.append(res)
         for conns in args.conns:
             for name, p, port in procs:
-                log("warm path: %s, %d connections, %ds" % (name, conns, args.duration))
-                res = measured_wrk(p.pid, port, conns, args.duration, args.warmup, backend_pid=backend.pid)
-                res.update({"proxy": name, "conns": conns})
-                rows.append(res)
-            # RSS after the runs at this connection count
+                rows.append(combine([r for r in runs if r["proxy"] == name and r["conns"] == conns]))
+        if args.syscalls:
             for name, p, port in procs:
+                log("warm path: syscalls per request, %s (strace -c)" % name)
+                sc = syscalls_per_request(tmp, p.pid, port)
                 for r in rows:
-                    if r["proxy"] == name and r["conns"] == conns:
-                        r["rss_kib"] = proc_status(p.pid, "VmRSS")
+                    if r["proxy"] == name:
+                        r["syscalls"] = sc
     finally:
         for _, p, _ in procs:
             p.stop()
@@ -376,18 +385,73 @@ backend be
     return rows
 
 
+def syscalls_per_request(tmp, pid, port, conns=50, seconds=3):
+    """System calls per proxied request (all threads of pid) under a short
+    wrk run, counted by strace -c. Returns {syscall: calls per request}, or
+    a string when strace is not available."""
+    if not any(os.access(os.path.join(d, "strace"), os.X_OK) for d in os.environ.get("PATH", "").split(":")):
+        return "strace not installed"
+    out = os.path.join(tmp, "strace-%d.txt" % pid)
+    st = subprocess.Popen(["strace", "-c", "-f", "-o", out, "-p", str(pid)], stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.5)
+        res = wrk(port, conns, seconds)
+    finally:
+        st.send_signal(signal.SIGINT)
+        st.wait(20)
+    calls = {}
+    with open(out) as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 5 and parts[0][0].isdigit() and parts[-1] != "total":
+                calls[parts[-1]] = int(parts[3]) / max(res["requests"], 1)
+    return calls
+
+
+def combine(runs):
+    """Median over rounds of one configuration (errors summed, CPU averaged)."""
+    out = dict(runs[-1])
+    for k in ("rps", "p50_us", "p90_us", "p99_us", "p999_us", "max_us", "mean_us"):
+        out[k] = statistics.median(r[k] for r in runs)
+    out["errors_total"] = sum(r["errors_total"] for r in runs)
+    out["cpu"] = statistics.mean(r["cpu"] for r in runs)
+    if runs[0].get("backend_cpu") is not None:
+        out["backend_cpu"] = statistics.mean(r["backend_cpu"] for r in runs)
+    out["rounds"] = [{k: r[k] for k in ("rps", "p50_us", "p99_us", "cpu", "loadavg")} for r in runs]
+    out["loadavg"] = "/".join(r["loadavg"] for r in runs)
+    out["rss_kib"] = max(r.get("rss_kib", 0) for r in runs)
+    return out
+
+
 def fmt_warm(rows):
-    out = ["| proxy | conns | req/s | vs nginx | p50 ms | p99 ms | p99 vs nginx | errors | proxy CPU | backend CPU | RSS MiB | load |",
-           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out = ["| proxy | conns | req/s | vs nginx | p50 ms | p99 ms | p99 vs nginx | errors | proxy CPU | req per proxy CPU-s | backend CPU | RSS MiB | load |",
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         ref = next((x for x in rows if x["proxy"] == "nginx" and x["conns"] == r["conns"]), None)
         ratio = r["rps"] / ref["rps"] if ref else float("nan")
         p99r = r["p99_us"] / ref["p99_us"] if ref and ref["p99_us"] else float("nan")
-        out.append("| %s | %d | %.0f | %.2f× | %.2f | %.2f | %.2f× | %d | %.0f%% | %s | %.1f | %s |" % (
+        out.append("| %s | %d | %.0f | %.2f× | %.2f | %.2f | %.2f× | %d | %.0f%% | %.0f | %s | %.1f | %s |" % (
             r["proxy"], r["conns"], r["rps"], ratio, r["p50_us"] / 1000, r["p99_us"] / 1000, p99r,
-            r["errors_total"], r["cpu"] * 100,
+            r["errors_total"], r["cpu"] * 100, r["rps"] / r["cpu"] if r["cpu"] else float("nan"),
             "%.0f%%" % (r["backend_cpu"] * 100) if r.get("backend_cpu") is not None else "-",
             r.get("rss_kib", 0) / 1024, r["loadavg"]))
+    seen = []
+    for r in rows:
+        sc = r.get("syscalls")
+        if sc is None or r["proxy"] in seen:
+            continue
+        seen.append(r["proxy"])
+        if not seen[1:]:
+            out += ["", "System calls per proxied request (strace -c on the proxy, 50 connections, 3 s; "
+                    "strace slows the proxy, the counts per request are what matters):", "",
+                    "| proxy | total | largest |", "|---|---:|---|"]
+        if isinstance(sc, str):
+            out.append("| %s | - | %s |" % (r["proxy"], sc))
+            continue
+        top = sorted(sc.items(), key=lambda kv: -kv[1])
+        out.append("| %s | %.1f | %s |" % (r["proxy"], sum(sc.values()), ", ".join(
+            "%s %.2f" % kv for kv in top if kv[1] >= 0.05)))
     return out
 
 
@@ -732,35 +796,46 @@ def fmt_ready(results):
 def bench_targets(tmp, args):
     backend = start_backend(tmp, name="backend-targets")
     res = {"rows": [], "rss": []}
+    warm = {}
     try:
         for n in (1, args.many_targets):
             targets = [scaledobject(i, "app%d.bench.test" % i, "app%d" % i) for i in range(n)]
             eps = [endpointslice("app%d" % i, BACKEND_IP, backend.port) for i in range(n)]
-            for workers in (1, None):
+            for workers in (None, 1):
                 t0 = time.monotonic()
                 zw = Zerowire(tmp, "zw-targets-%d-%s" % (n, workers or "default"), targets, eps,
                               core=PROXY_CORE if workers == 1 else None, workers=workers,
                               args=["--max-idle-per-endpoint", "1024"], ready_timeout=120)
-                try:
-                    load_s = time.monotonic() - t0
-                    time.sleep(1.0)
-                    rss = proc_status(zw.pid, "VmRSS")
-                    threads = len(os.listdir("/proc/%d/task" % zw.pid))
-                    res["rss"].append({"targets": n, "workers": workers or "default (%d threads)" % threads,
-                                       "rss_kib": rss, "load_s": load_s})
-                    if workers == 1:
-                        host = "app%d.bench.test" % (n // 2)
-                        st, body = http_get("127.0.0.1", zw.port, hdr_host=host)
-                        if st != 200:
-                            raise RuntimeError("%d targets: %s answered %d %r" % (n, host, st, body[:200]))
-                        log("targets: %d targets, warm path 50 connections" % n)
-                        r = measured_wrk(zw.pid, zw.port, 50, args.duration, args.warmup, host=host,
-                                         backend_pid=backend.pid)
-                        r.update({"targets": n, "host": host, "rss_after_kib": proc_status(zw.pid, "VmRSS")})
-                        res["rows"].append(r)
-                finally:
+                load_s = time.monotonic() - t0
+                time.sleep(1.0)
+                rss = proc_status(zw.pid, "VmRSS")
+                threads = len(os.listdir("/proc/%d/task" % zw.pid))
+                res["rss"].append({"targets": n, "workers": "1 (%d threads)" % threads if workers else
+                                   "default (%d threads)" % threads, "rss_kib": rss, "load_s": load_s})
+                if workers == 1:
+                    warm[n] = zw  # kept for the warm-path runs below
+                else:
                     zw.stop()
+        runs = []
+        for rnd in range(args.rounds):
+            for n in (1, args.many_targets) if rnd % 2 == 0 else (args.many_targets, 1):
+                zw = warm[n]
+                host = "app%d.bench.test" % (n // 2)
+                st, body = http_get("127.0.0.1", zw.port, hdr_host=host)
+                if st != 200:
+                    raise RuntimeError("%d targets: %s answered %d %r" % (n, host, st, body[:200]))
+                log("targets: round %d, %d targets, warm path 50 connections" % (rnd + 1, n))
+                r = measured_wrk(zw.pid, zw.port, 50, args.duration, args.warmup, host=host,
+                                 backend_pid=backend.pid)
+                r.update({"targets": n, "host": host, "rss_after_kib": proc_status(zw.pid, "VmRSS")})
+                runs.append(r)
+        for n in (1, args.many_targets):
+            row = combine([r for r in runs if r["targets"] == n])
+            row["rss_after_kib"] = max(r["rss_after_kib"] for r in runs if r["targets"] == n)
+            res["rows"].append(row)
     finally:
+        for zw in warm.values():
+            zw.stop()
         backend.stop()
     return res
 
@@ -841,7 +916,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--only", default=",".join(ALL), help="comma list of: " + ",".join(ALL))
     ap.add_argument("--duration", type=int, default=10, help="seconds per measured wrk run (default 10)")
-    ap.add_argument("--warmup", type=int, default=3, help="seconds of the warm-up run (default 3)")
+    ap.add_argument("--warmup", type=int, default=2, help="seconds of the warm-up run (default 2)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="measured runs per configuration, interleaved; medians reported (default 2)")
+    ap.add_argument("--no-syscalls", dest="syscalls", action="store_false",
+                    help="skip the strace count of system calls per request")
     ap.add_argument("--conns", default="50,1000", help="wrk connection counts (default 50,1000)")
     ap.add_argument("--held", type=int, default=10000, help="held cold-start requests (default 10000)")
     ap.add_argument("--many-targets", type=int, default=10000, help="targets in the large table (default 10000)")
@@ -881,11 +960,11 @@ def main():
     if "warm" in only:
         section("Warm path (proxy on core 0, wrk + nginx backend on core 1)",
                 lambda: bench_warm(tmp, args), fmt_warm,
-                ["%d s per run after a %d s warm-up; 1 worker/thread each; upstream keep-alive pools of "
+                ["Median of %d interleaved rounds; %d s per run after a %d s warm-up; 1 worker/thread each; upstream keep-alive pools of "
                  "1024 idle connections (nginx `keepalive 1024`, HAProxy `http-reuse always`, "
                  "zerowire `--max-idle-per-endpoint 1024`). Target: zerowire ≥ 1.2× nginx req/s, "
-                 "p99 ≤ nginx's. CPU columns: share of one core used during the run." % (
-                     args.duration, args.warmup), ""])
+                 "p99 ≤ nginx's. CPU columns: share of one core used during the run; load: 1-min load "
+                 "average before each round." % (args.rounds, args.duration, args.warmup), ""])
     if "hold" in only:
         section("%d concurrent held cold-start requests" % args.held, lambda: bench_hold(tmp, args), fmt_hold,
                 ["bench/hold_client opens %d connections (one GET each) to a target without endpoints; "
@@ -910,7 +989,8 @@ def main():
         section("Idle RSS and warm path with %d targets" % args.many_targets, lambda: bench_targets(tmp, args),
                 fmt_targets,
                 ["Static mode, one EndpointSlice per target; RSS read 1 s after /readyz. wrk hits the "
-                 "middle target's host at 50 connections, proxy (1 worker) on core 0. Targets: idle "
+                 "middle target's host at 50 connections, proxy (1 worker) on core 0; median of "
+                 "%d interleaved rounds." % args.rounds + " Targets: idle "
                  "RSS ≤ 8 MiB with 1 target; req/s with %d targets ≥ 0.9× with 1." % args.many_targets, ""])
     if "keda" in only:
         section("Cold request → KEDA StreamIsActive true (bench/keda_push.py)", lambda: bench_keda(tmp, args),
