@@ -7,7 +7,8 @@ e2e/cluster-down.sh):
 
 `up` starts etcd and the kube-apiserver in a fresh temporary directory,
 prints the kubeconfig path and `export` lines, and records the directory in
-build/cluster-current so `down` finds it. With --foreground it stays up until
+build/cluster-current (one line per running cluster) so `down` finds it;
+`down` without arguments stops the most recent one. With --foreground it stays up until
 interrupted and then cleans up."""
 
 import argparse
@@ -22,11 +23,20 @@ from .cluster import Cluster
 POINTER = os.path.join(util.REPO, "build", "cluster-current")
 
 
+def _recorded():
+    """Cluster directories recorded by `up` (oldest first) that still exist."""
+    try:
+        with open(POINTER) as f:
+            return [d for d in f.read().split() if os.path.exists(os.path.join(d, "state.json"))]
+    except OSError:
+        return []
+
+
 def _current(arg):
     d = arg or os.environ.get("ZW_CLUSTER_DIR")
-    if not d and os.path.exists(POINTER):
-        with open(POINTER) as f:
-            d = f.read().strip()
+    if not d:
+        dirs = _recorded()
+        d = dirs[-1] if dirs else None
     return d
 
 
@@ -46,8 +56,9 @@ def cmd_up(a):
         print("cluster-up: failed: %s" % e, file=sys.stderr)
         return 1
     os.makedirs(os.path.dirname(POINTER), exist_ok=True)
+    dirs = _recorded() + [c.tmpdir]
     with open(POINTER, "w") as f:
-        f.write(c.tmpdir + "\n")
+        f.write("\n".join(dirs) + "\n")
     print("cluster-up: kube-apiserver %s ready, etcd %s" % (c.server, c.etcd_endpoint), file=sys.stderr)
     print("cluster-up: kubeconfig %s" % c.kubeconfig, file=sys.stderr)
     print("export KUBECONFIG=%s" % c.kubeconfig)
@@ -70,10 +81,13 @@ def cmd_up(a):
 
 
 def _clear_pointer(d):
+    dirs = [x for x in _recorded() if x != d]
     try:
-        with open(POINTER) as f:
-            if f.read().strip() == d:
-                os.unlink(POINTER)
+        if dirs:
+            with open(POINTER, "w") as f:
+                f.write("\n".join(dirs) + "\n")
+        elif os.path.exists(POINTER):
+            os.unlink(POINTER)
     except OSError:
         pass
 
