@@ -13,7 +13,10 @@ Per ScaledObject (keda.sh/v1alpha1) in the watched namespaces:
     active) and, while the target has replicas, the HPA step: desired =
     ceil(metricValue / targetSize) (AverageValue; metricType Value uses
     ceil(current * value / target)), the maximum over all metrics, clamped
-    to [max(minReplicaCount, 1), maxReplicaCount] (default 100).
+    to [max(minReplicaCount, 1), maxReplicaCount] (default 100); scale-down
+    honours advanced.horizontalPodAutoscalerConfig.behavior.scaleDown.
+    stabilizationWindowSeconds when the object sets it (default here 0, not
+    the HPA's 300, so tests need not wait five minutes).
   * scale to zero (idleReplicaCount if set, else 0; only when
     minReplicaCount is 0) when no trigger was active for cooldownPeriod
     (default 300 s); an object never seen active scales down at once, as KEDA
@@ -109,6 +112,9 @@ class _SO:
         self.cooldown = _int(spec.get("cooldownPeriod"), 300)
         self.initial_cooldown = _int(spec.get("initialCooldownPeriod"), 0)
         self.triggers = [t for t in spec.get("triggers", []) if t.get("type") in ("external", "external-push")]
+        behavior = (((spec.get("advanced") or {}).get("horizontalPodAutoscalerConfig") or {}).get("behavior") or {})
+        self.down_window = _int((behavior.get("scaleDown") or {}).get("stabilizationWindowSeconds"), 0)
+        self.recommendations = []  # (monotonic time, desired replicas) for the scale-down window
         self.created = time.monotonic()
         self.last_active = None
         self.lock = threading.Lock()
@@ -390,5 +396,10 @@ class KedaStandin:
                 else:
                     want = max(want, math.ceil(m["value"] / m["target"] - 1e-9))
             want = min(max(want, lo), so.max)
+            now = time.monotonic()
+            so.recommendations = [(t, w) for t, w in so.recommendations if now - t < so.down_window]
+            so.recommendations.append((now, want))
+            if want < cur:  # scale down no lower than the highest recommendation in the window
+                want = max(w for _, w in so.recommendations)
             if want != cur:
                 self._set_scale(so, want, "hpa", cur)

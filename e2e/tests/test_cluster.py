@@ -6,7 +6,7 @@ import threading
 
 import requests
 
-from harness.cluster import ClusterError
+from harness.cluster import KUBECTL, ClusterError
 
 OUR_KINDS = [
     ("keda.sh/v1alpha1", "scaledobjects"), ("http.keda.sh/v1alpha1", "httpscaledobjects"),
@@ -141,3 +141,34 @@ def test_restart_apiserver_ends_watch_and_keeps_data(cluster):
     names = [c["metadata"]["name"] for c in cluster.api("GET", "/api/v1/namespaces/%s/configmaps" % ns)["items"]]
     assert names == ["before"]
     cluster.kubectl("get", "ns", ns)
+
+
+def test_cluster_up_down_scripts(tmp_path):
+    """make cluster-up / cluster-down: own ports and directory, kubeconfig
+    works, everything is gone afterwards."""
+    import os
+    import subprocess
+
+    from harness.util import REPO
+    env = dict(os.environ)
+    env.pop("ZW_CLUSTER_DIR", None)
+    up = subprocess.run([os.path.join(REPO, "e2e", "cluster-up.sh")], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, text=True, timeout=300, env=env)
+    assert up.returncode == 0, up.stderr
+    exports = dict(line[len("export "):].split("=", 1) for line in up.stdout.splitlines()
+                   if line.startswith("export "))
+    d = exports["ZW_CLUSTER_DIR"]
+    try:
+        with open(os.path.join(d, "state.json")) as f:
+            pids = [v for k, v in json.load(f).items() if k.endswith("_pid")]
+        r = subprocess.run([KUBECTL, "--kubeconfig", exports["KUBECONFIG"], "get", "crd",
+                            "httproutes.gateway.networking.k8s.io", "-o", "name"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        assert r.returncode == 0 and "httproutes" in r.stdout, r.stderr
+    finally:
+        down = subprocess.run([os.path.join(REPO, "e2e", "cluster-down.sh"), d], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=120, env=env)
+    assert down.returncode == 0, down.stderr
+    assert not os.path.exists(d)
+    for pid in pids:
+        assert not os.path.exists("/proc/%d" % pid) or open("/proc/%d/stat" % pid).read().split()[2] == "Z"

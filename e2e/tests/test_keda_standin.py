@@ -121,9 +121,10 @@ def test_activation_hpa_cooldown_reconnect(cluster, ns):
         keda.start()
         cluster.apply(APP.format(ns=ns))
         keda.wait_event(lambda e: e["type"] == "stream-open", 10, "stream opened")
-        assert ("StreamIsActive", "web-so", ns,
+        want = ("StreamIsActive", "web-so", ns,
                 {"scalerAddress": "zerowire-scaler.zerowire.svc.cluster.local:9090", "hosts": "web.example.com",
-                 "targetValue": "2"}) in fake.refs
+                 "targetValue": "2"})
+        cluster.wait_for(lambda: want in fake.refs, 5, what="StreamIsActive with the trigger's ScaledObjectRef")
         time.sleep(1.5)
         assert keda.replicas(ns, "web-so") == 0  # inactive: stays at zero
 
@@ -184,6 +185,34 @@ spec:
   triggers: [{type: cpu, metadata: {value: "50"}}]
 """ % ns)
         keda.wait_event(lambda e: e["so"] == ns + "/cpu" and e["type"] == "watch" and e["triggers"] == 0, 5)
+    finally:
+        keda.stop()
+        srv.stop(0)
+
+
+def test_scale_down_stabilization_window(cluster, ns):
+    fake = FakeScaler()
+    fake.target = 1.0
+    srv, port = serve(fake)
+    keda = KedaStandin(cluster, namespaces=[ns], resolve=lambda a: "127.0.0.1:%d" % port)
+    try:
+        keda.start()
+        cluster.apply(APP.format(ns=ns).replace("cooldownPeriod: 3", """cooldownPeriod: 60
+  advanced:
+    horizontalPodAutoscalerConfig:
+      behavior: {scaleDown: {stabilizationWindowSeconds: 3}}"""))
+        fake.active, fake.value = True, 4.0
+        fake.push(True)
+        keda.wait_replicas(ns, "web-so", 4, timeout=5)
+        t0 = time.monotonic()
+        fake.value = 2.0
+        keda.wait_replicas(ns, "web-so", 2, timeout=8)
+        assert time.monotonic() - t0 >= 2.0, "scaled down inside the stabilization window"
+        # Scaling up is immediate.
+        fake.value = 5.0
+        t0 = time.monotonic()
+        keda.wait_replicas(ns, "web-so", 5, timeout=3)
+        assert time.monotonic() - t0 < 2.5
     finally:
         keda.stop()
         srv.stop(0)
