@@ -8,7 +8,7 @@ use they also die with the test process (PR_SET_PDEATHSIG).
 Kubernetes 1.20 quirks handled here or documented in docs/control-plane.md:
 EndpointSlice is discovery.k8s.io/v1beta1 only; no controller-manager runs
 (no ServiceAccount token Secrets, no garbage collection, namespaces never
-finish deleting by themselves: see delete_namespace()); ConfigMap watches are
+finish deleting by themselves: delete_namespace() does that work); ConfigMap watches are
 served straight from etcd (watch cache size 0) so compact_etcd() can force a
 410 Gone on them.
 """
@@ -509,10 +509,40 @@ class Cluster:
         """Creates a fresh namespace <prefix>-<random> and returns its name."""
         return self.ensure_namespace("%s-%s" % (prefix, secrets.token_hex(3)))
 
+    def namespaced_resources(self):
+        """[(collection prefix, plural)] of every served namespaced resource
+        that supports deletecollection (preferred version of each group)."""
+        out = [("/api/v1", r["name"]) for r in self.api("GET", "/api/v1")["resources"]
+               if r["namespaced"] and "/" not in r["name"] and "deletecollection" in r.get("verbs", [])]
+        for g in self.api("GET", "/apis")["groups"]:
+            gv = g["preferredVersion"]["groupVersion"]
+            try:
+                res = self.api("GET", "/apis/" + gv)["resources"]
+            except ClusterError:
+                continue
+            out += [("/apis/" + gv, r["name"]) for r in res
+                    if r["namespaced"] and "/" not in r["name"] and "deletecollection" in r.get("verbs", [])]
+        return out
+
     def delete_namespace(self, ns):
-        """Deletes a namespace for good. No namespace controller runs, so the
-        "kubernetes" finalizer is removed by hand; objects inside stay in etcd
-        (use fresh names, see create_namespace)."""
+        """Deletes a namespace for good, doing the namespace controller's work
+        (none runs here): deletes every object in it (deletecollection per
+        namespaced resource; no garbage collector runs either), then removes
+        the "kubernetes" finalizer."""
+        try:
+            self.api("GET", "/api/v1/namespaces/" + ns)
+        except ClusterError as e:
+            if getattr(e, "status", 0) == 404:
+                return
+            raise
+        for prefix, plural in self.namespaced_resources():
+            if plural == "events":
+                continue
+            try:
+                self.api("DELETE", "%s/namespaces/%s/%s" % (prefix, ns, plural))
+            except ClusterError as e:
+                if getattr(e, "status", 0) not in (404, 405):
+                    raise
         try:
             self.api("DELETE", "/api/v1/namespaces/" + ns)
             obj = self.api("GET", "/api/v1/namespaces/" + ns)

@@ -71,6 +71,10 @@ spec:
         raise AssertionError("namespace still present")
     except ClusterError as e:
         assert e.status == 404
+    # Its objects are gone too (cluster-wide lists do not show them).
+    deps = cluster.api("GET", "/apis/apps/v1/deployments")["items"]
+    sos = cluster.api("GET", "/apis/keda.sh/v1alpha1/scaledobjects")["items"]
+    assert not [o for o in deps + sos if o["metadata"]["namespace"] == ns]
 
 
 def test_sa_token_rbac(cluster):
