@@ -7,6 +7,7 @@
 #include "mutate.h"
 #include "reconcile.h"
 #include "registry.h"
+#include "selfcert.h"
 #include "server.h"
 #include "sources.h"
 #include "target.h"
@@ -26,7 +27,8 @@
 #define MAX_LIST_ITEMS 64 /* entries of a comma list flag */
 
 static const char usage[] =
-        "usage: zerowire-webhook --tls-cert-file FILE --tls-key-file FILE [flags]\n"
+        "usage: zerowire-webhook (--tls-cert-file FILE --tls-key-file FILE |\n"
+        "                         --cert-mode self --cert-secret NS/NAME ...) [flags]\n"
         "\n"
         "Mutating admission webhook of zerowire: rewrites route destinations that\n"
         "name a scaled Service to the zerowire proxy, restores them exactly when the\n"
@@ -36,6 +38,18 @@ static const char usage[] =
         "  --listen ADDR              host:port, :port or [v6]:port (default :8443)\n"
         "  --tls-cert-file FILE       PEM certificate chain, re-read when it changes\n"
         "  --tls-key-file FILE        PEM private key, re-read when it changes\n"
+        "  --cert-mode MODE           files (default with --tls-cert-file) or self:\n"
+        "                             CA and certificate kept in --cert-secret, created\n"
+        "                             when missing, renewed 30 days before expiry,\n"
+        "                             checked every --cert-check-interval; SIGUSR1\n"
+        "                             re-issues the certificate now (same CA)\n"
+        "  --cert-secret NS/NAME      Secret of the self-managed certificate\n"
+        "  --webhook-config NAME      MutatingWebhookConfiguration whose caBundle is kept\n"
+        "  --webhook-service NS/NAME  Service the API server calls (certificate names\n"
+        "                             svc, svc.ns, svc.ns.svc, svc.ns.svc.cluster.local)\n"
+        "  --cert-dns LIST            further DNS names (url mode)\n"
+        "  --cert-ips LIST            IP addresses (url mode)\n"
+        "  --cert-check-interval S    seconds between certificate checks (default 60)\n"
         "  --max-body BYTES           largest AdmissionReview accepted, else 413\n"
         "                             (default 3145728)\n"
         "  --threads N                HTTPS worker threads (default 2)\n"
@@ -86,6 +100,8 @@ struct app {
 	struct zw_sources *_Atomic sources;
 	struct zw_reconcile *_Atomic rec;
 	struct zw_server *server;
+	struct zw_server *_Atomic live_server; /* set once serving; read by the cert thread */
+	struct zw_selfcert_run *certs;
 	int no_kube;
 };
 
@@ -106,6 +122,13 @@ struct flags {
 	const char *lease_name;
 	const char *lease_namespace;
 	const char *log_level;
+	const char *cert_mode;
+	const char *cert_secret;
+	const char *webhook_config;
+	const char *webhook_service;
+	const char *cert_dns;
+	const char *cert_ips;
+	long cert_interval_s;
 	long proxy_port;
 	long max_body;
 	long threads;
@@ -311,6 +334,12 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 	        {"lease-name", offsetof(struct flags, lease_name)},
 	        {"lease-namespace", offsetof(struct flags, lease_namespace)},
 	        {"log-level", offsetof(struct flags, log_level)},
+	        {"cert-mode", offsetof(struct flags, cert_mode)},
+	        {"cert-secret", offsetof(struct flags, cert_secret)},
+	        {"webhook-config", offsetof(struct flags, webhook_config)},
+	        {"webhook-service", offsetof(struct flags, webhook_service)},
+	        {"cert-dns", offsetof(struct flags, cert_dns)},
+	        {"cert-ips", offsetof(struct flags, cert_ips)},
 	};
 	static const struct {
 		const char *name;
@@ -322,6 +351,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 	        {"threads", offsetof(struct flags, threads), 1, 64},
 	        {"max-connections", offsetof(struct flags, max_connections), 1, 65536},
 	        {"resync", offsetof(struct flags, resync_s), 1, 3600},
+	        {"cert-check-interval", offsetof(struct flags, cert_interval_s), 1, 86400},
 	};
 	static const struct {
 		const char *name;
@@ -488,6 +518,39 @@ static void identity(char *buf, size_t len)
 	snprintf(buf, len, "%s_%ld", host, (long)getpid());
 }
 
+/* The self-managed certificate thread hands over a renewed pair. */
+static int on_new_cert(void *arg, const char *cert_pem, const char *key_pem)
+{
+	struct app *a = arg;
+	struct zw_server *s = atomic_load(&a->live_server);
+	char err[ZW_SERVER_ERRLEN];
+
+	if (s == NULL)
+		return -1; /* not serving yet: offered again at the next round */
+	if (zw_server_set_cert_pem(s, cert_pem, key_pem, err) < 0) {
+		zw_log(ZW_LOG_ERROR, "cert_swap_failed", "error=\"%s\"", err);
+		return -1;
+	}
+	zw_log(ZW_LOG_INFO, "cert_swapped", NULL);
+	return 0;
+}
+
+/* Splits "ns/name" into two pointers into buf (len bytes). */
+static int split_ref(const char *ref, char *buf, size_t len, const char **ns, const char **name)
+{
+	char *slash;
+
+	if (ref == NULL || snprintf(buf, len, "%s", ref) >= (int)len)
+		return -1;
+	slash = strchr(buf, '/');
+	if (slash == NULL || slash == buf || slash[1] == '\0')
+		return -1;
+	*slash = '\0';
+	*ns = buf;
+	*name = slash + 1;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct flags f = {
@@ -500,6 +563,13 @@ int main(int argc, char **argv)
 	};
 	struct app a;
 	struct zw_server_config scfg;
+	struct zw_selfcert_state first_cert;
+	struct zw_selfcert_run_config ccfg;
+	char secret_ref[512], service_ref[512];
+	char **cert_dns = NULL, **cert_ips = NULL;
+	size_t n_cert_dns = 0, n_cert_ips = 0;
+	int self_certs = 0;
+	static volatile int never;
 	char err[ZW_SERVER_ERRLEN > 512 ? ZW_SERVER_ERRLEN : 512];
 	char scaler[512], ident[300];
 	char **namespaces = NULL, **handwired = NULL;
@@ -518,9 +588,28 @@ int main(int argc, char **argv)
 		fprintf(stderr, "zerowire-webhook: unknown --log-level %s\n", f.log_level);
 		return 2;
 	}
-	if (f.cert == NULL || f.key == NULL) {
+	memset(&first_cert, 0, sizeof(first_cert));
+	memset(&ccfg, 0, sizeof(ccfg));
+	if (f.cert_mode != NULL && strcmp(f.cert_mode, "self") == 0) {
+		self_certs = 1;
+		if (f.no_kube ||
+		    split_ref(f.cert_secret, secret_ref, sizeof(secret_ref),
+		              &ccfg.opts.secret_namespace, &ccfg.opts.secret_name) < 0 ||
+		    (f.webhook_service != NULL &&
+		     split_ref(f.webhook_service, service_ref, sizeof(service_ref),
+		               &ccfg.opts.service_namespace, &ccfg.opts.service_name) < 0)) {
+			fprintf(stderr,
+			        "zerowire-webhook: --cert-mode self needs --cert-secret "
+			        "NS/NAME (and --webhook-service NS/NAME), and an API server\n");
+			return 2;
+		}
+	} else if (f.cert_mode != NULL && strcmp(f.cert_mode, "files") != 0) {
+		fprintf(stderr, "zerowire-webhook: --cert-mode is files or self, not \"%s\"\n",
+		        f.cert_mode);
+		return 2;
+	} else if (f.cert == NULL || f.key == NULL) {
 		fprintf(stderr, "zerowire-webhook: --tls-cert-file and --tls-key-file are required "
-		                "(see --help)\n");
+		                "(or --cert-mode self; see --help)\n");
 		return 2;
 	}
 	zw_log_init("webhook", level);
@@ -560,6 +649,12 @@ int main(int argc, char **argv)
 		        MAX_LIST_ITEMS);
 		return 2;
 	}
+	if (split_list(f.cert_dns, &cert_dns, &n_cert_dns) < 0 ||
+	    split_list(f.cert_ips, &cert_ips, &n_cert_ips) < 0) {
+		fprintf(stderr, "zerowire-webhook: a list flag has more than %d entries\n",
+		        MAX_LIST_ITEMS);
+		return 2;
+	}
 	a.mcfg.handwired_hosts = (const char *const *)handwired;
 	a.mcfg.n_handwired_hosts = n_handwired;
 	a.no_kube = f.no_kube;
@@ -569,6 +664,7 @@ int main(int argc, char **argv)
 	sigemptyset(&sigs);
 	sigaddset(&sigs, SIGINT);
 	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
 	if (zw_metrics_new(&a.metrics) < 0)
@@ -591,9 +687,27 @@ int main(int argc, char **argv)
 	}
 
 	memset(&scfg, 0, sizeof(scfg));
+	if (self_certs) {
+		ccfg.kube = a.kube;
+		ccfg.opts.dns = (const char *const *)cert_dns;
+		ccfg.opts.n_dns = n_cert_dns;
+		ccfg.opts.ips = (const char *const *)cert_ips;
+		ccfg.opts.n_ips = n_cert_ips;
+		ccfg.webhook_config = f.webhook_config;
+		ccfg.interval_ms = (unsigned)(f.cert_interval_s ? f.cert_interval_s : 60) * 1000u;
+		ccfg.on_cert = on_new_cert;
+		ccfg.arg = &a;
+		if (zw_selfcert_run_start(&ccfg, &never, &first_cert, &a.certs) < 0) {
+			zw_log(ZW_LOG_ERROR, "cert_setup_failed", NULL);
+			goto out;
+		}
+		scfg.cert_pem = first_cert.bundle.cert;
+		scfg.key_pem = first_cert.bundle.key;
+	} else {
+		scfg.cert_file = f.cert;
+		scfg.key_file = f.key;
+	}
 	scfg.listen = f.listen;
-	scfg.cert_file = f.cert;
-	scfg.key_file = f.key;
 	scfg.max_body = (size_t)f.max_body;
 	scfg.threads = (unsigned)f.threads;
 	scfg.max_connections = (unsigned)f.max_connections;
@@ -603,6 +717,9 @@ int main(int argc, char **argv)
 	scfg.before_metrics = refresh_gauges;
 	scfg.arg = &a;
 	rc = zw_server_start(&scfg, &a.server, err);
+	zw_selfcert_state_free(&first_cert);
+	if (rc == 0)
+		atomic_store(&a.live_server, a.server);
 	if (rc < 0) {
 		zw_log(ZW_LOG_ERROR, "server_failed", "error=\"%s\"", err);
 		goto out;
@@ -659,11 +776,21 @@ int main(int argc, char **argv)
 	for (;;) {
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
+		if (sig == SIGUSR1) {
+			if (a.certs != NULL) {
+				zw_log(ZW_LOG_INFO, "cert_renewal_requested", NULL);
+				zw_selfcert_run_force(a.certs);
+			}
+			continue;
+		}
 		zw_log(ZW_LOG_INFO, "stopping", "signal=%d", sig);
 		break;
 	}
 	exit_code = 0;
 out:
+	zw_selfcert_run_stop(a.certs);
+	atomic_store(&a.live_server, NULL);
+	zw_selfcert_state_free(&first_cert);
 	zw_server_stop(a.server);
 	zw_sources_stop(atomic_exchange(&a.sources, NULL));
 	zw_reconcile_stop(atomic_exchange(&a.rec, NULL));
@@ -673,5 +800,7 @@ out:
 	zw_metrics_free(a.metrics);
 	free_list(namespaces, n_namespaces);
 	free_list(handwired, n_handwired);
+	free_list(cert_dns, n_cert_dns);
+	free_list(cert_ips, n_cert_ips);
 	return exit_code;
 }

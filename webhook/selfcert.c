@@ -2,10 +2,12 @@
 #include "selfcert.h"
 
 #include "base64.h"
+#include "log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_NAMES ZW_CERT_MAX_NAMES
 
@@ -215,12 +217,13 @@ int zw_selfcert_ensure(struct zw_kube *k, const struct zw_selfcert_opts *o, int 
 			lost_race = 1; /* AlreadyExists or Conflict: re-read and decide again */
 			continue;
 		}
-		snprintf(err, ZW_SELFCERT_ERRLEN, "writing Secret %s/%s: %.300s", o->secret_namespace,
-		         o->secret_name, obj ? kerr.message : "out of memory");
+		snprintf(err, ZW_SELFCERT_ERRLEN, "writing Secret %s/%s: %.300s",
+		         o->secret_namespace, o->secret_name, obj ? kerr.message : "out of memory");
 		return -1;
 	}
-	snprintf(err, ZW_SELFCERT_ERRLEN, "Secret %.200s/%.200s: still conflicting after %d attempts",
-	         o->secret_namespace, o->secret_name, ZW_SELFCERT_RETRIES);
+	snprintf(err, ZW_SELFCERT_ERRLEN,
+	         "Secret %.200s/%.200s: still conflicting after %d attempts", o->secret_namespace,
+	         o->secret_name, ZW_SELFCERT_RETRIES);
 	return -1;
 }
 
@@ -245,7 +248,8 @@ int zw_selfcert_sync_cabundle(struct zw_kube *k, const char *name, const char *c
 
 		if (zw_kube_get(k, &ref, NULL, &mwc, &kerr) != 0) {
 			snprintf(err, ZW_SELFCERT_ERRLEN,
-			         "reading MutatingWebhookConfiguration %.100s: %.300s", name, kerr.message);
+			         "reading MutatingWebhookConfiguration %.100s: %.300s", name,
+			         kerr.message);
 			break;
 		}
 		rv = json_string_value(
@@ -272,8 +276,8 @@ int zw_selfcert_sync_cabundle(struct zw_kube *k, const char *name, const char *c
 			result = patched;
 		} else if (attempt == ZW_SELFCERT_RETRIES) {
 			snprintf(err, ZW_SELFCERT_ERRLEN,
-			         "patching caBundle of MutatingWebhookConfiguration %.100s: %.300s", name,
-			         kerr.message);
+			         "patching caBundle of MutatingWebhookConfiguration %.100s: %.300s",
+			         name, kerr.message);
 		}
 		json_decref(ops);
 		json_decref(mwc);
@@ -289,4 +293,157 @@ void zw_selfcert_state_free(struct zw_selfcert_state *st)
 	zw_cert_bundle_free(&st->bundle);
 	free(st->ca_bundle);
 	st->ca_bundle = NULL;
+}
+
+struct zw_selfcert_run {
+	struct zw_selfcert_run_config cfg;
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stopping;
+	int force;
+	char *served_cert; /* PEM last handed to on_cert */
+};
+
+/* One round: ensure the Secret, hand a changed certificate over, keep the
+ * caBundle. Logs at the boundary; returns 0 or -1. */
+static int run_round(struct zw_selfcert_run *r, int force)
+{
+	struct zw_selfcert_state st;
+	char err[ZW_SELFCERT_ERRLEN];
+	int rc = zw_selfcert_ensure(r->cfg.kube, &r->cfg.opts, force, &st, err);
+
+	if (rc < 0) {
+		zw_log(ZW_LOG_WARN, "cert_check_failed", "error=\"%s\"", err);
+		return -1;
+	}
+	if (rc != ZW_SELFCERT_UNCHANGED)
+		zw_log(ZW_LOG_INFO, "cert_stored", "secret=%s/%s result=%s",
+		       r->cfg.opts.secret_namespace, r->cfg.opts.secret_name,
+		       rc == ZW_SELFCERT_CREATED ? "created" : "adopted");
+	if (!r->served_cert || strcmp(r->served_cert, st.bundle.cert) != 0) {
+		char *copy = strdup(st.bundle.cert);
+		if (copy && r->cfg.on_cert(r->cfg.arg, st.bundle.cert, st.bundle.key) == 0) {
+			free(r->served_cert);
+			r->served_cert = copy;
+		} else {
+			free(copy);
+		}
+	}
+	if (r->cfg.webhook_config) {
+		int n = zw_selfcert_sync_cabundle(r->cfg.kube, r->cfg.webhook_config, st.ca_bundle,
+		                                  err);
+		if (n < 0)
+			zw_log(ZW_LOG_WARN, "cabundle_sync_failed", "error=\"%s\"", err);
+		else if (n > 0)
+			zw_log(ZW_LOG_INFO, "cabundle_updated", "config=%s webhooks=%d",
+			       r->cfg.webhook_config, n);
+	}
+	zw_selfcert_state_free(&st);
+	return 0;
+}
+
+static void *run_main(void *arg)
+{
+	struct zw_selfcert_run *r = arg;
+	unsigned interval = r->cfg.interval_ms ? r->cfg.interval_ms : ZW_SELFCERT_INTERVAL_MS;
+
+	pthread_mutex_lock(&r->lock);
+	while (!r->stopping) {
+		struct timespec dl;
+		int force;
+
+		clock_gettime(CLOCK_MONOTONIC, &dl);
+		dl.tv_sec += interval / 1000;
+		dl.tv_nsec += (long)(interval % 1000) * 1000000L;
+		if (dl.tv_nsec >= 1000000000L) {
+			dl.tv_sec++;
+			dl.tv_nsec -= 1000000000L;
+		}
+		while (!r->stopping && !r->force &&
+		       pthread_cond_timedwait(&r->cond, &r->lock, &dl) == 0) {
+		}
+		if (r->stopping)
+			break;
+		force = r->force;
+		r->force = 0;
+		pthread_mutex_unlock(&r->lock);
+		run_round(r, force);
+		pthread_mutex_lock(&r->lock);
+	}
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+int zw_selfcert_run_start(const struct zw_selfcert_run_config *cfg, const volatile int *cancel,
+                          struct zw_selfcert_state *first, struct zw_selfcert_run **out)
+{
+	struct zw_selfcert_run *r = calloc(1, sizeof(*r));
+	char err[ZW_SELFCERT_ERRLEN];
+	unsigned delay_ms = 500;
+	pthread_condattr_t ca;
+
+	if (!r)
+		return -1;
+	r->cfg = *cfg;
+	for (;;) {
+		int rc = zw_selfcert_ensure(cfg->kube, &cfg->opts, 0, first, err);
+		if (rc >= 0)
+			break;
+		zw_log(ZW_LOG_WARN, "cert_setup_retry", "error=\"%s\" delay_ms=%u", err, delay_ms);
+		for (unsigned waited = 0; waited < delay_ms; waited += 100) {
+			struct timespec ts = {0, 100 * 1000000L};
+			if (cancel && *cancel) {
+				free(r);
+				return -1;
+			}
+			nanosleep(&ts, NULL);
+		}
+		delay_ms = delay_ms * 2 > 60000 ? 60000 : delay_ms * 2;
+	}
+	r->served_cert = strdup(first->bundle.cert);
+	if (cfg->webhook_config) {
+		int n = zw_selfcert_sync_cabundle(cfg->kube, cfg->webhook_config, first->ca_bundle,
+		                                  err);
+		if (n < 0)
+			zw_log(ZW_LOG_WARN, "cabundle_sync_failed", "error=\"%s\"", err);
+	}
+	pthread_mutex_init(&r->lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cond, &ca);
+	pthread_condattr_destroy(&ca);
+	if (!r->served_cert || pthread_create(&r->thread, NULL, run_main, r) != 0) {
+		pthread_cond_destroy(&r->cond);
+		pthread_mutex_destroy(&r->lock);
+		free(r->served_cert);
+		free(r);
+		zw_selfcert_state_free(first);
+		return -1;
+	}
+	*out = r;
+	return 0;
+}
+
+void zw_selfcert_run_force(struct zw_selfcert_run *r)
+{
+	pthread_mutex_lock(&r->lock);
+	r->force = 1;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+}
+
+void zw_selfcert_run_stop(struct zw_selfcert_run *r)
+{
+	if (!r)
+		return;
+	pthread_mutex_lock(&r->lock);
+	r->stopping = 1;
+	pthread_cond_signal(&r->cond);
+	pthread_mutex_unlock(&r->lock);
+	pthread_join(r->thread, NULL);
+	pthread_cond_destroy(&r->cond);
+	pthread_mutex_destroy(&r->lock);
+	free(r->served_cert);
+	free(r);
 }

@@ -20,6 +20,7 @@
 #include "certgen.h"
 #include "kube.h"
 
+#include <pthread.h>
 #include <stddef.h>
 
 #define ZW_SELFCERT_RENEW_DAYS 30
@@ -71,5 +72,40 @@ int zw_selfcert_sync_cabundle(struct zw_kube *k, const char *name, const char *c
 
 /* Releases what st owns. NULL-safe. */
 void zw_selfcert_state_free(struct zw_selfcert_state *st);
+
+/* ---- The webhook's certificate thread ---- */
+
+#define ZW_SELFCERT_INTERVAL_MS 60000 /* Secret and caBundle re-checked every minute */
+
+struct zw_selfcert_run_config {
+	struct zw_kube *kube;         /* borrowed */
+	struct zw_selfcert_opts opts; /* strings borrowed for the runner's life */
+	const char *webhook_config;   /* MutatingWebhookConfiguration to keep, or NULL */
+	unsigned interval_ms;         /* 0 = ZW_SELFCERT_INTERVAL_MS */
+	/* Called on the runner's thread with a new serving pair (PEM, borrowed
+	 * for the call) whenever the Secret's certificate differs from the last
+	 * one taken; returns 0 when taken, nonzero to be offered it again at the
+	 * next round. */
+	int (*on_cert)(void *arg, const char *cert_pem, const char *key_pem);
+	void *arg;
+};
+
+struct zw_selfcert_run;
+
+/* Makes sure a certificate exists (retrying with backoff up to 1 minute
+ * between attempts until it does or *cancel becomes nonzero), returns it in
+ * *first (caller frees with zw_selfcert_state_free), then starts a thread
+ * that re-checks the Secret and the caBundle every interval, renews when due
+ * and hands new certificates to on_cert. cfg is copied. Returns 0 with *out
+ * owned by the caller, or -1 (cancelled, out of memory). */
+int zw_selfcert_run_start(const struct zw_selfcert_run_config *cfg, const volatile int *cancel,
+                          struct zw_selfcert_state *first, struct zw_selfcert_run **out);
+
+/* Asks the thread to re-issue the serving certificate now (same CA). Any
+ * thread. */
+void zw_selfcert_run_force(struct zw_selfcert_run *r);
+
+/* Stops and joins the thread, frees r. NULL-safe. */
+void zw_selfcert_run_stop(struct zw_selfcert_run *r);
 
 #endif

@@ -172,13 +172,61 @@ out:
 	return rc;
 }
 
-/* Loads chain + key into a new bundle with one reference. */
+/* Parses a PEM chain and key (borrowed) into a new bundle with one
+ * reference; `what` names their origin in messages. */
+static int bundle_parse(const gnutls_datum_t *cert, const gnutls_datum_t *key, const char *what,
+                        struct bundle **out, char *err, size_t errlen)
+{
+	struct bundle *b = NULL;
+	int rc, g;
+
+	b = calloc(1, sizeof(*b));
+	if (b == NULL) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	atomic_init(&b->refs, 1);
+	b->n_pcerts = MAX_CHAIN;
+	g = gnutls_pcert_list_import_x509_raw(b->pcerts, &b->n_pcerts, cert, GNUTLS_X509_FMT_PEM,
+	                                      0);
+	if (g < 0 || b->n_pcerts == 0) {
+		b->n_pcerts = 0;
+		rc = -EINVAL;
+		snprintf(err, errlen, "certificate %s: %s", what,
+		         g < 0 ? gnutls_strerror(g) : "no certificate");
+		goto out;
+	}
+	if (gnutls_privkey_init(&b->key) < 0) {
+		rc = -ENOMEM;
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	g = gnutls_privkey_import_x509_raw(b->key, key, GNUTLS_X509_FMT_PEM, NULL, 0);
+	if (g < 0) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "key %s: %s", what, gnutls_strerror(g));
+		goto out;
+	}
+	if (key_matches(b) < 0) {
+		rc = -EINVAL;
+		snprintf(err, errlen, "key %s does not match its certificate", what);
+		goto out;
+	}
+	*out = b;
+	b = NULL;
+	rc = 0;
+out:
+	bundle_free(b);
+	return rc;
+}
+
+/* Loads chain + key files into a new bundle with one reference. */
 static int bundle_load(const char *cert_file, const char *key_file, struct bundle **out,
                        struct file_id *cert_id, struct file_id *key_id, char *err, size_t errlen)
 {
 	gnutls_datum_t cert = {0}, key = {0};
-	struct bundle *b = NULL;
-	int rc, g;
+	int rc;
 
 	rc = read_file(cert_file, &cert, cert_id);
 	if (rc < 0) {
@@ -190,50 +238,48 @@ static int bundle_load(const char *cert_file, const char *key_file, struct bundl
 		snprintf(err, errlen, "cannot read key %s: %s", key_file, strerror(-rc));
 		goto out;
 	}
-	b = calloc(1, sizeof(*b));
-	if (b == NULL) {
-		rc = -ENOMEM;
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	atomic_init(&b->refs, 1);
-	b->n_pcerts = MAX_CHAIN;
-	g = gnutls_pcert_list_import_x509_raw(b->pcerts, &b->n_pcerts, &cert, GNUTLS_X509_FMT_PEM,
-	                                      0);
-	if (g < 0 || b->n_pcerts == 0) {
-		b->n_pcerts = 0;
-		rc = -EINVAL;
-		snprintf(err, errlen, "certificate %s: %s", cert_file,
-		         g < 0 ? gnutls_strerror(g) : "no certificate");
-		goto out;
-	}
-	if (gnutls_privkey_init(&b->key) < 0) {
-		rc = -ENOMEM;
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	g = gnutls_privkey_import_x509_raw(b->key, &key, GNUTLS_X509_FMT_PEM, NULL, 0);
-	if (g < 0) {
-		rc = -EINVAL;
-		snprintf(err, errlen, "key %s: %s", key_file, gnutls_strerror(g));
-		goto out;
-	}
-	if (key_matches(b) < 0) {
-		rc = -EINVAL;
-		snprintf(err, errlen, "key %s does not match certificate %s", key_file, cert_file);
-		goto out;
-	}
-	*out = b;
-	b = NULL;
-	rc = 0;
+	rc = bundle_parse(&cert, &key, cert_file, out, err, errlen);
 out:
-	bundle_free(b);
 	if (key.data != NULL) {
 		memset(key.data, 0, key.size);
 		free(key.data);
 	}
 	free(cert.data);
 	return rc;
+}
+
+/* Makes b (one reference, taken over) the certificate of the next handshakes. */
+static void bundle_install(struct zw_server *s, struct bundle *b, const struct file_id *cid,
+                           const struct file_id *kid)
+{
+	struct bundle *old;
+
+	pthread_mutex_lock(&s->lock);
+	old = s->current;
+	s->current = b;
+	if (cid != NULL)
+		s->cert_id = *cid;
+	if (kid != NULL)
+		s->key_id = *kid;
+	pthread_mutex_unlock(&s->lock);
+	bundle_unref(old);
+	zw_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOADS, 1);
+}
+
+int zw_server_set_cert_pem(struct zw_server *s, const char *cert_pem, const char *key_pem,
+                           char err[ZW_SERVER_ERRLEN])
+{
+	gnutls_datum_t cert = {(unsigned char *)cert_pem, (unsigned)strlen(cert_pem)};
+	gnutls_datum_t key = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)};
+	struct bundle *b = NULL;
+	int rc = bundle_parse(&cert, &key, "(memory)", &b, err, ZW_SERVER_ERRLEN);
+
+	if (rc < 0) {
+		zw_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOAD_ERRORS, 1);
+		return rc;
+	}
+	bundle_install(s, b, NULL, NULL);
+	return 0;
 }
 
 static int stat_id(const char *path, struct file_id *id)
@@ -260,10 +306,12 @@ static int same_id(const struct file_id *a, const struct file_id *b)
 int zw_server_reload_now(struct zw_server *s)
 {
 	struct file_id cid, kid;
-	struct bundle *b = NULL, *old;
+	struct bundle *b = NULL;
 	char err[ZW_SERVER_ERRLEN];
 	int rc;
 
+	if (s->cfg.cert_file == NULL)
+		return 0; /* in-memory certificate: zw_server_set_cert_pem swaps it */
 	if (stat_id(s->cfg.cert_file, &cid) < 0 || stat_id(s->cfg.key_file, &kid) < 0)
 		return -ENOENT;
 	pthread_mutex_lock(&s->lock);
@@ -277,14 +325,7 @@ int zw_server_reload_now(struct zw_server *s)
 		zw_log(ZW_LOG_WARN, "cert_reload_failed", "error=\"%s\"", err);
 		return rc;
 	}
-	pthread_mutex_lock(&s->lock);
-	old = s->current;
-	s->current = b;
-	s->cert_id = cid;
-	s->key_id = kid;
-	pthread_mutex_unlock(&s->lock);
-	bundle_unref(old);
-	zw_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOADS, 1);
+	bundle_install(s, b, &cid, &kid);
 	zw_log(ZW_LOG_INFO, "cert_reloaded", "cert=%s chain=%u", s->cfg.cert_file, b->n_pcerts);
 	return 1;
 }
@@ -693,8 +734,10 @@ int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
 	int v6 = 0, rc;
 
 	err[0] = '\0';
-	if (cfg->review == NULL || cfg->cert_file == NULL || cfg->key_file == NULL) {
-		snprintf(err, ZW_SERVER_ERRLEN, "certificate, key and review handler are required");
+	if (cfg->review == NULL || (cfg->cert_file == NULL) != (cfg->key_file == NULL) ||
+	    (cfg->cert_file == NULL && (cfg->cert_pem == NULL || cfg->key_pem == NULL))) {
+		snprintf(err, ZW_SERVER_ERRLEN,
+		         "certificate and key (files or PEM) and review handler are required");
 		return -EINVAL;
 	}
 	if (parse_listen(cfg->listen, &ss, &v6) < 0) {
@@ -736,8 +779,17 @@ int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
 		goto fail;
 	}
 	gnutls_global_init();
-	rc = bundle_load(s->cfg.cert_file, s->cfg.key_file, &s->current, &s->cert_id, &s->key_id,
-	                 err, ZW_SERVER_ERRLEN);
+	if (s->cfg.cert_file != NULL) {
+		rc = bundle_load(s->cfg.cert_file, s->cfg.key_file, &s->current, &s->cert_id,
+		                 &s->key_id, err, ZW_SERVER_ERRLEN);
+	} else {
+		gnutls_datum_t c = {(unsigned char *)s->cfg.cert_pem,
+		                    (unsigned)strlen(s->cfg.cert_pem)};
+		gnutls_datum_t k = {(unsigned char *)s->cfg.key_pem,
+		                    (unsigned)strlen(s->cfg.key_pem)};
+		rc = bundle_parse(&c, &k, "(memory)", &s->current, err, ZW_SERVER_ERRLEN);
+	}
+	s->cfg.cert_pem = s->cfg.key_pem = NULL; /* not kept: the caller may free them */
 	if (rc < 0)
 		goto fail_tls;
 	pthread_mutex_lock(&the_server_lock);

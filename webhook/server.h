@@ -48,7 +48,11 @@ struct zw_server_config {
 	const char *listen;    /* "[host]:port", ":8443", "127.0.0.1:0" (0 = any port) */
 	const char *cert_file; /* PEM chain, leaf first */
 	const char *key_file;  /* PEM private key */
-	size_t max_body;       /* 0 = ZW_SERVER_DEFAULT_MAX_BODY */
+	/* Or, with both files NULL, the initial chain and key as PEM text (read
+	 * during zw_server_start only); later ones come from zw_server_set_cert_pem. */
+	const char *cert_pem;
+	const char *key_pem;
+	size_t max_body; /* 0 = ZW_SERVER_DEFAULT_MAX_BODY */
 	unsigned max_connections;
 	unsigned threads;
 	unsigned idle_timeout_s;
@@ -83,6 +87,13 @@ int zw_server_port(const struct zw_server *s);
  * Returns 1 when a new certificate was installed, 0 when unchanged, or a
  * negative status when the changed files failed to load. */
 int zw_server_reload_now(struct zw_server *s);
+
+/* Installs a new certificate chain and key from PEM text (borrowed, read
+ * during the call) for the next TLS handshakes; connections keep theirs.
+ * Returns 0, or a negative status with a message in err when the PEM does not
+ * parse or the key does not match (the current certificate stays). */
+int zw_server_set_cert_pem(struct zw_server *s, const char *cert_pem, const char *key_pem,
+                           char err[ZW_SERVER_ERRLEN]);
 
 /* Stops listening, closes connections, joins every thread and frees the
  * server. NULL-safe. */

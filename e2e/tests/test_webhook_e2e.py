@@ -15,6 +15,7 @@ import subprocess
 import time
 
 import pytest
+import yaml
 
 from harness import util
 
@@ -24,7 +25,8 @@ if not os.path.exists(BIN):
     BIN = os.path.join(ROOT, "bin", "zerowire-webhook")
 PROXY_NS = "zerowire"
 CONVERGE = 30  # seconds: the reconciler's promise
-MWC = "zerowire-e2e"
+RELEASE = "zerowire-e2e"
+MWC = "zerowire-e2e-zerowire"  # the chart's name for release zerowire-e2e
 
 
 def _openssl(*args, cwd):
@@ -46,40 +48,19 @@ def make_pki(d):
 
 
 def mwc_manifest(port, ca_file):
+    """The chart's own MutatingWebhookConfiguration (charts/zerowire, url mode), so the
+    rules tested here are the ones a user installs."""
     with open(ca_file, "rb") as f:
         ca = base64.b64encode(f.read()).decode()
-    ops = ["CREATE", "UPDATE"]
-    rules = [
-        {"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"], "resources": ["ingresses"]},
-        {"apiGroups": ["gateway.networking.k8s.io"], "apiVersions": ["v1", "v1beta1"],
-         "resources": ["httproutes", "grpcroutes"]},
-        {"apiGroups": ["networking.istio.io"], "apiVersions": ["v1", "v1beta1", "v1alpha3"],
-         "resources": ["virtualservices"]},
-        {"apiGroups": ["gateway.solo.io"], "apiVersions": ["v1"], "resources": ["virtualservices", "routetables"]},
-        {"apiGroups": ["networking.gloo.solo.io"], "apiVersions": ["v2"], "resources": ["routetables"]},
-        {"apiGroups": ["keda.sh"], "apiVersions": ["v1alpha1"], "resources": ["scaledobjects"]},
-    ]
-    for r in rules:
-        r["operations"] = ops
-        r["scope"] = "Namespaced"
-    return {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "MutatingWebhookConfiguration",
-        "metadata": {"name": MWC},
-        "webhooks": [{
-            "name": "autowire.zerowire.io",
-            "clientConfig": {"url": "https://127.0.0.1:%d/mutate" % port, "caBundle": ca},
-            "rules": rules,
-            "failurePolicy": "Ignore",
-            "sideEffects": "None",
-            "admissionReviewVersions": ["v1"],
-            "reinvocationPolicy": "IfNeeded",
-            "matchPolicy": "Equivalent",
-            "timeoutSeconds": 5,
-            "namespaceSelector": {"matchExpressions": [
-                {"key": "zerowire.io/autowire", "operator": "NotIn", "values": ["false"]}]},
-        }],
-    }
+    helm = os.environ.get("ZW_HELM") or os.path.join(ROOT, "tools", "bin", "helm")
+    assert os.path.exists(helm), "helm missing at %s: run scripts/install-helm.sh (make setup does)" % helm
+    r = subprocess.run([helm, "template", RELEASE, os.path.join(ROOT, "charts", "zerowire"), "-n", PROXY_NS,
+                        "--set", "webhook.url=https://127.0.0.1:%d/mutate" % port, "--set", "webhook.caBundle=" + ca,
+                        "--show-only", "templates/mutatingwebhook.yaml"],
+                       capture_output=True, text=True, timeout=60, check=True)
+    mwc = yaml.safe_load(r.stdout)
+    assert mwc["metadata"]["name"] == MWC
+    return mwc
 
 
 class WebhookProc:
