@@ -178,3 +178,23 @@ def test_install_into_real_apiserver(cluster, tmp_path):
     assert "reinvocationPolicy: IfNeeded" in mwc
     un = helm("uninstall", "zw", "-n", ns, env=env, check=False)
     assert un.returncode == 0, un.stderr
+
+
+BINS = {"proxy": os.path.join(ROOT, "bin", "zerowire-proxy"),
+        "webhook": os.path.join(ROOT, "bin", "zerowire-webhook")}
+
+
+@pytest.mark.parametrize("values", VALUE_SETS + [["--set", "proxy.workers=4"]],
+                         ids=lambda v: " ".join(v[1::2]) or "defaults")
+def test_rendered_args_are_accepted_by_the_binaries(values, tmp_path):
+    """Every flag the chart passes is one the binary knows, with a value it accepts: the
+    process gets past flag parsing and stops only at the (deliberately missing) API server."""
+    missing = tmp_path / "no-kubeconfig"
+    for dep in by_kind(render(*values), "Deployment"):
+        c = dep["spec"]["template"]["spec"]["containers"][0]
+        binary = BINS[c["name"]]
+        assert os.path.exists(binary), "build first: make"
+        r = subprocess.run([binary, *c["args"], "--kubeconfig", str(missing)], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode != 0
+        assert "event=kubeconfig_failed" in r.stderr, (c["name"], c["args"], r.stderr)
