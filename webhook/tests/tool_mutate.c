@@ -13,6 +13,7 @@
  * `patched` is request.object with the response's patch applied by
  * zw_jsonpatch_apply (null without a patch). Lines are limited to
  * ZW_MUTATE_MAX_BODY + 1 bytes. Exit status 0, or 2 on bad usage/setup. */
+#include "base64.h"
 #include "jsonpatch.h"
 #include "mutate.h"
 #include "registry.h"
@@ -23,37 +24,12 @@
 
 #define MAX_HANDWIRED 16
 
-static int b64val(int c)
-{
-	static const char tbl[] =
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-	const char *p = c ? strchr(tbl, c) : NULL;
-	return p ? (int)(p - tbl) : -1;
-}
-
 static json_t *decode_patch(const char *b64)
 {
-	size_t n = strlen(b64), w = 0;
-	char *raw = malloc(n + 1);
-	unsigned acc = 0;
-	int bits = 0;
-	if (!raw)
-		return NULL;
-	for (size_t i = 0; i < n && b64[i] != '='; i++) {
-		int v = b64val((unsigned char)b64[i]);
-		if (v < 0) {
-			free(raw);
-			return NULL;
-		}
-		acc = (acc << 6) | (unsigned)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			raw[w++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	raw[w] = '\0';
-	json_t *patch = json_loads(raw, 0, NULL);
+	size_t n;
+	char *raw = (char *)zw_base64_decode(b64, strlen(b64), &n);
+	json_t *patch = raw ? json_loadb(raw, n, 0, NULL) : NULL;
+
 	free(raw);
 	return patch;
 }
