@@ -80,8 +80,12 @@ def load_proto():
         if rc != 0:
             raise RuntimeError("grpc_tools.protoc failed on %s (exit %d)" % (src, rc))
         sys.path.insert(0, d)
-        import externalscaler_pb2  # noqa: E402
-        import externalscaler_pb2_grpc  # noqa: E402
+        try:
+            import externalscaler_pb2  # noqa: E402
+            import externalscaler_pb2_grpc  # noqa: E402
+        finally:
+            sys.path.remove(d)
+            shutil.rmtree(d, ignore_errors=True)  # the modules are loaded
         _proto = (externalscaler_pb2, externalscaler_pb2_grpc)
         return _proto
 
