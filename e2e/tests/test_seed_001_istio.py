@@ -154,7 +154,11 @@ def test_seed_001_istio(stack, cleanup, capsys):
     assert "Warning" not in r.stderr, r.stderr
     vs = st.get(VS, NS, "podinfo")
     assert json.dumps(vs["spec"]) == handwired[(VS, NS, "podinfo")]
-    assert ORIGINAL not in (vs["metadata"].get("annotations") or {}), vs["metadata"]
+    # Checked here, reported at the end (so the traffic checks below still run).
+    failures = []
+    if ORIGINAL in (vs["metadata"].get("annotations") or {}):
+        failures.append("the hand-wired VirtualService kept the %s record of the autowired one: %s"
+                        % (ORIGINAL, vs["metadata"]["annotations"][ORIGINAL]))
     st.apply(seed("05-networkpolicies.yaml"))
 
     # The hand-wired path works: a request from zero is held and answered.
@@ -169,5 +173,8 @@ def test_seed_001_istio(stack, cleanup, capsys):
     st.kubectl("delete", "httpscaledobject", "podinfo", "-n", NS)
     st.wait_for(lambda: st.get("scaledobjects.keda.sh", NS, "podinfo") is None, 30, "owned ScaledObject removed")
     time.sleep(st.resync + 1)  # one full reconciler pass
-    st.wait_restored(handwired)
-    assert st.get(VS, NS, "podinfo")["metadata"]["resourceVersion"] == rv
+    live = st.get(VS, NS, "podinfo")
+    if json.dumps(live["spec"]) != handwired[(VS, NS, "podinfo")] or live["metadata"]["resourceVersion"] != rv:
+        failures.append("deleting the HTTPScaledObject changed the hand-wired VirtualService: %s"
+                        % json.dumps(live["spec"]["http"][0]["route"]))
+    assert not failures, "\n".join(failures)
