@@ -288,6 +288,7 @@ class KedaStandin:
     def _stream_loop(self, so, idx, trig):
         backoff = 0.1
         while not so.stop.is_set():
+            call = None
             try:
                 call = self._stub(trig).StreamIsActive(self._ref(so, trig))
                 so.calls.append(call)
@@ -301,9 +302,11 @@ class KedaStandin:
                 if so.stop.is_set():
                     break
                 self.record(so, "stream-error", trigger=idx, code=str(e.code()), details=e.details())
-            except (ValueError, ClusterError) as e:
+            except (ValueError, OSError, ClusterError) as e:  # OSError: apiserver unreachable
                 self.record(so, "stream-error", trigger=idx, code="LOCAL", details=str(e))
             finally:
+                if call is not None and call.is_active():
+                    call.cancel()
                 so.calls[:] = [c for c in so.calls if c.is_active()]
             so.stop.wait(backoff)
             backoff = min(backoff * 2, 5.0)

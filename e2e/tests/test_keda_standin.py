@@ -216,3 +216,27 @@ def test_scale_down_stabilization_window(cluster, ns):
     finally:
         keda.stop()
         srv.stop(0)
+
+
+def test_standins_survive_apiserver_restart(cluster, ns):
+    """Node and KEDA stand-ins keep working across a kube-apiserver restart:
+    after it, a streamed `true` still scales the Deployment and a pod starts."""
+    from harness.node import NodeStandin
+    fake = FakeScaler()
+    srv, port = serve(fake)
+    node = NodeStandin(cluster, namespaces=[ns], startup_delay_ms=100)
+    keda = KedaStandin(cluster, namespaces=[ns], resolve=lambda a: "127.0.0.1:%d" % port)
+    try:
+        node.start()
+        keda.start()
+        cluster.apply(APP.format(ns=ns))
+        cluster.wait_for(lambda: fake.queues, 10, what="stream open")
+        cluster.restart_apiserver()
+        fake.active, fake.value = True, 1.0
+        fake.push(True)
+        keda.wait_replicas(ns, "web-so", 1, timeout=20)
+        node.wait_ready(ns, "web", 1, timeout=20)
+    finally:
+        keda.stop()
+        node.stop()
+        srv.stop(0)
