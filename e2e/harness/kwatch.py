@@ -7,9 +7,6 @@ vanished meanwhile)."""
 import json
 import socket
 import threading
-import time
-
-import requests
 
 
 class Watcher:

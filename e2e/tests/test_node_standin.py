@@ -3,8 +3,6 @@ become backend processes on loopback addresses, EndpointSlices and the
 Deployment status follow; plus the backend's own endpoints."""
 
 import base64
-import http.client
-import json
 import os
 import socket
 import struct
