@@ -254,6 +254,17 @@ class Stack:
         """The scalerAddress the webhook writes (the chart's)."""
         return self.chart_flag("scaler-address")
 
+    def scaler_service(self):
+        """The Service the scaler address names (name.namespace:port), from
+        the API server, or None: a real KEDA would dial it."""
+        hostport = self.scaler_address or ""
+        host, _, port = hostport.rpartition(":")
+        name, _, ns = host.partition(".")
+        svc = self.get("services", ns.split(".")[0] or self.proxy_namespace, name)
+        if svc is None or int(port) not in [p["port"] for p in svc["spec"].get("ports", [])]:
+            return None
+        return svc
+
     @property
     def proxy_host(self):
         """The proxy Service's cluster DNS name."""

@@ -180,6 +180,7 @@ def test_seed_000_gloo(stack, cleanup, capsys):
     trig = so["spec"]["triggers"][0]
     assert trig["type"] == "external-push", trig
     assert trig["metadata"]["scalerAddress"] == st.scaler_address
+    assert st.scaler_service() is not None, "no Service for %s" % st.scaler_address
     for k, v in {"hosts": HOST, "pathPrefixes": "/", "port": "8080", "scalingMetric": "requestRate",
                  "service": "http-server", "targetValue": "1", "trafficAutowire": "gloo", "window": "15s"}.items():
         assert trig["metadata"][k] == v, (k, trig["metadata"])

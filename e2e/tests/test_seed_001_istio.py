@@ -119,6 +119,7 @@ def test_seed_001_istio(stack, cleanup, capsys):
     assert so["metadata"]["ownerReferences"][0]["uid"] == hso["metadata"]["uid"]
     trig = so["spec"]["triggers"][0]
     assert trig["type"] == "external-push" and trig["metadata"]["scalerAddress"] == st.scaler_address
+    assert st.scaler_service() is not None, "no Service for %s" % st.scaler_address
     assert so["spec"]["minReplicaCount"] == 0 and so["spec"]["maxReplicaCount"] == 10
     assert so["spec"]["cooldownPeriod"] == 5
     st.wait_for(lambda: destination(st) == {"host": fqdn, "port": {"number": 8080}}, 30,

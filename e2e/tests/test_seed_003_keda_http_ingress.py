@@ -88,6 +88,7 @@ def test_seed_003_keda_http_ingress(stack, cleanup, capsys):
     assert st.get("services", PROXY_NS, PROXY_SVC)["spec"]["ports"][0]["port"] == 8080
     assert st.get("services", PROXY_NS, SCALER_SVC)["spec"]["ports"][0]["port"] == 9090
     assert st.scaler_address == "%s.%s:9090" % (SCALER_SVC, PROXY_NS)
+    assert st.scaler_service()["metadata"]["name"] == SCALER_SVC
 
     st.apply(APP)
     applied = {}
