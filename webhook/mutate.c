@@ -2,6 +2,7 @@
 #include "mutate.h"
 
 #include "base64.h"
+#include "jsonout.h"
 #include "jsonpatch.h"
 #include "rewrite.h"
 #include "target.h"
@@ -196,10 +197,11 @@ static int write_records(json_t *desired, const json_t *records, const char *raw
 	}
 	if (raw && json_equal((json_t *)records, (json_t *)old))
 		return 0;
-	char *dump = json_dumps(records, JSON_COMPACT);
+	size_t dump_len;
+	char *dump = zw_json_dump(records, &dump_len);
 	if (!dump)
 		return -1;
-	if (strlen(dump) > ZW_MUTATE_MAX_RECORD) {
+	if (dump_len > ZW_MUTATE_MAX_RECORD) {
 		free(dump);
 		return 1;
 	}
@@ -488,10 +490,12 @@ static int allow(json_t *resp, const json_t *obj, const json_t *desired)
 	if (json_object_set_new(resp, "allowed", json_true()))
 		goto out;
 	if (json_array_size(patch)) {
-		dump = json_dumps(patch, JSON_COMPACT);
-		b64 = dump ? zw_base64_encode(dump, strlen(dump)) : NULL;
+		size_t dump_len;
+		dump = zw_json_dump(patch, &dump_len);
+		b64 = dump ? zw_base64_encode(dump, dump_len) : NULL;
+		/* base64 is ASCII: no UTF-8 check needed */
 		if (!b64 || json_object_set_new(resp, "patchType", json_string("JSONPatch")) ||
-		    json_object_set_new(resp, "patch", json_string(b64)))
+		    json_object_set_new(resp, "patch", json_stringn_nocheck(b64, strlen(b64))))
 			goto out;
 	}
 	rc = 0;
@@ -594,11 +598,12 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	}
 	if (json_array_size(warnings) && json_object_set(resp, "warnings", warnings))
 		goto nomem;
-	char *dump = json_dumps(out, JSON_COMPACT);
+	size_t dump_len;
+	char *dump = zw_json_dump(out, &dump_len);
 	if (!dump)
 		goto nomem;
 	*response_out = dump;
-	*response_len = strlen(dump);
+	*response_len = dump_len;
 	status = 200;
 	goto out;
 nomem:
