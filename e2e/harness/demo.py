@@ -150,8 +150,9 @@ def run(args):
         say("ScaledObject puts it back exactly)", 1)
 
         step(5, total, "One request while the app has 0 replicas")
-        say("curl -H 'Host: %s' http://127.0.0.1:%d/   (as the ingress controller would send it)" % (
+        say("curl -H 'Host: %s' http://127.0.0.1:%d/hello   (as the ingress controller would send it;" % (
             HOST, stack.proxy_port), 1)
+        say("a pod of this app takes 1.5 s to start, like a small container)", 1)
         done = threading.Event()
         res = {}
 
@@ -218,8 +219,9 @@ def run(args):
             if time.monotonic() - T0 > LIMIT:
                 raise RuntimeError("demo exceeded %d s" % LIMIT)
             time.sleep(0.5)
-        say("Once the 10 s request window is empty and the 5 s cooldown has passed, KEDA scales", 1)
-        say("to zero. The next request would be held and wake it again, as in step 5.", 1)
+        say("As the 10 s request window empties, the measured rate falls and KEDA lowers the replicas;", 1)
+        say("once no request is left in it and the 5 s cooldown has passed, KEDA scales to zero.", 1)
+        say("The next request would be held and wake the app again, as in step 5.", 1)
         say()
         say("Done in %.0f s. Stopping everything started." % (time.monotonic() - T0))
     finally:
