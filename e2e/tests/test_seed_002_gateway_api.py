@@ -16,7 +16,6 @@ proxy tells app1-a from app1-b by host, path and headers, not by the route's
 weights, so the test gives each its own host.
 """
 
-import json
 import os
 
 import pytest
