@@ -857,14 +857,18 @@ def fmt_targets(r):
         out.append("| %d | %s | %.1f | %.2f | %s |" % (
             x["targets"], x["workers"], x["rss_kib"] / 1024, x["load_s"],
             "≤ 8 MiB" if x["targets"] == 1 else ""))
-    out += ["", "| targets | req/s (50 conns) | vs 1 target | p50 ms | p99 ms | errors | proxy CPU | RSS after MiB |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    out += ["", "| targets | req/s (50 conns) | vs 1 target | p50 ms | p99 ms | errors | proxy CPU | "
+            "req per proxy CPU-s | vs 1 target | RSS after MiB |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     one = next((x for x in r["rows"] if x["targets"] == 1), None)
+
+    def eff(x):
+        return x["rps"] / x["cpu"] if x["cpu"] else float("nan")
     for x in r["rows"]:
-        out.append("| %d | %.0f | %.2f× | %.2f | %.2f | %d | %.0f%% | %.1f |" % (
+        out.append("| %d | %.0f | %.2f× | %.2f | %.2f | %d | %.0f%% | %.0f | %.2f× | %.1f |" % (
             x["targets"], x["rps"], x["rps"] / one["rps"] if one else float("nan"),
             x["p50_us"] / 1000, x["p99_us"] / 1000, x["errors_total"], x["cpu"] * 100,
-            x["rss_after_kib"] / 1024))
+            eff(x), eff(x) / eff(one) if one else float("nan"), x["rss_after_kib"] / 1024))
     return out
 
 
