@@ -489,6 +489,12 @@ class Stack:
             raise StackError("cold request not answered by a backend: %r" % resp.headers)
         m["cold_header"] = resp.headers.get("x-zerowire-cold-start")
         m["cold_pod"] = resp.headers.get("x-backend-pod")
+        # Held, not refused and retried: the pod that answered was started
+        # and became ready only after the request had been sent.
+        ready = [e for e in self.node.events if e[1] == "ready" and e[2].get("pod") == m["cold_pod"]]
+        if not ready or ready[0][0] < t_send:
+            raise StackError("the cold request's pod %s was not started by it (events %r)" % (m["cold_pod"], ready))
+        m["pod_ready_ms"] = (ready[0][0] - t_send) * 1000
         ev = self.keda.wait_event(lambda e: e["so"] == key and e["type"] == "stream" and e["value"]
                                   and e["t"] >= t_send - 0.05, 5, "stream true for " + key)
         m["stream_true_ms"] = (ev["t"] - t_send) * 1000
