@@ -24,10 +24,12 @@ Usage: bench/proxy_bench.py [--only warm,hold,ready,targets,keda] [--duration S]
 """
 
 import argparse
+import ctypes
 import http.client
 import json
 import os
 import platform
+import resource
 import signal
 import socket
 import statistics
@@ -111,6 +113,15 @@ def loadavg():
         return f.read().split()[0]
 
 
+def _die_with_parent():
+    """preexec_fn: SIGKILL the child when this process dies (also when it is
+    killed without a chance to clean up, e.g. by run.sh's time limit)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
 class Proc:
     """A child process in its own session, output to a log file."""
 
@@ -122,7 +133,7 @@ class Proc:
             argv = ["taskset", "-c", core] + argv
         self.argv = argv
         self.p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=self.logf, stderr=subprocess.STDOUT,
-                                  start_new_session=True, env=env)
+                                  start_new_session=True, env=env, preexec_fn=_die_with_parent)
         self.pid = self.p.pid
 
     def alive(self):
@@ -459,6 +470,10 @@ def fmt_warm(rows):
 
 def bench_hold(tmp, args):
     n = args.held
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft < n + 1000:
+        raise RuntimeError("open-file limit %d is too low for %d held requests (needs at least %d; "
+                           "run through bench/run.sh, which raises it to the hard limit)" % (soft, n, n + 1000))
     backend = start_backend(tmp, name="backend-hold")
     zw = None
     client = None
@@ -472,7 +487,7 @@ def bench_hold(tmp, args):
         client = subprocess.Popen(["taskset", "-c", CLIENT_CORE, HOLD_CLIENT, "--connect", "127.0.0.1:%d" % zw.port,
                                    "--host", HOST, "--n", str(n), "--timeout-ms", "60000"],
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  start_new_session=True)
+                                  start_new_session=True, preexec_fn=_die_with_parent)
         t_start = time.monotonic()
         line = client.stdout.readline()
         if not line.startswith("sent "):
