@@ -126,18 +126,33 @@ static bool holds_written(const json_t *container, const json_t *rec)
 	return true;
 }
 
+/* The user's own manifest as kubectl apply records it, parsed; NULL when
+ * absent or unreadable. */
+static json_t *last_applied(const json_t *obj)
+{
+	json_t *ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
+	const char *text = json_string_value(
+	        json_object_get(ann, "kubectl.kubernetes.io/last-applied-configuration"));
+	return text ? json_loads(text, 0, NULL) : NULL;
+}
+
 /* Puts the originals of every record whose location still holds its
  * written value back into `desired`; appends those records to `applied`;
- * counts the others in *dropped. Returns 0 or -1 on ENOMEM. */
+ * counts the others in *dropped. A record whose written value the user's
+ * applied manifest itself declares (a route wired to the proxy by hand over
+ * one zerowire had rewritten) is dropped too: the destination is theirs now.
+ * Returns 0 or -1 on ENOMEM. */
 static int restore(json_t *desired, const json_t *records, json_t *applied, unsigned *dropped)
 {
+	json_t *declared = json_array_size(records) ? last_applied(desired) : NULL;
 	size_t i;
 	json_t *rec;
 	json_array_foreach(records, i, rec)
 	{
-		json_t *container = zw_jsonpointer_get(
-		        desired, json_string_value(json_object_get(rec, "path")));
-		if (!holds_written(container, rec)) {
+		const char *path = json_string_value(json_object_get(rec, "path"));
+		json_t *container = zw_jsonpointer_get(desired, path);
+		if (!holds_written(container, rec) ||
+		    (declared && holds_written(zw_jsonpointer_get(declared, path), rec))) {
 			(*dropped)++;
 			continue;
 		}
@@ -152,12 +167,17 @@ static int restore(json_t *desired, const json_t *records, json_t *applied, unsi
 		}
 		json_object_foreach(orig, key, v)
 		{
-			if (json_object_set_new(container, key, json_deep_copy(v)))
+			if (json_object_set_new(container, key, json_deep_copy(v))) {
+				json_decref(declared);
 				return -1;
+			}
 		}
-		if (json_array_append(applied, rec))
+		if (json_array_append(applied, rec)) {
+			json_decref(declared);
 			return -1;
+		}
 	}
+	json_decref(declared);
 	return 0;
 }
 
