@@ -34,7 +34,7 @@ PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 CPPFLAGS   := -D_GNU_SOURCE -DZW_VERSION=\"$(VERSION)\" -Ilib -I$(BUILD)/gen -I$(LLHTTP_INC) $(PKG_CFLAGS)
 CFLAGS     := -std=c11 -g $(OPT) -Wall -Wextra -Werror -MMD -MP
-LDFLAGS    := $(filter -fsanitize%,$(OPT))
+LDFLAGS    := $(filter -fsanitize%,$(OPT)) -Wl,--as-needed
 LDLIBS     := $(PKG_LIBS) -lpthread -lm
 
 LIB_SRC    := $(wildcard lib/*.c)
