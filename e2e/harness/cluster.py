@@ -256,22 +256,28 @@ class Cluster:
             with open(os.path.join(self.pki, name), "rb") as f:
                 return base64.b64encode(f.read()).decode()
 
-        def write(path, user):
-            doc = {
-                "apiVersion": "v1", "kind": "Config",
-                "clusters": [{"name": self.name, "cluster": {
-                    "server": self.server, "certificate-authority-data": b64("ca.crt")}}],
-                "users": [{"name": "admin", "user": user}],
-                "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": "admin",
-                                                               "namespace": "default"}}],
-                "current-context": self.name,
-            }
-            with open(path, "w") as f:
-                json.dump(doc, f, indent=1)  # JSON is YAML
-            os.chmod(path, 0o600)
+        self.write_kubeconfig(self.kubeconfig, {"client-certificate-data": b64("admin.crt"),
+                                                "client-key-data": b64("admin.key")})
+        self.write_kubeconfig(self.kubeconfig_token, {"token": self.admin_token})
 
-        write(self.kubeconfig, {"client-certificate-data": b64("admin.crt"), "client-key-data": b64("admin.key")})
-        write(self.kubeconfig_token, {"token": self.admin_token})
+    def write_kubeconfig(self, path, user):
+        """Writes a kubeconfig for this cluster authenticating as `user` (a
+        kubeconfig user entry, e.g. {"token": ...}); mode 0600. Returns path."""
+        with open(os.path.join(self.pki, "ca.crt"), "rb") as f:
+            ca = base64.b64encode(f.read()).decode()
+        doc = {
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": self.name, "cluster": {"server": self.server,
+                                                          "certificate-authority-data": ca}}],
+            "users": [{"name": "user", "user": user}],
+            "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": "user",
+                                                           "namespace": "default"}}],
+            "current-context": self.name,
+        }
+        with open(path, "w") as f:
+            json.dump(doc, f, indent=1)  # JSON is YAML
+        os.chmod(path, 0o600)
+        return path
 
     # ---- processes --------------------------------------------------------
     def _spawn(self, name, argv):

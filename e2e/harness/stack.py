@@ -56,7 +56,8 @@ ORIGINAL = "zerowire.io/original"
 WEBHOOK_FLAGS_FROM_CHART = ("proxy-service", "proxy-namespace", "proxy-port", "scaler-address", "kinds",
                             "watch-namespaces", "max-body", "leader-elect", "lease-namespace", "lease-name",
                             "log-level")
-BAD_LOG = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
+# Sanitizer reports, and any request the chart's RBAC did not allow.
+BAD_LOG = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "Forbidden", "is forbidden", "status=403")
 
 
 def binary(name, sanitized=True):
@@ -142,9 +143,12 @@ class Stack:
         self.webhook_port = util.free_port()
         self.proxy_port, self.scaler_port, self.admin_port = util.free_ports(3)
         self._certs()
+        # The chart first: its ServiceAccounts and RBAC are what the processes run with.
+        self._helm_install()
+        self.webhook_kubeconfig = self._sa_kubeconfig(self.namespace, self.fullname() + "-webhook")
+        self.proxy_kubeconfig = self._sa_kubeconfig(self.proxy_namespace, self.fullname() + "-proxy")
         self._start_webhook()
         self._start_proxy()
-        self._helm_install()
         self.node = NodeStandin(self.cluster, namespaces=self.app_namespaces,
                                 startup_delay_ms=self.startup_delay_ms,
                                 log_dir=os.path.join(self.dir, "pods")).start()
@@ -312,9 +316,20 @@ class Stack:
                 raise StackError("zerowire-%s not ready within %d s:\n%s" % (name, timeout, self.log(name)[-3000:]))
             time.sleep(0.1)
 
+    def fullname(self):
+        """The chart's zerowire.fullname for this release."""
+        return "zerowire" if self.release == "zerowire" else (self.release + "-zerowire")[:63].rstrip("-")
+
+    def _sa_kubeconfig(self, ns, sa):
+        """A kubeconfig with a token of the chart's ServiceAccount ns/sa (made by
+        helm install), so the process has exactly the chart's RBAC."""
+        self.cluster.api("GET", "/api/v1/namespaces/%s/serviceaccounts/%s" % (ns, sa))  # the chart's, not ours
+        token = self.cluster.sa_token(ns, sa, expiration_seconds=6 * 3600)
+        return self.cluster.write_kubeconfig(os.path.join(self.dir, sa + ".kubeconfig"), {"token": token})
+
     def _start_webhook(self):
         self.webhook_args = self._chart_webhook_args()
-        argv = [binary("webhook", self.sanitized), "--kubeconfig", self.cluster.kubeconfig,
+        argv = [binary("webhook", self.sanitized), "--kubeconfig", self.webhook_kubeconfig,
                 "--listen", "127.0.0.1:%d" % self.webhook_port,
                 "--tls-cert-file", self.cert_file, "--tls-key-file", self.key_file,
                 "--resync", str(self.resync)] + [a for a in self.webhook_args if not a.startswith("--log-level=")] + \
@@ -329,7 +344,7 @@ class Stack:
         self._wait_proc(p, "webhook", ready)
 
     def _start_proxy(self):
-        argv = [binary("proxy", self.sanitized), "--kubeconfig", self.cluster.kubeconfig,
+        argv = [binary("proxy", self.sanitized), "--kubeconfig", self.proxy_kubeconfig,
                 "--listen", "127.0.0.1:%d" % self.proxy_port,
                 "--scaler-listen", "127.0.0.1:%d" % self.scaler_port,
                 "--admin-listen", "127.0.0.1:%d" % self.admin_port,
