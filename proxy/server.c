@@ -61,6 +61,7 @@ struct conn {
 	int closed;
 	int state;
 	int reading;
+	int client_eof; /* the client half-closed after a complete request */
 	int pending_writes;
 	int close_after_flush;
 	llhttp_t parser;
@@ -155,7 +156,7 @@ static void conn_feed_head(struct conn *c, const char *data, size_t len);
 static void start_forward(struct conn *c);
 static void request_finished(struct conn *c);
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
-static void up_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static void up_read_cb(struct zw_upstream *u, ssize_t nread, const char *data);
 
 static const char empty[1] = "";
 
@@ -262,28 +263,42 @@ static struct zw_endpoint_set *get_set(struct conn *c, const struct zw_service_r
 static void client_write_cb(uv_write_t *req, int status);
 static void up_write_cb(uv_write_t *req, int status);
 
-/* Sends data to stream `to`: what the kernel takes now is written at once,
- * the rest is copied and queued. Returns 0 or a negative UV_* code. */
-static int send_bytes(struct conn *c, int to_upstream, const char *data, size_t len)
+/* Sends the n buffers in bufs, in order, to stream `to` (the upstream when
+ * to_upstream): what the kernel takes now is written at once with one
+ * writev (uv_try_write), the rest is copied into one queued write. Returns
+ * 0 or a negative UV_* code (then nothing was queued). */
+static int send_bufs(struct conn *c, int to_upstream, const uv_buf_t *bufs, unsigned n)
 {
 	uv_stream_t *to = to_upstream ? (uv_stream_t *)&c->up->tcp : (uv_stream_t *)&c->tcp;
+	size_t len = 0;
+	for (unsigned i = 0; i < n; i++)
+		len += bufs[i].len;
 	if (len == 0)
 		return 0;
 	size_t done = 0;
 	if (uv_stream_get_write_queue_size(to) == 0) {
-		uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-		int n = uv_try_write(to, &b, 1);
-		if (n > 0)
-			done = (size_t)n;
-		else if (n != UV_EAGAIN && n != UV_ENOSYS)
-			return n;
+		int r = uv_try_write(to, bufs, n);
+		if (r > 0)
+			done = (size_t)r;
+		else if (r != UV_EAGAIN && r != UV_ENOSYS)
+			return r;
 	}
 	if (done == len)
 		return 0;
 	struct wreq *wr = malloc(sizeof(*wr) + (len - done));
 	if (!wr)
 		return UV_ENOMEM;
-	memcpy(wr->data, data + done, len - done);
+	size_t skip = done, at = 0;
+	for (unsigned i = 0; i < n; i++) {
+		size_t bl = bufs[i].len;
+		if (skip >= bl) {
+			skip -= bl;
+			continue;
+		}
+		memcpy(wr->data + at, bufs[i].base + skip, bl - skip);
+		at += bl - skip;
+		skip = 0;
+	}
 	wr->c = c;
 	wr->to_upstream = to_upstream;
 	uv_buf_t b = uv_buf_init(wr->data, (unsigned)(len - done));
@@ -296,6 +311,23 @@ static int send_bytes(struct conn *c, int to_upstream, const char *data, size_t 
 	return 0;
 }
 
+/* send_bufs for one buffer. */
+static int send_bytes(struct conn *c, int to_upstream, const char *data, size_t len)
+{
+	uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
+	return send_bufs(c, to_upstream, &b, 1);
+}
+
+/* send_bufs for two buffers (a head and the body bytes that follow it), so
+ * that both leave in one system call. */
+static int send_two(struct conn *c, int to_upstream, const char *a, size_t alen, const char *b,
+                    size_t blen)
+{
+	uv_buf_t bufs[2] = {uv_buf_init((char *)a, (unsigned)alen),
+	                    uv_buf_init((char *)b, (unsigned)blen)};
+	return send_bufs(c, to_upstream, bufs, blen ? 2 : 1);
+}
+
 static void client_read_start(struct conn *c);
 static void client_read_stop(struct conn *c);
 
@@ -306,8 +338,17 @@ static void client_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 	*buf = uv_buf_init(c->w->rbuf, RBUF_SIZE);
 }
 
+static void close_after_flush(struct conn *c);
+
 static void client_read_start(struct conn *c)
 {
+	if (c->client_eof) {
+		/* Nothing more will come: once the requests already received
+		 * are answered (or the tunnel's last bytes are out), close. */
+		if (!c->closed && (c->state == S_HEAD || c->state == S_TUNNEL))
+			close_after_flush(c);
+		return;
+	}
 	if (!c->reading && !c->closed) {
 		if (uv_read_start((uv_stream_t *)&c->tcp, client_alloc, client_read_cb) == 0)
 			c->reading = 1;
@@ -322,24 +363,16 @@ static void client_read_stop(struct conn *c)
 	}
 }
 
-static void up_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
-{
-	struct zw_upstream *u = h->data;
-	struct conn *c = u->owner;
-	(void)size;
-	*buf = uv_buf_init(c->w->rbuf, RBUF_SIZE);
-}
-
 static void up_read_resume(struct conn *c)
 {
-	if (c->up && !c->up->closing)
-		uv_read_start((uv_stream_t *)&c->up->tcp, up_alloc, up_read_cb);
+	if (c->up)
+		zw_upstream_read_start(c->up);
 }
 
 static void up_read_pause(struct conn *c)
 {
-	if (c->up && !c->up->closing)
-		uv_read_stop((uv_stream_t *)&c->up->tcp);
+	if (c->up)
+		zw_upstream_read_stop(c->up);
 }
 
 static void conn_maybe_close_flushed(struct conn *c)
@@ -560,8 +593,7 @@ static void request_finished(struct conn *c)
 	if (c->up) {
 		if (c->up_reusable && c->req_done && !c->w->draining &&
 		    uv_stream_get_write_queue_size((uv_stream_t *)&c->up->tcp) == 0) {
-			uv_read_stop((uv_stream_t *)&c->up->tcp);
-			zw_upstream_release(c->up);
+			zw_upstream_release(c->up); /* keeps reading: idle watch */
 		} else {
 			zw_upstream_close(c->up);
 		}
@@ -1026,8 +1058,34 @@ static void send_request_head(struct conn *c)
 		respond_upstream_failure(c, 502, "request head too large to forward");
 		return;
 	}
-	int rc = send_bytes(c, 1, out.data, out.len);
+	/* Body bytes that came with the head leave in the same write. They
+	 * are framed on a copy of the parser, committed only once the write
+	 * went through, so a failed write on a reused connection can be
+	 * retried on a fresh one from the same state. */
+	llhttp_t probe;
+	size_t blen = 0;
+	int br = ZW_BODY_MORE, probed = 0;
+	if (!c->req_done && c->in_len > c->in_off) {
+		probe = c->parser;
+		probed = 1;
+		br = zw_http_body_execute(&probe, c->in + c->in_off, c->in_len - c->in_off, &blen);
+		if (br == ZW_BODY_EBAD) {
+			/* dispatch() checked these bytes already; kept for safety. */
+			free(out.data);
+			zw_metrics_event(&c->w->metrics, c->key, ZW_EV_UPSTREAM_ERROR);
+			local_response(c, 400, NULL, "malformed request body\n", 1);
+			return;
+		}
+	}
+	int rc = send_two(c, 1, out.data, out.len, probed ? c->in + c->in_off : NULL, blen);
 	free(out.data);
+	if (rc == 0 && probed) {
+		c->parser = probe;
+		c->in_off += blen;
+		c->body_sent += blen;
+		if (br == ZW_BODY_DONE || br == ZW_BODY_UPGRADE)
+			c->req_done = 1;
+	}
 	if (rc < 0) {
 		/* A pooled connection the peer closed: dial a fresh one. */
 		if (c->up->reused && !c->retried) {
@@ -1041,7 +1099,10 @@ static void send_request_head(struct conn *c)
 		return;
 	}
 	zw_http_parser_expect_head_response(&c->up->parser, c->is_head);
-	uv_read_start((uv_stream_t *)&c->up->tcp, up_alloc, up_read_cb);
+	if (zw_upstream_read_start(c->up) < 0) {
+		respond_upstream_failure(c, 502, "upstream connection reset");
+		return;
+	}
 	const struct zw_target *t = c->target;
 	uint64_t to = t && t->response_header_timeout_ms ? t->response_header_timeout_ms
 	                                                 : s->d.cfg->response_header_timeout_ms;
@@ -1131,9 +1192,12 @@ static void start_tunnel(struct conn *c, const char *rest, size_t rest_len)
 	client_read_start(c);
 }
 
-/* Handles a complete response head. Returns 1 when parsing continues with
- * the rest of the bytes, 0 when it must stop (state changed or closed). */
-static int on_response_head(struct conn *c, const char *rest, size_t rest_len)
+/* Handles a complete response head. Interim and 101 heads are sent at
+ * once; a final head is built into *pend (empty on entry) for the caller
+ * to send together with the body bytes that follow it. Returns 1 when
+ * parsing continues with the rest of the bytes, 0 when it must stop (state
+ * changed or closed). */
+static int on_response_head(struct conn *c, const char *rest, size_t rest_len, struct zw_obuf *pend)
 {
 	struct zw_upstream *u = c->up;
 	int status = u->parser.status_code;
@@ -1174,14 +1238,12 @@ static int on_response_head(struct conn *c, const char *rest, size_t rest_len)
 	                !llhttp_should_keep_alive(&c->parser);
 	struct zw_resp_info info = {
 	        .cold_start = c->cold, .close = c->resp_close, .keep_framing = 1};
-	int rc = zw_http_build_response(&out, &u->parser, &u->head, &info);
-	if (rc == 0)
-		rc = send_bytes(c, 0, out.data, out.len);
-	free(out.data);
-	if (rc < 0) {
+	if (zw_http_build_response(&out, &u->parser, &u->head, &info) < 0) {
+		free(out.data);
 		conn_close(c);
 		return 0;
 	}
+	*pend = out;
 	return 1;
 }
 
@@ -1196,9 +1258,8 @@ static void response_done(struct conn *c, int extra_bytes)
 	request_finished(c);
 }
 
-static void up_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void up_read_cb(struct zw_upstream *u, ssize_t nread, const char *rdata)
 {
-	struct zw_upstream *u = s->data;
 	struct conn *c = u->owner;
 	if (!c || c->up != u)
 		return;
@@ -1236,7 +1297,7 @@ static void up_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		respond_upstream_failure(c, 502, why);
 		return;
 	}
-	const char *data = buf->base;
+	const char *data = rdata;
 	size_t len = (size_t)nread;
 	if (c->state == S_TUNNEL) {
 		if (send_bytes(c, 0, data, len) < 0) {
@@ -1247,6 +1308,9 @@ static void up_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			up_read_pause(c);
 		return;
 	}
+	/* A final response head waits in pend for the body bytes of the same
+	 * read, so both leave in one writev. */
+	struct zw_obuf pend = {0};
 	while (len > 0 || !c->resp_started) {
 		if (!c->resp_started) {
 			size_t used = 0;
@@ -1259,19 +1323,25 @@ static void up_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			}
 			data += used;
 			len -= used;
-			if (!on_response_head(c, data, len))
+			if (!on_response_head(c, data, len, &pend))
 				return;
 			if (!c->resp_started)
 				continue; /* after an interim response */
 		}
 		size_t used = 0;
 		int r = zw_http_body_execute(&u->parser, len ? data : empty, len, &used);
+		if (r == ZW_BODY_EBAD)
+			used = 0; /* the head (if any) still goes out, then close */
+		int rc = send_two(c, 0, pend.data, pend.len, data, used);
+		free(pend.data);
+		pend.data = NULL;
+		pend.len = 0;
 		if (r == ZW_BODY_EBAD) {
 			zw_metrics_event(&c->w->metrics, c->key, ZW_EV_UPSTREAM_ERROR);
 			conn_close(c);
 			return;
 		}
-		if (used && send_bytes(c, 0, data, used) < 0) {
+		if (rc < 0) {
 			conn_close(c);
 			return;
 		}
@@ -1509,7 +1579,10 @@ static void conn_feed_head(struct conn *c, const char *data, size_t len)
 		head_error(c, r);
 		return;
 	}
-	client_read_stop(c);
+	/* Reading stays on while the request is forwarded (stopping and
+	 * restarting costs two epoll_ctl calls per request): what arrives
+	 * meanwhile is stashed, and reading stops only then (hold, pipelined
+	 * bytes, backpressure), see client_read_cb. */
 	if (stash(c, data + used, len - used) < 0) {
 		conn_close(c);
 		return;
@@ -1527,6 +1600,13 @@ static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	if (nread < 0) {
 		if (c->state == S_TUNNEL) {
 			close_after_flush(c);
+			return;
+		}
+		if (nread == UV_EOF && c->state != S_HEAD && c->req_done) {
+			/* Half-close after a complete request: its response is
+			 * still wanted (libuv has stopped reading). */
+			c->reading = 0;
+			c->client_eof = 1;
 			return;
 		}
 		conn_close(c);
@@ -1750,6 +1830,7 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 		w->release_timer.data = w;
 		zw_upool_init(&w->pool, &w->loop, &s->limits, cfg->upstream_idle_timeout_ms,
 		              cfg->max_idle_per_endpoint);
+		zw_upool_set_reader(&w->pool, w->rbuf, RBUF_SIZE, up_read_cb);
 		zw_hold_init(&w->hold);
 		zw_metrics_shard_init(&w->metrics);
 		s->workers[i] = w;

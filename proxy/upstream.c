@@ -163,22 +163,56 @@ int zw_upstream_dial(struct zw_upool *p, const struct sockaddr *addr, socklen_t 
 	return 0;
 }
 
-static void idle_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+void zw_upool_set_reader(struct zw_upool *p, char *buf, size_t size, zw_upstream_read_cb cb)
 {
-	static char sink[512];
-	(void)h;
-	(void)size;
-	*buf = uv_buf_init(sink, sizeof(sink));
+	p->rbuf = buf;
+	p->rbuf_size = size;
+	p->on_read = cb;
 }
 
-/* An idle connection should never receive anything: data or EOF means the
- * peer is closing it (or misbehaving); either way it is not reusable. */
-static void idle_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+static void on_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
 {
-	(void)buf;
-	if (nread == 0)
+	struct zw_upstream *u = h->data;
+	(void)size;
+	*buf = uv_buf_init(u->pool->rbuf, (unsigned)u->pool->rbuf_size);
+}
+
+/* Active: the owner's callback. Idle: an idle connection should never
+ * receive anything; data or EOF means the peer is closing it (or
+ * misbehaving), so it is not reusable. */
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct zw_upstream *u = s->data;
+	if (nread < 0)
+		u->reading = 0; /* libuv stopped reading (EOF or error) */
+	if (nread == 0 || u->closing)
 		return;
-	zw_upstream_close(s->data);
+	if (u->owner) {
+		if (u->pool->on_read)
+			u->pool->on_read(u, nread, buf->base);
+		return;
+	}
+	zw_upstream_close(u);
+}
+
+int zw_upstream_read_start(struct zw_upstream *u)
+{
+	if (u->reading)
+		return 0;
+	if (u->closing || !u->pool->rbuf)
+		return UV_EINVAL;
+	int rc = uv_read_start((uv_stream_t *)&u->tcp, on_alloc, on_read);
+	if (rc == 0)
+		u->reading = 1;
+	return rc;
+}
+
+void zw_upstream_read_stop(struct zw_upstream *u)
+{
+	if (!u->reading || u->closing)
+		return;
+	uv_read_stop((uv_stream_t *)&u->tcp);
+	u->reading = 0;
 }
 
 static void on_idle_timeout(uv_timer_t *t)
@@ -196,8 +230,7 @@ void zw_upstream_release(struct zw_upstream *u)
 	struct zw_upool_list *l = NULL;
 	if (p->max_idle > 0)
 		l = find_list(p, (struct sockaddr *)&u->addr, u->addr_len, 1);
-	if (!l || l->n >= p->max_idle ||
-	    uv_read_start((uv_stream_t *)&u->tcp, idle_alloc, idle_read) < 0) {
+	if (!l || l->n >= p->max_idle || zw_upstream_read_start(u) < 0) {
 		zw_upstream_close(u);
 		return;
 	}
@@ -223,8 +256,7 @@ struct zw_upstream *zw_upool_get(struct zw_upool *p, const struct sockaddr *addr
 	if (max_age_ms && uv_now(p->loop) - u->idle_since > max_age_ms)
 		return NULL; /* the freshest is too old; the idle timer reaps them */
 	unlink_idle(u);
-	uv_read_stop((uv_stream_t *)&u->tcp);
-	uv_timer_stop(&u->timer);
+	uv_timer_stop(&u->timer); /* reading stays on: see upstream.h */
 	u->owner = owner;
 	u->reused = 1;
 	zw_http_head_reset(&u->head);

@@ -5,6 +5,12 @@
  * active (owned by a request of server.c, which reads and writes it) or idle
  * in the pool (read by the pool only to notice that the peer closed it, and
  * closed after the idle timeout). Everything runs on the worker's loop.
+ *
+ * Reading: once started, a connection stays registered for reading across
+ * requests and while idle (stopping and restarting costs libuv two epoll_ctl
+ * calls each time); the owner stops it only for backpressure. Bytes read on
+ * an active connection go to the pool's read callback; on an idle one, any
+ * byte or EOF closes the connection.
  * Memory: an upstream is freed in its close callback, never earlier; the
  * pool holds at most max_idle idle connections per address. */
 #ifndef ZW_UPSTREAM_H
@@ -27,6 +33,10 @@ struct zw_upstream;
  * attempt timed out) or another negative UV_* code (refused...). */
 typedef void (*zw_upstream_connect_cb)(struct zw_upstream *u, int status);
 
+/* Called for each read on an active connection: nread > 0 bytes at data
+ * (valid during the call only), or a negative UV_* code (UV_EOF...). */
+typedef void (*zw_upstream_read_cb)(struct zw_upstream *u, ssize_t nread, const char *data);
+
 struct zw_upstream {
 	uv_tcp_t tcp;
 	uv_timer_t timer; /* connect attempt / idle timeout; free for the owner when active */
@@ -39,6 +49,7 @@ struct zw_upstream {
 	llhttp_t parser;          /* response parser, for the owner */
 	struct zw_http_head head; /* response head, for the owner */
 	int connecting;
+	int reading;         /* registered for reading */
 	int reused;          /* came from the pool */
 	uint64_t idle_since; /* loop time it went back to the pool */
 	int closing;
@@ -52,6 +63,9 @@ struct zw_upool {
 	const struct zw_http_limits *limits;
 	uint64_t idle_timeout_ms;
 	size_t max_idle; /* per address; 0 disables pooling */
+	char *rbuf;      /* read buffer shared by the loop's connections */
+	size_t rbuf_size;
+	zw_upstream_read_cb on_read;
 	struct zw_upool_list *buckets[ZW_UPOOL_BUCKETS];
 	size_t idle;  /* idle connections in the pool */
 	size_t total; /* upstream connections alive (idle, active, closing) */
@@ -62,6 +76,16 @@ struct zw_upool {
 void zw_upool_init(struct zw_upool *p, uv_loop_t *loop, const struct zw_http_limits *limits,
                    uint64_t idle_timeout_ms, size_t max_idle);
 
+/* Sets where reads land (buf, borrowed: consumed within each callback) and
+ * who gets the bytes of active connections. Call before the first dial. */
+void zw_upool_set_reader(struct zw_upool *p, char *buf, size_t size, zw_upstream_read_cb cb);
+
+/* Starts reading u (idempotent). Returns 0 or a negative UV_* code. */
+int zw_upstream_read_start(struct zw_upstream *u);
+
+/* Stops reading u (backpressure; idempotent). */
+void zw_upstream_read_stop(struct zw_upstream *u);
+
 /* Closes every idle connection (active ones belong to their owners). The
  * pool struct must stay valid until zw_upool_total() reaches 0. */
 void zw_upool_close_idle(struct zw_upool *p);
@@ -70,7 +94,7 @@ void zw_upool_close_idle(struct zw_upool *p);
 size_t zw_upool_total(const struct zw_upool *p);
 
 /* Takes an idle connection to addr out of the pool: returns it (active,
- * owner set, reading stopped, parser reset) or NULL. Connections idle for
+ * owner set, still reading, parser reset) or NULL. Connections idle for
  * longer than max_age_ms are closed instead of returned (0: any age): a
  * request whose body cannot be replayed should not race a peer that is
  * closing an old keep-alive connection. */

@@ -1,0 +1,232 @@
+"""Edges of the proxy's read handling (docs/proxy-datapath.md "Reading"):
+the client connection stays readable while its request is forwarded, so
+bytes that arrive early (pipelined requests, a body sent with the head of a
+held request, a half-close) must wait for their turn and never reach an
+upstream early or out of order."""
+import json
+import os
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from zwproxy import Backend, Proxy, scaledobject, wait_for, free_port  # noqa: E402
+
+APP = "default/app"
+KEY = "default/app/0"
+
+
+def held(p):
+    return p.queue().get(KEY, {}).get("held", 0)
+
+
+def read_responses(s, n, timeout=15):
+    """Reads n complete Content-Length responses from s; returns [(status, headers, body)]."""
+    s.settimeout(timeout)
+    buf = b""
+    out = []
+    while len(out) < n:
+        while b"\r\n\r\n" not in buf:
+            got = s.recv(65536)
+            assert got, "connection closed after %d of %d responses: %r" % (len(out), n, buf)
+            buf += got
+        head, _, buf = buf.partition(b"\r\n\r\n")
+        lines = head.decode().split("\r\n")
+        status = int(lines[0].split()[1])
+        hdrs = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:])}
+        clen = int(hdrs.get("content-length", "0"))
+        while len(buf) < clen:
+            got = s.recv(65536)
+            assert got, "connection closed inside a body"
+            buf += got
+        out.append((status, hdrs, buf[:clen]))
+        buf = buf[clen:]
+    return out, buf
+
+
+def eof_after(s, timeout=10):
+    """True when s reaches EOF (or is reset) with no further bytes within timeout."""
+    s.settimeout(timeout)
+    try:
+        return s.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def cold_proxy(tmp_path):
+    return Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")])
+
+
+def test_pipelined_requests_while_held_wait_their_turn(tmp_path):
+    """Three pipelined requests arrive in one write while the target is cold
+    (the first with a body): nothing is forwarded while held; after release
+    they reach the backend one after the other, in order, each with its own
+    bytes, on one upstream exchange at a time."""
+    p = cold_proxy(tmp_path)
+    b = None
+    port = free_port("127.0.0.2")
+    s = socket.create_connection(("127.0.0.1", p.port))
+    try:
+        body = b"x" * 1000
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nX-Seq: 1\r\nContent-Length: 1000\r\n\r\n" + body +
+                  b"GET /slow?ms=300 HTTP/1.1\r\nHost: app.test\r\nX-Seq: 2\r\n\r\n"
+                  b"GET /headers HTTP/1.1\r\nHost: app.test\r\nX-Seq: 3\r\n\r\n")
+        wait_for(lambda: held(p) == 1, what="the first request held")
+        time.sleep(0.3)
+        assert held(p) == 1, "only the first request is held; the others wait behind it"
+        # A fourth request in a later write, while the first is still held.
+        s.sendall(b"GET /last HTTP/1.1\r\nHost: app.test\r\nX-Seq: 4\r\nConnection: close\r\n\r\n")
+        time.sleep(0.2)
+        b = Backend("127.0.0.2", port, name="pod")
+        assert b.hits == 0
+        p.set_endpoints({APP: [("127.0.0.2", port)]})
+        resps, rest = read_responses(s, 4)
+        assert [r[0] for r in resps] == [200, 200, 200, 200], resps
+        assert json.loads(resps[0][2])["received"] == 1000
+        assert resps[1][2] == b"slow pod"
+        assert json.loads(resps[2][2])["path"] == "/headers"
+        assert resps[3][2] == b"hello from pod" and resps[3][1].get("connection") == "close"
+        assert rest == b"" and eof_after(s)
+        seqs = [dict((k.lower(), v) for k, v in h).get("x-seq") for h in b.srv.seen_raw_headers]
+        assert seqs == ["1", "2", "3", "4"], seqs
+        assert b.srv.max_active == 1
+        assert [r[1].get("x-zerowire-cold-start") for r in resps] == ["true", "false", "false", "false"]
+    finally:
+        s.close()
+        assert p.stop() == 0
+        if b:
+            b.stop()
+
+
+def test_body_with_head_of_held_request_is_forwarded_once_on_release(tmp_path):
+    """A request body that arrives in the same write as its head while the
+    target is cold is kept (not forwarded) until release, then sent once,
+    with the part the proxy had not read yet, byte for byte."""
+    p = cold_proxy(tmp_path)
+    b = None
+    port = free_port("127.0.0.2")
+    s = socket.create_connection(("127.0.0.1", p.port))
+    try:
+        first, second = b"a" * 500, b"b" * 70000
+        s.sendall(b"PUT /data HTTP/1.1\r\nHost: app.test\r\nContent-Length: %d\r\n\r\n" % (len(first) + len(second))
+                  + first)
+        wait_for(lambda: held(p) == 1, what="request held")
+        s.sendall(second)  # stays in the socket buffers: held clients are not read
+        time.sleep(0.2)
+        b = Backend("127.0.0.2", port, name="pod")
+        p.set_endpoints({APP: [("127.0.0.2", port)]})
+        resps, _ = read_responses(s, 1)
+        assert resps[0][0] == 200
+        assert json.loads(resps[0][2])["received"] == len(first) + len(second)
+        assert b.hits == 1
+    finally:
+        s.close()
+        assert p.stop() == 0
+        if b:
+            b.stop()
+
+
+def test_next_request_sent_during_a_slow_response_waits(tmp_path):
+    """Warm: the client sends its next request while the first is still
+    being answered (reading stays on); it is forwarded only after the first
+    response is complete, and both answers come in order."""
+    b = Backend("127.0.0.1", name="b1")
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {APP: [(b.ip, b.port)]})
+    s = socket.create_connection(("127.0.0.1", p.port))
+    try:
+        s.sendall(b"GET /slow?ms=400 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        time.sleep(0.1)
+        s.sendall(b"GET /headers HTTP/1.1\r\nHost: app.test\r\nX-Seq: 2\r\n\r\n")
+        resps, _ = read_responses(s, 2)
+        assert resps[0][2] == b"slow b1"
+        assert json.loads(resps[1][2])["path"] == "/headers"
+        assert b.srv.max_active == 1
+        # The connection is still usable afterwards.
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        resps, _ = read_responses(s, 1)
+        assert resps[0][2] == b"hello from b1"
+    finally:
+        s.close()
+        assert p.stop() == 0
+        b.stop()
+
+
+def test_half_close_after_request_still_gets_answers(tmp_path):
+    """A client that shuts down its sending side right after its request(s)
+    still gets every answer, then the proxy closes; a half-closed partial
+    head gets no answer and is closed."""
+    b = Backend("127.0.0.1", name="b1")
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {APP: [(b.ip, b.port)]})
+    try:
+        s = socket.create_connection(("127.0.0.1", p.port))
+        s.sendall(b"GET /slow?ms=200 HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        resps, rest = read_responses(s, 1)
+        assert resps[0][0] == 200 and resps[0][2] == b"slow b1"
+        assert rest == b"" and eof_after(s)
+        s.close()
+
+        s = socket.create_connection(("127.0.0.1", p.port))
+        s.sendall(b"GET /a HTTP/1.1\r\nHost: app.test\r\n\r\nGET /b HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        s.shutdown(socket.SHUT_WR)
+        resps, rest = read_responses(s, 2)
+        assert [r[2] for r in resps] == [b"hello from b1", b"hello from b1"]
+        assert rest == b"" and eof_after(s)
+        s.close()
+
+        s = socket.create_connection(("127.0.0.1", p.port))
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\nGET /b HTTP/1.1\r\nHo")
+        s.shutdown(socket.SHUT_WR)
+        resps, rest = read_responses(s, 1)
+        assert resps[0][0] == 200
+        assert rest == b"" and eof_after(s)
+        s.close()
+        wait_for(lambda: p.queue()[KEY]["concurrency"] == 0, what="concurrency back to 0")
+    finally:
+        assert p.stop() == 0
+        b.stop()
+
+
+def test_pooled_upstream_closed_by_backend_is_not_reused(tmp_path):
+    """Idle pooled connections stay registered for reading: a backend that
+    closes its idle keep-alive connections is noticed, and the next request
+    goes out on a fresh connection without an error."""
+    srv = socket.socket()
+    srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    srv.bind(("127.0.0.1", 0))
+    srv.listen(16)
+    port = srv.getsockname()[1]
+    conns = []
+
+    def serve():
+        while True:
+            try:
+                c, _ = srv.accept()
+            except OSError:
+                return
+            conns.append(c)
+            data = b""
+            while b"\r\n\r\n" not in data:
+                got = c.recv(65536)
+                if not got:
+                    break
+                data += got
+            # answer, then close the connection shortly after (idle close)
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            time.sleep(0.1)
+            c.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {APP: [("127.0.0.1", port)]})
+    try:
+        for _ in range(3):
+            r, body = p.get("/")
+            assert r.status == 200 and body == b"ok"
+            time.sleep(0.4)  # the backend has closed the pooled connection by now
+        assert len(conns) == 3
+        assert p.metric("zerowire_upstream_errors_total") == 0
+    finally:
+        assert p.stop() == 0
+        srv.close()
