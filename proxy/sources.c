@@ -17,6 +17,7 @@
 #include "yamljson.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,9 +39,11 @@ enum src_kind {
 static const char *const kind_names[K_COUNT] = {"ScaledObject", "HTTPScaledObject",
                                                 "InterceptorRoute", "EndpointSlice", "Service"};
 
-/* One parsed source object. */
+/* One parsed source object. The JSON document itself is not kept: only a
+ * ScaledObject that names an InterceptorRoute or HTTPScaledObject keeps a
+ * small skeleton of the fields linking reads (link_skeleton()). */
 struct obj {
-	json_t *json; /* owned reference */
+	json_t *json; /* owned link skeleton, or NULL */
 	struct zw_target *targets;
 	size_t n_targets;
 };
@@ -232,6 +235,68 @@ static enum src_kind classify(const json_t *o)
 
 static void schedule_rebuild(struct zw_sources *s);
 
+/* Copies member `name` of src (if present) into dst. Returns 0 or -1. */
+static int copy_member(json_t *dst, const json_t *src, const char *name)
+{
+	json_t *v = json_object_get(src, name);
+	if (!v)
+		return 0;
+	json_t *c = json_deep_copy(v);
+	return c && json_object_set_new(dst, name, c) == 0 ? 0 : -1;
+}
+
+/* For a ScaledObject that names an InterceptorRoute or HTTPScaledObject,
+ * returns a new document with only what zw_target_scaledobject_ref() and
+ * zw_target_link_scaledobject() read: metadata namespace and name,
+ * spec.scaleTargetRef, min/maxReplicaCount and the external-push triggers'
+ * type and interceptorRoute/httpScaledObject metadata. For any other
+ * object, or out of memory (*oom set), NULL. A 10,000-object source keeps
+ * no whole documents (they are most of the memory per object). */
+static json_t *link_skeleton(enum src_kind kind, const json_t *o, int *oom)
+{
+	enum zw_target_source rk;
+	const char *ref;
+	if (kind != K_SO || !zw_target_scaledobject_ref(o, &rk, &ref))
+		return NULL;
+	const json_t *md = json_object_get(o, "metadata"), *spec = json_object_get(o, "spec");
+	json_t *sk = json_object(), *smd = json_object(), *sspec = json_object(),
+	       *trigs = json_array();
+	int bad = !sk || !smd || !sspec || !trigs;
+	bad = bad || copy_member(smd, md, "namespace") < 0 || copy_member(smd, md, "name") < 0;
+	bad = bad || copy_member(sspec, spec, "scaleTargetRef") < 0 ||
+	      copy_member(sspec, spec, "minReplicaCount") < 0 ||
+	      copy_member(sspec, spec, "maxReplicaCount") < 0;
+	size_t i;
+	json_t *trig;
+	json_array_foreach(json_object_get(spec, "triggers"), i, trig)
+	{
+		if (bad)
+			break;
+		const char *type = json_string_value(json_object_get(trig, "type"));
+		if (!type || strcmp(type, "external-push") != 0)
+			continue;
+		const json_t *tmd = json_object_get(trig, "metadata");
+		json_t *t = json_object(), *nmd = json_object();
+		bad = !t || !nmd || json_object_set_new(t, "type", json_string(type)) < 0 ||
+		      copy_member(nmd, tmd, "interceptorRoute") < 0 ||
+		      copy_member(nmd, tmd, "httpScaledObject") < 0 ||
+		      json_object_set(t, "metadata", nmd) < 0 || json_array_append(trigs, t) < 0;
+		json_decref(t);
+		json_decref(nmd);
+	}
+	bad = bad || json_object_set(sspec, "triggers", trigs) < 0 ||
+	      json_object_set(sk, "metadata", smd) < 0 || json_object_set(sk, "spec", sspec) < 0;
+	json_decref(smd);
+	json_decref(sspec);
+	json_decref(trigs);
+	if (bad) {
+		json_decref(sk);
+		*oom = 1;
+		return NULL;
+	}
+	return sk;
+}
+
 /* Applies one target source object event (ADDED/MODIFIED or deleted). */
 static void target_event(struct zw_sources *s, enum src_kind kind, json_t *o, bool deleted)
 {
@@ -250,7 +315,12 @@ static void target_event(struct zw_sources *s, enum src_kind kind, json_t *o, bo
 		schedule_rebuild(s);
 		return;
 	}
-	struct obj ob = {json_incref(o), NULL, 0};
+	int oom = 0;
+	struct obj ob = {link_skeleton(kind, o, &oom), NULL, 0};
+	if (oom) {
+		zw_log(ZW_LOG_ERROR, "source_nomem", "kind=%s object=%s", kind_names[kind], key);
+		return;
+	}
 	char err[ZW_TARGET_ERRLEN] = "";
 	int rc = zw_target_parse_object(o, &ob.targets, &ob.n_targets, err);
 	if (rc == ZW_TARGET_EINVAL) {
@@ -347,7 +417,8 @@ static int links_build(const struct zw_sources *s, struct link **out, size_t *n_
 	for (size_t i = 0; i < m->n; i++) {
 		enum zw_target_source kind;
 		const char *ref, *ns = meta(m->objs[i].json, "namespace");
-		if (!ns || !zw_target_scaledobject_ref(m->objs[i].json, &kind, &ref))
+		if (!m->objs[i].json || !ns ||
+		    !zw_target_scaledobject_ref(m->objs[i].json, &kind, &ref))
 			continue;
 		v[n].key = link_key(kind, ns, ref);
 		if (!v[n].key) {
@@ -505,6 +576,8 @@ static void check_all_listed(struct zw_sources *s)
 	s->dirty = false;
 	uv_timer_stop(&s->rebuild_timer);
 	rebuild_cb(&s->rebuild_timer);
+	/* The initial lists' documents are gone: return their pages. */
+	malloc_trim(0);
 }
 
 static void watch_event(void *ud, enum zw_watch_type type, json_t *obj)
@@ -751,6 +824,9 @@ static void after_work_cb(uv_work_t *req, int status)
 	s->dirty = false;
 	uv_timer_stop(&s->rebuild_timer);
 	rebuild_cb(&s->rebuild_timer);
+	/* The parsed files were freed: give their pages back to the system
+	 * (glibc keeps freed heap otherwise; the peak is a whole file set). */
+	malloc_trim(0);
 	zw_log(ZW_LOG_INFO, "static_loaded", "targets=%zu objects=%zu", s->stats.targets,
 	       s->stats.objects);
 again:
