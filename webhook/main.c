@@ -175,6 +175,11 @@ static int review_cb(void *arg, const char *body, size_t len, struct zw_review_r
 			reply->outcome = ZW_REVIEW_UNCHANGED;
 			break;
 		}
+		if (zw_log_enabled(ZW_LOG_DEBUG))
+			zw_log(ZW_LOG_DEBUG, "review",
+			       "kind=%s outcome=%s rewrites=%u restores=%u warnings=%u",
+			       zw_mutate_kind_name(info.kind), zw_mutate_outcome_name(info.outcome),
+			       info.rewrites, info.restores, info.warnings);
 		if (info.outcome == ZW_MO_DENIED || info.outcome == ZW_MO_ERROR)
 			zw_log(ZW_LOG_INFO, "review_not_applied",
 			       "kind=%s outcome=%s reason=\"%s\"", zw_mutate_kind_name(info.kind),
