@@ -140,7 +140,7 @@ e2e: all
 	./scripts/pytest.sh e2e/tests
 
 check: setup
-	@$(MAKE) --no-print-directory format-check unit fuzz integration e2e
+	@$(MAKE) --no-print-directory format-check unit fuzz integration valgrind e2e
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null; git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 format:
