@@ -132,8 +132,8 @@ integration: all
 valgrind: all
 	ZW_PROXY_BIN=$(CURDIR)/bin/zerowire-proxy \
 	ZW_PROXY_WRAP="valgrind -q --error-exitcode=97 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect" \
-	./scripts/pytest.sh proxy/tests/proxy_test.py proxy/tests/coldstart_test.py \
-		-k "aborts or dies or warm or keepalive or no_route or probe or chunked or expect or malformed or websocket or refused or held_then or readiness or overflow or disconnect or static or spread"
+	./scripts/pytest.sh proxy/tests/proxy_test.py proxy/tests/coldstart_test.py proxy/tests/datapath_test.py \
+		-k "datapath_test or aborts or dies or warm or keepalive or no_route or probe or chunked or expect or malformed or websocket or refused or held_then or readiness or overflow or disconnect or static or spread"
 
 e2e: all
 	@$(MAKE) --no-print-directory SAN=1 tools
