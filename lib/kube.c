@@ -900,3 +900,30 @@ void zw_watch_thread_stop(struct zw_watch_thread *wt)
 	zw_watch_free(wt->w);
 	free(wt);
 }
+
+static void *stop_one(void *arg)
+{
+	zw_watch_thread_stop(arg);
+	return NULL;
+}
+
+void zw_watch_threads_stop(struct zw_watch_thread **v, size_t n)
+{
+	pthread_t *t = calloc(n ? n : 1, sizeof(*t));
+	unsigned char *started = calloc(n ? n : 1, 1);
+
+	for (size_t i = 0; i < n; i++) {
+		if (v[i] == NULL)
+			continue;
+		if (t != NULL && started != NULL &&
+		    pthread_create(&t[i], NULL, stop_one, v[i]) == 0)
+			started[i] = 1;
+		else
+			zw_watch_thread_stop(v[i]);
+	}
+	for (size_t i = 0; t != NULL && started != NULL && i < n; i++)
+		if (started[i])
+			pthread_join(t[i], NULL);
+	free(t);
+	free(started);
+}

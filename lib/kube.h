@@ -249,4 +249,10 @@ int zw_watch_thread_start(struct zw_kube *k, const struct zw_watch_spec *spec,
  * called from the watch's own callbacks. NULL is ignored. */
 void zw_watch_thread_stop(struct zw_watch_thread *wt);
 
+/* Stops n watch threads (NULL entries skipped) in parallel, since each may
+ * take up to about a second to abort its request; falls back to one at a
+ * time when a helper thread cannot be started. Frees each; the array itself
+ * stays the caller's. */
+void zw_watch_threads_stop(struct zw_watch_thread **v, size_t n);
+
 #endif

@@ -1157,35 +1157,6 @@ static void *reconcile_main(void *arg)
 	return NULL;
 }
 
-static void *stop_one(void *arg)
-{
-	zw_watch_thread_stop(arg);
-	return NULL;
-}
-
-/* Stops n watch threads (NULL entries skipped) in parallel: each may take
- * up to about a second to abort its request. Falls back to one by one. */
-static void stop_watches(struct zw_watch_thread **v, size_t n)
-{
-	pthread_t *t = calloc(n ? n : 1, sizeof(*t));
-	unsigned char *started = calloc(n ? n : 1, 1);
-
-	for (size_t i = 0; i < n; i++) {
-		if (v[i] == NULL)
-			continue;
-		if (t != NULL && started != NULL &&
-		    pthread_create(&t[i], NULL, stop_one, v[i]) == 0)
-			started[i] = 1;
-		else
-			zw_watch_thread_stop(v[i]);
-	}
-	for (size_t i = 0; t != NULL && started != NULL && i < n; i++)
-		if (started[i])
-			pthread_join(t[i], NULL);
-	free(t);
-	free(started);
-}
-
 int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcile **out)
 {
 	struct zw_reconcile *r;
@@ -1272,7 +1243,7 @@ void zw_reconcile_stop(struct zw_reconcile *r)
 				zw_watch_thread_stop(r->watches[i].thread);
 		}
 		if (threads != NULL)
-			stop_watches(threads, n);
+			zw_watch_threads_stop(threads, n);
 		free(threads);
 		for (size_t i = 0; i < n; i++) {
 			json_decref(r->watches[i].objs);

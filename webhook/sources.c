@@ -113,35 +113,6 @@ static void on_status(void *ud, const struct zw_watch_status *st)
 	}
 }
 
-static void *stop_one(void *arg)
-{
-	zw_watch_thread_stop(arg);
-	return NULL;
-}
-
-/* Stops n watch threads (NULL entries skipped) in parallel: each may take
- * up to about a second to abort its request. Falls back to one by one. */
-static void stop_watches(struct zw_watch_thread **v, size_t n)
-{
-	pthread_t *t = calloc(n ? n : 1, sizeof(*t));
-	unsigned char *started = calloc(n ? n : 1, 1);
-
-	for (size_t i = 0; i < n; i++) {
-		if (v[i] == NULL)
-			continue;
-		if (t != NULL && started != NULL &&
-		    pthread_create(&t[i], NULL, stop_one, v[i]) == 0)
-			started[i] = 1;
-		else
-			zw_watch_thread_stop(v[i]);
-	}
-	for (size_t i = 0; t != NULL && started != NULL && i < n; i++)
-		if (started[i])
-			pthread_join(t[i], NULL);
-	free(t);
-	free(started);
-}
-
 int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **out)
 {
 	struct zw_sources *s;
@@ -221,7 +192,7 @@ void zw_sources_stop(struct zw_sources *s)
 			zw_watch_thread_stop(s->watches[i].thread);
 	}
 	if (threads != NULL)
-		stop_watches(threads, s->n_alloc);
+		zw_watch_threads_stop(threads, s->n_alloc);
 	free(threads);
 	for (size_t i = 0; s->watches != NULL && i < s->n_alloc; i++)
 		free(s->watches[i].namespace);
