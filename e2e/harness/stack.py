@@ -167,11 +167,6 @@ class Stack:
                 except Exception as e:  # noqa: BLE001 - keep tearing down
                     problems.append("%s stand-in stop: %s" % (attr, e))
                 setattr(self, attr, None)
-        if self.installed:
-            r = self.helm("uninstall", self.release, "-n", self.namespace, check=False)
-            if r.returncode != 0:
-                problems.append("helm uninstall: " + r.stderr.strip())
-            self.installed = False
         for name in ("proxy", "webhook"):
             p = self.procs.pop(name, None)
             if p is None:
@@ -191,6 +186,12 @@ class Stack:
                 if bad in text:
                     problems.append("%s log has %r:\n%s" % (name, bad, text[-4000:]))
                     break
+        # The chart (and with it the processes' RBAC) goes only after they stopped.
+        if self.installed:
+            r = self.helm("uninstall", self.release, "-n", self.namespace, check=False)
+            if r.returncode != 0:
+                problems.append("helm uninstall: " + r.stderr.strip())
+            self.installed = False
         return problems
 
     def __enter__(self):
