@@ -386,14 +386,21 @@ static void set_leading(struct zw_reconcile *r, int on)
 	}
 }
 
-/* One election step: create, renew or take over the Lease. */
-static void lease_step(struct zw_reconcile *r)
+/* The reconciler's Lease. */
+static struct zw_kube_ref lease_ref(const struct zw_reconcile *r)
 {
 	struct zw_kube_ref ref = {.group = "coordination.k8s.io",
 	                          .version = "v1",
 	                          .resource = "leases",
 	                          .namespace = r->cfg.lease_namespace,
 	                          .name = r->cfg.lease_name};
+	return ref;
+}
+
+/* One election step: create, renew or take over the Lease. */
+static void lease_step(struct zw_reconcile *r)
+{
+	struct zw_kube_ref ref = lease_ref(r);
 	struct zw_kube_error err;
 	json_t *cur = NULL, *body = NULL;
 	long long now = now_ms();
@@ -461,11 +468,7 @@ out:
 
 static void lease_release(struct zw_reconcile *r)
 {
-	struct zw_kube_ref ref = {.group = "coordination.k8s.io",
-	                          .version = "v1",
-	                          .resource = "leases",
-	                          .namespace = r->cfg.lease_namespace,
-	                          .name = r->cfg.lease_name};
+	struct zw_kube_ref ref = lease_ref(r);
 	struct zw_kube_error err;
 	json_t *cur = NULL, *body = NULL;
 
