@@ -268,6 +268,11 @@ static void handle(struct hconn *c, const char *method, char *target, const char
 	const char *ctype = "text/plain";
 	int rc;
 
+	/* Once stopping, the scaler may already be freed: answer nothing from it. */
+	if (!g.scaler) {
+		respond(c, 503, "text/plain", "stopping", 8);
+		return;
+	}
 	if (strncmp(target, "/test/", 6) == 0) {
 		struct tgt *t;
 		json_t *doc;
@@ -455,11 +460,15 @@ static void on_scaler_stopped(void *arg)
 
 static void on_signal(uv_signal_t *h, int sig)
 {
+	struct zw_scaler *sc;
+
 	(void)h;
 	(void)sig;
 	uv_signal_stop(&g.sigterm);
 	uv_signal_stop(&g.sigint);
-	zw_scaler_stop(g.scaler, on_scaler_stopped, NULL);
+	sc = g.scaler;
+	g.scaler = NULL;
+	zw_scaler_stop(sc, on_scaler_stopped, NULL);
 }
 
 int main(int argc, char **argv)
