@@ -49,6 +49,8 @@ static const char usage_text[] =
         "  --connect-retry-budget DUR    total time for attempts (default 5s)\n"
         "  --response-header-timeout DUR time to the response head (default 5m) -> 504\n"
         "  --upstream-idle-timeout DUR   pooled keep-alive connection (default 60s)\n"
+        "  --stream-idle-timeout DUR     no byte either way on a response being streamed\n"
+        "                                or a tunnel: close both sides (default 5m; 0: off)\n"
         "  --max-idle-per-endpoint N     pooled connections per endpoint and worker (default 64)\n"
         "Cold start (targets may override):\n"
         "  --readiness-timeout DUR       wait for a ready endpoint (default 5m)\n"
@@ -88,6 +90,7 @@ void zw_proxy_config_defaults(struct zw_proxy_config *cfg)
 	cfg->connect_retry_budget_ms = 5000;
 	cfg->response_header_timeout_ms = 300000;
 	cfg->upstream_idle_timeout_ms = 60000;
+	cfg->stream_idle_timeout_ms = 300000;
 	cfg->max_idle_per_endpoint = 64;
 	cfg->readiness_timeout_ms = 300000;
 	cfg->max_held = 1000;
@@ -135,6 +138,7 @@ static const struct flag flags[] = {
         F("--connect-retry-budget", K_DUR, connect_retry_budget_ms, 0, 3600000),
         F("--response-header-timeout", K_DUR, response_header_timeout_ms, 1, 86400000),
         F("--upstream-idle-timeout", K_DUR, upstream_idle_timeout_ms, 1, 86400000),
+        F("--stream-idle-timeout", K_DUR, stream_idle_timeout_ms, 0, 86400000),
         F("--max-idle-per-endpoint", K_SIZE, max_idle_per_endpoint, 0, 100000),
         F("--readiness-timeout", K_DUR, readiness_timeout_ms, 1, 86400000),
         F("--max-held", K_U32, max_held, 1, 10000000),

@@ -47,6 +47,7 @@ struct zw_proxy_config {
 	uint64_t connect_retry_budget_ms;    /* --connect-retry-budget, default 5s in all */
 	uint64_t response_header_timeout_ms; /* --response-header-timeout, default 5m */
 	uint64_t upstream_idle_timeout_ms;   /* --upstream-idle-timeout, default 60s */
+	uint64_t stream_idle_timeout_ms;     /* --stream-idle-timeout, default 5m; 0 = none */
 	size_t max_idle_per_endpoint;        /* --max-idle-per-endpoint, default 64 per worker */
 
 	/* Cold start (targets may override). */

@@ -10,9 +10,10 @@ static const double le[ZW_METRICS_N_LE] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.
                                            0.1,   0.25,   0.5,   1,    2.5,   10};
 
 static const char *const ev_names[ZW_EV_COUNT] = {
-        "zerowire_cold_starts_total",         "zerowire_readiness_timeouts_total",
-        "zerowire_overflow_rejections_total", "zerowire_upstream_errors_total",
-        "zerowire_upstream_timeouts_total",   "zerowire_healthchecks_total",
+        "zerowire_cold_starts_total",          "zerowire_readiness_timeouts_total",
+        "zerowire_overflow_rejections_total",  "zerowire_upstream_errors_total",
+        "zerowire_upstream_timeouts_total",    "zerowire_healthchecks_total",
+        "zerowire_stream_idle_timeouts_total",
 };
 
 static const char *const ev_help[ZW_EV_COUNT] = {
@@ -22,6 +23,7 @@ static const char *const ev_help[ZW_EV_COUNT] = {
         "Upstream connections refused or reset, or invalid responses.",
         "Upstream connect or response-header timeouts.",
         "Health checks answered by the proxy.",
+        "Streamed responses or tunnels closed after the stream idle timeout.",
 };
 
 struct zw_metrics_target {

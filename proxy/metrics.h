@@ -23,12 +23,13 @@
 #define ZW_METRICS_N_LE        12
 
 enum zw_metric_event {
-	ZW_EV_COLD_START = 0,    /* a request found no ready endpoint */
-	ZW_EV_READINESS_TIMEOUT, /* a held request timed out */
-	ZW_EV_OVERFLOW,          /* a request was rejected: too many held */
-	ZW_EV_UPSTREAM_ERROR,    /* refused / reset / bad response */
-	ZW_EV_UPSTREAM_TIMEOUT,  /* connect or response-header timeout */
-	ZW_EV_HEALTHCHECK,       /* answered by the proxy */
+	ZW_EV_COLD_START = 0,      /* a request found no ready endpoint */
+	ZW_EV_READINESS_TIMEOUT,   /* a held request timed out */
+	ZW_EV_OVERFLOW,            /* a request was rejected: too many held */
+	ZW_EV_UPSTREAM_ERROR,      /* refused / reset / bad response */
+	ZW_EV_UPSTREAM_TIMEOUT,    /* connect or response-header timeout */
+	ZW_EV_HEALTHCHECK,         /* answered by the proxy */
+	ZW_EV_STREAM_IDLE_TIMEOUT, /* a streamed response or tunnel went idle */
 	ZW_EV_COUNT,
 };
 

@@ -102,6 +102,8 @@ struct conn {
 	int status;
 	int retried;
 	uint64_t body_sent;
+	int idle_armed;   /* c->timer is the stream idle timer */
+	uint64_t last_io; /* loop time of the last byte moved while streaming */
 };
 
 struct worker {
@@ -395,6 +397,7 @@ static void client_write_cb(uv_write_t *req, int status)
 		conn_close(c);
 		return;
 	}
+	c->last_io = uv_now(&c->w->loop);
 	conn_maybe_close_flushed(c);
 	if (c->closed)
 		return;
@@ -419,6 +422,7 @@ static void up_write_cb(uv_write_t *req, int status)
 		 * it (EOF/reset) and decides between 502 and closing. */
 		return;
 	}
+	c->last_io = uv_now(&c->w->loop);
 	conn_maybe_close_flushed(c);
 	if (c->closed || !c->up)
 		return;
@@ -563,6 +567,7 @@ static void next_request(struct conn *c)
 	c->req_done = c->resp_started = c->resp_done = c->resp_close = 0;
 	c->up_reusable = c->status = c->retried = 0;
 	c->body_sent = 0;
+	c->idle_armed = 0;
 	c->start_ms = 0;
 	c->deadline = 0;
 	c->got_bytes = 0;
@@ -645,6 +650,42 @@ static void on_timer_header(uv_timer_t *t)
 
 static void respond_upstream_failure(struct conn *c, int status, const char *why);
 static void placeholder_response(struct conn *c);
+
+static int streaming(const struct conn *c)
+{
+	return (c->state == S_PROXY && c->resp_started && !c->resp_done) || c->state == S_TUNNEL;
+}
+
+static void on_timer_stream_idle(uv_timer_t *t)
+{
+	struct conn *c = t->data;
+	uint64_t to = c->w->s->d.cfg->stream_idle_timeout_ms;
+	uint64_t now = uv_now(&c->w->loop);
+	if (!c->idle_armed || !streaming(c))
+		return;
+	if (now - c->last_io < to) {
+		uv_timer_start(&c->timer, on_timer_stream_idle, to - (now - c->last_io), 0);
+		return;
+	}
+	/* The response head is out: nothing can be said to the client any
+	 * more, so both sides are closed (a truncated body shows as such). */
+	zw_log(ZW_LOG_INFO, "stream_idle_timeout", "target=%s idle_ms=%llu tunnel=%d",
+	       c->key ? c->key : "-", (unsigned long long)(now - c->last_io), c->state == S_TUNNEL);
+	zw_metrics_event(&c->w->metrics, c->key, ZW_EV_STREAM_IDLE_TIMEOUT);
+	conn_close(c);
+}
+
+/* Arms the stream idle timer once per exchange; later bytes only move
+ * c->last_io (no timer work per read). */
+static void stream_idle_arm(struct conn *c)
+{
+	uint64_t to = c->w->s->d.cfg->stream_idle_timeout_ms;
+	c->last_io = uv_now(&c->w->loop);
+	if (c->idle_armed || to == 0)
+		return;
+	c->idle_armed = 1;
+	uv_timer_start(&c->timer, on_timer_stream_idle, to, 0);
+}
 
 /* Clamps a timer of `ms` to the request's deadline (target
  * requestTimeout), if it has one. */
@@ -1178,6 +1219,8 @@ static void start_tunnel(struct conn *c, const char *rest, size_t rest_len)
 {
 	c->state = S_TUNNEL;
 	uv_timer_stop(&c->timer);
+	c->idle_armed = 0;
+	stream_idle_arm(c);
 	if (rest_len && send_bytes(c, 0, rest, rest_len) < 0) {
 		conn_close(c);
 		return;
@@ -1299,6 +1342,7 @@ static void up_read_cb(struct zw_upstream *u, ssize_t nread, const char *rdata)
 	}
 	const char *data = rdata;
 	size_t len = (size_t)nread;
+	c->last_io = uv_now(&c->w->loop);
 	if (c->state == S_TUNNEL) {
 		if (send_bytes(c, 0, data, len) < 0) {
 			conn_close(c);
@@ -1353,6 +1397,7 @@ static void up_read_cb(struct zw_upstream *u, ssize_t nread, const char *rdata)
 		}
 		break;
 	}
+	stream_idle_arm(c);
 	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0)
 		up_read_pause(c);
 }
@@ -1613,6 +1658,7 @@ static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	size_t len = (size_t)nread;
+	c->last_io = uv_now(&c->w->loop);
 	switch (c->state) {
 	case S_HEAD:
 		conn_feed_head(c, buf->base, len);

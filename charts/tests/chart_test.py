@@ -29,6 +29,8 @@ VALUE_SETS = [
     ["--set", "proxy.limits.maxHeaderBytes=32768", "--set", "proxy.coldStart.readinessTimeout=30s",
      "--set", "proxy.upstream.connectTimeout=1s", "--set", "proxy.shutdown.drainTimeout=10s"],
     ["--set", "webhook.failurePolicy=Fail", "--set", "webhook.timeoutSeconds=10"],
+    ["--set", "proxy.upstream.streamIdleTimeout=30m"],
+    ["--set-string", "proxy.upstream.streamIdleTimeout=0"],
 ]
 
 
@@ -146,6 +148,7 @@ def test_rbac_is_least_privilege():
     ["--set", "webhook.certMode=manual"],
     ["--set", "proxy.ports.http=70000"],
     ["--set", "proxy.coldStart.readinessTimeout=soon"],
+    ["--set", "proxy.upstream.streamIdleTimeout=never"],
     ["--set", "webhook.url=http://insecure/mutate"],
 ])
 def test_schema_rejects_bad_values(bad):
