@@ -27,6 +27,12 @@
 
 #define ZW_TARGET_ERRLEN 512
 
+/* Request header naming the Service ("<namespace>/<name>") a rewritten
+ * destination pointed at. The webhook sets it on destinations of a traffic
+ * split between scaled Services (per-destination header filters), and the
+ * proxy uses it to pick among targets that match a request equally. */
+#define ZW_SERVICE_HEADER "x-zerowire-service"
+
 /* Limits (additions by the target module; see docs/target-model.md). Input
  * beyond a limit is rejected with ZW_TARGET_EINVAL and a message. */
 #define ZW_TARGET_MAX_LIST    1024    /* hosts, paths, headers, rules, static routes per list */

@@ -1,6 +1,8 @@
 /* HTTP/1.1 head parsing, limits and rewriting (see http1.h). */
 #include "http1.h"
 
+#include "target.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,7 +422,8 @@ static int add_codings(struct zw_obuf *out, const struct zw_http_head *h)
 int zw_http_build_request(struct zw_obuf *out, const llhttp_t *p, const struct zw_http_head *h,
                           const struct zw_fwd_info *info)
 {
-	static const char *const skip[] = {"x-forwarded-for", NULL};
+	/* The split header is for the proxy's routing only. */
+	static const char *const skip[] = {"x-forwarded-for", ZW_SERVICE_HEADER, NULL};
 	const char *method = llhttp_method_name((llhttp_method_t)p->method);
 	/* An HTTP/1.0 client cannot take a chunked response: ask the upstream
 	 * in HTTP/1.0 too, so it delimits the body by length or by closing. */

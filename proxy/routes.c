@@ -598,13 +598,24 @@ static int headers_match(const struct zw_route_rule *r, const struct zw_route_he
 	return 1;
 }
 
+/* True when t's Service is "<namespace>/<name>" as given (v, vl bytes). */
+static int is_service(const struct zw_target *t, const char *v, size_t vl)
+{
+	if (!t->service.namespace || !t->service.name)
+		return 0;
+	size_t nl = strlen(t->service.namespace);
+	return vl == nl + 1 + strlen(t->service.name) && memcmp(v, t->service.namespace, nl) == 0 &&
+	       v[nl] == '/' && memcmp(v + nl + 1, t->service.name, vl - nl - 1) == 0;
+}
+
 /* Tries one host node: candidates of the path from longest to shortest.
  * Returns 1 on a match (out filled), 0 otherwise; *stage records how far
  * it got (ZW_ROUTE_MISS_PATH / _HEADERS). */
 static int try_node(const struct zw_route_table *t, uint32_t node, const char *path, size_t plen,
-                    const struct zw_route_headers *h, struct zw_route_match *out,
+                    const struct zw_route_request *req, struct zw_route_match *out,
                     enum zw_route_miss *stage)
 {
+	const struct zw_route_headers *h = &req->headers;
 	size_t maxp = t->nodes[node].max_prefix;
 	if (*stage < ZW_ROUTE_MISS_PATH)
 		*stage = ZW_ROUTE_MISS_PATH;
@@ -619,18 +630,29 @@ static int try_node(const struct zw_route_table *t, uint32_t node, const char *p
 			const struct hent *he = hmap_find(&t->paths, node, path, cl);
 			if (he) {
 				const struct slot *s = &t->slots[he->value];
+				const struct entry *found = NULL;
 				*stage = ZW_ROUTE_MISS_HEADERS;
 				for (uint32_t i = 0; i < s->count; i++) {
 					const struct entry *e = &t->entries[s->first + i];
 					if (!headers_match(e->r, h))
 						continue;
-					out->target = &t->targets[e->target];
-					out->index = e->target;
-					out->key = t->keys[e->target];
-					out->host = e->host;
-					out->prefix = e->prefix;
-					out->rule = e->rule;
-					out->static_route = e->static_route;
+					if (!found)
+						found = e;
+					if (!req->service ||
+					    is_service(&t->targets[e->target], req->service,
+					               req->service_len)) {
+						found = e;
+						break;
+					}
+				}
+				if (found) {
+					out->target = &t->targets[found->target];
+					out->index = found->target;
+					out->key = t->keys[found->target];
+					out->host = found->host;
+					out->prefix = found->prefix;
+					out->rule = found->rule;
+					out->static_route = found->static_route;
 					out->miss = ZW_ROUTE_MISS_NONE;
 					return 1;
 				}
@@ -689,7 +711,7 @@ int zw_route_lookup(const struct zw_route_table *t, const struct zw_route_reques
 	long hl = req->host ? host_norm(req->host, req->host_len, host, sizeof(host)) : -1;
 	if (hl > 0) {
 		const struct hent *he = hmap_find(&t->hosts, 0, host, (size_t)hl);
-		if (he && try_node(t, he->value, path, plen, &req->headers, out, &stage))
+		if (he && try_node(t, he->value, path, plen, req, out, &stage))
 			return ZW_ROUTE_OK;
 		/* wildcard suffixes, most specific first */
 		for (long i = 0; i < hl; i++) {
@@ -700,12 +722,11 @@ int zw_route_lookup(const struct zw_route_table *t, const struct zw_route_reques
 			if (!sl)
 				break;
 			he = hmap_find(&t->hosts, WILDCARD_SPACE, suf, sl);
-			if (he && try_node(t, he->value, path, plen, &req->headers, out, &stage))
+			if (he && try_node(t, he->value, path, plen, req, out, &stage))
 				return ZW_ROUTE_OK;
 		}
 	}
-	if (t->catchall != NODE_NONE &&
-	    try_node(t, t->catchall, path, plen, &req->headers, out, &stage))
+	if (t->catchall != NODE_NONE && try_node(t, t->catchall, path, plen, req, out, &stage))
 		return ZW_ROUTE_OK;
 	out->miss = stage;
 	return ZW_ROUTE_ENOMATCH;

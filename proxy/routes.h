@@ -82,6 +82,10 @@ struct zw_route_request {
 	const char *path; /* request-target; NULL or empty = "/" */
 	size_t path_len;
 	struct zw_route_headers headers;
+	/* ZW_SERVICE_HEADER value ("<namespace>/<name>") or NULL: among the
+	 * targets that match equally well, the one of that Service wins. */
+	const char *service;
+	size_t service_len;
 };
 
 /* Result of a lookup. Pointers are owned by the table and valid while the

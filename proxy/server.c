@@ -1499,6 +1499,7 @@ static void dispatch(struct conn *c)
 	        .path_len = h->url_len,
 	        .headers = {.get = route_header, .ctx = h},
 	};
+	rq.service = zw_http_find(h, ZW_SERVICE_HEADER, &rq.service_len);
 	struct zw_route_match m;
 	if (!wt || zw_route_lookup(wt->table, &rq, &m) != ZW_ROUTE_OK) {
 		char hb[256], body[1024];

@@ -530,3 +530,32 @@ def test_bodies_avoid_stale_pooled_connections(tmp_path, backend):
         assert json.loads(p.get("/headers")[1])["peer"] in (a, fresh)  # GET reuses old ones
     finally:
         assert p.stop() == 0
+
+
+def test_split_header_picks_the_service_and_is_not_forwarded(tmp_path):
+    """Two targets for the same host (a canary split the gateway makes):
+    X-Zerowire-Service picks the target of that Service, the header does
+    not reach the backend, and without it the usual tie-break applies."""
+    v1 = Backend("127.0.0.1", name="v1")
+    v2 = Backend("127.0.0.2", port=v1.port, name="v2")
+    p = Proxy(tmp_path, [scaledobject("stable", "app-v1", 80, hosts="shop.test"),
+                         scaledobject("canary", "app-v2", 80, hosts="shop.test")],
+              {"default/app-v1": [(v1.ip, v1.port)], "default/app-v2": [(v2.ip, v2.port)]})
+    try:
+        for svc, want in (("default/app-v1", "v1"), ("default/app-v2", "v2")):
+            for _ in range(3):
+                r, body = p.get("/headers", host="shop.test", headers={"X-Zerowire-Service": svc})
+                assert r.status == 200
+                seen = json.loads(body)
+                assert seen["server"] == want, (svc, seen)
+                assert not [h for h in seen["headers"] if h[0].lower() == "x-zerowire-service"], seen
+        # Without the header (or naming another Service) one target takes all.
+        servers = {json.loads(p.get("/headers", host="shop.test", headers=h)[1])["server"]
+                   for h in ({}, {"X-Zerowire-Service": "default/nope"}) for _ in range(3)}
+        assert len(servers) == 1, servers
+        counts = sorted(p.metric("zerowire_requests_total", target=t) for t in ("canary/0", "stable/0"))
+        assert counts == [3, 9], counts
+    finally:
+        assert p.stop() == 0
+        v1.stop()
+        v2.stop()

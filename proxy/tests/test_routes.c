@@ -131,6 +131,9 @@ static int route(const struct zw_route_table *t, const char *host, const char *p
 	        .path_len = path ? strlen(path) : 0,
 	        .headers = {h ? hdr_get : NULL, h},
 	};
+	const char *v = NULL;
+	if (h && hdr_get(h, ZW_SERVICE_HEADER, strlen(ZW_SERVICE_HEADER), 0, &v, &req.service_len))
+		req.service = v;
 	return zw_route_lookup(t, &req, m);
 }
 
@@ -208,6 +211,15 @@ static int run_case_file(const char *path)
 					t->trigger_index = atoi(tok[i] + 8);
 				else if (strcmp(tok[i], "norules") == 0)
 					norules = true;
+				else if (strncmp(tok[i], "service=", 8) == 0) {
+					const char *sl = strchr(tok[i] + 8, '/');
+					assert_non_null(sl);
+					free(t->service.namespace);
+					free(t->service.name);
+					t->service.namespace =
+					        strndup(tok[i] + 8, (size_t)(sl - tok[i] - 8));
+					t->service.name = strdup(sl + 1);
+				}
 			}
 			if (!norules)
 				target_add_rule(t, tok + 2, n - 2);
@@ -361,7 +373,10 @@ static double time_lookups(const struct zw_route_table *t, size_t spread, size_t
 	double t0 = now_s();
 	for (size_t i = 0; i < iters; i++) {
 		const char *h = hosts[i % nh];
-		struct zw_route_request req = {h, strlen(h), "/api/v1/items/42?x=1", 20, {0}};
+		struct zw_route_request req = {.host = h,
+		                               .host_len = strlen(h),
+		                               .path = "/api/v1/items/42?x=1",
+		                               .path_len = 20};
 		int rc = zw_route_lookup(t, &req, &m);
 		if (rc != 0 || m.index >= zw_route_table_count(t))
 			fail_msg("lookup %s failed", h);

@@ -206,7 +206,8 @@ static const char *route_key(struct fx *f, const char *host, const char *path)
 {
 	static char buf[256];
 	struct zw_route_table *t = zw_route_current_acquire(&f->cur);
-	struct zw_route_request req = {host, strlen(host), path, strlen(path), {0}};
+	struct zw_route_request req = {
+	        .host = host, .host_len = strlen(host), .path = path, .path_len = strlen(path)};
 	struct zw_route_match m;
 	if (zw_route_lookup(t, &req, &m) == 0)
 		snprintf(buf, sizeof(buf), "%s", m.key);
