@@ -78,6 +78,10 @@ static const char usage[] =
         "                             grpcroute,virtualservice,gloo (default all)\n"
         "  --handwired-hosts LIST     Service FQDNs that already mean \"the proxy\"\n"
         "  --mesh-virtualservices     also rewrite mesh-bound Istio VirtualServices\n"
+        "  --split-header=BOOL        on routes that split traffic between scaled\n"
+        "                             Services, make each destination set header\n"
+        "                             X-Zerowire-Service so the proxy keeps the split\n"
+        "                             (default true)\n"
         "\n"
         "Reconciler:\n"
         "  --reconcile=false          do not run the reconciler\n"
@@ -138,6 +142,7 @@ struct flags {
 	int mesh_vs;
 	int reconcile;
 	int leader_elect;
+	int split_header;
 };
 
 static int review_cb(void *arg, const char *body, size_t len, struct zw_review_reply *reply)
@@ -366,6 +371,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 	        {"mesh-virtualservices", offsetof(struct flags, mesh_vs)},
 	        {"reconcile", offsetof(struct flags, reconcile)},
 	        {"leader-elect", offsetof(struct flags, leader_elect)},
+	        {"split-header", offsetof(struct flags, split_header)},
 	};
 
 	for (int i = 1; i < argc; i++) {
@@ -565,6 +571,7 @@ int main(int argc, char **argv)
 	        .proxy_port = 0,
 	        .reconcile = 1,
 	        .leader_elect = 1,
+	        .split_header = 1,
 	};
 	struct app a;
 	struct zw_server_config scfg;
@@ -637,6 +644,7 @@ int main(int argc, char **argv)
 	if (f.cluster_domain != NULL)
 		a.mcfg.cluster_domain = f.cluster_domain;
 	a.mcfg.autowire_mesh_virtualservices = f.mesh_vs != 0;
+	a.mcfg.split_header = f.split_header != 0;
 	if (f.kinds != NULL) {
 		unsigned kinds;
 		if (zw_autowire_parse(f.kinds, &kinds) < 0 || kinds == 0) {

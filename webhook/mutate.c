@@ -23,6 +23,7 @@ void zw_mutate_config_defaults(struct zw_mutate_config *cfg)
 	cfg->alias_service = "zerowire-proxy";
 	cfg->cluster_domain = "cluster.local";
 	cfg->enabled_kinds = ZW_AW_ALL;
+	cfg->split_header = true;
 }
 
 static const char *const kind_names[ZW_MK_COUNT] = {
@@ -299,19 +300,21 @@ static int mutate_route(const json_t *obj, const char *ns, const struct zw_regis
 		rc = 0;
 		goto out;
 	}
-	/* Count what changed compared with the records admitted. */
+	/* Count what changed compared with the records admitted (destinations:
+	 * a split header's record of its own is not one). */
 	size_t i;
 	json_t *rec;
 	json_array_foreach(records, i, rec)
 	{
 		const json_t *prev =
 		        find_by_path(applied, json_string_value(json_object_get(rec, "path")));
-		if (!prev || !json_equal((json_t *)prev, rec))
+		if (!zw_rewrite_is_hint(rec) && (!prev || !json_equal((json_t *)prev, rec)))
 			info->rewrites++;
 	}
 	json_array_foreach(applied, i, rec)
 	{
-		if (!find_by_path(records, json_string_value(json_object_get(rec, "path"))))
+		if (!zw_rewrite_is_hint(rec) &&
+		    !find_by_path(records, json_string_value(json_object_get(rec, "path"))))
 			info->restores++;
 	}
 	r = write_records(desired, records, raw, old, invalid);

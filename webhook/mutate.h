@@ -45,6 +45,8 @@ struct zw_mutate_config {
 	bool autowire_mesh_virtualservices; /* also rewrite mesh-bound Istio VSs and
 	                                        GAMMA routes (parentRefs all Services) */
 	unsigned enabled_kinds;             /* enum zw_autowire bits, default ZW_AW_ALL */
+	bool split_header;                  /* traffic splits between scaled Services: set
+	                                       ZW_SERVICE_HEADER per destination, default true */
 	/* Further names that mean "already at the proxy" (hand-wired routes):
 	 * Service FQDNs such as
 	 * "keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local". */

@@ -383,6 +383,155 @@ static void collect(struct zw_rewrite *rw, const char *ns, const char *name)
 		rw->nomem = true;
 }
 
+/* Returns the child object `key` of o, created empty when absent or not an
+ * object; NULL on ENOMEM. */
+static json_t *child_object(json_t *o, const char *key)
+{
+	json_t *c = json_object_get(o, key);
+	if (json_is_object(c))
+		return c;
+	c = json_object();
+	return c && json_object_set_new(o, key, c) == 0 ? c : NULL;
+}
+
+/* Gateway API backendRef filters (a copy of `filters`, may be NULL) whose
+ * RequestHeaderModifier also sets ZW_SERVICE_HEADER to value. The filter
+ * type may appear once per backendRef, so an existing one is extended. */
+static json_t *gateway_hint(const json_t *filters, const char *value)
+{
+	json_t *out = json_is_array(filters) ? json_deep_copy(filters) : json_array();
+	json_t *f, *mod = NULL, *set;
+	size_t i;
+	if (!out)
+		return NULL;
+	json_array_foreach(out, i, f)
+	{
+		const char *type = str(f, "type");
+		if (type && strcmp(type, "RequestHeaderModifier") == 0) {
+			mod = f;
+			break;
+		}
+	}
+	if (!mod && ((mod = json_pack("{s:s}", "type", "RequestHeaderModifier")) == NULL ||
+	             json_array_append_new(out, mod)))
+		goto fail;
+	json_t *rhm = child_object(mod, "requestHeaderModifier");
+	if (!rhm)
+		goto fail;
+	set = json_object_get(rhm, "set");
+	if (!json_is_array(set) &&
+	    ((set = json_array()) == NULL || json_object_set_new(rhm, "set", set)))
+		goto fail;
+	for (i = json_array_size(set); i-- > 0;) {
+		const char *n = str(json_array_get(set, i), "name");
+		if (n && strcasecmp(n, ZW_SERVICE_HEADER) == 0)
+			json_array_remove(set, i);
+	}
+	if (json_array_append_new(
+	            set, json_pack("{s:s, s:s}", "name", ZW_SERVICE_HEADER, "value", value)))
+		goto fail;
+	return out;
+fail:
+	json_decref(out);
+	return NULL;
+}
+
+/* Istio HTTPRouteDestination headers (a copy of `headers`, may be NULL)
+ * with request.set[ZW_SERVICE_HEADER] = value. */
+static json_t *istio_hint(const json_t *headers, const char *value)
+{
+	json_t *out = json_is_object(headers) ? json_deep_copy(headers) : json_object();
+	json_t *set = out ? child_object(child_object(out, "request"), "set") : NULL;
+	if (!set || json_object_set_new(set, ZW_SERVICE_HEADER, json_string(value))) {
+		json_decref(out);
+		return NULL;
+	}
+	return out;
+}
+
+/* Gloo Edge WeightedDestination options (a copy, may be NULL) whose
+ * headerManipulation adds ZW_SERVICE_HEADER = value, replacing the
+ * client's. */
+static json_t *gloo_hint(const json_t *options, const char *value)
+{
+	json_t *out = json_is_object(options) ? json_deep_copy(options) : json_object();
+	json_t *hm = out ? child_object(out, "headerManipulation") : NULL;
+	json_t *add = json_object_get(hm, "requestHeadersToAdd");
+	size_t i;
+	if (!hm)
+		goto fail;
+	if (!json_is_array(add) &&
+	    ((add = json_array()) == NULL || json_object_set_new(hm, "requestHeadersToAdd", add)))
+		goto fail;
+	for (i = json_array_size(add); i-- > 0;) {
+		const char *k = str(json_object_get(json_array_get(add, i), "header"), "key");
+		if (k && strcasecmp(k, ZW_SERVICE_HEADER) == 0)
+			json_array_remove(add, i);
+	}
+	if (json_array_append_new(add, json_pack("{s:{s:s, s:s}, s:b}", "header", "key",
+	                                         ZW_SERVICE_HEADER, "value", value, "append", 0)))
+		goto fail;
+	return out;
+fail:
+	json_decref(out);
+	return NULL;
+}
+
+bool zw_rewrite_is_hint(const json_t *rec)
+{
+	const json_t *w = json_object_get(rec, "written");
+	return json_object_size(w) == 1 &&
+	       (json_object_get(w, "headers") || json_object_get(w, "options"));
+}
+
+/* Sets the split header for destination d at rw->hint_container: the
+ * changed field goes into (original, written) when that is the
+ * destination's own container, else into a record of its own appended to
+ * rw->records. Returns 0 or -1 on ENOMEM. */
+static int add_hint(struct zw_rewrite *rw, json_t *container, const struct dest *d,
+                    json_t *original, json_t *written)
+{
+	char value[2 * NAME_MAX_LEN + 2];
+	const char *key;
+	json_t *cur, *hv, *rec;
+	snprintf(value, sizeof(value), "%s/%s", d->ns, d->name);
+	switch (rw->kind) {
+	case ZW_MK_ISTIO_VIRTUALSERVICE:
+		key = "headers";
+		break;
+	case ZW_MK_GLOO_VIRTUALSERVICE:
+	case ZW_MK_GLOO_ROUTETABLE:
+		key = "options";
+		break;
+	default:
+		key = "filters";
+		break;
+	}
+	cur = json_object_get(rw->hint_container, key);
+	hv = key[0] == 'h' ? istio_hint(cur, value)
+	                   : (key[0] == 'o' ? gloo_hint(cur, value) : gateway_hint(cur, value));
+	if (!hv)
+		return -1;
+	if (rw->hint_container == container) {
+		if ((cur && json_object_set(original, key, cur)) ||
+		    json_object_set(written, key, hv))
+			goto fail;
+	} else {
+		rec = json_pack("{s:s, s:{}, s:{s:O}}", "path", rw->hint_path, "original",
+		                "written", key, hv);
+		if (!rec || json_array_append_new(rw->records, rec))
+			goto fail;
+		if (cur && json_object_set(json_object_get(rec, "original"), key, cur))
+			goto fail;
+	}
+	if (json_object_set_new(rw->hint_container, key, hv))
+		return -1;
+	return 0;
+fail:
+	json_decref(hv);
+	return -1;
+}
+
 /* The one place a destination is rewritten. */
 static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
                      const struct dest *d)
@@ -414,6 +563,10 @@ static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
 		rec = NULL;
 		goto nomem;
 	}
+	/* The hint, when it lives in the same container, joins this record
+	 * (original and written are shared with it). */
+	if (rw->hint_container && add_hint(rw, container, d, original, written) < 0)
+		goto nomem;
 	/* Replace in place (keeps key order), then drop owned keys not written. */
 	for (size_t i = 0; keys[i]; i++) {
 		json_t *w = json_object_get(written, keys[i]);
@@ -432,6 +585,27 @@ nomem:
 	json_decref(written);
 	json_decref(original);
 	rw->nomem = true;
+}
+
+/* Split detection over one route's destinations: fed each destination in
+ * turn, it says whether they lead to two or more different scaled
+ * Services. */
+struct split {
+	bool on;
+	char first[2 * NAME_MAX_LEN + 2];
+};
+
+static void split_see(const struct zw_rewrite *rw, struct split *sp, const struct dest *d)
+{
+	char key[sizeof(sp->first)];
+	if (sp->on || !rw->cfg->split_header || rw->collect || !d->name || !d->ns ||
+	    is_proxy(rw, d) || !match_target(rw, d))
+		return;
+	snprintf(key, sizeof(key), "%s/%s", d->ns, d->name);
+	if (!sp->first[0])
+		memcpy(sp->first, key, sizeof(key));
+	else if (strcmp(sp->first, key) != 0)
+		sp->on = true;
 }
 
 static int walk_ingress(struct zw_rewrite *rw, json_t *spec)
@@ -510,6 +684,23 @@ static bool gateway_mesh_bound(const json_t *spec)
 	return true;
 }
 
+/* A backendRef as a destination; false when it is not a core Service. */
+static bool gateway_ref(struct zw_rewrite *rw, const json_t *ref, struct dest *d)
+{
+	const char *group = str(ref, "group");
+	const char *kind = str(ref, "kind");
+	if ((json_object_get(ref, "group") && (!group || *group)) ||
+	    (json_object_get(ref, "kind") && (!kind || strcmp(kind, "Service") != 0)))
+		return false;
+	if (!port_fields_ok(rw, json_object_get(ref, "port"), NULL))
+		return false;
+	const char *ns = str(ref, "namespace");
+	*d = (struct dest){.ns = ns ? ns : rw->ns,
+	                   .name = str(ref, "name"),
+	                   .port = port_num(json_object_get(ref, "port"))};
+	return true;
+}
+
 static int walk_gateway(struct zw_rewrite *rw, json_t *spec)
 {
 	char path[PATH_MAX_LEN];
@@ -522,24 +713,24 @@ static int walk_gateway(struct zw_rewrite *rw, json_t *spec)
 	json_array_foreach(rules, i, rule)
 	{
 		json_t *refs = typed(rw, rule, "backendRefs", JSON_ARRAY, "spec.rules[]");
+		struct split sp = {0};
+		struct dest d;
 		json_array_foreach(refs, j, ref)
 		{
-			const char *group = str(ref, "group");
-			const char *kind = str(ref, "kind");
-			if ((json_object_get(ref, "group") && (!group || *group)) ||
-			    (json_object_get(ref, "kind") &&
-			     (!kind || strcmp(kind, "Service") != 0)))
+			if (gateway_ref(rw, ref, &d))
+				split_see(rw, &sp, &d);
+		}
+		json_array_foreach(refs, j, ref)
+		{
+			if (!gateway_ref(rw, ref, &d))
 				continue;
-			const char *ns = str(ref, "namespace");
-			if (!port_fields_ok(rw, json_object_get(ref, "port"), NULL))
-				continue;
-			struct dest d = {.ns = ns ? ns : rw->ns,
-			                 .name = str(ref, "name"),
-			                 .port = port_num(json_object_get(ref, "port"))};
 			snprintf(path, sizeof(path), "/spec/rules/%zu/backendRefs/%zu", i, j);
+			rw->hint_container = sp.on ? ref : NULL;
+			rw->hint_path = path;
 			consider(rw, ref, path, &d);
 		}
 	}
+	rw->hint_container = NULL;
 	rw->route_hosts = NULL;
 	return 0;
 }
@@ -564,9 +755,27 @@ static bool istio_bound(const struct zw_rewrite *rw, const json_t *spec)
 	return false;
 }
 
+/* route[] entry r as a destination naming a Service (name and ns are the
+ * caller's NAME_MAX_LEN buffers); *dst is its destination object. */
+static bool istio_dest(struct zw_rewrite *rw, json_t *r, struct dest *d, json_t **dst, char *name,
+                       char *ns)
+{
+	*dst = typed(rw, r, "destination", JSON_OBJECT, "spec.http[].route[]");
+	const char *host = str(*dst, "host");
+	json_t *port = json_object_get(json_object_get(*dst, "port"), "number");
+	if (!host || !port_fields_ok(rw, port, NULL))
+		return false;
+	*d = (struct dest){.literal = host, .port = port_num(port)};
+	if (!service_host(host, rw->ns, rw->cfg->cluster_domain, name, ns))
+		return false;
+	d->name = name;
+	d->ns = ns;
+	return true;
+}
+
 static int walk_istio(struct zw_rewrite *rw, json_t *spec)
 {
-	char path[PATH_MAX_LEN], name[NAME_MAX_LEN], ns[NAME_MAX_LEN];
+	char path[PATH_MAX_LEN], hpath[PATH_MAX_LEN], name[NAME_MAX_LEN], ns[NAME_MAX_LEN];
 	if (!rw->collect && !istio_bound(rw, spec))
 		return 0;
 	rw->route_hosts = typed(rw, spec, "hosts", JSON_ARRAY, "spec");
@@ -576,37 +785,33 @@ static int walk_istio(struct zw_rewrite *rw, json_t *spec)
 	json_array_foreach(http, i, h)
 	{
 		json_t *route = typed(rw, h, "route", JSON_ARRAY, "spec.http[]");
+		struct split sp = {0};
+		struct dest d;
+		json_t *dst;
 		json_array_foreach(route, j, r)
 		{
-			json_t *dst =
-			        typed(rw, r, "destination", JSON_OBJECT, "spec.http[].route[]");
-			const char *host = str(dst, "host");
-			if (!host ||
-			    !port_fields_ok(rw,
-			                    json_object_get(json_object_get(dst, "port"), "number"),
-			                    NULL))
+			if (istio_dest(rw, r, &d, &dst, name, ns))
+				split_see(rw, &sp, &d);
+		}
+		json_array_foreach(route, j, r)
+		{
+			/* Literal hosts: only hand-wired detection applies. */
+			if (!istio_dest(rw, r, &d, &dst, name, ns))
 				continue;
-			struct dest d = {.literal = host,
-			                 .port = port_num(json_object_get(
-			                         json_object_get(dst, "port"), "number"))};
-			if (service_host(host, rw->ns, rw->cfg->cluster_domain, name, ns)) {
-				d.name = name;
-				d.ns = ns;
-			}
 			snprintf(path, sizeof(path), "/spec/http/%zu/route/%zu/destination", i, j);
-			if (!d.name) {
-				/* Literal host: only hand-wired detection applies. */
-				continue;
-			}
+			snprintf(hpath, sizeof(hpath), "/spec/http/%zu/route/%zu", i, j);
+			rw->hint_container = sp.on ? r : NULL;
+			rw->hint_path = hpath;
 			consider(rw, dst, path, &d);
 		}
 	}
+	rw->hint_container = NULL;
 	rw->route_hosts = NULL;
 	return 0;
 }
 
 /* A Gloo Edge Destination (single, or multi.destinations[].destination). */
-static void gloo_dest(struct zw_rewrite *rw, json_t *dst, const char *path)
+static bool gloo_dest_of(struct zw_rewrite *rw, const json_t *dst, struct dest *d)
 {
 	json_t *kube = typed(rw, dst, "kube", JSON_OBJECT, "routeAction destination");
 	json_t *up = typed(rw, dst, "upstream", JSON_OBJECT, "routeAction destination");
@@ -614,26 +819,36 @@ static void gloo_dest(struct zw_rewrite *rw, json_t *dst, const char *path)
 		json_t *ref = json_object_get(kube, "ref");
 		const char *ns = str(ref, "namespace");
 		if (!port_fields_ok(rw, json_object_get(kube, "port"), NULL))
-			return;
-		struct dest d = {.ns = ns && *ns ? ns : rw->ns,
-		                 .name = str(ref, "name"),
-		                 .port = port_num(json_object_get(kube, "port"))};
-		consider(rw, dst, path, &d);
-	} else if (up && rw->reg) {
+			return false;
+		*d = (struct dest){.ns = ns && *ns ? ns : rw->ns,
+		                   .name = str(ref, "name"),
+		                   .port = port_num(json_object_get(kube, "port"))};
+		return true;
+	}
+	if (up && rw->reg) {
+		/* Strings stay valid: the registry's read section is held. */
 		const char *ns = str(up, "namespace");
 		const char *name = str(up, "name");
 		struct zw_registry_upstream u;
 		if (!name || !zw_registry_find_upstream(rw->reg, ns && *ns ? ns : rw->ns, name, &u))
-			return;
-		struct dest d = {
+			return false;
+		*d = (struct dest){
 		        .ns = u.service_namespace, .name = u.service_name, .port = u.service_port};
-		consider(rw, dst, path, &d);
+		return true;
 	}
+	return false;
+}
+
+static void gloo_dest(struct zw_rewrite *rw, json_t *dst, const char *path)
+{
+	struct dest d;
+	if (gloo_dest_of(rw, dst, &d))
+		consider(rw, dst, path, &d);
 }
 
 static int walk_gloo(struct zw_rewrite *rw, json_t *spec)
 {
-	char path[PATH_MAX_LEN];
+	char path[PATH_MAX_LEN], hpath[PATH_MAX_LEN];
 	json_t *routes;
 	const char *base;
 	if (rw->kind == ZW_MK_GLOO_VIRTUALSERVICE) {
@@ -658,6 +873,14 @@ static int walk_gloo(struct zw_rewrite *rw, json_t *spec)
 		}
 		json_t *dests =
 		        typed(rw, multi, "destinations", JSON_ARRAY, "routes[].routeAction.multi");
+		struct split sp = {0};
+		struct dest d;
+		json_array_foreach(dests, j, md)
+		{
+			json_t *dst = json_object_get(md, "destination");
+			if (json_is_object(dst) && gloo_dest_of(rw, dst, &d))
+				split_see(rw, &sp, &d);
+		}
 		json_array_foreach(dests, j, md)
 		{
 			json_t *dst = typed(rw, md, "destination", JSON_OBJECT,
@@ -667,8 +890,13 @@ static int walk_gloo(struct zw_rewrite *rw, json_t *spec)
 			snprintf(path, sizeof(path),
 			         "%s/%zu/routeAction/multi/destinations/%zu/destination", base, i,
 			         j);
+			snprintf(hpath, sizeof(hpath), "%s/%zu/routeAction/multi/destinations/%zu",
+			         base, i, j);
+			rw->hint_container = sp.on ? md : NULL;
+			rw->hint_path = hpath;
 			gloo_dest(rw, dst, path);
 		}
+		rw->hint_container = NULL;
 	}
 	rw->route_hosts = NULL;
 	return 0;

@@ -36,6 +36,10 @@ struct zw_rewrite {
 	/* Walk state (set by the walkers). */
 	const json_t *route_hosts; /* array of host strings or NULL */
 	const char *route_host;    /* single host (Ingress rule) or NULL */
+	/* Where the destination being considered gets the ZW_SERVICE_HEADER
+	 * (its route splits traffic between scaled Services), or NULL. */
+	json_t *hint_container;
+	const char *hint_path;
 };
 
 /* Maps an API group / version / kind to the route family, or ZW_MK_OTHER.
@@ -49,6 +53,10 @@ unsigned zw_rewrite_autowire_bit(enum zw_mutate_kind kind);
 /* Walks rw->obj's destinations of family rw->kind, rewriting and recording
  * as described above. Returns 0, or -1 on ENOMEM (rw->nomem set). */
 int zw_rewrite_walk(struct zw_rewrite *rw);
+
+/* True when record rec only sets the split header (a record of its own,
+ * beside its destination's: Istio route headers, Gloo destination options). */
+bool zw_rewrite_is_hint(const json_t *rec);
 
 /* Appends `msg` (copied) to rw->warnings unless present or full. */
 void zw_rewrite_warn(struct zw_rewrite *rw, const char *fmt, ...)

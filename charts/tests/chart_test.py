@@ -30,6 +30,7 @@ VALUE_SETS = [
      "--set", "proxy.upstream.connectTimeout=1s", "--set", "proxy.shutdown.drainTimeout=10s"],
     ["--set", "webhook.failurePolicy=Fail", "--set", "webhook.timeoutSeconds=10"],
     ["--set", "proxy.upstream.streamIdleTimeout=30m"],
+    ["--set", "webhook.splitHeader=false"],
     ["--set-string", "proxy.upstream.streamIdleTimeout=0"],
 ]
 

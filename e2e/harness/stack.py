@@ -446,13 +446,13 @@ class Stack:
         except OSError:
             return 0, b""
 
-    def request(self, host, path="/", timeout=90, method="GET"):
-        """One request to the proxy with the given Host header, as the
-        gateway in front of it would send it."""
+    def request(self, host, path="/", timeout=90, method="GET", headers=None):
+        """One request to the proxy with the given Host header (and further
+        headers), as the gateway in front of it would send it."""
         t0 = time.monotonic()
         c = http.client.HTTPConnection("127.0.0.1", self.proxy_port, timeout=timeout)
         try:
-            c.request(method, path, headers={"Host": host})
+            c.request(method, path, headers=dict(headers or {}, Host=host))
             r = c.getresponse()
             body = r.read()
             return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, body, time.monotonic() - t0)

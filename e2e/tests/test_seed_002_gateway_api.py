@@ -7,13 +7,11 @@ app1-a and app1-b; the namespace xyz of the ReferenceGrant example), then
 applies the slides' manifests in order through the chart's webhook: the
 HTTPRoute and the Ingress to `app` (rewritten to the proxy, traffic from zero,
 scale-out and back to zero), the weighted backendRefs (both rewritten, weights
-kept), the per-backend filters (kept as written), the ReferenceGrant and the
-ExternalName Service (not zerowire's to change). Deleting the ScaledObjects
-restores every route exactly as applied.
-
-A known limit shows here: once both weighted backends lead to the proxy, the
-proxy tells app1-a from app1-b by host, path and headers, not by the route's
-weights, so the test gives each its own host.
+kept, and each sets X-Zerowire-Service so that the proxy serves the backend
+the gateway chose although app1-a and app1-b share their host), the
+per-backend filters (kept as written, the header filter after them), the
+ReferenceGrant and the ExternalName Service (not zerowire's to change).
+Deleting the ScaledObjects restores every route exactly as applied.
 """
 
 import os
@@ -78,8 +76,8 @@ spec:
 """ % {"n": name, "hosts": hosts, "paths": paths, "addr": addr}
 
 
-TARGETS = {"app": ("example.com", "/foo"), "app1-a": ("app1-a.example.com", "/"),
-           "app1-b": ("app1-b.example.com", "/")}
+TARGETS = {"app": ("example.com", "/foo"), "app1-a": ("app1.example.com", "/"),
+           "app1-b": ("app1.example.com", "/")}
 IMPLIED_XYZ = "apiVersion: v1\nkind: Namespace\nmetadata: {name: xyz}\n"
 
 
@@ -104,6 +102,16 @@ def backend_refs(st):
 def at_proxy(st, ref):
     return ref.get("name") == st.proxy_service and ref.get("namespace") == st.proxy_namespace \
         and ref.get("port") == 8080
+
+
+def split_header(ref):
+    """The X-Zerowire-Service value a backendRef's RequestHeaderModifier sets."""
+    for f in ref.get("filters") or []:
+        if f.get("type") == "RequestHeaderModifier":
+            for h in f["requestHeaderModifier"].get("set") or []:
+                if h["name"].lower() == "x-zerowire-service":
+                    return h["value"]
+    return None
 
 
 def test_seed_002_gateway_api(stack, cleanup, capsys):
@@ -148,9 +156,12 @@ def test_seed_002_gateway_api(stack, cleanup, capsys):
     st.apply(seed("03-httproute-weighted.yaml"))
     refs = backend_refs(st)
     assert [r.get("weight") for r in refs] == [10, 90] and all(at_proxy(st, r) for r in refs), refs
+    assert [split_header(r) for r in refs] == ["default/app1-a", "default/app1-b"], refs
     assert "parentRefs" not in st.get(HR, NS, "example-httproute")["spec"]
-    for name in ("app1-a", "app1-b"):
-        r = st.request(TARGETS[name][0])
+    # The gateway sends each request with its chosen backendRef's header:
+    # the same host reaches either workload, each woken from zero.
+    for name, ref in zip(("app1-a", "app1-b"), refs):
+        r = st.request(TARGETS[name][0], headers={"X-Zerowire-Service": split_header(ref)})
         assert r.status == 200 and r.headers["x-backend-pod"].startswith(name + "-"), r
         assert r.headers.get("x-zerowire-cold-start") == "true", r
 
@@ -158,7 +169,8 @@ def test_seed_002_gateway_api(stack, cleanup, capsys):
     applied.update(st.as_applied(seed("04-httproute-filters.yaml")))
     st.apply(seed("04-httproute-filters.yaml"))
     refs = backend_refs(st)
-    assert [r["filters"] for r in refs] == [[{"urlRewrite": "blue"}], [{"urlRewrite": "green"}]], refs
+    assert [r["filters"][0] for r in refs] == [{"urlRewrite": "blue"}, {"urlRewrite": "green"}], refs
+    assert [split_header(r) for r in refs] == ["default/app1-a", "default/app1-b"], refs
     assert all(at_proxy(st, r) for r in refs) and all("weight" not in r for r in refs), refs
 
     # The ReferenceGrant and ExternalName examples: applied, not zerowire's to change.

@@ -7,7 +7,7 @@
  *   namespace: request namespace for objects without one (default "default")
  *   config:    overrides of struct zw_mutate_config (proxy_service,
  *              proxy_namespace, proxy_port, scaler_address, alias_service,
- *              autowire_mesh_virtualservices, enabled_kinds: [..],
+ *              autowire_mesh_virtualservices, split_header, enabled_kinds: [..],
  *              handwired_hosts: [..])
  *   targets:   shorthand targets: {service, namespace, port | portName, hosts,
  *              autowire} -> an external-push ScaledObject fed to the registry
@@ -109,6 +109,8 @@ static void setup_config(struct run *r)
 		r->cfg.proxy_port = (int)json_integer_value(json_object_get(c, "proxy_port"));
 	if (json_is_true(json_object_get(c, "autowire_mesh_virtualservices")))
 		r->cfg.autowire_mesh_virtualservices = true;
+	if (json_is_false(json_object_get(c, "split_header")))
+		r->cfg.split_header = false;
 	if (json_object_get(c, "enabled_kinds"))
 		r->cfg.enabled_kinds = kinds_from(json_object_get(c, "enabled_kinds"));
 	json_t *hw = json_object_get(c, "handwired_hosts");

@@ -4,7 +4,7 @@
  *   webhook_tool_mutate SETUP.json < reviews (one JSON document per line)
  *
  * SETUP.json: {"config": {proxy_service, proxy_namespace, proxy_port,
- * scaler_address, alias_service, autowire_mesh_virtualservices,
+ * scaler_address, alias_service, autowire_mesh_virtualservices, split_header,
  * enabled_kinds: [ingress|httproute|grpcroute|virtualservice|gloo],
  * handwired_hosts: [..]}, "registry": [objects for zw_registry_apply_object],
  * "wiring": [{"what": "alias"|"grant-httproute"|"grant-grpcroute",
@@ -60,6 +60,8 @@ static int setup(const char *path, struct zw_registry *reg, struct zw_mutate_con
 		cfg->proxy_port = (int)json_integer_value(json_object_get(c, "proxy_port"));
 	cfg->autowire_mesh_virtualservices =
 	        json_is_true(json_object_get(c, "autowire_mesh_virtualservices"));
+	if (json_is_false(json_object_get(c, "split_header")))
+		cfg->split_header = false;
 	json_t *kinds = json_object_get(c, "enabled_kinds");
 	if (kinds) {
 		static const char *const names[] = {"ingress", "httproute", "grpcroute",
