@@ -72,6 +72,10 @@ struct zw_route_table {
 	struct hmap hosts; /* tag 0: exact host -> node; tag WILDCARD_SPACE: suffix -> node */
 	struct hmap paths; /* tag node id: prefix -> slot */
 	uint32_t catchall; /* node id or NODE_NONE */
+	/* Distinct healthcheckPathPrefix values (pathEmbeddedHost probes),
+	 * borrowed from targets[]. */
+	const char **probe_prefixes;
+	size_t n_probe_prefixes;
 };
 
 static const char root_path[] = "/";
@@ -387,6 +391,7 @@ static void table_free(struct zw_route_table *t)
 	}
 	free(t->targets);
 	free(t->keys);
+	free(t->probe_prefixes);
 	free(t->entries);
 	free(t->slots);
 	free(t->nodes);
@@ -433,6 +438,24 @@ int zw_route_table_build(const struct zw_target *targets, size_t n, struct zw_ro
 		t->keys[i] = keys[order[i]];
 		keys[order[i]] = NULL;
 		t->n_targets = i + 1;
+	}
+
+	/* probe prefixes (few: usually one per installation) */
+	for (size_t i = 0; i < n; i++) {
+		const char *pp = t->targets[i].healthcheck_path_prefix;
+		size_t k = 0;
+		if (!pp || t->targets[i].healthcheck_response != ZW_HC_PATH_EMBEDDED_HOST)
+			continue;
+		while (k < t->n_probe_prefixes && strcmp(t->probe_prefixes[k], pp) != 0)
+			k++;
+		if (k < t->n_probe_prefixes)
+			continue;
+		const char **np = realloc(t->probe_prefixes,
+		                          (t->n_probe_prefixes + 1) * sizeof(*t->probe_prefixes));
+		if (!np)
+			goto fail;
+		t->probe_prefixes = np;
+		t->probe_prefixes[t->n_probe_prefixes++] = pp;
 	}
 
 	/* entries */
@@ -729,6 +752,38 @@ int zw_route_lookup(const struct zw_route_table *t, const struct zw_route_reques
 	if (t->catchall != NODE_NONE && try_node(t, t->catchall, path, plen, req, out, &stage))
 		return ZW_ROUTE_OK;
 	out->miss = stage;
+	return ZW_ROUTE_ENOMATCH;
+}
+
+int zw_route_lookup_probe(const struct zw_route_table *t, const char *path, size_t plen,
+                          struct zw_route_match *out)
+{
+	if (!t || !path || !out)
+		return ZW_ROUTE_EINVAL;
+	for (size_t k = 0; k < t->n_probe_prefixes; k++) {
+		const char *pp = t->probe_prefixes[k];
+		size_t pl = strcmp(pp, "/") == 0 ? 0 : strlen(pp);
+		if (plen <= pl + 1 || memcmp(path, pp, pl) != 0 || path[pl] != '/')
+			continue;
+		const char *host = path + pl + 1;
+		size_t hl = 0, left = plen - pl - 1;
+		while (hl < left && host[hl] != '/' && host[hl] != '?' && host[hl] != '#')
+			hl++;
+		if (hl == 0)
+			continue;
+		struct zw_route_request rq = {.host = host,
+		                              .host_len = hl,
+		                              .path = hl < left ? host + hl : "/",
+		                              .path_len = hl < left ? left - hl : 1};
+		if (zw_route_lookup(t, &rq, out) == ZW_ROUTE_OK &&
+		    out->target->healthcheck_response == ZW_HC_PATH_EMBEDDED_HOST &&
+		    out->target->healthcheck_path_prefix &&
+		    strcmp(out->target->healthcheck_path_prefix, pp) == 0)
+			return ZW_ROUTE_OK;
+	}
+	memset(out, 0, sizeof(*out));
+	out->static_route = -1;
+	out->miss = ZW_ROUTE_MISS_HOST;
 	return ZW_ROUTE_ENOMATCH;
 }
 

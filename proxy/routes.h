@@ -126,6 +126,16 @@ void zw_route_table_unref(struct zw_route_table *t);
 int zw_route_lookup(const struct zw_route_table *t, const struct zw_route_request *req,
                     struct zw_route_match *out);
 
+/* Health probes with the host in the path (Kedify healthcheckResponse
+ * pathEmbeddedHost, for load balancers that send a pod IP as Host): when
+ * the request path (plen bytes) is <prefix>/<host>[/rest] for a target's
+ * healthcheckPathPrefix, and <host> with <rest> (or "/") routes to a target
+ * with that prefix, fills *out and returns ZW_ROUTE_OK; else
+ * ZW_ROUTE_ENOMATCH (ZW_ROUTE_EINVAL on NULL arguments). Header matchers
+ * see no headers. Borrowed arguments; thread-safe; allocates nothing. */
+int zw_route_lookup_probe(const struct zw_route_table *t, const char *path, size_t plen,
+                          struct zw_route_match *out);
+
 /* Number of targets in t. */
 size_t zw_route_table_count(const struct zw_route_table *t);
 

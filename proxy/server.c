@@ -1501,6 +1501,14 @@ static void dispatch(struct conn *c)
 	};
 	rq.service = zw_http_find(h, ZW_SERVICE_HEADER, &rq.service_len);
 	struct zw_route_match m;
+	if (wt && zw_route_lookup_probe(wt->table, rq.path, rq.path_len, &m) == ZW_ROUTE_OK) {
+		/* A load balancer's probe naming the host in its path: the
+		 * proxy answers for the target, never waking or counting it. */
+		zw_metrics_event(&w->metrics, zw_route_table_key(wt->table, m.index),
+		                 ZW_EV_HEALTHCHECK);
+		local_response(c, 200, NULL, "ok\n", 0);
+		return;
+	}
 	if (!wt || zw_route_lookup(wt->table, &rq, &m) != ZW_ROUTE_OK) {
 		char hb[256], body[1024];
 		zw_route_host_normalize(host ? host : "", host_len, hb, sizeof(hb));

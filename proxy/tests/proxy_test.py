@@ -97,6 +97,30 @@ def test_probe_and_healthcheck_do_not_count(tmp_path):
         assert p.stop() == 0
 
 
+def test_path_embedded_host_probes(tmp_path):
+    """Load balancer probes that send a pod IP as Host and the host in the
+    path (healthcheckPathPrefix, Kedify's pathEmbeddedHost) are answered by
+    the proxy for that target without waking or counting it; other paths,
+    unknown hosts and targets without the prefix are not probes."""
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test", healthcheckPathPrefix="/kedify-proxy"),
+                         scaledobject("other", "other", 80, hosts="other.test")])
+    try:
+        for path in ("/kedify-proxy/app.test/healthz", "/kedify-proxy/APP.test", "/kedify-proxy/app.test?x=1"):
+            r, body = p.get(path, host="10.1.2.3:8080")
+            assert r.status == 200 and body == b"ok\n", (path, r.status, body)
+        assert p.metric("zerowire_healthchecks_total", target="app/0") == 3
+        for path, host in (("/kedify-proxy/other.test/healthz", "10.1.2.3"),   # other has no prefix
+                           ("/kedify-proxy/nope.test/healthz", "10.1.2.3"),    # no such host
+                           ("/kedify-proxy/", "10.1.2.3"), ("/kedify-proxyx/app.test", "10.1.2.3")):
+            r, _ = p.get(path, host=host)
+            assert r.status == 404, (path, r.status)
+        q = p.queue()
+        for key in ("default/app/0", "default/other/0"):
+            assert q.get(key, {}).get("requestCount", 0) == 0 and q.get(key, {}).get("held", 0) == 0, q
+    finally:
+        assert p.stop() == 0
+
+
 def test_chunked_both_ways_and_head(warm):
     p, _ = warm
     r, body = p.get("/chunked")

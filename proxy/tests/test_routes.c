@@ -600,6 +600,45 @@ static void test_api_edges(void **state)
 	zw_route_table_unref(t);
 }
 
+static void test_probe_lookup(void **state)
+{
+	(void)state;
+	struct zw_route_table *t;
+	struct zw_route_match m;
+	struct zw_target tg[3];
+	char h1[] = "hosts=a.test", h2[] = "hosts=b.test", h3[] = "hosts=c.test";
+	char *t1[] = {h1}, *t2[] = {h2}, *t3[] = {h3};
+	target_init(&tg[0], "ns/a");
+	target_add_rule(&tg[0], t1, 1);
+	tg[0].healthcheck_path_prefix = strdup("/probe");
+	tg[0].healthcheck_response = ZW_HC_PATH_EMBEDDED_HOST;
+	target_init(&tg[1], "ns/b");
+	target_add_rule(&tg[1], t2, 1);
+	tg[1].healthcheck_path_prefix = strdup("/");
+	tg[1].healthcheck_response = ZW_HC_PATH_EMBEDDED_HOST;
+	target_init(&tg[2], "ns/c");
+	target_add_rule(&tg[2], t3, 1);
+	assert_int_equal(zw_route_table_build(tg, 3, &t), 0);
+	for (int i = 0; i < 3; i++)
+		zw_target_free(&tg[i]);
+	const char *ok[][2] = {{"/probe/a.test/healthz", "ns/a"},
+	                       {"/probe/A.TEST:80", "ns/a"},
+	                       {"/b.test/x", "ns/b"}};
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(zw_route_lookup_probe(t, ok[i][0], strlen(ok[i][0]), &m), 0);
+		assert_string_equal(m.key, ok[i][1]);
+	}
+	const char *miss[] = {"/probe/",         "/probe",    "/probex/a.test", "/probe/c.test/x",
+	                      "/probe/b.test/x", "/a.test/x", "/c.test",        "/"};
+	for (size_t i = 0; i < sizeof(miss) / sizeof(miss[0]); i++) {
+		assert_int_equal(zw_route_lookup_probe(t, miss[i], strlen(miss[i]), &m),
+		                 ZW_ROUTE_ENOMATCH);
+		assert_null(m.target);
+	}
+	assert_int_equal(zw_route_lookup_probe(t, NULL, 0, &m), ZW_ROUTE_EINVAL);
+	zw_route_table_unref(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -608,6 +647,7 @@ int main(void)
 	        cmocka_unit_test(test_current_concurrent),
 	        cmocka_unit_test(test_refresh),
 	        cmocka_unit_test(test_api_edges),
+	        cmocka_unit_test(test_probe_lookup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
