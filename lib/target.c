@@ -1395,6 +1395,8 @@ static void sr_free(struct zw_static_response *sr)
 	strv_free(sr->header_values, sr->n_headers);
 	free(sr->body_configmap);
 	free(sr->body_configmap_key);
+	strv_free(sr->file_keys, sr->n_files);
+	strv_free(sr->file_values, sr->n_files);
 	memset(sr, 0, sizeof(*sr));
 }
 
@@ -1505,9 +1507,22 @@ static int copy_sr(struct zw_static_response *d, const struct zw_static_response
 	size_t n = s->n_headers;
 
 	d->status = s->status;
+	d->waiting_page = s->waiting_page;
+	d->configmap_state = s->configmap_state;
 	if (set_str(&d->body, s->body) || set_str(&d->body_configmap, s->body_configmap) ||
 	    set_str(&d->body_configmap_key, s->body_configmap_key))
 		return ZW_TARGET_ENOMEM;
+	if (s->n_files) {
+		d->file_keys = calloc(s->n_files, sizeof(char *));
+		d->file_values = calloc(s->n_files, sizeof(char *));
+		if (!d->file_keys || !d->file_values)
+			return ZW_TARGET_ENOMEM;
+		d->n_files = s->n_files;
+		for (size_t i = 0; i < s->n_files; i++)
+			if (set_str(&d->file_keys[i], s->file_keys[i]) ||
+			    set_str(&d->file_values[i], s->file_values[i]))
+				return ZW_TARGET_ENOMEM;
+	}
 	if (!n)
 		return 0;
 	d->header_names = calloc(n, sizeof(char *));
@@ -1730,6 +1745,7 @@ static int meta_placeholder(struct pctx *c, const json_t *meta, struct zw_target
 		if (set_str(&sr->body_configmap, w) ||
 		    set_str(&sr->body_configmap_key, ZW_WAITING_PAGE_CONFIGMAP_KEY))
 			return ZW_TARGET_ENOMEM;
+		sr->waiting_page = true;
 	}
 	if (waiting && !sr->body && !sr->body_configmap && set_str(&sr->body, ZW_WAITING_PAGE_BODY))
 		return ZW_TARGET_ENOMEM;

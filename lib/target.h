@@ -157,7 +157,30 @@ struct zw_static_response {
 	 * (index.html for "/"). Resolved by the proxy, not the parser. */
 	char *body_configmap;
 	char *body_configmap_key;
+	/* Addition: the body_configmap is Kedify's waiting page ConfigMap
+	 * (coldStartWaitingPageConfigMapRef: its keys coldStartWaitingPageBody,
+	 * ...StatusCode and ...RetryAfter; no label needed, a missing one means
+	 * the default page). false: the add-on's bodyFromConfigMap (the
+	 * ConfigMap must carry ZW_RESPONSE_BODY_LABEL; missing means 500). */
+	bool waiting_page;
+	/* Filled by the proxy when it resolves body_configmap (the parser
+	 * leaves them empty): configmap_state, and the ConfigMap's data as
+	 * n_files key/value pairs (sorted by key). */
+	enum zw_configmap_state {
+		ZW_CM_UNRESOLVED = 0, /* not looked up (static responses without one) */
+		ZW_CM_MISSING,        /* absent, or (bodyFromConfigMap) not labelled */
+		ZW_CM_FOUND,
+	} configmap_state;
+	char **file_keys;
+	char **file_values;
+	size_t n_files;
 };
+
+/* The label a ConfigMap needs to serve as a bodyFromConfigMap. */
+#define ZW_RESPONSE_BODY_LABEL "http.keda.sh/response-body"
+/* Kedify waiting-page ConfigMap keys besides ZW_WAITING_PAGE_CONFIGMAP_KEY. */
+#define ZW_WAITING_PAGE_STATUS_KEY      "coldStartWaitingPageStatusCode"
+#define ZW_WAITING_PAGE_RETRY_AFTER_KEY "coldStartWaitingPageRetryAfter"
 
 /* Addition: InterceptorRoute spec.staticRoutes[]: requests matching one of
  * `rules` are answered with `response` and never counted (never wake the

@@ -15,6 +15,7 @@
  * empty again. So each direction holds at most one read's worth of bytes. */
 #include "server.h"
 
+#include "bodies.h"
 #include "http1.h"
 #include "log.h"
 #include "upstream.h"
@@ -742,16 +743,21 @@ static void static_response(struct conn *c, const struct zw_static_response *p, 
                             int cold)
 {
 	struct zw_obuf out = {.limit = 4 << 20};
-	int status = p->status ? p->status : default_status;
-	size_t blen = p->body ? strlen(p->body) : 0;
+	struct zw_body_choice ch;
+	zw_bodies_select(p, c->head.buf + c->head.url_off, c->head.url_len, &ch);
+	int status = ch.status ? ch.status : (p->status ? p->status : default_status);
+	size_t blen = ch.len;
 	int close = c->has_body || !c->req_done || c->w->draining ||
 	            !llhttp_should_keep_alive(&c->parser);
 	int has_ct = 0;
 	int rc = zw_obuf_addf(&out, "HTTP/1.1 %d %s\r\n", status, zw_http_reason(status));
 	for (size_t i = 0; rc == 0 && i < p->n_headers; i++) {
 		const char *n = p->header_names[i], *v = p->header_values[i];
-		if (strcasecmp(n, "content-type") == 0)
+		if (strcasecmp(n, "content-type") == 0) {
+			if (ch.status)
+				continue; /* an error of ours: its own type */
 			has_ct = 1;
+		}
 		if (zw_http_is_hop_by_hop(n, strlen(n)) || strcasecmp(n, "content-length") == 0)
 			continue;
 		if (zw_obuf_add(&out, n, strlen(n)) < 0 || zw_obuf_add(&out, ": ", 2) < 0 ||
@@ -759,13 +765,14 @@ static void static_response(struct conn *c, const struct zw_static_response *p, 
 			rc = -1;
 	}
 	if (rc == 0 && !has_ct)
-		rc = zw_obuf_addf(&out, "Content-Type: text/html; charset=utf-8\r\n");
+		rc = zw_obuf_addf(&out, "Content-Type: %s\r\n",
+		                  ch.ctype ? ch.ctype : "text/html; charset=utf-8");
 	if (rc == 0)
 		rc = zw_obuf_addf(
 		        &out, "Content-Length: %zu\r\nX-Zerowire-Cold-Start: %s\r\n%s\r\n", blen,
 		        cold ? "true" : "false", close ? "Connection: close\r\n" : "");
 	if (rc == 0 && blen && !c->is_head)
-		rc = zw_obuf_add(&out, p->body, blen);
+		rc = zw_obuf_add(&out, ch.body, blen);
 	if (rc < 0) {
 		free(out.data);
 		conn_close(c);
@@ -1584,6 +1591,12 @@ static void dispatch(struct conn *c)
 	if (c->se)
 		zw_stats_cold(c->se);
 	zw_metrics_event(&w->metrics, c->key, ZW_EV_COLD_START);
+	if (t->has_placeholder && !(t->max_pending && t->overflow_placeholder)) {
+		/* As the add-on: with a placeholder (a waiting page) nothing
+		 * is held; the request still counted and woke the target. */
+		placeholder_response(c);
+		return;
+	}
 	hold_request(c);
 }
 

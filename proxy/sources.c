@@ -11,6 +11,7 @@
  * the result on the loop. */
 #include "sources.h"
 
+#include "bodies.h"
 #include "kube_uv.h"
 #include "log.h"
 #include "target.h"
@@ -50,6 +51,15 @@ struct obj {
 
 struct zw_sources;
 
+/* Live mode: a watch of one ConfigMap a static response takes its body
+ * from (fieldSelector metadata.name), kept while some target names it. */
+struct cm_watch {
+	struct zw_sources *s;
+	char *ns, *name;
+	struct zw_kube_uv_watch *w;
+	bool wanted;
+};
+
 /* One list+watch (live mode). */
 struct watch_ctx {
 	struct zw_sources *s;
@@ -87,6 +97,11 @@ struct zw_sources {
 	int open_handles;
 	void (*done)(void *ctx);
 	void *done_ctx;
+
+	/* ConfigMaps bodies are taken from (both modes), and their watches */
+	struct zw_bodies *bodies;
+	struct cm_watch **cm_watches;
+	size_t n_cm_watches;
 
 	/* live */
 	struct zw_kube_uv *ku;
@@ -231,6 +246,13 @@ static enum src_kind classify(const json_t *o)
 	if (!slash && strcmp(av, "v1") == 0 && strcmp(kind, "Service") == 0)
 		return K_SVC;
 	return K_COUNT;
+}
+
+static bool is_configmap(const json_t *o)
+{
+	const char *av = json_string_value(json_object_get(o, "apiVersion"));
+	const char *kind = json_string_value(json_object_get(o, "kind"));
+	return av && kind && strcmp(av, "v1") == 0 && strcmp(kind, "ConfigMap") == 0;
 }
 
 static void schedule_rebuild(struct zw_sources *s);
@@ -461,6 +483,103 @@ static const json_t *links_find(const struct link *v, size_t n, const struct zw_
 	return hit ? hit->so : NULL;
 }
 
+static void cm_watch_event(void *ud, enum zw_watch_type type, json_t *obj)
+{
+	struct cm_watch *cw = ud;
+	struct zw_sources *s = cw->s;
+	int rc;
+	if (s->closing ||
+	    (type != ZW_WATCH_ADDED && type != ZW_WATCH_MODIFIED && type != ZW_WATCH_DELETED))
+		return;
+	rc = zw_bodies_apply(s->bodies, obj, type == ZW_WATCH_DELETED);
+	if (rc < 0)
+		zw_log(ZW_LOG_ERROR, "configmap_nomem", "configmap=%s/%s", cw->ns, cw->name);
+	else if (rc > 0)
+		schedule_rebuild(s);
+}
+
+static void cm_watch_free(struct cm_watch *cw)
+{
+	if (cw->w)
+		zw_kube_uv_watch_stop(cw->w);
+	free(cw->ns);
+	free(cw->name);
+	free(cw);
+}
+
+static int cm_want(void *arg, const char *ns, const char *name)
+{
+	struct zw_sources *s = arg;
+	struct cm_watch *cw, **v;
+	char sel[300];
+	for (size_t i = 0; i < s->n_cm_watches; i++) {
+		cw = s->cm_watches[i];
+		if (strcmp(cw->ns, ns) == 0 && strcmp(cw->name, name) == 0) {
+			cw->wanted = true;
+			return 0;
+		}
+	}
+	if (s->n_cm_watches >= ZW_SOURCES_MAX_CONFIGMAPS) {
+		zw_log(ZW_LOG_WARN, "configmap_limit", "configmap=%s/%s max=%d", ns, name,
+		       ZW_SOURCES_MAX_CONFIGMAPS);
+		return 0;
+	}
+	v = realloc(s->cm_watches, (s->n_cm_watches + 1) * sizeof(*v));
+	if (!v)
+		return UV_ENOMEM;
+	s->cm_watches = v;
+	cw = calloc(1, sizeof(*cw));
+	if (!cw || !(cw->ns = strdup(ns)) || !(cw->name = strdup(name))) {
+		if (cw)
+			cm_watch_free(cw);
+		return UV_ENOMEM;
+	}
+	cw->s = s;
+	cw->wanted = true;
+	snprintf(sel, sizeof(sel), "metadata.name=%s", name);
+	struct zw_watch_spec spec = {
+	        .group = "",
+	        .version = "v1",
+	        .resource = "configmaps",
+	        .namespace = ns,
+	        .field_selector = sel,
+	        .on_event = cm_watch_event,
+	        .ud = cw,
+	};
+	if (zw_kube_uv_watch_start(s->ku, &spec, &cw->w) != 0) {
+		cm_watch_free(cw);
+		return UV_ENOMEM;
+	}
+	s->cm_watches[s->n_cm_watches++] = cw;
+	zw_log(ZW_LOG_DEBUG, "configmap_watch", "configmap=%s/%s", ns, name);
+	return 0;
+}
+
+/* Live mode: watches exactly the ConfigMaps the targets ts[0..n) name;
+ * those no longer named are stopped and forgotten. Returns 0 or UV_ENOMEM. */
+static int cm_watches_update(struct zw_sources *s, const struct zw_target *ts, size_t n)
+{
+	size_t i, k = 0;
+	int rc;
+	for (i = 0; i < s->n_cm_watches; i++)
+		s->cm_watches[i]->wanted = false;
+	for (i = 0; i < n; i++)
+		if (zw_target_needs_bodies(&ts[i]) &&
+		    (rc = zw_bodies_each_ref(&ts[i], cm_want, s)) < 0)
+			return rc;
+	for (i = 0; i < s->n_cm_watches; i++) {
+		struct cm_watch *cw = s->cm_watches[i];
+		if (cw->wanted) {
+			s->cm_watches[k++] = cw;
+			continue;
+		}
+		zw_bodies_forget(s->bodies, cw->ns, cw->name);
+		cm_watch_free(cw);
+	}
+	s->n_cm_watches = k;
+	return 0;
+}
+
 static int rebuild(struct zw_sources *s)
 {
 	size_t cap = 0, n = 0;
@@ -507,6 +626,23 @@ static int rebuild(struct zw_sources *s)
 			}
 		}
 	}
+	/* Static responses with ConfigMap bodies: resolved copies. */
+	for (size_t i = 0; i < n; i++) {
+		if (!zw_target_needs_bodies(&ts[i]))
+			continue;
+		if (!owned[i]) {
+			struct zw_target src = ts[i];
+			if (zw_target_copy(&ts[i], &src) != 0) {
+				ts[i] = src; /* not owned: nothing to free */
+				goto out;
+			}
+			owned[i] = true;
+		}
+		if (zw_bodies_resolve(s->bodies, &ts[i]) < 0)
+			goto out;
+	}
+	if (s->ku && cm_watches_update(s, ts, n) < 0)
+		goto out;
 	struct zw_route_table *table;
 	rc = zw_route_table_build(ts, n, &table);
 	if (rc < 0) {
@@ -799,6 +935,7 @@ static void after_work_cb(uv_work_t *req, int status)
 	}
 	for (int k = K_SO; k <= K_IR; k++)
 		map_free(&s->objs[k]);
+	zw_bodies_clear(s->bodies);
 	zw_endpoints_resync_begin(s->eps, ZW_EP_KIND_SLICE, NULL);
 	zw_endpoints_resync_begin(s->eps, ZW_EP_KIND_SERVICE, NULL);
 	size_t i;
@@ -806,12 +943,19 @@ static void after_work_cb(uv_work_t *req, int status)
 	json_array_foreach(docs, i, d)
 	{
 		enum src_kind k = classify(d);
-		if (k == K_COUNT)
+		bool cm = is_configmap(d);
+		if (k == K_COUNT && !cm)
 			continue;
 		/* as kubectl apply would: no namespace means "default" */
 		json_t *md = json_object_get(d, "metadata");
 		if (json_is_object(md) && !json_is_string(json_object_get(md, "namespace")))
 			json_object_set_new(md, "namespace", json_string("default"));
+		if (cm) {
+			if (zw_bodies_apply(s->bodies, d, false) < 0)
+				zw_log(ZW_LOG_ERROR, "configmap_nomem", "configmap=%s",
+				       meta(d, "name") ? meta(d, "name") : "-");
+			continue;
+		}
 		dispatch(s, k, d, false);
 	}
 	if (s->endpoints_spec && zw_endpoints_apply_spec(s->eps, s->endpoints_spec, err) != 0)
@@ -882,6 +1026,12 @@ static void sources_free(struct zw_sources *s)
 {
 	for (int k = K_SO; k <= K_IR; k++)
 		map_free(&s->objs[k]);
+	for (size_t i = 0; i < s->n_cm_watches; i++) {
+		s->cm_watches[i]->w = NULL; /* stopped with the client */
+		cm_watch_free(s->cm_watches[i]);
+	}
+	free(s->cm_watches);
+	zw_bodies_free(s->bodies);
 	for (size_t i = 0; i < s->n_namespaces; i++)
 		free(s->namespaces[i]);
 	free(s->namespaces);
@@ -941,6 +1091,8 @@ int zw_sources_new(uv_loop_t *loop, const struct zw_sources_config *cfg,
 	s->coalesce_ms = cfg->coalesce_ms ? cfg->coalesce_ms : ZW_SOURCES_COALESCE_MS;
 	s->on_publish = cfg->on_publish;
 	s->ctx = cfg->ctx;
+	if (zw_bodies_new(&s->bodies) != 0)
+		oom = 1;
 	if (cfg->n_namespaces) {
 		s->namespaces = calloc(cfg->n_namespaces, sizeof(*s->namespaces));
 		if (!s->namespaces)

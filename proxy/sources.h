@@ -7,12 +7,15 @@
  *   InterceptorRoutes   http.keda.sh/v1beta1    (idem)
  *   EndpointSlices      discovery.k8s.io/v1, or v1beta1 where v1 is not served
  *   Services            v1 (port number -> port name resolution)
- * in every namespace, or in each namespace of cfg->namespaces.
+ * in every namespace, or in each namespace of cfg->namespaces; and each
+ * ConfigMap a target's placeholder or static route takes its body from
+ * (one watch per ConfigMap, by name, while some target names it; at most
+ * ZW_SOURCES_MAX_CONFIGMAPS).
  *
  * Static mode (cfg->kube == NULL): targets from cfg->targets_file (YAML or
  * JSON, several documents or a List of ScaledObjects / HTTPScaledObjects /
- * InterceptorRoutes), endpoints from cfg->endpoints_file (YAML/JSON
- * EndpointSlices and optional Services) and/or cfg->endpoints_spec
+ * InterceptorRoutes, and ConfigMaps for response bodies), endpoints from cfg->endpoints_file
+ * (YAML/JSON EndpointSlices and optional Services) and/or cfg->endpoints_spec
  * ("ns/svc:port=ip:port,..." as zw_endpoints_apply_spec). Files are read in
  * libuv's thread pool, re-read on zw_sources_reload() (e.g. SIGHUP) and when
  * their mtime changes (polled every cfg->poll_ms).
@@ -41,10 +44,11 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define ZW_SOURCES_COALESCE_MS 50     /* default cfg->coalesce_ms */
-#define ZW_SOURCES_POLL_MS     1000   /* default cfg->poll_ms (static mode) */
-#define ZW_SOURCES_MAX_NS      64     /* namespaces in cfg->namespaces */
-#define ZW_SOURCES_MAX_OBJECTS 100000 /* target source objects kept */
+#define ZW_SOURCES_COALESCE_MS    50     /* default cfg->coalesce_ms */
+#define ZW_SOURCES_POLL_MS        1000   /* default cfg->poll_ms (static mode) */
+#define ZW_SOURCES_MAX_NS         64     /* namespaces in cfg->namespaces */
+#define ZW_SOURCES_MAX_CONFIGMAPS 1000   /* ConfigMaps watched for response bodies */
+#define ZW_SOURCES_MAX_OBJECTS    100000 /* target source objects kept */
 
 struct zw_sources_config {
 	/* Live mode: API server configuration (borrowed; must outlive the

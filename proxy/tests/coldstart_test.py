@@ -138,8 +138,12 @@ def test_readiness_timeout(tmp_path, mode):
         meta["fallbackPort"] = "80"
         endpoints = {"default/fb": [(fb.ip, fb.port)]}
     if mode == "placeholder":
+        # Held (up to maxPendingRequests, overflow Placeholder), then the
+        # placeholder at the readiness timeout.
         meta["placeholderStatusCode"] = "503"
         meta["placeholderBody"] = "<html>starting</html>"
+        meta["maxPendingRequests"] = "5"
+        meta["overflow"] = "Placeholder"
     p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test", **meta)], endpoints)
     try:
         t0 = time.monotonic()
@@ -159,6 +163,25 @@ def test_readiness_timeout(tmp_path, mode):
         assert p.stop() == 0
         if fb:
             fb.stop()
+
+
+def test_placeholder_answers_at_once_and_wakes(tmp_path):
+    """With a placeholder (and no maxPendingRequests/overflow Placeholder)
+    nothing is held, as with the add-on and Kedify's waiting page: the
+    request is answered at once, yet counted as a cold start (KEDA is told)."""
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test", placeholderBody="<p>soon</p>",
+                                      placeholderHeaders="Refresh: 5")])
+    try:
+        t0 = time.monotonic()
+        r, body = p.get("/")
+        assert time.monotonic() - t0 < 2
+        assert (r.status, body) == (503, b"<p>soon</p>") and r.getheader("Refresh") == "5"
+        assert r.getheader("X-Zerowire-Cold-Start") == "true"
+        assert p.metric("zerowire_cold_starts_total", target="app/0") == 1
+        q = p.queue()[KEY]
+        assert q["held"] == 0 and q["requestCount"] == 1, q
+    finally:
+        assert p.stop() == 0
 
 
 def test_overflow_503(tmp_path):

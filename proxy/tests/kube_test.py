@@ -73,13 +73,14 @@ def ns(cluster):
     cluster.delete_namespace(name)
 
 
-def get(p, path, timeout=30):
+def get(p, path, timeout=30, host="web.test", header="X-Backend-Pod"):
+    """(status, body, X-Zerowire-Cold-Start, the `header` response header)."""
     c = http.client.HTTPConnection("127.0.0.1", p.port, timeout=timeout)
-    c.request("GET", path, headers={"Host": "web.test"})
+    c.request("GET", path, headers={"Host": host})
     r = c.getresponse()
     body = r.read()
     c.close()
-    return r.status, body, r.getheader("X-Zerowire-Cold-Start"), r.getheader("X-Backend-Pod")
+    return r.status, body, r.getheader("X-Zerowire-Cold-Start"), r.getheader(header)
 
 
 def test_cold_start_through_the_api_server(cluster, ns, tmp_path):
@@ -130,3 +131,53 @@ def test_cold_start_through_the_api_server(cluster, ns, tmp_path):
 def _no_endpoints(p, ns):
     st, body = p.admin_get("/status")
     return st == 200 and b"127." not in body
+
+
+WAITING = """
+apiVersion: keda.sh/v1alpha1
+kind: ScaledObject
+metadata: {{name: wait, namespace: {ns}}}
+spec:
+  scaleTargetRef: {{name: wait}}
+  minReplicaCount: 0
+  triggers:
+  - type: kedify-http
+    metadata:
+      service: wait
+      port: "80"
+      hosts: wait.test
+      scalingMetric: requestRate
+      targetValue: "10"
+      coldStartWaitingPageEnabled: "true"
+      coldStartWaitingPageConfigMapRef: wait-page
+"""
+
+
+def waiting_page(p):
+    st, body, _, retry_after = get(p, "/", timeout=10, host="wait.test", header="Retry-After")
+    return st, body, retry_after
+
+
+def test_waiting_page_configmap_followed_live(cluster, ns, tmp_path):
+    """The proxy watches the ConfigMap a waiting page names (by name, only
+    while a target names it): created, changed and deleted under a running
+    proxy, the page follows."""
+    cluster.apply(WAITING.format(ns=ns))
+    p = Proxy(tmp_path, kubeconfig=cluster.kubeconfig, namespaces=[ns])
+    try:
+        wait_for(lambda: "%s/wait/0" % ns in p.queue(), timeout=20, what="target")
+        assert waiting_page(p) == (503, b"Service is starting, try again later.", "10")
+        cm = ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: wait-page, namespace: %s}\n"
+              "data: {coldStartWaitingPageBody: '<h1>v1</h1>', coldStartWaitingPageStatusCode: '200',"
+              " coldStartWaitingPageRetryAfter: '2'}\n" % ns)
+        cluster.apply(cm)
+        wait_for(lambda: waiting_page(p) == (200, b"<h1>v1</h1>", "2"), timeout=20, what="page from the ConfigMap")
+        cluster.apply(cm.replace("<h1>v1</h1>", "<h1>v2</h1>"))
+        wait_for(lambda: waiting_page(p)[1] == b"<h1>v2</h1>", timeout=20, what="changed page")
+        cluster.kubectl("delete", "configmap", "wait-page", "-n", ns)
+        wait_for(lambda: waiting_page(p) == (503, b"Service is starting, try again later.", "10"),
+                 timeout=20, what="default page again")
+        # A ConfigMap nobody names is not watched.
+        assert "configmap_watch" in p.output() and "configmap=%s/other" % ns not in p.output()
+    finally:
+        assert p.stop() == 0
