@@ -61,6 +61,9 @@ static const struct counter_desc counter_descs[ZW_C_N] = {
                                     "Objects deleted by the reconciler."},
         [ZW_C_RECONCILE_ERRORS] = {"zerowire_webhook_reconcile_errors_total",
                                    "Failed reconciler API calls."},
+        [ZW_C_RECONCILE_EVALUATIONS] = {"zerowire_webhook_reconcile_evaluations_total",
+                                        "Routes the reconciler ran through admission (a route "
+                                        "is evaluated again only when it or a target changed)."},
 };
 
 static const struct counter_desc gauge_descs[ZW_G_N] = {

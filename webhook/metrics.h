@@ -38,6 +38,7 @@ enum zw_counter {
 	ZW_C_RECONCILE_CREATED,
 	ZW_C_RECONCILE_DELETED,
 	ZW_C_RECONCILE_ERRORS,
+	ZW_C_RECONCILE_EVALUATIONS, /* routes run through admission by the reconciler */
 	ZW_C_N,
 };
 

@@ -129,6 +129,11 @@ struct zw_reconcile {
 
 	/* Routes touched: key -> [resourceVersion after touch, registry generation]. */
 	json_t *touched;
+	/* What admission would make of each route, while neither the route
+	 * (resourceVersion) nor the registry (generation) changed:
+	 * key -> [resourceVersion, generation, needs alias, needs grant,
+	 * admission would change it]. */
+	json_t *evaluated;
 	unsigned long long touch_seq;
 	/* "resource/ns/name" -> HTTP status of the last logged create failure. */
 	json_t *create_failures;
@@ -610,41 +615,60 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 
 	json_array_foreach(items, i, item)
 	{
-		json_t *obj = json_object_get(item, "obj"), *desired = NULL, *rec;
+		json_t *obj = json_object_get(item, "obj"), *desired = NULL, *rec, *ev;
 		const struct kind_desc *kd =
 		        &kinds[json_integer_value(json_object_get(item, "kind"))];
 		const char *version = jstr(item, "version");
 		const char *ns = meta_str(obj, "namespace");
+		const char *rv = meta_str(obj, "resourceVersion");
 		char group[128], ver[32], key[600];
 		struct zw_mutate_result info;
-		const json_t *eff;
-		int rc;
+		int alias = 0, grant = 0, differs;
 
 		if (split_api_version(jstr(obj, "apiVersion"), group, sizeof(group), ver,
 		                      sizeof(ver)) < 0)
 			continue;
-		memset(&info, 0, sizeof(info));
-		rc = zw_mutate_object(obj, group, ver, jstr(obj, "kind"), NULL, r->cfg.reg,
-		                      r->cfg.mutate, &desired, NULL, &info);
-		eff = rc == 0 && desired != NULL ? desired : obj;
-		if (strcmp(kd->kind, "Ingress") == 0) {
-			if (ingress_needs_alias(r, eff, ns))
-				json_object_set_new(aliases_needed, ns, json_true());
-		} else if (strcmp(kd->group, "gateway.networking.k8s.io") == 0) {
-			if (gateway_route_needs_grant(r, eff, ns)) {
-				json_t *set = json_object_get(grants_needed, ns);
-				if (set == NULL) {
-					set = json_object();
-					json_object_set_new(grants_needed, ns, set);
-				}
-				json_object_set_new(set, kd->kind, json_true());
-			}
-		}
 		snprintf(key, sizeof(key), "%s.%s/%s/%s", kd->resource, kd->group, ns,
 		         meta_str(obj, "name"));
 		json_object_set_new(seen, key, json_true());
-		if (rc == 0 && desired != NULL && !json_equal(desired, obj) &&
-		    touches < MAX_TOUCHES) {
+		ev = json_object_get(r->evaluated, key);
+		if (ev != NULL && rv != NULL &&
+		    strcmp(json_string_value(json_array_get(ev, 0)), rv) == 0 &&
+		    (uint64_t)json_integer_value(json_array_get(ev, 1)) == gen) {
+			/* Neither the route nor the registry changed since. */
+			alias = json_is_true(json_array_get(ev, 2));
+			grant = json_is_true(json_array_get(ev, 3));
+			differs = json_is_true(json_array_get(ev, 4));
+		} else {
+			const json_t *eff;
+			int rc;
+			memset(&info, 0, sizeof(info));
+			rc = zw_mutate_object(obj, group, ver, jstr(obj, "kind"), NULL, r->cfg.reg,
+			                      r->cfg.mutate, &desired, NULL, &info);
+			zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_EVALUATIONS, 1);
+			eff = rc == 0 && desired != NULL ? desired : obj;
+			if (strcmp(kd->kind, "Ingress") == 0)
+				alias = ingress_needs_alias(r, eff, ns);
+			else if (strcmp(kd->group, "gateway.networking.k8s.io") == 0)
+				grant = gateway_route_needs_grant(r, eff, ns);
+			differs = rc == 0 && desired != NULL && !json_equal(desired, obj);
+			json_decref(desired);
+			if (rv != NULL && rc == 0)
+				json_object_set_new(r->evaluated, key,
+				                    json_pack("[s,I,b,b,b]", rv, (json_int_t)gen,
+				                              alias, grant, differs));
+		}
+		if (alias)
+			json_object_set_new(aliases_needed, ns, json_true());
+		if (grant) {
+			json_t *set = json_object_get(grants_needed, ns);
+			if (set == NULL) {
+				set = json_object();
+				json_object_set_new(grants_needed, ns, set);
+			}
+			json_object_set_new(set, kd->kind, json_true());
+		}
+		if (differs && touches < MAX_TOUCHES) {
 			rec = json_object_get(r->touched, key);
 			if (rec != NULL &&
 			    strcmp(json_is_string(json_array_get(rec, 0))
@@ -661,7 +685,6 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 				touches++;
 			}
 		}
-		json_decref(desired);
 	}
 	/* Forget touch records of routes that are gone. */
 	{
@@ -671,6 +694,11 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 		{
 			if (json_object_get(seen, k) == NULL)
 				json_object_del(r->touched, k);
+		}
+		json_object_foreach_safe(r->evaluated, tmp, k, v)
+		{
+			if (json_object_get(seen, k) == NULL)
+				json_object_del(r->evaluated, k);
 		}
 	}
 	json_decref(seen);
@@ -1186,11 +1214,13 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 	pthread_cond_init(&r->cond, &ca);
 	pthread_condattr_destroy(&ca);
 	r->touched = json_object();
+	r->evaluated = json_object();
 	r->create_failures = json_object();
 	r->n_ns = n_ns;
 	r->last_lease_status = -1;
 	r->watches = calloc(N_KINDS * n_ns, sizeof(*r->watches));
-	if (r->touched == NULL || r->create_failures == NULL || r->watches == NULL)
+	if (r->touched == NULL || r->evaluated == NULL || r->create_failures == NULL ||
+	    r->watches == NULL)
 		goto fail;
 	for (size_t k = 0; k < N_KINDS; k++)
 		for (size_t i = 0; i < n_ns; i++) {
@@ -1257,6 +1287,7 @@ void zw_reconcile_stop(struct zw_reconcile *r)
 		lease_release(r);
 	free(r->watches);
 	json_decref(r->touched);
+	json_decref(r->evaluated);
 	json_decref(r->create_failures);
 	pthread_cond_destroy(&r->cond);
 	pthread_mutex_destroy(&r->lock);

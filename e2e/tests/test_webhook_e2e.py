@@ -571,6 +571,32 @@ def metric_value(webhook, port, name):
     return float(m.group(1)) if m else None
 
 
+def test_reconciler_evaluates_only_what_changed(cluster, webhook):
+    """Resync passes (every 5 s here) re-evaluate a route only when the
+    route or a target changed since its last evaluation."""
+    ns = cluster.create_namespace("evalcache")
+    cluster.apply(INGRESS % {"ns": ns, "host": "cache.example.com"})
+    cluster.apply(scaled_object(ns, "app"))
+    wait_for(cluster, lambda: points_at_proxy(get(cluster, "ingress", ns, "app")), "Ingress rewritten")
+    name = "zerowire_webhook_reconcile_evaluations_total"
+
+    def quiet_count():
+        # Settled: two values 6 s apart (more than one resync) are equal.
+        a = metric_value(webhook, webhook.port, name)
+        time.sleep(6)
+        b = metric_value(webhook, webhook.port, name)
+        return b if a == b else None
+
+    before = wait_for(cluster, quiet_count, "no evaluations while nothing changes", timeout=90)
+    assert before and before > 0
+    # A change to the route alone: evaluated again (a few times at most:
+    # the reconciler sees its own touch come back too).
+    cluster.kubectl("annotate", "ingress", "app", "-n", ns, "example.com/note=1")
+    wait_for(cluster, lambda: metric_value(webhook, webhook.port, name) > before, "route re-evaluated")
+    after = wait_for(cluster, quiet_count, "settled again", timeout=90)
+    assert after - before <= 5, (before, after)
+
+
 def test_leader_failover_and_webhook_restart(cluster, webhook, tmp_path):
     ns = cluster.create_namespace("failover")
     manifest = HTTPROUTE.split("---")[0] % {"ns": ns}

@@ -340,8 +340,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			q.hn[k] = hnames[take(&g, 4)];
 			q.hv[k] = hvals[take(&g, 6)];
 		}
-		struct zw_route_request rq = {
-		        q.host, strlen(q.host), q.path, strlen(q.path), {hdr_get, &q}};
+		struct zw_route_request rq = {.host = q.host,
+		                              .host_len = strlen(q.host),
+		                              .path = q.path,
+		                              .path_len = strlen(q.path),
+		                              .headers = {hdr_get, &q}};
 		struct zw_route_match m;
 		int rc = zw_route_lookup(table, &rq, &m);
 		struct cand c;

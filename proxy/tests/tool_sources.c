@@ -146,8 +146,11 @@ static void cmd_route(char **tok, size_t n)
 		h.value[h.n++] = colon + 1;
 	}
 	const char *host = strcmp(tok[1], "-") == 0 ? NULL : tok[1];
-	struct zw_route_request req = {
-	        host, host ? strlen(host) : 0, tok[2], strlen(tok[2]), {hdr_get, &h}};
+	struct zw_route_request req = {.host = host,
+	                               .host_len = host ? strlen(host) : 0,
+	                               .path = tok[2],
+	                               .path_len = strlen(tok[2]),
+	                               .headers = {hdr_get, &h}};
 	struct zw_route_match m;
 	struct zw_route_table *t = zw_route_current_acquire(&cur);
 	int rc = zw_route_lookup(t, &req, &m);
