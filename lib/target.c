@@ -315,6 +315,19 @@ static bool valid_object_name(const char *s)
 	       isalnum((unsigned char)s[len - 1]);
 }
 
+/* ConfigMap keys: [-._a-zA-Z0-9]+, at most 253 bytes, not "." or "..". */
+static bool valid_configmap_key(const char *s)
+{
+	size_t len = strlen(s);
+
+	if (len == 0 || len > 253 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (size_t i = 0; i < len; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '-' && s[i] != '_' && s[i] != '.')
+			return false;
+	return true;
+}
+
 /* Service port names: lower-case alphanumerics and '-', at most 63 bytes. */
 static bool valid_port_name(const char *s)
 {
@@ -1861,6 +1874,9 @@ static int meta_healthcheck(struct pctx *c, const json_t *meta, struct zw_target
 		return failf(c,
 		             "metadata.healthcheckPath and metadata.healthcheckPathPrefix are both "
 		             "set (exactly one is allowed)");
+	if (t->healthcheck_path_prefix && strcmp(t->healthcheck_path_prefix, "/") == 0)
+		return failf(c, "metadata.healthcheckPathPrefix \"/\" would make every path a "
+		                "health probe (use e.g. /kedify-proxy)");
 	if (t->healthcheck_path)
 		t->healthcheck_response = ZW_HC_PASSTHROUGH;
 	if (t->healthcheck_path_prefix)
@@ -2293,10 +2309,14 @@ static int crd_response(struct pctx *c, const json_t *o, const char *base, int d
 		join(p, base, "bodyFromConfigMap");
 		if ((rc = req_string(c, cm, "name", p, &s)) < 0)
 			return rc;
+		if (!valid_object_name(s))
+			return failf(c, "%s.name \"%.64s\" is not a valid ConfigMap name", p, s);
 		if (set_str(&sr->body_configmap, s))
 			return ZW_TARGET_ENOMEM;
 		if ((rc = opt_string(c, cm, "key", p, &s)) < 0)
 			return rc;
+		if (s && *s && !valid_configmap_key(s))
+			return failf(c, "%s.key \"%.64s\" is not a valid ConfigMap key", p, s);
 		if (s && *s && set_str(&sr->body_configmap_key, s))
 			return ZW_TARGET_ENOMEM;
 	}

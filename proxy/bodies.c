@@ -182,6 +182,7 @@ static int resolve_one(const struct zw_bodies *b, const char *ns, struct zw_stat
 	json_t *v;
 	size_t n, i = 0;
 
+	(void)v;
 	if (!sr_needs(sr))
 		return 0;
 	snprintf(key, sizeof(key), "%.250s/%.250s", ns, sr->body_configmap);
@@ -192,31 +193,37 @@ static int resolve_one(const struct zw_bodies *b, const char *ns, struct zw_stat
 		return 0;
 	}
 	sr->configmap_state = ZW_CM_FOUND;
-	n = json_object_size(data);
+	/* With an explicit key only that value is kept; a key derived from
+	 * the path needs them all (sorted by key for zw_bodies_select). */
+	n = sr->body_configmap_key ? (json_object_get(data, sr->body_configmap_key) ? 1 : 0)
+	                           : json_object_size(data);
 	if (n) {
+		const char **keys = calloc(n, sizeof(char *));
 		sr->file_keys = calloc(n, sizeof(char *));
 		sr->file_values = calloc(n, sizeof(char *));
-		if (!sr->file_keys || !sr->file_values)
+		if (!keys || !sr->file_keys || !sr->file_values) {
+			free(keys);
 			return -ENOMEM;
-		/* Key and value copies side by side, sorted by key below. */
-		json_object_foreach((json_t *)data, k, v)
-		{
-			size_t kl = strlen(k), vl = strlen(json_string_value(v));
-			char *p = malloc(kl + 1 + vl + 1);
-			if (!p)
-				return -ENOMEM;
-			memcpy(p, k, kl + 1);
-			memcpy(p + kl + 1, json_string_value(v), vl + 1);
-			sr->file_keys[i++] = p;
-			sr->n_files = i;
 		}
-		qsort(sr->file_keys, n, sizeof(char *), cmp_str);
+		if (sr->body_configmap_key)
+			keys[i++] = sr->body_configmap_key;
+		else
+			json_object_foreach((json_t *)data, k, v)
+			{
+				keys[i++] = k;
+			}
+		qsort(keys, n, sizeof(char *), cmp_str);
 		for (i = 0; i < n; i++) {
+			sr->file_keys[i] = strdup(keys[i]);
 			sr->file_values[i] =
-			        strdup(sr->file_keys[i] + strlen(sr->file_keys[i]) + 1);
-			if (!sr->file_values[i])
+			        strdup(json_string_value(json_object_get(data, keys[i])));
+			sr->n_files = i + 1;
+			if (!sr->file_keys[i] || !sr->file_values[i]) {
+				free(keys);
 				return -ENOMEM;
+			}
 		}
+		free(keys);
 	}
 	return sr->waiting_page ? waiting_page_keys(sr, data) : 0;
 }

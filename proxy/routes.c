@@ -621,6 +621,15 @@ static int headers_match(const struct zw_route_rule *r, const struct zw_route_he
 	return 1;
 }
 
+/* True when entries a and b rank the same in the tie-break order before
+ * creationTimestamp (neither a static route, as many matchers of each kind):
+ * the ones the split header may choose between. */
+static int same_rank(const struct entry *a, const struct entry *b)
+{
+	return a->static_route < 0 && b->static_route < 0 && a->n_headers == b->n_headers &&
+	       a->n_exact == b->n_exact && a->n_pattern == b->n_pattern;
+}
+
 /* True when t's Service is "<namespace>/<name>" as given (v, vl bytes). */
 static int is_service(const struct zw_target *t, const char *v, size_t vl)
 {
@@ -657,12 +666,16 @@ static int try_node(const struct zw_route_table *t, uint32_t node, const char *p
 				*stage = ZW_ROUTE_MISS_HEADERS;
 				for (uint32_t i = 0; i < s->count; i++) {
 					const struct entry *e = &t->entries[s->first + i];
+					if (found && !same_rank(found, e))
+						break; /* the hint never beats the tie-break order
+						        */
 					if (!headers_match(e->r, h))
 						continue;
 					if (!found)
 						found = e;
-					if (!req->service ||
-					    is_service(&t->targets[e->target], req->service,
+					if (!req->service || found->static_route >= 0)
+						break;
+					if (is_service(&t->targets[e->target], req->service,
 					               req->service_len)) {
 						found = e;
 						break;

@@ -1591,9 +1591,12 @@ static void dispatch(struct conn *c)
 	if (c->se)
 		zw_stats_cold(c->se);
 	zw_metrics_event(&w->metrics, c->key, ZW_EV_COLD_START);
-	if (t->has_placeholder && !(t->max_pending && t->overflow_placeholder)) {
+	if (t->has_placeholder && !t->has_fallback &&
+	    !(t->max_pending && t->overflow_placeholder)) {
 		/* As the add-on: with a placeholder (a waiting page) nothing
-		 * is held; the request still counted and woke the target. */
+		 * is held; the request still counted and woke the target. With
+		 * a fallback too it is held and goes there at the readiness
+		 * timeout (the add-on's code would never reach the fallback). */
 		placeholder_response(c);
 		return;
 	}

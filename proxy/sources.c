@@ -58,6 +58,7 @@ struct cm_watch {
 	char *ns, *name;
 	struct zw_kube_uv_watch *w;
 	bool wanted;
+	bool settled; /* listed once (absent now means absent), or failed */
 };
 
 /* One list+watch (live mode). */
@@ -483,19 +484,41 @@ static const json_t *links_find(const struct link *v, size_t n, const struct zw_
 	return hit ? hit->so : NULL;
 }
 
+static void update_synced(struct zw_sources *s);
+
 static void cm_watch_event(void *ud, enum zw_watch_type type, json_t *obj)
 {
 	struct cm_watch *cw = ud;
 	struct zw_sources *s = cw->s;
 	int rc;
-	if (s->closing ||
-	    (type != ZW_WATCH_ADDED && type != ZW_WATCH_MODIFIED && type != ZW_WATCH_DELETED))
+	if (s->closing)
+		return;
+	if (type == ZW_WATCH_SYNCED) {
+		cw->settled = true;
+		update_synced(s);
+		return;
+	}
+	if (type != ZW_WATCH_ADDED && type != ZW_WATCH_MODIFIED && type != ZW_WATCH_DELETED)
 		return;
 	rc = zw_bodies_apply(s->bodies, obj, type == ZW_WATCH_DELETED);
 	if (rc < 0)
 		zw_log(ZW_LOG_ERROR, "configmap_nomem", "configmap=%s/%s", cw->ns, cw->name);
 	else if (rc > 0)
 		schedule_rebuild(s);
+}
+
+static void cm_watch_status(void *ud, const struct zw_watch_status *st)
+{
+	struct cm_watch *cw = ud;
+	if (st->kind != ZW_WATCH_ST_RETRY || cw->s->closing)
+		return;
+	zw_log(ZW_LOG_WARN, "watch_retry",
+	       "kind=ConfigMap configmap=%s/%s failures=%u delay_ms=%u reason=\"%s\"", cw->ns,
+	       cw->name, st->failures, st->delay_ms, st->reason ? st->reason : "");
+	/* A failing watch (e.g. no RBAC for ConfigMaps) must not keep the
+	 * proxy unready: its pages are "missing" until it recovers. */
+	cw->settled = true;
+	update_synced(cw->s);
 }
 
 static void cm_watch_free(struct cm_watch *cw)
@@ -544,6 +567,7 @@ static int cm_want(void *arg, const char *ns, const char *name)
 	        .namespace = ns,
 	        .field_selector = sel,
 	        .on_event = cm_watch_event,
+	        .on_status = cm_watch_status,
 	        .ud = cw,
 	};
 	if (zw_kube_uv_watch_start(s->ku, &spec, &cw->w) != 0) {
@@ -669,6 +693,11 @@ out:
 
 static void update_synced(struct zw_sources *s)
 {
+	/* Ready once the ConfigMaps the first tables named are listed too, so
+	 * that no placeholder answers "missing" for a ConfigMap that exists. */
+	for (size_t i = 0; i < s->n_cm_watches; i++)
+		if (!s->cm_watches[i]->settled)
+			return;
 	if (!atomic_load(&s->synced) && s->all_listed && s->stats.publishes > 0) {
 		atomic_store(&s->synced, true);
 		zw_log(ZW_LOG_INFO, "sources_synced", "targets=%zu objects=%zu", s->stats.targets,

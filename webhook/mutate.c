@@ -182,13 +182,15 @@ static int restore(json_t *desired, const json_t *records, json_t *applied, unsi
 	return 0;
 }
 
+/* The destination record (not a split header's) at path, or NULL. */
 static const json_t *find_by_path(const json_t *records, const char *path)
 {
 	size_t i;
 	json_t *r;
 	json_array_foreach(records, i, r)
 	{
-		if (strcmp(json_string_value(json_object_get(r, "path")), path) == 0)
+		if (!zw_rewrite_is_hint(r) &&
+		    strcmp(json_string_value(json_object_get(r, "path")), path) == 0)
 			return r;
 	}
 	return NULL;
@@ -302,14 +304,23 @@ static int mutate_route(const json_t *obj, const char *ns, const struct zw_regis
 	}
 	/* Count what changed compared with the records admitted (destinations:
 	 * a split header's record of its own is not one). */
-	size_t i;
-	json_t *rec;
+	size_t i, k;
+	json_t *rec, *old_rec;
+	bool hint_added = false;
 	json_array_foreach(records, i, rec)
 	{
 		const json_t *prev =
 		        find_by_path(applied, json_string_value(json_object_get(rec, "path")));
 		if (!zw_rewrite_is_hint(rec) && (!prev || !json_equal((json_t *)prev, rec)))
 			info->rewrites++;
+		if (zw_rewrite_is_hint(rec) && !hint_added) {
+			hint_added = true;
+			json_array_foreach(applied, k, old_rec)
+			{
+				if (json_equal(old_rec, rec))
+					hint_added = false;
+			}
+		}
 	}
 	json_array_foreach(applied, i, rec)
 	{
@@ -332,7 +343,7 @@ static int mutate_route(const json_t *obj, const char *ns, const struct zw_regis
 	if (json_equal(desired, (json_t *)obj))
 		info->outcome = rw.not_understood ? ZW_MO_ERROR : ZW_MO_UNCHANGED;
 	else
-		info->outcome = info->rewrites ? ZW_MO_REWRITTEN : ZW_MO_RESTORED;
+		info->outcome = info->rewrites || hint_added ? ZW_MO_REWRITTEN : ZW_MO_RESTORED;
 	*desired_out = desired;
 	desired = NULL;
 	rc = 0;

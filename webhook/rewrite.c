@@ -481,15 +481,15 @@ bool zw_rewrite_is_hint(const json_t *rec)
 {
 	const json_t *w = json_object_get(rec, "written");
 	return json_object_size(w) == 1 &&
-	       (json_object_get(w, "headers") || json_object_get(w, "options"));
+	       (json_object_get(w, "filters") || json_object_get(w, "headers") ||
+	        json_object_get(w, "options"));
 }
 
-/* Sets the split header for destination d at rw->hint_container: the
- * changed field goes into (original, written) when that is the
- * destination's own container, else into a record of its own appended to
- * rw->records. Returns 0 or -1 on ENOMEM. */
-static int add_hint(struct zw_rewrite *rw, json_t *container, const struct dest *d,
-                    json_t *original, json_t *written)
+/* Sets the split header for destination d at rw->hint_container and
+ * appends a record of its own for it (after the destination's): the two
+ * are restored independently, so a later edit of the filters or headers
+ * never costs the destination its restore. Returns 0 or -1 on ENOMEM. */
+static int add_hint(struct zw_rewrite *rw, const struct dest *d)
 {
 	char value[2 * NAME_MAX_LEN + 2];
 	const char *key;
@@ -512,18 +512,12 @@ static int add_hint(struct zw_rewrite *rw, json_t *container, const struct dest 
 	                   : (key[0] == 'o' ? gloo_hint(cur, value) : gateway_hint(cur, value));
 	if (!hv)
 		return -1;
-	if (rw->hint_container == container) {
-		if ((cur && json_object_set(original, key, cur)) ||
-		    json_object_set(written, key, hv))
-			goto fail;
-	} else {
-		rec = json_pack("{s:s, s:{}, s:{s:O}}", "path", rw->hint_path, "original",
-		                "written", key, hv);
-		if (!rec || json_array_append_new(rw->records, rec))
-			goto fail;
-		if (cur && json_object_set(json_object_get(rec, "original"), key, cur))
-			goto fail;
-	}
+	rec = json_pack("{s:s, s:{}, s:{s:O}}", "path", rw->hint_path, "original", "written", key,
+	                hv);
+	if (!rec || json_array_append_new(rw->records, rec))
+		goto fail;
+	if (cur && json_object_set(json_object_get(rec, "original"), key, cur))
+		goto fail;
 	if (json_object_set_new(rw->hint_container, key, hv))
 		return -1;
 	return 0;
@@ -563,10 +557,6 @@ static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
 		rec = NULL;
 		goto nomem;
 	}
-	/* The hint, when it lives in the same container, joins this record
-	 * (original and written are shared with it). */
-	if (rw->hint_container && add_hint(rw, container, d, original, written) < 0)
-		goto nomem;
 	/* Replace in place (keeps key order), then drop owned keys not written. */
 	for (size_t i = 0; keys[i]; i++) {
 		json_t *w = json_object_get(written, keys[i]);
@@ -579,6 +569,10 @@ static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
 	}
 	json_decref(written);
 	json_decref(original);
+	if (rw->hint_container && add_hint(rw, d) < 0) {
+		rw->nomem = true;
+		return;
+	}
 	warn_after_rewrite(rw, t, d);
 	return;
 nomem:

@@ -55,7 +55,8 @@ unsigned zw_rewrite_autowire_bit(enum zw_mutate_kind kind);
 int zw_rewrite_walk(struct zw_rewrite *rw);
 
 /* True when record rec only sets the split header (a record of its own,
- * beside its destination's: Istio route headers, Gloo destination options). */
+ * after its destination's: Gateway API backendRef filters, Istio route
+ * headers, Gloo destination options). */
 bool zw_rewrite_is_hint(const json_t *rec);
 
 /* Appends `msg` (copied) to rw->warnings unless present or full. */

@@ -155,6 +155,8 @@ cases = [
      T + 'metadata.healthcheckPath and metadata.healthcheckPathPrefix are both set (exactly one is allowed)'),
     (so('hc-prefix-bad', {'healthcheckPathPrefix': '/k p'}),
      T + 'metadata.healthcheckPathPrefix "/k p" is not a valid path: ' + PATHCHARS),
+    (so('hc-prefix-root', {'healthcheckPathPrefix': '/'}),
+     T + 'metadata.healthcheckPathPrefix "/" would make every path a health probe (use e.g. /kedify-proxy)'),
     (so('waiting-cm-bad', {'coldStartWaitingPageEnabled': 'true', 'coldStartWaitingPageConfigMapRef': 'Page_1'}),
      T + 'metadata.coldStartWaitingPageConfigMapRef "Page_1" is not a valid ConfigMap name'),
     (so('waiting-cm-and-body', {'coldStartWaitingPageEnabled': 'true', 'coldStartWaitingPageConfigMapRef': 'page',
@@ -335,6 +337,12 @@ cases = [
     (ir('ir-body-cm-noname', {'coldStart': {'placeholder': {'response': {
         'bodyFromConfigMap': {'key': 'k'}}}}}),
      I + 'spec.coldStart.placeholder.response.bodyFromConfigMap.name is required'),
+    (ir('ir-body-cm-badname', {'coldStart': {'placeholder': {'response': {
+        'bodyFromConfigMap': {'name': 'Page_1'}}}}}),
+     I + 'spec.coldStart.placeholder.response.bodyFromConfigMap.name "Page_1" is not a valid ConfigMap name'),
+    (ir('ir-body-cm-badkey', {'coldStart': {'placeholder': {'response': {
+        'bodyFromConfigMap': {'name': 'page', 'key': 'a/b.html'}}}}}),
+     I + 'spec.coldStart.placeholder.response.bodyFromConfigMap.key "a/b.html" is not a valid ConfigMap key'),
     (ir('ir-body-long', {'coldStart': {'placeholder': {'response': {'body': 'x' * 32769}}}}),
      I + 'spec.coldStart.placeholder.response.body is longer than 32768 bytes'),
     (ir('ir-ph-no-response', {'coldStart': {'placeholder': {}}}),
