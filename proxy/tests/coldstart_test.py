@@ -127,11 +127,16 @@ def test_release_paced_per_endpoint(tmp_path):
                 b.stop()
 
 
-@pytest.mark.parametrize("mode", ["504", "fallback", "placeholder"])
+@pytest.mark.parametrize("mode", ["504", "fallback", "placeholder", "fallback+placeholder"])
 def test_readiness_timeout(tmp_path, mode):
     fb = None
     meta = {"readinessTimeout": "600ms"}
     endpoints = {}
+    if mode == "fallback+placeholder":
+        # A placeholder beside a fallback does not answer at once: held,
+        # then the fallback at the timeout.
+        meta["placeholderBody"] = "<html>starting</html>"
+        mode = "fallback"
     if mode == "fallback":
         fb = Backend("127.0.0.1", name="fallback")
         meta["fallbackService"] = "fb"
