@@ -7,6 +7,14 @@
 #include <string.h>
 #include <strings.h>
 
+/* The store's key of ConfigMap ns/name: "ns/name" (both are DNS names of
+ * at most 253 bytes, so nothing is cut). */
+#define CM_KEY_LEN 512
+static void cm_key(char *buf, const char *ns, const char *name)
+{
+	snprintf(buf, CM_KEY_LEN, "%.250s/%.250s", ns, name);
+}
+
 struct zw_bodies {
 	/* "ns/name" -> {"labelled": bool, "data": {key: string}} */
 	json_t *map;
@@ -40,8 +48,8 @@ void zw_bodies_clear(struct zw_bodies *b)
 
 void zw_bodies_forget(struct zw_bodies *b, const char *ns, const char *name)
 {
-	char key[512];
-	snprintf(key, sizeof(key), "%.250s/%.250s", ns, name);
+	char key[CM_KEY_LEN];
+	cm_key(key, ns, name);
 	json_object_del(b->map, key);
 }
 
@@ -58,11 +66,11 @@ int zw_bodies_apply(struct zw_bodies *b, const json_t *cm, bool deleted)
 	json_t *data, *entry, *old;
 	const char *k;
 	json_t *v;
-	char key[512];
+	char key[CM_KEY_LEN];
 
 	if (!ns || !name)
 		return 0;
-	snprintf(key, sizeof(key), "%.250s/%.250s", ns, name);
+	cm_key(key, ns, name);
 	old = json_object_get(b->map, key);
 	if (deleted) {
 		if (!old)
@@ -176,16 +184,15 @@ static int waiting_page_keys(struct zw_static_response *sr, const json_t *data)
 
 static int resolve_one(const struct zw_bodies *b, const char *ns, struct zw_static_response *sr)
 {
-	char key[512];
+	char key[CM_KEY_LEN];
 	const json_t *entry, *data;
 	const char *k;
 	json_t *v;
 	size_t n, i = 0;
 
-	(void)v;
 	if (!sr_needs(sr))
 		return 0;
-	snprintf(key, sizeof(key), "%.250s/%.250s", ns, sr->body_configmap);
+	cm_key(key, ns, sr->body_configmap);
 	entry = json_object_get(b->map, key);
 	data = json_object_get(entry, "data");
 	if (!entry || (!sr->waiting_page && !json_is_true(json_object_get(entry, "labelled")))) {

@@ -493,23 +493,26 @@ static int add_hint(struct zw_rewrite *rw, const struct dest *d)
 {
 	char value[2 * NAME_MAX_LEN + 2];
 	const char *key;
+	json_t *(*build)(const json_t *cur, const char *value);
 	json_t *cur, *hv, *rec;
 	snprintf(value, sizeof(value), "%s/%s", d->ns, d->name);
 	switch (rw->kind) {
 	case ZW_MK_ISTIO_VIRTUALSERVICE:
 		key = "headers";
+		build = istio_hint;
 		break;
 	case ZW_MK_GLOO_VIRTUALSERVICE:
 	case ZW_MK_GLOO_ROUTETABLE:
 		key = "options";
+		build = gloo_hint;
 		break;
 	default:
 		key = "filters";
+		build = gateway_hint;
 		break;
 	}
 	cur = json_object_get(rw->hint_container, key);
-	hv = key[0] == 'h' ? istio_hint(cur, value)
-	                   : (key[0] == 'o' ? gloo_hint(cur, value) : gateway_hint(cur, value));
+	hv = build(cur, value);
 	if (!hv)
 		return -1;
 	rec = json_pack("{s:s, s:{}, s:{s:O}}", "path", rw->hint_path, "original", "written", key,
