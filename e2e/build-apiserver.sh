@@ -19,9 +19,13 @@ if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
 SRC_LIST=/etc/apt/sources.list.d/zerowire-src.sources
 if ! apt-get indextargets 2>/dev/null | grep -q 'Created-By: Sources'; then
 	echo "build-apiserver: enabling deb-src for Debian's suites" >&2
-	as_root sh -c "cat > $SRC_LIST" <<'SRC'
+	# The same mirror the machine's binary sources use (never named here).
+	uri=$(grep -hoE '^(URIs:|deb) +[a-z]+://[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
+		| awk '{print $2}' | grep -v security | head -1)
+	[ -n "$uri" ] || { echo "build-apiserver: no Debian mirror found in apt sources" >&2; exit 1; }
+	as_root sh -c "cat > $SRC_LIST" <<SRC
 Types: deb-src
-URIs: http://deb.debian.org/debian
+URIs: $uri
 Suites: bookworm bookworm-updates
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
@@ -54,7 +58,11 @@ for f in vendor/k8s.io/kube-openapi/pkg/validation/validate/type.go vendor/githu
 done
 mkdir -p .go/src/k8s.io
 ln -sfn ../../.. .go/src/k8s.io/kubernetes
-export GOPATH="$PWD/.go" GO111MODULE=off CGO_ENABLED=0 GOCACHE="$CACHE/gocache"
+# The 1.20 tree needs Debian's Go 1.19 (golang-go), not a newer Go earlier on PATH.
+GO119=/usr/lib/go-1.19/bin
+[ -x "$GO119/go" ] || { echo "build-apiserver: $GO119/go missing (golang-1.19-go)" >&2; exit 1; }
+export PATH="$GO119:$PATH"
+export GOPATH="$PWD/.go" GO111MODULE=off GOTOOLCHAIN=local CGO_ENABLED=0 GOCACHE="$CACHE/gocache"
 export KUBE_GIT_VERSION=v1.20.2 KUBE_GIT_TREE_STATE=clean KUBE_GIT_COMMIT=faecb196815e248d3ecfb03c680a4507229c2a56
 cd .go/src/k8s.io/kubernetes
 echo "build-apiserver: compiling kube-apiserver (about 7 minutes on 2 cores)" >&2

@@ -11,7 +11,7 @@ PKGS=(
 	libprotobuf-c-dev protobuf-c-compiler libyaml-dev libcmocka-dev
 	python3 python3-pytest python3-grpcio python3-grpc-tools
 	python3-jsonpatch python3-yaml python3-requests
-	golang-go golang-github-modern-go-reflect2-dev etcd-server etcd-client
+	golang-go golang-1.19-go golang-github-modern-go-reflect2-dev etcd-server etcd-client
 	dpkg-dev openssl wrk nginx-light haproxy psmisc procps iproute2
 	unzip nodejs
 )
