@@ -981,6 +981,39 @@ static int meta_duration(struct pctx *c, const json_t *meta, const char *key, ui
 	return 0;
 }
 
+/* endpointConcurrency (a number, "auto" or "off") and slowStart. */
+static int meta_allowance(struct pctx *c, const json_t *meta, struct zw_target *t)
+{
+	char q[QUOTE_LEN], w[WORD_LEN];
+	struct mval m;
+	bool present;
+	uint64_t ms = 0;
+	int rc = meta_get(c, meta, "endpointConcurrency", &m);
+
+	if (rc < 0)
+		return rc;
+	if (rc) {
+		unsigned long long v;
+		meta_word(&m, w, sizeof(w));
+		if (strcasecmp(w, "auto") == 0)
+			t->endpoint_concurrency = ZW_ALLOWANCE_AUTO;
+		else if (strcasecmp(w, "off") == 0)
+			t->endpoint_concurrency = 0;
+		else if (parse_uint_text(w, ZW_ALLOWANCE_MAX, &v) == 0)
+			t->endpoint_concurrency = (int64_t)v;
+		else
+			return failf(c,
+			             "metadata.endpointConcurrency %s is not a number in 0..%d, "
+			             "auto or off",
+			             quote(m.s, q), ZW_ALLOWANCE_MAX);
+	}
+	if ((rc = meta_duration(c, meta, "slowStart", &ms, &present)) < 0)
+		return rc;
+	if (present)
+		t->slow_start_ms = (int64_t)ms;
+	return 0;
+}
+
 /* Timeouts: unset stays 0, an explicit zero becomes ZW_TIMEOUT_NONE. */
 static int meta_timeout(struct pctx *c, const json_t *meta, const char *key, uint64_t *out)
 {
@@ -1371,6 +1404,8 @@ static void target_init(struct zw_target *t, enum zw_target_source src)
 	t->autowire = ZW_AW_ALL;
 	t->cooldown_period = -1;
 	t->initial_cooldown_period = -1;
+	t->endpoint_concurrency = ZW_ALLOWANCE_UNSET;
+	t->slow_start_ms = -1;
 }
 
 static void ref_free(struct zw_service_ref *r)
@@ -1821,6 +1856,8 @@ static int meta_cold_start(struct pctx *c, const json_t *meta, struct zw_target 
 			             quote(m.s, q), ZW_TARGET_MAX_PENDING);
 		t->max_pending = (uint32_t)v;
 	}
+	if ((rc = meta_allowance(c, meta, t)) < 0)
+		return rc;
 	if ((rc = meta_placeholder(c, meta, t)) < 0)
 		return rc;
 	if ((rc = meta_get(c, meta, "overflow", &m)) < 0)

@@ -48,6 +48,11 @@
  * (use the global default). uv_timer_start clamps it to "never". */
 #define ZW_TIMEOUT_NONE UINT64_MAX
 
+/* endpointConcurrency values besides a number. */
+#define ZW_ALLOWANCE_UNSET (-1)
+#define ZW_ALLOWANCE_AUTO  (-2)
+#define ZW_ALLOWANCE_MAX   1000000 /* largest accepted endpointConcurrency */
+
 /* Kedify default waiting page (coldStartWaitingPageEnabled: "true"). */
 #define ZW_WAITING_PAGE_STATUS      503
 #define ZW_WAITING_PAGE_BODY        "Service is starting, try again later."
@@ -237,7 +242,13 @@ struct zw_target {
 	uint64_t readiness_timeout_ms;
 	uint64_t response_header_timeout_ms;
 	uint64_t request_timeout_ms;
-	uint32_t max_pending;      /* 0 = global default */
+	uint32_t max_pending; /* 0 = global default */
+	/* Requests one ready endpoint may have in flight (trigger metadata
+	 * endpointConcurrency): ZW_ALLOWANCE_UNSET follows the proxy's
+	 * --endpoint-concurrency, ZW_ALLOWANCE_AUTO the concurrency
+	 * targetValue, 0 no limit. */
+	int64_t endpoint_concurrency;
+	int64_t slow_start_ms;     /* slowStart ramp-up window; -1: --slow-start */
 	bool overflow_placeholder; /* overflow answers the placeholder instead of 503 */
 	bool has_fallback;
 	struct zw_service_ref fallback;

@@ -59,6 +59,12 @@ static const char usage_text[] =
         "  --release-per-endpoint N      held requests released per ready endpoint while\n"
         "                                earlier ones are in flight (default 100; 0: all;\n"
         "                                concurrency targets use their targetValue)\n"
+        "  --endpoint-concurrency N|auto|off  requests in flight per ready endpoint; more\n"
+        "                                wait in the target's queue (default off; auto:\n"
+        "                                the concurrency targetValue of targets scaling on\n"
+        "                                concurrency; targets may override)\n"
+        "  --slow-start DUR              a new endpoint's allowance ramps up over DUR\n"
+        "                                (default 0: at once; targets may override)\n"
         "Lifecycle:\n"
         "  --shutdown-delay DUR          keep serving after SIGTERM (default 5s)\n"
         "  --drain-timeout DUR           finish in-flight requests (default 30s)\n"
@@ -95,11 +101,24 @@ void zw_proxy_config_defaults(struct zw_proxy_config *cfg)
 	cfg->readiness_timeout_ms = 300000;
 	cfg->max_held = 1000;
 	cfg->release_per_endpoint = 100;
+	cfg->endpoint_concurrency = 0;
+	cfg->slow_start_ms = 0;
 	cfg->shutdown_delay_ms = 5000;
 	cfg->drain_timeout_ms = 30000;
 }
 
-enum kind { K_STR, K_SIZE, K_DUR, K_INT, K_U32, K_U64, K_LIST_NS, K_LIST_EP, K_LIST_PEERS };
+enum kind {
+	K_STR,
+	K_SIZE,
+	K_DUR,
+	K_INT,
+	K_U32,
+	K_U64,
+	K_ALLOW,
+	K_LIST_NS,
+	K_LIST_EP,
+	K_LIST_PEERS,
+};
 
 struct flag {
 	const char *name;
@@ -144,6 +163,8 @@ static const struct flag flags[] = {
         F("--max-held", K_U32, max_held, 1, 10000000),
         F("--max-pending", K_U32, max_held, 1, 10000000),
         F("--release-per-endpoint", K_U64, release_per_endpoint, 0, 100000000),
+        F("--endpoint-concurrency", K_ALLOW, endpoint_concurrency, 0, ZW_ALLOWANCE_MAX),
+        F("--slow-start", K_DUR, slow_start_ms, 0, 3600000),
         F("--shutdown-delay", K_DUR, shutdown_delay_ms, 0, 3600000),
         F("--drain-timeout", K_DUR, drain_timeout_ms, 0, 3600000),
 };
@@ -256,6 +277,24 @@ int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, ch
 				return -1;
 			}
 			*(uint64_t *)base = v;
+			break;
+		case K_ALLOW:
+			if (strcmp(val, "auto") == 0) {
+				*(int64_t *)base = ZW_ALLOWANCE_AUTO;
+				break;
+			}
+			if (strcmp(val, "off") == 0) {
+				*(int64_t *)base = 0;
+				break;
+			}
+			if (parse_u64(val, &v) < 0 || v > f->max) {
+				snprintf(msg, msg_len,
+				         "flag %s: \"%s\" is not a number between 0 and %llu, auto "
+				         "or off",
+				         f->name, val, (unsigned long long)f->max);
+				return -1;
+			}
+			*(int64_t *)base = (int64_t)v;
 			break;
 		case K_SIZE:
 		case K_INT:

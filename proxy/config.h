@@ -54,6 +54,9 @@ struct zw_proxy_config {
 	uint64_t readiness_timeout_ms; /* --readiness-timeout, default 5m */
 	uint32_t max_held;             /* --max-held, default 1000 per target */
 	uint64_t release_per_endpoint; /* --release-per-endpoint, default 100; 0 = no limit */
+	int64_t endpoint_concurrency;  /* --endpoint-concurrency, default 0 (off); N, or
+	                                * ZW_ALLOWANCE_AUTO: the concurrency targetValue */
+	uint64_t slow_start_ms;        /* --slow-start, default 0 (none) */
 
 	/* Lifecycle. */
 	uint64_t shutdown_delay_ms; /* --shutdown-delay, default 5s */

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define SERVICE_LABEL  "kubernetes.io/service-name"
 #define MAX_CACHE      16 /* cached snapshots per Service (distinct port queries) */
@@ -20,7 +21,8 @@
 struct zw_ep_counter {
 	_Atomic long refs;
 	_Atomic long outstanding;
-	size_t uses; /* slice references (writer thread only) */
+	_Atomic uint64_t ready_since; /* zw_endpoints_now_ms() when it turned ready; 0: not */
+	size_t uses;                  /* slice references (writer thread only) */
 	char key[ZW_EP_IPLEN + 8];
 };
 
@@ -722,13 +724,20 @@ int zw_endpoints_apply_slice(struct zw_endpoints *s, const json_t *slice, bool d
 		slice_free(s, sl);
 		return ZW_EP_ENOMEM;
 	}
+	uint64_t now = zw_endpoints_now_ms();
 	for (size_t a = 0; a < sl->n_addrs; a++)
-		for (size_t p = 0; p < sl->n_ports; p++)
-			if (counter_use(s, sl->addrs[a].ip, sl->ports[p].port,
-			                &sl->counters[a * sl->n_ports + p]) < 0) {
+		for (size_t p = 0; p < sl->n_ports; p++) {
+			struct zw_ep_counter **cp = &sl->counters[a * sl->n_ports + p];
+			if (counter_use(s, sl->addrs[a].ip, sl->ports[p].port, cp) < 0) {
 				slice_free(s, sl);
 				return ZW_EP_ENOMEM;
 			}
+			/* Slow start counts from the first slice that says ready. */
+			if (!sl->addrs[a].ready)
+				atomic_store(&(*cp)->ready_since, 0);
+			else if (atomic_load(&(*cp)->ready_since) == 0)
+				atomic_store(&(*cp)->ready_since, now);
+		}
 
 	pthread_mutex_lock(&s->lock);
 	rc = ZW_EP_ENOMEM;
@@ -1226,7 +1235,7 @@ void zw_endpoint_set_unref(struct zw_endpoint_set *set)
 	free(set);
 }
 
-static uint64_t xorshift(uint64_t *st)
+uint64_t zw_endpoints_random(uint64_t *st)
 {
 	uint64_t x = *st ? *st : 0x9e3779b97f4a7c15ull;
 	x ^= x >> 12;
@@ -1242,7 +1251,7 @@ const struct zw_endpoint *zw_endpoint_pick(const struct zw_endpoint_set *set, ui
 		return NULL;
 	const struct zw_endpoint *e = &set->eps[0];
 	if (set->n > 1) {
-		uint64_t r = xorshift(rng);
+		uint64_t r = zw_endpoints_random(rng);
 		size_t a = (size_t)((r >> 32) % set->n);
 		size_t b = (size_t)((r & 0xffffffffu) % (set->n - 1));
 		if (b >= a)
@@ -1270,6 +1279,33 @@ void zw_endpoint_done(const struct zw_endpoint *ep)
 long zw_endpoint_outstanding(const struct zw_endpoint *ep)
 {
 	return atomic_load_explicit(&ep->counter->outstanding, memory_order_relaxed);
+}
+
+int zw_endpoint_try_begin(const struct zw_endpoint *ep, long limit)
+{
+	if (limit <= 0) {
+		zw_endpoint_begin(ep);
+		return 1;
+	}
+	long cur = atomic_load_explicit(&ep->counter->outstanding, memory_order_relaxed);
+	while (cur < limit)
+		if (atomic_compare_exchange_weak_explicit(&ep->counter->outstanding, &cur, cur + 1,
+		                                          memory_order_acq_rel,
+		                                          memory_order_relaxed))
+			return 1;
+	return 0;
+}
+
+uint64_t zw_endpoint_ready_since(const struct zw_endpoint *ep)
+{
+	return atomic_load_explicit(&ep->counter->ready_since, memory_order_relaxed);
+}
+
+uint64_t zw_endpoints_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
 /* ---- static spec ---- */

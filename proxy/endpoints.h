@@ -174,6 +174,22 @@ void zw_endpoint_done(const struct zw_endpoint *ep);
 /* Current outstanding requests on ep's address (atomic load). */
 long zw_endpoint_outstanding(const struct zw_endpoint *ep);
 
+/* Increments ep's outstanding counter only if it is below `limit` (<= 0:
+ * no limit), atomically against every other thread. Returns 1 when taken,
+ * 0 when ep is full. */
+int zw_endpoint_try_begin(const struct zw_endpoint *ep, long limit);
+
+/* When ep's address last turned ready, in zw_endpoints_now_ms() time; 0
+ * when unknown. Any thread. */
+uint64_t zw_endpoint_ready_since(const struct zw_endpoint *ep);
+
+/* Advances the caller's xorshift state *st (per thread; 0 is replaced by a
+ * fixed seed) and returns the next pseudo-random number. */
+uint64_t zw_endpoints_random(uint64_t *st);
+
+/* Monotonic milliseconds (CLOCK_MONOTONIC), the clock of ready times. */
+uint64_t zw_endpoints_now_ms(void);
+
 /* Parses a static endpoint spec into the store as synthetic Services and
  * slices: "ns/svc:port=ip:port,ip:port;ns/svc2:name=ip:port" - entries
  * separated by ';' or whitespace; `port` is the Service port number or a port

@@ -1,13 +1,14 @@
-/* Cold-start hold queues (see hold.h). */
+/* Request admission and waiting (see hold.h). */
 #include "hold.h"
 
 #include <stdlib.h>
 #include <string.h>
 
-struct zw_hold_count {
-	struct zw_hold_count *next;
+struct zw_hold_queue {
+	struct zw_hold_queue *next_q; /* hash chain */
+	struct zw_hold_item *head, *tail;
 	uint32_t n;
-	char key[];
+	char key[]; /* target key */
 };
 
 static size_t hash_key(const char *k)
@@ -18,9 +19,13 @@ static size_t hash_key(const char *k)
 	return (size_t)(h % ZW_HOLD_BUCKETS);
 }
 
-void zw_hold_init(struct zw_hold *h)
+int zw_hold_init(struct zw_hold *h, int n_workers)
 {
-	memset(h, 0, sizeof(*h));
+	memset(h->buckets, 0, sizeof(h->buckets));
+	memset(h->mail, 0, sizeof(h->mail));
+	atomic_init(&h->total, 0);
+	h->n_workers = n_workers;
+	return pthread_mutex_init(&h->lock, NULL);
 }
 
 void zw_hold_free(struct zw_hold *h)
@@ -36,10 +41,11 @@ void zw_hold_free(struct zw_hold *h)
 		}
 		h->buckets[b] = NULL;
 	}
-	h->total = 0;
+	pthread_mutex_destroy(&h->lock);
 }
 
-struct zw_hold_queue *zw_hold_find(struct zw_hold *h, const char *key)
+/* Finds the queue of key; the lock is held. */
+static struct zw_hold_queue *find_queue(struct zw_hold *h, const char *key)
 {
 	for (struct zw_hold_queue *q = h->buckets[hash_key(key)]; q; q = q->next_q)
 		if (strcmp(q->key, key) == 0)
@@ -47,33 +53,7 @@ struct zw_hold_queue *zw_hold_find(struct zw_hold *h, const char *key)
 	return NULL;
 }
 
-int zw_hold_push(struct zw_hold *h, const char *key, struct zw_hold_item *it)
-{
-	struct zw_hold_queue *q = zw_hold_find(h, key);
-	if (!q) {
-		size_t klen = strlen(key);
-		q = calloc(1, sizeof(*q) + klen + 1);
-		if (!q)
-			return -1;
-		memcpy(q->key, key, klen + 1);
-		size_t b = hash_key(key);
-		q->next_q = h->buckets[b];
-		h->buckets[b] = q;
-	}
-	it->next = NULL;
-	it->prev = q->tail;
-	if (q->tail)
-		q->tail->next = it;
-	else
-		q->head = it;
-	q->tail = it;
-	it->q = q;
-	q->n++;
-	h->total++;
-	return 0;
-}
-
-/* Unlinks and frees an empty queue. */
+/* Unlinks and frees an empty queue; the lock is held. */
 static void drop_queue(struct zw_hold *h, struct zw_hold_queue *q)
 {
 	struct zw_hold_queue **pp = &h->buckets[hash_key(q->key)];
@@ -84,133 +64,261 @@ static void drop_queue(struct zw_hold *h, struct zw_hold_queue *q)
 	free(q);
 }
 
-/* Unlinks it from q without freeing an emptied queue. */
-static void unlink_item(struct zw_hold *h, struct zw_hold_item *it)
+/* Appends it to the list head/tail (a queue or a mailbox). */
+static void list_append(struct zw_hold_item **head, struct zw_hold_item **tail,
+                        struct zw_hold_item *it)
 {
-	struct zw_hold_queue *q = it->q;
+	it->next = NULL;
+	it->prev = *tail;
+	if (*tail)
+		(*tail)->next = it;
+	else
+		*head = it;
+	*tail = it;
+}
+
+/* Unlinks it from the list head/tail it is on. */
+static void list_unlink(struct zw_hold_item **head, struct zw_hold_item **tail,
+                        struct zw_hold_item *it)
+{
 	if (it->prev)
 		it->prev->next = it->next;
 	else
-		q->head = it->next;
+		*head = it->next;
 	if (it->next)
 		it->next->prev = it->prev;
 	else
-		q->tail = it->prev;
+		*tail = it->prev;
 	it->next = it->prev = NULL;
-	it->q = NULL;
-	q->n--;
-	h->total--;
 }
 
-void zw_hold_remove(struct zw_hold *h, struct zw_hold_item *it)
+/* Unlinks it from its queue, freeing the queue when it empties; the lock
+ * is held. */
+static void dequeue(struct zw_hold *h, struct zw_hold_item *it)
 {
 	struct zw_hold_queue *q = it->q;
-	if (!q)
-		return;
-	unlink_item(h, it);
+	list_unlink(&q->head, &q->tail, it);
+	it->q = NULL;
+	it->state = ZW_HOLD_IDLE;
+	q->n--;
+	atomic_fetch_sub(&h->total, 1);
 	if (q->n == 0)
 		drop_queue(h, q);
 }
 
-void zw_hold_each(struct zw_hold *h, void (*fn)(void *arg, struct zw_hold_queue *q), void *arg)
+/* Appends it to key's queue (made on first use); the lock is held. */
+static int enqueue(struct zw_hold *h, const char *key, struct zw_hold_item *it, uint32_t max)
 {
-	/* Collect first: fn may empty (and we then free) the queue it got. */
-	for (size_t b = 0; b < ZW_HOLD_BUCKETS; b++) {
-		struct zw_hold_queue *q = h->buckets[b];
-		while (q) {
-			struct zw_hold_queue *next = q->next_q;
-			if (q->n > 0)
-				fn(arg, q);
-			q = next;
+	struct zw_hold_queue *q = find_queue(h, key);
+	if (q && q->n >= max)
+		return ZW_ADMIT_FULL;
+	if (!q) {
+		if (max == 0)
+			return ZW_ADMIT_FULL;
+		size_t klen = strlen(key);
+		q = calloc(1, sizeof(*q) + klen + 1);
+		if (!q)
+			return ZW_ADMIT_NOMEM;
+		memcpy(q->key, key, klen + 1);
+		size_t b = hash_key(key);
+		q->next_q = h->buckets[b];
+		h->buckets[b] = q;
+	}
+	list_append(&q->head, &q->tail, it);
+	it->q = q;
+	it->state = ZW_HOLD_QUEUED;
+	q->n++;
+	atomic_fetch_add(&h->total, 1);
+	return ZW_ADMIT_QUEUED;
+}
+
+uint32_t zw_allowance_of(const struct zw_allowance *a, const struct zw_endpoint *ep,
+                         uint64_t now_ms)
+{
+	uint32_t per = a->per_endpoint;
+	if (per == 0 || a->slow_start_ms == 0)
+		return per;
+	uint64_t since = zw_endpoint_ready_since(ep);
+	if (since == 0 || now_ms <= since)
+		return since == 0 ? per : 1;
+	uint64_t age = now_ms - since;
+	if (age >= a->slow_start_ms)
+		return per;
+	uint64_t share = (uint64_t)per * age / a->slow_start_ms;
+	return share < 1 ? 1 : (uint32_t)share;
+}
+
+/* Takes a slot on ep if it is below its allowance. */
+static int try_slot(const struct zw_allowance *a, const struct zw_endpoint *ep, uint64_t now_ms)
+{
+	return zw_endpoint_try_begin(ep, (long)zw_allowance_of(a, ep, now_ms));
+}
+
+const struct zw_endpoint *zw_hold_acquire(const struct zw_endpoint_set *set,
+                                          const struct zw_allowance *a, uint64_t now_ms,
+                                          uint64_t *rng)
+{
+	if (!set || set->n == 0)
+		return NULL;
+	if (a->per_endpoint == 0)
+		return zw_endpoint_pick(set, rng);
+	const struct zw_endpoint *first = &set->eps[0], *second = NULL;
+	if (set->n > 1) {
+		uint64_t r = zw_endpoints_random(rng);
+		size_t i = (size_t)((r >> 32) % set->n);
+		size_t j = (size_t)((r & 0xffffffffu) % (set->n - 1));
+		if (j >= i)
+			j++;
+		first = &set->eps[i];
+		second = &set->eps[j];
+		if (zw_endpoint_outstanding(second) < zw_endpoint_outstanding(first)) {
+			const struct zw_endpoint *t = first;
+			first = second;
+			second = t;
 		}
 	}
-	/* Free queues emptied by fn (zw_hold_remove frees at once, but fn
-	 * may have removed items through unlink paths that kept q alive). */
-	for (size_t b = 0; b < ZW_HOLD_BUCKETS; b++) {
-		struct zw_hold_queue **pp = &h->buckets[b];
-		while (*pp) {
-			struct zw_hold_queue *q = *pp;
-			if (q->n == 0) {
-				*pp = q->next_q;
-				free(q);
-			} else {
-				pp = &q->next_q;
+	if (try_slot(a, first, now_ms))
+		return first;
+	if (second && try_slot(a, second, now_ms))
+		return second;
+	/* Both choices are full: the least loaded endpoint with room. */
+	for (int attempt = 0; attempt < 4; attempt++) {
+		const struct zw_endpoint *best = NULL;
+		long best_room = 0;
+		for (size_t k = 0; k < set->n; k++) {
+			const struct zw_endpoint *e = &set->eps[k];
+			long room =
+			        (long)zw_allowance_of(a, e, now_ms) - zw_endpoint_outstanding(e);
+			if (room > best_room) {
+				best = e;
+				best_room = room;
 			}
 		}
+		if (!best)
+			return NULL;
+		if (try_slot(a, best, now_ms))
+			return best;
 	}
+	return NULL;
 }
 
-int zw_hold_limits_init(struct zw_hold_limits *l)
+enum zw_admit zw_hold_admit(struct zw_hold *h, const char *key, struct zw_hold_item *it, int worker,
+                            uint32_t max, const struct zw_endpoint_set *set,
+                            const struct zw_allowance *a, uint64_t now_ms, uint64_t *rng)
 {
-	memset(l->buckets, 0, sizeof(l->buckets));
-	return pthread_mutex_init(&l->lock, NULL);
-}
-
-void zw_hold_limits_free(struct zw_hold_limits *l)
-{
-	for (size_t b = 0; b < ZW_HOLD_BUCKETS; b++) {
-		struct zw_hold_count *c = l->buckets[b];
-		while (c) {
-			struct zw_hold_count *next = c->next;
-			free(c);
-			c = next;
-		}
-		l->buckets[b] = NULL;
-	}
-	pthread_mutex_destroy(&l->lock);
-}
-
-/* Finds the count for key; the lock must be held. */
-static struct zw_hold_count **find_count(struct zw_hold_limits *l, const char *key)
-{
-	struct zw_hold_count **pp = &l->buckets[hash_key(key)];
-	while (*pp && strcmp((*pp)->key, key) != 0)
-		pp = &(*pp)->next;
-	return pp;
-}
-
-int zw_hold_limits_take(struct zw_hold_limits *l, const char *key, uint32_t max)
-{
-	int rc = 0;
-	pthread_mutex_lock(&l->lock);
-	struct zw_hold_count **pp = find_count(l, key);
-	if (!*pp) {
-		size_t klen = strlen(key);
-		struct zw_hold_count *c = calloc(1, sizeof(*c) + klen + 1);
-		if (!c) {
-			rc = -2;
-			goto out;
-		}
-		memcpy(c->key, key, klen + 1);
-		*pp = c;
-	}
-	if ((*pp)->n >= max) {
-		rc = -1;
-		goto out;
-	}
-	(*pp)->n++;
-out:
-	pthread_mutex_unlock(&l->lock);
+	pthread_mutex_lock(&h->lock);
+	enum zw_admit rc;
+	it->worker = worker;
+	it->ep = NULL;
+	it->set = NULL;
+	if (!find_queue(h, key) && (it->ep = zw_hold_acquire(set, a, now_ms, rng)) != NULL)
+		rc = ZW_ADMIT_FORWARD;
+	else
+		rc = (enum zw_admit)enqueue(h, key, it, max);
+	pthread_mutex_unlock(&h->lock);
 	return rc;
 }
 
-void zw_hold_limits_give(struct zw_hold_limits *l, const char *key)
+/* Appends a granted item to its worker's mailbox; the lock is held. */
+static void post(struct zw_hold *h, struct zw_hold_item *it)
 {
-	pthread_mutex_lock(&l->lock);
-	struct zw_hold_count **pp = find_count(l, key);
-	struct zw_hold_count *c = *pp;
-	if (c && c->n > 0 && --c->n == 0) {
-		*pp = c->next;
-		free(c);
-	}
-	pthread_mutex_unlock(&l->lock);
+	struct zw_hold_mailbox *m = &h->mail[it->worker];
+	list_append(&m->head, &m->tail, it);
+	it->state = ZW_HOLD_GRANTED;
 }
 
-uint32_t zw_hold_limits_count(struct zw_hold_limits *l, const char *key)
+/* Grants the oldest items of q while an endpoint has room; the lock is
+ * held. Returns the mask of workers posted to. */
+static uint64_t release_queue(struct zw_hold *h, struct zw_hold_queue *q, zw_hold_target_fn fn,
+                              void *arg, uint64_t now_ms, uint64_t *rng)
 {
-	pthread_mutex_lock(&l->lock);
-	struct zw_hold_count *c = *find_count(l, key);
-	uint32_t n = c ? c->n : 0;
-	pthread_mutex_unlock(&l->lock);
+	struct zw_endpoint_set *set = NULL;
+	struct zw_allowance a = {0};
+	fn(arg, q->head, &set, &a);
+	uint64_t mask = 0;
+	if (!set)
+		return 0;
+	while (q->n > 0) {
+		const struct zw_endpoint *ep = zw_hold_acquire(set, &a, now_ms, rng);
+		if (!ep)
+			break;
+		struct zw_hold_item *it = q->head;
+		int last = q->n == 1;
+		dequeue(h, it); /* frees q with its last item */
+		it->ep = ep;
+		it->set = zw_endpoint_set_ref(set);
+		post(h, it);
+		mask |= 1ull << it->worker;
+		if (last)
+			break;
+	}
+	zw_endpoint_set_unref(set);
+	return mask;
+}
+
+uint64_t zw_hold_release(struct zw_hold *h, zw_hold_target_fn fn, void *arg, uint64_t now_ms,
+                         uint64_t *rng)
+{
+	uint64_t mask = 0;
+	if (atomic_load(&h->total) == 0)
+		return 0;
+	pthread_mutex_lock(&h->lock);
+	for (size_t b = 0; b < ZW_HOLD_BUCKETS; b++) {
+		struct zw_hold_queue *q = h->buckets[b];
+		while (q) {
+			struct zw_hold_queue *next = q->next_q; /* q may be freed */
+			mask |= release_queue(h, q, fn, arg, now_ms, rng);
+			q = next;
+		}
+	}
+	pthread_mutex_unlock(&h->lock);
+	return mask;
+}
+
+struct zw_hold_item *zw_hold_take_granted(struct zw_hold *h, int worker)
+{
+	pthread_mutex_lock(&h->lock);
+	struct zw_hold_mailbox *m = &h->mail[worker];
+	struct zw_hold_item *list = m->head;
+	m->head = m->tail = NULL;
+	for (struct zw_hold_item *it = list; it; it = it->next) {
+		it->state = ZW_HOLD_IDLE;
+		it->prev = NULL;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return list;
+}
+
+int zw_hold_cancel(struct zw_hold *h, struct zw_hold_item *it)
+{
+	int gave = 0;
+	pthread_mutex_lock(&h->lock);
+	if (it->state == ZW_HOLD_QUEUED) {
+		dequeue(h, it);
+	} else if (it->state == ZW_HOLD_GRANTED) {
+		struct zw_hold_mailbox *m = &h->mail[it->worker];
+		list_unlink(&m->head, &m->tail, it);
+		it->state = ZW_HOLD_IDLE;
+		zw_endpoint_done(it->ep);
+		zw_endpoint_set_unref(it->set);
+		it->ep = NULL;
+		it->set = NULL;
+		gave = 1;
+	}
+	pthread_mutex_unlock(&h->lock);
+	return gave;
+}
+
+uint32_t zw_hold_count(struct zw_hold *h, const char *key)
+{
+	pthread_mutex_lock(&h->lock);
+	struct zw_hold_queue *q = find_queue(h, key);
+	uint32_t n = q ? q->n : 0;
+	pthread_mutex_unlock(&h->lock);
 	return n;
+}
+
+size_t zw_hold_total(struct zw_hold *h)
+{
+	return atomic_load(&h->total);
 }

@@ -1,85 +1,143 @@
-/* Cold-start hold queues (docs/hold-queue.md).
+/* Request admission and waiting (docs/hold-queue.md): one FIFO queue per
+ * target, shared by every worker, and per-endpoint allowances.
  *
- * A request whose target has no ready endpoint waits in a FIFO queue of its
- * target on the worker that accepted it. Each worker owns a struct zw_hold
- * (single-threaded: only that worker's loop touches it); the per-target
- * maximum of held requests is enforced across workers by a process-wide
- * counter per target key (struct zw_hold_limits, a mutex-guarded map only
- * touched when a request starts or stops being held, never on the warm
- * path).
+ * A request waits in its target's queue while the target has no ready
+ * endpoint (cold start), while earlier requests of the target still wait
+ * (first in, first out: a new request never overtakes a waiting one), or
+ * while every ready endpoint already has its allowance of requests in
+ * flight. The queue is process-wide: whichever worker notices room (a
+ * request finished, an endpoint turned ready) hands the oldest waiting
+ * requests an endpoint slot and posts them to the mailbox of the worker
+ * that owns their connection, which then forwards them.
  *
- * Items are embedded in the caller's request struct (no allocation per held
- * request besides the queue of a target, created on first use and freed
- * when it empties). */
+ * Endpoint slots are the endpoints' shared outstanding counters: a slot is
+ * taken with a compare-and-swap below the endpoint's allowance, so no
+ * endpoint ever has more than its allowance in flight, whichever worker
+ * takes the slot. An endpoint that turned ready less than the slow-start
+ * window ago gets a proportional share of the allowance (at least 1).
+ *
+ * Items are embedded in the caller's request struct: no allocation per
+ * waiting request besides its target's queue (made on first use, freed when
+ * it empties). One mutex guards the queues and the mailboxes; it is taken
+ * when a request of a limited or waiting target is admitted, when one stops
+ * waiting, and by release passes, never on the path of an unlimited target
+ * with nothing waiting. */
 #ifndef ZW_HOLD_H
 #define ZW_HOLD_H
 
+#include "endpoints.h"
+
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#define ZW_HOLD_BUCKETS     256
+#define ZW_HOLD_MAX_WORKERS 64
+
 struct zw_hold_queue;
 
+enum zw_hold_state {
+	ZW_HOLD_IDLE = 0,    /* not waiting */
+	ZW_HOLD_QUEUED = 1,  /* in its target's queue */
+	ZW_HOLD_GRANTED = 2, /* given an endpoint slot, in its worker's mailbox */
+};
+
 struct zw_hold_item {
-	struct zw_hold_item *next, *prev;
-	struct zw_hold_queue *q; /* NULL when not held */
+	struct zw_hold_item *next, *prev; /* queue or mailbox links */
+	struct zw_hold_queue *q;          /* QUEUED: its queue */
+	int worker;                       /* owner worker index */
+	int state;                        /* enum zw_hold_state */
+	const struct zw_endpoint *ep;     /* GRANTED / admitted: the slot taken */
+	struct zw_endpoint_set *set;      /* GRANTED: reference holding ep */
 };
 
-struct zw_hold_queue {
-	struct zw_hold_queue *next_q; /* hash chain */
+/* How many requests one endpoint of a target may have in flight. */
+struct zw_allowance {
+	uint32_t per_endpoint;  /* 0: no limit */
+	uint64_t slow_start_ms; /* ramp-up window after an endpoint turns ready; 0: none */
+};
+
+struct zw_hold_mailbox {
 	struct zw_hold_item *head, *tail;
-	size_t n;
-	char key[]; /* target key */
 };
 
-#define ZW_HOLD_BUCKETS 256
-
+/* Process-wide waiting state. Any thread, unless a function says otherwise. */
 struct zw_hold {
-	struct zw_hold_queue *buckets[ZW_HOLD_BUCKETS];
-	size_t total; /* held requests on this worker */
-};
-
-/* Process-wide held counts per target key, for the max-held limit. */
-struct zw_hold_limits {
 	pthread_mutex_t lock;
-	struct zw_hold_count *buckets[ZW_HOLD_BUCKETS];
+	struct zw_hold_queue *buckets[ZW_HOLD_BUCKETS];
+	_Atomic size_t total; /* queued requests, all targets */
+	int n_workers;
+	struct zw_hold_mailbox mail[ZW_HOLD_MAX_WORKERS];
 };
 
-/* Initialises an empty per-worker hold set. */
-void zw_hold_init(struct zw_hold *h);
+/* Outcome of zw_hold_admit. */
+enum zw_admit {
+	ZW_ADMIT_FORWARD = 0, /* it->ep holds a slot on an endpoint of `set` */
+	ZW_ADMIT_QUEUED = 1,  /* waiting in the target's queue */
+	ZW_ADMIT_FULL = -1,   /* the queue holds `max` requests already */
+	ZW_ADMIT_NOMEM = -2,
+};
 
-/* Frees the (empty) queues. Items still queued are unlinked, not freed. */
+/* Initialises an empty board for n_workers (1..ZW_HOLD_MAX_WORKERS)
+ * workers. Returns 0 or a pthread error. */
+int zw_hold_init(struct zw_hold *h, int n_workers);
+
+/* Frees the board. Every item must have been cancelled or taken first. */
 void zw_hold_free(struct zw_hold *h);
 
-/* Appends item `it` (caller-owned, not held) to the queue of `key`
- * (copied). Returns 0, or -1 when out of memory (item not held). */
-int zw_hold_push(struct zw_hold *h, const char *key, struct zw_hold_item *it);
+/* The allowance of endpoint ep under `a` at monotonic time now_ms: the full
+ * allowance, or during the slow-start window a share proportional to the
+ * time since ep turned ready (at least 1). 0 means no limit. */
+uint32_t zw_allowance_of(const struct zw_allowance *a, const struct zw_endpoint *ep,
+                         uint64_t now_ms);
 
-/* Removes a held item from its queue (frees the queue when it empties).
- * A no-op for an item that is not held. */
-void zw_hold_remove(struct zw_hold *h, struct zw_hold_item *it);
+/* Takes one slot on an endpoint of `set` that is below its allowance,
+ * preferring the less loaded of two random choices (the caller's xorshift
+ * state *rng), else the least loaded with room. Without a limit this is
+ * zw_endpoint_pick. Returns the endpoint (its outstanding counter already
+ * incremented: release with zw_endpoint_done) or NULL when none has room. */
+const struct zw_endpoint *zw_hold_acquire(const struct zw_endpoint_set *set,
+                                          const struct zw_allowance *a, uint64_t now_ms,
+                                          uint64_t *rng);
 
-/* Returns the queue of `key`, or NULL when nothing is held for it. */
-struct zw_hold_queue *zw_hold_find(struct zw_hold *h, const char *key);
+/* Admits a request of target `key` (copied if a queue is made) owned by
+ * worker `worker`, item `it` caller-owned and idle: when nothing of the
+ * target waits and an endpoint of `set` (borrowed, may be empty) has room
+ * it takes a slot (ZW_ADMIT_FORWARD, it->ep set, it stays idle); otherwise
+ * the item joins the tail of the target's queue unless `max` already wait
+ * (ZW_ADMIT_FULL). */
+enum zw_admit zw_hold_admit(struct zw_hold *h, const char *key, struct zw_hold_item *it, int worker,
+                            uint32_t max, const struct zw_endpoint_set *set,
+                            const struct zw_allowance *a, uint64_t now_ms, uint64_t *rng);
 
-/* Calls fn(arg, q) for every non-empty queue. fn may remove items of q but
- * no other queue's. Queues emptied by fn are freed after fn returns. */
-void zw_hold_each(struct zw_hold *h, void (*fn)(void *arg, struct zw_hold_queue *q), void *arg);
+/* What a release pass needs about the target of a queue: called under the
+ * board's lock with the queue's oldest item; fills a new reference to the
+ * target's ready endpoints (NULL: skip the queue) and its allowance. Must
+ * not call back into the board. */
+typedef void (*zw_hold_target_fn)(void *arg, const struct zw_hold_item *oldest,
+                                  struct zw_endpoint_set **set, struct zw_allowance *a);
 
-/* Initialises the process-wide counts. Returns 0 or a pthread error. */
-int zw_hold_limits_init(struct zw_hold_limits *l);
+/* Release pass over every queue: grants, oldest first, as many waiting
+ * requests as endpoints have room for, and posts them to their workers'
+ * mailboxes. Returns a bit mask of the workers whose mailbox got items. */
+uint64_t zw_hold_release(struct zw_hold *h, zw_hold_target_fn fn, void *arg, uint64_t now_ms,
+                         uint64_t *rng);
 
-/* Frees the counts. */
-void zw_hold_limits_free(struct zw_hold_limits *l);
+/* Takes worker's mailbox: returns the granted items as a list linked by
+ * `next` (NULL when empty), each now idle with it->ep and it->set owned by
+ * the caller. */
+struct zw_hold_item *zw_hold_take_granted(struct zw_hold *h, int worker);
 
-/* Takes one held slot for `key` if fewer than `max` are taken. Returns 0,
- * -1 when the target is full, -2 when out of memory. Any thread. */
-int zw_hold_limits_take(struct zw_hold_limits *l, const char *key, uint32_t max);
+/* Stops an item waiting: a queued item leaves its queue; a granted one
+ * leaves its mailbox and gives its slot back. No-op for an idle item.
+ * Returns 1 when a slot was given back (room for others), else 0. */
+int zw_hold_cancel(struct zw_hold *h, struct zw_hold_item *it);
 
-/* Gives back a slot taken for `key`. Any thread. */
-void zw_hold_limits_give(struct zw_hold_limits *l, const char *key);
+/* Returns how many requests of `key` are queued. */
+uint32_t zw_hold_count(struct zw_hold *h, const char *key);
 
-/* Returns the slots currently taken for `key`. Any thread. */
-uint32_t zw_hold_limits_count(struct zw_hold_limits *l, const char *key);
+/* Returns how many requests are queued, all targets (atomic load). */
+size_t zw_hold_total(struct zw_hold *h);
 
 #endif

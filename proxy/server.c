@@ -82,7 +82,7 @@ struct conn {
 	int cold;
 	int uncounted_forward; /* health check passed through: not counted */
 	struct zw_hold_item hitem;
-	int held_slot;
+	int held_slot; /* waiting: counted in the stats' held and w->n_waiting */
 	struct zw_endpoint_set *set;
 	const struct zw_endpoint *ep;
 	const struct zw_service_ref *svc; /* where we forward (target or fallback) */
@@ -120,11 +120,11 @@ struct worker {
 	int hold_timer_on;
 	uv_timer_t release_timer;
 	int release_pending;
-	_Atomic int flag_endpoints, flag_drain, flag_stop_accept, flag_stop;
+	_Atomic int flag_endpoints, flag_mail, flag_drain, flag_stop_accept, flag_stop;
 	int draining;
 	struct conn *conns;
 	struct zw_upool pool;
-	struct zw_hold hold;
+	size_t n_waiting; /* this worker's connections waiting in a queue */
 	struct zw_metrics_shard metrics;
 	struct wtable *wt;
 	uint64_t table_seen;
@@ -136,8 +136,7 @@ struct worker {
 struct zw_server {
 	struct zw_server_deps d;
 	struct zw_http_limits limits;
-	struct zw_hold_limits hold_limits;
-	pthread_mutex_t release_lock; /* release_queue: room check + picks */
+	struct zw_hold hold; /* every worker's waiting requests */
 	_Atomic size_t conns;
 	int n_workers;
 	int port;
@@ -434,14 +433,16 @@ static void up_write_cb(uv_write_t *req, int status)
 
 /* ---- request bookkeeping ------------------------------------------------ */
 
+/* Ends a request's wait (idempotent): out of its queue or mailbox, a
+ * granted slot given back, no longer counted as held. */
 static void unhold(struct conn *c)
 {
-	struct zw_server *s = c->w->s;
-	if (c->hitem.q)
-		zw_hold_remove(&c->w->hold, &c->hitem);
+	struct worker *w = c->w;
+	if (c->hitem.state != ZW_HOLD_IDLE && zw_hold_cancel(&w->s->hold, &c->hitem))
+		schedule_release(w);
 	if (c->held_slot) {
 		c->held_slot = 0;
-		zw_hold_limits_give(&s->hold_limits, c->key);
+		w->n_waiting--;
 		if (c->se)
 			zw_stats_held(c->se, -1);
 	}
@@ -800,112 +801,165 @@ static void placeholder_response(struct conn *c)
 
 static void ensure_hold_timer(struct worker *w);
 
-static void hold_request(struct conn *c)
+/* The allowance of target t: its endpointConcurrency, else
+ * --endpoint-concurrency ("auto": the concurrency targetValue of targets
+ * that scale on concurrency). A release pass with no allowance still paces
+ * the release of waiting requests (`pacing`): the concurrency targetValue,
+ * else --release-per-endpoint. */
+static struct zw_allowance target_allowance(const struct zw_server *s, const struct zw_target *t,
+                                            int pacing)
+{
+	const struct zw_proxy_config *cfg = s->d.cfg;
+	int on_concurrency = (t->metrics & ZW_METRIC_CONCURRENCY) && t->concurrency_target >= 1;
+	int64_t ec = t->endpoint_concurrency == ZW_ALLOWANCE_UNSET ? cfg->endpoint_concurrency
+	                                                           : t->endpoint_concurrency;
+	struct zw_allowance a = {
+	        .slow_start_ms =
+	                t->slow_start_ms >= 0 ? (uint64_t)t->slow_start_ms : cfg->slow_start_ms,
+	};
+	if (ec == ZW_ALLOWANCE_AUTO)
+		a.per_endpoint = on_concurrency ? (uint32_t)t->concurrency_target : 0;
+	else if (ec > 0)
+		a.per_endpoint = (uint32_t)ec;
+	if (a.per_endpoint == 0 && pacing)
+		a.per_endpoint = on_concurrency ? (uint32_t)t->concurrency_target
+		                                : (uint32_t)cfg->release_per_endpoint;
+	return a;
+}
+
+/* Answers a request its target's queue has no room for. */
+static void overflow_response(struct conn *c, uint32_t max)
+{
+	zw_metrics_event(&c->w->metrics, c->key, ZW_EV_OVERFLOW);
+	if (c->target->overflow_placeholder && c->target->has_placeholder) {
+		placeholder_response(c);
+		return;
+	}
+	char body[512];
+	snprintf(body, sizeof(body), "too many requests are waiting for %s (limit %u)\n", c->key,
+	         max);
+	local_response(c, 503, "Retry-After: 5\r\n", body, 0);
+}
+
+/* c joined its target's queue: stop reading it and arm the wait's
+ * deadline (the readiness timeout). */
+static void wait_in_queue(struct conn *c)
+{
+	struct worker *w = c->w;
+	const struct zw_target *t = c->target;
+	c->held_slot = 1;
+	w->n_waiting++;
+	if (c->se)
+		zw_stats_held(c->se, +1);
+	c->state = S_HELD;
+	client_read_stop(c);
+	uint64_t to = t->readiness_timeout_ms ? t->readiness_timeout_ms
+	                                      : w->s->d.cfg->readiness_timeout_ms;
+	uv_timer_start(&c->timer, on_timer_readiness, until_deadline(c, to), 0);
+	ensure_hold_timer(w);
+}
+
+static void forward_to(struct conn *c);
+
+/* Admits a counted request of c's target: forwarded at once when nothing
+ * waits before it and an endpoint has room, else queued (or refused when
+ * the queue is full). Takes over `set` (a reference to the target's ready
+ * endpoints). */
+static void admit(struct conn *c, struct zw_endpoint_set *set)
 {
 	struct worker *w = c->w;
 	struct zw_server *s = w->s;
 	const struct zw_target *t = c->target;
 	uint32_t max = t->max_pending ? t->max_pending : s->d.cfg->max_held;
-	int rc = zw_hold_limits_take(&s->hold_limits, c->key, max);
-	if (rc == -1) {
-		zw_metrics_event(&w->metrics, c->key, ZW_EV_OVERFLOW);
-		if (t->overflow_placeholder && t->has_placeholder) {
-			placeholder_response(c);
-			return;
-		}
-		char body[512];
-		snprintf(body, sizeof(body),
-		         "too many requests are waiting for %s to start (limit %u)\n", c->key, max);
-		local_response(c, 503, "Retry-After: 5\r\n", body, 0);
+	struct zw_allowance a = target_allowance(s, t, 0);
+	enum zw_admit r = zw_hold_admit(&s->hold, c->key, &c->hitem, w->id, max, set, &a,
+	                                zw_endpoints_now_ms(), &w->rng);
+	switch (r) {
+	case ZW_ADMIT_FORWARD:
+		c->set = set;
+		c->ep = c->hitem.ep;
+		c->hitem.ep = NULL;
+		forward_to(c);
 		return;
-	}
-	if (rc < 0 || zw_hold_push(&w->hold, c->key, &c->hitem) < 0) {
-		if (rc == 0)
-			zw_hold_limits_give(&s->hold_limits, c->key);
+	case ZW_ADMIT_QUEUED:
+		zw_endpoint_set_unref(set);
+		wait_in_queue(c);
+		return;
+	case ZW_ADMIT_FULL:
+		zw_endpoint_set_unref(set);
+		overflow_response(c, max);
+		return;
+	case ZW_ADMIT_NOMEM:
+	default:
+		zw_endpoint_set_unref(set);
 		local_response(c, 503, "Retry-After: 1\r\n", "out of memory\n", 1);
 		return;
 	}
-	c->held_slot = 1;
-	if (c->se)
-		zw_stats_held(c->se, +1);
-	c->state = S_HELD;
-	client_read_stop(c);
-	uint64_t to =
-	        t->readiness_timeout_ms ? t->readiness_timeout_ms : s->d.cfg->readiness_timeout_ms;
-	uv_timer_start(&c->timer, on_timer_readiness, until_deadline(c, to), 0);
-	ensure_hold_timer(w);
 }
 
-/* Releases the held requests of one queue if their target has endpoints. */
-/* How many held requests of c's target may be released now: ready
- * endpoints times the per-endpoint allowance, minus what is already in
- * flight on them (shared counters: all workers). The allowance is the
- * target's concurrency targetValue for concurrency targets, else
- * --release-per-endpoint (0: no limit). So held requests are not all
- * dumped on the first pod that turns ready: the rest wait for more pods or
- * for earlier requests to finish. */
-static size_t release_room(struct conn *c, const struct zw_endpoint_set *set)
+/* zw_hold_target_fn: the ready endpoints and pacing of a queue's target,
+ * from its oldest request (which holds the routing table, so the target
+ * stays valid; its fields never change). */
+static void queue_target(void *arg, const struct zw_hold_item *oldest, struct zw_endpoint_set **set,
+                         struct zw_allowance *a)
 {
-	const struct zw_target *t = c->target;
-	uint64_t per = c->w->s->d.cfg->release_per_endpoint;
-	if ((t->metrics & ZW_METRIC_CONCURRENCY) && t->concurrency_target >= 1)
-		per = (uint64_t)t->concurrency_target;
-	if (per == 0)
-		return SIZE_MAX;
-	long busy = 0;
-	for (size_t i = 0; i < set->n; i++)
-		busy += zw_endpoint_outstanding(&set->eps[i]);
-	long room = (long)(per * set->n) - busy;
-	return room > 0 ? (size_t)room : 0;
+	struct zw_server *s = arg;
+	const struct conn *c =
+	        (const struct conn *)((const char *)oldest - offsetof(struct conn, hitem));
+	const struct zw_service_ref *svc = &c->target->service;
+	if (zw_endpoints_get(s->d.eps, svc->namespace, svc->name, svc->port, svc->port_name, set) <
+	    0)
+		*set = NULL;
+	*a = target_allowance(s, c->target, 1);
 }
 
-/* Releases held requests of one queue, in arrival order, as far as their
- * target has ready endpoints with room. */
-static void release_queue(void *arg, struct zw_hold_queue *q)
+/* Forwards the requests of this worker that a release pass granted a slot. */
+static void take_granted(struct worker *w)
 {
-	(void)arg;
-	struct zw_hold_item *it = q->head;
-	if (!it)
-		return;
-	struct conn *first = (struct conn *)((char *)it - offsetof(struct conn, hitem));
-	struct zw_endpoint_set *set = get_set(first, &first->target->service);
-	if (!set || set->n == 0) {
-		zw_endpoint_set_unref(set);
-		return;
-	}
-	/* Room and picks under one process-wide lock: workers releasing the
-	 * same target at once must not both see the same free room. */
-	struct zw_server *s = first->w->s;
-	pthread_mutex_lock(&s->release_lock);
-	size_t room = release_room(first, set);
-	zw_endpoint_set_unref(set);
-	/* Each pick bumps the endpoint's outstanding count, so the released
-	 * requests spread over every ready endpoint. */
-	while (room-- > 0 && q->n > 0) {
-		struct conn *c = (struct conn *)((char *)q->head - offsetof(struct conn, hitem));
-		int last = q->n == 1;
-		unhold(c); /* may free q when it empties */
+	struct zw_hold_item *it = zw_hold_take_granted(&w->s->hold, w->id);
+	while (it) {
+		struct zw_hold_item *next = it->next;
+		struct conn *c = (struct conn *)((char *)it - offsetof(struct conn, hitem));
+		it->next = NULL;
+		c->set = it->set;
+		c->ep = it->ep;
+		it->set = NULL;
+		it->ep = NULL;
+		unhold(c);
 		uv_timer_stop(&c->timer);
-		c->cold = 1;
-		start_forward(c);
-		if (last)
-			break;
+		forward_to(c);
+		it = next;
 	}
-	pthread_mutex_unlock(&s->release_lock);
+}
+
+/* Grants waiting requests of every worker the room endpoints have, oldest
+ * first, and has their workers forward them. */
+static void release_pass(struct worker *w)
+{
+	struct zw_server *s = w->s;
+	uint64_t mask = zw_hold_release(&s->hold, queue_target, s, zw_endpoints_now_ms(), &w->rng);
+	for (int i = 0; i < s->n_workers; i++) {
+		if (!(mask & (1ull << i)) || i == w->id)
+			continue;
+		atomic_store(&s->workers[i]->flag_mail, 1);
+		uv_async_send(&s->workers[i]->async);
+	}
+	if (mask & (1ull << w->id))
+		take_granted(w);
 }
 
 static void on_release_timer(uv_timer_t *t)
 {
 	struct worker *w = t->data;
 	w->release_pending = 0;
-	zw_hold_each(&w->hold, release_queue, w);
+	release_pass(w);
 }
 
 /* Schedules a release pass on the next loop iteration (never re-entrant:
  * it may be asked for from deep inside a request's clean-up). */
 static void schedule_release(struct worker *w)
 {
-	if (!w->release_pending && w->hold.total > 0) {
+	if (!w->release_pending && zw_hold_total(&w->s->hold) > 0) {
 		w->release_pending = 1;
 		uv_timer_start(&w->release_timer, on_release_timer, 0, 0);
 	}
@@ -943,9 +997,10 @@ static void on_hold_timer(uv_timer_t *t)
 {
 	struct worker *w = t->data;
 	check_disconnects(w);
-	/* Room may have been freed by requests of other workers. */
-	zw_hold_each(&w->hold, release_queue, w);
-	if (w->hold.total == 0) {
+	/* A safety net: passes also run when requests finish and when
+	 * endpoints change. */
+	release_pass(w);
+	if (w->n_waiting == 0) {
 		uv_timer_stop(&w->hold_timer);
 		w->hold_timer_on = 0;
 	}
@@ -1047,13 +1102,22 @@ static void on_timer_retry(uv_timer_t *t)
 	struct conn *c = t->data;
 	if (c->state != S_CONNECT || c->up)
 		return;
-	/* Pick again: the endpoint set may have changed meanwhile. */
+	/* Pick again: the endpoint set may have changed meanwhile. Within the
+	 * target's allowance: when no other endpoint has room, the same one is
+	 * tried again (its slot is still ours). */
 	struct zw_endpoint_set *set = get_set(c, c->svc);
+	const struct zw_endpoint *ep = NULL;
 	if (set && set->n > 0) {
+		struct zw_allowance a = {0};
+		if (c->svc == &c->target->service)
+			a = target_allowance(c->w->s, c->target, 0);
+		ep = zw_hold_acquire(set, &a, zw_endpoints_now_ms(), &c->w->rng);
+	}
+	if (ep) {
 		zw_endpoint_done(c->ep);
 		zw_endpoint_set_unref(c->set);
 		c->set = set;
-		c->ep = zw_endpoint_pick(set, &c->w->rng);
+		c->ep = ep;
 	} else {
 		zw_endpoint_set_unref(set);
 	}
@@ -1073,7 +1137,6 @@ static void on_timer_response_header(uv_timer_t *t)
 /* Picks an endpoint of c->svc and starts forwarding to it. */
 static void start_forward(struct conn *c)
 {
-	struct zw_server *s = c->w->s;
 	struct zw_endpoint_set *set = get_set(c, c->svc);
 	if (!set || set->n == 0) {
 		zw_endpoint_set_unref(set);
@@ -1085,6 +1148,13 @@ static void start_forward(struct conn *c)
 	}
 	c->set = set;
 	c->ep = zw_endpoint_pick(set, &c->w->rng);
+	forward_to(c);
+}
+
+/* Connects to c->ep (of c->set, a slot already taken) and forwards. */
+static void forward_to(struct conn *c)
+{
+	struct zw_server *s = c->w->s;
 	c->connect_deadline =
 	        uv_now(&c->w->loop) + until_deadline(c, s->d.cfg->connect_retry_budget_ms);
 	dial(c);
@@ -1581,10 +1651,20 @@ static void dispatch(struct conn *c)
 		c->counted = 1;
 	}
 	struct zw_endpoint_set *set = get_set(c, c->svc);
-	size_t n = set ? set->n : 0;
-	zw_endpoint_set_unref(set);
-	if (n > 0) {
-		start_forward(c);
+	if (!set) {
+		local_response(c, 503, "Retry-After: 1\r\n", "out of memory\n", 1);
+		return;
+	}
+	if (set->n > 0 && zw_hold_total(&w->s->hold) == 0 &&
+	    target_allowance(w->s, t, 0).per_endpoint == 0) {
+		/* Nothing waits anywhere and no allowance: the warm path. */
+		c->set = set;
+		c->ep = zw_endpoint_pick(set, &w->rng);
+		forward_to(c);
+		return;
+	}
+	if (set->n > 0) {
+		admit(c, set);
 		return;
 	}
 	c->cold = 1;
@@ -1597,10 +1677,11 @@ static void dispatch(struct conn *c)
 		 * is held; the request still counted and woke the target. With
 		 * a fallback too it is held and goes there at the readiness
 		 * timeout (the add-on's code would never reach the fallback). */
+		zw_endpoint_set_unref(set);
 		placeholder_response(c);
 		return;
 	}
-	hold_request(c);
+	admit(c, set);
 }
 
 static void head_error(struct conn *c, int err)
@@ -1784,8 +1865,10 @@ static void on_accept(uv_stream_t *server, int status)
 static void on_async(uv_async_t *a)
 {
 	struct worker *w = a->data;
+	if (atomic_exchange(&w->flag_mail, 0))
+		take_granted(w);
 	if (atomic_exchange(&w->flag_endpoints, 0))
-		zw_hold_each(&w->hold, release_queue, w);
+		release_pass(w);
 	if (atomic_exchange(&w->flag_drain, 0) && !w->draining) {
 		w->draining = 1;
 		/* Idle keep-alive connections: close now. */
@@ -1868,8 +1951,11 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 	s->limits.max_head_bytes = cfg->max_header_bytes;
 	s->limits.max_headers = cfg->max_headers;
 	s->limits.max_request_line = cfg->max_request_line;
-	zw_hold_limits_init(&s->hold_limits);
-	pthread_mutex_init(&s->release_lock, NULL);
+	if (cfg->workers > ZW_HOLD_MAX_WORKERS || zw_hold_init(&s->hold, cfg->workers) != 0) {
+		snprintf(err, errlen, "workers: at most %d", ZW_HOLD_MAX_WORKERS);
+		free(s);
+		return UV_EINVAL;
+	}
 	s->workers = calloc((size_t)cfg->workers, sizeof(*s->workers));
 	s->shards = calloc((size_t)cfg->workers, sizeof(*s->shards));
 	if (!s->workers || !s->shards) {
@@ -1902,7 +1988,6 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 		zw_upool_init(&w->pool, &w->loop, &s->limits, cfg->upstream_idle_timeout_ms,
 		              cfg->max_idle_per_endpoint);
 		zw_upool_set_reader(&w->pool, w->rbuf, RBUF_SIZE, up_read_cb);
-		zw_hold_init(&w->hold);
 		zw_metrics_shard_init(&w->metrics);
 		s->workers[i] = w;
 		s->shards[i] = &w->metrics;
@@ -1997,13 +2082,11 @@ void zw_server_free(struct zw_server *s)
 	for (int i = 0; i < s->n_workers; i++) {
 		struct worker *w = s->workers[i];
 		uv_loop_close(&w->loop);
-		zw_hold_free(&w->hold);
 		zw_metrics_shard_free(&w->metrics);
 		zw_route_table_unref(w->cached_table);
 		free(w);
 	}
-	zw_hold_limits_free(&s->hold_limits);
-	pthread_mutex_destroy(&s->release_lock);
+	zw_hold_free(&s->hold);
 	free(s->workers);
 	free(s->shards);
 	free(s);
@@ -2017,7 +2100,7 @@ struct zw_metrics_shard *const *zw_server_metrics(const struct zw_server *s, siz
 
 uint32_t zw_server_held(struct zw_server *s, const char *key)
 {
-	return zw_hold_limits_count(&s->hold_limits, key);
+	return zw_hold_count(&s->hold, key);
 }
 
 int zw_server_port(const struct zw_server *s)

@@ -1,5 +1,6 @@
-/* Unit tests for proxy/hold.c: FIFO queues per target, removal from any
- * position, queue lifetime, and the process-wide held limit under threads. */
+/* Unit tests for proxy/hold.c: admission (forward or queue), FIFO order
+ * across workers, per-endpoint allowances under threads, slow start,
+ * overflow, cancelling queued and granted requests, mailboxes. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 
 #include <cmocka.h>
 
+#include "endpoints.h"
 #include "hold.h"
 
 struct req {
@@ -22,127 +24,281 @@ static struct req *of(struct zw_hold_item *it)
 	return (struct req *)((char *)it - offsetof(struct req, it));
 }
 
-static void test_fifo_and_remove(void **state)
+/* A store with ns/app:80 on n endpoints 127.0.0.1..n (port 8080). */
+static struct zw_endpoints *store(int n)
 {
-	(void)state;
-	struct zw_hold h;
-	struct req r[5];
-	zw_hold_init(&h);
-	for (int i = 0; i < 5; i++) {
-		memset(&r[i], 0, sizeof(r[i]));
-		r[i].id = i;
-		assert_int_equal(zw_hold_push(&h, i < 4 ? "ns/a" : "ns/b", &r[i].it), 0);
+	struct zw_endpoints *s = NULL;
+	char spec[1024] = "ns/app:80=", err[ZW_EP_ERRLEN];
+	assert_int_equal(zw_endpoints_new(&s), 0);
+	for (int i = 1; i <= n; i++) {
+		char one[64];
+		snprintf(one, sizeof(one), "%s127.0.0.%d:8080", i > 1 ? "," : "", i);
+		strcat(spec, one);
 	}
-	assert_int_equal(h.total, 5);
-	struct zw_hold_queue *qa = zw_hold_find(&h, "ns/a");
-	assert_non_null(qa);
-	assert_int_equal(qa->n, 4);
-	/* Remove from the middle, the head and the tail; order is kept. */
-	zw_hold_remove(&h, &r[1].it);
-	zw_hold_remove(&h, &r[0].it);
-	assert_null(r[0].it.q);
-	zw_hold_remove(&h, &r[0].it); /* not held any more: no-op */
-	assert_int_equal(qa->n, 2);
-	assert_int_equal(of(qa->head)->id, 2);
-	assert_int_equal(of(qa->tail)->id, 3);
-	assert_int_equal(h.total, 3);
-	zw_hold_remove(&h, &r[3].it);
-	zw_hold_remove(&h, &r[2].it);
-	/* An emptied queue is gone. */
-	assert_null(zw_hold_find(&h, "ns/a"));
-	assert_non_null(zw_hold_find(&h, "ns/b"));
-	assert_int_equal(h.total, 1);
-	zw_hold_free(&h);
-	assert_null(r[4].it.q);
+	if (n > 0)
+		assert_int_equal(zw_endpoints_apply_spec(s, spec, err), 0);
+	return s;
 }
 
-struct drain_ctx {
-	struct zw_hold *h;
-	int order[8];
-	int n;
+static struct zw_endpoint_set *app_set(struct zw_endpoints *s)
+{
+	struct zw_endpoint_set *set = NULL;
+	assert_int_equal(zw_endpoints_get(s, "ns", "app", 80, NULL, &set), 0);
+	return set;
+}
+
+static long total_outstanding(const struct zw_endpoint_set *set)
+{
+	long n = 0;
+	for (size_t i = 0; i < set->n; i++)
+		n += zw_endpoint_outstanding(&set->eps[i]);
+	return n;
+}
+
+struct fixture {
+	struct zw_endpoints *eps;
+	struct zw_endpoint_set *set;
+	struct zw_allowance a;
 };
 
-/* Releases every item of q in order, as the server does. */
-static void drain(void *arg, struct zw_hold_queue *q)
+static void target_of(void *arg, const struct zw_hold_item *oldest, struct zw_endpoint_set **set,
+                      struct zw_allowance *a)
 {
-	struct drain_ctx *d = arg;
-	while (q->n > 0) {
-		int last = q->n == 1;
-		struct zw_hold_item *it = q->head;
-		d->order[d->n++] = of(it)->id;
-		zw_hold_remove(d->h, it);
-		if (last)
-			break;
-	}
+	struct fixture *f = arg;
+	(void)oldest;
+	*set = zw_endpoint_set_ref(f->set);
+	*a = f->a;
 }
 
-static void test_each_releases_in_order(void **state)
+static void test_admit_forwards_until_full_then_queues(void **state)
 {
 	(void)state;
 	struct zw_hold h;
+	struct zw_endpoints *eps = store(2);
+	struct zw_endpoint_set *set = app_set(eps);
+	struct zw_allowance a = {.per_endpoint = 2};
+	uint64_t rng = 1;
 	struct req r[6];
-	zw_hold_init(&h);
+	assert_int_equal(zw_hold_init(&h, 2), 0);
 	for (int i = 0; i < 6; i++) {
 		memset(&r[i], 0, sizeof(r[i]));
 		r[i].id = i;
-		assert_int_equal(zw_hold_push(&h, "ns/x", &r[i].it), 0);
+		enum zw_admit ad =
+		        zw_hold_admit(&h, "ns/app/0", &r[i].it, i % 2, 100, set, &a, 1000, &rng);
+		/* Two endpoints with room for two each: four forwarded. */
+		assert_int_equal(ad, i < 4 ? ZW_ADMIT_FORWARD : ZW_ADMIT_QUEUED);
 	}
-	struct drain_ctx d = {.h = &h};
-	zw_hold_each(&h, drain, &d);
-	assert_int_equal(d.n, 6);
-	for (int i = 0; i < 6; i++)
-		assert_int_equal(d.order[i], i);
-	assert_int_equal(h.total, 0);
-	assert_null(zw_hold_find(&h, "ns/x"));
+	assert_int_equal(total_outstanding(set), 4);
+	for (size_t i = 0; i < set->n; i++)
+		assert_int_equal(zw_endpoint_outstanding(&set->eps[i]), 2);
+	assert_int_equal(zw_hold_count(&h, "ns/app/0"), 2);
+	assert_int_equal(zw_hold_total(&h), 2);
+
+	/* Room appears: the oldest waiting request is granted first, to its
+	 * own worker's mailbox. */
+	zw_endpoint_done(r[0].it.ep);
+	struct fixture f = {.eps = eps, .set = set, .a = a};
+	uint64_t mask = zw_hold_release(&h, target_of, &f, 1000, &rng);
+	assert_int_equal(mask, 1u << 0); /* r[4] belongs to worker 0 */
+	assert_int_equal(r[4].it.state, ZW_HOLD_GRANTED);
+	assert_int_equal(r[5].it.state, ZW_HOLD_QUEUED);
+	assert_null(zw_hold_take_granted(&h, 1));
+	struct zw_hold_item *got = zw_hold_take_granted(&h, 0);
+	assert_ptr_equal(got, &r[4].it);
+	assert_null(got->next);
+	assert_non_null(got->ep);
+	zw_endpoint_done(got->ep);
+	zw_endpoint_set_unref(got->set);
+
+	/* A new request while one waits joins the queue although there is
+	 * room: it never overtakes. */
+	struct req late = {.id = 9};
+	assert_int_equal(zw_hold_admit(&h, "ns/app/0", &late.it, 1, 100, set, &a, 1000, &rng),
+	                 ZW_ADMIT_QUEUED);
+	mask = zw_hold_release(&h, target_of, &f, 1000, &rng);
+	assert_int_equal(mask, 1u << 1);
+	got = zw_hold_take_granted(&h, 1);
+	assert_ptr_equal(got, &r[5].it); /* the older one only: one slot */
+	assert_int_equal(late.it.state, ZW_HOLD_QUEUED);
+	assert_int_equal(zw_hold_cancel(&h, &late.it), 0);
+	assert_int_equal(zw_hold_total(&h), 0);
+	zw_endpoint_done(got->ep);
+	zw_endpoint_set_unref(got->set);
+	for (int i = 1; i < 4; i++)
+		zw_endpoint_done(r[i].it.ep);
+	assert_int_equal(total_outstanding(set), 0);
+	zw_endpoint_set_unref(set);
+	zw_endpoints_free(eps);
 	zw_hold_free(&h);
 }
 
-static struct zw_hold_limits limits;
-
-static void *taker(void *arg)
-{
-	long got = 0;
-	(void)arg;
-	for (int i = 0; i < 1000; i++)
-		if (zw_hold_limits_take(&limits, "ns/app", 150) == 0)
-			got++;
-	return (void *)got;
-}
-
-static void test_limits_across_threads(void **state)
+static void test_cold_queue_fifo_and_overflow(void **state)
 {
 	(void)state;
-	assert_int_equal(zw_hold_limits_init(&limits), 0);
-	pthread_t th[4];
-	for (int i = 0; i < 4; i++)
-		pthread_create(&th[i], NULL, taker, NULL);
-	long total = 0;
-	for (int i = 0; i < 4; i++) {
-		void *got;
-		pthread_join(th[i], &got);
-		total += (long)got;
+	struct zw_hold h;
+	struct zw_endpoints *eps = store(0);
+	struct zw_endpoint_set *empty = app_set(eps);
+	struct zw_allowance none = {0};
+	uint64_t rng = 7;
+	struct req r[5];
+	assert_int_equal(zw_hold_init(&h, 3), 0);
+	for (int i = 0; i < 5; i++) {
+		memset(&r[i], 0, sizeof(r[i]));
+		r[i].id = i;
+		enum zw_admit ad =
+		        zw_hold_admit(&h, "ns/app/0", &r[i].it, i % 3, 4, empty, &none, 0, &rng);
+		assert_int_equal(ad, i < 4 ? ZW_ADMIT_QUEUED : ZW_ADMIT_FULL);
 	}
-	/* Exactly the limit was handed out, however the threads raced. */
-	assert_int_equal(total, 150);
-	assert_int_equal(zw_hold_limits_count(&limits, "ns/app"), 150);
-	assert_int_equal(zw_hold_limits_take(&limits, "ns/app", 150), -1);
-	assert_int_equal(zw_hold_limits_take(&limits, "ns/other", 150), 0);
-	for (int i = 0; i < 150; i++)
-		zw_hold_limits_give(&limits, "ns/app");
-	assert_int_equal(zw_hold_limits_count(&limits, "ns/app"), 0);
-	zw_hold_limits_give(&limits, "ns/app"); /* extra give: stays at 0 */
-	assert_int_equal(zw_hold_limits_count(&limits, "ns/app"), 0);
-	assert_int_equal(zw_hold_limits_take(&limits, "ns/app", 1), 0);
-	assert_int_equal(zw_hold_limits_take(&limits, "ns/app", 1), -1);
-	zw_hold_limits_free(&limits);
+	assert_int_equal(r[4].it.state, ZW_HOLD_IDLE);
+	/* Cancel from the middle: order of the rest is kept. */
+	assert_int_equal(zw_hold_cancel(&h, &r[1].it), 0);
+	assert_int_equal(zw_hold_count(&h, "ns/app/0"), 3);
+
+	/* Endpoints turn ready; release pacing 1 per endpoint on 2 endpoints:
+	 * the two oldest go, one per endpoint. */
+	char err[ZW_EP_ERRLEN];
+	assert_int_equal(zw_endpoints_apply_spec(eps, "ns/app:80=127.0.0.1:1,127.0.0.2:1", err), 0);
+	struct fixture f = {.eps = eps, .set = app_set(eps), .a = {.per_endpoint = 1}};
+	uint64_t mask = zw_hold_release(&h, target_of, &f, 0, &rng);
+	assert_int_equal(mask, (1u << 0) | (1u << 2));
+	struct zw_hold_item *g0 = zw_hold_take_granted(&h, 0);
+	struct zw_hold_item *g2 = zw_hold_take_granted(&h, 2);
+	assert_ptr_equal(g0, &r[0].it);
+	assert_ptr_equal(g2, &r[2].it);
+	assert_ptr_not_equal(g0->ep, g2->ep);
+	assert_int_equal(r[3].it.state, ZW_HOLD_QUEUED);
+
+	/* A granted request that goes away before its worker forwards it
+	 * gives the slot back. */
+	zw_endpoint_done(g0->ep);
+	zw_endpoint_set_unref(g0->set);
+	mask = zw_hold_release(&h, target_of, &f, 0, &rng);
+	assert_int_equal(mask, 1u << 0);
+	assert_int_equal(r[3].it.state, ZW_HOLD_GRANTED);
+	assert_int_equal(zw_hold_cancel(&h, &r[3].it), 1);
+	assert_null(zw_hold_take_granted(&h, 0));
+	zw_endpoint_done(g2->ep);
+	zw_endpoint_set_unref(g2->set);
+	assert_int_equal(total_outstanding(f.set), 0);
+	assert_int_equal(zw_hold_total(&h), 0);
+	zw_endpoint_set_unref(f.set);
+	zw_endpoint_set_unref(empty);
+	zw_endpoints_free(eps);
+	zw_hold_free(&h);
+}
+
+static void test_slow_start_share(void **state)
+{
+	(void)state;
+	struct zw_endpoints *eps = store(1);
+	struct zw_endpoint_set *set = app_set(eps);
+	const struct zw_endpoint *ep = &set->eps[0];
+	uint64_t t0 = zw_endpoint_ready_since(ep);
+	assert_true(t0 > 0);
+	struct zw_allowance a = {.per_endpoint = 10, .slow_start_ms = 10000};
+	assert_int_equal(zw_allowance_of(&a, ep, t0), 1);
+	assert_int_equal(zw_allowance_of(&a, ep, t0 + 500), 1);
+	assert_int_equal(zw_allowance_of(&a, ep, t0 + 3000), 3);
+	assert_int_equal(zw_allowance_of(&a, ep, t0 + 9999), 9);
+	assert_int_equal(zw_allowance_of(&a, ep, t0 + 10000), 10);
+	a.slow_start_ms = 0;
+	assert_int_equal(zw_allowance_of(&a, ep, t0), 10);
+	struct zw_allowance none = {.slow_start_ms = 10000};
+	assert_int_equal(zw_allowance_of(&none, ep, t0), 0);
+	/* Acquire follows the share: one slot at first. */
+	uint64_t rng = 3;
+	a.slow_start_ms = 10000;
+	assert_non_null(zw_hold_acquire(set, &a, t0 + 100, &rng));
+	assert_null(zw_hold_acquire(set, &a, t0 + 100, &rng));
+	assert_non_null(zw_hold_acquire(set, &a, t0 + 2500, &rng));
+	assert_null(zw_hold_acquire(set, &a, t0 + 2500, &rng));
+	zw_endpoint_done(ep);
+	zw_endpoint_done(ep);
+	/* An endpoint that stops being ready and returns starts over. */
+	char err[ZW_EP_ERRLEN];
+	zw_endpoints_resync_begin(eps, ZW_EP_KIND_SLICE, NULL);
+	zw_endpoints_resync_end(eps, ZW_EP_KIND_SLICE, NULL);
+	assert_int_equal(zw_endpoints_apply_spec(eps, "ns/app:80=127.0.0.1:8080", err), 0);
+	struct zw_endpoint_set *again = app_set(eps);
+	assert_int_equal(again->n, 1);
+	assert_true(zw_endpoint_ready_since(&again->eps[0]) >= t0);
+	zw_endpoint_set_unref(again);
+	zw_endpoint_set_unref(set);
+	zw_endpoints_free(eps);
+}
+
+struct race {
+	const struct zw_endpoint_set *set;
+	struct zw_allowance a;
+	long max_seen;
+	pthread_mutex_t lock;
+};
+
+static void *racer(void *arg)
+{
+	struct race *r = arg;
+	uint64_t rng = (uint64_t)(uintptr_t)&rng;
+	for (int i = 0; i < 20000; i++) {
+		const struct zw_endpoint *ep = zw_hold_acquire(r->set, &r->a, 0, &rng);
+		if (!ep)
+			continue;
+		long now = zw_endpoint_outstanding(ep);
+		pthread_mutex_lock(&r->lock);
+		if (now > r->max_seen)
+			r->max_seen = now;
+		pthread_mutex_unlock(&r->lock);
+		zw_endpoint_done(ep);
+	}
+	return NULL;
+}
+
+static void test_allowance_never_exceeded_under_threads(void **state)
+{
+	(void)state;
+	struct zw_endpoints *eps = store(2);
+	struct race r = {.set = app_set(eps), .a = {.per_endpoint = 3}};
+	pthread_mutex_init(&r.lock, NULL);
+	pthread_t th[6];
+	for (int i = 0; i < 6; i++)
+		assert_int_equal(pthread_create(&th[i], NULL, racer, &r), 0);
+	for (int i = 0; i < 6; i++)
+		pthread_join(th[i], NULL);
+	assert_true(r.max_seen >= 1);
+	assert_true(r.max_seen <= 3);
+	assert_int_equal(total_outstanding(r.set), 0);
+	pthread_mutex_destroy(&r.lock);
+	zw_endpoint_set_unref((struct zw_endpoint_set *)r.set);
+	zw_endpoints_free(eps);
+}
+
+static void test_unlimited_spreads(void **state)
+{
+	(void)state;
+	struct zw_endpoints *eps = store(4);
+	struct zw_endpoint_set *set = app_set(eps);
+	struct zw_allowance none = {0};
+	uint64_t rng = 11;
+	for (int i = 0; i < 400; i++)
+		assert_non_null(zw_hold_acquire(set, &none, 0, &rng));
+	for (size_t i = 0; i < set->n; i++) {
+		long o = zw_endpoint_outstanding(&set->eps[i]);
+		assert_true(o >= 50);
+		while (o-- > 0)
+			zw_endpoint_done(&set->eps[i]);
+	}
+	zw_endpoint_set_unref(set);
+	zw_endpoints_free(eps);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_fifo_and_remove),
-	        cmocka_unit_test(test_each_releases_in_order),
-	        cmocka_unit_test(test_limits_across_threads),
+	        cmocka_unit_test(test_admit_forwards_until_full_then_queues),
+	        cmocka_unit_test(test_cold_queue_fifo_and_overflow),
+	        cmocka_unit_test(test_slow_start_share),
+	        cmocka_unit_test(test_allowance_never_exceeded_under_threads),
+	        cmocka_unit_test(test_unlimited_spreads),
 	};
+	(void)of;
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

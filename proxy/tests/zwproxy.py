@@ -57,6 +57,7 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.hits += 1
             self.server.seen_headers.append({k.lower(): v for k, v in self.headers.items()})
             self.server.seen_raw_headers.append(list(self.headers.items()))
+            self.server.paths.append(self.path)
 
     def _reply(self, status, body, ctype="text/plain", extra=None):
         self.send_response(status)
@@ -230,6 +231,7 @@ class Backend:
         self.srv.hits = 0
         self.srv.seen_headers = []
         self.srv.seen_raw_headers = []
+        self.srv.paths = []
         self.srv.active = 0
         self.srv.max_active = 0
         self.ip = ip
@@ -245,6 +247,15 @@ class Backend:
     @property
     def headers(self):
         return self.srv.seen_headers
+
+    @property
+    def paths(self):
+        with self.srv.lock:
+            return list(self.srv.paths)
+
+    @property
+    def max_active(self):
+        return self.srv.max_active
 
     def stop(self):
         self.srv.shutdown()

@@ -172,6 +172,12 @@ cases = [
      T + 'metadata.maxPendingRequests "0" is not a number in 1..1000000'),
     (so('huge-max-pending', {'maxPendingRequests': '1000001'}),
      T + 'metadata.maxPendingRequests "1000001" is not a number in 1..1000000'),
+    (so('bad-endpoint-concurrency', {'endpointConcurrency': 'lots'}),
+     T + 'metadata.endpointConcurrency "lots" is not a number in 0..1000000, auto or off'),
+    (so('huge-endpoint-concurrency', {'endpointConcurrency': '1000001'}),
+     T + 'metadata.endpointConcurrency "1000001" is not a number in 0..1000000, auto or off'),
+    (so('bad-slow-start', {'slowStart': 'soon'}),
+     T + 'metadata.slowStart "soon" ' + DUR),
     (so('overflow-no-placeholder', {'overflow': 'Placeholder'}),
      T + 'metadata.overflow Placeholder needs a placeholder (placeholderBody, placeholderStatusCode '
      'or coldStartWaitingPageEnabled)'),
