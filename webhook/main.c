@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -59,7 +60,7 @@ static const char usage[] =
         "  --threads N                HTTPS worker threads (default 2)\n"
         "  --max-connections N        open connections; past it the oldest idle, else the\n"
         "                             oldest not yet requested, else the oldest still\n"
-        "                             reading connection is closed (default 1024)\n"
+        "                             reading connection is closed (default 256)\n"
         "  --max-connections-per-ip N open connections per client address (default 0:\n"
         "                             no limit; the API server comes from few addresses)\n"
         "  --read-timeout S           seconds from accept (TLS handshake, headers, body)\n"
@@ -612,6 +613,11 @@ int main(int argc, char **argv)
 	int sig, rc, exit_code = 1;
 
 	memset(&a, 0, sizeof(a));
+	/* One malloc arena: reviews are answered one after another on any
+	 * worker thread, and the memory one frees must serve the next instead of
+	 * staying in its thread's arena (the review memory bound of server.h
+	 * counts one heap). */
+	mallopt(M_ARENA_MAX, 1);
 	rc = parse_flags(argc, argv, &f);
 	if (rc == 1)
 		return 0;

@@ -27,6 +27,7 @@
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -38,11 +39,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define MAX_CHAIN      16                /* certificates in the chain file */
-#define MAX_PEM_FILE   (1024 * 1024)     /* bytes per certificate/key file */
-#define DRAIN_SLACK    (4 * 1024 * 1024) /* bytes discarded past max_body before closing */
-#define TICK_MS        200               /* housekeeping: deadlines checked this often */
-#define RETRY_AFTER    "1"               /* seconds, in 503 answers to an exhausted budget */
+#define MAX_CHAIN      16                  /* certificates in the chain file */
+#define MAX_PEM_FILE   (1024 * 1024)       /* bytes per certificate/key file */
+#define DRAIN_SLACK    (4 * 1024 * 1024)   /* bytes discarded past max_body before closing */
+#define TICK_MS        200                 /* housekeeping: deadlines checked this often */
+#define TRIM_AFTER     (32u * 1024 * 1024) /* review memory estimate */
+#define RETRY_AFTER    "1"                 /* seconds, in 503 answers to an exhausted budget */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct bundle {
@@ -79,6 +81,9 @@ struct zw_server {
 	size_t cap_held;
 
 	struct zw_budget budget;
+	struct zw_budget work;     /* estimated memory of the reviews being answered */
+	pthread_mutex_t work_lock; /* with work_cond: waits for room in work */
+	pthread_cond_t work_cond;
 	pthread_mutex_t conn_lock; /* conns */
 	struct zw_conntab conns;
 
@@ -615,6 +620,45 @@ static enum MHD_Result answer_too_large(struct zw_server *s, struct MHD_Connecti
 	return send_owned(c, MHD_HTTP_CONTENT_TOO_LARGE, msg, (size_t)n, "text/plain");
 }
 
+/* Peak memory of answering a review of len body bytes (measured; see
+ * ZW_SERVER_REVIEW_FACTOR). */
+static size_t review_memory(size_t len)
+{
+	return (len + 1) * ZW_SERVER_REVIEW_FACTOR;
+}
+
+/* Waits until need bytes fit in the review memory budget, at most
+ * read_timeout_s. Returns 0 (taken) or -EAGAIN. */
+static int work_enter(struct zw_server *s, size_t need)
+{
+	struct timespec dl;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += s->cfg.read_timeout_s;
+	pthread_mutex_lock(&s->work_lock);
+	while (zw_budget_take(&s->work, need) < 0)
+		if (pthread_cond_timedwait(&s->work_cond, &s->work_lock, &dl) == ETIMEDOUT) {
+			rc = -EAGAIN;
+			break;
+		}
+	pthread_mutex_unlock(&s->work_lock);
+	return rc;
+}
+
+static void work_leave(struct zw_server *s, size_t need)
+{
+	if (need >= TRIM_AFTER)
+		malloc_trim(0); /* give a large review's memory back to the system */
+	pthread_mutex_lock(&s->work_lock);
+	zw_budget_give(&s->work, need);
+	pthread_cond_broadcast(&s->work_cond);
+	pthread_mutex_unlock(&s->work_lock);
+}
+
+static enum MHD_Result answer_busy(struct zw_server *s, struct MHD_Connection *c,
+                                   struct request *rq);
+
 static enum MHD_Result answer_review(struct zw_server *s, struct MHD_Connection *c,
                                      struct request *rq)
 {
@@ -627,7 +671,11 @@ static enum MHD_Result answer_review(struct zw_server *s, struct MHD_Connection 
 		if (rq->body == NULL)
 			return MHD_NO;
 	}
+	size_t need = review_memory(rq->len);
+	if (work_enter(s, need) < 0)
+		return answer_busy(s, c, rq);
 	rc = s->cfg.review(s->cfg.arg, rq->body, rq->len, &reply);
+	work_leave(s, need);
 	if (rc < 0 || reply.body == NULL) {
 		free(reply.body);
 		zw_metrics_review(s->cfg.metrics, reply.kind, ZW_REVIEW_ERROR,
@@ -940,15 +988,18 @@ int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
 	if (s->cfg.body_budget < s->cfg.max_body + 1)
 		s->cfg.body_budget = s->cfg.max_body + 1; /* one full-size review always fits */
 	zw_budget_init(&s->budget, s->cfg.body_budget);
+	zw_budget_init(&s->work, review_memory(s->cfg.max_body));
 	if (s->cfg.reload_interval_ms == 0)
 		s->cfg.reload_interval_ms = ZW_SERVER_DEFAULT_RELOAD;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->conn_lock, NULL);
+	pthread_mutex_init(&s->work_lock, NULL);
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&s->stop_cond, &ca);
+		pthread_cond_init(&s->work_cond, &ca);
 		pthread_condattr_destroy(&ca);
 	}
 	/* MHD may hold twice the limit (it splits its own limit between worker
@@ -1025,6 +1076,8 @@ fail:
 	free(s->held);
 	zw_conntab_free(&s->conns);
 	pthread_cond_destroy(&s->stop_cond);
+	pthread_cond_destroy(&s->work_cond);
+	pthread_mutex_destroy(&s->work_lock);
 	pthread_mutex_destroy(&s->conn_lock);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
@@ -1057,6 +1110,8 @@ void zw_server_stop(struct zw_server *s)
 	free(s->held);
 	zw_conntab_free(&s->conns);
 	pthread_cond_destroy(&s->stop_cond);
+	pthread_cond_destroy(&s->work_cond);
+	pthread_mutex_destroy(&s->work_lock);
 	pthread_mutex_destroy(&s->conn_lock);
 	pthread_mutex_destroy(&s->lock);
 	free(s);

@@ -18,7 +18,11 @@
  *   body_budget [24 MiB]      request body bytes buffered across all
  *                             connections; a request that would pass it
  *                             is answered 503 + Retry-After at once
- *   max_connections [1024]    open connections; past it the oldest idle,
+ *   review memory             reviews being answered at once may together
+ *                             take ZW_SERVER_REVIEW_FACTOR x max_body (one
+ *                             largest review); others wait for room, at
+ *                             most read_timeout_s, then 503
+ *   max_connections [256]    open connections; past it the oldest idle,
  *                             else the oldest not yet requested, else the
  *                             oldest still reading connection is closed
  *                             (never one being answered)
@@ -39,14 +43,19 @@
 #include <stddef.h>
 
 #define ZW_SERVER_DEFAULT_MAX_BODY (3u * 1024 * 1024)
-#define ZW_SERVER_DEFAULT_MAX_CONN 1024
+#define ZW_SERVER_DEFAULT_MAX_CONN 256
 #define ZW_SERVER_DEFAULT_THREADS  2
 #define ZW_SERVER_DEFAULT_TIMEOUT  60
 #define ZW_SERVER_DEFAULT_READ_TO  10
 #define ZW_SERVER_DEFAULT_BUDGET   (24u * 1024 * 1024)
-#define ZW_SERVER_DEFAULT_RELOAD   2000
-#define ZW_SERVER_KIND_LEN         64
-#define ZW_SERVER_ERRLEN           256
+/* Peak memory of answering one review, in bytes per body byte: measured
+ * 33x for the worst shape (many small JSON objects: jansson's tree of the
+ * object, its copy that is rewritten, and the body), 3x for one long
+ * string (docs/security.md). */
+#define ZW_SERVER_REVIEW_FACTOR  34
+#define ZW_SERVER_DEFAULT_RELOAD 2000
+#define ZW_SERVER_KIND_LEN       64
+#define ZW_SERVER_ERRLEN         256
 
 /* What the review callback reports back for one POST /mutate. */
 struct zw_review_reply {

@@ -12,6 +12,8 @@ service; docs/security.md "Webhook resource limits"), black-box against
   handshake) is closed after the read timeout, while a kept-alive idle
   connection lives for the idle timeout.
 Every test is bounded to a few seconds."""
+import concurrent.futures
+import copy
 import json
 import os
 import resource
@@ -170,6 +172,48 @@ def test_partial_body_flood_is_refused_within_budget(tmp_path):
         finish(w)
 
 
+def many_paths_review(size):
+    """A review of about size bytes made of many small JSON objects: the
+    shape whose parsed tree is largest per byte."""
+    obj = copy.deepcopy(INGRESS)
+    paths = obj["spec"]["rules"][0]["http"]["paths"]
+    for i in range(size // 110):
+        paths.append({"path": "/p%d" % i, "pathType": "Prefix",
+                      "backend": {"service": {"name": "other", "port": {"number": 80}}}})
+    return json.dumps(review(obj)).encode()
+
+
+@pytest.mark.skipif(not os.path.exists(REL_BIN), reason="release binary not built (make)")
+def test_concurrent_large_reviews_share_the_review_memory(tmp_path):
+    """Issue #10: four concurrent 1.4 MB reviews took ~150 MiB. Now reviews
+    being answered together are held to 34 x max-body, so with --max-body
+    1.5 MiB they are answered one after the other within ~60 MiB."""
+    max_body = 1536 * 1024
+    w = Webhook(tmp_path, extra=["--max-body", str(max_body)], binary=REL_BIN)
+    try:
+        body = many_paths_review(1_400_000)
+        assert 1_300_000 < len(body) < max_body, len(body)
+        w.post(review(INGRESS))
+        base = rss_kib(w.proc.pid, "VmHWM")
+
+        def one(_):
+            c = w.conn()
+            c.timeout = 20
+            status, _ = w.post(body, conn=c)
+            c.close()
+            return status
+
+        with concurrent.futures.ThreadPoolExecutor(4) as ex:
+            statuses = list(ex.map(one, range(4)))
+        assert statuses == [200] * 4
+        peak = rss_kib(w.proc.pid, "VmHWM")
+        bound = base + 34 * max_body // 1024 + 4 * 2 * max_body // 1024
+        print("rss base %d KiB, peak %d KiB, bound %d KiB" % (base, peak, bound))
+        assert peak < bound, (peak, bound)
+    finally:
+        finish(w)
+
+
 def test_body_of_unknown_length_is_refused_past_budget(tmp_path):
     """Chunked bodies reserve as they grow: past the budget the connection is
     answered 503 (or closed) instead of buffering."""
@@ -200,7 +244,7 @@ def test_body_of_unknown_length_is_refused_past_budget(tmp_path):
 
 def test_idle_flood_does_not_starve_admission(tmp_path):
     """~1,100 idle TCP connections and 50 half-done TLS handshakes against
-    the default limit of 1024: a normal review still gets through at once,
+    the default limit of 256: a normal review still gets through at once,
     by taking the place of the oldest connection without a request."""
     w = Webhook(tmp_path, extra=["--read-timeout", "30"])
     idle = []
@@ -218,7 +262,7 @@ def test_idle_flood_does_not_starve_admission(tmp_path):
         assert time.monotonic() - t0 < 5
         m = w.metrics()
         assert float(metric(m, "zerowire_webhook_connections_evicted_total")) >= 100
-        assert float(metric(m, "zerowire_webhook_connections")) <= 1024 + 8
+        assert float(metric(m, "zerowire_webhook_connections")) <= 256 + 8
     finally:
         for s in idle:
             s.close()
