@@ -15,6 +15,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -52,8 +53,21 @@ static const char usage[] =
         "  --cert-check-interval S    seconds between certificate checks (default 60)\n"
         "  --max-body BYTES           largest AdmissionReview accepted, else 413\n"
         "                             (default 3145728)\n"
+        "  --body-budget BYTES        request body bytes buffered across all connections;\n"
+        "                             a request that would pass it is answered 503 with\n"
+        "                             Retry-After at once (default 25165824 = 24 MiB,\n"
+        "                             at least --max-body)\n"
         "  --threads N                HTTPS worker threads (default 2)\n"
-        "  --max-connections N        open connections (default 1024)\n"
+        "  --max-connections N        open connections; past it the oldest idle, else the\n"
+        "                             oldest not yet requested, else the oldest still\n"
+        "                             reading connection is closed (default 256)\n"
+        "  --max-connections-per-ip N open connections per client address (default 0:\n"
+        "                             no limit; the API server comes from few addresses)\n"
+        "  --read-timeout S           seconds from accept (TLS handshake, headers, body)\n"
+        "                             or from the end of the headers to a complete\n"
+        "                             request, and to write its answer (default 10)\n"
+        "  --idle-timeout S           seconds a kept-alive connection may wait for its\n"
+        "                             next request (default 60)\n"
         "\n"
         "Kubernetes API:\n"
         "  --kubeconfig FILE          kubeconfig (default: in-cluster service account,\n"
@@ -137,6 +151,10 @@ struct flags {
 	long max_body;
 	long threads;
 	long max_connections;
+	long max_per_ip;
+	long body_budget;
+	long read_timeout_s;
+	long idle_timeout_s;
 	long resync_s;
 	int no_kube;
 	int mesh_vs;
@@ -360,6 +378,10 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 	        {"max-body", offsetof(struct flags, max_body), 1024, 256L * 1024 * 1024},
 	        {"threads", offsetof(struct flags, threads), 1, 64},
 	        {"max-connections", offsetof(struct flags, max_connections), 1, 65536},
+	        {"max-connections-per-ip", offsetof(struct flags, max_per_ip), 0, 65536},
+	        {"body-budget", offsetof(struct flags, body_budget), 1024, 4096L * 1024 * 1024},
+	        {"read-timeout", offsetof(struct flags, read_timeout_s), 1, 3600},
+	        {"idle-timeout", offsetof(struct flags, idle_timeout_s), 1, 86400},
 	        {"resync", offsetof(struct flags, resync_s), 1, 3600},
 	        {"cert-check-interval", offsetof(struct flags, cert_interval_s), 1, 86400},
 	};
@@ -591,6 +613,11 @@ int main(int argc, char **argv)
 	int sig, rc, exit_code = 1;
 
 	memset(&a, 0, sizeof(a));
+	/* One malloc arena: reviews are answered one after another on any
+	 * worker thread, and the memory one frees must serve the next instead of
+	 * staying in its thread's arena (the review memory bound of server.h
+	 * counts one heap). */
+	mallopt(M_ARENA_MAX, 1);
 	rc = parse_flags(argc, argv, &f);
 	if (rc == 1)
 		return 0;
@@ -724,6 +751,10 @@ int main(int argc, char **argv)
 	scfg.max_body = (size_t)f.max_body;
 	scfg.threads = (unsigned)f.threads;
 	scfg.max_connections = (unsigned)f.max_connections;
+	scfg.max_per_ip = (unsigned)f.max_per_ip;
+	scfg.body_budget = (size_t)f.body_budget;
+	scfg.read_timeout_s = (unsigned)f.read_timeout_s;
+	scfg.idle_timeout_s = (unsigned)f.idle_timeout_s;
 	scfg.metrics = a.metrics;
 	scfg.review = review_cb;
 	scfg.ready = ready_cb;

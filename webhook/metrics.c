@@ -64,6 +64,12 @@ static const struct counter_desc counter_descs[ZW_C_N] = {
         [ZW_C_RECONCILE_EVALUATIONS] = {"zerowire_webhook_reconcile_evaluations_total",
                                         "Routes the reconciler ran through admission (a route "
                                         "is evaluated again only when it or a target changed)."},
+        [ZW_C_BUDGET_REJECTS] = {"zerowire_webhook_budget_rejections_total",
+                                 "Requests answered 503 because the body budget was used up."},
+        [ZW_C_CONN_EVICTED] = {"zerowire_webhook_connections_evicted_total",
+                               "Connections closed to make room at the connection limit."},
+        [ZW_C_CONN_TIMEOUTS] = {"zerowire_webhook_connection_timeouts_total",
+                                "Connections closed by the read or idle timeout."},
 };
 
 static const struct counter_desc gauge_descs[ZW_G_N] = {
@@ -72,6 +78,8 @@ static const struct counter_desc gauge_descs[ZW_G_N] = {
         [ZW_G_LEADER] = {"zerowire_webhook_leader",
                          "1 while this replica holds the reconciler Lease."},
         [ZW_G_CONNECTIONS] = {"zerowire_webhook_connections", "Open client connections."},
+        [ZW_G_BODY_BYTES] = {"zerowire_webhook_body_bytes",
+                             "Request body bytes reserved from the body budget."},
 };
 
 static const char *const outcome_names[ZW_REVIEW_N] = {

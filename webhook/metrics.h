@@ -39,6 +39,9 @@ enum zw_counter {
 	ZW_C_RECONCILE_DELETED,
 	ZW_C_RECONCILE_ERRORS,
 	ZW_C_RECONCILE_EVALUATIONS, /* routes run through admission by the reconciler */
+	ZW_C_BUDGET_REJECTS,        /* requests answered 503: body budget exhausted */
+	ZW_C_CONN_EVICTED,          /* connections closed to make room (connection limit) */
+	ZW_C_CONN_TIMEOUTS,         /* connections closed by the read or idle timeout */
 	ZW_C_N,
 };
 
@@ -47,6 +50,7 @@ enum zw_gauge {
 	ZW_G_SYNCED,      /* 1 once every watched source has listed */
 	ZW_G_LEADER,      /* 1 while this replica holds the reconciler Lease */
 	ZW_G_CONNECTIONS, /* open client connections */
+	ZW_G_BODY_BYTES,  /* request body bytes reserved from the budget */
 	ZW_G_N,
 };
 

@@ -587,6 +587,9 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 		              "request.uid");
 		goto out;
 	}
+	/* Never read: free its tree before the object is copied (an UPDATE
+	 * review holds the route twice). */
+	json_object_del(req, "oldObject");
 	status = 500;
 	json_t *resp = json_object();
 	out = json_pack("{s:s, s:s, s:o}", "apiVersion", api, "kind", "AdmissionReview", "response",

@@ -6,16 +6,28 @@
  * handshake that is handed a bundle takes one more, recorded against its
  * GnuTLS session in `held`, and gives it back when MHD reports the
  * connection closed. A swapped-out bundle is therefore freed only when the
- * last connection that negotiated with it goes away. */
+ * last connection that negotiated with it goes away.
+ *
+ * Resource limits (reslimits.h): every connection is entered in a table
+ * with its phase and deadline when MHD reports it started. The housekeeping
+ * thread shuts down (shutdown(2); MHD then closes it on its own thread)
+ * connections past their deadline, and a connection over the limit makes
+ * the table pick one to shut down at once. The table lock is held across
+ * shutdown(2), and MHD reports a connection closed before it closes its
+ * descriptor, so a descriptor shut down is always still the connection's.
+ * Request bodies are buffered only after their bytes were reserved from the
+ * body budget. */
 #include "server.h"
 
 #include "log.h"
+#include "reslimits.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/abstract.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <malloc.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -27,9 +39,12 @@
 #include <sys/stat.h>
 #include <time.h>
 
-#define MAX_CHAIN      16                /* certificates in the chain file */
-#define MAX_PEM_FILE   (1024 * 1024)     /* bytes per certificate/key file */
-#define DRAIN_SLACK    (4 * 1024 * 1024) /* bytes discarded past max_body before closing */
+#define MAX_CHAIN      16                  /* certificates in the chain file */
+#define MAX_PEM_FILE   (1024 * 1024)       /* bytes per certificate/key file */
+#define DRAIN_SLACK    (4 * 1024 * 1024)   /* bytes discarded past max_body before closing */
+#define TICK_MS        200                 /* housekeeping: deadlines checked this often */
+#define TRIM_AFTER     (32u * 1024 * 1024) /* review memory estimate */
+#define RETRY_AFTER    "1"                 /* seconds, in 503 answers to an exhausted budget */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 struct bundle {
@@ -65,7 +80,14 @@ struct zw_server {
 	size_t n_held;
 	size_t cap_held;
 
-	pthread_t reload_thread;
+	struct zw_budget budget;
+	struct zw_budget work;     /* estimated memory of the reviews being answered */
+	pthread_mutex_t work_lock; /* with work_cond: waits for room in work */
+	pthread_cond_t work_cond;
+	pthread_mutex_t conn_lock; /* conns */
+	struct zw_conntab conns;
+
+	pthread_t reload_thread; /* housekeeping: certificate reloads, deadlines */
 	int reload_started;
 	pthread_cond_t stop_cond;
 	int stopping;
@@ -77,8 +99,10 @@ struct request {
 	char *body;
 	size_t len;
 	size_t cap;
-	size_t seen; /* bytes received, including discarded ones */
+	size_t seen;     /* bytes received, including discarded ones */
+	size_t reserved; /* bytes taken from the body budget */
 	int too_large;
+	int refused;   /* answered 503: budget exhausted */
 	int is_review; /* POST /mutate; everything else is answered by handle_other */
 };
 
@@ -330,16 +354,46 @@ int zw_server_reload_now(struct zw_server *s)
 	return 1;
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Shuts c down for MHD to close; conn_lock held. */
+static void conn_shut(struct zw_server *s, struct zw_conn *c, enum zw_counter why)
+{
+	shutdown(c->fd, SHUT_RDWR);
+	zw_conntab_set(&s->conns, c, ZW_CONN_CLOSING, now_ms(), 0);
+	zw_metrics_add(s->cfg.metrics, why, 1);
+}
+
+/* Shuts down every connection past its deadline. */
+static void reap_expired(struct zw_server *s)
+{
+	int64_t now = now_ms();
+	struct zw_conn *c;
+
+	pthread_mutex_lock(&s->conn_lock);
+	while ((c = zw_conntab_expired(&s->conns, now)) != NULL)
+		conn_shut(s, c, ZW_C_CONN_TIMEOUTS);
+	pthread_mutex_unlock(&s->conn_lock);
+}
+
+/* Housekeeping thread: deadlines every TICK_MS, certificate files every
+ * reload_interval_ms. */
 static void *reload_main(void *arg)
 {
 	struct zw_server *s = arg;
+	int64_t next_reload = now_ms() + s->cfg.reload_interval_ms;
 	struct timespec dl;
 
 	pthread_mutex_lock(&s->lock);
 	while (!s->stopping) {
 		clock_gettime(CLOCK_MONOTONIC, &dl);
-		dl.tv_sec += s->cfg.reload_interval_ms / 1000;
-		dl.tv_nsec += (long)(s->cfg.reload_interval_ms % 1000) * 1000000L;
+		dl.tv_nsec += (long)TICK_MS * 1000000L;
 		if (dl.tv_nsec >= 1000000000L) {
 			dl.tv_sec++;
 			dl.tv_nsec -= 1000000000L;
@@ -348,7 +402,11 @@ static void *reload_main(void *arg)
 		if (s->stopping)
 			break;
 		pthread_mutex_unlock(&s->lock);
-		zw_server_reload_now(s);
+		reap_expired(s);
+		if (now_ms() >= next_reload) {
+			zw_server_reload_now(s);
+			next_reload = now_ms() + s->cfg.reload_interval_ms;
+		}
 		pthread_mutex_lock(&s->lock);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -397,6 +455,64 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 	return 0;
 }
 
+/* Enters a new connection in the table with the read deadline, and makes
+ * room when the table holds more than max_connections live ones. A
+ * connection that cannot be tracked is shut down. */
+static void conn_started(struct zw_server *s, struct MHD_Connection *connection,
+                         void **socket_context)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct zw_conn *c, *victim;
+	int64_t now = now_ms();
+
+	ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+	if (ci == NULL)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		shutdown(ci->connect_fd, SHUT_RDWR);
+		return;
+	}
+	c->fd = ci->connect_fd;
+	pthread_mutex_lock(&s->conn_lock);
+	if (zw_conntab_add(&s->conns, c, now, now + (int64_t)s->cfg.read_timeout_s * 1000) < 0) {
+		pthread_mutex_unlock(&s->conn_lock);
+		shutdown(c->fd, SHUT_RDWR);
+		free(c);
+		return;
+	}
+	*socket_context = c;
+	while (s->conns.live > s->cfg.max_connections &&
+	       (victim = zw_conntab_victim(&s->conns)) != NULL)
+		conn_shut(s, victim, ZW_C_CONN_EVICTED);
+	if (s->conns.live > s->cfg.max_connections)
+		conn_shut(s, c, ZW_C_CONN_EVICTED); /* every other one is being answered */
+	pthread_mutex_unlock(&s->conn_lock);
+}
+
+/* Moves the connection of c to phase p; from NEW to READING it keeps the
+ * deadline of its accept, otherwise the phase gets its own timeout. */
+static void conn_phase(struct zw_server *s, struct MHD_Connection *mc, enum zw_conn_phase p)
+{
+	const union MHD_ConnectionInfo *ci;
+	struct zw_conn *c;
+	int64_t now = now_ms(), deadline;
+
+	ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+	if (ci == NULL || ci->socket_context == NULL)
+		return;
+	c = ci->socket_context;
+	pthread_mutex_lock(&s->conn_lock);
+	if (p == ZW_CONN_IDLE)
+		deadline = now + (int64_t)s->cfg.idle_timeout_s * 1000;
+	else if (p == ZW_CONN_READING && c->phase == ZW_CONN_NEW)
+		deadline = c->deadline_ms;
+	else
+		deadline = now + (int64_t)s->cfg.read_timeout_s * 1000;
+	zw_conntab_set(&s->conns, c, p, now, deadline);
+	pthread_mutex_unlock(&s->conn_lock);
+}
+
 static void notify_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe)
 {
@@ -404,12 +520,19 @@ static void notify_connection(void *cls, struct MHD_Connection *connection, void
 	const union MHD_ConnectionInfo *ci;
 	struct bundle *b = NULL;
 
-	(void)socket_context;
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
 		zw_metrics_gauge_add(s->cfg.metrics, ZW_G_CONNECTIONS, 1);
+		conn_started(s, connection, socket_context);
 		return;
 	}
 	zw_metrics_gauge_add(s->cfg.metrics, ZW_G_CONNECTIONS, -1);
+	if (*socket_context != NULL) {
+		pthread_mutex_lock(&s->conn_lock);
+		zw_conntab_remove(&s->conns, *socket_context);
+		pthread_mutex_unlock(&s->conn_lock);
+		free(*socket_context);
+		*socket_context = NULL;
+	}
 	ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
 	if (ci == NULL || ci->tls_session == NULL)
 		return;
@@ -497,6 +620,45 @@ static enum MHD_Result answer_too_large(struct zw_server *s, struct MHD_Connecti
 	return send_owned(c, MHD_HTTP_CONTENT_TOO_LARGE, msg, (size_t)n, "text/plain");
 }
 
+/* Peak memory of answering a review of len body bytes (measured; see
+ * ZW_SERVER_REVIEW_FACTOR). */
+static size_t review_memory(size_t len)
+{
+	return (len + 1) * ZW_SERVER_REVIEW_FACTOR;
+}
+
+/* Waits until need bytes fit in the review memory budget, at most
+ * read_timeout_s. Returns 0 (taken) or -EAGAIN. */
+static int work_enter(struct zw_server *s, size_t need)
+{
+	struct timespec dl;
+	int rc = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &dl);
+	dl.tv_sec += s->cfg.read_timeout_s;
+	pthread_mutex_lock(&s->work_lock);
+	while (zw_budget_take(&s->work, need) < 0)
+		if (pthread_cond_timedwait(&s->work_cond, &s->work_lock, &dl) == ETIMEDOUT) {
+			rc = -EAGAIN;
+			break;
+		}
+	pthread_mutex_unlock(&s->work_lock);
+	return rc;
+}
+
+static void work_leave(struct zw_server *s, size_t need)
+{
+	if (need >= TRIM_AFTER)
+		malloc_trim(0); /* give a large review's memory back to the system */
+	pthread_mutex_lock(&s->work_lock);
+	zw_budget_give(&s->work, need);
+	pthread_cond_broadcast(&s->work_cond);
+	pthread_mutex_unlock(&s->work_lock);
+}
+
+static enum MHD_Result answer_busy(struct zw_server *s, struct MHD_Connection *c,
+                                   struct request *rq);
+
 static enum MHD_Result answer_review(struct zw_server *s, struct MHD_Connection *c,
                                      struct request *rq)
 {
@@ -509,7 +671,11 @@ static enum MHD_Result answer_review(struct zw_server *s, struct MHD_Connection 
 		if (rq->body == NULL)
 			return MHD_NO;
 	}
+	size_t need = review_memory(rq->len);
+	if (work_enter(s, need) < 0)
+		return answer_busy(s, c, rq);
 	rc = s->cfg.review(s->cfg.arg, rq->body, rq->len, &reply);
+	work_leave(s, need);
 	if (rc < 0 || reply.body == NULL) {
 		free(reply.body);
 		zw_metrics_review(s->cfg.metrics, reply.kind, ZW_REVIEW_ERROR,
@@ -531,7 +697,42 @@ static enum MHD_Result answer_review(struct zw_server *s, struct MHD_Connection 
 	                  reply.status == MHD_HTTP_OK ? "application/json" : "text/plain");
 }
 
-/* Appends upload data, discarding what is over the limit. */
+/* Reserves n more body bytes for rq from the budget. Returns 0 or -EAGAIN. */
+static int request_reserve(struct zw_server *s, struct request *rq, size_t n)
+{
+	if (zw_budget_take(&s->budget, n) < 0)
+		return -EAGAIN;
+	rq->reserved += n;
+	zw_metrics_gauge_add(s->cfg.metrics, ZW_G_BODY_BYTES, (int64_t)n);
+	return 0;
+}
+
+/* Answers 503 + Retry-After: the body budget cannot hold this request. */
+static enum MHD_Result answer_busy(struct zw_server *s, struct MHD_Connection *c,
+                                   struct request *rq)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+	static const char msg[] = "request bodies in progress use the whole budget; retry\n";
+
+	rq->refused = 1;
+	zw_metrics_add(s->cfg.metrics, ZW_C_BUDGET_REJECTS, 1);
+	zw_log(ZW_LOG_DEBUG, "review_refused_budget", "reserved=%zu budget=%zu",
+	       zw_budget_used(&s->budget), s->budget.cap);
+	r = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
+	MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER);
+	ret = MHD_queue_response(c, MHD_HTTP_SERVICE_UNAVAILABLE, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+/* Appends upload data, discarding what is over the limit. The buffer is
+ * sized to the reservation made for a declared Content-Length (one
+ * allocation, no copies); a body of unknown length grows by doubling, each
+ * step reserved first. Returns 0, -EAGAIN (budget) or -ENOMEM. */
 static int request_append(struct zw_server *s, struct request *rq, const char *data, size_t n)
 {
 	rq->seen += n;
@@ -540,11 +741,13 @@ static int request_append(struct zw_server *s, struct request *rq, const char *d
 		return 0;
 	}
 	if (rq->len + n + 1 > rq->cap) {
-		size_t ncap = rq->cap ? rq->cap : 16384;
+		size_t ncap = rq->cap ? rq->cap * 2 : (rq->reserved ? rq->reserved : 16384);
 		while (ncap < rq->len + n + 1)
 			ncap *= 2;
 		if (ncap > s->cfg.max_body + 1)
 			ncap = s->cfg.max_body + 1;
+		if (ncap > rq->reserved && request_reserve(s, rq, ncap - rq->reserved) < 0)
+			return -EAGAIN;
 		char *nb = realloc(rq->body, ncap);
 		if (nb == NULL)
 			return -ENOMEM;
@@ -612,6 +815,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		rq->is_review =
 		        strcmp(method, MHD_HTTP_METHOD_POST) == 0 && strcmp(url, "/mutate") == 0;
 		*con_cls = rq;
+		conn_phase(s, c, ZW_CONN_READING);
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
 		if (rq->is_review && cl != NULL) {
 			char *end;
@@ -622,7 +826,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 				rq->too_large = 1;
 				return answer_too_large(s, c, rq);
 			}
+			if (errno == 0 && *end == '\0' && v > 0 && v <= s->cfg.max_body &&
+			    request_reserve(s, rq, (size_t)v + 1) < 0)
+				return answer_busy(s, c, rq);
 		}
+		return MHD_YES;
+	}
+	if (rq->refused) {
+		*upload_data_size = 0;
 		return MHD_YES;
 	}
 	if (*upload_data_size > 0) {
@@ -635,13 +846,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 				                   "request body too large\n", "text/plain");
 			return MHD_YES;
 		}
-		if (request_append(s, rq, upload_data, *upload_data_size) < 0)
-			return MHD_NO;
+		int rc = request_append(s, rq, upload_data, *upload_data_size);
 		*upload_data_size = 0;
+		if (rc == -EAGAIN)
+			return answer_busy(s, c, rq);
+		if (rc < 0)
+			return MHD_NO;
 		if (rq->too_large && rq->seen > s->cfg.max_body + DRAIN_SLACK)
 			return answer_too_large(s, c, rq);
 		return MHD_YES;
 	}
+	conn_phase(s, c, ZW_CONN_BUSY);
 	if (!rq->is_review)
 		return handle_other(s, c, url, method);
 	if (rq->too_large)
@@ -652,13 +867,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
+	struct zw_server *s = cls;
 	struct request *rq = *con_cls;
 
-	(void)cls;
-	(void)c;
 	(void)toe;
 	if (rq == NULL)
 		return;
+	conn_phase(s, c, ZW_CONN_IDLE);
+	if (rq->reserved > 0) {
+		zw_budget_give(&s->budget, rq->reserved);
+		zw_metrics_gauge_add(s->cfg.metrics, ZW_G_BODY_BYTES, -(int64_t)rq->reserved);
+	}
 	free(rq->body);
 	free(rq);
 	*con_cls = NULL;
@@ -762,19 +981,32 @@ int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
 		s->cfg.threads = ZW_SERVER_DEFAULT_THREADS;
 	if (s->cfg.idle_timeout_s == 0)
 		s->cfg.idle_timeout_s = ZW_SERVER_DEFAULT_TIMEOUT;
+	if (s->cfg.read_timeout_s == 0)
+		s->cfg.read_timeout_s = ZW_SERVER_DEFAULT_READ_TO;
+	if (s->cfg.body_budget == 0)
+		s->cfg.body_budget = ZW_SERVER_DEFAULT_BUDGET;
+	if (s->cfg.body_budget < s->cfg.max_body + 1)
+		s->cfg.body_budget = s->cfg.max_body + 1; /* one full-size review always fits */
+	zw_budget_init(&s->budget, s->cfg.body_budget);
+	zw_budget_init(&s->work, review_memory(s->cfg.max_body));
 	if (s->cfg.reload_interval_ms == 0)
 		s->cfg.reload_interval_ms = ZW_SERVER_DEFAULT_RELOAD;
 	pthread_mutex_init(&s->lock, NULL);
+	pthread_mutex_init(&s->conn_lock, NULL);
+	pthread_mutex_init(&s->work_lock, NULL);
 	{
 		pthread_condattr_t ca;
 		pthread_condattr_init(&ca);
 		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 		pthread_cond_init(&s->stop_cond, &ca);
+		pthread_cond_init(&s->work_cond, &ca);
 		pthread_condattr_destroy(&ca);
 	}
-	s->cap_held = (size_t)s->cfg.max_connections + 64;
+	/* MHD may hold twice the limit (it splits its own limit between worker
+	 * threads unevenly); the table brings it back to the limit at once. */
+	s->cap_held = 2 * (size_t)s->cfg.max_connections + 64;
 	s->held = calloc(s->cap_held, sizeof(*s->held));
-	if (s->held == NULL) {
+	if (s->held == NULL || zw_conntab_init(&s->conns, s->cap_held) < 0) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -809,10 +1041,11 @@ int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
 	        flags, 0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
 	        MHD_OPTION_HTTPS_CERT_CALLBACK, cert_callback, MHD_OPTION_HTTPS_PRIORITIES,
 	        TLS_PRIORITIES, MHD_OPTION_THREAD_POOL_SIZE, s->cfg.threads,
-	        MHD_OPTION_CONNECTION_LIMIT, s->cfg.max_connections, MHD_OPTION_CONNECTION_TIMEOUT,
-	        s->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED, request_done, s,
-	        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s, MHD_OPTION_EXTERNAL_LOGGER,
-	        mhd_logger, s, MHD_OPTION_END);
+	        MHD_OPTION_CONNECTION_LIMIT, 2 * s->cfg.max_connections,
+	        MHD_OPTION_PER_IP_CONNECTION_LIMIT, s->cfg.max_per_ip,
+	        MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
+	        request_done, s, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
+	        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_END);
 	if (s->daemon == NULL) {
 		snprintf(err, ZW_SERVER_ERRLEN, "cannot listen on %s (address in use or not local)",
 		         cfg->listen);
@@ -841,7 +1074,11 @@ fail_tls:
 	gnutls_global_deinit();
 fail:
 	free(s->held);
+	zw_conntab_free(&s->conns);
 	pthread_cond_destroy(&s->stop_cond);
+	pthread_cond_destroy(&s->work_cond);
+	pthread_mutex_destroy(&s->work_lock);
+	pthread_mutex_destroy(&s->conn_lock);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 	return rc;
@@ -871,7 +1108,11 @@ void zw_server_stop(struct zw_server *s)
 	bundle_unref(s->current);
 	gnutls_global_deinit();
 	free(s->held);
+	zw_conntab_free(&s->conns);
 	pthread_cond_destroy(&s->stop_cond);
+	pthread_cond_destroy(&s->work_cond);
+	pthread_mutex_destroy(&s->work_lock);
+	pthread_mutex_destroy(&s->conn_lock);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

@@ -13,10 +13,28 @@
  * that changed but does not load (half written, mismatched) keeps the old
  * certificate and is retried at the next poll.
  *
- * Limits (defaults in brackets): request body max_body [3 MiB] -> 413;
- * connections max_connections [1024]; idle connection timeout
- * [60 s]; worker threads [2]. One server per process (the GnuTLS
- * certificate callback carries no user pointer). */
+ * Limits (defaults in brackets; docs/security.md "Webhook resource limits"):
+ *   max_body [3 MiB]          one request body; larger -> 413
+ *   body_budget [24 MiB]      request body bytes buffered across all
+ *                             connections; a request that would pass it
+ *                             is answered 503 + Retry-After at once
+ *   review memory             reviews being answered at once may together
+ *                             take ZW_SERVER_REVIEW_FACTOR x max_body (one
+ *                             largest review); others wait for room, at
+ *                             most read_timeout_s, then 503
+ *   max_connections [256]    open connections; past it the oldest idle,
+ *                             else the oldest not yet requested, else the
+ *                             oldest still reading connection is closed
+ *                             (never one being answered)
+ *   read_timeout_s [10]       from accept (TLS handshake, headers, body) or
+ *                             from the end of headers on a kept-alive
+ *                             connection, to a complete request; also for
+ *                             writing the answer
+ *   idle_timeout_s [60]       keep-alive between requests
+ *   max_per_ip [0 = off]      connections per client address
+ *   threads [2]               worker threads
+ * One server per process (the GnuTLS certificate callback carries no user
+ * pointer). */
 #ifndef ZW_SERVER_H
 #define ZW_SERVER_H
 
@@ -25,12 +43,19 @@
 #include <stddef.h>
 
 #define ZW_SERVER_DEFAULT_MAX_BODY (3u * 1024 * 1024)
-#define ZW_SERVER_DEFAULT_MAX_CONN 1024
+#define ZW_SERVER_DEFAULT_MAX_CONN 256
 #define ZW_SERVER_DEFAULT_THREADS  2
 #define ZW_SERVER_DEFAULT_TIMEOUT  60
-#define ZW_SERVER_DEFAULT_RELOAD   2000
-#define ZW_SERVER_KIND_LEN         64
-#define ZW_SERVER_ERRLEN           256
+#define ZW_SERVER_DEFAULT_READ_TO  10
+#define ZW_SERVER_DEFAULT_BUDGET   (24u * 1024 * 1024)
+/* Peak memory of answering one review, in bytes per body byte: measured
+ * 33x for the worst shape (many small JSON objects: jansson's tree of the
+ * object, its copy that is rewritten, and the body), 3x for one long
+ * string (docs/security.md). */
+#define ZW_SERVER_REVIEW_FACTOR  34
+#define ZW_SERVER_DEFAULT_RELOAD 2000
+#define ZW_SERVER_KIND_LEN       64
+#define ZW_SERVER_ERRLEN         256
 
 /* What the review callback reports back for one POST /mutate. */
 struct zw_review_reply {
@@ -55,7 +80,10 @@ struct zw_server_config {
 	size_t max_body; /* 0 = ZW_SERVER_DEFAULT_MAX_BODY */
 	unsigned max_connections;
 	unsigned threads;
-	unsigned idle_timeout_s;
+	unsigned idle_timeout_s; /* 0 = ZW_SERVER_DEFAULT_TIMEOUT */
+	unsigned read_timeout_s; /* 0 = ZW_SERVER_DEFAULT_READ_TO */
+	size_t body_budget;      /* 0 = ZW_SERVER_DEFAULT_BUDGET; at least max_body */
+	unsigned max_per_ip;     /* 0 = no per-address limit */
 	unsigned reload_interval_ms;
 	struct zw_metrics *metrics; /* borrowed, may be NULL */
 	/* Answers one review: `body` (len bytes, NUL-terminated) is borrowed for

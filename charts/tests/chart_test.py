@@ -110,6 +110,24 @@ def test_proxy_can_stand_in_for_the_interceptor():
     assert "--proxy-namespace=keda" in args
 
 
+def test_webhook_resource_limits_become_flags():
+    def args(*sets):
+        docs = render(*sets)
+        return [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-webhook")][0][
+            "spec"]["template"]["spec"]["containers"][0]["args"]
+    a = args()
+    for want in ("--body-budget=25165824", "--max-connections=256", "--max-connections-per-ip=0",
+                 "--read-timeout=10", "--idle-timeout=60"):
+        assert want in a, a
+    a = args("--set", "webhook.limits.maxConnections=64", "--set", "webhook.limits.readTimeoutSeconds=5",
+             "--set", "webhook.limits.bodyBudgetBytes=8388608")
+    assert "--max-connections=64" in a and "--read-timeout=5" in a and "--body-budget=8388608" in a
+    # The memory limit is the one README derives from these defaults.
+    docs = render()
+    wh = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-webhook")][0]
+    assert wh["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["memory"] == "192Mi"
+
+
 def test_services_ports_and_containers_hardened():
     docs = render()
     ports = {s["metadata"]["name"]: [p["port"] for p in s["spec"]["ports"]] for s in by_kind(docs, "Service")}
@@ -151,6 +169,9 @@ def test_rbac_is_least_privilege():
     ["--set", "proxy.coldStart.readinessTimeout=soon"],
     ["--set", "proxy.upstream.streamIdleTimeout=never"],
     ["--set", "webhook.url=http://insecure/mutate"],
+    ["--set", "webhook.limits.readTimeoutSeconds=0"],
+    ["--set", "webhook.limits.maxConnections=0"],
+    ["--set", "webhook.limits.bodyBudget=1"],
 ])
 def test_schema_rejects_bad_values(bad):
     r = helm("template", "zerowire", CHART, *bad, check=False)

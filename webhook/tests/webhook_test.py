@@ -84,7 +84,7 @@ def review(obj, uid="uid-1", operation="CREATE", dry_run=False):
 
 
 class Webhook:
-    def __init__(self, tmp_path, extra=(), cert_dir=None):
+    def __init__(self, tmp_path, extra=(), cert_dir=None, binary=None):
         self.dir = tmp_path
         self.cert_dir = cert_dir or str(tmp_path / "certs")
         self.cert, self.key = os.path.join(self.cert_dir, "tls.crt"), os.path.join(self.cert_dir, "tls.key")
@@ -95,7 +95,7 @@ class Webhook:
         self.log_path = tmp_path / "webhook.log"
         self.log = open(self.log_path, "w")
         self.proc = subprocess.Popen(
-            [BIN, "--no-kube", "--listen", "127.0.0.1:0", "--tls-cert-file", self.cert,
+            [binary or BIN, "--no-kube", "--listen", "127.0.0.1:0", "--tls-cert-file", self.cert,
              "--tls-key-file", self.key, "--static-objects", str(static), *extra],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + 20
