@@ -15,6 +15,8 @@
   targets   idle RSS with 1 and with 10,000 targets; warm-path requests/s with
             10,000 targets vs 1.
   keda      bench/keda_push.py (cold request -> StreamIsActive true), when present.
+  burst     bench/burst.py: a 0 -> N burst and a warm surge onto pods of fixed
+            capacity, without and with the per-endpoint allowance (auto).
 
 Prints a Markdown report and writes it to bench/results.md (--out). Every
 wait is bounded; every process started here is stopped at the end.
@@ -47,7 +49,7 @@ PROXY_CORE = "0"
 CLIENT_CORE = "1"
 BACKEND_IP = "127.0.0.2"
 HOST = "app.test"
-ALL = ["warm", "hold", "ready", "targets", "keda"]
+ALL = ["warm", "hold", "ready", "targets", "keda", "burst"]
 
 
 def log(msg):
@@ -917,6 +919,24 @@ def fmt_keda(r):
 
 # ---- report -------------------------------------------------------------------------
 
+def bench_burst(tmp, args):
+    out = os.path.join(tmp, "burst.json")
+    subprocess.run([sys.executable, os.path.join(ROOT, "bench", "burst.py"), "--proxy", PROXY, "--json", out],
+                   check=True, timeout=180, stdout=subprocess.DEVNULL)
+    with open(out) as f:
+        return json.load(f)
+
+
+def fmt_burst(rows):
+    out = ["| allowance | requests | errors (503 from an overloaded pod) | p50 | p99 | max | highest pod concurrency | last response |",
+           "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append("| %s | %d | %d | %.0f ms | %.0f ms | %.0f ms | %d | %.1f s |" % (
+            r["allowance"], r["requests"], r["errors"], r["p50_ms"], r["p99_ms"], r["max_ms"],
+            r["pod_max_concurrency"], r["last_response_s"]))
+    return out
+
+
 def environment():
     cpu = "?"
     try:
@@ -1029,6 +1049,13 @@ def main():
     if "keda" in only:
         section("Cold request → KEDA StreamIsActive true (bench/keda_push.py)", lambda: bench_keda(tmp, args),
                 fmt_keda)
+    if "burst" in only:
+        section("0 → N burst and a warm surge, without and with the per-endpoint allowance", lambda: bench_burst(tmp, args),
+                fmt_burst,
+                ["bench/burst.py: three pods of capacity 8 (40 ms requests; a 9th concurrent request gets 503 "
+                 "from the pod) turn ready at 0.2/0.6/1.0 s under an open-loop load of 500/s for 1 s, 100/s "
+                 "for 1.5 s, then 1500/s for 0.4 s; the target scales on concurrency with targetValue 8. "
+                 "`off`: FIFO queue and release pacing only; `auto`: `endpointConcurrency: auto` (8 per pod).", ""])
     report += ["", "Total time: %.0f s. Reproduce: `make bench` (or `bench/run.sh --only warm,...`)." % (
         time.monotonic() - t_all)]
     text = "\n".join(report) + "\n"
