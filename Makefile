@@ -135,12 +135,19 @@ valgrind: all
 	./scripts/pytest.sh proxy/tests/proxy_test.py proxy/tests/coldstart_test.py proxy/tests/datapath_test.py \
 		-k "datapath_test or aborts or dies or warm or keepalive or no_route or probe or chunked or expect or malformed or websocket or refused or held_then or readiness or overflow or disconnect or static or spread"
 
+# Instruction-count regression guard (callgrind; bench/icount.py): fails when
+# instructions per proxied request or per 50-rule admission review exceed the
+# committed baseline (bench/icount-baseline.json) by more than 10 %.
+.PHONY: icount
+icount: all $(BUILD)/test/webhook_tool_mutate
+	/usr/bin/python3 bench/icount.py
+
 e2e: all
 	@$(MAKE) --no-print-directory SAN=1 tools
 	./scripts/pytest.sh e2e/tests
 
 check: setup
-	@$(MAKE) --no-print-directory format-check unit fuzz integration valgrind e2e
+	@$(MAKE) --no-print-directory format-check unit fuzz integration valgrind icount e2e
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null; git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 format:
