@@ -389,3 +389,69 @@ def test_backend_closes_idle_keepalive(tmp_path):
         good.stop()
         for b in raws.values():
             b.stop()
+
+
+# ---- SIGTERM under load ----------------------------------------------------------
+
+def test_sigterm_under_load_zero_failures(tmp_path):
+    """SIGTERM while 6 client threads send requests (4 fast keep-alive loops,
+    2 loops of 300 ms requests) with --shutdown-delay 2s --drain-timeout 5s.
+    Checks: /readyz fails within 0.5 s while requests keep being served; the
+    load runs on for 1 s after SIGTERM (a load balancer taking the pod out)
+    and then stops issuing new requests; a 2.5 s request started 0.3 s before
+    the listener closes still completes with 200 (drain); after the delay new
+    connections are refused; the proxy exits 0 within delay + drain, and in
+    total 0 requests failed (over 100 succeeded)."""
+    good = Backend(name="good")
+    p = Proxy(tmp_path, [scaledobject("good", "good", good.port, hosts="good.test")],
+              {"default/good": [("127.0.0.1", good.port)]},
+              args=["--shutdown-delay", "2s", "--drain-timeout", "5s"])
+    fast = Load(p.port, threads=4)
+    slow = Load(p.port, threads=2, path="/slow?ms=300")
+    late = {}
+    try:
+        time.sleep(1.0)
+        assert fast.ok > 10 and slow.ok > 2
+        t0 = time.monotonic()
+        p.proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: p.admin_get("/readyz")[0] != 200, timeout=0.5, what="/readyz failing")
+        served_before = fast.ok
+        time.sleep(1.0)
+        assert fast.ok > served_before, "requests must still be served during --shutdown-delay"
+        fast_ok, fast_failed = fast.finish()
+        slow_ok, slow_failed = slow.finish()
+
+        def long_request():
+            try:
+                r, body = p.get("/slow?ms=2500", host="good.test", timeout=10)
+                late["r"] = (r.status, body, r.getheader("Connection"))
+            except Exception as e:  # noqa: BLE001 - recorded for the assertion
+                late["r"] = ("error", repr(e), None)
+        time.sleep(max(0.0, 1.7 - (time.monotonic() - t0)))
+        th = threading.Thread(target=long_request)
+        th.start()
+        # Once the delay is over the listener is gone.
+        wait_for(lambda: _refused(p.port), timeout=3, what="listener closed after the delay")
+        assert time.monotonic() - t0 >= 1.9
+        assert p.proc.poll() is None, "must drain the in-flight request before exiting"
+        th.join(10)
+        assert late["r"][0] == 200 and late["r"][1] == b"slow good", late
+        assert (late["r"][2] or "").lower() == "close"
+        rc = p.proc.wait(10)
+        elapsed = time.monotonic() - t0
+        assert rc == 0 and elapsed < 2 + 5 + 1, (rc, elapsed)
+        assert fast_failed == [] and slow_failed == [], (fast_failed[:3], slow_failed[:3])
+        assert fast_ok + slow_ok > 100, (fast_ok, slow_ok)
+    finally:
+        fast.finish()
+        slow.finish()
+        assert p.stop() == 0
+        good.stop()
+
+
+def _refused(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return False
+    except ConnectionRefusedError:
+        return True
