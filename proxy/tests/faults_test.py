@@ -455,3 +455,157 @@ def _refused(port):
         return False
     except ConnectionRefusedError:
         return True
+
+
+# ---- KEDA's stream cut and reopened ------------------------------------------------
+
+class Relay:
+    """A loopback TCP relay to 127.0.0.1:port; cut() resets every relayed
+    connection on both sides (a network cut), new connections still pass."""
+
+    def __init__(self, port):
+        self.to = port
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind(("127.0.0.1", 0))
+        self.ls.listen(64)
+        self.port = self.ls.getsockname()[1]
+        self.pairs = []
+        self.cutting = False
+        self.lock = threading.Lock()
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            try:
+                a, _ = self.ls.accept()
+            except OSError:
+                return
+            try:
+                b = socket.create_connection(("127.0.0.1", self.to), timeout=5)
+                b.settimeout(None)
+            except OSError:
+                a.close()
+                continue
+            with self.lock:
+                self.pairs.append((a, b))
+            for x, y in ((a, b), (b, a)):
+                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while True:
+                d = src.recv(65536)
+                if not d:
+                    if not self.cutting:
+                        dst.shutdown(socket.SHUT_WR)
+                    return
+                dst.sendall(d)
+        except OSError:
+            pass
+
+    def cut(self):
+        """Resets both sides of every relayed connection. (A close() while
+        another thread sits in recv() on the socket is deferred by the
+        kernel: wake the pumps with shutdown(SHUT_RD) first, then close with
+        SO_LINGER 0.)"""
+        with self.lock:
+            pairs, self.pairs = self.pairs, []
+            self.cutting = True
+            socks = [s for pair in pairs for s in pair]
+            for s in socks:
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                try:
+                    s.shutdown(socket.SHUT_RD)
+                except OSError:
+                    pass
+            time.sleep(0.1)  # the pumps return
+            for s in socks:
+                s.close()
+            self.cutting = False
+        return len(pairs)
+
+    def stop(self):
+        self.cut()
+        self.ls.close()
+
+
+@pytest.fixture(scope="module")
+def pb():
+    import scaler_test
+    pb2, pb2_grpc = scaler_test._load_stubs()
+
+    class Stubs:
+        pass
+    s = Stubs()
+    s.pb2, s.grpc, s.mod = pb2, pb2_grpc, scaler_test
+    return s
+
+
+COLD_META = {"scalingMetric": "concurrency", "targetValue": "1", "window": "2s", "granularity": "1s"}
+
+
+def test_keda_stream_cut_and_reopened(pb, tmp_path):
+    """KEDA's StreamIsActive through a TCP relay that is cut (RST both ways)
+    and reopened. Checks: the first stream answers false; after the cut the
+    proxy releases it (zerowire_scaler_streams 0) and keeps serving; a cold
+    request arrives while KEDA is disconnected; the reopened stream's first
+    message is the current state, true; when the held client leaves and the
+    2 s window passes, the stream pushes false; a new cold request pushes
+    true again within 2 s; a second cut + reopen while idle gives false."""
+    grpc = pytest.importorskip("grpc")
+    p = Proxy(tmp_path, [scaledobject("busy", "busy", 80, hosts="busy.test", **COLD_META)])
+    relay = Relay(p.scaler_port)
+    ch = grpc.insecure_channel("127.0.0.1:%d" % relay.port)
+    stub = pb.grpc.ExternalScalerStub(ch)
+    ref = pb.pb2.ScaledObjectRef(name="busy", namespace="default", scalerMetadata={})
+    held = []
+    try:
+        r1 = pb.mod.StreamReader(stub.StreamIsActive(ref))
+        assert r1.next()[1] is False
+        assert p.metric("zerowire_scaler_streams") == 1
+        assert relay.cut() == 1
+        wait_for(lambda: r1.error is not None, timeout=5, what="the cut stream ends on the client")
+        wait_for(lambda: p.metric("zerowire_scaler_streams") == 0, timeout=5,
+                 what="the proxy releases the cut stream")
+
+        # While KEDA is away: a request for the target at zero is held.
+        c = socket.create_connection(("127.0.0.1", p.port))
+        c.sendall(b"GET / HTTP/1.1\r\nHost: busy.test\r\n\r\n")
+        held.append(c)
+        wait_for(lambda: p.queue()["default/busy/0"]["held"] == 1, what="held request")
+
+        # KEDA reopens: the current state first.
+        r2 = pb.mod.StreamReader(stub.StreamIsActive(ref))
+        assert r2.next(timeout=5)[1] is True
+        assert p.metric("zerowire_scaler_streams") == 1
+        # The client goes away; once the window is empty the stream says false.
+        held.pop().close()
+        wait_for(lambda: p.queue()["default/busy/0"]["concurrency"] == 0, what="held request gone")
+        t_quiet = time.monotonic()
+        t_false = r2.wait_for(False, timeout=6)
+        assert t_false - t_quiet < 5, t_false - t_quiet
+        r2.drain()
+        c = socket.create_connection(("127.0.0.1", p.port))
+        held.append(c)
+        t0 = time.monotonic()
+        c.sendall(b"GET / HTTP/1.1\r\nHost: busy.test\r\n\r\n")
+        assert r2.wait_for(True, timeout=2) - t0 < 2
+        held.pop().close()
+        r2.wait_for(False, timeout=6)
+
+        # A second cut while idle: the reopened stream starts from false.
+        assert relay.cut() == 1
+        wait_for(lambda: r2.error is not None, timeout=5, what="second cut seen by the client")
+        r3 = pb.mod.StreamReader(stub.StreamIsActive(ref))
+        assert r3.next(timeout=5)[1] is False
+        r3.cancel()
+        wait_for(lambda: p.metric("zerowire_scaler_streams") == 0, timeout=5, what="streams 0")
+        r, _ = p.get("/", host="nothing.test")
+        assert r.status == 404  # the data path is unaffected
+    finally:
+        for c in held:
+            c.close()
+        ch.close()
+        relay.stop()
+        assert p.stop() == 0
