@@ -609,3 +609,110 @@ def test_keda_stream_cut_and_reopened(pb, tmp_path):
         ch.close()
         relay.stop()
         assert p.stop() == 0
+
+
+# ---- a peer replica killed -----------------------------------------------------------
+
+def _replica(tmp_path, name, admin_port, peers, good_port):
+    """A proxy replica with a fixed admin port and --peers; targets busy.test
+    (no endpoints: requests are held) and good.test (a running backend)."""
+    d = tmp_path / name
+    d.mkdir(exist_ok=True)
+    p = Proxy(d, [scaledobject("busy", "busy", 80, hosts="busy.test", scalingMetric="concurrency",
+                               targetValue="1"),
+                  scaledobject("other", "other", 80, hosts="other.test", **COLD_META),
+                  scaledobject("good", "good", good_port, hosts="good.test")],
+              {"default/good": [("127.0.0.1", good_port)]},
+              args=["--admin-listen", "127.0.0.1:%d" % admin_port,
+                    "--peers", ",".join("127.0.0.1:%d" % x for x in peers)], ready=False)
+    p.admin_port = admin_port
+    wait_for(lambda: p.admin_get("/readyz")[0] == 200 or p.proc.poll() is not None, timeout=15,
+             what="replica /readyz")
+    assert p.proc.poll() is None, p.output()
+    return p
+
+
+def _api(p, target="busy"):
+    st, body = p.admin_get("/metrics-api/default/" + target)
+    assert st == 200, body
+    return json.loads(body)
+
+
+def _hold(p, host, n):
+    socks = []
+    for _ in range(n):
+        c = socket.create_connection(("127.0.0.1", p.port))
+        c.sendall(b"GET / HTTP/1.1\r\nHost: " + host.encode() + b"\r\n\r\n")
+        socks.append(c)
+    return socks
+
+
+def test_peer_replica_killed_and_restarted(pb, tmp_path):
+    """Two replicas A and B with --peers (each list includes itself). Holds 2
+    requests on A and 3 on B: both report concurrency 5. B is SIGKILLed:
+    A's load loop on a running backend has 0 failures through the kill, A
+    stays ready, counts the failed polls, reports 0 live peers and
+    concurrency 2 (B's held requests gone, not frozen), its request count in
+    the window keeps B's 3 past requests (5, no loss). B restarts on the
+    same admin port with 1 held request: A reports concurrency 3 and 6
+    requests in the window, still 6 after several more polls (the restarted
+    replica is not counted twice); a cold request at the restarted B makes
+    A's StreamIsActive push true (cold fan-out re-established)."""
+    grpc = pytest.importorskip("grpc")
+    good = Backend(name="good")
+    pa, pb_port = free_port(), free_port()
+    peers = [pa, pb_port]
+    a = _replica(tmp_path, "a", pa, peers, good.port)
+    b = _replica(tmp_path, "b", pb_port, peers, good.port)
+    b2 = None
+    socks = []
+    load = None
+    ch = grpc.insecure_channel("127.0.0.1:%d" % a.scaler_port)
+    try:
+        socks += _hold(a, "busy.test", 2) + _hold(b, "busy.test", 3)
+        wait_for(lambda: _api(a)["concurrency"] == 5 and _api(b)["concurrency"] == 5, timeout=5,
+                 what="sum over both replicas")
+        assert a.metric("zerowire_scaler_peers_live") == 1
+        load = Load(a.port)
+        time.sleep(0.3)
+        b.proc.send_signal(signal.SIGKILL)
+        b.proc.wait(5)
+        wait_for(lambda: _api(a)["concurrency"] == 2, timeout=5, what="A drops the killed peer")
+        assert a.metric("zerowire_scaler_peers_live") == 0
+        wait_for(lambda: a.metric("zerowire_scaler_peer_poll_failures_total") >= 1, timeout=5,
+                 what="failed polls counted")
+        assert _api(a)["requestsInWindow"] == 5
+        assert a.admin_get("/readyz")[0] == 200
+        time.sleep(0.5)
+        ok, failed = load.finish()
+        assert failed == [] and ok > 20, (ok, failed[:5])
+
+        r = pb.mod.StreamReader(pb.grpc.ExternalScalerStub(ch).StreamIsActive(
+            pb.pb2.ScaledObjectRef(name="other", namespace="default", scalerMetadata={})))
+        assert r.next()[1] is False
+        b2 = _replica(tmp_path, "b2", pb_port, peers, good.port)
+        socks += _hold(b2, "busy.test", 1)
+        wait_for(lambda: _api(a)["concurrency"] == 3, timeout=5, what="A counts the restarted B")
+        wait_for(lambda: _api(a)["requestsInWindow"] == 6, timeout=5, what="6 requests in the window")
+        assert a.metric("zerowire_scaler_peers_live") == 1
+        time.sleep(1.5)  # three more polls: nothing counted twice
+        assert _api(a)["requestsInWindow"] == 6 and _api(a)["concurrency"] == 3
+        assert _api(b2)["concurrency"] == 3
+        r.drain()
+        t0 = time.monotonic()
+        socks += _hold(b2, "other.test", 1)
+        assert r.wait_for(True, timeout=3) - t0 < 2
+        r.cancel()
+    finally:
+        if load:
+            load.finish()
+        for c in socks:
+            c.close()
+        ch.close()
+        assert a.stop() == 0
+        if b2:
+            assert b2.stop() == 0
+        if b.proc.poll() is None:
+            b.proc.kill()
+            b.proc.wait()
+        good.stop()
