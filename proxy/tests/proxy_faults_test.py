@@ -17,13 +17,11 @@ import struct
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zwproxy import Backend, Proxy, free_port, scaledobject, wait_for  # noqa: E402
+from zwproxy import Backend, LoadLoop, Proxy, TcpServer, free_port, scaledobject, wait_for  # noqa: E402
 
 BODY_LEN = 100000  # announced Content-Length of the truncated responses
 SENT = 1000  # bytes of it the faulty backend really sends
@@ -31,31 +29,16 @@ SENT = 1000  # bytes of it the faulty backend really sends
 
 # ---- helpers -----------------------------------------------------------------
 
-class RawBackend:
-    """A loopback TCP server that runs `behaviour(sock)` on a thread for every
+class RawBackend(TcpServer):
+    """A loopback TCP server that runs `behaviour(self, sock)` for every
     connection it accepts (scripted faults)."""
 
     def __init__(self, behaviour, ip="127.0.0.1"):
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind((ip, 0))
-        self.ls.listen(64)
-        self.ip, self.port = ip, self.ls.getsockname()[1]
         self.behaviour = behaviour
-        self.accepted = 0
         self.received = []  # bytes received per connection (filled by read_request)
-        threading.Thread(target=self._loop, daemon=True).start()
+        super().__init__(ip)
 
-    def _loop(self):
-        while True:
-            try:
-                c, _ = self.ls.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            threading.Thread(target=self._run, args=(c,), daemon=True).start()
-
-    def _run(self, c):
+    def handle(self, c):
         try:
             self.behaviour(self, c)
         except OSError:
@@ -89,9 +72,6 @@ class RawBackend:
             head, _, body = buf.partition(b"\r\n\r\n")
         self.received.append(len(body))
         return head
-
-    def stop(self):
-        self.ls.close()
 
 
 def rst(c):
@@ -137,52 +117,25 @@ def split(resp):
     return status, head, body
 
 
-class Load:
+class Load(LoadLoop):
     """Background load on a healthy target: `threads` loops of GET over
     keep-alive connections (a new connection only after the proxy closes one
-    with `Connection: close`); counts successes and failures."""
+    with `Connection: close`)."""
 
     def __init__(self, port, host="good.test", threads=4, path="/"):
         self.port, self.host, self.path = port, host, path
-        self.ok = 0
-        self.failed = []
-        self.stop_ev = threading.Event()
-        self.lock = threading.Lock()
-        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
-        for t in self.threads:
-            t.start()
+        super().__init__(threads)
 
-    def _run(self):
-        c = None
-        while not self.stop_ev.is_set():
-            try:
-                if c is None:
-                    c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
-                c.request("GET", self.path, headers={"Host": self.host})
-                r = c.getresponse()
-                body = r.read()
-                if r.status != 200 or not body.startswith(b"hello from") and not body.startswith(b"slow"):
-                    raise AssertionError("status %d body %r" % (r.status, body[:80]))
-                with self.lock:
-                    self.ok += 1
-                if (r.getheader("Connection") or "").lower() == "close":
-                    c.close()
-                    c = None
-            except Exception as e:  # noqa: BLE001 - recorded for the assertion
-                with self.lock:
-                    self.failed.append(repr(e))
-                if c:
-                    c.close()
-                c = None
-                time.sleep(0.01)
-        if c:
-            c.close()
+    def connect(self, i):
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
 
-    def finish(self):
-        self.stop_ev.set()
-        for t in self.threads:
-            t.join(15)
-        return self.ok, self.failed
+    def one(self, c, i, n):
+        c.request("GET", self.path, headers={"Host": self.host})
+        r = c.getresponse()
+        body = r.read()
+        if r.status != 200 or not body.startswith(b"hello from") and not body.startswith(b"slow"):
+            raise AssertionError("status %d body %r" % (r.status, body[:80]))
+        return (r.getheader("Connection") or "").lower() != "close"
 
 
 def faulty_proxy(tmp_path, behaviours, args=()):
@@ -196,6 +149,16 @@ def faulty_proxy(tmp_path, behaviours, args=()):
     eps["default/good"] = [("127.0.0.1", good.port)]
     p = Proxy(tmp_path, targets, eps, args=list(args))
     return p, raws, good
+
+
+def stop_faulty(p, raws, good):
+    """Stops what faulty_proxy() started; the proxy must exit 0, sanitizer-clean."""
+    try:
+        assert p.stop() == 0
+    finally:
+        good.stop()
+        for b in raws.values():
+            b.stop()
 
 
 def get_req(host, extra=b""):
@@ -302,10 +265,7 @@ def test_backend_reset_halfclose_stall(tmp_path):
         settle_connections(p)
     finally:
         load.finish()
-        assert p.stop() == 0
-        good.stop()
-        for b in raws.values():
-            b.stop()
+        stop_faulty(p, raws, good)
 
 
 def b_count_body(rb, c):
@@ -354,10 +314,7 @@ def test_client_stall_halfclose_reset_mid_body(tmp_path):
         assert r.status == 200
     finally:
         load.finish()
-        assert p.stop() == 0
-        good.stop()
-        for b in raws.values():
-            b.stop()
+        stop_faulty(p, raws, good)
 
 
 def test_backend_closes_idle_keepalive(tmp_path):
@@ -385,10 +342,7 @@ def test_backend_closes_idle_keepalive(tmp_path):
         assert statuses == {"fin": [200] * 10, "rst": [200] * 10}, statuses
         assert p.metric("zerowire_upstream_errors_total") == 0
     finally:
-        assert p.stop() == 0
-        good.stop()
-        for b in raws.values():
-            b.stop()
+        stop_faulty(p, raws, good)
 
 
 # ---- SIGTERM under load ----------------------------------------------------------
@@ -459,38 +413,28 @@ def _refused(port):
 
 # ---- KEDA's stream cut and reopened ------------------------------------------------
 
-class Relay:
+class Relay(TcpServer):
     """A loopback TCP relay to 127.0.0.1:port; cut() resets every relayed
     connection on both sides (a network cut), new connections still pass."""
 
     def __init__(self, port):
         self.to = port
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(64)
-        self.port = self.ls.getsockname()[1]
         self.pairs = []
         self.cutting = False
         self.lock = threading.Lock()
-        threading.Thread(target=self._loop, daemon=True).start()
+        super().__init__()
 
-    def _loop(self):
-        while True:
-            try:
-                a, _ = self.ls.accept()
-            except OSError:
-                return
-            try:
-                b = socket.create_connection(("127.0.0.1", self.to), timeout=5)
-                b.settimeout(None)
-            except OSError:
-                a.close()
-                continue
-            with self.lock:
-                self.pairs.append((a, b))
-            for x, y in ((a, b), (b, a)):
-                threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
+    def handle(self, a):
+        try:
+            b = socket.create_connection(("127.0.0.1", self.to), timeout=5)
+            b.settimeout(None)
+        except OSError:
+            a.close()
+            return
+        with self.lock:
+            self.pairs.append((a, b))
+        for x, y in ((a, b), (b, a)):
+            threading.Thread(target=self._pump, args=(x, y), daemon=True).start()
 
     def _pump(self, src, dst):
         try:
@@ -527,7 +471,7 @@ class Relay:
 
     def stop(self):
         self.cut()
-        self.ls.close()
+        super().stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,16 @@ import os
 import shutil
 import ssl
 import sys
-import threading
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(HERE, "..", "..", "proxy", "tests"))
+from zwproxy import LoadLoop  # noqa: E402
 from webhook_test import INGRESS, Webhook, make_cert, metric, review  # noqa: E402
 
 
-class ReviewLoad:
+class ReviewLoad(LoadLoop):
     """Threads posting Ingress AdmissionReviews to /mutate: half of them open
     a new TLS connection (a full handshake) per review, half keep one
     connection alive. Clients verify the server certificate against every
@@ -25,56 +27,27 @@ class ReviewLoad:
     def __init__(self, port, cadata, threads=4):
         self.port = port
         self.ctx = ssl.create_default_context(cadata=cadata)
-        self.ok = 0
-        self.failed = []
         self.certs_seen = set()
-        self.lock = threading.Lock()
-        self.stop_ev = threading.Event()
-        self.threads = [threading.Thread(target=self._run, args=(i % 2 == 0, i), daemon=True)
-                        for i in range(threads)]
-        for t in self.threads:
-            t.start()
+        super().__init__(threads)
 
-    def _run(self, fresh, idx):
-        c = None
-        n = 0
-        while not self.stop_ev.is_set():
-            n += 1
-            uid = "t%d-%d" % (idx, n)
-            try:
-                if c is None:
-                    c = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=10)
-                c.request("POST", "/mutate", json.dumps(review(INGRESS, uid=uid)),
-                          {"Content-Type": "application/json"})
-                r = c.getresponse()
-                data = r.read()
-                resp = json.loads(data)["response"] if r.status == 200 else {}
-                if r.status != 200 or resp.get("uid") != uid or resp.get("allowed") is not True \
-                        or resp.get("patchType") != "JSONPatch" \
-                        or not json.loads(base64.b64decode(resp["patch"])):
-                    raise AssertionError("status %d: %r" % (r.status, data[:200]))
-                der = c.sock.getpeercert(binary_form=True)
-                with self.lock:
-                    self.ok += 1
-                    self.certs_seen.add(der)
-                if fresh:
-                    c.close()
-                    c = None
-            except Exception as e:  # noqa: BLE001 - recorded for the assertion
-                with self.lock:
-                    self.failed.append("%s: %r" % (uid, e))
-                if c:
-                    c.close()
-                c = None
-                time.sleep(0.01)
-        if c:
-            c.close()
+    def connect(self, i):
+        return http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx, timeout=10)
 
-    def finish(self):
-        self.stop_ev.set()
-        for t in self.threads:
-            t.join(15)
-        return self.ok, self.failed
+    def one(self, c, i, n):
+        uid = "t%d-%d" % (i, n)
+        c.request("POST", "/mutate", json.dumps(review(INGRESS, uid=uid)),
+                  {"Content-Type": "application/json"})
+        r = c.getresponse()
+        data = r.read()
+        resp = json.loads(data)["response"] if r.status == 200 else {}
+        if r.status != 200 or resp.get("uid") != uid or resp.get("allowed") is not True \
+                or resp.get("patchType") != "JSONPatch" \
+                or not json.loads(base64.b64decode(resp["patch"])):
+            raise AssertionError("status %d: %r" % (r.status, data[:200]))
+        der = c.sock.getpeercert(binary_form=True)
+        with self.lock:
+            self.certs_seen.add(der)
+        return i % 2 == 1  # even threads: a new handshake per review
 
 
 def der_of(path):
