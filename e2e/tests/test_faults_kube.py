@@ -1,0 +1,276 @@
+"""Fault suite against the real control plane (issue #10): zerowire-proxy
+(ASan build) watching a kube-apiserver 1.20.2 while the apiserver restarts
+mid-watch, and while etcd is compacted behind a disconnected watch so that
+it resumes with a too-old resourceVersion (410 Gone) and must relist.
+
+This module starts its own etcd + kube-apiserver with the watch cache off
+(--watch-cache=false): every watch is then served from etcd, so a
+compaction really expires the proxy's resourceVersion for ScaledObjects and
+EndpointSlices (with the cache on, only the cache's window decides). The
+session `cluster` is left alone (its apiserver is not restarted here).
+
+What "exact state" means here: the proxy's /queue lists exactly the targets
+that exist (deleted ones gone, created ones there), and /status lists for
+each Service exactly its current ready endpoints, each once. Traffic to a
+target with a running backend keeps flowing through the outage on the last
+known state (a load loop, 0 failures)."""
+import json
+import os
+import re
+import sys
+
+import pytest
+
+from harness.cluster import Cluster, apiserver_binary
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
+sys.path.insert(0, os.path.join(REPO, "proxy", "tests"))
+sys.path.insert(0, os.path.join(REPO, "lib", "tests"))
+from zwproxy import Backend, Proxy, free_port, wait_for  # noqa: E402
+from proxy_faults_test import Load  # noqa: E402
+from kube_live_test import PausableProxy  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def kc(request):
+    """A private control plane with the watch cache off (see the module doc)."""
+    cap = request.config.pluginmanager.getplugin("capturemanager")
+    if cap is None:
+        apiserver_binary()
+    else:
+        with cap.global_and_fixture_disabled():
+            apiserver_binary()
+    c = Cluster(extra_apiserver_args=["--watch-cache=false"], name="zw-faults")
+    c.start()
+    try:
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def ns(kc):
+    """A fresh namespace (the private control plane goes away with the module)."""
+    return kc.create_namespace("faults")
+
+
+@pytest.fixture
+def backends():
+    """Backends on 127.0.0.21-24, one port (the endpoints of one Service share it)."""
+    port = free_port("127.0.0.21")
+    bs = {}
+    for i in (21, 22, 23, 24):
+        ip = "127.0.0.%d" % i
+        bs[ip] = Backend(ip, port, name="pod%d" % i)
+    yield port, bs
+    for b in bs.values():
+        b.stop()
+
+
+def so(ns, name, hosts, service=None):
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"scaleTargetRef": {"name": name},
+                     "triggers": [{"type": "external-push", "metadata": {
+                         "scalerAddress": "zerowire-proxy.zerowire:9090", "service": service or name,
+                         "port": "80", "hosts": hosts}}]}}
+
+
+def eslice(ns, name, service, ips, port):
+    return {"apiVersion": "discovery.k8s.io/v1beta1", "kind": "EndpointSlice",
+            "metadata": {"name": name, "namespace": ns, "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4",
+            "ports": [{"name": "", "port": port, "protocol": "TCP"}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in ips]}
+
+
+SO_PATH = "/apis/keda.sh/v1alpha1/namespaces/%s/scaledobjects"
+ES_PATH = "/apis/discovery.k8s.io/v1beta1/namespaces/%s/endpointslices"
+
+
+def create(kc, path, obj):
+    kc.api("POST", path % obj["metadata"]["namespace"], obj)
+
+
+def delete(kc, path, ns, name):
+    kc.api("DELETE", (path % ns) + "/" + name)
+
+
+def replace_slice(kc, ns, obj):
+    cur = kc.api("GET", (ES_PATH % ns) + "/" + obj["metadata"]["name"])
+    obj["metadata"]["resourceVersion"] = cur["metadata"]["resourceVersion"]
+    kc.api("PUT", (ES_PATH % ns) + "/" + obj["metadata"]["name"], obj)
+
+
+def targets(p):
+    return sorted(p.queue())
+
+
+def ready_endpoints(p):
+    """{target key: [ready endpoints as /status lists them, in order]}."""
+    st, body = p.admin_get("/status")
+    assert st == 200
+    out = {}
+    for key, eps in re.findall(r"<tr><td>([^<]+)</td><td>[^<]*</td><td>([^<]*)</td>", body.decode()):
+        out[key] = eps.split()
+    return out
+
+
+def eps_of(p, key):
+    return ready_endpoints(p).get(key)
+
+
+def kube_proxy(tmp_path, kubeconfig, ns):
+    return Proxy(tmp_path, kubeconfig=kubeconfig, namespaces=[ns], args=["--max-connections", "1000"])
+
+
+def relay_kubeconfig(kc, relay_port, path):
+    with open(kc.kubeconfig) as f:
+        doc = json.load(f)
+    doc["clusters"][0]["cluster"]["server"] = "https://127.0.0.1:%d" % relay_port
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    os.chmod(path, 0o600)
+    return path
+
+
+def log_events(p, event):
+    return [line for line in p.output().splitlines() if "event=%s " % event in line or
+            line.endswith("event=%s" % event)]
+
+
+def test_apiserver_restart_mid_watch(kc, ns, backends, tmp_path):
+    """The proxy watches a live apiserver; the apiserver is killed and
+    started again on the same etcd; a load loop on web.test (two running
+    backends) runs throughout. Right after the restart, while the proxy is
+    still reconnecting: web's EndpointSlice changes (.22 out, .23 in), a
+    second slice adds .24, ScaledObject `gone` is deleted, `fresh` is
+    created and `web` gains host web2.test. Checks: 0 failed requests to
+    web.test through the outage; the proxy logged watch retries; it ends
+    with exactly targets {fresh, web}, web's ready endpoints exactly .21,
+    .23, .24 (each once); gone.test answers 404 and web2.test 200; a change
+    made later still arrives (the watch goes on)."""
+    port, bs = backends
+    create(kc, SO_PATH, so(ns, "web", "web.test"))
+    create(kc, SO_PATH, so(ns, "gone", "gone.test"))
+    create(kc, ES_PATH, eslice(ns, "web-a", "web", ["127.0.0.21", "127.0.0.22"], port))
+    p = kube_proxy(tmp_path, kc.kubeconfig, ns)
+    web = "%s/web/0" % ns
+    load = None
+    try:
+        wait_for(lambda: targets(p) == ["%s/gone/0" % ns, web], timeout=20, what="both targets")
+        wait_for(lambda: eps_of(p, web) == ["127.0.0.21:%d" % port, "127.0.0.22:%d" % port], timeout=20,
+                 what="web's endpoints")
+        load = Load(p.port, host="web.test")
+        wait_for(lambda: load.ok > 20, timeout=10, what="load flowing")
+        kc.restart_apiserver()
+        replace_slice(kc, ns, eslice(ns, "web-a", "web", ["127.0.0.21", "127.0.0.23"], port))
+        create(kc, ES_PATH, eslice(ns, "web-b", "web", ["127.0.0.24"], port))
+        delete(kc, SO_PATH, ns, "gone")
+        create(kc, SO_PATH, so(ns, "fresh", "fresh.test"))
+        kc.api("PATCH", (SO_PATH % ns) + "/web",
+               {"spec": {"triggers": [{"type": "external-push", "metadata": {
+                   "scalerAddress": "zerowire-proxy.zerowire:9090", "service": "web", "port": "80",
+                   "hosts": "web.test,web2.test"}}]}},
+               content_type="application/merge-patch+json")
+        want_eps = sorted("127.0.0.%d:%d" % (i, port) for i in (21, 23, 24))
+        wait_for(lambda: targets(p) == ["%s/fresh/0" % ns, web], timeout=40, what="targets after restart")
+        wait_for(lambda: sorted(eps_of(p, web) or []) == want_eps, timeout=40, what="endpoints after restart")
+        wait_for(lambda: p.get("/", host="web2.test")[0].status == 200, timeout=20, what="web2.test routed")
+        ok, failed = load.finish()
+        assert failed == [] and ok > 50, (ok, failed[:5])
+        assert log_events(p, "watch_retry"), "the watches must have lost the apiserver"
+        eps = eps_of(p, web)
+        assert len(eps) == len(set(eps)) == 3, eps  # nothing doubled
+        r, body = p.get("/", host="gone.test")
+        assert r.status == 404
+        # The three current endpoints get traffic, .22 none any more.
+        before = {ip: b.hits for ip, b in bs.items()}
+        for _ in range(60):
+            assert p.get("/", host="web.test")[0].status == 200
+        got = {ip: bs[ip].hits - before[ip] for ip in bs}
+        assert got["127.0.0.22"] == 0 and all(got["127.0.0.%d" % i] > 0 for i in (21, 23, 24)), got
+        # The watch goes on after the reconnect.
+        delete(kc, ES_PATH, ns, "web-b")
+        wait_for(lambda: sorted(eps_of(p, web) or []) == want_eps[:2], timeout=20, what="later change")
+    finally:
+        if load:
+            load.finish()
+        assert p.stop() == 0
+
+
+def test_compaction_410_relist_exact_state(kc, ns, backends, tmp_path):
+    """The proxy reaches the apiserver through a relay that is cut (and then
+    refuses connections) while 12 targets and 2 slices exist. Meanwhile: 5
+    ScaledObjects deleted, 1 changes its host, 5 created; slice web-a
+    rewritten (.22 -> .23), slice web-b (.24) deleted, slice web-c (.22)
+    created; 40 more writes on a churn object; then etcd is compacted at its
+    current revision. The relay opens again. Checks: the proxy logged
+    watch_relist with 410 for ScaledObjects and EndpointSlices; it ends with
+    exactly the 12 current targets (the 5 deleted gone, the 5 new there),
+    web's ready endpoints exactly .21, .22, .23, each once; the old host of
+    the changed target answers 404; the load loop on web.test saw 0
+    failures while cut off (last known state: .21, .22, .24 kept serving);
+    the watch goes on after the relist (a new ScaledObject appears)."""
+    port, bs = backends
+    relay = PausableProxy(kc.port)
+    cfg = relay_kubeconfig(kc, relay.port, str(tmp_path / "relay-kubeconfig"))
+    for i in range(11):
+        create(kc, SO_PATH, so(ns, "t%d" % i, "t%d.test" % i))
+    create(kc, SO_PATH, so(ns, "web", "web.test"))
+    create(kc, ES_PATH, eslice(ns, "web-a", "web", ["127.0.0.21", "127.0.0.22"], port))
+    create(kc, ES_PATH, eslice(ns, "web-b", "web", ["127.0.0.24"], port))
+    p = kube_proxy(tmp_path, cfg, ns)
+    web = "%s/web/0" % ns
+    load = None
+    try:
+        wait_for(lambda: len(targets(p)) == 12, timeout=20, what="12 targets")
+        wait_for(lambda: sorted(eps_of(p, web) or []) ==
+                 sorted("127.0.0.%d:%d" % (i, port) for i in (21, 22, 24)), timeout=20, what="3 endpoints")
+        load = Load(p.port, host="web.test")
+        relay.pause()
+        wait_for(lambda: log_events(p, "watch_retry"), timeout=20, what="the proxy notices the cut")
+        for i in range(5):
+            delete(kc, SO_PATH, ns, "t%d" % i)
+        kc.api("PATCH", (SO_PATH % ns) + "/t5",
+               {"spec": {"triggers": [{"type": "external-push", "metadata": {
+                   "scalerAddress": "zerowire-proxy.zerowire:9090", "service": "t5", "port": "80",
+                   "hosts": "t5-new.test"}}]}},
+               content_type="application/merge-patch+json")
+        for i in range(11, 16):
+            create(kc, SO_PATH, so(ns, "t%d" % i, "t%d.test" % i))
+        replace_slice(kc, ns, eslice(ns, "web-a", "web", ["127.0.0.21", "127.0.0.23"], port))
+        delete(kc, ES_PATH, ns, "web-b")
+        create(kc, ES_PATH, eslice(ns, "web-c", "web", ["127.0.0.22"], port))
+        create(kc, "/api/v1/namespaces/%s/configmaps", {"apiVersion": "v1", "kind": "ConfigMap",
+                                                        "metadata": {"name": "churn", "namespace": ns}})
+        for i in range(40):
+            kc.api("PATCH", "/api/v1/namespaces/%s/configmaps/churn" % ns, {"data": {"n": str(i)}},
+                   content_type="application/merge-patch+json")
+        kc.compact_etcd()
+        relay.resume()
+        want_targets = sorted(["%s/t%d/0" % (ns, i) for i in range(5, 16)] + [web])
+        want_eps = sorted("127.0.0.%d:%d" % (i, port) for i in (21, 22, 23))
+        wait_for(lambda: targets(p) == want_targets, timeout=45, what="exact targets after the relist")
+        wait_for(lambda: sorted(eps_of(p, web) or []) == want_eps, timeout=45, what="exact endpoints")
+        ok, failed = load.finish()
+        assert failed == [] and ok > 50, (ok, failed[:5])
+        relists = log_events(p, "watch_relist")
+        print("\n".join(relists))
+        assert any("kind=ScaledObject " in r for r in relists), relists
+        assert any("kind=EndpointSlice " in r for r in relists), relists
+        assert all("410" in r for r in relists), relists
+        eps = eps_of(p, web)
+        assert len(eps) == len(set(eps)) == 3, eps
+        assert p.get("/", host="t5.test")[0].status == 404
+        assert p.get("/", host="t0.test")[0].status == 404
+        # The watch goes on from the relisted resourceVersion.
+        create(kc, SO_PATH, so(ns, "t16", "t16.test"))
+        wait_for(lambda: "%s/t16/0" % ns in targets(p), timeout=20, what="a later ScaledObject")
+        assert len(targets(p)) == 13
+    finally:
+        if load:
+            load.finish()
+        relay.close()
+        assert p.stop() == 0
