@@ -274,3 +274,78 @@ def test_compaction_410_relist_exact_state(kc, ns, backends, tmp_path):
             load.finish()
         relay.close()
         assert p.stop() == 0
+
+
+def ingress(ns, name, service):
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name, "namespace": ns},
+            "spec": {"rules": [{"host": name + ".example.com", "http": {"paths": [
+                {"path": "/", "pathType": "Prefix",
+                 "backend": {"service": {"name": service, "port": {"number": 80}}}}]}}]}}
+
+
+ING_PATH = "/apis/networking.k8s.io/v1/namespaces/%s/ingresses"
+
+
+def test_webhook_reconciler_relists_after_410(kc, ns, tmp_path):
+    """zerowire-webhook's reconciler (url mode, --resync 5) reaches the
+    apiserver through a relay. Ingresses ia, ib, ic name Services a, b, c;
+    ScaledObjects exist for a and b, so ia and ib are rewritten to the
+    proxy. The relay is cut; ScaledObject b is deleted and one for c
+    created; 40 churn writes; etcd compacted; the relay opens again.
+    Checks: the webhook logged source_relist with 410 for scaledobjects; ib
+    is restored exactly to its original backend (the deletion, whose event
+    was compacted away, was not lost) with no zerowire annotation left; ic
+    is rewritten (the creation was not lost); ia is still rewritten and
+    keeps the original annotation of Service a (nothing applied twice); the
+    webhook exits 0 without a sanitizer report."""
+    import types
+    import test_webhook_e2e as wmod
+    kc.ensure_namespace(wmod.PROXY_NS)
+    relay = PausableProxy(kc.port)
+    cfg = relay_kubeconfig(kc, relay.port, str(tmp_path / "relay-kubeconfig"))
+    for svc in ("a", "b"):
+        create(kc, SO_PATH, so(ns, svc, svc + ".example.com"))
+    for svc in ("a", "b", "c"):
+        create(kc, ING_PATH, ingress(ns, "i" + svc, svc))
+
+    def ing(name):
+        return kc.api("GET", (ING_PATH % ns) + "/" + name)
+
+    def original_of(obj):
+        return obj["metadata"].get("annotations", {}).get("zerowire.io/original")
+
+    w = wmod.WebhookProc(types.SimpleNamespace(kubeconfig=cfg), str(tmp_path))
+    w.start()
+    # The chart's MutatingWebhookConfiguration: the reconciler touches routes
+    # and admission rewrites them (the apiserver calls the webhook directly).
+    kc.apply(json.dumps(wmod.mwc_manifest(w.port, w.ca)))
+    try:
+        wait_for(lambda: wmod.points_at_proxy(ing("ia")) and wmod.points_at_proxy(ing("ib")), timeout=40,
+                 what="ia and ib rewritten")
+        assert not wmod.points_at_proxy(ing("ic"))
+        orig_a = original_of(ing("ia"))
+        assert orig_a and '"a"' in orig_a, orig_a
+        relay.pause()
+        wait_for(lambda: "event=source_retry" in w.logs(), timeout=20, what="the webhook notices the cut")
+        delete(kc, SO_PATH, ns, "b")
+        create(kc, SO_PATH, so(ns, "c", "c.example.com"))
+        for i in range(40):
+            kc.api("PATCH", (ING_PATH % ns) + "/ic", {"metadata": {"labels": {"churn": str(i)}}},
+                   content_type="application/merge-patch+json")
+        kc.compact_etcd()
+        relay.resume()
+        want_b = ingress(ns, "ib", "b")["spec"]
+        wait_for(lambda: ing("ib")["spec"] == want_b and original_of(ing("ib")) is None, timeout=40,
+                 what="ib restored after the relist")
+        wait_for(lambda: wmod.points_at_proxy(ing("ic")), timeout=40, what="ic rewritten after the relist")
+        assert wmod.points_at_proxy(ing("ia")) and original_of(ing("ia")) == orig_a
+        relists = [line for line in w.logs().splitlines() if "event=source_relist" in line]
+        print("\n".join(relists))
+        assert any("resource=scaledobjects.keda.sh" in r and "410" in r for r in relists), relists
+    finally:
+        rc = w.stop()
+        relay.close()
+        logs = w.logs()
+        assert "AddressSanitizer" not in logs and "runtime error" not in logs, logs[-5000:]
+        assert rc == 0, logs[-3000:]
