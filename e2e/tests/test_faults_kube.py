@@ -14,10 +14,17 @@ that exist (deleted ones gone, created ones there), and /status lists for
 each Service exactly its current ready endpoints, each once. Traffic to a
 target with a running backend keeps flowing through the outage on the last
 known state (a load loop, 0 failures)."""
+import base64
 import json
 import os
 import re
+import signal
+import socket
+import ssl
+import subprocess
 import sys
+import time
+import types
 
 import pytest
 
@@ -299,7 +306,6 @@ def test_webhook_reconciler_relists_after_410(kc, ns, tmp_path):
     is rewritten (the creation was not lost); ia is still rewritten and
     keeps the original annotation of Service a (nothing applied twice); the
     webhook exits 0 without a sanitizer report."""
-    import types
     import test_webhook_e2e as wmod
     kc.ensure_namespace(wmod.PROXY_NS)
     relay = PausableProxy(kc.port)
@@ -344,8 +350,142 @@ def test_webhook_reconciler_relists_after_410(kc, ns, tmp_path):
         print("\n".join(relists))
         assert any("resource=scaledobjects.keda.sh" in r and "410" in r for r in relists), relists
     finally:
+        kc.kubectl("delete", "mutatingwebhookconfiguration", wmod.MWC, "--ignore-not-found", check=False)
         rc = w.stop()
         relay.close()
         logs = w.logs()
         assert "AddressSanitizer" not in logs and "runtime error" not in logs, logs[-5000:]
         assert rc == 0, logs[-3000:]
+
+
+SELF_MWC = """
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingWebhookConfiguration
+metadata: {name: zw-faults-selfcert}
+webhooks:
+  - name: ingress.zerowire.io
+    admissionReviewVersions: [v1]
+    sideEffects: None
+    failurePolicy: Fail
+    timeoutSeconds: 10
+    clientConfig: {url: "https://127.0.0.1:%d/mutate"}
+    rules: [{apiGroups: [networking.k8s.io], apiVersions: [v1], resources: [ingresses], operations: [CREATE]}]
+    namespaceSelector: {matchLabels: {zerowire.test/faults: %s}}
+"""
+
+
+class DryRunLoad:
+    """Threads creating Ingresses with dryRun=All through the apiserver, which
+    calls the webhook (failurePolicy Fail): a request fails unless the
+    webhook answered and rewrote the Ingress to the proxy."""
+
+    def __init__(self, kc, ns, threads=2):
+        import test_webhook_e2e as wmod
+        from zwproxy import LoadLoop
+
+        class _Load(LoadLoop):
+            def connect(self, i):
+                return kc.new_session()
+
+            def one(self, sess, i, n):
+                obj = kc.api("POST", ING_PATH % ns, ingress(ns, "dry-%d-%d" % (i, n), "a"),
+                             params={"dryRun": "All"}, session=sess, timeout=15)
+                if not wmod.points_at_proxy(obj):
+                    raise AssertionError("not rewritten: %r" % obj["spec"])
+                return True
+        self.load = _Load(threads)
+
+    def finish(self):
+        return self.load.finish()
+
+
+def test_selfcert_sigusr1_rotation_under_admission_load(kc, ns, tmp_path):
+    """zerowire-webhook in self mode (--cert-mode self, certificate in a
+    Secret, caBundle kept in its MutatingWebhookConfiguration) under two
+    loads: 2 threads creating Ingresses with dryRun=All through the
+    apiserver (the MWC has failurePolicy Fail, so a failed call to the
+    webhook fails the request; each answer must be rewritten to the proxy),
+    and 4 threads posting reviews straight to /mutate verified against the
+    CA from the Secret. SIGUSR1 twice: each time the Secret's tls.crt
+    changes, the served certificate changes within 10 s and the CA stays
+    the same. Checks: 0 failed reviews on both paths, over 20 through the
+    apiserver and 200 direct, 3 distinct certificates served, exit 0
+    without a sanitizer report."""
+    import test_webhook_e2e as wmod
+    sys.path.insert(0, os.path.join(REPO, "webhook", "tests"))
+    from webhook_faults_test import ReviewLoad
+    create(kc, SO_PATH, so(ns, "a", "a.example.com"))
+    kc.api("PATCH", "/api/v1/namespaces/" + ns, {"metadata": {"labels": {"zerowire.test/faults": ns}}},
+           content_type="application/merge-patch+json")
+    port = free_port()
+    kc.apply(SELF_MWC % (port, ns))
+    log_path = tmp_path / "webhook.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(
+        [wmod.BIN, "--kubeconfig", kc.kubeconfig, "--listen", "127.0.0.1:%d" % port,
+         "--cert-mode", "self", "--cert-secret", "%s/zw-tls" % ns, "--webhook-config", "zw-faults-selfcert",
+         "--cert-ips", "127.0.0.1", "--watch-namespaces", ns, "--leader-elect=false"],
+        stdout=log, stderr=subprocess.STDOUT)
+    secret_path = "/api/v1/namespaces/%s/secrets/zw-tls" % ns
+
+    def secret(key):
+        try:
+            return base64.b64decode(kc.api("GET", secret_path)["data"][key]).decode()
+        except Exception:  # noqa: BLE001 - not there yet
+            return None
+
+    def served():
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+            with ctx.wrap_socket(s) as t:
+                return ssl.DER_cert_to_PEM_cert(t.getpeercert(binary_form=True))
+
+    def same_pem(a, b):
+        return a is not None and b is not None and a.split() == b.split()
+
+    loads = []
+    try:
+        wait_for(lambda: secret("tls.crt") and "event=listening" in log_path.read_text() or proc.poll() is not None,
+                 timeout=30, what="self-managed certificate and listener")
+        assert proc.poll() is None, log_path.read_text()
+        ca = secret("ca.crt")
+        wait_for(lambda: same_pem(served(), secret("tls.crt")), timeout=10, what="stored certificate served")
+        mwc = kc.api("GET", "/apis/admissionregistration.k8s.io/v1/mutatingwebhookconfigurations/zw-faults-selfcert")
+        assert mwc["webhooks"][0]["clientConfig"].get("caBundle"), "the webhook must fill in its caBundle"
+        wait_for(lambda: wmod.points_at_proxy(kc.api("POST", ING_PATH % ns, ingress(ns, "probe", "a"),
+                                                     params={"dryRun": "All"})),
+                 timeout=20, what="admission through the apiserver rewrites")
+        loads = [DryRunLoad(kc, ns), ReviewLoad(port, ca, obj=ingress(ns, "direct", "a"))]
+        certs = [secret("tls.crt")]
+        for _ in range(2):
+            time.sleep(1.5)
+            proc.send_signal(signal.SIGUSR1)
+            wait_for(lambda: not same_pem(secret("tls.crt"), certs[-1]), timeout=10, what="re-issued certificate")
+            certs.append(secret("tls.crt"))
+            wait_for(lambda: same_pem(served(), certs[-1]), timeout=10, what="re-issued certificate served")
+            assert same_pem(secret("ca.crt"), ca), "SIGUSR1 re-issues from the same CA"
+        time.sleep(1.5)
+        (dry_ok, dry_failed), (ok, failed) = [ld.finish() for ld in loads]
+        print("through the apiserver: %d, direct: %d" % (dry_ok, ok))
+        assert dry_failed == [] and failed == [], (dry_failed[:3], failed[:3])
+        assert dry_ok > 20 and ok > 200, (dry_ok, ok)
+        assert len({c.strip() for c in certs}) == 3
+        assert len(loads[1].certs_seen) >= 2  # the direct clients saw the rotation
+        assert log_path.read_text().count("event=cert_swapped") >= 2
+    finally:
+        for ld in loads:
+            ld.finish()
+        kc.kubectl("delete", "mutatingwebhookconfiguration", "zw-faults-selfcert", "--ignore-not-found", check=False)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        log.close()
+        text = log_path.read_text()
+        assert "AddressSanitizer" not in text and "runtime error" not in text, text[-5000:]
+        assert proc.returncode == 0, text[-3000:]

@@ -18,14 +18,15 @@ from webhook_test import INGRESS, Webhook, make_cert, metric, review  # noqa: E4
 
 
 class ReviewLoad(LoadLoop):
-    """Threads posting Ingress AdmissionReviews to /mutate: half of them open
+    """Threads posting AdmissionReviews of `obj` (an Ingress the webhook
+    rewrites) to /mutate: half of them open
     a new TLS connection (a full handshake) per review, half keep one
     connection alive. Clients verify the server certificate against every
     certificate of the test (each is self-signed for 127.0.0.1), so a
     mismatched or half-written pair being served would fail."""
 
-    def __init__(self, port, cadata, threads=4):
-        self.port = port
+    def __init__(self, port, cadata, threads=4, obj=INGRESS):
+        self.port, self.obj = port, obj
         self.ctx = ssl.create_default_context(cadata=cadata)
         self.certs_seen = set()
         super().__init__(threads)
@@ -35,7 +36,7 @@ class ReviewLoad(LoadLoop):
 
     def one(self, c, i, n):
         uid = "t%d-%d" % (i, n)
-        c.request("POST", "/mutate", json.dumps(review(INGRESS, uid=uid)),
+        c.request("POST", "/mutate", json.dumps(review(self.obj, uid=uid)),
                   {"Content-Type": "application/json"})
         r = c.getresponse()
         data = r.read()
