@@ -393,6 +393,8 @@ def test_sigterm_under_load_zero_failures(tmp_path):
         assert (late["r"][2] or "").lower() == "close"
         rc = p.proc.wait(10)
         elapsed = time.monotonic() - t0
+        print("SIGTERM: %d + %d requests, 0 failed expected (%d + %d); exit %s after %.2fs"
+              % (fast_ok, slow_ok, len(fast_failed), len(slow_failed), rc, elapsed))
         assert rc == 0 and elapsed < 2 + 5 + 1, (rc, elapsed)
         assert fast_failed == [] and slow_failed == [], (fast_failed[:3], slow_failed[:3])
         assert fast_ok + slow_ok > 100, (fast_ok, slow_ok)
