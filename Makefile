@@ -146,6 +146,13 @@ e2e: all
 	@$(MAKE) --no-print-directory SAN=1 tools
 	./scripts/pytest.sh e2e/tests
 
+# The fault suite of issue #10 alone (docs/security.md), a few minutes; also
+# part of integration and e2e.
+.PHONY: faults
+faults: all
+	@$(MAKE) --no-print-directory SAN=1 tools
+	./scripts/pytest.sh proxy/tests/proxy_faults_test.py webhook/tests/webhook_faults_test.py e2e/tests/test_faults_kube.py
+
 check: setup
 	@$(MAKE) --no-print-directory format-check unit fuzz integration valgrind icount e2e
 

@@ -20,8 +20,9 @@ SRC_LIST=/etc/apt/sources.list.d/zerowire-src.sources
 if ! apt-get indextargets 2>/dev/null | grep -q 'Created-By: Sources'; then
 	echo "build-apiserver: enabling deb-src for Debian's suites" >&2
 	# The same mirror the machine's binary sources use (never named here).
-	uri=$(grep -hoE '^(URIs:|deb) +[a-z]+://[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null \
-		| awk '{print $2}' | grep -v security | head -1)
+	# (sources.list may not exist: grep's status 2 must not end the script.)
+	uri=$({ grep -shoE '^(URIs:|deb) +[a-z]+://[^ ]+' /etc/apt/sources.list.d/*.sources /etc/apt/sources.list || true; } \
+		| awk '{print $2}' | { grep -v security || true; } | head -1)
 	[ -n "$uri" ] || { echo "build-apiserver: no Debian mirror found in apt sources" >&2; exit 1; }
 	as_root sh -c "cat > $SRC_LIST" <<SRC
 Types: deb-src

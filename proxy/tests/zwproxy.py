@@ -443,3 +443,86 @@ class Proxy:
         for bad in ("AddressSanitizer", "LeakSanitizer", "runtime error:", "ERROR SUMMARY: [1-9]"):
             assert bad not in out, "sanitizer report:\n" + out[-6000:]
         return self.proc.returncode
+
+
+# ---- fault suites: load loops and scripted TCP servers --------------------------
+
+class LoadLoop:
+    """`threads` client loops on threads until finish(): each iteration calls
+    one(conn, i, n) with the thread's connection (None: open one with
+    connect()); one() returns True to keep the connection for the next
+    iteration, raises on a failed request. Counts successes and failures."""
+
+    def __init__(self, threads=4):
+        self.ok = 0
+        self.failed = []
+        self.stop_ev = threading.Event()
+        self.lock = threading.Lock()
+        self.threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(threads)]
+        for t in self.threads:
+            t.start()
+
+    def connect(self, i):
+        raise NotImplementedError
+
+    def one(self, conn, i, n):
+        raise NotImplementedError
+
+    def _run(self, i):
+        c = None
+        n = 0
+        while not self.stop_ev.is_set():
+            n += 1
+            try:
+                if c is None:
+                    c = self.connect(i)
+                keep = self.one(c, i, n)
+                with self.lock:
+                    self.ok += 1
+                if not keep:
+                    c.close()
+                    c = None
+            except Exception as e:  # noqa: BLE001 - recorded for the assertion
+                with self.lock:
+                    self.failed.append("thread %d request %d: %r" % (i, n, e))
+                if c:
+                    c.close()
+                c = None
+                time.sleep(0.01)
+        if c:
+            c.close()
+
+    def finish(self):
+        self.stop_ev.set()
+        for t in self.threads:
+            t.join(15)
+        return self.ok, self.failed
+
+
+class TcpServer:
+    """A loopback TCP listener that runs handle(sock) on a thread for every
+    connection it accepts."""
+
+    def __init__(self, ip="127.0.0.1"):
+        self.ls = socket.socket()
+        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.ls.bind((ip, 0))
+        self.ls.listen(64)
+        self.ip, self.port = ip, self.ls.getsockname()[1]
+        self.accepted = 0
+        threading.Thread(target=self._loop, daemon=True).start()
+
+    def _loop(self):
+        while True:
+            try:
+                c, _ = self.ls.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            threading.Thread(target=self.handle, args=(c,), daemon=True).start()
+
+    def handle(self, c):
+        raise NotImplementedError
+
+    def stop(self):
+        self.ls.close()
