@@ -9,7 +9,7 @@
 #include <string.h>
 #include <strings.h>
 
-enum { CB_NONE = 0, CB_URL, CB_FIELD, CB_VALUE };
+enum { CB_NONE = 0, CB_METHOD, CB_URL, CB_VERSION, CB_FIELD, CB_VALUE };
 
 /* Fields a Connection header may not nominate for removal: framing and
  * routing belong to the whole message, never to one hop (RFC 9110 7.6.1).
@@ -30,12 +30,12 @@ void zw_http_head_reset(struct zw_http_head *h)
 	h->raw_bytes = 0;
 	h->last_cb = CB_NONE;
 	h->error = 0;
-	h->skip_body = 0;
 	h->complete = 0;
 	h->prev_byte = 0;
 	h->chunk = NULL;
 	h->name_len = 0;
 	h->trailer_bytes = 0;
+	h->mark = 0;
 }
 
 void zw_http_head_free(struct zw_http_head *h)
@@ -105,11 +105,52 @@ static int url_append(struct zw_http_head *h, const char *at, size_t len)
 	return 0;
 }
 
+/* Position of `at` in the bytes of the head parsed so far. */
+static size_t pos_of(const struct zw_http_head *h, const char *at)
+{
+	return h->raw_bytes + (size_t)(at - h->chunk);
+}
+
+/* The request line is method SP target SP version with exactly one space
+ * each (RFC 9112 3): llhttp skips runs of spaces, which other parsers may
+ * split differently. `mark` is where the previous element ended; the span
+ * of cb starts `skip` bytes after the space (llhttp's version span leaves
+ * out "HTTP/"). */
+static int one_space_before(struct zw_http_head *h, const char *at, int cb, size_t skip)
+{
+	if (h->last_cb != cb && pos_of(h, at) != h->mark + 1 + skip) {
+		h->error = ZW_HTTP_EBAD;
+		return -1;
+	}
+	return 0;
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t len)
+{
+	struct zw_http_head *h = p->data;
+	h->last_cb = CB_METHOD;
+	h->mark = pos_of(h, at) + len;
+	return 0;
+}
+
+static int on_version(llhttp_t *p, const char *at, size_t len)
+{
+	struct zw_http_head *h = p->data;
+	(void)len;
+	if (p->type == HTTP_REQUEST && one_space_before(h, at, CB_VERSION, 5) < 0)
+		return -1;
+	h->last_cb = CB_VERSION;
+	return 0;
+}
+
 /* A request target is visible ASCII without '#' (RFC 9112 3.2: no
  * whitespace, controls, obs-text or fragment), whatever llhttp lets by. */
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
 	struct zw_http_head *h = p->data;
+	if (one_space_before(h, at, CB_URL, 0) < 0)
+		return -1;
+	h->mark = pos_of(h, at) + len;
 	for (size_t i = 0; i < len; i++) {
 		unsigned char ch = (unsigned char)at[i];
 		if (ch <= 0x20 || ch >= 0x7f || ch == '#') {
@@ -374,7 +415,9 @@ static int on_message_complete(llhttp_t *p)
 
 static const llhttp_settings_t settings = {
         .on_message_begin = on_message_begin,
+        .on_method = on_method,
         .on_url = on_url,
+        .on_version = on_version,
         .on_status = on_status,
         .on_header_field = on_field,
         .on_header_value = on_value,

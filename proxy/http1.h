@@ -66,12 +66,15 @@ struct zw_http_head {
 	const char *chunk;    /* internal: start of the chunk being parsed */
 	size_t name_len;      /* internal: length of the field name being parsed */
 	size_t trailer_bytes; /* internal: trailer section bytes so far */
+	size_t mark;          /* internal: end of the last request-line element */
 };
 
 /* Initialises a head (borrowing `limits`, which must outlive it). */
 void zw_http_head_init(struct zw_http_head *h, const struct zw_http_limits *limits);
 
-/* Forgets the parsed content but keeps the allocations for reuse. */
+/* Forgets the parsed content but keeps the allocations for reuse, and the
+ * HEAD flag of zw_http_parser_expect_head_response (the final response
+ * after an interim one answers the same request). */
 void zw_http_head_reset(struct zw_http_head *h);
 
 /* Frees what the head owns (not the struct). NULL-safe. */

@@ -459,6 +459,8 @@ static void test_strict_request_heads(void **state)
 	        "GET / HTTP/3.0\r\nHost: a\r\n\r\n",           /* not HTTP/1 */
 	        "GET / HTTP/0.9\r\nHost: a\r\n\r\n",           /* not HTTP/1 */
 	        "GET /\t HTTP/1.1\r\nHost: a\r\n\r\n",         /* tab in target */
+	        "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",          /* two spaces */
+	        "GET /  HTTP/1.1\r\nHost: a\r\n\r\n",          /* two spaces */
 	        "GET /a\x0c HTTP/1.1\r\nHost: a\r\n\r\n",      /* control in target */
 	        "GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n",       /* obs-text in target */
 	        "GET /a#f HTTP/1.1\r\nHost: a\r\n\r\n",        /* fragment */
