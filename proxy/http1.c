@@ -9,7 +9,12 @@
 #include <string.h>
 #include <strings.h>
 
-enum { CB_NONE = 0, CB_URL, CB_FIELD, CB_VALUE };
+enum { CB_NONE = 0, CB_METHOD, CB_URL, CB_VERSION, CB_FIELD, CB_VALUE };
+
+/* Fields a Connection header may not nominate for removal: framing and
+ * routing belong to the whole message, never to one hop (RFC 9110 7.6.1).
+ * Such nominations are ignored (the field is kept). */
+static const char *const protected_fields[] = {"content-length", "host", "transfer-encoding", NULL};
 
 void zw_http_head_init(struct zw_http_head *h, const struct zw_http_limits *limits)
 {
@@ -25,10 +30,12 @@ void zw_http_head_reset(struct zw_http_head *h)
 	h->raw_bytes = 0;
 	h->last_cb = CB_NONE;
 	h->error = 0;
-	h->skip_body = 0;
 	h->complete = 0;
 	h->prev_byte = 0;
 	h->chunk = NULL;
+	h->name_len = 0;
+	h->trailer_bytes = 0;
+	h->mark = 0;
 }
 
 void zw_http_head_free(struct zw_http_head *h)
@@ -76,12 +83,14 @@ static int on_message_begin(llhttp_t *p)
 	h->url_off = h->url_len = 0;
 	h->last_cb = CB_NONE;
 	h->complete = 0;
+	h->name_len = 0;
+	h->trailer_bytes = 0;
 	return 0;
 }
 
-static int on_url(llhttp_t *p, const char *at, size_t len)
+/* Appends a span of the request target or status reason. */
+static int url_append(struct zw_http_head *h, const char *at, size_t len)
 {
-	struct zw_http_head *h = p->data;
 	if (h->last_cb != CB_URL) {
 		h->url_off = (uint32_t)h->len;
 		h->last_cb = CB_URL;
@@ -96,6 +105,119 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
+/* Position of `at` in the bytes of the head parsed so far. */
+static size_t pos_of(const struct zw_http_head *h, const char *at)
+{
+	return h->raw_bytes + (size_t)(at - h->chunk);
+}
+
+/* The request line is method SP target SP version with exactly one space
+ * each (RFC 9112 3): llhttp skips runs of spaces, which other parsers may
+ * split differently. `mark` is where the previous element ended; the span
+ * of cb starts `skip` bytes after the space (llhttp's version span leaves
+ * out "HTTP/"). */
+static int one_space_before(struct zw_http_head *h, const char *at, int cb, size_t skip)
+{
+	if (h->last_cb != cb && pos_of(h, at) != h->mark + 1 + skip) {
+		h->error = ZW_HTTP_EBAD;
+		return -1;
+	}
+	return 0;
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t len)
+{
+	struct zw_http_head *h = p->data;
+	h->last_cb = CB_METHOD;
+	h->mark = pos_of(h, at) + len;
+	return 0;
+}
+
+static int on_version(llhttp_t *p, const char *at, size_t len)
+{
+	struct zw_http_head *h = p->data;
+	(void)len;
+	if (p->type == HTTP_REQUEST && one_space_before(h, at, CB_VERSION, 5) < 0)
+		return -1;
+	h->last_cb = CB_VERSION;
+	return 0;
+}
+
+/* A request target is visible ASCII without '#' (RFC 9112 3.2: no
+ * whitespace, controls, obs-text or fragment), whatever llhttp lets by. */
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+	struct zw_http_head *h = p->data;
+	if (one_space_before(h, at, CB_URL, 0) < 0)
+		return -1;
+	h->mark = pos_of(h, at) + len;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)at[i];
+		if (ch <= 0x20 || ch >= 0x7f || ch == '#') {
+			h->error = ZW_HTTP_EBAD;
+			return -1;
+		}
+	}
+	return url_append(h, at, len);
+}
+
+/* A reason phrase is HTAB / SP / VCHAR / obs-text (RFC 9112 4): no CR, LF,
+ * NUL or other controls reach the client. */
+static int on_status(llhttp_t *p, const char *at, size_t len)
+{
+	struct zw_http_head *h = p->data;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)at[i];
+		if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+			h->error = ZW_HTTP_EBAD;
+			return -1;
+		}
+	}
+	return url_append(h, at, len);
+}
+
+static int name_is(const struct zw_http_head *h, const struct zw_http_field *f, const char *name)
+{
+	size_t n = strlen(name);
+	return f->name_len == n && strncasecmp(h->buf + f->name_off, name, n) == 0;
+}
+
+/* Adds an empty field to h; returns it or NULL (h->error set). */
+static struct zw_http_field *new_field(struct zw_http_head *h)
+{
+	if (h->n_fields >= h->limits->max_headers) {
+		h->error = ZW_HTTP_ETOOBIG;
+		return NULL;
+	}
+	if (h->n_fields == h->cap_fields) {
+		size_t cap = h->cap_fields ? h->cap_fields * 2 : 16;
+		struct zw_http_field *nf = realloc(h->fields, cap * sizeof(*nf));
+		if (!nf) {
+			h->error = ZW_HTTP_ENOMEM;
+			return NULL;
+		}
+		h->fields = nf;
+		h->cap_fields = cap;
+	}
+	struct zw_http_field *f = &h->fields[h->n_fields++];
+	memset(f, 0, sizeof(*f));
+	f->name_off = (uint32_t)h->len;
+	return f;
+}
+
+/* Counts trailer bytes (names and values of the trailer section of a
+ * chunked body) against the head-bytes limit. Trailers are relayed
+ * verbatim inside the body and never copied into the head. */
+static int trailer_count(struct zw_http_head *h, size_t len)
+{
+	h->trailer_bytes += len;
+	if (h->trailer_bytes > h->limits->max_head_bytes) {
+		h->error = ZW_HTTP_ETOOBIG;
+		return -1;
+	}
+	return 0;
+}
+
 static int on_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct zw_http_head *h = p->data;
@@ -105,36 +227,45 @@ static int on_field(llhttp_t *p, const char *at, size_t len)
 		h->error = ZW_HTTP_EBAD;
 		return -1;
 	}
+	/* Trailer fields (after the last chunk) belong to the body: they are
+	 * counted, checked, and never added to the head, which has already
+	 * been forwarded (or is about to be, from a probe of the body). */
+	int trailing = (p->flags & F_TRAILING) != 0;
 	if (h->last_cb != CB_FIELD) {
-		if (h->n_fields >= h->limits->max_headers) {
-			h->error = ZW_HTTP_ETOOBIG;
+		if (!trailing && !new_field(h))
 			return -1;
-		}
-		if (h->n_fields == h->cap_fields) {
-			size_t cap = h->cap_fields ? h->cap_fields * 2 : 16;
-			struct zw_http_field *nf = realloc(h->fields, cap * sizeof(*nf));
-			if (!nf) {
-				h->error = ZW_HTTP_ENOMEM;
-				return -1;
-			}
-			h->fields = nf;
-			h->cap_fields = cap;
-		}
-		struct zw_http_field *f = &h->fields[h->n_fields++];
-		memset(f, 0, sizeof(*f));
-		f->name_off = (uint32_t)h->len;
 		h->last_cb = CB_FIELD;
+		h->name_len = 0;
 	}
+	h->name_len += len;
+	if (trailing)
+		return trailer_count(h, len);
 	if (head_append(h, at, len) < 0)
 		return -1;
 	h->fields[h->n_fields - 1].name_len += (uint32_t)len;
 	return 0;
 }
 
+/* An empty field name (": v") is malformed in a head and in trailers. */
+static int on_field_complete(llhttp_t *p)
+{
+	struct zw_http_head *h = p->data;
+	if (h->last_cb != CB_FIELD || h->name_len == 0) {
+		h->error = ZW_HTTP_EBAD;
+		return -1;
+	}
+	return 0;
+}
+
 static int on_value(llhttp_t *p, const char *at, size_t len)
 {
 	struct zw_http_head *h = p->data;
-	struct zw_http_field *f = &h->fields[h->n_fields - 1];
+	/* llhttp rejects these already; nothing that ends a line in some
+	 * parser may ever be copied into a forwarded head. */
+	if (memchr(at, '\r', len) || memchr(at, '\n', len) || memchr(at, '\0', len)) {
+		h->error = ZW_HTTP_EBAD;
+		return -1;
+	}
 	/* llhttp skips the optional whitespace before a value, so a value span
 	 * that starts with SP/HTAB right after a line feed is an obs-fold
 	 * continuation line (RFC 9112 5.2): reject it. */
@@ -145,6 +276,11 @@ static int on_value(llhttp_t *p, const char *at, size_t len)
 			return -1;
 		}
 	}
+	if (p->flags & F_TRAILING) {
+		h->last_cb = CB_VALUE;
+		return trailer_count(h, len);
+	}
+	struct zw_http_field *f = &h->fields[h->n_fields - 1];
 	if (h->last_cb != CB_VALUE) {
 		f->value_off = (uint32_t)h->len;
 		h->last_cb = CB_VALUE;
@@ -155,13 +291,117 @@ static int on_value(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
+/* Resets the trailer accounting at the last chunk ("0\r\n"): a probe of
+ * the body (a copy of the parser, same head) re-parses the same bytes. */
+static int on_chunk_header(llhttp_t *p)
+{
+	struct zw_http_head *h = p->data;
+	if (p->content_length == 0) {
+		h->trailer_bytes = 0;
+		h->name_len = 0;
+		h->last_cb = CB_NONE;
+	}
+	return 0;
+}
+
+/* Rewrites an absolute-form request target (RFC 9112 3.2.2) to origin-form
+ * and makes Host the target's authority (the authority replaces Host), so
+ * routing, X-Forwarded-Host and the forwarded head agree. Accepts
+ * origin-form, "*" for OPTIONS and authority-form for CONNECT (answered
+ * 501 later); anything else, other schemes than http(s), an empty
+ * authority or userinfo are malformed. Returns 0 or -1 (h->error set). */
+static int normalize_target(const llhttp_t *p, struct zw_http_head *h)
+{
+	const char *u = h->buf + h->url_off;
+	size_t n = h->url_len;
+	if (p->method == HTTP_CONNECT || (n > 0 && u[0] == '/'))
+		return 0;
+	if (n == 1 && u[0] == '*' && p->method == HTTP_OPTIONS)
+		return 0;
+	size_t skip = 0;
+	if (n > 7 && strncasecmp(u, "http://", 7) == 0)
+		skip = 7;
+	else if (n > 8 && strncasecmp(u, "https://", 8) == 0)
+		skip = 8;
+	if (skip == 0) {
+		h->error = ZW_HTTP_EBAD;
+		return -1;
+	}
+	size_t a = skip, e = skip;
+	while (e < n && u[e] != '/' && u[e] != '?')
+		e++;
+	if (e == a || memchr(u + a, '@', e - a)) {
+		h->error = ZW_HTTP_EBAD;
+		return -1;
+	}
+	uint32_t auth_off = h->url_off + (uint32_t)a, auth_len = (uint32_t)(e - a);
+	if (e < n && u[e] == '/') {
+		h->url_off += (uint32_t)e;
+		h->url_len -= (uint32_t)e;
+	} else {
+		/* Empty path: origin-form needs "/" before any query. */
+		uint32_t off = (uint32_t)h->len, rest = (uint32_t)(n - e);
+		char *query = rest ? malloc(rest) : NULL;
+		if (rest && !query) {
+			h->error = ZW_HTTP_ENOMEM;
+			return -1;
+		}
+		if (rest)
+			memcpy(query, u + e, rest); /* head_append may move buf */
+		int rc = head_append(h, "/", 1);
+		if (rc == 0 && rest)
+			rc = head_append(h, query, rest);
+		free(query);
+		if (rc < 0)
+			return -1;
+		h->url_off = off;
+		h->url_len = rest + 1;
+	}
+	struct zw_http_field *host = NULL;
+	for (size_t i = 0; i < h->n_fields; i++)
+		if (name_is(h, &h->fields[i], "host")) {
+			host = &h->fields[i];
+			break;
+		}
+	if (!host) {
+		if (!(host = new_field(h)) || head_append(h, "Host", 4) < 0)
+			return -1;
+		host->name_len = 4;
+	}
+	/* More than one Host is answered 400 by the caller; the first one
+	 * is the one routing reads. */
+	host->value_off = auth_off;
+	host->value_len = auth_len;
+	return 0;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
 	struct zw_http_head *h = p->data;
-	/* A HEAD response has no body; 1 tells llhttp to skip it. We cannot
-	 * both skip and pause, so HEAD responses are completed at once and
-	 * the caller sees ZW_BODY_DONE with 0 bytes. */
-	if (h->skip_body && p->type == HTTP_RESPONSE && p->status_code >= 200)
+	/* Only HTTP/1.0 and 1.1 are spoken here: any other version (llhttp
+	 * takes 0.9, 2.0 and 3.0 in a text request line) is malformed. */
+	if (p->http_major != 1 || p->http_minor > 1) {
+		h->error = ZW_HTTP_EBAD;
+		return -1;
+	}
+	/* Transfer-Encoding in HTTP/1.0 is faulty framing (RFC 9112 6.1); an
+	 * empty Transfer-Encoding (llhttp sets no flag for it) is no coding. */
+	int has_te = 0;
+	for (size_t i = 0; i < h->n_fields; i++)
+		has_te |= name_is(h, &h->fields[i], "transfer-encoding");
+	if (has_te && (p->http_minor == 0 || !(p->flags & F_TRANSFER_ENCODING))) {
+		h->error = ZW_HTTP_EBAD;
+		return -1;
+	}
+	if (p->type == HTTP_REQUEST)
+		return normalize_target(p, h) < 0 ? -1 : HPE_PAUSED;
+	/* Responses without a body (RFC 9112 6.3): to HEAD, 1xx but 101,
+	 * 204 and 304, whatever Content-Length or Transfer-Encoding say
+	 * (llhttp would read one). 1 tells llhttp to skip it; we cannot both
+	 * skip and pause, so these complete at once and the caller sees
+	 * ZW_BODY_DONE with 0 bytes. */
+	int st = p->status_code;
+	if (st != 101 && (h->skip_body || st < 200 || st == 204 || st == 304))
 		return 1;
 	return HPE_PAUSED;
 }
@@ -175,11 +415,15 @@ static int on_message_complete(llhttp_t *p)
 
 static const llhttp_settings_t settings = {
         .on_message_begin = on_message_begin,
+        .on_method = on_method,
         .on_url = on_url,
-        .on_status = on_url,
+        .on_version = on_version,
+        .on_status = on_status,
         .on_header_field = on_field,
         .on_header_value = on_value,
+        .on_header_field_complete = on_field_complete,
         .on_headers_complete = on_headers_complete,
+        .on_chunk_header = on_chunk_header,
         .on_message_complete = on_message_complete,
 };
 
@@ -239,7 +483,10 @@ int zw_http_body_execute(llhttp_t *p, const char *data, size_t len, size_t *used
 		h->complete = 0;
 		return ZW_BODY_DONE;
 	}
+	h->chunk = data; /* trailers: obs-fold detection in on_value */
 	llhttp_errno_t e = llhttp_execute(p, data, len);
+	if (len > 0)
+		h->prev_byte = data[len - 1];
 	if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE)
 		h->complete = 0;
 	switch (e) {
@@ -256,12 +503,6 @@ int zw_http_body_execute(llhttp_t *p, const char *data, size_t len, size_t *used
 	default:
 		return ZW_BODY_EBAD;
 	}
-}
-
-static int name_is(const struct zw_http_head *h, const struct zw_http_field *f, const char *name)
-{
-	size_t n = strlen(name);
-	return f->name_len == n && strncasecmp(h->buf + f->name_off, name, n) == 0;
 }
 
 const char *zw_http_find(const struct zw_http_head *h, const char *name, size_t *vlen)
@@ -389,7 +630,11 @@ static int add_end_to_end(struct zw_obuf *out, const struct zw_http_head *h,
 	for (size_t i = 0; i < h->n_fields; i++) {
 		const struct zw_http_field *f = &h->fields[i];
 		const char *name = h->buf + f->name_off;
-		if (zw_http_is_hop_by_hop(name, f->name_len) || named_by_connection(h, f))
+		int keep = 0;
+		for (size_t k = 0; protected_fields[k]; k++)
+			keep |= name_is(h, f, protected_fields[k]);
+		if (zw_http_is_hop_by_hop(name, f->name_len) ||
+		    (!keep && named_by_connection(h, f)))
 			continue;
 		int skipped = 0;
 		for (size_t k = 0; skip && skip[k]; k++)
@@ -480,7 +725,9 @@ int zw_http_build_response(struct zw_obuf *out, const llhttp_t *p, const struct 
 		return -1;
 	if (add_end_to_end(out, h, NULL) < 0)
 		return -1;
-	if (info->keep_framing && (p->flags & F_CHUNKED) && add_codings(out, h) < 0)
+	int st = p->status_code;
+	int bodyless = st < 200 || st == 204 || st == 304;
+	if (info->keep_framing && !bodyless && (p->flags & F_CHUNKED) && add_codings(out, h) < 0)
 		return -1;
 	if (info->upgrade) {
 		size_t ulen = 0;

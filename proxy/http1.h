@@ -7,8 +7,19 @@
  * request target or status reason, and the header fields, into one growable
  * buffer bounded by the header-bytes limit. Parsing stops (HPE_PAUSED) at the
  * end of the head so the caller decides what happens to the body; llhttp runs
- * in its strict default mode (no lenient flags), and obsolete line folding,
- * which llhttp 8 still accepts, is rejected here. */
+ * in its strict default mode (no lenient flags), and what llhttp 8 still
+ * accepts is rejected here: obsolete line folding (head and trailers), empty
+ * field names, versions other than HTTP/1.0 and 1.1, Transfer-Encoding in
+ * HTTP/1.0 or empty, request targets with bytes outside visible ASCII or a
+ * fragment, controls in a reason phrase.
+ *
+ * A request in absolute-form is rewritten at the end of its head to
+ * origin-form with Host set to the target's authority (RFC 9112 3.2.2), so
+ * routing and the forwarded head see one consistent authority. Trailer
+ * fields of a chunked body are never added to the head: they stay in the
+ * body bytes (relayed verbatim), bounded by max_head_bytes. Responses that
+ * have no body (to HEAD, 1xx but 101, 204, 304) complete with their head
+ * whatever their framing fields say. */
 #ifndef ZW_HTTP1_H
 #define ZW_HTTP1_H
 
@@ -47,18 +58,23 @@ struct zw_http_head {
 	uint32_t url_off, url_len; /* request target, or status reason */
 	size_t raw_bytes;          /* bytes of the head consumed so far */
 	const struct zw_http_limits *limits;
-	int last_cb;       /* internal: which span came last */
-	int error;         /* internal: ZW_HTTP_E* set by a callback */
-	int skip_body;     /* response to HEAD: no body whatever the framing */
-	int complete;      /* internal: message completed, not yet reported */
-	char prev_byte;    /* internal: last byte of the previous chunk */
-	const char *chunk; /* internal: start of the chunk being parsed */
+	int last_cb;          /* internal: which span came last */
+	int error;            /* internal: ZW_HTTP_E* set by a callback */
+	int skip_body;        /* response to HEAD: no body whatever the framing */
+	int complete;         /* internal: message completed, not yet reported */
+	char prev_byte;       /* internal: last byte of the previous chunk */
+	const char *chunk;    /* internal: start of the chunk being parsed */
+	size_t name_len;      /* internal: length of the field name being parsed */
+	size_t trailer_bytes; /* internal: trailer section bytes so far */
+	size_t mark;          /* internal: end of the last request-line element */
 };
 
 /* Initialises a head (borrowing `limits`, which must outlive it). */
 void zw_http_head_init(struct zw_http_head *h, const struct zw_http_limits *limits);
 
-/* Forgets the parsed content but keeps the allocations for reuse. */
+/* Forgets the parsed content but keeps the allocations for reuse, and the
+ * HEAD flag of zw_http_parser_expect_head_response (the final response
+ * after an interim one answers the same request). */
 void zw_http_head_reset(struct zw_http_head *h);
 
 /* Frees what the head owns (not the struct). NULL-safe. */
@@ -129,7 +145,8 @@ struct zw_fwd_info {
  * (appending): request line as HTTP/1.1 (HTTP/1.0 for 1.0 clients), fields
  * minus hop-by-hop ones
  * (Connection and the fields it names, Keep-Alive, Proxy-*, TE, Trailer,
- * Transfer-Encoding, Upgrade unless info->upgrade), Host kept,
+ * Transfer-Encoding, Upgrade unless info->upgrade; a Connection nomination
+ * of Content-Length, Transfer-Encoding or Host is ignored), Host kept,
  * X-Forwarded-For appended, X-Forwarded-Proto/-Host set when absent,
  * Transfer-Encoding: chunked when the body is chunked. Returns 0 or -1 (out
  * of limit or memory). */
@@ -145,7 +162,10 @@ struct zw_resp_info {
 };
 
 /* Writes the client response head for upstream response `h` parsed by `p`
- * into `out` (appending). Returns 0 or -1. */
+ * into `out` (appending): status line as HTTP/1.1, hop-by-hop fields
+ * dropped as for requests (Connection nominations of framing fields
+ * ignored), Transfer-Encoding kept only for a chunked response that has a
+ * body (not 1xx, 204, 304). Returns 0 or -1. */
 int zw_http_build_response(struct zw_obuf *out, const llhttp_t *p, const struct zw_http_head *h,
                            const struct zw_resp_info *info);
 

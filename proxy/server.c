@@ -1322,6 +1322,12 @@ static int on_response_head(struct conn *c, const char *rest, size_t rest_len, s
 	struct zw_upstream *u = c->up;
 	int status = u->parser.status_code;
 	struct zw_obuf out = {.limit = c->w->s->limits.max_head_bytes + 4096};
+	if (status == 101 && !c->upgrade) {
+		/* A switch nobody asked for: the client would take the rest of
+		 * the connection as another protocol. */
+		respond_upstream_failure(c, 502, "upstream switched protocols unasked");
+		return 0;
+	}
 	if (status >= 100 && status < 200 && status != 101) {
 		/* Interim response (100 Continue, 103): relay as it is. */
 		struct zw_resp_info info = {0};
@@ -1354,8 +1360,11 @@ static int on_response_head(struct conn *c, const char *rest, size_t rest_len, s
 		return 0;
 	}
 	int needs_eof = llhttp_message_needs_eof(&u->parser);
+	/* An HTTP/1.0 client cannot delimit a chunked body (the upstream was
+	 * asked in HTTP/1.0 and chunked anyway): it reads until the close. */
+	int chunked_to_10 = (u->parser.flags & F_CHUNKED) && c->parser.http_minor == 0;
 	c->resp_close = needs_eof || c->w->draining || !c->req_done || c->upgrade ||
-	                !llhttp_should_keep_alive(&c->parser);
+	                chunked_to_10 || !llhttp_should_keep_alive(&c->parser);
 	struct zw_resp_info info = {
 	        .cold_start = c->cold, .close = c->resp_close, .keep_framing = 1};
 	if (zw_http_build_response(&out, &u->parser, &u->head, &info) < 0) {

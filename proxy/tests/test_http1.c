@@ -341,13 +341,261 @@ static void test_tokens(void **state)
 	zw_http_head_free(&x.h);
 }
 
+/* Builds the upstream request head for a parsed request into a
+ * NUL-terminated string (caller frees). */
+static char *build_req(struct parsed *x)
+{
+	struct zw_obuf out = {.limit = 8192};
+	struct zw_fwd_info info = {.client_ip = "10.0.0.9",
+	                           .proto = "http",
+	                           .upgrade = llhttp_get_upgrade(&x->p),
+	                           .chunked = (x->p.flags & F_CHUNKED) != 0};
+	assert_int_equal(zw_http_build_request(&out, &x->p, &x->h, &info), 0);
+	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
+	return out.data;
+}
+
+static void test_connection_cannot_drop_framing(void **state)
+{
+	(void)state;
+	struct parsed x;
+	/* Nominating Content-Length, Host or Transfer-Encoding is ignored:
+	 * the body stays delimited and the request routable upstream. */
+	parse_with(&x, &wide,
+	           "POST / HTTP/1.1\r\nHost: h\r\nConnection: content-length, HOST, x-a\r\n"
+	           "X-A: 1\r\nContent-Length: 3\r\n\r\nabc",
+	           1000);
+	assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+	char *req = build_req(&x);
+	assert_string_equal(req, "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n"
+	                         "X-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\n"
+	                         "X-Forwarded-Host: h\r\n\r\n");
+	free(req);
+	zw_http_head_free(&x.h);
+	parse_with(&x, &wide,
+	           "POST / HTTP/1.1\r\nHost: h\r\nConnection: Transfer-Encoding\r\n"
+	           "Transfer-Encoding: chunked\r\n\r\n",
+	           1000);
+	req = build_req(&x);
+	assert_non_null(strstr(req, "\r\nTransfer-Encoding: chunked\r\n\r\n"));
+	free(req);
+	zw_http_head_free(&x.h);
+
+	/* Same in responses: a backend cannot hide its Content-Length. */
+	struct zw_http_head h;
+	llhttp_t p;
+	size_t used;
+	zw_http_head_init(&h, &wide);
+	zw_http_parser_init(&p, HTTP_RESPONSE, &h);
+	const char *raw =
+	        "HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 2\r\n\r\n";
+	assert_int_equal(zw_http_head_execute(&p, &h, raw, strlen(raw), &used), ZW_HTTP_HEAD_DONE);
+	struct zw_obuf out = {.limit = 4096};
+	struct zw_resp_info info = {.keep_framing = 1};
+	assert_int_equal(zw_http_build_response(&out, &p, &h, &info), 0);
+	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
+	assert_string_equal(out.data, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+	                              "X-Zerowire-Cold-Start: false\r\n\r\n");
+	free(out.data);
+	zw_http_head_free(&h);
+}
+
+static void test_trailers_stay_out_of_the_head(void **state)
+{
+	(void)state;
+	struct parsed x;
+	const char *raw = "POST /t HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                  "1\r\nx\r\n0\r\nContent-Length: 5\r\nX-Evil: 1\r\n\r\n";
+	parse_with(&x, &wide, raw, strlen(raw));
+	assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+	size_t n_fields = x.h.n_fields, rest_len = strlen(raw + x.used), used = 0;
+	/* Two probes on copies (as the proxy's dispatch and send), then the
+	 * parser itself: the head never grows, the trailers stay body. */
+	for (int i = 0; i < 3; i++) {
+		llhttp_t probe = x.p;
+		llhttp_t *pp = i < 2 ? &probe : &x.p;
+		assert_int_equal(zw_http_body_execute(pp, raw + x.used, rest_len, &used),
+		                 ZW_BODY_DONE);
+		assert_int_equal(used, rest_len);
+		assert_int_equal(x.h.n_fields, n_fields);
+	}
+	char *req = build_req(&x);
+	assert_null(strstr(req, "X-Evil"));
+	assert_null(strstr(req, "Content-Length"));
+	free(req);
+	zw_http_head_free(&x.h);
+
+	/* Malformed or oversized trailer sections are malformed bodies. */
+	static const char *const bad[] = {
+	        "0\r\nT: 1\r\n folded\r\n\r\n", /* obs-fold */
+	        "0\r\n: v\r\n\r\n",             /* empty name */
+	        "0\r\nX : v\r\n\r\n",           /* space before colon */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		parse_with(&x, &wide,
+		           "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 1000);
+		assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+		if (zw_http_body_execute(&x.p, bad[i], strlen(bad[i]), &used) != ZW_BODY_EBAD)
+			fail_msg("trailer case %zu accepted", i);
+		zw_http_head_free(&x.h);
+	}
+	parse(&x, "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n", 1000);
+	assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+	assert_int_equal(zw_http_body_execute(&x.p, "0\r\n", 3, &used), ZW_BODY_MORE);
+	char big[2048];
+	memset(big, 'a', sizeof(big));
+	memcpy(big, "X-Big: ", 7);
+	/* limits.max_head_bytes is 1024: the trailer section may not pass it. */
+	assert_int_equal(zw_http_body_execute(&x.p, big, sizeof(big), &used), ZW_BODY_EBAD);
+	zw_http_head_free(&x.h);
+}
+
+static void test_strict_request_heads(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+	        "GET / HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n",    /* empty field name */
+	        "GET / HTTP/2.0\r\nHost: a\r\n\r\n",           /* not HTTP/1 */
+	        "GET / HTTP/3.0\r\nHost: a\r\n\r\n",           /* not HTTP/1 */
+	        "GET / HTTP/0.9\r\nHost: a\r\n\r\n",           /* not HTTP/1 */
+	        "GET /\t HTTP/1.1\r\nHost: a\r\n\r\n",         /* tab in target */
+	        "GET  / HTTP/1.1\r\nHost: a\r\n\r\n",          /* two spaces */
+	        "GET /  HTTP/1.1\r\nHost: a\r\n\r\n",          /* two spaces */
+	        "GET /a\x0c HTTP/1.1\r\nHost: a\r\n\r\n",      /* control in target */
+	        "GET /\x80 HTTP/1.1\r\nHost: a\r\n\r\n",       /* obs-text in target */
+	        "GET /a#f HTTP/1.1\r\nHost: a\r\n\r\n",        /* fragment */
+	        "GET a HTTP/1.1\r\nHost: a\r\n\r\n",           /* no form */
+	        "GET * HTTP/1.1\r\nHost: a\r\n\r\n",           /* asterisk not OPTIONS */
+	        "GET ftp://a/ HTTP/1.1\r\nHost: a\r\n\r\n",    /* scheme */
+	        "GET http:///x HTTP/1.1\r\nHost: a\r\n\r\n",   /* empty authority */
+	        "GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", /* userinfo */
+	        "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+	        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", /* empty TE */
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		for (size_t step = 1; step <= 1000; step += 999) {
+			struct parsed x;
+			parse_with(&x, &wide, bad[i], step);
+			if (x.rc != ZW_HTTP_EBAD)
+				fail_msg("case %zu step %zu: rc %d, want EBAD", i, step, x.rc);
+			zw_http_head_free(&x.h);
+		}
+	}
+	struct parsed x;
+	parse_with(&x, &wide, "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", 1000);
+	assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+	zw_http_head_free(&x.h);
+}
+
+static void test_absolute_form(void **state)
+{
+	(void)state;
+	struct parsed x;
+	/* The authority replaces Host, the target becomes origin-form. */
+	for (size_t step = 1; step <= 1000; step += 999) {
+		parse_with(
+		        &x, &wide,
+		        "GET HTTP://other.example:8080/p?q HTTP/1.1\r\nHost: app\r\nX: 1\r\n\r\n",
+		        step);
+		assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+		char *req = build_req(&x);
+		assert_string_equal(req, "GET /p?q HTTP/1.1\r\nHost: other.example:8080\r\nX: 1\r\n"
+		                         "X-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\n"
+		                         "X-Forwarded-Host: other.example:8080\r\n\r\n");
+		free(req);
+		zw_http_head_free(&x.h);
+	}
+	/* No path: "/" (before the query); no Host (HTTP/1.0): one is added. */
+	parse_with(&x, &wide, "GET https://a.example?x=1 HTTP/1.0\r\nX: 1\r\n\r\n", 1000);
+	assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+	assert_int_equal(zw_http_count(&x.h, "host"), 1);
+	char *req = build_req(&x);
+	assert_string_equal(req, "GET /?x=1 HTTP/1.0\r\nX: 1\r\nHost: a.example\r\n"
+	                         "X-Forwarded-For: 10.0.0.9\r\nX-Forwarded-Proto: http\r\n"
+	                         "X-Forwarded-Host: a.example\r\n\r\n");
+	free(req);
+	zw_http_head_free(&x.h);
+}
+
+/* Parses a response head (and the body bytes after it) fed at once. */
+static int parse_resp(llhttp_t *p, struct zw_http_head *h, const char *raw, int *body)
+{
+	size_t used = 0, bused = 0;
+	zw_http_head_init(h, &wide);
+	zw_http_parser_init(p, HTTP_RESPONSE, h);
+	int r = zw_http_head_execute(p, h, raw, strlen(raw), &used);
+	if (r == ZW_HTTP_HEAD_DONE && body)
+		*body = zw_http_body_execute(p, raw + used, strlen(raw + used), &bused);
+	return r;
+}
+
+static void test_strict_responses(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+	        "HTTP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n",
+	        "HTTP/0.9 200 OK\r\nContent-Length: 0\r\n\r\n",
+	        "HTTP/1.1 200 O\x01K\r\nContent-Length: 0\r\n\r\n",
+	        "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n",
+	        "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+	        "HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n",
+	        "HTTP/1.1 200 OK\r\n: a\r\n\r\n",
+	};
+	llhttp_t p;
+	struct zw_http_head h;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		int r = parse_resp(&p, &h, bad[i], NULL);
+		if (r != ZW_HTTP_EBAD)
+			fail_msg("response case %zu: rc %d, want EBAD", i, r);
+		zw_http_head_free(&h);
+	}
+	/* Bodyless statuses end with their head whatever the framing says;
+	 * a 204 does not pass on a chunked coding. */
+	static const char *const bodyless[] = {
+	        "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+	        "HTTP/1.1 204 No Content\r\nTransfer-Encoding: chunked\r\n\r\n",
+	        "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(bodyless) / sizeof(bodyless[0]); i++) {
+		int body = -9;
+		assert_int_equal(parse_resp(&p, &h, bodyless[i], &body), ZW_HTTP_HEAD_DONE);
+		assert_int_equal(body, ZW_BODY_DONE);
+		struct zw_obuf out = {.limit = 4096};
+		struct zw_resp_info info = {.keep_framing = 1};
+		assert_int_equal(zw_http_build_response(&out, &p, &h, &info), 0);
+		assert_int_equal(zw_obuf_add(&out, "", 1), 0);
+		assert_null(strstr(out.data, "Transfer-Encoding"));
+		free(out.data);
+		zw_http_head_free(&h);
+	}
+	/* Response trailers stay in the body too. */
+	int body = -9;
+	assert_int_equal(parse_resp(&p, &h,
+	                            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                            "0\r\nContent-Length: 9\r\n\r\n",
+	                            &body),
+	                 ZW_HTTP_HEAD_DONE);
+	assert_int_equal(body, ZW_BODY_DONE);
+	assert_int_equal(zw_http_count(&h, "content-length"), 0);
+	zw_http_head_free(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_simple_request),  cmocka_unit_test(test_limits),
-	        cmocka_unit_test(test_malformed),       cmocka_unit_test(test_bodies),
-	        cmocka_unit_test(test_build_request),   cmocka_unit_test(test_build_response),
-	        cmocka_unit_test(test_simple_response), cmocka_unit_test(test_tokens),
+	        cmocka_unit_test(test_simple_request),
+	        cmocka_unit_test(test_limits),
+	        cmocka_unit_test(test_malformed),
+	        cmocka_unit_test(test_bodies),
+	        cmocka_unit_test(test_build_request),
+	        cmocka_unit_test(test_build_response),
+	        cmocka_unit_test(test_simple_response),
+	        cmocka_unit_test(test_tokens),
+	        cmocka_unit_test(test_connection_cannot_drop_framing),
+	        cmocka_unit_test(test_trailers_stay_out_of_the_head),
+	        cmocka_unit_test(test_strict_request_heads),
+	        cmocka_unit_test(test_absolute_form),
+	        cmocka_unit_test(test_strict_responses),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
