@@ -85,6 +85,15 @@ static void each_target(void *arg, int (*fn)(void *fnarg, const struct zw_target
 	zw_route_current_release(t);
 }
 
+static int target_known(void *arg, const char *key)
+{
+	struct app *app = arg;
+	struct zw_route_table *t = zw_route_current_acquire(&app->routes);
+	int found = zw_route_table_find(t, key, NULL) == 0;
+	zw_route_current_release(t);
+	return found;
+}
+
 static void closed_noop(void *arg)
 {
 	(void)arg;
@@ -313,7 +322,7 @@ static int run(struct app *app)
 	if (cfg->stream_heartbeat_ms)
 		sc.heartbeat_ms = cfg->stream_heartbeat_ms;
 	sc.auth = app->auth;
-	struct zw_scaler_targets st = {.each = each_target, .arg = app};
+	struct zw_scaler_targets st = {.each = each_target, .known = target_known, .arg = app};
 	rc = zw_scaler_start(app->loop, &sc, app->stats, &st, &app->scaler);
 	if (rc < 0) {
 		zw_log(ZW_LOG_ERROR, "listen_failed", "scaler=%s error=\"%s\"", cfg->scaler_listen,

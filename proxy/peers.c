@@ -65,6 +65,8 @@ void zw_peers_config_default(struct zw_peers_config *c)
 	c->max_peers = 64;
 	c->fresh_ms = 5000;
 	c->auth = NULL;
+	c->known = NULL;
+	c->known_arg = NULL;
 }
 
 static void peer_free(struct peer *pe)
@@ -189,7 +191,6 @@ static void poll_apply(struct zw_peers *p, struct peer *pe, const char *body, si
 {
 	json_t *doc = json_loadb(body, len, 0, NULL);
 	json_t *targets, *v, *old, *kept = NULL;
-	struct zw_stats_snapshot snap;
 	const char *inst, *key;
 	bool first, full_all;
 	json_int_t uptime;
@@ -224,7 +225,7 @@ static void poll_apply(struct zw_peers *p, struct peer *pe, const char *body, si
 		uint64_t delta;
 
 		/* Keys this replica does not know are neither counted nor kept. */
-		if (zw_stats_get(p->stats, key, now, &snap) < 0)
+		if (p->cfg.known && !p->cfg.known(p->cfg.known_arg, key))
 			continue;
 		json_object_set(kept, key, v);
 		if (req <= 0)

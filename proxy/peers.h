@@ -11,9 +11,9 @@
  * went down (target re-created) counts the whole new value; a peer seen for
  * the first time only sets the baseline, unless it started less than
  * `fresh_ms` ago (then everything it counted is new). So a restart is
- * neither negative nor counted twice. Only targets this replica has a stats
- * entry for are counted and kept from an answer (the rest is dropped), so what
- * a peer answers cannot grow the state with keys of its choosing. Concurrency is the sum of the
+ * neither negative nor counted twice. Only keys of current targets
+ * (cfg.known) are counted and kept from an answer, so what a peer answers
+ * cannot grow the state with keys of its choosing. Concurrency is the sum of the
  * last answer of every peer whose latest poll succeeded; peers that do not answer within timeout_ms
  * are left out and counted in poll_failures_total.
  *
@@ -50,6 +50,10 @@ struct zw_peers_config {
 	uint64_t fresh_ms;   /* first-seen peer younger than this counts fully, default 5000 */
 	const struct zw_auth *auth; /* token sent as Authorization: Bearer (borrowed, must
 	                             * outlive the peers); NULL: none sent */
+	/* Is key a current target? Keys of a poll answer for which it returns
+	 * 0 are dropped. NULL: every key kept. */
+	int (*known)(void *arg, const char *key);
+	void *known_arg;
 };
 
 struct zw_peers_stats {

@@ -953,6 +953,11 @@ void zw_scaler_wake(struct zw_scaler *s, const char *key)
 
 /* ---- lifecycle ---- */
 
+static int peer_key_known(void *arg, const char *key)
+{
+	return zw_scaler_target_known(arg, key);
+}
+
 int zw_scaler_start(uv_loop_t *loop, const struct zw_scaler_config *cfg, struct zw_stats *stats,
                     const struct zw_scaler_targets *targets, struct zw_scaler **out)
 {
@@ -1006,6 +1011,8 @@ int zw_scaler_start(uv_loop_t *loop, const struct zw_scaler_config *cfg, struct 
 	if (cfg->max_peers)
 		pc.max_peers = cfg->max_peers;
 	pc.auth = cfg->auth;
+	pc.known = peer_key_known;
+	pc.known_arg = s;
 	rc = zw_peers_new(loop, &pc, stats, &s->peers);
 	if (rc < 0) {
 		/* grpc is freed asynchronously; s must stay until then. */
@@ -1325,6 +1332,8 @@ int zw_scaler_target_known(struct zw_scaler *s, const char *key)
 {
 	struct known k = {.key = key};
 
+	if (s->targets.known)
+		return s->targets.known(s->targets.arg, key);
 	if (s->targets.each)
 		s->targets.each(s->targets.arg, known_each, &k);
 	return k.found;

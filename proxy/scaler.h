@@ -59,6 +59,9 @@ struct zw_scaler_config {
  * call) until fn returns nonzero. Called on the scaler's loop only. */
 struct zw_scaler_targets {
 	void (*each)(void *arg, int (*fn)(void *fnarg, const struct zw_target *t), void *fnarg);
+	/* Optional fast check: nonzero when key (borrowed) is the stats key of
+	 * a current target. NULL: each() is walked. */
+	int (*known)(void *arg, const char *key);
 	void *arg;
 };
 
@@ -112,7 +115,7 @@ void zw_scaler_wake(struct zw_scaler *s, const char *key);
 #define ZW_SCALER_MAX_HINTS 4096
 
 /* Returns nonzero when `key` (borrowed) is the stats key of a current
- * target. Walks the targets: O(targets). */
+ * target (targets.known, else a walk of targets.each). */
 int zw_scaler_target_known(struct zw_scaler *s, const char *key);
 
 /* Admin-port handler for the scaler's paths:

@@ -491,7 +491,7 @@ static void on_signal(uv_signal_t *h, int sig)
 int main(int argc, char **argv)
 {
 	struct zw_scaler_config cfg;
-	struct zw_scaler_targets tg = {each_target, NULL};
+	struct zw_scaler_targets tg = {.each = each_target};
 	struct sockaddr_in sa;
 	struct sockaddr_storage ss;
 	int namelen = sizeof(ss);
