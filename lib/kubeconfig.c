@@ -39,9 +39,7 @@ static long long mono_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Reads a whole file (at most FILE_MAX_BYTES) into a new NUL-terminated
- * buffer. Returns 0 or -errno (-EFBIG when too large). */
-static int read_small_file(const char *path, char **out, size_t *len_out, struct stat *st_out)
+int zw_read_small_file(const char *path, char **out, size_t *len_out, struct stat *st_out)
 {
 	char *buf = NULL;
 	size_t len = 0, cap = 4096;
@@ -252,7 +250,7 @@ static int token_refresh_locked(struct zw_kube_config *cfg, int force)
 	    st.st_ctim.tv_sec == cfg->token_ctime.tv_sec &&
 	    st.st_ctim.tv_nsec == cfg->token_ctime.tv_nsec)
 		return 0;
-	rc = read_small_file(cfg->token_file, &buf, &len, &st);
+	rc = zw_read_small_file(cfg->token_file, &buf, &len, &st);
 	if (rc != 0)
 		return -1;
 	trim(buf);
@@ -615,7 +613,7 @@ int zw_kube_config_in_cluster(const char *sa_dir, struct zw_kube_config **out, c
 			goto oom;
 	}
 	snprintf(path, sizeof(path), "%s/namespace", sa_dir);
-	if (read_small_file(path, &ns, NULL, NULL) == 0)
+	if (zw_read_small_file(path, &ns, NULL, NULL) == 0)
 		trim(ns);
 	cfg->namespace = strdup(ns && *ns ? ns : "default");
 	if (!cfg->namespace)

@@ -101,6 +101,15 @@ int zw_kube_config_token(struct zw_kube_config *cfg, int force, char *buf, size_
  * curl.h). Returns 0, or -1 when libcurl rejects an option. */
 int zw_kube_config_apply_tls(struct zw_kube_config *cfg, void *curl_easy);
 
+struct stat;
+
+/* Reads the whole file at path (borrowed; at most 4 MiB) into a new
+ * NUL-terminated buffer *out (caller frees) of *len_out bytes (len_out may
+ * be NULL); *st_out (may be NULL) gets fstat() of what was read. Returns 0
+ * or -errno (-EFBIG when too large). Blocking: tiny files only (tokens,
+ * namespaces, certificates). */
+int zw_read_small_file(const char *path, char **out, size_t *len_out, struct stat *st_out);
+
 /* Releases cfg and everything it owns; NULL is ignored. */
 void zw_kube_config_free(struct zw_kube_config *cfg);
 

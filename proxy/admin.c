@@ -306,8 +306,12 @@ static void handle(struct aconn *c)
 		*q = '\0';
 	const char *method = llhttp_method_name((llhttp_method_t)c->parser.method);
 	int get = c->parser.method == HTTP_GET || c->parser.method == HTTP_HEAD;
+	int peer_path = zw_scaler_admin_is_peer_path(path);
+	int read = (a->d.roles & ZW_ADMIN_READ) != 0;
 	if (get && strcmp(path, "/healthz") == 0) {
 		respond(c, 200, "text/plain", "ok\n", 3);
+	} else if (peer_path ? !(a->d.roles & ZW_ADMIN_PEER) : !read) {
+		respond(c, 404, "text/plain", "not found\n", 10);
 	} else if (get && strcmp(path, "/readyz") == 0) {
 		if (a->shutting_down)
 			respond(c, 503, "text/plain", "shutting down\n", 14);
@@ -326,9 +330,20 @@ static void handle(struct aconn *c)
 		char *body = NULL;
 		size_t blen = 0;
 		const char *ctype = "text/plain";
-		int r = a->d.scaler ? zw_scaler_admin(a->d.scaler, method, target, &status, &body,
-		                                      &blen, &ctype)
-		                    : 0;
+		char authz[ZW_AUTH_TOKEN_MAX + 64];
+		size_t alen = 0;
+		const char *av = zw_http_find(&c->head, "authorization", &alen);
+		if (av && alen < sizeof(authz)) {
+			memcpy(authz, av, alen);
+			authz[alen] = '\0';
+		} else if (av) {
+			snprintf(authz, sizeof(authz), "Bearer -"); /* too long: a wrong token */
+		}
+		int r = a->d.scaler
+		                ? zw_scaler_admin(a->d.scaler, method, target, av ? authz : NULL,
+		                                  &status, &body, &blen, &ctype)
+		                : 0;
+		explicit_bzero(authz, sizeof(authz));
 		if (r == 1)
 			respond(c, status, ctype, body ? body : "", blen);
 		else if (r < 0)
@@ -413,6 +428,8 @@ int zw_admin_start(uv_loop_t *loop, const struct zw_admin_deps *deps, struct zw_
 		return UV_ENOMEM;
 	a->loop = loop;
 	a->d = *deps;
+	if (!a->d.roles)
+		a->d.roles = ZW_ADMIN_READ | ZW_ADMIN_PEER;
 	a->limits.max_head_bytes = ADMIN_MAX_HEAD;
 	a->limits.max_headers = 100;
 	a->limits.max_request_line = 4096;

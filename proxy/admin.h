@@ -1,5 +1,10 @@
-/* zerowire-proxy admin listener (default :9091), on the control loop:
+/* zerowire-proxy admin listeners, on the control loop. One listener may
+ * serve the read-only paths (ZW_ADMIN_READ), the peer paths (ZW_ADMIN_PEER)
+ * or both (the default: --admin-listen alone, :9091; with --peer-listen the
+ * peer paths move to that second listener and the admin port answers them
+ * 404). docs/security.md "Admin and peer endpoints".
  *
+ * Read-only (no credentials):
  *   GET /healthz  200 "ok" while the process runs
  *   GET /readyz   200 once the routing table is synced, 503 before that and
  *                 from the moment SIGTERM arrives
@@ -8,8 +13,12 @@
  *   GET /queue    JSON per target: {"ns/name": {"concurrency", "requestCount",
  *                 "held", "rate"}}
  *   GET /status   small HTML page: targets, endpoints, held, rates
- *   other paths   handed to the scaler (zw_scaler_admin: /metrics-api/...,
- *                 /peer/...), else 404
+ *   GET /metrics-api/...  handed to the scaler (zw_scaler_admin)
+ * Peer (the scaler's /peer/... paths, Authorization: Bearer <peer token>,
+ * else 401/403; zw_scaler_admin):
+ *   POST /peer/cold?target=KEY   wake a current target's streams (404 otherwise)
+ *   GET  /peer/counts            this replica's counters
+ * A peer-only listener also answers /healthz; anything else is 404.
  *
  * One request per connection (answers carry Connection: close); request
  * heads are limited to 16 KiB and must arrive within 5 s; at most 256
@@ -26,8 +35,12 @@
 #include <stdbool.h>
 #include <uv.h>
 
+#define ZW_ADMIN_READ 1u /* health, metrics, queue, status, metrics-api */
+#define ZW_ADMIN_PEER 2u /* /peer/... */
+
 struct zw_admin_deps {
 	const char *listen;       /* "host:port" */
+	unsigned roles;           /* ZW_ADMIN_READ | ZW_ADMIN_PEER; 0 means both */
 	struct zw_server *server; /* may be NULL (metrics left out) */
 	struct zw_stats *stats;
 	struct zw_route_current *routes;

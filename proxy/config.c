@@ -21,7 +21,10 @@ static const char usage_text[] =
         "Listeners:\n"
         "  --listen ADDR                 proxy listener (default 0.0.0.0:8080)\n"
         "  --admin-listen ADDR           admin: /healthz /readyz /metrics /queue /status\n"
+        "                                /metrics-api, and /peer/ unless --peer-listen\n"
         "                                (default 0.0.0.0:9091)\n"
+        "  --peer-listen ADDR            /peer/ endpoints (and /healthz) on their own\n"
+        "                                listener (default: on the admin listener)\n"
         "  --scaler-listen ADDR          KEDA external scaler gRPC (default 0.0.0.0:9090)\n"
         "  --workers N                   worker threads, one loop each (default: CPUs)\n"
         "Sources:\n"
@@ -35,6 +38,11 @@ static const char usage_text[] =
         "  --peers-service NS/SVC[:PORT] headless Service of the proxy replicas (admin\n"
         "                                port number or name, default admin)\n"
         "  --peers ADDR[,ADDR]           fixed peer admin addresses instead\n"
+        "  --peer-token-file PATH        bearer token peers send and /peer/ requires,\n"
+        "                                re-read when the file changes (without it\n"
+        "                                /peer/ answers 401/403 to everything)\n"
+        "  --peer-token-grace DUR        old token still accepted after a change\n"
+        "                                (default 2m; 0: not)\n"
         "  --stream-heartbeat DUR        StreamIsActive heartbeat (default 1s)\n"
         "Client limits:\n"
         "  --max-header-bytes N          request head size (default 65536) -> 431\n"
@@ -81,6 +89,7 @@ void zw_proxy_config_defaults(struct zw_proxy_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->listen = "0.0.0.0:8080";
 	cfg->admin_listen = "0.0.0.0:9091";
+	cfg->peer_token_grace_ms = 120000;
 	cfg->scaler_listen = "0.0.0.0:9090";
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	cfg->workers = n < 1 ? 1 : (n > 64 ? 64 : (int)n);
@@ -134,6 +143,9 @@ struct flag {
 static const struct flag flags[] = {
         F("--listen", K_STR, listen, 0, 0),
         F("--admin-listen", K_STR, admin_listen, 0, 0),
+        F("--peer-listen", K_STR, peer_listen, 0, 0),
+        F("--peer-token-file", K_STR, peer_token_file, 0, 0),
+        F("--peer-token-grace", K_DUR, peer_token_grace_ms, 0, 86400000),
         F("--scaler-listen", K_STR, scaler_listen, 0, 0),
         F("--workers", K_INT, workers, 1, 64),
         F("--kubeconfig", K_STR, kubeconfig, 0, 0),
@@ -327,10 +339,11 @@ int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, ch
 		return -1;
 	}
 	struct sockaddr_storage ss;
-	const char *addrs[] = {cfg->listen, cfg->admin_listen, cfg->scaler_listen};
-	const char *names[] = {"--listen", "--admin-listen", "--scaler-listen"};
-	for (int k = 0; k < 3; k++) {
-		if (zw_parse_addr(addrs[k], &ss) < 0) {
+	const char *addrs[] = {cfg->listen, cfg->admin_listen, cfg->scaler_listen,
+	                       cfg->peer_listen};
+	const char *names[] = {"--listen", "--admin-listen", "--scaler-listen", "--peer-listen"};
+	for (int k = 0; k < 4; k++) {
+		if (addrs[k] && zw_parse_addr(addrs[k], &ss) < 0) {
 			snprintf(msg, msg_len,
 			         "flag %s: \"%s\" is not host:port (e.g. 0.0.0.0:8080)", names[k],
 			         addrs[k]);

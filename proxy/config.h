@@ -12,11 +12,13 @@
 #define ZW_CONFIG_MAX_LIST 64
 
 struct zw_proxy_config {
-	const char *listen;                         /* --listen, default 0.0.0.0:8080 */
-	const char *admin_listen;                   /* --admin-listen, default 0.0.0.0:9091 */
-	const char *scaler_listen;                  /* --scaler-listen, default 0.0.0.0:9090 */
-	int workers;                                /* --workers, default: online CPUs (max 64) */
-	const char *kubeconfig;                     /* --kubeconfig, default: in-cluster */
+	const char *listen;        /* --listen, default 0.0.0.0:8080 */
+	const char *admin_listen;  /* --admin-listen, default 0.0.0.0:9091 */
+	const char *peer_listen;   /* --peer-listen: /peer/ paths on their own listener (default
+	                            * none: served on the admin listener) */
+	const char *scaler_listen; /* --scaler-listen, default 0.0.0.0:9090 */
+	int workers;               /* --workers, default: online CPUs (max 64) */
+	const char *kubeconfig;    /* --kubeconfig, default: in-cluster */
 	const char *namespaces[ZW_CONFIG_MAX_LIST]; /* --namespace (repeat or comma list) */
 	size_t n_namespaces;                        /* 0: all namespaces */
 	const char *targets_file;                   /* --targets-file: static mode (YAML objects) */
@@ -32,6 +34,9 @@ struct zw_proxy_config {
 	const char *peers[ZW_CONFIG_MAX_LIST]; /* --peers ADDR[,ADDR]: fixed peer admin addresses */
 	size_t n_peers;
 	uint64_t stream_heartbeat_ms; /* --stream-heartbeat, default 0: the scaler's (1s) */
+	const char *peer_token_file;  /* --peer-token-file: bearer token for /peer/ (none: the
+	                               * /peer/ endpoints refuse everything) */
+	uint64_t peer_token_grace_ms; /* --peer-token-grace, default 2m: old token after rotation */
 
 	/* Client side. */
 	size_t max_header_bytes;    /* --max-header-bytes, default 65536 */

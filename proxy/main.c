@@ -7,8 +7,10 @@
  * when no client connection is left or after --drain-timeout (exit 0 too:
  * the drain deadline is part of the contract, the log says how many were
  * cut); a second SIGTERM/SIGINT stops at once. SIGHUP re-reads static-mode
- * files. */
+ * files. The peer token file (--peer-token-file) is re-read when it changes
+ * (auth.h). */
 #include "admin.h"
+#include "auth.h"
 #include "config.h"
 #include "endpoints.h"
 #include "kubeconfig.h"
@@ -36,6 +38,8 @@ struct app {
 	struct zw_server *server;
 	struct zw_scaler *scaler;
 	struct zw_admin *admin;
+	struct zw_admin *peer_admin; /* --peer-listen, else NULL */
+	struct zw_auth *auth;        /* --peer-token-file, else NULL */
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t phase_timer;
 	uint64_t drain_deadline;
@@ -81,6 +85,15 @@ static void each_target(void *arg, int (*fn)(void *fnarg, const struct zw_target
 	zw_route_current_release(t);
 }
 
+static int target_known(void *arg, const char *key)
+{
+	struct app *app = arg;
+	struct zw_route_table *t = zw_route_current_acquire(&app->routes);
+	int found = zw_route_table_find(t, key, NULL) == 0;
+	zw_route_current_release(t);
+	return found;
+}
+
 static void closed_noop(void *arg)
 {
 	(void)arg;
@@ -100,6 +113,8 @@ static void finish(struct app *app)
 		zw_server_stop(app->server);
 	zw_admin_close(app->admin);
 	app->admin = NULL;
+	zw_admin_close(app->peer_admin);
+	app->peer_admin = NULL;
 	if (app->scaler)
 		zw_scaler_stop(app->scaler, closed_noop, NULL);
 	app->scaler = NULL;
@@ -145,7 +160,81 @@ static void on_signal(uv_signal_t *h, int signum)
 	zw_log(ZW_LOG_INFO, "signal", "signal=%d shutdown_delay_ms=%llu", signum,
 	       (unsigned long long)app->cfg.shutdown_delay_ms);
 	zw_admin_set_shutting_down(app->admin);
+	if (app->peer_admin)
+		zw_admin_set_shutting_down(app->peer_admin);
 	uv_timer_start(&app->phase_timer, on_delay_over, app->cfg.shutdown_delay_ms, 0);
+}
+
+/* Logs a change of the peer token file (never the token). */
+static void on_token_reload(void *arg, int rc)
+{
+	struct app *app = arg;
+	if (rc == 0)
+		zw_log(ZW_LOG_INFO, "peer_token_reloaded", "file=%s", app->cfg.peer_token_file);
+	else
+		zw_log(ZW_LOG_WARN, "peer_token_reload_failed", "file=%s error=\"%s\" action=kept",
+		       app->cfg.peer_token_file, uv_strerror(rc));
+}
+
+/* Starts the admin listener(s): one for everything, or with --peer-listen a
+ * read-only one and a peer one. Returns 0 or 1 (logged). */
+static int start_admin(struct app *app)
+{
+	struct zw_proxy_config *cfg = &app->cfg;
+	char err[512] = "";
+	struct zw_admin_deps ad = {
+	        .listen = cfg->admin_listen,
+	        .roles = cfg->peer_listen ? ZW_ADMIN_READ : ZW_ADMIN_READ | ZW_ADMIN_PEER,
+	        .server = app->server,
+	        .stats = app->stats,
+	        .routes = &app->routes,
+	        .eps = app->eps,
+	        .synced = synced,
+	        .arg = app,
+	};
+	int rc = zw_admin_start(app->loop, &ad, &app->admin, err, sizeof(err));
+	if (rc == 0 && cfg->peer_listen) {
+		ad.listen = cfg->peer_listen;
+		ad.roles = ZW_ADMIN_PEER;
+		rc = zw_admin_start(app->loop, &ad, &app->peer_admin, err, sizeof(err));
+	}
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "listen_failed", "error=\"%s\"", err);
+		return 1;
+	}
+	zw_log(ZW_LOG_INFO, "admin_listening", "addr=%s port=%d peer_paths=%s", cfg->admin_listen,
+	       zw_admin_port(app->admin), cfg->peer_listen ? "no" : "yes");
+	if (app->peer_admin)
+		zw_log(ZW_LOG_INFO, "peer_listening", "addr=%s port=%d", cfg->peer_listen,
+		       zw_admin_port(app->peer_admin));
+	return 0;
+}
+
+/* Reads the peer token file, if any. Returns 0 or 1 (logged). */
+static int start_auth(struct app *app)
+{
+	struct zw_proxy_config *cfg = &app->cfg;
+	if (!cfg->peer_token_file) {
+		if (cfg->peers_service || cfg->n_peers)
+			zw_log(ZW_LOG_WARN, "peer_token_missing",
+			       "reason=\"no --peer-token-file: peers are configured but /peer/ "
+			       "refuses every request\"");
+		return 0;
+	}
+	struct zw_auth_config ac = {
+	        .path = cfg->peer_token_file,
+	        .check_ms = 1000,
+	        .grace_ms = cfg->peer_token_grace_ms,
+	        .on_reload = on_token_reload,
+	        .arg = app,
+	};
+	int rc = zw_auth_new(app->loop, &ac, &app->auth);
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "peer_token_failed", "file=%s error=\"%s\"",
+		       cfg->peer_token_file, uv_strerror(rc));
+		return 1;
+	}
+	return 0;
 }
 
 /* Joins the --static-endpoint values into one spec string. */
@@ -213,22 +302,8 @@ static int run(struct app *app)
 	}
 	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d workers=%d", cfg->listen,
 	       zw_server_port(app->server), cfg->workers);
-	struct zw_admin_deps ad = {
-	        .listen = cfg->admin_listen,
-	        .server = app->server,
-	        .stats = app->stats,
-	        .routes = &app->routes,
-	        .eps = app->eps,
-	        .synced = synced,
-	        .arg = app,
-	};
-	rc = zw_admin_start(app->loop, &ad, &app->admin, err, sizeof(err));
-	if (rc < 0) {
-		zw_log(ZW_LOG_ERROR, "listen_failed", "error=\"%s\"", err);
+	if (start_auth(app) != 0 || start_admin(app) != 0)
 		return 1;
-	}
-	zw_log(ZW_LOG_INFO, "admin_listening", "addr=%s port=%d", cfg->admin_listen,
-	       zw_admin_port(app->admin));
 	struct zw_scaler_config sc;
 	zw_scaler_config_default(&sc);
 	static char host[128];
@@ -246,7 +321,8 @@ static int run(struct app *app)
 	sc.grpc_port = atoi(colon + 1);
 	if (cfg->stream_heartbeat_ms)
 		sc.heartbeat_ms = cfg->stream_heartbeat_ms;
-	struct zw_scaler_targets st = {.each = each_target, .arg = app};
+	sc.auth = app->auth;
+	struct zw_scaler_targets st = {.each = each_target, .known = target_known, .arg = app};
 	rc = zw_scaler_start(app->loop, &sc, app->stats, &st, &app->scaler);
 	if (rc < 0) {
 		zw_log(ZW_LOG_ERROR, "listen_failed", "scaler=%s error=\"%s\"", cfg->scaler_listen,
@@ -254,6 +330,8 @@ static int run(struct app *app)
 		return 1;
 	}
 	zw_admin_set_scaler(app->admin, app->scaler);
+	if (app->peer_admin)
+		zw_admin_set_scaler(app->peer_admin, app->scaler);
 	if (cfg->peers_service) {
 		struct zw_peer_service ps;
 		zw_parse_peer_service(cfg->peers_service, &ps); /* checked with the flags */
@@ -297,12 +375,16 @@ static void cleanup(struct app *app)
 		/* Close whatever is left (startup failures) and let callbacks run. */
 		if (app->admin)
 			zw_admin_close(app->admin);
+		if (app->peer_admin)
+			zw_admin_close(app->peer_admin);
 		if (app->scaler)
 			zw_scaler_stop(app->scaler, closed_noop, NULL);
 		if (app->sources)
 			zw_sources_close(app->sources, closed_noop, NULL);
 		if (app->server && !app->stopping)
 			zw_server_stop(app->server);
+		zw_auth_close(app->auth);
+		app->auth = NULL;
 		uv_run(app->loop, UV_RUN_DEFAULT);
 		uv_loop_close(app->loop);
 	}

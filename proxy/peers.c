@@ -64,6 +64,9 @@ void zw_peers_config_default(struct zw_peers_config *c)
 	c->default_port = 9091;
 	c->max_peers = 64;
 	c->fresh_ms = 5000;
+	c->auth = NULL;
+	c->known = NULL;
+	c->known_arg = NULL;
 }
 
 static void peer_free(struct peer *pe)
@@ -142,6 +145,8 @@ static void on_req_closed(uv_handle_t *h)
 		r->next->prev = r->prev;
 	if (r->kind == PREQ_COLD)
 		p->n_cold--;
+	if (r->out)
+		explicit_bzero(r->out, r->out_len); /* it carries the token */
 	free(r->out);
 	free(r->in);
 	free(r);
@@ -185,7 +190,7 @@ static int http_parse(struct preq *r, const char **body, size_t *body_len, bool 
 static void poll_apply(struct zw_peers *p, struct peer *pe, const char *body, size_t len)
 {
 	json_t *doc = json_loadb(body, len, 0, NULL);
-	json_t *targets, *v, *old;
+	json_t *targets, *v, *old, *kept = NULL;
 	const char *inst, *key;
 	bool first, full_all;
 	json_int_t uptime;
@@ -207,12 +212,22 @@ static void poll_apply(struct zw_peers *p, struct peer *pe, const char *body, si
 	first = pe->instance[0] == 0;
 	full_all = (first && uptime >= 0 && (uint64_t)uptime < p->cfg.fresh_ms) ||
 	           (!first && strcmp(inst, pe->instance) != 0);
+	kept = json_object();
+	if (!kept) {
+		p->st.poll_failures_total++;
+		pe->ok = false;
+		goto out;
+	}
 	json_object_foreach(targets, key, v)
 	{
 		json_int_t req = json_integer_value(json_object_get(v, "requests"));
 		json_int_t prev;
 		uint64_t delta;
 
+		/* Keys this replica does not know are neither counted nor kept. */
+		if (p->cfg.known && !p->cfg.known(p->cfg.known_arg, key))
+			continue;
+		json_object_set(kept, key, v);
 		if (req <= 0)
 			continue;
 		old = full_all || first ? NULL : json_object_get(pe->counts, key);
@@ -228,9 +243,11 @@ static void poll_apply(struct zw_peers *p, struct peer *pe, const char *body, si
 	}
 	snprintf(pe->instance, sizeof(pe->instance), "%s", inst);
 	json_decref(pe->counts);
-	pe->counts = json_incref(targets);
+	pe->counts = kept;
+	kept = NULL;
 	pe->ok = true;
 out:
+	json_decref(kept);
 	json_decref(doc);
 }
 
@@ -246,6 +263,8 @@ static void req_finish(struct preq *r, bool ok)
 		return;
 	r->finished = true;
 	status = ok ? http_parse(r, &body, &body_len, &complete) : -1;
+	if (status == 401 || status == 403)
+		p->st.auth_rejected_total++;
 	if (r->kind == PREQ_POLL) {
 		struct peer *pe = r->peer;
 
@@ -376,8 +395,22 @@ static int req_start(struct zw_peers *p, const struct sockaddr *sa, enum preq_ki
 	return 0;
 }
 
+/* The Authorization header line peers send ("" without a token). buf must
+ * hold ZW_AUTH_TOKEN_MAX + 32 bytes. */
+static const char *auth_line(const struct zw_peers *p, char *buf, size_t len)
+{
+	const char *tok = zw_auth_token(p->cfg.auth);
+
+	if (!tok || !*tok)
+		return "";
+	snprintf(buf, len, "Authorization: Bearer %s\r\n", tok);
+	return buf;
+}
+
 static void poll_all(struct zw_peers *p)
 {
+	char authz[ZW_AUTH_TOKEN_MAX + 32];
+
 	for (size_t i = 0; i < p->n_peers; i++) {
 		struct peer *pe = p->peers[i];
 		char *out;
@@ -387,8 +420,8 @@ static void poll_all(struct zw_peers *p)
 			continue;
 		n = asprintf(&out,
 		             "GET /peer/counts HTTP/1.0\r\nHost: %s\r\nConnection: close\r\n"
-		             "User-Agent: zerowire-proxy-peer\r\n\r\n",
-		             pe->addr);
+		             "%sUser-Agent: zerowire-proxy-peer\r\n\r\n",
+		             pe->addr, auth_line(p, authz, sizeof(authz)));
 		if (n < 0)
 			continue;
 		p->st.polls_total++;
@@ -515,6 +548,7 @@ static void query_escape(const char *in, char *out)
 void zw_peers_cold(struct zw_peers *p, const char *key)
 {
 	char esc[3 * ZW_STATS_KEY_MAX + 1];
+	char authz[ZW_AUTH_TOKEN_MAX + 32];
 
 	if (p->closing || strlen(key) >= ZW_STATS_KEY_MAX)
 		return;
@@ -533,8 +567,8 @@ void zw_peers_cold(struct zw_peers *p, const char *key)
 		n = asprintf(&out,
 		             "POST /peer/cold?target=%s&from=%s HTTP/1.0\r\nHost: %s\r\n"
 		             "Connection: close\r\nContent-Length: 0\r\n"
-		             "User-Agent: zerowire-proxy-peer\r\n\r\n",
-		             esc, p->instance, pe->addr);
+		             "%sUser-Agent: zerowire-proxy-peer\r\n\r\n",
+		             esc, p->instance, pe->addr, auth_line(p, authz, sizeof(authz)));
 		if (n < 0)
 			continue;
 		p->st.cold_sent_total++;

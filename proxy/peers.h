@@ -11,9 +11,14 @@
  * went down (target re-created) counts the whole new value; a peer seen for
  * the first time only sets the baseline, unless it started less than
  * `fresh_ms` ago (then everything it counted is new). So a restart is
- * neither negative nor counted twice. Concurrency is the sum of the last
- * answer of every peer whose latest poll succeeded; peers that do not answer
- * within timeout_ms are left out and counted in poll_failures_total.
+ * neither negative nor counted twice. Only keys of current targets
+ * (cfg.known) are counted and kept from an answer, so what a peer answers
+ * cannot grow the state with keys of its choosing. Concurrency is the sum of the
+ * last answer of every peer whose latest poll succeeded; peers that do not answer within timeout_ms
+ * are left out and counted in poll_failures_total.
+ *
+ * Both requests carry the peer token (auth.h) when one is configured; an
+ * answer 401/403 counts in auth_rejected_total (and as a failure).
  *
  * HTTP: HTTP/1.0 requests with Connection: close over libuv TCP, bodies up
  * to ZW_PEERS_MAX_BODY, responses delimited by Content-Length or EOF
@@ -27,6 +32,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "stats.h"
 
 #define ZW_PEERS_MAX_BODY     (16 * 1024 * 1024)
@@ -42,6 +48,12 @@ struct zw_peers_config {
 	int default_port;    /* admin port when an address has none, default 9091 */
 	size_t max_peers;    /* default 64 */
 	uint64_t fresh_ms;   /* first-seen peer younger than this counts fully, default 5000 */
+	const struct zw_auth *auth; /* token sent as Authorization: Bearer (borrowed, must
+	                             * outlive the peers); NULL: none sent */
+	/* Is key a current target? Keys of a poll answer for which it returns
+	 * 0 are dropped. NULL: every key kept. */
+	int (*known)(void *arg, const char *key);
+	void *known_arg;
 };
 
 struct zw_peers_stats {
@@ -51,7 +63,8 @@ struct zw_peers_stats {
 	uint64_t poll_failures_total;
 	uint64_t cold_sent_total;
 	uint64_t cold_failures_total;
-	uint64_t cold_dropped_total; /* over ZW_PEERS_MAX_COLD */
+	uint64_t cold_dropped_total;  /* over ZW_PEERS_MAX_COLD */
+	uint64_t auth_rejected_total; /* a peer answered 401 or 403 (token mismatch) */
 };
 
 /* Fills *c with the defaults. */

@@ -96,12 +96,16 @@ struct zw_scaler {
 	char *peer_ns, *peer_svc, *peer_port_name;
 	int peer_port;
 	struct hint *hints;
+	size_t n_hints;
 
 	uint64_t calls_total[4];
 	uint64_t not_found_total;
 	uint64_t pushes_total;
 	uint64_t wakes_total;
 	uint64_t peer_cold_received_total;
+	uint64_t peer_cold_unknown_total;
+	uint64_t peer_auth_missing_total;
+	uint64_t peer_auth_wrong_total;
 };
 
 void zw_scaler_config_default(struct zw_scaler_config *c)
@@ -356,27 +360,30 @@ static void cache_flush(struct zw_scaler *s)
 		w->res = NULL;
 }
 
-/* Resolves ref (through the cache). Returns the cache entry (found or not)
- * or NULL on allocation failure. The pointer stays valid until the next
- * cache flush. */
-static struct resolved *resolve(struct zw_scaler *s, const struct ref *r)
+/* Looks ref up in the cache; `key` receives its cache key (REF_KEY_MAX).
+ * Returns the entry, or NULL (not cached, or *too_long set). */
+static struct resolved *cache_find(struct zw_scaler *s, const struct ref *r, char *key,
+                                   bool *too_long)
 {
-	char key[REF_KEY_MAX];
 	struct resolved *res;
-	struct match_fill mf;
-	size_t b;
 
-	if (ref_key(r, key, sizeof(key)) < 0)
+	*too_long = ref_key(r, key, REF_KEY_MAX) < 0;
+	if (*too_long)
 		return NULL;
-	b = str_hash(key) & (s->cache_size - 1);
-	for (res = s->cache[b]; res; res = res->next)
+	for (res = s->cache[str_hash(key) & (s->cache_size - 1)]; res; res = res->next)
 		if (strcmp(res->ref_key, key) == 0)
 			return res;
-	if (s->cache_count >= CACHE_MAX) {
-		cache_flush(s);
-		b = str_hash(key) & (s->cache_size - 1);
-	}
-	res = calloc(1, sizeof(*res));
+	return NULL;
+}
+
+/* Resolves ref against the current targets into a new entry with cache key
+ * `key` (not inserted anywhere). Returns it (found or not; free with
+ * resolved_free) or NULL on allocation failure. */
+static struct resolved *resolve_new(struct zw_scaler *s, const struct ref *r, const char *key)
+{
+	struct resolved *res = calloc(1, sizeof(*res));
+	struct match_fill mf;
+
 	if (!res)
 		return NULL;
 	res->ref_key = strdup(key);
@@ -395,6 +402,28 @@ static struct resolved *resolve(struct zw_scaler *s, const struct ref *r)
 	}
 	if (mf.m.rc < 0)
 		res->found = false;
+	return res;
+}
+
+/* Resolves ref (through the cache). Returns the cache entry (found or not)
+ * or NULL on allocation failure. The pointer stays valid until the next
+ * cache flush. */
+static struct resolved *resolve(struct zw_scaler *s, const struct ref *r)
+{
+	char key[REF_KEY_MAX];
+	struct resolved *res;
+	bool too_long;
+	size_t b;
+
+	res = cache_find(s, r, key, &too_long);
+	if (res || too_long)
+		return res;
+	if (s->cache_count >= CACHE_MAX)
+		cache_flush(s);
+	res = resolve_new(s, r, key);
+	if (!res)
+		return NULL;
+	b = str_hash(key) & (s->cache_size - 1);
 	res->next = s->cache[b];
 	s->cache[b] = res;
 	s->cache_count++;
@@ -460,6 +489,7 @@ static bool hint_active(struct zw_scaler *s, const char *key, uint64_t now)
 		if (h->until_ms <= now) {
 			*pp = h->next;
 			free(h);
+			s->n_hints--;
 			continue;
 		}
 		if (strcmp(h->key, key) == 0)
@@ -907,12 +937,13 @@ void zw_scaler_wake(struct zw_scaler *s, const char *key)
 	for (h = s->hints; h; h = h->next)
 		if (strcmp(h->key, key) == 0)
 			break;
-	if (!h && kl < ZW_STATS_KEY_MAX) {
+	if (!h && kl < ZW_STATS_KEY_MAX && s->n_hints < ZW_SCALER_MAX_HINTS) {
 		h = malloc(sizeof(*h) + kl + 1);
 		if (h) {
 			memcpy(h->key, key, kl + 1);
 			h->next = s->hints;
 			s->hints = h;
+			s->n_hints++;
 		}
 	}
 	if (h)
@@ -921,6 +952,11 @@ void zw_scaler_wake(struct zw_scaler *s, const char *key)
 }
 
 /* ---- lifecycle ---- */
+
+static int peer_key_known(void *arg, const char *key)
+{
+	return zw_scaler_target_known(arg, key);
+}
 
 int zw_scaler_start(uv_loop_t *loop, const struct zw_scaler_config *cfg, struct zw_stats *stats,
                     const struct zw_scaler_targets *targets, struct zw_scaler **out)
@@ -974,6 +1010,9 @@ int zw_scaler_start(uv_loop_t *loop, const struct zw_scaler_config *cfg, struct 
 		pc.default_port = cfg->peer_port;
 	if (cfg->max_peers)
 		pc.max_peers = cfg->max_peers;
+	pc.auth = cfg->auth;
+	pc.known = peer_key_known;
+	pc.known_arg = s;
 	rc = zw_peers_new(loop, &pc, stats, &s->peers);
 	if (rc < 0) {
 		/* grpc is freed asynchronously; s must stay until then. */
@@ -1078,6 +1117,7 @@ static void maybe_free(struct zw_scaler *s)
 		s->hints = h->next;
 		free(h);
 	}
+	s->n_hints = 0;
 	free(s->cache);
 	free(s->peer_ns);
 	free(s->peer_svc);
@@ -1226,12 +1266,14 @@ static int admin_metrics_api(struct zw_scaler *s, char *path, char *query, int *
                              size_t *body_len, const char **ctype)
 {
 	char *slash = strchr(path, '/');
-	char qa[REF_KEY_MAX], qb[REF_KEY_MAX];
+	char qa[REF_KEY_MAX], qb[REF_KEY_MAX], key[REF_KEY_MAX];
 	struct ref r;
-	struct resolved *res;
+	struct resolved *res, *tmp = NULL;
 	struct values v;
 	char msg[512];
 	json_t *doc;
+	bool too_long;
+	int rc;
 
 	if (!slash || slash == path || !slash[1] || strchr(slash + 1, '/'))
 		return admin_error(400, "expected /metrics-api/<namespace>/<scaledobject>", status,
@@ -1248,31 +1290,97 @@ static int admin_metrics_api(struct zw_scaler *s, char *path, char *query, int *
 		snprintf(qb, sizeof(qb), "%s", query);
 		r.hso = query_get(qb, "httpScaledObject");
 	}
-	res = resolve(s, &r);
+	/* Read through the cache but never into it: names in the URL must not
+	 * fill (or flush) what KEDA's calls use. */
+	res = cache_find(s, &r, key, &too_long);
+	if (too_long)
+		return admin_error(414, "request target too long", status, body, body_len, ctype);
 	if (!res)
-		return -ENOMEM;
-	if (!res->found) {
+		res = tmp = resolve_new(s, &r, key);
+	if (!res) {
+		rc = -ENOMEM;
+	} else if (!res->found) {
 		not_found_message(&r, msg, sizeof(msg));
-		return admin_error(404, msg, status, body, body_len, ctype);
+		rc = admin_error(404, msg, status, body, body_len, ctype);
+	} else {
+		values_get(s, res, &v);
+		doc = json_pack("{s:s,s:f,s:f,s:f,s:b}", "target", res->key, "requestRate", v.rate,
+		                "concurrency", v.concurrency, "requestsInWindow", v.window_requests,
+		                "active", v.active);
+		rc = doc ? admin_json(doc, 200, status, body, body_len, ctype) : -ENOMEM;
 	}
-	values_get(s, res, &v);
-	doc = json_pack("{s:s,s:f,s:f,s:f,s:b}", "target", res->key, "requestRate", v.rate,
-	                "concurrency", v.concurrency, "requestsInWindow", v.window_requests,
-	                "active", v.active);
-	if (!doc)
-		return -ENOMEM;
-	return admin_json(doc, 200, status, body, body_len, ctype);
+	resolved_free(s, tmp);
+	return rc;
 }
 
-int zw_scaler_admin(struct zw_scaler *s, const char *method, const char *target, int *status,
-                    char **body, size_t *body_len, const char **content_type)
+struct known {
+	const char *key;
+	char buf[ZW_STATS_KEY_MAX];
+	int found;
+};
+
+static int known_each(void *arg, const struct zw_target *t)
+{
+	struct known *k = arg;
+
+	zw_target_key(t, k->buf, sizeof(k->buf));
+	k->found = strcmp(k->buf, k->key) == 0;
+	return k->found;
+}
+
+int zw_scaler_target_known(struct zw_scaler *s, const char *key)
+{
+	struct known k = {.key = key};
+
+	if (s->targets.known)
+		return s->targets.known(s->targets.arg, key);
+	if (s->targets.each)
+		s->targets.each(s->targets.arg, known_each, &k);
+	return k.found;
+}
+
+int zw_scaler_admin_is_peer_path(const char *target)
+{
+	return strncmp(target, "/peer/", 6) == 0;
+}
+
+/* The peer token check of every /peer/ path. Returns 0 when allowed, else
+ * the admin_error result to return. */
+static int peer_auth(struct zw_scaler *s, const char *authorization, int *status, char **body,
+                     size_t *body_len, const char **ctype)
+{
+	int rc = zw_auth_check(s->cfg.auth, authorization);
+
+	if (rc == ZW_AUTH_OK)
+		return 0;
+	if (rc == ZW_AUTH_MISSING) {
+		s->peer_auth_missing_total++;
+		rc = admin_error(401, "peer token required (Authorization: Bearer)", status, body,
+		                 body_len, ctype);
+	} else {
+		s->peer_auth_wrong_total++;
+		rc = admin_error(403, s->cfg.auth ? "wrong peer token" : "no peer token configured",
+		                 status, body, body_len, ctype);
+	}
+	return rc;
+}
+
+int zw_scaler_admin(struct zw_scaler *s, const char *method, const char *target,
+                    const char *authorization, int *status, char **body, size_t *body_len,
+                    const char **content_type)
 {
 	char buf[REF_KEY_MAX];
 	char *query;
 	bool get = strcmp(method, "GET") == 0, post = strcmp(method, "POST") == 0;
+	int rc;
 
-	if (strncmp(target, "/metrics-api/", 13) != 0 && strncmp(target, "/peer/", 6) != 0)
+	if (strncmp(target, "/metrics-api/", 13) != 0 && !zw_scaler_admin_is_peer_path(target))
 		return 0;
+	if (zw_scaler_admin_is_peer_path(target)) {
+		rc = peer_auth(s, authorization, status, body, body_len, content_type);
+		if (rc != 0)
+			return rc;
+	}
 	if (strlen(target) >= sizeof(buf))
 		return admin_error(414, "request target too long", status, body, body_len,
 		                   content_type);
@@ -1307,6 +1415,12 @@ int zw_scaler_admin(struct zw_scaler *s, const char *method, const char *target,
 		if (!key || !*key)
 			return admin_error(400, "missing target=<key>", status, body, body_len,
 			                   content_type);
+		/* Only current targets: nothing is kept for other keys. */
+		if (!zw_scaler_target_known(s, key)) {
+			s->peer_cold_unknown_total++;
+			return admin_error(404, "not a current target", status, body, body_len,
+			                   content_type);
+		}
 		if (!(from && s->peers && strcmp(from, zw_peers_instance(s->peers)) == 0)) {
 			s->peer_cold_received_total++;
 			zw_scaler_wake(s, key);
@@ -1424,7 +1538,22 @@ int zw_scaler_prometheus(struct zw_scaler *s, char **buf, size_t *len)
 	        "# TYPE zerowire_scaler_peer_cold_failures_total counter\n"
 	        "zerowire_scaler_peer_cold_failures_total %llu\n"
 	        "# TYPE zerowire_scaler_peer_cold_received_total counter\n"
-	        "zerowire_scaler_peer_cold_received_total %llu\n",
+	        "zerowire_scaler_peer_cold_received_total %llu\n"
+	        "# HELP zerowire_scaler_peer_cold_unknown_total /peer/cold for a key that is "
+	        "not a current target (404).\n"
+	        "# TYPE zerowire_scaler_peer_cold_unknown_total counter\n"
+	        "zerowire_scaler_peer_cold_unknown_total %llu\n"
+	        "# HELP zerowire_scaler_peer_auth_failures_total /peer/ requests refused: "
+	        "missing (401) or wrong (403) token.\n"
+	        "# TYPE zerowire_scaler_peer_auth_failures_total counter\n"
+	        "zerowire_scaler_peer_auth_failures_total{reason=\"missing\"} %llu\n"
+	        "zerowire_scaler_peer_auth_failures_total{reason=\"wrong\"} %llu\n"
+	        "# HELP zerowire_scaler_peer_auth_rejected_total Peer calls a peer refused "
+	        "with 401/403 (tokens differ).\n"
+	        "# TYPE zerowire_scaler_peer_auth_rejected_total counter\n"
+	        "zerowire_scaler_peer_auth_rejected_total %llu\n"
+	        "# HELP zerowire_scaler_wake_hints Targets kept active by a recent cold signal.\n"
+	        "# TYPE zerowire_scaler_wake_hints gauge\nzerowire_scaler_wake_hints %zu\n",
 	        s->n_watchers, (unsigned long long)s->pushes_total,
 	        (unsigned long long)s->wakes_total, (unsigned long long)s->not_found_total,
 	        (unsigned long long)gs.connections, (unsigned long long)gs.unimplemented_total,
@@ -1433,7 +1562,11 @@ int zw_scaler_prometheus(struct zw_scaler *s, char **buf, size_t *len)
 	        (unsigned long long)ps.poll_failures_total,
 	        (unsigned long long)(ps.cold_sent_total),
 	        (unsigned long long)(ps.cold_failures_total + ps.cold_dropped_total),
-	        (unsigned long long)s->peer_cold_received_total);
+	        (unsigned long long)s->peer_cold_received_total,
+	        (unsigned long long)s->peer_cold_unknown_total,
+	        (unsigned long long)s->peer_auth_missing_total,
+	        (unsigned long long)s->peer_auth_wrong_total,
+	        (unsigned long long)ps.auth_rejected_total, s->n_hints);
 	if (fclose(c.f) != 0 || !text) {
 		free(text);
 		return -ENOMEM;

@@ -27,6 +27,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "stats.h"
 #include "target.h"
 
@@ -47,6 +48,10 @@ struct zw_scaler_config {
 	uint64_t peer_timeout_ms; /* one peer HTTP call, default 200 */
 	int peer_port;            /* admin port of peers when an address has none, default 9091 */
 	size_t max_peers;         /* default 64 */
+	/* Peer token (borrowed; must outlive the scaler): checked on /peer/...
+	 * and sent to peers. NULL: /peer/... refuses every request (401 without
+	 * credentials, 403 with) and peers send none. */
+	const struct zw_auth *auth;
 };
 
 /* Read access to the current targets, provided by the proxy (routing side).
@@ -54,6 +59,9 @@ struct zw_scaler_config {
  * call) until fn returns nonzero. Called on the scaler's loop only. */
 struct zw_scaler_targets {
 	void (*each)(void *arg, int (*fn)(void *fnarg, const struct zw_target *t), void *fnarg);
+	/* Optional fast check: nonzero when key (borrowed) is the stats key of
+	 * a current target. NULL: each() is walked. */
+	int (*known)(void *arg, const char *key);
 	void *arg;
 };
 
@@ -99,21 +107,40 @@ void zw_scaler_endpoints_changed(struct zw_scaler *s, const char *ns, const char
 
 /* Pushes `true` now on every StreamIsActive of target `key` and marks it
  * active for a short while (as a local cold request would, without telling
- * peers). Used by the /peer/cold handler; exposed for tests. */
+ * peers). Used by the /peer/cold handler (which accepts only keys of current
+ * targets); exposed for tests. At most ZW_SCALER_MAX_HINTS keys are marked
+ * at a time (further ones only push). */
 void zw_scaler_wake(struct zw_scaler *s, const char *key);
+
+#define ZW_SCALER_MAX_HINTS 4096
+
+/* Returns nonzero when `key` (borrowed) is the stats key of a current
+ * target (targets.known, else a walk of targets.each). */
+int zw_scaler_target_known(struct zw_scaler *s, const char *key);
 
 /* Admin-port handler for the scaler's paths:
  *   GET  /metrics-api/<namespace>/<scaledobject>  -> {"requestRate":x,"concurrency":y,...}
- *        (optional ?interceptorRoute=N or ?httpScaledObject=N as in scalerMetadata)
- *   POST /peer/cold?target=<key>                   -> 204, wakes the target's streams
+ *        (optional ?interceptorRoute=N or ?httpScaledObject=N as in scalerMetadata;
+ *        read-only, no credentials, resolved without filling the resolution cache)
+ *   POST /peer/cold?target=<key>                   -> 204, wakes the target's streams;
+ *        404 (nothing kept) when key is not a current target's
  *   GET  /peer/counts                              -> this replica's local counters (JSON)
+ * Every /peer/ path first needs `authorization` (the Authorization header
+ * value, borrowed, NULL when absent) to carry the peer token: 401 without
+ * Bearer credentials, 403 with wrong ones (cfg.auth, zw_auth_check).
  * `method` and `target` (request-target: path and query) are borrowed. On a
  * match returns 1 with *status, *body (malloc'd, caller frees; may be NULL
  * when *body_len is 0) and *content_type (static string); returns 0 when the
  * path is not the scaler's (outputs untouched), -ENOMEM on allocation
  * failure. */
-int zw_scaler_admin(struct zw_scaler *s, const char *method, const char *target, int *status,
-                    char **body, size_t *body_len, const char **content_type);
+int zw_scaler_admin(struct zw_scaler *s, const char *method, const char *target,
+                    const char *authorization, int *status, char **body, size_t *body_len,
+                    const char **content_type);
+
+/* Returns nonzero when `target` (request-target, borrowed) is one of the
+ * state-changing or peer-only paths of zw_scaler_admin (/peer/...): what a
+ * read-only listener must not serve. */
+int zw_scaler_admin_is_peer_path(const char *target);
 
 /* Appends the scaler's Prometheus text lines (per-target rate, concurrency,
  * active; streams, peer failures) to the malloc'd buffer *buf of length

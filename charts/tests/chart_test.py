@@ -1,6 +1,7 @@
 """Tests of charts/zerowire: helm lint and template with default values and with each
 value set, the rendered objects' required properties, the values schema, and installs
 into the real kube-apiserver (server-side dry run, then for real)."""
+import base64
 import os
 import subprocess
 
@@ -32,6 +33,10 @@ VALUE_SETS = [
     ["--set", "proxy.upstream.streamIdleTimeout=30m"],
     ["--set", "webhook.splitHeader=false"],
     ["--set-string", "proxy.upstream.streamIdleTimeout=0"],
+    ["--set", "proxy.networkPolicy.enabled=false"],
+    ["--set", "proxy.peerAuth.existingSecret=my-peer-token", "--set", "proxy.peerAuth.tokenGrace=30s"],
+    ["--set", "proxy.networkPolicy.metricsNamespaceSelector=null"],
+    ["--set", "proxy.ports.peer=9192"],
 ]
 
 
@@ -134,7 +139,7 @@ def test_services_ports_and_containers_hardened():
     assert ports["zerowire-proxy"] == [8080]
     assert ports["zerowire-proxy-scaler"] == [9090]
     assert ports["zerowire-proxy-admin"] == [9091]
-    assert ports["zerowire-proxy-peers"] == [9091]
+    assert ports["zerowire-proxy-peers"] == [9092]
     for dep in by_kind(docs, "Deployment"):
         spec = dep["spec"]["template"]["spec"]
         assert spec["securityContext"]["runAsNonRoot"] is True
@@ -148,6 +153,86 @@ def test_services_ports_and_containers_hardened():
             assert c["livenessProbe"]["httpGet"]["path"] == "/healthz"
             assert c["resources"]["requests"]
     assert len(by_kind(docs, "PodDisruptionBudget")) == 2
+
+
+def _proxy_pod(docs):
+    return [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"] == "zerowire-proxy"][0][
+        "spec"]["template"]["spec"]
+
+
+def test_peer_token_secret_mounted_and_passed():
+    docs = render()
+    (secret,) = [s for s in by_kind(docs, "Secret") if s["metadata"]["name"] == "zerowire-proxy-peer-token"]
+    token = base64.b64decode(secret["data"]["token"]).decode()
+    assert len(token) == 48 and token.isalnum()
+    # A new render (no cluster to look up) draws another one: it is random.
+    (again,) = [s for s in by_kind(render(), "Secret") if s["metadata"]["name"] == "zerowire-proxy-peer-token"]
+    assert again["data"]["token"] != secret["data"]["token"]
+    pod = _proxy_pod(docs)
+    (c,) = pod["containers"]
+    assert "--peer-token-file=/var/run/zerowire/peer-token/token" in c["args"]
+    assert "--peer-listen=0.0.0.0:9092" in c["args"]
+    assert "--admin-listen=0.0.0.0:9091" in c["args"]
+    assert "--peer-token-grace=2m" in c["args"]
+    assert "--peers-service=zerowire/zerowire-proxy-peers:peer" in c["args"]
+    assert {"name": "peer", "containerPort": 9092, "protocol": "TCP"} in c["ports"]
+    (mount,) = c["volumeMounts"]
+    assert mount["mountPath"] == "/var/run/zerowire/peer-token" and mount["readOnly"] is True
+    (vol,) = [v for v in pod["volumes"] if v["name"] == mount["name"]]
+    assert vol["secret"]["secretName"] == "zerowire-proxy-peer-token"
+    # The token is never in the args or the environment.
+    assert token not in yaml.safe_dump(pod)
+    # Probes stay on the read-only admin port.
+    assert c["readinessProbe"]["httpGet"]["port"] == "admin"
+    peers = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == "zerowire-proxy-peers"][0]
+    assert peers["spec"]["ports"] == [{"name": "peer", "port": 9092, "targetPort": "peer", "protocol": "TCP"}]
+
+
+def test_peer_token_existing_secret():
+    docs = render("--set", "proxy.peerAuth.existingSecret=my-peer-token")
+    assert not [s for s in by_kind(docs, "Secret") if "peer-token" in s["metadata"]["name"]]
+    (vol,) = _proxy_pod(docs)["volumes"]
+    assert vol["secret"]["secretName"] == "my-peer-token"
+
+
+def _proxy_policy(docs):
+    return [n for n in by_kind(docs, "NetworkPolicy") if n["metadata"]["name"] == "zerowire-proxy"]
+
+
+def test_proxy_network_policy_on_by_default():
+    docs = render()
+    (np,) = _proxy_policy(docs)
+    assert not [n for n in by_kind(docs, "NetworkPolicy") if n["metadata"]["name"] != "zerowire-proxy"]
+    assert np["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "proxy"
+    rules = {tuple(p["port"] for p in r["ports"]): r.get("from") for r in np["spec"]["ingress"]}
+    assert rules[(8080, 9090)] is None  # data path and KEDA: from anywhere
+    proxy_pods = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "zerowire",
+                                                  "app.kubernetes.io/instance": "zerowire",
+                                                  "app.kubernetes.io/component": "proxy"}}}
+    assert rules[(9092,)] == [proxy_pods]  # peer port: the replicas only
+    assert rules[(9091,)] == [proxy_pods, {
+        "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
+        "podSelector": {}}]
+    # No other rule opens the admin or peer port.
+    assert sorted(rules) == [(8080, 9090), (9091,), (9092,)]
+
+
+def test_proxy_network_policy_values():
+    docs = render("--set", "proxy.networkPolicy.metricsNamespaceSelector.matchLabels.team=obs",
+                  "--set", "proxy.networkPolicy.metricsPodSelector.matchLabels.app=prometheus",
+                  "--set", "proxy.networkPolicy.adminFrom[0].namespaceSelector.matchLabels.name=keda")
+    (np,) = _proxy_policy(docs)
+    admin = [r for r in np["spec"]["ingress"] if r["ports"][0]["port"] == 9091][0]["from"]
+    assert admin[1]["namespaceSelector"]["matchLabels"]["team"] == "obs"
+    assert admin[1]["podSelector"] == {"matchLabels": {"app": "prometheus"}}
+    assert admin[2] == {"namespaceSelector": {"matchLabels": {"name": "keda"}}}
+    (np,) = _proxy_policy(render("--set", "proxy.networkPolicy.metricsNamespaceSelector=null"))
+    admin = [r for r in np["spec"]["ingress"] if r["ports"][0]["port"] == 9091][0]["from"]
+    assert len(admin) == 1  # the replicas only
+    assert not _proxy_policy(render("--set", "proxy.networkPolicy.enabled=false"))
+    # networkPolicies.enabled adds the webhook's and keeps the proxy's.
+    docs = render("--set", "proxy.networkPolicy.enabled=false", "--set", "networkPolicies.enabled=true")
+    assert len(_proxy_policy(docs)) == 1 and len(by_kind(docs, "NetworkPolicy")) == 2
 
 
 def test_rbac_is_least_privilege():
@@ -172,6 +257,9 @@ def test_rbac_is_least_privilege():
     ["--set", "webhook.limits.readTimeoutSeconds=0"],
     ["--set", "webhook.limits.maxConnections=0"],
     ["--set", "webhook.limits.bodyBudget=1"],
+    ["--set", "proxy.ports.peer=70000"],
+    ["--set", "proxy.peerAuth.tokenGrace=soon"],
+    ["--set", "proxy.networkPolicy.enabled=maybe"],
 ])
 def test_schema_rejects_bad_values(bad):
     r = helm("template", "zerowire", CHART, *bad, check=False)
@@ -201,6 +289,15 @@ def test_install_into_real_apiserver(cluster, tmp_path):
         assert want in got, got
     mwc = cluster.kubectl("get", "mutatingwebhookconfiguration", "zw-zerowire", "-o", "yaml").stdout
     assert "reinvocationPolicy: IfNeeded" in mwc
+    # The peer token is generated once and kept across upgrades (lookup).
+    def token():
+        return cluster.kubectl("get", "secret", "zerowire-proxy-peer-token", "-n", ns, "-o",
+                               "jsonpath={.data.token}").stdout
+    first = token()
+    assert len(base64.b64decode(first)) == 48
+    up = helm("upgrade", "zw", CHART, "-n", ns, *values, "--wait=false", env=env, check=False)
+    assert up.returncode == 0, up.stderr
+    assert token() == first
     un = helm("uninstall", "zw", "-n", ns, env=env, check=False)
     assert un.returncode == 0, un.stderr
 

@@ -247,6 +247,11 @@ def cold_scale_idle(cluster, ns, tmp_path, replicas, peers=None):
     else:
         ports = peer_ports(replicas)
         peer_args = ["--peers-service", peer_service(cluster, ns, ports)]
+    if peer_args:
+        # Replicas share the peer token (the chart's Secret, mounted as a file).
+        token = tmp_path / "peer-token"
+        token.write_text("e2e-peer-token-%d\n" % random.randrange(1 << 60))
+        peer_args += ["--peer-token-file", str(token)]
     proxies = [ProxyProc(cluster, tmp_path, p, namespaces=[ns], args=peer_args, name="proxy-%s" % "AB"[i])
                for i, p in enumerate(ports)]
     scaler, front = proxies[0], proxies[-1]

@@ -102,12 +102,33 @@ OBJECTS = [
 ]
 
 
-class Tool:
-    """One tool_scaler process."""
+PEER_TOKEN = "test-peer-token-0123456789abcdef"
 
-    def __init__(self, tmp, objects, extra=()):
+
+def token_file(tmp, token=PEER_TOKEN, name="peer-token"):
+    """Writes (or replaces, atomically like the kubelet) a token file in tmp."""
+    path = os.path.join(str(tmp), name)
+    with open(path + ".tmp", "w") as f:
+        f.write(token + "\n")
+    os.replace(path + ".tmp", path)
+    return path
+
+
+class Tool:
+    """One tool_scaler process. Unless token_path=False its peer token is the
+    file `peer-token` in tmp (created with PEER_TOKEN when missing), shared by
+    the tools of a test, and http() sends it."""
+
+    def __init__(self, tmp, objects, extra=(), token_path=None):
         if not os.access(TOOL, os.X_OK):
             pytest.fail("%s not built: run `make SAN=1 tools`" % TOOL)
+        if token_path is None:
+            token_path = os.path.join(str(tmp), "peer-token")
+            if not os.path.exists(token_path):
+                token_file(tmp)
+        self.token_path = token_path
+        if token_path:
+            extra = ["--token-file", token_path] + list(extra)
         self.dir = tempfile.mkdtemp(dir=tmp)
         objs = os.path.join(self.dir, "objects.json")
         with open(objs, "w") as f:
@@ -134,13 +155,20 @@ class Tool:
         self.channel = grpc.insecure_channel("127.0.0.1:%d" % self.grpc_port)
         self.stopped = False
 
-    def http(self, method, path, body=None):
+    def token(self):
+        with open(self.token_path) as f:
+            return f.read().strip()
+
+    def http(self, method, path, body=None, headers=None):
+        """headers None: the peer token is sent (when the tool has one)."""
         if body is None or isinstance(body, str):
             data = None if body is None else body.encode()
         else:
             data = json.dumps(body).encode()
+        if headers is None:
+            headers = {"Authorization": "Bearer " + self.token()} if self.token_path else {}
         req = urllib.request.Request("http://%s%s" % (self.admin, path), data=data,
-                                     method=method)
+                                     method=method, headers=headers)
         try:
             with urllib.request.urlopen(req, timeout=5) as r:
                 return r.status, r.read().decode()

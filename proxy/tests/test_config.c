@@ -49,6 +49,26 @@ static void test_defaults(void **state)
 	assert_int_equal(c.shutdown_delay_ms, 5000);
 	assert_int_equal(c.drain_timeout_ms, 30000);
 	assert_true(c.workers >= 1 && c.workers <= 64);
+	assert_null(c.peer_listen);
+	assert_null(c.peer_token_file);
+	assert_int_equal(c.peer_token_grace_ms, 120000);
+}
+
+static void test_peer_flags(void **state)
+{
+	(void)state;
+	struct zw_proxy_config c;
+	char msg[512];
+	assert_int_equal(parse(&c, msg, sizeof(msg), 7, "--peer-listen", "0.0.0.0:9092",
+	                       "--peer-token-file", "/run/token", "--peer-token-grace", "0s"),
+	                 0);
+	assert_string_equal(c.peer_listen, "0.0.0.0:9092");
+	assert_string_equal(c.peer_token_file, "/run/token");
+	assert_int_equal(c.peer_token_grace_ms, 0);
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--peer-listen", "nowhere"), -1);
+	assert_non_null(strstr(msg, "--peer-listen"));
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--peer-token-file", ""), -1);
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--peer-token-grace", "2d"), -1);
 }
 
 static void test_flags(void **state)
@@ -149,7 +169,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_defaults),    cmocka_unit_test(test_flags),
 	        cmocka_unit_test(test_errors),      cmocka_unit_test(test_addr),
-	        cmocka_unit_test(test_chart_flags),
+	        cmocka_unit_test(test_chart_flags), cmocka_unit_test(test_peer_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

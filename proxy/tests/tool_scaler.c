@@ -4,6 +4,7 @@
  *   tool_scaler [--grpc-port N] [--admin-host IP] [--admin-port N]
  *               [--heartbeat-ms N] [--peer-poll-ms N] [--peer-service NS/NAME]
  *               [--objects FILE.json] [--ports-file FILE]
+ *               [--token-file FILE] [--token-grace-ms N] [--token-check-ms N]
  *
  * Targets come from Kubernetes objects (ScaledObject, InterceptorRoute,
  * HTTPScaledObject) parsed by lib/target. The admin port (127.0.0.1) serves
@@ -18,7 +19,9 @@
  *   POST /test/slice                    body: an EndpointSlice applied to the
  *                                       endpoint store; with --peer-service
  *                                       ns/svc the peers come from it
- * SIGTERM/SIGINT stop it cleanly. */
+ * With --token-file the peer token is read from FILE (re-read every
+ * --token-check-ms, default 100) and checked on /peer/ as the proxy does
+ * (auth.h); peers send it. SIGTERM/SIGINT stop it cleanly. */
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -27,6 +30,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "endpoints.h"
 #include "log.h"
 #include "scaler.h"
@@ -45,6 +49,7 @@ static struct {
 	struct zw_stats *stats;
 	struct zw_scaler *scaler;
 	struct zw_endpoints *eps;
+	struct zw_auth *auth;
 	uv_tcp_t admin;
 	uv_signal_t sigterm, sigint;
 	struct tgt *tgts;
@@ -257,7 +262,8 @@ static void respond(struct hconn *c, int status, const char *ctype, const char *
 		uv_close((uv_handle_t *)&c->tcp, on_hconn_closed);
 }
 
-static void handle(struct hconn *c, const char *method, char *target, const char *body, size_t blen)
+static void handle(struct hconn *c, const char *method, char *target, const char *authz,
+                   const char *body, size_t blen)
 {
 	char *query = strchr(target, '?');
 	char key[ZW_STATS_KEY_MAX], nbuf[32];
@@ -360,7 +366,7 @@ static void handle(struct hconn *c, const char *method, char *target, const char
 		free(out);
 		return;
 	}
-	rc = zw_scaler_admin(g.scaler, method, target, &status, &out, &olen, &ctype);
+	rc = zw_scaler_admin(g.scaler, method, target, authz, &status, &out, &olen, &ctype);
 	if (rc == 1)
 		respond(c, status, ctype, out, olen);
 	else
@@ -386,7 +392,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 {
 	struct hconn *c = s->data;
-	char *end, *cl, *sp1, *sp2;
+	char *end, *cl, *sp1, *sp2, *av, *ae;
+	char authz[ZW_AUTH_TOKEN_MAX + 64];
 	size_t hlen, blen = 0;
 
 	(void)buf;
@@ -418,9 +425,17 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 		respond(c, 400, "text/plain", "bad", 3);
 		return;
 	}
+	av = strcasestr(sp2 + 1, "\r\nauthorization:");
+	if (av) {
+		av += 16;
+		while (*av == ' ')
+			av++;
+		ae = strstr(av, "\r\n");
+		snprintf(authz, sizeof(authz), "%.*s", ae ? (int)(ae - av) : (int)strlen(av), av);
+	}
 	*sp1 = 0;
 	*sp2 = 0;
-	handle(c, c->in, sp1 + 1, c->in + hlen, blen);
+	handle(c, c->in, sp1 + 1, av ? authz : NULL, c->in + hlen, blen);
 }
 
 static void on_admin_conn(uv_stream_t *server, int status)
@@ -454,6 +469,8 @@ static void on_scaler_stopped(void *arg)
 {
 	(void)arg;
 	uv_close((uv_handle_t *)&g.admin, NULL);
+	zw_auth_close(g.auth);
+	g.auth = NULL;
 	uv_close((uv_handle_t *)&g.sigterm, NULL);
 	uv_close((uv_handle_t *)&g.sigint, NULL);
 }
@@ -474,12 +491,13 @@ static void on_signal(uv_signal_t *h, int sig)
 int main(int argc, char **argv)
 {
 	struct zw_scaler_config cfg;
-	struct zw_scaler_targets tg = {each_target, NULL};
+	struct zw_scaler_targets tg = {.each = each_target};
 	struct sockaddr_in sa;
 	struct sockaddr_storage ss;
 	int namelen = sizeof(ss);
 	const char *objects = NULL, *ports_file = NULL, *peer_service = NULL;
 	const char *admin_host = "127.0.0.1";
+	struct zw_auth_config ac = {.check_ms = 100};
 	struct zw_ep_subscriber sub = {on_endpoints_changed, NULL};
 	int admin_port = 0, rc;
 	char err[ZW_TARGET_ERRLEN];
@@ -511,6 +529,12 @@ int main(int argc, char **argv)
 			peer_service = v;
 		else if (strcmp(argv[i], "--admin-host") == 0)
 			admin_host = v;
+		else if (strcmp(argv[i], "--token-file") == 0)
+			ac.path = v;
+		else if (strcmp(argv[i], "--token-grace-ms") == 0)
+			ac.grace_ms = strtoull(v, NULL, 10);
+		else if (strcmp(argv[i], "--token-check-ms") == 0)
+			ac.check_ms = strtoull(v, NULL, 10);
 		else {
 			fprintf(stderr, "unknown argument %s\n", argv[i]);
 			return 2;
@@ -530,6 +554,14 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		json_decref(doc);
+	}
+	if (ac.path) {
+		rc = zw_auth_new(g.loop, &ac, &g.auth);
+		if (rc < 0) {
+			fprintf(stderr, "--token-file %s: %s\n", ac.path, strerror(-rc));
+			return 1;
+		}
+		cfg.auth = g.auth;
 	}
 	rc = zw_scaler_start(g.loop, &cfg, g.stats, &tg, &g.scaler);
 	if (rc < 0) {

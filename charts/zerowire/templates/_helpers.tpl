@@ -31,6 +31,10 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s-peers" .Values.proxy.service.name | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
+{{- define "zerowire.peerTokenSecret" -}}
+{{- if .Values.proxy.peerAuth.existingSecret }}{{ .Values.proxy.peerAuth.existingSecret }}{{ else }}{{ printf "%s-peer-token" .Values.proxy.service.name | trunc 63 | trimSuffix "-" }}{{ end }}
+{{- end }}
+
 {{- define "zerowire.adminService" -}}
 {{- printf "%s-admin" .Values.proxy.service.name | trunc 63 | trimSuffix "-" }}
 {{- end }}
