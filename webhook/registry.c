@@ -5,6 +5,8 @@
  * per watch event, lookups happen for every destination of every review). */
 #include "registry.h"
 
+#include "protocol.h"
+
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,8 +34,10 @@ struct vd_entry {
 };
 
 struct port_entry {
-	char *key; /* "<ns>/<name>" SEP "<port name>" */
+	char *key; /* "<ns>/<name>" SEP "<port name>", or SEP "#<number>" */
 	int number;
+	int proto; /* enum zw_proto */
+	char *why; /* what decided proto, "" for the default */
 };
 
 struct flag_entry {
@@ -176,6 +180,13 @@ static void release_key(void *p)
 	free(*(char **)p);
 }
 
+static void release_port(void *p)
+{
+	struct port_entry *e = p;
+	free(e->key);
+	free(e->why);
+}
+
 struct zw_registry *zw_registry_new(void)
 {
 	struct zw_registry *reg = calloc(1, sizeof(*reg));
@@ -207,7 +218,7 @@ void zw_registry_free(struct zw_registry *reg)
 	table_free(&reg->targets, release_target);
 	table_free(&reg->upstreams, release_upstream);
 	table_free(&reg->vds, release_vd);
-	table_free(&reg->ports, release_key);
+	table_free(&reg->ports, release_port);
 	table_free(&reg->flags, release_key);
 	pthread_rwlock_destroy(&reg->lock);
 	free(reg);
@@ -393,44 +404,53 @@ int zw_registry_remove_virtual_destination(struct zw_registry *reg, const char *
 }
 
 int zw_registry_set_service_ports(struct zw_registry *reg, const char *ns, const char *name,
-                                  const char *const *names, const int *numbers, size_t n)
+                                  const struct zw_service_port *ports, size_t n)
 {
 	char *svc = join(ns, "/", name);
 	char *prefix = svc ? join(svc, SEP, "") : NULL;
-	struct port_entry *fresh = calloc(n + 1, sizeof(*fresh));
+	/* Per port a named entry (if named) and a "#number" entry, plus the
+	 * marker (empty name) that says "ports known". */
+	struct port_entry *fresh = calloc(2 * n + 1, sizeof(*fresh));
 	size_t built = 0;
 	int rc = -1;
 	if (!prefix || !fresh)
 		goto out;
-	/* The marker entry (empty port name) says "ports known". */
-	for (built = 0; built <= n; built++) {
-		fresh[built].key = join(prefix, "", built < n && names[built] ? names[built] : "");
-		fresh[built].number = built < n ? numbers[built] : 0;
-		if (!fresh[built].key)
-			goto out;
-		if (built < n && !names[built][0]) {
-			free(fresh[built].key);
-			fresh[built].key = NULL;
+	fresh[built].key = join(prefix, "", "");
+	if (!fresh[built++].key)
+		goto out;
+	for (size_t i = 0; i < n; i++) {
+		char num[16];
+		snprintf(num, sizeof(num), "#%d", ports[i].number);
+		for (int named = 0; named < 2; named++) {
+			const char *k = named ? ports[i].name : num;
+			if (!k || !k[0])
+				continue;
+			struct port_entry *e = &fresh[built++];
+			e->key = join(prefix, "", k);
+			e->number = ports[i].number;
+			e->proto = ports[i].proto;
+			e->why = strdup(ports[i].why ? ports[i].why : "");
+			if (!e->key || !e->why)
+				goto out;
 		}
 	}
 	wrlock(reg);
-	table_remove(&reg->ports, prefix, false, release_key);
-	for (size_t i = 0; n && i <= n; i++) {
-		if (!fresh[i].key)
-			continue;
+	table_remove(&reg->ports, prefix, false, release_port);
+	for (size_t i = 0; n && i < built; i++) {
 		struct port_entry *slot = table_push(&reg->ports);
 		if (!slot)
 			break;
 		*slot = fresh[i];
 		fresh[i].key = NULL;
+		fresh[i].why = NULL;
 	}
 	table_sort(&reg->ports);
 	reg->generation++;
 	unlock(reg);
 	rc = 0;
 out:
-	for (size_t i = 0; fresh && i <= n; i++)
-		free(fresh[i].key);
+	for (size_t i = 0; fresh && i < built; i++)
+		release_port(&fresh[i]);
 	free(fresh);
 	free(prefix);
 	free(svc);
@@ -565,11 +585,14 @@ int zw_registry_each_vd_service(
 	return rc;
 }
 
-int zw_registry_service_port(const struct zw_registry *reg, const char *ns, const char *name,
-                             const char *port_name, int *number)
+/* Finds the port entry `what` (a name, or "#<number>") of Service ns/name:
+ * returns 1 with *out, 0 when the Service's ports are known but not this
+ * one, -1 when they are unknown. */
+static int find_port(const struct zw_registry *reg, const char *ns, const char *name,
+                     const char *what, const struct port_entry **out)
 {
 	char *prefix = join3(ns, name, "");
-	char *key = prefix ? join(prefix, "", port_name) : NULL;
+	char *key = prefix ? join(prefix, "", what) : NULL;
 	int rc = -1;
 	if (!key)
 		goto out;
@@ -579,15 +602,65 @@ int zw_registry_service_port(const struct zw_registry *reg, const char *ns, cons
 	rc = 0;
 	i = table_lower(&reg->ports, key);
 	if (i < reg->ports.n) {
-		struct port_entry *e = table_at(&reg->ports, i);
+		const struct port_entry *e = table_at(&reg->ports, i);
 		if (strcmp(e->key, key) == 0) {
-			*number = e->number;
+			*out = e;
 			rc = 1;
 		}
 	}
 out:
 	free(key);
 	free(prefix);
+	return rc;
+}
+
+int zw_registry_service_port(const struct zw_registry *reg, const char *ns, const char *name,
+                             const char *port_name, int *number)
+{
+	const struct port_entry *e = NULL;
+	int rc = port_name && port_name[0] && port_name[0] != '#'
+	                 ? find_port(reg, ns, name, port_name, &e)
+	                 : find_port(reg, ns, name, "#-", &e);
+	if (rc == 1)
+		*number = e->number;
+	return rc;
+}
+
+int zw_registry_service_protocol(const struct zw_registry *reg, const char *ns, const char *name,
+                                 int port, const char *port_name, int *proto, const char **why)
+{
+	const struct port_entry *e = NULL;
+	char num[16];
+	int rc;
+	if (port_name && port_name[0]) {
+		rc = find_port(reg, ns, name, port_name, &e);
+	} else if (port > 0) {
+		snprintf(num, sizeof(num), "#%d", port);
+		rc = find_port(reg, ns, name, num, &e);
+	} else {
+		/* No port given: the route means the Service's only port. */
+		rc = find_port(reg, ns, name, "#", &e);
+		if (rc >= 0) {
+			const struct port_entry *only = NULL;
+			size_t count = 0;
+			char *prefix = join3(ns, name, "#");
+			size_t i = prefix ? table_lower(&reg->ports, prefix) : reg->ports.n;
+			for (; prefix && i < reg->ports.n; i++) {
+				const struct port_entry *c = table_at(&reg->ports, i);
+				if (strncmp(c->key, prefix, strlen(prefix)) != 0)
+					break;
+				only = c;
+				count++;
+			}
+			free(prefix);
+			e = count == 1 ? only : NULL;
+			rc = e ? 1 : 0;
+		}
+	}
+	if (rc == 1) {
+		*proto = e->proto;
+		*why = e->why;
+	}
 	return rc;
 }
 
@@ -657,31 +730,33 @@ static int apply_vd(struct zw_registry *reg, const json_t *spec, const char *ns,
 	return 0;
 }
 
-static int apply_service(struct zw_registry *reg, const json_t *spec, const char *ns,
-                         const char *name, bool deleted)
+static int apply_service(struct zw_registry *reg, const json_t *obj, const json_t *spec,
+                         const char *ns, const char *name, bool deleted)
 {
 	json_t *ports = json_object_get(spec, "ports");
+	const json_t *ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
 	size_t n = deleted ? 0 : json_array_size(ports), i;
-	const char **names = calloc(n + 1, sizeof(*names));
-	int *numbers = calloc(n + 1, sizeof(*numbers));
+	struct zw_service_port *sp = calloc(n + 1, sizeof(*sp));
+	char(*why)[96] = calloc(n + 1, sizeof(*why));
 	int rc = -1;
-	if (!names || !numbers)
+	if (!sp || !why)
 		goto out;
 	for (i = 0; i < n; i++) {
 		json_t *p = json_array_get(ports, i);
-		names[i] = str_at(p, "name") ? str_at(p, "name") : "";
-		numbers[i] = int_at(p, "port");
+		sp[i].name = str_at(p, "name") ? str_at(p, "name") : "";
+		sp[i].number = int_at(p, "port");
+		sp[i].proto = (int)zw_proto_of_port(str_at(p, "appProtocol"), sp[i].name,
+		                                    zw_proto_service_annotation(ann, sp[i].name),
+		                                    why[i], sizeof(why[i]));
+		sp[i].why = why[i];
 	}
-	rc = zw_registry_set_service_ports(reg, ns, name, names, numbers, n);
-	if (!rc && n == 0 && !deleted) {
-		/* A Service without ports: known, nothing named. */
-		const char *none[1] = {""};
-		int zero[1] = {0};
-		rc = zw_registry_set_service_ports(reg, ns, name, none, zero, 1);
-	}
+	if (deleted)
+		rc = zw_registry_set_service_ports(reg, ns, name, sp, 0);
+	else /* n == 0: a Service without ports is known, nothing named */
+		rc = zw_registry_set_service_ports(reg, ns, name, sp, n ? n : 1);
 out:
-	free(names);
-	free(numbers);
+	free(sp);
+	free(why);
 	return rc;
 }
 
@@ -747,6 +822,6 @@ int zw_registry_apply_object(struct zw_registry *reg, const json_t *obj, bool de
 		return apply_vd(reg, spec, ns, name);
 	}
 	if (strcmp(api, "v1") == 0 && strcmp(kind, "Service") == 0)
-		return apply_service(reg, spec, ns, name, deleted);
+		return apply_service(reg, obj, spec, ns, name, deleted);
 	return 1;
 }

@@ -92,10 +92,19 @@ int zw_registry_add_virtual_destination(struct zw_registry *reg, const char *ns,
 int zw_registry_remove_virtual_destination(struct zw_registry *reg, const char *ns,
                                            const char *name);
 
-/* Records the named ports of Service ns/name: names[i] is port numbers[i].
- * n == 0 forgets the Service. Returns 0 or -1 on ENOMEM. */
+/* One Service port as the registry keeps it. */
+struct zw_service_port {
+	const char *name; /* "" when unnamed */
+	int number;
+	int proto;       /* enum zw_proto (protocol.h) */
+	const char *why; /* what decided proto ("appProtocol grpc"), may be NULL */
+};
+
+/* Records the ports of Service ns/name (ports[0..n), copied); a port with
+ * number 0 and no name only marks the Service known. n == 0 forgets the
+ * Service. Returns 0 or -1 on ENOMEM. */
 int zw_registry_set_service_ports(struct zw_registry *reg, const char *ns, const char *name,
-                                  const char *const *names, const int *numbers, size_t n);
+                                  const struct zw_service_port *ports, size_t n);
 
 /* Sets or clears a wiring flag for namespace `ns`. Returns 0 or -1 on ENOMEM. */
 int zw_registry_set_wiring(struct zw_registry *reg, enum zw_wiring what, const char *ns,
@@ -145,6 +154,15 @@ int zw_registry_find_upstream(const struct zw_registry *reg, const char *ns, con
 int zw_registry_each_vd_service(
         const struct zw_registry *reg, const char *ns, const char *name, int vd_port,
         int (*fn)(void *ctx, const char *svc_ns, const char *svc_name, int svc_port), void *ctx);
+
+/* The protocol of Service ns/name's port `port_name` (when non-empty) or
+ * number `port` (when > 0), or of its only port when neither is given:
+ * returns 1 with *proto (enum zw_proto) and *why (borrowed: valid in the
+ * read section), 0 when the Service is known but not that port (or it has
+ * several and none was named), -1 when the Service's ports are unknown.
+ * Read section required. */
+int zw_registry_service_protocol(const struct zw_registry *reg, const char *ns, const char *name,
+                                 int port, const char *port_name, int *proto, const char **why);
 
 /* Resolves port name `port_name` of Service ns/name: returns 1 and sets
  * *number when known, 0 when the Service is known but has no such port, -1

@@ -223,24 +223,92 @@ static bool port_ok(const struct zw_rewrite *rw, const struct dest *d, const str
 	return r == 1 && number == want;
 }
 
-static const struct zw_target *match_target(const struct zw_rewrite *rw, const struct dest *d)
+static bool host_covered(const struct zw_target *t, const char *host);
+
+/* The route host (Ingress rule) or hosts (other kinds) t does not serve,
+ * or NULL when it serves them all (a route without hosts is taken as
+ * served). */
+static const char *uncovered_host(const struct zw_rewrite *rw, const struct zw_target *t)
 {
-	const struct zw_target *c[MAX_CANDIDATES];
+	const char *h = rw->route_host;
+	if (h && *h && strcmp(h, "*") != 0 && !host_covered(t, h))
+		return h;
+	size_t i;
+	json_t *v;
+	json_array_foreach(rw->route_hosts, i, v)
+	{
+		h = json_string_value(v);
+		if (h && *h && strcmp(h, "*") != 0 && !host_covered(t, h))
+			return h;
+	}
+	return NULL;
+}
+
+/* The target d leads to: the first one of d's Service that autowires this
+ * kind on d's port and serves every route host; else, with *host_miss set
+ * to the host, the first that only misses hosts; else NULL. */
+static const struct zw_target *match_target_hosts(const struct zw_rewrite *rw, const struct dest *d,
+                                                  const char **host_miss)
+{
+	const struct zw_target *c[MAX_CANDIDATES], *partial = NULL;
 	unsigned bit = zw_rewrite_autowire_bit(rw->kind);
+	*host_miss = NULL;
 	if (!rw->reg || !d->name || !d->ns)
 		return NULL;
 	size_t n = zw_registry_find_service(rw->reg, d->ns, d->name, c, MAX_CANDIDATES);
 	if (n > MAX_CANDIDATES)
 		n = MAX_CANDIDATES;
 	for (size_t i = 0; i < n; i++) {
-		if ((c[i]->autowire & bit) && port_ok(rw, d, c[i]))
+		if (!(c[i]->autowire & bit) || !port_ok(rw, d, c[i]))
+			continue;
+		const char *miss = uncovered_host(rw, c[i]);
+		if (!miss)
 			return c[i];
+		if (!partial) {
+			partial = c[i];
+			*host_miss = miss;
+		}
 	}
-	return NULL;
+	return partial;
+}
+
+/* The target d's destination would be rewritten to, or NULL. */
+static const struct zw_target *match_target(const struct zw_rewrite *rw, const struct dest *d)
+{
+	const char *miss;
+	const struct zw_target *t = match_target_hosts(rw, d, &miss);
+	return miss ? NULL : t;
+}
+
+/* Whether zerowire-proxy carries what destination d speaks on this route;
+ * when not, why says what it speaks and how we know. */
+static bool carried(struct zw_rewrite *rw, const struct dest *d, char *why, size_t len)
+{
+	enum zw_proto p = ZW_PROTO_HTTP1;
+	char how[192] = "";
+	int proto;
+	const char *from = NULL;
+	if (rw->kind == ZW_MK_GRPCROUTE) {
+		p = ZW_PROTO_H2C;
+		snprintf(how, sizeof(how), "a GRPCRoute");
+	} else if (rw->backend_proto != ZW_PROTO_HTTP1) {
+		p = rw->backend_proto;
+		snprintf(how, sizeof(how), "%s", rw->backend_proto_why);
+	} else if (rw->reg && zw_registry_service_protocol(rw->reg, d->ns, d->name, d->port,
+	                                                   d->port_name, &proto, &from) == 1) {
+		p = (enum zw_proto)proto;
+		snprintf(how, sizeof(how), "%s", from);
+	}
+	if (ZW_PROTO_CARRIED & (1u << p))
+		return true;
+	snprintf(why, len, "speaks %s (%s)", zw_proto_name(p), how);
+	return false;
 }
 
 static bool host_covered(const struct zw_target *t, const char *host)
 {
+	if (!host)
+		return true;
 	for (size_t r = 0; r < t->n_rules; r++) {
 		const struct zw_route_rule *rule = &t->rules[r];
 		if (rule->n_hosts == 0)
@@ -259,28 +327,11 @@ static bool host_covered(const struct zw_target *t, const char *host)
 	return t->n_rules == 0;
 }
 
-static void check_host(struct zw_rewrite *rw, const struct zw_target *t, const char *host)
-{
-	if (!host || !*host || strcmp(host, "*") == 0 || host_covered(t, host))
-		return;
-	zw_rewrite_warn(rw,
-	                "route host %s is not among the hosts of %s %s/%s: the proxy answers 404 "
-	                "for it",
-	                host, zw_target_source_kind(t->source), t->namespace ? t->namespace : "",
-	                t->name ? t->name : "");
-}
-
 static void warn_after_rewrite(struct zw_rewrite *rw, const struct zw_target *t,
                                const struct dest *d)
 {
 	const struct zw_mutate_config *cfg = rw->cfg;
-	check_host(rw, t, rw->route_host);
-	size_t i;
-	json_t *h;
-	json_array_foreach(rw->route_hosts, i, h)
-	{
-		check_host(rw, t, json_string_value(h));
-	}
+	(void)t;
 	int number;
 	if (d->port_name &&
 	    zw_registry_service_port(rw->reg, d->ns, d->name, d->port_name, &number) == 0)
@@ -541,9 +592,29 @@ static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
 	}
 	if (is_proxy(rw, d))
 		return;
-	const struct zw_target *t = match_target(rw, d);
+	const char *miss = NULL;
+	const struct zw_target *t = match_target_hosts(rw, d, &miss);
 	if (!t)
 		return;
+	if (miss) {
+		/* Rewritten, requests for this host would reach a proxy that
+		 * routes none of them: leave the destination alone. */
+		zw_rewrite_warn(
+		        rw,
+		        "route host %s is not among the hosts of %s %s/%s: destination %s/%s "
+		        "left unchanged (the proxy would answer 404 for it)",
+		        miss, zw_target_source_kind(t->source), t->namespace ? t->namespace : "",
+		        t->name ? t->name : "", d->ns, d->name);
+		return;
+	}
+	char why[256];
+	if (!carried(rw, d, why, sizeof(why))) {
+		zw_rewrite_warn(rw,
+		                "destination %s/%s %s, which zerowire-proxy does not carry: left "
+		                "unchanged (not woken from zero through zerowire)",
+		                d->ns, d->name, why);
+		return;
+	}
 	json_t *written = written_value(rw, d);
 	json_t *original = json_object();
 	json_t *rec = NULL;
@@ -608,6 +679,9 @@ static void split_see(const struct zw_rewrite *rw, struct split *sp, const struc
 static int walk_ingress(struct zw_rewrite *rw, json_t *spec)
 {
 	char path[PATH_MAX_LEN];
+	rw->backend_proto = zw_proto_of_ingress(
+	        json_object_get(json_object_get(rw->obj, "metadata"), "annotations"),
+	        rw->backend_proto_why, sizeof(rw->backend_proto_why));
 	json_t *db = typed(rw, spec, "defaultBackend", JSON_OBJECT, "spec");
 	json_t *svc = typed(rw, db, "service", JSON_OBJECT, "spec.defaultBackend");
 	if (svc) {
@@ -657,6 +731,7 @@ static int walk_ingress(struct zw_rewrite *rw, json_t *spec)
 		}
 	}
 	rw->route_host = NULL;
+	rw->backend_proto = ZW_PROTO_HTTP1;
 	return 0;
 }
 

@@ -11,6 +11,7 @@
 #define ZW_REWRITE_H
 
 #include "mutate.h"
+#include "protocol.h"
 #include "registry.h"
 
 #include <jansson.h>
@@ -36,6 +37,9 @@ struct zw_rewrite {
 	/* Walk state (set by the walkers). */
 	const json_t *route_hosts; /* array of host strings or NULL */
 	const char *route_host;    /* single host (Ingress rule) or NULL */
+	/* Backend protocol the route's annotations set (Ingress), and how. */
+	enum zw_proto backend_proto;
+	char backend_proto_why[160];
 	/* Where the destination being considered gets the ZW_SERVICE_HEADER
 	 * (its route splits traffic between scaled Services), or NULL. */
 	json_t *hint_container;

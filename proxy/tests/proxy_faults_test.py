@@ -564,13 +564,17 @@ def _replica(tmp_path, name, admin_port, peers, good_port):
     (no endpoints: requests are held) and good.test (a running backend)."""
     d = tmp_path / name
     d.mkdir(exist_ok=True)
+    token = tmp_path / "peer-token"  # the replicas share it, as the chart's Secret
+    if not token.exists():
+        token.write_text("fault-suite-peer-token-0123456789\n")
     p = Proxy(d, [scaledobject("busy", "busy", 80, hosts="busy.test", scalingMetric="concurrency",
                                targetValue="1"),
                   scaledobject("other", "other", 80, hosts="other.test", **COLD_META),
                   scaledobject("good", "good", good_port, hosts="good.test")],
               {"default/good": [("127.0.0.1", good_port)]},
               args=["--admin-listen", "127.0.0.1:%d" % admin_port,
-                    "--peers", ",".join("127.0.0.1:%d" % x for x in peers)], ready=False)
+                    "--peers", ",".join("127.0.0.1:%d" % x for x in peers),
+                    "--peer-token-file", str(token)], ready=False)
     p.admin_port = admin_port
     wait_for(lambda: p.admin_get("/readyz")[0] == 200 or p.proc.poll() is not None, timeout=15,
              what="replica /readyz")
