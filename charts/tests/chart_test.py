@@ -150,6 +150,33 @@ def test_services_ports_and_containers_hardened():
     assert len(by_kind(docs, "PodDisruptionBudget")) == 2
 
 
+def test_restore_hook_runs_before_delete_with_its_own_rbac():
+    docs = render("--set", "watchNamespaces={team-a}", "--set", "restoreOnUninstall.deadlineSeconds=300")
+    hooks = [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "pre-delete"]
+    assert sorted(d["kind"] for d in hooks) == ["ClusterRole", "ClusterRoleBinding", "Job", "Role", "RoleBinding",
+                                               "ServiceAccount"]
+    for d in hooks:
+        assert d["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+        # RBAC first, then the Job.
+        assert int(d["metadata"]["annotations"]["helm.sh/hook-weight"]) == (0 if d["kind"] == "Job" else -10)
+    (job,) = by_kind(hooks, "Job")
+    assert job["spec"]["activeDeadlineSeconds"] == 360
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "zerowire-restore" and pod["restartPolicy"] == "Never"
+    args = pod["containers"][0]["args"]
+    for want in ("restore", "--webhook-config=zerowire", "--lease-namespace=zerowire",
+                 "--lease-name=zerowire-webhook", "--deadline=300s", "--watch-namespaces=team-a"):
+        assert want in args, args
+    (role,) = [r for r in by_kind(hooks, "ClusterRole")]
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert verbs == {"list", "patch", "delete"}
+    mwc_rule = [r for r in role["rules"] if "mutatingwebhookconfigurations" in r["resources"]][0]
+    assert mwc_rule["resourceNames"] == ["zerowire"] and mwc_rule["verbs"] == ["delete"]
+    assert not [d for d in render("--set", "restoreOnUninstall.enabled=false") if d["kind"] == "Job"]
+    url = render("--set", "webhook.url=https://127.0.0.1:8443/mutate", "--set", "webhook.caBundle=Zm9v")
+    assert not [d for d in url if d["kind"] == "Job"]
+
+
 def test_rbac_is_least_privilege():
     docs = render()
     roles = {r["metadata"]["name"]: r for r in by_kind(docs, "ClusterRole")}
@@ -201,7 +228,11 @@ def test_install_into_real_apiserver(cluster, tmp_path):
         assert want in got, got
     mwc = cluster.kubectl("get", "mutatingwebhookconfiguration", "zw-zerowire", "-o", "yaml").stdout
     assert "reinvocationPolicy: IfNeeded" in mwc
-    un = helm("uninstall", "zw", "-n", ns, env=env, check=False)
+    # No kubelet runs the pre-delete restore Job here (helm would wait for it): its
+    # command is tested against this apiserver in e2e/tests/test_lifecycle_e2e.py.
+    hooks = cluster.kubectl("get", "job", "-n", ns, "-o", "name").stdout
+    assert hooks == ""  # a hook: not installed, made at uninstall
+    un = helm("uninstall", "zw", "-n", ns, "--no-hooks", env=env, check=False)
     assert un.returncode == 0, un.stderr
 
 
@@ -215,9 +246,10 @@ def test_rendered_args_are_accepted_by_the_binaries(values, tmp_path):
     """Every flag the chart passes is one the binary knows, with a value it accepts: the
     process gets past flag parsing and stops only at the (deliberately missing) API server."""
     missing = tmp_path / "no-kubeconfig"
-    for dep in by_kind(render(*values), "Deployment"):
+    docs = render(*values)
+    for dep in by_kind(docs, "Deployment") + by_kind(docs, "Job"):
         c = dep["spec"]["template"]["spec"]["containers"][0]
-        binary = BINS[c["name"]]
+        binary = BINS["webhook" if c["name"] == "restore" else c["name"]]
         assert os.path.exists(binary), "build first: make"
         r = subprocess.run([binary, *c["args"], "--kubeconfig", str(missing)], capture_output=True,
                            text=True, timeout=30)
