@@ -32,6 +32,11 @@ VALUE_SETS = [
     ["--set", "proxy.upstream.streamIdleTimeout=30m"],
     ["--set", "webhook.splitHeader=false"],
     ["--set-string", "proxy.upstream.streamIdleTimeout=0"],
+    ["--set", "nameOverride=zw", "--set", "fullnameOverride=acme"],
+    ["--set", "proxy.extraArgs={--log-level=debug}", "--set", "webhook.extraArgs={--resync=20}",
+     "--set", "proxy.priorityClassName=system-cluster-critical", "--set", "webhook.podLabels.team=edge"],
+    ["--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.podMonitor.enabled=true"],
+    ["--set", "restoreOnUninstall.enabled=false"],
 ]
 
 
@@ -56,8 +61,9 @@ def test_lint_and_template(values):
     assert r.returncode == 0, r.stdout + r.stderr
     docs = render(*values)
     assert by_kind(docs, "MutatingWebhookConfiguration")
+    name = "zw" if "nameOverride=zw" in values else "zerowire"
     for d in docs:
-        assert d["metadata"]["labels"]["app.kubernetes.io/name"] == "zerowire"
+        assert d["metadata"]["labels"]["app.kubernetes.io/name"] == name
 
 
 def test_webhook_configuration_defaults():
@@ -177,6 +183,133 @@ def test_restore_hook_runs_before_delete_with_its_own_rbac():
     assert not [d for d in url if d["kind"] == "Job"]
 
 
+def deployment(docs, suffix):
+    return [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith(suffix)][0]
+
+
+def test_termination_grace_follows_shutdown_delay_and_drain():
+    pod = deployment(render(), "proxy")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 5 + 30 + 10
+    pod = deployment(render("--set", "proxy.shutdown.delay=1500ms", "--set", "proxy.shutdown.drainTimeout=2m"),
+                     "proxy")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 2 + 120 + 10  # 121.5 s rounded up, + 10
+    pod = deployment(render("--set", "proxy.shutdown.drainTimeout=1h0m30s"), "proxy")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 5 + 3630 + 10
+    pod = deployment(render("--set", "proxy.terminationGracePeriodSeconds=90"), "proxy")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 90
+
+
+def test_pdbs_allow_one_unavailable():
+    pdbs = by_kind(render(), "PodDisruptionBudget")
+    assert len(pdbs) == 2
+    for p in pdbs:
+        assert p["spec"]["maxUnavailable"] == 1 and "minAvailable" not in p["spec"]
+
+
+def test_name_overrides():
+    docs = render("--set", "nameOverride=zw")
+    assert {d["metadata"]["labels"]["app.kubernetes.io/name"] for d in docs} == {"zw"}
+    assert deployment(docs, "webhook")["metadata"]["name"] == "zerowire-zw-webhook"
+    docs = render("--set", "fullnameOverride=acme")
+    assert deployment(docs, "webhook")["metadata"]["name"] == "acme-webhook"
+    assert by_kind(docs, "MutatingWebhookConfiguration")[0]["metadata"]["name"] == "acme"
+    assert deployment(render(), "webhook")["metadata"]["name"] == "zerowire-webhook"
+
+
+def test_pod_extras_and_probes():
+    docs = render("--set", "proxy.extraArgs={--slow-start=1s}", "--set", "proxy.extraEnv[0].name=A",
+                  "--set", "proxy.extraEnv[0].value=b", "--set", "proxy.extraVolumes[0].name=x",
+                  "--set", "proxy.extraVolumes[0].emptyDir.medium=Memory",
+                  "--set", "proxy.extraVolumeMounts[0].name=x", "--set", "proxy.extraVolumeMounts[0].mountPath=/x",
+                  "--set", "proxy.podAnnotations.a=b", "--set", "proxy.podLabels.team=edge",
+                  "--set", "proxy.priorityClassName=high", "--set", "webhook.extraVolumes[0].name=y",
+                  "--set", "webhook.extraVolumes[0].emptyDir.medium=Memory",
+                  "--set", "webhook.extraVolumeMounts[0].name=y", "--set", "webhook.extraVolumeMounts[0].mountPath=/y",
+                  "--set", "webhook.certMode=cert-manager", "--set", "webhook.probes.startup.failureThreshold=60",
+                  "--set", "proxy.probes.readiness.periodSeconds=5")
+    proxy = deployment(docs, "proxy")["spec"]["template"]
+    c = proxy["spec"]["containers"][0]
+    assert c["args"][-1] == "--slow-start=1s"
+    assert {"name": "A", "value": "b"} in c["env"] and c["env"][0]["name"] == "POD_NAME"
+    assert c["volumeMounts"] == [{"name": "x", "mountPath": "/x"}]
+    assert proxy["spec"]["volumes"] == [{"name": "x", "emptyDir": {"medium": "Memory"}}]
+    assert proxy["metadata"]["annotations"] == {"a": "b"} and proxy["metadata"]["labels"]["team"] == "edge"
+    assert proxy["spec"]["priorityClassName"] == "high"
+    assert c["readinessProbe"]["periodSeconds"] == 5 and c["startupProbe"]["httpGet"]["path"] == "/healthz"
+    wh = deployment(docs, "webhook")["spec"]["template"]["spec"]
+    names = [v["name"] for v in wh["volumes"]]
+    assert names == ["tls", "y"] and [m["name"] for m in wh["containers"][0]["volumeMounts"]] == ["tls", "y"]
+    probe = wh["containers"][0]["startupProbe"]
+    assert probe["failureThreshold"] == 60 and probe["httpGet"]["scheme"] == "HTTPS"
+
+
+def test_topology_spread_soft_by_default():
+    for comp in ("proxy", "webhook"):
+        tsc = deployment(render(), comp)["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert [t["topologyKey"] for t in tsc] == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+        assert all(t["whenUnsatisfiable"] == "ScheduleAnyway" for t in tsc)
+        assert all(t["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == comp for t in tsc)
+    tsc = deployment(render("--set", "proxy.topologySpreadConstraints[0].maxSkew=2",
+                            "--set", "proxy.topologySpreadConstraints[0].topologyKey=rack",
+                            "--set", "proxy.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule"),
+                     "proxy")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert tsc == [{"maxSkew": 2, "topologyKey": "rack", "whenUnsatisfiable": "DoNotSchedule"}]
+
+
+def test_service_and_pod_monitors():
+    assert not by_kind(render(), "ServiceMonitor") and not by_kind(render(), "PodMonitor")
+    docs = render("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.labels.release=prom")
+    sms = {m["metadata"]["name"]: m for m in by_kind(docs, "ServiceMonitor")}
+    assert set(sms) == {"zerowire-proxy", "zerowire-webhook"}
+    assert sms["zerowire-proxy"]["metadata"]["labels"]["release"] == "prom"
+    sel = sms["zerowire-proxy"]["spec"]["selector"]["matchLabels"]
+    admin = [s for s in by_kind(docs, "Service")
+             if all(s["metadata"]["labels"].get(k) == v for k, v in sel.items())]
+    assert [s["metadata"]["name"] for s in admin] == ["zerowire-proxy-admin"]
+    assert sms["zerowire-webhook"]["spec"]["endpoints"][0]["scheme"] == "https"
+    pms = by_kind(render("--set", "metrics.podMonitor.enabled=true"), "PodMonitor")
+    assert sorted(p["spec"]["podMetricsEndpoints"][0]["port"] for p in pms) == ["admin", "https"]
+
+
+def test_url_mode_without_ca_bundle_fails_clearly():
+    r = helm("template", "zerowire", CHART, "--set", "webhook.url=https://10.0.0.5:8443/mutate", check=False)
+    assert r.returncode != 0 and "webhook.caBundle is empty" in r.stderr, r.stderr
+
+
+def test_chart_metadata():
+    with open(os.path.join(CHART, "Chart.yaml")) as f:
+        chart = yaml.safe_load(f)
+    assert chart["kubeVersion"] == ">=1.20.0-0"
+    for key in ("home", "sources", "maintainers", "icon", "description"):
+        assert chart.get(key), key
+
+
+def test_schema_closed_and_described_everywhere():
+    import json
+    with open(os.path.join(CHART, "values.schema.json")) as f:
+        schema = json.load(f)
+    with open(os.path.join(CHART, "values.yaml")) as f:
+        values = yaml.safe_load(f)
+    free = {"resources", "nodeSelector", "affinity", "podSecurityContext", "securityContext", "issuerRef",
+            "podAnnotations", "podLabels", "labels"}
+
+    def resolve(node):
+        ref = node.get("$ref", "")
+        return schema["definitions"][ref.split("/")[-1]] if ref.startswith("#/definitions/") else node
+
+    def walk(node, val, path):
+        node = dict(resolve(node), **{k: v for k, v in node.items() if k != "$ref"})
+        if path:
+            assert node.get("description"), "no description: " + path
+        if "properties" in node and path.split(".")[-1] not in free:
+            assert node.get("additionalProperties") is False, "open object: " + (path or "(root)")
+            for k, v in (val or {}).items():
+                assert k in node["properties"], "value without schema: %s.%s" % (path, k)
+            for k, sub in node["properties"].items():
+                walk(sub, (val or {}).get(k) if isinstance(val, dict) else None, (path + "." + k).lstrip("."))
+    walk(schema, values, "")
+
+
 def test_rbac_is_least_privilege():
     docs = render()
     roles = {r["metadata"]["name"]: r for r in by_kind(docs, "ClusterRole")}
@@ -199,6 +332,11 @@ def test_rbac_is_least_privilege():
     ["--set", "webhook.limits.readTimeoutSeconds=0"],
     ["--set", "webhook.limits.maxConnections=0"],
     ["--set", "webhook.limits.bodyBudget=1"],
+    ["--set", "unknownTopLevel=1"],
+    ["--set", "proxy.pdb.minAvailable=1"],
+    ["--set", "proxy.probes.startup.period=1"],
+    ["--set", "metrics.serviceMonitor.scrape=1"],
+    ["--set", "restoreOnUninstall.deadlineSeconds=1"],
 ])
 def test_schema_rejects_bad_values(bad):
     r = helm("template", "zerowire", CHART, *bad, check=False)
