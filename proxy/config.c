@@ -12,6 +12,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#ifndef ZW_COMMIT
+#define ZW_COMMIT "unknown" /* set by the Makefile from git */
+#endif
+
 static const char usage_text[] =
         "usage: zerowire-proxy [flags]\n"
         "\n"
@@ -261,7 +265,8 @@ int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, ch
 			return 1;
 		}
 		if (strcmp(arg, "--version") == 0) {
-			snprintf(msg, msg_len, "zerowire-proxy %s\n", ZW_VERSION);
+			snprintf(msg, msg_len, "zerowire-proxy %s (commit %s)\n", ZW_VERSION,
+			         ZW_COMMIT);
 			return 1;
 		}
 		char *val = NULL;

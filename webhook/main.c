@@ -26,6 +26,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifndef ZW_COMMIT
+#define ZW_COMMIT "unknown" /* set by the Makefile from git */
+#endif
+
 #define MAX_LIST_ITEMS 64 /* entries of a comma list flag */
 
 static const char usage[] =
@@ -425,7 +429,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 			return 1;
 		}
 		if (strcmp(arg, "--version") == 0) {
-			printf("zerowire-webhook %s\n", ZW_VERSION);
+			printf("zerowire-webhook %s (commit %s)\n", ZW_VERSION, ZW_COMMIT);
 			return 1;
 		}
 		if (strncmp(arg, "--", 2) != 0)
