@@ -8,6 +8,7 @@
 # SAN=1 builds into build/san with AddressSanitizer and UBSan.
 
 VERSION    := 0.1.0
+COMMIT     := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 SAN        ?= 0
 CC         ?= cc
 PKGS       := libmicrohttpd gnutls jansson libcurl libuv libnghttp2 libprotobuf-c yaml-0.1
@@ -32,7 +33,7 @@ endif
 
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-CPPFLAGS   := -D_GNU_SOURCE -DZW_VERSION=\"$(VERSION)\" -Ilib -I$(BUILD)/gen -I$(LLHTTP_INC) $(PKG_CFLAGS)
+CPPFLAGS   := -D_GNU_SOURCE -DZW_VERSION=\"$(VERSION)\" -DZW_COMMIT=\"$(COMMIT)\" -Ilib -I$(BUILD)/gen -I$(LLHTTP_INC) $(PKG_CFLAGS)
 CFLAGS     := -std=c11 -g $(OPT) -Wall -Wextra -Werror -MMD -MP
 LDFLAGS    := $(filter -fsanitize%,$(OPT)) -Wl,--as-needed
 LDLIBS     := $(PKG_LIBS) -lpthread -lm

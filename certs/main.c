@@ -11,6 +11,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#ifndef ZW_COMMIT
+#define ZW_COMMIT "unknown" /* set by the Makefile from git */
+#endif
+
 static const char usage[] =
         "usage: zerowire-certs --out-dir DIR [options]\n"
         "\n"
@@ -215,7 +219,7 @@ int main(int argc, char **argv)
 			rc = 0;
 			goto out;
 		case OPT_VERSION:
-			printf("zerowire-certs %s\n", ZW_VERSION);
+			printf("zerowire-certs %s (commit %s)\n", ZW_VERSION, ZW_COMMIT);
 			rc = 0;
 			goto out;
 		default:

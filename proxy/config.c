@@ -12,6 +12,10 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#ifndef ZW_COMMIT
+#define ZW_COMMIT "unknown" /* set by the Makefile from git */
+#endif
+
 static const char usage_text[] =
         "usage: zerowire-proxy [flags]\n"
         "\n"
@@ -26,7 +30,8 @@ static const char usage_text[] =
         "  --peer-listen ADDR            /peer/ endpoints (and /healthz) on their own\n"
         "                                listener (default: on the admin listener)\n"
         "  --scaler-listen ADDR          KEDA external scaler gRPC (default 0.0.0.0:9090)\n"
-        "  --workers N                   worker threads, one loop each (default: CPUs)\n"
+        "  --workers N                   worker threads, one loop each (default: the\n"
+        "                                cgroup CPU quota rounded up, else online CPUs)\n"
         "Sources:\n"
         "  --kubeconfig PATH             API server access (default: in-cluster)\n"
         "  --namespace NS[,NS]           namespaces to watch (repeatable; default all;\n"
@@ -84,6 +89,53 @@ const char *zw_proxy_config_usage(void)
 	return usage_text;
 }
 
+/* Reads up to two integers from dir/name ("max" reads as -1). Returns how
+ * many were read, 0 when the file is absent or unreadable. */
+static int read_quota(const char *dir, const char *name, long long *a, long long *b)
+{
+	char path[512], word[32];
+	FILE *f;
+	int n = 0;
+
+	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
+		return 0;
+	f = fopen(path, "r");
+	if (f == NULL)
+		return 0;
+	if (fscanf(f, "%31s", word) == 1) {
+		*a = strcmp(word, "max") == 0 ? -1 : strtoll(word, NULL, 10);
+		n = 1;
+		if (b != NULL && fscanf(f, "%lld", b) == 1)
+			n = 2;
+	}
+	fclose(f);
+	return n;
+}
+
+int zw_proxy_cgroup_cpus(const char *root, int online)
+{
+	static const char *const v1_dirs[] = {"cpu", "cpu,cpuacct", "cpuacct,cpu", "."};
+	long long quota = -1, period = 0;
+	char dir[512];
+
+	if (online < 1)
+		online = 1;
+	if (read_quota(root, "cpu.max", &quota, &period) != 2) {
+		quota = -1;
+		for (size_t i = 0; i < sizeof(v1_dirs) / sizeof(v1_dirs[0]); i++) {
+			snprintf(dir, sizeof(dir), "%s/%s", root, v1_dirs[i]);
+			if (read_quota(dir, "cpu.cfs_quota_us", &quota, NULL) == 1 &&
+			    read_quota(dir, "cpu.cfs_period_us", &period, NULL) == 1)
+				break;
+			quota = -1;
+		}
+	}
+	if (quota <= 0 || period <= 0)
+		return online;
+	long long cpus = (quota + period - 1) / period;
+	return cpus < 1 ? 1 : (cpus < online ? (int)cpus : online);
+}
+
 void zw_proxy_config_defaults(struct zw_proxy_config *cfg)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -92,7 +144,8 @@ void zw_proxy_config_defaults(struct zw_proxy_config *cfg)
 	cfg->peer_token_grace_ms = 120000;
 	cfg->scaler_listen = "0.0.0.0:9090";
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
-	cfg->workers = n < 1 ? 1 : (n > 64 ? 64 : (int)n);
+	n = zw_proxy_cgroup_cpus("/sys/fs/cgroup", n < 1 ? 1 : (n > 64 ? 64 : (int)n));
+	cfg->workers = (int)n;
 	cfg->log_level = "info";
 	cfg->max_header_bytes = 65536;
 	cfg->max_headers = 100;
@@ -224,7 +277,8 @@ int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, ch
 			return 1;
 		}
 		if (strcmp(arg, "--version") == 0) {
-			snprintf(msg, msg_len, "zerowire-proxy %s\n", ZW_VERSION);
+			snprintf(msg, msg_len, "zerowire-proxy %s (commit %s)\n", ZW_VERSION,
+			         ZW_COMMIT);
 			return 1;
 		}
 		char *val = NULL;

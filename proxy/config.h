@@ -17,8 +17,8 @@ struct zw_proxy_config {
 	const char *peer_listen;   /* --peer-listen: /peer/ paths on their own listener (default
 	                            * none: served on the admin listener) */
 	const char *scaler_listen; /* --scaler-listen, default 0.0.0.0:9090 */
-	int workers;               /* --workers, default: online CPUs (max 64) */
-	const char *kubeconfig;    /* --kubeconfig, default: in-cluster */
+	int workers; /* --workers, default: zw_proxy_cgroup_cpus of the online CPUs (max 64) */
+	const char *kubeconfig;                     /* --kubeconfig, default: in-cluster */
 	const char *namespaces[ZW_CONFIG_MAX_LIST]; /* --namespace (repeat or comma list) */
 	size_t n_namespaces;                        /* 0: all namespaces */
 	const char *targets_file;                   /* --targets-file: static mode (YAML objects) */
@@ -96,5 +96,12 @@ const char *zw_proxy_config_usage(void);
 /* Splits "host:port" / "[v6]:port" into a sockaddr for binding or dialing.
  * Returns 0 or -1. `out` must have room for a struct sockaddr_storage. */
 int zw_parse_addr(const char *s, void *out);
+
+/* The CPUs the process may use: its cgroup's CPU quota under `root`
+ * (borrowed; "/sys/fs/cgroup" in production) rounded up, from cgroup v2
+ * cpu.max or cgroup v1 cpu.cfs_quota_us / cpu.cfs_period_us (in cpu/,
+ * cpu,cpuacct/ or root itself), at least 1 and at most `online`; `online`
+ * when there is no quota or it cannot be read. */
+int zw_proxy_cgroup_cpus(const char *root, int online);
 
 #endif

@@ -7,6 +7,7 @@
 #include "mutate.h"
 #include "reconcile.h"
 #include "registry.h"
+#include "restore.h"
 #include "selfcert.h"
 #include "server.h"
 #include "sources.h"
@@ -25,11 +26,17 @@
 #include <string.h>
 #include <unistd.h>
 
+#ifndef ZW_COMMIT
+#define ZW_COMMIT "unknown" /* set by the Makefile from git */
+#endif
+
 #define MAX_LIST_ITEMS 64 /* entries of a comma list flag */
 
 static const char usage[] =
         "usage: zerowire-webhook (--tls-cert-file FILE --tls-key-file FILE |\n"
         "                         --cert-mode self --cert-secret NS/NAME ...) [flags]\n"
+        "       zerowire-webhook restore [--kubeconfig FILE] [--webhook-config NAME]\n"
+        "                         [--lease-namespace NS] [--lease-name NAME] [--deadline D]\n"
         "\n"
         "Mutating admission webhook of zerowire: rewrites route destinations that\n"
         "name a scaled Service to the zerowire proxy, restores them exactly when the\n"
@@ -106,7 +113,18 @@ static const char usage[] =
         "  --resync SECONDS           full reconciler pass interval (default 10)\n"
         "\n"
         "  --log-level LEVEL          debug, info, warn, error (default info)\n"
-        "  --help, --version\n";
+        "  --help, --version\n"
+        "\n"
+        "restore (uninstall, break-glass): holds the reconciler Lease (--lease-name in\n"
+        "--lease-namespace, default zerowire-webhook in the proxy namespace) so running\n"
+        "replicas stay passive, deletes the MutatingWebhookConfiguration\n"
+        "--webhook-config (when given), restores every rewritten route (of\n"
+        "--watch-namespaces, default all) from its zerowire.io/original records by a\n"
+        "direct patch, and deletes the alias Services, ReferenceGrants and generated\n"
+        "ScaledObjects zerowire made. Exits 0 when all is restored, 1 with the list of\n"
+        "what is left at the deadline.\n"
+        "  --deadline D               seconds, or with suffix s or m (default 2m)\n"
+        "  --handover D               wait after taking the Lease (default 6s)\n";
 
 struct app {
 	struct zw_metrics *metrics;
@@ -146,6 +164,8 @@ struct flags {
 	const char *webhook_service;
 	const char *cert_dns;
 	const char *cert_ips;
+	const char *deadline;
+	const char *handover;
 	long cert_interval_s;
 	long proxy_port;
 	long max_body;
@@ -368,6 +388,8 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 	        {"webhook-service", offsetof(struct flags, webhook_service)},
 	        {"cert-dns", offsetof(struct flags, cert_dns)},
 	        {"cert-ips", offsetof(struct flags, cert_ips)},
+	        {"deadline", offsetof(struct flags, deadline)},
+	        {"handover", offsetof(struct flags, handover)},
 	};
 	static const struct {
 		const char *name;
@@ -407,7 +429,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 			return 1;
 		}
 		if (strcmp(arg, "--version") == 0) {
-			printf("zerowire-webhook %s\n", ZW_VERSION);
+			printf("zerowire-webhook %s (commit %s)\n", ZW_VERSION, ZW_COMMIT);
 			return 1;
 		}
 		if (strncmp(arg, "--", 2) != 0)
@@ -436,6 +458,15 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 		}
 		if (found)
 			continue;
+		for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++)
+			found |= strcmp(name, strs[k].name) == 0;
+		for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++)
+			found |= strcmp(name, nums[k].name) == 0;
+		if (!found) {
+			fprintf(stderr, "zerowire-webhook: unknown flag --%s (see --help)\n", name);
+			return 2;
+		}
+		found = 0;
 		if (val == NULL) {
 			if (i + 1 >= argc) {
 				fprintf(stderr, "zerowire-webhook: --%s needs a value\n", name);
@@ -584,6 +615,100 @@ static int split_ref(const char *ref, char *buf, size_t len, const char **ns, co
 	return 0;
 }
 
+/* Parses a duration: seconds, or a number with suffix s or m, into *ms. */
+static int parse_duration_ms(const char *s, unsigned *ms)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno != 0 || end == s || v < 0 || v > 86400)
+		return -1;
+	if (*end == 'm' && end[1] == '\0')
+		v *= 60;
+	else if (!(*end == '\0' || (*end == 's' && end[1] == '\0')))
+		return -1;
+	if (v > 86400)
+		return -1;
+	*ms = (unsigned)v * 1000u;
+	return 0;
+}
+
+/* `zerowire-webhook restore ...`: the one-shot restore of restore.h.
+ * Returns the process exit code. */
+static int run_restore(int argc, char **argv)
+{
+	struct flags f = {.log_level = "info"};
+	struct zw_mutate_config mcfg;
+	struct zw_kube_config *kcfg = NULL;
+	struct zw_kube *kube = NULL;
+	struct zw_restore_config rcfg;
+	enum zw_log_level level;
+	char **namespaces = NULL;
+	size_t n_namespaces = 0;
+	json_t *left = NULL;
+	char err[512];
+	int rc, exit_code = 1;
+
+	memset(&rcfg, 0, sizeof(rcfg));
+	rcfg.handover_ms = ZW_RESTORE_HANDOVER_MS;
+	rc = parse_flags(argc, argv, &f);
+	if (rc == 1)
+		return 0;
+	if (rc != 0)
+		return 2;
+	if (zw_log_level_parse(f.log_level, &level) < 0 ||
+	    (f.deadline != NULL && parse_duration_ms(f.deadline, &rcfg.deadline_ms) < 0) ||
+	    (f.handover != NULL && parse_duration_ms(f.handover, &rcfg.handover_ms) < 0) ||
+	    split_list(f.watch_namespaces, &namespaces, &n_namespaces) < 0) {
+		fprintf(stderr, "zerowire-webhook restore: invalid --log-level, --deadline, "
+		                "--handover or --watch-namespaces (see --help)\n");
+		return 2;
+	}
+	zw_log_init("webhook", level);
+	zw_mutate_config_defaults(&mcfg);
+	if (f.proxy_namespace != NULL)
+		mcfg.proxy_namespace = f.proxy_namespace;
+	if (zw_kube_config_auto(f.kubeconfig, &kcfg, err, sizeof(err)) < 0) {
+		zw_log(ZW_LOG_ERROR, "kubeconfig_failed", "error=\"%s\"", err);
+		goto out;
+	}
+	if (zw_kube_new(kcfg, &kube) < 0) {
+		fprintf(stderr, "zerowire-webhook restore: out of memory\n");
+		goto out;
+	}
+	rcfg.kube = kube;
+	rcfg.mutate = &mcfg;
+	rcfg.webhook_config = f.webhook_config;
+	rcfg.lease_namespace = f.lease_namespace != NULL ? f.lease_namespace : mcfg.proxy_namespace;
+	rcfg.lease_name = f.lease_name != NULL ? f.lease_name : "zerowire-webhook";
+	rcfg.namespaces = (const char *const *)namespaces;
+	rcfg.n_namespaces = n_namespaces;
+	rc = zw_restore_run(&rcfg, &left);
+	if (rc < 0) {
+		fprintf(stderr, "zerowire-webhook restore: out of memory\n");
+	} else if (rc > 0) {
+		size_t i;
+		json_t *v;
+		fprintf(stderr, "zerowire-webhook restore: not everything was restored:\n");
+		json_array_foreach(left, i, v)
+		{
+			fprintf(stderr, "  %s\n", json_string_value(v));
+		}
+	} else {
+		printf("zerowire-webhook restore: every route restored, zerowire's objects "
+		       "deleted\n");
+		exit_code = 0;
+	}
+out:
+	json_decref(left);
+	zw_kube_free(kube);
+	zw_kube_config_free(kcfg);
+	free_list(namespaces, n_namespaces);
+	return exit_code;
+}
+
 int main(int argc, char **argv)
 {
 	struct flags f = {
@@ -618,6 +743,8 @@ int main(int argc, char **argv)
 	 * staying in its thread's arena (the review memory bound of server.h
 	 * counts one heap). */
 	mallopt(M_ARENA_MAX, 1);
+	if (argc > 1 && strcmp(argv[1], "restore") == 0)
+		return run_restore(argc - 1, argv + 1);
 	rc = parse_flags(argc, argv, &f);
 	if (rc == 1)
 		return 0;

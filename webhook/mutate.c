@@ -261,7 +261,7 @@ static void copy_first_warning(struct zw_mutate_result *info, const json_t *warn
 
 static int mutate_route(const json_t *obj, const char *ns, const struct zw_registry *reg,
                         const struct zw_mutate_config *cfg, json_t **desired_out, json_t *warnings,
-                        json_t *collect, struct zw_mutate_result *info)
+                        json_t *collect, bool restore_only, struct zw_mutate_result *info)
 {
 	json_t *desired = json_deep_copy(obj);
 	json_t *old = NULL, *applied = json_array(), *records = json_array();
@@ -287,8 +287,9 @@ static int mutate_route(const json_t *obj, const char *ns, const struct zw_regis
 		zw_rewrite_warn(&rw, "annotation %s is not valid; ignored", ZW_ANNOTATION_ORIGINAL);
 	if (restore(desired, old, applied, &info->dropped))
 		goto out;
-	bool enabled =
-	        (cfg->enabled_kinds & zw_rewrite_autowire_bit(info->kind)) && !opted_out(obj);
+	bool enabled = !restore_only &&
+	               (cfg->enabled_kinds & zw_rewrite_autowire_bit(info->kind)) &&
+	               !opted_out(obj);
 	if (enabled || collect) {
 		if (reg)
 			zw_registry_read_begin(reg);
@@ -465,7 +466,7 @@ int zw_mutate_object(const json_t *obj, const char *group, const char *version, 
 	} else if (info->kind == ZW_MK_HTTPSCALEDOBJECT || info->kind == ZW_MK_INTERCEPTORROUTE) {
 		rc = check_http_source(obj, &desired, warnings, info);
 	} else {
-		rc = mutate_route(obj, ns, reg, cfg, &desired, warnings, NULL, info);
+		rc = mutate_route(obj, ns, reg, cfg, &desired, warnings, NULL, false, info);
 	}
 	if (rc < 0)
 		goto out;
@@ -506,7 +507,41 @@ int zw_mutate_services(const json_t *obj, const char *group, const char *version
 	rc = 0;
 	if (zw_rewrite_autowire_bit(info.kind) && json_is_object(obj))
 		rc = mutate_route(obj, object_namespace(obj, ns), reg, cfg, &desired, warnings,
-		                  svcs, &info);
+		                  svcs, false, &info);
+out:
+	json_decref(desired);
+	json_decref(warnings);
+	return rc;
+}
+
+int zw_mutate_restore_object(const json_t *obj, const char *group, const char *version,
+                             const char *kind, const struct zw_mutate_config *cfg,
+                             json_t **desired_out, struct zw_mutate_result *info)
+{
+	struct zw_mutate_config defaults;
+	json_t *desired = NULL, *warnings = json_array();
+	int rc = -1;
+	memset(info, 0, sizeof(*info));
+	*desired_out = NULL;
+	if (!cfg) {
+		zw_mutate_config_defaults(&defaults);
+		cfg = &defaults;
+	}
+	info->kind = zw_rewrite_kind(group, version, kind);
+	if (!warnings)
+		goto out;
+	if (!zw_rewrite_autowire_bit(info->kind) || !json_is_object(obj)) {
+		desired = json_incref((json_t *)obj);
+		rc = 0;
+	} else {
+		rc = mutate_route(obj, object_namespace(obj, NULL), NULL, cfg, &desired, warnings,
+		                  NULL, true, info);
+	}
+	if (rc == 0) {
+		copy_first_warning(info, warnings);
+		*desired_out = desired;
+		desired = NULL;
+	}
 out:
 	json_decref(desired);
 	json_decref(warnings);

@@ -122,6 +122,18 @@ int zw_mutate_object(const json_t *obj, const char *group, const char *version, 
                      const struct zw_mutate_config *cfg, json_t **desired_out,
                      json_t **warnings_out, struct zw_mutate_result *info);
 
+/* The restore alone, for when admission cannot run (uninstall, a namespace
+ * opted out): every record of obj's annotation whose location still holds
+ * what zerowire wrote is put back, the others dropped, and the annotation
+ * removed; nothing is rewritten. `obj` is borrowed; group/version/kind
+ * choose the route family (other kinds come back unchanged). On success
+ * *desired_out is a new reference owned by the caller (equal to obj when
+ * nothing changes) and info (required) counts restores and dropped records.
+ * Returns 0, or -1 on ENOMEM (*desired_out NULL). */
+int zw_mutate_restore_object(const json_t *obj, const char *group, const char *version,
+                             const char *kind, const struct zw_mutate_config *cfg,
+                             json_t **desired_out, struct zw_mutate_result *info);
+
 /* Fills svcs (a JSON array, borrowed) with "<ns>/<name>" strings of every
  * Service the object's destinations name (before rewriting, i.e. including
  * the originals recorded in its annotation), for the reconciler's index of

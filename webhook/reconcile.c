@@ -3,6 +3,7 @@
 #include "reconcile.h"
 
 #include "log.h"
+#include "restore.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -20,6 +21,7 @@
 #define RETOUCH_MS       300000 /* a touch admission ignored is tried again after this */
 #define WIRING_LABEL     "zerowire.io/wiring"
 #define MANAGED_SELECTOR ZW_RECONCILE_MANAGED_LABEL "=" ZW_RECONCILE_MANAGED_VALUE
+#define OPTOUT_SELECTOR  ZW_LABEL_AUTOWIRE "=false"
 
 enum watch_role {
 	ROLE_ROUTE = 0,
@@ -27,6 +29,7 @@ enum watch_role {
 	ROLE_ALIASES,  /* managed alias Services */
 	ROLE_HSO,      /* HTTPScaledObjects */
 	ROLE_OWNED_SO, /* managed ScaledObjects */
+	ROLE_OPTOUT,   /* namespaces labelled zerowire.io/autowire: "false" (cluster-scoped) */
 };
 
 struct kind_desc {
@@ -90,6 +93,7 @@ static const struct kind_desc kinds[] = {
          "ScaledObject",
          false,
          MANAGED_SELECTOR},
+        {ROLE_OPTOUT, "", {"v1"}, "namespaces", "Namespace", false, OPTOUT_SELECTOR},
 };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 
@@ -343,7 +347,8 @@ static json_t *snapshot(struct zw_reconcile *r, enum watch_role role, json_t *ve
 
 /* ---- leader election ---- */
 
-static json_t *lease_body(struct zw_reconcile *r, json_t *old, const char *holder, int duration)
+static json_t *lease_body(const char *lease_ns, const char *lease_name, json_t *old,
+                          const char *holder, int duration)
 {
 	char now[64];
 	json_t *lease, *spec;
@@ -366,7 +371,7 @@ static json_t *lease_body(struct zw_reconcile *r, json_t *old, const char *holde
 	} else {
 		lease = json_pack("{s:s,s:s,s:{s:s,s:s,s:{s:s}},s:{}}", "apiVersion",
 		                  "coordination.k8s.io/v1", "kind", "Lease", "metadata", "name",
-		                  r->cfg.lease_name, "namespace", r->cfg.lease_namespace, "labels",
+		                  lease_name, "namespace", lease_ns, "labels",
 		                  ZW_RECONCILE_MANAGED_LABEL, ZW_RECONCILE_MANAGED_VALUE, "spec");
 		if (lease == NULL)
 			return NULL;
@@ -415,7 +420,8 @@ static void lease_step(struct zw_reconcile *r)
 	if (rc < 0 && err.http_status == 404) {
 		struct zw_kube_ref coll = ref;
 		coll.name = NULL;
-		body = lease_body(r, NULL, r->cfg.identity, ZW_RECONCILE_LEASE_S);
+		body = lease_body(r->cfg.lease_namespace, r->cfg.lease_name, NULL, r->cfg.identity,
+		                  ZW_RECONCILE_LEASE_S);
 		if (body != NULL &&
 		    zw_kube_create(r->cfg.kube, &coll, NULL, body, NULL, &err) == 0) {
 			r->last_renew_ms = now;
@@ -451,7 +457,8 @@ static void lease_step(struct zw_reconcile *r)
 			set_leading(r, 0);
 			goto out;
 		}
-		body = lease_body(r, cur, r->cfg.identity, ZW_RECONCILE_LEASE_S);
+		body = lease_body(r->cfg.lease_namespace, r->cfg.lease_name, cur, r->cfg.identity,
+		                  ZW_RECONCILE_LEASE_S);
 		if (body != NULL &&
 		    zw_kube_update(r->cfg.kube, &ref, NULL, body, NULL, &err) == 0) {
 			r->last_renew_ms = now;
@@ -483,12 +490,44 @@ static void lease_release(struct zw_reconcile *r)
 	if (zw_kube_get(r->cfg.kube, &ref, NULL, &cur, &err) < 0)
 		return;
 	if (strcmp(jstr(json_object_get(cur, "spec"), "holderIdentity"), r->cfg.identity) == 0) {
-		body = lease_body(r, cur, "", 1);
+		body = lease_body(r->cfg.lease_namespace, r->cfg.lease_name, cur, "", 1);
 		if (body != NULL)
 			zw_kube_update(r->cfg.kube, &ref, NULL, body, NULL, &err);
 	}
 	json_decref(cur);
 	json_decref(body);
+}
+
+int zw_reconcile_hold_lease(struct zw_kube *kube, const char *lease_ns, const char *lease_name,
+                            const char *holder, int duration_s, struct zw_kube_error *err)
+{
+	struct zw_kube_ref ref = {.group = "coordination.k8s.io",
+	                          .version = "v1",
+	                          .resource = "leases",
+	                          .namespace = lease_ns,
+	                          .name = lease_name};
+	json_t *cur = NULL, *body = NULL;
+	int rc = -1;
+
+	if (zw_kube_get(kube, &ref, NULL, &cur, err) < 0 && err->http_status != 404)
+		goto out;
+	body = lease_body(lease_ns, lease_name, cur, holder, duration_s);
+	if (body == NULL) {
+		err->http_status = 0;
+		snprintf(err->reason, sizeof(err->reason), "%s", "NoMemory");
+		snprintf(err->message, sizeof(err->message), "%s", "out of memory");
+		goto out;
+	}
+	if (cur == NULL) {
+		ref.name = NULL;
+		rc = zw_kube_create(kube, &ref, NULL, body, NULL, err);
+	} else {
+		rc = zw_kube_update(kube, &ref, NULL, body, NULL, err);
+	}
+out:
+	json_decref(cur);
+	json_decref(body);
+	return rc;
 }
 
 /* ---- helpers for a pass ---- */
@@ -604,14 +643,57 @@ static int touch(struct zw_reconcile *r, const struct kind_desc *kd, const char 
 	return 0;
 }
 
+/* Whether route obj of namespace ns needs the alias Service or a
+ * ReferenceGrant. */
+static void needs_wiring(struct zw_reconcile *r, const struct kind_desc *kd, const json_t *obj,
+                         const char *ns, int *alias, int *grant)
+{
+	if (strcmp(kd->kind, "Ingress") == 0)
+		*alias = ingress_needs_alias(r, obj, ns);
+	else if (strcmp(kd->group, "gateway.networking.k8s.io") == 0)
+		*grant = gateway_route_needs_grant(r, obj, ns);
+}
+
+/* A route in a namespace that opted out: admission is not called there, so
+ * the route is restored by a direct patch. Returns 1 when it was (its wiring
+ * is no longer needed), else 0. */
+static int restore_opted_out(struct zw_reconcile *r, const struct kind_desc *kd,
+                             const char *version, const json_t *obj)
+{
+	char msg[600];
+	enum zw_restore_status st = zw_restore_route(r->cfg.kube, kd->group, version, kd->resource,
+	                                             obj, r->cfg.mutate, msg, sizeof(msg));
+
+	if (st == ZW_RS_PATCHED) {
+		zw_log(ZW_LOG_INFO, "route_restored",
+		       "route=%s.%s/%s/%s reason=namespace_opt_out %s", kd->resource, kd->group,
+		       meta_str(obj, "namespace"), meta_str(obj, "name"), msg);
+		return 1;
+	}
+	if (st != ZW_RS_UNCHANGED) {
+		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
+		zw_log(ZW_LOG_WARN, "restore_failed", "route=%s.%s/%s/%s error=\"%s\"",
+		       kd->resource, kd->group, meta_str(obj, "namespace"), meta_str(obj, "name"),
+		       st == ZW_RS_NOMEM ? "out of memory" : msg);
+	}
+	return 0;
+}
+
 /* Routes: touch those admission would change now; collect wiring needs. */
 static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *aliases_needed)
 {
 	json_t *items = snapshot(r, ROLE_ROUTE, NULL), *item;
+	json_t *optout_items = snapshot(r, ROLE_OPTOUT, NULL);
 	uint64_t gen = zw_registry_generation(r->cfg.reg);
-	json_t *seen = json_object();
+	json_t *seen = json_object(), *optout = json_object();
 	unsigned touches = 0;
 	size_t i;
+
+	json_array_foreach(optout_items, i, item)
+	{
+		json_object_set_new(optout, meta_str(json_object_get(item, "obj"), "name"),
+		                    json_true());
+	}
 
 	json_array_foreach(items, i, item)
 	{
@@ -632,9 +714,16 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 		         meta_str(obj, "name"));
 		json_object_set_new(seen, key, json_true());
 		ev = json_object_get(r->evaluated, key);
-		if (ev != NULL && rv != NULL &&
-		    strcmp(json_string_value(json_array_get(ev, 0)), rv) == 0 &&
-		    (uint64_t)json_integer_value(json_array_get(ev, 1)) == gen) {
+		if (json_object_get(optout, ns) != NULL) {
+			/* Not restored yet (or by hand at the proxy): wiring as it is. */
+			json_object_del(r->evaluated, key);
+			if (restore_opted_out(r, kd, version, obj))
+				continue;
+			needs_wiring(r, kd, obj, ns, &alias, &grant);
+			differs = 0;
+		} else if (ev != NULL && rv != NULL &&
+		           strcmp(json_string_value(json_array_get(ev, 0)), rv) == 0 &&
+		           (uint64_t)json_integer_value(json_array_get(ev, 1)) == gen) {
 			/* Neither the route nor the registry changed since. */
 			alias = json_is_true(json_array_get(ev, 2));
 			grant = json_is_true(json_array_get(ev, 3));
@@ -647,10 +736,7 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 			                      r->cfg.mutate, &desired, NULL, &info);
 			zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_EVALUATIONS, 1);
 			eff = rc == 0 && desired != NULL ? desired : obj;
-			if (strcmp(kd->kind, "Ingress") == 0)
-				alias = ingress_needs_alias(r, eff, ns);
-			else if (strcmp(kd->group, "gateway.networking.k8s.io") == 0)
-				grant = gateway_route_needs_grant(r, eff, ns);
+			needs_wiring(r, kd, eff, ns, &alias, &grant);
 			differs = rc == 0 && desired != NULL && !json_equal(desired, obj);
 			json_decref(desired);
 			if (rv != NULL && rc == 0)
@@ -702,6 +788,8 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 		}
 	}
 	json_decref(seen);
+	json_decref(optout);
+	json_decref(optout_items);
 	json_decref(items);
 }
 
@@ -1230,12 +1318,15 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 			w->objs = json_object();
 			if (w->objs == NULL)
 				goto fail;
-			if (kinds[k].cluster_wide_ns && i > 0) {
-				/* Grants live in the proxy namespace only: one watch. */
+			if ((kinds[k].cluster_wide_ns || kinds[k].role == ROLE_OPTOUT) && i > 0) {
+				/* Grants live in the proxy namespace only, namespaces
+				 * are cluster-scoped: one watch. */
 				w->unused = true;
 				atomic_store(&w->synced, 1);
 				continue;
 			}
+			if (kinds[k].role == ROLE_OPTOUT)
+				continue;
 			if (kinds[k].cluster_wide_ns)
 				w->namespace = strdup(cfg->mutate->proxy_namespace);
 			else if (cfg->n_namespaces > 0)

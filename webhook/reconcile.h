@@ -87,6 +87,14 @@ void zw_reconcile_kick(struct zw_reconcile *r);
 /* Returns 1 while this replica leads (always 1 without leader election). */
 int zw_reconcile_leading(struct zw_reconcile *r);
 
+/* Makes `holder` (borrowed) the holder of the Lease lease_ns/lease_name for
+ * duration_s seconds, creating it when missing, with client kube
+ * (borrowed): replicas electing with that Lease stay followers meanwhile
+ * (the uninstall restore holds it so that no reconciler acts). Returns 0,
+ * or -1 with err filled (409: changed meanwhile, try again). */
+int zw_reconcile_hold_lease(struct zw_kube *kube, const char *lease_ns, const char *lease_name,
+                            const char *holder, int duration_s, struct zw_kube_error *err);
+
 /* Stops the watches and the thread, releases the Lease when held, frees r.
  * NULL-safe. */
 void zw_reconcile_stop(struct zw_reconcile *r);

@@ -37,6 +37,11 @@ VALUE_SETS = [
     ["--set", "proxy.peerAuth.existingSecret=my-peer-token", "--set", "proxy.peerAuth.tokenGrace=30s"],
     ["--set", "proxy.networkPolicy.metricsNamespaceSelector=null"],
     ["--set", "proxy.ports.peer=9192"],
+    ["--set", "nameOverride=zw", "--set", "fullnameOverride=acme"],
+    ["--set", "proxy.extraArgs={--log-level=debug}", "--set", "webhook.extraArgs={--resync=20}",
+     "--set", "proxy.priorityClassName=system-cluster-critical", "--set", "webhook.podLabels.team=edge"],
+    ["--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.podMonitor.enabled=true"],
+    ["--set", "restoreOnUninstall.enabled=false"],
 ]
 
 
@@ -61,8 +66,9 @@ def test_lint_and_template(values):
     assert r.returncode == 0, r.stdout + r.stderr
     docs = render(*values)
     assert by_kind(docs, "MutatingWebhookConfiguration")
+    name = "zw" if "nameOverride=zw" in values else "zerowire"
     for d in docs:
-        assert d["metadata"]["labels"]["app.kubernetes.io/name"] == "zerowire"
+        assert d["metadata"]["labels"]["app.kubernetes.io/name"] == name
 
 
 def test_webhook_configuration_defaults():
@@ -233,6 +239,161 @@ def test_proxy_network_policy_values():
     # networkPolicies.enabled adds the webhook's and keeps the proxy's.
     docs = render("--set", "proxy.networkPolicy.enabled=false", "--set", "networkPolicies.enabled=true")
     assert len(_proxy_policy(docs)) == 1 and len(by_kind(docs, "NetworkPolicy")) == 2
+def test_restore_hook_runs_before_delete_with_its_own_rbac():
+    docs = render("--set", "watchNamespaces={team-a}", "--set", "restoreOnUninstall.deadlineSeconds=300")
+    hooks = [d for d in docs if (d["metadata"].get("annotations") or {}).get("helm.sh/hook") == "pre-delete"]
+    assert sorted(d["kind"] for d in hooks) == ["ClusterRole", "ClusterRoleBinding", "Job", "Role", "RoleBinding",
+                                               "ServiceAccount"]
+    for d in hooks:
+        assert d["metadata"]["annotations"]["helm.sh/hook-delete-policy"] == "before-hook-creation,hook-succeeded"
+        # RBAC first, then the Job.
+        assert int(d["metadata"]["annotations"]["helm.sh/hook-weight"]) == (0 if d["kind"] == "Job" else -10)
+    (job,) = by_kind(hooks, "Job")
+    assert job["spec"]["activeDeadlineSeconds"] == 360
+    pod = job["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == "zerowire-restore" and pod["restartPolicy"] == "Never"
+    args = pod["containers"][0]["args"]
+    for want in ("restore", "--webhook-config=zerowire", "--lease-namespace=zerowire",
+                 "--lease-name=zerowire-webhook", "--deadline=300s", "--watch-namespaces=team-a"):
+        assert want in args, args
+    (role,) = [r for r in by_kind(hooks, "ClusterRole")]
+    verbs = {v for rule in role["rules"] for v in rule["verbs"]}
+    assert verbs == {"list", "patch", "delete"}
+    mwc_rule = [r for r in role["rules"] if "mutatingwebhookconfigurations" in r["resources"]][0]
+    assert mwc_rule["resourceNames"] == ["zerowire"] and mwc_rule["verbs"] == ["delete"]
+    assert not [d for d in render("--set", "restoreOnUninstall.enabled=false") if d["kind"] == "Job"]
+    url = render("--set", "webhook.url=https://127.0.0.1:8443/mutate", "--set", "webhook.caBundle=Zm9v")
+    assert not [d for d in url if d["kind"] == "Job"]
+
+
+def deployment(docs, suffix):
+    return [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith(suffix)][0]
+
+
+def test_termination_grace_follows_shutdown_delay_and_drain():
+    pod = deployment(render(), "proxy")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 5 + 30 + 10
+    pod = deployment(render("--set", "proxy.shutdown.delay=1500ms", "--set", "proxy.shutdown.drainTimeout=2m"),
+                     "proxy")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 2 + 120 + 10  # 121.5 s rounded up, + 10
+    pod = deployment(render("--set", "proxy.shutdown.drainTimeout=1h0m30s"), "proxy")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 5 + 3630 + 10
+    pod = deployment(render("--set", "proxy.terminationGracePeriodSeconds=90"), "proxy")["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 90
+
+
+def test_pdbs_allow_one_unavailable():
+    pdbs = by_kind(render(), "PodDisruptionBudget")
+    assert len(pdbs) == 2
+    for p in pdbs:
+        assert p["spec"]["maxUnavailable"] == 1 and "minAvailable" not in p["spec"]
+
+
+def test_name_overrides():
+    docs = render("--set", "nameOverride=zw")
+    assert {d["metadata"]["labels"]["app.kubernetes.io/name"] for d in docs} == {"zw"}
+    assert deployment(docs, "webhook")["metadata"]["name"] == "zerowire-zw-webhook"
+    docs = render("--set", "fullnameOverride=acme")
+    assert deployment(docs, "webhook")["metadata"]["name"] == "acme-webhook"
+    assert by_kind(docs, "MutatingWebhookConfiguration")[0]["metadata"]["name"] == "acme"
+    assert deployment(render(), "webhook")["metadata"]["name"] == "zerowire-webhook"
+
+
+def test_pod_extras_and_probes():
+    docs = render("--set", "proxy.extraArgs={--slow-start=1s}", "--set", "proxy.extraEnv[0].name=A",
+                  "--set", "proxy.extraEnv[0].value=b", "--set", "proxy.extraVolumes[0].name=x",
+                  "--set", "proxy.extraVolumes[0].emptyDir.medium=Memory",
+                  "--set", "proxy.extraVolumeMounts[0].name=x", "--set", "proxy.extraVolumeMounts[0].mountPath=/x",
+                  "--set", "proxy.podAnnotations.a=b", "--set", "proxy.podLabels.team=edge",
+                  "--set", "proxy.priorityClassName=high", "--set", "webhook.extraVolumes[0].name=y",
+                  "--set", "webhook.extraVolumes[0].emptyDir.medium=Memory",
+                  "--set", "webhook.extraVolumeMounts[0].name=y", "--set", "webhook.extraVolumeMounts[0].mountPath=/y",
+                  "--set", "webhook.certMode=cert-manager", "--set", "webhook.probes.startup.failureThreshold=60",
+                  "--set", "proxy.probes.readiness.periodSeconds=5")
+    proxy = deployment(docs, "proxy")["spec"]["template"]
+    c = proxy["spec"]["containers"][0]
+    assert c["args"][-1] == "--slow-start=1s"
+    assert {"name": "A", "value": "b"} in c["env"] and c["env"][0]["name"] == "POD_NAME"
+    # The peer token's mount and volume come first, the extra ones after.
+    assert [m["name"] for m in c["volumeMounts"]] == ["peer-token", "x"]
+    assert c["volumeMounts"][1] == {"name": "x", "mountPath": "/x"}
+    assert [v["name"] for v in proxy["spec"]["volumes"]] == ["peer-token", "x"]
+    assert proxy["spec"]["volumes"][1] == {"name": "x", "emptyDir": {"medium": "Memory"}}
+    assert proxy["metadata"]["annotations"] == {"a": "b"} and proxy["metadata"]["labels"]["team"] == "edge"
+    assert proxy["spec"]["priorityClassName"] == "high"
+    assert c["readinessProbe"]["periodSeconds"] == 5 and c["startupProbe"]["httpGet"]["path"] == "/healthz"
+    wh = deployment(docs, "webhook")["spec"]["template"]["spec"]
+    names = [v["name"] for v in wh["volumes"]]
+    assert names == ["tls", "y"] and [m["name"] for m in wh["containers"][0]["volumeMounts"]] == ["tls", "y"]
+    probe = wh["containers"][0]["startupProbe"]
+    assert probe["failureThreshold"] == 60 and probe["httpGet"]["scheme"] == "HTTPS"
+
+
+def test_topology_spread_soft_by_default():
+    for comp in ("proxy", "webhook"):
+        tsc = deployment(render(), comp)["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        assert [t["topologyKey"] for t in tsc] == ["topology.kubernetes.io/zone", "kubernetes.io/hostname"]
+        assert all(t["whenUnsatisfiable"] == "ScheduleAnyway" for t in tsc)
+        assert all(t["labelSelector"]["matchLabels"]["app.kubernetes.io/component"] == comp for t in tsc)
+    tsc = deployment(render("--set", "proxy.topologySpreadConstraints[0].maxSkew=2",
+                            "--set", "proxy.topologySpreadConstraints[0].topologyKey=rack",
+                            "--set", "proxy.topologySpreadConstraints[0].whenUnsatisfiable=DoNotSchedule"),
+                     "proxy")["spec"]["template"]["spec"]["topologySpreadConstraints"]
+    assert tsc == [{"maxSkew": 2, "topologyKey": "rack", "whenUnsatisfiable": "DoNotSchedule"}]
+
+
+def test_service_and_pod_monitors():
+    assert not by_kind(render(), "ServiceMonitor") and not by_kind(render(), "PodMonitor")
+    docs = render("--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.serviceMonitor.labels.release=prom")
+    sms = {m["metadata"]["name"]: m for m in by_kind(docs, "ServiceMonitor")}
+    assert set(sms) == {"zerowire-proxy", "zerowire-webhook"}
+    assert sms["zerowire-proxy"]["metadata"]["labels"]["release"] == "prom"
+    sel = sms["zerowire-proxy"]["spec"]["selector"]["matchLabels"]
+    admin = [s for s in by_kind(docs, "Service")
+             if all(s["metadata"]["labels"].get(k) == v for k, v in sel.items())]
+    assert [s["metadata"]["name"] for s in admin] == ["zerowire-proxy-admin"]
+    assert sms["zerowire-webhook"]["spec"]["endpoints"][0]["scheme"] == "https"
+    pms = by_kind(render("--set", "metrics.podMonitor.enabled=true"), "PodMonitor")
+    assert sorted(p["spec"]["podMetricsEndpoints"][0]["port"] for p in pms) == ["admin", "https"]
+
+
+def test_url_mode_without_ca_bundle_fails_clearly():
+    r = helm("template", "zerowire", CHART, "--set", "webhook.url=https://10.0.0.5:8443/mutate", check=False)
+    assert r.returncode != 0 and "webhook.caBundle is empty" in r.stderr, r.stderr
+
+
+def test_chart_metadata():
+    with open(os.path.join(CHART, "Chart.yaml")) as f:
+        chart = yaml.safe_load(f)
+    assert chart["kubeVersion"] == ">=1.20.0-0"
+    for key in ("home", "sources", "maintainers", "icon", "description"):
+        assert chart.get(key), key
+
+
+def test_schema_closed_and_described_everywhere():
+    import json
+    with open(os.path.join(CHART, "values.schema.json")) as f:
+        schema = json.load(f)
+    with open(os.path.join(CHART, "values.yaml")) as f:
+        values = yaml.safe_load(f)
+    free = {"resources", "nodeSelector", "affinity", "podSecurityContext", "securityContext", "issuerRef",
+            "podAnnotations", "podLabels", "labels"}
+
+    def resolve(node):
+        ref = node.get("$ref", "")
+        return schema["definitions"][ref.split("/")[-1]] if ref.startswith("#/definitions/") else node
+
+    def walk(node, val, path):
+        node = dict(resolve(node), **{k: v for k, v in node.items() if k != "$ref"})
+        if path:
+            assert node.get("description"), "no description: " + path
+        if "properties" in node and path.split(".")[-1] not in free:
+            assert node.get("additionalProperties") is False, "open object: " + (path or "(root)")
+            for k, v in (val or {}).items():
+                assert k in node["properties"], "value without schema: %s.%s" % (path, k)
+            for k, sub in node["properties"].items():
+                walk(sub, (val or {}).get(k) if isinstance(val, dict) else None, (path + "." + k).lstrip("."))
+    walk(schema, values, "")
 
 
 def test_rbac_is_least_privilege():
@@ -260,6 +421,11 @@ def test_rbac_is_least_privilege():
     ["--set", "proxy.ports.peer=70000"],
     ["--set", "proxy.peerAuth.tokenGrace=soon"],
     ["--set", "proxy.networkPolicy.enabled=maybe"],
+    ["--set", "unknownTopLevel=1"],
+    ["--set", "proxy.pdb.minAvailable=1"],
+    ["--set", "proxy.probes.startup.period=1"],
+    ["--set", "metrics.serviceMonitor.scrape=1"],
+    ["--set", "restoreOnUninstall.deadlineSeconds=1"],
 ])
 def test_schema_rejects_bad_values(bad):
     r = helm("template", "zerowire", CHART, *bad, check=False)
@@ -298,7 +464,11 @@ def test_install_into_real_apiserver(cluster, tmp_path):
     up = helm("upgrade", "zw", CHART, "-n", ns, *values, "--wait=false", env=env, check=False)
     assert up.returncode == 0, up.stderr
     assert token() == first
-    un = helm("uninstall", "zw", "-n", ns, env=env, check=False)
+    # No kubelet runs the pre-delete restore Job here (helm would wait for it): its
+    # command is tested against this apiserver in e2e/tests/test_lifecycle_e2e.py.
+    hooks = cluster.kubectl("get", "job", "-n", ns, "-o", "name").stdout
+    assert hooks == ""  # a hook: not installed, made at uninstall
+    un = helm("uninstall", "zw", "-n", ns, "--no-hooks", env=env, check=False)
     assert un.returncode == 0, un.stderr
 
 
@@ -312,9 +482,10 @@ def test_rendered_args_are_accepted_by_the_binaries(values, tmp_path):
     """Every flag the chart passes is one the binary knows, with a value it accepts: the
     process gets past flag parsing and stops only at the (deliberately missing) API server."""
     missing = tmp_path / "no-kubeconfig"
-    for dep in by_kind(render(*values), "Deployment"):
+    docs = render(*values)
+    for dep in by_kind(docs, "Deployment") + by_kind(docs, "Job"):
         c = dep["spec"]["template"]["spec"]["containers"][0]
-        binary = BINS[c["name"]]
+        binary = BINS["webhook" if c["name"] == "restore" else c["name"]]
         assert os.path.exists(binary), "build first: make"
         r = subprocess.run([binary, *c["args"], "--kubeconfig", str(missing)], capture_output=True,
                            text=True, timeout=30)

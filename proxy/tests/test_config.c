@@ -5,7 +5,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
@@ -164,12 +167,66 @@ static void test_addr(void **state)
 	assert_int_equal(zw_parse_addr("[::1]80", &ss), -1);
 }
 
+static void put(const char *dir, const char *name, const char *text)
+{
+	char path[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* --workers default: the cgroup CPU quota (v2 cpu.max, v1 cfs quota/period),
+ * rounded up, at least 1, at most the online CPUs. */
+static void test_cgroup_cpus(void **state)
+{
+	(void)state;
+	char root[] = "/tmp/zw-cgroup-XXXXXX", v1[600];
+
+	assert_non_null(mkdtemp(root));
+	assert_int_equal(zw_proxy_cgroup_cpus(root, 8), 8); /* nothing there */
+	assert_int_equal(zw_proxy_cgroup_cpus("/nonexistent/zw", 0), 1);
+	put(root, "cpu.max", "max 100000\n");
+	assert_int_equal(zw_proxy_cgroup_cpus(root, 8), 8); /* no limit */
+	put(root, "cpu.max", "150000 100000\n");
+	assert_int_equal(zw_proxy_cgroup_cpus(root, 8), 2); /* 1.5 -> 2 */
+	put(root, "cpu.max", "10000 100000\n");
+	assert_int_equal(zw_proxy_cgroup_cpus(root, 8), 1); /* 0.1 -> 1 */
+	put(root, "cpu.max", "1600000 100000\n");
+	assert_int_equal(zw_proxy_cgroup_cpus(root, 4), 4); /* capped by online */
+	put(root, "cpu.max", "garbage\n");
+	assert_int_equal(zw_proxy_cgroup_cpus(root, 3), 3);
+	remove(strcat(strcpy(v1, root), "/cpu.max"));
+
+	/* cgroup v1, under cpu,cpuacct/ */
+	snprintf(v1, sizeof(v1), "%s/cpu,cpuacct", root);
+	assert_int_equal(mkdir(v1, 0700), 0);
+	put(v1, "cpu.cfs_quota_us", "-1\n");
+	put(v1, "cpu.cfs_period_us", "100000\n");
+	assert_int_equal(zw_proxy_cgroup_cpus(root, 6), 6);
+	put(v1, "cpu.cfs_quota_us", "250000\n");
+	assert_int_equal(zw_proxy_cgroup_cpus(root, 6), 3); /* 2.5 -> 3 */
+	put(v1, "cpu.cfs_period_us", "0\n");
+	assert_int_equal(zw_proxy_cgroup_cpus(root, 6), 6);
+	char path[700];
+	snprintf(path, sizeof(path), "%s/cpu.cfs_quota_us", v1);
+	remove(path);
+	snprintf(path, sizeof(path), "%s/cpu.cfs_period_us", v1);
+	remove(path);
+	rmdir(v1);
+	rmdir(root);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_defaults),    cmocka_unit_test(test_flags),
 	        cmocka_unit_test(test_errors),      cmocka_unit_test(test_addr),
 	        cmocka_unit_test(test_chart_flags), cmocka_unit_test(test_peer_flags),
+	        cmocka_unit_test(test_cgroup_cpus),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -327,6 +327,50 @@ static void test_core_api(void **state)
 	zw_registry_free(reg);
 }
 
+/* zw_mutate_restore_object: the restore alone, even while the target is
+ * still registered (uninstall, namespace opt-out). */
+static void test_restore_only(void **state)
+{
+	(void)state;
+	struct zw_mutate_result info;
+	struct zw_registry *reg = registry_with("web", "app", "80");
+	json_t *obj = json_loads("{\"apiVersion\":\"networking.k8s.io/v1\",\"kind\":\"Ingress\","
+	                         "\"metadata\":{\"name\":\"i\",\"namespace\":\"web\"},"
+	                         "\"spec\":{\"rules\":[{\"host\":\"a.b\",\"http\":{\"paths\":[{"
+	                         "\"path\":\"/\",\"pathType\":\"Prefix\",\"backend\":{"
+	                         "\"service\":{\"name\":\"app\",\"port\":{\"number\":80}}}}]}}]}}",
+	                         0, NULL);
+	json_t *rewritten = NULL, *back = NULL, *same = NULL;
+
+	assert_non_null(obj);
+	assert_int_equal(zw_mutate_object(obj, "networking.k8s.io", "v1", "Ingress", NULL, reg,
+	                                  NULL, &rewritten, NULL, &info),
+	                 0);
+	assert_int_equal(info.outcome, ZW_MO_REWRITTEN);
+	assert_int_equal(zw_mutate_restore_object(rewritten, "networking.k8s.io", "v1", "Ingress",
+	                                          NULL, &back, &info),
+	                 0);
+	assert_int_equal(info.restores, 1);
+	assert_true(json_equal(back, obj)); /* annotation gone, spec as it was */
+	/* Nothing of zerowire's: the same object back. */
+	assert_int_equal(zw_mutate_restore_object(obj, "networking.k8s.io", "v1", "Ingress", NULL,
+	                                          &same, &info),
+	                 0);
+	assert_true(json_equal(same, obj));
+	assert_int_equal(info.restores, 0);
+	json_decref(same);
+	/* Another kind: unchanged. */
+	assert_int_equal(zw_mutate_restore_object(rewritten, "example.com", "v1", "Ingress", NULL,
+	                                          &same, &info),
+	                 0);
+	assert_ptr_equal(same, rewritten);
+	json_decref(same);
+	json_decref(back);
+	json_decref(rewritten);
+	json_decref(obj);
+	zw_registry_free(reg);
+}
+
 struct storm {
 	struct zw_registry *reg;
 	int failures;
@@ -385,6 +429,7 @@ int main(void)
 	        cmocka_unit_test(test_huge_objects),
 	        cmocka_unit_test(test_deep_nesting),
 	        cmocka_unit_test(test_core_api),
+	        cmocka_unit_test(test_restore_only),
 	        cmocka_unit_test(test_concurrent_reviews),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -408,7 +408,19 @@ def test_cli_usage_errors(tmp_path):
                  "--kinds", "--watch-namespaces", "--leader-elect", "--lease-name",
                  "--lease-namespace", "--max-body", "--log-level", "--version"):
         assert flag in r.stdout, flag
-    assert subprocess.run([BIN, "--bogus"], capture_output=True).returncode == 2
+    for argv in (["--bogus"], ["--bogus=1"], ["--listen", ":1", "--bogus"]):
+        r = subprocess.run([BIN, *argv], capture_output=True, text=True)
+        assert r.returncode == 2 and "unknown flag --bogus" in r.stderr, r.stderr
+    r = subprocess.run([BIN, "--listen"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--listen needs a value" in r.stderr
+    r = subprocess.run([BIN, "--version"], capture_output=True, text=True)
+    assert r.returncode == 0 and re.match(r"zerowire-webhook \S+ \(commit [0-9a-f]+|unknown\)", r.stdout), r.stdout
+    r = subprocess.run([BIN, "--help"], capture_output=True, text=True)
+    assert "zerowire-webhook restore" in r.stdout and "--deadline" in r.stdout
+    r = subprocess.run([BIN, "restore", "--deadline", "soon"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--deadline" in r.stderr
+    r = subprocess.run([BIN, "restore", "--kubeconfig", str(tmp_path / "missing")], capture_output=True, text=True)
+    assert r.returncode == 1 and "kubeconfig_failed" in r.stderr
     assert subprocess.run([BIN, "--proxy-port", "x", "--tls-cert-file", "a", "--tls-key-file", "b"],
                           capture_output=True).returncode == 2
     r = subprocess.run([BIN, "--no-kube"], capture_output=True, text=True)

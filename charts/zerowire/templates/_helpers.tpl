@@ -1,5 +1,9 @@
+{{- define "zerowire.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
 {{- define "zerowire.labels" -}}
-app.kubernetes.io/name: zerowire
+app.kubernetes.io/name: {{ include "zerowire.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/managed-by: {{ .Release.Service }}
@@ -7,12 +11,15 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version }}
 {{- end }}
 
 {{- define "zerowire.selector" -}}
-app.kubernetes.io/name: zerowire
+app.kubernetes.io/name: {{ include "zerowire.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
 {{- define "zerowire.fullname" -}}
-{{- if eq .Release.Name "zerowire" }}zerowire{{ else }}{{ printf "%s-zerowire" .Release.Name | trunc 63 | trimSuffix "-" }}{{ end }}
+{{- $name := include "zerowire.name" . }}
+{{- if .Values.fullnameOverride }}{{ .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if eq .Release.Name $name }}{{ $name }}
+{{- else }}{{ printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}{{ end }}
 {{- end }}
 
 {{- define "zerowire.proxyNamespace" -}}
@@ -65,4 +72,81 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 
 {{- define "zerowire.urlMode" -}}
 {{- if .Values.webhook.url }}true{{ end }}
+{{- end }}
+
+{{- /* Whole seconds (rounded up) of a Go duration such as "5s", "1m30s", "500ms". */}}
+{{- define "zerowire.seconds" -}}
+{{- $total := 0.0 -}}
+{{- range regexFindAll "[0-9]+(\\.[0-9]+)?(ms|s|m|h)" (toString .) -1 -}}
+{{- $num := float64 (regexFind "^[0-9]+(\\.[0-9]+)?" .) -}}
+{{- $unit := regexReplaceAll "^[0-9]+(\\.[0-9]+)?" . "" -}}
+{{- if eq $unit "h" }}{{ $total = addf $total (mulf $num 3600) }}
+{{- else if eq $unit "m" }}{{ $total = addf $total (mulf $num 60) }}
+{{- else if eq $unit "s" }}{{ $total = addf $total $num }}
+{{- else if eq $unit "ms" }}{{ $total = addf $total (divf $num 1000) }}{{ end -}}
+{{- end -}}
+{{- ceil $total | int -}}
+{{- end }}
+
+{{- /* Pod template metadata: selector labels, component, podLabels, podAnnotations.
+Takes (dict "ctx" $ "component" "proxy" "values" .Values.proxy). */}}
+{{- define "zerowire.podMetadata" -}}
+labels:
+  {{- include "zerowire.selector" .ctx | nindent 2 }}
+  app.kubernetes.io/component: {{ .component }}
+  {{- with .values.podLabels }}
+  {{- toYaml . | nindent 2 }}
+  {{- end }}
+{{- with .values.podAnnotations }}
+annotations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{- /* Pod spec scheduling: nodeSelector, tolerations, affinity, priorityClassName,
+topologySpreadConstraints (default: soft spread over zones and nodes). Same argument. */}}
+{{- define "zerowire.podScheduling" -}}
+{{- with .values.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+topologySpreadConstraints:
+{{- if .values.topologySpreadConstraints }}
+  {{- toYaml .values.topologySpreadConstraints | nindent 2 }}
+{{- else }}
+  {{- range list "topology.kubernetes.io/zone" "kubernetes.io/hostname" }}
+  - maxSkew: 1
+    topologyKey: {{ . }}
+    whenUnsatisfiable: ScheduleAnyway
+    labelSelector:
+      matchLabels:
+        {{- include "zerowire.selector" $.ctx | nindent 8 }}
+        app.kubernetes.io/component: {{ $.component }}
+  {{- end }}
+{{- end }}
+{{- end }}
+
+{{- /* Probes of a container: (dict "values" .Values.proxy "port" "admin" "scheme" "HTTP"). */}}
+{{- define "zerowire.probes" -}}
+{{- $p := .values.probes }}
+startupProbe:
+  httpGet: {path: /healthz, port: {{ .port }}, scheme: {{ .scheme }}}
+  {{- toYaml $p.startup | nindent 2 }}
+livenessProbe:
+  httpGet: {path: /healthz, port: {{ .port }}, scheme: {{ .scheme }}}
+  {{- toYaml $p.liveness | nindent 2 }}
+readinessProbe:
+  httpGet: {path: /readyz, port: {{ .port }}, scheme: {{ .scheme }}}
+  {{- toYaml $p.readiness | nindent 2 }}
 {{- end }}
