@@ -56,6 +56,8 @@ static const char usage_text[] =
         "  --header-timeout DUR          time to receive a request head (default 10s)\n"
         "  --idle-timeout DUR            idle keep-alive connection (default 60s)\n"
         "  --max-connections N           client connections (default 10000)\n"
+        "  --body-timeout DUR            no byte of a request body moving for this long\n"
+        "                                before the response head: 408 (default 60s; 0: off)\n"
         "Upstream:\n"
         "  --connect-timeout DUR         per connect attempt (default 500ms)\n"
         "  --connect-retry-interval DUR  pause between attempts (default 50ms)\n"
@@ -159,6 +161,7 @@ void zw_proxy_config_defaults(struct zw_proxy_config *cfg)
 	cfg->response_header_timeout_ms = 300000;
 	cfg->upstream_idle_timeout_ms = 60000;
 	cfg->stream_idle_timeout_ms = 300000;
+	cfg->body_timeout_ms = 60000;
 	cfg->max_idle_per_endpoint = 64;
 	cfg->readiness_timeout_ms = 300000;
 	cfg->max_held = 1000;
@@ -223,6 +226,7 @@ static const struct flag flags[] = {
         F("--response-header-timeout", K_DUR, response_header_timeout_ms, 1, 86400000),
         F("--upstream-idle-timeout", K_DUR, upstream_idle_timeout_ms, 1, 86400000),
         F("--stream-idle-timeout", K_DUR, stream_idle_timeout_ms, 0, 86400000),
+        F("--body-timeout", K_DUR, body_timeout_ms, 0, 86400000),
         F("--max-idle-per-endpoint", K_SIZE, max_idle_per_endpoint, 0, 100000),
         F("--readiness-timeout", K_DUR, readiness_timeout_ms, 1, 86400000),
         F("--max-held", K_U32, max_held, 1, 10000000),

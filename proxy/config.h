@@ -45,6 +45,7 @@ struct zw_proxy_config {
 	uint64_t header_timeout_ms; /* --header-timeout, default 10s */
 	uint64_t idle_timeout_ms;   /* --idle-timeout, default 60s */
 	size_t max_connections;     /* --max-connections, default 10000 (per process) */
+	uint64_t body_timeout_ms;   /* --body-timeout, default 60s: request body stalled -> 408 */
 
 	/* Upstream side. */
 	uint64_t connect_timeout_ms;         /* --connect-timeout, default 500ms per attempt */

@@ -13,7 +13,7 @@ static const char *const ev_names[ZW_EV_COUNT] = {
         "zerowire_cold_starts_total",          "zerowire_readiness_timeouts_total",
         "zerowire_overflow_rejections_total",  "zerowire_upstream_errors_total",
         "zerowire_upstream_timeouts_total",    "zerowire_healthchecks_total",
-        "zerowire_stream_idle_timeouts_total",
+        "zerowire_stream_idle_timeouts_total", "zerowire_body_timeouts_total",
 };
 
 static const char *const ev_help[ZW_EV_COUNT] = {
@@ -24,6 +24,7 @@ static const char *const ev_help[ZW_EV_COUNT] = {
         "Upstream connect or response-header timeouts.",
         "Health checks answered by the proxy.",
         "Streamed responses or tunnels closed after the stream idle timeout.",
+        "Requests answered 408 because the client stopped sending its body.",
 };
 
 struct zw_metrics_target {

@@ -30,6 +30,7 @@ enum zw_metric_event {
 	ZW_EV_UPSTREAM_TIMEOUT,    /* connect or response-header timeout */
 	ZW_EV_HEALTHCHECK,         /* answered by the proxy */
 	ZW_EV_STREAM_IDLE_TIMEOUT, /* a streamed response or tunnel went idle */
+	ZW_EV_BODY_TIMEOUT,        /* a client stopped sending its request body */
 	ZW_EV_COUNT,
 };
 

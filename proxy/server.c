@@ -103,8 +103,9 @@ struct conn {
 	int status;
 	int retried;
 	uint64_t body_sent;
-	int idle_armed;   /* c->timer is the stream idle timer */
-	uint64_t last_io; /* loop time of the last byte moved while streaming */
+	int idle_armed;         /* c->timer is the stream idle timer */
+	uint64_t resp_deadline; /* loop time by which the response head is due */
+	uint64_t last_io;       /* loop time of the last byte moved while streaming */
 };
 
 struct worker {
@@ -1124,11 +1125,50 @@ static void on_timer_retry(uv_timer_t *t)
 	dial(c);
 }
 
+static void on_timer_response_header(uv_timer_t *t);
+
+/* Arms c->timer for the first of: the response head's deadline, and while
+ * the request body is still coming, --body-timeout without a byte moving
+ * (a client that stalls mid-upload must not hold its connection and an
+ * upstream one until the response-header timeout). */
+static void response_timer_arm(struct conn *c)
+{
+	uint64_t now = uv_now(&c->w->loop);
+	uint64_t left = c->resp_deadline > now ? c->resp_deadline - now : 0;
+	uint64_t body = c->w->s->d.cfg->body_timeout_ms;
+	if (!c->req_done && body) {
+		uint64_t idle = now - c->last_io;
+		uint64_t body_left = idle < body ? body - idle : 0;
+		if (body_left < left)
+			left = body_left;
+	}
+	uv_timer_start(&c->timer, on_timer_response_header, left, 0);
+}
+
 static void on_timer_response_header(uv_timer_t *t)
 {
 	struct conn *c = t->data;
 	if (c->state != S_PROXY || c->resp_started)
 		return;
+	uint64_t now = uv_now(&c->w->loop);
+	uint64_t body = c->w->s->d.cfg->body_timeout_ms;
+	if (!c->req_done && body && now - c->last_io >= body) {
+		/* The client stopped sending its body: the upstream has part of
+		 * a request, so both connections end. */
+		zw_metrics_event(&c->w->metrics, c->key ? c->key : "", ZW_EV_BODY_TIMEOUT);
+		zw_log(ZW_LOG_INFO, "body_timeout", "target=%s idle_ms=%llu", c->key ? c->key : "-",
+		       (unsigned long long)(now - c->last_io));
+		if (c->up) {
+			zw_upstream_close(c->up);
+			c->up = NULL;
+		}
+		local_response(c, 408, NULL, "request body timeout: no byte received\n", 1);
+		return;
+	}
+	if (now < c->resp_deadline) {
+		response_timer_arm(c);
+		return;
+	}
 	respond_upstream_failure(c, 504,
 	                         past_deadline(c) ? "request timeout before the response head"
 	                                          : "upstream response header timeout");
@@ -1224,7 +1264,9 @@ static void send_request_head(struct conn *c)
 	const struct zw_target *t = c->target;
 	uint64_t to = t && t->response_header_timeout_ms ? t->response_header_timeout_ms
 	                                                 : s->d.cfg->response_header_timeout_ms;
-	uv_timer_start(&c->timer, on_timer_response_header, until_deadline(c, to), 0);
+	c->resp_deadline = uv_now(&c->w->loop) + until_deadline(c, to);
+	c->last_io = uv_now(&c->w->loop);
+	response_timer_arm(c);
 	pump_request(c);
 }
 

@@ -195,3 +195,108 @@ def test_zero_turns_the_stream_idle_timeout_off(tmp_path):
     finally:
         assert p.stop() == 0
         b.stop()
+
+
+class RecordingBackend:
+    """Reads a request head and then whatever body bytes arrive, recording
+    them, and answers 200 once Content-Length bytes are in."""
+
+    def __init__(self):
+        self.srv = socket.socket()
+        self.srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.srv.bind(("127.0.0.1", 0))
+        self.srv.listen(16)
+        self.port = self.srv.getsockname()[1]
+        self.body = b""
+        self.closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        try:
+            c, _ = self.srv.accept()
+        except OSError:
+            return
+        data = b""
+        while b"\r\n\r\n" not in data:
+            got = c.recv(65536)
+            if not got:
+                return
+            data += got
+        head, _, self.body = data.partition(b"\r\n\r\n")
+        want = int([l.split(b":")[1] for l in head.split(b"\r\n") if l.lower().startswith(b"content-length")][0])
+        c.settimeout(30)
+        try:
+            while len(self.body) < want:
+                got = c.recv(65536)
+                if not got:
+                    self.closed.set()
+                    return
+                self.body += got
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+        except OSError:
+            self.closed.set()
+
+    def stop(self):
+        self.srv.close()
+
+
+def _upload(p, pieces, gap):
+    """Sends a 100-byte POST in `pieces` writes `gap` seconds apart; returns
+    the status line (or b"" when the connection closed without one) and the
+    time it took."""
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=20)
+    t0 = time.monotonic()
+    s.sendall(b"POST /up HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100\r\n\r\n")
+    sent = 0
+    try:
+        for i in range(pieces):
+            n = 100 // pieces if i < pieces - 1 else 100 - sent
+            s.sendall(b"b" * n)
+            sent += n
+            time.sleep(gap)
+        data = s.recv(4096)
+    except OSError:
+        data = b""
+    s.close()
+    return data.split(b"\r\n", 1)[0], time.monotonic() - t0
+
+
+def test_stalled_request_body_gets_408_and_frees_the_upstream(tmp_path):
+    """--body-timeout 1s (response-header timeout 30s): a client that sends
+    10 of 100 body bytes and stops gets 408 after about 1 s, the upstream
+    connection is closed (the backend sees it end with the partial body),
+    and zerowire_body_timeouts_total counts it. A client that keeps sending
+    a byte batch every 0.4 s is never cut."""
+    be = RecordingBackend()
+    p = Proxy(tmp_path, [scaledobject("app", "app", be.port, hosts="app.test")],
+              {APP: [("127.0.0.1", be.port)]},
+              args=["--body-timeout", "1s", "--response-header-timeout", "30s"])
+    try:
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=20)
+        t0 = time.monotonic()
+        s.sendall(b"POST /up HTTP/1.1\r\nHost: app.test\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+        resp = s.recv(4096)
+        took = time.monotonic() - t0
+        s.close()
+        assert resp.startswith(b"HTTP/1.1 408 "), resp
+        assert b"Connection: close" in resp
+        assert 0.8 < took < 5, took
+        assert be.closed.wait(5), "upstream connection not closed"
+        assert be.body == b"x" * 10
+        assert p.metric("zerowire_body_timeouts_total") == 1
+    finally:
+        assert p.stop() == 0
+        be.stop()
+    be2 = RecordingBackend()
+    p = Proxy(tmp_path, [scaledobject("app", "app", be2.port, hosts="app.test")],
+              {APP: [("127.0.0.1", be2.port)]},
+              args=["--body-timeout", "1s", "--response-header-timeout", "30s"])
+    try:
+        status, took = _upload(p, 5, 0.4)
+        assert status == b"HTTP/1.1 200 OK", status
+        assert took > 1.5  # longer than the body timeout in all
+        assert be2.body == b"b" * 100
+        assert p.metric("zerowire_body_timeouts_total") == 0
+    finally:
+        assert p.stop() == 0
+        be2.stop()
