@@ -103,8 +103,10 @@ struct conn {
 	int status;
 	int retried;
 	uint64_t body_sent;
-	int idle_armed;   /* c->timer is the stream idle timer */
-	uint64_t last_io; /* loop time of the last byte moved while streaming */
+	int idle_armed;      /* c->timer is the stream idle timer */
+	uint64_t last_io;    /* loop time of the last byte moved while streaming */
+	uint64_t held_since; /* loop time the current wait began (held_slot) */
+	uint64_t held_ms;    /* time the current request was held in all */
 };
 
 struct worker {
@@ -441,10 +443,13 @@ static void unhold(struct conn *c)
 	if (c->hitem.state != ZW_HOLD_IDLE && zw_hold_cancel(&w->s->hold, &c->hitem))
 		schedule_release(w);
 	if (c->held_slot) {
+		uint64_t waited = uv_now(&w->loop) - c->held_since;
 		c->held_slot = 0;
 		w->n_waiting--;
 		if (c->se)
 			zw_stats_held(c->se, -1);
+		c->held_ms += waited;
+		zw_metrics_wait(&w->metrics, c->key, (double)waited / 1000.0);
 	}
 }
 
@@ -475,8 +480,14 @@ static void request_cleanup(struct conn *c)
 
 static void record(struct conn *c, int status)
 {
-	double secs = (double)(uv_now(&c->w->loop) - c->start_ms) / 1000.0;
-	zw_metrics_request(&c->w->metrics, c->key ? c->key : "", status, secs);
+	struct zw_metrics_sample ms = {
+	        .key = c->key ? c->key : "",
+	        .code = status,
+	        .method = zw_metrics_method(c->parser.method),
+	        .cold = c->cold,
+	        .seconds = (double)(uv_now(&c->w->loop) - c->start_ms) / 1000.0,
+	};
+	zw_metrics_request(&c->w->metrics, &ms);
 }
 
 /* Frees c once its handles are closed and no write that points at it is
@@ -571,6 +582,7 @@ static void next_request(struct conn *c)
 	c->body_sent = 0;
 	c->idle_armed = 0;
 	c->start_ms = 0;
+	c->held_ms = 0;
 	c->deadline = 0;
 	c->got_bytes = 0;
 	c->svc = NULL;
@@ -848,6 +860,7 @@ static void wait_in_queue(struct conn *c)
 	struct worker *w = c->w;
 	const struct zw_target *t = c->target;
 	c->held_slot = 1;
+	c->held_since = uv_now(&w->loop);
 	w->n_waiting++;
 	if (c->se)
 		zw_stats_held(c->se, +1);
@@ -1988,7 +2001,7 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 		zw_upool_init(&w->pool, &w->loop, &s->limits, cfg->upstream_idle_timeout_ms,
 		              cfg->max_idle_per_endpoint);
 		zw_upool_set_reader(&w->pool, w->rbuf, RBUF_SIZE, up_read_cb);
-		zw_metrics_shard_init(&w->metrics);
+		zw_metrics_shard_init(&w->metrics, (double)cfg->readiness_timeout_ms / 1000.0);
 		s->workers[i] = w;
 		s->shards[i] = &w->metrics;
 		s->n_workers = i + 1;

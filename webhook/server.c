@@ -578,9 +578,8 @@ static enum MHD_Result send_static(struct MHD_Connection *c, unsigned status, co
 	return ret;
 }
 
-/* Sends a malloc'd body; ownership passes to MHD (freed on failure too). */
-static enum MHD_Result send_owned(struct MHD_Connection *c, unsigned status, char *body, size_t len,
-                                  const char *ctype)
+enum MHD_Result zw_server_send_owned(struct MHD_Connection *c, unsigned status, char *body,
+                                     size_t len, const char *ctype)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -617,7 +616,7 @@ static enum MHD_Result answer_too_large(struct zw_server *s, struct MHD_Connecti
 	if (n < 0)
 		return send_static(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n",
 		                   "text/plain");
-	return send_owned(c, MHD_HTTP_CONTENT_TOO_LARGE, msg, (size_t)n, "text/plain");
+	return zw_server_send_owned(c, MHD_HTTP_CONTENT_TOO_LARGE, msg, (size_t)n, "text/plain");
 }
 
 /* Peak memory of answering a review of len body bytes (measured; see
@@ -693,8 +692,9 @@ static enum MHD_Result answer_review(struct zw_server *s, struct MHD_Connection 
 		zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
 	if (reply.status == 0)
 		reply.status = MHD_HTTP_OK;
-	return send_owned(c, (unsigned)reply.status, reply.body, reply.body_len,
-	                  reply.status == MHD_HTTP_OK ? "application/json" : "text/plain");
+	return zw_server_send_owned(c, (unsigned)reply.status, reply.body, reply.body_len,
+	                            reply.status == MHD_HTTP_OK ? "application/json"
+	                                                        : "text/plain");
 }
 
 /* Reserves n more body bytes for rq from the budget. Returns 0 or -EAGAIN. */
@@ -778,7 +778,7 @@ static enum MHD_Result handle_get(struct zw_server *s, struct MHD_Connection *c,
 		if (zw_metrics_render(s->cfg.metrics, &text, &len) < 0)
 			return send_static(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n",
 			                   "text/plain");
-		return send_owned(c, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4");
+		return zw_server_send_owned(c, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4");
 	}
 	if (strcmp(url, "/mutate") == 0)
 		return send_static(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST\n", "text/plain");
@@ -883,8 +883,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
-/* Parses "host:port", ":port" or "[v6]:port" into a socket address. */
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6)
+int zw_server_parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6)
 {
 	char host[128];
 	const char *colon, *hs, *he;
@@ -959,7 +958,7 @@ int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
 		         "certificate and key (files or PEM) and review handler are required");
 		return -EINVAL;
 	}
-	if (parse_listen(cfg->listen, &ss, &v6) < 0) {
+	if (zw_server_parse_listen(cfg->listen, &ss, &v6) < 0) {
 		snprintf(err, ZW_SERVER_ERRLEN,
 		         "bad listen address \"%s\" (want host:port, :port or [v6]:port)",
 		         cfg->listen ? cfg->listen : "");
