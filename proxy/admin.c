@@ -191,6 +191,8 @@ static void serve_metrics(struct aconn *c)
 		                  !a->shutting_down && a->d.synced(a->d.arg));
 	if (rc == 0)
 		rc = zw_metrics_render_process(&out);
+	if (rc == 0)
+		rc = zw_observe_render(a->d.server ? zw_server_observe(a->d.server) : NULL, &out);
 	if (rc == 0 && a->d.scaler) {
 		char *sb = NULL;
 		size_t slen = 0;
