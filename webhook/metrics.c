@@ -82,6 +82,9 @@ static const struct counter_desc gauge_descs[ZW_G_N] = {
         [ZW_G_CONNECTIONS] = {"zerowire_webhook_connections", "Open client connections."},
         [ZW_G_BODY_BYTES] = {"zerowire_webhook_body_bytes",
                              "Request body bytes reserved from the body budget."},
+        [ZW_G_CERT_EXPIRY] = {"zerowire_webhook_cert_expiry_timestamp_seconds",
+                              "Expiry (notAfter) of the serving certificate, seconds since the "
+                              "epoch."},
 };
 
 static const char *const outcome_names[ZW_REVIEW_N] = {

@@ -272,6 +272,20 @@ out:
 	return rc;
 }
 
+/* Expiry of b's leaf certificate in seconds since the epoch, or 0. */
+static int64_t bundle_expiry(const struct bundle *b)
+{
+	gnutls_x509_crt_t crt;
+	int64_t t = 0;
+
+	if (b->n_pcerts == 0 || gnutls_x509_crt_init(&crt) < 0)
+		return 0;
+	if (gnutls_x509_crt_import(crt, &b->pcerts[0].cert, GNUTLS_X509_FMT_DER) >= 0)
+		t = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
+	gnutls_x509_crt_deinit(crt);
+	return t > 0 ? t : 0;
+}
+
 /* Makes b (one reference, taken over) the certificate of the next handshakes. */
 static void bundle_install(struct zw_server *s, struct bundle *b, const struct file_id *cid,
                            const struct file_id *kid)
@@ -286,6 +300,7 @@ static void bundle_install(struct zw_server *s, struct bundle *b, const struct f
 	if (kid != NULL)
 		s->key_id = *kid;
 	pthread_mutex_unlock(&s->lock);
+	zw_metrics_set(s->cfg.metrics, ZW_G_CERT_EXPIRY, bundle_expiry(b));
 	bundle_unref(old);
 	zw_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOADS, 1);
 }
@@ -1023,6 +1038,7 @@ int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
 	s->cfg.cert_pem = s->cfg.key_pem = NULL; /* not kept: the caller may free them */
 	if (rc < 0)
 		goto fail_tls;
+	zw_metrics_set(s->cfg.metrics, ZW_G_CERT_EXPIRY, bundle_expiry(s->current));
 	pthread_mutex_lock(&the_server_lock);
 	if (the_server != NULL) {
 		pthread_mutex_unlock(&the_server_lock);

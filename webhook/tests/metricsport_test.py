@@ -5,6 +5,7 @@ metrics`."""
 import os
 import subprocess
 import sys
+import time
 import urllib.request
 
 import pytest
@@ -33,6 +34,7 @@ def test_plain_metrics_port(tmp_path, promtool):
         assert metric(text, "zerowire_build_info", '{program="webhook",version="0.1.0"}') == 1
         assert metric(text, "process_resident_memory_bytes") > 1e6
         assert metric(text, "process_open_fds") > 3
+        assert metric(text, "zerowire_webhook_cert_expiry_timestamp_seconds") > time.time()
         assert metric(text, "zerowire_webhook_review_duration_seconds_count") >= 1
         assert 'zerowire_webhook_review_duration_seconds_bucket{le="10"}' in text
         assert 'zerowire_webhook_reviews_total{kind="Ingress",outcome=' in text or \
