@@ -52,8 +52,8 @@ void zw_trace_begin(struct zw_trace_ctx *t, const char *traceparent, size_t tp_l
 
 /* In a request head built for the upstream (out, ending "\r\n\r\n"), drops
  * every traceparent and tracestate field and appends ours (t's trace, t's
- * span as the parent, t's tracestate). Returns 0 or -1 (out's limit or
- * memory; out is then unchanged up to its end). */
+ * span as the parent, t's tracestate). Returns 0, or -1 when out is not a
+ * complete head or its limit or memory ran out (out is then not to be sent). */
 int zw_trace_rewrite_head(struct zw_obuf *out, const struct zw_trace_ctx *t);
 
 #endif
