@@ -147,13 +147,8 @@ static int prom_one(void *arg, const char *key, const struct zw_stats_snapshot *
 {
 	struct prom_ctx *p = arg;
 	char ns[256];
-	const char *slash = strchr(key, '/');
-	size_t l = slash ? (size_t)(slash - key) : 0;
-	if (l >= sizeof(ns))
-		l = sizeof(ns) - 1;
-	memcpy(ns, key, l);
-	ns[l] = '\0';
-	const char *name = slash ? slash + 1 : key;
+	char name[1024];
+	zw_metrics_key_labels(key, ns, sizeof(ns), name, sizeof(name));
 	if (zw_obuf_addf(p->out, "%s{namespace=\"%s\",target=\"%s\"} %lld\n",
 	                 p->held ? "zerowire_held_requests" : "zerowire_concurrency", ns, name,
 	                 (long long)(p->held ? snap->held : snap->concurrency)) < 0)
@@ -194,6 +189,10 @@ static void serve_metrics(struct aconn *c)
 		                  "# HELP zerowire_ready Routing table synced and not shutting "
 		                  "down.\n# TYPE zerowire_ready gauge\nzerowire_ready %d\n",
 		                  !a->shutting_down && a->d.synced(a->d.arg));
+	if (rc == 0)
+		rc = zw_metrics_render_process(&out);
+	if (rc == 0)
+		rc = zw_observe_render(a->d.server ? zw_server_observe(a->d.server) : NULL, &out);
 	if (rc == 0 && a->d.scaler) {
 		char *sb = NULL;
 		size_t slen = 0;

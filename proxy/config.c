@@ -1,6 +1,7 @@
 /* zerowire-proxy flags and defaults (see config.h). */
 #include "config.h"
 
+#include "observe.h"
 #include "target.h"
 
 #include <arpa/inet.h>
@@ -80,6 +81,16 @@ static const char usage_text[] =
         "                                concurrency; targets may override)\n"
         "  --slow-start DUR              a new endpoint's allowance ramps up over DUR\n"
         "                                (default 0: at once; targets may override)\n"
+        "Observability:\n"
+        "  --access-log FORMAT           off|logfmt|json: one line per request on stdout\n"
+        "                                (default off)\n"
+        "  --otlp-endpoint URL           export trace spans as OTLP/HTTP protobuf, e.g.\n"
+        "                                http://collector:4318/v1/traces (default: off)\n"
+        "  --trace-sampler RATIO         share of new traces sampled, 0..1 (default 1);\n"
+        "                                an incoming traceparent's flag is followed\n"
+        "  --trace-batch N               spans per export request (default 512)\n"
+        "  --trace-queue N               finished requests waiting for export; more are\n"
+        "                                dropped and counted (default 4096)\n"
         "Lifecycle:\n"
         "  --shutdown-delay DUR          keep serving after SIGTERM (default 5s)\n"
         "  --drain-timeout DUR           finish in-flight requests (default 30s)\n"
@@ -168,6 +179,10 @@ void zw_proxy_config_defaults(struct zw_proxy_config *cfg)
 	cfg->release_per_endpoint = 100;
 	cfg->endpoint_concurrency = 0;
 	cfg->slow_start_ms = 0;
+	cfg->access_log = "off";
+	cfg->trace_sampler = "1";
+	cfg->trace_batch = 512;
+	cfg->trace_queue = 4096;
 	cfg->shutdown_delay_ms = 5000;
 	cfg->drain_timeout_ms = 30000;
 }
@@ -234,6 +249,11 @@ static const struct flag flags[] = {
         F("--release-per-endpoint", K_U64, release_per_endpoint, 0, 100000000),
         F("--endpoint-concurrency", K_ALLOW, endpoint_concurrency, 0, ZW_ALLOWANCE_MAX),
         F("--slow-start", K_DUR, slow_start_ms, 0, 3600000),
+        F("--access-log", K_STR, access_log, 0, 0),
+        F("--otlp-endpoint", K_STR, otlp_endpoint, 0, 0),
+        F("--trace-sampler", K_STR, trace_sampler, 0, 0),
+        F("--trace-batch", K_SIZE, trace_batch, 1, 100000),
+        F("--trace-queue", K_SIZE, trace_queue, 1, 10000000),
         F("--shutdown-delay", K_DUR, shutdown_delay_ms, 0, 3600000),
         F("--drain-timeout", K_DUR, drain_timeout_ms, 0, 3600000),
 };
@@ -387,6 +407,25 @@ int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, ch
 				*(uint32_t *)base = (uint32_t)v;
 			break;
 		}
+	}
+	enum zw_access_format af;
+	double ratio;
+	if (zw_observe_parse_format(cfg->access_log, &af) < 0) {
+		snprintf(msg, msg_len, "flag --access-log: \"%s\" is not off, logfmt or json",
+		         cfg->access_log);
+		return -1;
+	}
+	if (zw_observe_parse_ratio(cfg->trace_sampler, &ratio) < 0) {
+		snprintf(msg, msg_len,
+		         "flag --trace-sampler: \"%s\" is not a ratio between 0 and 1",
+		         cfg->trace_sampler);
+		return -1;
+	}
+	if (cfg->otlp_endpoint && strncmp(cfg->otlp_endpoint, "http://", 7) != 0 &&
+	    strncmp(cfg->otlp_endpoint, "https://", 8) != 0) {
+		snprintf(msg, msg_len, "flag --otlp-endpoint: \"%s\" is not an http(s) URL",
+		         cfg->otlp_endpoint);
+		return -1;
 	}
 	struct zw_peer_service ps;
 	if (cfg->peers_service && zw_parse_peer_service(cfg->peers_service, &ps) < 0) {

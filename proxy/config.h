@@ -64,6 +64,13 @@ struct zw_proxy_config {
 	                                * ZW_ALLOWANCE_AUTO: the concurrency targetValue */
 	uint64_t slow_start_ms;        /* --slow-start, default 0 (none) */
 
+	/* Observability (docs/observability.md). */
+	const char *access_log;    /* --access-log off|logfmt|json, default off (stdout) */
+	const char *otlp_endpoint; /* --otlp-endpoint URL of OTLP/HTTP traces; default none */
+	const char *trace_sampler; /* --trace-sampler RATIO for new traces, default "1" */
+	size_t trace_batch;        /* --trace-batch N spans per export, default 512 */
+	size_t trace_queue;        /* --trace-queue N finished requests waiting, default 4096 */
+
 	/* Lifecycle. */
 	uint64_t shutdown_delay_ms; /* --shutdown-delay, default 5s */
 	uint64_t drain_timeout_ms;  /* --drain-timeout, default 30s */

@@ -36,6 +36,7 @@ struct app {
 	struct zw_kube_config *kube;
 	struct zw_sources *sources;
 	struct zw_server *server;
+	struct zw_observe *obs;
 	struct zw_scaler *scaler;
 	struct zw_admin *admin;
 	struct zw_admin *peer_admin; /* --peer-listen, else NULL */
@@ -293,8 +294,26 @@ static int run(struct app *app)
 		zw_log(ZW_LOG_ERROR, "sources_failed", "error=\"%s\"", err);
 		return 1;
 	}
-	struct zw_server_deps deps = {
-	        .cfg = cfg, .routes = &app->routes, .eps = app->eps, .stats = app->stats};
+	struct zw_observe_config ocfg = {
+	        .workers = cfg->workers,
+	        .access_fd = STDOUT_FILENO,
+	        .otlp_endpoint = cfg->otlp_endpoint,
+	        .batch_size = cfg->trace_batch,
+	        .queue_limit = cfg->trace_queue,
+	};
+	zw_observe_parse_format(cfg->access_log, &ocfg.access); /* checked with the flags */
+	zw_observe_parse_ratio(cfg->trace_sampler, &ocfg.sampler);
+	rc = zw_observe_new(&ocfg, &app->obs);
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "startup_failed", "reason=\"observability: %s\"",
+		       strerror(-rc));
+		return 1;
+	}
+	struct zw_server_deps deps = {.cfg = cfg,
+	                              .routes = &app->routes,
+	                              .eps = app->eps,
+	                              .stats = app->stats,
+	                              .obs = app->obs};
 	rc = zw_server_start(&deps, &app->server, err, sizeof(err));
 	if (rc < 0) {
 		zw_log(ZW_LOG_ERROR, "listen_failed", "error=\"%s\"", err);
@@ -389,6 +408,7 @@ static void cleanup(struct app *app)
 		uv_loop_close(app->loop);
 	}
 	zw_server_free(app->server);
+	zw_observe_free(app->obs); /* after the workers: a last drain */
 	zw_route_current_destroy(&app->routes);
 	zw_endpoints_free(app->eps);
 	zw_stats_free(app->stats);

@@ -13,6 +13,7 @@
 #include "endpoints.h"
 #include "grpc.h"
 #include "log.h"
+#include "metrics.h"
 #include "peers.h"
 #include "proxy/externalscaler.pb-c.h"
 
@@ -1436,18 +1437,6 @@ int zw_scaler_admin(struct zw_scaler *s, const char *method, const char *target,
 
 /* ---- Prometheus ---- */
 
-static void prom_label(FILE *f, const char *v)
-{
-	for (; *v; v++) {
-		if (*v == '\\' || *v == '"')
-			fprintf(f, "\\%c", *v);
-		else if (*v == '\n')
-			fputs("\\n", f);
-		else
-			fputc(*v, f);
-	}
-}
-
 struct prom_ctx {
 	struct zw_scaler *s;
 	FILE *f;
@@ -1459,14 +1448,16 @@ static int prom_each(void *arg, const char *key, const struct zw_stats_snapshot 
 	struct prom_ctx *c = arg;
 	int64_t peer = c->s->peers ? zw_peers_concurrency(c->s->peers, key) : 0;
 	double conc = (double)snap->concurrency + (double)peer;
+	char ns[256], target[1024];
 
+	zw_metrics_key_labels(key, ns, sizeof(ns), target, sizeof(target));
 	if (c->which == 0)
-		fputs("zerowire_scaler_request_rate{target=\"", c->f);
+		fputs("zerowire_scaler_request_rate", c->f);
 	else if (c->which == 1)
-		fputs("zerowire_scaler_concurrency{target=\"", c->f);
+		fputs("zerowire_scaler_concurrency", c->f);
 	else
-		fputs("zerowire_scaler_active{target=\"", c->f);
-	prom_label(c->f, key);
+		fputs("zerowire_scaler_active", c->f);
+	fprintf(c->f, "{namespace=\"%s\",target=\"%s", ns, target);
 	if (c->which == 0)
 		fprintf(c->f, "\"} %.17g\n", snap->rate);
 	else if (c->which == 1)
@@ -1515,28 +1506,48 @@ int zw_scaler_prometheus(struct zw_scaler *s, char **buf, size_t *len)
 	if (s->peers)
 		zw_peers_get_stats(s->peers, &ps);
 	fprintf(c.f,
+	        "# HELP zerowire_scaler_streams StreamIsActive streams open (KEDA watchers).\n"
 	        "# TYPE zerowire_scaler_streams gauge\nzerowire_scaler_streams %zu\n"
+	        "# HELP zerowire_scaler_stream_pushes_total Activity changes pushed on "
+	        "StreamIsActive streams.\n"
 	        "# TYPE zerowire_scaler_stream_pushes_total counter\n"
 	        "zerowire_scaler_stream_pushes_total %llu\n"
+	        "# HELP zerowire_scaler_wakes_total Wake-ups of idle targets sent to KEDA.\n"
 	        "# TYPE zerowire_scaler_wakes_total counter\nzerowire_scaler_wakes_total %llu\n"
+	        "# HELP zerowire_scaler_not_found_total Scaler calls naming an unknown "
+	        "ScaledObject.\n"
 	        "# TYPE zerowire_scaler_not_found_total counter\n"
 	        "zerowire_scaler_not_found_total %llu\n"
+	        "# HELP zerowire_scaler_grpc_connections Open gRPC (HTTP/2) connections.\n"
 	        "# TYPE zerowire_scaler_grpc_connections gauge\n"
 	        "zerowire_scaler_grpc_connections %llu\n"
+	        "# HELP zerowire_scaler_grpc_unimplemented_total gRPC calls of unknown methods.\n"
 	        "# TYPE zerowire_scaler_grpc_unimplemented_total counter\n"
 	        "zerowire_scaler_grpc_unimplemented_total %llu\n"
+	        "# HELP zerowire_scaler_grpc_malformed_total Malformed gRPC messages or HTTP/2 "
+	        "streams.\n"
 	        "# TYPE zerowire_scaler_grpc_malformed_total counter\n"
 	        "zerowire_scaler_grpc_malformed_total %llu\n"
+	        "# HELP zerowire_scaler_grpc_cancelled_total gRPC calls cancelled by the client.\n"
 	        "# TYPE zerowire_scaler_grpc_cancelled_total counter\n"
 	        "zerowire_scaler_grpc_cancelled_total %llu\n"
+	        "# HELP zerowire_scaler_peers Proxy replicas known to this one (itself included).\n"
 	        "# TYPE zerowire_scaler_peers gauge\nzerowire_scaler_peers %llu\n"
+	        "# HELP zerowire_scaler_peers_live Proxy replicas that answered their last poll.\n"
 	        "# TYPE zerowire_scaler_peers_live gauge\nzerowire_scaler_peers_live %llu\n"
+	        "# HELP zerowire_scaler_peer_poll_failures_total Failed polls of peer replicas.\n"
 	        "# TYPE zerowire_scaler_peer_poll_failures_total counter\n"
 	        "zerowire_scaler_peer_poll_failures_total %llu\n"
+	        "# HELP zerowire_scaler_peer_cold_sent_total Cold-start notices sent to peer "
+	        "replicas.\n"
 	        "# TYPE zerowire_scaler_peer_cold_sent_total counter\n"
 	        "zerowire_scaler_peer_cold_sent_total %llu\n"
+	        "# HELP zerowire_scaler_peer_cold_failures_total Cold-start notices that could not "
+	        "be sent or were dropped.\n"
 	        "# TYPE zerowire_scaler_peer_cold_failures_total counter\n"
 	        "zerowire_scaler_peer_cold_failures_total %llu\n"
+	        "# HELP zerowire_scaler_peer_cold_received_total Cold-start notices received from "
+	        "peer replicas.\n"
 	        "# TYPE zerowire_scaler_peer_cold_received_total counter\n"
 	        "zerowire_scaler_peer_cold_received_total %llu\n"
 	        "# HELP zerowire_scaler_peer_cold_unknown_total /peer/cold for a key that is "

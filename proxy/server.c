@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define RBUF_SIZE             65536
@@ -106,6 +107,16 @@ struct conn {
 	int idle_armed;         /* c->timer is the stream idle timer */
 	uint64_t resp_deadline; /* loop time by which the response head is due */
 	uint64_t last_io;       /* loop time of the last byte moved while streaming */
+	uint64_t held_since;    /* loop time the current wait began (held_slot) */
+	uint64_t held_ms;       /* time the current request was held in all */
+	/* Observability (observe.h): trace context and what the access log
+	 * and the spans report. */
+	struct zw_trace_ctx trace;
+	int traced;          /* trace holds a context to log (and maybe export) */
+	uint64_t start_ns;   /* wall clock at dispatch */
+	uint64_t held_first; /* loop time the first wait began, 0 = never held */
+	uint64_t up_start;   /* loop time of the first upstream dial, 0 = none */
+	uint64_t bytes_out;  /* bytes written to the client for this request */
 };
 
 struct worker {
@@ -278,6 +289,8 @@ static int send_bufs(struct conn *c, int to_upstream, const uv_buf_t *bufs, unsi
 		len += bufs[i].len;
 	if (len == 0)
 		return 0;
+	if (!to_upstream)
+		c->bytes_out += len;
 	size_t done = 0;
 	if (uv_stream_get_write_queue_size(to) == 0) {
 		int r = uv_try_write(to, bufs, n);
@@ -442,10 +455,13 @@ static void unhold(struct conn *c)
 	if (c->hitem.state != ZW_HOLD_IDLE && zw_hold_cancel(&w->s->hold, &c->hitem))
 		schedule_release(w);
 	if (c->held_slot) {
+		uint64_t waited = uv_now(&w->loop) - c->held_since;
 		c->held_slot = 0;
 		w->n_waiting--;
 		if (c->se)
 			zw_stats_held(c->se, -1);
+		c->held_ms += waited;
+		zw_metrics_wait(&w->metrics, c->key, (double)waited / 1000.0);
 	}
 }
 
@@ -476,8 +492,59 @@ static void request_cleanup(struct conn *c)
 
 static void record(struct conn *c, int status)
 {
-	double secs = (double)(uv_now(&c->w->loop) - c->start_ms) / 1000.0;
-	zw_metrics_request(&c->w->metrics, c->key ? c->key : "", status, secs);
+	struct zw_metrics_sample ms = {
+	        .key = c->key ? c->key : "",
+	        .code = status,
+	        .method = zw_metrics_method(c->parser.method),
+	        .cold = c->cold,
+	        .seconds = (double)(uv_now(&c->w->loop) - c->start_ms) / 1000.0,
+	};
+	zw_metrics_request(&c->w->metrics, &ms);
+	struct zw_observe *obs = c->w->s->d.obs;
+	if (!obs)
+		return;
+	struct timespec now;
+	char up[INET6_ADDRSTRLEN + 8] = "";
+	uint64_t loop_now = uv_now(&c->w->loop);
+	clock_gettime(CLOCK_REALTIME, &now);
+	uint64_t end_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	if (c->ep && c->up_start)
+		snprintf(up, sizeof(up), "%s:%u", c->ep->ip, c->ep->port);
+	struct zw_obs_request r = {
+	        .target = ms.key,
+	        .method = llhttp_method_name(c->parser.method),
+	        .path = c->head.buf ? c->head.buf + c->head.url_off : "",
+	        .path_len = c->head.buf ? c->head.url_len : 0,
+	        .status = status,
+	        .bytes_in = c->head.raw_bytes + c->body_sent,
+	        .bytes_out = c->bytes_out,
+	        .start_ns = c->start_ns ? c->start_ns : end_ns,
+	        .end_ns = end_ns,
+	        .upstream_ms = c->up_start ? loop_now - c->up_start : 0,
+	        .held_ms = c->held_ms,
+	        .held_start_ns = c->start_ns + (c->held_first - c->start_ms) * 1000000ull,
+	        .upstream = up,
+	        .cold = c->cold,
+	        .trace = c->traced ? &c->trace : NULL,
+	};
+	zw_observe_request(obs, c->w->id, &r);
+}
+
+/* Starts the request's trace context from its traceparent and tracestate
+ * (tracing on, or a valid incoming context to log). */
+static void observe_begin(struct conn *c)
+{
+	struct zw_observe *obs = c->w->s->d.obs;
+	struct timespec now;
+	clock_gettime(CLOCK_REALTIME, &now);
+	c->start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	if (!obs)
+		return;
+	size_t tp_len = 0, ts_len = 0;
+	const char *tp = zw_http_find(&c->head, "traceparent", &tp_len);
+	const char *ts = zw_http_find(&c->head, "tracestate", &ts_len);
+	zw_trace_begin(&c->trace, tp, tp_len, ts, ts_len, zw_observe_ratio(obs), &c->w->rng);
+	c->traced = zw_observe_tracing(obs) || c->trace.has_parent;
 }
 
 /* Frees c once its handles are closed and no write that points at it is
@@ -572,6 +639,8 @@ static void next_request(struct conn *c)
 	c->body_sent = 0;
 	c->idle_armed = 0;
 	c->start_ms = 0;
+	c->held_ms = c->held_first = c->up_start = c->bytes_out = c->start_ns = 0;
+	c->traced = 0;
 	c->deadline = 0;
 	c->got_bytes = 0;
 	c->svc = NULL;
@@ -849,6 +918,9 @@ static void wait_in_queue(struct conn *c)
 	struct worker *w = c->w;
 	const struct zw_target *t = c->target;
 	c->held_slot = 1;
+	c->held_since = uv_now(&w->loop);
+	if (!c->held_first)
+		c->held_first = c->held_since;
 	w->n_waiting++;
 	if (c->se)
 		zw_stats_held(c->se, +1);
@@ -1197,6 +1269,8 @@ static void forward_to(struct conn *c)
 	struct zw_server *s = c->w->s;
 	c->connect_deadline =
 	        uv_now(&c->w->loop) + until_deadline(c, s->d.cfg->connect_retry_budget_ms);
+	if (!c->up_start)
+		c->up_start = uv_now(&c->w->loop);
 	dial(c);
 }
 
@@ -1211,7 +1285,9 @@ static void send_request_head(struct conn *c)
 	        .chunked = c->chunked,
 	};
 	c->state = S_PROXY;
-	if (zw_http_build_request(&out, &c->parser, &c->head, &info) < 0) {
+	if (zw_http_build_request(&out, &c->parser, &c->head, &info) < 0 ||
+	    (c->traced && zw_observe_tracing(s->d.obs) &&
+	     zw_trace_rewrite_head(&out, &c->trace) < 0)) {
 		free(out.data);
 		respond_upstream_failure(c, 502, "request head too large to forward");
 		return;
@@ -1573,6 +1649,7 @@ static void dispatch(struct conn *c)
 	struct worker *w = c->w;
 	struct zw_http_head *h = &c->head;
 	c->start_ms = uv_now(&w->loop);
+	observe_begin(c);
 	uv_timer_stop(&c->timer);
 	c->is_head = c->parser.method == HTTP_HEAD;
 	c->upgrade = llhttp_get_upgrade(&c->parser);
@@ -2039,7 +2116,7 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 		zw_upool_init(&w->pool, &w->loop, &s->limits, cfg->upstream_idle_timeout_ms,
 		              cfg->max_idle_per_endpoint);
 		zw_upool_set_reader(&w->pool, w->rbuf, RBUF_SIZE, up_read_cb);
-		zw_metrics_shard_init(&w->metrics);
+		zw_metrics_shard_init(&w->metrics, (double)cfg->readiness_timeout_ms / 1000.0);
 		s->workers[i] = w;
 		s->shards[i] = &w->metrics;
 		s->n_workers = i + 1;
@@ -2147,6 +2224,11 @@ struct zw_metrics_shard *const *zw_server_metrics(const struct zw_server *s, siz
 {
 	*n = (size_t)s->n_workers;
 	return s->shards;
+}
+
+struct zw_observe *zw_server_observe(const struct zw_server *s)
+{
+	return s->d.obs;
 }
 
 uint32_t zw_server_held(struct zw_server *s, const char *key)

@@ -16,6 +16,7 @@
 #include "endpoints.h"
 #include "hold.h"
 #include "metrics.h"
+#include "observe.h"
 #include "routes.h"
 #include "stats.h"
 
@@ -27,6 +28,7 @@ struct zw_server_deps {
 	struct zw_route_current *routes;
 	struct zw_endpoints *eps;
 	struct zw_stats *stats;
+	struct zw_observe *obs; /* access log and tracing; may be NULL */
 };
 
 struct zw_server;
@@ -62,6 +64,9 @@ void zw_server_free(struct zw_server *s);
 
 /* The metrics shards of the workers (array of n, owned by the server). */
 struct zw_metrics_shard *const *zw_server_metrics(const struct zw_server *s, size_t *n);
+
+/* The observers given in the deps (may be NULL). */
+struct zw_observe *zw_server_observe(const struct zw_server *s);
 
 /* Requests held now for target `key` in this process. Any thread. */
 uint32_t zw_server_held(struct zw_server *s, const char *key);

@@ -4,6 +4,7 @@
 #include "kubeconfig.h"
 #include "log.h"
 #include "metrics.h"
+#include "metricsrv.h"
 #include "mutate.h"
 #include "reconcile.h"
 #include "registry.h"
@@ -44,6 +45,8 @@ static const char usage[] =
         "\n"
         "Serving:\n"
         "  --listen ADDR              host:port, :port or [v6]:port (default :8443)\n"
+        "  --metrics-listen ADDR      plain-HTTP /metrics and /healthz (default: off;\n"
+        "                             /metrics is always on the TLS port too)\n"
         "  --tls-cert-file FILE       PEM certificate chain, re-read when it changes\n"
         "  --tls-key-file FILE        PEM private key, re-read when it changes\n"
         "  --cert-mode MODE           files (default with --tls-cert-file) or self:\n"
@@ -143,6 +146,7 @@ struct app {
 
 struct flags {
 	const char *listen;
+	const char *metrics_listen;
 	const char *cert;
 	const char *key;
 	const char *kubeconfig;
@@ -367,6 +371,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 		size_t off;
 	} strs[] = {
 	        {"listen", offsetof(struct flags, listen)},
+	        {"metrics-listen", offsetof(struct flags, metrics_listen)},
 	        {"tls-cert-file", offsetof(struct flags, cert)},
 	        {"tls-key-file", offsetof(struct flags, key)},
 	        {"kubeconfig", offsetof(struct flags, kubeconfig)},
@@ -721,6 +726,7 @@ int main(int argc, char **argv)
 	        .split_header = 1,
 	};
 	struct app a;
+	struct zw_metricsrv *msrv = NULL;
 	struct zw_server_config scfg;
 	struct zw_selfcert_state first_cert;
 	struct zw_selfcert_run_config ccfg;
@@ -895,6 +901,15 @@ int main(int argc, char **argv)
 		zw_log(ZW_LOG_ERROR, "server_failed", "error=\"%s\"", err);
 		goto out;
 	}
+	if (f.metrics_listen != NULL) {
+		if (zw_metricsrv_start(f.metrics_listen, a.metrics, refresh_gauges, &a, &msrv) <
+		    0) {
+			zw_log(ZW_LOG_ERROR, "metrics_listen_failed", "addr=%s", f.metrics_listen);
+			goto out;
+		}
+		zw_log(ZW_LOG_INFO, "metrics_listening", "addr=%s port=%d", f.metrics_listen,
+		       zw_metricsrv_port(msrv));
+	}
 	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d proxy=%s.%s:%d scaler=%s", f.listen,
 	       zw_server_port(a.server), a.mcfg.proxy_service, a.mcfg.proxy_namespace,
 	       a.mcfg.proxy_port, a.mcfg.scaler_address);
@@ -959,6 +974,7 @@ int main(int argc, char **argv)
 	}
 	exit_code = 0;
 out:
+	zw_metricsrv_stop(msrv);
 	zw_selfcert_run_stop(a.certs);
 	atomic_store(&a.live_server, NULL);
 	zw_selfcert_state_free(&first_cert);

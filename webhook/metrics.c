@@ -1,6 +1,8 @@
 /* zerowire-webhook metrics: lock-free counters and Prometheus rendering. */
 #include "metrics.h"
 
+#include "promtext.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -12,8 +14,8 @@
 #define NAME_MAX_LEN 64
 
 /* Latency histogram upper bounds in seconds (le labels). */
-static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005,
-                                 0.01,   0.025,   0.05,   0.1,   0.25,   1.0};
+static const double buckets[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                 0.05,   0.1,     0.25,   0.5,   1.0,    2.5,   5.0,  10.0};
 #define N_BUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
 struct kind_slot {
@@ -80,6 +82,9 @@ static const struct counter_desc gauge_descs[ZW_G_N] = {
         [ZW_G_CONNECTIONS] = {"zerowire_webhook_connections", "Open client connections."},
         [ZW_G_BODY_BYTES] = {"zerowire_webhook_body_bytes",
                              "Request body bytes reserved from the body budget."},
+        [ZW_G_CERT_EXPIRY] = {"zerowire_webhook_cert_expiry_timestamp_seconds",
+                              "Expiry (notAfter) of the serving certificate, seconds since the "
+                              "epoch."},
 };
 
 static const char *const outcome_names[ZW_REVIEW_N] = {
@@ -304,6 +309,22 @@ int zw_metrics_render(struct zw_metrics *m, char **out, size_t *len)
 		out_printf(&o, "# HELP %s %s\n# TYPE %s gauge\n%s %lld\n", gauge_descs[g].name,
 		           gauge_descs[g].help, gauge_descs[g].name, gauge_descs[g].name,
 		           (long long)atomic_load_explicit(&m->gauges[g], memory_order_relaxed));
+	if (!o.err) {
+		/* build_info and process_* come as one stdio text. */
+		char *extra = NULL;
+		size_t elen = 0;
+		FILE *f = open_memstream(&extra, &elen);
+		int rc = f ? 0 : -ENOMEM;
+		if (rc == 0 && (zw_prom_build_info(f, "webhook") < 0 || zw_prom_process(f) < 0))
+			rc = -ENOMEM;
+		if (f && fclose(f) != 0)
+			rc = -ENOMEM;
+		if (rc == 0 && extra)
+			out_printf(&o, "%s", extra);
+		else
+			o.err = rc ? rc : -ENOMEM;
+		free(extra);
+	}
 	if (o.err) {
 		free(o.p);
 		return o.err;

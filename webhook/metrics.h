@@ -51,6 +51,7 @@ enum zw_gauge {
 	ZW_G_LEADER,      /* 1 while this replica holds the reconciler Lease */
 	ZW_G_CONNECTIONS, /* open client connections */
 	ZW_G_BODY_BYTES,  /* request body bytes reserved from the budget */
+	ZW_G_CERT_EXPIRY, /* serving certificate's notAfter, seconds since the epoch */
 	ZW_G_N,
 };
 

@@ -272,6 +272,20 @@ out:
 	return rc;
 }
 
+/* Expiry of b's leaf certificate in seconds since the epoch, or 0. */
+static int64_t bundle_expiry(const struct bundle *b)
+{
+	gnutls_x509_crt_t crt;
+	int64_t t = 0;
+
+	if (b->n_pcerts == 0 || gnutls_x509_crt_init(&crt) < 0)
+		return 0;
+	if (gnutls_x509_crt_import(crt, &b->pcerts[0].cert, GNUTLS_X509_FMT_DER) >= 0)
+		t = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
+	gnutls_x509_crt_deinit(crt);
+	return t > 0 ? t : 0;
+}
+
 /* Makes b (one reference, taken over) the certificate of the next handshakes. */
 static void bundle_install(struct zw_server *s, struct bundle *b, const struct file_id *cid,
                            const struct file_id *kid)
@@ -286,6 +300,7 @@ static void bundle_install(struct zw_server *s, struct bundle *b, const struct f
 	if (kid != NULL)
 		s->key_id = *kid;
 	pthread_mutex_unlock(&s->lock);
+	zw_metrics_set(s->cfg.metrics, ZW_G_CERT_EXPIRY, bundle_expiry(b));
 	bundle_unref(old);
 	zw_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOADS, 1);
 }
@@ -578,9 +593,8 @@ static enum MHD_Result send_static(struct MHD_Connection *c, unsigned status, co
 	return ret;
 }
 
-/* Sends a malloc'd body; ownership passes to MHD (freed on failure too). */
-static enum MHD_Result send_owned(struct MHD_Connection *c, unsigned status, char *body, size_t len,
-                                  const char *ctype)
+enum MHD_Result zw_server_send_owned(struct MHD_Connection *c, unsigned status, char *body,
+                                     size_t len, const char *ctype)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
@@ -617,7 +631,7 @@ static enum MHD_Result answer_too_large(struct zw_server *s, struct MHD_Connecti
 	if (n < 0)
 		return send_static(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n",
 		                   "text/plain");
-	return send_owned(c, MHD_HTTP_CONTENT_TOO_LARGE, msg, (size_t)n, "text/plain");
+	return zw_server_send_owned(c, MHD_HTTP_CONTENT_TOO_LARGE, msg, (size_t)n, "text/plain");
 }
 
 /* Peak memory of answering a review of len body bytes (measured; see
@@ -693,8 +707,9 @@ static enum MHD_Result answer_review(struct zw_server *s, struct MHD_Connection 
 		zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
 	if (reply.status == 0)
 		reply.status = MHD_HTTP_OK;
-	return send_owned(c, (unsigned)reply.status, reply.body, reply.body_len,
-	                  reply.status == MHD_HTTP_OK ? "application/json" : "text/plain");
+	return zw_server_send_owned(c, (unsigned)reply.status, reply.body, reply.body_len,
+	                            reply.status == MHD_HTTP_OK ? "application/json"
+	                                                        : "text/plain");
 }
 
 /* Reserves n more body bytes for rq from the budget. Returns 0 or -EAGAIN. */
@@ -778,7 +793,7 @@ static enum MHD_Result handle_get(struct zw_server *s, struct MHD_Connection *c,
 		if (zw_metrics_render(s->cfg.metrics, &text, &len) < 0)
 			return send_static(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n",
 			                   "text/plain");
-		return send_owned(c, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4");
+		return zw_server_send_owned(c, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4");
 	}
 	if (strcmp(url, "/mutate") == 0)
 		return send_static(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST\n", "text/plain");
@@ -883,8 +898,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
-/* Parses "host:port", ":port" or "[v6]:port" into a socket address. */
-static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6)
+int zw_server_parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6)
 {
 	char host[128];
 	const char *colon, *hs, *he;
@@ -959,7 +973,7 @@ int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
 		         "certificate and key (files or PEM) and review handler are required");
 		return -EINVAL;
 	}
-	if (parse_listen(cfg->listen, &ss, &v6) < 0) {
+	if (zw_server_parse_listen(cfg->listen, &ss, &v6) < 0) {
 		snprintf(err, ZW_SERVER_ERRLEN,
 		         "bad listen address \"%s\" (want host:port, :port or [v6]:port)",
 		         cfg->listen ? cfg->listen : "");
@@ -1024,6 +1038,7 @@ int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
 	s->cfg.cert_pem = s->cfg.key_pem = NULL; /* not kept: the caller may free them */
 	if (rc < 0)
 		goto fail_tls;
+	zw_metrics_set(s->cfg.metrics, ZW_G_CERT_EXPIRY, bundle_expiry(s->current));
 	pthread_mutex_lock(&the_server_lock);
 	if (the_server != NULL) {
 		pthread_mutex_unlock(&the_server_lock);

@@ -40,6 +40,7 @@
 
 #include "metrics.h"
 
+#include <microhttpd.h>
 #include <stddef.h>
 
 #define ZW_SERVER_DEFAULT_MAX_BODY (3u * 1024 * 1024)
@@ -107,6 +108,17 @@ struct zw_server;
  * or -ENOMEM. */
 int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
                     char err[ZW_SERVER_ERRLEN]);
+
+/* Parses "host:port", ":port" or "[v6]:port" (borrowed) into *ss; *v6 says
+ * which family. Returns 0 or -EINVAL. */
+struct sockaddr_storage;
+int zw_server_parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6);
+
+/* Queues a response with a malloc'd body on an MHD connection (borrowed):
+ * ownership of body passes to MHD (freed on failure too). Returns MHD's
+ * verdict. */
+enum MHD_Result zw_server_send_owned(struct MHD_Connection *c, unsigned status, char *body,
+                                     size_t len, const char *ctype);
 
 /* Returns the TCP port the server listens on. */
 int zw_server_port(const struct zw_server *s);

@@ -2,10 +2,15 @@
 step, on a local control plane. Everything it starts is stopped when it ends,
 fails or is interrupted.
 
-  python3 -m harness.demo [--load-seconds 10] [--connections 8]
+  python3 -m harness.demo [--load-seconds 10] [--connections 8] [--png PATH]
+
+It also writes a picture of what it showed (replicas, ready pods and request
+latency over time, the cold start marked): build/demo/zerowire-demo.png by
+default (harness/timeline.py, gnuplot).
 """
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -13,6 +18,7 @@ import time
 
 from .cluster import Cluster
 from .stack import Stack
+from .timeline import Timeline, plot
 
 NS = "demo"
 HOST = "hello.demo.example"
@@ -35,14 +41,14 @@ spec:
       containers:
         - name: hello
           image: example/hello
-          ports: [{containerPort: 8080}]
+          ports: [{containerPort: 18080}]   # not 8080: often taken on a developer machine
 ---
 apiVersion: v1
 kind: Service
 metadata: {name: hello, namespace: demo}
 spec:
   selector: {app: hello}
-  ports: [{name: http, port: 80, targetPort: 8080}]
+  ports: [{name: http, port: 80, targetPort: 18080}]
 """
 
 SCALEDOBJECT = """
@@ -149,6 +155,10 @@ def run(args):
         say("(the original is kept in the annotation zerowire.io/original; deleting the", 1)
         say("ScaledObject puts it back exactly)", 1)
 
+        tl = Timeline(lambda: (stack.replicas(NS, "hello"), len(stack.node.ready_pods(NS, "hello"))))
+        tl.start()
+        time.sleep(1.0)  # a second of "before" in the picture
+
         step(5, total, "One request while the app has 0 replicas")
         say("curl -H 'Host: %s' http://127.0.0.1:%d/hello   (as the ingress controller would send it;" % (
             HOST, stack.proxy_port), 1)
@@ -163,6 +173,8 @@ def run(args):
                 res["e"] = e
             done.set()
         t_send = time.monotonic()
+        tl_sent = tl.now()
+        tl.mark("request sent (0 replicas)", tl_sent)
         threading.Thread(target=send, daemon=True).start()
         shown = set()
         while not done.wait(0.1):
@@ -175,6 +187,9 @@ def run(args):
         if "e" in res:
             raise RuntimeError("the request failed: %s" % res["e"])
         r = res["r"]
+        tl.held = (tl_sent, tl_sent + r.seconds)
+        tl.sample(tl_sent, r.seconds, cold=True)
+        tl.mark("answered (%.1f s)" % r.seconds, tl_sent + r.seconds)
         say("%5.2f s  answered: HTTP %d by pod %s (X-Zerowire-Cold-Start: %s)" % (
             r.seconds, r.status, r.headers.get("x-backend-pod"), r.headers.get("x-zerowire-cold-start")), 1)
         say("body: %s" % r.body.decode(errors="replace").strip()[:100], 1)
@@ -194,10 +209,14 @@ def run(args):
         t_load = time.monotonic()
         th = threading.Thread(target=watch, daemon=True)
         th.start()
+        probe = tl.probe(lambda: stack.request(HOST, "/hello", timeout=30).seconds)
+        tl.mark("burst starts")
         try:
             w = stack.wrk(HOST, args.load_seconds, args.connections, path="/hello")
         finally:
             stop.set()
+            probe.set()
+            tl.mark("burst ends")
             th.join(3)
         say("wrk: %d requests, %.0f req/s, %d errors, %d non-2xx" % (w["requests"], w["rps"], w["errors"],
                                                                     w["non2xx"]), 1)
@@ -213,6 +232,7 @@ def run(args):
                 say("%5.1f s  replicas %d, ready pods %d" % (time.monotonic() - t_idle, n, ready), 1)
                 last = (n, ready)
             if n == 0 and ready == 0:
+                tl.mark("back to zero")
                 break
             if time.monotonic() - t_idle > 90:
                 raise RuntimeError("not back to zero within 90 s")
@@ -222,6 +242,12 @@ def run(args):
         say("As the 10 s request window empties, the measured rate falls and KEDA lowers the replicas;", 1)
         say("once no request is left in it and the 5 s cooldown has passed, KEDA scales to zero.", 1)
         say("The next request would be held and wake the app again, as in step 5.", 1)
+        time.sleep(1.0)
+        tl.stop()
+        data = os.path.join(os.path.dirname(os.path.abspath(args.png)), "samples")
+        tl.save(data)
+        say()
+        say("Picture of this run: %s (samples in %s)" % (plot(data, os.path.abspath(args.png)), data))
         say()
         say("Done in %.0f s. Stopping everything started." % (time.monotonic() - T0))
     finally:
@@ -237,6 +263,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--load-seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=8)
+    ap.add_argument("--png", default=os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__)))), "build", "demo", "zerowire-demo.png"),
+        help="where the picture goes (default build/demo/zerowire-demo.png)")
     args = ap.parse_args(argv)
 
     def on_term(signum, frame):

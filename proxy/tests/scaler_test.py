@@ -510,8 +510,8 @@ def test_prometheus_lines(pb, tool):
     stub(pb, tool).IsActive(ref(pb, "busy", CONC_META))
     status, text = tool.http("GET", "/metrics")
     assert status == 200
-    assert 'zerowire_scaler_concurrency{target="demo/busy/0"} 4' in text
-    assert 'zerowire_scaler_active{target="demo/busy/0"} 1' in text
+    assert 'zerowire_scaler_concurrency{namespace="demo",target="busy/0"} 4' in text
+    assert 'zerowire_scaler_active{namespace="demo",target="busy/0"} 1' in text
     assert 'zerowire_scaler_grpc_requests_total{method="IsActive"} 1' in text
 
 

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Builds a Go tool that the tests use (promtool, otelcol) from its wrapper
+# module e2e/peers/<name>/ (go.mod + go.sum pin the upstream module), once, and
+# caches the binary outside the work tree under a name that includes a hash of
+# the wrapper's go.sum (a version bump rebuilds it).
+# Usage: e2e/peers/build-go-tool.sh promtool|otelcol   -> prints the binary's path.
+# Progress lines go to stderr; builds run under `nice -n 19`.
+set -euo pipefail
+
+name="${1:?usage: build-go-tool.sh <tool>}"
+here="$(cd "$(dirname "$0")" && pwd)"
+dir="$here/$name"
+[ -f "$dir/go.mod" ] || { echo "build-go-tool: no wrapper module $dir" >&2; exit 2; }
+case "$name" in
+promtool) pkg=github.com/prometheus/prometheus/cmd/promtool ;;
+otelcol) pkg=. ;;
+*) echo "build-go-tool: unknown tool $name" >&2; exit 2 ;;
+esac
+
+CACHE="${ZW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/zerowire}"
+sum=$(cat "$dir/go.mod" "$dir/go.sum" "$dir"/*.go 2>/dev/null | sha256sum | cut -c1-12)
+BIN="$CACHE/bin/$name-$sum"
+if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
+
+GO="${ZW_GO:-$(command -v go || echo /usr/local/go/bin/go)}"
+command -v "$GO" >/dev/null || { echo "build-go-tool: no Go toolchain (go not on PATH)" >&2; exit 3; }
+mkdir -p "$CACHE/bin"
+exec 9>"$CACHE/bin/$name.lock"
+echo "build-go-tool: waiting for the $name build lock" >&2
+flock 9
+if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
+
+export GOMODCACHE="${GOMODCACHE:-$CACHE/go/mod}" GOCACHE="${GOCACHE:-$CACHE/go/cache}"
+export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
+start=$(date +%s)
+echo "build-go-tool: $name: downloading modules (GOMODCACHE=$GOMODCACHE)" >&2
+(cd "$dir" && nice -n 19 "$GO" mod download 2>&1 | sed 's/^/build-go-tool:   /' >&2)
+echo "build-go-tool: $name: compiling $pkg with $("$GO" version | cut -d' ' -f3) (several minutes on 2 cores)" >&2
+(cd "$dir" && nice -n 19 "$GO" build -trimpath -ldflags='-s -w' -o "$BIN.tmp" "$pkg") >&2
+mv "$BIN.tmp" "$BIN"
+echo "build-go-tool: $name built in $(($(date +%s) - start)) s: $BIN" >&2
+echo "$BIN"
