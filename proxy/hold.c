@@ -1,6 +1,8 @@
 /* Request admission and waiting (see hold.h). */
 #include "hold.h"
 
+#include "target.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -321,4 +323,57 @@ uint32_t zw_hold_count(struct zw_hold *h, const char *key)
 size_t zw_hold_total(struct zw_hold *h)
 {
 	return atomic_load(&h->total);
+}
+
+/* ---- policy ----------------------------------------------------------- */
+
+struct zw_allowance zw_hold_allowance(const struct zw_target *t, const struct zw_hold_defaults *d,
+                                      int pacing)
+{
+	int on_concurrency = (t->metrics & ZW_METRIC_CONCURRENCY) && t->concurrency_target >= 1;
+	int64_t ec = t->endpoint_concurrency == ZW_ALLOWANCE_UNSET ? d->endpoint_concurrency
+	                                                           : t->endpoint_concurrency;
+	struct zw_allowance a = {
+	        .slow_start_ms =
+	                t->slow_start_ms >= 0 ? (uint64_t)t->slow_start_ms : d->slow_start_ms,
+	};
+	if (ec == ZW_ALLOWANCE_AUTO)
+		a.per_endpoint = on_concurrency ? (uint32_t)t->concurrency_target : 0;
+	else if (ec > 0)
+		a.per_endpoint = (uint32_t)ec;
+	if (a.per_endpoint == 0 && pacing)
+		a.per_endpoint = on_concurrency ? (uint32_t)t->concurrency_target
+		                                : (uint32_t)d->release_per_endpoint;
+	return a;
+}
+
+uint32_t zw_hold_max_waiting(const struct zw_target *t, const struct zw_hold_defaults *d)
+{
+	return t->max_pending ? t->max_pending : d->max_waiting;
+}
+
+uint64_t zw_hold_wait_ms(const struct zw_target *t, const struct zw_hold_defaults *d)
+{
+	return t->readiness_timeout_ms ? t->readiness_timeout_ms : d->wait_ms;
+}
+
+enum zw_cold_action zw_hold_cold_action(const struct zw_target *t)
+{
+	if (t->has_placeholder && !t->has_fallback && !(t->max_pending && t->overflow_placeholder))
+		return ZW_COLD_PLACEHOLDER;
+	return ZW_COLD_WAIT;
+}
+
+enum zw_timeout_action zw_hold_timeout_action(const struct zw_target *t, int past_request_deadline)
+{
+	if (past_request_deadline)
+		return ZW_TIMEOUT_GATEWAY;
+	if (t->has_fallback)
+		return ZW_TIMEOUT_FALLBACK;
+	return t->has_placeholder ? ZW_TIMEOUT_PLACEHOLDER : ZW_TIMEOUT_GATEWAY;
+}
+
+int zw_hold_overflow_placeholder(const struct zw_target *t)
+{
+	return t->overflow_placeholder && t->has_placeholder;
 }

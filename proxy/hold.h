@@ -71,6 +71,60 @@ struct zw_hold {
 	struct zw_hold_mailbox mail[ZW_HOLD_MAX_WORKERS];
 };
 
+/* ---- policy: what happens to a request of a target (pure functions) ---- */
+
+struct zw_target;
+
+/* The proxy-wide defaults the policy falls back on (from the flags). */
+struct zw_hold_defaults {
+	int64_t endpoint_concurrency;  /* --endpoint-concurrency: N, 0 off, ZW_ALLOWANCE_AUTO */
+	uint64_t slow_start_ms;        /* --slow-start */
+	uint64_t release_per_endpoint; /* --release-per-endpoint (0: no pacing) */
+	uint32_t max_waiting;          /* --max-held */
+	uint64_t wait_ms;              /* --readiness-timeout */
+};
+
+/* What a request finding no ready endpoint gets. */
+enum zw_cold_action {
+	ZW_COLD_WAIT = 0,        /* held in the target's queue */
+	ZW_COLD_PLACEHOLDER = 1, /* the placeholder at once (counted, target woken) */
+};
+
+/* What a request whose wait timed out gets. */
+enum zw_timeout_action {
+	ZW_TIMEOUT_FALLBACK = 0,    /* forwarded to the target's fallback Service */
+	ZW_TIMEOUT_PLACEHOLDER = 1, /* the placeholder response */
+	ZW_TIMEOUT_GATEWAY = 2,     /* 504 */
+};
+
+/* The allowance of target t (borrowed): its endpointConcurrency, else
+ * d->endpoint_concurrency ("auto": the concurrency targetValue when t
+ * scales on concurrency). With `pacing` (a release pass), no allowance
+ * still paces releases: the concurrency targetValue, else
+ * d->release_per_endpoint. Slow start: t's, else d's. */
+struct zw_allowance zw_hold_allowance(const struct zw_target *t, const struct zw_hold_defaults *d,
+                                      int pacing);
+
+/* How many requests of t may wait: maxPendingRequests, else d's. */
+uint32_t zw_hold_max_waiting(const struct zw_target *t, const struct zw_hold_defaults *d);
+
+/* How long a request of t may wait: readinessTimeout, else d's (ms). */
+uint64_t zw_hold_wait_ms(const struct zw_target *t, const struct zw_hold_defaults *d);
+
+/* A cold request of t: a placeholder target answers at once, as the KEDA
+ * HTTP add-on and Kedify do, unless it also has a fallback (then requests
+ * wait and go there at the timeout) or asks to hold up to
+ * maxPendingRequests first (overflow: Placeholder). */
+enum zw_cold_action zw_hold_cold_action(const struct zw_target *t);
+
+/* A wait of t that timed out: the fallback, else the placeholder, else 504;
+ * past the request's own deadline (requestTimeout) always 504. */
+enum zw_timeout_action zw_hold_timeout_action(const struct zw_target *t, int past_request_deadline);
+
+/* Nonzero when an overflow of t is answered with its placeholder (else 503
+ * with Retry-After). */
+int zw_hold_overflow_placeholder(const struct zw_target *t);
+
 /* Outcome of zw_hold_admit. */
 enum zw_admit {
 	ZW_ADMIT_FORWARD = 0, /* it->ep holds a slot on an endpoint of `set` */

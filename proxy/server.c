@@ -149,6 +149,7 @@ struct zw_server {
 	struct zw_server_deps d;
 	struct zw_http_limits limits;
 	struct zw_hold hold; /* every worker's waiting requests */
+	struct zw_hold_defaults hold_defaults;
 	_Atomic size_t conns;
 	int n_workers;
 	int port;
@@ -781,25 +782,27 @@ static void on_timer_readiness(uv_timer_t *t)
 	struct conn *c = t->data;
 	if (c->state != S_HELD)
 		return;
-	if (past_deadline(c)) {
-		unhold(c);
-		zw_metrics_event(&c->w->metrics, c->key, ZW_EV_READINESS_TIMEOUT);
+	const struct zw_target *tg = c->target;
+	int past = past_deadline(c);
+	unhold(c);
+	zw_metrics_event(&c->w->metrics, c->key, ZW_EV_READINESS_TIMEOUT);
+	if (past) {
 		local_response(c, 504, NULL, "request timeout while waiting for a ready endpoint\n",
 		               0);
 		return;
 	}
-	const struct zw_target *tg = c->target;
-	unhold(c);
-	zw_metrics_event(&c->w->metrics, c->key, ZW_EV_READINESS_TIMEOUT);
 	zw_log(ZW_LOG_INFO, "readiness_timeout", "target=%s", c->key);
-	if (tg->has_fallback) {
+	switch (zw_hold_timeout_action(tg, 0)) {
+	case ZW_TIMEOUT_FALLBACK:
 		c->svc = &tg->fallback;
 		start_forward(c);
 		return;
-	}
-	if (tg->has_placeholder) {
+	case ZW_TIMEOUT_PLACEHOLDER:
 		placeholder_response(c);
 		return;
+	case ZW_TIMEOUT_GATEWAY:
+	default:
+		break;
 	}
 	char body[512];
 	snprintf(body, sizeof(body), "timed out waiting for a ready endpoint of %s\n", c->key);
@@ -871,37 +874,18 @@ static void placeholder_response(struct conn *c)
 
 static void ensure_hold_timer(struct worker *w);
 
-/* The allowance of target t: its endpointConcurrency, else
- * --endpoint-concurrency ("auto": the concurrency targetValue of targets
- * that scale on concurrency). A release pass with no allowance still paces
- * the release of waiting requests (`pacing`): the concurrency targetValue,
- * else --release-per-endpoint. */
+/* The allowance of target t (hold.c's policy on the flags' defaults). */
 static struct zw_allowance target_allowance(const struct zw_server *s, const struct zw_target *t,
                                             int pacing)
 {
-	const struct zw_proxy_config *cfg = s->d.cfg;
-	int on_concurrency = (t->metrics & ZW_METRIC_CONCURRENCY) && t->concurrency_target >= 1;
-	int64_t ec = t->endpoint_concurrency == ZW_ALLOWANCE_UNSET ? cfg->endpoint_concurrency
-	                                                           : t->endpoint_concurrency;
-	struct zw_allowance a = {
-	        .slow_start_ms =
-	                t->slow_start_ms >= 0 ? (uint64_t)t->slow_start_ms : cfg->slow_start_ms,
-	};
-	if (ec == ZW_ALLOWANCE_AUTO)
-		a.per_endpoint = on_concurrency ? (uint32_t)t->concurrency_target : 0;
-	else if (ec > 0)
-		a.per_endpoint = (uint32_t)ec;
-	if (a.per_endpoint == 0 && pacing)
-		a.per_endpoint = on_concurrency ? (uint32_t)t->concurrency_target
-		                                : (uint32_t)cfg->release_per_endpoint;
-	return a;
+	return zw_hold_allowance(t, &s->hold_defaults, pacing);
 }
 
 /* Answers a request its target's queue has no room for. */
 static void overflow_response(struct conn *c, uint32_t max)
 {
 	zw_metrics_event(&c->w->metrics, c->key, ZW_EV_OVERFLOW);
-	if (c->target->overflow_placeholder && c->target->has_placeholder) {
+	if (zw_hold_overflow_placeholder(c->target)) {
 		placeholder_response(c);
 		return;
 	}
@@ -926,8 +910,7 @@ static void wait_in_queue(struct conn *c)
 		zw_stats_held(c->se, +1);
 	c->state = S_HELD;
 	client_read_stop(c);
-	uint64_t to = t->readiness_timeout_ms ? t->readiness_timeout_ms
-	                                      : w->s->d.cfg->readiness_timeout_ms;
+	uint64_t to = zw_hold_wait_ms(t, &w->s->hold_defaults);
 	uv_timer_start(&c->timer, on_timer_readiness, until_deadline(c, to), 0);
 	ensure_hold_timer(w);
 }
@@ -943,7 +926,7 @@ static void admit(struct conn *c, struct zw_endpoint_set *set)
 	struct worker *w = c->w;
 	struct zw_server *s = w->s;
 	const struct zw_target *t = c->target;
-	uint32_t max = t->max_pending ? t->max_pending : s->d.cfg->max_held;
+	uint32_t max = zw_hold_max_waiting(t, &s->hold_defaults);
 	struct zw_allowance a = target_allowance(s, t, 0);
 	enum zw_admit r = zw_hold_admit(&s->hold, c->key, &c->hitem, w->id, max, set, &a,
 	                                zw_endpoints_now_ms(), &w->rng);
@@ -1799,8 +1782,7 @@ static void dispatch(struct conn *c)
 	if (c->se)
 		zw_stats_cold(c->se);
 	zw_metrics_event(&w->metrics, c->key, ZW_EV_COLD_START);
-	if (t->has_placeholder && !t->has_fallback &&
-	    !(t->max_pending && t->overflow_placeholder)) {
+	if (zw_hold_cold_action(t) == ZW_COLD_PLACEHOLDER) {
 		/* As the add-on: with a placeholder (a waiting page) nothing
 		 * is held; the request still counted and woke the target. With
 		 * a fallback too it is held and goes there at the readiness
@@ -2079,6 +2061,13 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 	s->limits.max_head_bytes = cfg->max_header_bytes;
 	s->limits.max_headers = cfg->max_headers;
 	s->limits.max_request_line = cfg->max_request_line;
+	s->hold_defaults = (struct zw_hold_defaults){
+	        .endpoint_concurrency = cfg->endpoint_concurrency,
+	        .slow_start_ms = cfg->slow_start_ms,
+	        .release_per_endpoint = cfg->release_per_endpoint,
+	        .max_waiting = cfg->max_held,
+	        .wait_ms = cfg->readiness_timeout_ms,
+	};
 	if (cfg->workers > ZW_HOLD_MAX_WORKERS || zw_hold_init(&s->hold, cfg->workers) != 0) {
 		snprintf(err, errlen, "workers: at most %d", ZW_HOLD_MAX_WORKERS);
 		free(s);

@@ -13,6 +13,7 @@
 
 #include "endpoints.h"
 #include "hold.h"
+#include "target.h"
 
 struct req {
 	int id;
@@ -290,6 +291,85 @@ static void test_unlimited_spreads(void **state)
 	zw_endpoints_free(eps);
 }
 
+/* A target as the parser leaves one with nothing set. */
+static struct zw_target plain(void)
+{
+	struct zw_target t;
+	memset(&t, 0, sizeof(t));
+	t.metrics = ZW_METRIC_REQUEST_RATE;
+	t.concurrency_target = 100;
+	t.endpoint_concurrency = ZW_ALLOWANCE_UNSET;
+	t.slow_start_ms = -1;
+	return t;
+}
+
+static void test_policy_allowance(void **state)
+{
+	(void)state;
+	struct zw_hold_defaults d = {
+	        .release_per_endpoint = 100, .max_waiting = 1000, .wait_ms = 300000};
+	struct zw_target t = plain();
+	/* Nothing set: no allowance; releases paced at --release-per-endpoint. */
+	assert_int_equal(zw_hold_allowance(&t, &d, 0).per_endpoint, 0);
+	assert_int_equal(zw_hold_allowance(&t, &d, 1).per_endpoint, 100);
+	/* Concurrency targets pace at their targetValue. */
+	t.metrics = ZW_METRIC_CONCURRENCY;
+	t.concurrency_target = 7;
+	assert_int_equal(zw_hold_allowance(&t, &d, 0).per_endpoint, 0);
+	assert_int_equal(zw_hold_allowance(&t, &d, 1).per_endpoint, 7);
+	/* --endpoint-concurrency auto: the targetValue, for concurrency targets only. */
+	d.endpoint_concurrency = ZW_ALLOWANCE_AUTO;
+	assert_int_equal(zw_hold_allowance(&t, &d, 0).per_endpoint, 7);
+	struct zw_target r = plain();
+	assert_int_equal(zw_hold_allowance(&r, &d, 0).per_endpoint, 0);
+	/* A number from the flag; the target's own setting wins, "off" too. */
+	d.endpoint_concurrency = 4;
+	assert_int_equal(zw_hold_allowance(&r, &d, 0).per_endpoint, 4);
+	r.endpoint_concurrency = 9;
+	assert_int_equal(zw_hold_allowance(&r, &d, 0).per_endpoint, 9);
+	r.endpoint_concurrency = 0;
+	assert_int_equal(zw_hold_allowance(&r, &d, 0).per_endpoint, 0);
+	/* Slow start: the target's, else the flag's. */
+	d.slow_start_ms = 5000;
+	assert_int_equal(zw_hold_allowance(&r, &d, 0).slow_start_ms, 5000);
+	r.slow_start_ms = 0;
+	assert_int_equal(zw_hold_allowance(&r, &d, 0).slow_start_ms, 0);
+	/* Wait bounds. */
+	assert_int_equal(zw_hold_max_waiting(&r, &d), 1000);
+	assert_int_equal(zw_hold_wait_ms(&r, &d), 300000);
+	r.max_pending = 3;
+	r.readiness_timeout_ms = 2000;
+	assert_int_equal(zw_hold_max_waiting(&r, &d), 3);
+	assert_int_equal(zw_hold_wait_ms(&r, &d), 2000);
+}
+
+static void test_policy_cold_timeout_overflow(void **state)
+{
+	(void)state;
+	struct zw_target t = plain();
+	/* Nothing configured: wait, then 504; overflow is a 503. */
+	assert_int_equal(zw_hold_cold_action(&t), ZW_COLD_WAIT);
+	assert_int_equal(zw_hold_timeout_action(&t, 0), ZW_TIMEOUT_GATEWAY);
+	assert_int_equal(zw_hold_overflow_placeholder(&t), 0);
+	/* A placeholder alone answers at once, as the add-on and Kedify. */
+	t.has_placeholder = true;
+	assert_int_equal(zw_hold_cold_action(&t), ZW_COLD_PLACEHOLDER);
+	assert_int_equal(zw_hold_timeout_action(&t, 0), ZW_TIMEOUT_PLACEHOLDER);
+	/* ... unless it asks to hold up to maxPendingRequests first. */
+	t.max_pending = 10;
+	t.overflow_placeholder = true;
+	assert_int_equal(zw_hold_cold_action(&t), ZW_COLD_WAIT);
+	assert_int_equal(zw_hold_overflow_placeholder(&t), 1);
+	/* A fallback: requests wait and go there at the timeout. */
+	struct zw_target f = plain();
+	f.has_placeholder = true;
+	f.has_fallback = true;
+	assert_int_equal(zw_hold_cold_action(&f), ZW_COLD_WAIT);
+	assert_int_equal(zw_hold_timeout_action(&f, 0), ZW_TIMEOUT_FALLBACK);
+	/* The request's own deadline passed: 504 whatever is configured. */
+	assert_int_equal(zw_hold_timeout_action(&f, 1), ZW_TIMEOUT_GATEWAY);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -298,6 +378,8 @@ int main(void)
 	        cmocka_unit_test(test_slow_start_share),
 	        cmocka_unit_test(test_allowance_never_exceeded_under_threads),
 	        cmocka_unit_test(test_unlimited_spreads),
+	        cmocka_unit_test(test_policy_allowance),
+	        cmocka_unit_test(test_policy_cold_timeout_overflow),
 	};
 	(void)of;
 	return cmocka_run_group_tests(tests, NULL, NULL);
