@@ -360,6 +360,10 @@ def test_service_and_pod_monitors():
 def test_url_mode_without_ca_bundle_fails_clearly():
     r = helm("template", "zerowire", CHART, "--set", "webhook.url=https://10.0.0.5:8443/mutate", check=False)
     assert r.returncode != 0 and "webhook.caBundle is empty" in r.stderr, r.stderr
+    # A webhook outside the cluster in self mode keeps caBundle itself.
+    docs = render("--set", "webhook.url=https://10.0.0.5:8443/mutate", "--set", "webhook.caBundleFromWebhook=true")
+    (mwc,) = by_kind(docs, "MutatingWebhookConfiguration")
+    assert mwc["webhooks"][0]["clientConfig"] == {"url": "https://10.0.0.5:8443/mutate"}
 
 
 def test_chart_metadata():

@@ -67,6 +67,7 @@ def chart_mwc(port, failure_policy):
     r = subprocess.run([HELM, "template", RELEASE, os.path.join(ROOT, "charts", "zerowire"), "-n", "zwcerts",
                         "--set", "webhook.url=https://127.0.0.1:%d/mutate" % port,
                         "--set", "webhook.failurePolicy=" + failure_policy,
+                        "--set", "webhook.caBundleFromWebhook=true",
                         "--show-only", "templates/mutatingwebhook.yaml"],
                        capture_output=True, text=True, timeout=60, check=True)
     mwc = yaml.safe_load(r.stdout)

@@ -286,7 +286,7 @@ def test_compaction_410_relist_exact_state(kc, ns, backends, tmp_path):
 def ingress(ns, name, service):
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
             "metadata": {"name": name, "namespace": ns},
-            "spec": {"rules": [{"host": name + ".example.com", "http": {"paths": [
+            "spec": {"rules": [{"host": service + ".example.com", "http": {"paths": [
                 {"path": "/", "pathType": "Prefix",
                  "backend": {"service": {"name": service, "port": {"number": 80}}}}]}}]}}
 
