@@ -4,6 +4,7 @@
 
 #include "log.h"
 #include "restore.h"
+#include "routekinds.h"
 #include "watch.h"
 
 #include <errno.h>
@@ -14,7 +15,6 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_VERSIONS     4
 #define DISCOVERY_MS     15000  /* how often served versions are checked again */
 #define MAX_TOUCHES      500    /* route touches per pass; the rest wait for the next */
 #define LEASE_RETRY_MS   2000   /* a follower re-reads the Lease this often */
@@ -34,68 +34,23 @@ enum watch_role {
 
 struct kind_desc {
 	enum watch_role role;
-	const char *group;
-	const char *versions[MAX_VERSIONS]; /* preference order */
-	const char *resource;
-	const char *kind;
-	bool cluster_wide_ns; /* watched in the proxy namespace only (grants) */
+	const struct zw_route_kind *rk; /* group, kind, resource, versions */
+	bool cluster_wide_ns;           /* watched in the proxy namespace only (grants) */
 	const char *selector;
 };
 
-static const struct kind_desc kinds[] = {
-        {ROLE_ROUTE, "networking.k8s.io", {"v1"}, "ingresses", "Ingress", false, NULL},
-        {ROLE_ROUTE,
-         "gateway.networking.k8s.io",
-         {"v1", "v1beta1", "v1alpha2"},
-         "httproutes",
-         "HTTPRoute",
-         false,
-         NULL},
-        {ROLE_ROUTE,
-         "gateway.networking.k8s.io",
-         {"v1", "v1alpha2"},
-         "grpcroutes",
-         "GRPCRoute",
-         false,
-         NULL},
-        {ROLE_ROUTE,
-         "networking.istio.io",
-         {"v1", "v1beta1", "v1alpha3"},
-         "virtualservices",
-         "VirtualService",
-         false,
-         NULL},
-        {ROLE_ROUTE, "gateway.solo.io", {"v1"}, "virtualservices", "VirtualService", false, NULL},
-        {ROLE_ROUTE, "gateway.solo.io", {"v1"}, "routetables", "RouteTable", false, NULL},
-        {ROLE_ROUTE, "networking.gloo.solo.io", {"v2"}, "routetables", "RouteTable", false, NULL},
-        /* ScaledObjects written before the webhook was registered: admission
-         * turns kedify-http triggers into external-push ones when touched. */
-        {ROLE_ROUTE, "keda.sh", {"v1alpha1"}, "scaledobjects", "ScaledObject", false, NULL},
-        {ROLE_GRANTS,
-         "gateway.networking.k8s.io",
-         {"v1", "v1beta1", "v1alpha2"},
-         "referencegrants",
-         "ReferenceGrant",
-         true,
-         MANAGED_SELECTOR},
-        {ROLE_ALIASES, "", {"v1"}, "services", "Service", false, MANAGED_SELECTOR},
-        {ROLE_HSO,
-         "http.keda.sh",
-         {"v1alpha1"},
-         "httpscaledobjects",
-         "HTTPScaledObject",
-         false,
-         NULL},
-        {ROLE_OWNED_SO,
-         "keda.sh",
-         {"v1alpha1"},
-         "scaledobjects",
-         "ScaledObject",
-         false,
-         MANAGED_SELECTOR},
-        {ROLE_OPTOUT, "", {"v1"}, "namespaces", "Namespace", false, OPTOUT_SELECTOR},
+/* Besides the routes (every ZW_RK_ADMIT kind of routekinds.h, ScaledObjects
+ * included: a kedify-http one written before the webhook was registered is
+ * converted when touched), what the reconciler watches. */
+static const struct kind_desc other_kinds[] = {
+        {ROLE_GRANTS, &zw_route_kinds[ZW_RK_REFERENCEGRANT], true, MANAGED_SELECTOR},
+        {ROLE_ALIASES, &zw_route_kinds[ZW_RK_SERVICE], false, MANAGED_SELECTOR},
+        {ROLE_HSO, &zw_route_kinds[ZW_MK_HTTPSCALEDOBJECT], false, NULL},
+        {ROLE_OWNED_SO, &zw_route_kinds[ZW_MK_SCALEDOBJECT], false, MANAGED_SELECTOR},
+        {ROLE_OPTOUT, &zw_route_kinds[ZW_RK_NAMESPACE], false, OPTOUT_SELECTOR},
 };
-#define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
+#define N_OTHER_KINDS (sizeof(other_kinds) / sizeof(other_kinds[0]))
+#define MAX_KINDS     (ZW_RK_COUNT + N_OTHER_KINDS)
 
 struct zw_reconcile;
 
@@ -120,7 +75,9 @@ struct zw_reconcile {
 	pthread_cond_t cond;
 	int stopping;
 	int kicked;
-	struct kwatch *watches; /* N_KINDS * n_ns */
+	struct kind_desc kinds[MAX_KINDS];
+	size_t n_kinds;
+	struct kwatch *watches; /* n_kinds * n_ns */
 	size_t n_ns;
 
 	atomic_int leading;
@@ -245,9 +202,9 @@ static void kw_stop(struct zw_reconcile *r, struct kwatch *w)
 static int kw_start(struct zw_reconcile *r, struct kwatch *w, const char *version)
 {
 	struct zw_watch_spec spec = {
-	        .group = w->kd->group,
+	        .group = w->kd->rk->group,
 	        .version = version,
-	        .resource = w->kd->resource,
+	        .resource = w->kd->rk->resource,
 	        .namespace = w->namespace,
 	        .label_selector = w->kd->selector,
 	        .on_event = kw_event,
@@ -265,21 +222,21 @@ static int kw_start(struct zw_reconcile *r, struct kwatch *w, const char *versio
 /* Picks the first served version of every kind and (re)starts its watches. */
 static void discover(struct zw_reconcile *r)
 {
-	for (size_t k = 0; k < N_KINDS; k++) {
-		const struct kind_desc *kd = &kinds[k];
+	for (size_t k = 0; k < r->n_kinds; k++) {
+		const struct kind_desc *kd = &r->kinds[k];
 		const char *chosen = NULL;
 		int failed = 0;
 
-		for (int v = 0; v < MAX_VERSIONS && kd->versions[v] != NULL; v++) {
+		for (int v = 0; v < ZW_RK_MAX_VERSIONS && kd->rk->versions[v] != NULL; v++) {
 			struct zw_kube_error err;
 			int served = 0;
-			if (zw_kube_served(r->cfg.kube, kd->group, kd->versions[v], kd->resource,
-			                   &served, &err) < 0) {
+			if (zw_kube_served(r->cfg.kube, kd->rk->group, kd->rk->versions[v],
+			                   kd->rk->resource, &served, &err) < 0) {
 				failed = 1;
 				break;
 			}
 			if (served) {
-				chosen = kd->versions[v];
+				chosen = kd->rk->versions[v];
 				break;
 			}
 		}
@@ -302,10 +259,10 @@ static void discover(struct zw_reconcile *r)
 			}
 			if (kw_start(r, w, chosen) < 0)
 				zw_log(ZW_LOG_ERROR, "reconcile_watch_failed", "resource=%s",
-				       kd->resource);
+				       kd->rk->resource);
 			else
 				zw_log(ZW_LOG_INFO, "reconcile_watching", "resource=%s.%s/%s ns=%s",
-				       kd->resource, kd->group, chosen,
+				       kd->rk->resource, kd->rk->group, chosen,
 				       w->namespace ? w->namespace : "*");
 		}
 	}
@@ -313,7 +270,7 @@ static void discover(struct zw_reconcile *r)
 
 static int watches_synced(struct zw_reconcile *r)
 {
-	for (size_t i = 0; i < N_KINDS * r->n_ns; i++)
+	for (size_t i = 0; i < r->n_kinds * r->n_ns; i++)
 		if (!atomic_load(&r->watches[i].synced))
 			return 0;
 	return 1;
@@ -327,19 +284,19 @@ static json_t *snapshot(struct zw_reconcile *r, enum watch_role role, json_t *ve
 	json_t *v;
 
 	pthread_mutex_lock(&r->lock);
-	for (size_t i = 0; i < N_KINDS * r->n_ns; i++) {
+	for (size_t i = 0; i < r->n_kinds * r->n_ns; i++) {
 		struct kwatch *w = &r->watches[i];
 		if (w->kd->role != role || w->version == NULL)
 			continue;
 		json_object_foreach(w->objs, key, v)
 		{
 			json_t *item = json_pack("{s:O,s:s,s:i}", "obj", v, "version", w->version,
-			                         "kind", (int)(w->kd - kinds));
+			                         "kind", (int)(w->kd - r->kinds));
 			if (item != NULL)
 				json_array_append_new(arr, item);
 		}
 		if (versions != NULL)
-			json_object_set_new(versions, w->kd->resource, json_string(w->version));
+			json_object_set_new(versions, w->kd->rk->resource, json_string(w->version));
 	}
 	pthread_mutex_unlock(&r->lock);
 	return arr;
@@ -610,9 +567,9 @@ static int ingress_needs_alias(struct zw_reconcile *r, const json_t *obj, const 
 static int touch(struct zw_reconcile *r, const struct kind_desc *kd, const char *version,
                  const json_t *obj, uint64_t gen)
 {
-	struct zw_kube_ref ref = {.group = kd->group,
+	struct zw_kube_ref ref = {.group = kd->rk->group,
 	                          .version = version,
-	                          .resource = kd->resource,
+	                          .resource = kd->rk->resource,
 	                          .namespace = meta_str(obj, "namespace"),
 	                          .name = meta_str(obj, "name")};
 	struct zw_kube_error err;
@@ -626,7 +583,8 @@ static int touch(struct zw_reconcile *r, const struct kind_desc *kd, const char 
 		return -ENOMEM;
 	rc = zw_kube_patch(r->cfg.kube, &ref, NULL, ZW_KUBE_PATCH_MERGE, patch, &out, &err);
 	json_decref(patch);
-	snprintf(key, sizeof(key), "%s.%s/%s/%s", kd->resource, kd->group, ref.namespace, ref.name);
+	snprintf(key, sizeof(key), "%s.%s/%s/%s", kd->rk->resource, kd->rk->group, ref.namespace,
+	         ref.name);
 	if (rc < 0) {
 		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "touch_failed", "route=%s status=%d error=\"%s\"", key,
@@ -648,9 +606,10 @@ static int touch(struct zw_reconcile *r, const struct kind_desc *kd, const char 
 static void needs_wiring(struct zw_reconcile *r, const struct kind_desc *kd, const json_t *obj,
                          const char *ns, int *alias, int *grant)
 {
-	if (strcmp(kd->kind, "Ingress") == 0)
+	if (kd->rk->wiring == ZW_WIRE_ALIAS)
 		*alias = ingress_needs_alias(r, obj, ns);
-	else if (strcmp(kd->group, "gateway.networking.k8s.io") == 0)
+	else if (kd->rk->wiring == ZW_WIRE_GRANT_HTTPROUTE ||
+	         kd->rk->wiring == ZW_WIRE_GRANT_GRPCROUTE)
 		*grant = gateway_route_needs_grant(r, obj, ns);
 }
 
@@ -661,20 +620,21 @@ static int restore_opted_out(struct zw_reconcile *r, const struct kind_desc *kd,
                              const char *version, const json_t *obj)
 {
 	char msg[600];
-	enum zw_restore_status st = zw_restore_route(r->cfg.kube, kd->group, version, kd->resource,
-	                                             obj, r->cfg.mutate, msg, sizeof(msg));
+	enum zw_restore_status st =
+	        zw_restore_route(r->cfg.kube, kd->rk->group, version, kd->rk->resource, obj,
+	                         r->cfg.mutate, msg, sizeof(msg));
 
 	if (st == ZW_RS_PATCHED) {
 		zw_log(ZW_LOG_INFO, "route_restored",
-		       "route=%s.%s/%s/%s reason=namespace_opt_out %s", kd->resource, kd->group,
-		       meta_str(obj, "namespace"), meta_str(obj, "name"), msg);
+		       "route=%s.%s/%s/%s reason=namespace_opt_out %s", kd->rk->resource,
+		       kd->rk->group, meta_str(obj, "namespace"), meta_str(obj, "name"), msg);
 		return 1;
 	}
 	if (st != ZW_RS_UNCHANGED) {
 		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "restore_failed", "route=%s.%s/%s/%s error=\"%s\"",
-		       kd->resource, kd->group, meta_str(obj, "namespace"), meta_str(obj, "name"),
-		       st == ZW_RS_NOMEM ? "out of memory" : msg);
+		       kd->rk->resource, kd->rk->group, meta_str(obj, "namespace"),
+		       meta_str(obj, "name"), st == ZW_RS_NOMEM ? "out of memory" : msg);
 	}
 	return 0;
 }
@@ -699,7 +659,7 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 	{
 		json_t *obj = json_object_get(item, "obj"), *desired = NULL, *rec, *ev;
 		const struct kind_desc *kd =
-		        &kinds[json_integer_value(json_object_get(item, "kind"))];
+		        &r->kinds[json_integer_value(json_object_get(item, "kind"))];
 		const char *version = jstr(item, "version");
 		const char *ns = meta_str(obj, "namespace");
 		const char *rv = meta_str(obj, "resourceVersion");
@@ -710,7 +670,7 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 		if (split_api_version(jstr(obj, "apiVersion"), group, sizeof(group), ver,
 		                      sizeof(ver)) < 0)
 			continue;
-		snprintf(key, sizeof(key), "%s.%s/%s/%s", kd->resource, kd->group, ns,
+		snprintf(key, sizeof(key), "%s.%s/%s/%s", kd->rk->resource, kd->rk->group, ns,
 		         meta_str(obj, "name"));
 		json_object_set_new(seen, key, json_true());
 		ev = json_object_get(r->evaluated, key);
@@ -752,7 +712,7 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 				set = json_object();
 				json_object_set_new(grants_needed, ns, set);
 			}
-			json_object_set_new(set, kd->kind, json_true());
+			json_object_set_new(set, kd->rk->kind, json_true());
 		}
 		if (differs && touches < MAX_TOUCHES) {
 			rec = json_object_get(r->touched, key);
@@ -1306,32 +1266,39 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 	r->create_failures = json_object();
 	r->n_ns = n_ns;
 	r->last_lease_status = -1;
-	r->watches = calloc(N_KINDS * n_ns, sizeof(*r->watches));
+	for (size_t k = 0; k < ZW_RK_COUNT; k++)
+		if (zw_route_kinds[k].roles & ZW_RK_ADMIT)
+			r->kinds[r->n_kinds++] =
+			        (struct kind_desc){ROLE_ROUTE, &zw_route_kinds[k], false, NULL};
+	for (size_t k = 0; k < N_OTHER_KINDS; k++)
+		r->kinds[r->n_kinds++] = other_kinds[k];
+	r->watches = calloc(r->n_kinds * n_ns, sizeof(*r->watches));
 	if (r->touched == NULL || r->evaluated == NULL || r->create_failures == NULL ||
 	    r->watches == NULL)
 		goto fail;
-	for (size_t k = 0; k < N_KINDS; k++)
+	for (size_t k = 0; k < r->n_kinds; k++)
 		for (size_t i = 0; i < n_ns; i++) {
 			struct kwatch *w = &r->watches[k * n_ns + i];
 			w->owner = r;
-			w->kd = &kinds[k];
+			w->kd = &r->kinds[k];
 			w->objs = json_object();
 			if (w->objs == NULL)
 				goto fail;
-			if ((kinds[k].cluster_wide_ns || kinds[k].role == ROLE_OPTOUT) && i > 0) {
+			if ((r->kinds[k].cluster_wide_ns || r->kinds[k].role == ROLE_OPTOUT) &&
+			    i > 0) {
 				/* Grants live in the proxy namespace only, namespaces
 				 * are cluster-scoped: one watch. */
 				w->unused = true;
 				atomic_store(&w->synced, 1);
 				continue;
 			}
-			if (kinds[k].role == ROLE_OPTOUT)
+			if (r->kinds[k].role == ROLE_OPTOUT)
 				continue;
-			if (kinds[k].cluster_wide_ns)
+			if (r->kinds[k].cluster_wide_ns)
 				w->namespace = strdup(cfg->mutate->proxy_namespace);
 			else if (cfg->n_namespaces > 0)
 				w->namespace = strdup(cfg->namespaces[i]);
-			if ((kinds[k].cluster_wide_ns || cfg->n_namespaces > 0) &&
+			if ((r->kinds[k].cluster_wide_ns || cfg->n_namespaces > 0) &&
 			    w->namespace == NULL)
 				goto fail;
 		}
@@ -1358,7 +1325,7 @@ void zw_reconcile_stop(struct zw_reconcile *r)
 	if (r->started)
 		pthread_join(r->thread, NULL);
 	if (r->watches != NULL) {
-		size_t n = N_KINDS * r->n_ns;
+		size_t n = r->n_kinds * r->n_ns;
 		struct zw_watch_thread **threads = calloc(n, sizeof(*threads));
 		for (size_t i = 0; i < n; i++) {
 			if (threads != NULL)

@@ -3,6 +3,7 @@
 
 #include "jsonpatch.h"
 #include "log.h"
+#include "routekinds.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -11,38 +12,7 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_VERSIONS 4
-#define RETRY_MS     1000
-
-struct kind {
-	const char *group;
-	const char *versions[MAX_VERSIONS]; /* preference order */
-	const char *resource;
-};
-
-/* The route kinds admission rewrites (mutate.h). */
-static const struct kind route_kinds[] = {
-        {"networking.k8s.io", {"v1"}, "ingresses"},
-        {"gateway.networking.k8s.io", {"v1", "v1beta1", "v1alpha2"}, "httproutes"},
-        {"gateway.networking.k8s.io", {"v1", "v1alpha2"}, "grpcroutes"},
-        {"networking.istio.io", {"v1", "v1beta1", "v1alpha3"}, "virtualservices"},
-        {"gateway.solo.io", {"v1"}, "virtualservices"},
-        {"gateway.solo.io", {"v1"}, "routetables"},
-        {"networking.gloo.solo.io", {"v2"}, "routetables"},
-};
-
-/* What the reconciler creates, by its wiring label value. */
-static const struct {
-	struct kind k;
-	const char *wiring;
-	int in_proxy_namespace;
-} made_kinds[] = {
-        {{"", {"v1"}, "services"}, "alias", 0},
-        {{"gateway.networking.k8s.io", {"v1", "v1beta1", "v1alpha2"}, "referencegrants"},
-         "referencegrant",
-         1},
-        {{"keda.sh", {"v1alpha1"}, "scaledobjects"}, "httpscaledobject", 0},
-};
+#define RETRY_MS 1000
 
 static const char *meta_str(const json_t *obj, const char *key)
 {
@@ -164,9 +134,9 @@ static void left(struct run *r, const char *fmt, ...)
 
 /* The first served version of k, NULL when none is (or on failure, then
  * noted in r->left). */
-static const char *served(struct run *r, const struct kind *k)
+static const char *served(struct run *r, const struct zw_route_kind *k)
 {
-	for (int v = 0; v < MAX_VERSIONS && k->versions[v] != NULL; v++) {
+	for (int v = 0; v < ZW_RK_MAX_VERSIONS && k->versions[v] != NULL; v++) {
 		struct zw_kube_error err;
 		int ok = 0;
 		if (zw_kube_served(r->cfg->kube, k->group, k->versions[v], k->resource, &ok, &err) <
@@ -183,8 +153,8 @@ static const char *served(struct run *r, const struct kind *k)
 
 /* Lists k at version in namespace ns (NULL: all) with selector (may be
  * NULL). Returns the items (new reference) or NULL (noted in r->left). */
-static json_t *list(struct run *r, const struct kind *k, const char *version, const char *ns,
-                    const char *selector)
+static json_t *list(struct run *r, const struct zw_route_kind *k, const char *version,
+                    const char *ns, const char *selector)
 {
 	struct zw_kube_ref ref = {
 	        .group = k->group, .version = version, .resource = k->resource, .namespace = ns};
@@ -202,7 +172,8 @@ static json_t *list(struct run *r, const struct kind *k, const char *version, co
 	return items;
 }
 
-static void restore_routes(struct run *r, const struct kind *k, const char *version, const char *ns)
+static void restore_routes(struct run *r, const struct zw_route_kind *k, const char *version,
+                           const char *ns)
 {
 	json_t *items = list(r, k, version, ns, NULL), *obj;
 	char msg[600];
@@ -227,8 +198,8 @@ static void restore_routes(struct run *r, const struct kind *k, const char *vers
 	json_decref(items);
 }
 
-static void delete_made(struct run *r, const struct kind *k, const char *version, const char *ns,
-                        const char *wiring)
+static void delete_made(struct run *r, const struct zw_route_kind *k, const char *version,
+                        const char *ns, const char *wiring)
 {
 	char selector[256];
 	json_t *items, *obj;
@@ -261,7 +232,7 @@ static void delete_made(struct run *r, const struct kind *k, const char *version
 }
 
 /* Calls fn for every namespace to visit: each configured one, or NULL (all). */
-static void each_namespace(struct run *r, const struct kind *k, const char *version,
+static void each_namespace(struct run *r, const struct zw_route_kind *k, const char *version,
                            const char *wiring, int proxy_ns_only)
 {
 	const struct zw_restore_config *c = r->cfg;
@@ -284,16 +255,18 @@ static void each_namespace(struct run *r, const struct kind *k, const char *vers
 
 static void one_pass(struct run *r)
 {
-	for (size_t i = 0; i < sizeof(route_kinds) / sizeof(route_kinds[0]); i++) {
-		const char *v = served(r, &route_kinds[i]);
+	/* The route kinds admission rewrites, then what the reconciler made. */
+	for (size_t i = 0; i < zw_route_kinds_count; i++) {
+		const struct zw_route_kind *k = &zw_route_kinds[i];
+		const char *v = k->shape != ZW_RK_SHAPE_NONE ? served(r, k) : NULL;
 		if (v != NULL)
-			each_namespace(r, &route_kinds[i], v, NULL, 0);
+			each_namespace(r, k, v, NULL, 0);
 	}
-	for (size_t i = 0; i < sizeof(made_kinds) / sizeof(made_kinds[0]); i++) {
-		const char *v = served(r, &made_kinds[i].k);
+	for (size_t i = 0; i < zw_route_kinds_count; i++) {
+		const struct zw_route_kind *k = &zw_route_kinds[i];
+		const char *v = (k->roles & ZW_RK_MADE) ? served(r, k) : NULL;
 		if (v != NULL)
-			each_namespace(r, &made_kinds[i].k, v, made_kinds[i].wiring,
-			               made_kinds[i].in_proxy_namespace);
+			each_namespace(r, k, v, k->made, k->made_in_proxy_namespace);
 	}
 }
 

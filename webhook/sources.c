@@ -2,6 +2,7 @@
 #include "sources.h"
 
 #include "log.h"
+#include "routekinds.h"
 #include "target.h"
 #include "watch.h"
 
@@ -11,26 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct resource {
-	const char *group;
-	const char *version;
-	const char *resource;
-	bool service; /* only with watch_services */
-};
-
-static const struct resource resources[] = {
-        {"keda.sh", "v1alpha1", "scaledobjects", false},
-        {"http.keda.sh", "v1alpha1", "httpscaledobjects", false},
-        {"http.keda.sh", "v1beta1", "interceptorroutes", false},
-        {"gloo.solo.io", "v1", "upstreams", false},
-        {"networking.gloo.solo.io", "v2", "virtualdestinations", false},
-        {"", "v1", "services", true},
-};
-#define N_RESOURCES (sizeof(resources) / sizeof(resources[0]))
-
 struct one_watch {
 	struct zw_sources *owner;
-	const struct resource *res;
+	const struct zw_route_kind *res;
 	char *namespace;
 	atomic_int synced;
 	atomic_int waiting_logged;
@@ -93,7 +77,7 @@ static void on_status(void *ud, const struct zw_watch_status *st)
 		atomic_store(&w->synced, 1);
 		if (!atomic_exchange(&w->waiting_logged, 1))
 			zw_log(ZW_LOG_INFO, "source_absent", "resource=%s.%s/%s waiting=true",
-			       w->res->resource, w->res->group, w->res->version);
+			       w->res->resource, w->res->group, w->res->versions[0]);
 		if (w->owner->cfg.on_change != NULL)
 			w->owner->cfg.on_change(w->owner->cfg.arg);
 		break;
@@ -126,17 +110,19 @@ int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **ou
 		return -ENOMEM;
 	s->cfg = *cfg;
 	s->cfg.namespaces = NULL;
-	s->watches = calloc(N_RESOURCES * n_ns, sizeof(*s->watches));
+	s->watches = calloc(zw_route_kinds_count * n_ns, sizeof(*s->watches));
 	if (s->watches == NULL)
 		goto fail;
-	s->n_alloc = N_RESOURCES * n_ns;
-	for (size_t r = 0; r < N_RESOURCES; r++) {
-		if (resources[r].service && !cfg->watch_services)
+	s->n_alloc = zw_route_kinds_count * n_ns;
+	for (size_t r = 0; r < zw_route_kinds_count; r++) {
+		unsigned roles = zw_route_kinds[r].roles;
+		if (!(roles & ZW_RK_SOURCE) &&
+		    !((roles & ZW_RK_SOURCE_PORTS) && cfg->watch_services))
 			continue;
 		for (size_t i = 0; i < n_ns; i++) {
 			struct one_watch *w = &s->watches[k];
 			w->owner = s;
-			w->res = &resources[r];
+			w->res = &zw_route_kinds[r];
 			if (cfg->n_namespaces > 0) {
 				w->namespace = strdup(cfg->namespaces[i]);
 				if (w->namespace == NULL)
@@ -150,7 +136,7 @@ int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **ou
 		struct one_watch *w = &s->watches[i];
 		struct zw_watch_spec spec = {
 		        .group = w->res->group,
-		        .version = w->res->version,
+		        .version = w->res->versions[0],
 		        .resource = w->res->resource,
 		        .namespace = w->namespace,
 		        .on_event = on_event,

@@ -2,13 +2,11 @@
  * what the API server holds, through lib's list+watch threads (kube.h,
  * watch.h).
  *
- * Watched, each in every namespace of the list (or cluster-wide):
- *   keda.sh/v1alpha1 scaledobjects          targets (external-push, kedify-http)
- *   http.keda.sh/v1alpha1 httpscaledobjects targets
- *   http.keda.sh/v1beta1 interceptorroutes  targets
- *   gloo.solo.io/v1 upstreams               kube Upstreams of Services
- *   networking.gloo.solo.io/v2 virtualdestinations
- *   v1 services                             port names (warnings)
+ * Watched, each in every namespace of the list (or cluster-wide): the
+ * ZW_RK_SOURCE kinds of routekinds.h at their first version (ScaledObjects,
+ * HTTPScaledObjects and InterceptorRoutes: targets; Gloo Upstreams and
+ * VirtualDestinations: Services they name), and with watch_services the
+ * ZW_RK_SOURCE_PORTS ones (v1 Services: port names for warnings).
  * A resource whose CRD is absent is waited for quietly (the watch asks
  * discovery again every 10 s) and counts as synced meanwhile: there is
  * nothing of it to know. Synced means every watch has delivered its first
