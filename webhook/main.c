@@ -709,6 +709,20 @@ out:
 	return exit_code;
 }
 
+/* Certificate-setup cancel: takes a pending SIGINT or SIGTERM (blocked in
+ * every thread, see main) without waiting. Returns 1 when one was taken. */
+static int stop_signalled(void *arg)
+{
+	const struct timespec now = {0, 0};
+	sigset_t stop;
+
+	(void)arg;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	return sigtimedwait(&stop, NULL, &now) > 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct flags f = {
@@ -728,7 +742,6 @@ int main(int argc, char **argv)
 	char **cert_dns = NULL, **cert_ips = NULL;
 	size_t n_cert_dns = 0, n_cert_ips = 0;
 	int self_certs = 0;
-	static volatile int never;
 	char err[ZW_SERVER_ERRLEN > 512 ? ZW_SERVER_ERRLEN : 512];
 	char scaler[512], ident[300];
 	char **namespaces = NULL, **handwired = NULL;
@@ -864,7 +877,13 @@ int main(int argc, char **argv)
 		ccfg.interval_ms = (unsigned)(f.cert_interval_s ? f.cert_interval_s : 60) * 1000u;
 		ccfg.on_cert = on_new_cert;
 		ccfg.arg = &a;
-		if (zw_selfcert_run_start(&ccfg, &never, &first_cert, &a.certs) < 0) {
+		rc = zw_selfcert_run_start(&ccfg, stop_signalled, NULL, &first_cert, &a.certs);
+		if (rc == -ECANCELED) {
+			zw_log(ZW_LOG_INFO, "stopping", "during=cert_setup");
+			exit_code = 0;
+			goto out;
+		}
+		if (rc < 0) {
 			zw_log(ZW_LOG_ERROR, "cert_setup_failed", NULL);
 			goto out;
 		}
