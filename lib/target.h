@@ -346,13 +346,6 @@ int zw_autowire_parse(const char *value, unsigned *out);
  * (*out and *ignored untouched). */
 int zw_autowire_parse_ext(const char *value, unsigned *out, unsigned *ignored);
 
-/* Parses a Go-style duration ("1m", "15s", "500ms", "1h30m", "2") into
- * milliseconds; a bare number is seconds. Units h, m, s, ms, us/µs/μs, ns;
- * fractions ("1.5s") and sequences ("1h30m") as in Go; a non-zero result
- * below 1 ms rounds up to 1 ms. Negative values and values beyond Go's
- * int64 nanoseconds are rejected. Returns 0 or -1 (*out untouched). */
-int zw_duration_parse_ms(const char *s, uint64_t *out);
-
 /* Addition: returns true when one value value[0..len) (borrowed, need not
  * be NUL-terminated; surrounding spaces and tabs are ignored) of the header
  * named m->name satisfies matcher m. The

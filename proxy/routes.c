@@ -11,6 +11,8 @@
  *     counts. */
 #include "routes.h"
 
+#include "hash.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,15 +86,8 @@ static const char star_host[] = "*";
 /* FNV-1a over (tag, bytes), lower-casing ASCII when fold is set. */
 static uint64_t hash_key(uint32_t tag, const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (int i = 0; i < 4; i++) {
-		h ^= (tag >> (8 * i)) & 0xff;
-		h *= 1099511628211ull;
-	}
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ull;
-	}
+	const unsigned char t[4] = {tag & 0xff, (tag >> 8) & 0xff, (tag >> 16) & 0xff, tag >> 24};
+	uint64_t h = zw_hash_bytes(zw_hash_bytes(ZW_HASH_INIT, t, sizeof(t)), s, len);
 	/* final mix so the low bits (the bucket) depend on every byte */
 	h ^= h >> 29;
 	h *= 0xbf58476d1ce4e5b9ull;

@@ -1,5 +1,6 @@
 /* zerowire-webhook entry point: flags, wiring of the server, the target
  * registry, the watches and the reconciler, and signal handling. */
+#include "duration.h"
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
@@ -615,23 +616,15 @@ static int split_ref(const char *ref, char *buf, size_t len, const char **ns, co
 	return 0;
 }
 
-/* Parses a duration: seconds, or a number with suffix s or m, into *ms. */
+/* Parses a Go-style duration (a bare number is seconds) of at most a day
+ * into *ms. */
 static int parse_duration_ms(const char *s, unsigned *ms)
 {
-	char *end;
-	long v;
+	uint64_t v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || v < 0 || v > 86400)
+	if (zw_duration_parse_ms(s, &v) < 0 || v > 86400000u)
 		return -1;
-	if (*end == 'm' && end[1] == '\0')
-		v *= 60;
-	else if (!(*end == '\0' || (*end == 's' && end[1] == '\0')))
-		return -1;
-	if (v > 86400)
-		return -1;
-	*ms = (unsigned)v * 1000u;
+	*ms = (unsigned)v;
 	return 0;
 }
 

@@ -2,6 +2,7 @@
  * objects and ScaledObjects owned by HTTPScaledObjects (see reconcile.h). */
 #include "reconcile.h"
 
+#include "apiversion.h"
 #include "log.h"
 #include "restore.h"
 #include "routekinds.h"
@@ -491,16 +492,14 @@ out:
 
 static int split_api_version(const char *av, char *group, size_t glen, char *version, size_t vlen)
 {
-	const char *slash = strchr(av, '/');
+	size_t gl;
+	const char *v;
 
-	if (slash == NULL) {
-		snprintf(group, glen, "%s", "");
-		snprintf(version, vlen, "%s", av);
-	} else {
-		snprintf(group, glen, "%.*s", (int)(slash - av), av);
-		snprintf(version, vlen, "%s", slash + 1);
-	}
-	return version[0] != '\0' ? 0 : -1;
+	if (zw_api_version_split(av, &gl, &v) < 0)
+		return -1;
+	snprintf(group, glen, "%.*s", (int)gl, av);
+	snprintf(version, vlen, "%s", v);
+	return 0;
 }
 
 /* Nonzero when ref (a backendRef / Ingress backend service) names the proxy. */

@@ -19,6 +19,8 @@
  * body budget. */
 #include "server.h"
 
+#include "addr.h"
+
 #include "log.h"
 #include "reslimits.h"
 
@@ -883,63 +885,13 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
-/* Parses "host:port", ":port" or "[v6]:port" into a socket address. */
+/* Parses the listen address (lib/addr.h rules: "host:port", ":port",
+ * "[v6]:port", port 0 allowed) into a socket address. */
 static int parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6)
 {
-	char host[128];
-	const char *colon, *hs, *he;
-	char *end;
-	long port;
-
-	memset(ss, 0, sizeof(*ss));
-	if (listen == NULL || listen[0] == '\0')
+	if (zw_addr_parse(listen, ZW_ADDR_LISTEN, -1, ss) < 0)
 		return -EINVAL;
-	if (listen[0] == '[') {
-		he = strchr(listen, ']');
-		if (he == NULL || he[1] != ':')
-			return -EINVAL;
-		hs = listen + 1;
-		colon = he + 1;
-	} else {
-		colon = strrchr(listen, ':');
-		if (colon == NULL)
-			return -EINVAL;
-		hs = listen;
-		he = colon;
-	}
-	if ((size_t)(he - hs) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, hs, (size_t)(he - hs));
-	host[he - hs] = '\0';
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || end == colon + 1 || port < 0 || port > 65535)
-		return -EINVAL;
-	if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0) {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)port);
-		a->sin_addr.s_addr = htonl(INADDR_ANY);
-		*v6 = 0;
-		return 0;
-	}
-	if (strchr(host, ':') != NULL) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-			return -EINVAL;
-		*v6 = 1;
-		return 0;
-	}
-	struct sockaddr_in *a = (struct sockaddr_in *)ss;
-	a->sin_family = AF_INET;
-	a->sin_port = htons((uint16_t)port);
-	if (strcmp(host, "localhost") == 0)
-		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-		return -EINVAL;
-	*v6 = 0;
+	*v6 = ss->ss_family == AF_INET6;
 	return 0;
 }
 

@@ -28,6 +28,7 @@
 #include <sys/stat.h>
 
 #include "target.h"
+#include "duration.h"
 #include "yamljson.h"
 
 #define PATHBUF 1024
