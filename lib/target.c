@@ -784,61 +784,6 @@ static int rule_add_header(struct pctx *c, struct zw_route_rule *r, const char *
 	return 0;
 }
 
-/* '*' any run, '?' one byte, ASCII case-insensitive, whole value. */
-static bool glob_match(const char *p, const char *s, size_t n)
-{
-	size_t pl = strlen(p), pi = 0, si = 0, star = SIZE_MAX, mark = 0;
-
-	while (si < n) {
-		if (pi < pl && p[pi] == '*') {
-			star = pi++;
-			mark = si;
-		} else if (pi < pl && (p[pi] == '?' || tolower((unsigned char)p[pi]) ==
-		                                               tolower((unsigned char)s[si]))) {
-			pi++;
-			si++;
-		} else if (star != SIZE_MAX) {
-			pi = star + 1;
-			si = ++mark;
-		} else {
-			return false;
-		}
-	}
-	while (pi < pl && p[pi] == '*')
-		pi++;
-	return pi == pl;
-}
-
-bool zw_header_match_value(const struct zw_header_match *m, const char *value, size_t len)
-{
-	char stack[512], *buf = stack;
-	bool ok;
-
-	/* surrounding spaces and tabs are not part of a field value (RFC 9110) */
-	while (len && (value[0] == ' ' || value[0] == '\t')) {
-		value++;
-		len--;
-	}
-	while (len && (value[len - 1] == ' ' || value[len - 1] == '\t'))
-		len--;
-	/* decided by kind == WILDCARD / REGEX only, so matchers built by hand
-	 * with just {name, value} keep their meaning (NULL: present; else exact) */
-	if (m->kind == ZW_HDR_WILDCARD && m->value)
-		return glob_match(m->value, value, len);
-	if (m->kind != ZW_HDR_REGEX)
-		return !m->value || (strlen(m->value) == len && memcmp(m->value, value, len) == 0);
-	if (!m->regex || memchr(value, '\0', len))
-		return false;
-	if (len >= sizeof(stack) && !(buf = malloc(len + 1)))
-		return false;
-	memcpy(buf, value, len);
-	buf[len] = '\0';
-	ok = regexec(m->regex, buf, 0, NULL, 0) == 0;
-	if (buf != stack)
-		free(buf);
-	return ok;
-}
-
 static int sr_add_header(struct pctx *c, struct zw_static_response *sr, const char *name,
                          const char *value, const char *field)
 {

@@ -125,7 +125,7 @@ struct zw_header_match {
 	char *value; /* NULL: the header only has to be present */
 	/* Additions: kind (ZW_HDR_PRESENT exactly when value == NULL) and, for
 	 * ZW_HDR_REGEX, the compiled expression (owned, opaque). Use
-	 * zw_header_match_value() to compare. */
+	 * zw_header_match_value() (proxy/routes.h) to compare. */
 	enum zw_header_match_kind kind;
 	void *regex;
 };
@@ -345,13 +345,6 @@ int zw_autowire_parse(const char *value, unsigned *out);
  * every kind; "false" cannot be combined with other words. Returns 0 or -1
  * (*out and *ignored untouched). */
 int zw_autowire_parse_ext(const char *value, unsigned *out, unsigned *ignored);
-
-/* Addition: returns true when one value value[0..len) (borrowed, need not
- * be NUL-terminated; surrounding spaces and tabs are ignored) of the header
- * named m->name satisfies matcher m. The
- * caller finds the header by name (case-insensitively) and tries each of its
- * values; a header that is absent never matches. Thread-safe. */
-bool zw_header_match_value(const struct zw_header_match *m, const char *value, size_t len);
 
 /* Returns the source's Kubernetes kind name ("ScaledObject", ...). */
 const char *zw_target_source_kind(enum zw_target_source src);

@@ -6,7 +6,7 @@
 #include "log.h"
 #include "restore.h"
 #include "routekinds.h"
-#include "watch.h"
+#include "watch_thread.h"
 
 #include <errno.h>
 #include <pthread.h>

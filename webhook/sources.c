@@ -4,7 +4,7 @@
 #include "log.h"
 #include "routekinds.h"
 #include "target.h"
-#include "watch.h"
+#include "watch_thread.h"
 
 #include <errno.h>
 #include <pthread.h>
