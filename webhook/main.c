@@ -4,14 +4,14 @@
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
-#include "metrics.h"
+#include "whmetrics.h"
 #include "mutate.h"
 #include "reconcile.h"
 #include "registry.h"
 #include "restore.h"
 #include "selfcert.h"
-#include "server.h"
-#include "sources.h"
+#include "whserver.h"
+#include "whsources.h"
 #include "target.h"
 #include "yamljson.h"
 
@@ -128,16 +128,16 @@ static const char usage[] =
         "  --handover D               wait after taking the Lease (default 6s)\n";
 
 struct app {
-	struct zw_metrics *metrics;
+	struct zw_wh_metrics *metrics;
 	struct zw_registry *reg;
 	struct zw_mutate_config mcfg;
 	struct zw_kube_config *kcfg;
 	struct zw_kube *kube;
 	/* Set by the main thread after the server started, read by handlers. */
-	struct zw_sources *_Atomic sources;
+	struct zw_wh_sources *_Atomic sources;
 	struct zw_reconcile *_Atomic rec;
-	struct zw_server *server;
-	struct zw_server *_Atomic live_server; /* set once serving; read by the cert thread */
+	struct zw_wh_server *server;
+	struct zw_wh_server *_Atomic live_server; /* set once serving; read by the cert thread */
 	struct zw_selfcert_run *certs;
 	int no_kube;
 };
@@ -251,9 +251,9 @@ static int sources_synced(void *arg)
 
 	if (a->no_kube)
 		return 1;
-	struct zw_sources *src = atomic_load(&a->sources);
+	struct zw_wh_sources *src = atomic_load(&a->sources);
 
-	return src != NULL && zw_sources_synced(src);
+	return src != NULL && zw_wh_sources_synced(src);
 }
 
 static int ready_cb(void *arg)
@@ -261,8 +261,8 @@ static int ready_cb(void *arg)
 	struct app *a = arg;
 	int synced = sources_synced(a);
 
-	zw_metrics_set(a->metrics, ZW_G_SYNCED, synced);
-	zw_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
+	zw_wh_metrics_set(a->metrics, ZW_G_SYNCED, synced);
+	zw_wh_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
 	return synced;
 }
 
@@ -270,16 +270,16 @@ static void refresh_gauges(void *arg)
 {
 	struct app *a = arg;
 
-	zw_metrics_set(a->metrics, ZW_G_SYNCED, sources_synced(a));
-	zw_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
-	zw_metrics_set(a->metrics, ZW_G_LEADER, zw_reconcile_leading(atomic_load(&a->rec)));
+	zw_wh_metrics_set(a->metrics, ZW_G_SYNCED, sources_synced(a));
+	zw_wh_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
+	zw_wh_metrics_set(a->metrics, ZW_G_LEADER, zw_reconcile_leading(atomic_load(&a->rec)));
 }
 
 static void on_sources_change(void *arg)
 {
 	struct app *a = arg;
 
-	zw_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
+	zw_wh_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
 	zw_reconcile_kick(atomic_load(&a->rec));
 }
 
@@ -587,12 +587,12 @@ static void identity(char *buf, size_t len)
 static int on_new_cert(void *arg, const char *cert_pem, const char *key_pem)
 {
 	struct app *a = arg;
-	struct zw_server *s = atomic_load(&a->live_server);
-	char err[ZW_SERVER_ERRLEN];
+	struct zw_wh_server *s = atomic_load(&a->live_server);
+	char err[ZW_WH_SERVER_ERRLEN];
 
 	if (s == NULL)
 		return -1; /* not serving yet: offered again at the next round */
-	if (zw_server_set_cert_pem(s, cert_pem, key_pem, err) < 0) {
+	if (zw_wh_server_set_cert_pem(s, cert_pem, key_pem, err) < 0) {
 		zw_log(ZW_LOG_ERROR, "cert_swap_failed", "error=\"%s\"", err);
 		return -1;
 	}
@@ -728,14 +728,14 @@ int main(int argc, char **argv)
 	        .split_header = 1,
 	};
 	struct app a;
-	struct zw_server_config scfg;
+	struct zw_wh_server_config scfg;
 	struct zw_selfcert_state first_cert;
 	struct zw_selfcert_run_config ccfg;
 	char secret_ref[512], service_ref[512];
 	char **cert_dns = NULL, **cert_ips = NULL;
 	size_t n_cert_dns = 0, n_cert_ips = 0;
 	int self_certs = 0;
-	char err[ZW_SERVER_ERRLEN > 512 ? ZW_SERVER_ERRLEN : 512];
+	char err[ZW_WH_SERVER_ERRLEN > 512 ? ZW_WH_SERVER_ERRLEN : 512];
 	char scaler[512], ident[300];
 	char **namespaces = NULL, **handwired = NULL;
 	size_t n_namespaces = 0, n_handwired = 0;
@@ -746,7 +746,7 @@ int main(int argc, char **argv)
 	memset(&a, 0, sizeof(a));
 	/* One malloc arena: reviews are answered one after another on any
 	 * worker thread, and the memory one frees must serve the next instead of
-	 * staying in its thread's arena (the review memory bound of server.h
+	 * staying in its thread's arena (the review memory bound of whserver.h
 	 * counts one heap). */
 	mallopt(M_ARENA_MAX, 1);
 	if (argc > 1 && strcmp(argv[1], "restore") == 0)
@@ -840,7 +840,7 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	if (zw_metrics_new(&a.metrics) < 0)
+	if (zw_wh_metrics_new(&a.metrics) < 0)
 		goto out;
 	a.reg = zw_registry_new();
 	if (a.reg == NULL)
@@ -899,7 +899,7 @@ int main(int argc, char **argv)
 	scfg.ready = ready_cb;
 	scfg.before_metrics = refresh_gauges;
 	scfg.arg = &a;
-	rc = zw_server_start(&scfg, &a.server, err);
+	rc = zw_wh_server_start(&scfg, &a.server, err);
 	zw_selfcert_state_free(&first_cert);
 	if (rc == 0)
 		atomic_store(&a.live_server, a.server);
@@ -908,11 +908,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d proxy=%s.%s:%d scaler=%s", f.listen,
-	       zw_server_port(a.server), a.mcfg.proxy_service, a.mcfg.proxy_namespace,
+	       zw_wh_server_port(a.server), a.mcfg.proxy_service, a.mcfg.proxy_namespace,
 	       a.mcfg.proxy_port, a.mcfg.scaler_address);
 
 	if (!a.no_kube) {
-		struct zw_sources_config src = {
+		struct zw_wh_sources_config src = {
 		        .kube = a.kube,
 		        .reg = a.reg,
 		        .metrics = a.metrics,
@@ -948,8 +948,8 @@ int main(int argc, char **argv)
 			}
 			atomic_store(&a.rec, rec);
 		}
-		struct zw_sources *sources = NULL;
-		if (zw_sources_start(&src, &sources) < 0) {
+		struct zw_wh_sources *sources = NULL;
+		if (zw_wh_sources_start(&src, &sources) < 0) {
 			zw_log(ZW_LOG_ERROR, "sources_failed", NULL);
 			goto out;
 		}
@@ -974,13 +974,13 @@ out:
 	zw_selfcert_run_stop(a.certs);
 	atomic_store(&a.live_server, NULL);
 	zw_selfcert_state_free(&first_cert);
-	zw_server_stop(a.server);
-	zw_sources_stop(atomic_exchange(&a.sources, NULL));
+	zw_wh_server_stop(a.server);
+	zw_wh_sources_stop(atomic_exchange(&a.sources, NULL));
 	zw_reconcile_stop(atomic_exchange(&a.rec, NULL));
 	zw_kube_free(a.kube);
 	zw_kube_config_free(a.kcfg);
 	zw_registry_free(a.reg);
-	zw_metrics_free(a.metrics);
+	zw_wh_metrics_free(a.metrics);
 	free_list(namespaces, n_namespaces);
 	free_list(handwired, n_handwired);
 	free_list(cert_dns, n_cert_dns);

@@ -186,7 +186,7 @@ static void kw_status(void *ud, const struct zw_watch_status *st)
 	if (st->kind == ZW_WATCH_ST_WAITING)
 		atomic_store(&w->synced, 1);
 	else if (st->kind == ZW_WATCH_ST_RETRY)
-		zw_metrics_add(w->owner->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_wh_metrics_add(w->owner->cfg.metrics, ZW_C_ERRORS, 1);
 }
 
 static void kw_stop(struct zw_reconcile *r, struct kwatch *w)
@@ -346,7 +346,7 @@ static json_t *lease_body(const char *lease_ns, const char *lease_name, json_t *
 static void set_leading(struct zw_reconcile *r, int on)
 {
 	if (atomic_exchange(&r->leading, on) != on) {
-		zw_metrics_set(r->cfg.metrics, ZW_G_LEADER, on);
+		zw_wh_metrics_set(r->cfg.metrics, ZW_G_LEADER, on);
 		zw_log(ZW_LOG_INFO, on ? "leader_acquired" : "leader_lost", "lease=%s/%s id=%s",
 		       r->cfg.lease_namespace, r->cfg.lease_name, r->cfg.identity);
 		if (on)
@@ -585,7 +585,7 @@ static int touch(struct zw_reconcile *r, const struct kind_desc *kd, const char 
 	snprintf(key, sizeof(key), "%s.%s/%s/%s", kd->rk->resource, kd->rk->group, ref.namespace,
 	         ref.name);
 	if (rc < 0) {
-		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
+		zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "touch_failed", "route=%s status=%d error=\"%s\"", key,
 		       err.http_status, kube_msg(&err));
 		return -EIO;
@@ -594,7 +594,7 @@ static int touch(struct zw_reconcile *r, const struct kind_desc *kd, const char 
 	                    json_pack("[s,I,I]", meta_str(out, "resourceVersion"), (json_int_t)gen,
 	                              (json_int_t)now_ms()));
 	json_decref(out);
-	zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_TOUCHES, 1);
+	zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_TOUCHES, 1);
 	zw_log(ZW_LOG_INFO, "route_touched", "route=%s generation=%llu", key,
 	       (unsigned long long)gen);
 	return 0;
@@ -630,7 +630,7 @@ static int restore_opted_out(struct zw_reconcile *r, const struct kind_desc *kd,
 		return 1;
 	}
 	if (st != ZW_RS_UNCHANGED) {
-		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
+		zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "restore_failed", "route=%s.%s/%s/%s error=\"%s\"",
 		       kd->rk->resource, kd->rk->group, meta_str(obj, "namespace"),
 		       meta_str(obj, "name"), st == ZW_RS_NOMEM ? "out of memory" : msg);
@@ -693,7 +693,7 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 			memset(&info, 0, sizeof(info));
 			rc = zw_mutate_object(obj, group, ver, jstr(obj, "kind"), NULL, r->cfg.reg,
 			                      r->cfg.mutate, &desired, NULL, &info);
-			zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_EVALUATIONS, 1);
+			zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_EVALUATIONS, 1);
 			eff = rc == 0 && desired != NULL ? desired : obj;
 			needs_wiring(r, kd, eff, ns, &alias, &grant);
 			differs = rc == 0 && desired != NULL && !json_equal(desired, obj);
@@ -763,7 +763,7 @@ static int create_obj(struct zw_reconcile *r, const char *group, const char *ver
 
 	snprintf(key, sizeof(key), "%s/%s/%s", resource, ns, meta_str(obj, "name"));
 	if (zw_kube_create(r->cfg.kube, &ref, NULL, obj, NULL, &err) < 0) {
-		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
+		zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
 		/* Logged once per object and status (a foreign object of the same
 		 * name would otherwise be reported every pass). */
 		if (json_integer_value(json_object_get(r->create_failures, key)) !=
@@ -776,7 +776,7 @@ static int create_obj(struct zw_reconcile *r, const char *group, const char *ver
 		return -EIO;
 	}
 	json_object_del(r->create_failures, key);
-	zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_CREATED, 1);
+	zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_CREATED, 1);
 	zw_log(ZW_LOG_INFO, "created", "what=%s ns=%s name=%s", what, ns, meta_str(obj, "name"));
 	return 0;
 }
@@ -792,12 +792,12 @@ static int delete_obj(struct zw_reconcile *r, const char *group, const char *ver
 	struct zw_kube_error err;
 
 	if (zw_kube_delete(r->cfg.kube, &ref, NULL, NULL, &err) < 0 && err.http_status != 404) {
-		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
+		zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "delete_failed", "what=%s ns=%s name=%s status=%d error=\"%s\"",
 		       what, ref.namespace, ref.name, err.http_status, kube_msg(&err));
 		return -EIO;
 	}
-	zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_DELETED, 1);
+	zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_DELETED, 1);
 	zw_log(ZW_LOG_INFO, "deleted", "what=%s ns=%s name=%s", what, ref.namespace, ref.name);
 	return 0;
 }
@@ -813,7 +813,7 @@ static int patch_spec(struct zw_reconcile *r, const char *group, const char *ver
 	struct zw_kube_error err;
 
 	if (zw_kube_patch(r->cfg.kube, &ref, NULL, ZW_KUBE_PATCH_MERGE, patch, NULL, &err) < 0) {
-		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
+		zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "update_failed", "what=%s ns=%s name=%s status=%d error=\"%s\"",
 		       what, ref.namespace, ref.name, err.http_status, kube_msg(&err));
 		return -EIO;

@@ -62,7 +62,7 @@ enum zw_rk_shape {
 /* Roles (bits of zw_route_kind.roles). */
 enum zw_rk_role {
 	ZW_RK_ADMIT = 1u << 0,        /* in the webhook rules; the reconciler touches it */
-	ZW_RK_SOURCE = 1u << 1,       /* watched into the registry (sources.c) */
+	ZW_RK_SOURCE = 1u << 1,       /* watched into the registry (whsources.c) */
 	ZW_RK_SOURCE_PORTS = 1u << 2, /* same, only when Service port names are indexed */
 	ZW_RK_MADE = 1u << 3,         /* zerowire creates some (label zerowire.io/wiring) */
 };

@@ -1,5 +1,5 @@
 /* zerowire-webhook target sources: list+watch threads feeding the registry. */
-#include "sources.h"
+#include "whsources.h"
 
 #include "log.h"
 #include "routekinds.h"
@@ -13,7 +13,7 @@
 #include <string.h>
 
 struct one_watch {
-	struct zw_sources *owner;
+	struct zw_wh_sources *owner;
 	const struct zw_route_kind *res;
 	char *namespace;
 	atomic_int synced;
@@ -21,8 +21,8 @@ struct one_watch {
 	struct zw_watch_thread *thread;
 };
 
-struct zw_sources {
-	struct zw_sources_config cfg;
+struct zw_wh_sources {
+	struct zw_wh_sources_config cfg;
 	struct one_watch *watches;
 	size_t n_alloc;
 	size_t n_watches;
@@ -31,7 +31,7 @@ struct zw_sources {
 static void on_event(void *ud, enum zw_watch_type type, json_t *obj)
 {
 	struct one_watch *w = ud;
-	struct zw_sources *s = w->owner;
+	struct zw_wh_sources *s = w->owner;
 	char err[ZW_TARGET_ERRLEN];
 	int rc;
 
@@ -49,12 +49,12 @@ static void on_event(void *ud, enum zw_watch_type type, json_t *obj)
 	rc = zw_registry_apply_object(s->cfg.reg, obj, type == ZW_WATCH_DELETED, err);
 	if (rc == 1)
 		return;
-	zw_metrics_add(s->cfg.metrics, ZW_C_WATCH_EVENTS, 1);
+	zw_wh_metrics_add(s->cfg.metrics, ZW_C_WATCH_EVENTS, 1);
 	if (rc == ZW_TARGET_EINVAL) {
-		zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_wh_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "target_invalid", "error=\"%s\"", err);
 	} else if (rc < 0) {
-		zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_wh_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
 		zw_log(ZW_LOG_ERROR, "registry_update_failed", "resource=%s", w->res->resource);
 	} else if (zw_log_enabled(ZW_LOG_DEBUG)) {
 		json_t *md = json_object_get(obj, "metadata");
@@ -82,7 +82,7 @@ static void on_status(void *ud, const struct zw_watch_status *st)
 			w->owner->cfg.on_change(w->owner->cfg.arg);
 		break;
 	case ZW_WATCH_ST_RETRY:
-		zw_metrics_add(w->owner->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_wh_metrics_add(w->owner->cfg.metrics, ZW_C_ERRORS, 1);
 		zw_log(st->failures > 3 ? ZW_LOG_WARN : ZW_LOG_INFO, "source_retry",
 		       "resource=%s.%s failures=%u delay_ms=%u reason=\"%s\"", w->res->resource,
 		       w->res->group, st->failures, st->delay_ms, st->reason ? st->reason : "");
@@ -97,13 +97,14 @@ static void on_status(void *ud, const struct zw_watch_status *st)
 	}
 }
 
-int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **out)
+int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sources **out)
 {
-	struct zw_sources *s;
+	struct zw_wh_sources *s;
 	size_t n_ns = cfg->n_namespaces ? cfg->n_namespaces : 1;
 	size_t k = 0;
 
-	if (cfg->n_namespaces > ZW_SOURCES_MAX_NAMESPACES || cfg->kube == NULL || cfg->reg == NULL)
+	if (cfg->n_namespaces > ZW_WH_SOURCES_MAX_NAMESPACES || cfg->kube == NULL ||
+	    cfg->reg == NULL)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (s == NULL)
@@ -141,7 +142,7 @@ int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **ou
 		        .namespace = w->namespace,
 		        .on_event = on_event,
 		        .on_status = on_status,
-		        .backoff_max_ms = ZW_SOURCES_BACKOFF_MAX_MS,
+		        .backoff_max_ms = ZW_WH_SOURCES_BACKOFF_MAX_MS,
 		        .ud = w,
 		};
 		if (zw_watch_thread_start(cfg->kube, &spec, &w->thread) < 0)
@@ -150,11 +151,11 @@ int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **ou
 	*out = s;
 	return 0;
 fail:
-	zw_sources_stop(s);
+	zw_wh_sources_stop(s);
 	return -ENOMEM;
 }
 
-int zw_sources_synced(struct zw_sources *s)
+int zw_wh_sources_synced(struct zw_wh_sources *s)
 {
 	if (s == NULL)
 		return 0;
@@ -164,7 +165,7 @@ int zw_sources_synced(struct zw_sources *s)
 	return 1;
 }
 
-void zw_sources_stop(struct zw_sources *s)
+void zw_wh_sources_stop(struct zw_wh_sources *s)
 {
 	struct zw_watch_thread **threads;
 

@@ -11,27 +11,27 @@
  * discovery again every 10 s) and counts as synced meanwhile: there is
  * nothing of it to know. Synced means every watch has delivered its first
  * list (or is waiting for its CRD). */
-#ifndef ZW_SOURCES_H
-#define ZW_SOURCES_H
+#ifndef ZW_WH_SOURCES_H
+#define ZW_WH_SOURCES_H
 
 #include "kube.h"
-#include "metrics.h"
+#include "whmetrics.h"
 #include "registry.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#define ZW_SOURCES_MAX_NAMESPACES 64
+#define ZW_WH_SOURCES_MAX_NAMESPACES 64
 /* Watch retry backoff cap: short, so that an API server restart is caught
  * up within seconds (the reconciler promises convergence within 30 s). */
-#define ZW_SOURCES_BACKOFF_MAX_MS 5000
+#define ZW_WH_SOURCES_BACKOFF_MAX_MS 5000
 
-struct zw_sources_config {
-	struct zw_kube *kube;       /* borrowed, outlives the sources */
-	struct zw_registry *reg;    /* borrowed, outlives the sources */
-	struct zw_metrics *metrics; /* borrowed, may be NULL */
+struct zw_wh_sources_config {
+	struct zw_kube *kube;          /* borrowed, outlives the sources */
+	struct zw_registry *reg;       /* borrowed, outlives the sources */
+	struct zw_wh_metrics *metrics; /* borrowed, may be NULL */
 	const char *const
-	        *namespaces; /* NULL/0: all namespaces; at most ZW_SOURCES_MAX_NAMESPACES */
+	        *namespaces; /* NULL/0: all namespaces; at most ZW_WH_SOURCES_MAX_NAMESPACES */
 	size_t n_namespaces;
 	bool watch_services; /* index Service port names */
 	/* Called (from a watch thread) after each change applied to the
@@ -40,18 +40,18 @@ struct zw_sources_config {
 	void *arg;
 };
 
-struct zw_sources;
+struct zw_wh_sources;
 
 /* Starts one watch thread per resource and namespace. `cfg` is copied
  * (namespace strings too). Returns 0 with *out owned by the caller (stop
- * with zw_sources_stop), -EINVAL (too many namespaces) or -ENOMEM. */
-int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **out);
+ * with zw_wh_sources_stop), -EINVAL (too many namespaces) or -ENOMEM. */
+int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sources **out);
 
 /* Returns 1 once every watch has synced (see above), else 0. */
-int zw_sources_synced(struct zw_sources *s);
+int zw_wh_sources_synced(struct zw_wh_sources *s);
 
 /* Stops and joins every watch thread and frees s. The registry keeps what
  * it was given. NULL-safe. */
-void zw_sources_stop(struct zw_sources *s);
+void zw_wh_sources_stop(struct zw_wh_sources *s);
 
 #endif
