@@ -315,7 +315,7 @@ int zw_kube_xfer_init(struct zw_kube_xfer *x, struct zw_kube_config *cfg, CURL *
 	    (body && add_header(&x->headers, line)))
 		goto oom;
 	/* A failed re-read keeps the previous token: better than none. */
-	strcpy(token, "Authorization: Bearer ");
+	snprintf(token, sizeof(token), "%s", "Authorization: Bearer ");
 	zw_kube_config_token(cfg, 0, token + strlen(token), sizeof(token) - strlen(token));
 	if (token[strlen("Authorization: Bearer ")] && add_header(&x->headers, token)) {
 		memset(token, 0, sizeof(token));

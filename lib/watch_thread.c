@@ -132,15 +132,14 @@ void zw_watch_threads_stop(struct zw_watch_thread **v, size_t n)
 	unsigned char *started = calloc(n ? n : 1, 1);
 
 	for (size_t i = 0; i < n; i++) {
-		if (v[i] == NULL)
+		if (!v[i])
 			continue;
-		if (t != NULL && started != NULL &&
-		    pthread_create(&t[i], NULL, stop_one, v[i]) == 0)
+		if (t && started && pthread_create(&t[i], NULL, stop_one, v[i]) == 0)
 			started[i] = 1;
 		else
 			zw_watch_thread_stop(v[i]);
 	}
-	for (size_t i = 0; t != NULL && started != NULL && i < n; i++)
+	for (size_t i = 0; t && started && i < n; i++)
 		if (started[i])
 			pthread_join(t[i], NULL);
 	free(t);

@@ -105,12 +105,12 @@ static int read_quota(const char *dir, const char *name, long long *a, long long
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 		return 0;
 	f = fopen(path, "r");
-	if (f == NULL)
+	if (!f)
 		return 0;
 	if (fscanf(f, "%31s", word) == 1) {
 		*a = strcmp(word, "max") == 0 ? -1 : strtoll(word, NULL, 10);
 		n = 1;
-		if (b != NULL && fscanf(f, "%lld", b) == 1)
+		if (b && fscanf(f, "%lld", b) == 1)
 			n = 2;
 	}
 	fclose(f);

@@ -211,7 +211,7 @@ size_t zw_route_host_normalize(const char *host, size_t host_len, char *buf, siz
 static int cmp_str_null_last(const char *a, const char *b)
 {
 	if (!a || !b)
-		return (a == NULL) - (b == NULL);
+		return (!a) - (!b);
 	return strcmp(a, b);
 }
 

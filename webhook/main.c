@@ -199,7 +199,7 @@ static int review_cb(void *arg, const char *body, size_t len, struct zw_review_r
 	reply->restores = info.restores;
 	reply->warnings = info.warnings;
 	reply->status = status;
-	if (status == 200 && out != NULL) {
+	if (status == 200 && out) {
 		reply->body = out;
 		reply->body_len = out_len;
 		switch (info.outcome) {
@@ -253,7 +253,7 @@ static int sources_synced(void *arg)
 		return 1;
 	struct zw_wh_sources *src = atomic_load(&a->sources);
 
-	return src != NULL && zw_wh_sources_synced(src);
+	return src && zw_wh_sources_synced(src);
 }
 
 static int ready_cb(void *arg)
@@ -292,10 +292,10 @@ static int split_list(const char *s, char ***out, size_t *n_out)
 
 	*out = NULL;
 	*n_out = 0;
-	if (s == NULL || *s == '\0')
+	if (!s || *s == '\0')
 		return 0;
 	v = calloc(MAX_LIST_ITEMS + 1, sizeof(*v));
-	if (v == NULL)
+	if (!v)
 		return -ENOMEM;
 	while (*p != '\0') {
 		const char *e = strchr(p, ',');
@@ -308,11 +308,11 @@ static int split_list(const char *s, char ***out, size_t *n_out)
 			if (n == MAX_LIST_ITEMS)
 				goto fail;
 			v[n] = strndup(p, l);
-			if (v[n] == NULL)
+			if (!v[n])
 				goto fail;
 			n++;
 		}
-		if (e == NULL)
+		if (!e)
 			break;
 		p = e + 1;
 	}
@@ -441,14 +441,14 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 			goto bad;
 		memcpy(name, arg + 2, nl);
 		name[nl] = '\0';
-		if (eq != NULL)
+		if (eq)
 			val = eq + 1;
 		for (size_t k = 0; k < sizeof(bools) / sizeof(bools[0]); k++) {
 			if (strcmp(name, bools[k].name) != 0)
 				continue;
 			int *dst = (int *)((char *)f + bools[k].off);
 			found = 1;
-			if (val == NULL)
+			if (!val)
 				*dst = 1;
 			else if (parse_bool(val, dst) < 0) {
 				fprintf(stderr,
@@ -468,7 +468,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 			return 2;
 		}
 		found = 0;
-		if (val == NULL) {
+		if (!val) {
 			if (i + 1 >= argc) {
 				fprintf(stderr, "zerowire-webhook: --%s needs a value\n", name);
 				return 2;
@@ -519,7 +519,7 @@ static int apply_static(struct app *a, json_t *doc, const char *path, size_t idx
 	                        : "",
 	                "List") == 0)
 		items = json_object_get(doc, "items");
-	if (items != NULL) {
+	if (items) {
 		json_array_foreach(items, j, item)
 		{
 			if (json_is_array(item))
@@ -573,7 +573,7 @@ static void identity(char *buf, size_t len)
 	const char *pod = getenv("POD_NAME");
 	char host[256];
 
-	if (pod != NULL && pod[0] != '\0') {
+	if (pod && pod[0] != '\0') {
 		snprintf(buf, len, "%s", pod);
 		return;
 	}
@@ -590,7 +590,7 @@ static int on_new_cert(void *arg, const char *cert_pem, const char *key_pem)
 	struct zw_wh_server *s = atomic_load(&a->live_server);
 	char err[ZW_WH_SERVER_ERRLEN];
 
-	if (s == NULL)
+	if (!s)
 		return -1; /* not serving yet: offered again at the next round */
 	if (zw_wh_server_set_cert_pem(s, cert_pem, key_pem, err) < 0) {
 		zw_log(ZW_LOG_ERROR, "cert_swap_failed", "error=\"%s\"", err);
@@ -605,10 +605,10 @@ static int split_ref(const char *ref, char *buf, size_t len, const char **ns, co
 {
 	char *slash;
 
-	if (ref == NULL || snprintf(buf, len, "%s", ref) >= (int)len)
+	if (!ref || snprintf(buf, len, "%s", ref) >= (int)len)
 		return -1;
 	slash = strchr(buf, '/');
-	if (slash == NULL || slash == buf || slash[1] == '\0')
+	if (!slash || slash == buf || slash[1] == '\0')
 		return -1;
 	*slash = '\0';
 	*ns = buf;
@@ -652,8 +652,8 @@ static int run_restore(int argc, char **argv)
 	if (rc != 0)
 		return 2;
 	if (zw_log_level_parse(f.log_level, &level) < 0 ||
-	    (f.deadline != NULL && parse_duration_ms(f.deadline, &rcfg.deadline_ms) < 0) ||
-	    (f.handover != NULL && parse_duration_ms(f.handover, &rcfg.handover_ms) < 0) ||
+	    (f.deadline && parse_duration_ms(f.deadline, &rcfg.deadline_ms) < 0) ||
+	    (f.handover && parse_duration_ms(f.handover, &rcfg.handover_ms) < 0) ||
 	    split_list(f.watch_namespaces, &namespaces, &n_namespaces) < 0) {
 		fprintf(stderr, "zerowire-webhook restore: invalid --log-level, --deadline, "
 		                "--handover or --watch-namespaces (see --help)\n");
@@ -661,7 +661,7 @@ static int run_restore(int argc, char **argv)
 	}
 	zw_log_init("webhook", level);
 	zw_mutate_config_defaults(&mcfg);
-	if (f.proxy_namespace != NULL)
+	if (f.proxy_namespace)
 		mcfg.proxy_namespace = f.proxy_namespace;
 	if (zw_kube_config_auto(f.kubeconfig, &kcfg, err, sizeof(err)) < 0) {
 		zw_log(ZW_LOG_ERROR, "kubeconfig_failed", "error=\"%s\"", err);
@@ -674,8 +674,8 @@ static int run_restore(int argc, char **argv)
 	rcfg.kube = kube;
 	rcfg.mutate = &mcfg;
 	rcfg.webhook_config = f.webhook_config;
-	rcfg.lease_namespace = f.lease_namespace != NULL ? f.lease_namespace : mcfg.proxy_namespace;
-	rcfg.lease_name = f.lease_name != NULL ? f.lease_name : "zerowire-webhook";
+	rcfg.lease_namespace = f.lease_namespace ? f.lease_namespace : mcfg.proxy_namespace;
+	rcfg.lease_name = f.lease_name ? f.lease_name : "zerowire-webhook";
 	rcfg.namespaces = (const char *const *)namespaces;
 	rcfg.n_namespaces = n_namespaces;
 	rc = zw_restore_run(&rcfg, &left);
@@ -762,12 +762,12 @@ int main(int argc, char **argv)
 	}
 	memset(&first_cert, 0, sizeof(first_cert));
 	memset(&ccfg, 0, sizeof(ccfg));
-	if (f.cert_mode != NULL && strcmp(f.cert_mode, "self") == 0) {
+	if (f.cert_mode && strcmp(f.cert_mode, "self") == 0) {
 		self_certs = 1;
 		if (f.no_kube ||
 		    split_ref(f.cert_secret, secret_ref, sizeof(secret_ref),
 		              &ccfg.opts.secret_namespace, &ccfg.opts.secret_name) < 0 ||
-		    (f.webhook_service != NULL &&
+		    (f.webhook_service &&
 		     split_ref(f.webhook_service, service_ref, sizeof(service_ref),
 		               &ccfg.opts.service_namespace, &ccfg.opts.service_name) < 0)) {
 			fprintf(stderr,
@@ -775,11 +775,11 @@ int main(int argc, char **argv)
 			        "NS/NAME (and --webhook-service NS/NAME), and an API server\n");
 			return 2;
 		}
-	} else if (f.cert_mode != NULL && strcmp(f.cert_mode, "files") != 0) {
+	} else if (f.cert_mode && strcmp(f.cert_mode, "files") != 0) {
 		fprintf(stderr, "zerowire-webhook: --cert-mode is files or self, not \"%s\"\n",
 		        f.cert_mode);
 		return 2;
-	} else if (f.cert == NULL || f.key == NULL) {
+	} else if (!f.cert || !f.key) {
 		fprintf(stderr, "zerowire-webhook: --tls-cert-file and --tls-key-file are required "
 		                "(or --cert-mode self; see --help)\n");
 		return 2;
@@ -787,25 +787,25 @@ int main(int argc, char **argv)
 	zw_log_init("webhook", level);
 
 	zw_mutate_config_defaults(&a.mcfg);
-	if (f.proxy_service != NULL)
+	if (f.proxy_service)
 		a.mcfg.proxy_service = f.proxy_service;
-	if (f.proxy_namespace != NULL)
+	if (f.proxy_namespace)
 		a.mcfg.proxy_namespace = f.proxy_namespace;
 	if (f.proxy_port != 0)
 		a.mcfg.proxy_port = (int)f.proxy_port;
-	if (f.scaler_address != NULL) {
+	if (f.scaler_address) {
 		a.mcfg.scaler_address = f.scaler_address;
 	} else {
 		snprintf(scaler, sizeof(scaler), "%s.%s:9090", a.mcfg.proxy_service,
 		         a.mcfg.proxy_namespace);
 		a.mcfg.scaler_address = scaler;
 	}
-	a.mcfg.alias_service = f.alias_service != NULL ? f.alias_service : a.mcfg.proxy_service;
-	if (f.cluster_domain != NULL)
+	a.mcfg.alias_service = f.alias_service ? f.alias_service : a.mcfg.proxy_service;
+	if (f.cluster_domain)
 		a.mcfg.cluster_domain = f.cluster_domain;
 	a.mcfg.autowire_mesh_virtualservices = f.mesh_vs != 0;
 	a.mcfg.split_header = f.split_header != 0;
-	if (f.kinds != NULL) {
+	if (f.kinds) {
 		unsigned kinds;
 		if (zw_autowire_parse(f.kinds, &kinds) < 0 || kinds == 0) {
 			fprintf(stderr,
@@ -843,9 +843,9 @@ int main(int argc, char **argv)
 	if (zw_wh_metrics_new(&a.metrics) < 0)
 		goto out;
 	a.reg = zw_registry_new();
-	if (a.reg == NULL)
+	if (!a.reg)
 		goto out;
-	if (f.static_objects != NULL && load_static(&a, f.static_objects) < 0)
+	if (f.static_objects && load_static(&a, f.static_objects) < 0)
 		goto out;
 
 	if (!a.no_kube) {
@@ -932,9 +932,8 @@ int main(int argc, char **argv)
 			        .n_namespaces = n_namespaces,
 			        .leader_elect = f.leader_elect != 0,
 			        .lease_name = f.lease_name,
-			        .lease_namespace = f.lease_namespace != NULL
-			                                   ? f.lease_namespace
-			                                   : a.mcfg.proxy_namespace,
+			        .lease_namespace = f.lease_namespace ? f.lease_namespace
+			                                             : a.mcfg.proxy_namespace,
 			        .identity = ident,
 			        .resync_ms = (unsigned)f.resync_s * 1000u,
 			        .registry_synced = sources_synced,
@@ -960,7 +959,7 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGUSR1) {
-			if (a.certs != NULL) {
+			if (a.certs) {
 				zw_log(ZW_LOG_INFO, "cert_renewal_requested", NULL);
 				zw_selfcert_run_force(a.certs);
 			}

@@ -344,7 +344,7 @@ out:
 
 static bool being_deleted(const json_t *obj)
 {
-	return json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp") != NULL;
+	return !!json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp");
 }
 
 /* kedify-http triggers become external-push ones; zerowire metadata is

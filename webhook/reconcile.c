@@ -125,7 +125,7 @@ static void micro_time(char *buf, size_t len)
 static const char *jstr(const json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
-	return s != NULL ? s : "";
+	return s ? s : "";
 }
 
 static const char *meta_str(const json_t *obj, const char *key)
@@ -140,7 +140,7 @@ static const char *kube_msg(const struct zw_kube_error *e)
 
 void zw_reconcile_kick(struct zw_reconcile *r)
 {
-	if (r == NULL)
+	if (!r)
 		return;
 	pthread_mutex_lock(&r->lock);
 	r->kicked = 1;
@@ -150,7 +150,7 @@ void zw_reconcile_kick(struct zw_reconcile *r)
 
 int zw_reconcile_leading(struct zw_reconcile *r)
 {
-	return r != NULL && atomic_load(&r->leading);
+	return r && atomic_load(&r->leading);
 }
 
 /* ---- watches ---- */
@@ -228,7 +228,7 @@ static void discover(struct zw_reconcile *r)
 		const char *chosen = NULL;
 		int failed = 0;
 
-		for (int v = 0; v < ZW_RK_MAX_VERSIONS && kd->rk->versions[v] != NULL; v++) {
+		for (int v = 0; v < ZW_RK_MAX_VERSIONS && kd->rk->versions[v]; v++) {
 			struct zw_kube_error err;
 			int served = 0;
 			if (zw_kube_served(r->cfg.kube, kd->rk->group, kd->rk->versions[v],
@@ -247,14 +247,14 @@ static void discover(struct zw_reconcile *r)
 			struct kwatch *w = &r->watches[k * r->n_ns + i];
 			if (w->unused)
 				continue;
-			if (w->version == chosen && (w->thread != NULL || chosen == NULL)) {
-				if (chosen == NULL)
+			if (w->version == chosen && (w->thread || !chosen)) {
+				if (!chosen)
 					atomic_store(&w->synced, 1); /* nothing of it exists */
 				continue;
 			}
-			if (w->thread != NULL)
+			if (w->thread)
 				kw_stop(r, w);
-			if (chosen == NULL) {
+			if (!chosen) {
 				atomic_store(&w->synced, 1); /* nothing of it exists */
 				continue;
 			}
@@ -287,16 +287,16 @@ static json_t *snapshot(struct zw_reconcile *r, enum watch_role role, json_t *ve
 	pthread_mutex_lock(&r->lock);
 	for (size_t i = 0; i < r->n_kinds * r->n_ns; i++) {
 		struct kwatch *w = &r->watches[i];
-		if (w->kd->role != role || w->version == NULL)
+		if (w->kd->role != role || !w->version)
 			continue;
 		json_object_foreach(w->objs, key, v)
 		{
 			json_t *item = json_pack("{s:O,s:s,s:i}", "obj", v, "version", w->version,
 			                         "kind", (int)(w->kd - r->kinds));
-			if (item != NULL)
+			if (item)
 				json_array_append_new(arr, item);
 		}
-		if (versions != NULL)
+		if (versions)
 			json_object_set_new(versions, w->kd->rk->resource, json_string(w->version));
 	}
 	pthread_mutex_unlock(&r->lock);
@@ -313,7 +313,7 @@ static json_t *lease_body(const char *lease_ns, const char *lease_name, json_t *
 	int transitions = 0;
 
 	micro_time(now, sizeof(now));
-	if (old != NULL) {
+	if (old) {
 		lease = json_deep_copy(old);
 		spec = json_object_get(lease, "spec");
 		if (!json_is_object(spec)) {
@@ -331,7 +331,7 @@ static json_t *lease_body(const char *lease_ns, const char *lease_name, json_t *
 		                  "coordination.k8s.io/v1", "kind", "Lease", "metadata", "name",
 		                  lease_name, "namespace", lease_ns, "labels",
 		                  ZW_RECONCILE_MANAGED_LABEL, ZW_RECONCILE_MANAGED_VALUE, "spec");
-		if (lease == NULL)
+		if (!lease)
 			return NULL;
 		spec = json_object_get(lease, "spec");
 		json_object_set_new(spec, "acquireTime", json_string(now));
@@ -380,12 +380,11 @@ static void lease_step(struct zw_reconcile *r)
 		coll.name = NULL;
 		body = lease_body(r->cfg.lease_namespace, r->cfg.lease_name, NULL, r->cfg.identity,
 		                  ZW_RECONCILE_LEASE_S);
-		if (body != NULL &&
-		    zw_kube_create(r->cfg.kube, &coll, NULL, body, NULL, &err) == 0) {
+		if (body && zw_kube_create(r->cfg.kube, &coll, NULL, body, NULL, &err) == 0) {
 			r->last_renew_ms = now;
 			r->last_lease_status = -1;
 			set_leading(r, 1);
-		} else if (body != NULL && r->last_lease_status != err.http_status) {
+		} else if (body && r->last_lease_status != err.http_status) {
 			r->last_lease_status = err.http_status;
 			zw_log(ZW_LOG_WARN, "lease_create_failed", "status=%d error=\"%s\"",
 			       err.http_status, kube_msg(&err));
@@ -417,14 +416,13 @@ static void lease_step(struct zw_reconcile *r)
 		}
 		body = lease_body(r->cfg.lease_namespace, r->cfg.lease_name, cur, r->cfg.identity,
 		                  ZW_RECONCILE_LEASE_S);
-		if (body != NULL &&
-		    zw_kube_update(r->cfg.kube, &ref, NULL, body, NULL, &err) == 0) {
+		if (body && zw_kube_update(r->cfg.kube, &ref, NULL, body, NULL, &err) == 0) {
 			r->last_renew_ms = now;
 			r->last_lease_status = -1;
 			set_leading(r, 1);
 			goto out;
 		}
-		if (body != NULL)
+		if (body)
 			zw_log(ZW_LOG_INFO, "lease_update_failed", "status=%d error=\"%s\"",
 			       err.http_status, kube_msg(&err));
 	}
@@ -449,7 +447,7 @@ static void lease_release(struct zw_reconcile *r)
 		return;
 	if (strcmp(jstr(json_object_get(cur, "spec"), "holderIdentity"), r->cfg.identity) == 0) {
 		body = lease_body(r->cfg.lease_namespace, r->cfg.lease_name, cur, "", 1);
-		if (body != NULL)
+		if (body)
 			zw_kube_update(r->cfg.kube, &ref, NULL, body, NULL, &err);
 	}
 	json_decref(cur);
@@ -470,13 +468,13 @@ int zw_reconcile_hold_lease(struct zw_kube *kube, const char *lease_ns, const ch
 	if (zw_kube_get(kube, &ref, NULL, &cur, err) < 0 && err->http_status != 404)
 		goto out;
 	body = lease_body(lease_ns, lease_name, cur, holder, duration_s);
-	if (body == NULL) {
+	if (!body) {
 		err->http_status = 0;
 		snprintf(err->reason, sizeof(err->reason), "%s", "NoMemory");
 		snprintf(err->message, sizeof(err->message), "%s", "out of memory");
 		goto out;
 	}
-	if (cur == NULL) {
+	if (!cur) {
 		ref.name = NULL;
 		rc = zw_kube_create(kube, &ref, NULL, body, NULL, err);
 	} else {
@@ -538,7 +536,7 @@ static int ingress_backend_alias(struct zw_reconcile *r, const json_t *backend)
 {
 	const json_t *svc = json_object_get(backend, "service");
 
-	return svc != NULL && strcmp(jstr(svc, "name"), r->cfg.mutate->alias_service) == 0;
+	return svc && strcmp(jstr(svc, "name"), r->cfg.mutate->alias_service) == 0;
 }
 
 static int ingress_needs_alias(struct zw_reconcile *r, const json_t *obj, const char *ns)
@@ -578,7 +576,7 @@ static int touch(struct zw_reconcile *r, const struct kind_desc *kd, const char 
 
 	snprintf(val, sizeof(val), "%llu-%llu", (unsigned long long)gen, ++r->touch_seq);
 	patch = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", ZW_RECONCILE_ANNOTATION, val);
-	if (patch == NULL)
+	if (!patch)
 		return -ENOMEM;
 	rc = zw_kube_patch(r->cfg.kube, &ref, NULL, ZW_KUBE_PATCH_MERGE, patch, &out, &err);
 	json_decref(patch);
@@ -673,15 +671,14 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 		         meta_str(obj, "name"));
 		json_object_set_new(seen, key, json_true());
 		ev = json_object_get(r->evaluated, key);
-		if (json_object_get(optout, ns) != NULL) {
+		if (json_object_get(optout, ns)) {
 			/* Not restored yet (or by hand at the proxy): wiring as it is. */
 			json_object_del(r->evaluated, key);
 			if (restore_opted_out(r, kd, version, obj))
 				continue;
 			needs_wiring(r, kd, obj, ns, &alias, &grant);
 			differs = 0;
-		} else if (ev != NULL && rv != NULL &&
-		           strcmp(json_string_value(json_array_get(ev, 0)), rv) == 0 &&
+		} else if (ev && rv && strcmp(json_string_value(json_array_get(ev, 0)), rv) == 0 &&
 		           (uint64_t)json_integer_value(json_array_get(ev, 1)) == gen) {
 			/* Neither the route nor the registry changed since. */
 			alias = json_is_true(json_array_get(ev, 2));
@@ -694,11 +691,11 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 			rc = zw_mutate_object(obj, group, ver, jstr(obj, "kind"), NULL, r->cfg.reg,
 			                      r->cfg.mutate, &desired, NULL, &info);
 			zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_EVALUATIONS, 1);
-			eff = rc == 0 && desired != NULL ? desired : obj;
+			eff = rc == 0 && desired ? desired : obj;
 			needs_wiring(r, kd, eff, ns, &alias, &grant);
-			differs = rc == 0 && desired != NULL && !json_equal(desired, obj);
+			differs = rc == 0 && desired && !json_equal(desired, obj);
 			json_decref(desired);
-			if (rv != NULL && rc == 0)
+			if (rv && rc == 0)
 				json_object_set_new(r->evaluated, key,
 				                    json_pack("[s,I,b,b,b]", rv, (json_int_t)gen,
 				                              alias, grant, differs));
@@ -707,7 +704,7 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 			json_object_set_new(aliases_needed, ns, json_true());
 		if (grant) {
 			json_t *set = json_object_get(grants_needed, ns);
-			if (set == NULL) {
+			if (!set) {
 				set = json_object();
 				json_object_set_new(grants_needed, ns, set);
 			}
@@ -715,7 +712,7 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 		}
 		if (differs && touches < MAX_TOUCHES) {
 			rec = json_object_get(r->touched, key);
-			if (rec != NULL &&
+			if (rec &&
 			    strcmp(json_is_string(json_array_get(rec, 0))
 			                   ? json_string_value(json_array_get(rec, 0))
 			                   : "",
@@ -737,12 +734,12 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 		json_t *v, *tmp;
 		json_object_foreach_safe(r->touched, tmp, k, v)
 		{
-			if (json_object_get(seen, k) == NULL)
+			if (!json_object_get(seen, k))
 				json_object_del(r->touched, k);
 		}
 		json_object_foreach_safe(r->evaluated, tmp, k, v)
 		{
-			if (json_object_get(seen, k) == NULL)
+			if (!json_object_get(seen, k))
 				json_object_del(r->evaluated, k);
 		}
 	}
@@ -839,7 +836,7 @@ static void pass_grants(struct zw_reconcile *r, json_t *needed)
 	const char *ns;
 	size_t i;
 
-	if (version == NULL) {
+	if (!version) {
 		/* ReferenceGrant not served: nothing to create, and admission
 		 * cannot expect one. */
 		json_object_foreach(needed, ns, set)
@@ -875,7 +872,7 @@ static void pass_grants(struct zw_reconcile *r, json_t *needed)
 		want = json_pack("{s:o,s:[{s:s,s:s,s:s}]}", "from", from, "to", "group", "", "kind",
 		                 "Service", "name", r->cfg.mutate->proxy_service);
 		cur = json_object_get(have, name);
-		if (cur == NULL) {
+		if (!cur) {
 			char av[128];
 			json_t *obj;
 			snprintf(av, sizeof(av), "gateway.networking.k8s.io/%s", version);
@@ -883,9 +880,8 @@ static void pass_grants(struct zw_reconcile *r, json_t *needed)
 			                "ReferenceGrant", "metadata", "name", name, "namespace",
 			                pns, "labels", managed_labels("referencegrant"), "spec",
 			                want);
-			if (obj != NULL &&
-			    create_obj(r, "gateway.networking.k8s.io", version, "referencegrants",
-			               pns, obj, "ReferenceGrant") == 0) {
+			if (obj && create_obj(r, "gateway.networking.k8s.io", version,
+			                      "referencegrants", pns, obj, "ReferenceGrant") == 0) {
 				json_object_foreach(set, k, v)
 				{
 					zw_registry_set_wiring(r->cfg.reg,
@@ -899,15 +895,15 @@ static void pass_grants(struct zw_reconcile *r, json_t *needed)
 		} else {
 			if (!json_equal(json_object_get(cur, "spec"), want)) {
 				json_t *patch = json_pack("{s:O}", "spec", want);
-				if (patch != NULL)
+				if (patch)
 					patch_spec(r, "gateway.networking.k8s.io", version,
 					           "referencegrants", cur, patch, "ReferenceGrant");
 				json_decref(patch);
 			}
 			zw_registry_set_wiring(r->cfg.reg, ZW_WIRE_GRANT_HTTPROUTE, ns,
-			                       json_object_get(set, "HTTPRoute") != NULL);
+			                       !!json_object_get(set, "HTTPRoute"));
 			zw_registry_set_wiring(r->cfg.reg, ZW_WIRE_GRANT_GRPCROUTE, ns,
-			                       json_object_get(set, "GRPCRoute") != NULL);
+			                       !!json_object_get(set, "GRPCRoute"));
 		}
 		json_decref(want);
 	}
@@ -918,7 +914,7 @@ static void pass_grants(struct zw_reconcile *r, json_t *needed)
 		json_object_foreach(have, name, obj)
 		{
 			const char *gns = name + 9;
-			if (json_object_get(needed, gns) != NULL)
+			if (json_object_get(needed, gns))
 				continue;
 			if (delete_obj(r, "gateway.networking.k8s.io", version, "referencegrants",
 			               obj, "ReferenceGrant") == 0) {
@@ -963,12 +959,12 @@ static void pass_aliases(struct zw_reconcile *r, json_t *needed)
 		json_t *spec = json_pack("{s:s,s:s,s:[{s:s,s:i,s:s}]}", "type", "ExternalName",
 		                         "externalName", fqdn, "ports", "name", "http", "port",
 		                         m->proxy_port, "protocol", "TCP");
-		if (cur == NULL) {
+		if (!cur) {
 			json_t *obj = json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:O}", "apiVersion", "v1",
 			                        "kind", "Service", "metadata", "name",
 			                        m->alias_service, "namespace", ns, "labels",
 			                        managed_labels("alias"), "spec", spec);
-			if (obj != NULL &&
+			if (obj &&
 			    create_obj(r, "", "v1", "services", ns, obj, "alias Service") == 0)
 				zw_registry_set_wiring(r->cfg.reg, ZW_WIRE_ALIAS, ns, true);
 			json_decref(obj);
@@ -977,7 +973,7 @@ static void pass_aliases(struct zw_reconcile *r, json_t *needed)
 			if (strcmp(jstr(cs, "externalName"), fqdn) != 0 ||
 			    strcmp(jstr(cs, "type"), "ExternalName") != 0) {
 				json_t *patch = json_pack("{s:O}", "spec", spec);
-				if (patch != NULL)
+				if (patch)
 					patch_spec(r, "", "v1", "services", cur, patch,
 					           "alias Service");
 				json_decref(patch);
@@ -988,7 +984,7 @@ static void pass_aliases(struct zw_reconcile *r, json_t *needed)
 	}
 	json_object_foreach(have, ns, v)
 	{
-		if (json_object_get(needed, ns) != NULL)
+		if (json_object_get(needed, ns))
 			continue;
 		if (delete_obj(r, "", "v1", "services", v, "alias Service") == 0)
 			zw_registry_set_wiring(r->cfg.reg, ZW_WIRE_ALIAS, ns, false);
@@ -1017,7 +1013,7 @@ static json_t *hso_so_spec(struct zw_reconcile *r, const json_t *hso)
 	                "restoreToOriginalReplicaCount", 1, "triggers", "type", "external-push",
 	                "metadata", "scalerAddress", r->cfg.mutate->scaler_address,
 	                "httpScaledObject", meta_str(hso, "name"));
-	if (out == NULL)
+	if (!out)
 		return NULL;
 	ref = json_object_get(out, "scaleTargetRef");
 	if (jstr(str, "kind")[0] != '\0')
@@ -1092,7 +1088,7 @@ static void pass_hso(struct zw_reconcile *r)
 		snprintf(key, sizeof(key), "%s/%s", meta_str(so, "namespace"),
 		         meta_str(so, "name"));
 		hso = json_object_get(by_key, key);
-		if (hso != NULL && !skip_so(hso) && strcmp(meta_str(hso, "uid"), uid) == 0)
+		if (hso && !skip_so(hso) && strcmp(meta_str(hso, "uid"), uid) == 0)
 			continue;
 		delete_obj(r, "keda.sh", "v1alpha1", "scaledobjects", so, "ScaledObject");
 	}
@@ -1114,26 +1110,26 @@ static void pass_hso(struct zw_reconcile *r)
 				cur = o;
 		}
 		spec = hso_so_spec(r, hso);
-		if (spec == NULL)
+		if (!spec)
 			continue;
 		owner = json_pack("[{s:s,s:s,s:s,s:s,s:b,s:b}]", "apiVersion",
 		                  apiv[0] ? apiv : "http.keda.sh/v1alpha1", "kind",
 		                  "HTTPScaledObject", "name", name, "uid", meta_str(hso, "uid"),
 		                  "controller", 1, "blockOwnerDeletion", 1);
-		if (cur == NULL) {
+		if (!cur) {
 			so = json_pack("{s:s,s:s,s:{s:s,s:s,s:o,s:O},s:O}", "apiVersion",
 			               "keda.sh/v1alpha1", "kind", "ScaledObject", "metadata",
 			               "name", name, "namespace", ns, "labels",
 			               managed_labels("httpscaledobject"), "ownerReferences", owner,
 			               "spec", spec);
-			if (so != NULL)
+			if (so)
 				create_obj(r, "keda.sh", "v1alpha1", "scaledobjects", ns, so,
 				           "ScaledObject");
 			json_decref(so);
 		} else if (!subset_equal(spec, json_object_get(cur, "spec"))) {
 			json_t *patch = json_pack("{s:{s:O},s:O}", "metadata", "ownerReferences",
 			                          owner, "spec", spec);
-			if (patch != NULL)
+			if (patch)
 				patch_spec(r, "keda.sh", "v1alpha1", "scaledobjects", cur, patch,
 				           "ScaledObject");
 			json_decref(patch);
@@ -1150,7 +1146,7 @@ static void pass(struct zw_reconcile *r)
 {
 	json_t *grants = json_object(), *aliases = json_object();
 
-	if (grants == NULL || aliases == NULL)
+	if (!grants || !aliases)
 		goto out;
 	pass_routes(r, grants, aliases);
 	pass_grants(r, grants);
@@ -1189,8 +1185,8 @@ static void *reconcile_main(void *arg)
 			int ready;
 			r->kicked = 0;
 			pthread_mutex_unlock(&r->lock);
-			ready = watches_synced(r) && (r->cfg.registry_synced == NULL ||
-			                              r->cfg.registry_synced(r->cfg.arg));
+			ready = watches_synced(r) &&
+			        (!r->cfg.registry_synced || r->cfg.registry_synced(r->cfg.arg));
 			if (ready) {
 				if (!was_ready)
 					zw_log(ZW_LOG_INFO, "reconciler_ready", NULL);
@@ -1241,17 +1237,17 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 	pthread_condattr_t ca;
 	size_t n_ns = cfg->n_namespaces ? cfg->n_namespaces : 1;
 
-	if (cfg->kube == NULL || cfg->reg == NULL || cfg->mutate == NULL)
+	if (!cfg->kube || !cfg->reg || !cfg->mutate)
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
-	if (r == NULL)
+	if (!r)
 		return -ENOMEM;
 	r->cfg = *cfg;
-	if (r->cfg.lease_name == NULL)
+	if (!r->cfg.lease_name)
 		r->cfg.lease_name = "zerowire-webhook";
-	if (r->cfg.lease_namespace == NULL)
+	if (!r->cfg.lease_namespace)
 		r->cfg.lease_namespace = cfg->mutate->proxy_namespace;
-	if (r->cfg.identity == NULL)
+	if (!r->cfg.identity)
 		r->cfg.identity = "zerowire-webhook";
 	if (r->cfg.resync_ms == 0)
 		r->cfg.resync_ms = ZW_RECONCILE_RESYNC_MS;
@@ -1272,8 +1268,7 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 	for (size_t k = 0; k < N_OTHER_KINDS; k++)
 		r->kinds[r->n_kinds++] = other_kinds[k];
 	r->watches = calloc(r->n_kinds * n_ns, sizeof(*r->watches));
-	if (r->touched == NULL || r->evaluated == NULL || r->create_failures == NULL ||
-	    r->watches == NULL)
+	if (!r->touched || !r->evaluated || !r->create_failures || !r->watches)
 		goto fail;
 	for (size_t k = 0; k < r->n_kinds; k++)
 		for (size_t i = 0; i < n_ns; i++) {
@@ -1281,7 +1276,7 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 			w->owner = r;
 			w->kd = &r->kinds[k];
 			w->objs = json_object();
-			if (w->objs == NULL)
+			if (!w->objs)
 				goto fail;
 			if ((r->kinds[k].cluster_wide_ns || r->kinds[k].role == ROLE_OPTOUT) &&
 			    i > 0) {
@@ -1297,8 +1292,7 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 				w->namespace = strdup(cfg->mutate->proxy_namespace);
 			else if (cfg->n_namespaces > 0)
 				w->namespace = strdup(cfg->namespaces[i]);
-			if ((r->kinds[k].cluster_wide_ns || cfg->n_namespaces > 0) &&
-			    w->namespace == NULL)
+			if ((r->kinds[k].cluster_wide_ns || cfg->n_namespaces > 0) && !w->namespace)
 				goto fail;
 		}
 	if (!cfg->leader_elect)
@@ -1315,7 +1309,7 @@ fail:
 
 void zw_reconcile_stop(struct zw_reconcile *r)
 {
-	if (r == NULL)
+	if (!r)
 		return;
 	pthread_mutex_lock(&r->lock);
 	r->stopping = 1;
@@ -1323,16 +1317,16 @@ void zw_reconcile_stop(struct zw_reconcile *r)
 	pthread_mutex_unlock(&r->lock);
 	if (r->started)
 		pthread_join(r->thread, NULL);
-	if (r->watches != NULL) {
+	if (r->watches) {
 		size_t n = r->n_kinds * r->n_ns;
 		struct zw_watch_thread **threads = calloc(n, sizeof(*threads));
 		for (size_t i = 0; i < n; i++) {
-			if (threads != NULL)
+			if (threads)
 				threads[i] = r->watches[i].thread;
 			else
 				zw_watch_thread_stop(r->watches[i].thread);
 		}
-		if (threads != NULL)
+		if (threads)
 			zw_watch_threads_stop(threads, n);
 		free(threads);
 		for (size_t i = 0; i < n; i++) {

@@ -17,7 +17,7 @@
 static const char *meta_str(const json_t *obj, const char *key)
 {
 	const char *s = json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
-	return s != NULL ? s : "";
+	return s ? s : "";
 }
 
 static const char *kube_msg(const struct zw_kube_error *e)
@@ -71,20 +71,20 @@ enum zw_restore_status zw_restore_route(struct zw_kube *kube, const char *group,
 	enum zw_restore_status st = ZW_RS_NOMEM;
 
 	msg[0] = '\0';
-	if (json_object_get(ann, ZW_ANNOTATION_ORIGINAL) == NULL &&
-	    json_object_get(ann, ZW_RECONCILE_ANNOTATION) == NULL)
+	if (!json_object_get(ann, ZW_ANNOTATION_ORIGINAL) &&
+	    !json_object_get(ann, ZW_RECONCILE_ANNOTATION))
 		return ZW_RS_UNCHANGED;
-	if (zw_mutate_restore_object(obj, group, version, kind != NULL ? kind : "", cfg, &restored,
-	                             &info) < 0)
+	if (zw_mutate_restore_object(obj, group, version, kind ? kind : "", cfg, &restored, &info) <
+	    0)
 		goto out;
 	desired = json_deep_copy(restored);
 	patch = json_pack("[{s:s,s:s,s:s}]", "op", "test", "path", "/metadata/resourceVersion",
 	                  "value", meta_str(obj, "resourceVersion"));
-	if (desired == NULL || patch == NULL)
+	if (!desired || !patch)
 		goto out;
 	drop_touch(desired);
-	if (json_object_get(json_object_get(json_object_get(desired, "metadata"), "annotations"),
-	                    ZW_ANNOTATION_ORIGINAL) != NULL) {
+	if ((json_object_get(json_object_get(json_object_get(desired, "metadata"), "annotations"),
+	                     ZW_ANNOTATION_ORIGINAL))) {
 		snprintf(msg, msglen, "annotation %s is not readable: %s", ZW_ANNOTATION_ORIGINAL,
 		         info.message);
 		st = ZW_RS_STUCK;
@@ -136,7 +136,7 @@ static void left(struct run *r, const char *fmt, ...)
  * noted in r->left). */
 static const char *served(struct run *r, const struct zw_route_kind *k)
 {
-	for (int v = 0; v < ZW_RK_MAX_VERSIONS && k->versions[v] != NULL; v++) {
+	for (int v = 0; v < ZW_RK_MAX_VERSIONS && k->versions[v]; v++) {
 		struct zw_kube_error err;
 		int ok = 0;
 		if (zw_kube_served(r->cfg->kube, k->group, k->versions[v], k->resource, &ok, &err) <
@@ -237,16 +237,16 @@ static void each_namespace(struct run *r, const struct zw_route_kind *k, const c
 {
 	const struct zw_restore_config *c = r->cfg;
 
-	if (c->n_namespaces == 0 || (proxy_ns_only && c->mutate != NULL)) {
+	if (c->n_namespaces == 0 || (proxy_ns_only && c->mutate)) {
 		const char *ns = c->n_namespaces == 0 ? NULL : c->mutate->proxy_namespace;
-		if (wiring != NULL)
+		if (wiring)
 			delete_made(r, k, version, ns, wiring);
 		else
 			restore_routes(r, k, version, ns);
 		return;
 	}
 	for (size_t i = 0; i < c->n_namespaces; i++) {
-		if (wiring != NULL)
+		if (wiring)
 			delete_made(r, k, version, c->namespaces[i], wiring);
 		else
 			restore_routes(r, k, version, c->namespaces[i]);
@@ -259,13 +259,13 @@ static void one_pass(struct run *r)
 	for (size_t i = 0; i < zw_route_kinds_count; i++) {
 		const struct zw_route_kind *k = &zw_route_kinds[i];
 		const char *v = k->shape != ZW_RK_SHAPE_NONE ? served(r, k) : NULL;
-		if (v != NULL)
+		if (v)
 			each_namespace(r, k, v, NULL, 0);
 	}
 	for (size_t i = 0; i < zw_route_kinds_count; i++) {
 		const struct zw_route_kind *k = &zw_route_kinds[i];
 		const char *v = (k->roles & ZW_RK_MADE) ? served(r, k) : NULL;
-		if (v != NULL)
+		if (v)
 			each_namespace(r, k, v, k->made, k->made_in_proxy_namespace);
 	}
 }
@@ -312,8 +312,8 @@ int zw_restore_run(const struct zw_restore_config *cfg, json_t **left_out)
 	struct run r = {.cfg = cfg};
 	long long deadline =
 	        now_ms() + (cfg->deadline_ms ? cfg->deadline_ms : ZW_RESTORE_DEADLINE_MS);
-	int lease_done = cfg->lease_namespace == NULL || cfg->lease_name == NULL;
-	int mwc_done = cfg->webhook_config == NULL;
+	int lease_done = !cfg->lease_namespace || !cfg->lease_name;
+	int mwc_done = !cfg->webhook_config;
 	int handed_over = 0, rc = -1;
 
 	*left_out = NULL;
@@ -321,7 +321,7 @@ int zw_restore_run(const struct zw_restore_config *cfg, json_t **left_out)
 		json_decref(r.left);
 		r.left = json_array();
 		r.changes = 0;
-		if (r.left == NULL)
+		if (!r.left)
 			break;
 		if (stop_admission(&r, &lease_done, &mwc_done) == 0 && !handed_over) {
 			/* Let a leading replica notice it no longer leads. */

@@ -429,15 +429,14 @@ static json_t *gateway_hint(const json_t *filters, const char *value)
 			break;
 		}
 	}
-	if (!mod && ((mod = json_pack("{s:s}", "type", "RequestHeaderModifier")) == NULL ||
+	if (!mod && (!(mod = json_pack("{s:s}", "type", "RequestHeaderModifier")) ||
 	             json_array_append_new(out, mod)))
 		goto fail;
 	json_t *rhm = child_object(mod, "requestHeaderModifier");
 	if (!rhm)
 		goto fail;
 	set = json_object_get(rhm, "set");
-	if (!json_is_array(set) &&
-	    ((set = json_array()) == NULL || json_object_set_new(rhm, "set", set)))
+	if (!json_is_array(set) && (!(set = json_array()) || json_object_set_new(rhm, "set", set)))
 		goto fail;
 	for (i = json_array_size(set); i-- > 0;) {
 		const char *n = str(json_array_get(set, i), "name");
@@ -478,7 +477,7 @@ static json_t *gloo_hint(const json_t *options, const char *value)
 	if (!hm)
 		goto fail;
 	if (!json_is_array(add) &&
-	    ((add = json_array()) == NULL || json_object_set_new(hm, "requestHeadersToAdd", add)))
+	    (!(add = json_array()) || json_object_set_new(hm, "requestHeadersToAdd", add)))
 		goto fail;
 	for (i = json_array_size(add); i-- > 0;) {
 		const char *k = str(json_object_get(json_array_get(add, i), "header"), "key");

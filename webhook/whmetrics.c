@@ -100,7 +100,7 @@ int zw_wh_metrics_new(struct zw_wh_metrics **out)
 {
 	struct zw_wh_metrics *m = calloc(1, sizeof(*m));
 
-	if (m == NULL)
+	if (!m)
 		return -ENOMEM;
 	if (pthread_mutex_init(&m->kinds_lock, NULL) != 0) {
 		free(m);
@@ -113,7 +113,7 @@ int zw_wh_metrics_new(struct zw_wh_metrics **out)
 
 void zw_wh_metrics_free(struct zw_wh_metrics *m)
 {
-	if (m == NULL)
+	if (!m)
 		return;
 	pthread_mutex_destroy(&m->kinds_lock);
 	free(m);
@@ -124,7 +124,7 @@ static void label_copy(char *dst, const char *s)
 {
 	size_t j = 0;
 
-	for (size_t i = 0; s != NULL && s[i] != '\0' && j + 1 < NAME_MAX_LEN; i++) {
+	for (size_t i = 0; s && s[i] != '\0' && j + 1 < NAME_MAX_LEN; i++) {
 		char c = s[i];
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		    c == '.' || c == '-' || c == '_')
@@ -139,7 +139,7 @@ static struct kind_slot *find_slot(struct zw_wh_metrics *m, const char *kind)
 	size_t n = atomic_load(&m->n_kinds);
 	struct kind_slot *slot = NULL;
 
-	label_copy(k, kind != NULL && kind[0] != '\0' ? kind : "unknown");
+	label_copy(k, kind && kind[0] != '\0' ? kind : "unknown");
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(m->kinds[i].kind, k) == 0)
 			return &m->kinds[i];
@@ -168,7 +168,7 @@ void zw_wh_metrics_review(struct zw_wh_metrics *m, const char *kind, enum zw_rev
 	struct kind_slot *slot;
 	size_t b = 0;
 
-	if (m == NULL || (unsigned)outcome >= ZW_REVIEW_N)
+	if (!m || (unsigned)outcome >= ZW_REVIEW_N)
 		return;
 	slot = find_slot(m, kind);
 	atomic_fetch_add_explicit(&slot->count[outcome], 1, memory_order_relaxed);
@@ -182,28 +182,28 @@ void zw_wh_metrics_review(struct zw_wh_metrics *m, const char *kind, enum zw_rev
 
 void zw_wh_metrics_add(struct zw_wh_metrics *m, enum zw_counter c, uint64_t n)
 {
-	if (m == NULL || (unsigned)c >= ZW_C_N)
+	if (!m || (unsigned)c >= ZW_C_N)
 		return;
 	atomic_fetch_add_explicit(&m->counters[c], n, memory_order_relaxed);
 }
 
 void zw_wh_metrics_set(struct zw_wh_metrics *m, enum zw_gauge g, int64_t v)
 {
-	if (m == NULL || (unsigned)g >= ZW_G_N)
+	if (!m || (unsigned)g >= ZW_G_N)
 		return;
 	atomic_store_explicit(&m->gauges[g], v, memory_order_relaxed);
 }
 
 void zw_wh_metrics_gauge_add(struct zw_wh_metrics *m, enum zw_gauge g, int64_t delta)
 {
-	if (m == NULL || (unsigned)g >= ZW_G_N)
+	if (!m || (unsigned)g >= ZW_G_N)
 		return;
 	atomic_fetch_add_explicit(&m->gauges[g], delta, memory_order_relaxed);
 }
 
 uint64_t zw_wh_metrics_get(const struct zw_wh_metrics *m, enum zw_counter c)
 {
-	if (m == NULL || (unsigned)c >= ZW_C_N)
+	if (!m || (unsigned)c >= ZW_C_N)
 		return 0;
 	return atomic_load_explicit(&((struct zw_wh_metrics *)m)->counters[c],
 	                            memory_order_relaxed);
@@ -241,7 +241,7 @@ static void out_printf(struct out_buf *o, const char *fmt, ...)
 		}
 		size_t ncap = o->cap * 2 + (size_t)n;
 		char *np = realloc(o->p, ncap);
-		if (np == NULL) {
+		if (!np) {
 			o->err = -ENOMEM;
 			return;
 		}
@@ -257,7 +257,7 @@ int zw_wh_metrics_render(struct zw_wh_metrics *m, char **out, size_t *len)
 	uint64_t cum = 0;
 
 	o.p = malloc(o.cap);
-	if (o.p == NULL)
+	if (!o.p)
 		return -ENOMEM;
 	o.p[0] = '\0';
 	out_printf(&o, "# HELP zerowire_webhook_reviews_total Admission reviews by kind and "

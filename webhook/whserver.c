@@ -114,18 +114,18 @@ static pthread_mutex_t the_server_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void bundle_free(struct bundle *b)
 {
-	if (b == NULL)
+	if (!b)
 		return;
 	for (unsigned i = 0; i < b->n_pcerts; i++)
 		gnutls_pcert_deinit(&b->pcerts[i]);
-	if (b->key != NULL)
+	if (b->key)
 		gnutls_privkey_deinit(b->key);
 	free(b);
 }
 
 static void bundle_unref(struct bundle *b)
 {
-	if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1)
+	if (b && atomic_fetch_sub(&b->refs, 1) == 1)
 		bundle_free(b);
 }
 
@@ -138,7 +138,7 @@ static int read_file(const char *path, gnutls_datum_t *out, struct file_id *id)
 	size_t n;
 	int rc = 0;
 
-	if (f == NULL)
+	if (!f)
 		return -errno;
 	if (fstat(fileno(f), &st) != 0) {
 		rc = -errno;
@@ -149,7 +149,7 @@ static int read_file(const char *path, gnutls_datum_t *out, struct file_id *id)
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
+	if (!buf) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -162,7 +162,7 @@ static int read_file(const char *path, gnutls_datum_t *out, struct file_id *id)
 	out->data = buf;
 	out->size = (unsigned)n;
 	buf = NULL;
-	if (id != NULL) {
+	if (id) {
 		id->dev = st.st_dev;
 		id->ino = st.st_ino;
 		id->size = st.st_size;
@@ -207,7 +207,7 @@ static int bundle_parse(const gnutls_datum_t *cert, const gnutls_datum_t *key, c
 	int rc, g;
 
 	b = calloc(1, sizeof(*b));
-	if (b == NULL) {
+	if (!b) {
 		rc = -ENOMEM;
 		snprintf(err, errlen, "out of memory");
 		goto out;
@@ -266,7 +266,7 @@ static int bundle_load(const char *cert_file, const char *key_file, struct bundl
 	}
 	rc = bundle_parse(&cert, &key, cert_file, out, err, errlen);
 out:
-	if (key.data != NULL) {
+	if (key.data) {
 		memset(key.data, 0, key.size);
 		free(key.data);
 	}
@@ -283,9 +283,9 @@ static void bundle_install(struct zw_wh_server *s, struct bundle *b, const struc
 	pthread_mutex_lock(&s->lock);
 	old = s->current;
 	s->current = b;
-	if (cid != NULL)
+	if (cid)
 		s->cert_id = *cid;
-	if (kid != NULL)
+	if (kid)
 		s->key_id = *kid;
 	pthread_mutex_unlock(&s->lock);
 	bundle_unref(old);
@@ -336,7 +336,7 @@ int zw_wh_server_reload_now(struct zw_wh_server *s)
 	char err[ZW_WH_SERVER_ERRLEN];
 	int rc;
 
-	if (s->cfg.cert_file == NULL)
+	if (!s->cfg.cert_file)
 		return 0; /* in-memory certificate: zw_wh_server_set_cert_pem swaps it */
 	if (stat_id(s->cfg.cert_file, &cid) < 0 || stat_id(s->cfg.key_file, &kid) < 0)
 		return -ENOENT;
@@ -379,7 +379,7 @@ static void reap_expired(struct zw_wh_server *s)
 	struct zw_conn *c;
 
 	pthread_mutex_lock(&s->conn_lock);
-	while ((c = zw_conntab_expired(&s->conns, now)) != NULL)
+	while ((c = zw_conntab_expired(&s->conns, now)))
 		conn_shut(s, c, ZW_C_CONN_TIMEOUTS);
 	pthread_mutex_unlock(&s->conn_lock);
 }
@@ -429,7 +429,7 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 	(void)nreqs;
 	(void)pk_algos;
 	(void)pk_algos_length;
-	if (s == NULL)
+	if (!s)
 		return -1;
 	pthread_mutex_lock(&s->lock);
 	b = s->current;
@@ -468,10 +468,10 @@ static void conn_started(struct zw_wh_server *s, struct MHD_Connection *connecti
 	int64_t now = now_ms();
 
 	ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (ci == NULL)
+	if (!ci)
 		return;
 	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
+	if (!c) {
 		shutdown(ci->connect_fd, SHUT_RDWR);
 		return;
 	}
@@ -484,8 +484,7 @@ static void conn_started(struct zw_wh_server *s, struct MHD_Connection *connecti
 		return;
 	}
 	*socket_context = c;
-	while (s->conns.live > s->cfg.max_connections &&
-	       (victim = zw_conntab_victim(&s->conns)) != NULL)
+	while (s->conns.live > s->cfg.max_connections && (victim = zw_conntab_victim(&s->conns)))
 		conn_shut(s, victim, ZW_C_CONN_EVICTED);
 	if (s->conns.live > s->cfg.max_connections)
 		conn_shut(s, c, ZW_C_CONN_EVICTED); /* every other one is being answered */
@@ -501,7 +500,7 @@ static void conn_phase(struct zw_wh_server *s, struct MHD_Connection *mc, enum z
 	int64_t now = now_ms(), deadline;
 
 	ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	if (ci == NULL || ci->socket_context == NULL)
+	if (!ci || !ci->socket_context)
 		return;
 	c = ci->socket_context;
 	pthread_mutex_lock(&s->conn_lock);
@@ -528,7 +527,7 @@ static void notify_connection(void *cls, struct MHD_Connection *connection, void
 		return;
 	}
 	zw_wh_metrics_gauge_add(s->cfg.metrics, ZW_G_CONNECTIONS, -1);
-	if (*socket_context != NULL) {
+	if (*socket_context) {
 		pthread_mutex_lock(&s->conn_lock);
 		zw_conntab_remove(&s->conns, *socket_context);
 		pthread_mutex_unlock(&s->conn_lock);
@@ -536,7 +535,7 @@ static void notify_connection(void *cls, struct MHD_Connection *connection, void
 		*socket_context = NULL;
 	}
 	ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-	if (ci == NULL || ci->tls_session == NULL)
+	if (!ci || !ci->tls_session)
 		return;
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->n_held; i++)
@@ -572,7 +571,7 @@ static enum MHD_Result send_static(struct MHD_Connection *c, unsigned status, co
 	enum MHD_Result ret;
 
 	r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
-	if (r == NULL)
+	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	ret = MHD_queue_response(c, status, r);
@@ -588,7 +587,7 @@ static enum MHD_Result send_owned(struct MHD_Connection *c, unsigned status, cha
 	enum MHD_Result ret;
 
 	r = MHD_create_response_from_buffer_with_free_callback(len, body, free);
-	if (r == NULL) {
+	if (!r) {
 		free(body);
 		return MHD_NO;
 	}
@@ -668,9 +667,9 @@ static enum MHD_Result answer_review(struct zw_wh_server *s, struct MHD_Connecti
 	int rc;
 
 	memset(&reply, 0, sizeof(reply));
-	if (rq->body == NULL) {
+	if (!rq->body) {
 		rq->body = calloc(1, 1);
-		if (rq->body == NULL)
+		if (!rq->body)
 			return MHD_NO;
 	}
 	size_t need = review_memory(rq->len);
@@ -678,7 +677,7 @@ static enum MHD_Result answer_review(struct zw_wh_server *s, struct MHD_Connecti
 		return answer_busy(s, c, rq);
 	rc = s->cfg.review(s->cfg.arg, rq->body, rq->len, &reply);
 	work_leave(s, need);
-	if (rc < 0 || reply.body == NULL) {
+	if (rc < 0 || !reply.body) {
 		free(reply.body);
 		zw_wh_metrics_review(s->cfg.metrics, reply.kind, ZW_REVIEW_ERROR,
 		                     elapsed_s(&rq->start));
@@ -722,7 +721,7 @@ static enum MHD_Result answer_busy(struct zw_wh_server *s, struct MHD_Connection
 	zw_log(ZW_LOG_DEBUG, "review_refused_budget", "reserved=%zu budget=%zu",
 	       zw_budget_used(&s->budget), s->budget.cap);
 	r = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
-	if (r == NULL)
+	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER);
@@ -751,7 +750,7 @@ static int request_append(struct zw_wh_server *s, struct request *rq, const char
 		if (ncap > rq->reserved && request_reserve(s, rq, ncap - rq->reserved) < 0)
 			return -EAGAIN;
 		char *nb = realloc(rq->body, ncap);
-		if (nb == NULL)
+		if (!nb)
 			return -ENOMEM;
 		rq->body = nb;
 		rq->cap = ncap;
@@ -767,7 +766,7 @@ static enum MHD_Result handle_get(struct zw_wh_server *s, struct MHD_Connection 
 	if (strcmp(url, "/healthz") == 0)
 		return send_static(c, MHD_HTTP_OK, "ok\n", "text/plain");
 	if (strcmp(url, "/readyz") == 0) {
-		if (s->cfg.ready == NULL || s->cfg.ready(s->cfg.arg))
+		if (!s->cfg.ready || s->cfg.ready(s->cfg.arg))
 			return send_static(c, MHD_HTTP_OK, "ready\n", "text/plain");
 		return send_static(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		                   "not ready: target sources not synced yet\n", "text/plain");
@@ -775,7 +774,7 @@ static enum MHD_Result handle_get(struct zw_wh_server *s, struct MHD_Connection 
 	if (strcmp(url, "/metrics") == 0) {
 		char *text;
 		size_t len;
-		if (s->cfg.before_metrics != NULL)
+		if (s->cfg.before_metrics)
 			s->cfg.before_metrics(s->cfg.arg);
 		if (zw_wh_metrics_render(s->cfg.metrics, &text, &len) < 0)
 			return send_static(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n",
@@ -809,9 +808,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 	struct request *rq = *con_cls;
 
 	(void)version;
-	if (rq == NULL) {
+	if (!rq) {
 		rq = calloc(1, sizeof(*rq));
-		if (rq == NULL)
+		if (!rq)
 			return MHD_NO;
 		clock_gettime(CLOCK_MONOTONIC, &rq->start);
 		rq->is_review =
@@ -819,7 +818,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*con_cls = rq;
 		conn_phase(s, c, ZW_CONN_READING);
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (rq->is_review && cl != NULL) {
+		if (rq->is_review && cl) {
 			char *end;
 			errno = 0;
 			unsigned long long v = strtoull(cl, &end, 10);
@@ -873,7 +872,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	struct request *rq = *con_cls;
 
 	(void)toe;
-	if (rq == NULL)
+	if (!rq)
 		return;
 	conn_phase(s, c, ZW_CONN_IDLE);
 	if (rq->reserved > 0) {
@@ -905,8 +904,8 @@ int zw_wh_server_start(const struct zw_wh_server_config *cfg, struct zw_wh_serve
 	int v6 = 0, rc;
 
 	err[0] = '\0';
-	if (cfg->review == NULL || (cfg->cert_file == NULL) != (cfg->key_file == NULL) ||
-	    (cfg->cert_file == NULL && (cfg->cert_pem == NULL || cfg->key_pem == NULL))) {
+	if (!cfg->review || (!cfg->cert_file) != (!cfg->key_file) ||
+	    (!cfg->cert_file && (!cfg->cert_pem || !cfg->key_pem))) {
 		snprintf(err, ZW_WH_SERVER_ERRLEN,
 		         "certificate and key (files or PEM) and review handler are required");
 		return -EINVAL;
@@ -923,7 +922,7 @@ int zw_wh_server_start(const struct zw_wh_server_config *cfg, struct zw_wh_serve
 		return -EINVAL;
 	}
 	s = calloc(1, sizeof(*s));
-	if (s == NULL)
+	if (!s)
 		return -ENOMEM;
 	s->cfg = *cfg;
 	if (s->cfg.max_body == 0)
@@ -959,12 +958,12 @@ int zw_wh_server_start(const struct zw_wh_server_config *cfg, struct zw_wh_serve
 	 * threads unevenly); the table brings it back to the limit at once. */
 	s->cap_held = 2 * (size_t)s->cfg.max_connections + 64;
 	s->held = calloc(s->cap_held, sizeof(*s->held));
-	if (s->held == NULL || zw_conntab_init(&s->conns, s->cap_held) < 0) {
+	if (!s->held || zw_conntab_init(&s->conns, s->cap_held) < 0) {
 		rc = -ENOMEM;
 		goto fail;
 	}
 	gnutls_global_init();
-	if (s->cfg.cert_file != NULL) {
+	if (s->cfg.cert_file) {
 		rc = bundle_load(s->cfg.cert_file, s->cfg.key_file, &s->current, &s->cert_id,
 		                 &s->key_id, err, ZW_WH_SERVER_ERRLEN);
 	} else {
@@ -978,7 +977,7 @@ int zw_wh_server_start(const struct zw_wh_server_config *cfg, struct zw_wh_serve
 	if (rc < 0)
 		goto fail_tls;
 	pthread_mutex_lock(&the_server_lock);
-	if (the_server != NULL) {
+	if (the_server) {
 		pthread_mutex_unlock(&the_server_lock);
 		snprintf(err, ZW_WH_SERVER_ERRLEN, "a server already runs in this process");
 		rc = -EBUSY;
@@ -999,14 +998,14 @@ int zw_wh_server_start(const struct zw_wh_server_config *cfg, struct zw_wh_serve
 	        MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
 	        request_done, s, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
 	        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_END);
-	if (s->daemon == NULL) {
+	if (!s->daemon) {
 		snprintf(err, ZW_WH_SERVER_ERRLEN,
 		         "cannot listen on %s (address in use or not local)", cfg->listen);
 		rc = -EADDRINUSE;
 		goto fail_owner;
 	}
 	di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = di != NULL ? di->port : 0;
+	s->port = di ? di->port : 0;
 	if (pthread_create(&s->reload_thread, NULL, reload_main, s) != 0) {
 		snprintf(err, ZW_WH_SERVER_ERRLEN, "cannot start certificate reload thread");
 		rc = -ENOMEM;
@@ -1017,7 +1016,7 @@ int zw_wh_server_start(const struct zw_wh_server_config *cfg, struct zw_wh_serve
 	return 0;
 
 fail_owner:
-	if (s->daemon != NULL)
+	if (s->daemon)
 		MHD_stop_daemon(s->daemon);
 	pthread_mutex_lock(&the_server_lock);
 	the_server = NULL;
@@ -1044,7 +1043,7 @@ int zw_wh_server_port(const struct zw_wh_server *s)
 
 void zw_wh_server_stop(struct zw_wh_server *s)
 {
-	if (s == NULL)
+	if (!s)
 		return;
 	pthread_mutex_lock(&s->lock);
 	s->stopping = 1;

@@ -39,7 +39,7 @@ static void on_event(void *ud, enum zw_watch_type type, json_t *obj)
 		if (!atomic_exchange(&w->synced, 1))
 			zw_log(ZW_LOG_INFO, "source_synced", "resource=%s.%s namespace=%s",
 			       w->res->resource, w->res->group, w->namespace ? w->namespace : "*");
-		if (s->cfg.on_change != NULL)
+		if (s->cfg.on_change)
 			s->cfg.on_change(s->cfg.arg);
 		return;
 	}
@@ -63,7 +63,7 @@ static void on_event(void *ud, enum zw_watch_type type, json_t *obj)
 		       json_string_value(json_object_get(md, "namespace")) ?: "",
 		       json_string_value(json_object_get(md, "name")) ?: "");
 	}
-	if (s->cfg.on_change != NULL)
+	if (s->cfg.on_change)
 		s->cfg.on_change(s->cfg.arg);
 }
 
@@ -78,7 +78,7 @@ static void on_status(void *ud, const struct zw_watch_status *st)
 		if (!atomic_exchange(&w->waiting_logged, 1))
 			zw_log(ZW_LOG_INFO, "source_absent", "resource=%s.%s/%s waiting=true",
 			       w->res->resource, w->res->group, w->res->versions[0]);
-		if (w->owner->cfg.on_change != NULL)
+		if (w->owner->cfg.on_change)
 			w->owner->cfg.on_change(w->owner->cfg.arg);
 		break;
 	case ZW_WATCH_ST_RETRY:
@@ -103,16 +103,15 @@ int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sou
 	size_t n_ns = cfg->n_namespaces ? cfg->n_namespaces : 1;
 	size_t k = 0;
 
-	if (cfg->n_namespaces > ZW_WH_SOURCES_MAX_NAMESPACES || cfg->kube == NULL ||
-	    cfg->reg == NULL)
+	if (cfg->n_namespaces > ZW_WH_SOURCES_MAX_NAMESPACES || !cfg->kube || !cfg->reg)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
-	if (s == NULL)
+	if (!s)
 		return -ENOMEM;
 	s->cfg = *cfg;
 	s->cfg.namespaces = NULL;
 	s->watches = calloc(zw_route_kinds_count * n_ns, sizeof(*s->watches));
-	if (s->watches == NULL)
+	if (!s->watches)
 		goto fail;
 	s->n_alloc = zw_route_kinds_count * n_ns;
 	for (size_t r = 0; r < zw_route_kinds_count; r++) {
@@ -126,7 +125,7 @@ int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sou
 			w->res = &zw_route_kinds[r];
 			if (cfg->n_namespaces > 0) {
 				w->namespace = strdup(cfg->namespaces[i]);
-				if (w->namespace == NULL)
+				if (!w->namespace)
 					goto fail;
 			}
 			k++;
@@ -157,7 +156,7 @@ fail:
 
 int zw_wh_sources_synced(struct zw_wh_sources *s)
 {
-	if (s == NULL)
+	if (!s)
 		return 0;
 	for (size_t i = 0; i < s->n_watches; i++)
 		if (!atomic_load(&s->watches[i].synced))
@@ -169,19 +168,19 @@ void zw_wh_sources_stop(struct zw_wh_sources *s)
 {
 	struct zw_watch_thread **threads;
 
-	if (s == NULL)
+	if (!s)
 		return;
 	threads = calloc(s->n_alloc ? s->n_alloc : 1, sizeof(*threads));
-	for (size_t i = 0; s->watches != NULL && i < s->n_alloc; i++) {
-		if (threads != NULL)
+	for (size_t i = 0; s->watches && i < s->n_alloc; i++) {
+		if (threads)
 			threads[i] = s->watches[i].thread;
 		else
 			zw_watch_thread_stop(s->watches[i].thread);
 	}
-	if (threads != NULL)
+	if (threads)
 		zw_watch_threads_stop(threads, s->n_alloc);
 	free(threads);
-	for (size_t i = 0; s->watches != NULL && i < s->n_alloc; i++)
+	for (size_t i = 0; s->watches && i < s->n_alloc; i++)
 		free(s->watches[i].namespace);
 	free(s->watches);
 	free(s);

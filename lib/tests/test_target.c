@@ -1517,7 +1517,7 @@ static void validate(struct check *c, const json_t *s, const json_t *v, const ch
 			validate(c, x, item, field, p2);
 		else if (!json_is_true(
 		                 json_object_get(s, "x-kubernetes-preserve-unknown-fields")) &&
-		         !(props == NULL && !type) && !newer_field(c->crd, f2))
+		         !(!props && !type) && !newer_field(c->crd, f2))
 			verr(c, p2, "unknown field");
 	}
 }

@@ -290,7 +290,7 @@ static int run_case_file(const char *path)
 				if (strncmp(tok[i], "created=", 8) == 0)
 					t->creation_timestamp = strdup(tok[i] + 8);
 				else if (strncmp(tok[i], "trigger=", 8) == 0)
-					t->trigger_index = atoi(tok[i] + 8);
+					t->trigger_index = (int)strtol(tok[i] + 8, NULL, 10);
 				else if (strcmp(tok[i], "norules") == 0)
 					norules = true;
 				else if (strncmp(tok[i], "service=", 8) == 0) {
@@ -345,7 +345,7 @@ static int run_case_file(const char *path)
 			bool ok;
 			if (strcmp(want, "404") == 0) {
 				ok = rc == ZW_ROUTE_ENOMATCH;
-				if (ok && i + 2 < n && strchr(tok[i + 2], '=') == NULL)
+				if (ok && i + 2 < n && !strchr(tok[i + 2], '='))
 					ok = strcmp(tok[i + 2], miss_name(m.miss)) == 0;
 			} else {
 				ok = rc == ZW_ROUTE_OK && strcmp(m.key, want) == 0;
@@ -356,9 +356,9 @@ static int run_case_file(const char *path)
 				else if (strncmp(tok[k], "host=", 5) == 0)
 					ok = strcmp(m.host, tok[k] + 5) == 0;
 				else if (strncmp(tok[k], "static=", 7) == 0)
-					ok = m.static_route == atoi(tok[k] + 7);
+					ok = m.static_route == (int)strtol(tok[k] + 7, NULL, 10);
 				else if (strncmp(tok[k], "rule=", 5) == 0)
-					ok = m.rule == (size_t)atoi(tok[k] + 5);
+					ok = m.rule == (size_t)strtol(tok[k] + 5, NULL, 10);
 			}
 			if (!ok) {
 				print_error(

@@ -82,11 +82,11 @@ static long req(CURL *h, int port, const char *method, const char *path, const c
 	}
 	assert_int_equal(curl_easy_perform(h), CURLE_OK);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	if (issuer_cn != NULL) {
+	if (issuer_cn) {
 		issuer_cn[0] = '\0';
 		curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci);
-		for (int i = 0; ci != NULL && i < ci->num_of_certs && i < 1; i++)
-			for (struct curl_slist *s = ci->certinfo[i]; s != NULL; s = s->next)
+		for (int i = 0; ci && i < ci->num_of_certs && i < 1; i++)
+			for (struct curl_slist *s = ci->certinfo[i]; !!s; s = s->next)
 				if (strncmp(s->data, "Subject:", 8) == 0)
 					snprintf(issuer_cn, cn_len, "%s", s->data);
 	}
