@@ -46,7 +46,7 @@ PROTO_C    := $(patsubst %.proto,$(BUILD)/gen/%.pb-c.c,$(PROTO_SRC))
 PROTO_OBJ  := $(PROTO_C:.c=.o)
 
 .SECONDARY:
-.PHONY: all check unit integration e2e format format-check fuzz bench demo setup \
+.PHONY: all check unit integration e2e format format-check style fuzz bench demo setup \
 	cluster-up cluster-down clean help
 all: $(COMPONENTS:%=$(BINDIR)/zerowire-%)
 
@@ -155,13 +155,19 @@ faults: all
 	./scripts/pytest.sh proxy/tests/proxy_faults_test.py webhook/tests/webhook_faults_test.py e2e/tests/test_faults_kube.py
 
 check: setup
-	@$(MAKE) --no-print-directory format-check unit fuzz integration valgrind icount e2e
+	@$(MAKE) --no-print-directory format-check style unit fuzz integration valgrind icount e2e
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null; git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 format:
 	clang-format -i $(C_FILES)
 format-check:
 	@clang-format --dry-run --Werror $(C_FILES) && echo "format: ok"
+
+# Style rules clang-format does not cover (scripts/style-check.py): banned
+# calls, one NULL-comparison form, header comments, docs ending in "## Tests".
+.PHONY: style
+style:
+	@/usr/bin/python3 scripts/style-check.py
 
 # Fuzzing (libFuzzer): <dir>/fuzz/fuzz_*.c -> build/fuzz/fuzz/<dir>_fuzz_*, each run for
 # ZW_FUZZ_SECONDS (default 20) from its seed corpus <dir>/fuzz/corpus/<name>/.

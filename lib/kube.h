@@ -1,7 +1,8 @@
 /* Kubernetes API requests over libcurl: URL paths, one HTTP exchange shared
  * by both drivers, typed errors, and the blocking client (curl easy, any
  * thread) with GET / LIST (paginated) / CREATE / UPDATE / PATCH / DELETE, the
- * /scale subresource, discovery and a list+watch thread.
+ * /scale subresource, discovery and a streaming GET (the list+watch thread
+ * over it is watch_thread.h).
  *
  * Bodies are jansson values. Responses are bounded: a response body larger
  * than ZW_KUBE_MAX_BODY (64 MiB) fails with "response body exceeds ...".
@@ -30,6 +31,7 @@
 #define ZW_KUBE_POOL_MAX           8 /* idle easy handles kept by a blocking client */
 #define ZW_KUBE_LIST_PAGE          500
 #define ZW_KUBE_LIST_MAX_PAGES     10000
+#define ZW_KUBE_LIST_TIMEOUT_MS    60000L /* one LIST page (and a watch's list) */
 
 /* An API error. http_status 0 means the server was not reached or the
  * answer was unusable (reason "Transport", "TooLarge" or "BadResponse"). */
@@ -227,32 +229,18 @@ int zw_kube_served(struct zw_kube *k, const char *group, const char *version, co
  * Either string may be NULL (then that field is left alone). */
 void zw_kube_items_set_kind(json_t *items, const char *api_version, const char *list_kind);
 
+/* GET path_query streaming the body to on_data(ud, ...) (no retry): the
+ * blocking watch driver's request. cancel (may be NULL) aborts within about
+ * a second. After a 401 the token is re-read for the next request.
+ * *status is the HTTP status, 0 when the transfer itself failed. Returns 0,
+ * or -1 with err filled. */
+int zw_kube_get_stream(struct zw_kube *k, const char *path_query, long timeout_ms,
+                       const atomic_int *cancel, zw_kube_data_fn *on_data, void *ud, long *status,
+                       struct zw_kube_error *err);
+
 /* Discovery helpers shared by the drivers: the path of the resource list
  * of group/version, and whether a discovery answer (borrowed) lists resource. */
 int zw_kube_discovery_path(const char *group, const char *version, char *buf, size_t len);
 int zw_kube_discovery_has(json_t *resource_list, const char *resource);
-
-/* ---- Watch thread (blocking driver for watch.h) ---- */
-
-struct zw_watch_spec;
-struct zw_watch_thread;
-
-/* Starts a thread that runs the list+watch state machine of watch.h for
- * spec (copied) with client k (borrowed, must outlive the thread). The
- * spec's callbacks run on that thread. Returns 0 with *out owned by the
- * caller, or -1. */
-int zw_watch_thread_start(struct zw_kube *k, const struct zw_watch_spec *spec,
-                          struct zw_watch_thread **out);
-
-/* Stops the thread (aborting a request in flight within about a second),
- * joins it and frees wt; no callback runs after it returns. Must not be
- * called from the watch's own callbacks. NULL is ignored. */
-void zw_watch_thread_stop(struct zw_watch_thread *wt);
-
-/* Stops n watch threads (NULL entries skipped) in parallel, since each may
- * take up to about a second to abort its request; falls back to one at a
- * time when a helper thread cannot be started. Frees each; the array itself
- * stays the caller's. */
-void zw_watch_threads_stop(struct zw_watch_thread **v, size_t n);
 
 #endif

@@ -1,6 +1,7 @@
 /* Kubernetes API client on libuv; see kube_uv.h. */
 #include "kube_uv.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,8 +225,8 @@ static struct uv_xfer *xfer_new(struct zw_kube_uv *ku, const char *method, const
 	if (!t) {
 		if (err) {
 			memset(err, 0, sizeof(*err));
-			strcpy(err->reason, "Transport");
-			strcpy(err->message, "out of memory");
+			snprintf(err->reason, sizeof(err->reason), "%s", "Transport");
+			snprintf(err->message, sizeof(err->message), "%s", "out of memory");
 		}
 		return NULL;
 	}
@@ -348,8 +349,8 @@ int zw_kube_uv_request(struct zw_kube_uv *ku, const char *method, const char *pa
 	if (ku->closing) {
 		if (err) {
 			memset(err, 0, sizeof(*err));
-			strcpy(err->reason, "Cancelled");
-			strcpy(err->message, "client is closing");
+			snprintf(err->reason, sizeof(err->reason), "%s", "Cancelled");
+			snprintf(err->message, sizeof(err->message), "%s", "client is closing");
 		}
 		return -1;
 	}

@@ -6,6 +6,9 @@
  * N]: <field path> <reason>". Partially built targets are released on every
  * error path by the public entry points (one cleanup path each). */
 #include "target.h"
+
+#include "apiversion.h"
+#include "duration.h"
 #include "yamljson.h"
 
 #include <ctype.h>
@@ -781,61 +784,6 @@ static int rule_add_header(struct pctx *c, struct zw_route_rule *r, const char *
 	return 0;
 }
 
-/* '*' any run, '?' one byte, ASCII case-insensitive, whole value. */
-static bool glob_match(const char *p, const char *s, size_t n)
-{
-	size_t pl = strlen(p), pi = 0, si = 0, star = SIZE_MAX, mark = 0;
-
-	while (si < n) {
-		if (pi < pl && p[pi] == '*') {
-			star = pi++;
-			mark = si;
-		} else if (pi < pl && (p[pi] == '?' || tolower((unsigned char)p[pi]) ==
-		                                               tolower((unsigned char)s[si]))) {
-			pi++;
-			si++;
-		} else if (star != SIZE_MAX) {
-			pi = star + 1;
-			si = ++mark;
-		} else {
-			return false;
-		}
-	}
-	while (pi < pl && p[pi] == '*')
-		pi++;
-	return pi == pl;
-}
-
-bool zw_header_match_value(const struct zw_header_match *m, const char *value, size_t len)
-{
-	char stack[512], *buf = stack;
-	bool ok;
-
-	/* surrounding spaces and tabs are not part of a field value (RFC 9110) */
-	while (len && (value[0] == ' ' || value[0] == '\t')) {
-		value++;
-		len--;
-	}
-	while (len && (value[len - 1] == ' ' || value[len - 1] == '\t'))
-		len--;
-	/* decided by kind == WILDCARD / REGEX only, so matchers built by hand
-	 * with just {name, value} keep their meaning (NULL: present; else exact) */
-	if (m->kind == ZW_HDR_WILDCARD && m->value)
-		return glob_match(m->value, value, len);
-	if (m->kind != ZW_HDR_REGEX)
-		return !m->value || (strlen(m->value) == len && memcmp(m->value, value, len) == 0);
-	if (!m->regex || memchr(value, '\0', len))
-		return false;
-	if (len >= sizeof(stack) && !(buf = malloc(len + 1)))
-		return false;
-	memcpy(buf, value, len);
-	buf[len] = '\0';
-	ok = regexec(m->regex, buf, 0, NULL, 0) == 0;
-	if (buf != stack)
-		free(buf);
-	return ok;
-}
-
 static int sr_add_header(struct pctx *c, struct zw_static_response *sr, const char *name,
                          const char *value, const char *field)
 {
@@ -1268,87 +1216,6 @@ static int autowire_set(struct pctx *c, const char *value, const char *field, st
 	if (rc == AW_FALSE_MIXED)
 		return failf(c, "%s %s: \"false\" cannot be combined with other kinds", field,
 		             quote(value, q));
-	return 0;
-}
-
-/* ---- durations ---- */
-
-int zw_duration_parse_ms(const char *s, uint64_t *out)
-{
-	static const struct {
-		const char *unit;
-		uint64_t ns;
-	} units[] = {
-	        {"ns", 1ull},           {"us", 1000ull},
-	        {"\xc2\xb5s", 1000ull}, /* U+00B5 micro sign */
-	        {"\xce\xbcs", 1000ull}, /* U+03BC Greek mu */
-	        {"ms", 1000000ull},     {"s", 1000000000ull},
-	        {"m", 60000000000ull},  {"h", 3600000000000ull},
-	};
-	const uint64_t max_ns = (uint64_t)INT64_MAX;
-	const char *p = s;
-	uint64_t total = 0;
-	bool first = true;
-
-	if (!s)
-		return -1;
-	if (*p == '+')
-		p++;
-	if (!*p)
-		return -1;
-	while (*p) {
-		uint64_t v = 0, f = 0, scale = 1, unit = 0;
-		bool digits = false;
-		size_t k;
-
-		for (; isdigit((unsigned char)*p); p++) {
-			if (v > max_ns / 10)
-				return -1;
-			v = v * 10 + (uint64_t)(*p - '0');
-			digits = true;
-		}
-		if (*p == '.') {
-			for (p++; isdigit((unsigned char)*p); p++) {
-				if (scale < 1000000000000000000ull) {
-					f = f * 10 + (uint64_t)(*p - '0');
-					scale *= 10;
-				}
-				digits = true;
-			}
-		}
-		if (!digits)
-			return -1;
-		if (!*p && first) {
-			unit = 1000000000ull; /* a bare number is seconds */
-		} else {
-			/* longest unit first: "ms" before "m" */
-			size_t best = 0;
-			for (k = 0; k < sizeof(units) / sizeof(units[0]); k++) {
-				size_t ul = strlen(units[k].unit);
-				if (ul > best && strncmp(p, units[k].unit, ul) == 0) {
-					best = ul;
-					unit = units[k].ns;
-				}
-			}
-			if (!best)
-				return -1;
-			p += best;
-		}
-		if (v > max_ns / unit)
-			return -1;
-		v *= unit;
-		if (f) {
-			double extra = (double)f * ((double)unit / (double)scale);
-			if (extra >= (double)(max_ns - v))
-				return -1;
-			v += (uint64_t)extra;
-		}
-		if (v > max_ns - total)
-			return -1;
-		total += v;
-		first = false;
-	}
-	*out = total / NS_PER_MS + (total % NS_PER_MS ? 1 : 0);
 	return 0;
 }
 
@@ -2749,17 +2616,6 @@ int zw_target_parse_interceptorroute(const json_t *obj, struct zw_target *out,
 
 /* ---- dispatch ---- */
 
-/* Splits apiVersion "group/version" and compares the group. */
-static bool api_group_is(const char *api_version, const char *group, const char **version)
-{
-	size_t gl = strlen(group);
-
-	if (strncmp(api_version, group, gl) != 0 || api_version[gl] != '/')
-		return false;
-	*version = api_version + gl + 1;
-	return true;
-}
-
 int zw_target_parse_object(const json_t *obj, struct zw_target **out, size_t *n_out,
                            char err[ZW_TARGET_ERRLEN])
 {
@@ -2777,7 +2633,7 @@ int zw_target_parse_object(const json_t *obj, struct zw_target **out, size_t *n_
 		return ZW_TARGET_ENOTARGET;
 	api = json_string_value(a);
 	kind = json_string_value(k);
-	if (api_group_is(api, "keda.sh", &version) && strcmp(kind, "ScaledObject") == 0) {
+	if (zw_api_group_is(api, "keda.sh", &version) && strcmp(kind, "ScaledObject") == 0) {
 		if (strcmp(version, "v1alpha1") != 0) {
 			read_identity(&c, obj, kind, NULL);
 			return failf(&c, "apiVersion %s is not supported (keda.sh/v1alpha1 is)",
@@ -2785,7 +2641,7 @@ int zw_target_parse_object(const json_t *obj, struct zw_target **out, size_t *n_
 		}
 		return zw_target_parse_scaledobject(obj, out, n_out, err);
 	}
-	if (!api_group_is(api, "http.keda.sh", &version) ||
+	if (!zw_api_group_is(api, "http.keda.sh", &version) ||
 	    (strcmp(kind, "HTTPScaledObject") != 0 && strcmp(kind, "InterceptorRoute") != 0))
 		return ZW_TARGET_ENOTARGET;
 	if (strcmp(kind, "HTTPScaledObject") == 0 && strcmp(version, "v1alpha1") != 0) {

@@ -125,7 +125,7 @@ struct zw_header_match {
 	char *value; /* NULL: the header only has to be present */
 	/* Additions: kind (ZW_HDR_PRESENT exactly when value == NULL) and, for
 	 * ZW_HDR_REGEX, the compiled expression (owned, opaque). Use
-	 * zw_header_match_value() to compare. */
+	 * zw_header_match_value() (proxy/routes.h) to compare. */
 	enum zw_header_match_kind kind;
 	void *regex;
 };
@@ -345,20 +345,6 @@ int zw_autowire_parse(const char *value, unsigned *out);
  * every kind; "false" cannot be combined with other words. Returns 0 or -1
  * (*out and *ignored untouched). */
 int zw_autowire_parse_ext(const char *value, unsigned *out, unsigned *ignored);
-
-/* Parses a Go-style duration ("1m", "15s", "500ms", "1h30m", "2") into
- * milliseconds; a bare number is seconds. Units h, m, s, ms, us/µs/μs, ns;
- * fractions ("1.5s") and sequences ("1h30m") as in Go; a non-zero result
- * below 1 ms rounds up to 1 ms. Negative values and values beyond Go's
- * int64 nanoseconds are rejected. Returns 0 or -1 (*out untouched). */
-int zw_duration_parse_ms(const char *s, uint64_t *out);
-
-/* Addition: returns true when one value value[0..len) (borrowed, need not
- * be NUL-terminated; surrounding spaces and tabs are ignored) of the header
- * named m->name satisfies matcher m. The
- * caller finds the header by name (case-insensitively) and tries each of its
- * values; a header that is absent never matches. Thread-safe. */
-bool zw_header_match_value(const struct zw_header_match *m, const char *value, size_t len);
 
 /* Returns the source's Kubernetes kind name ("ScaledObject", ...). */
 const char *zw_target_source_kind(enum zw_target_source src);

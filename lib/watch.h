@@ -1,6 +1,6 @@
 /* List+watch of one Kubernetes resource: a stream parser and a state
  * machine without I/O, shared by the blocking driver (kube.h,
- * zw_watch_thread_start) and the libuv driver (kube_uv.h).
+ * watch_thread.h) and the libuv driver (kube_uv.h).
  *
  * Stream parser: a watch response is a sequence of JSON objects
  * {"type": ..., "object": {...}}, one per line. Bytes can be fed in chunks
@@ -49,7 +49,7 @@
 #define ZW_WATCH_DISCOVERY_MS       10000
 #define ZW_WATCH_BACKOFF_MIN_MS     200
 #define ZW_WATCH_BACKOFF_MAX_MS     30000
-#define ZW_WATCH_LIST_TIMEOUT_MS    60000L
+#define ZW_WATCH_LIST_TIMEOUT_MS    ZW_KUBE_LIST_TIMEOUT_MS
 #define ZW_WATCH_OK_MIN_DURATION_MS 1000 /* a shorter empty watch counts as a failure */
 
 /* ---- Stream parser ---- */

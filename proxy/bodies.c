@@ -102,7 +102,7 @@ int zw_bodies_apply(struct zw_bodies *b, const json_t *cm, bool deleted)
 
 static bool sr_needs(const struct zw_static_response *sr)
 {
-	return sr->body_configmap != NULL;
+	return !!sr->body_configmap;
 }
 
 bool zw_target_needs_bodies(const struct zw_target *t)

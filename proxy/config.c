@@ -2,6 +2,9 @@
 #include "config.h"
 
 #include "observe.h"
+#include "addr.h"
+#include "duration.h"
+
 #include "target.h"
 
 #include <arpa/inet.h>
@@ -113,12 +116,12 @@ static int read_quota(const char *dir, const char *name, long long *a, long long
 	if (snprintf(path, sizeof(path), "%s/%s", dir, name) >= (int)sizeof(path))
 		return 0;
 	f = fopen(path, "r");
-	if (f == NULL)
+	if (!f)
 		return 0;
 	if (fscanf(f, "%31s", word) == 1) {
 		*a = strcmp(word, "max") == 0 ? -1 : strtoll(word, NULL, 10);
 		n = 1;
-		if (b != NULL && fscanf(f, "%lld", b) == 1)
+		if (b && fscanf(f, "%lld", b) == 1)
 			n = 2;
 	}
 	fclose(f);
@@ -479,39 +482,5 @@ int zw_parse_peer_service(const char *s, struct zw_peer_service *out)
 
 int zw_parse_addr(const char *s, void *out)
 {
-	char host[64];
-	const char *colon;
-	memset(out, 0, sizeof(struct sockaddr_storage));
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-		if (!rb || rb[1] != ':' || (size_t)(rb - s - 1) >= sizeof(host))
-			return -1;
-		memcpy(host, s + 1, (size_t)(rb - s - 1));
-		host[rb - s - 1] = '\0';
-		colon = rb + 1;
-	} else {
-		colon = strrchr(s, ':');
-		if (!colon || (size_t)(colon - s) >= sizeof(host))
-			return -1;
-		memcpy(host, s, (size_t)(colon - s));
-		host[colon - s] = '\0';
-	}
-	uint64_t port;
-	if (parse_u64(colon + 1, &port) < 0 || port > 65535)
-		return -1;
-	struct sockaddr_in *a4 = out;
-	struct sockaddr_in6 *a6 = out;
-	if (host[0] == '\0')
-		snprintf(host, sizeof(host), "0.0.0.0");
-	if (inet_pton(AF_INET, host, &a4->sin_addr) == 1) {
-		a4->sin_family = AF_INET;
-		a4->sin_port = htons((uint16_t)port);
-		return 0;
-	}
-	if (inet_pton(AF_INET6, host, &a6->sin6_addr) == 1) {
-		a6->sin6_family = AF_INET6;
-		a6->sin6_port = htons((uint16_t)port);
-		return 0;
-	}
-	return -1;
+	return zw_addr_parse(s, ZW_ADDR_LISTEN, -1, out) < 0 ? -1 : 0;
 }

@@ -6,6 +6,9 @@
  * counted so readers can use them without the lock. */
 #include "endpoints.h"
 
+#include "addr.h"
+#include "hash.h"
+
 #include <arpa/inet.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -109,11 +112,7 @@ static struct zw_endpoint_set empty_set = {.is_static = true};
 
 static uint64_t str_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ull;
-	}
+	uint64_t h = zw_hash_str(s);
 	return h ^ (h >> 31);
 }
 
@@ -1310,40 +1309,14 @@ uint64_t zw_endpoints_now_ms(void)
 
 /* ---- static spec ---- */
 
-/* Parses "ip:port" or "[v6]:port" (tok, len bytes) into ip/port. */
+/* Parses "ip:port" or "[v6]:port" (tok, len bytes; lib/addr.h rules, port
+ * 1..65535) into ip/port. */
 static int parse_hostport(const char *tok, size_t len, char *ip, size_t iplen, long *port)
 {
-	const char *colon;
-	size_t ipl;
-	if (len && tok[0] == '[') {
-		const char *rb = memchr(tok, ']', len);
-		if (!rb || (size_t)(rb - tok) + 1 >= len || rb[1] != ':')
-			return -1;
-		ipl = (size_t)(rb - tok) - 1;
-		if (ipl >= iplen)
-			return -1;
-		memcpy(ip, tok + 1, ipl);
-		colon = rb + 1;
-	} else {
-		colon = memrchr(tok, ':', len);
-		if (!colon)
-			return -1;
-		ipl = (size_t)(colon - tok);
-		if (ipl >= iplen)
-			return -1;
-		memcpy(ip, tok, ipl);
-	}
-	ip[ipl] = '\0';
-	char pb[8];
-	size_t pl = len - (size_t)(colon + 1 - tok);
-	if (pl == 0 || pl >= sizeof(pb))
+	int p;
+	if (zw_addr_split(tok, len, 0, ip, iplen, &p) < 0)
 		return -1;
-	memcpy(pb, colon + 1, pl);
-	pb[pl] = '\0';
-	char *end;
-	*port = strtol(pb, &end, 10);
-	if (*end || *port < 1 || *port > 65535)
-		return -1;
+	*port = p;
 	struct sl_addr a;
 	return parse_ip(ip, &a, 0);
 }

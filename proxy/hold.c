@@ -213,7 +213,7 @@ enum zw_admit zw_hold_admit(struct zw_hold *h, const char *key, struct zw_hold_i
 	it->worker = worker;
 	it->ep = NULL;
 	it->set = NULL;
-	if (!find_queue(h, key) && (it->ep = zw_hold_acquire(set, a, now_ms, rng)) != NULL)
+	if (!find_queue(h, key) && (it->ep = zw_hold_acquire(set, a, now_ms, rng)))
 		rc = ZW_ADMIT_FORWARD;
 	else
 		rc = (enum zw_admit)enqueue(h, key, it, max);

@@ -9,6 +9,7 @@
  * cut); a second SIGTERM/SIGINT stops at once. SIGHUP re-reads static-mode
  * files. The peer token file (--peer-token-file) is re-read when it changes
  * (auth.h). */
+#include "addr.h"
 #include "admin.h"
 #include "auth.h"
 #include "config.h"
@@ -325,19 +326,16 @@ static int run(struct app *app)
 		return 1;
 	struct zw_scaler_config sc;
 	zw_scaler_config_default(&sc);
-	static char host[128];
-	const char *colon = strrchr(cfg->scaler_listen, ':');
-	size_t hl = (size_t)(colon - cfg->scaler_listen);
-	if (hl >= sizeof(host))
-		hl = sizeof(host) - 1;
-	memcpy(host, cfg->scaler_listen, hl);
-	host[hl] = '\0';
-	if (host[0] == '[') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = '\0';
+	static char host[ZW_ADDR_HOST_MAX];
+	int port;
+	if (zw_addr_split(cfg->scaler_listen, strlen(cfg->scaler_listen), ZW_ADDR_LISTEN, host,
+	                  sizeof(host), &port) < 0) {
+		zw_log(ZW_LOG_ERROR, "listen_failed", "scaler=%s error=\"bad address\"",
+		       cfg->scaler_listen);
+		return 1;
 	}
 	sc.grpc_host = host[0] ? host : "0.0.0.0";
-	sc.grpc_port = atoi(colon + 1);
+	sc.grpc_port = port;
 	if (cfg->stream_heartbeat_ms)
 		sc.heartbeat_ms = cfg->stream_heartbeat_ms;
 	sc.auth = app->auth;

@@ -1,6 +1,9 @@
 /* zerowire proxy replicas: counter polling and cold fan-out (peers.h). */
 #include "peers.h"
 
+#include "addr.h"
+#include "http1.h"
+
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -79,53 +82,14 @@ static void peer_free(struct peer *pe)
 	free(pe);
 }
 
-/* Parses "ip", "ip:port" or "[v6]:port" into sa. Returns 0 or -EINVAL. */
+/* Parses "ip", "ip:port", "[v6]:port" or a bare IPv6 literal (lib/addr.h
+ * rules, port 1..65535, default_port when absent) into sa. Returns 0 or
+ * -EINVAL. */
 static int parse_addr(const char *addr, int default_port, struct sockaddr_storage *sa)
 {
-	char host[ZW_PEERS_ADDR_MAX];
-	const char *port_s = NULL;
-	long port = default_port;
-	size_t n = strlen(addr);
-
-	if (n == 0 || n >= sizeof(host))
+	if (strlen(addr) >= ZW_PEERS_ADDR_MAX)
 		return -EINVAL;
-	if (addr[0] == '[') {
-		const char *end = strchr(addr, ']');
-
-		if (!end || (size_t)(end - addr - 1) >= sizeof(host))
-			return -EINVAL;
-		memcpy(host, addr + 1, (size_t)(end - addr - 1));
-		host[end - addr - 1] = 0;
-		if (end[1] == ':')
-			port_s = end + 2;
-		else if (end[1])
-			return -EINVAL;
-	} else {
-		const char *colon = strchr(addr, ':');
-
-		if (colon && strchr(colon + 1, ':')) {
-			snprintf(host, sizeof(host), "%s", addr); /* bare IPv6 */
-		} else if (colon) {
-			memcpy(host, addr, (size_t)(colon - addr));
-			host[colon - addr] = 0;
-			port_s = colon + 1;
-		} else {
-			snprintf(host, sizeof(host), "%s", addr);
-		}
-	}
-	if (port_s) {
-		char *end;
-
-		errno = 0;
-		port = strtol(port_s, &end, 10);
-		if (errno || *end || end == port_s || port < 1 || port > 65535)
-			return -EINVAL;
-	}
-	if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)sa) == 0)
-		return 0;
-	if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)sa) == 0)
-		return 0;
-	return -EINVAL;
+	return zw_addr_parse(addr, ZW_ADDR_PORT_OPTIONAL, default_port, sa);
 }
 
 static void peers_maybe_done(struct zw_peers *p);
@@ -154,35 +118,30 @@ static void on_req_closed(uv_handle_t *h)
 		peers_maybe_done(p);
 }
 
-/* Splits a complete HTTP response; returns the status (or -1) and points
- * *body at the body. */
+/* Parses the answer so far with the data path's llhttp parser (http1.h):
+ * returns the status (or -1: no complete head yet, bad framing), points
+ * *body at the body (up to Content-Length, or all that came) and sets
+ * *complete once the body is whole. */
 static int http_parse(struct preq *r, const char **body, size_t *body_len, bool *complete)
 {
-	char *hdr_end, *cl;
-	int status;
-	size_t hlen;
+	static const struct zw_http_limits limits = {
+	        .max_head_bytes = 16384, .max_headers = 64, .max_request_line = 1024};
+	struct zw_http_head h;
+	llhttp_t parser;
+	size_t used = 0, bused = 0;
+	int status = -1, bs;
 
 	*complete = false;
-	if (r->in_len < 12 || memcmp(r->in, "HTTP/1.", 7) != 0)
-		return -1;
-	hdr_end = memmem(r->in, r->in_len, "\r\n\r\n", 4);
-	if (!hdr_end)
-		return -1;
-	status = (r->in[9] - '0') * 100 + (r->in[10] - '0') * 10 + (r->in[11] - '0');
-	hlen = (size_t)(hdr_end - r->in) + 4;
-	*body = r->in + hlen;
-	*body_len = r->in_len - hlen;
-	*hdr_end = 0;
-	cl = strcasestr(r->in, "\r\ncontent-length:");
-	if (cl) {
-		unsigned long long n = strtoull(cl + 17, NULL, 10);
-
-		if (*body_len >= n) {
-			*body_len = (size_t)n;
-			*complete = true;
-		}
+	zw_http_head_init(&h, &limits);
+	zw_http_parser_init(&parser, HTTP_RESPONSE, &h);
+	if (zw_http_head_execute(&parser, &h, r->in, r->in_len, &used) == ZW_HTTP_HEAD_DONE &&
+	    (bs = zw_http_body_execute(&parser, r->in + used, r->in_len - used, &bused)) >= 0) {
+		status = parser.status_code;
+		*body = r->in + used;
+		*body_len = bused;
+		*complete = bs == ZW_BODY_DONE;
 	}
-	*hdr_end = '\r';
+	zw_http_head_free(&h);
 	return status;
 }
 

@@ -11,7 +11,12 @@
  *     counts. */
 #include "routes.h"
 
+#include "hash.h"
+
+#include <ctype.h>
 #include <errno.h>
+#include <regex.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -84,15 +89,8 @@ static const char star_host[] = "*";
 /* FNV-1a over (tag, bytes), lower-casing ASCII when fold is set. */
 static uint64_t hash_key(uint32_t tag, const char *s, size_t len)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (int i = 0; i < 4; i++) {
-		h ^= (tag >> (8 * i)) & 0xff;
-		h *= 1099511628211ull;
-	}
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 1099511628211ull;
-	}
+	const unsigned char t[4] = {tag & 0xff, (tag >> 8) & 0xff, (tag >> 16) & 0xff, tag >> 24};
+	uint64_t h = zw_hash_bytes(zw_hash_bytes(ZW_HASH_INIT, t, sizeof(t)), s, len);
 	/* final mix so the low bits (the bucket) depend on every byte */
 	h ^= h >> 29;
 	h *= 0xbf58476d1ce4e5b9ull;
@@ -213,7 +211,7 @@ size_t zw_route_host_normalize(const char *host, size_t host_len, char *buf, siz
 static int cmp_str_null_last(const char *a, const char *b)
 {
 	if (!a || !b)
-		return (a == NULL) - (b == NULL);
+		return (!a) - (!b);
 	return strcmp(a, b);
 }
 
@@ -871,4 +869,61 @@ int zw_route_current_refresh(struct zw_route_current *c, struct zw_route_table *
 uint64_t zw_route_current_version(struct zw_route_current *c)
 {
 	return atomic_load_explicit(&c->version, memory_order_acquire);
+}
+
+/* ---- header matching ---- */
+
+/* '*' any run, '?' one byte, ASCII case-insensitive, whole value. */
+static bool glob_match(const char *p, const char *s, size_t n)
+{
+	size_t pl = strlen(p), pi = 0, si = 0, star = SIZE_MAX, mark = 0;
+
+	while (si < n) {
+		if (pi < pl && p[pi] == '*') {
+			star = pi++;
+			mark = si;
+		} else if (pi < pl && (p[pi] == '?' || tolower((unsigned char)p[pi]) ==
+		                                               tolower((unsigned char)s[si]))) {
+			pi++;
+			si++;
+		} else if (star != SIZE_MAX) {
+			pi = star + 1;
+			si = ++mark;
+		} else {
+			return false;
+		}
+	}
+	while (pi < pl && p[pi] == '*')
+		pi++;
+	return pi == pl;
+}
+
+bool zw_header_match_value(const struct zw_header_match *m, const char *value, size_t len)
+{
+	char stack[512], *buf = stack;
+	bool ok;
+
+	/* surrounding spaces and tabs are not part of a field value (RFC 9110) */
+	while (len && (value[0] == ' ' || value[0] == '\t')) {
+		value++;
+		len--;
+	}
+	while (len && (value[len - 1] == ' ' || value[len - 1] == '\t'))
+		len--;
+	/* decided by kind == WILDCARD / REGEX only, so matchers built by hand
+	 * with just {name, value} keep their meaning (NULL: present; else exact) */
+	if (m->kind == ZW_HDR_WILDCARD && m->value)
+		return glob_match(m->value, value, len);
+	if (m->kind != ZW_HDR_REGEX)
+		return !m->value || (strlen(m->value) == len && memcmp(m->value, value, len) == 0);
+	if (!m->regex || memchr(value, '\0', len))
+		return false;
+	if (len >= sizeof(stack) && !(buf = malloc(len + 1)))
+		return false;
+	memcpy(buf, value, len);
+	buf[len] = '\0';
+	ok = regexec(m->regex, buf, 0, NULL, 0) == 0;
+	if (buf != stack)
+		free(buf);
+	return ok;
 }

@@ -24,7 +24,7 @@
  *      request's field lines of that name must satisfy it (surrounding
  *      spaces/tabs trimmed; not split at commas): kind ZW_HDR_EXACT compares
  *      bytes, ZW_HDR_WILDCARD / ZW_HDR_REGEX go through
- *      zw_header_match_value() (lib/target.h).
+ *      zw_header_match_value() (below).
  *   4. Ties on the same host and prefix: static routes (InterceptorRoute
  *      spec.staticRoutes, in order) before ordinary rules; then more header
  *      matchers; then more exact-value matchers; then more wildcard/regex
@@ -197,5 +197,12 @@ int zw_route_current_refresh(struct zw_route_current *c, struct zw_route_table *
 
 /* Current publish version (atomic load). */
 uint64_t zw_route_current_version(struct zw_route_current *c);
+
+/* Returns true when one value value[0..len) (borrowed, need not
+ * be NUL-terminated; surrounding spaces and tabs are ignored) of the header
+ * named m->name satisfies matcher m. The
+ * caller finds the header by name (case-insensitively) and tries each of its
+ * values; a header that is absent never matches. Thread-safe. */
+bool zw_header_match_value(const struct zw_header_match *m, const char *value, size_t len);
 
 #endif

@@ -1,6 +1,8 @@
 /* zerowire KEDA external scaler (scaler.h, docs/keda-scaler.md). */
 #include "scaler.h"
 
+#include "hash.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <jansson.h>
@@ -128,17 +130,6 @@ void zw_scaler_config_default(struct zw_scaler_config *c)
 
 /* ---- metric names ---- */
 
-static uint32_t fnv1a32(const char *s, size_t n)
-{
-	uint32_t h = 2166136261u;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)s[i];
-		h *= 16777619u;
-	}
-	return h;
-}
-
 int zw_scaler_metric_name(const struct zw_target *t, const char *metric, char *buf, size_t len)
 {
 	char raw[1024];
@@ -163,7 +154,7 @@ int zw_scaler_metric_name(const struct zw_target *t, const char *metric, char *b
 		raw[i] = ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')) ? c : '-';
 	}
 	if (m > 200) {
-		uint32_t h = fnv1a32(raw, m);
+		uint32_t h = zw_hash32(raw, m);
 
 		memcpy(buf, raw, 191);
 		snprintf(buf + 191, len - 191, "-%08x", h);
@@ -178,7 +169,7 @@ int zw_scaler_metric_name(const struct zw_target *t, const char *metric, char *b
 
 static size_t str_hash(const char *s)
 {
-	return fnv1a32(s, strlen(s));
+	return zw_hash32(s, strlen(s));
 }
 
 /* Builds the cache key of a ref: the fields resolution reads, in a fixed

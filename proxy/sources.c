@@ -11,6 +11,7 @@
  * the result on the loop. */
 #include "sources.h"
 
+#include "apiversion.h"
 #include "bodies.h"
 #include "kube_uv.h"
 #include "log.h"
@@ -231,8 +232,10 @@ static enum src_kind classify(const json_t *o)
 	const char *kind = json_string_value(json_object_get(o, "kind"));
 	if (!av || !kind)
 		return K_COUNT;
-	const char *slash = strchr(av, '/');
-	size_t gl = slash ? (size_t)(slash - av) : 0;
+	const char *version;
+	size_t gl;
+	if (zw_api_version_split(av, &gl, &version) < 0)
+		return K_COUNT;
 	if (gl == 7 && strncmp(av, "keda.sh", gl) == 0 && strcmp(kind, "ScaledObject") == 0)
 		return K_SO;
 	if (gl == 12 && strncmp(av, "http.keda.sh", gl) == 0) {
@@ -244,7 +247,7 @@ static enum src_kind classify(const json_t *o)
 	if (gl == 16 && strncmp(av, "discovery.k8s.io", gl) == 0 &&
 	    strcmp(kind, "EndpointSlice") == 0)
 		return K_SLICE;
-	if (!slash && strcmp(av, "v1") == 0 && strcmp(kind, "Service") == 0)
+	if (gl == 0 && strcmp(version, "v1") == 0 && strcmp(kind, "Service") == 0)
 		return K_SVC;
 	return K_COUNT;
 }

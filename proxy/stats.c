@@ -1,6 +1,8 @@
 /* zerowire per-target request counting: see stats.h and docs/stats.md. */
 #include "stats.h"
 
+#include "hash.h"
+
 #include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -53,13 +55,7 @@ struct zw_stats {
 
 static size_t key_hash(const char *key)
 {
-	uint64_t h = 1469598103934665603ull;
-
-	for (const unsigned char *p = (const unsigned char *)key; *p; p++) {
-		h ^= *p;
-		h *= 1099511628211ull;
-	}
-	return (size_t)h;
+	return (size_t)zw_hash_str(key);
 }
 
 int zw_stats_new(struct zw_stats **out)

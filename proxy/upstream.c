@@ -1,6 +1,8 @@
 /* Upstream dialing and keep-alive pool (see upstream.h). */
 #include "upstream.h"
 
+#include "hash.h"
+
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -16,11 +18,7 @@ struct zw_upool_list {
 
 static size_t hash_addr(const struct sockaddr *a, socklen_t len)
 {
-	uint64_t h = 1469598103934665603ull;
-	const unsigned char *p = (const unsigned char *)a;
-	for (socklen_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return (size_t)(h % ZW_UPOOL_BUCKETS);
+	return (size_t)(zw_hash_bytes(ZW_HASH_INIT, a, len) % ZW_UPOOL_BUCKETS);
 }
 
 void zw_upool_init(struct zw_upool *p, uv_loop_t *loop, const struct zw_http_limits *limits,

@@ -1,17 +1,18 @@
 /* zerowire-webhook entry point: flags, wiring of the server, the target
  * registry, the watches and the reconciler, and signal handling. */
+#include "duration.h"
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
-#include "metrics.h"
 #include "metricsrv.h"
 #include "mutate.h"
 #include "reconcile.h"
 #include "registry.h"
 #include "restore.h"
 #include "selfcert.h"
-#include "server.h"
-#include "sources.h"
+#include "whmetrics.h"
+#include "whserver.h"
+#include "whsources.h"
 #include "target.h"
 #include "yamljson.h"
 
@@ -130,16 +131,16 @@ static const char usage[] =
         "  --handover D               wait after taking the Lease (default 6s)\n";
 
 struct app {
-	struct zw_metrics *metrics;
+	struct zw_wh_metrics *metrics;
 	struct zw_registry *reg;
 	struct zw_mutate_config mcfg;
 	struct zw_kube_config *kcfg;
 	struct zw_kube *kube;
 	/* Set by the main thread after the server started, read by handlers. */
-	struct zw_sources *_Atomic sources;
+	struct zw_wh_sources *_Atomic sources;
 	struct zw_reconcile *_Atomic rec;
-	struct zw_server *server;
-	struct zw_server *_Atomic live_server; /* set once serving; read by the cert thread */
+	struct zw_wh_server *server;
+	struct zw_wh_server *_Atomic live_server; /* set once serving; read by the cert thread */
 	struct zw_selfcert_run *certs;
 	int no_kube;
 };
@@ -202,7 +203,7 @@ static int review_cb(void *arg, const char *body, size_t len, struct zw_review_r
 	reply->restores = info.restores;
 	reply->warnings = info.warnings;
 	reply->status = status;
-	if (status == 200 && out != NULL) {
+	if (status == 200 && out) {
 		reply->body = out;
 		reply->body_len = out_len;
 		switch (info.outcome) {
@@ -254,9 +255,9 @@ static int sources_synced(void *arg)
 
 	if (a->no_kube)
 		return 1;
-	struct zw_sources *src = atomic_load(&a->sources);
+	struct zw_wh_sources *src = atomic_load(&a->sources);
 
-	return src != NULL && zw_sources_synced(src);
+	return src && zw_wh_sources_synced(src);
 }
 
 static int ready_cb(void *arg)
@@ -264,8 +265,8 @@ static int ready_cb(void *arg)
 	struct app *a = arg;
 	int synced = sources_synced(a);
 
-	zw_metrics_set(a->metrics, ZW_G_SYNCED, synced);
-	zw_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
+	zw_wh_metrics_set(a->metrics, ZW_G_SYNCED, synced);
+	zw_wh_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
 	return synced;
 }
 
@@ -273,16 +274,16 @@ static void refresh_gauges(void *arg)
 {
 	struct app *a = arg;
 
-	zw_metrics_set(a->metrics, ZW_G_SYNCED, sources_synced(a));
-	zw_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
-	zw_metrics_set(a->metrics, ZW_G_LEADER, zw_reconcile_leading(atomic_load(&a->rec)));
+	zw_wh_metrics_set(a->metrics, ZW_G_SYNCED, sources_synced(a));
+	zw_wh_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
+	zw_wh_metrics_set(a->metrics, ZW_G_LEADER, zw_reconcile_leading(atomic_load(&a->rec)));
 }
 
 static void on_sources_change(void *arg)
 {
 	struct app *a = arg;
 
-	zw_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
+	zw_wh_metrics_set(a->metrics, ZW_G_TARGETS, (int64_t)zw_registry_target_count(a->reg));
 	zw_reconcile_kick(atomic_load(&a->rec));
 }
 
@@ -295,10 +296,10 @@ static int split_list(const char *s, char ***out, size_t *n_out)
 
 	*out = NULL;
 	*n_out = 0;
-	if (s == NULL || *s == '\0')
+	if (!s || *s == '\0')
 		return 0;
 	v = calloc(MAX_LIST_ITEMS + 1, sizeof(*v));
-	if (v == NULL)
+	if (!v)
 		return -ENOMEM;
 	while (*p != '\0') {
 		const char *e = strchr(p, ',');
@@ -311,11 +312,11 @@ static int split_list(const char *s, char ***out, size_t *n_out)
 			if (n == MAX_LIST_ITEMS)
 				goto fail;
 			v[n] = strndup(p, l);
-			if (v[n] == NULL)
+			if (!v[n])
 				goto fail;
 			n++;
 		}
-		if (e == NULL)
+		if (!e)
 			break;
 		p = e + 1;
 	}
@@ -445,14 +446,14 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 			goto bad;
 		memcpy(name, arg + 2, nl);
 		name[nl] = '\0';
-		if (eq != NULL)
+		if (eq)
 			val = eq + 1;
 		for (size_t k = 0; k < sizeof(bools) / sizeof(bools[0]); k++) {
 			if (strcmp(name, bools[k].name) != 0)
 				continue;
 			int *dst = (int *)((char *)f + bools[k].off);
 			found = 1;
-			if (val == NULL)
+			if (!val)
 				*dst = 1;
 			else if (parse_bool(val, dst) < 0) {
 				fprintf(stderr,
@@ -472,7 +473,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 			return 2;
 		}
 		found = 0;
-		if (val == NULL) {
+		if (!val) {
 			if (i + 1 >= argc) {
 				fprintf(stderr, "zerowire-webhook: --%s needs a value\n", name);
 				return 2;
@@ -523,7 +524,7 @@ static int apply_static(struct app *a, json_t *doc, const char *path, size_t idx
 	                        : "",
 	                "List") == 0)
 		items = json_object_get(doc, "items");
-	if (items != NULL) {
+	if (items) {
 		json_array_foreach(items, j, item)
 		{
 			if (json_is_array(item))
@@ -577,7 +578,7 @@ static void identity(char *buf, size_t len)
 	const char *pod = getenv("POD_NAME");
 	char host[256];
 
-	if (pod != NULL && pod[0] != '\0') {
+	if (pod && pod[0] != '\0') {
 		snprintf(buf, len, "%s", pod);
 		return;
 	}
@@ -591,12 +592,12 @@ static void identity(char *buf, size_t len)
 static int on_new_cert(void *arg, const char *cert_pem, const char *key_pem)
 {
 	struct app *a = arg;
-	struct zw_server *s = atomic_load(&a->live_server);
-	char err[ZW_SERVER_ERRLEN];
+	struct zw_wh_server *s = atomic_load(&a->live_server);
+	char err[ZW_WH_SERVER_ERRLEN];
 
-	if (s == NULL)
+	if (!s)
 		return -1; /* not serving yet: offered again at the next round */
-	if (zw_server_set_cert_pem(s, cert_pem, key_pem, err) < 0) {
+	if (zw_wh_server_set_cert_pem(s, cert_pem, key_pem, err) < 0) {
 		zw_log(ZW_LOG_ERROR, "cert_swap_failed", "error=\"%s\"", err);
 		return -1;
 	}
@@ -609,10 +610,10 @@ static int split_ref(const char *ref, char *buf, size_t len, const char **ns, co
 {
 	char *slash;
 
-	if (ref == NULL || snprintf(buf, len, "%s", ref) >= (int)len)
+	if (!ref || snprintf(buf, len, "%s", ref) >= (int)len)
 		return -1;
 	slash = strchr(buf, '/');
-	if (slash == NULL || slash == buf || slash[1] == '\0')
+	if (!slash || slash == buf || slash[1] == '\0')
 		return -1;
 	*slash = '\0';
 	*ns = buf;
@@ -620,23 +621,15 @@ static int split_ref(const char *ref, char *buf, size_t len, const char **ns, co
 	return 0;
 }
 
-/* Parses a duration: seconds, or a number with suffix s or m, into *ms. */
+/* Parses a Go-style duration (a bare number is seconds) of at most a day
+ * into *ms. */
 static int parse_duration_ms(const char *s, unsigned *ms)
 {
-	char *end;
-	long v;
+	uint64_t v;
 
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || v < 0 || v > 86400)
+	if (zw_duration_parse_ms(s, &v) < 0 || v > 86400000u)
 		return -1;
-	if (*end == 'm' && end[1] == '\0')
-		v *= 60;
-	else if (!(*end == '\0' || (*end == 's' && end[1] == '\0')))
-		return -1;
-	if (v > 86400)
-		return -1;
-	*ms = (unsigned)v * 1000u;
+	*ms = (unsigned)v;
 	return 0;
 }
 
@@ -664,8 +657,8 @@ static int run_restore(int argc, char **argv)
 	if (rc != 0)
 		return 2;
 	if (zw_log_level_parse(f.log_level, &level) < 0 ||
-	    (f.deadline != NULL && parse_duration_ms(f.deadline, &rcfg.deadline_ms) < 0) ||
-	    (f.handover != NULL && parse_duration_ms(f.handover, &rcfg.handover_ms) < 0) ||
+	    (f.deadline && parse_duration_ms(f.deadline, &rcfg.deadline_ms) < 0) ||
+	    (f.handover && parse_duration_ms(f.handover, &rcfg.handover_ms) < 0) ||
 	    split_list(f.watch_namespaces, &namespaces, &n_namespaces) < 0) {
 		fprintf(stderr, "zerowire-webhook restore: invalid --log-level, --deadline, "
 		                "--handover or --watch-namespaces (see --help)\n");
@@ -673,7 +666,7 @@ static int run_restore(int argc, char **argv)
 	}
 	zw_log_init("webhook", level);
 	zw_mutate_config_defaults(&mcfg);
-	if (f.proxy_namespace != NULL)
+	if (f.proxy_namespace)
 		mcfg.proxy_namespace = f.proxy_namespace;
 	if (zw_kube_config_auto(f.kubeconfig, &kcfg, err, sizeof(err)) < 0) {
 		zw_log(ZW_LOG_ERROR, "kubeconfig_failed", "error=\"%s\"", err);
@@ -686,8 +679,8 @@ static int run_restore(int argc, char **argv)
 	rcfg.kube = kube;
 	rcfg.mutate = &mcfg;
 	rcfg.webhook_config = f.webhook_config;
-	rcfg.lease_namespace = f.lease_namespace != NULL ? f.lease_namespace : mcfg.proxy_namespace;
-	rcfg.lease_name = f.lease_name != NULL ? f.lease_name : "zerowire-webhook";
+	rcfg.lease_namespace = f.lease_namespace ? f.lease_namespace : mcfg.proxy_namespace;
+	rcfg.lease_name = f.lease_name ? f.lease_name : "zerowire-webhook";
 	rcfg.namespaces = (const char *const *)namespaces;
 	rcfg.n_namespaces = n_namespaces;
 	rc = zw_restore_run(&rcfg, &left);
@@ -714,6 +707,20 @@ out:
 	return exit_code;
 }
 
+/* Certificate-setup cancel: takes a pending SIGINT or SIGTERM (blocked in
+ * every thread, see main) without waiting. Returns 1 when one was taken. */
+static int stop_signalled(void *arg)
+{
+	const struct timespec now = {0, 0};
+	sigset_t stop;
+
+	(void)arg;
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGINT);
+	sigaddset(&stop, SIGTERM);
+	return sigtimedwait(&stop, NULL, &now) > 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct flags f = {
@@ -727,15 +734,14 @@ int main(int argc, char **argv)
 	};
 	struct app a;
 	struct zw_metricsrv *msrv = NULL;
-	struct zw_server_config scfg;
+	struct zw_wh_server_config scfg;
 	struct zw_selfcert_state first_cert;
 	struct zw_selfcert_run_config ccfg;
 	char secret_ref[512], service_ref[512];
 	char **cert_dns = NULL, **cert_ips = NULL;
 	size_t n_cert_dns = 0, n_cert_ips = 0;
 	int self_certs = 0;
-	static volatile int never;
-	char err[ZW_SERVER_ERRLEN > 512 ? ZW_SERVER_ERRLEN : 512];
+	char err[ZW_WH_SERVER_ERRLEN > 512 ? ZW_WH_SERVER_ERRLEN : 512];
 	char scaler[512], ident[300];
 	char **namespaces = NULL, **handwired = NULL;
 	size_t n_namespaces = 0, n_handwired = 0;
@@ -746,7 +752,7 @@ int main(int argc, char **argv)
 	memset(&a, 0, sizeof(a));
 	/* One malloc arena: reviews are answered one after another on any
 	 * worker thread, and the memory one frees must serve the next instead of
-	 * staying in its thread's arena (the review memory bound of server.h
+	 * staying in its thread's arena (the review memory bound of whserver.h
 	 * counts one heap). */
 	mallopt(M_ARENA_MAX, 1);
 	if (argc > 1 && strcmp(argv[1], "restore") == 0)
@@ -762,12 +768,12 @@ int main(int argc, char **argv)
 	}
 	memset(&first_cert, 0, sizeof(first_cert));
 	memset(&ccfg, 0, sizeof(ccfg));
-	if (f.cert_mode != NULL && strcmp(f.cert_mode, "self") == 0) {
+	if (f.cert_mode && strcmp(f.cert_mode, "self") == 0) {
 		self_certs = 1;
 		if (f.no_kube ||
 		    split_ref(f.cert_secret, secret_ref, sizeof(secret_ref),
 		              &ccfg.opts.secret_namespace, &ccfg.opts.secret_name) < 0 ||
-		    (f.webhook_service != NULL &&
+		    (f.webhook_service &&
 		     split_ref(f.webhook_service, service_ref, sizeof(service_ref),
 		               &ccfg.opts.service_namespace, &ccfg.opts.service_name) < 0)) {
 			fprintf(stderr,
@@ -775,11 +781,11 @@ int main(int argc, char **argv)
 			        "NS/NAME (and --webhook-service NS/NAME), and an API server\n");
 			return 2;
 		}
-	} else if (f.cert_mode != NULL && strcmp(f.cert_mode, "files") != 0) {
+	} else if (f.cert_mode && strcmp(f.cert_mode, "files") != 0) {
 		fprintf(stderr, "zerowire-webhook: --cert-mode is files or self, not \"%s\"\n",
 		        f.cert_mode);
 		return 2;
-	} else if (f.cert == NULL || f.key == NULL) {
+	} else if (!f.cert || !f.key) {
 		fprintf(stderr, "zerowire-webhook: --tls-cert-file and --tls-key-file are required "
 		                "(or --cert-mode self; see --help)\n");
 		return 2;
@@ -787,25 +793,25 @@ int main(int argc, char **argv)
 	zw_log_init("webhook", level);
 
 	zw_mutate_config_defaults(&a.mcfg);
-	if (f.proxy_service != NULL)
+	if (f.proxy_service)
 		a.mcfg.proxy_service = f.proxy_service;
-	if (f.proxy_namespace != NULL)
+	if (f.proxy_namespace)
 		a.mcfg.proxy_namespace = f.proxy_namespace;
 	if (f.proxy_port != 0)
 		a.mcfg.proxy_port = (int)f.proxy_port;
-	if (f.scaler_address != NULL) {
+	if (f.scaler_address) {
 		a.mcfg.scaler_address = f.scaler_address;
 	} else {
 		snprintf(scaler, sizeof(scaler), "%s.%s:9090", a.mcfg.proxy_service,
 		         a.mcfg.proxy_namespace);
 		a.mcfg.scaler_address = scaler;
 	}
-	a.mcfg.alias_service = f.alias_service != NULL ? f.alias_service : a.mcfg.proxy_service;
-	if (f.cluster_domain != NULL)
+	a.mcfg.alias_service = f.alias_service ? f.alias_service : a.mcfg.proxy_service;
+	if (f.cluster_domain)
 		a.mcfg.cluster_domain = f.cluster_domain;
 	a.mcfg.autowire_mesh_virtualservices = f.mesh_vs != 0;
 	a.mcfg.split_header = f.split_header != 0;
-	if (f.kinds != NULL) {
+	if (f.kinds) {
 		unsigned kinds;
 		if (zw_autowire_parse(f.kinds, &kinds) < 0 || kinds == 0) {
 			fprintf(stderr,
@@ -840,12 +846,12 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-	if (zw_metrics_new(&a.metrics) < 0)
+	if (zw_wh_metrics_new(&a.metrics) < 0)
 		goto out;
 	a.reg = zw_registry_new();
-	if (a.reg == NULL)
+	if (!a.reg)
 		goto out;
-	if (f.static_objects != NULL && load_static(&a, f.static_objects) < 0)
+	if (f.static_objects && load_static(&a, f.static_objects) < 0)
 		goto out;
 
 	if (!a.no_kube) {
@@ -870,7 +876,13 @@ int main(int argc, char **argv)
 		ccfg.interval_ms = (unsigned)(f.cert_interval_s ? f.cert_interval_s : 60) * 1000u;
 		ccfg.on_cert = on_new_cert;
 		ccfg.arg = &a;
-		if (zw_selfcert_run_start(&ccfg, &never, &first_cert, &a.certs) < 0) {
+		rc = zw_selfcert_run_start(&ccfg, stop_signalled, NULL, &first_cert, &a.certs);
+		if (rc == -ECANCELED) {
+			zw_log(ZW_LOG_INFO, "stopping", "during=cert_setup");
+			exit_code = 0;
+			goto out;
+		}
+		if (rc < 0) {
 			zw_log(ZW_LOG_ERROR, "cert_setup_failed", NULL);
 			goto out;
 		}
@@ -893,7 +905,7 @@ int main(int argc, char **argv)
 	scfg.ready = ready_cb;
 	scfg.before_metrics = refresh_gauges;
 	scfg.arg = &a;
-	rc = zw_server_start(&scfg, &a.server, err);
+	rc = zw_wh_server_start(&scfg, &a.server, err);
 	zw_selfcert_state_free(&first_cert);
 	if (rc == 0)
 		atomic_store(&a.live_server, a.server);
@@ -901,7 +913,7 @@ int main(int argc, char **argv)
 		zw_log(ZW_LOG_ERROR, "server_failed", "error=\"%s\"", err);
 		goto out;
 	}
-	if (f.metrics_listen != NULL) {
+	if (f.metrics_listen) {
 		if (zw_metricsrv_start(f.metrics_listen, a.metrics, refresh_gauges, &a, &msrv) <
 		    0) {
 			zw_log(ZW_LOG_ERROR, "metrics_listen_failed", "addr=%s", f.metrics_listen);
@@ -911,11 +923,11 @@ int main(int argc, char **argv)
 		       zw_metricsrv_port(msrv));
 	}
 	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d proxy=%s.%s:%d scaler=%s", f.listen,
-	       zw_server_port(a.server), a.mcfg.proxy_service, a.mcfg.proxy_namespace,
+	       zw_wh_server_port(a.server), a.mcfg.proxy_service, a.mcfg.proxy_namespace,
 	       a.mcfg.proxy_port, a.mcfg.scaler_address);
 
 	if (!a.no_kube) {
-		struct zw_sources_config src = {
+		struct zw_wh_sources_config src = {
 		        .kube = a.kube,
 		        .reg = a.reg,
 		        .metrics = a.metrics,
@@ -935,9 +947,8 @@ int main(int argc, char **argv)
 			        .n_namespaces = n_namespaces,
 			        .leader_elect = f.leader_elect != 0,
 			        .lease_name = f.lease_name,
-			        .lease_namespace = f.lease_namespace != NULL
-			                                   ? f.lease_namespace
-			                                   : a.mcfg.proxy_namespace,
+			        .lease_namespace = f.lease_namespace ? f.lease_namespace
+			                                             : a.mcfg.proxy_namespace,
 			        .identity = ident,
 			        .resync_ms = (unsigned)f.resync_s * 1000u,
 			        .registry_synced = sources_synced,
@@ -951,8 +962,8 @@ int main(int argc, char **argv)
 			}
 			atomic_store(&a.rec, rec);
 		}
-		struct zw_sources *sources = NULL;
-		if (zw_sources_start(&src, &sources) < 0) {
+		struct zw_wh_sources *sources = NULL;
+		if (zw_wh_sources_start(&src, &sources) < 0) {
 			zw_log(ZW_LOG_ERROR, "sources_failed", NULL);
 			goto out;
 		}
@@ -963,7 +974,7 @@ int main(int argc, char **argv)
 		if (sigwait(&sigs, &sig) != 0)
 			continue;
 		if (sig == SIGUSR1) {
-			if (a.certs != NULL) {
+			if (a.certs) {
 				zw_log(ZW_LOG_INFO, "cert_renewal_requested", NULL);
 				zw_selfcert_run_force(a.certs);
 			}
@@ -978,13 +989,13 @@ out:
 	zw_selfcert_run_stop(a.certs);
 	atomic_store(&a.live_server, NULL);
 	zw_selfcert_state_free(&first_cert);
-	zw_server_stop(a.server);
-	zw_sources_stop(atomic_exchange(&a.sources, NULL));
+	zw_wh_server_stop(a.server);
+	zw_wh_sources_stop(atomic_exchange(&a.sources, NULL));
 	zw_reconcile_stop(atomic_exchange(&a.rec, NULL));
 	zw_kube_free(a.kube);
 	zw_kube_config_free(a.kcfg);
 	zw_registry_free(a.reg);
-	zw_metrics_free(a.metrics);
+	zw_wh_metrics_free(a.metrics);
 	free_list(namespaces, n_namespaces);
 	free_list(handwired, n_handwired);
 	free_list(cert_dns, n_cert_dns);

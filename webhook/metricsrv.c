@@ -1,7 +1,7 @@
 /* zerowire-webhook plain metrics listener (see metricsrv.h). */
 #include "metricsrv.h"
 
-#include "server.h"
+#include "whserver.h"
 
 #include <errno.h>
 #include <microhttpd.h>
@@ -11,7 +11,7 @@
 
 struct zw_metricsrv {
 	struct MHD_Daemon *d;
-	struct zw_metrics *m;
+	struct zw_wh_metrics *m;
 	void (*refresh)(void *arg);
 	void *arg;
 	int port;
@@ -21,9 +21,9 @@ struct zw_metricsrv {
 static enum MHD_Result answer_text(struct MHD_Connection *c, unsigned status, const char *msg)
 {
 	char *body = strdup(msg);
-	if (body == NULL)
+	if (!body)
 		return MHD_NO;
-	return zw_server_send_owned(c, status, body, strlen(body), "text/plain");
+	return zw_wh_server_send_owned(c, status, body, strlen(body), "text/plain");
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *url,
@@ -36,7 +36,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 	(void)version;
 	(void)upload;
-	if (*con_cls == NULL) { /* first call: headers only */
+	if (!*con_cls) { /* first call: headers only */
 		*con_cls = s;
 		return MHD_YES;
 	}
@@ -50,14 +50,14 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		return answer_text(c, MHD_HTTP_OK, "ok\n");
 	if (strcmp(url, "/metrics") != 0)
 		return answer_text(c, MHD_HTTP_NOT_FOUND, "not found\n");
-	if (s->refresh != NULL)
+	if (s->refresh)
 		s->refresh(s->arg);
-	if (zw_metrics_render(s->m, &text, &len) < 0)
+	if (zw_wh_metrics_render(s->m, &text, &len) < 0)
 		return answer_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
-	return zw_server_send_owned(c, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4");
+	return zw_wh_server_send_owned(c, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4");
 }
 
-int zw_metricsrv_start(const char *listen, struct zw_metrics *m, void (*refresh)(void *arg),
+int zw_metricsrv_start(const char *listen, struct zw_wh_metrics *m, void (*refresh)(void *arg),
                        void *arg, struct zw_metricsrv **out)
 {
 	struct sockaddr_storage ss;
@@ -65,10 +65,10 @@ int zw_metricsrv_start(const char *listen, struct zw_metrics *m, void (*refresh)
 	int v6 = 0;
 	const union MHD_DaemonInfo *info;
 
-	if (zw_server_parse_listen(listen, &ss, &v6) < 0)
+	if (zw_wh_server_parse_listen(listen, &ss, &v6) < 0)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
-	if (s == NULL)
+	if (!s)
 		return -ENOMEM;
 	s->m = m;
 	s->refresh = refresh;
@@ -78,12 +78,12 @@ int zw_metricsrv_start(const char *listen, struct zw_metrics *m, void (*refresh)
 	                        0, NULL, NULL, handle, s, MHD_OPTION_SOCK_ADDR,
 	                        (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, 64u,
 	                        MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
-	if (s->d == NULL) {
+	if (!s->d) {
 		free(s);
 		return -EADDRINUSE;
 	}
 	info = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = info != NULL ? info->port : 0;
+	s->port = info ? info->port : 0;
 	*out = s;
 	return 0;
 }
@@ -95,7 +95,7 @@ int zw_metricsrv_port(const struct zw_metricsrv *s)
 
 void zw_metricsrv_stop(struct zw_metricsrv *s)
 {
-	if (s == NULL)
+	if (!s)
 		return;
 	MHD_stop_daemon(s->d);
 	free(s);

@@ -5,7 +5,7 @@
 #ifndef ZW_METRICSRV_H
 #define ZW_METRICSRV_H
 
-#include "metrics.h"
+#include "whmetrics.h"
 
 struct zw_metricsrv;
 
@@ -14,7 +14,7 @@ struct zw_metricsrv;
  * NULL) is called with arg before each rendering. On success *out is owned
  * by the caller (zw_metricsrv_stop). Returns 0, -EINVAL (bad address) or
  * -EADDRINUSE (could not listen). */
-int zw_metricsrv_start(const char *listen, struct zw_metrics *m, void (*refresh)(void *arg),
+int zw_metricsrv_start(const char *listen, struct zw_wh_metrics *m, void (*refresh)(void *arg),
                        void *arg, struct zw_metricsrv **out);
 
 /* Bound TCP port (useful with port 0). */

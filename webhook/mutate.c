@@ -26,27 +26,13 @@ void zw_mutate_config_defaults(struct zw_mutate_config *cfg)
 	cfg->split_header = true;
 }
 
-static const char *const kind_names[ZW_MK_COUNT] = {
-        "other",
-        "ingress",
-        "httproute",
-        "grpcroute",
-        "istio_virtualservice",
-        "gloo_virtualservice",
-        "gloo_routetable",
-        "gloo_v2_routetable",
-        "scaledobject",
-        "httpscaledobject",
-        "interceptorroute",
-};
-
 static const char *const outcome_names[ZW_MO_COUNT] = {
         "unchanged", "rewritten", "restored", "denied", "error",
 };
 
 const char *zw_mutate_kind_name(enum zw_mutate_kind kind)
 {
-	return (unsigned)kind < ZW_MK_COUNT ? kind_names[kind] : "other";
+	return zw_route_kind_of(kind)->label;
 }
 
 const char *zw_mutate_outcome_name(enum zw_mutate_outcome outcome)
@@ -358,7 +344,7 @@ out:
 
 static bool being_deleted(const json_t *obj)
 {
-	return json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp") != NULL;
+	return !!json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp");
 }
 
 /* kedify-http triggers become external-push ones; zerowire metadata is

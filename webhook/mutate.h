@@ -15,6 +15,7 @@
 #define ZW_MUTATE_H
 
 #include "registry.h"
+#include "routekinds.h"
 
 #include <jansson.h>
 #include <stdbool.h>
@@ -52,22 +53,6 @@ struct zw_mutate_config {
 	 * "keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local". */
 	const char *const *handwired_hosts;
 	size_t n_handwired_hosts;
-};
-
-/* What the review was about, for metrics. */
-enum zw_mutate_kind {
-	ZW_MK_OTHER = 0,
-	ZW_MK_INGRESS,
-	ZW_MK_HTTPROUTE,
-	ZW_MK_GRPCROUTE,
-	ZW_MK_ISTIO_VIRTUALSERVICE,
-	ZW_MK_GLOO_VIRTUALSERVICE,
-	ZW_MK_GLOO_ROUTETABLE,
-	ZW_MK_GLOO_V2_ROUTETABLE,
-	ZW_MK_SCALEDOBJECT,
-	ZW_MK_HTTPSCALEDOBJECT,
-	ZW_MK_INTERCEPTORROUTE,
-	ZW_MK_COUNT,
 };
 
 enum zw_mutate_outcome {

@@ -2,9 +2,11 @@
  * objects and ScaledObjects owned by HTTPScaledObjects (see reconcile.h). */
 #include "reconcile.h"
 
+#include "apiversion.h"
 #include "log.h"
 #include "restore.h"
-#include "watch.h"
+#include "routekinds.h"
+#include "watch_thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -14,7 +16,6 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_VERSIONS     4
 #define DISCOVERY_MS     15000  /* how often served versions are checked again */
 #define MAX_TOUCHES      500    /* route touches per pass; the rest wait for the next */
 #define LEASE_RETRY_MS   2000   /* a follower re-reads the Lease this often */
@@ -34,68 +35,23 @@ enum watch_role {
 
 struct kind_desc {
 	enum watch_role role;
-	const char *group;
-	const char *versions[MAX_VERSIONS]; /* preference order */
-	const char *resource;
-	const char *kind;
-	bool cluster_wide_ns; /* watched in the proxy namespace only (grants) */
+	const struct zw_route_kind *rk; /* group, kind, resource, versions */
+	bool cluster_wide_ns;           /* watched in the proxy namespace only (grants) */
 	const char *selector;
 };
 
-static const struct kind_desc kinds[] = {
-        {ROLE_ROUTE, "networking.k8s.io", {"v1"}, "ingresses", "Ingress", false, NULL},
-        {ROLE_ROUTE,
-         "gateway.networking.k8s.io",
-         {"v1", "v1beta1", "v1alpha2"},
-         "httproutes",
-         "HTTPRoute",
-         false,
-         NULL},
-        {ROLE_ROUTE,
-         "gateway.networking.k8s.io",
-         {"v1", "v1alpha2"},
-         "grpcroutes",
-         "GRPCRoute",
-         false,
-         NULL},
-        {ROLE_ROUTE,
-         "networking.istio.io",
-         {"v1", "v1beta1", "v1alpha3"},
-         "virtualservices",
-         "VirtualService",
-         false,
-         NULL},
-        {ROLE_ROUTE, "gateway.solo.io", {"v1"}, "virtualservices", "VirtualService", false, NULL},
-        {ROLE_ROUTE, "gateway.solo.io", {"v1"}, "routetables", "RouteTable", false, NULL},
-        {ROLE_ROUTE, "networking.gloo.solo.io", {"v2"}, "routetables", "RouteTable", false, NULL},
-        /* ScaledObjects written before the webhook was registered: admission
-         * turns kedify-http triggers into external-push ones when touched. */
-        {ROLE_ROUTE, "keda.sh", {"v1alpha1"}, "scaledobjects", "ScaledObject", false, NULL},
-        {ROLE_GRANTS,
-         "gateway.networking.k8s.io",
-         {"v1", "v1beta1", "v1alpha2"},
-         "referencegrants",
-         "ReferenceGrant",
-         true,
-         MANAGED_SELECTOR},
-        {ROLE_ALIASES, "", {"v1"}, "services", "Service", false, MANAGED_SELECTOR},
-        {ROLE_HSO,
-         "http.keda.sh",
-         {"v1alpha1"},
-         "httpscaledobjects",
-         "HTTPScaledObject",
-         false,
-         NULL},
-        {ROLE_OWNED_SO,
-         "keda.sh",
-         {"v1alpha1"},
-         "scaledobjects",
-         "ScaledObject",
-         false,
-         MANAGED_SELECTOR},
-        {ROLE_OPTOUT, "", {"v1"}, "namespaces", "Namespace", false, OPTOUT_SELECTOR},
+/* Besides the routes (every ZW_RK_ADMIT kind of routekinds.h, ScaledObjects
+ * included: a kedify-http one written before the webhook was registered is
+ * converted when touched), what the reconciler watches. */
+static const struct kind_desc other_kinds[] = {
+        {ROLE_GRANTS, &zw_route_kinds[ZW_RK_REFERENCEGRANT], true, MANAGED_SELECTOR},
+        {ROLE_ALIASES, &zw_route_kinds[ZW_RK_SERVICE], false, MANAGED_SELECTOR},
+        {ROLE_HSO, &zw_route_kinds[ZW_MK_HTTPSCALEDOBJECT], false, NULL},
+        {ROLE_OWNED_SO, &zw_route_kinds[ZW_MK_SCALEDOBJECT], false, MANAGED_SELECTOR},
+        {ROLE_OPTOUT, &zw_route_kinds[ZW_RK_NAMESPACE], false, OPTOUT_SELECTOR},
 };
-#define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
+#define N_OTHER_KINDS (sizeof(other_kinds) / sizeof(other_kinds[0]))
+#define MAX_KINDS     (ZW_RK_COUNT + N_OTHER_KINDS)
 
 struct zw_reconcile;
 
@@ -120,7 +76,9 @@ struct zw_reconcile {
 	pthread_cond_t cond;
 	int stopping;
 	int kicked;
-	struct kwatch *watches; /* N_KINDS * n_ns */
+	struct kind_desc kinds[MAX_KINDS];
+	size_t n_kinds;
+	struct kwatch *watches; /* n_kinds * n_ns */
 	size_t n_ns;
 
 	atomic_int leading;
@@ -167,7 +125,7 @@ static void micro_time(char *buf, size_t len)
 static const char *jstr(const json_t *o, const char *key)
 {
 	const char *s = json_string_value(json_object_get(o, key));
-	return s != NULL ? s : "";
+	return s ? s : "";
 }
 
 static const char *meta_str(const json_t *obj, const char *key)
@@ -182,7 +140,7 @@ static const char *kube_msg(const struct zw_kube_error *e)
 
 void zw_reconcile_kick(struct zw_reconcile *r)
 {
-	if (r == NULL)
+	if (!r)
 		return;
 	pthread_mutex_lock(&r->lock);
 	r->kicked = 1;
@@ -192,7 +150,7 @@ void zw_reconcile_kick(struct zw_reconcile *r)
 
 int zw_reconcile_leading(struct zw_reconcile *r)
 {
-	return r != NULL && atomic_load(&r->leading);
+	return r && atomic_load(&r->leading);
 }
 
 /* ---- watches ---- */
@@ -228,7 +186,7 @@ static void kw_status(void *ud, const struct zw_watch_status *st)
 	if (st->kind == ZW_WATCH_ST_WAITING)
 		atomic_store(&w->synced, 1);
 	else if (st->kind == ZW_WATCH_ST_RETRY)
-		zw_metrics_add(w->owner->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_wh_metrics_add(w->owner->cfg.metrics, ZW_C_ERRORS, 1);
 }
 
 static void kw_stop(struct zw_reconcile *r, struct kwatch *w)
@@ -245,9 +203,9 @@ static void kw_stop(struct zw_reconcile *r, struct kwatch *w)
 static int kw_start(struct zw_reconcile *r, struct kwatch *w, const char *version)
 {
 	struct zw_watch_spec spec = {
-	        .group = w->kd->group,
+	        .group = w->kd->rk->group,
 	        .version = version,
-	        .resource = w->kd->resource,
+	        .resource = w->kd->rk->resource,
 	        .namespace = w->namespace,
 	        .label_selector = w->kd->selector,
 	        .on_event = kw_event,
@@ -265,21 +223,21 @@ static int kw_start(struct zw_reconcile *r, struct kwatch *w, const char *versio
 /* Picks the first served version of every kind and (re)starts its watches. */
 static void discover(struct zw_reconcile *r)
 {
-	for (size_t k = 0; k < N_KINDS; k++) {
-		const struct kind_desc *kd = &kinds[k];
+	for (size_t k = 0; k < r->n_kinds; k++) {
+		const struct kind_desc *kd = &r->kinds[k];
 		const char *chosen = NULL;
 		int failed = 0;
 
-		for (int v = 0; v < MAX_VERSIONS && kd->versions[v] != NULL; v++) {
+		for (int v = 0; v < ZW_RK_MAX_VERSIONS && kd->rk->versions[v]; v++) {
 			struct zw_kube_error err;
 			int served = 0;
-			if (zw_kube_served(r->cfg.kube, kd->group, kd->versions[v], kd->resource,
-			                   &served, &err) < 0) {
+			if (zw_kube_served(r->cfg.kube, kd->rk->group, kd->rk->versions[v],
+			                   kd->rk->resource, &served, &err) < 0) {
 				failed = 1;
 				break;
 			}
 			if (served) {
-				chosen = kd->versions[v];
+				chosen = kd->rk->versions[v];
 				break;
 			}
 		}
@@ -289,23 +247,23 @@ static void discover(struct zw_reconcile *r)
 			struct kwatch *w = &r->watches[k * r->n_ns + i];
 			if (w->unused)
 				continue;
-			if (w->version == chosen && (w->thread != NULL || chosen == NULL)) {
-				if (chosen == NULL)
+			if (w->version == chosen && (w->thread || !chosen)) {
+				if (!chosen)
 					atomic_store(&w->synced, 1); /* nothing of it exists */
 				continue;
 			}
-			if (w->thread != NULL)
+			if (w->thread)
 				kw_stop(r, w);
-			if (chosen == NULL) {
+			if (!chosen) {
 				atomic_store(&w->synced, 1); /* nothing of it exists */
 				continue;
 			}
 			if (kw_start(r, w, chosen) < 0)
 				zw_log(ZW_LOG_ERROR, "reconcile_watch_failed", "resource=%s",
-				       kd->resource);
+				       kd->rk->resource);
 			else
 				zw_log(ZW_LOG_INFO, "reconcile_watching", "resource=%s.%s/%s ns=%s",
-				       kd->resource, kd->group, chosen,
+				       kd->rk->resource, kd->rk->group, chosen,
 				       w->namespace ? w->namespace : "*");
 		}
 	}
@@ -313,7 +271,7 @@ static void discover(struct zw_reconcile *r)
 
 static int watches_synced(struct zw_reconcile *r)
 {
-	for (size_t i = 0; i < N_KINDS * r->n_ns; i++)
+	for (size_t i = 0; i < r->n_kinds * r->n_ns; i++)
 		if (!atomic_load(&r->watches[i].synced))
 			return 0;
 	return 1;
@@ -327,19 +285,19 @@ static json_t *snapshot(struct zw_reconcile *r, enum watch_role role, json_t *ve
 	json_t *v;
 
 	pthread_mutex_lock(&r->lock);
-	for (size_t i = 0; i < N_KINDS * r->n_ns; i++) {
+	for (size_t i = 0; i < r->n_kinds * r->n_ns; i++) {
 		struct kwatch *w = &r->watches[i];
-		if (w->kd->role != role || w->version == NULL)
+		if (w->kd->role != role || !w->version)
 			continue;
 		json_object_foreach(w->objs, key, v)
 		{
 			json_t *item = json_pack("{s:O,s:s,s:i}", "obj", v, "version", w->version,
-			                         "kind", (int)(w->kd - kinds));
-			if (item != NULL)
+			                         "kind", (int)(w->kd - r->kinds));
+			if (item)
 				json_array_append_new(arr, item);
 		}
-		if (versions != NULL)
-			json_object_set_new(versions, w->kd->resource, json_string(w->version));
+		if (versions)
+			json_object_set_new(versions, w->kd->rk->resource, json_string(w->version));
 	}
 	pthread_mutex_unlock(&r->lock);
 	return arr;
@@ -355,7 +313,7 @@ static json_t *lease_body(const char *lease_ns, const char *lease_name, json_t *
 	int transitions = 0;
 
 	micro_time(now, sizeof(now));
-	if (old != NULL) {
+	if (old) {
 		lease = json_deep_copy(old);
 		spec = json_object_get(lease, "spec");
 		if (!json_is_object(spec)) {
@@ -373,7 +331,7 @@ static json_t *lease_body(const char *lease_ns, const char *lease_name, json_t *
 		                  "coordination.k8s.io/v1", "kind", "Lease", "metadata", "name",
 		                  lease_name, "namespace", lease_ns, "labels",
 		                  ZW_RECONCILE_MANAGED_LABEL, ZW_RECONCILE_MANAGED_VALUE, "spec");
-		if (lease == NULL)
+		if (!lease)
 			return NULL;
 		spec = json_object_get(lease, "spec");
 		json_object_set_new(spec, "acquireTime", json_string(now));
@@ -388,7 +346,7 @@ static json_t *lease_body(const char *lease_ns, const char *lease_name, json_t *
 static void set_leading(struct zw_reconcile *r, int on)
 {
 	if (atomic_exchange(&r->leading, on) != on) {
-		zw_metrics_set(r->cfg.metrics, ZW_G_LEADER, on);
+		zw_wh_metrics_set(r->cfg.metrics, ZW_G_LEADER, on);
 		zw_log(ZW_LOG_INFO, on ? "leader_acquired" : "leader_lost", "lease=%s/%s id=%s",
 		       r->cfg.lease_namespace, r->cfg.lease_name, r->cfg.identity);
 		if (on)
@@ -422,12 +380,11 @@ static void lease_step(struct zw_reconcile *r)
 		coll.name = NULL;
 		body = lease_body(r->cfg.lease_namespace, r->cfg.lease_name, NULL, r->cfg.identity,
 		                  ZW_RECONCILE_LEASE_S);
-		if (body != NULL &&
-		    zw_kube_create(r->cfg.kube, &coll, NULL, body, NULL, &err) == 0) {
+		if (body && zw_kube_create(r->cfg.kube, &coll, NULL, body, NULL, &err) == 0) {
 			r->last_renew_ms = now;
 			r->last_lease_status = -1;
 			set_leading(r, 1);
-		} else if (body != NULL && r->last_lease_status != err.http_status) {
+		} else if (body && r->last_lease_status != err.http_status) {
 			r->last_lease_status = err.http_status;
 			zw_log(ZW_LOG_WARN, "lease_create_failed", "status=%d error=\"%s\"",
 			       err.http_status, kube_msg(&err));
@@ -459,14 +416,13 @@ static void lease_step(struct zw_reconcile *r)
 		}
 		body = lease_body(r->cfg.lease_namespace, r->cfg.lease_name, cur, r->cfg.identity,
 		                  ZW_RECONCILE_LEASE_S);
-		if (body != NULL &&
-		    zw_kube_update(r->cfg.kube, &ref, NULL, body, NULL, &err) == 0) {
+		if (body && zw_kube_update(r->cfg.kube, &ref, NULL, body, NULL, &err) == 0) {
 			r->last_renew_ms = now;
 			r->last_lease_status = -1;
 			set_leading(r, 1);
 			goto out;
 		}
-		if (body != NULL)
+		if (body)
 			zw_log(ZW_LOG_INFO, "lease_update_failed", "status=%d error=\"%s\"",
 			       err.http_status, kube_msg(&err));
 	}
@@ -491,7 +447,7 @@ static void lease_release(struct zw_reconcile *r)
 		return;
 	if (strcmp(jstr(json_object_get(cur, "spec"), "holderIdentity"), r->cfg.identity) == 0) {
 		body = lease_body(r->cfg.lease_namespace, r->cfg.lease_name, cur, "", 1);
-		if (body != NULL)
+		if (body)
 			zw_kube_update(r->cfg.kube, &ref, NULL, body, NULL, &err);
 	}
 	json_decref(cur);
@@ -512,13 +468,13 @@ int zw_reconcile_hold_lease(struct zw_kube *kube, const char *lease_ns, const ch
 	if (zw_kube_get(kube, &ref, NULL, &cur, err) < 0 && err->http_status != 404)
 		goto out;
 	body = lease_body(lease_ns, lease_name, cur, holder, duration_s);
-	if (body == NULL) {
+	if (!body) {
 		err->http_status = 0;
 		snprintf(err->reason, sizeof(err->reason), "%s", "NoMemory");
 		snprintf(err->message, sizeof(err->message), "%s", "out of memory");
 		goto out;
 	}
-	if (cur == NULL) {
+	if (!cur) {
 		ref.name = NULL;
 		rc = zw_kube_create(kube, &ref, NULL, body, NULL, err);
 	} else {
@@ -534,16 +490,14 @@ out:
 
 static int split_api_version(const char *av, char *group, size_t glen, char *version, size_t vlen)
 {
-	const char *slash = strchr(av, '/');
+	size_t gl;
+	const char *v;
 
-	if (slash == NULL) {
-		snprintf(group, glen, "%s", "");
-		snprintf(version, vlen, "%s", av);
-	} else {
-		snprintf(group, glen, "%.*s", (int)(slash - av), av);
-		snprintf(version, vlen, "%s", slash + 1);
-	}
-	return version[0] != '\0' ? 0 : -1;
+	if (zw_api_version_split(av, &gl, &v) < 0)
+		return -1;
+	snprintf(group, glen, "%.*s", (int)gl, av);
+	snprintf(version, vlen, "%s", v);
+	return 0;
 }
 
 /* Nonzero when ref (a backendRef / Ingress backend service) names the proxy. */
@@ -582,7 +536,7 @@ static int ingress_backend_alias(struct zw_reconcile *r, const json_t *backend)
 {
 	const json_t *svc = json_object_get(backend, "service");
 
-	return svc != NULL && strcmp(jstr(svc, "name"), r->cfg.mutate->alias_service) == 0;
+	return svc && strcmp(jstr(svc, "name"), r->cfg.mutate->alias_service) == 0;
 }
 
 static int ingress_needs_alias(struct zw_reconcile *r, const json_t *obj, const char *ns)
@@ -610,9 +564,9 @@ static int ingress_needs_alias(struct zw_reconcile *r, const json_t *obj, const 
 static int touch(struct zw_reconcile *r, const struct kind_desc *kd, const char *version,
                  const json_t *obj, uint64_t gen)
 {
-	struct zw_kube_ref ref = {.group = kd->group,
+	struct zw_kube_ref ref = {.group = kd->rk->group,
 	                          .version = version,
-	                          .resource = kd->resource,
+	                          .resource = kd->rk->resource,
 	                          .namespace = meta_str(obj, "namespace"),
 	                          .name = meta_str(obj, "name")};
 	struct zw_kube_error err;
@@ -622,13 +576,14 @@ static int touch(struct zw_reconcile *r, const struct kind_desc *kd, const char 
 
 	snprintf(val, sizeof(val), "%llu-%llu", (unsigned long long)gen, ++r->touch_seq);
 	patch = json_pack("{s:{s:{s:s}}}", "metadata", "annotations", ZW_RECONCILE_ANNOTATION, val);
-	if (patch == NULL)
+	if (!patch)
 		return -ENOMEM;
 	rc = zw_kube_patch(r->cfg.kube, &ref, NULL, ZW_KUBE_PATCH_MERGE, patch, &out, &err);
 	json_decref(patch);
-	snprintf(key, sizeof(key), "%s.%s/%s/%s", kd->resource, kd->group, ref.namespace, ref.name);
+	snprintf(key, sizeof(key), "%s.%s/%s/%s", kd->rk->resource, kd->rk->group, ref.namespace,
+	         ref.name);
 	if (rc < 0) {
-		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
+		zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "touch_failed", "route=%s status=%d error=\"%s\"", key,
 		       err.http_status, kube_msg(&err));
 		return -EIO;
@@ -637,7 +592,7 @@ static int touch(struct zw_reconcile *r, const struct kind_desc *kd, const char 
 	                    json_pack("[s,I,I]", meta_str(out, "resourceVersion"), (json_int_t)gen,
 	                              (json_int_t)now_ms()));
 	json_decref(out);
-	zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_TOUCHES, 1);
+	zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_TOUCHES, 1);
 	zw_log(ZW_LOG_INFO, "route_touched", "route=%s generation=%llu", key,
 	       (unsigned long long)gen);
 	return 0;
@@ -648,9 +603,10 @@ static int touch(struct zw_reconcile *r, const struct kind_desc *kd, const char 
 static void needs_wiring(struct zw_reconcile *r, const struct kind_desc *kd, const json_t *obj,
                          const char *ns, int *alias, int *grant)
 {
-	if (strcmp(kd->kind, "Ingress") == 0)
+	if (kd->rk->wiring == ZW_WIRE_ALIAS)
 		*alias = ingress_needs_alias(r, obj, ns);
-	else if (strcmp(kd->group, "gateway.networking.k8s.io") == 0)
+	else if (kd->rk->wiring == ZW_WIRE_GRANT_HTTPROUTE ||
+	         kd->rk->wiring == ZW_WIRE_GRANT_GRPCROUTE)
 		*grant = gateway_route_needs_grant(r, obj, ns);
 }
 
@@ -661,20 +617,21 @@ static int restore_opted_out(struct zw_reconcile *r, const struct kind_desc *kd,
                              const char *version, const json_t *obj)
 {
 	char msg[600];
-	enum zw_restore_status st = zw_restore_route(r->cfg.kube, kd->group, version, kd->resource,
-	                                             obj, r->cfg.mutate, msg, sizeof(msg));
+	enum zw_restore_status st =
+	        zw_restore_route(r->cfg.kube, kd->rk->group, version, kd->rk->resource, obj,
+	                         r->cfg.mutate, msg, sizeof(msg));
 
 	if (st == ZW_RS_PATCHED) {
 		zw_log(ZW_LOG_INFO, "route_restored",
-		       "route=%s.%s/%s/%s reason=namespace_opt_out %s", kd->resource, kd->group,
-		       meta_str(obj, "namespace"), meta_str(obj, "name"), msg);
+		       "route=%s.%s/%s/%s reason=namespace_opt_out %s", kd->rk->resource,
+		       kd->rk->group, meta_str(obj, "namespace"), meta_str(obj, "name"), msg);
 		return 1;
 	}
 	if (st != ZW_RS_UNCHANGED) {
-		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
+		zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "restore_failed", "route=%s.%s/%s/%s error=\"%s\"",
-		       kd->resource, kd->group, meta_str(obj, "namespace"), meta_str(obj, "name"),
-		       st == ZW_RS_NOMEM ? "out of memory" : msg);
+		       kd->rk->resource, kd->rk->group, meta_str(obj, "namespace"),
+		       meta_str(obj, "name"), st == ZW_RS_NOMEM ? "out of memory" : msg);
 	}
 	return 0;
 }
@@ -699,7 +656,7 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 	{
 		json_t *obj = json_object_get(item, "obj"), *desired = NULL, *rec, *ev;
 		const struct kind_desc *kd =
-		        &kinds[json_integer_value(json_object_get(item, "kind"))];
+		        &r->kinds[json_integer_value(json_object_get(item, "kind"))];
 		const char *version = jstr(item, "version");
 		const char *ns = meta_str(obj, "namespace");
 		const char *rv = meta_str(obj, "resourceVersion");
@@ -710,19 +667,18 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 		if (split_api_version(jstr(obj, "apiVersion"), group, sizeof(group), ver,
 		                      sizeof(ver)) < 0)
 			continue;
-		snprintf(key, sizeof(key), "%s.%s/%s/%s", kd->resource, kd->group, ns,
+		snprintf(key, sizeof(key), "%s.%s/%s/%s", kd->rk->resource, kd->rk->group, ns,
 		         meta_str(obj, "name"));
 		json_object_set_new(seen, key, json_true());
 		ev = json_object_get(r->evaluated, key);
-		if (json_object_get(optout, ns) != NULL) {
+		if (json_object_get(optout, ns)) {
 			/* Not restored yet (or by hand at the proxy): wiring as it is. */
 			json_object_del(r->evaluated, key);
 			if (restore_opted_out(r, kd, version, obj))
 				continue;
 			needs_wiring(r, kd, obj, ns, &alias, &grant);
 			differs = 0;
-		} else if (ev != NULL && rv != NULL &&
-		           strcmp(json_string_value(json_array_get(ev, 0)), rv) == 0 &&
+		} else if (ev && rv && strcmp(json_string_value(json_array_get(ev, 0)), rv) == 0 &&
 		           (uint64_t)json_integer_value(json_array_get(ev, 1)) == gen) {
 			/* Neither the route nor the registry changed since. */
 			alias = json_is_true(json_array_get(ev, 2));
@@ -734,12 +690,12 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 			memset(&info, 0, sizeof(info));
 			rc = zw_mutate_object(obj, group, ver, jstr(obj, "kind"), NULL, r->cfg.reg,
 			                      r->cfg.mutate, &desired, NULL, &info);
-			zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_EVALUATIONS, 1);
-			eff = rc == 0 && desired != NULL ? desired : obj;
+			zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_EVALUATIONS, 1);
+			eff = rc == 0 && desired ? desired : obj;
 			needs_wiring(r, kd, eff, ns, &alias, &grant);
-			differs = rc == 0 && desired != NULL && !json_equal(desired, obj);
+			differs = rc == 0 && desired && !json_equal(desired, obj);
 			json_decref(desired);
-			if (rv != NULL && rc == 0)
+			if (rv && rc == 0)
 				json_object_set_new(r->evaluated, key,
 				                    json_pack("[s,I,b,b,b]", rv, (json_int_t)gen,
 				                              alias, grant, differs));
@@ -748,15 +704,15 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 			json_object_set_new(aliases_needed, ns, json_true());
 		if (grant) {
 			json_t *set = json_object_get(grants_needed, ns);
-			if (set == NULL) {
+			if (!set) {
 				set = json_object();
 				json_object_set_new(grants_needed, ns, set);
 			}
-			json_object_set_new(set, kd->kind, json_true());
+			json_object_set_new(set, kd->rk->kind, json_true());
 		}
 		if (differs && touches < MAX_TOUCHES) {
 			rec = json_object_get(r->touched, key);
-			if (rec != NULL &&
+			if (rec &&
 			    strcmp(json_is_string(json_array_get(rec, 0))
 			                   ? json_string_value(json_array_get(rec, 0))
 			                   : "",
@@ -778,12 +734,12 @@ static void pass_routes(struct zw_reconcile *r, json_t *grants_needed, json_t *a
 		json_t *v, *tmp;
 		json_object_foreach_safe(r->touched, tmp, k, v)
 		{
-			if (json_object_get(seen, k) == NULL)
+			if (!json_object_get(seen, k))
 				json_object_del(r->touched, k);
 		}
 		json_object_foreach_safe(r->evaluated, tmp, k, v)
 		{
-			if (json_object_get(seen, k) == NULL)
+			if (!json_object_get(seen, k))
 				json_object_del(r->evaluated, k);
 		}
 	}
@@ -804,7 +760,7 @@ static int create_obj(struct zw_reconcile *r, const char *group, const char *ver
 
 	snprintf(key, sizeof(key), "%s/%s/%s", resource, ns, meta_str(obj, "name"));
 	if (zw_kube_create(r->cfg.kube, &ref, NULL, obj, NULL, &err) < 0) {
-		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
+		zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
 		/* Logged once per object and status (a foreign object of the same
 		 * name would otherwise be reported every pass). */
 		if (json_integer_value(json_object_get(r->create_failures, key)) !=
@@ -817,7 +773,7 @@ static int create_obj(struct zw_reconcile *r, const char *group, const char *ver
 		return -EIO;
 	}
 	json_object_del(r->create_failures, key);
-	zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_CREATED, 1);
+	zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_CREATED, 1);
 	zw_log(ZW_LOG_INFO, "created", "what=%s ns=%s name=%s", what, ns, meta_str(obj, "name"));
 	return 0;
 }
@@ -833,12 +789,12 @@ static int delete_obj(struct zw_reconcile *r, const char *group, const char *ver
 	struct zw_kube_error err;
 
 	if (zw_kube_delete(r->cfg.kube, &ref, NULL, NULL, &err) < 0 && err.http_status != 404) {
-		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
+		zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "delete_failed", "what=%s ns=%s name=%s status=%d error=\"%s\"",
 		       what, ref.namespace, ref.name, err.http_status, kube_msg(&err));
 		return -EIO;
 	}
-	zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_DELETED, 1);
+	zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_DELETED, 1);
 	zw_log(ZW_LOG_INFO, "deleted", "what=%s ns=%s name=%s", what, ref.namespace, ref.name);
 	return 0;
 }
@@ -854,7 +810,7 @@ static int patch_spec(struct zw_reconcile *r, const char *group, const char *ver
 	struct zw_kube_error err;
 
 	if (zw_kube_patch(r->cfg.kube, &ref, NULL, ZW_KUBE_PATCH_MERGE, patch, NULL, &err) < 0) {
-		zw_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
+		zw_wh_metrics_add(r->cfg.metrics, ZW_C_RECONCILE_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "update_failed", "what=%s ns=%s name=%s status=%d error=\"%s\"",
 		       what, ref.namespace, ref.name, err.http_status, kube_msg(&err));
 		return -EIO;
@@ -880,7 +836,7 @@ static void pass_grants(struct zw_reconcile *r, json_t *needed)
 	const char *ns;
 	size_t i;
 
-	if (version == NULL) {
+	if (!version) {
 		/* ReferenceGrant not served: nothing to create, and admission
 		 * cannot expect one. */
 		json_object_foreach(needed, ns, set)
@@ -916,7 +872,7 @@ static void pass_grants(struct zw_reconcile *r, json_t *needed)
 		want = json_pack("{s:o,s:[{s:s,s:s,s:s}]}", "from", from, "to", "group", "", "kind",
 		                 "Service", "name", r->cfg.mutate->proxy_service);
 		cur = json_object_get(have, name);
-		if (cur == NULL) {
+		if (!cur) {
 			char av[128];
 			json_t *obj;
 			snprintf(av, sizeof(av), "gateway.networking.k8s.io/%s", version);
@@ -924,9 +880,8 @@ static void pass_grants(struct zw_reconcile *r, json_t *needed)
 			                "ReferenceGrant", "metadata", "name", name, "namespace",
 			                pns, "labels", managed_labels("referencegrant"), "spec",
 			                want);
-			if (obj != NULL &&
-			    create_obj(r, "gateway.networking.k8s.io", version, "referencegrants",
-			               pns, obj, "ReferenceGrant") == 0) {
+			if (obj && create_obj(r, "gateway.networking.k8s.io", version,
+			                      "referencegrants", pns, obj, "ReferenceGrant") == 0) {
 				json_object_foreach(set, k, v)
 				{
 					zw_registry_set_wiring(r->cfg.reg,
@@ -940,15 +895,15 @@ static void pass_grants(struct zw_reconcile *r, json_t *needed)
 		} else {
 			if (!json_equal(json_object_get(cur, "spec"), want)) {
 				json_t *patch = json_pack("{s:O}", "spec", want);
-				if (patch != NULL)
+				if (patch)
 					patch_spec(r, "gateway.networking.k8s.io", version,
 					           "referencegrants", cur, patch, "ReferenceGrant");
 				json_decref(patch);
 			}
 			zw_registry_set_wiring(r->cfg.reg, ZW_WIRE_GRANT_HTTPROUTE, ns,
-			                       json_object_get(set, "HTTPRoute") != NULL);
+			                       !!json_object_get(set, "HTTPRoute"));
 			zw_registry_set_wiring(r->cfg.reg, ZW_WIRE_GRANT_GRPCROUTE, ns,
-			                       json_object_get(set, "GRPCRoute") != NULL);
+			                       !!json_object_get(set, "GRPCRoute"));
 		}
 		json_decref(want);
 	}
@@ -959,7 +914,7 @@ static void pass_grants(struct zw_reconcile *r, json_t *needed)
 		json_object_foreach(have, name, obj)
 		{
 			const char *gns = name + 9;
-			if (json_object_get(needed, gns) != NULL)
+			if (json_object_get(needed, gns))
 				continue;
 			if (delete_obj(r, "gateway.networking.k8s.io", version, "referencegrants",
 			               obj, "ReferenceGrant") == 0) {
@@ -1004,12 +959,12 @@ static void pass_aliases(struct zw_reconcile *r, json_t *needed)
 		json_t *spec = json_pack("{s:s,s:s,s:[{s:s,s:i,s:s}]}", "type", "ExternalName",
 		                         "externalName", fqdn, "ports", "name", "http", "port",
 		                         m->proxy_port, "protocol", "TCP");
-		if (cur == NULL) {
+		if (!cur) {
 			json_t *obj = json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:O}", "apiVersion", "v1",
 			                        "kind", "Service", "metadata", "name",
 			                        m->alias_service, "namespace", ns, "labels",
 			                        managed_labels("alias"), "spec", spec);
-			if (obj != NULL &&
+			if (obj &&
 			    create_obj(r, "", "v1", "services", ns, obj, "alias Service") == 0)
 				zw_registry_set_wiring(r->cfg.reg, ZW_WIRE_ALIAS, ns, true);
 			json_decref(obj);
@@ -1018,7 +973,7 @@ static void pass_aliases(struct zw_reconcile *r, json_t *needed)
 			if (strcmp(jstr(cs, "externalName"), fqdn) != 0 ||
 			    strcmp(jstr(cs, "type"), "ExternalName") != 0) {
 				json_t *patch = json_pack("{s:O}", "spec", spec);
-				if (patch != NULL)
+				if (patch)
 					patch_spec(r, "", "v1", "services", cur, patch,
 					           "alias Service");
 				json_decref(patch);
@@ -1029,7 +984,7 @@ static void pass_aliases(struct zw_reconcile *r, json_t *needed)
 	}
 	json_object_foreach(have, ns, v)
 	{
-		if (json_object_get(needed, ns) != NULL)
+		if (json_object_get(needed, ns))
 			continue;
 		if (delete_obj(r, "", "v1", "services", v, "alias Service") == 0)
 			zw_registry_set_wiring(r->cfg.reg, ZW_WIRE_ALIAS, ns, false);
@@ -1058,7 +1013,7 @@ static json_t *hso_so_spec(struct zw_reconcile *r, const json_t *hso)
 	                "restoreToOriginalReplicaCount", 1, "triggers", "type", "external-push",
 	                "metadata", "scalerAddress", r->cfg.mutate->scaler_address,
 	                "httpScaledObject", meta_str(hso, "name"));
-	if (out == NULL)
+	if (!out)
 		return NULL;
 	ref = json_object_get(out, "scaleTargetRef");
 	if (jstr(str, "kind")[0] != '\0')
@@ -1133,7 +1088,7 @@ static void pass_hso(struct zw_reconcile *r)
 		snprintf(key, sizeof(key), "%s/%s", meta_str(so, "namespace"),
 		         meta_str(so, "name"));
 		hso = json_object_get(by_key, key);
-		if (hso != NULL && !skip_so(hso) && strcmp(meta_str(hso, "uid"), uid) == 0)
+		if (hso && !skip_so(hso) && strcmp(meta_str(hso, "uid"), uid) == 0)
 			continue;
 		delete_obj(r, "keda.sh", "v1alpha1", "scaledobjects", so, "ScaledObject");
 	}
@@ -1155,26 +1110,26 @@ static void pass_hso(struct zw_reconcile *r)
 				cur = o;
 		}
 		spec = hso_so_spec(r, hso);
-		if (spec == NULL)
+		if (!spec)
 			continue;
 		owner = json_pack("[{s:s,s:s,s:s,s:s,s:b,s:b}]", "apiVersion",
 		                  apiv[0] ? apiv : "http.keda.sh/v1alpha1", "kind",
 		                  "HTTPScaledObject", "name", name, "uid", meta_str(hso, "uid"),
 		                  "controller", 1, "blockOwnerDeletion", 1);
-		if (cur == NULL) {
+		if (!cur) {
 			so = json_pack("{s:s,s:s,s:{s:s,s:s,s:o,s:O},s:O}", "apiVersion",
 			               "keda.sh/v1alpha1", "kind", "ScaledObject", "metadata",
 			               "name", name, "namespace", ns, "labels",
 			               managed_labels("httpscaledobject"), "ownerReferences", owner,
 			               "spec", spec);
-			if (so != NULL)
+			if (so)
 				create_obj(r, "keda.sh", "v1alpha1", "scaledobjects", ns, so,
 				           "ScaledObject");
 			json_decref(so);
 		} else if (!subset_equal(spec, json_object_get(cur, "spec"))) {
 			json_t *patch = json_pack("{s:{s:O},s:O}", "metadata", "ownerReferences",
 			                          owner, "spec", spec);
-			if (patch != NULL)
+			if (patch)
 				patch_spec(r, "keda.sh", "v1alpha1", "scaledobjects", cur, patch,
 				           "ScaledObject");
 			json_decref(patch);
@@ -1191,7 +1146,7 @@ static void pass(struct zw_reconcile *r)
 {
 	json_t *grants = json_object(), *aliases = json_object();
 
-	if (grants == NULL || aliases == NULL)
+	if (!grants || !aliases)
 		goto out;
 	pass_routes(r, grants, aliases);
 	pass_grants(r, grants);
@@ -1230,8 +1185,8 @@ static void *reconcile_main(void *arg)
 			int ready;
 			r->kicked = 0;
 			pthread_mutex_unlock(&r->lock);
-			ready = watches_synced(r) && (r->cfg.registry_synced == NULL ||
-			                              r->cfg.registry_synced(r->cfg.arg));
+			ready = watches_synced(r) &&
+			        (!r->cfg.registry_synced || r->cfg.registry_synced(r->cfg.arg));
 			if (ready) {
 				if (!was_ready)
 					zw_log(ZW_LOG_INFO, "reconciler_ready", NULL);
@@ -1282,17 +1237,17 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 	pthread_condattr_t ca;
 	size_t n_ns = cfg->n_namespaces ? cfg->n_namespaces : 1;
 
-	if (cfg->kube == NULL || cfg->reg == NULL || cfg->mutate == NULL)
+	if (!cfg->kube || !cfg->reg || !cfg->mutate)
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
-	if (r == NULL)
+	if (!r)
 		return -ENOMEM;
 	r->cfg = *cfg;
-	if (r->cfg.lease_name == NULL)
+	if (!r->cfg.lease_name)
 		r->cfg.lease_name = "zerowire-webhook";
-	if (r->cfg.lease_namespace == NULL)
+	if (!r->cfg.lease_namespace)
 		r->cfg.lease_namespace = cfg->mutate->proxy_namespace;
-	if (r->cfg.identity == NULL)
+	if (!r->cfg.identity)
 		r->cfg.identity = "zerowire-webhook";
 	if (r->cfg.resync_ms == 0)
 		r->cfg.resync_ms = ZW_RECONCILE_RESYNC_MS;
@@ -1306,33 +1261,38 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 	r->create_failures = json_object();
 	r->n_ns = n_ns;
 	r->last_lease_status = -1;
-	r->watches = calloc(N_KINDS * n_ns, sizeof(*r->watches));
-	if (r->touched == NULL || r->evaluated == NULL || r->create_failures == NULL ||
-	    r->watches == NULL)
+	for (size_t k = 0; k < ZW_RK_COUNT; k++)
+		if (zw_route_kinds[k].roles & ZW_RK_ADMIT)
+			r->kinds[r->n_kinds++] =
+			        (struct kind_desc){ROLE_ROUTE, &zw_route_kinds[k], false, NULL};
+	for (size_t k = 0; k < N_OTHER_KINDS; k++)
+		r->kinds[r->n_kinds++] = other_kinds[k];
+	r->watches = calloc(r->n_kinds * n_ns, sizeof(*r->watches));
+	if (!r->touched || !r->evaluated || !r->create_failures || !r->watches)
 		goto fail;
-	for (size_t k = 0; k < N_KINDS; k++)
+	for (size_t k = 0; k < r->n_kinds; k++)
 		for (size_t i = 0; i < n_ns; i++) {
 			struct kwatch *w = &r->watches[k * n_ns + i];
 			w->owner = r;
-			w->kd = &kinds[k];
+			w->kd = &r->kinds[k];
 			w->objs = json_object();
-			if (w->objs == NULL)
+			if (!w->objs)
 				goto fail;
-			if ((kinds[k].cluster_wide_ns || kinds[k].role == ROLE_OPTOUT) && i > 0) {
+			if ((r->kinds[k].cluster_wide_ns || r->kinds[k].role == ROLE_OPTOUT) &&
+			    i > 0) {
 				/* Grants live in the proxy namespace only, namespaces
 				 * are cluster-scoped: one watch. */
 				w->unused = true;
 				atomic_store(&w->synced, 1);
 				continue;
 			}
-			if (kinds[k].role == ROLE_OPTOUT)
+			if (r->kinds[k].role == ROLE_OPTOUT)
 				continue;
-			if (kinds[k].cluster_wide_ns)
+			if (r->kinds[k].cluster_wide_ns)
 				w->namespace = strdup(cfg->mutate->proxy_namespace);
 			else if (cfg->n_namespaces > 0)
 				w->namespace = strdup(cfg->namespaces[i]);
-			if ((kinds[k].cluster_wide_ns || cfg->n_namespaces > 0) &&
-			    w->namespace == NULL)
+			if ((r->kinds[k].cluster_wide_ns || cfg->n_namespaces > 0) && !w->namespace)
 				goto fail;
 		}
 	if (!cfg->leader_elect)
@@ -1349,7 +1309,7 @@ fail:
 
 void zw_reconcile_stop(struct zw_reconcile *r)
 {
-	if (r == NULL)
+	if (!r)
 		return;
 	pthread_mutex_lock(&r->lock);
 	r->stopping = 1;
@@ -1357,16 +1317,16 @@ void zw_reconcile_stop(struct zw_reconcile *r)
 	pthread_mutex_unlock(&r->lock);
 	if (r->started)
 		pthread_join(r->thread, NULL);
-	if (r->watches != NULL) {
-		size_t n = N_KINDS * r->n_ns;
+	if (r->watches) {
+		size_t n = r->n_kinds * r->n_ns;
 		struct zw_watch_thread **threads = calloc(n, sizeof(*threads));
 		for (size_t i = 0; i < n; i++) {
-			if (threads != NULL)
+			if (threads)
 				threads[i] = r->watches[i].thread;
 			else
 				zw_watch_thread_stop(r->watches[i].thread);
 		}
-		if (threads != NULL)
+		if (threads)
 			zw_watch_threads_stop(threads, n);
 		free(threads);
 		for (size_t i = 0; i < n; i++) {

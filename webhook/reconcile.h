@@ -39,7 +39,7 @@
 #define ZW_RECONCILE_H
 
 #include "kube.h"
-#include "metrics.h"
+#include "whmetrics.h"
 #include "mutate.h"
 #include "registry.h"
 
@@ -59,7 +59,7 @@
 struct zw_reconcile_config {
 	struct zw_kube *kube;                  /* borrowed */
 	struct zw_registry *reg;               /* borrowed */
-	struct zw_metrics *metrics;            /* borrowed, may be NULL */
+	struct zw_wh_metrics *metrics;         /* borrowed, may be NULL */
 	const struct zw_mutate_config *mutate; /* borrowed: proxy, alias, scaler address */
 	const char *const *namespaces;         /* NULL/0 = all namespaces */
 	size_t n_namespaces;

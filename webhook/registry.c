@@ -5,6 +5,8 @@
  * per watch event, lookups happen for every destination of every review). */
 #include "registry.h"
 
+#include "apiversion.h"
+
 #include "protocol.h"
 
 #include <pthread.h>
@@ -677,18 +679,6 @@ bool zw_registry_wiring(const struct zw_registry *reg, enum zw_wiring what, cons
 	return have;
 }
 
-/* Splits apiVersion into group (before '/', "" for core) and compares. */
-static bool api_group_is(const char *api_version, const char *group)
-{
-	if (!api_version)
-		return false;
-	const char *slash = strchr(api_version, '/');
-	if (!slash)
-		return group[0] == '\0';
-	return strlen(group) == (size_t)(slash - api_version) &&
-	       strncmp(api_version, group, (size_t)(slash - api_version)) == 0;
-}
-
 static const char *str_at(const json_t *obj, const char *key)
 {
 	return json_string_value(json_object_get(obj, key));
@@ -777,8 +767,8 @@ int zw_registry_apply_object(struct zw_registry *reg, const json_t *obj, bool de
 	if (!ns)
 		ns = "default";
 
-	if ((api_group_is(api, "keda.sh") && strcmp(kind, "ScaledObject") == 0) ||
-	    (api_group_is(api, "http.keda.sh") &&
+	if ((zw_api_group_is(api, "keda.sh", NULL) && strcmp(kind, "ScaledObject") == 0) ||
+	    (zw_api_group_is(api, "http.keda.sh", NULL) &&
 	     (strcmp(kind, "HTTPScaledObject") == 0 || strcmp(kind, "InterceptorRoute") == 0))) {
 		char source[512];
 		snprintf(source, sizeof(source), "%s/%s/%s", kind, ns, name);
@@ -803,7 +793,7 @@ int zw_registry_apply_object(struct zw_registry *reg, const json_t *obj, bool de
 		zw_target_array_free(ts, n);
 		return rc;
 	}
-	if (api_group_is(api, "gloo.solo.io") && strcmp(kind, "Upstream") == 0) {
+	if (zw_api_group_is(api, "gloo.solo.io", NULL) && strcmp(kind, "Upstream") == 0) {
 		json_t *kube = json_object_get(spec, "kube");
 		const char *svc = str_at(kube, "serviceName");
 		const char *svc_ns = str_at(kube, "serviceNamespace");
@@ -814,7 +804,7 @@ int zw_registry_apply_object(struct zw_registry *reg, const json_t *obj, bool de
 		return zw_registry_set_upstream(reg, ns, name, svc_ns ? svc_ns : ns, svc,
 		                                int_at(kube, "servicePort"));
 	}
-	if (api_group_is(api, "networking.gloo.solo.io") &&
+	if (zw_api_group_is(api, "networking.gloo.solo.io", NULL) &&
 	    strcmp(kind, "VirtualDestination") == 0) {
 		zw_registry_remove_virtual_destination(reg, ns, name);
 		if (deleted)

@@ -36,8 +36,8 @@ int zw_conntab_init(struct zw_conntab *t, size_t cap)
 	t->v = calloc(cap, sizeof(*t->v));
 	t->n = 0;
 	t->live = 0;
-	t->cap = t->v != NULL ? cap : 0;
-	return t->v != NULL ? 0 : -ENOMEM;
+	t->cap = t->v ? cap : 0;
+	return t->v ? 0 : -ENOMEM;
 }
 
 void zw_conntab_free(struct zw_conntab *t)
@@ -107,8 +107,7 @@ struct zw_conn *zw_conntab_victim(const struct zw_conntab *t)
 		int r = evict_rank(c->phase);
 		if (r < 0)
 			continue;
-		if (best == NULL || r < best_rank ||
-		    (r == best_rank && c->since_ms < best->since_ms)) {
+		if (!best || r < best_rank || (r == best_rank && c->since_ms < best->since_ms)) {
 			best = c;
 			best_rank = r;
 		}

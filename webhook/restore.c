@@ -3,6 +3,7 @@
 
 #include "jsonpatch.h"
 #include "log.h"
+#include "routekinds.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -11,43 +12,12 @@
 #include <string.h>
 #include <time.h>
 
-#define MAX_VERSIONS 4
-#define RETRY_MS     1000
-
-struct kind {
-	const char *group;
-	const char *versions[MAX_VERSIONS]; /* preference order */
-	const char *resource;
-};
-
-/* The route kinds admission rewrites (mutate.h). */
-static const struct kind route_kinds[] = {
-        {"networking.k8s.io", {"v1"}, "ingresses"},
-        {"gateway.networking.k8s.io", {"v1", "v1beta1", "v1alpha2"}, "httproutes"},
-        {"gateway.networking.k8s.io", {"v1", "v1alpha2"}, "grpcroutes"},
-        {"networking.istio.io", {"v1", "v1beta1", "v1alpha3"}, "virtualservices"},
-        {"gateway.solo.io", {"v1"}, "virtualservices"},
-        {"gateway.solo.io", {"v1"}, "routetables"},
-        {"networking.gloo.solo.io", {"v2"}, "routetables"},
-};
-
-/* What the reconciler creates, by its wiring label value. */
-static const struct {
-	struct kind k;
-	const char *wiring;
-	int in_proxy_namespace;
-} made_kinds[] = {
-        {{"", {"v1"}, "services"}, "alias", 0},
-        {{"gateway.networking.k8s.io", {"v1", "v1beta1", "v1alpha2"}, "referencegrants"},
-         "referencegrant",
-         1},
-        {{"keda.sh", {"v1alpha1"}, "scaledobjects"}, "httpscaledobject", 0},
-};
+#define RETRY_MS 1000
 
 static const char *meta_str(const json_t *obj, const char *key)
 {
 	const char *s = json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
-	return s != NULL ? s : "";
+	return s ? s : "";
 }
 
 static const char *kube_msg(const struct zw_kube_error *e)
@@ -101,20 +71,20 @@ enum zw_restore_status zw_restore_route(struct zw_kube *kube, const char *group,
 	enum zw_restore_status st = ZW_RS_NOMEM;
 
 	msg[0] = '\0';
-	if (json_object_get(ann, ZW_ANNOTATION_ORIGINAL) == NULL &&
-	    json_object_get(ann, ZW_RECONCILE_ANNOTATION) == NULL)
+	if (!json_object_get(ann, ZW_ANNOTATION_ORIGINAL) &&
+	    !json_object_get(ann, ZW_RECONCILE_ANNOTATION))
 		return ZW_RS_UNCHANGED;
-	if (zw_mutate_restore_object(obj, group, version, kind != NULL ? kind : "", cfg, &restored,
-	                             &info) < 0)
+	if (zw_mutate_restore_object(obj, group, version, kind ? kind : "", cfg, &restored, &info) <
+	    0)
 		goto out;
 	desired = json_deep_copy(restored);
 	patch = json_pack("[{s:s,s:s,s:s}]", "op", "test", "path", "/metadata/resourceVersion",
 	                  "value", meta_str(obj, "resourceVersion"));
-	if (desired == NULL || patch == NULL)
+	if (!desired || !patch)
 		goto out;
 	drop_touch(desired);
-	if (json_object_get(json_object_get(json_object_get(desired, "metadata"), "annotations"),
-	                    ZW_ANNOTATION_ORIGINAL) != NULL) {
+	if ((json_object_get(json_object_get(json_object_get(desired, "metadata"), "annotations"),
+	                     ZW_ANNOTATION_ORIGINAL))) {
 		snprintf(msg, msglen, "annotation %s is not readable: %s", ZW_ANNOTATION_ORIGINAL,
 		         info.message);
 		st = ZW_RS_STUCK;
@@ -164,9 +134,9 @@ static void left(struct run *r, const char *fmt, ...)
 
 /* The first served version of k, NULL when none is (or on failure, then
  * noted in r->left). */
-static const char *served(struct run *r, const struct kind *k)
+static const char *served(struct run *r, const struct zw_route_kind *k)
 {
-	for (int v = 0; v < MAX_VERSIONS && k->versions[v] != NULL; v++) {
+	for (int v = 0; v < ZW_RK_MAX_VERSIONS && k->versions[v]; v++) {
 		struct zw_kube_error err;
 		int ok = 0;
 		if (zw_kube_served(r->cfg->kube, k->group, k->versions[v], k->resource, &ok, &err) <
@@ -183,8 +153,8 @@ static const char *served(struct run *r, const struct kind *k)
 
 /* Lists k at version in namespace ns (NULL: all) with selector (may be
  * NULL). Returns the items (new reference) or NULL (noted in r->left). */
-static json_t *list(struct run *r, const struct kind *k, const char *version, const char *ns,
-                    const char *selector)
+static json_t *list(struct run *r, const struct zw_route_kind *k, const char *version,
+                    const char *ns, const char *selector)
 {
 	struct zw_kube_ref ref = {
 	        .group = k->group, .version = version, .resource = k->resource, .namespace = ns};
@@ -202,7 +172,8 @@ static json_t *list(struct run *r, const struct kind *k, const char *version, co
 	return items;
 }
 
-static void restore_routes(struct run *r, const struct kind *k, const char *version, const char *ns)
+static void restore_routes(struct run *r, const struct zw_route_kind *k, const char *version,
+                           const char *ns)
 {
 	json_t *items = list(r, k, version, ns, NULL), *obj;
 	char msg[600];
@@ -227,8 +198,8 @@ static void restore_routes(struct run *r, const struct kind *k, const char *vers
 	json_decref(items);
 }
 
-static void delete_made(struct run *r, const struct kind *k, const char *version, const char *ns,
-                        const char *wiring)
+static void delete_made(struct run *r, const struct zw_route_kind *k, const char *version,
+                        const char *ns, const char *wiring)
 {
 	char selector[256];
 	json_t *items, *obj;
@@ -261,21 +232,21 @@ static void delete_made(struct run *r, const struct kind *k, const char *version
 }
 
 /* Calls fn for every namespace to visit: each configured one, or NULL (all). */
-static void each_namespace(struct run *r, const struct kind *k, const char *version,
+static void each_namespace(struct run *r, const struct zw_route_kind *k, const char *version,
                            const char *wiring, int proxy_ns_only)
 {
 	const struct zw_restore_config *c = r->cfg;
 
-	if (c->n_namespaces == 0 || (proxy_ns_only && c->mutate != NULL)) {
+	if (c->n_namespaces == 0 || (proxy_ns_only && c->mutate)) {
 		const char *ns = c->n_namespaces == 0 ? NULL : c->mutate->proxy_namespace;
-		if (wiring != NULL)
+		if (wiring)
 			delete_made(r, k, version, ns, wiring);
 		else
 			restore_routes(r, k, version, ns);
 		return;
 	}
 	for (size_t i = 0; i < c->n_namespaces; i++) {
-		if (wiring != NULL)
+		if (wiring)
 			delete_made(r, k, version, c->namespaces[i], wiring);
 		else
 			restore_routes(r, k, version, c->namespaces[i]);
@@ -284,16 +255,18 @@ static void each_namespace(struct run *r, const struct kind *k, const char *vers
 
 static void one_pass(struct run *r)
 {
-	for (size_t i = 0; i < sizeof(route_kinds) / sizeof(route_kinds[0]); i++) {
-		const char *v = served(r, &route_kinds[i]);
-		if (v != NULL)
-			each_namespace(r, &route_kinds[i], v, NULL, 0);
+	/* The route kinds admission rewrites, then what the reconciler made. */
+	for (size_t i = 0; i < zw_route_kinds_count; i++) {
+		const struct zw_route_kind *k = &zw_route_kinds[i];
+		const char *v = k->shape != ZW_RK_SHAPE_NONE ? served(r, k) : NULL;
+		if (v)
+			each_namespace(r, k, v, NULL, 0);
 	}
-	for (size_t i = 0; i < sizeof(made_kinds) / sizeof(made_kinds[0]); i++) {
-		const char *v = served(r, &made_kinds[i].k);
-		if (v != NULL)
-			each_namespace(r, &made_kinds[i].k, v, made_kinds[i].wiring,
-			               made_kinds[i].in_proxy_namespace);
+	for (size_t i = 0; i < zw_route_kinds_count; i++) {
+		const struct zw_route_kind *k = &zw_route_kinds[i];
+		const char *v = (k->roles & ZW_RK_MADE) ? served(r, k) : NULL;
+		if (v)
+			each_namespace(r, k, v, k->made, k->made_in_proxy_namespace);
 	}
 }
 
@@ -339,8 +312,8 @@ int zw_restore_run(const struct zw_restore_config *cfg, json_t **left_out)
 	struct run r = {.cfg = cfg};
 	long long deadline =
 	        now_ms() + (cfg->deadline_ms ? cfg->deadline_ms : ZW_RESTORE_DEADLINE_MS);
-	int lease_done = cfg->lease_namespace == NULL || cfg->lease_name == NULL;
-	int mwc_done = cfg->webhook_config == NULL;
+	int lease_done = !cfg->lease_namespace || !cfg->lease_name;
+	int mwc_done = !cfg->webhook_config;
 	int handed_over = 0, rc = -1;
 
 	*left_out = NULL;
@@ -348,7 +321,7 @@ int zw_restore_run(const struct zw_restore_config *cfg, json_t **left_out)
 		json_decref(r.left);
 		r.left = json_array();
 		r.changes = 0;
-		if (r.left == NULL)
+		if (!r.left)
 			break;
 		if (stop_admission(&r, &lease_done, &mwc_done) == 0 && !handed_over) {
 			/* Let a leading replica notice it no longer leads. */

@@ -24,62 +24,54 @@ struct dest {
 	json_t *cluster;       /* Gloo Platform ref.cluster to keep, borrowed, may be NULL */
 };
 
-struct family {
-	const char *group;
-	const char *kind;
-	const char *versions[4];
-	enum zw_mutate_kind mk;
-	unsigned bit;
-};
-
-static const struct family families[] = {
-        {"networking.k8s.io", "Ingress", {"v1"}, ZW_MK_INGRESS, ZW_AW_INGRESS},
-        {"gateway.networking.k8s.io",
-         "HTTPRoute",
-         {"v1", "v1beta1"},
-         ZW_MK_HTTPROUTE,
-         ZW_AW_HTTPROUTE},
-        {"gateway.networking.k8s.io",
-         "GRPCRoute",
-         {"v1", "v1beta1", "v1alpha2"},
-         ZW_MK_GRPCROUTE,
-         ZW_AW_GRPCROUTE},
-        {"networking.istio.io",
-         "VirtualService",
-         {"v1", "v1beta1", "v1alpha3"},
-         ZW_MK_ISTIO_VIRTUALSERVICE,
-         ZW_AW_VIRTUALSERVICE},
-        {"gateway.solo.io", "VirtualService", {"v1"}, ZW_MK_GLOO_VIRTUALSERVICE, ZW_AW_GLOO},
-        {"gateway.solo.io", "RouteTable", {"v1"}, ZW_MK_GLOO_ROUTETABLE, ZW_AW_GLOO},
-        {"networking.gloo.solo.io", "RouteTable", {"v2"}, ZW_MK_GLOO_V2_ROUTETABLE, ZW_AW_GLOO},
-        {"keda.sh", "ScaledObject", {"v1alpha1"}, ZW_MK_SCALEDOBJECT, 0},
-        {"http.keda.sh", "HTTPScaledObject", {"v1alpha1"}, ZW_MK_HTTPSCALEDOBJECT, 0},
-        {"http.keda.sh", "InterceptorRoute", {"v1beta1"}, ZW_MK_INTERCEPTORROUTE, 0},
-};
-
 enum zw_mutate_kind zw_rewrite_kind(const char *group, const char *version, const char *kind)
 {
-	if (!group || !version || !kind)
-		return ZW_MK_OTHER;
-	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
-		const struct family *f = &families[i];
-		if (strcmp(f->group, group) != 0 || strcmp(f->kind, kind) != 0)
-			continue;
-		for (size_t v = 0; v < 4 && f->versions[v]; v++) {
-			if (strcmp(f->versions[v], version) == 0)
-				return f->mk;
-		}
-	}
-	return ZW_MK_OTHER;
+	const struct zw_route_kind *k = zw_route_kind_find(group, version, kind);
+	return k ? k->mk : ZW_MK_OTHER;
 }
 
 unsigned zw_rewrite_autowire_bit(enum zw_mutate_kind kind)
 {
-	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
-		if (families[i].mk == kind)
-			return families[i].bit;
-	}
-	return 0;
+	return zw_route_kind_of(kind)->autowire;
+}
+
+/* Per destination layout (enum zw_rk_shape, routekinds.h): the walker,
+ * where the split-header hint goes and how it is built, and the fields
+ * zerowire owns in the destination container. */
+struct shape {
+	int (*walk)(struct zw_rewrite *rw, json_t *spec);
+	const char *hint_key;
+	json_t *(*hint)(const json_t *cur, const char *value);
+	const char *const *owned;
+};
+
+static int walk_ingress(struct zw_rewrite *rw, json_t *spec);
+static int walk_gateway(struct zw_rewrite *rw, json_t *spec);
+static int walk_istio(struct zw_rewrite *rw, json_t *spec);
+static int walk_gloo(struct zw_rewrite *rw, json_t *spec);
+static int walk_gloo_v2(struct zw_rewrite *rw, json_t *spec);
+static json_t *gateway_hint(const json_t *filters, const char *value);
+static json_t *istio_hint(const json_t *headers, const char *value);
+static json_t *gloo_hint(const json_t *options, const char *value);
+
+static const char *const ingress_owned[] = {"name", "port", NULL};
+static const char *const gateway_owned[] = {"name", "namespace", "port", NULL};
+static const char *const istio_owned[] = {"host", "subset", "port", NULL};
+static const char *const gloo_owned[] = {"kube", "upstream", "subset", "destinationSpec", NULL};
+static const char *const gloo2_owned[] = {"ref", "kind", "port", "subset", NULL};
+
+static const struct shape shapes[] = {
+        [ZW_RK_SHAPE_NONE] = {NULL, "filters", gateway_hint, gloo2_owned},
+        [ZW_RK_SHAPE_INGRESS] = {walk_ingress, "filters", gateway_hint, ingress_owned},
+        [ZW_RK_SHAPE_GATEWAY] = {walk_gateway, "filters", gateway_hint, gateway_owned},
+        [ZW_RK_SHAPE_ISTIO] = {walk_istio, "headers", istio_hint, istio_owned},
+        [ZW_RK_SHAPE_GLOO] = {walk_gloo, "options", gloo_hint, gloo_owned},
+        [ZW_RK_SHAPE_GLOO_V2] = {walk_gloo_v2, "filters", gateway_hint, gloo2_owned},
+};
+
+static const struct shape *shape_of(enum zw_mutate_kind kind)
+{
+	return &shapes[zw_route_kind_of(kind)->shape];
 }
 
 void zw_rewrite_warn(struct zw_rewrite *rw, const char *fmt, ...)
@@ -339,43 +331,19 @@ static void warn_after_rewrite(struct zw_rewrite *rw, const struct zw_target *t,
 		                d->port_name);
 	if (strcmp(rw->ns, cfg->proxy_namespace) == 0)
 		return;
-	if (rw->kind == ZW_MK_INGRESS && !zw_registry_wiring(rw->reg, ZW_WIRE_ALIAS, rw->ns))
+	int wiring = zw_route_kind_of(rw->kind)->wiring;
+	if (wiring == ZW_RK_NO_WIRING || zw_registry_wiring(rw->reg, wiring, rw->ns))
+		return;
+	if (wiring == ZW_WIRE_ALIAS)
 		zw_rewrite_warn(rw,
 		                "alias Service %s/%s for the proxy does not exist yet; zerowire "
 		                "creates it shortly",
 		                rw->ns, cfg->alias_service);
-	if ((rw->kind == ZW_MK_HTTPROUTE &&
-	     !zw_registry_wiring(rw->reg, ZW_WIRE_GRANT_HTTPROUTE, rw->ns)) ||
-	    (rw->kind == ZW_MK_GRPCROUTE &&
-	     !zw_registry_wiring(rw->reg, ZW_WIRE_GRANT_GRPCROUTE, rw->ns)))
+	else
 		zw_rewrite_warn(rw,
 		                "ReferenceGrant in %s allowing routes of namespace %s to reach the "
 		                "proxy does not exist yet; zerowire creates it shortly",
 		                cfg->proxy_namespace, rw->ns);
-}
-
-/* Fields zerowire owns in the destination container, per family. */
-static const char *const *owned_keys(enum zw_mutate_kind kind)
-{
-	static const char *const ingress[] = {"name", "port", NULL};
-	static const char *const gateway[] = {"name", "namespace", "port", NULL};
-	static const char *const istio[] = {"host", "subset", "port", NULL};
-	static const char *const gloo[] = {"kube", "upstream", "subset", "destinationSpec", NULL};
-	static const char *const gloo2[] = {"ref", "kind", "port", "subset", NULL};
-	switch (kind) {
-	case ZW_MK_INGRESS:
-		return ingress;
-	case ZW_MK_HTTPROUTE:
-	case ZW_MK_GRPCROUTE:
-		return gateway;
-	case ZW_MK_ISTIO_VIRTUALSERVICE:
-		return istio;
-	case ZW_MK_GLOO_VIRTUALSERVICE:
-	case ZW_MK_GLOO_ROUTETABLE:
-		return gloo;
-	default:
-		return gloo2;
-	}
 }
 
 /* Builds the fields written in place of the destination (new object). */
@@ -384,24 +352,22 @@ static json_t *written_value(const struct zw_rewrite *rw, const struct dest *d)
 	const struct zw_mutate_config *cfg = rw->cfg;
 	int port = cfg->proxy_port;
 	char host[3 * NAME_MAX_LEN];
-	switch (rw->kind) {
-	case ZW_MK_INGRESS: {
+	switch (zw_route_kind_of(rw->kind)->shape) {
+	case ZW_RK_SHAPE_INGRESS: {
 		/* Backends cannot leave the Ingress's namespace: use the alias
 		 * Service there, or the proxy itself in its own namespace. */
 		const char *name = strcmp(rw->ns, cfg->proxy_namespace) == 0 ? cfg->proxy_service
 		                                                             : cfg->alias_service;
 		return json_pack("{s:s, s:{s:i}}", "name", name, "port", "number", port);
 	}
-	case ZW_MK_HTTPROUTE:
-	case ZW_MK_GRPCROUTE:
+	case ZW_RK_SHAPE_GATEWAY:
 		return json_pack("{s:s, s:s, s:i}", "name", cfg->proxy_service, "namespace",
 		                 cfg->proxy_namespace, "port", port);
-	case ZW_MK_ISTIO_VIRTUALSERVICE:
+	case ZW_RK_SHAPE_ISTIO:
 		snprintf(host, sizeof(host), "%s.%s.svc.%s", cfg->proxy_service,
 		         cfg->proxy_namespace, cfg->cluster_domain);
 		return json_pack("{s:s, s:{s:i}}", "host", host, "port", "number", port);
-	case ZW_MK_GLOO_VIRTUALSERVICE:
-	case ZW_MK_GLOO_ROUTETABLE:
+	case ZW_RK_SHAPE_GLOO:
 		return json_pack("{s:{s:{s:s, s:s}, s:i}}", "kube", "ref", "name",
 		                 cfg->proxy_service, "namespace", cfg->proxy_namespace, "port",
 		                 port);
@@ -463,15 +429,14 @@ static json_t *gateway_hint(const json_t *filters, const char *value)
 			break;
 		}
 	}
-	if (!mod && ((mod = json_pack("{s:s}", "type", "RequestHeaderModifier")) == NULL ||
+	if (!mod && (!(mod = json_pack("{s:s}", "type", "RequestHeaderModifier")) ||
 	             json_array_append_new(out, mod)))
 		goto fail;
 	json_t *rhm = child_object(mod, "requestHeaderModifier");
 	if (!rhm)
 		goto fail;
 	set = json_object_get(rhm, "set");
-	if (!json_is_array(set) &&
-	    ((set = json_array()) == NULL || json_object_set_new(rhm, "set", set)))
+	if (!json_is_array(set) && (!(set = json_array()) || json_object_set_new(rhm, "set", set)))
 		goto fail;
 	for (i = json_array_size(set); i-- > 0;) {
 		const char *n = str(json_array_get(set, i), "name");
@@ -512,7 +477,7 @@ static json_t *gloo_hint(const json_t *options, const char *value)
 	if (!hm)
 		goto fail;
 	if (!json_is_array(add) &&
-	    ((add = json_array()) == NULL || json_object_set_new(hm, "requestHeadersToAdd", add)))
+	    (!(add = json_array()) || json_object_set_new(hm, "requestHeadersToAdd", add)))
 		goto fail;
 	for (i = json_array_size(add); i-- > 0;) {
 		const char *k = str(json_object_get(json_array_get(add, i), "header"), "key");
@@ -547,21 +512,9 @@ static int add_hint(struct zw_rewrite *rw, const struct dest *d)
 	json_t *(*build)(const json_t *cur, const char *value);
 	json_t *cur, *hv, *rec;
 	snprintf(value, sizeof(value), "%s/%s", d->ns, d->name);
-	switch (rw->kind) {
-	case ZW_MK_ISTIO_VIRTUALSERVICE:
-		key = "headers";
-		build = istio_hint;
-		break;
-	case ZW_MK_GLOO_VIRTUALSERVICE:
-	case ZW_MK_GLOO_ROUTETABLE:
-		key = "options";
-		build = gloo_hint;
-		break;
-	default:
-		key = "filters";
-		build = gateway_hint;
-		break;
-	}
+	const struct shape *sh = shape_of(rw->kind);
+	key = sh->hint_key;
+	build = sh->hint;
 	cur = json_object_get(rw->hint_container, key);
 	hv = build(cur, value);
 	if (!hv)
@@ -620,7 +573,7 @@ static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
 	json_t *rec = NULL;
 	if (!written || !original)
 		goto nomem;
-	const char *const *keys = owned_keys(rw->kind);
+	const char *const *keys = shape_of(rw->kind)->owned;
 	for (size_t i = 0; keys[i]; i++) {
 		json_t *v = json_object_get(container, keys[i]);
 		if (v && json_object_set(original, keys[i], v))
@@ -1048,28 +1001,9 @@ static int walk_gloo_v2(struct zw_rewrite *rw, json_t *spec)
 
 int zw_rewrite_walk(struct zw_rewrite *rw)
 {
-	int (*fn)(struct zw_rewrite * rw, json_t * spec);
-	switch (rw->kind) {
-	case ZW_MK_INGRESS:
-		fn = walk_ingress;
-		break;
-	case ZW_MK_HTTPROUTE:
-	case ZW_MK_GRPCROUTE:
-		fn = walk_gateway;
-		break;
-	case ZW_MK_ISTIO_VIRTUALSERVICE:
-		fn = walk_istio;
-		break;
-	case ZW_MK_GLOO_VIRTUALSERVICE:
-	case ZW_MK_GLOO_ROUTETABLE:
-		fn = walk_gloo;
-		break;
-	case ZW_MK_GLOO_V2_ROUTETABLE:
-		fn = walk_gloo_v2;
-		break;
-	default:
+	int (*fn)(struct zw_rewrite * rw, json_t * spec) = shape_of(rw->kind)->walk;
+	if (!fn)
 		return 0;
-	}
 	json_t *spec = json_object_get(rw->obj, "spec");
 	if (!json_is_object(spec)) {
 		rw->not_understood = true;

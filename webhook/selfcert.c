@@ -5,6 +5,7 @@
 #include "log.h"
 
 #include <stdio.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -375,8 +376,9 @@ static void *run_main(void *arg)
 	return NULL;
 }
 
-int zw_selfcert_run_start(const struct zw_selfcert_run_config *cfg, const volatile int *cancel,
-                          struct zw_selfcert_state *first, struct zw_selfcert_run **out)
+int zw_selfcert_run_start(const struct zw_selfcert_run_config *cfg, zw_selfcert_cancel_fn *cancel,
+                          void *cancel_arg, struct zw_selfcert_state *first,
+                          struct zw_selfcert_run **out)
 {
 	struct zw_selfcert_run *r = calloc(1, sizeof(*r));
 	char err[ZW_SELFCERT_ERRLEN];
@@ -384,7 +386,7 @@ int zw_selfcert_run_start(const struct zw_selfcert_run_config *cfg, const volati
 	pthread_condattr_t ca;
 
 	if (!r)
-		return -1;
+		return -ENOMEM;
 	r->cfg = *cfg;
 	for (;;) {
 		int rc = zw_selfcert_ensure(cfg->kube, &cfg->opts, 0, first, err);
@@ -393,9 +395,9 @@ int zw_selfcert_run_start(const struct zw_selfcert_run_config *cfg, const volati
 		zw_log(ZW_LOG_WARN, "cert_setup_retry", "error=\"%s\" delay_ms=%u", err, delay_ms);
 		for (unsigned waited = 0; waited < delay_ms; waited += 100) {
 			struct timespec ts = {0, 100 * 1000000L};
-			if (cancel && *cancel) {
+			if (cancel && cancel(cancel_arg)) {
 				free(r);
-				return -1;
+				return -ECANCELED;
 			}
 			nanosleep(&ts, NULL);
 		}
@@ -419,7 +421,7 @@ int zw_selfcert_run_start(const struct zw_selfcert_run_config *cfg, const volati
 		free(r->served_cert);
 		free(r);
 		zw_selfcert_state_free(first);
-		return -1;
+		return -ENOMEM;
 	}
 	*out = r;
 	return 0;

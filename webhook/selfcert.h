@@ -92,14 +92,20 @@ struct zw_selfcert_run_config {
 
 struct zw_selfcert_run;
 
+/* Asked between certificate-setup attempts (every 100 ms while waiting):
+ * nonzero stops the retries. */
+typedef int zw_selfcert_cancel_fn(void *arg);
+
 /* Makes sure a certificate exists (retrying with backoff up to 1 minute
- * between attempts until it does or *cancel becomes nonzero), returns it in
- * *first (caller frees with zw_selfcert_state_free), then starts a thread
- * that re-checks the Secret and the caBundle every interval, renews when due
- * and hands new certificates to on_cert. cfg is copied. Returns 0 with *out
- * owned by the caller, or -1 (cancelled, out of memory). */
-int zw_selfcert_run_start(const struct zw_selfcert_run_config *cfg, const volatile int *cancel,
-                          struct zw_selfcert_state *first, struct zw_selfcert_run **out);
+ * between attempts until it does or cancel(cancel_arg) returns nonzero;
+ * cancel may be NULL), returns it in *first (caller frees with
+ * zw_selfcert_state_free), then starts a thread that re-checks the Secret
+ * and the caBundle every interval, renews when due and hands new
+ * certificates to on_cert. cfg is copied. Returns 0 with *out owned by the
+ * caller, -ECANCELED (cancelled) or -ENOMEM. */
+int zw_selfcert_run_start(const struct zw_selfcert_run_config *cfg, zw_selfcert_cancel_fn *cancel,
+                          void *cancel_arg, struct zw_selfcert_state *first,
+                          struct zw_selfcert_run **out);
 
 /* Asks the thread to re-issue the serving certificate now (same CA). Any
  * thread. */

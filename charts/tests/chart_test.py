@@ -87,7 +87,8 @@ def test_webhook_configuration_defaults():
     served = {(g, v, r) for rule in wh["rules"] for g in rule["apiGroups"] for v in rule["apiVersions"]
               for r in rule["resources"]}
     want = {("keda.sh", "v1alpha1", "scaledobjects"), ("networking.k8s.io", "v1", "ingresses")}
-    want |= {("gateway.networking.k8s.io", v, r) for v in ("v1", "v1beta1") for r in ("httproutes", "grpcroutes")}
+    want |= {("gateway.networking.k8s.io", v, "httproutes") for v in ("v1", "v1beta1", "v1alpha2")}
+    want |= {("gateway.networking.k8s.io", v, "grpcroutes") for v in ("v1", "v1alpha2")}
     want |= {("networking.istio.io", v, "virtualservices") for v in ("v1", "v1beta1", "v1alpha3")}
     want |= {("gateway.solo.io", "v1", r) for r in ("virtualservices", "routetables")}
     want |= {("networking.gloo.solo.io", "v2", "routetables")}

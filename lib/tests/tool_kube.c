@@ -30,7 +30,7 @@
 #include "kube.h"
 #include "kube_uv.h"
 #include "kubeconfig.h"
-#include "watch.h"
+#include "watch_thread.h"
 
 #include <pthread.h>
 #include <signal.h>

@@ -203,8 +203,8 @@ static bool better(const struct cand *a, const struct cand *b, const struct zw_r
 		return a->np > b->np;
 	const char *ta = zw_route_table_target(t, (size_t)a->target)->creation_timestamp;
 	const char *tb = zw_route_table_target(t, (size_t)b->target)->creation_timestamp;
-	if ((ta == NULL) != (tb == NULL))
-		return ta != NULL;
+	if ((!ta) != (!tb))
+		return !!ta;
 	if (ta && strcmp(ta, tb) != 0)
 		return strcmp(ta, tb) < 0;
 	if (a->target != b->target)

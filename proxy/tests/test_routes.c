@@ -22,6 +22,88 @@
 
 #include "routes.h"
 
+/* ---- header matchers ---- */
+
+/* Parses one kedify-http trigger whose headers metadata is `headers` and
+ * checks matcher 0 against the values: want[i] says whether values[i]
+ * matches. */
+static void check_matcher(const char *headers, const char *const *values, const bool *want,
+                          size_t n)
+{
+	char err[ZW_TARGET_ERRLEN];
+	struct zw_target *ts, copy;
+	size_t nt;
+	json_t *o = json_pack("{s:s, s:s, s:{s:s}, s:{s:{s:s}, s:[{s:s, s:{s:s, s:s, s:s, s:s}}]}}",
+	                      "apiVersion", "keda.sh/v1alpha1", "kind", "ScaledObject", "metadata",
+	                      "name", "m", "spec", "scaleTargetRef", "name", "m", "triggers",
+	                      "type", "kedify-http", "metadata", "service", "m", "port", "80",
+	                      "scalingMetric", "concurrency", "headers", headers);
+
+	assert_non_null(o);
+	if (zw_target_parse_scaledobject(o, &ts, &nt, err) != 0)
+		fail_msg("%s: %s", headers, err);
+	assert_int_equal(ts[0].rules[0].n_headers, 1);
+	assert_int_equal(zw_target_copy(&copy, &ts[0]), 0);
+	for (size_t i = 0; i < n; i++) {
+		/* values are slices of a longer buffer: no NUL terminator needed */
+		char buf[256];
+		size_t len = strlen(values[i]);
+
+		snprintf(buf, sizeof(buf), "%s#tail", values[i]);
+		if (zw_header_match_value(&ts[0].rules[0].headers[0], buf, len) != want[i])
+			fail_msg("%s: value \"%s\" should %smatch", headers, values[i],
+			         want[i] ? "" : "not ");
+		/* the copy has its own compiled expression */
+		if (zw_header_match_value(&copy.rules[0].headers[0], buf, len) != want[i])
+			fail_msg("%s (copy): value \"%s\"", headers, values[i]);
+	}
+	zw_target_free(&copy);
+	zw_target_array_free(ts, nt);
+	json_decref(o);
+}
+
+static void test_header_matchers(void **state)
+{
+	(void)state;
+	/* exact: case-sensitive, whole value */
+	check_matcher("- name: X-Environment\n  value: Prod\n",
+	              (const char *const[]){"Prod", "prod", " Prod\t", "", "Pro", "Pr od"},
+	              (const bool[]){true, false, true, false, false, false}, 6);
+	/* present */
+	check_matcher("- name: X-A\n", (const char *const[]){"", "anything"},
+	              (const bool[]){true, true}, 2);
+	/* wildcard: Kedify's documented examples */
+	check_matcher(
+	        "[{name: User-Agent, valueWildcard: 'Python*'}]",
+	        (const char *const[]){"pYtHoN/3.12", "Python", "Pytho", "xPython", " Python/3 "},
+	        (const bool[]){true, true, false, false, true}, 5);
+	check_matcher("[{name: X-Rel, valueWildcard: 'rel.v?-*stable'}]",
+	              (const char *const[]){"REL.V2-ALPHA.STABLE", "relxv2-alpha.stable",
+	                                    "rel.v-stable", "rel.v22-stable", "rel.v2-stable"},
+	              (const bool[]){true, false, false, false, true}, 5);
+	check_matcher("[{name: X-A, valueWildcard: '*'}]", (const char *const[]){"", "x"},
+	              (const bool[]){true, true}, 2);
+	check_matcher("[{name: X-A, valueWildcard: 'a*b*c'}]",
+	              (const char *const[]){"abc", "aXbYc", "abcb", "ac", "aaabbbccc"},
+	              (const bool[]){true, true, false, false, true}, 5);
+	/* regex: Kedify's documented example, whole value, case-insensitive */
+	check_matcher("- name: User-Agent\n  valueRegex: 'Go/[0-9]+(\\.[0-9]+)*'\n",
+	              (const char *const[]){"Go/1", "Go/1.22.0", "gO/1.22.0", "Go/1.22.0-extra",
+	                                    "xGo/1", "Go/"},
+	              (const bool[]){true, true, true, false, false, false}, 6);
+	/* RE2 shorthands, a bracket with an escape, non-capturing groups */
+	check_matcher("- name: X-Build\n  valueRegex: '\\d+(?:\\.\\d+)?'\n",
+	              (const char *const[]){"12", "12.5", "12.", "a12", ""},
+	              (const bool[]){true, true, false, false, false}, 5);
+	check_matcher(
+	        "- name: X-W\n  valueRegex: '\\w+\\s\\S[\\d\\.]'\n",
+	        (const char *const[]){"ab_1 x7", "ab_1 x.", "ab-1 x7", "ab x", "AB Z9", "ab x\\"},
+	        (const bool[]){true, true, false, false, true, false}, 6);
+	check_matcher("- name: X-Alt\n  valueRegex: 'blue|green'\n",
+	              (const char *const[]){"blue", "GREEN", "bluegreen", "red"},
+	              (const bool[]){true, true, false, false}, 4);
+}
+
 /* ---- building targets by hand ---- */
 
 static char **strlist(const char *csv, size_t *n)
@@ -208,7 +290,7 @@ static int run_case_file(const char *path)
 				if (strncmp(tok[i], "created=", 8) == 0)
 					t->creation_timestamp = strdup(tok[i] + 8);
 				else if (strncmp(tok[i], "trigger=", 8) == 0)
-					t->trigger_index = atoi(tok[i] + 8);
+					t->trigger_index = (int)strtol(tok[i] + 8, NULL, 10);
 				else if (strcmp(tok[i], "norules") == 0)
 					norules = true;
 				else if (strncmp(tok[i], "service=", 8) == 0) {
@@ -263,7 +345,7 @@ static int run_case_file(const char *path)
 			bool ok;
 			if (strcmp(want, "404") == 0) {
 				ok = rc == ZW_ROUTE_ENOMATCH;
-				if (ok && i + 2 < n && strchr(tok[i + 2], '=') == NULL)
+				if (ok && i + 2 < n && !strchr(tok[i + 2], '='))
 					ok = strcmp(tok[i + 2], miss_name(m.miss)) == 0;
 			} else {
 				ok = rc == ZW_ROUTE_OK && strcmp(m.key, want) == 0;
@@ -274,9 +356,9 @@ static int run_case_file(const char *path)
 				else if (strncmp(tok[k], "host=", 5) == 0)
 					ok = strcmp(m.host, tok[k] + 5) == 0;
 				else if (strncmp(tok[k], "static=", 7) == 0)
-					ok = m.static_route == atoi(tok[k] + 7);
+					ok = m.static_route == (int)strtol(tok[k] + 7, NULL, 10);
 				else if (strncmp(tok[k], "rule=", 5) == 0)
-					ok = m.rule == (size_t)atoi(tok[k] + 5);
+					ok = m.rule == (size_t)strtol(tok[k] + 5, NULL, 10);
 			}
 			if (!ok) {
 				print_error(
@@ -648,6 +730,7 @@ int main(void)
 	        cmocka_unit_test(test_refresh),
 	        cmocka_unit_test(test_api_edges),
 	        cmocka_unit_test(test_probe_lookup),
+	        cmocka_unit_test(test_header_matchers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -510,7 +510,7 @@ static void run_doc(struct run *r, const json_t *obj, size_t index)
 			json_t *labelled = json_deep_copy(out);
 			json_t *lmeta = json_object_get(labelled, "metadata");
 			json_t *labels = json_object_get(lmeta, "labels");
-			bool had_labels = labels != NULL;
+			bool had_labels = !!labels;
 			if (!labels) {
 				labels = json_object();
 				json_object_set_new(lmeta, "labels", labels);

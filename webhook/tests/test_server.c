@@ -2,8 +2,8 @@
  * loopback port, libcurl (GnuTLS) as the client, certificates made with the
  * openssl command into a temporary directory. Run under ASan/UBSan: a bundle
  * freed too early or never freed around a certificate swap fails here. */
-#include "metrics.h"
-#include "server.h"
+#include "whmetrics.h"
+#include "whserver.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -82,11 +82,11 @@ static long req(CURL *h, int port, const char *method, const char *path, const c
 	}
 	assert_int_equal(curl_easy_perform(h), CURLE_OK);
 	curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
-	if (issuer_cn != NULL) {
+	if (issuer_cn) {
 		issuer_cn[0] = '\0';
 		curl_easy_getinfo(h, CURLINFO_CERTINFO, &ci);
-		for (int i = 0; ci != NULL && i < ci->num_of_certs && i < 1; i++)
-			for (struct curl_slist *s = ci->certinfo[i]; s != NULL; s = s->next)
+		for (int i = 0; ci && i < ci->num_of_certs && i < 1; i++)
+			for (struct curl_slist *s = ci->certinfo[i]; !!s; s = s->next)
 				if (strncmp(s->data, "Subject:", 8) == 0)
 					snprintf(issuer_cn, cn_len, "%s", s->data);
 	}
@@ -139,27 +139,27 @@ static int teardown(void **state)
 
 static void test_metrics_render(void **state)
 {
-	struct zw_metrics *m;
+	struct zw_wh_metrics *m;
 	char *text;
 	size_t len;
 	char kind[32];
 
 	(void)state;
-	assert_int_equal(zw_metrics_new(&m), 0);
-	zw_metrics_review(m, "ingress", ZW_REVIEW_PATCHED, 0.0003);
-	zw_metrics_review(m, "ingress", ZW_REVIEW_PATCHED, 0.002);
-	zw_metrics_review(m, "ingress", ZW_REVIEW_UNCHANGED, 2.0);
-	zw_metrics_review(m, "bad\"label\n", ZW_REVIEW_INVALID, 0);
-	for (int i = 0; i < ZW_METRICS_MAX_KINDS + 5; i++) {
+	assert_int_equal(zw_wh_metrics_new(&m), 0);
+	zw_wh_metrics_review(m, "ingress", ZW_REVIEW_PATCHED, 0.0003);
+	zw_wh_metrics_review(m, "ingress", ZW_REVIEW_PATCHED, 0.002);
+	zw_wh_metrics_review(m, "ingress", ZW_REVIEW_UNCHANGED, 2.0);
+	zw_wh_metrics_review(m, "bad\"label\n", ZW_REVIEW_INVALID, 0);
+	for (int i = 0; i < ZW_WH_METRICS_MAX_KINDS + 5; i++) {
 		snprintf(kind, sizeof(kind), "k%d", i);
-		zw_metrics_review(m, kind, ZW_REVIEW_UNCHANGED, 0);
+		zw_wh_metrics_review(m, kind, ZW_REVIEW_UNCHANGED, 0);
 	}
-	zw_metrics_add(m, ZW_C_REWRITES, 3);
-	zw_metrics_set(m, ZW_G_LEADER, 1);
-	zw_metrics_gauge_add(m, ZW_G_CONNECTIONS, 2);
-	zw_metrics_gauge_add(m, ZW_G_CONNECTIONS, -1);
-	assert_int_equal(zw_metrics_get(m, ZW_C_REWRITES), 3);
-	assert_int_equal(zw_metrics_render(m, &text, &len), 0);
+	zw_wh_metrics_add(m, ZW_C_REWRITES, 3);
+	zw_wh_metrics_set(m, ZW_G_LEADER, 1);
+	zw_wh_metrics_gauge_add(m, ZW_G_CONNECTIONS, 2);
+	zw_wh_metrics_gauge_add(m, ZW_G_CONNECTIONS, -1);
+	assert_int_equal(zw_wh_metrics_get(m, ZW_C_REWRITES), 3);
+	assert_int_equal(zw_wh_metrics_render(m, &text, &len), 0);
 	assert_int_equal(strlen(text), len);
 	assert_non_null(strstr(
 	        text, "zerowire_webhook_reviews_total{kind=\"ingress\",outcome=\"patched\"} 2\n"));
@@ -188,11 +188,11 @@ static void test_metrics_render(void **state)
 	assert_string_equal(zw_review_outcome_name(ZW_REVIEW_TOO_LARGE), "too_large");
 	assert_string_equal(zw_review_outcome_name(99), "unknown");
 	free(text);
-	zw_metrics_free(m);
-	zw_metrics_free(NULL);
+	zw_wh_metrics_free(m);
+	zw_wh_metrics_free(NULL);
 }
 
-static void config(struct zw_server_config *cfg, struct zw_metrics *m, const char *crt,
+static void config(struct zw_wh_server_config *cfg, struct zw_wh_metrics *m, const char *crt,
                    const char *key)
 {
 	memset(cfg, 0, sizeof(*cfg));
@@ -208,39 +208,39 @@ static void config(struct zw_server_config *cfg, struct zw_metrics *m, const cha
 
 static void test_start_errors(void **state)
 {
-	struct zw_server_config cfg;
-	struct zw_server *s = NULL;
-	char err[ZW_SERVER_ERRLEN], crt[300], key[300];
+	struct zw_wh_server_config cfg;
+	struct zw_wh_server *s = NULL;
+	char err[ZW_WH_SERVER_ERRLEN], crt[300], key[300];
 
 	(void)state;
 	snprintf(crt, sizeof(crt), "%s/a.crt", dir);
 	snprintf(key, sizeof(key), "%s/b.key", dir);
 	config(&cfg, NULL, crt, key);
-	assert_int_equal(zw_server_start(&cfg, &s, err), -EINVAL);
+	assert_int_equal(zw_wh_server_start(&cfg, &s, err), -EINVAL);
 	assert_non_null(strstr(err, "does not match"));
 	snprintf(key, sizeof(key), "%s/missing.key", dir);
-	assert_int_equal(zw_server_start(&cfg, &s, err), -ENOENT);
+	assert_int_equal(zw_wh_server_start(&cfg, &s, err), -ENOENT);
 	assert_non_null(strstr(err, "missing.key"));
 	snprintf(key, sizeof(key), "%s/a.key", dir);
 	cfg.listen = "127.0.0.1";
-	assert_int_equal(zw_server_start(&cfg, &s, err), -EINVAL);
+	assert_int_equal(zw_wh_server_start(&cfg, &s, err), -EINVAL);
 	assert_non_null(strstr(err, "listen"));
 	cfg.listen = "[::1:80";
-	assert_int_equal(zw_server_start(&cfg, &s, err), -EINVAL);
+	assert_int_equal(zw_wh_server_start(&cfg, &s, err), -EINVAL);
 	cfg.listen = "127.0.0.1:70000";
-	assert_int_equal(zw_server_start(&cfg, &s, err), -EINVAL);
+	assert_int_equal(zw_wh_server_start(&cfg, &s, err), -EINVAL);
 	cfg.listen = "127.0.0.1:0";
 	cfg.review = NULL;
-	assert_int_equal(zw_server_start(&cfg, &s, err), -EINVAL);
-	zw_server_stop(NULL);
+	assert_int_equal(zw_wh_server_start(&cfg, &s, err), -EINVAL);
+	zw_wh_server_stop(NULL);
 }
 
 static void test_serve_and_reload(void **state)
 {
-	struct zw_server_config cfg;
-	struct zw_server *s = NULL, *s2 = NULL;
-	struct zw_metrics *m;
-	char err[ZW_SERVER_ERRLEN], crt[300], key[300], subj[256];
+	struct zw_wh_server_config cfg;
+	struct zw_wh_server *s = NULL, *s2 = NULL;
+	struct zw_wh_metrics *m;
+	char err[ZW_WH_SERVER_ERRLEN], crt[300], key[300], subj[256];
 	static char big[8192];
 	struct buf out;
 	CURL *h, *h2;
@@ -248,15 +248,15 @@ static void test_serve_and_reload(void **state)
 	int port;
 
 	(void)state;
-	assert_int_equal(zw_metrics_new(&m), 0);
+	assert_int_equal(zw_wh_metrics_new(&m), 0);
 	snprintf(crt, sizeof(crt), "%s/tls.crt", dir);
 	snprintf(key, sizeof(key), "%s/tls.key", dir);
 	config(&cfg, m, crt, key);
-	assert_int_equal(zw_server_start(&cfg, &s, err), 0);
-	port = zw_server_port(s);
+	assert_int_equal(zw_wh_server_start(&cfg, &s, err), 0);
+	port = zw_wh_server_port(s);
 	assert_true(port > 0);
 	/* One server per process. */
-	assert_int_equal(zw_server_start(&cfg, &s2, err), -EBUSY);
+	assert_int_equal(zw_wh_server_start(&cfg, &s2, err), -EBUSY);
 
 	h = curl_easy_init();
 	assert_int_equal(req(h, port, "GET", "/healthz", NULL, 0, &out, subj, sizeof(subj)), 200);
@@ -278,21 +278,21 @@ static void test_serve_and_reload(void **state)
 	assert_non_null(strstr(out.data, "4096"));
 	assert_int_equal(req(h, port, "POST", "/mutate", big, 4096, &out, NULL, 0), 200);
 	assert_string_equal(out.data, "{\"echo\":4096}");
-	assert_int_equal(zw_metrics_get(m, ZW_C_REWRITES), 6);
+	assert_int_equal(zw_wh_metrics_get(m, ZW_C_REWRITES), 6);
 
 	/* Unchanged files: nothing to do. */
-	assert_int_equal(zw_server_reload_now(s), 0);
+	assert_int_equal(zw_wh_server_reload_now(s), 0);
 	/* A broken certificate file keeps the old bundle. */
 	sh("cd %s && echo garbage > tls.crt", dir);
-	assert_true(zw_server_reload_now(s) < 0);
-	assert_int_equal(zw_metrics_get(m, ZW_C_CERT_RELOAD_ERRORS), 1);
+	assert_true(zw_wh_server_reload_now(s) < 0);
+	assert_int_equal(zw_wh_metrics_get(m, ZW_C_CERT_RELOAD_ERRORS), 1);
 	assert_int_equal(req(h, port, "GET", "/healthz", NULL, 0, &out, NULL, 0), 200);
 	/* A valid new pair is installed; the open connection keeps working. */
 	sh("cd %s && cp b.key tls.key.tmp && mv tls.key.tmp tls.key && cp b.crt tls.crt.tmp && "
 	   "mv tls.crt.tmp tls.crt",
 	   dir);
-	assert_int_equal(zw_server_reload_now(s), 1);
-	assert_int_equal(zw_metrics_get(m, ZW_C_CERT_RELOADS), 1);
+	assert_int_equal(zw_wh_server_reload_now(s), 1);
+	assert_int_equal(zw_wh_metrics_get(m, ZW_C_CERT_RELOADS), 1);
 	assert_int_equal(req(h, port, "POST", "/mutate", "{}", 2, &out, NULL, 0), 200);
 	curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
 	assert_int_equal(connects, 0); /* reused, not reconnected */
@@ -301,7 +301,7 @@ static void test_serve_and_reload(void **state)
 	assert_non_null(strstr(subj, "second"));
 	/* Swap again while both connections are open, then close them. */
 	sh("cd %s && cp a.key tls.key && cp a.crt tls.crt && touch tls.crt", dir);
-	assert_int_equal(zw_server_reload_now(s), 1);
+	assert_int_equal(zw_wh_server_reload_now(s), 1);
 	curl_easy_cleanup(h);
 	assert_int_equal(req(h2, port, "GET", "/metrics", NULL, 0, &out, NULL, 0), 200);
 	assert_non_null(strstr(out.data, "zerowire_webhook_cert_reloads_total 2\n"));
@@ -310,11 +310,11 @@ static void test_serve_and_reload(void **state)
 	assert_non_null(strstr(out.data, "zerowire_webhook_reviews_total{kind=\"unknown\","
 	                                 "outcome=\"too_large\"} 1\n"));
 	curl_easy_cleanup(h2);
-	zw_server_stop(s);
+	zw_wh_server_stop(s);
 	/* A new server may start once the first is gone. */
-	assert_int_equal(zw_server_start(&cfg, &s2, err), 0);
-	zw_server_stop(s2);
-	zw_metrics_free(m);
+	assert_int_equal(zw_wh_server_start(&cfg, &s2, err), 0);
+	zw_wh_server_stop(s2);
+	zw_wh_metrics_free(m);
 }
 
 int main(void)

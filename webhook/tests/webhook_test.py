@@ -432,3 +432,38 @@ def test_cli_usage_errors(tmp_path):
     r = subprocess.run([BIN, "--no-kube", "--tls-cert-file", cert, "--tls-key-file", key,
                         "--listen", "nonsense"], capture_output=True, text=True, timeout=20)
     assert r.returncode == 1 and "bad listen address" in r.stderr
+
+
+def test_sigterm_during_cert_setup_retries_exits_0(tmp_path):
+    """Self-managed certificates with an API server that refuses connections:
+    the setup retries with backoff; SIGTERM (and SIGINT) end it promptly with 0."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("""apiVersion: v1
+kind: Config
+clusters: [{name: c, cluster: {server: "https://127.0.0.1:1", insecure-skip-tls-verify: true}}]
+users: [{name: u, user: {token: t}}]
+contexts: [{name: x, context: {cluster: c, user: u}}]
+current-context: x
+""")
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        p = subprocess.Popen([BIN, "--kubeconfig", str(kubeconfig), "--listen", "127.0.0.1:0",
+                              "--cert-mode", "self", "--cert-secret", "zerowire/zerowire-webhook-tls"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            deadline = time.time() + 20
+            seen = ""
+            while "cert_setup_retry" not in seen and time.time() < deadline:
+                line = p.stderr.readline()
+                assert line, "exited early: %s" % seen
+                seen += line
+            assert "cert_setup_retry" in seen
+            time.sleep(1.5)  # inside a backoff wait
+            start = time.time()
+            p.send_signal(sig)
+            rc = p.wait(timeout=5)
+            assert rc == 0, seen + p.stderr.read()
+            assert time.time() - start < 2
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()

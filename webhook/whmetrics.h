@@ -3,15 +3,15 @@
  *
  * Every update is a relaxed atomic add, so request handlers on any thread
  * may call them without locks. Reviews are counted per (kind,
- * outcome); at most ZW_METRICS_MAX_KINDS distinct kinds are
+ * outcome); at most ZW_WH_METRICS_MAX_KINDS distinct kinds are
  * kept, further ones are counted under kind "other". */
-#ifndef ZW_METRICS_H
-#define ZW_METRICS_H
+#ifndef ZW_WH_METRICS_H
+#define ZW_WH_METRICS_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define ZW_METRICS_MAX_KINDS 32
+#define ZW_WH_METRICS_MAX_KINDS 32
 
 enum zw_review_outcome {
 	ZW_REVIEW_PATCHED = 0, /* allowed with a non-empty patch */
@@ -55,37 +55,37 @@ enum zw_gauge {
 	ZW_G_N,
 };
 
-struct zw_metrics;
+struct zw_wh_metrics;
 
 /* Allocates an empty metrics set into *out (caller owns; free with
- * zw_metrics_free). Returns 0 or -ENOMEM. */
-int zw_metrics_new(struct zw_metrics **out);
+ * zw_wh_metrics_free). Returns 0 or -ENOMEM. */
+int zw_wh_metrics_new(struct zw_wh_metrics **out);
 
 /* Releases a metrics set. NULL-safe. No other thread may use it any more. */
-void zw_metrics_free(struct zw_metrics *m);
+void zw_wh_metrics_free(struct zw_wh_metrics *m);
 
 /* Counts one admission review of `kind` (borrowed label such as "ingress";
  * NULL or empty means "unknown") with its outcome and handling time in
  * seconds. NULL m is ignored. */
-void zw_metrics_review(struct zw_metrics *m, const char *kind, enum zw_review_outcome outcome,
-                       double seconds);
+void zw_wh_metrics_review(struct zw_wh_metrics *m, const char *kind, enum zw_review_outcome outcome,
+                          double seconds);
 
 /* Adds n to counter c. NULL m is ignored. */
-void zw_metrics_add(struct zw_metrics *m, enum zw_counter c, uint64_t n);
+void zw_wh_metrics_add(struct zw_wh_metrics *m, enum zw_counter c, uint64_t n);
 
 /* Sets gauge g to v. NULL m is ignored. */
-void zw_metrics_set(struct zw_metrics *m, enum zw_gauge g, int64_t v);
+void zw_wh_metrics_set(struct zw_wh_metrics *m, enum zw_gauge g, int64_t v);
 
 /* Adds delta (may be negative) to gauge g. NULL m is ignored. */
-void zw_metrics_gauge_add(struct zw_metrics *m, enum zw_gauge g, int64_t delta);
+void zw_wh_metrics_gauge_add(struct zw_wh_metrics *m, enum zw_gauge g, int64_t delta);
 
 /* Returns the current value of counter c (tests and logs). */
-uint64_t zw_metrics_get(const struct zw_metrics *m, enum zw_counter c);
+uint64_t zw_wh_metrics_get(const struct zw_wh_metrics *m, enum zw_counter c);
 
 /* Renders every metric as Prometheus text into a newly allocated
  * NUL-terminated buffer *out of *len bytes (caller frees with free()).
  * Returns 0 or -ENOMEM. */
-int zw_metrics_render(struct zw_metrics *m, char **out, size_t *len);
+int zw_wh_metrics_render(struct zw_wh_metrics *m, char **out, size_t *len);
 
 /* Returns the Prometheus label value for an outcome ("patched", ...). */
 const char *zw_review_outcome_name(enum zw_review_outcome o);

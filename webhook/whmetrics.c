@@ -1,5 +1,5 @@
 /* zerowire-webhook metrics: lock-free counters and Prometheus rendering. */
-#include "metrics.h"
+#include "whmetrics.h"
 
 #include "promtext.h"
 
@@ -23,11 +23,11 @@ struct kind_slot {
 	atomic_uint_fast64_t count[ZW_REVIEW_N];
 };
 
-struct zw_metrics {
+struct zw_wh_metrics {
 	pthread_mutex_t kinds_lock; /* serialises adding a slot */
 	atomic_size_t n_kinds;      /* published slots; names immutable after */
-	struct kind_slot kinds[ZW_METRICS_MAX_KINDS + 1]; /* last: "other" */
-	atomic_uint_fast64_t bucket[N_BUCKETS + 1];       /* last: +Inf */
+	struct kind_slot kinds[ZW_WH_METRICS_MAX_KINDS + 1]; /* last: "other" */
+	atomic_uint_fast64_t bucket[N_BUCKETS + 1];          /* last: +Inf */
 	atomic_uint_fast64_t sum_ns;
 	atomic_uint_fast64_t counters[ZW_C_N];
 	atomic_int_fast64_t gauges[ZW_G_N];
@@ -101,24 +101,24 @@ const char *zw_review_outcome_name(enum zw_review_outcome o)
 	return outcome_names[o];
 }
 
-int zw_metrics_new(struct zw_metrics **out)
+int zw_wh_metrics_new(struct zw_wh_metrics **out)
 {
-	struct zw_metrics *m = calloc(1, sizeof(*m));
+	struct zw_wh_metrics *m = calloc(1, sizeof(*m));
 
-	if (m == NULL)
+	if (!m)
 		return -ENOMEM;
 	if (pthread_mutex_init(&m->kinds_lock, NULL) != 0) {
 		free(m);
 		return -ENOMEM;
 	}
-	snprintf(m->kinds[ZW_METRICS_MAX_KINDS].kind, NAME_MAX_LEN, "other");
+	snprintf(m->kinds[ZW_WH_METRICS_MAX_KINDS].kind, NAME_MAX_LEN, "other");
 	*out = m;
 	return 0;
 }
 
-void zw_metrics_free(struct zw_metrics *m)
+void zw_wh_metrics_free(struct zw_wh_metrics *m)
 {
-	if (m == NULL)
+	if (!m)
 		return;
 	pthread_mutex_destroy(&m->kinds_lock);
 	free(m);
@@ -129,7 +129,7 @@ static void label_copy(char *dst, const char *s)
 {
 	size_t j = 0;
 
-	for (size_t i = 0; s != NULL && s[i] != '\0' && j + 1 < NAME_MAX_LEN; i++) {
+	for (size_t i = 0; s && s[i] != '\0' && j + 1 < NAME_MAX_LEN; i++) {
 		char c = s[i];
 		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
 		    c == '.' || c == '-' || c == '_')
@@ -138,13 +138,13 @@ static void label_copy(char *dst, const char *s)
 	dst[j] = '\0';
 }
 
-static struct kind_slot *find_slot(struct zw_metrics *m, const char *kind)
+static struct kind_slot *find_slot(struct zw_wh_metrics *m, const char *kind)
 {
 	char k[NAME_MAX_LEN];
 	size_t n = atomic_load(&m->n_kinds);
 	struct kind_slot *slot = NULL;
 
-	label_copy(k, kind != NULL && kind[0] != '\0' ? kind : "unknown");
+	label_copy(k, kind && kind[0] != '\0' ? kind : "unknown");
 	for (size_t i = 0; i < n; i++)
 		if (strcmp(m->kinds[i].kind, k) == 0)
 			return &m->kinds[i];
@@ -155,8 +155,8 @@ static struct kind_slot *find_slot(struct zw_metrics *m, const char *kind)
 			slot = &m->kinds[i];
 			goto out;
 		}
-	if (n == ZW_METRICS_MAX_KINDS) {
-		slot = &m->kinds[ZW_METRICS_MAX_KINDS];
+	if (n == ZW_WH_METRICS_MAX_KINDS) {
+		slot = &m->kinds[ZW_WH_METRICS_MAX_KINDS];
 		goto out;
 	}
 	slot = &m->kinds[n];
@@ -167,13 +167,13 @@ out:
 	return slot;
 }
 
-void zw_metrics_review(struct zw_metrics *m, const char *kind, enum zw_review_outcome outcome,
-                       double seconds)
+void zw_wh_metrics_review(struct zw_wh_metrics *m, const char *kind, enum zw_review_outcome outcome,
+                          double seconds)
 {
 	struct kind_slot *slot;
 	size_t b = 0;
 
-	if (m == NULL || (unsigned)outcome >= ZW_REVIEW_N)
+	if (!m || (unsigned)outcome >= ZW_REVIEW_N)
 		return;
 	slot = find_slot(m, kind);
 	atomic_fetch_add_explicit(&slot->count[outcome], 1, memory_order_relaxed);
@@ -185,32 +185,33 @@ void zw_metrics_review(struct zw_metrics *m, const char *kind, enum zw_review_ou
 	atomic_fetch_add_explicit(&m->sum_ns, (uint_fast64_t)(seconds * 1e9), memory_order_relaxed);
 }
 
-void zw_metrics_add(struct zw_metrics *m, enum zw_counter c, uint64_t n)
+void zw_wh_metrics_add(struct zw_wh_metrics *m, enum zw_counter c, uint64_t n)
 {
-	if (m == NULL || (unsigned)c >= ZW_C_N)
+	if (!m || (unsigned)c >= ZW_C_N)
 		return;
 	atomic_fetch_add_explicit(&m->counters[c], n, memory_order_relaxed);
 }
 
-void zw_metrics_set(struct zw_metrics *m, enum zw_gauge g, int64_t v)
+void zw_wh_metrics_set(struct zw_wh_metrics *m, enum zw_gauge g, int64_t v)
 {
-	if (m == NULL || (unsigned)g >= ZW_G_N)
+	if (!m || (unsigned)g >= ZW_G_N)
 		return;
 	atomic_store_explicit(&m->gauges[g], v, memory_order_relaxed);
 }
 
-void zw_metrics_gauge_add(struct zw_metrics *m, enum zw_gauge g, int64_t delta)
+void zw_wh_metrics_gauge_add(struct zw_wh_metrics *m, enum zw_gauge g, int64_t delta)
 {
-	if (m == NULL || (unsigned)g >= ZW_G_N)
+	if (!m || (unsigned)g >= ZW_G_N)
 		return;
 	atomic_fetch_add_explicit(&m->gauges[g], delta, memory_order_relaxed);
 }
 
-uint64_t zw_metrics_get(const struct zw_metrics *m, enum zw_counter c)
+uint64_t zw_wh_metrics_get(const struct zw_wh_metrics *m, enum zw_counter c)
 {
-	if (m == NULL || (unsigned)c >= ZW_C_N)
+	if (!m || (unsigned)c >= ZW_C_N)
 		return 0;
-	return atomic_load_explicit(&((struct zw_metrics *)m)->counters[c], memory_order_relaxed);
+	return atomic_load_explicit(&((struct zw_wh_metrics *)m)->counters[c],
+	                            memory_order_relaxed);
 }
 
 /* Growing output buffer; limited by what the fixed metric set can produce. */
@@ -245,7 +246,7 @@ static void out_printf(struct out_buf *o, const char *fmt, ...)
 		}
 		size_t ncap = o->cap * 2 + (size_t)n;
 		char *np = realloc(o->p, ncap);
-		if (np == NULL) {
+		if (!np) {
 			o->err = -ENOMEM;
 			return;
 		}
@@ -254,25 +255,25 @@ static void out_printf(struct out_buf *o, const char *fmt, ...)
 	}
 }
 
-int zw_metrics_render(struct zw_metrics *m, char **out, size_t *len)
+int zw_wh_metrics_render(struct zw_wh_metrics *m, char **out, size_t *len)
 {
 	struct out_buf o = {.cap = 8192};
 	size_t n_kinds = atomic_load(&m->n_kinds);
 	uint64_t cum = 0;
 
 	o.p = malloc(o.cap);
-	if (o.p == NULL)
+	if (!o.p)
 		return -ENOMEM;
 	o.p[0] = '\0';
 	out_printf(&o, "# HELP zerowire_webhook_reviews_total Admission reviews by kind and "
 	               "outcome.\n# TYPE zerowire_webhook_reviews_total counter\n");
-	for (size_t i = 0; i <= ZW_METRICS_MAX_KINDS; i++) {
+	for (size_t i = 0; i <= ZW_WH_METRICS_MAX_KINDS; i++) {
 		struct kind_slot *s = &m->kinds[i];
-		if (i >= n_kinds && i != ZW_METRICS_MAX_KINDS)
+		if (i >= n_kinds && i != ZW_WH_METRICS_MAX_KINDS)
 			continue;
 		for (int k = 0; k < ZW_REVIEW_N; k++) {
 			uint64_t v = atomic_load_explicit(&s->count[k], memory_order_relaxed);
-			if (v == 0 && i == ZW_METRICS_MAX_KINDS)
+			if (v == 0 && i == ZW_WH_METRICS_MAX_KINDS)
 				continue;
 			out_printf(&o,
 			           "zerowire_webhook_reviews_total{kind=\"%s\",outcome=\"%s\"} "

@@ -1,9 +1,10 @@
 /* zerowire-webhook target sources: list+watch threads feeding the registry. */
-#include "sources.h"
+#include "whsources.h"
 
 #include "log.h"
+#include "routekinds.h"
 #include "target.h"
-#include "watch.h"
+#include "watch_thread.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -11,34 +12,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct resource {
-	const char *group;
-	const char *version;
-	const char *resource;
-	bool service; /* only with watch_services */
-};
-
-static const struct resource resources[] = {
-        {"keda.sh", "v1alpha1", "scaledobjects", false},
-        {"http.keda.sh", "v1alpha1", "httpscaledobjects", false},
-        {"http.keda.sh", "v1beta1", "interceptorroutes", false},
-        {"gloo.solo.io", "v1", "upstreams", false},
-        {"networking.gloo.solo.io", "v2", "virtualdestinations", false},
-        {"", "v1", "services", true},
-};
-#define N_RESOURCES (sizeof(resources) / sizeof(resources[0]))
-
 struct one_watch {
-	struct zw_sources *owner;
-	const struct resource *res;
+	struct zw_wh_sources *owner;
+	const struct zw_route_kind *res;
 	char *namespace;
 	atomic_int synced;
 	atomic_int waiting_logged;
 	struct zw_watch_thread *thread;
 };
 
-struct zw_sources {
-	struct zw_sources_config cfg;
+struct zw_wh_sources {
+	struct zw_wh_sources_config cfg;
 	struct one_watch *watches;
 	size_t n_alloc;
 	size_t n_watches;
@@ -47,7 +31,7 @@ struct zw_sources {
 static void on_event(void *ud, enum zw_watch_type type, json_t *obj)
 {
 	struct one_watch *w = ud;
-	struct zw_sources *s = w->owner;
+	struct zw_wh_sources *s = w->owner;
 	char err[ZW_TARGET_ERRLEN];
 	int rc;
 
@@ -55,7 +39,7 @@ static void on_event(void *ud, enum zw_watch_type type, json_t *obj)
 		if (!atomic_exchange(&w->synced, 1))
 			zw_log(ZW_LOG_INFO, "source_synced", "resource=%s.%s namespace=%s",
 			       w->res->resource, w->res->group, w->namespace ? w->namespace : "*");
-		if (s->cfg.on_change != NULL)
+		if (s->cfg.on_change)
 			s->cfg.on_change(s->cfg.arg);
 		return;
 	}
@@ -65,12 +49,12 @@ static void on_event(void *ud, enum zw_watch_type type, json_t *obj)
 	rc = zw_registry_apply_object(s->cfg.reg, obj, type == ZW_WATCH_DELETED, err);
 	if (rc == 1)
 		return;
-	zw_metrics_add(s->cfg.metrics, ZW_C_WATCH_EVENTS, 1);
+	zw_wh_metrics_add(s->cfg.metrics, ZW_C_WATCH_EVENTS, 1);
 	if (rc == ZW_TARGET_EINVAL) {
-		zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_wh_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "target_invalid", "error=\"%s\"", err);
 	} else if (rc < 0) {
-		zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_wh_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
 		zw_log(ZW_LOG_ERROR, "registry_update_failed", "resource=%s", w->res->resource);
 	} else if (zw_log_enabled(ZW_LOG_DEBUG)) {
 		json_t *md = json_object_get(obj, "metadata");
@@ -79,7 +63,7 @@ static void on_event(void *ud, enum zw_watch_type type, json_t *obj)
 		       json_string_value(json_object_get(md, "namespace")) ?: "",
 		       json_string_value(json_object_get(md, "name")) ?: "");
 	}
-	if (s->cfg.on_change != NULL)
+	if (s->cfg.on_change)
 		s->cfg.on_change(s->cfg.arg);
 }
 
@@ -93,12 +77,12 @@ static void on_status(void *ud, const struct zw_watch_status *st)
 		atomic_store(&w->synced, 1);
 		if (!atomic_exchange(&w->waiting_logged, 1))
 			zw_log(ZW_LOG_INFO, "source_absent", "resource=%s.%s/%s waiting=true",
-			       w->res->resource, w->res->group, w->res->version);
-		if (w->owner->cfg.on_change != NULL)
+			       w->res->resource, w->res->group, w->res->versions[0]);
+		if (w->owner->cfg.on_change)
 			w->owner->cfg.on_change(w->owner->cfg.arg);
 		break;
 	case ZW_WATCH_ST_RETRY:
-		zw_metrics_add(w->owner->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_wh_metrics_add(w->owner->cfg.metrics, ZW_C_ERRORS, 1);
 		zw_log(st->failures > 3 ? ZW_LOG_WARN : ZW_LOG_INFO, "source_retry",
 		       "resource=%s.%s failures=%u delay_ms=%u reason=\"%s\"", w->res->resource,
 		       w->res->group, st->failures, st->delay_ms, st->reason ? st->reason : "");
@@ -113,33 +97,35 @@ static void on_status(void *ud, const struct zw_watch_status *st)
 	}
 }
 
-int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **out)
+int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sources **out)
 {
-	struct zw_sources *s;
+	struct zw_wh_sources *s;
 	size_t n_ns = cfg->n_namespaces ? cfg->n_namespaces : 1;
 	size_t k = 0;
 
-	if (cfg->n_namespaces > ZW_SOURCES_MAX_NAMESPACES || cfg->kube == NULL || cfg->reg == NULL)
+	if (cfg->n_namespaces > ZW_WH_SOURCES_MAX_NAMESPACES || !cfg->kube || !cfg->reg)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
-	if (s == NULL)
+	if (!s)
 		return -ENOMEM;
 	s->cfg = *cfg;
 	s->cfg.namespaces = NULL;
-	s->watches = calloc(N_RESOURCES * n_ns, sizeof(*s->watches));
-	if (s->watches == NULL)
+	s->watches = calloc(zw_route_kinds_count * n_ns, sizeof(*s->watches));
+	if (!s->watches)
 		goto fail;
-	s->n_alloc = N_RESOURCES * n_ns;
-	for (size_t r = 0; r < N_RESOURCES; r++) {
-		if (resources[r].service && !cfg->watch_services)
+	s->n_alloc = zw_route_kinds_count * n_ns;
+	for (size_t r = 0; r < zw_route_kinds_count; r++) {
+		unsigned roles = zw_route_kinds[r].roles;
+		if (!(roles & ZW_RK_SOURCE) &&
+		    !((roles & ZW_RK_SOURCE_PORTS) && cfg->watch_services))
 			continue;
 		for (size_t i = 0; i < n_ns; i++) {
 			struct one_watch *w = &s->watches[k];
 			w->owner = s;
-			w->res = &resources[r];
+			w->res = &zw_route_kinds[r];
 			if (cfg->n_namespaces > 0) {
 				w->namespace = strdup(cfg->namespaces[i]);
-				if (w->namespace == NULL)
+				if (!w->namespace)
 					goto fail;
 			}
 			k++;
@@ -150,12 +136,12 @@ int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **ou
 		struct one_watch *w = &s->watches[i];
 		struct zw_watch_spec spec = {
 		        .group = w->res->group,
-		        .version = w->res->version,
+		        .version = w->res->versions[0],
 		        .resource = w->res->resource,
 		        .namespace = w->namespace,
 		        .on_event = on_event,
 		        .on_status = on_status,
-		        .backoff_max_ms = ZW_SOURCES_BACKOFF_MAX_MS,
+		        .backoff_max_ms = ZW_WH_SOURCES_BACKOFF_MAX_MS,
 		        .ud = w,
 		};
 		if (zw_watch_thread_start(cfg->kube, &spec, &w->thread) < 0)
@@ -164,13 +150,13 @@ int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **ou
 	*out = s;
 	return 0;
 fail:
-	zw_sources_stop(s);
+	zw_wh_sources_stop(s);
 	return -ENOMEM;
 }
 
-int zw_sources_synced(struct zw_sources *s)
+int zw_wh_sources_synced(struct zw_wh_sources *s)
 {
-	if (s == NULL)
+	if (!s)
 		return 0;
 	for (size_t i = 0; i < s->n_watches; i++)
 		if (!atomic_load(&s->watches[i].synced))
@@ -178,23 +164,23 @@ int zw_sources_synced(struct zw_sources *s)
 	return 1;
 }
 
-void zw_sources_stop(struct zw_sources *s)
+void zw_wh_sources_stop(struct zw_wh_sources *s)
 {
 	struct zw_watch_thread **threads;
 
-	if (s == NULL)
+	if (!s)
 		return;
 	threads = calloc(s->n_alloc ? s->n_alloc : 1, sizeof(*threads));
-	for (size_t i = 0; s->watches != NULL && i < s->n_alloc; i++) {
-		if (threads != NULL)
+	for (size_t i = 0; s->watches && i < s->n_alloc; i++) {
+		if (threads)
 			threads[i] = s->watches[i].thread;
 		else
 			zw_watch_thread_stop(s->watches[i].thread);
 	}
-	if (threads != NULL)
+	if (threads)
 		zw_watch_threads_stop(threads, s->n_alloc);
 	free(threads);
-	for (size_t i = 0; s->watches != NULL && i < s->n_alloc; i++)
+	for (size_t i = 0; s->watches && i < s->n_alloc; i++)
 		free(s->watches[i].namespace);
 	free(s->watches);
 	free(s);

@@ -17,7 +17,9 @@
  * descriptor, so a descriptor shut down is always still the connection's.
  * Request bodies are buffered only after their bytes were reserved from the
  * body budget. */
-#include "server.h"
+#include "whserver.h"
+
+#include "addr.h"
 
 #include "log.h"
 #include "reslimits.h"
@@ -67,8 +69,8 @@ struct held {
 	struct bundle *bundle;
 };
 
-struct zw_server {
-	struct zw_server_config cfg;
+struct zw_wh_server {
+	struct zw_wh_server_config cfg;
 	struct MHD_Daemon *daemon;
 	int port;
 
@@ -107,23 +109,23 @@ struct request {
 };
 
 /* The GnuTLS certificate callback has no user pointer: one server per process. */
-static struct zw_server *the_server;
+static struct zw_wh_server *the_server;
 static pthread_mutex_t the_server_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void bundle_free(struct bundle *b)
 {
-	if (b == NULL)
+	if (!b)
 		return;
 	for (unsigned i = 0; i < b->n_pcerts; i++)
 		gnutls_pcert_deinit(&b->pcerts[i]);
-	if (b->key != NULL)
+	if (b->key)
 		gnutls_privkey_deinit(b->key);
 	free(b);
 }
 
 static void bundle_unref(struct bundle *b)
 {
-	if (b != NULL && atomic_fetch_sub(&b->refs, 1) == 1)
+	if (b && atomic_fetch_sub(&b->refs, 1) == 1)
 		bundle_free(b);
 }
 
@@ -136,7 +138,7 @@ static int read_file(const char *path, gnutls_datum_t *out, struct file_id *id)
 	size_t n;
 	int rc = 0;
 
-	if (f == NULL)
+	if (!f)
 		return -errno;
 	if (fstat(fileno(f), &st) != 0) {
 		rc = -errno;
@@ -147,7 +149,7 @@ static int read_file(const char *path, gnutls_datum_t *out, struct file_id *id)
 		goto out;
 	}
 	buf = malloc((size_t)st.st_size + 1);
-	if (buf == NULL) {
+	if (!buf) {
 		rc = -ENOMEM;
 		goto out;
 	}
@@ -160,7 +162,7 @@ static int read_file(const char *path, gnutls_datum_t *out, struct file_id *id)
 	out->data = buf;
 	out->size = (unsigned)n;
 	buf = NULL;
-	if (id != NULL) {
+	if (id) {
 		id->dev = st.st_dev;
 		id->ino = st.st_ino;
 		id->size = st.st_size;
@@ -205,7 +207,7 @@ static int bundle_parse(const gnutls_datum_t *cert, const gnutls_datum_t *key, c
 	int rc, g;
 
 	b = calloc(1, sizeof(*b));
-	if (b == NULL) {
+	if (!b) {
 		rc = -ENOMEM;
 		snprintf(err, errlen, "out of memory");
 		goto out;
@@ -264,7 +266,7 @@ static int bundle_load(const char *cert_file, const char *key_file, struct bundl
 	}
 	rc = bundle_parse(&cert, &key, cert_file, out, err, errlen);
 out:
-	if (key.data != NULL) {
+	if (key.data) {
 		memset(key.data, 0, key.size);
 		free(key.data);
 	}
@@ -287,7 +289,7 @@ static int64_t bundle_expiry(const struct bundle *b)
 }
 
 /* Makes b (one reference, taken over) the certificate of the next handshakes. */
-static void bundle_install(struct zw_server *s, struct bundle *b, const struct file_id *cid,
+static void bundle_install(struct zw_wh_server *s, struct bundle *b, const struct file_id *cid,
                            const struct file_id *kid)
 {
 	struct bundle *old;
@@ -295,26 +297,26 @@ static void bundle_install(struct zw_server *s, struct bundle *b, const struct f
 	pthread_mutex_lock(&s->lock);
 	old = s->current;
 	s->current = b;
-	if (cid != NULL)
+	if (cid)
 		s->cert_id = *cid;
-	if (kid != NULL)
+	if (kid)
 		s->key_id = *kid;
 	pthread_mutex_unlock(&s->lock);
-	zw_metrics_set(s->cfg.metrics, ZW_G_CERT_EXPIRY, bundle_expiry(b));
+	zw_wh_metrics_set(s->cfg.metrics, ZW_G_CERT_EXPIRY, bundle_expiry(b));
 	bundle_unref(old);
-	zw_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOADS, 1);
+	zw_wh_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOADS, 1);
 }
 
-int zw_server_set_cert_pem(struct zw_server *s, const char *cert_pem, const char *key_pem,
-                           char err[ZW_SERVER_ERRLEN])
+int zw_wh_server_set_cert_pem(struct zw_wh_server *s, const char *cert_pem, const char *key_pem,
+                              char err[ZW_WH_SERVER_ERRLEN])
 {
 	gnutls_datum_t cert = {(unsigned char *)cert_pem, (unsigned)strlen(cert_pem)};
 	gnutls_datum_t key = {(unsigned char *)key_pem, (unsigned)strlen(key_pem)};
 	struct bundle *b = NULL;
-	int rc = bundle_parse(&cert, &key, "(memory)", &b, err, ZW_SERVER_ERRLEN);
+	int rc = bundle_parse(&cert, &key, "(memory)", &b, err, ZW_WH_SERVER_ERRLEN);
 
 	if (rc < 0) {
-		zw_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOAD_ERRORS, 1);
+		zw_wh_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOAD_ERRORS, 1);
 		return rc;
 	}
 	bundle_install(s, b, NULL, NULL);
@@ -342,15 +344,15 @@ static int same_id(const struct file_id *a, const struct file_id *b)
 	       a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec;
 }
 
-int zw_server_reload_now(struct zw_server *s)
+int zw_wh_server_reload_now(struct zw_wh_server *s)
 {
 	struct file_id cid, kid;
 	struct bundle *b = NULL;
-	char err[ZW_SERVER_ERRLEN];
+	char err[ZW_WH_SERVER_ERRLEN];
 	int rc;
 
-	if (s->cfg.cert_file == NULL)
-		return 0; /* in-memory certificate: zw_server_set_cert_pem swaps it */
+	if (!s->cfg.cert_file)
+		return 0; /* in-memory certificate: zw_wh_server_set_cert_pem swaps it */
 	if (stat_id(s->cfg.cert_file, &cid) < 0 || stat_id(s->cfg.key_file, &kid) < 0)
 		return -ENOENT;
 	pthread_mutex_lock(&s->lock);
@@ -360,7 +362,7 @@ int zw_server_reload_now(struct zw_server *s)
 		return 0;
 	rc = bundle_load(s->cfg.cert_file, s->cfg.key_file, &b, &cid, &kid, err, sizeof(err));
 	if (rc < 0) {
-		zw_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOAD_ERRORS, 1);
+		zw_wh_metrics_add(s->cfg.metrics, ZW_C_CERT_RELOAD_ERRORS, 1);
 		zw_log(ZW_LOG_WARN, "cert_reload_failed", "error=\"%s\"", err);
 		return rc;
 	}
@@ -378,21 +380,21 @@ static int64_t now_ms(void)
 }
 
 /* Shuts c down for MHD to close; conn_lock held. */
-static void conn_shut(struct zw_server *s, struct zw_conn *c, enum zw_counter why)
+static void conn_shut(struct zw_wh_server *s, struct zw_conn *c, enum zw_counter why)
 {
 	shutdown(c->fd, SHUT_RDWR);
 	zw_conntab_set(&s->conns, c, ZW_CONN_CLOSING, now_ms(), 0);
-	zw_metrics_add(s->cfg.metrics, why, 1);
+	zw_wh_metrics_add(s->cfg.metrics, why, 1);
 }
 
 /* Shuts down every connection past its deadline. */
-static void reap_expired(struct zw_server *s)
+static void reap_expired(struct zw_wh_server *s)
 {
 	int64_t now = now_ms();
 	struct zw_conn *c;
 
 	pthread_mutex_lock(&s->conn_lock);
-	while ((c = zw_conntab_expired(&s->conns, now)) != NULL)
+	while ((c = zw_conntab_expired(&s->conns, now)))
 		conn_shut(s, c, ZW_C_CONN_TIMEOUTS);
 	pthread_mutex_unlock(&s->conn_lock);
 }
@@ -401,7 +403,7 @@ static void reap_expired(struct zw_server *s)
  * reload_interval_ms. */
 static void *reload_main(void *arg)
 {
-	struct zw_server *s = arg;
+	struct zw_wh_server *s = arg;
 	int64_t next_reload = now_ms() + s->cfg.reload_interval_ms;
 	struct timespec dl;
 
@@ -419,7 +421,7 @@ static void *reload_main(void *arg)
 		pthread_mutex_unlock(&s->lock);
 		reap_expired(s);
 		if (now_ms() >= next_reload) {
-			zw_server_reload_now(s);
+			zw_wh_server_reload_now(s);
 			next_reload = now_ms() + s->cfg.reload_interval_ms;
 		}
 		pthread_mutex_lock(&s->lock);
@@ -434,7 +436,7 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
                          gnutls_pcert_st **pcert, unsigned int *pcert_length,
                          gnutls_privkey_t *pkey)
 {
-	struct zw_server *s = the_server;
+	struct zw_wh_server *s = the_server;
 	struct bundle *b, *replaced = NULL;
 	size_t i;
 
@@ -442,7 +444,7 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 	(void)nreqs;
 	(void)pk_algos;
 	(void)pk_algos_length;
-	if (s == NULL)
+	if (!s)
 		return -1;
 	pthread_mutex_lock(&s->lock);
 	b = s->current;
@@ -466,14 +468,14 @@ static int cert_callback(gnutls_session_t session, const gnutls_datum_t *req_ca_
 	*pcert = b->pcerts;
 	*pcert_length = b->n_pcerts;
 	*pkey = b->key;
-	zw_metrics_add(s->cfg.metrics, ZW_C_HANDSHAKES, 1);
+	zw_wh_metrics_add(s->cfg.metrics, ZW_C_HANDSHAKES, 1);
 	return 0;
 }
 
 /* Enters a new connection in the table with the read deadline, and makes
  * room when the table holds more than max_connections live ones. A
  * connection that cannot be tracked is shut down. */
-static void conn_started(struct zw_server *s, struct MHD_Connection *connection,
+static void conn_started(struct zw_wh_server *s, struct MHD_Connection *connection,
                          void **socket_context)
 {
 	const union MHD_ConnectionInfo *ci;
@@ -481,10 +483,10 @@ static void conn_started(struct zw_server *s, struct MHD_Connection *connection,
 	int64_t now = now_ms();
 
 	ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
-	if (ci == NULL)
+	if (!ci)
 		return;
 	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
+	if (!c) {
 		shutdown(ci->connect_fd, SHUT_RDWR);
 		return;
 	}
@@ -497,8 +499,7 @@ static void conn_started(struct zw_server *s, struct MHD_Connection *connection,
 		return;
 	}
 	*socket_context = c;
-	while (s->conns.live > s->cfg.max_connections &&
-	       (victim = zw_conntab_victim(&s->conns)) != NULL)
+	while (s->conns.live > s->cfg.max_connections && (victim = zw_conntab_victim(&s->conns)))
 		conn_shut(s, victim, ZW_C_CONN_EVICTED);
 	if (s->conns.live > s->cfg.max_connections)
 		conn_shut(s, c, ZW_C_CONN_EVICTED); /* every other one is being answered */
@@ -507,14 +508,14 @@ static void conn_started(struct zw_server *s, struct MHD_Connection *connection,
 
 /* Moves the connection of c to phase p; from NEW to READING it keeps the
  * deadline of its accept, otherwise the phase gets its own timeout. */
-static void conn_phase(struct zw_server *s, struct MHD_Connection *mc, enum zw_conn_phase p)
+static void conn_phase(struct zw_wh_server *s, struct MHD_Connection *mc, enum zw_conn_phase p)
 {
 	const union MHD_ConnectionInfo *ci;
 	struct zw_conn *c;
 	int64_t now = now_ms(), deadline;
 
 	ci = MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-	if (ci == NULL || ci->socket_context == NULL)
+	if (!ci || !ci->socket_context)
 		return;
 	c = ci->socket_context;
 	pthread_mutex_lock(&s->conn_lock);
@@ -531,17 +532,17 @@ static void conn_phase(struct zw_server *s, struct MHD_Connection *mc, enum zw_c
 static void notify_connection(void *cls, struct MHD_Connection *connection, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe)
 {
-	struct zw_server *s = cls;
+	struct zw_wh_server *s = cls;
 	const union MHD_ConnectionInfo *ci;
 	struct bundle *b = NULL;
 
 	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
-		zw_metrics_gauge_add(s->cfg.metrics, ZW_G_CONNECTIONS, 1);
+		zw_wh_metrics_gauge_add(s->cfg.metrics, ZW_G_CONNECTIONS, 1);
 		conn_started(s, connection, socket_context);
 		return;
 	}
-	zw_metrics_gauge_add(s->cfg.metrics, ZW_G_CONNECTIONS, -1);
-	if (*socket_context != NULL) {
+	zw_wh_metrics_gauge_add(s->cfg.metrics, ZW_G_CONNECTIONS, -1);
+	if (*socket_context) {
 		pthread_mutex_lock(&s->conn_lock);
 		zw_conntab_remove(&s->conns, *socket_context);
 		pthread_mutex_unlock(&s->conn_lock);
@@ -549,7 +550,7 @@ static void notify_connection(void *cls, struct MHD_Connection *connection, void
 		*socket_context = NULL;
 	}
 	ci = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_GNUTLS_SESSION);
-	if (ci == NULL || ci->tls_session == NULL)
+	if (!ci || !ci->tls_session)
 		return;
 	pthread_mutex_lock(&s->lock);
 	for (size_t i = 0; i < s->n_held; i++)
@@ -585,7 +586,7 @@ static enum MHD_Result send_static(struct MHD_Connection *c, unsigned status, co
 	enum MHD_Result ret;
 
 	r = MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
-	if (r == NULL)
+	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, ctype);
 	ret = MHD_queue_response(c, status, r);
@@ -593,14 +594,14 @@ static enum MHD_Result send_static(struct MHD_Connection *c, unsigned status, co
 	return ret;
 }
 
-enum MHD_Result zw_server_send_owned(struct MHD_Connection *c, unsigned status, char *body,
-                                     size_t len, const char *ctype)
+enum MHD_Result zw_wh_server_send_owned(struct MHD_Connection *c, unsigned status, char *body,
+                                        size_t len, const char *ctype)
 {
 	struct MHD_Response *r;
 	enum MHD_Result ret;
 
 	r = MHD_create_response_from_buffer_with_free_callback(len, body, free);
-	if (r == NULL) {
+	if (!r) {
 		free(body);
 		return MHD_NO;
 	}
@@ -618,32 +619,32 @@ static double elapsed_s(const struct timespec *start)
 	return (double)(now.tv_sec - start->tv_sec) + (double)(now.tv_nsec - start->tv_nsec) / 1e9;
 }
 
-static enum MHD_Result answer_too_large(struct zw_server *s, struct MHD_Connection *c,
+static enum MHD_Result answer_too_large(struct zw_wh_server *s, struct MHD_Connection *c,
                                         struct request *rq)
 {
 	char *msg = NULL;
 	int n;
 
-	zw_metrics_review(s->cfg.metrics, NULL, ZW_REVIEW_TOO_LARGE, elapsed_s(&rq->start));
-	zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
+	zw_wh_metrics_review(s->cfg.metrics, NULL, ZW_REVIEW_TOO_LARGE, elapsed_s(&rq->start));
+	zw_wh_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
 	zw_log(ZW_LOG_WARN, "review_too_large", "bytes=%zu limit=%zu", rq->seen, s->cfg.max_body);
 	n = asprintf(&msg, "request body exceeds the limit of %zu bytes\n", s->cfg.max_body);
 	if (n < 0)
 		return send_static(c, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large\n",
 		                   "text/plain");
-	return zw_server_send_owned(c, MHD_HTTP_CONTENT_TOO_LARGE, msg, (size_t)n, "text/plain");
+	return zw_wh_server_send_owned(c, MHD_HTTP_CONTENT_TOO_LARGE, msg, (size_t)n, "text/plain");
 }
 
 /* Peak memory of answering a review of len body bytes (measured; see
- * ZW_SERVER_REVIEW_FACTOR). */
+ * ZW_WH_SERVER_REVIEW_FACTOR). */
 static size_t review_memory(size_t len)
 {
-	return (len + 1) * ZW_SERVER_REVIEW_FACTOR;
+	return (len + 1) * ZW_WH_SERVER_REVIEW_FACTOR;
 }
 
 /* Waits until need bytes fit in the review memory budget, at most
  * read_timeout_s. Returns 0 (taken) or -EAGAIN. */
-static int work_enter(struct zw_server *s, size_t need)
+static int work_enter(struct zw_wh_server *s, size_t need)
 {
 	struct timespec dl;
 	int rc = 0;
@@ -660,7 +661,7 @@ static int work_enter(struct zw_server *s, size_t need)
 	return rc;
 }
 
-static void work_leave(struct zw_server *s, size_t need)
+static void work_leave(struct zw_wh_server *s, size_t need)
 {
 	if (need >= TRIM_AFTER)
 		malloc_trim(0); /* give a large review's memory back to the system */
@@ -670,19 +671,19 @@ static void work_leave(struct zw_server *s, size_t need)
 	pthread_mutex_unlock(&s->work_lock);
 }
 
-static enum MHD_Result answer_busy(struct zw_server *s, struct MHD_Connection *c,
+static enum MHD_Result answer_busy(struct zw_wh_server *s, struct MHD_Connection *c,
                                    struct request *rq);
 
-static enum MHD_Result answer_review(struct zw_server *s, struct MHD_Connection *c,
+static enum MHD_Result answer_review(struct zw_wh_server *s, struct MHD_Connection *c,
                                      struct request *rq)
 {
 	struct zw_review_reply reply;
 	int rc;
 
 	memset(&reply, 0, sizeof(reply));
-	if (rq->body == NULL) {
+	if (!rq->body) {
 		rq->body = calloc(1, 1);
-		if (rq->body == NULL)
+		if (!rq->body)
 			return MHD_NO;
 	}
 	size_t need = review_memory(rq->len);
@@ -690,40 +691,40 @@ static enum MHD_Result answer_review(struct zw_server *s, struct MHD_Connection 
 		return answer_busy(s, c, rq);
 	rc = s->cfg.review(s->cfg.arg, rq->body, rq->len, &reply);
 	work_leave(s, need);
-	if (rc < 0 || reply.body == NULL) {
+	if (rc < 0 || !reply.body) {
 		free(reply.body);
-		zw_metrics_review(s->cfg.metrics, reply.kind, ZW_REVIEW_ERROR,
-		                  elapsed_s(&rq->start));
-		zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_wh_metrics_review(s->cfg.metrics, reply.kind, ZW_REVIEW_ERROR,
+		                     elapsed_s(&rq->start));
+		zw_wh_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
 		zw_log(ZW_LOG_ERROR, "review_failed", "rc=%d", rc);
 		return send_static(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal error\n",
 		                   "text/plain");
 	}
-	zw_metrics_review(s->cfg.metrics, reply.kind, reply.outcome, elapsed_s(&rq->start));
-	zw_metrics_add(s->cfg.metrics, ZW_C_REWRITES, reply.rewrites);
-	zw_metrics_add(s->cfg.metrics, ZW_C_RESTORES, reply.restores);
-	zw_metrics_add(s->cfg.metrics, ZW_C_WARNINGS, reply.warnings);
+	zw_wh_metrics_review(s->cfg.metrics, reply.kind, reply.outcome, elapsed_s(&rq->start));
+	zw_wh_metrics_add(s->cfg.metrics, ZW_C_REWRITES, reply.rewrites);
+	zw_wh_metrics_add(s->cfg.metrics, ZW_C_RESTORES, reply.restores);
+	zw_wh_metrics_add(s->cfg.metrics, ZW_C_WARNINGS, reply.warnings);
 	if (reply.status != MHD_HTTP_OK)
-		zw_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
+		zw_wh_metrics_add(s->cfg.metrics, ZW_C_ERRORS, 1);
 	if (reply.status == 0)
 		reply.status = MHD_HTTP_OK;
-	return zw_server_send_owned(c, (unsigned)reply.status, reply.body, reply.body_len,
-	                            reply.status == MHD_HTTP_OK ? "application/json"
-	                                                        : "text/plain");
+	return zw_wh_server_send_owned(c, (unsigned)reply.status, reply.body, reply.body_len,
+	                               reply.status == MHD_HTTP_OK ? "application/json"
+	                                                           : "text/plain");
 }
 
 /* Reserves n more body bytes for rq from the budget. Returns 0 or -EAGAIN. */
-static int request_reserve(struct zw_server *s, struct request *rq, size_t n)
+static int request_reserve(struct zw_wh_server *s, struct request *rq, size_t n)
 {
 	if (zw_budget_take(&s->budget, n) < 0)
 		return -EAGAIN;
 	rq->reserved += n;
-	zw_metrics_gauge_add(s->cfg.metrics, ZW_G_BODY_BYTES, (int64_t)n);
+	zw_wh_metrics_gauge_add(s->cfg.metrics, ZW_G_BODY_BYTES, (int64_t)n);
 	return 0;
 }
 
 /* Answers 503 + Retry-After: the body budget cannot hold this request. */
-static enum MHD_Result answer_busy(struct zw_server *s, struct MHD_Connection *c,
+static enum MHD_Result answer_busy(struct zw_wh_server *s, struct MHD_Connection *c,
                                    struct request *rq)
 {
 	struct MHD_Response *r;
@@ -731,11 +732,11 @@ static enum MHD_Result answer_busy(struct zw_server *s, struct MHD_Connection *c
 	static const char msg[] = "request bodies in progress use the whole budget; retry\n";
 
 	rq->refused = 1;
-	zw_metrics_add(s->cfg.metrics, ZW_C_BUDGET_REJECTS, 1);
+	zw_wh_metrics_add(s->cfg.metrics, ZW_C_BUDGET_REJECTS, 1);
 	zw_log(ZW_LOG_DEBUG, "review_refused_budget", "reserved=%zu budget=%zu",
 	       zw_budget_used(&s->budget), s->budget.cap);
 	r = MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
-	if (r == NULL)
+	if (!r)
 		return MHD_NO;
 	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain");
 	MHD_add_response_header(r, MHD_HTTP_HEADER_RETRY_AFTER, RETRY_AFTER);
@@ -748,7 +749,7 @@ static enum MHD_Result answer_busy(struct zw_server *s, struct MHD_Connection *c
  * sized to the reservation made for a declared Content-Length (one
  * allocation, no copies); a body of unknown length grows by doubling, each
  * step reserved first. Returns 0, -EAGAIN (budget) or -ENOMEM. */
-static int request_append(struct zw_server *s, struct request *rq, const char *data, size_t n)
+static int request_append(struct zw_wh_server *s, struct request *rq, const char *data, size_t n)
 {
 	rq->seen += n;
 	if (rq->too_large || rq->len + n > s->cfg.max_body) {
@@ -764,7 +765,7 @@ static int request_append(struct zw_server *s, struct request *rq, const char *d
 		if (ncap > rq->reserved && request_reserve(s, rq, ncap - rq->reserved) < 0)
 			return -EAGAIN;
 		char *nb = realloc(rq->body, ncap);
-		if (nb == NULL)
+		if (!nb)
 			return -ENOMEM;
 		rq->body = nb;
 		rq->cap = ncap;
@@ -775,12 +776,12 @@ static int request_append(struct zw_server *s, struct request *rq, const char *d
 	return 0;
 }
 
-static enum MHD_Result handle_get(struct zw_server *s, struct MHD_Connection *c, const char *url)
+static enum MHD_Result handle_get(struct zw_wh_server *s, struct MHD_Connection *c, const char *url)
 {
 	if (strcmp(url, "/healthz") == 0)
 		return send_static(c, MHD_HTTP_OK, "ok\n", "text/plain");
 	if (strcmp(url, "/readyz") == 0) {
-		if (s->cfg.ready == NULL || s->cfg.ready(s->cfg.arg))
+		if (!s->cfg.ready || s->cfg.ready(s->cfg.arg))
 			return send_static(c, MHD_HTTP_OK, "ready\n", "text/plain");
 		return send_static(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		                   "not ready: target sources not synced yet\n", "text/plain");
@@ -788,12 +789,13 @@ static enum MHD_Result handle_get(struct zw_server *s, struct MHD_Connection *c,
 	if (strcmp(url, "/metrics") == 0) {
 		char *text;
 		size_t len;
-		if (s->cfg.before_metrics != NULL)
+		if (s->cfg.before_metrics)
 			s->cfg.before_metrics(s->cfg.arg);
-		if (zw_metrics_render(s->cfg.metrics, &text, &len) < 0)
+		if (zw_wh_metrics_render(s->cfg.metrics, &text, &len) < 0)
 			return send_static(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n",
 			                   "text/plain");
-		return zw_server_send_owned(c, MHD_HTTP_OK, text, len, "text/plain; version=0.0.4");
+		return zw_wh_server_send_owned(c, MHD_HTTP_OK, text, len,
+		                               "text/plain; version=0.0.4");
 	}
 	if (strcmp(url, "/mutate") == 0)
 		return send_static(c, MHD_HTTP_METHOD_NOT_ALLOWED, "use POST\n", "text/plain");
@@ -801,8 +803,8 @@ static enum MHD_Result handle_get(struct zw_server *s, struct MHD_Connection *c,
 }
 
 /* Answers everything but POST /mutate once its request is complete. */
-static enum MHD_Result handle_other(struct zw_server *s, struct MHD_Connection *c, const char *url,
-                                    const char *method)
+static enum MHD_Result handle_other(struct zw_wh_server *s, struct MHD_Connection *c,
+                                    const char *url, const char *method)
 {
 	if (strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
 		return handle_get(s, c, url);
@@ -818,13 +820,13 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
                               const char *method, const char *version, const char *upload_data,
                               size_t *upload_data_size, void **con_cls)
 {
-	struct zw_server *s = cls;
+	struct zw_wh_server *s = cls;
 	struct request *rq = *con_cls;
 
 	(void)version;
-	if (rq == NULL) {
+	if (!rq) {
 		rq = calloc(1, sizeof(*rq));
-		if (rq == NULL)
+		if (!rq)
 			return MHD_NO;
 		clock_gettime(CLOCK_MONOTONIC, &rq->start);
 		rq->is_review =
@@ -832,7 +834,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 		*con_cls = rq;
 		conn_phase(s, c, ZW_CONN_READING);
 		const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
-		if (rq->is_review && cl != NULL) {
+		if (rq->is_review && cl) {
 			char *end;
 			errno = 0;
 			unsigned long long v = strtoull(cl, &end, 10);
@@ -882,129 +884,81 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-	struct zw_server *s = cls;
+	struct zw_wh_server *s = cls;
 	struct request *rq = *con_cls;
 
 	(void)toe;
-	if (rq == NULL)
+	if (!rq)
 		return;
 	conn_phase(s, c, ZW_CONN_IDLE);
 	if (rq->reserved > 0) {
 		zw_budget_give(&s->budget, rq->reserved);
-		zw_metrics_gauge_add(s->cfg.metrics, ZW_G_BODY_BYTES, -(int64_t)rq->reserved);
+		zw_wh_metrics_gauge_add(s->cfg.metrics, ZW_G_BODY_BYTES, -(int64_t)rq->reserved);
 	}
 	free(rq->body);
 	free(rq);
 	*con_cls = NULL;
 }
 
-int zw_server_parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6)
+/* Parses the listen address (lib/addr.h rules: "host:port", ":port",
+ * "[v6]:port", port 0 allowed) into a socket address. */
+int zw_wh_server_parse_listen(const char *listen, struct sockaddr_storage *ss, int *v6)
 {
-	char host[128];
-	const char *colon, *hs, *he;
-	char *end;
-	long port;
-
-	memset(ss, 0, sizeof(*ss));
-	if (listen == NULL || listen[0] == '\0')
+	if (zw_addr_parse(listen, ZW_ADDR_LISTEN, -1, ss) < 0)
 		return -EINVAL;
-	if (listen[0] == '[') {
-		he = strchr(listen, ']');
-		if (he == NULL || he[1] != ':')
-			return -EINVAL;
-		hs = listen + 1;
-		colon = he + 1;
-	} else {
-		colon = strrchr(listen, ':');
-		if (colon == NULL)
-			return -EINVAL;
-		hs = listen;
-		he = colon;
-	}
-	if ((size_t)(he - hs) >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, hs, (size_t)(he - hs));
-	host[he - hs] = '\0';
-	errno = 0;
-	port = strtol(colon + 1, &end, 10);
-	if (errno != 0 || *end != '\0' || end == colon + 1 || port < 0 || port > 65535)
-		return -EINVAL;
-	if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0) {
-		struct sockaddr_in *a = (struct sockaddr_in *)ss;
-		a->sin_family = AF_INET;
-		a->sin_port = htons((uint16_t)port);
-		a->sin_addr.s_addr = htonl(INADDR_ANY);
-		*v6 = 0;
-		return 0;
-	}
-	if (strchr(host, ':') != NULL) {
-		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-		a->sin6_family = AF_INET6;
-		a->sin6_port = htons((uint16_t)port);
-		if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-			return -EINVAL;
-		*v6 = 1;
-		return 0;
-	}
-	struct sockaddr_in *a = (struct sockaddr_in *)ss;
-	a->sin_family = AF_INET;
-	a->sin_port = htons((uint16_t)port);
-	if (strcmp(host, "localhost") == 0)
-		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	else if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-		return -EINVAL;
-	*v6 = 0;
+	*v6 = ss->ss_family == AF_INET6;
 	return 0;
 }
 
-int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
-                    char err[ZW_SERVER_ERRLEN])
+int zw_wh_server_start(const struct zw_wh_server_config *cfg, struct zw_wh_server **out,
+                       char err[ZW_WH_SERVER_ERRLEN])
 {
-	struct zw_server *s = NULL;
+	struct zw_wh_server *s = NULL;
 	struct sockaddr_storage ss;
 	const union MHD_DaemonInfo *di;
 	unsigned flags;
 	int v6 = 0, rc;
 
 	err[0] = '\0';
-	if (cfg->review == NULL || (cfg->cert_file == NULL) != (cfg->key_file == NULL) ||
-	    (cfg->cert_file == NULL && (cfg->cert_pem == NULL || cfg->key_pem == NULL))) {
-		snprintf(err, ZW_SERVER_ERRLEN,
+	if (!cfg->review || (!cfg->cert_file) != (!cfg->key_file) ||
+	    (!cfg->cert_file && (!cfg->cert_pem || !cfg->key_pem))) {
+		snprintf(err, ZW_WH_SERVER_ERRLEN,
 		         "certificate and key (files or PEM) and review handler are required");
 		return -EINVAL;
 	}
-	if (zw_server_parse_listen(cfg->listen, &ss, &v6) < 0) {
-		snprintf(err, ZW_SERVER_ERRLEN,
+	if (zw_wh_server_parse_listen(cfg->listen, &ss, &v6) < 0) {
+		snprintf(err, ZW_WH_SERVER_ERRLEN,
 		         "bad listen address \"%s\" (want host:port, :port or [v6]:port)",
 		         cfg->listen ? cfg->listen : "");
 		return -EINVAL;
 	}
 	if (MHD_is_feature_supported(MHD_FEATURE_HTTPS_CERT_CALLBACK) != MHD_YES) {
-		snprintf(err, ZW_SERVER_ERRLEN, "libmicrohttpd lacks the TLS certificate callback");
+		snprintf(err, ZW_WH_SERVER_ERRLEN,
+		         "libmicrohttpd lacks the TLS certificate callback");
 		return -EINVAL;
 	}
 	s = calloc(1, sizeof(*s));
-	if (s == NULL)
+	if (!s)
 		return -ENOMEM;
 	s->cfg = *cfg;
 	if (s->cfg.max_body == 0)
-		s->cfg.max_body = ZW_SERVER_DEFAULT_MAX_BODY;
+		s->cfg.max_body = ZW_WH_SERVER_DEFAULT_MAX_BODY;
 	if (s->cfg.max_connections == 0)
-		s->cfg.max_connections = ZW_SERVER_DEFAULT_MAX_CONN;
+		s->cfg.max_connections = ZW_WH_SERVER_DEFAULT_MAX_CONN;
 	if (s->cfg.threads == 0)
-		s->cfg.threads = ZW_SERVER_DEFAULT_THREADS;
+		s->cfg.threads = ZW_WH_SERVER_DEFAULT_THREADS;
 	if (s->cfg.idle_timeout_s == 0)
-		s->cfg.idle_timeout_s = ZW_SERVER_DEFAULT_TIMEOUT;
+		s->cfg.idle_timeout_s = ZW_WH_SERVER_DEFAULT_TIMEOUT;
 	if (s->cfg.read_timeout_s == 0)
-		s->cfg.read_timeout_s = ZW_SERVER_DEFAULT_READ_TO;
+		s->cfg.read_timeout_s = ZW_WH_SERVER_DEFAULT_READ_TO;
 	if (s->cfg.body_budget == 0)
-		s->cfg.body_budget = ZW_SERVER_DEFAULT_BUDGET;
+		s->cfg.body_budget = ZW_WH_SERVER_DEFAULT_BUDGET;
 	if (s->cfg.body_budget < s->cfg.max_body + 1)
 		s->cfg.body_budget = s->cfg.max_body + 1; /* one full-size review always fits */
 	zw_budget_init(&s->budget, s->cfg.body_budget);
 	zw_budget_init(&s->work, review_memory(s->cfg.max_body));
 	if (s->cfg.reload_interval_ms == 0)
-		s->cfg.reload_interval_ms = ZW_SERVER_DEFAULT_RELOAD;
+		s->cfg.reload_interval_ms = ZW_WH_SERVER_DEFAULT_RELOAD;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->conn_lock, NULL);
 	pthread_mutex_init(&s->work_lock, NULL);
@@ -1020,29 +974,29 @@ int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
 	 * threads unevenly); the table brings it back to the limit at once. */
 	s->cap_held = 2 * (size_t)s->cfg.max_connections + 64;
 	s->held = calloc(s->cap_held, sizeof(*s->held));
-	if (s->held == NULL || zw_conntab_init(&s->conns, s->cap_held) < 0) {
+	if (!s->held || zw_conntab_init(&s->conns, s->cap_held) < 0) {
 		rc = -ENOMEM;
 		goto fail;
 	}
 	gnutls_global_init();
-	if (s->cfg.cert_file != NULL) {
+	if (s->cfg.cert_file) {
 		rc = bundle_load(s->cfg.cert_file, s->cfg.key_file, &s->current, &s->cert_id,
-		                 &s->key_id, err, ZW_SERVER_ERRLEN);
+		                 &s->key_id, err, ZW_WH_SERVER_ERRLEN);
 	} else {
 		gnutls_datum_t c = {(unsigned char *)s->cfg.cert_pem,
 		                    (unsigned)strlen(s->cfg.cert_pem)};
 		gnutls_datum_t k = {(unsigned char *)s->cfg.key_pem,
 		                    (unsigned)strlen(s->cfg.key_pem)};
-		rc = bundle_parse(&c, &k, "(memory)", &s->current, err, ZW_SERVER_ERRLEN);
+		rc = bundle_parse(&c, &k, "(memory)", &s->current, err, ZW_WH_SERVER_ERRLEN);
 	}
 	s->cfg.cert_pem = s->cfg.key_pem = NULL; /* not kept: the caller may free them */
 	if (rc < 0)
 		goto fail_tls;
-	zw_metrics_set(s->cfg.metrics, ZW_G_CERT_EXPIRY, bundle_expiry(s->current));
+	zw_wh_metrics_set(s->cfg.metrics, ZW_G_CERT_EXPIRY, bundle_expiry(s->current));
 	pthread_mutex_lock(&the_server_lock);
-	if (the_server != NULL) {
+	if (the_server) {
 		pthread_mutex_unlock(&the_server_lock);
-		snprintf(err, ZW_SERVER_ERRLEN, "a server already runs in this process");
+		snprintf(err, ZW_WH_SERVER_ERRLEN, "a server already runs in this process");
 		rc = -EBUSY;
 		goto fail_tls;
 	}
@@ -1061,16 +1015,16 @@ int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
 	        MHD_OPTION_CONNECTION_TIMEOUT, s->cfg.idle_timeout_s, MHD_OPTION_NOTIFY_COMPLETED,
 	        request_done, s, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
 	        MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, s, MHD_OPTION_END);
-	if (s->daemon == NULL) {
-		snprintf(err, ZW_SERVER_ERRLEN, "cannot listen on %s (address in use or not local)",
-		         cfg->listen);
+	if (!s->daemon) {
+		snprintf(err, ZW_WH_SERVER_ERRLEN,
+		         "cannot listen on %s (address in use or not local)", cfg->listen);
 		rc = -EADDRINUSE;
 		goto fail_owner;
 	}
 	di = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	s->port = di != NULL ? di->port : 0;
+	s->port = di ? di->port : 0;
 	if (pthread_create(&s->reload_thread, NULL, reload_main, s) != 0) {
-		snprintf(err, ZW_SERVER_ERRLEN, "cannot start certificate reload thread");
+		snprintf(err, ZW_WH_SERVER_ERRLEN, "cannot start certificate reload thread");
 		rc = -ENOMEM;
 		goto fail_owner;
 	}
@@ -1079,7 +1033,7 @@ int zw_server_start(const struct zw_server_config *cfg, struct zw_server **out,
 	return 0;
 
 fail_owner:
-	if (s->daemon != NULL)
+	if (s->daemon)
 		MHD_stop_daemon(s->daemon);
 	pthread_mutex_lock(&the_server_lock);
 	the_server = NULL;
@@ -1099,14 +1053,14 @@ fail:
 	return rc;
 }
 
-int zw_server_port(const struct zw_server *s)
+int zw_wh_server_port(const struct zw_wh_server *s)
 {
 	return s->port;
 }
 
-void zw_server_stop(struct zw_server *s)
+void zw_wh_server_stop(struct zw_wh_server *s)
 {
-	if (s == NULL)
+	if (!s)
 		return;
 	pthread_mutex_lock(&s->lock);
 	s->stopping = 1;

@@ -2,38 +2,36 @@
  * what the API server holds, through lib's list+watch threads (kube.h,
  * watch.h).
  *
- * Watched, each in every namespace of the list (or cluster-wide):
- *   keda.sh/v1alpha1 scaledobjects          targets (external-push, kedify-http)
- *   http.keda.sh/v1alpha1 httpscaledobjects targets
- *   http.keda.sh/v1beta1 interceptorroutes  targets
- *   gloo.solo.io/v1 upstreams               kube Upstreams of Services
- *   networking.gloo.solo.io/v2 virtualdestinations
- *   v1 services                             port names (warnings)
+ * Watched, each in every namespace of the list (or cluster-wide): the
+ * ZW_RK_SOURCE kinds of routekinds.h at their first version (ScaledObjects,
+ * HTTPScaledObjects and InterceptorRoutes: targets; Gloo Upstreams and
+ * VirtualDestinations: Services they name), and with watch_services the
+ * ZW_RK_SOURCE_PORTS ones (v1 Services: port names for warnings).
  * A resource whose CRD is absent is waited for quietly (the watch asks
  * discovery again every 10 s) and counts as synced meanwhile: there is
  * nothing of it to know. Synced means every watch has delivered its first
  * list (or is waiting for its CRD). */
-#ifndef ZW_SOURCES_H
-#define ZW_SOURCES_H
+#ifndef ZW_WH_SOURCES_H
+#define ZW_WH_SOURCES_H
 
 #include "kube.h"
-#include "metrics.h"
+#include "whmetrics.h"
 #include "registry.h"
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#define ZW_SOURCES_MAX_NAMESPACES 64
+#define ZW_WH_SOURCES_MAX_NAMESPACES 64
 /* Watch retry backoff cap: short, so that an API server restart is caught
  * up within seconds (the reconciler promises convergence within 30 s). */
-#define ZW_SOURCES_BACKOFF_MAX_MS 5000
+#define ZW_WH_SOURCES_BACKOFF_MAX_MS 5000
 
-struct zw_sources_config {
-	struct zw_kube *kube;       /* borrowed, outlives the sources */
-	struct zw_registry *reg;    /* borrowed, outlives the sources */
-	struct zw_metrics *metrics; /* borrowed, may be NULL */
+struct zw_wh_sources_config {
+	struct zw_kube *kube;          /* borrowed, outlives the sources */
+	struct zw_registry *reg;       /* borrowed, outlives the sources */
+	struct zw_wh_metrics *metrics; /* borrowed, may be NULL */
 	const char *const
-	        *namespaces; /* NULL/0: all namespaces; at most ZW_SOURCES_MAX_NAMESPACES */
+	        *namespaces; /* NULL/0: all namespaces; at most ZW_WH_SOURCES_MAX_NAMESPACES */
 	size_t n_namespaces;
 	bool watch_services; /* index Service port names */
 	/* Called (from a watch thread) after each change applied to the
@@ -42,18 +40,18 @@ struct zw_sources_config {
 	void *arg;
 };
 
-struct zw_sources;
+struct zw_wh_sources;
 
 /* Starts one watch thread per resource and namespace. `cfg` is copied
  * (namespace strings too). Returns 0 with *out owned by the caller (stop
- * with zw_sources_stop), -EINVAL (too many namespaces) or -ENOMEM. */
-int zw_sources_start(const struct zw_sources_config *cfg, struct zw_sources **out);
+ * with zw_wh_sources_stop), -EINVAL (too many namespaces) or -ENOMEM. */
+int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sources **out);
 
 /* Returns 1 once every watch has synced (see above), else 0. */
-int zw_sources_synced(struct zw_sources *s);
+int zw_wh_sources_synced(struct zw_wh_sources *s);
 
 /* Stops and joins every watch thread and frees s. The registry keeps what
  * it was given. NULL-safe. */
-void zw_sources_stop(struct zw_sources *s);
+void zw_wh_sources_stop(struct zw_wh_sources *s);
 
 #endif
