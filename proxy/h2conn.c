@@ -1,0 +1,589 @@
+/* HTTP/2 server connections without I/O (see h2conn.h). */
+#include "h2conn.h"
+
+#include "http1.h"
+
+#include <ctype.h>
+#include <nghttp2/nghttp2.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define MAX_FIELDS 256
+
+struct h2stream {
+	struct h2stream *prev, *next; /* the connection's open streams */
+	int32_t id;
+	void *user;            /* the caller's stream, NULL until on_request accepted it */
+	size_t head_size;      /* header list bytes so far (name + value + 32 each) */
+	int too_big;           /* header list past the limit: answered 431 */
+	int in_trailers;       /* a second HEADERS block: trailers, dropped */
+	struct zw_obuf fields; /* name\0value\0 pairs of the request head */
+	size_t n_fields;
+	/* Response body waiting for the client. */
+	struct zw_obuf out;
+	size_t out_off;
+	int out_end;                  /* no more body after what is queued */
+	int deferred;                 /* the data provider is waiting for bytes */
+	int blocked;                  /* a zw_h2conn_data call was short */
+	struct zw_h2_field *trailers; /* copies to send once the body is out */
+	size_t n_trailers;
+	struct zw_obuf trailer_buf;
+	struct h2stream *next_writable;
+	int queued_writable;
+};
+
+struct zw_h2conn {
+	nghttp2_session *ng;
+	struct zw_h2_limits lim;
+	struct zw_h2_callbacks cb;
+	void *ctx;
+	struct zw_obuf out;        /* frames produced by the last zw_h2conn_output */
+	struct h2stream *writable; /* streams with room again */
+	struct h2stream *streams;  /* every stream we keep state for */
+	int fatal;
+};
+
+static const struct zw_h2_limits defaults = {
+        .max_concurrent_streams = 100,
+        .max_header_list = 65536,
+        .max_continuations = 8,
+        .initial_window = 65535,
+        .reset_burst = 1000,
+        .reset_rate = 33,
+        .max_settings = 32,
+        .max_outbound_ack = 1000,
+        .max_stream_buffer = 65536,
+        .max_output = 1 << 20,
+};
+
+int zw_h2_is_preface(const uint8_t *data, size_t len)
+{
+	size_t n = len < ZW_H2_PREFACE_LEN ? len : ZW_H2_PREFACE_LEN;
+	if (memcmp(data, ZW_H2_PREFACE, n) != 0)
+		return 0;
+	return len < ZW_H2_PREFACE_LEN ? -1 : 1;
+}
+
+/* Unlinks st from c's streams and frees it. */
+static void stream_free(struct zw_h2conn *c, struct h2stream *st)
+{
+	if (st->prev)
+		st->prev->next = st->next;
+	else
+		c->streams = st->next;
+	if (st->next)
+		st->next->prev = st->prev;
+	free(st->fields.data);
+	free(st->out.data);
+	free(st->trailer_buf.data);
+	free(st->trailers);
+	free(st);
+}
+
+static struct h2stream *stream_of(struct zw_h2conn *c, int32_t id)
+{
+	return nghttp2_session_get_stream_user_data(c->ng, id);
+}
+
+/* ---- receiving ---------------------------------------------------------- */
+
+static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
+{
+	struct zw_h2conn *c = arg;
+	if (f->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	struct h2stream *st = stream_of(c, f->hd.stream_id);
+	if (st) {
+		st->in_trailers = 1; /* a second header block */
+		return 0;
+	}
+	if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	st->id = f->hd.stream_id;
+	st->fields.limit = c->lim.max_header_list + 2 * MAX_FIELDS;
+	st->out.limit = c->lim.max_stream_buffer;
+	st->trailer_buf.limit = c->lim.max_header_list;
+	if (nghttp2_session_set_stream_user_data(ng, st->id, st) != 0) {
+		free(st);
+		return NGHTTP2_ERR_CALLBACK_FAILURE;
+	}
+	st->next = c->streams;
+	if (c->streams)
+		c->streams->prev = st;
+	c->streams = st;
+	return 0;
+}
+
+static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *arg)
+{
+	struct zw_h2conn *c = arg;
+	(void)ng;
+	(void)flags;
+	struct h2stream *st = stream_of(c, f->hd.stream_id);
+	if (!st || st->in_trailers || st->too_big)
+		return 0;
+	/* RFC 9113 6.5.2: each field counts its name, value and 32 octets. */
+	st->head_size += namelen + valuelen + 32;
+	if (st->head_size > c->lim.max_header_list || st->n_fields >= MAX_FIELDS) {
+		st->too_big = 1;
+		return 0;
+	}
+	if (zw_obuf_add(&st->fields, name, namelen) < 0 || zw_obuf_add(&st->fields, "", 1) < 0 ||
+	    zw_obuf_add(&st->fields, value, valuelen) < 0 || zw_obuf_add(&st->fields, "", 1) < 0) {
+		st->too_big = 1;
+		return 0;
+	}
+	st->n_fields++;
+	return 0;
+}
+
+/* Answers a request the connection refuses itself (431) and forgets it. */
+static void refuse(struct zw_h2conn *c, struct h2stream *st, int status)
+{
+	char s[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
+	             (char)('0' + status % 10), 0};
+	nghttp2_nv nv[] = {{(uint8_t *)":status", (uint8_t *)s, 7, 3, NGHTTP2_NV_FLAG_NONE}};
+	nghttp2_submit_response(c->ng, st->id, nv, 1, NULL);
+}
+
+static void request_ready(struct zw_h2conn *c, struct h2stream *st, int end_stream)
+{
+	struct zw_h2_field fields[MAX_FIELDS];
+	struct zw_h2_request rq = {.end_stream = end_stream};
+	size_t nf = 0, off = 0;
+	for (size_t i = 0; i < st->n_fields; i++) {
+		const char *name = st->fields.data + off;
+		size_t nl = strlen(name);
+		const char *value = name + nl + 1;
+		size_t vl = strlen(value);
+		off += nl + vl + 2;
+		if (name[0] != ':') {
+			fields[nf++] = (struct zw_h2_field){name, value, nl, vl};
+		} else if (strcmp(name, ":method") == 0) {
+			rq.method = value;
+			rq.method_len = vl;
+		} else if (strcmp(name, ":scheme") == 0) {
+			rq.scheme = value;
+			rq.scheme_len = vl;
+		} else if (strcmp(name, ":authority") == 0) {
+			rq.authority = value;
+			rq.authority_len = vl;
+		} else if (strcmp(name, ":path") == 0) {
+			rq.path = value;
+			rq.path_len = vl;
+		}
+	}
+	rq.fields = fields;
+	rq.n_fields = nf;
+	/* nghttp2's messaging checks guarantee :method, :scheme and :path
+	 * (CONNECT aside, which the proxy does not serve). */
+	if (!rq.method || !rq.scheme || !rq.path) {
+		nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_PROTOCOL_ERROR);
+		return;
+	}
+	st->user = c->cb.on_request(c->ctx, st->id, &rq);
+	if (!st->user)
+		nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_REFUSED_STREAM);
+}
+
+static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
+{
+	struct zw_h2conn *c = arg;
+	(void)ng;
+	struct h2stream *st = f->hd.stream_id ? stream_of(c, f->hd.stream_id) : NULL;
+	if (!st)
+		return 0;
+	int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+	switch (f->hd.type) {
+	case NGHTTP2_HEADERS:
+		if (st->in_trailers) {
+			if (end && st->user && c->cb.on_data(c->ctx, st->user, NULL, 0, 1) < 0)
+				nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id,
+				                          NGHTTP2_INTERNAL_ERROR);
+			return 0;
+		}
+		if (st->too_big) {
+			refuse(c, st, 431);
+			return 0;
+		}
+		request_ready(c, st, end);
+		return 0;
+	case NGHTTP2_DATA:
+		if (end && st->user && c->cb.on_data(c->ctx, st->user, NULL, 0, 1) < 0)
+			nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id,
+			                          NGHTTP2_INTERNAL_ERROR);
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *arg)
+{
+	struct zw_h2conn *c = arg;
+	(void)flags;
+	struct h2stream *st = stream_of(c, id);
+	if (!st || !st->user) {
+		/* Refused or answered already: give the window back at once. */
+		nghttp2_session_consume(ng, id, len);
+		return 0;
+	}
+	if (c->cb.on_data(c->ctx, st->user, data, len, 0) < 0)
+		nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_INTERNAL_ERROR);
+	return 0;
+}
+
+static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code, void *arg)
+{
+	struct zw_h2conn *c = arg;
+	struct h2stream *st = stream_of(c, id);
+	if (!st)
+		return 0;
+	nghttp2_session_set_stream_user_data(ng, id, NULL);
+	/* Off the writable list (it is singly linked: rebuild without st). */
+	if (st->queued_writable) {
+		struct h2stream **pp = &c->writable;
+		while (*pp && *pp != st)
+			pp = &(*pp)->next_writable;
+		if (*pp)
+			*pp = st->next_writable;
+	}
+	if (st->user)
+		c->cb.on_close(c->ctx, st->user, error_code);
+	stream_free(c, st);
+	return 0;
+}
+
+/* ---- sending ------------------------------------------------------------ */
+
+static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+                         uint32_t *flags, nghttp2_data_source *src, void *arg)
+{
+	struct zw_h2conn *c = arg;
+	(void)src;
+	struct h2stream *st = stream_of(c, id);
+	if (!st)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+	size_t avail = st->out.len - st->out_off;
+	size_t n = avail < length ? avail : length;
+	memcpy(buf, st->out.data + st->out_off, n);
+	st->out_off += n;
+	if (st->out_off == st->out.len)
+		st->out.len = st->out_off = 0;
+	if (n > 0 && st->blocked && !st->queued_writable) {
+		st->blocked = 0;
+		st->queued_writable = 1;
+		st->next_writable = c->writable;
+		c->writable = st;
+	}
+	if (st->out.len == 0 && st->out_end) {
+		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (st->n_trailers) {
+			nghttp2_nv nv[MAX_FIELDS];
+			for (size_t i = 0; i < st->n_trailers; i++)
+				nv[i] = (nghttp2_nv){
+				        (uint8_t *)st->trailers[i].name,
+				        (uint8_t *)st->trailers[i].value, st->trailers[i].name_len,
+				        st->trailers[i].value_len, NGHTTP2_NV_FLAG_NONE};
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			if (nghttp2_submit_trailer(ng, id, nv, st->n_trailers) != 0)
+				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		}
+		return (ssize_t)n;
+	}
+	if (n == 0) {
+		st->deferred = 1;
+		return NGHTTP2_ERR_DEFERRED;
+	}
+	return (ssize_t)n;
+}
+
+/* Fields a response must not carry over HTTP/2 (RFC 9113 8.2.2). */
+static int connection_specific(const char *name, size_t len, const char *value, size_t vlen)
+{
+	static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
+	                                    "transfer-encoding", "upgrade"};
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (len == strlen(names[i]) && strncasecmp(name, names[i], len) == 0)
+			return 1;
+	return len == 2 && strncasecmp(name, "te", 2) == 0 &&
+	       !(vlen == 8 && strncasecmp(value, "trailers", 8) == 0);
+}
+
+/* Builds nv[] from fields with lower-cased names (copied into *names, a
+ * new allocation the caller frees), skipping connection-specific fields.
+ * Returns the count or -1. */
+static long build_nv(nghttp2_nv *nv, size_t max, char **names, const struct zw_h2_field *fields,
+                     size_t n)
+{
+	size_t total = 1, k = 0, off = 0;
+	for (size_t i = 0; i < n; i++)
+		total += fields[i].name_len;
+	*names = malloc(total);
+	if (!*names)
+		return -1;
+	for (size_t i = 0; i < n && k < max; i++) {
+		const struct zw_h2_field *f = &fields[i];
+		if (connection_specific(f->name, f->name_len, f->value, f->value_len))
+			continue;
+		for (size_t j = 0; j < f->name_len; j++)
+			(*names)[off + j] = (char)tolower((unsigned char)f->name[j]);
+		nv[k++] = (nghttp2_nv){(uint8_t *)*names + off, (uint8_t *)f->value, f->name_len,
+		                       f->value_len, NGHTTP2_NV_FLAG_NONE};
+		off += f->name_len;
+	}
+	return (long)k;
+}
+
+int zw_h2conn_respond(struct zw_h2conn *c, int32_t id, int status, const struct zw_h2_field *fields,
+                      size_t n, int end_stream)
+{
+	struct h2stream *st = stream_of(c, id);
+	nghttp2_nv nv[MAX_FIELDS + 1];
+	char *names = NULL;
+	char s[4];
+	if (!st || status < 100 || status > 999 || n > MAX_FIELDS)
+		return -1;
+	s[0] = (char)('0' + status / 100);
+	s[1] = (char)('0' + status / 10 % 10);
+	s[2] = (char)('0' + status % 10);
+	s[3] = 0;
+	nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)s, 7, 3, NGHTTP2_NV_FLAG_NONE};
+	long k = build_nv(nv + 1, MAX_FIELDS, &names, fields, n);
+	int rc = -1;
+	if (k >= 0) {
+		nghttp2_data_provider prov = {.read_callback = read_body};
+		/* nghttp2 copies names and values. */
+		rc = nghttp2_submit_response(c->ng, id, nv, (size_t)k + 1,
+		                             end_stream ? NULL : &prov) == 0
+		             ? 0
+		             : -1;
+	}
+	free(names);
+	return rc;
+}
+
+long zw_h2conn_data(struct zw_h2conn *c, int32_t id, const uint8_t *data, size_t len, int end)
+{
+	struct h2stream *st = stream_of(c, id);
+	if (!st || st->out_end)
+		return -1;
+	if (st->out_off > 0 && st->out.len + len > st->out.limit) {
+		/* Compact before refusing room. */
+		memmove(st->out.data, st->out.data + st->out_off, st->out.len - st->out_off);
+		st->out.len -= st->out_off;
+		st->out_off = 0;
+	}
+	size_t room = st->out.limit > st->out.len ? st->out.limit - st->out.len : 0;
+	size_t take = len < room ? len : room;
+	if (take && zw_obuf_add(&st->out, data, take) < 0)
+		return -1;
+	if (take < len)
+		st->blocked = 1;
+	else if (end)
+		st->out_end = 1;
+	if (st->deferred && (take > 0 || st->out_end)) {
+		st->deferred = 0;
+		nghttp2_session_resume_data(c->ng, id);
+	}
+	return (long)take;
+}
+
+int zw_h2conn_trailers(struct zw_h2conn *c, int32_t id, const struct zw_h2_field *fields, size_t n)
+{
+	struct h2stream *st = stream_of(c, id);
+	if (!st || st->out_end || n == 0 || n > MAX_FIELDS)
+		return -1;
+	st->trailers = calloc(n, sizeof(*st->trailers));
+	if (!st->trailers)
+		return -1;
+	/* Copies: names lower-cased, values as given. */
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += fields[i].name_len + fields[i].value_len + 2;
+	st->trailer_buf.limit = total;
+	for (size_t i = 0; i < n; i++)
+		if (zw_obuf_add(&st->trailer_buf, fields[i].name, fields[i].name_len) < 0 ||
+		    zw_obuf_add(&st->trailer_buf, "", 1) < 0 ||
+		    zw_obuf_add(&st->trailer_buf, fields[i].value, fields[i].value_len) < 0 ||
+		    zw_obuf_add(&st->trailer_buf, "", 1) < 0)
+			return -1;
+	size_t off = 0;
+	for (size_t i = 0; i < n; i++) {
+		char *name = st->trailer_buf.data + off;
+		for (size_t j = 0; j < fields[i].name_len; j++)
+			name[j] = (char)tolower((unsigned char)name[j]);
+		const char *value = name + fields[i].name_len + 1;
+		st->trailers[st->n_trailers++] =
+		        (struct zw_h2_field){name, value, fields[i].name_len, fields[i].value_len};
+		off += fields[i].name_len + fields[i].value_len + 2;
+	}
+	st->out_end = 1;
+	if (st->deferred) {
+		st->deferred = 0;
+		nghttp2_session_resume_data(c->ng, id);
+	}
+	return 0;
+}
+
+void zw_h2conn_reset(struct zw_h2conn *c, int32_t id, uint32_t error_code)
+{
+	nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, error_code);
+}
+
+void zw_h2conn_consume(struct zw_h2conn *c, int32_t id, size_t n)
+{
+	nghttp2_session_consume(c->ng, id, n);
+}
+
+void zw_h2conn_shutdown(struct zw_h2conn *c)
+{
+	nghttp2_submit_goaway(c->ng, NGHTTP2_FLAG_NONE,
+	                      nghttp2_session_get_last_proc_stream_id(c->ng), NGHTTP2_NO_ERROR,
+	                      NULL, 0);
+}
+
+/* ---- the connection ----------------------------------------------------- */
+
+int zw_h2conn_new(const struct zw_h2_limits *limits, const struct zw_h2_callbacks *cb, void *ctx,
+                  struct zw_h2conn **out)
+{
+	struct zw_h2conn *c = calloc(1, sizeof(*c));
+	nghttp2_session_callbacks *cbs = NULL;
+	nghttp2_option *opt = NULL;
+	int rc = -1;
+	if (!c)
+		return -1;
+	c->lim = limits ? *limits : defaults;
+#define DEF(f)         \
+	if (!c->lim.f) \
+		c->lim.f = defaults.f;
+	DEF(max_concurrent_streams)
+	DEF(max_header_list)
+	DEF(max_continuations)
+	DEF(initial_window)
+	DEF(reset_burst)
+	DEF(reset_rate)
+	DEF(max_settings)
+	DEF(max_outbound_ack)
+	DEF(max_stream_buffer)
+	DEF(max_output)
+#undef DEF
+	c->cb = *cb;
+	c->ctx = ctx;
+	c->out.limit = c->lim.max_output;
+	if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
+		goto out;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	nghttp2_option_set_max_settings(opt, c->lim.max_settings);
+	nghttp2_option_set_max_outbound_ack(opt, c->lim.max_outbound_ack);
+	nghttp2_option_set_stream_reset_rate_limit(opt, c->lim.reset_burst, c->lim.reset_rate);
+	nghttp2_option_set_max_continuations(opt, c->lim.max_continuations);
+	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+	if (nghttp2_session_server_new2(&c->ng, cbs, c, opt) != 0)
+		goto out;
+	nghttp2_settings_entry iv[] = {
+	        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->lim.max_concurrent_streams},
+	        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->lim.max_header_list},
+	        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, c->lim.initial_window},
+	        {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096},
+	        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+	};
+	if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0)
+		goto out;
+	*out = c;
+	c = NULL;
+	rc = 0;
+out:
+	nghttp2_option_del(opt);
+	nghttp2_session_callbacks_del(cbs);
+	zw_h2conn_free(c);
+	return rc;
+}
+
+void zw_h2conn_free(struct zw_h2conn *c)
+{
+	if (!c)
+		return;
+	/* Deleting the session does not call on_stream_close: end the
+	 * streams the caller still holds first. */
+	if (c->ng) {
+		while (c->streams) {
+			struct h2stream *st = c->streams;
+			nghttp2_session_set_stream_user_data(c->ng, st->id, NULL);
+			if (st->user)
+				c->cb.on_close(c->ctx, st->user, NGHTTP2_CANCEL);
+			stream_free(c, st);
+		}
+		nghttp2_session_del(c->ng);
+	}
+	free(c->out.data);
+	free(c);
+}
+
+int zw_h2conn_feed(struct zw_h2conn *c, const uint8_t *data, size_t len)
+{
+	if (c->fatal)
+		return -1;
+	ssize_t n = nghttp2_session_mem_recv(c->ng, data, len);
+	if (n < 0 || (size_t)n != len) {
+		/* nghttp2 queued a GOAWAY where the error allows one. */
+		c->fatal = 1;
+		return -1;
+	}
+	return 0;
+}
+
+int zw_h2conn_output(struct zw_h2conn *c, const uint8_t **data, size_t *len)
+{
+	c->out.len = 0;
+	for (;;) {
+		const uint8_t *p;
+		if (c->out.len >= c->out.limit)
+			break;
+		ssize_t n = nghttp2_session_mem_send(c->ng, &p);
+		if (n < 0) {
+			c->fatal = 1;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		/* A frame may take the buffer past its limit once: the
+		 * limit bounds how much is produced per call, not a frame. */
+		c->out.limit = c->out.len + (size_t)n > c->lim.max_output ? c->out.len + (size_t)n
+		                                                          : c->lim.max_output;
+		if (zw_obuf_add(&c->out, p, (size_t)n) < 0) {
+			c->fatal = 1;
+			return -1;
+		}
+	}
+	c->out.limit = c->lim.max_output;
+	*data = (const uint8_t *)c->out.data;
+	*len = c->out.len;
+	/* Streams that got room while frames were produced. */
+	while (c->writable) {
+		struct h2stream *st = c->writable;
+		c->writable = st->next_writable;
+		st->queued_writable = 0;
+		if (c->cb.on_writable && st->user)
+			c->cb.on_writable(c->ctx, st->user);
+	}
+	return 0;
+}
+
+int zw_h2conn_done(const struct zw_h2conn *c)
+{
+	return !nghttp2_session_want_read(c->ng) && !nghttp2_session_want_write(c->ng);
+}

@@ -1,0 +1,160 @@
+/* HTTP/2 server connections for the data path, without I/O (nghttp2).
+ *
+ * One struct zw_h2conn is one client connection speaking HTTP/2 (h2c with
+ * prior knowledge, or h2 after TLS ALPN). The caller feeds it the bytes it
+ * reads (zw_h2conn_feed) and writes out what it produces
+ * (zw_h2conn_output); in between, the connection reports requests through
+ * callbacks and takes responses through zw_h2conn_respond / _data /
+ * _trailers / _reset. No socket, timer or loop is touched here, so every
+ * behaviour is testable in memory and fuzzable.
+ *
+ * Streams. A request stream is reported once its head is complete
+ * (on_request: method, scheme, authority, path and the regular fields, as
+ * nghttp2 validated them: no connection-specific fields, lower-case names,
+ * pseudo-headers first and once). Its body arrives through on_data; the end
+ * of the body is on_data with end = 1 (trailers are not passed on: a
+ * request's trailers are dropped, as the HTTP/1 side does with chunked
+ * trailers it does not forward). on_close ends the stream whatever the
+ * reason (response done, RST_STREAM from the client, GOAWAY, connection
+ * error); the caller's stream pointer is invalid after it.
+ *
+ * Flow control and backpressure. The connection does not open the receive
+ * window by itself: the caller calls zw_h2conn_consume once it has passed
+ * request body bytes on (written upstream), so a slow upstream stops the
+ * client instead of filling memory. Response bodies are queued per stream up
+ * to `max_stream_buffer` bytes: zw_h2conn_data takes only what fits and
+ * says how much; zw_h2conn_writable tells the caller when to continue.
+ *
+ * Hardening (each limit has a default and a test, docs/http2.md):
+ *   - concurrent streams (SETTINGS_MAX_CONCURRENT_STREAMS, default 100);
+ *   - header list size (default 65536 bytes, also advertised), and at most
+ *     `max_continuations` CONTINUATION frames per header block (default 8);
+ *   - HPACK: the decoder's dynamic table is bounded by the 4096-byte
+ *     SETTINGS_HEADER_TABLE_SIZE we advertise; a header block that decodes
+ *     past the header list size fails the stream (431) and the connection
+ *     after repeated abuse;
+ *   - rapid reset: at most `reset_burst` streams reset by the client, then
+ *     `reset_rate` per second (token bucket); past it, GOAWAY
+ *     ENHANCE_YOUR_CALM;
+ *   - SETTINGS and PING floods: at most `max_settings` entries in one
+ *     SETTINGS frame, and at most `max_outbound_ack` queued acknowledgements
+ *     (SETTINGS/PING ACKs the client does not read) before the connection
+ *     ends;
+ *   - output queued for the client bounded (`max_output`): a client that
+ *     does not read stops being fed.
+ * Threads: a connection is used by one thread. */
+#ifndef ZW_H2CONN_H
+#define ZW_H2CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define ZW_H2_PREFACE     "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define ZW_H2_PREFACE_LEN 24
+
+struct zw_h2conn;
+
+/* Limits of one connection; zero fields take the defaults noted. */
+struct zw_h2_limits {
+	uint32_t max_concurrent_streams; /* 100 */
+	uint32_t max_header_list;        /* 65536 bytes */
+	uint32_t max_continuations;      /* 8 */
+	uint32_t initial_window;         /* 65535: per-stream receive window */
+	uint32_t reset_burst;            /* 1000 client resets at once */
+	uint32_t reset_rate;             /* 33 client resets per second after the burst */
+	uint32_t max_settings;           /* 32 entries per SETTINGS frame */
+	uint32_t max_outbound_ack;       /* 1000 queued ACKs */
+	size_t max_stream_buffer;        /* 65536 bytes of response body per stream */
+	size_t max_output;               /* 1 MiB of frames waiting for the client */
+};
+
+/* A field of a request or response (borrowed). */
+struct zw_h2_field {
+	const char *name, *value;
+	size_t name_len, value_len;
+};
+
+/* A request head, borrowed for the on_request call. */
+struct zw_h2_request {
+	const char *method, *scheme, *authority, *path; /* authority may be NULL */
+	size_t method_len, scheme_len, authority_len, path_len;
+	const struct zw_h2_field *fields; /* regular fields, in order */
+	size_t n_fields;
+	int end_stream; /* no body follows */
+};
+
+struct zw_h2_callbacks {
+	/* A request head is complete on stream `id`. Return a non-NULL stream
+	 * pointer of the caller's (passed to the other callbacks), or NULL to
+	 * refuse the stream (RST_STREAM REFUSED_STREAM). */
+	void *(*on_request)(void *ctx, int32_t id, const struct zw_h2_request *req);
+	/* Request body bytes (len may be 0 with end = 1). Return 0, or -1 to
+	 * reset the stream (INTERNAL_ERROR). */
+	int (*on_data)(void *ctx, void *stream, const uint8_t *data, size_t len, int end);
+	/* The stream is over: error_code 0 when it completed both ways, else
+	 * the HTTP/2 error code (client reset, GOAWAY, connection error). */
+	void (*on_close)(void *ctx, void *stream, uint32_t error_code);
+	/* Room appeared for response body on the stream (after a short
+	 * zw_h2conn_data). May be NULL. */
+	void (*on_writable)(void *ctx, void *stream);
+};
+
+/* Creates a server connection with `limits` (copied; NULL: defaults) and
+ * callbacks (copied) called with ctx. Queues our SETTINGS. *out is owned by
+ * the caller (zw_h2conn_free). Returns 0 or -1 (out of memory). */
+int zw_h2conn_new(const struct zw_h2_limits *limits, const struct zw_h2_callbacks *cb, void *ctx,
+                  struct zw_h2conn **out);
+
+/* Frees the connection; on_close runs for streams still open (error code
+ * CANCEL). NULL is ignored. */
+void zw_h2conn_free(struct zw_h2conn *c);
+
+/* Feeds `len` bytes read from the client (the preface first). Returns 0, or
+ * -1 when the connection must end: a protocol error or a limit (a GOAWAY
+ * explaining it is queued: write out zw_h2conn_output, then close). Some
+ * limits (SETTINGS flood, rapid reset) end the connection by queueing a
+ * GOAWAY while returning 0: after the output, zw_h2conn_done says so. */
+int zw_h2conn_feed(struct zw_h2conn *c, const uint8_t *data, size_t len);
+
+/* Returns the frames waiting for the client (borrowed until the next call
+ * on c) in *data / *len; 0 bytes when nothing waits. Call after feed and
+ * after submitting. Returns 0, or -1 when the connection must end. */
+int zw_h2conn_output(struct zw_h2conn *c, const uint8_t **data, size_t *len);
+
+/* Nonzero when nothing more will be exchanged (GOAWAY both ways or a fatal
+ * error) and the output is drained: close the socket. */
+int zw_h2conn_done(const struct zw_h2conn *c);
+
+/* Gives back `n` bytes of receive window for stream `id` (request body
+ * bytes the caller has passed on). */
+void zw_h2conn_consume(struct zw_h2conn *c, int32_t id, size_t n);
+
+/* Submits a response head: :status and fields (connection-specific ones
+ * are skipped: Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding,
+ * Upgrade; TE except "trailers"). end_stream: no body. Returns 0 or -1
+ * (stream gone or out of memory). */
+int zw_h2conn_respond(struct zw_h2conn *c, int32_t id, int status, const struct zw_h2_field *fields,
+                      size_t n, int end_stream);
+
+/* Queues response body bytes; returns how many were taken (<= len; the
+ * stream's buffer bound), or -1 when the stream is gone. end: after these
+ * bytes, the body ends (only when all were taken). */
+long zw_h2conn_data(struct zw_h2conn *c, int32_t id, const uint8_t *data, size_t len, int end);
+
+/* Ends the response body with trailers (after any queued data). Returns 0
+ * or -1. */
+int zw_h2conn_trailers(struct zw_h2conn *c, int32_t id, const struct zw_h2_field *fields, size_t n);
+
+/* Resets stream `id` with an HTTP/2 error code (e.g. 0x8 CANCEL). */
+void zw_h2conn_reset(struct zw_h2conn *c, int32_t id, uint32_t error_code);
+
+/* Starts a graceful shutdown: GOAWAY with the last stream id, open streams
+ * finish. */
+void zw_h2conn_shutdown(struct zw_h2conn *c);
+
+/* Nonzero when `data` (len bytes, the start of a connection) begins with
+ * the HTTP/2 connection preface; -1 when it is too short to tell yet (a
+ * prefix of the preface); 0 when it is not HTTP/2. */
+int zw_h2_is_preface(const uint8_t *data, size_t len);
+
+#endif
