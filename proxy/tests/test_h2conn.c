@@ -108,7 +108,7 @@ static int c_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_
 	if (id >= 128 || id < 0)
 		return 0;
 	if (nl == 7 && memcmp(name, ":status", 7) == 0)
-		c->status[id / 2] = atoi((const char *)value);
+		c->status[id / 2] = (int)strtol((const char *)value, NULL, 10);
 	if (f->headers.cat == NGHTTP2_HCAT_HEADERS && nl == 11 &&
 	    memcmp(name, "grpc-status", 11) == 0) {
 		c->trailer_seen[id / 2] = 1;
