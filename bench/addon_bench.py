@@ -16,7 +16,7 @@ Two adaptations, both outside the products' code:
     front of the API server used by the add-on only, maps v1 to v1beta1 (the
     fields the add-on reads, addresses and conditions.ready, are the same in
     both) and forces JSON. The newer control plane that serves v1
-    (kube-apiserver 1.37 from e2e/build-peers.sh) refuses loopback addresses in
+    (kube-apiserver 1.37, as another branch builds it) refuses loopback addresses in
     EndpointSlices, which zerowire dials.
   * The interceptor dials a route's upstream as <service>.<namespace>:<port>
     (DNS, no pod IPs in v0.15.0); it runs in a private mount namespace

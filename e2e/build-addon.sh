@@ -2,7 +2,7 @@
 # Builds the KEDA HTTP add-on's interceptor and external scaler (issue #14)
 # from its Go module, once, through the wrapper module e2e/peers/http-add-on
 # (go.mod/go.sum pin every version), and caches the binaries outside the work
-# tree, as e2e/build-peers.sh does for the other real peers:
+# tree (the same layout as the other real peers built from Go modules):
 #   interceptor  github.com/kedacore/http-add-on/interceptor
 #   scaler       github.com/kedacore/http-add-on/scaler
 # Usage: e2e/build-addon.sh [--cached] [interceptor|scaler ...]  (default: both)
