@@ -17,11 +17,15 @@
   keda      bench/keda_push.py (cold request -> StreamIsActive true), when present.
   burst     bench/burst.py: a 0 -> N burst and a warm surge onto pods of fixed
             capacity, without and with the per-endpoint allowance (auto).
+  addon     (only with --only) zerowire-proxy and the KEDA HTTP add-on's
+            interceptor + scaler (e2e/build-addon.sh) on one kube-apiserver:
+            warm path, RSS, held cold requests, cold request -> active, cold
+            start end to end (bench/addon_bench.py).
 
 Prints a Markdown report and writes it to bench/results.md (--out). Every
 wait is bounded; every process started here is stopped at the end.
 
-Usage: bench/proxy_bench.py [--only warm,hold,ready,targets,keda] [--duration S]
+Usage: bench/proxy_bench.py [--only warm,hold,ready,targets,keda,addon] [--duration S]
        [--held N] [--ready-samples N] [--out PATH] [--json PATH]
 """
 
@@ -50,6 +54,7 @@ CLIENT_CORE = "1"
 BACKEND_IP = "127.0.0.2"
 HOST = "app.test"
 ALL = ["warm", "hold", "ready", "targets", "keda", "burst"]
+EXTRA = ["addon"]  # run only when asked for (--only addon)
 
 
 def log(msg):
@@ -478,7 +483,6 @@ def bench_hold(tmp, args):
                            "run through bench/run.sh, which raises it to the hard limit)" % (soft, n, n + 1000))
     backend = start_backend(tmp, name="backend-hold")
     zw = None
-    client = None
     res = {"n": n}
     try:
         zw = Zerowire(tmp, "zw-hold", [scaledobject(0, HOST, "app")], [], core=PROXY_CORE, workers=1,
@@ -486,10 +490,26 @@ def bench_hold(tmp, args):
                             "--max-idle-per-endpoint", "1024"])
         res["rss_idle_kib"] = proc_status(zw.pid, "VmRSS")
         key = "bench/app0/0"
-        client = subprocess.Popen(["taskset", "-c", CLIENT_CORE, HOLD_CLIENT, "--connect", "127.0.0.1:%d" % zw.port,
-                                   "--host", HOST, "--n", str(n), "--timeout-ms", "60000"],
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  start_new_session=True, preexec_fn=_die_with_parent)
+        res.update(held_run(zw.port, HOST, n, zw.pid, lambda: zw.held(key),
+                            lambda: zw.set_endpoints([endpointslice("app", BACKEND_IP, backend.port)])))
+        res["proxy_log_tail"] = zw.proc.tail(8)
+    finally:
+        if zw:
+            zw.stop()
+        backend.stop()
+    return res
+
+
+def held_run(port, host, n, pid, held, make_ready):
+    """n requests held at once by the proxy pid on port (bench/hold_client),
+    held() counting them; RSS once all are held; then make_ready() (time 0)
+    and the client's report: first/last response after time 0, errors."""
+    res = {}
+    client = subprocess.Popen(["taskset", "-c", CLIENT_CORE, HOLD_CLIENT, "--connect", "127.0.0.1:%d" % port,
+                               "--host", host, "--n", str(n), "--timeout-ms", "60000"],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              start_new_session=True, preexec_fn=_die_with_parent)
+    try:
         t_start = time.monotonic()
         line = client.stdout.readline()
         if not line.startswith("sent "):
@@ -497,31 +517,28 @@ def bench_hold(tmp, args):
         res["sent"] = int(line.split()[1])
         res["connect_s"] = time.monotonic() - t_start
         try:
-            wait_for(lambda: zw.held(key) >= n, 60, interval=0.1, what="%d held requests" % n)
+            wait_for(lambda: held() >= n, 60, interval=0.1, what="%d held requests" % n)
         except RuntimeError as e:
             res["held_error"] = str(e)
-        res["held"] = zw.held(key)
+        res["held"] = held()
         time.sleep(0.5)
-        res["rss_held_kib"] = proc_status(zw.pid, "VmRSS")
-        res["hwm_held_kib"] = proc_status(zw.pid, "VmHWM")
+        res["rss_held_kib"] = proc_status(pid, "VmRSS")
+        res["hwm_held_kib"] = proc_status(pid, "VmHWM")
         t0 = time.monotonic_ns()
-        zw.set_endpoints([endpointslice("app", BACKEND_IP, backend.port)])
+        res["t0_ns"] = t0
+        make_ready()
         out, err = client.communicate(timeout=90)
         rep = json.loads(out.strip().splitlines()[-1])
         res["client"] = rep
         res["first_ms"] = (rep["first_ns"] - t0) / 1e6 if rep["first_ns"] else None
         res["last_ms"] = (rep["last_ns"] - t0) / 1e6 if rep["last_ns"] else None
         res["errors"] = n - rep["ok"]
-        res["rss_after_kib"] = proc_status(zw.pid, "VmRSS")
-        res["hwm_after_kib"] = proc_status(zw.pid, "VmHWM")
-        res["proxy_log_tail"] = zw.proc.tail(8)
+        res["rss_after_kib"] = proc_status(pid, "VmRSS")
+        res["hwm_after_kib"] = proc_status(pid, "VmHWM")
     finally:
-        if client and client.poll() is None:
+        if client.poll() is None:
             client.kill()
             client.wait()
-        if zw:
-            zw.stop()
-        backend.stop()
     return res
 
 
@@ -736,11 +753,13 @@ class RefWatch:
         self.conn.close()
 
 
-def bench_ready_live(tmp, args):
+def use_cached_apiserver():
+    """Points the e2e harness at a cached kube-apiserver (ZW_KUBE_APISERVER);
+    never starts the 7-minute build from a benchmark. Returns None, or the
+    reason to skip."""
     sys.path.insert(0, os.path.join(ROOT, "e2e"))
-    from harness.cluster import Cluster, cache_dir  # noqa: E402
+    from harness.cluster import cache_dir  # noqa: E402
     if not os.environ.get("ZW_KUBE_APISERVER"):
-        # Use a cached binary; never start the 7-minute build from a benchmark.
         d = cache_dir()
         found = sorted((os.path.join(d, f) for f in (os.listdir(d) if os.path.isdir(d) else [])
                         if f.startswith("kube-apiserver-") and os.access(os.path.join(d, f), os.X_OK)),
@@ -748,6 +767,14 @@ def bench_ready_live(tmp, args):
         if not found:
             return "skipped: kube-apiserver not built (run e2e/build-apiserver.sh once, about 7 minutes)"
         os.environ["ZW_KUBE_APISERVER"] = found[-1]
+    return None
+
+
+def bench_ready_live(tmp, args):
+    missing = use_cached_apiserver()
+    if missing:
+        return missing
+    from harness.cluster import Cluster  # noqa: E402
     be = StampBackend("127.0.0.4")
     cluster = None
     zw = None
@@ -964,7 +991,7 @@ def environment():
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--only", default=",".join(ALL), help="comma list of: " + ",".join(ALL))
+    ap.add_argument("--only", default=",".join(ALL), help="comma list of: " + ",".join(ALL + EXTRA))
     ap.add_argument("--duration", type=int, default=10, help="seconds per measured wrk run (default 10)")
     ap.add_argument("--warmup", type=int, default=2, help="seconds of the warm-up run (default 2)")
     ap.add_argument("--rounds", type=int, default=3,
@@ -976,6 +1003,8 @@ def main():
     ap.add_argument("--many-targets", type=int, default=10000, help="targets in the large table (default 10000)")
     ap.add_argument("--ready-samples", type=int, default=10, help="samples per ready-latency mode (default 10)")
     ap.add_argument("--keda-samples", type=int, default=20, help="samples for keda_push.py (default 20)")
+    ap.add_argument("--addon-samples", type=int, default=10,
+                    help="cold request -> active samples per product in addon (default 10)")
     ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.md"))
     ap.add_argument("--json", help="also write the raw results as JSON here")
     args = ap.parse_args()
@@ -983,7 +1012,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda *_: sys.exit("bench: terminated (time limit)"))
     args.conns = [int(x) for x in args.conns.split(",")]
     only = [x.strip() for x in args.only.split(",") if x.strip()]
-    bad = [x for x in only if x not in ALL]
+    bad = [x for x in only if x not in ALL + EXTRA]
     if bad:
         ap.error("unknown benchmark(s): %s" % ", ".join(bad))
     if not os.access(PROXY, os.X_OK):
@@ -1056,6 +1085,17 @@ def main():
                  "from the pod) turn ready at 0.2/0.6/1.0 s under an open-loop load of 500/s for 1 s, 100/s "
                  "for 1.5 s, then 1500/s for 0.4 s; the target scales on concurrency with targetValue 8. "
                  "`off`: FIFO queue and release pacing only; `auto`: `endpointConcurrency: auto` (8 per pod).", ""])
+    if "addon" in only:
+        import addon_bench
+        section("zerowire-proxy and the KEDA HTTP add-on side by side", lambda: addon_bench.bench_addon(tmp, args),
+                addon_bench.fmt_addon,
+                ["One kube-apiserver %s for both; each proxy pinned to core 0 (zerowire 1 worker; the "
+                 "interceptor's Go runtime sees 1 CPU), wrk and the nginx backend on core 1; upstream idle pools "
+                 "of 1024 (zerowire `--max-idle-per-endpoint 1024`, add-on `KEDA_HTTP_MAX_IDLE_CONNS[_PER_HOST]"
+                 "=1024`). Warm path: median of %d interleaved rounds, %d s per run after a %d s warm-up. "
+                 "Every endpoint change is an EndpointSlice PATCH through the API server; the add-on reads "
+                 "EndpointSlices as discovery.k8s.io/v1 through a loopback relay (bench/addon_bench.py says why)."
+                 % ("1.20.2", args.rounds, args.duration, args.warmup), ""])
     report += ["", "Total time: %.0f s. Reproduce: `make bench` (or `bench/run.sh --only warm,...`)." % (
         time.monotonic() - t_all)]
     text = "\n".join(report) + "\n"
