@@ -280,9 +280,9 @@ class Cluster:
         return path
 
     # ---- processes --------------------------------------------------------
-    def _spawn(self, name, argv):
+    def _spawn(self, name, argv, env=None):
         logf = open(os.path.join(self.tmpdir, name + ".log"), "ab")
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env,
                              start_new_session=True, preexec_fn=None if self.detach else _pdeathsig,
                              cwd=self.tmpdir)
         logf.close()

@@ -125,14 +125,12 @@ class RealCluster(Cluster):
         try:
             for name in self.want:
                 args = self.controller_manager_args() if name == "kube-controller-manager" else self.scheduler_args()
-                self.component_pids[name] = self._spawn(name, args).pid
+                self.spawn(name, args)
             if "kube-controller-manager" in self.want:
                 # The serviceaccount controller creates "default" in every namespace.
                 self.wait_for(self._default_sa, 90, 0.2, "kube-controller-manager: ServiceAccount default/default")
             for name in self.want:
-                p = self._procs[name]
-                if p.poll() is not None:
-                    raise ClusterError("%s exited (%s):\n%s" % (name, p.returncode, self._log_tail(name)))
+                self.check_running(name)
         except BaseException:
             self.stop()
             raise
@@ -140,18 +138,26 @@ class RealCluster(Cluster):
         return self
 
     def _default_sa(self):
-        p = self._procs.get("kube-controller-manager")
-        if p is not None and p.poll() is not None:
-            raise ClusterError("kube-controller-manager exited (%s):\n%s"
-                               % (p.returncode, self._log_tail("kube-controller-manager")))
+        self.check_running("kube-controller-manager")
         return self.api("GET", "/api/v1/namespaces/default/serviceaccounts/default", check=False).get("kind") \
             == "ServiceAccount"
 
+    def spawn(self, name, argv, env=None):
+        """Starts a process next to the control plane (log <tmpdir>/<name>.log);
+        stop() ends it, last started first. Returns the Popen."""
+        p = self._spawn(name, argv, env=env)
+        self.component_pids[name] = p.pid
+        return p
+
+    def check_running(self, name):
+        """Raises ClusterError with its log tail when process <name> has exited."""
+        p = self._procs.get(name)
+        if p is not None and p.poll() is not None:
+            raise ClusterError("%s exited (%s):\n%s" % (name, p.returncode, self._log_tail(name)))
+
     def _stop_processes(self):
-        for name in ("kube-scheduler", "kube-controller-manager"):
-            pid = self.component_pids.pop(name, None)
-            if pid:
-                _kill_group(pid)
+        for name in reversed(list(self.component_pids)):
+            _kill_group(self.component_pids.pop(name))
         super()._stop_processes()
 
     def restart_apiserver(self):
