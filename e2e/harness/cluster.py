@@ -498,9 +498,10 @@ class Cluster:
             return self.kubectl(*args, "-f", os.fspath(src), check=check)
         return self.kubectl(*args, "-f", "-", input=src, check=check)
 
-    def install_crd_dir(self, d, validate=True, timeout=60):
-        """Applies every CRD in directory d and waits until all are Established."""
-        r = self.apply(d, validate=validate)
+    def install_crd_dir(self, d, validate=True, timeout=60, server_side=False):
+        """Applies every CRD in directory d and waits until all are Established.
+        server_side: for CRDs too large for client-side apply's annotation."""
+        r = self.apply(d, validate=validate, server_side=server_side)
         names = [line.split()[0] for line in r.stdout.splitlines() if line.startswith("customresourcedefinition")]
         if names:
             self.kubectl("wait", "--for=condition=established", "--timeout=%ds" % timeout, *names,

@@ -90,8 +90,10 @@ class RealCluster(Cluster):
             "--requestheader-extra-headers-prefix=X-Remote-Extra-",
             "--proxy-client-cert-file=%s/front-proxy-client.crt" % pki,
             "--proxy-client-key-file=%s/front-proxy-client.key" % pki,
-            # No kube-proxy: reach aggregated API servers at their endpoints.
-            "--enable-aggregator-routing=true",
+            # No kube-proxy, and EndpointSlices refuse loopback addresses: an
+            # aggregated API server's Service is an ExternalName "localhost",
+            # which only cluster routing (the default) resolves.
+            "--enable-aggregator-routing=false",
             "--watch-cache-sizes=configmaps#0",
             "--endpoint-reconciler-type=none",
             "--allow-privileged=true", "--profiling=false", "--v=1",
