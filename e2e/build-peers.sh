@@ -85,15 +85,17 @@ build_one() {
 	for t in $tlist; do
 		out=${t%%=*} pkg=${t#*=}
 		[ -x "$dir/$out" ] && continue
-		log "$name $ver: compiling $out (first build downloads modules into $GOMODCACHE)"
+		log "$name $ver: compiling $out (modules in $GOMODCACHE)"
 		start=$(date +%s)
 		( nice -n 19 "$GO" build -ldflags "$(ldflags "$name" "$ver")" -o "$dir/$out.tmp" "$pkg" \
 			>"$dir/$out.log" 2>&1; echo $? >"$dir/$out.rc" ) &
+		next=$((start + 15))
 		while ! [ -e "$dir/$out.rc" ]; do
 			sleep 1
-			if [ $(( ($(date +%s) - start) % 15 )) = 0 ] && ! [ -e "$dir/$out.rc" ]; then
-				log "$name: still compiling $out, $(( $(date +%s) - start ))s elapsed"
-				sleep 1
+			now=$(date +%s)
+			if [ "$now" -ge "$next" ] && ! [ -e "$dir/$out.rc" ]; then
+				log "$name: still compiling $out, $((now - start))s elapsed"
+				next=$((now + 15))
 			fi
 		done
 		wait
