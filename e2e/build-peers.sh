@@ -112,7 +112,7 @@ build_one() {
 }
 
 mkdir -p "$CACHE/peers"
-export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache" GOFLAGS=-mod=readonly GOTOOLCHAIN=local CGO_ENABLED=0
+export GOMODCACHE="$CACHE/gomod" GOCACHE="$CACHE/gocache" GOFLAGS="-mod=readonly -buildvcs=false" GOTOOLCHAIN=local CGO_ENABLED=0
 
 # Fast path without the lock.
 missing=()
@@ -125,7 +125,12 @@ if [ ${#missing[@]} -gt 0 ] && [ $CACHED_ONLY = 1 ]; then
 	exit 3
 fi
 if [ ${#missing[@]} -gt 0 ]; then
-	command -v "$GO" >/dev/null || { log "no Go toolchain ('$GO'); scripts/setup.sh installs one"; exit 1; }
+	command -v "$GO" >/dev/null || { log "no Go toolchain ('$GO' on PATH; ZW_GO names another)"; exit 1; }
+	gov=$("$GO" env GOVERSION)
+	minor=$(echo "$gov" | sed -nE 's/^go1\.([0-9]+).*/\1/p')
+	if [ -z "$minor" ] || [ "$minor" -lt 26 ]; then
+		log "$GO is $gov; the wrappers need Go >= 1.26 (set ZW_GO to one)"; exit 1
+	fi
 	exec 9>"$CACHE/peers.lock"
 	flock 9
 	total=$(date +%s)
