@@ -31,8 +31,13 @@ def cluster(request):
         yield c
         return
     ensure_apiserver(request)
-    c = Cluster()
-    atexit.register(c.stop)  # also on an abrupt interpreter exit
+    yield from running(Cluster())
+
+
+def running(c):
+    """Starts cluster c, yields it, stops it (also on an abrupt interpreter
+    exit): the body of a fixture, as `yield from running(c)`."""
+    atexit.register(c.stop)
     c.start()
     try:
         yield c
