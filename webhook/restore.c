@@ -38,6 +38,7 @@ static const struct {
 	int in_proxy_namespace;
 } made_kinds[] = {
         {{"", {"v1"}, "services"}, "alias", 0},
+        {{"discovery.k8s.io", {"v1", "v1beta1"}, "endpointslices"}, "alias", 0},
         {{"gateway.networking.k8s.io", {"v1", "v1beta1", "v1alpha2"}, "referencegrants"},
          "referencegrant",
          1},
