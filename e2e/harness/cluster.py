@@ -180,7 +180,7 @@ class Cluster:
     def start(self):
         """Generates certs, starts etcd and the apiserver, waits for /readyz,
         writes the kubeconfig and installs e2e/crds. Cleans up on failure."""
-        binary = apiserver_binary()
+        binary = self.apiserver_binary()
         try:
             self._make_pki()
             for attempt in range(3):
@@ -280,9 +280,9 @@ class Cluster:
         return path
 
     # ---- processes --------------------------------------------------------
-    def _spawn(self, name, argv):
+    def _spawn(self, name, argv, env=None):
         logf = open(os.path.join(self.tmpdir, name + ".log"), "ab")
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env,
                              start_new_session=True, preexec_fn=None if self.detach else _pdeathsig,
                              cwd=self.tmpdir)
         logf.close()
@@ -319,13 +319,15 @@ class Cluster:
         except TimeoutError as e:
             raise ClusterError(str(e) + "\n" + self._log_tail("etcd"))
 
-    def apiserver_args(self, binary):
+    def base_apiserver_args(self, binary):
+        """Flags every kube-apiserver version here takes: etcd, loopback
+        serving, certificates, tokens, ServiceAccount keys, RBAC."""
         pki = self.pki
         return [
             binary,
             "--etcd-servers=" + self.etcd_endpoint,
             "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-            "--secure-port=%d" % self.port, "--insecure-port=0",
+            "--secure-port=%d" % self.port,
             "--tls-cert-file=%s/apiserver.crt" % pki, "--tls-private-key-file=%s/apiserver.key" % pki,
             "--client-ca-file=%s/ca.crt" % pki, "--token-auth-file=%s/tokens.csv" % pki,
             "--service-account-key-file=%s/sa.pub" % pki,
@@ -333,6 +335,11 @@ class Cluster:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             "--authorization-mode=Node,RBAC",
             "--service-cluster-ip-range=10.0.0.0/24",
+        ]
+
+    def apiserver_args(self, binary):
+        return self.base_apiserver_args(binary) + [
+            "--insecure-port=0",
             # No controller-manager runs: pods would wait for a "default" SA forever.
             "--disable-admission-plugins=ServiceAccount",
             # ConfigMap watches go straight to etcd so compact_etcd() forces 410 Gone.
@@ -343,8 +350,12 @@ class Cluster:
             "--logtostderr=true", "--v=1",
         ] + self.extra_apiserver_args
 
+    def apiserver_binary(self):
+        """The kube-apiserver this cluster runs (a subclass may run another)."""
+        return apiserver_binary()
+
     def _start_apiserver(self, binary=None):
-        binary = binary or apiserver_binary()
+        binary = binary or self.apiserver_binary()
         p = self._spawn("apiserver", self.apiserver_args(binary))
         self.apiserver_pid = p.pid
         try:
@@ -487,9 +498,10 @@ class Cluster:
             return self.kubectl(*args, "-f", os.fspath(src), check=check)
         return self.kubectl(*args, "-f", "-", input=src, check=check)
 
-    def install_crd_dir(self, d, validate=True, timeout=60):
-        """Applies every CRD in directory d and waits until all are Established."""
-        r = self.apply(d, validate=validate)
+    def install_crd_dir(self, d, validate=True, timeout=60, server_side=False):
+        """Applies every CRD in directory d and waits until all are Established.
+        server_side: for CRDs too large for client-side apply's annotation."""
+        r = self.apply(d, validate=validate, server_side=server_side)
         names = [line.split()[0] for line in r.stdout.splitlines() if line.startswith("customresourcedefinition")]
         if names:
             self.kubectl("wait", "--for=condition=established", "--timeout=%ds" % timeout, *names,
