@@ -527,8 +527,9 @@ int zw_kube_request(struct zw_kube *k, const char *method, const char *path_quer
 
 	rc = perform(k, method, path_query, body, content_type, timeout_ms, cancel, NULL, NULL, out,
 	             &status, err);
-	if (rc != 0 && status == 401 && k->cfg->token_file) {
-		/* The token may have rotated since the last check: re-read and retry once. */
+	if (rc != 0 && status == 401 && (k->cfg->token_file || k->cfg->exec)) {
+		/* The token may have rotated or expired: re-read (or re-run the plugin) and retry
+		 * once. */
 		zw_kube_config_token(k->cfg, 1, tok, sizeof(tok));
 		rc = perform(k, method, path_query, body, content_type, timeout_ms, cancel, NULL,
 		             NULL, out, &status, err);

@@ -218,12 +218,45 @@ void zw_kube_config_free(struct zw_kube_config *cfg)
 	tls_item_free(&cfg->cert);
 	tls_item_free(&cfg->key);
 	free(cfg->token_file);
+	zw_kube_exec_free(cfg->exec);
 	if (cfg->token) {
 		memset(cfg->token, 0, strlen(cfg->token));
 		free(cfg->token);
 	}
 	pthread_mutex_destroy(&cfg->token_lock);
 	free(cfg);
+}
+
+/* Runs the exec plugin when there is no token yet, it expired, or force.
+ * Called with token_lock held (or before the config is shared). */
+static int exec_refresh_locked(struct zw_kube_config *cfg, int force, char *err, size_t errlen)
+{
+	struct zw_kube_exec_cred cred;
+
+	if (!force && cfg->token && (!cfg->token_expiry || time(NULL) < cfg->token_expiry))
+		return 0;
+	if (zw_kube_exec_run(cfg->exec, ZW_KUBE_EXEC_TIMEOUT_MS, &cred, err, errlen) < 0)
+		return -1;
+	if (cred.token) {
+		if (cfg->token) {
+			memset(cfg->token, 0, strlen(cfg->token));
+			free(cfg->token);
+		}
+		cfg->token = cred.token;
+		cred.token = NULL;
+	}
+	cfg->token_expiry = cred.expiry;
+	if (cred.cert && !cfg->cert.data) {
+		/* Client certificates: taken once (the TLS items are not swapped
+		 * under running transfers). */
+		cfg->cert.data = cred.cert;
+		cfg->cert.data_len = strlen(cred.cert);
+		cfg->key.data = cred.key;
+		cfg->key.data_len = strlen(cred.key);
+		cred.cert = cred.key = NULL;
+	}
+	zw_kube_exec_cred_clear(&cred);
+	return 0;
 }
 
 /* Re-reads the token file when its identity changed (or always when force).
@@ -236,6 +269,8 @@ static int token_refresh_locked(struct zw_kube_config *cfg, int force)
 	size_t len;
 	int rc;
 
+	if (cfg->exec)
+		return exec_refresh_locked(cfg, force, NULL, 0);
 	if (!cfg->token_file)
 		return 0;
 	if (!force && cfg->token_checked_ms &&
@@ -501,8 +536,18 @@ static int kc_load(struct kc_ctx *k, json_t *root, const char *context, struct z
 	snprintf(k->where, sizeof(k->where), "context \"%s\": user \"%s\"", context, user_name);
 	if (kc_find(k, root, "users", "user", user_name, &user) != 0)
 		return -1;
-	if (json_object_get(user, "exec"))
-		return kc_fail(k, "exec", "exec credential plugins are not supported");
+	if (json_object_get(user, "exec")) {
+		char why[512];
+		if (zw_kube_exec_parse(json_object_get(user, "exec"), k->dir, &cfg->exec, why,
+		                       sizeof(why)) < 0 ||
+		    exec_refresh_locked(cfg, 1, why, sizeof(why)) < 0)
+			return kc_fail(k, "exec", "%s", why);
+		if (cfg->cert.data && want_file &&
+		    (materialise(&cfg->cert, "client-certificate") != 0 ||
+		     materialise(&cfg->key, "client-key") != 0))
+			return kc_fail(k, "exec", "cannot hold the client certificate for libcurl");
+		return 0;
+	}
 	if (json_object_get(user, "auth-provider"))
 		return kc_fail(k, "auth-provider", "auth providers are not supported");
 	if (kc_str(k, user, "token", &token) != 0 || kc_str(k, user, "tokenFile", &token_file) != 0)
@@ -630,6 +675,132 @@ out:
 	return rc;
 }
 
+/* Makes the relative file paths of a cluster or user entry absolute against dir. */
+static int absolutise(json_t *inner, const char *dir)
+{
+	static const char *const fields[] = {"certificate-authority", "client-certificate",
+	                                     "client-key", "tokenFile"};
+	json_t *exec = json_object_get(inner, "exec");
+	const char *cmd = json_string_value(json_object_get(exec, "command"));
+	char *p;
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		const char *v = json_string_value(json_object_get(inner, fields[i]));
+		if (!v || !*v || v[0] == '/')
+			continue;
+		if (asprintf(&p, "%s/%s", dir, v) < 0)
+			return -1;
+		json_object_set_new(inner, fields[i], json_string(p));
+		free(p);
+	}
+	if (cmd && strchr(cmd, '/') && cmd[0] != '/') {
+		if (asprintf(&p, "%s/%s", dir, cmd) < 0)
+			return -1;
+		json_object_set_new(exec, "command", json_string(p));
+		free(p);
+	}
+	return 0;
+}
+
+/* Adds one kubeconfig file's clusters, contexts and users (names not seen
+ * yet) and current-context (when not set yet) to merged. */
+static int merge_file(json_t *merged, const char *path, char *err, size_t errlen)
+{
+	static const char *const lists[][2] = {
+	        {"clusters", "cluster"}, {"contexts", "context"}, {"users", "user"}};
+	json_t *docs = NULL, *root, *e;
+	char yerr[256], dir[4096];
+	const char *slash = strrchr(path, '/');
+	size_t i;
+	int rc = -1;
+
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - path) : 1, slash ? path : ".");
+	if (zw_yaml_load_file(path, &docs, yerr, sizeof(yerr)) != 0) {
+		seterr(err, errlen, "kubeconfig %s: %s", path, yerr);
+		goto out;
+	}
+	root = json_array_get(docs, 0);
+	if (json_array_size(docs) != 1 || !json_is_object(root)) {
+		seterr(err, errlen, "kubeconfig %s: expected one YAML mapping", path);
+		goto out;
+	}
+	if (!json_object_get(merged, "current-context") &&
+	    json_string_length(json_object_get(root, "current-context")) > 0)
+		json_object_set(merged, "current-context",
+		                json_object_get(root, "current-context"));
+	for (size_t l = 0; l < 3; l++) {
+		json_t *dst = json_object_get(merged, lists[l][0]);
+		json_array_foreach(json_object_get(root, lists[l][0]), i, e)
+		{
+			const char *name = json_string_value(json_object_get(e, "name"));
+			json_t *have;
+			size_t j;
+			int seen = 0;
+			if (!name)
+				continue;
+			json_array_foreach(dst, j, have)
+			{
+				if (strcmp(json_string_value(json_object_get(have, "name")),
+				           name) == 0)
+					seen = 1;
+			}
+			if (seen)
+				continue;
+			if (json_is_object(json_object_get(e, lists[l][1])) &&
+			    absolutise(json_object_get(e, lists[l][1]), dir) < 0)
+				goto out;
+			json_array_append(dst, e);
+		}
+	}
+	rc = 0;
+out:
+	json_decref(docs);
+	return rc;
+}
+
+/* Loads the merge of the colon-separated kubeconfig list (missing files
+ * skipped, as client-go does). */
+static int load_merged(const char *list, struct zw_kube_config **out, char *err, size_t errlen)
+{
+	json_t *merged = json_pack("{s:[],s:[],s:[]}", "clusters", "contexts", "users");
+	struct zw_kube_config *cfg = NULL;
+	struct kc_ctx k = {.file = list, .err = err, .errlen = errlen};
+	char *copy = strdup(list), *save = NULL, *path;
+	int rc = -1, files = 0;
+
+	*out = NULL;
+	if (!merged || !copy) {
+		seterr(err, errlen, "kubeconfig: out of memory");
+		goto out;
+	}
+	for (path = strtok_r(copy, ":", &save); path; path = strtok_r(NULL, ":", &save)) {
+		if (!*path || access(path, F_OK) != 0)
+			continue;
+		files++;
+		if (merge_file(merged, path, err, errlen) < 0)
+			goto out;
+	}
+	if (!files) {
+		seterr(err, errlen, "kubeconfig: no file of $KUBECONFIG (%s) exists", list);
+		goto out;
+	}
+	cfg = config_new();
+	if (cfg && kc_load(&k, merged, NULL, cfg) != 0)
+		goto out;
+	if (!cfg || !cfg->server || !cfg->context || !cfg->namespace) {
+		seterr(err, errlen, "kubeconfig: out of memory");
+		goto out;
+	}
+	*out = cfg;
+	cfg = NULL;
+	rc = 0;
+out:
+	zw_kube_config_free(cfg);
+	json_decref(merged);
+	free(copy);
+	return rc;
+}
+
 int zw_kube_config_auto(const char *kubeconfig, struct zw_kube_config **out, char *err,
                         size_t errlen)
 {
@@ -638,14 +809,10 @@ int zw_kube_config_auto(const char *kubeconfig, struct zw_kube_config **out, cha
 
 	if (kubeconfig && *kubeconfig)
 		return zw_kube_config_load_file(kubeconfig, NULL, out, err, errlen);
+	if (env && *env)
+		return load_merged(env, out, err, errlen);
 	if (getenv("KUBERNETES_SERVICE_HOST") && *getenv("KUBERNETES_SERVICE_HOST"))
 		return zw_kube_config_in_cluster(NULL, out, err, errlen);
-	if (env && *env) {
-		size_t n = strcspn(env, ":");
-
-		snprintf(path, sizeof(path), "%.*s", (int)n, env);
-		return zw_kube_config_load_file(path, NULL, out, err, errlen);
-	}
 	snprintf(path, sizeof(path), "%s/.kube/config", home && *home ? home : ".");
 	return zw_kube_config_load_file(path, NULL, out, err, errlen);
 }

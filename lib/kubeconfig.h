@@ -9,8 +9,13 @@
  *     cluster (server, certificate-authority-data | certificate-authority,
  *     insecure-skip-tls-verify) and user (token | tokenFile,
  *     client-certificate-data | client-certificate, client-key-data |
- *     client-key). Relative file paths are relative to the kubeconfig's
- *     directory. exec / auth-provider users are rejected with a clear error.
+ *     client-key, or exec: a credential plugin, kubeexec.h). Relative file
+ *     paths are relative to the kubeconfig's directory. auth-provider users
+ *     are rejected with a clear error.
+ *
+ * An exec plugin runs once at load (its failure fails the load) and again
+ * when its token's expirationTimestamp has passed or after a 401; a client
+ * certificate it gives is used as long as the process runs.
  *
  * Bearer tokens read from a file (in-cluster token, kubeconfig tokenFile) are
  * re-read when the file changes: the file is stat()ed at most every
@@ -25,6 +30,8 @@
  * and removed by zw_kube_config_free(). */
 #ifndef ZW_KUBECONFIG_H
 #define ZW_KUBECONFIG_H
+
+#include "kubeexec.h"
 
 #include <pthread.h>
 #include <stddef.h>
@@ -66,6 +73,8 @@ struct zw_kube_config {
 	ino_t token_ino;
 	off_t token_size;
 	struct timespec token_mtime, token_ctime;
+	struct zw_kube_exec *exec; /* credential plugin, or NULL */
+	long long token_expiry;    /* Unix seconds the plugin's token expires; 0 = never */
 };
 
 /* Loads the kubeconfig at path (borrowed), using context (borrowed; NULL
@@ -83,8 +92,11 @@ int zw_kube_config_load_file(const char *path, const char *context, struct zw_ku
 int zw_kube_config_in_cluster(const char *sa_dir, struct zw_kube_config **out, char *err,
                               size_t errlen);
 
-/* Picks a source: kubeconfig path if non-NULL; else in-cluster when
- * KUBERNETES_SERVICE_HOST is set; else the first path of $KUBECONFIG; else
+/* Picks a source in client-go's order: the kubeconfig path (borrowed) if
+ * non-NULL; else $KUBECONFIG, every existing file of its colon-separated
+ * list merged (the first file to name a cluster, context or user, or to set
+ * current-context, wins; relative paths resolve against the file that gives
+ * them); else in-cluster when KUBERNETES_SERVICE_HOST is set; else
  * ~/.kube/config. Returns as zw_kube_config_load_file. */
 int zw_kube_config_auto(const char *kubeconfig, struct zw_kube_config **out, char *err,
                         size_t errlen);

@@ -1,5 +1,6 @@
 /* zerowire-webhook entry point: flags, wiring of the server, the target
  * registry, the watches and the reconciler, and signal handling. */
+#include "alias.h"
 #include "duration.h"
 #include "kube.h"
 #include "kubeconfig.h"
@@ -98,6 +99,12 @@ static const char usage[] =
         "                             (default <proxy-service>.<proxy-namespace>:9090)\n"
         "  --alias-service NAME       per-namespace alias Service for Ingresses\n"
         "                             (default: the proxy Service name)\n"
+        "  --alias-mode MODE          how the alias leads to the proxy: endpointslice\n"
+        "                             (selectorless Service, EndpointSlices mirroring\n"
+        "                             the proxy's ready pods; default) or externalname\n"
+        "                             (ExternalName Service; many Ingress controllers\n"
+        "                             refuse those); aliases of the other mode are\n"
+        "                             converted\n"
         "  --cluster-domain DOMAIN    (default cluster.local)\n"
         "  --kinds LIST               route kinds to handle: ingress,httproute,\n"
         "                             grpcroute,virtualservice,gloo (default all)\n"
@@ -157,6 +164,7 @@ struct flags {
 	const char *proxy_namespace;
 	const char *scaler_address;
 	const char *alias_service;
+	const char *alias_mode;
 	const char *cluster_domain;
 	const char *kinds;
 	const char *handwired;
@@ -382,6 +390,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 	        {"proxy-namespace", offsetof(struct flags, proxy_namespace)},
 	        {"scaler-address", offsetof(struct flags, scaler_address)},
 	        {"alias-service", offsetof(struct flags, alias_service)},
+	        {"alias-mode", offsetof(struct flags, alias_mode)},
 	        {"cluster-domain", offsetof(struct flags, cluster_domain)},
 	        {"kinds", offsetof(struct flags, kinds)},
 	        {"handwired-hosts", offsetof(struct flags, handwired)},
@@ -741,6 +750,7 @@ int main(int argc, char **argv)
 	char **cert_dns = NULL, **cert_ips = NULL;
 	size_t n_cert_dns = 0, n_cert_ips = 0;
 	int self_certs = 0;
+	enum zw_alias_mode alias_mode = ZW_ALIAS_ENDPOINTSLICE;
 	char err[ZW_WH_SERVER_ERRLEN > 512 ? ZW_WH_SERVER_ERRLEN : 512];
 	char scaler[512], ident[300];
 	char **namespaces = NULL, **handwired = NULL;
@@ -807,6 +817,13 @@ int main(int argc, char **argv)
 		a.mcfg.scaler_address = scaler;
 	}
 	a.mcfg.alias_service = f.alias_service ? f.alias_service : a.mcfg.proxy_service;
+	if (f.alias_mode && zw_alias_mode_parse(f.alias_mode, &alias_mode) < 0) {
+		fprintf(stderr,
+		        "zerowire-webhook: --alias-mode \"%s\": want endpointslice or "
+		        "externalname\n",
+		        f.alias_mode);
+		return 2;
+	}
 	if (f.cluster_domain)
 		a.mcfg.cluster_domain = f.cluster_domain;
 	a.mcfg.autowire_mesh_virtualservices = f.mesh_vs != 0;
@@ -951,6 +968,7 @@ int main(int argc, char **argv)
 			                                             : a.mcfg.proxy_namespace,
 			        .identity = ident,
 			        .resync_ms = (unsigned)f.resync_s * 1000u,
+			        .alias_mode = (int)alias_mode,
 			        .registry_synced = sources_synced,
 			        .arg = &a,
 			};

@@ -2,6 +2,7 @@
  * objects and ScaledObjects owned by HTTPScaledObjects (see reconcile.h). */
 #include "reconcile.h"
 
+#include "alias.h"
 #include "apiversion.h"
 #include "log.h"
 #include "restore.h"
@@ -26,11 +27,14 @@
 
 enum watch_role {
 	ROLE_ROUTE = 0,
-	ROLE_GRANTS,   /* managed ReferenceGrants in the proxy namespace */
-	ROLE_ALIASES,  /* managed alias Services */
-	ROLE_HSO,      /* HTTPScaledObjects */
-	ROLE_OWNED_SO, /* managed ScaledObjects */
-	ROLE_OPTOUT,   /* namespaces labelled zerowire.io/autowire: "false" (cluster-scoped) */
+	ROLE_GRANTS,       /* managed ReferenceGrants in the proxy namespace */
+	ROLE_ALIASES,      /* managed alias Services */
+	ROLE_HSO,          /* HTTPScaledObjects */
+	ROLE_OWNED_SO,     /* managed ScaledObjects */
+	ROLE_OPTOUT,       /* namespaces labelled zerowire.io/autowire: "false" (cluster-scoped) */
+	ROLE_ALIAS_SLICES, /* managed alias EndpointSlices */
+	ROLE_PROXY_SLICES, /* EndpointSlices in the proxy namespace (the proxy's, mirrored) */
+	ROLE_PROXY_SVC,    /* Services in the proxy namespace (the proxy's ports) */
 };
 
 struct kind_desc {
@@ -49,6 +53,9 @@ static const struct kind_desc other_kinds[] = {
         {ROLE_HSO, &zw_route_kinds[ZW_MK_HTTPSCALEDOBJECT], false, NULL},
         {ROLE_OWNED_SO, &zw_route_kinds[ZW_MK_SCALEDOBJECT], false, MANAGED_SELECTOR},
         {ROLE_OPTOUT, &zw_route_kinds[ZW_RK_NAMESPACE], false, OPTOUT_SELECTOR},
+        {ROLE_ALIAS_SLICES, &zw_route_kinds[ZW_RK_ENDPOINTSLICE], false, MANAGED_SELECTOR},
+        {ROLE_PROXY_SLICES, &zw_route_kinds[ZW_RK_ENDPOINTSLICE], true, NULL},
+        {ROLE_PROXY_SVC, &zw_route_kinds[ZW_RK_SERVICE], true, NULL},
 };
 #define N_OTHER_KINDS (sizeof(other_kinds) / sizeof(other_kinds[0]))
 #define MAX_KINDS     (ZW_RK_COUNT + N_OTHER_KINDS)
@@ -931,12 +938,118 @@ out:
 	json_decref(versions);
 }
 
-/* Alias Services (ExternalName to the proxy) for Ingress namespaces. */
+/* The proxy Service (a new reference), or NULL when not seen. */
+static json_t *proxy_service_obj(struct zw_reconcile *r)
+{
+	json_t *items = snapshot(r, ROLE_PROXY_SVC, NULL), *item, *found = NULL;
+	size_t i;
+
+	json_array_foreach(items, i, item)
+	{
+		json_t *obj = json_object_get(item, "obj");
+		if (strcmp(meta_str(obj, "name"), r->cfg.mutate->proxy_service) == 0 &&
+		    strcmp(meta_str(obj, "namespace"), r->cfg.mutate->proxy_namespace) == 0)
+			found = json_incref(obj);
+	}
+	json_decref(items);
+	return found;
+}
+
+/* The alias EndpointSlices (endpointslice mode): for every alias Service
+ * in have (ns -> object, created already: it owns them), one per address
+ * type of the proxy Service's EndpointSlices, with their ready endpoints;
+ * every other managed alias slice is deleted. */
+static void pass_alias_slices(struct zw_reconcile *r, const json_t *have)
+{
+	json_t *versions = json_object();
+	json_t *mine = snapshot(r, ROLE_ALIAS_SLICES, versions);
+	json_t *proxy = snapshot(r, ROLE_PROXY_SLICES, NULL);
+	const char *version = json_string_value(json_object_get(versions, "endpointslices"));
+	const struct zw_mutate_config *m = r->cfg.mutate;
+	json_t *slices = json_array(), *want = json_object(), *mirror = NULL, *item, *svc;
+	const char *ns, *key;
+	char av[64];
+	size_t i;
+
+	if (!version || !slices || !want)
+		goto out;
+	snprintf(av, sizeof(av), "discovery.k8s.io/%s", version);
+	json_array_foreach(proxy, i, item)
+	{
+		json_t *obj = json_object_get(item, "obj");
+		if (strcmp(meta_str(obj, "namespace"), m->proxy_namespace) == 0)
+			json_array_append(slices, obj);
+	}
+	mirror = zw_alias_mirror(slices, m->proxy_service);
+	if (!mirror)
+		goto out;
+	if (r->cfg.alias_mode == ZW_ALIAS_ENDPOINTSLICE)
+		json_object_foreach((json_t *)have, ns, svc)
+		{
+			const char *type;
+			json_t *entry;
+			if (meta_str(svc, "uid")[0] == '\0')
+				continue;
+			json_object_foreach(mirror, type, entry)
+			{
+				json_t *obj = zw_alias_slice_object(
+				        ns, m->alias_service, meta_str(svc, "uid"), av, entry);
+				char k[600];
+				if (!obj)
+					continue;
+				snprintf(k, sizeof(k), "%s/%s", ns, meta_str(obj, "name"));
+				json_object_set_new(want, k, obj);
+			}
+		}
+	json_array_foreach(mine, i, item)
+	{
+		json_t *obj = json_object_get(item, "obj"), *w;
+		char k[600];
+		if (strcmp(jstr(json_object_get(json_object_get(obj, "metadata"), "labels"),
+		                WIRING_LABEL),
+		           "alias") != 0)
+			continue;
+		snprintf(k, sizeof(k), "%s/%s", meta_str(obj, "namespace"), meta_str(obj, "name"));
+		w = json_object_get(want, k);
+		if (!w) {
+			delete_obj(r, "discovery.k8s.io", version, "endpointslices", obj,
+			           "alias EndpointSlice");
+		} else {
+			if (!zw_alias_slice_matches(obj, w)) {
+				json_t *patch = json_pack("{s:O,s:O}", "endpoints",
+				                          json_object_get(w, "endpoints"), "ports",
+				                          json_object_get(w, "ports"));
+				if (patch)
+					patch_spec(r, "discovery.k8s.io", version, "endpointslices",
+					           obj, patch, "alias EndpointSlice");
+				json_decref(patch);
+			}
+			json_object_del(want, k);
+		}
+	}
+	json_object_foreach(want, key, item)
+	{
+		create_obj(r, "discovery.k8s.io", version, "endpointslices",
+		           meta_str(item, "namespace"), item, "alias EndpointSlice");
+	}
+out:
+	json_decref(mirror);
+	json_decref(want);
+	json_decref(slices);
+	json_decref(proxy);
+	json_decref(mine);
+	json_decref(versions);
+}
+
+/* Alias Services for Ingress namespaces: selectorless with mirrored
+ * EndpointSlices, or ExternalName to the proxy (alias.h); a Service of the
+ * other mode is converted in place. */
 static void pass_aliases(struct zw_reconcile *r, json_t *needed)
 {
 	json_t *items = snapshot(r, ROLE_ALIASES, NULL), *item;
 	const struct zw_mutate_config *m = r->cfg.mutate;
-	json_t *have = json_object();
+	json_t *have = json_object(), *kept = json_object();
+	json_t *proxy_svc = proxy_service_obj(r);
 	char fqdn[512];
 	const char *ns;
 	json_t *v;
@@ -956,9 +1069,10 @@ static void pass_aliases(struct zw_reconcile *r, json_t *needed)
 	json_object_foreach(needed, ns, v)
 	{
 		json_t *cur = json_object_get(have, ns);
-		json_t *spec = json_pack("{s:s,s:s,s:[{s:s,s:i,s:s}]}", "type", "ExternalName",
-		                         "externalName", fqdn, "ports", "name", "http", "port",
-		                         m->proxy_port, "protocol", "TCP");
+		json_t *spec =
+		        zw_alias_service_spec(r->cfg.alias_mode, fqdn, proxy_svc, m->proxy_port);
+		if (!spec)
+			continue;
 		if (!cur) {
 			json_t *obj = json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:O}", "apiVersion", "v1",
 			                        "kind", "Service", "metadata", "name",
@@ -969,15 +1083,11 @@ static void pass_aliases(struct zw_reconcile *r, json_t *needed)
 				zw_registry_set_wiring(r->cfg.reg, ZW_WIRE_ALIAS, ns, true);
 			json_decref(obj);
 		} else {
-			json_t *cs = json_object_get(cur, "spec");
-			if (strcmp(jstr(cs, "externalName"), fqdn) != 0 ||
-			    strcmp(jstr(cs, "type"), "ExternalName") != 0) {
-				json_t *patch = json_pack("{s:O}", "spec", spec);
-				if (patch)
-					patch_spec(r, "", "v1", "services", cur, patch,
-					           "alias Service");
-				json_decref(patch);
-			}
+			json_t *patch = zw_alias_service_patch(cur, spec);
+			if (patch)
+				patch_spec(r, "", "v1", "services", cur, patch, "alias Service");
+			json_decref(patch);
+			json_object_set(kept, ns, cur);
 			zw_registry_set_wiring(r->cfg.reg, ZW_WIRE_ALIAS, ns, true);
 		}
 		json_decref(spec);
@@ -989,6 +1099,9 @@ static void pass_aliases(struct zw_reconcile *r, json_t *needed)
 		if (delete_obj(r, "", "v1", "services", v, "alias Service") == 0)
 			zw_registry_set_wiring(r->cfg.reg, ZW_WIRE_ALIAS, ns, false);
 	}
+	pass_alias_slices(r, kept);
+	json_decref(proxy_svc);
+	json_decref(kept);
 	json_decref(have);
 	json_decref(items);
 }

@@ -22,9 +22,12 @@
  *   - ReferenceGrant `zerowire-<ns>` in the proxy namespace for every
  *     namespace whose HTTPRoutes / GRPCRoutes lead (or will lead) to the
  *     proxy Service; removed when none does.
- *   - alias Service (`alias_service`, ExternalName to the proxy Service's
- *     FQDN, port proxy_port) in every namespace whose Ingresses lead to it;
- *     removed when none does.
+ *   - alias Service (`alias_service`) in every namespace whose Ingresses
+ *     lead to it, removed when none does: by alias_mode (alias.h) either
+ *     selectorless with the proxy Service's ports and EndpointSlices
+ *     mirroring the ready endpoints of the proxy Service's (watched, kept in
+ *     sync, deleted with it), or ExternalName to the proxy Service's FQDN;
+ *     an alias of the other mode is converted in place.
  *   - for each HTTPScaledObject without the annotation
  *     `httpscaledobject.keda.sh/skip-scaledobject-creation: "true"`, a
  *     ScaledObject of the same name it owns (controller ownerReference),
@@ -68,6 +71,7 @@ struct zw_reconcile_config {
 	const char *lease_namespace; /* default: the proxy namespace */
 	const char *identity;        /* holder identity, e.g. pod name */
 	unsigned resync_ms;          /* 0 = ZW_RECONCILE_RESYNC_MS */
+	int alias_mode;              /* enum zw_alias_mode (alias.h); 0 = endpointslice */
 	/* Returns nonzero once the target registry has synced; passes wait
 	 * for it so that nothing is restored from an incomplete registry. */
 	int (*registry_synced)(void *arg);

@@ -48,6 +48,10 @@ const struct zw_route_kind zw_route_kinds[ZW_RK_COUNT] = {
 	 "other", ZW_RK_SHAPE_NONE, 0, ZW_RK_NO_WIRING, ZW_RK_MADE, "referencegrant", 1},
 	{ZW_MK_OTHER, "", "Namespace", "namespaces", {"v1"},
 	 "other", ZW_RK_SHAPE_NONE, 0, ZW_RK_NO_WIRING, 0, 0, 0},
+	/* The alias Service's EndpointSlices (aliasMode endpointslice) and
+	 * the proxy Service's, which they mirror. */
+	{ZW_MK_OTHER, "discovery.k8s.io", "EndpointSlice", "endpointslices", {"v1", "v1beta1"},
+	 "other", ZW_RK_SHAPE_NONE, 0, ZW_RK_NO_WIRING, ZW_RK_MADE, "alias", 0},
 };
 // clang-format on
 const size_t zw_route_kinds_count = sizeof(zw_route_kinds) / sizeof(zw_route_kinds[0]);

@@ -55,7 +55,7 @@ ORIGINAL = "zerowire.io/original"
 # as rendered (the others are about serving in a pod: listen address, certs).
 WEBHOOK_FLAGS_FROM_CHART = ("proxy-service", "proxy-namespace", "proxy-port", "scaler-address", "kinds",
                             "watch-namespaces", "max-body", "leader-elect", "lease-namespace", "lease-name",
-                            "log-level")
+                            "log-level", "alias-mode")
 # Sanitizer reports, and any request the chart's RBAC did not allow.
 BAD_LOG = ("AddressSanitizer", "LeakSanitizer", "runtime error:", "Forbidden", "is forbidden", "status=403")
 

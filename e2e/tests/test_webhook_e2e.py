@@ -64,8 +64,9 @@ def mwc_manifest(port, ca_file):
 
 
 class WebhookProc:
-    def __init__(self, cluster, tmp):
+    def __init__(self, cluster, tmp, args=()):
         self.cluster = cluster
+        self.args = list(args)
         self.ca, self.cert, self.key = make_pki(os.path.join(tmp, "pki"))
         self.port = util.free_port()
         self.log_path = os.path.join(tmp, "webhook.log")
@@ -75,7 +76,7 @@ class WebhookProc:
         self.log = open(self.log_path, "a")
         self.proc = subprocess.Popen(
             [BIN, "--kubeconfig", self.cluster.kubeconfig, "--listen", "127.0.0.1:%d" % self.port,
-             "--tls-cert-file", self.cert, "--tls-key-file", self.key, "--resync", "5"],
+             "--tls-cert-file", self.cert, "--tls-key-file", self.key, "--resync", "5"] + self.args,
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         util.wait_for(lambda: "event=listening" in open(self.log_path).read() or self.proc.poll() is not None,
                       30, 0.05, "webhook listening")
@@ -99,8 +100,14 @@ class WebhookProc:
 
 @pytest.fixture(scope="module")
 def webhook(cluster, tmp_path_factory):
+    yield from running_webhook(cluster, str(tmp_path_factory.mktemp("webhook")))
+
+
+def running_webhook(cluster, tmp):
+    """A fixture body: the webhook started, the chart's MutatingWebhookConfiguration
+    applied; on the way out both removed and the logs checked."""
     cluster.ensure_namespace(PROXY_NS)
-    w = WebhookProc(cluster, str(tmp_path_factory.mktemp("webhook")))
+    w = WebhookProc(cluster, tmp)
     w.start()
     cluster.apply(json.dumps(mwc_manifest(w.port, w.ca)))
     yield w
@@ -192,10 +199,11 @@ def test_ingress_apply_warnings_diff_reapply_restore(cluster, webhook):
     record = json.loads(ing["metadata"]["annotations"]["zerowire.io/original"])
     assert record
 
-    # The reconciler creates the alias Service in the Ingress's namespace.
+    # The reconciler creates the alias Service in the Ingress's namespace
+    # (selectorless, by default; test_alias_e2e.py covers its EndpointSlices).
     alias = wait_for(cluster, lambda: get(cluster, "service", ns, "zerowire-proxy"), "alias Service")
-    assert alias["spec"]["type"] == "ExternalName"
-    assert alias["spec"]["externalName"] == "zerowire-proxy.zerowire.svc.cluster.local"
+    assert alias["spec"]["type"] == "ClusterIP" and "selector" not in alias["spec"]
+    assert alias["spec"]["ports"][0]["port"] == 8080
     assert alias["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "zerowire"
 
     # kubectl diff shows nothing; re-apply is a no-op.

@@ -283,6 +283,41 @@ def test_token_kubeconfig_and_in_cluster_rotation(cluster, ns, tmp_path, watcher
     w.stop()
 
 
+def test_exec_plugin_via_merged_kubeconfig_env(cluster, ns, tmp_path):
+    """$KUBECONFIG naming two files (clusters/contexts in one, the user in the
+    other, plus a missing one), the user an exec credential plugin printing a
+    valid token with an expirationTimestamp in the past: every request runs
+    it again, and the real API server accepts the token."""
+    runs = tmp_path / "runs"
+    plugin = tmp_path / "plugin.sh"
+    plugin.write_text("#!/bin/sh\necho x >> %s\nprintf '{\"apiVersion\":\"client.authentication.k8s.io/v1\","
+                      "\"kind\":\"ExecCredential\",\"status\":{\"token\":\"%%s\","
+                      "\"expirationTimestamp\":\"2001-01-01T00:00:00Z\"}}' \"$ZW_TOKEN\"\n" % runs)
+    plugin.chmod(0o755)
+    (tmp_path / "a").write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "live",
+        "contexts": [{"name": "live", "context": {"cluster": "c", "user": "plugin"}}],
+        "clusters": [{"name": "c", "cluster": {"server": cluster.server,
+                                                "certificate-authority": cluster.ca_file}}]}))
+    (tmp_path / "b").write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config",
+        "users": [{"name": "plugin", "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1", "command": "./plugin.sh",
+            "env": [{"name": "ZW_TOKEN", "value": cluster.admin_token}]}}}]}))
+    env = dict(os.environ, KUBECONFIG="%s:%s:%s" % (tmp_path / "missing", tmp_path / "a", tmp_path / "b"))
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    argv = [TOOL, "get", "v1", "namespaces", "-", ns]
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["metadata"]["name"] == ns
+    assert len(runs.read_text().split()) >= 2  # at load, and again since expired
+    # A plugin giving a wrong token: a typed 401 after the retry with a fresh run.
+    env["KUBECONFIG"] = "%s:%s" % (tmp_path / "a", tmp_path / "b")
+    (tmp_path / "b").write_text((tmp_path / "b").read_text().replace(cluster.admin_token, "wrong"))
+    r = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60, env=env)
+    assert r.returncode == 2 and json.loads(r.stdout)["error"]["http_status"] == 401, r.stdout + r.stderr
+
+
 # ---- watches ------------------------------------------------------------------------
 
 

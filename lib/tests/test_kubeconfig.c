@@ -324,6 +324,148 @@ static void test_missing_file(void **state)
 	assert_non_null(strstr(err, "/nonexistent/kubeconfig"));
 }
 
+/* A fake credential plugin: counts its runs in <tmpdir>/runs, prints an
+ * ExecCredential of apiVersion $1 with token "tok-<run>-$2-$ZW_ENV" and
+ * expirationTimestamp $3 (none when "-"), or a client certificate when $2 is
+ * "cert"; exits 3 when $2 is "fail". Checks KUBERNETES_EXEC_INFO. */
+static const char PLUGIN[] =
+        "#!/bin/sh\n"
+        "n=$(cat \"$(dirname \"$0\")/runs\" 2>/dev/null || echo 0); n=$((n+1))\n"
+        "echo $n > \"$(dirname \"$0\")/runs\"\n"
+        "case \"$KUBERNETES_EXEC_INFO\" in *'\"interactive\":false'*) ;; *) exit 4;; esac\n"
+        "[ \"$2\" = fail ] && { echo oops >&2; exit 3; }\n"
+        "exp=''; [ \"$3\" != - ] && exp=\",\\\"expirationTimestamp\\\":\\\"$3\\\"\"\n"
+        "if [ \"$2\" = cert ]; then\n"
+        "  printf '{\"apiVersion\":\"%s\",\"kind\":\"ExecCredential\",\"status\":{"
+        "\"clientCertificateData\":\"-----BEGIN CERTIFICATE-----\\\\nC\\\\n-----END "
+        "CERTIFICATE-----\\\\n\",\"clientKeyData\":\"-----BEGIN EC PRIVATE KEY-----\\\\nK\\\\n"
+        "-----END EC PRIVATE KEY-----\\\\n\"%s}}' \"$1\" \"$exp\"\n"
+        "else\n"
+        "  printf '{\"apiVersion\":\"%s\",\"kind\":\"ExecCredential\",\"status\":{"
+        "\"token\":\"tok-%s-%s-%s\"%s}}' \"$1\" $n \"$2\" \"$ZW_ENV\" \"$exp\"\n"
+        "fi\n";
+
+/* A kubeconfig whose user runs ./plugin.sh (relative to it) with args. */
+static int load_exec(const char *api, const char *mode, const char *exp,
+                     struct zw_kube_config **cfg, char *err, size_t errlen)
+{
+	char path[512], text[2048];
+
+	write_file("plugin.sh", PLUGIN, path, sizeof(path));
+	chmod(path, 0755);
+	write_file("runs", "0\n", path, sizeof(path));
+	snprintf(text, sizeof(text),
+	         "current-context: a\ncontexts:\n- name: a\n  context: {cluster: c, user: u}\n"
+	         "clusters:\n- name: c\n  cluster: {server: https://x}\n"
+	         "users:\n- name: u\n  user:\n    exec:\n"
+	         "      apiVersion: client.authentication.k8s.io/%s\n"
+	         "      command: ./plugin.sh\n"
+	         "      args: [client.authentication.k8s.io/%s, %s, '%s']\n"
+	         "      env: [{name: ZW_ENV, value: e1}]\n",
+	         api, api, mode, exp);
+	return load_text(text, NULL, cfg, err, errlen);
+}
+
+static void test_exec_token_expiry(void **state)
+{
+	struct zw_kube_config *cfg;
+	char err[512], tok[128];
+
+	(void)state;
+	/* Expired already: every use runs the plugin again. */
+	assert_int_equal(load_exec("v1", "a", "2001-02-03T04:05:06Z", &cfg, err, sizeof(err)), 0);
+	assert_int_equal(zw_kube_config_token(cfg, 0, tok, sizeof(tok)), 0);
+	assert_string_equal(tok, "tok-2-a-e1");
+	assert_int_equal(zw_kube_config_token(cfg, 0, tok, sizeof(tok)), 0);
+	assert_string_equal(tok, "tok-3-a-e1");
+	zw_kube_config_free(cfg);
+	/* Valid for long (offset form): cached until forced (a 401). */
+	assert_int_equal(
+	        load_exec("v1beta1", "b", "2999-01-01T00:00:00.5+02:00", &cfg, err, sizeof(err)),
+	        0);
+	assert_int_equal(zw_kube_config_token(cfg, 0, tok, sizeof(tok)), 0);
+	assert_string_equal(tok, "tok-1-b-e1");
+	assert_int_equal(zw_kube_config_token(cfg, 0, tok, sizeof(tok)), 0);
+	assert_string_equal(tok, "tok-1-b-e1");
+	assert_int_equal(zw_kube_config_token(cfg, 1, tok, sizeof(tok)), 0);
+	assert_string_equal(tok, "tok-2-b-e1");
+	zw_kube_config_free(cfg);
+	/* No expiry: cached. */
+	assert_int_equal(load_exec("v1", "c", "-", &cfg, err, sizeof(err)), 0);
+	assert_int_equal(cfg->token_expiry, 0);
+	assert_int_equal(zw_kube_config_token(cfg, 0, tok, sizeof(tok)), 0);
+	assert_string_equal(tok, "tok-1-c-e1");
+	zw_kube_config_free(cfg);
+}
+
+static void test_exec_cert_and_failures(void **state)
+{
+	struct zw_kube_config *cfg;
+	char err[512];
+	long long t;
+
+	(void)state;
+	assert_int_equal(load_exec("v1", "cert", "-", &cfg, err, sizeof(err)), 0);
+	assert_non_null(strstr(cfg->cert.data, "-----BEGIN CERTIFICATE-----\nC\n"));
+	assert_non_null(strstr(cfg->key.data, "PRIVATE KEY"));
+	assert_null(cfg->token);
+	zw_kube_config_free(cfg);
+	/* A plugin that fails fails the load, naming the user and the status. */
+	assert_int_equal(load_exec("v1", "fail", "-", &cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "user \"u\""));
+	assert_non_null(strstr(err, "exited with status 3"));
+	/* v1beta1 too; v1alpha1 is refused; a bad expirationTimestamp too. */
+	assert_int_equal(load_exec("v1beta1", "a", "-", &cfg, err, sizeof(err)), 0);
+	zw_kube_config_free(cfg);
+	assert_int_equal(load_exec("v1alpha1", "a", "-", &cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "not supported"));
+	assert_int_equal(load_exec("v1", "a", "yesterday", &cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "RFC 3339"));
+	assert_int_equal(zw_rfc3339_parse("1970-01-01T01:00:00+01:00", &t), 0);
+	assert_int_equal(t, 0);
+	assert_int_equal(zw_rfc3339_parse("1970-01-01T00:00:10.25Z", &t), 0);
+	assert_int_equal(t, 10);
+	assert_int_equal(zw_rfc3339_parse("1970-01-01 00:00:10", &t), -1);
+}
+
+/* $KUBECONFIG: files merged (first wins), and it comes before in-cluster. */
+static void test_kubeconfig_env_merged(void **state)
+{
+	struct zw_kube_config *cfg;
+	char a[512], b[512], list[1400], err[512];
+
+	(void)state;
+	snprintf(list, sizeof(list), "%s/sub", tmpdir);
+	mkdir(list, 0755);
+	write_file("sub/tok", "from-b\n", b, sizeof(b));
+	write_file(
+	        "a.yaml",
+	        "current-context: one\ncontexts:\n- name: one\n  context: {cluster: c, user: u}\n"
+	        "clusters:\n- name: c\n  cluster: {server: https://first}\n",
+	        a, sizeof(a));
+	write_file("sub/b.yaml",
+	           "current-context: two\ncontexts:\n- name: one\n  context: {cluster: x}\n"
+	           "clusters:\n- name: c\n  cluster: {server: https://second}\n"
+	           "users:\n- name: u\n  user: {tokenFile: tok}\n",
+	           b, sizeof(b));
+	snprintf(list, sizeof(list), "%.255s/missing.yaml:%.511s:%.511s", tmpdir, a, b);
+	setenv("KUBECONFIG", list, 1);
+	setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1", 1);
+	assert_int_equal(zw_kube_config_auto(NULL, &cfg, err, sizeof(err)), 0);
+	assert_string_equal(cfg->server, "https://first");
+	assert_string_equal(cfg->context, "one");
+	assert_string_equal(cfg->token, "from-b"); /* tokenFile relative to b.yaml */
+	zw_kube_config_free(cfg);
+	setenv("KUBECONFIG", "/nonexistent/a:/nonexistent/b", 1);
+	assert_int_equal(zw_kube_config_auto(NULL, &cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "no file of $KUBECONFIG"));
+	/* The flag comes first. */
+	assert_int_equal(zw_kube_config_auto(b, &cfg, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "context \"two\""));
+	unsetenv("KUBECONFIG");
+	unsetenv("KUBERNETES_SERVICE_HOST");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -333,6 +475,9 @@ int main(void)
 	        cmocka_unit_test(test_in_cluster),
 	        cmocka_unit_test(test_errors),
 	        cmocka_unit_test(test_missing_file),
+	        cmocka_unit_test(test_exec_token_expiry),
+	        cmocka_unit_test(test_exec_cert_and_failures),
+	        cmocka_unit_test(test_kubeconfig_env_merged),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
