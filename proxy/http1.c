@@ -576,6 +576,13 @@ int zw_obuf_add(struct zw_obuf *b, const void *data, size_t len)
 	return 0;
 }
 
+/* Appends a NUL-terminated string (no formatting: the warm path avoids
+ * vsnprintf). */
+static int obuf_adds(struct zw_obuf *b, const char *str)
+{
+	return zw_obuf_add(b, str, strlen(str));
+}
+
 int zw_obuf_addf(struct zw_obuf *b, const char *fmt, ...)
 {
 	char tmp[1024];
@@ -673,7 +680,7 @@ int zw_http_build_request(struct zw_obuf *out, const llhttp_t *p, const struct z
 	/* An HTTP/1.0 client cannot take a chunked response: ask the upstream
 	 * in HTTP/1.0 too, so it delimits the body by length or by closing. */
 	int v10 = p->http_major == 1 && p->http_minor == 0;
-	if (zw_obuf_addf(out, "%s ", method) < 0 ||
+	if (obuf_adds(out, method) < 0 || zw_obuf_add(out, " ", 1) < 0 ||
 	    zw_obuf_add(out, h->buf + h->url_off, h->url_len) < 0 ||
 	    zw_obuf_add(out, v10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n", 11) < 0)
 		return -1;
@@ -690,10 +697,13 @@ int zw_http_build_request(struct zw_obuf *out, const llhttp_t *p, const struct z
 		    zw_obuf_add(out, ", ", 2) < 0)
 			return -1;
 	}
-	if (zw_obuf_addf(out, "%s\r\n", info->client_ip ? info->client_ip : "unknown") < 0)
+	if (obuf_adds(out, info->client_ip ? info->client_ip : "unknown") < 0 ||
+	    zw_obuf_add(out, "\r\n", 2) < 0)
 		return -1;
 	if (!zw_http_find(h, "x-forwarded-proto", NULL) &&
-	    zw_obuf_addf(out, "X-Forwarded-Proto: %s\r\n", info->proto ? info->proto : "http") < 0)
+	    (zw_obuf_add(out, "X-Forwarded-Proto: ", 19) < 0 ||
+	     obuf_adds(out, info->proto ? info->proto : "http") < 0 ||
+	     zw_obuf_add(out, "\r\n", 2) < 0))
 		return -1;
 	size_t hlen = 0;
 	const char *host = zw_http_find(h, "host", &hlen);
@@ -719,7 +729,12 @@ int zw_http_build_request(struct zw_obuf *out, const llhttp_t *p, const struct z
 int zw_http_build_response(struct zw_obuf *out, const llhttp_t *p, const struct zw_http_head *h,
                            const struct zw_resp_info *info)
 {
-	if (zw_obuf_addf(out, "HTTP/1.1 %d ", p->status_code) < 0 ||
+	char status[16] = "HTTP/1.1 000 ";
+	int code = p->status_code;
+	status[9] = (char)('0' + code / 100 % 10);
+	status[10] = (char)('0' + code / 10 % 10);
+	status[11] = (char)('0' + code % 10);
+	if (zw_obuf_add(out, status, 13) < 0 ||
 	    zw_obuf_add(out, h->buf + h->url_off, h->url_len) < 0 ||
 	    zw_obuf_add(out, "\r\n", 2) < 0)
 		return -1;
@@ -740,8 +755,9 @@ int zw_http_build_response(struct zw_obuf *out, const llhttp_t *p, const struct 
 	} else if (info->close && zw_obuf_add(out, "Connection: close\r\n", 19) < 0) {
 		return -1;
 	}
-	if (p->status_code >= 200 && zw_obuf_addf(out, "X-Zerowire-Cold-Start: %s\r\n",
-	                                          info->cold_start ? "true" : "false") < 0)
+	if (p->status_code >= 200 &&
+	    (info->cold_start ? zw_obuf_add(out, "X-Zerowire-Cold-Start: true\r\n", 29)
+	                      : zw_obuf_add(out, "X-Zerowire-Cold-Start: false\r\n", 30)) < 0)
 		return -1;
 	return zw_obuf_add(out, "\r\n", 2);
 }
