@@ -12,6 +12,93 @@
 static const char *log_component = "zerowire";
 static enum zw_log_level log_min = ZW_LOG_INFO;
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
+static enum zw_log_format log_format = ZW_LOG_LOGFMT;
+
+int zw_log_format_parse(const char *name, enum zw_log_format *out)
+{
+	if (strcmp(name, "logfmt") == 0)
+		*out = ZW_LOG_LOGFMT;
+	else if (strcmp(name, "json") == 0)
+		*out = ZW_LOG_JSON;
+	else
+		return -1;
+	return 0;
+}
+
+void zw_log_set_format(enum zw_log_format format)
+{
+	log_format = format;
+}
+
+/* Appends s[0..n) to out as JSON string content (quotes not included);
+ * returns the new length, never past cap - 1. */
+static size_t json_put(char *out, size_t len, size_t cap, const char *s, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	for (size_t i = 0; i < n && len + 7 < cap; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		if (ch == '"' || ch == '\\') {
+			out[len++] = '\\';
+			out[len++] = (char)ch;
+		} else if (ch < 0x20) {
+			memcpy(out + len, "\\u00", 4);
+			out[len + 4] = hex[ch >> 4];
+			out[len + 5] = hex[ch & 15];
+			len += 6;
+		} else {
+			out[len++] = (char)ch;
+		}
+	}
+	return len;
+}
+
+/* Rewrites a logfmt line (ts=... key=value key="quoted value") as one JSON
+ * object into out (cap bytes). Returns the length. */
+static size_t to_json(const char *in, size_t n, char *out, size_t cap)
+{
+	size_t len = 0, i = 0;
+	int first = 1;
+	out[len++] = '{';
+	while (i < n && len + 16 < cap) {
+		while (i < n && in[i] == ' ')
+			i++;
+		size_t k = i;
+		while (i < n && in[i] != '=' && in[i] != ' ')
+			i++;
+		if (i >= n || in[i] != '=' || i == k) {
+			while (i < n && in[i] != ' ')
+				i++; /* a bare word: skipped */
+			continue;
+		}
+		size_t klen = i - k, v, vlen;
+		i++;
+		if (i < n && in[i] == '"') {
+			v = ++i;
+			while (i < n && !(in[i] == '"' && in[i - 1] != '\\'))
+				i++;
+			vlen = i - v;
+			if (i < n)
+				i++;
+		} else {
+			v = i;
+			while (i < n && in[i] != ' ')
+				i++;
+			vlen = i - v;
+		}
+		if (!first)
+			out[len++] = ',';
+		first = 0;
+		out[len++] = '"';
+		len = json_put(out, len, cap, in + k, klen);
+		out[len++] = '"';
+		out[len++] = ':';
+		out[len++] = '"';
+		len = json_put(out, len, cap, in + v, vlen);
+		out[len++] = '"';
+	}
+	out[len++] = '}';
+	return len;
+}
 
 void zw_log_init(const char *component, enum zw_log_level min_level)
 {
@@ -65,6 +152,14 @@ void zw_logv(enum zw_log_level level, const char *event, const char *fmt, va_lis
 	for (size_t i = 0; i < len; i++) {
 		if (line[i] == '\n' || line[i] == '\r')
 			line[i] = ' ';
+	}
+	if (log_format == ZW_LOG_JSON) {
+		char json[LINE_MAX_BYTES + 1024];
+		len = to_json(line, len, json, sizeof(json) - 1);
+		json[len++] = '\n';
+		while (write(STDERR_FILENO, json, len) == -1 && errno == EINTR) {
+		}
+		return;
 	}
 	line[len++] = '\n';
 	while (write(STDERR_FILENO, line, len) == -1 && errno == EINTR) {

@@ -17,6 +17,18 @@ enum zw_log_level {
 	ZW_LOG_ERROR,
 };
 
+/* Line formats (--log-format). */
+enum zw_log_format {
+	ZW_LOG_LOGFMT = 0, /* ts=... level=... comp=... event=... key=value ... */
+	ZW_LOG_JSON = 1,   /* {"ts":"...","level":"...","comp":"...","event":"...","key":"value"} */
+};
+
+/* Parses "logfmt" or "json" into *out. Returns 0, or -1 when unknown. */
+int zw_log_format_parse(const char *name, enum zw_log_format *out);
+
+/* Sets the line format (default logfmt). Call before threads start. */
+void zw_log_set_format(enum zw_log_format format);
+
 /* Sets the component name printed as comp= (a static string, not copied)
  * and the minimum level printed. */
 void zw_log_init(const char *component, enum zw_log_level min_level);

@@ -98,6 +98,7 @@ static const char usage_text[] =
         "  --shutdown-delay DUR          keep serving after SIGTERM (default 5s)\n"
         "  --drain-timeout DUR           finish in-flight requests (default 30s)\n"
         "  --log-level LEVEL             debug|info|warn|error (default info)\n"
+        "  --log-format FORMAT           logfmt|json (default logfmt)\n"
         "  --help, --version\n";
 
 const char *zw_proxy_config_usage(void)
@@ -163,6 +164,7 @@ void zw_proxy_config_defaults(struct zw_proxy_config *cfg)
 	n = zw_proxy_cgroup_cpus("/sys/fs/cgroup", n < 1 ? 1 : (n > 64 ? 64 : (int)n));
 	cfg->workers = (int)n;
 	cfg->log_level = "info";
+	cfg->log_format = "logfmt";
 	cfg->max_header_bytes = 65536;
 	cfg->max_headers = 100;
 	cfg->max_request_line = 8192;
@@ -232,6 +234,7 @@ static const struct flag flags[] = {
         F("--endpoints-file", K_STR, endpoints_file, 0, 0),
         F("--static-endpoint", K_LIST_EP, static_endpoints, 0, 0),
         F("--log-level", K_STR, log_level, 0, 0),
+        F("--log-format", K_STR, log_format, 0, 0),
         F("--max-header-bytes", K_SIZE, max_header_bytes, 1024, 16u << 20),
         F("--max-headers", K_SIZE, max_headers, 1, 10000),
         F("--max-request-line", K_SIZE, max_request_line, 64, 1u << 20),

@@ -26,7 +26,8 @@ struct zw_proxy_config {
 	const char
 	        *static_endpoints[ZW_CONFIG_MAX_LIST]; /* --static-endpoint ns/svc:port=ip:port */
 	size_t n_static_endpoints;
-	const char *log_level; /* --log-level, default info */
+	const char *log_level;  /* --log-level, default info */
+	const char *log_format; /* --log-format, default logfmt (or json) */
 
 	/* Replicas and the KEDA stream. */
 	const char *peers_service; /* --peers-service NS/SVC[:PORT]: headless Service of the

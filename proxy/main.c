@@ -434,6 +434,13 @@ int main(int argc, char **argv)
 		        app.cfg.log_level);
 		return 2;
 	}
+	enum zw_log_format fmt;
+	if (zw_log_format_parse(app.cfg.log_format, &fmt) < 0) {
+		fprintf(stderr, "zerowire-proxy: --log-format: want logfmt or json, not %s\n",
+		        app.cfg.log_format);
+		return 2;
+	}
+	zw_log_set_format(fmt);
 	zw_log_init("proxy", lvl);
 	rc = run(&app);
 	if (app.stopping) {

@@ -124,6 +124,7 @@ static const char usage[] =
         "  --resync SECONDS           full reconciler pass interval (default 10)\n"
         "\n"
         "  --log-level LEVEL          debug, info, warn, error (default info)\n"
+        "  --log-format FORMAT        logfmt or json (default logfmt)\n"
         "  --help, --version\n"
         "\n"
         "restore (uninstall, break-glass): holds the reconciler Lease (--lease-name in\n"
@@ -171,6 +172,7 @@ struct flags {
 	const char *lease_name;
 	const char *lease_namespace;
 	const char *log_level;
+	const char *log_format;
 	const char *cert_mode;
 	const char *cert_secret;
 	const char *webhook_config;
@@ -397,6 +399,7 @@ static int parse_flags(int argc, char **argv, struct flags *f)
 	        {"lease-name", offsetof(struct flags, lease_name)},
 	        {"lease-namespace", offsetof(struct flags, lease_namespace)},
 	        {"log-level", offsetof(struct flags, log_level)},
+	        {"log-format", offsetof(struct flags, log_format)},
 	        {"cert-mode", offsetof(struct flags, cert_mode)},
 	        {"cert-secret", offsetof(struct flags, cert_secret)},
 	        {"webhook-config", offsetof(struct flags, webhook_config)},
@@ -644,6 +647,17 @@ static int parse_duration_ms(const char *s, unsigned *ms)
 
 /* `zerowire-webhook restore ...`: the one-shot restore of restore.h.
  * Returns the process exit code. */
+/* Sets the log line format from --log-format (NULL: logfmt). Returns 0 or
+ * -1 when the name is unknown. */
+static int apply_log_format(const char *name)
+{
+	enum zw_log_format fmt = ZW_LOG_LOGFMT;
+	if (name && zw_log_format_parse(name, &fmt) < 0)
+		return -1;
+	zw_log_set_format(fmt);
+	return 0;
+}
+
 static int run_restore(int argc, char **argv)
 {
 	struct flags f = {.log_level = "info"};
@@ -665,7 +679,7 @@ static int run_restore(int argc, char **argv)
 		return 0;
 	if (rc != 0)
 		return 2;
-	if (zw_log_level_parse(f.log_level, &level) < 0 ||
+	if (zw_log_level_parse(f.log_level, &level) < 0 || apply_log_format(f.log_format) < 0 ||
 	    (f.deadline && parse_duration_ms(f.deadline, &rcfg.deadline_ms) < 0) ||
 	    (f.handover && parse_duration_ms(f.handover, &rcfg.handover_ms) < 0) ||
 	    split_list(f.watch_namespaces, &namespaces, &n_namespaces) < 0) {
@@ -774,6 +788,11 @@ int main(int argc, char **argv)
 		return 2;
 	if (zw_log_level_parse(f.log_level, &level) < 0) {
 		fprintf(stderr, "zerowire-webhook: unknown --log-level %s\n", f.log_level);
+		return 2;
+	}
+	if (apply_log_format(f.log_format) < 0) {
+		fprintf(stderr, "zerowire-webhook: --log-format: want logfmt or json, not %s\n",
+		        f.log_format);
 		return 2;
 	}
 	memset(&first_cert, 0, sizeof(first_cert));
