@@ -217,9 +217,12 @@ def test_proxy_network_policy_on_by_default():
                                                   "app.kubernetes.io/instance": "zerowire",
                                                   "app.kubernetes.io/component": "proxy"}}}
     assert rules[(9092,)] == [proxy_pods]  # peer port: the replicas only
+    helm_test = {"podSelector": {"matchLabels": {"app.kubernetes.io/name": "zerowire",
+                                                 "app.kubernetes.io/instance": "zerowire",
+                                                 "app.kubernetes.io/component": "helm-test"}}}
     assert rules[(9091,)] == [proxy_pods, {
         "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}},
-        "podSelector": {}}]
+        "podSelector": {}}, helm_test]
     # No other rule opens the admin or peer port.
     assert sorted(rules) == [(8080, 9090), (9091,), (9092,)]
 
@@ -232,8 +235,9 @@ def test_proxy_network_policy_values():
     admin = [r for r in np["spec"]["ingress"] if r["ports"][0]["port"] == 9091][0]["from"]
     assert admin[1]["namespaceSelector"]["matchLabels"]["team"] == "obs"
     assert admin[1]["podSelector"] == {"matchLabels": {"app": "prometheus"}}
-    assert admin[2] == {"namespaceSelector": {"matchLabels": {"name": "keda"}}}
-    (np,) = _proxy_policy(render("--set", "proxy.networkPolicy.metricsNamespaceSelector=null"))
+    assert admin[3] == {"namespaceSelector": {"matchLabels": {"name": "keda"}}}  # after the helm test Pod
+    (np,) = _proxy_policy(render("--set", "proxy.networkPolicy.metricsNamespaceSelector=null",
+                                 "--set", "helmTest.enabled=false"))
     admin = [r for r in np["spec"]["ingress"] if r["ports"][0]["port"] == 9091][0]["from"]
     assert len(admin) == 1  # the replicas only
     assert not _proxy_policy(render("--set", "proxy.networkPolicy.enabled=false"))
@@ -496,3 +500,24 @@ def test_rendered_args_are_accepted_by_the_binaries(values, tmp_path):
                            text=True, timeout=30)
         assert r.returncode != 0
         assert "event=kubeconfig_failed" in r.stderr, (c["name"], c["args"], r.stderr)
+
+
+def test_helm_test_pod():
+    """`helm test` renders a Pod hook that checks both /readyz endpoints (no kubelet
+    runs here, so the Pod itself cannot run in these tests), and the proxy's
+    NetworkPolicy lets it reach the admin port."""
+    docs = render()
+    (pod,) = [d for d in by_kind(docs, "Pod") if d["metadata"]["annotations"].get("helm.sh/hook") == "test"]
+    script = pod["spec"]["containers"][0]["args"][0]
+    assert "http://zerowire-proxy-admin.zerowire:9091/readyz" in script
+    assert "https://zerowire-webhook.zerowire:443/readyz" in script
+    assert pod["spec"]["restartPolicy"] == "Never"
+    (np,) = [n for n in by_kind(docs, "NetworkPolicy") if n["metadata"]["name"] == "zerowire-proxy"]
+    admin = [r for r in np["spec"]["ingress"] if r["ports"][0]["port"] == 9091][0]
+    assert any(f.get("podSelector", {}).get("matchLabels", {}).get("app.kubernetes.io/component") == "helm-test"
+               for f in admin["from"])
+    # url mode: the webhook is outside the cluster, only the proxy is checked.
+    url = render("--set", "webhook.url=https://10.0.0.5:8443/mutate", "--set", "webhook.caBundle=Zm9v")
+    (pod,) = [d for d in by_kind(url, "Pod") if d["metadata"]["annotations"].get("helm.sh/hook") == "test"]
+    assert "zerowire-webhook" not in pod["spec"]["containers"][0]["args"][0]
+    assert not [d for d in by_kind(render("--set", "helmTest.enabled=false"), "Pod")]
