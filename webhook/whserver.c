@@ -910,6 +910,20 @@ int zw_wh_server_parse_listen(const char *listen, struct sockaddr_storage *ss, i
 	return 0;
 }
 
+/* Frees what start made besides the daemon and the certificates: the
+ * held bundles array, the connection table, the locks, and s itself. */
+static void server_free(struct zw_wh_server *s)
+{
+	free(s->held);
+	zw_conntab_free(&s->conns);
+	pthread_cond_destroy(&s->stop_cond);
+	pthread_cond_destroy(&s->work_cond);
+	pthread_mutex_destroy(&s->work_lock);
+	pthread_mutex_destroy(&s->conn_lock);
+	pthread_mutex_destroy(&s->lock);
+	free(s);
+}
+
 int zw_wh_server_start(const struct zw_wh_server_config *cfg, struct zw_wh_server **out,
                        char err[ZW_WH_SERVER_ERRLEN])
 {
@@ -1042,14 +1056,7 @@ fail_tls:
 	bundle_unref(s->current);
 	gnutls_global_deinit();
 fail:
-	free(s->held);
-	zw_conntab_free(&s->conns);
-	pthread_cond_destroy(&s->stop_cond);
-	pthread_cond_destroy(&s->work_cond);
-	pthread_mutex_destroy(&s->work_lock);
-	pthread_mutex_destroy(&s->conn_lock);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
+	server_free(s);
 	return rc;
 }
 
@@ -1076,12 +1083,5 @@ void zw_wh_server_stop(struct zw_wh_server *s)
 		bundle_unref(s->held[i].bundle);
 	bundle_unref(s->current);
 	gnutls_global_deinit();
-	free(s->held);
-	zw_conntab_free(&s->conns);
-	pthread_cond_destroy(&s->stop_cond);
-	pthread_cond_destroy(&s->work_cond);
-	pthread_mutex_destroy(&s->work_lock);
-	pthread_mutex_destroy(&s->conn_lock);
-	pthread_mutex_destroy(&s->lock);
-	free(s);
+	server_free(s);
 }
