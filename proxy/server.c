@@ -917,18 +917,17 @@ static void wait_in_queue(struct conn *c)
 
 static void forward_to(struct conn *c);
 
-/* Admits a counted request of c's target: forwarded at once when nothing
- * waits before it and an endpoint has room, else queued (or refused when
- * the queue is full). Takes over `set` (a reference to the target's ready
- * endpoints). */
-static void admit(struct conn *c, struct zw_endpoint_set *set)
+/* Admits a counted request of c's target under allowance `a`: forwarded at
+ * once when nothing waits before it and an endpoint has room, else queued
+ * (or refused when the queue is full). Takes over `set` (a reference to the
+ * target's ready endpoints). */
+static void admit(struct conn *c, struct zw_endpoint_set *set, const struct zw_allowance *a)
 {
 	struct worker *w = c->w;
 	struct zw_server *s = w->s;
 	const struct zw_target *t = c->target;
 	uint32_t max = zw_hold_max_waiting(t, &s->hold_defaults);
-	struct zw_allowance a = target_allowance(s, t, 0);
-	enum zw_admit r = zw_hold_admit(&s->hold, c->key, &c->hitem, w->id, max, set, &a,
+	enum zw_admit r = zw_hold_admit(&s->hold, c->key, &c->hitem, w->id, max, set, a,
 	                                zw_endpoints_now_ms(), &w->rng);
 	switch (r) {
 	case ZW_ADMIT_FORWARD:
@@ -1766,8 +1765,8 @@ static void dispatch(struct conn *c)
 		local_response(c, 503, "Retry-After: 1\r\n", "out of memory\n", 1);
 		return;
 	}
-	if (set->n > 0 && zw_hold_total(&w->s->hold) == 0 &&
-	    target_allowance(w->s, t, 0).per_endpoint == 0) {
+	struct zw_allowance a = target_allowance(w->s, t, 0);
+	if (set->n > 0 && zw_hold_total(&w->s->hold) == 0 && a.per_endpoint == 0) {
 		/* Nothing waits anywhere and no allowance: the warm path. */
 		c->set = set;
 		c->ep = zw_endpoint_pick(set, &w->rng);
@@ -1775,7 +1774,7 @@ static void dispatch(struct conn *c)
 		return;
 	}
 	if (set->n > 0) {
-		admit(c, set);
+		admit(c, set, &a);
 		return;
 	}
 	c->cold = 1;
@@ -1791,7 +1790,7 @@ static void dispatch(struct conn *c)
 		placeholder_response(c);
 		return;
 	}
-	admit(c, set);
+	admit(c, set, &a);
 }
 
 static void head_error(struct conn *c, int err)
