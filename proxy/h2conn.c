@@ -106,7 +106,6 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *a
 	st->id = f->hd.stream_id;
 	st->fields.limit = c->lim.max_header_list + 2 * MAX_FIELDS;
 	st->out.limit = c->lim.max_stream_buffer;
-	st->trailer_buf.limit = c->lim.max_header_list;
 	if (nghttp2_session_set_stream_user_data(ng, st->id, st) != 0) {
 		free(st);
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -141,15 +140,6 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	}
 	st->n_fields++;
 	return 0;
-}
-
-/* Answers a request the connection refuses itself (431) and forgets it. */
-static void refuse(struct zw_h2conn *c, struct h2stream *st, int status)
-{
-	char s[4] = {(char)('0' + status / 100), (char)('0' + status / 10 % 10),
-	             (char)('0' + status % 10), 0};
-	nghttp2_nv nv[] = {{(uint8_t *)":status", (uint8_t *)s, 7, 3, NGHTTP2_NV_FLAG_NONE}};
-	nghttp2_submit_response(c->ng, st->id, nv, 1, NULL);
 }
 
 static void request_ready(struct zw_h2conn *c, struct h2stream *st, int end_stream)
@@ -209,7 +199,8 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
 			return 0;
 		}
 		if (st->too_big) {
-			refuse(c, st, 431);
+			/* Refused by the connection itself: never reaches the caller. */
+			zw_h2conn_respond(c, st->id, 431, NULL, 0, 1);
 			return 0;
 		}
 		request_ready(c, st, end);
