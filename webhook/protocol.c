@@ -37,15 +37,22 @@ static const struct word words[] = {
         {"fcgi", ZW_PROTO_OTHER},
 };
 
+/* The entry of words[] for the first len bytes of s, or NULL. */
+static const struct word *find_word(const char *s, size_t len)
+{
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strlen(words[i].word) == len && strncasecmp(words[i].word, s, len) == 0)
+			return &words[i];
+	return NULL;
+}
+
 /* Looks up the first len bytes of s; returns 1 and sets *p when known. */
 static int lookup(const char *s, size_t len, enum zw_proto *p)
 {
-	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-		if (strlen(words[i].word) == len && strncasecmp(words[i].word, s, len) == 0) {
-			*p = words[i].proto;
-			return 1;
-		}
-	return 0;
+	const struct word *w = find_word(s, len);
+	if (w)
+		*p = w->proto;
+	return w ? 1 : 0;
 }
 
 enum zw_proto zw_proto_of_port(const char *app_protocol, const char *name, const char *annotated,
@@ -91,17 +98,11 @@ const char *zw_proto_service_annotation(const json_t *annotations, const char *p
 		return NULL;
 	json_t *map = json_loads(gke, 0, NULL);
 	const char *got = json_string_value(json_object_get(map, port_name));
-	/* The map is parsed per call: keep the answer in a static word of
-	 * ours, never in the freed tree. */
-	enum zw_proto p;
-	const char *out = NULL;
-	if (got && lookup(got, strlen(got), &p)) {
-		for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
-			if (strcasecmp(words[i].word, got) == 0)
-				out = words[i].word;
-	}
+	/* The map is parsed per call: answer with a static word of ours,
+	 * never a string of the freed tree. */
+	const struct word *w = got ? find_word(got, strlen(got)) : NULL;
 	json_decref(map);
-	return out;
+	return w ? w->word : NULL;
 }
 
 enum zw_proto zw_proto_of_ingress(const json_t *annotations, char *why, size_t why_len)
