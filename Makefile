@@ -164,7 +164,16 @@ faults: all
 	./scripts/pytest.sh proxy/tests/proxy_faults_test.py webhook/tests/webhook_faults_test.py e2e/tests/test_faults_kube.py
 
 check: setup
-	@$(MAKE) --no-print-directory format-check style unit fuzz integration valgrind icount e2e
+	@$(MAKE) --no-print-directory format-check style unit fuzz integration valgrind icount e2e images
+
+# Container images (README "Images"): a clean release build, the debootstrap
+# base (cached in ~/.cache/zerowire/images), each image's root filesystem,
+# podman build, OCI archive, SPDX SBOM and smoke run (images/build.sh), then
+# images/tests. Seconds when the programs and the recipe are unchanged.
+.PHONY: images
+images:
+	./images/build.sh
+	./scripts/pytest.sh images/tests/images_test.py
 
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null; git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 format:
@@ -209,4 +218,5 @@ cluster-down:
 clean:
 	rm -rf build bin
 
--include $(shell find build -name '*.d' 2>/dev/null)
+# build/images holds image root filesystems (etc/ld.so.conf.d, ...): not make's.
+-include $(shell find build -path build/images -prune -o -name '*.d' -type f -print 2>/dev/null)

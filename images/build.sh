@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Builds the zerowire-proxy and zerowire-webhook images without a Docker
 # daemon or a container registry, writes an SPDX SBOM for each and smoke-runs
-# them (README "Images"). Run from the repository root after `make`:
+# them (README "Images"). Run from the repository root (or `make images`):
 #   images/build.sh [proxy|webhook ...]        (default: both)
 # Steps, per image:
 #   1. base: a Debian minbase root made with debootstrap from the mirror this
 #      machine's apt uses (apt-get indextargets), cached in
 #      ~/.cache/zerowire/images/ and reused;
 #   2. root filesystem: images/rootfs.sh run chrooted in the base, given the
-#      binary (bin/zerowire-NAME) and its runtime packages
+#      binary (a clean build in build/images/obj) and its runtime packages
 #      (images/runtime-packages.sh) -> build/images/NAME/rootfs;
 #   3. image: `podman build` FROM scratch with the OCI labels, user 65532 and
 #      the entrypoint -> localhost/zerowire-NAME:VERSION, saved as an OCI
@@ -25,6 +25,9 @@ out=$root/build/images
 cache=${ZW_CACHE:-$HOME/.cache/zerowire}/images
 version=${ZW_VERSION:-$(sed -n 's/^VERSION *:= *//p' Makefile)}
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+# Uncommitted changes to tracked files: the revision label says so.
+changes=$(git diff HEAD -- . 2>/dev/null | sha256sum | cut -c1-64)
+[ -z "$(git status --porcelain --untracked-files=no 2>/dev/null)" ] || commit=$commit-dirty
 # Reproducible timestamps: the commit's time.
 epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
 source_url=https://github.com/zerowire/zerowire
@@ -34,6 +37,9 @@ names=("$@")
 log() { echo "images: $*" >&2; }
 die() { log "$*"; exit 1; }
 
+for n in "${names[@]}"; do
+	case $n in proxy | webhook) ;; *) die "unknown image '$n' (proxy, webhook)" ;; esac
+done
 for tool in debootstrap podman python3 readelf curl openssl; do
 	command -v "$tool" >/dev/null || die "$tool is missing (make setup installs it)"
 done
@@ -68,6 +74,21 @@ if [ ! -f "$base/.zw-complete" ]; then
 	date -u +%FT%TZ >"$base/.zw-complete"
 fi
 
+# --- the programs: a clean release build of this revision ----------------------
+# make's own objects (build/rel) would keep an older commit in --version, so the
+# images get their own build tree, started afresh whenever HEAD or the
+# uncommitted changes differ from the last build.
+obj=$out/obj
+stamp="$commit $changes"
+if [ "$(cat "$obj/stamp" 2>/dev/null)" != "$stamp" ]; then
+	rm -rf "$obj"
+	log "clean build of $commit in $obj"
+fi
+mkdir -p "$obj"
+nice -n 19 make -s -j2 BUILD="$obj/build" BINDIR="$obj/bin" "${names[@]/#/$obj/bin/zerowire-}" >"$obj/make.log" 2>&1 ||
+	die "build failed, see $obj/make.log"
+echo "$stamp" >"$obj/stamp"
+
 recipe_hash() {
 	cat images/build.sh images/rootfs.sh images/runtime-packages.sh images/sbom.py "$base/.zw-complete" | sha256sum | cut -c1-64
 }
@@ -75,8 +96,7 @@ recipe_hash() {
 # --- 2-4. per image ----------------------------------------------------------
 build_image() {
 	local name=$1 prog=zerowire-$1 dir=$out/$1
-	local bin=$root/bin/$prog image=localhost/zerowire-$1
-	[ -x "$bin" ] || die "$bin is missing: run make first"
+	local bin=$obj/bin/$prog image=localhost/zerowire-$1
 	mkdir -p "$dir"
 	images/runtime-packages.sh "$bin" >"$dir/runtime-packages.txt"
 	local key
@@ -133,7 +153,12 @@ build_image() {
 	rm -f "$out/$prog.oci.tar"
 	podman save -q --format oci-archive -o "$out/$prog.oci.tar" "$image:$version"
 
-	python3 images/sbom.py --rootfs "$dir/rootfs" --name "$prog" --version "$version" \
+	local digest
+	# The digest of the manifest in the OCI archive (what podman load and
+	# skopeo copy read), not podman's own copy of it.
+	digest=$(tar -xOf "$out/$prog.oci.tar" index.json |
+		python3 -c 'import json, sys; print(json.load(sys.stdin)["manifests"][0]["digest"])')
+	python3 images/sbom.py --rootfs "$dir/rootfs" --name "$prog" --version "$version" --digest "$digest" \
 		--revision "$commit" --source "$source_url" --created "$epoch" \
 		--direct "$dir/runtime-packages.txt" --out "$out/$prog.spdx.json"
 
@@ -165,10 +190,7 @@ check_needed() { # ROOTFS ELF: every NEEDED entry, transitively, resolves inside
 	done
 }
 
-for n in "${names[@]}"; do
-	case $n in proxy | webhook) ;; *) die "unknown image '$n' (proxy, webhook)" ;; esac
-	build_image "$n"
-done
+for n in "${names[@]}"; do build_image "$n"; done
 exec 9>&-
 
 # --- 5. smoke ----------------------------------------------------------------

@@ -14,7 +14,8 @@ package, a package DEPENDS_ON the packages of its Depends/Pre-Depends that are
 in the image, the program DEPENDS_ON its runtime packages (--direct).
 
 Usage: sbom.py --rootfs DIR --name zerowire-proxy --version V --revision SHA
-               --source URL --created EPOCH [--direct FILE] --out FILE.spdx.json
+               --source URL --created EPOCH --digest sha256:... [--direct FILE]
+               --out FILE.spdx.json
 """
 
 import argparse
@@ -29,6 +30,7 @@ import uuid
 
 # Debian short license names (DEP-5 and common use) -> SPDX license list ids.
 DEBIAN_TO_SPDX = {
+    "apache-2": "Apache-2.0",
     "apache-2.0": "Apache-2.0",
     "artistic": "Artistic-1.0-Perl",
     "artistic-2.0": "Artistic-2.0",
@@ -140,20 +142,22 @@ def spdx_term(term, refs):
 
 
 def spdx_expression(names, refs):
-    """Debian license names of one package -> one SPDX expression (AND of
-    all; a name with 'or'/'and' becomes a parenthesised sub-expression)."""
+    """Debian license names of one package -> one SPDX expression: the AND
+    of every distinct term (a name with 'or' becomes a parenthesised OR)."""
     parts = []
     for name in names:
-        ors = [
-            " AND ".join(spdx_term(t, refs) for t in re.split(r"\s+and\s+", alt, flags=re.I))
+        alts = [
+            [spdx_term(t, refs) for t in re.split(r"\s+and\s+", alt, flags=re.I)]
             for alt in re.split(r"\s+or\s+", name, flags=re.I)
         ]
-        ors = [f"({o})" if " AND " in o and len(ors) > 1 else o for o in ors]
-        expr = " OR ".join(ors)
-        if " OR " in expr and len(names) > 1:
-            expr = f"({expr})"
-        if expr not in parts:
-            parts.append(expr)
+        if len(alts) == 1:
+            terms = alts[0]
+        else:
+            ors = [f"({' AND '.join(a)})" if len(a) > 1 else a[0] for a in alts]
+            terms = [f"({' OR '.join(ors)})"]
+        for t in terms:
+            if t not in parts:
+                parts.append(t)
     return " AND ".join(parts)
 
 
@@ -189,6 +193,13 @@ def os_release(rootfs):
 def purl(name, version, arch, distro):
     q = urllib.parse.quote
     return f"pkg:deb/debian/{q(name, safe='')}@{q(version, safe='')}?arch={q(arch, safe='')}&distro={q(distro, safe='')}"
+
+
+def supplier(maintainer):
+    """Debian Maintainer 'Name <mail>' -> SPDX 'Organization: Name (mail)'."""
+    if not maintainer:
+        return "NOASSERTION"
+    return "Organization: " + re.sub(r"\s*<([^>]*)>", r" (\1)", maintainer).strip()
 
 
 def dep_names(field):
@@ -232,7 +243,8 @@ def build(args):
             {
                 "referenceCategory": "PACKAGE-MANAGER",
                 "referenceType": "purl",
-                "referenceLocator": f"pkg:oci/{args.name}?tag={urllib.parse.quote(args.version, safe='')}",
+                "referenceLocator": f"pkg:oci/{args.name}@{urllib.parse.quote(args.digest, safe='')}"
+                f"?tag={urllib.parse.quote(args.version, safe='')}",
             }
         ],
     }
@@ -272,7 +284,7 @@ def build(args):
             "SPDXID": sid,
             "name": name,
             "versionInfo": version,
-            "supplier": f"Organization: {st['Maintainer']}" if st.get("Maintainer") else "NOASSERTION",
+            "supplier": supplier(st.get("Maintainer")),
             "downloadLocation": "NOASSERTION",
             "filesAnalyzed": False,
             "licenseConcluded": "NOASSERTION",
@@ -338,6 +350,7 @@ def main(argv=None):
     ap.add_argument("--revision", required=True)
     ap.add_argument("--source", required=True)
     ap.add_argument("--created", required=True, help="seconds since the epoch")
+    ap.add_argument("--digest", required=True, help="the image's manifest digest (sha256:...)")
     ap.add_argument("--direct", help="file listing the program's runtime packages")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)

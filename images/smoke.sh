@@ -178,7 +178,7 @@ smoke_webhook() {
 for name in "${names[@]}"; do
 	image=localhost/zerowire-$name:$version
 	[ -n "$runner" ] || pick_runner "$image"
-	want=$("$root/bin/zerowire-$name" --version)
+	want=$("$root/build/images/obj/bin/zerowire-$name" --version)
 	got=$(run_once "$name" --version)
 	[ "$got" = "$want" ] || die "zerowire-$name --version in the image printed '$got', not '$want'"
 	log "zerowire-$name --version (runner $runner): $got"
