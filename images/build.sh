@@ -107,7 +107,8 @@ build_image() {
 		return
 	fi
 	rm -f "$dir/key"
-	local t0=$SECONDS
+	local t0=$SECONDS old
+	old=$(podman image inspect --format '{{.Id}}' "$image:$version" 2>/dev/null || true)
 	# Root filesystem, assembled inside the base.
 	local stage=$base/tmp/zw-$name
 	rm -rf "$stage" "$dir/rootfs"
@@ -167,6 +168,10 @@ build_image() {
 	gz=$(gzip -6n <"$dir/layer.tar" | wc -c)
 	rm -f "$dir/layer.tar"
 	npkg=$(wc -l <"$dir/packages.txt")
+	# The image this one replaces (and its commit tag) goes.
+	if [ -n "$old" ] && [ "$old" != "$(podman image inspect --format '{{.Id}}' "$image:$version")" ]; then
+		podman rmi -f "$old" >/dev/null 2>&1 || true
+	fi
 	printf '%s size=%s gzip=%s packages=%s\n' "$prog" "$size" "$gz" "$npkg" >"$dir/size.txt"
 	echo "$key" >"$dir/key"
 	log "$prog: built in $((SECONDS - t0)) s"
