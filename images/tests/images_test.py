@@ -330,3 +330,14 @@ def test_dockerfile_matches_the_script(name):
     assert f'ENTRYPOINT ["/usr/local/bin/zerowire-{name}"]' in text
     for key in OCI_LABELS:
         assert f"org.opencontainers.image.{key}=" in text, key
+
+
+def test_smoke_run_through_the_chroot_fallback():
+    """The runner used where no OCI runtime starts a container: the same
+    checks, chrooted into the root filesystems as 65532."""
+    for name in NAMES:
+        built(name)
+    r = subprocess.run([os.path.join(ROOT, "images/smoke.sh")], env=dict(os.environ, ZW_IMAGES_RUNNER="chroot"),
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.count("(runner chroot)") == 2 and r.stderr.count("uid 65532") == 2, r.stderr
