@@ -100,9 +100,12 @@ build_image() {
 	mkdir -p "$dir"
 	images/runtime-packages.sh "$bin" >"$dir/runtime-packages.txt"
 	local key
-	key=$( (sha256sum <"$bin" && cat "$dir/runtime-packages.txt" && recipe_hash) | sha256sum | cut -c1-64)
-	if [ -f "$dir/key" ] && [ "$(cat "$dir/key")" = "$key" ] && podman image exists "$image:$version" &&
-		[ -f "$out/$prog.oci.tar" ] && [ -f "$out/$prog.spdx.json" ]; then
+	key=$( (sha256sum <"$bin" && cat "$dir/runtime-packages.txt" && recipe_hash && echo "$commit") |
+		sha256sum | cut -c1-64)
+	# Kept while the key matches and the tag still names the image made for it.
+	if [ -f "$dir/key" ] && [ "$(cat "$dir/key")" = "$key" ] && [ -f "$out/$prog.oci.tar" ] &&
+		[ -f "$out/$prog.spdx.json" ] &&
+		[ "$(podman image inspect --format '{{.Id}}' "$image:$version" 2>/dev/null)" = "$(cat "$dir/image-id" 2>/dev/null)" ]; then
 		log "$prog: unchanged, image $image:$version kept"
 		return
 	fi
@@ -173,6 +176,7 @@ build_image() {
 		podman rmi -f "$old" >/dev/null 2>&1 || true
 	fi
 	printf '%s size=%s gzip=%s packages=%s\n' "$prog" "$size" "$gz" "$npkg" >"$dir/size.txt"
+	podman image inspect --format '{{.Id}}' "$image:$version" >"$dir/image-id"
 	echo "$key" >"$dir/key"
 	log "$prog: built in $((SECONDS - t0)) s"
 }

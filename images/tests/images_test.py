@@ -9,9 +9,11 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
 
 import pytest
 
@@ -341,3 +343,25 @@ def test_smoke_run_through_the_chroot_fallback():
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stderr.count("(runner chroot)") == 2 and r.stderr.count("uid 65532") == 2, r.stderr
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_archive_loads_into_an_empty_store(name):
+    """The OCI archive is what another machine gets: `podman load` into a
+    store of its own gives the image with its user, entrypoint and labels."""
+    built(name)
+    tmp = tempfile.mkdtemp(prefix="zwload.", dir="/tmp")  # podman: runroot under 50 characters
+    store = ["podman", "--root", os.path.join(tmp, "root"), "--runroot", os.path.join(tmp, "run")]
+    try:
+        out = subprocess.run(store + ["load", "-q", "-i", os.path.join(OUT, f"zerowire-{name}.oci.tar")],
+                             check=True, capture_output=True, text=True, timeout=120).stdout
+        ref = out.split("Loaded image:")[-1].strip()
+        assert ref.startswith(f"localhost/zerowire-{name}:")
+        info = json.loads(subprocess.run(store + ["image", "inspect", ref], check=True, capture_output=True,
+                                         text=True, timeout=60).stdout)[0]
+        assert info["Config"]["User"] == "65532:65532"
+        assert info["Config"]["Entrypoint"] == [f"/usr/local/bin/zerowire-{name}"]
+        assert info["Config"]["Labels"]["org.opencontainers.image.title"] == f"zerowire-{name}"
+    finally:
+        subprocess.run(store + ["rmi", "-a", "-f"], capture_output=True, timeout=60)
+        shutil.rmtree(tmp, ignore_errors=True)
