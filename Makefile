@@ -166,15 +166,6 @@ faults: all
 check: setup
 	@$(MAKE) --no-print-directory format-check style unit fuzz integration valgrind icount e2e images
 
-# Container images (README "Images"): a clean release build, the debootstrap
-# base (cached in ~/.cache/zerowire/images), each image's root filesystem,
-# podman build, OCI archive, SPDX SBOM and smoke run (images/build.sh), then
-# images/tests. Seconds when the programs and the recipe are unchanged.
-.PHONY: images
-images:
-	./images/build.sh
-	./scripts/pytest.sh images/tests/images_test.py
-
 C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null; git ls-files --others --exclude-standard '*.c' '*.h' 2>/dev/null)
 format:
 	clang-format -i $(C_FILES)
@@ -202,6 +193,15 @@ fuzzers: $(FUZZERS)
 fuzz:
 	@$(MAKE) --no-print-directory SAN=fuzz fuzzers
 	./scripts/fuzz.sh $(FUZZ_SRC)
+
+# Container images (README "Images"): a clean release build, the debootstrap
+# base (cached in ~/.cache/zerowire/images), each image's root filesystem,
+# podman build, OCI archive, SPDX SBOM and smoke run (images/build.sh), then
+# images/tests. Seconds when the programs and the recipe are unchanged.
+.PHONY: images
+images:
+	./images/build.sh
+	./scripts/pytest.sh images/tests/images_test.py
 
 bench: all
 	./bench/run.sh
