@@ -369,6 +369,10 @@ static void metavar(const struct zw_flag *f, char *buf, size_t len)
 		snprintf(buf, len, "%s", f->metavar);
 		return;
 	}
+	if (f->kind == ZW_FLAG_BOOL && (!f->def || strcmp(f->def, "false") == 0)) {
+		buf[0] = '\0'; /* off by default: the bare name switches it on */
+		return;
+	}
 	if (f->kind == ZW_FLAG_ENUM) {
 		describe_choices(f->choices, "|", buf, len);
 		for (char *c = buf; *c; c++)
