@@ -278,6 +278,43 @@ static int parse_so_common(struct zw_tp_ctx *c, const json_t *spec, struct so_co
 	return 0;
 }
 
+/* Kedify's waiting page (coldStartWaitingPageEnabled: "true"): the body from
+ * the ConfigMap named by `ref` (NULL when unset) or the default page, and a
+ * Retry-After unless placeholderHeaders set one. */
+static int waiting_page(struct zw_tp_ctx *c, const struct zw_tp_mval *ref,
+                        struct zw_static_response *sr)
+{
+	char q[ZW_TP_QUOTE_LEN], w[ZW_TP_WORD_LEN];
+	int rc;
+
+	if (ref) {
+		/* Kedify: the page body is that ConfigMap's key coldStartWaitingPageBody */
+		meta_word(ref, w, sizeof(w));
+		if (!zw_tp_valid_object_name(w))
+			return zw_tp_failf(
+			        c,
+			        "metadata.coldStartWaitingPageConfigMapRef %s is not a valid "
+			        "ConfigMap name",
+			        zw_tp_quote(ref->s, q));
+		if (sr->body)
+			return zw_tp_failf(
+			        c, "metadata.placeholderBody and "
+			           "metadata.coldStartWaitingPageConfigMapRef are both set (at "
+			           "most one is allowed)");
+		if (zw_tp_set_str(&sr->body_configmap, w) ||
+		    zw_tp_set_str(&sr->body_configmap_key, ZW_WAITING_PAGE_CONFIGMAP_KEY))
+			return ZW_TARGET_ENOMEM;
+		sr->waiting_page = true;
+	}
+	if (!sr->body && !sr->body_configmap && zw_tp_set_str(&sr->body, ZW_WAITING_PAGE_BODY))
+		return ZW_TARGET_ENOMEM;
+	if (!zw_tr_sr_has_header(sr, "Retry-After") &&
+	    (rc = zw_tr_sr_add_header(c, sr, "Retry-After", ZW_WAITING_PAGE_RETRY_AFTER,
+	                              "metadata.placeholderHeaders")) < 0)
+		return rc;
+	return 0;
+}
+
 /* Placeholder keys of a trigger (zerowire keys plus Kedify's
  * coldStartWaitingPageEnabled). */
 static int meta_placeholder(struct zw_tp_ctx *c, const json_t *meta, struct zw_target *t)
@@ -334,31 +371,7 @@ static int meta_placeholder(struct zw_tp_ctx *c, const json_t *meta, struct zw_t
 	}
 	if ((rc = meta_get(c, meta, "coldStartWaitingPageConfigMapRef", &m)) < 0)
 		return rc;
-	if (rc && waiting) {
-		/* Kedify: the page body is that ConfigMap's key coldStartWaitingPageBody */
-		meta_word(&m, w, sizeof(w));
-		if (!zw_tp_valid_object_name(w))
-			return zw_tp_failf(
-			        c,
-			        "metadata.coldStartWaitingPageConfigMapRef %s is not a valid "
-			        "ConfigMap name",
-			        zw_tp_quote(m.s, q));
-		if (sr->body)
-			return zw_tp_failf(
-			        c, "metadata.placeholderBody and "
-			           "metadata.coldStartWaitingPageConfigMapRef are both set (at "
-			           "most one is allowed)");
-		if (zw_tp_set_str(&sr->body_configmap, w) ||
-		    zw_tp_set_str(&sr->body_configmap_key, ZW_WAITING_PAGE_CONFIGMAP_KEY))
-			return ZW_TARGET_ENOMEM;
-		sr->waiting_page = true;
-	}
-	if (waiting && !sr->body && !sr->body_configmap &&
-	    zw_tp_set_str(&sr->body, ZW_WAITING_PAGE_BODY))
-		return ZW_TARGET_ENOMEM;
-	if (waiting && !zw_tr_sr_has_header(sr, "Retry-After") &&
-	    (rc = zw_tr_sr_add_header(c, sr, "Retry-After", ZW_WAITING_PAGE_RETRY_AFTER,
-	                              "metadata.placeholderHeaders")) < 0)
+	if (waiting && (rc = waiting_page(c, rc ? &m : NULL, sr)) < 0)
 		return rc;
 	if (!t->has_placeholder)
 		zw_target_response_free(sr);
@@ -504,12 +517,10 @@ static int meta_healthcheck(struct zw_tp_ctx *c, const json_t *meta, struct zw_t
 	return 0;
 }
 
-/* Routing and metric keys of one zerowire trigger into t (identity and
- * scale fields already set). */
-static int parse_trigger(struct zw_tp_ctx *c, const json_t *meta, struct zw_target *t)
+/* metadata.service and port | portName: the backend. */
+static int trigger_service(struct zw_tp_ctx *c, const json_t *meta, struct zw_target *t)
 {
 	char q[ZW_TP_QUOTE_LEN], w[ZW_TP_WORD_LEN];
-	struct zw_route_rule *r;
 	struct zw_tp_mval m;
 	bool set;
 	int rc;
@@ -529,8 +540,15 @@ static int parse_trigger(struct zw_tp_ctx *c, const json_t *meta, struct zw_targ
 	if (zw_tp_set_str(&t->service.name, w) ||
 	    zw_tp_set_str(&t->service.namespace, t->namespace))
 		return ZW_TARGET_ENOMEM;
-	if ((rc = meta_port(c, meta, "port", "portName", true, &t->service, &set)) < 0)
-		return rc;
+	return meta_port(c, meta, "port", "portName", true, &t->service, &set);
+}
+
+/* metadata.hosts, pathPrefixes and headers: the trigger's one rule. */
+static int trigger_rule(struct zw_tp_ctx *c, const json_t *meta, struct zw_target *t)
+{
+	struct zw_route_rule *r;
+	struct zw_tp_mval m;
+	int rc;
 
 	if (!(t->rules = calloc(1, sizeof(*t->rules))))
 		return ZW_TARGET_ENOMEM;
@@ -548,6 +566,16 @@ static int parse_trigger(struct zw_tp_ctx *c, const json_t *meta, struct zw_targ
 	if ((rc = meta_get(c, meta, "headers", &m)) < 0 ||
 	    (rc && (rc = yaml_pairs(c, m.s, "metadata.headers", pair_to_matcher, r)) < 0))
 		return rc;
+	return 0;
+}
+
+/* metadata.scalingMetric, targetValue, window and granularity. */
+static int trigger_metric(struct zw_tp_ctx *c, const json_t *meta, struct zw_target *t)
+{
+	char q[ZW_TP_QUOTE_LEN], w[ZW_TP_WORD_LEN];
+	struct zw_tp_mval m;
+	bool set;
+	int rc;
 
 	if ((rc = meta_get(c, meta, "scalingMetric", &m)) < 0)
 		return rc;
@@ -580,14 +608,24 @@ static int parse_trigger(struct zw_tp_ctx *c, const json_t *meta, struct zw_targ
 			t->rate_target = d;
 	}
 	if ((rc = meta_duration(c, meta, "window", &t->window_ms, &set)) < 0 ||
-	    (rc = meta_duration(c, meta, "granularity", &t->granularity_ms, &set)) < 0 ||
-	    (rc = zw_tp_check_window(c, "metadata.window", "metadata.granularity", t)) < 0)
+	    (rc = meta_duration(c, meta, "granularity", &t->granularity_ms, &set)) < 0)
 		return rc;
+	return zw_tp_check_window(c, "metadata.window", "metadata.granularity", t);
+}
 
+/* Routing and metric keys of one zerowire trigger into t (identity and
+ * scale fields already set). */
+static int parse_trigger(struct zw_tp_ctx *c, const json_t *meta, struct zw_target *t)
+{
+	struct zw_tp_mval m;
+	int rc;
+
+	if ((rc = trigger_service(c, meta, t)) < 0 || (rc = trigger_rule(c, meta, t)) < 0 ||
+	    (rc = trigger_metric(c, meta, t)) < 0)
+		return rc;
 	if ((rc = meta_get(c, meta, "trafficAutowire", &m)) < 0 ||
 	    (rc && (rc = zw_tp_autowire_set(c, m.s, "metadata.trafficAutowire", t)) < 0))
 		return rc;
-
 	if ((rc = meta_healthcheck(c, meta, t)) < 0)
 		return rc;
 	if ((rc = meta_cold_start(c, meta, t)) < 0)
