@@ -6,13 +6,28 @@
 #include <stdlib.h>
 #include <string.h>
 
+int zw_buf_reserve(struct zw_buf *b, size_t cap, size_t max)
+{
+	char *nb;
+
+	if (max < SIZE_MAX && cap > max + 1)
+		cap = max + 1;
+	if (cap <= b->cap)
+		return 0;
+	if (!(nb = realloc(b->data, cap)))
+		return ZW_BUF_ENOMEM;
+	b->data = nb;
+	b->cap = cap;
+	b->data[b->len] = '\0'; /* a first allocation holds "" */
+	return 0;
+}
+
 /* Makes b->cap at least need (bytes, the NUL included; need <= max + 1):
  * doubling from ZW_BUF_MIN_CAP, clamped to max + 1. Returns 0 or
  * ZW_BUF_ENOMEM. */
 static int reserve(struct zw_buf *b, size_t need, size_t max)
 {
 	size_t cap = b->cap ? b->cap : ZW_BUF_MIN_CAP;
-	char *nb;
 
 	if (need <= b->cap)
 		return 0;
@@ -21,14 +36,7 @@ static int reserve(struct zw_buf *b, size_t need, size_t max)
 			return ZW_BUF_ENOMEM;
 		cap *= 2;
 	}
-	if (max < SIZE_MAX && cap > max + 1)
-		cap = max + 1;
-	if (!(nb = realloc(b->data, cap)))
-		return ZW_BUF_ENOMEM;
-	b->data = nb;
-	b->cap = cap;
-	b->data[b->len] = '\0'; /* a first allocation holds "" */
-	return 0;
+	return zw_buf_reserve(b, cap, max);
 }
 
 int zw_buf_append(struct zw_buf *b, const void *p, size_t n, size_t max)

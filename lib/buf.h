@@ -34,6 +34,12 @@ int zw_buf_appendf(struct zw_buf *b, size_t max, const char *fmt, ...)
 /* As zw_buf_appendf with a va_list (ap is consumed). */
 int zw_buf_vappendf(struct zw_buf *b, size_t max, const char *fmt, va_list ap);
 
+/* Pre-sizes b: its memory becomes at least cap bytes (the NUL included),
+ * exactly cap when it grows, never more than max + 1. For callers that
+ * charge memory to a budget before it is allocated. Returns 0 or
+ * ZW_BUF_ENOMEM (b unchanged). */
+int zw_buf_reserve(struct zw_buf *b, size_t cap, size_t max);
+
 /* Makes room to write at least one byte at b->data + b->len without going
  * over max (for read(2)-style producers): on 0, *room bytes (>= 1) may be
  * written there and then recorded with zw_buf_commit. Returns 0,

@@ -131,6 +131,29 @@ static void test_grow_commit(void **state)
 	zw_buf_free(&b);
 }
 
+static void test_reserve(void **state)
+{
+	struct zw_buf b = {0};
+
+	(void)state;
+	assert_int_equal(zw_buf_reserve(&b, 1000, SIZE_MAX), 0);
+	assert_int_equal(b.cap, 1000); /* exactly, not rounded */
+	assert_string_equal(b.data, "");
+	assert_int_equal(zw_buf_reserve(&b, 10, SIZE_MAX), 0); /* never shrinks */
+	assert_int_equal(b.cap, 1000);
+	/* appends within the reservation do not move the memory */
+	char *before = b.data;
+	for (int i = 0; i < 999; i++)
+		assert_int_equal(zw_buf_append(&b, "z", 1, SIZE_MAX), 0);
+	assert_ptr_equal(b.data, before);
+	assert_int_equal(b.len, 999);
+	zw_buf_free(&b);
+	/* clamped to max + 1 */
+	assert_int_equal(zw_buf_reserve(&b, 1000, 99), 0);
+	assert_int_equal(b.cap, 100);
+	zw_buf_free(&b);
+}
+
 static void test_take(void **state)
 {
 	struct zw_buf b = {0};
@@ -162,7 +185,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_append_limit), cmocka_unit_test(test_append_grows),
 	        cmocka_unit_test(test_appendf),      cmocka_unit_test(test_grow_commit),
-	        cmocka_unit_test(test_take),
+	        cmocka_unit_test(test_reserve),      cmocka_unit_test(test_take),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
