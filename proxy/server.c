@@ -54,26 +54,9 @@ struct wtable {
 	uint64_t *set_ver;
 };
 
-struct conn {
-	uv_tcp_t tcp;
-	uv_timer_t timer;
-	struct worker *w;
-	struct conn *next, *prev; /* worker's connection list */
-	int open_handles;
-	int closed;
-	int state;
-	int reading;
-	int client_eof; /* the client half-closed after a complete request */
-	int pending_writes;
-	int close_after_flush;
-	llhttp_t parser;
-	struct zw_http_head head;
-	char *in; /* unparsed client bytes (after a head), owned */
-	size_t in_off, in_len;
-	char client_ip[INET6_ADDRSTRLEN];
-	int got_bytes; /* bytes of the current request head seen */
-
-	/* Current request. */
+/* Everything about the request in progress on a connection: reset as one
+ * unit (request_reset) between keep-alive requests. */
+struct zw_request {
 	struct wtable *wt;
 	size_t tidx;
 	const struct zw_target *target;
@@ -117,6 +100,28 @@ struct conn {
 	uint64_t held_first; /* loop time the first wait began, 0 = never held */
 	uint64_t up_start;   /* loop time of the first upstream dial, 0 = none */
 	uint64_t bytes_out;  /* bytes written to the client for this request */
+};
+
+struct conn {
+	uv_tcp_t tcp;
+	uv_timer_t timer;
+	struct worker *w;
+	struct conn *next, *prev; /* worker's connection list */
+	int open_handles;
+	int closed;
+	int state;
+	int reading;
+	int client_eof; /* the client half-closed after a complete request */
+	int pending_writes;
+	int close_after_flush;
+	llhttp_t parser;
+	struct zw_http_head head;
+	char *in; /* unparsed client bytes (after a head), owned */
+	size_t in_off, in_len;
+	char client_ip[INET6_ADDRSTRLEN];
+	int got_bytes; /* bytes of the current request head seen */
+
+	struct zw_request r; /* the request in progress */
 };
 
 struct worker {
@@ -254,17 +259,17 @@ static struct zw_endpoint_set *get_set(struct conn *c, const struct zw_service_r
 {
 	struct zw_server *s = c->w->s;
 	struct zw_endpoint_set *set = NULL;
-	if (svc == &c->target->service) {
-		struct wtable *wt = c->wt;
+	if (svc == &c->r.target->service) {
+		struct wtable *wt = c->r.wt;
 		uint64_t v = zw_endpoints_version(s->d.eps);
-		if (wt->sets[c->tidx] && wt->set_ver[c->tidx] == v)
-			return zw_endpoint_set_ref(wt->sets[c->tidx]);
+		if (wt->sets[c->r.tidx] && wt->set_ver[c->r.tidx] == v)
+			return zw_endpoint_set_ref(wt->sets[c->r.tidx]);
 		if (zw_endpoints_get(s->d.eps, svc->namespace, svc->name, svc->port, svc->port_name,
 		                     &set) < 0)
 			return NULL;
-		zw_endpoint_set_unref(wt->sets[c->tidx]);
-		wt->sets[c->tidx] = zw_endpoint_set_ref(set);
-		wt->set_ver[c->tidx] = v;
+		zw_endpoint_set_unref(wt->sets[c->r.tidx]);
+		wt->sets[c->r.tidx] = zw_endpoint_set_ref(set);
+		wt->set_ver[c->r.tidx] = v;
 		return set;
 	}
 	if (zw_endpoints_get(s->d.eps, svc->namespace, svc->name, svc->port, svc->port_name, &set) <
@@ -284,14 +289,14 @@ static void up_write_cb(uv_write_t *req, int status);
  * 0 or a negative UV_* code (then nothing was queued). */
 static int send_bufs(struct conn *c, int to_upstream, const uv_buf_t *bufs, unsigned n)
 {
-	uv_stream_t *to = to_upstream ? (uv_stream_t *)&c->up->tcp : (uv_stream_t *)&c->tcp;
+	uv_stream_t *to = to_upstream ? (uv_stream_t *)&c->r.up->tcp : (uv_stream_t *)&c->tcp;
 	size_t len = 0;
 	for (unsigned i = 0; i < n; i++)
 		len += bufs[i].len;
 	if (len == 0)
 		return 0;
 	if (!to_upstream)
-		c->bytes_out += len;
+		c->r.bytes_out += len;
 	size_t done = 0;
 	if (uv_stream_get_write_queue_size(to) == 0) {
 		int r = uv_try_write(to, bufs, n);
@@ -382,14 +387,14 @@ static void client_read_stop(struct conn *c)
 
 static void up_read_resume(struct conn *c)
 {
-	if (c->up)
-		zw_upstream_read_start(c->up);
+	if (c->r.up)
+		zw_upstream_read_start(c->r.up);
 }
 
 static void up_read_pause(struct conn *c)
 {
-	if (c->up)
-		zw_upstream_read_stop(c->up);
+	if (c->r.up)
+		zw_upstream_read_stop(c->r.up);
 }
 
 static void conn_maybe_close_flushed(struct conn *c)
@@ -412,13 +417,13 @@ static void client_write_cb(uv_write_t *req, int status)
 		conn_close(c);
 		return;
 	}
-	c->last_io = uv_now(&c->w->loop);
+	c->r.last_io = uv_now(&c->w->loop);
 	conn_maybe_close_flushed(c);
 	if (c->closed)
 		return;
 	/* Backpressure: the client caught up, read the upstream again. */
 	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0 &&
-	    ((c->state == S_PROXY && c->resp_started && !c->resp_done) || c->state == S_TUNNEL))
+	    ((c->state == S_PROXY && c->r.resp_started && !c->r.resp_done) || c->state == S_TUNNEL))
 		up_read_resume(c);
 }
 
@@ -437,12 +442,12 @@ static void up_write_cb(uv_write_t *req, int status)
 		 * it (EOF/reset) and decides between 502 and closing. */
 		return;
 	}
-	c->last_io = uv_now(&c->w->loop);
+	c->r.last_io = uv_now(&c->w->loop);
 	conn_maybe_close_flushed(c);
-	if (c->closed || !c->up)
+	if (c->closed || !c->r.up)
 		return;
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->up->tcp) == 0 &&
-	    ((c->state == S_PROXY && !c->req_done) || c->state == S_TUNNEL))
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->r.up->tcp) == 0 &&
+	    ((c->state == S_PROXY && !c->r.req_done) || c->state == S_TUNNEL))
 		client_read_start(c);
 }
 
@@ -453,16 +458,16 @@ static void up_write_cb(uv_write_t *req, int status)
 static void unhold(struct conn *c)
 {
 	struct worker *w = c->w;
-	if (c->hitem.state != ZW_HOLD_IDLE && zw_hold_cancel(&w->s->hold, &c->hitem))
+	if (c->r.hitem.state != ZW_HOLD_IDLE && zw_hold_cancel(&w->s->hold, &c->r.hitem))
 		schedule_release(w);
-	if (c->held_slot) {
-		uint64_t waited = uv_now(&w->loop) - c->held_since;
-		c->held_slot = 0;
+	if (c->r.held_slot) {
+		uint64_t waited = uv_now(&w->loop) - c->r.held_since;
+		c->r.held_slot = 0;
 		w->n_waiting--;
-		if (c->se)
-			zw_stats_held(c->se, -1);
-		c->held_ms += waited;
-		zw_metrics_wait(&w->metrics, c->key, (double)waited / 1000.0);
+		if (c->r.se)
+			zw_stats_held(c->r.se, -1);
+		c->r.held_ms += waited;
+		zw_metrics_wait(&w->metrics, c->r.key, (double)waited / 1000.0);
 	}
 }
 
@@ -470,35 +475,35 @@ static void unhold(struct conn *c)
 static void request_cleanup(struct conn *c)
 {
 	unhold(c);
-	if (c->counted && c->se)
-		zw_stats_end(c->se);
-	c->counted = 0;
-	if (c->ep) {
-		zw_endpoint_done(c->ep);
+	if (c->r.counted && c->r.se)
+		zw_stats_end(c->r.se);
+	c->r.counted = 0;
+	if (c->r.ep) {
+		zw_endpoint_done(c->r.ep);
 		schedule_release(c->w);
 	}
-	c->ep = NULL;
-	zw_endpoint_set_unref(c->set);
-	c->set = NULL;
-	if (c->up) {
-		zw_upstream_close(c->up);
-		c->up = NULL;
+	c->r.ep = NULL;
+	zw_endpoint_set_unref(c->r.set);
+	c->r.set = NULL;
+	if (c->r.up) {
+		zw_upstream_close(c->r.up);
+		c->r.up = NULL;
 	}
-	wtable_unref(c->wt);
-	c->wt = NULL;
-	c->target = NULL;
-	c->key = NULL;
-	c->se = NULL;
+	wtable_unref(c->r.wt);
+	c->r.wt = NULL;
+	c->r.target = NULL;
+	c->r.key = NULL;
+	c->r.se = NULL;
 }
 
 static void record(struct conn *c, int status)
 {
 	struct zw_metrics_sample ms = {
-	        .key = c->key ? c->key : "",
+	        .key = c->r.key ? c->r.key : "",
 	        .code = status,
 	        .method = zw_metrics_method(c->parser.method),
-	        .cold = c->cold,
-	        .seconds = (double)(uv_now(&c->w->loop) - c->start_ms) / 1000.0,
+	        .cold = c->r.cold,
+	        .seconds = (double)(uv_now(&c->w->loop) - c->r.start_ms) / 1000.0,
 	};
 	zw_metrics_request(&c->w->metrics, &ms);
 	struct zw_observe *obs = c->w->s->d.obs;
@@ -509,24 +514,24 @@ static void record(struct conn *c, int status)
 	uint64_t loop_now = uv_now(&c->w->loop);
 	clock_gettime(CLOCK_REALTIME, &now);
 	uint64_t end_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
-	if (c->ep && c->up_start)
-		snprintf(up, sizeof(up), "%s:%u", c->ep->ip, c->ep->port);
+	if (c->r.ep && c->r.up_start)
+		snprintf(up, sizeof(up), "%s:%u", c->r.ep->ip, c->r.ep->port);
 	struct zw_obs_request r = {
 	        .target = ms.key,
 	        .method = llhttp_method_name(c->parser.method),
 	        .path = c->head.buf ? c->head.buf + c->head.url_off : "",
 	        .path_len = c->head.buf ? c->head.url_len : 0,
 	        .status = status,
-	        .bytes_in = c->head.raw_bytes + c->body_sent,
-	        .bytes_out = c->bytes_out,
-	        .start_ns = c->start_ns ? c->start_ns : end_ns,
+	        .bytes_in = c->head.raw_bytes + c->r.body_sent,
+	        .bytes_out = c->r.bytes_out,
+	        .start_ns = c->r.start_ns ? c->r.start_ns : end_ns,
 	        .end_ns = end_ns,
-	        .upstream_ms = c->up_start ? loop_now - c->up_start : 0,
-	        .held_ms = c->held_ms,
-	        .held_start_ns = c->start_ns + (c->held_first - c->start_ms) * 1000000ull,
+	        .upstream_ms = c->r.up_start ? loop_now - c->r.up_start : 0,
+	        .held_ms = c->r.held_ms,
+	        .held_start_ns = c->r.start_ns + (c->r.held_first - c->r.start_ms) * 1000000ull,
 	        .upstream = up,
-	        .cold = c->cold,
-	        .trace = c->traced ? &c->trace : NULL,
+	        .cold = c->r.cold,
+	        .trace = c->r.traced ? &c->r.trace : NULL,
 	};
 	zw_observe_request(obs, c->w->id, &r);
 }
@@ -538,14 +543,14 @@ static void observe_begin(struct conn *c)
 	struct zw_observe *obs = c->w->s->d.obs;
 	struct timespec now;
 	clock_gettime(CLOCK_REALTIME, &now);
-	c->start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
+	c->r.start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	if (!obs)
 		return;
 	size_t tp_len = 0, ts_len = 0;
 	const char *tp = zw_http_find(&c->head, "traceparent", &tp_len);
 	const char *ts = zw_http_find(&c->head, "tracestate", &ts_len);
-	zw_trace_begin(&c->trace, tp, tp_len, ts, ts_len, zw_observe_ratio(obs), &c->w->rng);
-	c->traced = zw_observe_tracing(obs) || c->trace.has_parent;
+	zw_trace_begin(&c->r.trace, tp, tp_len, ts, ts_len, zw_observe_ratio(obs), &c->w->rng);
+	c->r.traced = zw_observe_tracing(obs) || c->r.trace.has_parent;
 }
 
 /* Frees c once its handles are closed and no write that points at it is
@@ -573,7 +578,7 @@ static void conn_close(struct conn *c)
 	if (c->closed)
 		return;
 	c->closed = 1;
-	if (c->state != S_HEAD && !c->resp_done && c->status == 0 && c->start_ms)
+	if (c->state != S_HEAD && !c->r.resp_done && c->r.status == 0 && c->r.start_ms)
 		record(c, 499); /* client went away before an answer */
 	request_cleanup(c);
 	if (c->prev)
@@ -598,25 +603,26 @@ static void local_response(struct conn *c, int status, const char *extra, const 
                            int close)
 {
 	struct zw_obuf out = {.limit = 1 << 20};
-	if (c->w->draining || !llhttp_should_keep_alive(&c->parser) || c->has_body || !c->req_done)
+	if (c->w->draining || !llhttp_should_keep_alive(&c->parser) || c->r.has_body ||
+	    !c->r.req_done)
 		close = 1;
-	if (c->upgrade)
+	if (c->r.upgrade)
 		close = 1;
 	if (zw_http_simple_response(&out, status, extra, body, strlen(body), close) < 0) {
 		free(out.data);
 		conn_close(c);
 		return;
 	}
-	if (c->is_head)
+	if (c->r.is_head)
 		out.len -= strlen(body); /* HEAD: the head only */
-	c->status = status;
+	c->r.status = status;
 	c->state = S_LOCAL;
 	uv_timer_stop(&c->timer);
 	record(c, status);
 	int rc = send_bytes(c, 0, out.data, out.len);
 	free(out.data);
-	c->resp_done = 1;
-	c->resp_close = close;
+	c->r.resp_done = 1;
+	c->r.resp_close = close;
 	if (rc < 0) {
 		conn_close(c);
 		return;
@@ -632,19 +638,10 @@ static void next_request(struct conn *c)
 {
 	struct zw_server *s = c->w->s;
 	c->state = S_HEAD;
-	c->tidx = 0;
-	c->cold = c->uncounted_forward = 0;
-	c->is_head = c->upgrade = c->chunked = c->has_body = 0;
-	c->req_done = c->resp_started = c->resp_done = c->resp_close = 0;
-	c->up_reusable = c->status = c->retried = 0;
-	c->body_sent = 0;
-	c->idle_armed = 0;
-	c->start_ms = 0;
-	c->held_ms = c->held_first = c->up_start = c->bytes_out = c->start_ns = 0;
-	c->traced = 0;
-	c->deadline = 0;
+	/* request_cleanup() has ended the last request's accounting and
+	 * released what it held: what is left are plain values. */
+	memset(&c->r, 0, sizeof(c->r));
 	c->got_bytes = 0;
-	c->svc = NULL;
 	zw_http_head_reset(&c->head);
 	uv_timer_start(&c->timer, on_timer_header, s->d.cfg->idle_timeout_ms, 0);
 	if (c->in_len > c->in_off) {
@@ -668,17 +665,17 @@ static void next_request(struct conn *c)
  * and the connection closes): finish accounting, then keep-alive or close. */
 static void request_finished(struct conn *c)
 {
-	if (c->up) {
-		if (c->up_reusable && c->req_done && !c->w->draining &&
-		    uv_stream_get_write_queue_size((uv_stream_t *)&c->up->tcp) == 0) {
-			zw_upstream_release(c->up); /* keeps reading: idle watch */
+	if (c->r.up) {
+		if (c->r.up_reusable && c->r.req_done && !c->w->draining &&
+		    uv_stream_get_write_queue_size((uv_stream_t *)&c->r.up->tcp) == 0) {
+			zw_upstream_release(c->r.up); /* keeps reading: idle watch */
 		} else {
-			zw_upstream_close(c->up);
+			zw_upstream_close(c->r.up);
 		}
-		c->up = NULL;
+		c->r.up = NULL;
 	}
 	request_cleanup(c);
-	if (c->resp_close || !c->req_done || c->w->draining) {
+	if (c->r.resp_close || !c->r.req_done || c->w->draining) {
 		close_after_flush(c);
 		return;
 	}
@@ -713,8 +710,8 @@ static void on_timer_header(uv_timer_t *t)
 	if (c->state != S_HEAD)
 		return;
 	if (c->got_bytes) {
-		c->start_ms = uv_now(&c->w->loop);
-		c->req_done = 1;
+		c->r.start_ms = uv_now(&c->w->loop);
+		c->r.req_done = 1;
 		local_response(c, 408, NULL, "request head not received in time\n", 1);
 		return;
 	}
@@ -726,7 +723,8 @@ static void placeholder_response(struct conn *c);
 
 static int streaming(const struct conn *c)
 {
-	return (c->state == S_PROXY && c->resp_started && !c->resp_done) || c->state == S_TUNNEL;
+	return (c->state == S_PROXY && c->r.resp_started && !c->r.resp_done) ||
+	       c->state == S_TUNNEL;
 }
 
 static void on_timer_stream_idle(uv_timer_t *t)
@@ -734,29 +732,30 @@ static void on_timer_stream_idle(uv_timer_t *t)
 	struct conn *c = t->data;
 	uint64_t to = c->w->s->d.cfg->stream_idle_timeout_ms;
 	uint64_t now = uv_now(&c->w->loop);
-	if (!c->idle_armed || !streaming(c))
+	if (!c->r.idle_armed || !streaming(c))
 		return;
-	if (now - c->last_io < to) {
-		uv_timer_start(&c->timer, on_timer_stream_idle, to - (now - c->last_io), 0);
+	if (now - c->r.last_io < to) {
+		uv_timer_start(&c->timer, on_timer_stream_idle, to - (now - c->r.last_io), 0);
 		return;
 	}
 	/* The response head is out: nothing can be said to the client any
 	 * more, so both sides are closed (a truncated body shows as such). */
 	zw_log(ZW_LOG_INFO, "stream_idle_timeout", "target=%s idle_ms=%llu tunnel=%d",
-	       c->key ? c->key : "-", (unsigned long long)(now - c->last_io), c->state == S_TUNNEL);
-	zw_metrics_event(&c->w->metrics, c->key, ZW_EV_STREAM_IDLE_TIMEOUT);
+	       c->r.key ? c->r.key : "-", (unsigned long long)(now - c->r.last_io),
+	       c->state == S_TUNNEL);
+	zw_metrics_event(&c->w->metrics, c->r.key, ZW_EV_STREAM_IDLE_TIMEOUT);
 	conn_close(c);
 }
 
 /* Arms the stream idle timer once per exchange; later bytes only move
- * c->last_io (no timer work per read). */
+ * c->r.last_io (no timer work per read). */
 static void stream_idle_arm(struct conn *c)
 {
 	uint64_t to = c->w->s->d.cfg->stream_idle_timeout_ms;
-	c->last_io = uv_now(&c->w->loop);
-	if (c->idle_armed || to == 0)
+	c->r.last_io = uv_now(&c->w->loop);
+	if (c->r.idle_armed || to == 0)
 		return;
-	c->idle_armed = 1;
+	c->r.idle_armed = 1;
 	uv_timer_start(&c->timer, on_timer_stream_idle, to, 0);
 }
 
@@ -764,17 +763,17 @@ static void stream_idle_arm(struct conn *c)
  * requestTimeout), if it has one. */
 static uint64_t until_deadline(struct conn *c, uint64_t ms)
 {
-	if (!c->deadline)
+	if (!c->r.deadline)
 		return ms;
 	uint64_t now = uv_now(&c->w->loop);
-	uint64_t left = c->deadline > now ? c->deadline - now : 0;
+	uint64_t left = c->r.deadline > now ? c->r.deadline - now : 0;
 	return left < ms ? left : ms;
 }
 
 /* Nonzero when the request's deadline has passed. */
 static int past_deadline(struct conn *c)
 {
-	return c->deadline && uv_now(&c->w->loop) >= c->deadline;
+	return c->r.deadline && uv_now(&c->w->loop) >= c->r.deadline;
 }
 
 static void on_timer_readiness(uv_timer_t *t)
@@ -782,19 +781,19 @@ static void on_timer_readiness(uv_timer_t *t)
 	struct conn *c = t->data;
 	if (c->state != S_HELD)
 		return;
-	const struct zw_target *tg = c->target;
+	const struct zw_target *tg = c->r.target;
 	int past = past_deadline(c);
 	unhold(c);
-	zw_metrics_event(&c->w->metrics, c->key, ZW_EV_READINESS_TIMEOUT);
+	zw_metrics_event(&c->w->metrics, c->r.key, ZW_EV_READINESS_TIMEOUT);
 	if (past) {
 		local_response(c, 504, NULL, "request timeout while waiting for a ready endpoint\n",
 		               0);
 		return;
 	}
-	zw_log(ZW_LOG_INFO, "readiness_timeout", "target=%s", c->key);
+	zw_log(ZW_LOG_INFO, "readiness_timeout", "target=%s", c->r.key);
 	switch (zw_hold_timeout_action(tg, 0)) {
 	case ZW_TIMEOUT_FALLBACK:
-		c->svc = &tg->fallback;
+		c->r.svc = &tg->fallback;
 		start_forward(c);
 		return;
 	case ZW_TIMEOUT_PLACEHOLDER:
@@ -805,7 +804,7 @@ static void on_timer_readiness(uv_timer_t *t)
 		break;
 	}
 	char body[512];
-	snprintf(body, sizeof(body), "timed out waiting for a ready endpoint of %s\n", c->key);
+	snprintf(body, sizeof(body), "timed out waiting for a ready endpoint of %s\n", c->r.key);
 	local_response(c, 504, NULL, body, 0);
 }
 
@@ -821,7 +820,7 @@ static void static_response(struct conn *c, const struct zw_static_response *p, 
 	zw_bodies_select(p, c->head.buf + c->head.url_off, c->head.url_len, &ch);
 	int status = ch.status ? ch.status : (p->status ? p->status : default_status);
 	size_t blen = ch.len;
-	int close = c->has_body || !c->req_done || c->w->draining ||
+	int close = c->r.has_body || !c->r.req_done || c->w->draining ||
 	            !llhttp_should_keep_alive(&c->parser);
 	int has_ct = 0;
 	int rc = zw_obuf_addf(&out, "HTTP/1.1 %d %s\r\n", status, zw_http_reason(status));
@@ -845,7 +844,7 @@ static void static_response(struct conn *c, const struct zw_static_response *p, 
 		rc = zw_obuf_addf(
 		        &out, "Content-Length: %zu\r\nX-Zerowire-Cold-Start: %s\r\n%s\r\n", blen,
 		        cold ? "true" : "false", close ? "Connection: close\r\n" : "");
-	if (rc == 0 && blen && !c->is_head)
+	if (rc == 0 && blen && !c->r.is_head)
 		rc = zw_obuf_add(&out, ch.body, blen);
 	if (rc < 0) {
 		free(out.data);
@@ -853,13 +852,13 @@ static void static_response(struct conn *c, const struct zw_static_response *p, 
 		return;
 	}
 	c->state = S_LOCAL;
-	c->status = status;
+	c->r.status = status;
 	uv_timer_stop(&c->timer);
 	record(c, status);
 	rc = send_bytes(c, 0, out.data, out.len);
 	free(out.data);
-	c->resp_done = 1;
-	c->resp_close = close;
+	c->r.resp_done = 1;
+	c->r.resp_close = close;
 	if (rc < 0) {
 		conn_close(c);
 		return;
@@ -869,7 +868,7 @@ static void static_response(struct conn *c, const struct zw_static_response *p, 
 
 static void placeholder_response(struct conn *c)
 {
-	static_response(c, &c->target->placeholder, 503, 1);
+	static_response(c, &c->r.target->placeholder, 503, 1);
 }
 
 static void ensure_hold_timer(struct worker *w);
@@ -884,13 +883,13 @@ static struct zw_allowance target_allowance(const struct zw_server *s, const str
 /* Answers a request its target's queue has no room for. */
 static void overflow_response(struct conn *c, uint32_t max)
 {
-	zw_metrics_event(&c->w->metrics, c->key, ZW_EV_OVERFLOW);
-	if (zw_hold_overflow_placeholder(c->target)) {
+	zw_metrics_event(&c->w->metrics, c->r.key, ZW_EV_OVERFLOW);
+	if (zw_hold_overflow_placeholder(c->r.target)) {
 		placeholder_response(c);
 		return;
 	}
 	char body[512];
-	snprintf(body, sizeof(body), "too many requests are waiting for %s (limit %u)\n", c->key,
+	snprintf(body, sizeof(body), "too many requests are waiting for %s (limit %u)\n", c->r.key,
 	         max);
 	local_response(c, 503, "Retry-After: 5\r\n", body, 0);
 }
@@ -900,14 +899,14 @@ static void overflow_response(struct conn *c, uint32_t max)
 static void wait_in_queue(struct conn *c)
 {
 	struct worker *w = c->w;
-	const struct zw_target *t = c->target;
-	c->held_slot = 1;
-	c->held_since = uv_now(&w->loop);
-	if (!c->held_first)
-		c->held_first = c->held_since;
+	const struct zw_target *t = c->r.target;
+	c->r.held_slot = 1;
+	c->r.held_since = uv_now(&w->loop);
+	if (!c->r.held_first)
+		c->r.held_first = c->r.held_since;
 	w->n_waiting++;
-	if (c->se)
-		zw_stats_held(c->se, +1);
+	if (c->r.se)
+		zw_stats_held(c->r.se, +1);
 	c->state = S_HELD;
 	client_read_stop(c);
 	uint64_t to = zw_hold_wait_ms(t, &w->s->hold_defaults);
@@ -925,15 +924,15 @@ static void admit(struct conn *c, struct zw_endpoint_set *set, const struct zw_a
 {
 	struct worker *w = c->w;
 	struct zw_server *s = w->s;
-	const struct zw_target *t = c->target;
+	const struct zw_target *t = c->r.target;
 	uint32_t max = zw_hold_max_waiting(t, &s->hold_defaults);
-	enum zw_admit r = zw_hold_admit(&s->hold, c->key, &c->hitem, w->id, max, set, a,
+	enum zw_admit r = zw_hold_admit(&s->hold, c->r.key, &c->r.hitem, w->id, max, set, a,
 	                                zw_endpoints_now_ms(), &w->rng);
 	switch (r) {
 	case ZW_ADMIT_FORWARD:
-		c->set = set;
-		c->ep = c->hitem.ep;
-		c->hitem.ep = NULL;
+		c->r.set = set;
+		c->r.ep = c->r.hitem.ep;
+		c->r.hitem.ep = NULL;
 		forward_to(c);
 		return;
 	case ZW_ADMIT_QUEUED:
@@ -960,12 +959,12 @@ static void queue_target(void *arg, const struct zw_hold_item *oldest, struct zw
 {
 	struct zw_server *s = arg;
 	const struct conn *c =
-	        (const struct conn *)((const char *)oldest - offsetof(struct conn, hitem));
-	const struct zw_service_ref *svc = &c->target->service;
+	        (const struct conn *)((const char *)oldest - offsetof(struct conn, r.hitem));
+	const struct zw_service_ref *svc = &c->r.target->service;
 	if (zw_endpoints_get(s->d.eps, svc->namespace, svc->name, svc->port, svc->port_name, set) <
 	    0)
 		*set = NULL;
-	*a = target_allowance(s, c->target, 1);
+	*a = target_allowance(s, c->r.target, 1);
 }
 
 /* Forwards the requests of this worker that a release pass granted a slot. */
@@ -974,10 +973,10 @@ static void take_granted(struct worker *w)
 	struct zw_hold_item *it = zw_hold_take_granted(&w->s->hold, w->id);
 	while (it) {
 		struct zw_hold_item *next = it->next;
-		struct conn *c = (struct conn *)((char *)it - offsetof(struct conn, hitem));
+		struct conn *c = (struct conn *)((char *)it - offsetof(struct conn, r.hitem));
 		it->next = NULL;
-		c->set = it->set;
-		c->ep = it->ep;
+		c->r.set = it->set;
+		c->r.ep = it->ep;
 		it->set = NULL;
 		it->ep = NULL;
 		unhold(c);
@@ -1073,19 +1072,19 @@ static void ensure_hold_timer(struct worker *w)
 
 static void respond_upstream_failure(struct conn *c, int status, const char *why)
 {
-	zw_metrics_event(&c->w->metrics, c->key ? c->key : "",
+	zw_metrics_event(&c->w->metrics, c->r.key ? c->r.key : "",
 	                 status == 504 ? ZW_EV_UPSTREAM_TIMEOUT : ZW_EV_UPSTREAM_ERROR);
-	if (c->up) {
-		zw_upstream_close(c->up);
-		c->up = NULL;
+	if (c->r.up) {
+		zw_upstream_close(c->r.up);
+		c->r.up = NULL;
 	}
-	if (c->resp_started) {
+	if (c->r.resp_started) {
 		conn_close(c);
 		return;
 	}
 	char body[512];
 	snprintf(body, sizeof(body), "%s\n", why);
-	c->req_done = c->req_done && !c->has_body;
+	c->r.req_done = c->r.req_done && !c->r.has_body;
 	local_response(c, status, NULL, body, 1);
 }
 
@@ -1106,23 +1105,23 @@ static void on_up_connect(struct zw_upstream *u, int status)
 		return;
 	}
 	zw_upstream_close(u);
-	c->up = NULL;
-	c->last_connect_err = status;
+	c->r.up = NULL;
+	c->r.last_connect_err = status;
 	uint64_t now = uv_now(&c->w->loop);
 	uint64_t interval = c->w->s->d.cfg->connect_retry_interval_ms;
-	if (now + interval < c->connect_deadline) {
+	if (now + interval < c->r.connect_deadline) {
 		/* A fresh endpoint may not listen yet: try again shortly. */
 		uv_timer_start(&c->timer, on_timer_retry, interval, 0);
 		return;
 	}
 	char why[256];
 	if (status == UV_ETIMEDOUT) {
-		snprintf(why, sizeof(why), "upstream connect timeout (%s:%u)", c->ep->ip,
-		         c->ep->port);
+		snprintf(why, sizeof(why), "upstream connect timeout (%s:%u)", c->r.ep->ip,
+		         c->r.ep->port);
 		respond_upstream_failure(c, 504, why);
 	} else {
-		snprintf(why, sizeof(why), "upstream connection failed (%s:%u): %s", c->ep->ip,
-		         c->ep->port, uv_strerror(status));
+		snprintf(why, sizeof(why), "upstream connection failed (%s:%u): %s", c->r.ep->ip,
+		         c->r.ep->port, uv_strerror(status));
 		respond_upstream_failure(c, 502, why);
 	}
 }
@@ -1133,19 +1132,19 @@ static void dial(struct conn *c)
 	c->state = S_CONNECT;
 	/* A body already on its way cannot be replayed on a fresh connection
 	 * if a reused one turns out closed: only reuse recently used ones. */
-	struct zw_upstream *u =
-	        zw_upool_get(&c->w->pool, (const struct sockaddr *)&c->ep->addr, c->ep->addr_len, c,
-	                     c->has_body || c->upgrade ? REUSE_MAX_AGE_BODY_MS : 0);
+	struct zw_upstream *u = zw_upool_get(
+	        &c->w->pool, (const struct sockaddr *)&c->r.ep->addr, c->r.ep->addr_len, c,
+	        c->r.has_body || c->r.upgrade ? REUSE_MAX_AGE_BODY_MS : 0);
 	if (u) {
-		c->up = u;
+		c->r.up = u;
 		send_request_head(c);
 		return;
 	}
-	int rc = zw_upstream_dial(&c->w->pool, (const struct sockaddr *)&c->ep->addr,
-	                          c->ep->addr_len, s->d.cfg->connect_timeout_ms, c, on_up_connect,
-	                          &c->up);
+	int rc = zw_upstream_dial(&c->w->pool, (const struct sockaddr *)&c->r.ep->addr,
+	                          c->r.ep->addr_len, s->d.cfg->connect_timeout_ms, c, on_up_connect,
+	                          &c->r.up);
 	if (rc < 0) {
-		c->up = NULL;
+		c->r.up = NULL;
 		char why[256];
 		snprintf(why, sizeof(why), "upstream connection failed: %s", uv_strerror(rc));
 		respond_upstream_failure(c, 502, why);
@@ -1155,24 +1154,24 @@ static void dial(struct conn *c)
 static void on_timer_retry(uv_timer_t *t)
 {
 	struct conn *c = t->data;
-	if (c->state != S_CONNECT || c->up)
+	if (c->state != S_CONNECT || c->r.up)
 		return;
 	/* Pick again: the endpoint set may have changed meanwhile. Within the
 	 * target's allowance: when no other endpoint has room, the same one is
 	 * tried again (its slot is still ours). */
-	struct zw_endpoint_set *set = get_set(c, c->svc);
+	struct zw_endpoint_set *set = get_set(c, c->r.svc);
 	const struct zw_endpoint *ep = NULL;
 	if (set && set->n > 0) {
 		struct zw_allowance a = {0};
-		if (c->svc == &c->target->service)
-			a = target_allowance(c->w->s, c->target, 0);
+		if (c->r.svc == &c->r.target->service)
+			a = target_allowance(c->w->s, c->r.target, 0);
 		ep = zw_hold_acquire(set, &a, zw_endpoints_now_ms(), &c->w->rng);
 	}
 	if (ep) {
-		zw_endpoint_done(c->ep);
-		zw_endpoint_set_unref(c->set);
-		c->set = set;
-		c->ep = ep;
+		zw_endpoint_done(c->r.ep);
+		zw_endpoint_set_unref(c->r.set);
+		c->r.set = set;
+		c->r.ep = ep;
 	} else {
 		zw_endpoint_set_unref(set);
 	}
@@ -1188,10 +1187,10 @@ static void on_timer_response_header(uv_timer_t *t);
 static void response_timer_arm(struct conn *c)
 {
 	uint64_t now = uv_now(&c->w->loop);
-	uint64_t left = c->resp_deadline > now ? c->resp_deadline - now : 0;
+	uint64_t left = c->r.resp_deadline > now ? c->r.resp_deadline - now : 0;
 	uint64_t body = c->w->s->d.cfg->body_timeout_ms;
-	if (!c->req_done && body) {
-		uint64_t idle = now - c->last_io;
+	if (!c->r.req_done && body) {
+		uint64_t idle = now - c->r.last_io;
 		uint64_t body_left = idle < body ? body - idle : 0;
 		if (body_left < left)
 			left = body_left;
@@ -1202,24 +1201,24 @@ static void response_timer_arm(struct conn *c)
 static void on_timer_response_header(uv_timer_t *t)
 {
 	struct conn *c = t->data;
-	if (c->state != S_PROXY || c->resp_started)
+	if (c->state != S_PROXY || c->r.resp_started)
 		return;
 	uint64_t now = uv_now(&c->w->loop);
 	uint64_t body = c->w->s->d.cfg->body_timeout_ms;
-	if (!c->req_done && body && now - c->last_io >= body) {
+	if (!c->r.req_done && body && now - c->r.last_io >= body) {
 		/* The client stopped sending its body: the upstream has part of
 		 * a request, so both connections end. */
-		zw_metrics_event(&c->w->metrics, c->key ? c->key : "", ZW_EV_BODY_TIMEOUT);
-		zw_log(ZW_LOG_INFO, "body_timeout", "target=%s idle_ms=%llu", c->key ? c->key : "-",
-		       (unsigned long long)(now - c->last_io));
-		if (c->up) {
-			zw_upstream_close(c->up);
-			c->up = NULL;
+		zw_metrics_event(&c->w->metrics, c->r.key ? c->r.key : "", ZW_EV_BODY_TIMEOUT);
+		zw_log(ZW_LOG_INFO, "body_timeout", "target=%s idle_ms=%llu",
+		       c->r.key ? c->r.key : "-", (unsigned long long)(now - c->r.last_io));
+		if (c->r.up) {
+			zw_upstream_close(c->r.up);
+			c->r.up = NULL;
 		}
 		local_response(c, 408, NULL, "request body timeout: no byte received\n", 1);
 		return;
 	}
-	if (now < c->resp_deadline) {
+	if (now < c->r.resp_deadline) {
 		response_timer_arm(c);
 		return;
 	}
@@ -1228,31 +1227,31 @@ static void on_timer_response_header(uv_timer_t *t)
 	                                          : "upstream response header timeout");
 }
 
-/* Picks an endpoint of c->svc and starts forwarding to it. */
+/* Picks an endpoint of c->r.svc and starts forwarding to it. */
 static void start_forward(struct conn *c)
 {
-	struct zw_endpoint_set *set = get_set(c, c->svc);
+	struct zw_endpoint_set *set = get_set(c, c->r.svc);
 	if (!set || set->n == 0) {
 		zw_endpoint_set_unref(set);
 		char body[512];
-		snprintf(body, sizeof(body), "no ready endpoint for %s/%s\n", c->svc->namespace,
-		         c->svc->name);
-		respond_upstream_failure(c, c->svc == &c->target->service ? 502 : 504, body);
+		snprintf(body, sizeof(body), "no ready endpoint for %s/%s\n", c->r.svc->namespace,
+		         c->r.svc->name);
+		respond_upstream_failure(c, c->r.svc == &c->r.target->service ? 502 : 504, body);
 		return;
 	}
-	c->set = set;
-	c->ep = zw_endpoint_pick(set, &c->w->rng);
+	c->r.set = set;
+	c->r.ep = zw_endpoint_pick(set, &c->w->rng);
 	forward_to(c);
 }
 
-/* Connects to c->ep (of c->set, a slot already taken) and forwards. */
+/* Connects to c->r.ep (of c->r.set, a slot already taken) and forwards. */
 static void forward_to(struct conn *c)
 {
 	struct zw_server *s = c->w->s;
-	c->connect_deadline =
+	c->r.connect_deadline =
 	        uv_now(&c->w->loop) + until_deadline(c, s->d.cfg->connect_retry_budget_ms);
-	if (!c->up_start)
-		c->up_start = uv_now(&c->w->loop);
+	if (!c->r.up_start)
+		c->r.up_start = uv_now(&c->w->loop);
 	dial(c);
 }
 
@@ -1263,13 +1262,13 @@ static void send_request_head(struct conn *c)
 	struct zw_fwd_info info = {
 	        .client_ip = c->client_ip,
 	        .proto = "http",
-	        .upgrade = c->upgrade,
-	        .chunked = c->chunked,
+	        .upgrade = c->r.upgrade,
+	        .chunked = c->r.chunked,
 	};
 	c->state = S_PROXY;
 	if (zw_http_build_request(&out, &c->parser, &c->head, &info) < 0 ||
-	    (c->traced && zw_observe_tracing(s->d.obs) &&
-	     zw_trace_rewrite_head(&out, &c->trace) < 0)) {
+	    (c->r.traced && zw_observe_tracing(s->d.obs) &&
+	     zw_trace_rewrite_head(&out, &c->r.trace) < 0)) {
 		free(out.data);
 		respond_upstream_failure(c, 502, "request head too large to forward");
 		return;
@@ -1281,14 +1280,14 @@ static void send_request_head(struct conn *c)
 	llhttp_t probe;
 	size_t blen = 0;
 	int br = ZW_BODY_MORE, probed = 0;
-	if (!c->req_done && c->in_len > c->in_off) {
+	if (!c->r.req_done && c->in_len > c->in_off) {
 		probe = c->parser;
 		probed = 1;
 		br = zw_http_body_execute(&probe, c->in + c->in_off, c->in_len - c->in_off, &blen);
 		if (br == ZW_BODY_EBAD) {
 			/* dispatch() checked these bytes already; kept for safety. */
 			free(out.data);
-			zw_metrics_event(&c->w->metrics, c->key, ZW_EV_UPSTREAM_ERROR);
+			zw_metrics_event(&c->w->metrics, c->r.key, ZW_EV_UPSTREAM_ERROR);
 			local_response(c, 400, NULL, "malformed request body\n", 1);
 			return;
 		}
@@ -1298,32 +1297,32 @@ static void send_request_head(struct conn *c)
 	if (rc == 0 && probed) {
 		c->parser = probe;
 		c->in_off += blen;
-		c->body_sent += blen;
+		c->r.body_sent += blen;
 		if (br == ZW_BODY_DONE || br == ZW_BODY_UPGRADE)
-			c->req_done = 1;
+			c->r.req_done = 1;
 	}
 	if (rc < 0) {
 		/* A pooled connection the peer closed: dial a fresh one. */
-		if (c->up->reused && !c->retried) {
-			c->retried = 1;
-			zw_upstream_close(c->up);
-			c->up = NULL;
+		if (c->r.up->reused && !c->r.retried) {
+			c->r.retried = 1;
+			zw_upstream_close(c->r.up);
+			c->r.up = NULL;
 			dial(c);
 			return;
 		}
 		respond_upstream_failure(c, 502, "upstream connection reset");
 		return;
 	}
-	zw_http_parser_expect_head_response(&c->up->parser, c->is_head);
-	if (zw_upstream_read_start(c->up) < 0) {
+	zw_http_parser_expect_head_response(&c->r.up->parser, c->r.is_head);
+	if (zw_upstream_read_start(c->r.up) < 0) {
 		respond_upstream_failure(c, 502, "upstream connection reset");
 		return;
 	}
-	const struct zw_target *t = c->target;
+	const struct zw_target *t = c->r.target;
 	uint64_t to = t && t->response_header_timeout_ms ? t->response_header_timeout_ms
 	                                                 : s->d.cfg->response_header_timeout_ms;
-	c->resp_deadline = uv_now(&c->w->loop) + until_deadline(c, to);
-	c->last_io = uv_now(&c->w->loop);
+	c->r.resp_deadline = uv_now(&c->w->loop) + until_deadline(c, to);
+	c->r.last_io = uv_now(&c->w->loop);
 	response_timer_arm(c);
 	pump_request(c);
 }
@@ -1337,12 +1336,12 @@ static ssize_t forward_body(struct conn *c, const char *buf, size_t len)
 	if (r == ZW_BODY_EBAD) {
 		/* Malformed framing mid-body: the upstream got a truncated
 		 * request; nothing sane can follow on either connection. */
-		if (!c->resp_started) {
-			c->req_done = 0;
-			zw_metrics_event(&c->w->metrics, c->key, ZW_EV_UPSTREAM_ERROR);
-			if (c->up) {
-				zw_upstream_close(c->up);
-				c->up = NULL;
+		if (!c->r.resp_started) {
+			c->r.req_done = 0;
+			zw_metrics_event(&c->w->metrics, c->r.key, ZW_EV_UPSTREAM_ERROR);
+			if (c->r.up) {
+				zw_upstream_close(c->r.up);
+				c->r.up = NULL;
 			}
 			local_response(c, 400, NULL, "malformed request body\n", 1);
 		} else {
@@ -1350,23 +1349,23 @@ static ssize_t forward_body(struct conn *c, const char *buf, size_t len)
 		}
 		return -1;
 	}
-	if (used > 0 && c->up) {
+	if (used > 0 && c->r.up) {
 		if (send_bytes(c, 1, buf, used) < 0) {
 			respond_upstream_failure(
 			        c, 502, "upstream connection reset while sending the body");
 			return -1;
 		}
-		c->body_sent += used;
+		c->r.body_sent += used;
 	}
 	if (r == ZW_BODY_DONE || r == ZW_BODY_UPGRADE)
-		c->req_done = 1;
+		c->r.req_done = 1;
 	return (ssize_t)used;
 }
 
 /* Forwards stashed body bytes, then reads the client if more body follows. */
 static void pump_request(struct conn *c)
 {
-	if (!c->req_done && c->in_len > c->in_off) {
+	if (!c->r.req_done && c->in_len > c->in_off) {
 		char *buf = c->in;
 		size_t off = c->in_off, len = c->in_len - c->in_off;
 		c->in = NULL;
@@ -1382,13 +1381,13 @@ static void pump_request(struct conn *c)
 			return;
 		}
 		free(buf);
-		if (c->req_done && c->resp_done) {
+		if (c->r.req_done && c->r.resp_done) {
 			request_finished(c);
 			return;
 		}
 	}
-	if (!c->req_done && c->up &&
-	    uv_stream_get_write_queue_size((uv_stream_t *)&c->up->tcp) == 0)
+	if (!c->r.req_done && c->r.up &&
+	    uv_stream_get_write_queue_size((uv_stream_t *)&c->r.up->tcp) == 0)
 		client_read_start(c);
 }
 
@@ -1396,7 +1395,7 @@ static void start_tunnel(struct conn *c, const char *rest, size_t rest_len)
 {
 	c->state = S_TUNNEL;
 	uv_timer_stop(&c->timer);
-	c->idle_armed = 0;
+	c->r.idle_armed = 0;
 	stream_idle_arm(c);
 	if (rest_len && send_bytes(c, 0, rest, rest_len) < 0) {
 		conn_close(c);
@@ -1419,10 +1418,10 @@ static void start_tunnel(struct conn *c, const char *rest, size_t rest_len)
  * changed or closed). */
 static int on_response_head(struct conn *c, const char *rest, size_t rest_len, struct zw_obuf *pend)
 {
-	struct zw_upstream *u = c->up;
+	struct zw_upstream *u = c->r.up;
 	int status = u->parser.status_code;
 	struct zw_obuf out = {.limit = c->w->s->limits.max_head_bytes + 4096};
-	if (status == 101 && !c->upgrade) {
+	if (status == 101 && !c->r.upgrade) {
 		/* A switch nobody asked for: the client would take the rest of
 		 * the connection as another protocol. */
 		respond_upstream_failure(c, 502, "upstream switched protocols unasked");
@@ -1443,10 +1442,10 @@ static int on_response_head(struct conn *c, const char *rest, size_t rest_len, s
 		return 1;
 	}
 	uv_timer_stop(&c->timer);
-	c->resp_started = 1;
-	c->status = status;
-	if (status == 101 && c->upgrade) {
-		struct zw_resp_info info = {.cold_start = c->cold, .upgrade = 1};
+	c->r.resp_started = 1;
+	c->r.status = status;
+	if (status == 101 && c->r.upgrade) {
+		struct zw_resp_info info = {.cold_start = c->r.cold, .upgrade = 1};
 		int rc = zw_http_build_response(&out, &u->parser, &u->head, &info);
 		if (rc == 0)
 			rc = send_bytes(c, 0, out.data, out.len);
@@ -1463,10 +1462,10 @@ static int on_response_head(struct conn *c, const char *rest, size_t rest_len, s
 	/* An HTTP/1.0 client cannot delimit a chunked body (the upstream was
 	 * asked in HTTP/1.0 and chunked anyway): it reads until the close. */
 	int chunked_to_10 = (u->parser.flags & F_CHUNKED) && c->parser.http_minor == 0;
-	c->resp_close = needs_eof || c->w->draining || !c->req_done || c->upgrade ||
-	                chunked_to_10 || !llhttp_should_keep_alive(&c->parser);
+	c->r.resp_close = needs_eof || c->w->draining || !c->r.req_done || c->r.upgrade ||
+	                  chunked_to_10 || !llhttp_should_keep_alive(&c->parser);
 	struct zw_resp_info info = {
-	        .cold_start = c->cold, .close = c->resp_close, .keep_framing = 1};
+	        .cold_start = c->r.cold, .close = c->r.resp_close, .keep_framing = 1};
 	if (zw_http_build_response(&out, &u->parser, &u->head, &info) < 0) {
 		free(out.data);
 		conn_close(c);
@@ -1478,19 +1477,19 @@ static int on_response_head(struct conn *c, const char *rest, size_t rest_len, s
 
 static void response_done(struct conn *c, int extra_bytes)
 {
-	c->resp_done = 1;
-	c->up_reusable = !extra_bytes && llhttp_should_keep_alive(&c->up->parser) &&
-	                 !llhttp_message_needs_eof(&c->up->parser);
-	record(c, c->status);
-	if (!c->req_done)
-		c->resp_close = 1;
+	c->r.resp_done = 1;
+	c->r.up_reusable = !extra_bytes && llhttp_should_keep_alive(&c->r.up->parser) &&
+	                   !llhttp_message_needs_eof(&c->r.up->parser);
+	record(c, c->r.status);
+	if (!c->r.req_done)
+		c->r.resp_close = 1;
 	request_finished(c);
 }
 
 static void up_read_cb(struct zw_upstream *u, ssize_t nread, const char *rdata)
 {
 	struct conn *c = u->owner;
-	if (!c || c->up != u)
+	if (!c || c->r.up != u)
 		return;
 	if (nread == 0)
 		return;
@@ -1499,36 +1498,36 @@ static void up_read_cb(struct zw_upstream *u, ssize_t nread, const char *rdata)
 			close_after_flush(c);
 			return;
 		}
-		if (c->resp_started) {
+		if (c->r.resp_started) {
 			if (llhttp_message_needs_eof(&u->parser) && nread == UV_EOF &&
 			    llhttp_finish(&u->parser) == HPE_OK) {
 				response_done(c, 1);
 				return;
 			}
 			/* Truncated response: the client must not take it as whole. */
-			zw_metrics_event(&c->w->metrics, c->key, ZW_EV_UPSTREAM_ERROR);
+			zw_metrics_event(&c->w->metrics, c->r.key, ZW_EV_UPSTREAM_ERROR);
 			conn_close(c);
 			return;
 		}
-		if (u->reused && !c->retried && c->body_sent == 0 && c->req_done) {
+		if (u->reused && !c->r.retried && c->r.body_sent == 0 && c->r.req_done) {
 			/* The peer closed a pooled connection as we reused it. */
-			c->retried = 1;
+			c->r.retried = 1;
 			zw_upstream_close(u);
-			c->up = NULL;
+			c->r.up = NULL;
 			uv_timer_stop(&c->timer);
 			dial(c);
 			return;
 		}
 		char why[256];
 		snprintf(why, sizeof(why), "upstream %s before a response (%s:%u)",
-		         nread == UV_EOF ? "closed the connection" : "connection reset", c->ep->ip,
-		         c->ep->port);
+		         nread == UV_EOF ? "closed the connection" : "connection reset",
+		         c->r.ep->ip, c->r.ep->port);
 		respond_upstream_failure(c, 502, why);
 		return;
 	}
 	const char *data = rdata;
 	size_t len = (size_t)nread;
-	c->last_io = uv_now(&c->w->loop);
+	c->r.last_io = uv_now(&c->w->loop);
 	if (c->state == S_TUNNEL) {
 		if (send_bytes(c, 0, data, len) < 0) {
 			conn_close(c);
@@ -1541,8 +1540,8 @@ static void up_read_cb(struct zw_upstream *u, ssize_t nread, const char *rdata)
 	/* A final response head waits in pend for the body bytes of the same
 	 * read, so both leave in one writev. */
 	struct zw_obuf pend = {0};
-	while (len > 0 || !c->resp_started) {
-		if (!c->resp_started) {
+	while (len > 0 || !c->r.resp_started) {
+		if (!c->r.resp_started) {
 			size_t used = 0;
 			int r = zw_http_head_execute(&u->parser, &u->head, data, len, &used);
 			if (r == ZW_HTTP_MORE)
@@ -1555,7 +1554,7 @@ static void up_read_cb(struct zw_upstream *u, ssize_t nread, const char *rdata)
 			len -= used;
 			if (!on_response_head(c, data, len, &pend))
 				return;
-			if (!c->resp_started)
+			if (!c->r.resp_started)
 				continue; /* after an interim response */
 		}
 		size_t used = 0;
@@ -1567,7 +1566,7 @@ static void up_read_cb(struct zw_upstream *u, ssize_t nread, const char *rdata)
 		pend.data = NULL;
 		pend.len = 0;
 		if (r == ZW_BODY_EBAD) {
-			zw_metrics_event(&c->w->metrics, c->key, ZW_EV_UPSTREAM_ERROR);
+			zw_metrics_event(&c->w->metrics, c->r.key, ZW_EV_UPSTREAM_ERROR);
 			conn_close(c);
 			return;
 		}
@@ -1630,14 +1629,14 @@ static void dispatch(struct conn *c)
 {
 	struct worker *w = c->w;
 	struct zw_http_head *h = &c->head;
-	c->start_ms = uv_now(&w->loop);
+	c->r.start_ms = uv_now(&w->loop);
 	observe_begin(c);
 	uv_timer_stop(&c->timer);
-	c->is_head = c->parser.method == HTTP_HEAD;
-	c->upgrade = llhttp_get_upgrade(&c->parser);
-	c->chunked = (c->parser.flags & F_CHUNKED) != 0;
-	c->has_body = c->chunked ||
-	              ((c->parser.flags & F_CONTENT_LENGTH) && c->parser.content_length > 0);
+	c->r.is_head = c->parser.method == HTTP_HEAD;
+	c->r.upgrade = llhttp_get_upgrade(&c->parser);
+	c->r.chunked = (c->parser.flags & F_CHUNKED) != 0;
+	c->r.has_body = c->r.chunked ||
+	                ((c->parser.flags & F_CONTENT_LENGTH) && c->parser.content_length > 0);
 
 	/* Is the message already complete (no body)? */
 	size_t used = 0;
@@ -1646,8 +1645,8 @@ static void dispatch(struct conn *c)
 		local_response(c, 400, NULL, "malformed request\n", 1);
 		return;
 	}
-	c->req_done = r == ZW_BODY_DONE || r == ZW_BODY_UPGRADE;
-	if (!c->req_done && c->in_len > c->in_off) {
+	c->r.req_done = r == ZW_BODY_DONE || r == ZW_BODY_UPGRADE;
+	if (!c->r.req_done && c->in_len > c->in_off) {
 		/* Body bytes that came with the head are checked before anything
 		 * reaches an upstream (on a copy of the parser: plain data). */
 		llhttp_t probe = c->parser;
@@ -1713,25 +1712,25 @@ static void dispatch(struct conn *c)
 		return;
 	}
 	wt->refs++;
-	c->wt = wt;
-	c->tidx = m.index;
-	c->target = m.target;
-	c->key = zw_route_table_key(wt->table, m.index);
-	c->svc = &c->target->service;
-	if (c->target->request_timeout_ms && c->target->request_timeout_ms != ZW_TIMEOUT_NONE)
-		c->deadline = c->start_ms + c->target->request_timeout_ms;
+	c->r.wt = wt;
+	c->r.tidx = m.index;
+	c->r.target = m.target;
+	c->r.key = zw_route_table_key(wt->table, m.index);
+	c->r.svc = &c->r.target->service;
+	if (c->r.target->request_timeout_ms && c->r.target->request_timeout_ms != ZW_TIMEOUT_NONE)
+		c->r.deadline = c->r.start_ms + c->r.target->request_timeout_ms;
 
-	const struct zw_target *t = c->target;
+	const struct zw_target *t = c->r.target;
 	if (m.static_route >= 0 && (size_t)m.static_route < t->n_static_routes) {
 		/* Static routes never count or wake the target: always, or
 		 * only while no endpoint is ready (then passed through). */
 		const struct zw_static_route *sr = &t->static_routes[m.static_route];
 		if (!sr->always) {
-			struct zw_endpoint_set *set = get_set(c, c->svc);
+			struct zw_endpoint_set *set = get_set(c, c->r.svc);
 			size_t n = set ? set->n : 0;
 			zw_endpoint_set_unref(set);
 			if (n > 0) {
-				c->uncounted_forward = 1;
+				c->r.uncounted_forward = 1;
 				start_forward(c);
 				return;
 			}
@@ -1740,13 +1739,13 @@ static void dispatch(struct conn *c)
 		return;
 	}
 	if (t->healthcheck_path && path_is(h, t->healthcheck_path)) {
-		zw_metrics_event(&w->metrics, c->key, ZW_EV_HEALTHCHECK);
+		zw_metrics_event(&w->metrics, c->r.key, ZW_EV_HEALTHCHECK);
 		if (t->healthcheck_response == ZW_HC_PASSTHROUGH) {
-			struct zw_endpoint_set *set = get_set(c, c->svc);
+			struct zw_endpoint_set *set = get_set(c, c->r.svc);
 			size_t n = set ? set->n : 0;
 			zw_endpoint_set_unref(set);
 			if (n > 0) {
-				c->uncounted_forward = 1;
+				c->r.uncounted_forward = 1;
 				start_forward(c);
 				return;
 			}
@@ -1755,12 +1754,12 @@ static void dispatch(struct conn *c)
 		return;
 	}
 
-	c->se = wtable_stats(wt, m.index);
-	if (c->se) {
-		zw_stats_begin(c->se);
-		c->counted = 1;
+	c->r.se = wtable_stats(wt, m.index);
+	if (c->r.se) {
+		zw_stats_begin(c->r.se);
+		c->r.counted = 1;
 	}
-	struct zw_endpoint_set *set = get_set(c, c->svc);
+	struct zw_endpoint_set *set = get_set(c, c->r.svc);
 	if (!set) {
 		local_response(c, 503, "Retry-After: 1\r\n", "out of memory\n", 1);
 		return;
@@ -1768,8 +1767,8 @@ static void dispatch(struct conn *c)
 	struct zw_allowance a = target_allowance(w->s, t, 0);
 	if (set->n > 0 && zw_hold_total(&w->s->hold) == 0 && a.per_endpoint == 0) {
 		/* Nothing waits anywhere and no allowance: the warm path. */
-		c->set = set;
-		c->ep = zw_endpoint_pick(set, &w->rng);
+		c->r.set = set;
+		c->r.ep = zw_endpoint_pick(set, &w->rng);
 		forward_to(c);
 		return;
 	}
@@ -1777,10 +1776,10 @@ static void dispatch(struct conn *c)
 		admit(c, set, &a);
 		return;
 	}
-	c->cold = 1;
-	if (c->se)
-		zw_stats_cold(c->se);
-	zw_metrics_event(&w->metrics, c->key, ZW_EV_COLD_START);
+	c->r.cold = 1;
+	if (c->r.se)
+		zw_stats_cold(c->r.se);
+	zw_metrics_event(&w->metrics, c->r.key, ZW_EV_COLD_START);
 	if (zw_hold_cold_action(t) == ZW_COLD_PLACEHOLDER) {
 		/* As the add-on: with a placeholder (a waiting page) nothing
 		 * is held; the request still counted and woke the target. With
@@ -1795,8 +1794,8 @@ static void dispatch(struct conn *c)
 
 static void head_error(struct conn *c, int err)
 {
-	c->start_ms = uv_now(&c->w->loop);
-	c->req_done = 1;
+	c->r.start_ms = uv_now(&c->w->loop);
+	c->r.req_done = 1;
 	switch (err) {
 	case ZW_HTTP_ETOOBIG:
 		local_response(c, 431, NULL, "request head too large\n", 1);
@@ -1848,7 +1847,7 @@ static void conn_feed_head(struct conn *c, const char *data, size_t len)
 		return;
 	}
 	if (c->w->draining)
-		c->resp_close = 1;
+		c->r.resp_close = 1;
 	dispatch(c);
 }
 
@@ -1862,7 +1861,7 @@ static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			close_after_flush(c);
 			return;
 		}
-		if (nread == UV_EOF && c->state != S_HEAD && c->req_done) {
+		if (nread == UV_EOF && c->state != S_HEAD && c->r.req_done) {
 			/* Half-close after a complete request: its response is
 			 * still wanted (libuv has stopped reading). */
 			c->reading = 0;
@@ -1873,7 +1872,7 @@ static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	size_t len = (size_t)nread;
-	c->last_io = uv_now(&c->w->loop);
+	c->r.last_io = uv_now(&c->w->loop);
 	switch (c->state) {
 	case S_HEAD:
 		conn_feed_head(c, buf->base, len);
@@ -1883,11 +1882,11 @@ static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 			conn_close(c);
 			return;
 		}
-		if (uv_stream_get_write_queue_size((uv_stream_t *)&c->up->tcp) > 0)
+		if (uv_stream_get_write_queue_size((uv_stream_t *)&c->r.up->tcp) > 0)
 			client_read_stop(c);
 		return;
 	case S_PROXY:
-		if (!c->req_done) {
+		if (!c->r.req_done) {
 			ssize_t used = forward_body(c, buf->base, len);
 			if (used < 0)
 				return;
@@ -1898,12 +1897,12 @@ static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 				}
 				client_read_stop(c);
 			}
-			if (c->req_done && c->resp_done) {
+			if (c->r.req_done && c->r.resp_done) {
 				request_finished(c);
 				return;
 			}
-			if (!c->req_done && c->up &&
-			    uv_stream_get_write_queue_size((uv_stream_t *)&c->up->tcp) > 0)
+			if (!c->r.req_done && c->r.up &&
+			    uv_stream_get_write_queue_size((uv_stream_t *)&c->r.up->tcp) > 0)
 				client_read_stop(c);
 			return;
 		}
