@@ -47,8 +47,10 @@ struct zw_h1conn {
 	llhttp_t probe;
 	size_t probe_len;
 	int probe_res;
-	struct zw_obuf pend; /* a final response head waiting for its body bytes */
-	struct zw_request r; /* the request in progress */
+	struct zw_obuf pend;    /* a final response head waiting for its body bytes */
+	int proto_known;        /* the first bytes told HTTP/1.1 from HTTP/2 */
+	struct zw_h2client *h2; /* HTTP/2 (prior knowledge): the session, owned */
+	struct zw_request r;    /* the request in progress */
 };
 
 static const struct zw_client_ops h1_ops;
@@ -56,6 +58,7 @@ static const struct zw_client_ops h1_ops;
 static void conn_close(struct zw_h1conn *c);
 static void conn_free_if_done(struct zw_h1conn *c);
 static void conn_feed_head(struct zw_h1conn *c, const char *data, size_t len);
+static void detect_protocol(struct zw_h1conn *c, const char *data, size_t len);
 static void request_finished(struct zw_h1conn *c);
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 
@@ -153,6 +156,10 @@ static void client_write_cb(uv_write_t *req, int status)
 	conn_maybe_close_flushed(c);
 	if (c->closed)
 		return;
+	if (c->h2) {
+		zw_h2client_drained(c->h2);
+		return;
+	}
 	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
 		zw_fwd_client_drained(&c->r);
 }
@@ -189,6 +196,8 @@ static void conn_close(struct zw_h1conn *c)
 	if (c->r.state != ZW_REQ_HEAD && !c->r.resp_done && c->r.status == 0 && c->r.start_ms)
 		zw_request_record(&c->r, 499); /* client went away before an answer */
 	zw_request_cleanup(&c->r);
+	zw_h2client_free(c->h2); /* its streams end (CANCEL) */
+	c->h2 = NULL;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -253,20 +262,16 @@ static void local_response(struct zw_h1conn *c, int status, const char *extra, c
 	send_own_response(c, &out, status, close);
 }
 
-/* Sends a configured static response (placeholder page, static route) and
- * ends the request. `cold` says whether X-Zerowire-Cold-Start is true. */
-static void static_response(struct zw_h1conn *c, const struct zw_static_response *p,
-                            int default_status, int cold)
+int zw_client_static_text(struct zw_obuf *out, const struct zw_static_response *p, const char *url,
+                          size_t url_len, int default_status, int cold, int close, int is_head,
+                          int *status_out)
 {
-	struct zw_obuf out = {.limit = 4 << 20};
 	struct zw_body_choice ch;
-	zw_bodies_select(p, c->head.buf + c->head.url_off, c->head.url_len, &ch);
+	zw_bodies_select(p, url, url_len, &ch);
 	int status = ch.status ? ch.status : (p->status ? p->status : default_status);
 	size_t blen = ch.len;
-	int close = c->r.has_body || !c->r.req_done || c->w->draining ||
-	            !llhttp_should_keep_alive(&c->parser);
 	int has_ct = 0;
-	int rc = zw_obuf_addf(&out, "HTTP/1.1 %d %s\r\n", status, zw_http_reason(status));
+	int rc = zw_obuf_addf(out, "HTTP/1.1 %d %s\r\n", status, zw_http_reason(status));
 	for (size_t i = 0; rc == 0 && i < p->n_headers; i++) {
 		const char *n = p->header_names[i], *v = p->header_values[i];
 		if (strcasecmp(n, "content-type") == 0) {
@@ -276,20 +281,34 @@ static void static_response(struct zw_h1conn *c, const struct zw_static_response
 		}
 		if (zw_http_is_hop_by_hop(n, strlen(n)) || strcasecmp(n, "content-length") == 0)
 			continue;
-		if (zw_obuf_add(&out, n, strlen(n)) < 0 || zw_obuf_add(&out, ": ", 2) < 0 ||
-		    zw_obuf_add(&out, v, strlen(v)) < 0 || zw_obuf_add(&out, "\r\n", 2) < 0)
+		if (zw_obuf_add(out, n, strlen(n)) < 0 || zw_obuf_add(out, ": ", 2) < 0 ||
+		    zw_obuf_add(out, v, strlen(v)) < 0 || zw_obuf_add(out, "\r\n", 2) < 0)
 			rc = -1;
 	}
 	if (rc == 0 && !has_ct)
-		rc = zw_obuf_addf(&out, "Content-Type: %s\r\n",
+		rc = zw_obuf_addf(out, "Content-Type: %s\r\n",
 		                  ch.ctype ? ch.ctype : "text/html; charset=utf-8");
 	if (rc == 0)
-		rc = zw_obuf_addf(
-		        &out, "Content-Length: %zu\r\nX-Zerowire-Cold-Start: %s\r\n%s\r\n", blen,
-		        cold ? "true" : "false", close ? "Connection: close\r\n" : "");
-	if (rc == 0 && blen && !c->r.is_head)
-		rc = zw_obuf_add(&out, ch.body, blen);
-	if (rc < 0) {
+		rc = zw_obuf_addf(out, "Content-Length: %zu\r\nX-Zerowire-Cold-Start: %s\r\n%s\r\n",
+		                  blen, cold ? "true" : "false",
+		                  close ? "Connection: close\r\n" : "");
+	if (rc == 0 && blen && !is_head)
+		rc = zw_obuf_add(out, ch.body, blen);
+	*status_out = status;
+	return rc;
+}
+
+/* Sends a configured static response (placeholder page, static route) and
+ * ends the request. `cold` says whether X-Zerowire-Cold-Start is true. */
+static void static_response(struct zw_h1conn *c, const struct zw_static_response *p,
+                            int default_status, int cold)
+{
+	struct zw_obuf out = {.limit = 4 << 20};
+	int close = c->r.has_body || !c->r.req_done || c->w->draining ||
+	            !llhttp_should_keep_alive(&c->parser);
+	int status = 0;
+	if (zw_client_static_text(&out, p, c->head.buf + c->head.url_off, c->head.url_len,
+	                          default_status, cold, close, c->r.is_head, &status) < 0) {
 		free(out.data);
 		conn_close(c);
 		return;
@@ -630,28 +649,8 @@ static const struct zw_client_ops h1_ops = {
 
 /* ---- request dispatch ------------------------------------------------------ */
 
-static int route_header(void *ctx, const char *name, size_t name_len, size_t index,
-                        const char **value, size_t *value_len)
-{
-	const struct zw_http_head *h = ctx;
-	size_t seen = 0;
-	for (size_t i = 0; i < h->n_fields; i++) {
-		const struct zw_http_field *f = &h->fields[i];
-		if (f->name_len == name_len &&
-		    strncasecmp(h->buf + f->name_off, name, name_len) == 0) {
-			if (seen++ == index) {
-				*value = h->buf + f->value_off;
-				*value_len = f->value_len;
-				return 1;
-			}
-		}
-	}
-	return 0;
-}
-
 static void dispatch(struct zw_h1conn *c)
 {
-	struct zw_worker *w = c->w;
 	struct zw_http_head *h = &c->head;
 	struct zw_request *r = &c->r;
 	request_begin(c);
@@ -685,34 +684,7 @@ static void dispatch(struct zw_h1conn *c)
 		}
 	}
 
-	if (c->parser.method == HTTP_CONNECT) {
-		local_response(c, 501, NULL, "CONNECT is not supported\n", 1);
-		return;
-	}
-	size_t n_host = zw_http_count(h, "host");
-	if (n_host > 1 || (n_host == 0 && c->parser.http_major == 1 && c->parser.http_minor >= 1)) {
-		local_response(c, 400, NULL,
-		               n_host ? "more than one Host header\n" : "missing Host header\n", 1);
-		return;
-	}
-	size_t ua_len = 0;
-	const char *ua = zw_http_find(h, "user-agent", &ua_len);
-	if (ua && ua_len >= 11 && strncmp(ua, "kube-probe/", 11) == 0) {
-		zw_metrics_event(&w->metrics, "", ZW_EV_HEALTHCHECK);
-		local_response(c, 200, NULL, "ok\n", 0);
-		return;
-	}
-	size_t host_len = 0;
-	const char *host = zw_http_find(h, "host", &host_len);
-	struct zw_route_request rq = {
-	        .host = host,
-	        .host_len = host_len,
-	        .path = h->buf + h->url_off,
-	        .path_len = h->url_len,
-	        .headers = {.get = route_header, .ctx = h},
-	};
-	rq.service = zw_http_find(h, ZW_SERVICE_HEADER, &rq.service_len);
-	zw_request_route(r, &rq);
+	zw_request_dispatch(r, &c->parser, h);
 }
 
 static void head_error(struct zw_h1conn *c, int err)
@@ -750,6 +722,10 @@ static void conn_feed_head(struct zw_h1conn *c, const char *data, size_t len)
 		c->got_bytes = 1;
 		uv_timer_start(&c->timer, on_timer_header, s->d.cfg->header_timeout_ms, 0);
 	}
+	if (!c->proto_known) {
+		detect_protocol(c, data, len);
+		return;
+	}
 	size_t used = 0;
 	int res = zw_http_head_execute(&c->parser, &c->head, data, len, &used);
 	if (res == ZW_HTTP_MORE) {
@@ -774,6 +750,61 @@ static void conn_feed_head(struct zw_h1conn *c, const char *data, size_t len)
 	dispatch(c);
 }
 
+/* Hands the connection to HTTP/2 (the preface came first): data are the
+ * bytes read so far, preface included. */
+static void start_h2(struct zw_h1conn *c, const char *data, size_t len)
+{
+	c->h2 = zw_h2client_new(c->w, c, c->client_ip);
+	if (!c->h2) {
+		conn_close(c);
+		return;
+	}
+	uv_timer_stop(&c->timer);
+	client_read_start(c);
+	zw_h2client_feed(c->h2, data, len);
+}
+
+/* The first bytes of a connection: HTTP/2 with prior knowledge (h2c)
+ * starts with its connection preface, anything else is HTTP/1.x. A prefix
+ * of the preface waits (stashed) for more. */
+static void detect_protocol(struct zw_h1conn *c, const char *data, size_t len)
+{
+	if (c->in_len == c->in_off) {
+		int pre = zw_h2_is_preface((const uint8_t *)data, len);
+		if (pre == 0) {
+			c->proto_known = 1;
+			conn_feed_head(c, data, len);
+		} else if (pre > 0) {
+			c->proto_known = 1;
+			start_h2(c, data, len);
+		} else if (stash(c, data, len) < 0) {
+			conn_close(c);
+		} else {
+			client_read_start(c);
+		}
+		return;
+	}
+	if (stash(c, data, len) < 0) {
+		conn_close(c);
+		return;
+	}
+	char *buf = c->in;
+	size_t off = c->in_off, n = c->in_len - c->in_off;
+	int pre = zw_h2_is_preface((const uint8_t *)buf + off, n);
+	if (pre < 0) {
+		client_read_start(c);
+		return;
+	}
+	c->in = NULL;
+	c->in_off = c->in_len = 0;
+	c->proto_known = 1;
+	if (pre > 0)
+		start_h2(c, buf + off, n);
+	else
+		conn_feed_head(c, buf + off, n);
+	free(buf);
+}
+
 static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 {
 	struct zw_h1conn *c = st->data;
@@ -795,6 +826,10 @@ static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	}
 	size_t len = (size_t)nread;
+	if (c->h2) {
+		zw_h2client_feed(c->h2, buf->base, len);
+		return;
+	}
 	c->r.last_io = uv_now(&c->w->loop);
 	switch (c->r.state) {
 	case ZW_REQ_HEAD:
@@ -927,7 +962,9 @@ void zw_client_drain(struct zw_worker *w)
 	struct zw_h1conn *c = w->conns;
 	while (c) {
 		struct zw_h1conn *next = c->next;
-		if (c->r.state == ZW_REQ_HEAD && !c->got_bytes)
+		if (c->h2)
+			zw_h2client_shutdown(c->h2); /* GOAWAY; closes once streams end */
+		else if (c->r.state == ZW_REQ_HEAD && !c->got_bytes)
 			close_after_flush(c); /* after its last response is out */
 		c = next;
 	}
@@ -937,4 +974,19 @@ void zw_client_close_all(struct zw_worker *w)
 {
 	while (w->conns)
 		conn_close(w->conns);
+}
+
+int zw_client_write(struct zw_h1conn *c, const char *data, size_t len)
+{
+	return send_bytes(c, data, len);
+}
+
+size_t zw_client_write_queue(const struct zw_h1conn *c)
+{
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&c->tcp);
+}
+
+void zw_client_end(struct zw_h1conn *c)
+{
+	close_after_flush(c);
 }

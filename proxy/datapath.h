@@ -13,6 +13,7 @@
 #ifndef ZW_DATAPATH_H
 #define ZW_DATAPATH_H
 
+#include "h2conn.h"
 #include "hold.h"
 #include "http1.h"
 #include "server.h"
@@ -227,6 +228,10 @@ void zw_wtable_unref(struct zw_wtable *wt);
 void zw_request_observe_begin(struct zw_request *r, const char *tp, size_t tp_len, const char *ts,
                               size_t ts_len);
 
+/* The checks every request head gets (CONNECT refused, one Host, probes
+ * answered), then routing: p and h (borrowed) are the parsed head. */
+void zw_request_dispatch(struct zw_request *r, const llhttp_t *p, const struct zw_http_head *h);
+
 /* Routes r by rq (borrowed for the call) and goes on: a local answer, a
  * forward, a wait in the target's queue. Ends through r's ops. */
 void zw_request_route(struct zw_request *r, const struct zw_route_request *rq);
@@ -314,5 +319,58 @@ void zw_client_drain(struct zw_worker *w);
 
 /* Closes every client connection of w. */
 void zw_client_close_all(struct zw_worker *w);
+
+/* Builds the HTTP/1.1 text of static response p (placeholder page, static
+ * route) for request target url into out: status line, fields, body (none
+ * when is_head). *status is the status chosen. Returns 0 or -1. */
+int zw_client_static_text(struct zw_obuf *out, const struct zw_static_response *p, const char *url,
+                          size_t url_len, int default_status, int cold, int close, int is_head,
+                          int *status);
+
+/* Writes bytes to c's socket (what it cannot take now is queued). Returns 0
+ * or a negative UV_* code. */
+int zw_client_write(struct zw_h1conn *c, const char *data, size_t len);
+
+/* Bytes queued for c's socket. */
+size_t zw_client_write_queue(const struct zw_h1conn *c);
+
+/* Stops reading c and closes it once what was written is out. */
+void zw_client_end(struct zw_h1conn *c);
+
+/* ---- h2client.c: HTTP/2 client connections (h2c, prior knowledge) ------ */
+
+struct zw_h2client;
+
+/* Starts an HTTP/2 session on client connection conn (borrowed; it owns
+ * the session and frees it with zw_h2client_free). Returns the session or
+ * NULL (out of memory). */
+struct zw_h2client *zw_h2client_new(struct zw_worker *w, struct zw_h1conn *conn,
+                                    const char *client_ip);
+
+/* Bytes read from the client. A protocol error or limit ends the
+ * connection (after the GOAWAY is written). */
+void zw_h2client_feed(struct zw_h2client *s, const char *data, size_t len);
+
+/* The socket took what was queued: produce more output. */
+void zw_h2client_drained(struct zw_h2client *s);
+
+/* Draining: GOAWAY; the connection closes once its streams are done. */
+void zw_h2client_shutdown(struct zw_h2client *s);
+
+/* Ends every stream (CANCEL) and frees the session. NULL-safe. */
+void zw_h2client_free(struct zw_h2client *s);
+
+/* Translates an HTTP/2 request head (borrowed) into HTTP/1.1 text appended
+ * to t: request line from :method and :path (the authority for CONNECT),
+ * Host from :authority (a Host field then dropped), Cookie fields joined
+ * with "; ", and Transfer-Encoding: chunked when a body follows without a
+ * Content-Length (*chunked set). Returns 0 or -1 (past t's limit). */
+int zw_h2_request_text(const struct zw_h2_request *req, struct zw_obuf *t, int *chunked);
+
+/* Splits an HTTP/1.1 response text (status line, fields, blank line, body)
+ * into *status, up to max fields (pointing into text) and the body. Returns
+ * 0, or -1 when it is not such a text or has more than max fields. */
+int zw_h2_response_fields(const char *text, size_t len, int *status, struct zw_h2_field *fields,
+                          size_t max, size_t *n, const char **body, size_t *body_len);
 
 #endif

@@ -543,3 +543,55 @@ void zw_request_route(struct zw_request *r, const struct zw_route_request *rq)
 	}
 	admit(r, set, &a);
 }
+
+static int route_header(void *ctx, const char *name, size_t name_len, size_t index,
+                        const char **value, size_t *value_len)
+{
+	const struct zw_http_head *h = ctx;
+	size_t seen = 0;
+	for (size_t i = 0; i < h->n_fields; i++) {
+		const struct zw_http_field *f = &h->fields[i];
+		if (f->name_len == name_len &&
+		    strncasecmp(h->buf + f->name_off, name, name_len) == 0) {
+			if (seen++ == index) {
+				*value = h->buf + f->value_off;
+				*value_len = f->value_len;
+				return 1;
+			}
+		}
+	}
+	return 0;
+}
+
+void zw_request_dispatch(struct zw_request *r, const llhttp_t *p, const struct zw_http_head *h)
+{
+	if (p->method == HTTP_CONNECT) {
+		r->ops->respond(r, 501, NULL, "CONNECT is not supported\n", 1);
+		return;
+	}
+	size_t n_host = zw_http_count(h, "host");
+	if (n_host > 1 || (n_host == 0 && p->http_major == 1 && p->http_minor >= 1)) {
+		r->ops->respond(r, 400, NULL,
+		                n_host ? "more than one Host header\n" : "missing Host header\n",
+		                1);
+		return;
+	}
+	size_t ua_len = 0;
+	const char *ua = zw_http_find(h, "user-agent", &ua_len);
+	if (ua && ua_len >= 11 && strncmp(ua, "kube-probe/", 11) == 0) {
+		zw_metrics_event(&r->w->metrics, "", ZW_EV_HEALTHCHECK);
+		r->ops->respond(r, 200, NULL, "ok\n", 0);
+		return;
+	}
+	size_t host_len = 0;
+	const char *host = zw_http_find(h, "host", &host_len);
+	struct zw_route_request rq = {
+	        .host = host,
+	        .host_len = host_len,
+	        .path = h->buf + h->url_off,
+	        .path_len = h->url_len,
+	        .headers = {.get = route_header, .ctx = (void *)h},
+	};
+	rq.service = zw_http_find(h, ZW_SERVICE_HEADER, &rq.service_len);
+	zw_request_route(r, &rq);
+}
