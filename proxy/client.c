@@ -750,6 +750,23 @@ static void conn_feed_head(struct zw_h1conn *c, const char *data, size_t len)
 	dispatch(c);
 }
 
+static void on_timer_h2_idle(uv_timer_t *t)
+{
+	struct zw_h1conn *c = conn_of(t->data);
+	if (c->h2)
+		zw_h2client_shutdown(c->h2); /* no stream open: GOAWAY, then close */
+}
+
+void zw_client_idle(struct zw_h1conn *c, int idle)
+{
+	if (c->closed)
+		return;
+	if (idle)
+		uv_timer_start(&c->timer, on_timer_h2_idle, c->w->s->d.cfg->idle_timeout_ms, 0);
+	else
+		uv_timer_stop(&c->timer);
+}
+
 /* Hands the connection to HTTP/2 (the preface came first): data are the
  * bytes read so far, preface included. */
 static void start_h2(struct zw_h1conn *c, const char *data, size_t len)
@@ -759,7 +776,7 @@ static void start_h2(struct zw_h1conn *c, const char *data, size_t len)
 		conn_close(c);
 		return;
 	}
-	uv_timer_stop(&c->timer);
+	zw_client_idle(c, 1); /* until the first stream */
 	client_read_start(c);
 	zw_h2client_feed(c->h2, data, len);
 }

@@ -337,6 +337,10 @@ size_t zw_client_write_queue(const struct zw_h1conn *c);
 /* Stops reading c and closes it once what was written is out. */
 void zw_client_end(struct zw_h1conn *c);
 
+/* An HTTP/2 connection with no stream open (idle 1) arms --idle-timeout,
+ * after which it says GOAWAY and closes; idle 0 stops it. */
+void zw_client_idle(struct zw_h1conn *c, int idle);
+
 /* ---- h2client.c: HTTP/2 client connections (h2c, prior knowledge) ------ */
 
 struct zw_h2client;

@@ -34,6 +34,8 @@ struct zw_h2client {
 	int again;    /* output was asked for meanwhile */
 	int dead;     /* the connection ends once the output is out */
 	int shutdown; /* GOAWAY sent */
+	int freeing;
+	size_t streams; /* open streams (the idle timer runs at 0) */
 };
 
 struct h2stream {
@@ -532,6 +534,8 @@ static void *on_request(void *ctx, int32_t id, const struct zw_h2_request *req)
 	if (!st)
 		return NULL;
 	struct zw_request *r = &st->r;
+	if (s->streams++ == 0)
+		zw_client_idle(s->conn, 0);
 	st->s = s;
 	st->id = id;
 	uv_timer_init(&w->loop, &st->timer);
@@ -596,9 +600,11 @@ static int on_data(void *ctx, void *stream, const uint8_t *data, size_t len, int
 
 static void on_close(void *ctx, void *stream, uint32_t error_code)
 {
+	struct zw_h2client *s = ctx;
 	struct h2stream *st = stream;
-	(void)ctx;
 	(void)error_code;
+	if (--s->streams == 0 && !s->freeing)
+		zw_client_idle(s->conn, 1);
 	st->gone = 1;
 	st->s = NULL;
 	if (st->r.up)
@@ -668,6 +674,7 @@ void zw_h2client_free(struct zw_h2client *s)
 	if (!s)
 		return;
 	s->in_call = 1; /* no output while the streams end */
+	s->freeing = 1;
 	zw_h2conn_free(s->h2);
 	free(s);
 }

@@ -307,3 +307,26 @@ def test_h2spec_against_the_h2c_port(tmp_path, backend):
         assert (version, status, body) == ("2", 200, b"hello from b1")
     finally:
         assert p.stop() == 0
+
+
+def test_h2c_idle_connection_gets_goaway(tmp_path, backend):
+    """--idle-timeout applies to an HTTP/2 connection with no open stream:
+    GOAWAY (NO_ERROR, last stream id 1), then the close."""
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
+              {APP: [(backend.ip, backend.port)]}, args=["--idle-timeout", "1s"])
+    try:
+        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0))
+        s.sendall(h2_frame(1, 0x5, 1, h2_headers("/")))
+        t0 = time.monotonic()
+        frames = read_frames(s, lambda fs: any(f[0] == 7 for f in fs), timeout=10)
+        goaway = [f for f in frames if f[0] == 7]
+        assert goaway, frames
+        assert time.monotonic() - t0 >= 0.9
+        assert int.from_bytes(goaway[0][3][:4], "big") == 1       # last stream id
+        assert int.from_bytes(goaway[0][3][4:8], "big") == 0      # NO_ERROR
+        s.settimeout(5)
+        assert s.recv(100) == b""  # closed
+        s.close()
+    finally:
+        assert p.stop() == 0
