@@ -368,7 +368,9 @@ void zw_h2client_free(struct zw_h2client *s);
  * to t: request line from :method and :path (the authority for CONNECT),
  * Host from :authority (a Host field then dropped), Cookie fields joined
  * with "; ", and Transfer-Encoding: chunked when a body follows without a
- * Content-Length (*chunked set). Returns 0 or -1 (past t's limit). */
+ * Content-Length (*chunked set). Returns 0, -1 past t's limit, or -2 when
+ * a part would not stay on its line (CR, LF, NUL; spaces in the request
+ * line; ':' or whitespace in a name). */
 int zw_h2_request_text(const struct zw_h2_request *req, struct zw_obuf *t, int *chunked);
 
 /* Splits an HTTP/1.1 response text (status line, fields, blank line, body)

@@ -483,11 +483,32 @@ static int field_is(const struct zw_h2_field *f, const char *name)
 	return f->name_len == strlen(name) && memcmp(f->name, name, f->name_len) == 0;
 }
 
+/* Nonzero when s (n bytes) may stand in an HTTP/1.1 head as it is: no CR,
+ * LF or NUL (which would end a line early), and where `more` is given, none
+ * of its bytes either. nghttp2 checks this already; the text must never
+ * depend on it. */
+static int head_safe(const char *s, size_t n, const char *more)
+{
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0' || (more && strchr(more, s[i])))
+			return 0;
+	return 1;
+}
+
 int zw_h2_request_text(const struct zw_h2_request *req, struct zw_obuf *t, int *chunked)
 {
 	int has_len = 0, rc = 0;
-	for (size_t i = 0; i < req->n_fields; i++)
-		has_len |= field_is(&req->fields[i], "content-length");
+	if (!head_safe(req->method, req->method_len, " ") ||
+	    (req->path && !head_safe(req->path, req->path_len, " ")) ||
+	    (req->authority && !head_safe(req->authority, req->authority_len, " ")))
+		return -2;
+	for (size_t i = 0; i < req->n_fields; i++) {
+		const struct zw_h2_field *f = &req->fields[i];
+		if (f->name_len == 0 || !head_safe(f->name, f->name_len, ": \t") ||
+		    !head_safe(f->value, f->value_len, NULL))
+			return -2;
+		has_len |= field_is(f, "content-length");
+	}
 	if (zw_obuf_add(t, req->method, req->method_len) < 0 || zw_obuf_add(t, " ", 1) < 0)
 		return -1;
 	if (req->path)
@@ -549,10 +570,12 @@ static void *on_request(void *ctx, int32_t id, const struct zw_h2_request *req)
 	zw_http_head_init(&st->head, &w->s->limits);
 	zw_http_parser_init(&st->parser, HTTP_REQUEST, &st->head);
 	struct zw_obuf t = {.limit = w->s->limits.max_head_bytes + 4096};
-	int res = ZW_HTTP_ETOOBIG;
 	size_t used = 0;
-	if (zw_h2_request_text(req, &t, &st->chunked) == 0)
+	int res = zw_h2_request_text(req, &t, &st->chunked);
+	if (res == 0)
 		res = zw_http_head_execute(&st->parser, &st->head, t.data, t.len, &used);
+	else
+		res = res == -2 ? ZW_HTTP_EBAD : ZW_HTTP_ETOOBIG;
 	free(t.data);
 	r->start_ms = uv_now(&w->loop);
 	r->method = st->parser.method;

@@ -126,6 +126,30 @@ static void test_request_limit(void **state)
 	free(t.data);
 }
 
+/* Nothing a client sends can add a line to the HTTP/1.1 head. */
+static void test_request_smuggling_refused(void **state)
+{
+	(void)state;
+	struct zw_obuf t = {.limit = 1 << 16};
+	int chunked = 0;
+	struct zw_h2_field crlf[] = {F("x-a", "1\r\nx-evil: 1")};
+	struct zw_h2_request r = req_of("GET", "/", "app.test", crlf, 1, 1);
+	assert_int_equal(zw_h2_request_text(&r, &t, &chunked), -2);
+	struct zw_h2_field name[] = {F("x-a: 1\r\nx-b", "2")};
+	r = req_of("GET", "/", "app.test", name, 1, 1);
+	assert_int_equal(zw_h2_request_text(&r, &t, &chunked), -2);
+	struct zw_h2_field colon[] = {F("x:a", "2")};
+	r = req_of("GET", "/", "app.test", colon, 1, 1);
+	assert_int_equal(zw_h2_request_text(&r, &t, &chunked), -2);
+	r = req_of("GET", "/ HTTP/1.1\r\nHost: evil.test\r\n\r\nGET /", "app.test", NULL, 0, 1);
+	assert_int_equal(zw_h2_request_text(&r, &t, &chunked), -2);
+	r = req_of("GET", "/a b", "app.test", NULL, 0, 1);
+	assert_int_equal(zw_h2_request_text(&r, &t, &chunked), -2);
+	r = req_of("GET", "/", "app.test\r\nx: y", NULL, 0, 1);
+	assert_int_equal(zw_h2_request_text(&r, &t, &chunked), -2);
+	free(t.data);
+}
+
 static void test_response_fields(void **state)
 {
 	(void)state;
@@ -183,6 +207,7 @@ int main(void)
 	        cmocka_unit_test(test_request_body_framing),
 	        cmocka_unit_test(test_request_parses_as_http1),
 	        cmocka_unit_test(test_request_limit),
+	        cmocka_unit_test(test_request_smuggling_refused),
 	        cmocka_unit_test(test_response_fields),
 	        cmocka_unit_test(test_response_no_fields_and_errors),
 	};
