@@ -257,7 +257,8 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	size_t avail = st->out.len - st->out_off;
 	size_t n = avail < length ? avail : length;
-	memcpy(buf, st->out.data + st->out_off, n);
+	if (n > 0) /* an empty end of body may have no buffer at all */
+		memcpy(buf, st->out.data + st->out_off, n);
 	st->out_off += n;
 	if (st->out_off == st->out.len)
 		st->out.len = st->out_off = 0;

@@ -36,6 +36,8 @@ void zw_http_head_reset(struct zw_http_head *h)
 	h->name_len = 0;
 	h->trailer_bytes = 0;
 	h->mark = 0;
+	h->on_body = NULL;
+	h->body_ctx = NULL;
 }
 
 void zw_http_head_free(struct zw_http_head *h)
@@ -413,6 +415,14 @@ static int on_message_complete(llhttp_t *p)
 	return HPE_PAUSED;
 }
 
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+	struct zw_http_head *h = p->data;
+	if (h->on_body)
+		h->on_body(h->body_ctx, at, len);
+	return 0;
+}
+
 static const llhttp_settings_t settings = {
         .on_message_begin = on_message_begin,
         .on_method = on_method,
@@ -424,6 +434,7 @@ static const llhttp_settings_t settings = {
         .on_header_field_complete = on_field_complete,
         .on_headers_complete = on_headers_complete,
         .on_chunk_header = on_chunk_header,
+        .on_body = on_body,
         .on_message_complete = on_message_complete,
 };
 

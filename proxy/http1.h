@@ -67,6 +67,10 @@ struct zw_http_head {
 	size_t name_len;      /* internal: length of the field name being parsed */
 	size_t trailer_bytes; /* internal: trailer section bytes so far */
 	size_t mark;          /* internal: end of the last request-line element */
+	/* Optional: called with each span of decoded body bytes (chunk framing
+	 * removed) while zw_http_body_execute runs; cleared by reset. */
+	void (*on_body)(void *ctx, const char *at, size_t len);
+	void *body_ctx;
 };
 
 /* Initialises a head (borrowing `limits`, which must outlive it). */

@@ -2,7 +2,7 @@
  * timeout, and a keep-alive pool per endpoint address.
  *
  * A struct zw_upstream is one TCP connection to an endpoint. It is either
- * active (owned by a request of server.c, which reads and writes it) or idle
+ * active (owned by a request of forward.c, which reads and writes it) or idle
  * in the pool (read by the pool only to notice that the peer closed it, and
  * closed after the idle timeout). Everything runs on the worker's loop.
  *
