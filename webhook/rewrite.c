@@ -800,10 +800,14 @@ static int walk_gateway(struct zw_rewrite *rw, json_t *spec)
 		json_t *refs = typed(rw, rule, "backendRefs", JSON_ARRAY, "spec.rules[]");
 		struct split sp = {0};
 		struct dest d;
-		json_array_foreach(refs, j, ref)
-		{
-			if (gateway_ref(rw, ref, &d))
-				split_see(rw, &sp, &d);
+		/* A split needs two destinations; the second pass below meets
+		 * (and warns about) each one anyway. */
+		if (json_array_size(refs) > 1) {
+			json_array_foreach(refs, j, ref)
+			{
+				if (gateway_ref(rw, ref, &d))
+					split_see(rw, &sp, &d);
+			}
 		}
 		json_array_foreach(refs, j, ref)
 		{
@@ -873,10 +877,12 @@ static int walk_istio(struct zw_rewrite *rw, json_t *spec)
 		struct split sp = {0};
 		struct dest d;
 		json_t *dst;
-		json_array_foreach(route, j, r)
-		{
-			if (istio_dest(rw, r, &d, &dst, name, ns))
-				split_see(rw, &sp, &d);
+		if (json_array_size(route) > 1) {
+			json_array_foreach(route, j, r)
+			{
+				if (istio_dest(rw, r, &d, &dst, name, ns))
+					split_see(rw, &sp, &d);
+			}
 		}
 		json_array_foreach(route, j, r)
 		{
@@ -960,11 +966,13 @@ static int walk_gloo(struct zw_rewrite *rw, json_t *spec)
 		        typed(rw, multi, "destinations", JSON_ARRAY, "routes[].routeAction.multi");
 		struct split sp = {0};
 		struct dest d;
-		json_array_foreach(dests, j, md)
-		{
-			json_t *dst = json_object_get(md, "destination");
-			if (json_is_object(dst) && gloo_dest_of(rw, dst, &d))
-				split_see(rw, &sp, &d);
+		if (json_array_size(dests) > 1) {
+			json_array_foreach(dests, j, md)
+			{
+				json_t *dst = json_object_get(md, "destination");
+				if (json_is_object(dst) && gloo_dest_of(rw, dst, &d))
+					split_see(rw, &sp, &d);
+			}
 		}
 		json_array_foreach(dests, j, md)
 		{
