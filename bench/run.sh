@@ -5,8 +5,25 @@
 # run is bounded (BENCH_TIMEOUT seconds, default 570). Prints a Markdown
 # report and writes bench/results.md. Arguments go to bench/proxy_bench.py
 # (e.g. --only warm --duration 5).
+#
+# `bench/run.sh --only webhook [args]` runs the webhook benchmark instead
+# (bench/webhook_bench.py: reviews over TLS, wrk flat out and bench/whload's
+# open-loop 1000 reviews/s for 20 s, then `kubectl apply` of 100 HTTPRoutes
+# with and without the webhook on the e2e harness's kube-apiserver) and
+# writes bench/results-webhook.json; args go to bench/webhook_bench.py.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ "${1:-}" = "--only" ] && [ "${2:-}" = "webhook" ]; then
+	shift 2
+	for t in wrk go kubectl openssl; do
+		command -v "$t" >/dev/null 2>&1 || { echo "bench: $t not found (run scripts/setup.sh)" >&2; exit 1; }
+	done
+	[ -x bin/zerowire-webhook ] || { echo "bench: bin/zerowire-webhook not built (run make)" >&2; exit 1; }
+	export ZW_SHARED="${ZW_SHARED:-$(cd .. && pwd)/shared}"
+	exec timeout --kill-after=10 "${BENCH_TIMEOUT:-900}" /usr/bin/python3 bench/webhook_bench.py \
+		--json bench/results-webhook.json "$@"
+fi
 
 need() {
 	command -v "$1" >/dev/null 2>&1 || { echo "bench: $1 not found (run scripts/setup.sh)" >&2; exit 1; }

@@ -39,15 +39,18 @@ char *zw_jsonpointer_append(const char *base, const char *token)
 	return out;
 }
 
+/* Appends {op, path, value} to patch; value (may be NULL) is shared, not
+ * copied. op is a literal and path is built from keys of valid documents:
+ * both are valid UTF-8, so they are not checked again. */
 static int add_op(json_t *patch, const char *op, const char *path, const json_t *value)
 {
 	json_t *o = json_object();
 	if (!o)
 		return -1;
-	if (json_object_set_new(o, "op", json_string(op)) ||
-	    json_object_set_new(o, "path", json_string(path)))
+	if (json_object_set_new_nocheck(o, "op", json_string_nocheck(op)) ||
+	    json_object_set_new_nocheck(o, "path", json_string_nocheck(path)))
 		goto fail;
-	if (value && json_object_set_new(o, "value", json_deep_copy(value)))
+	if (value && json_object_set_nocheck(o, "value", (json_t *)value))
 		goto fail;
 	if (json_array_append_new(patch, o))
 		return -1;
@@ -110,6 +113,9 @@ static int diff(const json_t *from, const json_t *to, struct pbuf *b, json_t *pa
 {
 	size_t mark = b->len;
 	int rc = 0;
+	/* A subtree shared by both documents is equal without a look. */
+	if (from == to)
+		return 0;
 	/* Past the depth limit, a differing subtree is replaced whole. */
 	if (depth > ZW_JSONPATCH_MAX_DEPTH)
 		return replace_whole(from, to, b, patch);
@@ -179,23 +185,198 @@ too_long:
 	return add_op(patch, "replace", b->s, to);
 }
 
-int zw_jsonpatch_diff(const json_t *from, const json_t *to, const char *prefix, json_t *patch)
+/* zw_jsonpatch_diff with the caller's pointer buffer. */
+static int diff_below(const json_t *from, const json_t *to, const char *prefix, json_t *patch,
+                      struct pbuf *b)
 {
-	struct pbuf *b;
-	int rc;
 	if (!from || !to || !json_is_array(patch))
 		return -1;
 	if (!prefix)
 		prefix = "";
-	if (strlen(prefix) >= ZW_JSONPATCH_MAX_PATH)
-		return -1;
-	b = malloc(sizeof(*b));
-	if (!b)
-		return -1;
 	b->len = strlen(prefix);
+	if (b->len >= ZW_JSONPATCH_MAX_PATH)
+		return -1;
 	memcpy(b->s, prefix, b->len + 1);
-	rc = diff(from, to, b, patch, 0);
+	return diff(from, to, b, patch, 0);
+}
+
+int zw_jsonpatch_diff(const json_t *from, const json_t *to, const char *prefix, json_t *patch)
+{
+	struct pbuf *b = malloc(sizeof(*b));
+	int rc = b ? diff_below(from, to, prefix, patch, b) : -1;
 	free(b);
+	return rc;
+}
+
+static char *next_token(const char **ptr);
+
+int zw_jsonpatch_log_touch(struct zw_jsonpatch_log *log, json_t *obj, const char *path)
+{
+	if (!log)
+		return 0;
+	if (!json_is_object(obj))
+		return -1;
+	/* Most often the object logged last (a destination and its split
+	 * header): search from the end. */
+	for (size_t i = log->n; i-- > 0;) {
+		if (log->v[i].obj == obj)
+			return 0;
+	}
+	if (log->n == log->cap) {
+		size_t cap = log->cap ? 2 * log->cap : 16;
+		struct zw_jsonpatch_entry *v = realloc(log->v, cap * sizeof(*v));
+		if (!v)
+			return -1;
+		log->v = v;
+		log->cap = cap;
+	}
+	struct zw_jsonpatch_entry *e = &log->v[log->n];
+	e->obj = obj;
+	e->before = json_copy(obj);
+	e->path = strdup(path);
+	if (!e->before || !e->path) {
+		json_decref(e->before);
+		free(e->path);
+		return -1;
+	}
+	log->n++;
+	return 0;
+}
+
+void zw_jsonpatch_log_clear(struct zw_jsonpatch_log *log)
+{
+	for (size_t i = 0; i < log->n; i++) {
+		json_decref(log->v[i].before);
+		free(log->v[i].path);
+	}
+	log->n = 0;
+}
+
+int zw_jsonpatch_log_undo(struct zw_jsonpatch_log *log)
+{
+	int rc = 0;
+	for (size_t i = log->n; i-- > 0;) {
+		struct zw_jsonpatch_entry *e = &log->v[i];
+		if (json_object_clear(e->obj) || json_object_update(e->obj, e->before))
+			rc = -1;
+	}
+	zw_jsonpatch_log_clear(log);
+	return rc;
+}
+
+/* Length of the reference token starting at p (up to '/' or the end). */
+static size_t token_len(const char *p)
+{
+	return strcspn(p, "/");
+}
+
+static bool all_digits(const char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			return false;
+	}
+	return n > 0;
+}
+
+/* Document order of two pointers: token by token, array indices by value
+ * (before any other token), other tokens bytewise; a pointer sorts before
+ * those below it. */
+static int token_cmp(const char *p, size_t np, const char *q, size_t nq)
+{
+	bool dp = all_digits(p, np), dq = all_digits(q, nq);
+	if (dp != dq)
+		return dp ? -1 : 1;
+	if (dp && np != nq)
+		return np < nq ? -1 : 1;
+	int c = memcmp(p, q, np < nq ? np : nq);
+	if (c || np == nq)
+		return c;
+	return np < nq ? -1 : 1;
+}
+
+static int pointer_cmp(const void *a, const void *b)
+{
+	const char *p = ((const struct zw_jsonpatch_entry *)a)->path;
+	const char *q = ((const struct zw_jsonpatch_entry *)b)->path;
+	size_t i = 0;
+	while (p[i] && p[i] == q[i])
+		i++;
+	if (p[i] == q[i])
+		return 0;
+	/* One pointer ends where the other goes on below: it comes first. */
+	if (!p[i] && q[i] == '/')
+		return -1;
+	if (p[i] == '/' && !q[i])
+		return 1;
+	/* Otherwise the first token that differs decides. */
+	size_t t = i;
+	while (t > 0 && p[t - 1] != '/')
+		t--;
+	return token_cmp(p + t, token_len(p + t), q + t, token_len(q + t));
+}
+
+/* Whether pointer `below` equals `top` or lies below it; *key_out points
+ * at the token after `top` in `below` (or at its end). */
+static bool at_or_below(const char *top, const char *below, const char **key_out)
+{
+	size_t n = strlen(top);
+	if (strncmp(top, below, n) != 0 || (below[n] && below[n] != '/'))
+		return false;
+	*key_out = below + n;
+	return true;
+}
+
+/* Whether logged object e still holds, under the member named by the
+ * token at key ("/name..."), what it held when logged. */
+static int member_kept(const struct zw_jsonpatch_entry *e, const char *key)
+{
+	char tok[256];
+	size_t n = token_len(key + 1) + 1;
+	if (n >= sizeof(tok))
+		return 0;
+	memcpy(tok, key, n);
+	tok[n] = '\0';
+	const char *s = tok;
+	char *name = next_token(&s);
+	if (!name)
+		return -1;
+	int kept = json_object_get(e->before, name) == json_object_get(e->obj, name);
+	free(name);
+	return kept;
+}
+
+int zw_jsonpatch_log_diff(struct zw_jsonpatch_log *log, json_t *patch)
+{
+	size_t mark = json_array_size(patch);
+	if (log->n > 1)
+		qsort(log->v, log->n, sizeof(*log->v), pointer_cmp);
+	/* Objects logged below another are contiguous after it once sorted;
+	 * each must hang from a member the upper one kept, else its changes
+	 * were made on a detached value or would be emitted twice. */
+	for (size_t i = 0; i < log->n; i++) {
+		for (size_t j = i + 1; j < log->n; j++) {
+			const char *key;
+			if (!at_or_below(log->v[i].path, log->v[j].path, &key))
+				break;
+			if (!*key)
+				continue;
+			int kept = member_kept(&log->v[i], key);
+			if (kept < 0)
+				return -1;
+			if (!kept)
+				return 1;
+		}
+	}
+	struct pbuf *b = malloc(sizeof(*b));
+	int rc = b ? 0 : -1;
+	for (size_t i = 0; !rc && i < log->n; i++)
+		rc = diff_below(log->v[i].before, log->v[i].obj, log->v[i].path, patch, b);
+	free(b);
+	if (rc) {
+		while (json_array_size(patch) > mark)
+			json_array_remove(patch, json_array_size(patch) - 1);
+	}
 	return rc;
 }
 

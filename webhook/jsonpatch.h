@@ -10,6 +10,7 @@
 #define ZW_JSONPATCH_H
 
 #include <jansson.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* Deepest nesting walked key by key; below it a differing subtree is
@@ -21,8 +22,49 @@
 
 /* Appends to `patch` (a JSON array, borrowed) the operations turning `from`
  * into `to` (both borrowed), with paths below `prefix` ("" for the root).
+ * Operation values are shared with `to`, not copied: leave `to` unchanged
+ * while the patch is in use.
  * Returns 0, or -1 on ENOMEM or a prefix longer than ZW_JSONPATCH_MAX_PATH. */
 int zw_jsonpatch_diff(const json_t *from, const json_t *to, const char *prefix, json_t *patch);
+
+/* A change log for a document modified in place: each object whose own
+ * members are about to change (set or delete, with values that are new or
+ * never modified afterwards) is logged once with its pointer and a shallow
+ * copy of its members; the patch is then the diff of each logged object
+ * against its copy, which touches nothing else of the document. */
+struct zw_jsonpatch_entry {
+	json_t *obj;    /* the object as it is in the document (borrowed) */
+	json_t *before; /* shallow copy of its members when first logged (owned) */
+	char *path;     /* its RFC 6901 pointer (owned) */
+};
+
+struct zw_jsonpatch_log {
+	struct zw_jsonpatch_entry *v;
+	size_t n, cap;
+};
+
+/* Logs `obj` (a JSON object in the document, borrowed) at pointer `path`
+ * (copied) before its members change; an object already logged is kept as
+ * first seen. `log` may be NULL (nothing is logged). Returns 0, or -1 on
+ * ENOMEM or when obj is not an object. */
+int zw_jsonpatch_log_touch(struct zw_jsonpatch_log *log, json_t *obj, const char *path);
+
+/* Appends to `patch` (a JSON array, borrowed) the operations the logged
+ * changes amount to, in document order of the logged pointers: the same
+ * operations zw_jsonpatch_diff gives for the whole document. Returns 0;
+ * 1 when the log cannot describe the changes (a logged object lies below a
+ * member another logged object replaced or removed: diff whole documents
+ * instead; `patch` is then unchanged); -1 on ENOMEM. Sorts the log. */
+int zw_jsonpatch_log_diff(struct zw_jsonpatch_log *log, json_t *patch);
+
+/* Puts every logged object's members back as first logged (latest first),
+ * which makes the document what it was before any logged change. Returns 0
+ * or -1 on ENOMEM. The log is left empty either way. */
+int zw_jsonpatch_log_undo(struct zw_jsonpatch_log *log);
+
+/* Frees the log's entries (the document is not touched); the log may be
+ * reused. */
+void zw_jsonpatch_log_clear(struct zw_jsonpatch_log *log);
 
 /* Appends the RFC 6901 escaped form of reference token `token` to the
  * pointer `base` ("" for the root) and returns a new malloc'd string owned

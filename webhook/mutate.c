@@ -124,12 +124,14 @@ static json_t *last_applied(const json_t *obj)
 }
 
 /* Puts the originals of every record whose location still holds its
- * written value back into `desired`; appends those records to `applied`;
- * counts the others in *dropped. A record whose written value the user's
- * applied manifest itself declares (a route wired to the proxy by hand over
- * one zerowire had rewritten) is dropped too: the destination is theirs now.
- * Returns 0 or -1 on ENOMEM. */
-static int restore(json_t *desired, const json_t *records, json_t *applied, unsigned *dropped)
+ * written value back into `desired` (each object changed is logged in
+ * `log`); appends those records to `applied`; counts the others in
+ * *dropped. A record whose written value the user's applied manifest itself
+ * declares (a route wired to the proxy by hand over one zerowire had
+ * rewritten) is dropped too: the destination is theirs now. Returns 0 or -1
+ * on ENOMEM. */
+static int restore(json_t *desired, const json_t *records, json_t *applied, unsigned *dropped,
+                   struct zw_jsonpatch_log *log)
 {
 	json_t *declared = json_array_size(records) ? last_applied(desired) : NULL;
 	size_t i;
@@ -147,6 +149,10 @@ static int restore(json_t *desired, const json_t *records, json_t *applied, unsi
 		json_t *written = json_object_get(rec, "written");
 		const char *key;
 		json_t *v;
+		if (zw_jsonpatch_log_touch(log, container, path)) {
+			json_decref(declared);
+			return -1;
+		}
 		json_object_foreach(written, key, v)
 		{
 			if (!json_object_get(orig, key))
@@ -183,24 +189,30 @@ static const json_t *find_by_path(const json_t *records, const char *path)
 }
 
 /* Writes the records into desired's annotation (or removes it, and the
- * annotations map when that leaves it empty). raw/old: the annotation as
- * admitted, kept byte-for-byte when the records did not change. Returns 0,
- * 1 when the records are too large (desired untouched), -1 on ENOMEM.
- * old_invalid: the admitted annotation could not be read. */
+ * annotations map when that leaves it empty), logging the object changed in
+ * `log`. raw/old: the annotation as admitted, kept byte-for-byte when the
+ * records did not change. Returns 0, 1 when the records are too large
+ * (desired untouched), -1 on ENOMEM. old_invalid: the admitted annotation
+ * could not be read. */
 static int write_records(json_t *desired, const json_t *records, const char *raw, const json_t *old,
-                         bool old_invalid)
+                         bool old_invalid, struct zw_jsonpatch_log *log)
 {
 	json_t *meta = json_object_get(desired, "metadata");
 	json_t *ann = json_object_get(meta, "annotations");
 	if (json_array_size(records) == 0) {
 		/* An annotation we cannot read (another format version?) is
 		 * only replaced, never removed. */
-		if (old_invalid)
+		if (old_invalid || !json_is_object(ann))
 			return 0;
-		if (json_is_object(ann)) {
+		bool present = !!json_object_get(ann, ZW_ANNOTATION_ORIGINAL);
+		if (json_object_size(ann) == (present ? 1u : 0u)) {
+			if (zw_jsonpatch_log_touch(log, meta, "/metadata"))
+				return -1;
+			json_object_del(meta, "annotations");
+		} else if (present) {
+			if (zw_jsonpatch_log_touch(log, ann, "/metadata/annotations"))
+				return -1;
 			json_object_del(ann, ZW_ANNOTATION_ORIGINAL);
-			if (json_object_size(ann) == 0)
-				json_object_del(meta, "annotations");
 		}
 		return 0;
 	}
@@ -214,20 +226,34 @@ static int write_records(json_t *desired, const json_t *records, const char *raw
 		free(dump);
 		return 1;
 	}
+	/* The value is JSON zerowire just wrote: valid UTF-8, no check. */
+	json_t *value = json_stringn_nocheck(dump, dump_len);
+	json_t *parent = desired, *holder = NULL;
+	const char *key = "metadata", *where = "";
 	int rc = -1;
-	if (!json_is_object(meta)) {
-		meta = json_object();
-		if (!meta || json_object_set_new(desired, "metadata", meta))
-			goto out;
-	}
-	if (!json_is_object(ann)) {
-		ann = json_object();
-		if (!ann || json_object_set_new(meta, "annotations", ann))
-			goto out;
-	}
-	rc = json_object_set_new(ann, ZW_ANNOTATION_ORIGINAL, json_string(dump)) ? -1 : 0;
-out:
 	free(dump);
+	if (!value)
+		return -1;
+	/* The value goes into the innermost object present, inside new
+	 * objects for what is missing; that object alone is logged. */
+	if (json_is_object(ann)) {
+		parent = ann;
+		key = ZW_ANNOTATION_ORIGINAL;
+		where = "/metadata/annotations";
+		holder = json_incref(value);
+	} else if (json_is_object(meta)) {
+		parent = meta;
+		key = "annotations";
+		where = "/metadata";
+		holder = json_pack("{s:O}", ZW_ANNOTATION_ORIGINAL, value);
+	} else {
+		holder = json_pack("{s:{s:O}}", "annotations", ZW_ANNOTATION_ORIGINAL, value);
+	}
+	if (holder && !zw_jsonpatch_log_touch(log, parent, where))
+		rc = json_object_set_new(parent, key, holder) ? -1 : 0;
+	else
+		json_decref(holder);
+	json_decref(value);
 	return rc;
 }
 
@@ -245,19 +271,25 @@ static void copy_first_warning(struct zw_mutate_result *info, const json_t *warn
 		set_message(info, "%s", json_string_value(json_array_get(warnings, 0)));
 }
 
-static int mutate_route(const json_t *obj, const char *ns, const struct zw_registry *reg,
-                        const struct zw_mutate_config *cfg, json_t **desired_out, json_t *warnings,
-                        json_t *collect, bool restore_only, struct zw_mutate_result *info)
+/* Rewrites route `desired` in place: restores its records, rewrites its
+ * destinations (unless restore_only), writes the records, and appends to
+ * `patch` (may be NULL) the operations that turn the route as admitted into
+ * the result. `orig`: the route as admitted when desired is a copy of it,
+ * NULL when desired is the admitted route itself. With `collect`, only
+ * gathers the Services named (nothing else is filled in). Returns 0, -1 on
+ * ENOMEM, or 2 (only with orig NULL) when the changes made cannot be told
+ * apart from the document itself: desired is then back as admitted; run
+ * again on a copy. */
+static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
+                        const struct zw_registry *reg, const struct zw_mutate_config *cfg,
+                        json_t *warnings, json_t *collect, bool restore_only, json_t *patch,
+                        struct zw_mutate_result *info)
 {
-	json_t *desired = json_deep_copy(obj);
+	struct zw_jsonpatch_log log = {0};
 	json_t *old = NULL, *applied = json_array(), *records = json_array();
+	json_t *own_patch = patch ? NULL : json_array();
 	const char *raw = NULL;
 	int rc = -1;
-	if (!desired || !applied || !records)
-		goto out;
-	int r = read_records(obj, &old, &raw);
-	if (r < 0)
-		goto out;
 	struct zw_rewrite rw = {
 	        .cfg = cfg,
 	        .reg = reg,
@@ -265,17 +297,25 @@ static int mutate_route(const json_t *obj, const char *ns, const struct zw_regis
 	        .ns = ns,
 	        .collect = collect,
 	        .obj = desired,
+	        .log = &log,
 	        .records = records,
 	        .warnings = warnings,
 	};
+	if (!applied || !records || (!patch && !own_patch))
+		goto out;
+	if (!patch)
+		patch = own_patch;
+	int r = read_records(desired, &old, &raw);
+	if (r < 0)
+		goto out;
 	bool invalid = r == 1;
 	if (invalid)
 		zw_rewrite_warn(&rw, "annotation %s is not valid; ignored", ZW_ANNOTATION_ORIGINAL);
-	if (restore(desired, old, applied, &info->dropped))
-		goto out;
 	bool enabled = !restore_only &&
 	               (cfg->enabled_kinds & zw_rewrite_autowire_bit(info->kind)) &&
-	               !opted_out(obj);
+	               !opted_out(desired);
+	if (restore(desired, old, applied, &info->dropped, &log))
+		goto out;
 	if (enabled || collect) {
 		if (reg)
 			zw_registry_read_begin(reg);
@@ -315,7 +355,9 @@ static int mutate_route(const json_t *obj, const char *ns, const struct zw_regis
 		    !find_by_path(records, json_string_value(json_object_get(rec, "path"))))
 			info->restores++;
 	}
-	r = write_records(desired, records, raw, old, invalid);
+	/* The records annotation is read before anything changes `desired`;
+	 * raw and old stay valid (the log holds what it replaces). */
+	r = write_records(desired, records, raw, old, invalid, &log);
 	if (r < 0)
 		goto out;
 	if (r == 1) {
@@ -323,23 +365,51 @@ static int mutate_route(const json_t *obj, const char *ns, const struct zw_regis
 		json_array_clear(warnings);
 		zw_rewrite_warn(&rw, "record annotation would exceed %d bytes; left unchanged",
 		                ZW_MUTATE_MAX_RECORD);
-		json_decref(desired);
-		desired = json_incref((json_t *)obj);
+		if (zw_jsonpatch_log_undo(&log))
+			goto out;
 		info->rewrites = info->restores = 0;
 	}
-	if (json_equal(desired, (json_t *)obj))
+	size_t mark = json_array_size(patch);
+	r = zw_jsonpatch_log_diff(&log, patch);
+	if (r < 0)
+		goto out;
+	if (r == 1 && !orig) {
+		rc = zw_jsonpatch_log_undo(&log) ? -1 : 2;
+		goto out;
+	}
+	if (r == 1 && zw_jsonpatch_diff(orig, desired, "", patch))
+		goto out;
+	if (json_array_size(patch) == mark)
 		info->outcome = rw.not_understood ? ZW_MO_ERROR : ZW_MO_UNCHANGED;
 	else
 		info->outcome = info->rewrites || hint_added ? ZW_MO_REWRITTEN : ZW_MO_RESTORED;
-	*desired_out = desired;
-	desired = NULL;
 	rc = 0;
 out:
-	json_decref(desired);
+	json_decref(rw.written);
+	zw_jsonpatch_log_clear(&log);
+	free(log.v);
 	json_decref(old);
 	json_decref(applied);
 	json_decref(records);
+	json_decref(own_patch);
 	return rc;
+}
+
+/* mutate_route on a copy of obj (which stays as it is); *desired_out gets
+ * the copy. Returns 0 or -1 on ENOMEM. */
+static int mutate_route_copy(const json_t *obj, const char *ns, const struct zw_registry *reg,
+                             const struct zw_mutate_config *cfg, json_t **desired_out,
+                             json_t *warnings, json_t *collect, bool restore_only, json_t *patch,
+                             struct zw_mutate_result *info)
+{
+	json_t *desired = json_deep_copy(obj);
+	if (!desired || mutate_route(desired, obj, ns, reg, cfg, warnings, collect, restore_only,
+	                             patch, info)) {
+		json_decref(desired);
+		return -1;
+	}
+	*desired_out = desired;
+	return 0;
 }
 
 static bool being_deleted(const json_t *obj)
@@ -419,10 +489,35 @@ static const char *object_namespace(const json_t *obj, const char *ns)
 	return ns && *ns ? ns : "default";
 }
 
-int zw_mutate_object(const json_t *obj, const char *group, const char *version, const char *kind,
-                     const char *ns, const struct zw_registry *reg,
-                     const struct zw_mutate_config *cfg, json_t **desired_out,
-                     json_t **warnings_out, struct zw_mutate_result *info)
+/* A route rewritten in place in obj (the caller's to change), with the
+ * patch appended to `patch`; on a copy when the changes cannot be told
+ * apart in place. *desired_out gets a new reference to the result. */
+static int mutate_route_in_place(json_t *obj, const char *ns, const struct zw_registry *reg,
+                                 const struct zw_mutate_config *cfg, json_t **desired_out,
+                                 json_t *warnings, json_t *patch, struct zw_mutate_result *info)
+{
+	int rc = mutate_route(obj, NULL, ns, reg, cfg, warnings, NULL, false, patch, info);
+	if (rc == 0)
+		*desired_out = json_incref(obj);
+	if (rc != 2)
+		return rc;
+	/* obj is back as admitted: start again on a copy. */
+	enum zw_mutate_kind kind = info->kind;
+	memset(info, 0, sizeof(*info));
+	info->kind = kind;
+	json_array_clear(warnings);
+	json_array_clear(patch);
+	return mutate_route_copy(obj, ns, reg, cfg, desired_out, warnings, NULL, false, patch,
+	                         info);
+}
+
+/* zw_mutate_object's work. in_place: obj is the caller's to change, and
+ * `patch` (required then) gets the operations from obj as admitted to the
+ * result; else obj is only read and patch is NULL. */
+static int mutate_object(json_t *obj, bool in_place, const char *group, const char *version,
+                         const char *kind, const char *ns, const struct zw_registry *reg,
+                         const struct zw_mutate_config *cfg, json_t **desired_out,
+                         json_t **warnings_out, json_t *patch, struct zw_mutate_result *info)
 {
 	struct zw_mutate_config defaults;
 	json_t *desired = NULL;
@@ -451,11 +546,19 @@ int zw_mutate_object(const json_t *obj, const char *group, const char *version, 
 		rc = mutate_scaledobject(obj, cfg, &desired, info);
 	} else if (info->kind == ZW_MK_HTTPSCALEDOBJECT || info->kind == ZW_MK_INTERCEPTORROUTE) {
 		rc = check_http_source(obj, &desired, warnings, info);
+	} else if (in_place) {
+		rc = mutate_route_in_place(obj, ns, reg, cfg, &desired, warnings, patch, info);
+		in_place = false; /* the patch is made */
 	} else {
-		rc = mutate_route(obj, ns, reg, cfg, &desired, warnings, NULL, false, info);
+		rc = mutate_route_copy(obj, ns, reg, cfg, &desired, warnings, NULL, false, NULL,
+		                       info);
 	}
 	if (rc < 0)
 		goto out;
+	if (in_place && rc == 0 && desired && zw_jsonpatch_diff(obj, desired, "", patch)) {
+		rc = -1;
+		goto out;
+	}
 	copy_first_warning(info, warnings);
 	if (desired_out) {
 		*desired_out = desired;
@@ -475,6 +578,16 @@ out:
 	return rc;
 }
 
+int zw_mutate_object(const json_t *obj, const char *group, const char *version, const char *kind,
+                     const char *ns, const struct zw_registry *reg,
+                     const struct zw_mutate_config *cfg, json_t **desired_out,
+                     json_t **warnings_out, struct zw_mutate_result *info)
+{
+	/* Not in place: obj is only read. */
+	return mutate_object((json_t *)obj, false, group, version, kind, ns, reg, cfg, desired_out,
+	                     warnings_out, NULL, info);
+}
+
 int zw_mutate_services(const json_t *obj, const char *group, const char *version, const char *kind,
                        const char *ns, const struct zw_registry *reg,
                        const struct zw_mutate_config *cfg, json_t *svcs)
@@ -492,8 +605,8 @@ int zw_mutate_services(const json_t *obj, const char *group, const char *version
 		goto out;
 	rc = 0;
 	if (zw_rewrite_autowire_bit(info.kind) && json_is_object(obj))
-		rc = mutate_route(obj, object_namespace(obj, ns), reg, cfg, &desired, warnings,
-		                  svcs, false, &info);
+		rc = mutate_route_copy(obj, object_namespace(obj, ns), reg, cfg, &desired, warnings,
+		                       svcs, false, NULL, &info);
 out:
 	json_decref(desired);
 	json_decref(warnings);
@@ -520,8 +633,8 @@ int zw_mutate_restore_object(const json_t *obj, const char *group, const char *v
 		desired = json_incref((json_t *)obj);
 		rc = 0;
 	} else {
-		rc = mutate_route(obj, object_namespace(obj, NULL), NULL, cfg, &desired, warnings,
-		                  NULL, true, info);
+		rc = mutate_route_copy(obj, object_namespace(obj, NULL), NULL, cfg, &desired,
+		                       warnings, NULL, true, NULL, info);
 	}
 	if (rc == 0) {
 		copy_first_warning(info, warnings);
@@ -534,14 +647,12 @@ out:
 	return rc;
 }
 
-/* Fills the response object for an allowed review. */
-static int allow(json_t *resp, const json_t *obj, const json_t *desired)
+/* Fills the response object for an allowed review with `patch`
+ * (borrowed). */
+static int allow(json_t *resp, const json_t *patch)
 {
-	json_t *patch = json_array();
 	int rc = -1;
 	char *dump = NULL, *b64 = NULL;
-	if (!patch || zw_jsonpatch_diff(obj, desired, "", patch))
-		goto out;
 	if (json_object_set_new(resp, "allowed", json_true()))
 		goto out;
 	if (json_array_size(patch)) {
@@ -557,7 +668,6 @@ static int allow(json_t *resp, const json_t *obj, const json_t *desired)
 out:
 	free(b64);
 	free(dump);
-	json_decref(patch);
 	return rc;
 }
 
@@ -579,7 +689,7 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
                      struct zw_mutate_result *info)
 {
 	struct zw_mutate_result scratch;
-	json_t *review = NULL, *out = NULL, *desired = NULL, *warnings = NULL;
+	json_t *review = NULL, *out = NULL, *desired = NULL, *warnings = NULL, *patch = NULL;
 	json_error_t jerr;
 	int status;
 	if (!info)
@@ -615,7 +725,8 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	json_t *resp = json_object();
 	out = json_pack("{s:s, s:s, s:o}", "apiVersion", api, "kind", "AdmissionReview", "response",
 	                resp);
-	if (!out || json_object_set_new(resp, "uid", json_string(uid)))
+	patch = json_array();
+	if (!out || !patch || json_object_set_new(resp, "uid", json_string(uid)))
 		goto nomem;
 
 	json_t *gvk = json_object_get(req, "kind");
@@ -637,8 +748,9 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 		copy_first_warning(info, warnings);
 		rc = warnings ? 0 : -1;
 	} else {
-		rc = zw_mutate_object(obj, group, version, kind, ns, reg, cfg, &desired, &warnings,
-		                      info);
+		/* The review is ours: the object is rewritten in place. */
+		rc = mutate_object(obj, true, group, version, kind, ns, reg, cfg, &desired,
+		                   &warnings, patch, info);
 	}
 	if (rc < 0)
 		goto nomem;
@@ -649,7 +761,7 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 		    json_object_set_new(resp, "status", st))
 			goto nomem;
 	} else if (desired && json_is_object(obj)) {
-		if (allow(resp, obj, desired))
+		if (allow(resp, patch))
 			goto nomem;
 	} else if (json_object_set_new(resp, "allowed", json_true())) {
 		goto nomem;
@@ -671,5 +783,6 @@ out:
 	json_decref(out);
 	json_decref(desired);
 	json_decref(warnings);
+	json_decref(patch);
 	return status;
 }

@@ -7,6 +7,9 @@
  * destination that names a scaled Service whose target autowires the route
  * kind, recording it again. So a second admission of the result gives an
  * empty patch, and a destination whose target is gone comes back exactly.
+ * A review rewrites its own parsed object in place and builds the patch
+ * from the objects it changed (zw_jsonpatch_log_*): the same operations as
+ * the whole-document diff, without a copy.
  * Pure: no I/O, no logging; the registry is only read. Thread-safe.
  *
  * Route kinds are chosen by request.kind group and version (never the kind

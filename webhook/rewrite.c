@@ -329,8 +329,10 @@ static void warn_after_rewrite(struct zw_rewrite *rw, const struct zw_target *t,
 	    zw_registry_service_port(rw->reg, d->ns, d->name, d->port_name, &number) == 0)
 		zw_rewrite_warn(rw, "Service %s/%s defines no port named %s", d->ns, d->name,
 		                d->port_name);
-	if (strcmp(rw->ns, cfg->proxy_namespace) == 0)
+	/* The rest depends on the route alone: once per walk. */
+	if (rw->wiring_checked || strcmp(rw->ns, cfg->proxy_namespace) == 0)
 		return;
+	rw->wiring_checked = true;
 	int wiring = zw_route_kind_of(rw->kind)->wiring;
 	if (wiring == ZW_RK_NO_WIRING || zw_registry_wiring(rw->reg, wiring, rw->ns))
 		return;
@@ -346,43 +348,94 @@ static void warn_after_rewrite(struct zw_rewrite *rw, const struct zw_target *t,
 		                cfg->proxy_namespace, rw->ns);
 }
 
+/* Sets o[key] = v (stolen; NULL means out of memory). Returns 0 or -1. */
+static int put(json_t *o, const char *key, json_t *v)
+{
+	return v ? json_object_set_new_nocheck(o, key, v) : -1;
+}
+
+/* {"number": port}, or NULL on ENOMEM. */
+static json_t *port_object(int port)
+{
+	json_t *o = json_object();
+	if (o && put(o, "number", json_integer(port))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
+/* {"name": name, "namespace": ns}, or NULL on ENOMEM. */
+static json_t *name_ns(const char *name, const char *ns)
+{
+	json_t *o = json_object();
+	if (o && (put(o, "name", json_string(name)) || put(o, "namespace", json_string(ns)))) {
+		json_decref(o);
+		return NULL;
+	}
+	return o;
+}
+
 /* Builds the fields written in place of the destination (new object). */
-static json_t *written_value(const struct zw_rewrite *rw, const struct dest *d)
+static json_t *build_written(const struct zw_rewrite *rw, const struct dest *d)
 {
 	const struct zw_mutate_config *cfg = rw->cfg;
 	int port = cfg->proxy_port;
 	char host[3 * NAME_MAX_LEN];
+	json_t *w = json_object(), *ref;
+	int rc = -1;
+	if (!w)
+		return NULL;
 	switch (zw_route_kind_of(rw->kind)->shape) {
 	case ZW_RK_SHAPE_INGRESS: {
 		/* Backends cannot leave the Ingress's namespace: use the alias
 		 * Service there, or the proxy itself in its own namespace. */
 		const char *name = strcmp(rw->ns, cfg->proxy_namespace) == 0 ? cfg->proxy_service
 		                                                             : cfg->alias_service;
-		return json_pack("{s:s, s:{s:i}}", "name", name, "port", "number", port);
+		rc = put(w, "name", json_string(name)) || put(w, "port", port_object(port));
+		break;
 	}
 	case ZW_RK_SHAPE_GATEWAY:
-		return json_pack("{s:s, s:s, s:i}", "name", cfg->proxy_service, "namespace",
-		                 cfg->proxy_namespace, "port", port);
+		rc = put(w, "name", json_string(cfg->proxy_service)) ||
+		     put(w, "namespace", json_string(cfg->proxy_namespace)) ||
+		     put(w, "port", json_integer(port));
+		break;
 	case ZW_RK_SHAPE_ISTIO:
 		snprintf(host, sizeof(host), "%s.%s.svc.%s", cfg->proxy_service,
 		         cfg->proxy_namespace, cfg->cluster_domain);
-		return json_pack("{s:s, s:{s:i}}", "host", host, "port", "number", port);
-	case ZW_RK_SHAPE_GLOO:
-		return json_pack("{s:{s:{s:s, s:s}, s:i}}", "kube", "ref", "name",
-		                 cfg->proxy_service, "namespace", cfg->proxy_namespace, "port",
-		                 port);
-	default: {
-		json_t *w = json_pack("{s:{s:s, s:s}, s:s, s:{s:i}}", "ref", "name",
-		                      cfg->proxy_service, "namespace", cfg->proxy_namespace, "kind",
-		                      "SERVICE", "port", "number", port);
-		if (w && d->cluster &&
-		    json_object_set(json_object_get(w, "ref"), "cluster", d->cluster)) {
-			json_decref(w);
-			return NULL;
-		}
-		return w;
+		rc = put(w, "host", json_string(host)) || put(w, "port", port_object(port));
+		break;
+	case ZW_RK_SHAPE_GLOO: {
+		json_t *kube = json_object();
+		rc = put(w, "kube", kube) ||
+		     put(kube, "ref", name_ns(cfg->proxy_service, cfg->proxy_namespace)) ||
+		     put(kube, "port", json_integer(port));
+		break;
 	}
+	default:
+		ref = name_ns(cfg->proxy_service, cfg->proxy_namespace);
+		rc = put(w, "ref", ref) || put(w, "kind", json_string("SERVICE")) ||
+		     put(w, "port", port_object(port)) ||
+		     (d->cluster && json_object_set(ref, "cluster", d->cluster));
+		break;
 	}
+	if (rc) {
+		json_decref(w);
+		return NULL;
+	}
+	return w;
+}
+
+/* The fields written in place of destination d: a new reference, shared by
+ * every destination of the walk when they do not depend on d (only a Gloo
+ * Platform cluster does). NULL on ENOMEM. */
+static json_t *written_value(struct zw_rewrite *rw, const struct dest *d)
+{
+	if (d->cluster)
+		return build_written(rw, d);
+	if (!rw->written)
+		rw->written = build_written(rw, d);
+	return json_incref(rw->written);
 }
 
 static void collect(struct zw_rewrite *rw, const char *ns, const char *name)
@@ -516,6 +569,8 @@ static int add_hint(struct zw_rewrite *rw, const struct dest *d)
 	key = sh->hint_key;
 	build = sh->hint;
 	cur = json_object_get(rw->hint_container, key);
+	if (zw_jsonpatch_log_touch(rw->log, rw->hint_container, rw->hint_path))
+		return -1;
 	hv = build(cur, value);
 	if (!hv)
 		return -1;
@@ -579,12 +634,17 @@ static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
 		if (v && json_object_set(original, keys[i], v))
 			goto nomem;
 	}
-	rec = json_pack("{s:s, s:O, s:O}", "path", path, "original", original, "written", written);
-	if (!rec || json_array_append_new(rw->records, rec)) {
+	rec = json_object();
+	if (!rec || json_array_append_new(rw->records, rec) ||
+	    put(rec, "path", json_string(path)) ||
+	    json_object_set_nocheck(rec, "original", original) ||
+	    json_object_set_nocheck(rec, "written", written)) {
 		rec = NULL;
 		goto nomem;
 	}
 	/* Replace in place (keeps key order), then drop owned keys not written. */
+	if (zw_jsonpatch_log_touch(rw->log, container, path))
+		goto nomem;
 	for (size_t i = 0; keys[i]; i++) {
 		json_t *w = json_object_get(written, keys[i]);
 		if (w) {
@@ -740,10 +800,14 @@ static int walk_gateway(struct zw_rewrite *rw, json_t *spec)
 		json_t *refs = typed(rw, rule, "backendRefs", JSON_ARRAY, "spec.rules[]");
 		struct split sp = {0};
 		struct dest d;
-		json_array_foreach(refs, j, ref)
-		{
-			if (gateway_ref(rw, ref, &d))
-				split_see(rw, &sp, &d);
+		/* A split needs two destinations; the second pass below meets
+		 * (and warns about) each one anyway. */
+		if (json_array_size(refs) > 1) {
+			json_array_foreach(refs, j, ref)
+			{
+				if (gateway_ref(rw, ref, &d))
+					split_see(rw, &sp, &d);
+			}
 		}
 		json_array_foreach(refs, j, ref)
 		{
@@ -813,10 +877,12 @@ static int walk_istio(struct zw_rewrite *rw, json_t *spec)
 		struct split sp = {0};
 		struct dest d;
 		json_t *dst;
-		json_array_foreach(route, j, r)
-		{
-			if (istio_dest(rw, r, &d, &dst, name, ns))
-				split_see(rw, &sp, &d);
+		if (json_array_size(route) > 1) {
+			json_array_foreach(route, j, r)
+			{
+				if (istio_dest(rw, r, &d, &dst, name, ns))
+					split_see(rw, &sp, &d);
+			}
 		}
 		json_array_foreach(route, j, r)
 		{
@@ -900,11 +966,13 @@ static int walk_gloo(struct zw_rewrite *rw, json_t *spec)
 		        typed(rw, multi, "destinations", JSON_ARRAY, "routes[].routeAction.multi");
 		struct split sp = {0};
 		struct dest d;
-		json_array_foreach(dests, j, md)
-		{
-			json_t *dst = json_object_get(md, "destination");
-			if (json_is_object(dst) && gloo_dest_of(rw, dst, &d))
-				split_see(rw, &sp, &d);
+		if (json_array_size(dests) > 1) {
+			json_array_foreach(dests, j, md)
+			{
+				json_t *dst = json_object_get(md, "destination");
+				if (json_is_object(dst) && gloo_dest_of(rw, dst, &d))
+					split_see(rw, &sp, &d);
+			}
 		}
 		json_array_foreach(dests, j, md)
 		{

@@ -10,6 +10,7 @@
 #ifndef ZW_REWRITE_H
 #define ZW_REWRITE_H
 
+#include "jsonpatch.h"
 #include "mutate.h"
 #include "protocol.h"
 #include "registry.h"
@@ -25,8 +26,10 @@ struct zw_rewrite {
 	const char *ns;  /* the object's namespace */
 	json_t *collect; /* non-NULL: append "<ns>/<svc>" of every destination, no rewrite */
 
-	/* The object being rewritten (owned by the caller, modified in place). */
+	/* The object being rewritten (owned by the caller, modified in place);
+	 * every object of it changed is logged in `log` first (may be NULL). */
 	json_t *obj;
+	struct zw_jsonpatch_log *log;
 
 	/* Outputs (owned by the caller, appended to). */
 	json_t *records;     /* array of records */
@@ -44,6 +47,12 @@ struct zw_rewrite {
 	 * (its route splits traffic between scaled Services), or NULL. */
 	json_t *hint_container;
 	const char *hint_path;
+
+	/* Per walk: the fields written when the same for every destination
+	 * (owned; the caller json_decref()s it after the walk), and whether the
+	 * route's wiring (alias Service / ReferenceGrant) was checked. */
+	json_t *written;
+	bool wiring_checked;
 };
 
 /* Maps an API group / version / kind to the route family, or ZW_MK_OTHER.

@@ -23,7 +23,10 @@
  *              no_warnings: true
  * Documents without an expect entry must come out unchanged.
  *
- * Every admitted document is also checked for: same uid; the patch applies;
+ * Every admitted document is also checked for: same uid; the patch holds
+ * the same operations as a whole-document diff of the object and
+ * zw_mutate_object's result (the review builds it from what it changed);
+ * the patch applies;
  * the result equals the expected object; admitting the result again gives an
  * empty patch; a dry-run review gives the same patch; admitting the result
  * with an empty registry, and with the opt-out label, restores the input
@@ -216,6 +219,65 @@ static char *unbase64(const char *in)
 	return out;
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The operations of patch (may be NULL: none) as sorted compact texts, one
+ * string: the same operations in any order give the same string. */
+static char *op_set(const json_t *patch)
+{
+	size_t n = json_array_size(patch), total = 1;
+	char **ops = calloc(n + 1, sizeof(*ops));
+	assert_non_null(ops);
+	for (size_t i = 0; i < n; i++) {
+		ops[i] = json_dumps(json_array_get(patch, i), JSON_COMPACT | JSON_SORT_KEYS);
+		assert_non_null(ops[i]);
+		total += strlen(ops[i]) + 1;
+	}
+	qsort(ops, n, sizeof(*ops), cmp_str);
+	char *out = malloc(total), *w = out;
+	assert_non_null(out);
+	*w = '\0';
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(ops[i]);
+		memcpy(w, ops[i], l);
+		w[l] = '\n';
+		w += l + 1;
+		*w = '\0';
+		free(ops[i]);
+	}
+	free(ops);
+	return out;
+}
+
+/* The review's patch (built from the objects the rewrite changed) must hold
+ * exactly the operations of a whole-document diff between the object and
+ * what zw_mutate_object makes of it. */
+static void check_patch_is_diff(struct run *r, const struct zw_registry *reg, const json_t *obj,
+                                const char *ns, const char *group, const char *version,
+                                const json_t *patch)
+{
+	struct zw_mutate_result info;
+	json_t *desired = NULL, *want = json_array();
+	assert_non_null(want);
+	int rc = zw_mutate_object(obj, group, version,
+	                          json_string_value(json_object_get(obj, "kind")), ns, reg, &r->cfg,
+	                          &desired, NULL, &info);
+	assert_int_not_equal(rc, -1);
+	if (rc == 0)
+		assert_int_equal(zw_jsonpatch_diff(obj, desired, "", want), 0);
+	char *a = op_set(patch), *b = op_set(want);
+	if (strcmp(a, b) != 0)
+		fail_msg("%s: review patch differs from the whole-document diff:\n%s\nvs\n%s",
+		         r->file, a, b);
+	free(a);
+	free(b);
+	json_decref(desired);
+	json_decref(want);
+}
+
 static void admit(struct run *r, const struct zw_registry *reg, const json_t *obj, const char *ns,
                   bool dry_run, struct reply *out)
 {
@@ -254,6 +316,8 @@ static void admit(struct run *r, const struct zw_registry *reg, const json_t *ob
 		assert_true(json_is_array(out->patch));
 		assert_true(json_array_size(out->patch) > 0);
 	}
+	if (json_is_true(json_object_get(out->response, "allowed")))
+		check_patch_is_diff(r, reg, obj, ns, group, version, out->patch);
 }
 
 static void reply_free(struct reply *rp)

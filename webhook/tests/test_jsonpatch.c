@@ -203,12 +203,107 @@ static void test_too_deep(void **state)
 	json_decref(b);
 }
 
+/* Changes made in place and logged give the whole-document diff, in
+ * pointer order, and undo puts the document back byte for byte. */
+static void test_log_diff_undo(void **state)
+{
+	(void)state;
+	const char *text = "{\"metadata\": {\"name\": \"r\"}, \"spec\": {\"rules\": ["
+	                   "{\"refs\": [{\"name\": \"a\", \"port\": 1}]},"
+	                   "{\"refs\": [{\"name\": \"b\"}, {\"name\": \"c\", \"x/y\": {}}]}]}}";
+	json_t *doc = parse(text), *orig = parse(text), *patch = json_array(), *want = json_array();
+	struct zw_jsonpatch_log log = {0};
+	char *before = json_dumps(doc, JSON_COMPACT);
+	/* Touched out of document order; the first object touched twice. */
+	json_t *r11 = zw_jsonpointer_get(doc, "/spec/rules/1/refs/1");
+	json_t *r00 = zw_jsonpointer_get(doc, "/spec/rules/0/refs/0");
+	json_t *meta = zw_jsonpointer_get(doc, "/metadata");
+	assert_int_equal(zw_jsonpatch_log_touch(&log, r11, "/spec/rules/1/refs/1"), 0);
+	json_object_set_new(r11, "name", json_string("proxy"));
+	json_object_del(r11, "x/y");
+	assert_int_equal(zw_jsonpatch_log_touch(&log, meta, "/metadata"), 0);
+	json_object_set_new(meta, "annotations", json_pack("{s:s}", "k", "v"));
+	assert_int_equal(zw_jsonpatch_log_touch(&log, r00, "/spec/rules/0/refs/0"), 0);
+	json_object_set_new(r00, "namespace", json_string("zw"));
+	assert_int_equal(zw_jsonpatch_log_touch(&log, r11, "/spec/rules/1/refs/1"), 0);
+	json_object_set_new(r11, "port", json_integer(8080));
+	assert_int_equal(log.n, 3);
+	assert_int_equal(zw_jsonpatch_log_diff(&log, patch), 0);
+	assert_int_equal(zw_jsonpatch_diff(orig, doc, "", want), 0);
+	char *got = json_dumps(patch, JSON_COMPACT), *exp = json_dumps(want, JSON_COMPACT);
+	assert_string_equal(got, exp);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(patch, 0), "path")),
+	                    "/metadata/annotations");
+	/* Nothing logged: no operations. */
+	struct zw_jsonpatch_log none = {0};
+	json_t *empty = json_array();
+	assert_int_equal(zw_jsonpatch_log_diff(&none, empty), 0);
+	assert_int_equal(json_array_size(empty), 0);
+	assert_int_equal(zw_jsonpatch_log_undo(&log), 0);
+	assert_int_equal(log.n, 0);
+	char *after = json_dumps(doc, JSON_COMPACT);
+	assert_string_equal(after, before);
+	free(got);
+	free(exp);
+	free(before);
+	free(after);
+	free(log.v);
+	json_decref(empty);
+	json_decref(patch);
+	json_decref(want);
+	json_decref(orig);
+	json_decref(doc);
+}
+
+/* An object logged below a member another logged object replaced: the
+ * log cannot say what changed (answer 1, patch untouched); undo still
+ * restores the document. */
+static void test_log_detached(void **state)
+{
+	(void)state;
+	const char *text = "{\"spec\": {\"a\": {\"b\": {\"c\": 1}}, \"d\": 2}}";
+	json_t *doc = parse(text), *orig = parse(text), *patch = json_array();
+	struct zw_jsonpatch_log log = {0};
+	json_t *a = zw_jsonpointer_get(doc, "/spec/a"), *b = zw_jsonpointer_get(doc, "/spec/a/b");
+	assert_int_equal(zw_jsonpatch_log_touch(&log, b, "/spec/a/b"), 0);
+	json_object_set_new(b, "c", json_integer(2));
+	assert_int_equal(zw_jsonpatch_log_touch(&log, a, "/spec/a"), 0);
+	json_object_set_new(a, "b", json_pack("{s:i}", "c", 3));
+	json_array_append_new(patch, json_string("kept"));
+	assert_int_equal(zw_jsonpatch_log_diff(&log, patch), 1);
+	assert_int_equal(json_array_size(patch), 1);
+	/* A sibling member changed above a logged object is fine. */
+	assert_int_equal(zw_jsonpatch_log_undo(&log), 0);
+	assert_true(json_equal(doc, orig));
+	json_t *spec = zw_jsonpointer_get(doc, "/spec");
+	b = zw_jsonpointer_get(doc, "/spec/a/b");
+	assert_int_equal(zw_jsonpatch_log_touch(&log, spec, "/spec"), 0);
+	json_object_set_new(spec, "d", json_integer(5));
+	assert_int_equal(zw_jsonpatch_log_touch(&log, b, "/spec/a/b"), 0);
+	json_object_set_new(b, "c", json_integer(7));
+	json_array_clear(patch);
+	assert_int_equal(zw_jsonpatch_log_diff(&log, patch), 0);
+	assert_int_equal(json_array_size(patch), 2);
+	json_t *copy = json_deep_copy(orig);
+	char err[128];
+	assert_int_equal(zw_jsonpatch_apply(&copy, patch, err, sizeof(err)), 0);
+	assert_true(json_equal(copy, doc));
+	assert_int_equal(zw_jsonpatch_log_touch(&log, patch, "/x"), -1);
+	zw_jsonpatch_log_clear(&log);
+	free(log.v);
+	json_decref(copy);
+	json_decref(patch);
+	json_decref(orig);
+	json_decref(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_pointer_escape), cmocka_unit_test(test_diff_minimal),
 	        cmocka_unit_test(test_diff_shapes),    cmocka_unit_test(test_apply_ops),
-	        cmocka_unit_test(test_too_deep),
+	        cmocka_unit_test(test_too_deep),       cmocka_unit_test(test_log_diff_undo),
+	        cmocka_unit_test(test_log_detached),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

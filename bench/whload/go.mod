@@ -1,0 +1,3 @@
+module zerowire/bench/whload
+
+go 1.19
