@@ -1,42 +1,25 @@
 /* Compact JSON output; see jsonout.h. */
 #include "jsonout.h"
 
+#include <stdint.h>
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-struct out {
-	char *buf;
-	size_t len;
-	size_t cap;
-};
-
-static int reserve(struct out *o, size_t more)
+/* Appends s[0..n) to the output (no limit besides memory). The common case,
+ * room already there, stays in this file: admission serialises every
+ * token through here. */
+static int put(struct zw_buf *o, const char *s, size_t n)
 {
-	size_t need = o->len + more + 1, cap = o->cap ? o->cap : 256;
-	char *nb;
-
-	if (need <= o->cap)
+	if (o->cap - o->len > n) {
+		memcpy(o->data + o->len, s, n);
+		o->len += n;
+		o->data[o->len] = '\0';
 		return 0;
-	while (cap < need)
-		cap *= 2;
-	nb = realloc(o->buf, cap);
-	if (!nb)
-		return -1;
-	o->buf = nb;
-	o->cap = cap;
-	return 0;
-}
-
-static int put(struct out *o, const char *s, size_t n)
-{
-	if (reserve(o, n))
-		return -1;
-	memcpy(o->buf + o->len, s, n);
-	o->len += n;
-	o->buf[o->len] = '\0';
-	return 0;
+	}
+	return zw_buf_append(o, s, n, SIZE_MAX) < 0 ? -1 : 0;
 }
 
 static int needs_escape(unsigned char c)
@@ -44,7 +27,7 @@ static int needs_escape(unsigned char c)
 	return c < 0x20 || c == '"' || c == '\\';
 }
 
-static int put_string(struct out *o, const char *s, size_t n)
+static int put_string(struct zw_buf *o, const char *s, size_t n)
 {
 	static const char hex[] = "0123456789ABCDEF";
 	size_t i = 0;
@@ -102,7 +85,7 @@ static int put_string(struct out *o, const char *s, size_t n)
 	return put(o, "\"", 1);
 }
 
-static int put_value(struct out *o, const json_t *v, int depth)
+static int put_value(struct zw_buf *o, const json_t *v, int depth)
 {
 	char num[64];
 	int n;
@@ -179,26 +162,16 @@ static int put_value(struct out *o, const json_t *v, int depth)
 
 char *zw_json_dump(const json_t *v, size_t *len_out)
 {
-	struct out o = {NULL, 0, 0};
+	struct zw_buf o = {0};
 
 	if (!v || put_value(&o, v, 0)) {
-		free(o.buf);
+		zw_buf_free(&o);
 		return NULL;
 	}
-	if (!o.buf && reserve(&o, 0)) /* cannot happen: every value writes something */
-		return NULL;
-	if (len_out)
-		*len_out = o.len;
-	return o.buf;
+	return zw_buf_take(&o, len_out);
 }
 
-int zw_json_append_string(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+int zw_json_append_string(struct zw_buf *b, const char *s, size_t n)
 {
-	struct out o = {*buf, *len, *cap};
-	int rc = put_string(&o, s, n);
-
-	*buf = o.buf;
-	*len = o.len;
-	*cap = o.cap;
-	return rc;
+	return put_string(b, s, n);
 }

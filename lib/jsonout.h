@@ -10,6 +10,8 @@
 #ifndef ZW_JSONOUT_H
 #define ZW_JSONOUT_H
 
+#include "buf.h"
+
 #include <jansson.h>
 #include <stddef.h>
 
@@ -20,9 +22,8 @@
  * memory or nested deeper than ZW_JSONOUT_MAX_DEPTH. */
 char *zw_json_dump(const json_t *v, size_t *len_out);
 
-/* Appends the JSON string literal for s[0..len) (quotes included) to the
- * buffer *buf of *len bytes used and *cap allocated (grown with realloc;
- * *buf may start NULL). Returns 0, or -1 when out of memory. */
-int zw_json_append_string(char **buf, size_t *len, size_t *cap, const char *s, size_t n);
+/* Appends the JSON string literal for s[0..n) (quotes included) to b (no
+ * limit besides memory). Returns 0, or -1 when out of memory. */
+int zw_json_append_string(struct zw_buf *b, const char *s, size_t n);
 
 #endif

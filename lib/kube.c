@@ -200,37 +200,6 @@ void zw_kube_error_from_response(struct zw_kube_error *err, long http_status, co
 	json_decref(st);
 }
 
-/* ---- Buffers ---- */
-
-int zw_kube_buf_append(struct zw_kube_buf *b, const char *p, size_t n, size_t max)
-{
-	if (n > max || b->len > max - n)
-		return -1;
-	if (b->len + n + 1 > b->cap) {
-		size_t cap = b->cap ? b->cap : 4096;
-		char *nb;
-
-		while (cap < b->len + n + 1)
-			cap *= 2;
-		nb = realloc(b->data, cap);
-		if (!nb)
-			return -2;
-		b->data = nb;
-		b->cap = cap;
-	}
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
-	b->data[b->len] = '\0';
-	return 0;
-}
-
-void zw_kube_buf_free(struct zw_kube_buf *b)
-{
-	free(b->data);
-	b->data = NULL;
-	b->len = b->cap = 0;
-}
-
 /* ---- One exchange ---- */
 
 static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
@@ -247,10 +216,10 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
 		}
 		return n;
 	}
-	switch (zw_kube_buf_append(&x->resp, ptr, n, ZW_KUBE_MAX_BODY)) {
+	switch (zw_buf_append(&x->resp, ptr, n, ZW_KUBE_MAX_BODY)) {
 	case 0:
 		return n;
-	case -1:
+	case ZW_BUF_EFULL:
 		x->too_large = 1;
 		return 0;
 	default:
@@ -412,7 +381,7 @@ void zw_kube_xfer_cleanup(struct zw_kube_xfer *x)
 	x->headers = NULL;
 	free(x->req_body);
 	x->req_body = NULL;
-	zw_kube_buf_free(&x->resp);
+	zw_buf_free(&x->resp);
 }
 
 /* ---- Blocking client ---- */

@@ -17,6 +17,7 @@
 #ifndef ZW_KUBE_H
 #define ZW_KUBE_H
 
+#include "buf.h"
 #include "kubeconfig.h"
 
 #include <curl/curl.h>
@@ -90,20 +91,6 @@ const char *zw_kube_patch_content_type(enum zw_kube_patch_type type);
 void zw_kube_error_from_response(struct zw_kube_error *err, long http_status, const char *body,
                                  size_t body_len);
 
-/* ---- A growable byte buffer with a hard limit (bodies, watch lines) ---- */
-
-struct zw_kube_buf {
-	char *data; /* owned; NUL-terminated after len when non-NULL */
-	size_t len, cap;
-};
-
-/* Appends n bytes of p (borrowed) to b unless b would exceed max bytes.
- * Returns 0, -1 when over max (nothing appended) or -2 when out of memory. */
-int zw_kube_buf_append(struct zw_kube_buf *b, const char *p, size_t n, size_t max);
-
-/* Releases b's memory and empties it. */
-void zw_kube_buf_free(struct zw_kube_buf *b);
-
 /* ---- One HTTP exchange on a curl easy handle (shared by both drivers) ---- */
 
 /* Called with each chunk of a 2xx response body when a transfer streams;
@@ -116,7 +103,7 @@ struct zw_kube_xfer {
 	int borrowed_easy;
 	struct curl_slist *headers; /* owned */
 	char *req_body;             /* owned */
-	struct zw_kube_buf resp;    /* buffered body, owned */
+	struct zw_buf resp;         /* buffered body, owned */
 	int too_large;              /* body limit hit */
 	zw_kube_data_fn *on_data;   /* streaming consumer, or NULL to buffer */
 	void *ud;

@@ -1,6 +1,8 @@
 /* Kubernetes API client on libuv; see kube_uv.h. */
 #include "kube_uv.h"
 
+#include "list.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,25 +52,6 @@ struct zw_kube_uv {
 	void *closed_ud;
 };
 
-#define LINK(head, n)                       \
-	do {                                \
-		(n)->prev = NULL;           \
-		(n)->next = (head);         \
-		if (head)                   \
-			(head)->prev = (n); \
-		(head) = (n);               \
-	} while (0)
-#define UNLINK(head, n)                              \
-	do {                                         \
-		if ((n)->prev)                       \
-			(n)->prev->next = (n)->next; \
-		else                                 \
-			(head) = (n)->next;          \
-		if ((n)->next)                       \
-			(n)->next->prev = (n)->prev; \
-		(n)->prev = (n)->next = NULL;        \
-	} while (0)
-
 static void check_info(struct zw_kube_uv *ku);
 static void xfer_finish(struct uv_xfer *t, CURLcode cc);
 static void watch_schedule(struct zw_kube_uv_watch *uw);
@@ -107,7 +90,7 @@ static void sock_closed(uv_handle_t *h)
 
 static void sock_close(struct sock_ctx *s)
 {
-	UNLINK(s->ku->socks, s);
+	ZW_LIST_UNLINK(s->ku->socks, s);
 	uv_poll_stop(&s->poll);
 	uv_close((uv_handle_t *)&s->poll, sock_closed);
 }
@@ -154,7 +137,7 @@ static int socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *
 		}
 		s->poll.data = s;
 		ku->open_handles++;
-		LINK(ku->socks, s);
+		ZW_LIST_PUSH(ku->socks, s);
 		curl_multi_assign(ku->multi, fd, s);
 	}
 	if (what & CURL_POLL_IN)
@@ -192,7 +175,7 @@ static void xfer_free(struct uv_xfer *t)
 
 	if (t->added)
 		curl_multi_remove_handle(ku->multi, t->x.easy);
-	UNLINK(ku->xfers, t);
+	ZW_LIST_UNLINK(ku->xfers, t);
 	zw_kube_xfer_cleanup(&t->x);
 	free(t);
 }
@@ -237,7 +220,7 @@ static struct uv_xfer *xfer_new(struct zw_kube_uv *ku, const char *method, const
 		return NULL;
 	}
 	t->x.owner = t;
-	LINK(ku->xfers, t);
+	ZW_LIST_PUSH(ku->xfers, t);
 	uv_timer_start(&ku->kick, on_kick, 0, 0);
 	return t;
 }
@@ -426,7 +409,7 @@ static void watch_closed(uv_handle_t *h)
 	struct zw_kube_uv_watch *uw = h->data;
 	struct zw_kube_uv *ku = uw->ku;
 
-	UNLINK(ku->watches, uw);
+	ZW_LIST_UNLINK(ku->watches, uw);
 	zw_watch_free(uw->w);
 	free(uw);
 	ku->open_handles--;
@@ -471,7 +454,7 @@ int zw_kube_uv_watch_start(struct zw_kube_uv *ku, const struct zw_watch_spec *sp
 	uv_timer_init(ku->loop, &uw->timer);
 	uw->timer.data = uw;
 	ku->open_handles++;
-	LINK(ku->watches, uw);
+	ZW_LIST_PUSH(ku->watches, uw);
 	watch_schedule(uw);
 	*out = uw;
 	return 0;

@@ -2,6 +2,7 @@
 #include "kubeconfig.h"
 
 #include "base64.h"
+#include "buf.h"
 #include "yamljson.h"
 
 #include <curl/curl.h>
@@ -41,9 +42,9 @@ static long long mono_ms(void)
 
 int zw_read_small_file(const char *path, char **out, size_t *len_out, struct stat *st_out)
 {
-	char *buf = NULL;
-	size_t len = 0, cap = 4096;
+	struct zw_buf b = {0};
 	struct stat st;
+	size_t room;
 	int fd, rc = 0;
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -53,30 +54,14 @@ int zw_read_small_file(const char *path, char **out, size_t *len_out, struct sta
 		rc = -errno;
 		goto out;
 	}
-	buf = malloc(cap);
-	if (!buf) {
-		rc = -ENOMEM;
-		goto out;
-	}
 	for (;;) {
 		ssize_t n;
 
-		if (len + 1 >= cap) {
-			char *nb;
-
-			if (cap >= FILE_MAX_BYTES) {
-				rc = -EFBIG;
-				goto out;
-			}
-			cap *= 2;
-			nb = realloc(buf, cap);
-			if (!nb) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			buf = nb;
+		if ((rc = zw_buf_grow(&b, FILE_MAX_BYTES - 1, &room)) < 0) {
+			rc = rc == ZW_BUF_EFULL ? -EFBIG : -ENOMEM;
+			goto out;
 		}
-		n = read(fd, buf + len, cap - len - 1);
+		n = read(fd, b.data + b.len, room);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0) {
@@ -85,17 +70,16 @@ int zw_read_small_file(const char *path, char **out, size_t *len_out, struct sta
 		}
 		if (n == 0)
 			break;
-		len += (size_t)n;
+		zw_buf_commit(&b, (size_t)n);
 	}
-	buf[len] = '\0';
-	*out = buf;
-	buf = NULL;
-	if (len_out)
-		*len_out = len;
+	if (!(*out = zw_buf_take(&b, len_out))) {
+		rc = -ENOMEM;
+		goto out;
+	}
 	if (st_out)
 		*st_out = st;
 out:
-	free(buf);
+	zw_buf_free(&b);
 	close(fd);
 	return rc;
 }

@@ -1,6 +1,8 @@
 /* Exec credential plugins; see kubeexec.h. */
 #include "kubeexec.h"
 
+#include "buf.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -197,53 +199,45 @@ static char **child_env(const struct zw_kube_exec *x, char *info)
 /* Reads the child's stdout into a new buffer until EOF or the deadline. */
 static int read_output(int fd, long long deadline_ms, char **out, char *err, size_t errlen)
 {
-	size_t len = 0, cap = 4096;
-	char *buf = malloc(cap);
+	struct zw_buf b = {0};
+	int rc = 0;
 
-	if (!buf)
-		return fail(err, errlen, "exec: out of memory");
 	for (;;) {
 		struct timespec ts;
 		struct pollfd pfd = {.fd = fd, .events = POLLIN};
 		long long now;
+		size_t room;
 		ssize_t n;
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
 		now = (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 		if (now >= deadline_ms) {
-			free(buf);
-			return fail(err, errlen, "exec: plugin timed out");
+			rc = fail(err, errlen, "exec: plugin timed out");
+			goto out;
 		}
 		if (poll(&pfd, 1, (int)(deadline_ms - now)) < 0 && errno != EINTR) {
-			free(buf);
-			return fail(err, errlen, "exec: poll: %s", strerror(errno));
+			rc = fail(err, errlen, "exec: poll: %s", strerror(errno));
+			goto out;
 		}
 		if (!(pfd.revents & (POLLIN | POLLHUP | POLLERR)))
 			continue;
-		if (len + 1 >= cap) {
-			char *nb;
-			if (cap >= ZW_KUBE_EXEC_MAX_OUTPUT) {
-				free(buf);
-				return fail(err, errlen, "exec: plugin output too large");
-			}
-			nb = realloc(buf, cap * 2);
-			if (!nb) {
-				free(buf);
-				return fail(err, errlen, "exec: out of memory");
-			}
-			buf = nb;
-			cap *= 2;
+		if ((rc = zw_buf_grow(&b, ZW_KUBE_EXEC_MAX_OUTPUT - 1, &room)) < 0) {
+			rc = fail(err, errlen, "exec: %s",
+			          rc == ZW_BUF_EFULL ? "plugin output too large" : "out of memory");
+			goto out;
 		}
-		n = read(fd, buf + len, cap - len - 1);
+		n = read(fd, b.data + b.len, room);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0)
 			break;
-		len += (size_t)n;
+		zw_buf_commit(&b, (size_t)n);
 	}
-	buf[len] = '\0';
-	*out = buf;
-	return 0;
+	if (!(*out = zw_buf_take(&b, NULL)))
+		rc = fail(err, errlen, "exec: out of memory");
+out:
+	zw_buf_free(&b);
+	return rc;
 }
 
 /* Fills cred from the ExecCredential text. */

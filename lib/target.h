@@ -16,7 +16,13 @@
  *   ScaledObject default/podinfo trigger 0: metadata.port "abc" is not a port number
  *
  * Ownership: every string and array inside a struct zw_target is owned by it
- * and released by zw_target_free(). */
+ * and released by zw_target_free().
+ *
+ * This header is the public entry point of all target files: the model, its
+ * lifetime and dispatch are target.c; the parsers live by source in
+ * target_scaledobject.c (ScaledObject and Kedify triggers),
+ * target_httpscaledobject.c and target_interceptorroute.c; their shared
+ * kit (target_parse.h, target_rule.h, target_crd.h) is internal. */
 #ifndef ZW_TARGET_H
 #define ZW_TARGET_H
 
@@ -324,6 +330,14 @@ int zw_target_link_scaledobject(struct zw_target *t, const json_t *so);
  * borrowed name (valid while `so` lives). */
 int zw_target_scaledobject_ref(const json_t *so, enum zw_target_source *kind_out,
                                const char **name_out);
+
+/* Resets *t to an empty target of source src with every default set
+ * (replicas 0..100, targetValue 100, window 1m at 1s, trafficAutowire all,
+ * periods and allowance unset). *t owns nothing afterwards. */
+void zw_target_init(struct zw_target *t, enum zw_target_source src);
+
+/* Releases everything a static response owns and zeroes it. */
+void zw_target_response_free(struct zw_static_response *sr);
 
 /* Deep-copies src into *dst (dst owned by caller). Returns 0 or ZW_TARGET_ENOMEM. */
 int zw_target_copy(struct zw_target *dst, const struct zw_target *src);

@@ -35,7 +35,7 @@ void zw_watch_parser_reset(struct zw_watch_parser *p)
 
 void zw_watch_parser_free(struct zw_watch_parser *p)
 {
-	zw_kube_buf_free(&p->line);
+	zw_buf_free(&p->line);
 }
 
 static int parse_type(const char *s, enum zw_watch_type *out)
@@ -95,11 +95,11 @@ int zw_watch_parser_feed(struct zw_watch_parser *p, const char *buf, size_t len)
 			/* Whole line in this chunk: parse in place. */
 			rc = parse_line(p, buf, take);
 		} else {
-			rc = zw_kube_buf_append(&p->line, buf, take, p->max);
+			rc = zw_buf_append(&p->line, buf, take, p->max);
 			if (rc != 0) {
 				snprintf(p->err, sizeof(p->err),
-				         rc == -1 ? "watch event exceeds %zu bytes"
-				                  : "out of memory (%zu)",
+				         rc == ZW_BUF_EFULL ? "watch event exceeds %zu bytes"
+				                            : "out of memory (%zu)",
 				         p->max);
 				return -1;
 			}
@@ -140,7 +140,7 @@ struct zw_watch {
 	char *list_api_version, *list_kind;
 
 	/* current request */
-	struct zw_kube_buf body;
+	struct zw_buf body;
 	struct zw_watch_parser parser;
 	enum abort_kind abort;
 	char abort_reason[256];
@@ -241,7 +241,7 @@ void zw_watch_free(struct zw_watch *w)
 	free(w->label_selector);
 	free(w->field_selector);
 	json_decref(w->known);
-	zw_kube_buf_free(&w->body);
+	zw_buf_free(&w->body);
 	zw_watch_parser_free(&w->parser);
 	free(w);
 }
@@ -451,10 +451,10 @@ int zw_watch_data(struct zw_watch *w, const char *buf, size_t len)
 		}
 		return rc ? -1 : 0;
 	}
-	rc = zw_kube_buf_append(&w->body, buf, len, ZW_KUBE_MAX_BODY);
+	rc = zw_buf_append(&w->body, buf, len, ZW_KUBE_MAX_BODY);
 	if (rc != 0) {
 		w->abort = AB_ERROR;
-		if (rc == -1)
+		if (rc == ZW_BUF_EFULL)
 			snprintf(w->abort_reason, sizeof(w->abort_reason),
 			         "response body exceeds %zu bytes", ZW_KUBE_MAX_BODY);
 		else

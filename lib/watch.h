@@ -68,7 +68,7 @@ enum zw_watch_type {
 typedef int zw_watch_parsed_fn(void *ud, enum zw_watch_type type, json_t *obj);
 
 struct zw_watch_parser {
-	struct zw_kube_buf line; /* pending partial line, owned */
+	struct zw_buf line; /* pending partial line, owned */
 	size_t max;
 	zw_watch_parsed_fn *fn;
 	void *ud;

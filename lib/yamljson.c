@@ -3,6 +3,8 @@
  * table so aliases can be expanded as deep copies. */
 #include "yamljson.h"
 
+#include "buf.h"
+
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -375,10 +377,10 @@ out:
 
 int zw_yaml_load_file(const char *path, json_t **docs_out, char *err, size_t errlen)
 {
+	struct zw_buf b = {0};
 	FILE *f;
-	char *buf = NULL;
-	size_t len = 0, cap = 0, n;
-	int rc = -1;
+	size_t n, room;
+	int rc = -1, grc;
 
 	*docs_out = NULL;
 	f = fopen(path, "rb");
@@ -387,23 +389,16 @@ int zw_yaml_load_file(const char *path, json_t **docs_out, char *err, size_t err
 		return -1;
 	}
 	for (;;) {
-		if (len == cap) {
-			char *nb;
-			if (cap >= MAX_FILE_BYTES) {
-				snprintf(err, errlen, "%s: larger than %u bytes", path,
-				         MAX_FILE_BYTES);
-				goto out;
-			}
-			cap = cap ? cap * 2 : 16384;
-			nb = realloc(buf, cap);
-			if (!nb) {
-				snprintf(err, errlen, "%s: out of memory", path);
-				goto out;
-			}
-			buf = nb;
+		if ((grc = zw_buf_grow(&b, MAX_FILE_BYTES, &room)) == ZW_BUF_EFULL) {
+			snprintf(err, errlen, "%s: larger than %u bytes", path, MAX_FILE_BYTES);
+			goto out;
 		}
-		n = fread(buf + len, 1, cap - len, f);
-		len += n;
+		if (grc < 0) {
+			snprintf(err, errlen, "%s: out of memory", path);
+			goto out;
+		}
+		n = fread(b.data + b.len, 1, room, f);
+		zw_buf_commit(&b, n);
 		if (n == 0)
 			break;
 	}
@@ -411,7 +406,7 @@ int zw_yaml_load_file(const char *path, json_t **docs_out, char *err, size_t err
 		snprintf(err, errlen, "%s: read error", path);
 		goto out;
 	}
-	rc = zw_yaml_load(buf, len, docs_out, err, errlen);
+	rc = zw_yaml_load(b.data, b.len, docs_out, err, errlen);
 	if (rc != 0) {
 		/* Prefix the path so the caller's message names the file. */
 		char tmp[512];
@@ -419,7 +414,7 @@ int zw_yaml_load_file(const char *path, json_t **docs_out, char *err, size_t err
 		snprintf(err, errlen, "%s: %s", path, tmp);
 	}
 out:
-	free(buf);
+	zw_buf_free(&b);
 	fclose(f);
 	return rc;
 }

@@ -3,6 +3,7 @@
 
 #include "config.h"
 #include "http1.h"
+#include "list.h"
 #include "log.h"
 
 #include <jansson.h>
@@ -63,12 +64,7 @@ static void aconn_close(struct aconn *c)
 	if (c->closed)
 		return;
 	c->closed = 1;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		c->a->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	ZW_LIST_UNLINK(c->a->conns, c);
 	uv_close((uv_handle_t *)&c->timer, aconn_closed);
 	uv_close((uv_handle_t *)&c->tcp, aconn_closed);
 }
@@ -400,10 +396,7 @@ static void a_accept(uv_stream_t *srv, int status)
 	c->tcp.data = c->timer.data = c;
 	c->open_handles = 2;
 	a->n_conns++;
-	c->next = a->conns;
-	if (a->conns)
-		a->conns->prev = c;
-	a->conns = c;
+	ZW_LIST_PUSH(a->conns, c);
 	zw_http_head_init(&c->head, &a->limits);
 	zw_http_parser_init(&c->parser, HTTP_REQUEST, &c->head);
 	if (uv_accept(srv, (uv_stream_t *)&c->tcp) < 0 || a->n_conns > ADMIN_MAX_CONNS) {

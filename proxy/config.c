@@ -3,7 +3,7 @@
 
 #include "observe.h"
 #include "addr.h"
-#include "duration.h"
+#include "flags.h"
 
 #include "target.h"
 
@@ -16,95 +16,169 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#ifndef ZW_COMMIT
-#define ZW_COMMIT "unknown" /* set by the Makefile from git */
-#endif
+#define C struct zw_proxy_config
+#define STR(n, f, mv, d, g, h)                                                                  \
+	{                                                                                       \
+		.name = n, .kind = ZW_FLAG_STRING, ZW_FLAG_DEST(C, f), .metavar = mv, .def = d, \
+		.group = g, .help = h, .opts = ZW_FLAG_NONEMPTY                                 \
+	}
+#define NUM(n, f, lo, hi, d, g, h)                                                        \
+	{                                                                                 \
+		.name = n, .kind = ZW_FLAG_INT, ZW_FLAG_DEST(C, f), .min = lo, .max = hi, \
+		.def = d, .group = g, .help = h                                           \
+	}
+#define DUR(n, f, lo, hi, d, g, h)                                                             \
+	{                                                                                      \
+		.name = n, .kind = ZW_FLAG_DURATION, ZW_FLAG_DEST(C, f), .min = lo, .max = hi, \
+		.def = d, .group = g, .help = h                                                \
+	}
+#define LIST(n, f, mv, o, g, h)                                                             \
+	{                                                                                   \
+		.name = n, .kind = ZW_FLAG_LIST, .off = offsetof(C, f), .metavar = mv,      \
+		.list_max = ZW_CONFIG_MAX_LIST, .count_off = offsetof(C, n_##f), .opts = o, \
+		.group = g, .help = h                                                       \
+	}
+#define ENUM(n, f, ch, d, g, h)                                                               \
+	{                                                                                     \
+		.name = n, .kind = ZW_FLAG_ENUM, ZW_FLAG_DEST(C, f), .choices = ch, .def = d, \
+		.group = g, .help = h                                                         \
+	}
 
-static const char usage_text[] =
-        "usage: zerowire-proxy [flags]\n"
-        "\n"
-        "HTTP scale-to-zero proxy: forwards to ready endpoints, holds requests while a\n"
-        "workload starts from zero, serves KEDA's external-push scaler protocol.\n"
-        "\n"
-        "Listeners:\n"
-        "  --listen ADDR                 proxy listener (default 0.0.0.0:8080)\n"
-        "  --admin-listen ADDR           admin: /healthz /readyz /metrics /queue /status\n"
-        "                                /metrics-api, and /peer/ unless --peer-listen\n"
-        "                                (default 0.0.0.0:9091)\n"
-        "  --peer-listen ADDR            /peer/ endpoints (and /healthz) on their own\n"
-        "                                listener (default: on the admin listener)\n"
-        "  --scaler-listen ADDR          KEDA external scaler gRPC (default 0.0.0.0:9090)\n"
-        "  --workers N                   worker threads, one loop each (default: the\n"
-        "                                cgroup CPU quota rounded up, else online CPUs)\n"
-        "Sources:\n"
-        "  --kubeconfig PATH             API server access (default: in-cluster)\n"
-        "  --namespace NS[,NS]           namespaces to watch (repeatable; default all;\n"
-        "                                alias --watch-namespaces)\n"
-        "  --targets-file PATH           static mode: target objects (YAML/JSON)\n"
-        "  --endpoints-file PATH         static mode: EndpointSlices (YAML/JSON)\n"
-        "  --static-endpoint SPEC        static mode: ns/svc:port=ip:port[,ip:port]\n"
-        "Replicas:\n"
-        "  --peers-service NS/SVC[:PORT] headless Service of the proxy replicas (admin\n"
-        "                                port number or name, default admin)\n"
-        "  --peers ADDR[,ADDR]           fixed peer admin addresses instead\n"
-        "  --peer-token-file PATH        bearer token peers send and /peer/ requires,\n"
-        "                                re-read when the file changes (without it\n"
-        "                                /peer/ answers 401/403 to everything)\n"
-        "  --peer-token-grace DUR        old token still accepted after a change\n"
-        "                                (default 2m; 0: not)\n"
-        "  --stream-heartbeat DUR        StreamIsActive heartbeat (default 1s)\n"
-        "Client limits:\n"
-        "  --max-header-bytes N          request head size (default 65536) -> 431\n"
-        "  --max-headers N               header fields (default 100) -> 431\n"
-        "  --max-request-line N          request-target length (default 8192) -> 414\n"
-        "  --header-timeout DUR          time to receive a request head (default 10s)\n"
-        "  --idle-timeout DUR            idle keep-alive connection (default 60s)\n"
-        "  --max-connections N           client connections (default 10000)\n"
-        "  --body-timeout DUR            no byte of a request body moving for this long\n"
-        "                                before the response head: 408 (default 60s; 0: off)\n"
-        "Upstream:\n"
-        "  --connect-timeout DUR         per connect attempt (default 500ms)\n"
-        "  --connect-retry-interval DUR  pause between attempts (default 50ms)\n"
-        "  --connect-retry-budget DUR    total time for attempts (default 5s)\n"
-        "  --response-header-timeout DUR time to the response head (default 5m) -> 504\n"
-        "  --upstream-idle-timeout DUR   pooled keep-alive connection (default 60s)\n"
-        "  --stream-idle-timeout DUR     no byte either way on a response being streamed\n"
-        "                                or a tunnel: close both sides (default 5m; 0: off)\n"
-        "  --max-idle-per-endpoint N     pooled connections per endpoint and worker (default 64)\n"
-        "Cold start (targets may override):\n"
-        "  --readiness-timeout DUR       wait for a ready endpoint (default 5m)\n"
-        "  --max-held N                  held requests per target (default 1000) -> 503\n"
-        "                                (alias --max-pending)\n"
-        "  --release-per-endpoint N      held requests released per ready endpoint while\n"
-        "                                earlier ones are in flight (default 100; 0: all;\n"
-        "                                concurrency targets use their targetValue)\n"
-        "  --endpoint-concurrency N|auto|off  requests in flight per ready endpoint; more\n"
-        "                                wait in the target's queue (default off; auto:\n"
-        "                                the concurrency targetValue of targets scaling on\n"
-        "                                concurrency; targets may override)\n"
-        "  --slow-start DUR              a new endpoint's allowance ramps up over DUR\n"
-        "                                (default 0: at once; targets may override)\n"
-        "Observability:\n"
-        "  --access-log FORMAT           off|logfmt|json: one line per request on stdout\n"
-        "                                (default off)\n"
-        "  --otlp-endpoint URL           export trace spans as OTLP/HTTP protobuf, e.g.\n"
-        "                                http://collector:4318/v1/traces (default: off)\n"
-        "  --trace-sampler RATIO         share of new traces sampled, 0..1 (default 1);\n"
-        "                                an incoming traceparent's flag is followed\n"
-        "  --trace-batch N               spans per export request (default 512)\n"
-        "  --trace-queue N               finished requests waiting for export; more are\n"
-        "                                dropped and counted (default 4096)\n"
-        "Lifecycle:\n"
-        "  --shutdown-delay DUR          keep serving after SIGTERM (default 5s)\n"
-        "  --drain-timeout DUR           finish in-flight requests (default 30s)\n"
-        "  --log-level LEVEL             debug|info|warn|error (default info)\n"
-        "  --log-format FORMAT           logfmt|json (default logfmt)\n"
-        "  --help, --version\n";
+static const char *const access_formats[] = {"off", "logfmt", "json", NULL};
+static const struct zw_flag_word concurrency_words[] = {
+        {"auto", ZW_ALLOWANCE_AUTO}, {"off", 0}, {NULL, 0}};
 
-const char *zw_proxy_config_usage(void)
-{
-	return usage_text;
-}
+static const char G_LISTEN[] = "Listeners", G_SOURCES[] = "Sources", G_PEERS[] = "Replicas",
+                  G_CLIENT[] = "Client limits", G_UP[] = "Upstream",
+                  G_COLD[] = "Cold start (targets may override)", G_OBS[] = "Observability",
+                  G_LIFE[] = "Lifecycle";
+
+static const struct zw_flag flags[] = {
+        STR("listen", listen, "ADDR", "0.0.0.0:8080", G_LISTEN, "proxy listener"),
+        STR("admin-listen", admin_listen, "ADDR", "0.0.0.0:9091", G_LISTEN,
+            "admin: /healthz /readyz /metrics /queue /status\n"
+            "/metrics-api, and /peer/ unless --peer-listen"),
+        STR("peer-listen", peer_listen, "ADDR", NULL, G_LISTEN,
+            "/peer/ endpoints (and /healthz) on their own\n"
+            "listener (default: on the admin listener)"),
+        STR("scaler-listen", scaler_listen, "ADDR", "0.0.0.0:9090", G_LISTEN,
+            "KEDA external scaler gRPC"),
+        NUM("workers", workers, 1, 64, NULL, G_LISTEN,
+            "worker threads, one loop each (default: the\n"
+            "cgroup CPU quota rounded up, else online CPUs)"),
+        STR("kubeconfig", kubeconfig, "PATH", NULL, G_SOURCES,
+            "API server access (default: in-cluster)"),
+        LIST("namespace", namespaces, "NS[,NS]", 0, G_SOURCES,
+             "namespaces to watch (repeatable; default all;\n"
+             "alias --watch-namespaces)"),
+        LIST("watch-namespaces", namespaces, NULL, 0, NULL, NULL),
+        STR("targets-file", targets_file, "PATH", NULL, G_SOURCES,
+            "static mode: target objects (YAML/JSON)"),
+        STR("endpoints-file", endpoints_file, "PATH", NULL, G_SOURCES,
+            "static mode: EndpointSlices (YAML/JSON)"),
+        LIST("static-endpoint", static_endpoints, "SPEC", ZW_FLAG_NOSPLIT, G_SOURCES,
+             "static mode: ns/svc:port=ip:port[,ip:port]\n(repeatable)"),
+        STR("peers-service", peers_service, "NS/SVC[:PORT]", NULL, G_PEERS,
+            "headless Service of the proxy replicas (admin\n"
+            "port number or name, default admin)"),
+        LIST("peers", peers, "ADDR[,ADDR]", 0, G_PEERS, "fixed peer admin addresses instead"),
+        STR("peer-token-file", peer_token_file, "PATH", NULL, G_PEERS,
+            "bearer token peers send and /peer/ requires,\n"
+            "re-read when the file changes (without it\n"
+            "/peer/ answers 401/403 to everything)"),
+        DUR("peer-token-grace", peer_token_grace_ms, 0, 86400000, "2m", G_PEERS,
+            "old token still accepted after a change (0: not)"),
+        DUR("stream-heartbeat", stream_heartbeat_ms, 1, 3600000, NULL, G_PEERS,
+            "StreamIsActive heartbeat\n(default: the scaler's, 1s)"),
+        NUM("max-header-bytes", max_header_bytes, 1024, 16 << 20, "65536", G_CLIENT,
+            "request head size -> 431"),
+        NUM("max-headers", max_headers, 1, 10000, "100", G_CLIENT, "header fields -> 431"),
+        NUM("max-request-line", max_request_line, 64, 1 << 20, "8192", G_CLIENT,
+            "request-target length -> 414"),
+        DUR("header-timeout", header_timeout_ms, 1, 3600000, "10s", G_CLIENT,
+            "time to receive a request head"),
+        DUR("idle-timeout", idle_timeout_ms, 1, 86400000, "60s", G_CLIENT,
+            "idle keep-alive connection"),
+        NUM("max-connections", max_connections, 1, 1000000, "10000", G_CLIENT,
+            "client connections (per process)"),
+        DUR("body-timeout", body_timeout_ms, 0, 86400000, "60s", G_CLIENT,
+            "no byte of a request body moving for this long\n"
+            "before the response head: 408 (0: off)"),
+        DUR("connect-timeout", connect_timeout_ms, 1, 600000, "500ms", G_UP, "per connect attempt"),
+        DUR("connect-retry-interval", connect_retry_interval_ms, 1, 60000, "50ms", G_UP,
+            "pause between attempts"),
+        DUR("connect-retry-budget", connect_retry_budget_ms, 0, 3600000, "5s", G_UP,
+            "total time for attempts"),
+        DUR("response-header-timeout", response_header_timeout_ms, 1, 86400000, "5m", G_UP,
+            "time to the response head -> 504"),
+        DUR("upstream-idle-timeout", upstream_idle_timeout_ms, 1, 86400000, "60s", G_UP,
+            "pooled keep-alive connection"),
+        DUR("stream-idle-timeout", stream_idle_timeout_ms, 0, 86400000, "5m", G_UP,
+            "no byte either way on a response being streamed\n"
+            "or a tunnel: close both sides (0: off)"),
+        NUM("max-idle-per-endpoint", max_idle_per_endpoint, 0, 100000, "64", G_UP,
+            "pooled connections per endpoint and worker"),
+        DUR("readiness-timeout", readiness_timeout_ms, 1, 86400000, "5m", G_COLD,
+            "wait for a ready endpoint"),
+        NUM("max-held", max_held, 1, 10000000, "1000", G_COLD,
+            "held requests per target -> 503\n(alias --max-pending)"),
+        NUM("max-pending", max_held, 1, 10000000, NULL, NULL, NULL),
+        NUM("release-per-endpoint", release_per_endpoint, 0, 100000000, "100", G_COLD,
+            "held requests released per ready endpoint while\n"
+            "earlier ones are in flight (0: all;\n"
+            "concurrency targets use their targetValue)"),
+        {.name = "endpoint-concurrency",
+         .kind = ZW_FLAG_INT,
+         ZW_FLAG_DEST(C, endpoint_concurrency),
+         .min = 0,
+         .max = ZW_ALLOWANCE_MAX,
+         .words = concurrency_words,
+         .def = "off",
+         .group = G_COLD,
+         .help = "requests in flight per ready endpoint; more\n"
+                 "wait in the target's queue (auto: the\n"
+                 "concurrency targetValue of targets scaling on\n"
+                 "concurrency; targets may override)"},
+        DUR("slow-start", slow_start_ms, 0, 3600000, "0s", G_COLD,
+            "a new endpoint's allowance ramps up over DUR\n(0: at once)"),
+        ENUM("access-log", access_log, access_formats, "off", G_OBS,
+             "one line per request on stdout"),
+        STR("otlp-endpoint", otlp_endpoint, "URL", NULL, G_OBS,
+            "export trace spans as OTLP/HTTP protobuf, e.g.\n"
+            "http://collector:4318/v1/traces (default: off)"),
+        STR("trace-sampler", trace_sampler, "RATIO", "1", G_OBS,
+            "share of new traces sampled, 0..1;\n"
+            "an incoming traceparent's flag is followed"),
+        NUM("trace-batch", trace_batch, 1, 100000, "512", G_OBS, "spans per export request"),
+        NUM("trace-queue", trace_queue, 1, 10000000, "4096", G_OBS,
+            "finished requests waiting for export; more are\n"
+            "dropped and counted"),
+        DUR("shutdown-delay", shutdown_delay_ms, 0, 3600000, "5s", G_LIFE,
+            "keep serving after SIGTERM"),
+        DUR("drain-timeout", drain_timeout_ms, 0, 3600000, "30s", G_LIFE,
+            "finish in-flight requests"),
+        ENUM("log-level", log_level, zw_flag_log_levels, "info", G_LIFE,
+             "least severe level logged"),
+        ENUM("log-format", log_format, zw_flag_log_formats, "logfmt", G_LIFE, "log line format"),
+};
+#undef STR
+#undef NUM
+#undef DUR
+#undef LIST
+#undef ENUM
+#undef C
+
+static const struct zw_flag_set flag_set = {
+        .program = "zerowire-proxy",
+        .head = "usage: zerowire-proxy [flags]\n"
+                "\n"
+                "HTTP scale-to-zero proxy: forwards to ready endpoints, holds requests while a\n"
+                "workload starts from zero, serves KEDA's external-push scaler protocol.\n"
+                "Durations are Go-style (500ms, 10s, 5m, 1h30m; a bare number is seconds).\n"
+                "\n",
+        .flags = flags,
+        .n_flags = sizeof(flags) / sizeof(flags[0]),
+};
 
 /* Reads up to two integers from dir/name ("max" reads as -1). Returns how
  * many were read, 0 when the file is absent or unreadable. */
@@ -155,115 +229,15 @@ int zw_proxy_cgroup_cpus(const char *root, int online)
 
 void zw_proxy_config_defaults(struct zw_proxy_config *cfg)
 {
+	char msg[256];
+
 	memset(cfg, 0, sizeof(*cfg));
-	cfg->listen = "0.0.0.0:8080";
-	cfg->admin_listen = "0.0.0.0:9091";
-	cfg->peer_token_grace_ms = 120000;
-	cfg->scaler_listen = "0.0.0.0:9090";
+	/* The table's defaults are literals that parse; checked by the tests. */
+	(void)zw_flags_defaults(&flag_set, cfg, msg, sizeof(msg));
 	long n = sysconf(_SC_NPROCESSORS_ONLN);
 	n = zw_proxy_cgroup_cpus("/sys/fs/cgroup", n < 1 ? 1 : (n > 64 ? 64 : (int)n));
 	cfg->workers = (int)n;
-	cfg->log_level = "info";
-	cfg->log_format = "logfmt";
-	cfg->max_header_bytes = 65536;
-	cfg->max_headers = 100;
-	cfg->max_request_line = 8192;
-	cfg->header_timeout_ms = 10000;
-	cfg->idle_timeout_ms = 60000;
-	cfg->max_connections = 10000;
-	cfg->connect_timeout_ms = 500;
-	cfg->connect_retry_interval_ms = 50;
-	cfg->connect_retry_budget_ms = 5000;
-	cfg->response_header_timeout_ms = 300000;
-	cfg->upstream_idle_timeout_ms = 60000;
-	cfg->stream_idle_timeout_ms = 300000;
-	cfg->body_timeout_ms = 60000;
-	cfg->max_idle_per_endpoint = 64;
-	cfg->readiness_timeout_ms = 300000;
-	cfg->max_held = 1000;
-	cfg->release_per_endpoint = 100;
-	cfg->endpoint_concurrency = 0;
-	cfg->slow_start_ms = 0;
-	cfg->access_log = "off";
-	cfg->trace_sampler = "1";
-	cfg->trace_batch = 512;
-	cfg->trace_queue = 4096;
-	cfg->shutdown_delay_ms = 5000;
-	cfg->drain_timeout_ms = 30000;
 }
-
-enum kind {
-	K_STR,
-	K_SIZE,
-	K_DUR,
-	K_INT,
-	K_U32,
-	K_U64,
-	K_ALLOW,
-	K_LIST_NS,
-	K_LIST_EP,
-	K_LIST_PEERS,
-};
-
-struct flag {
-	const char *name;
-	enum kind kind;
-	size_t off;
-	uint64_t min, max;
-};
-
-#define F(n, k, field, lo, hi)                                        \
-	{                                                             \
-		n, k, offsetof(struct zw_proxy_config, field), lo, hi \
-	}
-static const struct flag flags[] = {
-        F("--listen", K_STR, listen, 0, 0),
-        F("--admin-listen", K_STR, admin_listen, 0, 0),
-        F("--peer-listen", K_STR, peer_listen, 0, 0),
-        F("--peer-token-file", K_STR, peer_token_file, 0, 0),
-        F("--peer-token-grace", K_DUR, peer_token_grace_ms, 0, 86400000),
-        F("--scaler-listen", K_STR, scaler_listen, 0, 0),
-        F("--workers", K_INT, workers, 1, 64),
-        F("--kubeconfig", K_STR, kubeconfig, 0, 0),
-        F("--namespace", K_LIST_NS, namespaces, 0, 0),
-        F("--watch-namespaces", K_LIST_NS, namespaces, 0, 0),
-        F("--peers-service", K_STR, peers_service, 0, 0),
-        F("--peers", K_LIST_PEERS, peers, 0, 0),
-        F("--stream-heartbeat", K_DUR, stream_heartbeat_ms, 1, 3600000),
-        F("--targets-file", K_STR, targets_file, 0, 0),
-        F("--endpoints-file", K_STR, endpoints_file, 0, 0),
-        F("--static-endpoint", K_LIST_EP, static_endpoints, 0, 0),
-        F("--log-level", K_STR, log_level, 0, 0),
-        F("--log-format", K_STR, log_format, 0, 0),
-        F("--max-header-bytes", K_SIZE, max_header_bytes, 1024, 16u << 20),
-        F("--max-headers", K_SIZE, max_headers, 1, 10000),
-        F("--max-request-line", K_SIZE, max_request_line, 64, 1u << 20),
-        F("--header-timeout", K_DUR, header_timeout_ms, 1, 3600000),
-        F("--idle-timeout", K_DUR, idle_timeout_ms, 1, 86400000),
-        F("--max-connections", K_SIZE, max_connections, 1, 1000000),
-        F("--connect-timeout", K_DUR, connect_timeout_ms, 1, 600000),
-        F("--connect-retry-interval", K_DUR, connect_retry_interval_ms, 1, 60000),
-        F("--connect-retry-budget", K_DUR, connect_retry_budget_ms, 0, 3600000),
-        F("--response-header-timeout", K_DUR, response_header_timeout_ms, 1, 86400000),
-        F("--upstream-idle-timeout", K_DUR, upstream_idle_timeout_ms, 1, 86400000),
-        F("--stream-idle-timeout", K_DUR, stream_idle_timeout_ms, 0, 86400000),
-        F("--body-timeout", K_DUR, body_timeout_ms, 0, 86400000),
-        F("--max-idle-per-endpoint", K_SIZE, max_idle_per_endpoint, 0, 100000),
-        F("--readiness-timeout", K_DUR, readiness_timeout_ms, 1, 86400000),
-        F("--max-held", K_U32, max_held, 1, 10000000),
-        F("--max-pending", K_U32, max_held, 1, 10000000),
-        F("--release-per-endpoint", K_U64, release_per_endpoint, 0, 100000000),
-        F("--endpoint-concurrency", K_ALLOW, endpoint_concurrency, 0, ZW_ALLOWANCE_MAX),
-        F("--slow-start", K_DUR, slow_start_ms, 0, 3600000),
-        F("--access-log", K_STR, access_log, 0, 0),
-        F("--otlp-endpoint", K_STR, otlp_endpoint, 0, 0),
-        F("--trace-sampler", K_STR, trace_sampler, 0, 0),
-        F("--trace-batch", K_SIZE, trace_batch, 1, 100000),
-        F("--trace-queue", K_SIZE, trace_queue, 1, 10000000),
-        F("--shutdown-delay", K_DUR, shutdown_delay_ms, 0, 3600000),
-        F("--drain-timeout", K_DUR, drain_timeout_ms, 0, 3600000),
-};
-#undef F
 
 /* Parses an unsigned decimal number. Returns 0 or -1. */
 static int parse_u64(const char *s, uint64_t *out)
@@ -279,148 +253,26 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
-/* Adds the comma-separated items of v to a list field. */
-static int add_list(const char **list, size_t *n, char *v, int split)
-{
-	if (!split) {
-		if (*n >= ZW_CONFIG_MAX_LIST)
-			return -1;
-		list[(*n)++] = v;
-		return 0;
-	}
-	char *save = NULL;
-	for (char *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-		if (*n >= ZW_CONFIG_MAX_LIST)
-			return -1;
-		list[(*n)++] = tok;
-	}
-	return 0;
-}
-
 int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, char *msg,
                           size_t msg_len)
 {
-	for (int i = 1; i < argc; i++) {
-		char *arg = argv[i];
-		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-			snprintf(msg, msg_len, "%s", usage_text);
-			return 1;
-		}
-		if (strcmp(arg, "--version") == 0) {
-			snprintf(msg, msg_len, "zerowire-proxy %s (commit %s)\n", ZW_VERSION,
-			         ZW_COMMIT);
-			return 1;
-		}
-		char *val = NULL;
-		char *eq = strchr(arg, '=');
-		size_t nlen = eq ? (size_t)(eq - arg) : strlen(arg);
-		const struct flag *f = NULL;
-		for (size_t k = 0; k < sizeof(flags) / sizeof(flags[0]); k++)
-			if (strlen(flags[k].name) == nlen && strncmp(flags[k].name, arg, nlen) == 0)
-				f = &flags[k];
-		if (!f) {
-			snprintf(msg, msg_len, "unknown flag %s (see --help)", arg);
+	char *text = NULL;
+	int rc = zw_flags_parse(&flag_set, cfg, argc, argv, msg, msg_len);
+
+	if (rc == ZW_FLAGS_VERSION)
+		return zw_flags_version(&flag_set, msg, msg_len) < 0 ? -1 : 1;
+	if (rc == ZW_FLAGS_HELP) {
+		if (zw_flags_usage(&flag_set, &text) < 0) {
+			snprintf(msg, msg_len, "out of memory");
 			return -1;
 		}
-		if (eq) {
-			val = eq + 1;
-		} else {
-			if (i + 1 >= argc) {
-				snprintf(msg, msg_len, "flag %s needs a value", f->name);
-				return -1;
-			}
-			val = argv[++i];
-		}
-		char *base = (char *)cfg + f->off;
-		uint64_t v = 0;
-		switch (f->kind) {
-		case K_STR:
-			if (!*val) {
-				snprintf(msg, msg_len, "flag %s: empty value", f->name);
-				return -1;
-			}
-			*(const char **)base = val;
-			break;
-		case K_LIST_NS:
-			if (add_list(cfg->namespaces, &cfg->n_namespaces, val, 1) < 0) {
-				snprintf(msg, msg_len, "flag %s: more than %d namespaces", f->name,
-				         ZW_CONFIG_MAX_LIST);
-				return -1;
-			}
-			break;
-		case K_LIST_PEERS:
-			if (add_list(cfg->peers, &cfg->n_peers, val, 1) < 0) {
-				snprintf(msg, msg_len, "flag %s: more than %d values", f->name,
-				         ZW_CONFIG_MAX_LIST);
-				return -1;
-			}
-			break;
-		case K_LIST_EP:
-			if (add_list(cfg->static_endpoints, &cfg->n_static_endpoints, val, 0) < 0) {
-				snprintf(msg, msg_len, "flag %s: more than %d values", f->name,
-				         ZW_CONFIG_MAX_LIST);
-				return -1;
-			}
-			break;
-		case K_DUR:
-			if (zw_duration_parse_ms(val, &v) < 0 || v < f->min || v > f->max) {
-				snprintf(msg, msg_len,
-				         "flag %s: \"%s\" is not a duration between %llums and "
-				         "%llums "
-				         "(e.g. 500ms, 10s, 5m)",
-				         f->name, val, (unsigned long long)f->min,
-				         (unsigned long long)f->max);
-				return -1;
-			}
-			*(uint64_t *)base = v;
-			break;
-		case K_ALLOW:
-			if (strcmp(val, "auto") == 0) {
-				*(int64_t *)base = ZW_ALLOWANCE_AUTO;
-				break;
-			}
-			if (strcmp(val, "off") == 0) {
-				*(int64_t *)base = 0;
-				break;
-			}
-			if (parse_u64(val, &v) < 0 || v > f->max) {
-				snprintf(msg, msg_len,
-				         "flag %s: \"%s\" is not a number between 0 and %llu, auto "
-				         "or off",
-				         f->name, val, (unsigned long long)f->max);
-				return -1;
-			}
-			*(int64_t *)base = (int64_t)v;
-			break;
-		case K_SIZE:
-		case K_INT:
-		case K_U32:
-		case K_U64:
-			if (parse_u64(val, &v) < 0 || v < f->min || v > f->max) {
-				snprintf(msg, msg_len,
-				         "flag %s: \"%s\" is not a number between %llu and %llu",
-				         f->name, val, (unsigned long long)f->min,
-				         (unsigned long long)f->max);
-				return -1;
-			}
-			if (f->kind == K_SIZE)
-				*(size_t *)base = (size_t)v;
-			else if (f->kind == K_INT)
-				*(int *)base = (int)v;
-			else if (f->kind == K_U64)
-				*(uint64_t *)base = v;
-			else
-				*(uint32_t *)base = (uint32_t)v;
-			break;
-		}
+		snprintf(msg, msg_len, "%s", text);
+		free(text);
+		return 1;
 	}
-	enum zw_access_format af;
-	double ratio;
-	if (zw_observe_parse_format(cfg->access_log, &af) < 0) {
-		snprintf(msg, msg_len, "flag --access-log: \"%s\" is not off, logfmt or json",
-		         cfg->access_log);
+	if (rc < 0)
 		return -1;
-	}
+	double ratio;
 	if (zw_observe_parse_ratio(cfg->trace_sampler, &ratio) < 0) {
 		snprintf(msg, msg_len,
 		         "flag --trace-sampler: \"%s\" is not a ratio between 0 and 1",

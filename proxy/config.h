@@ -1,7 +1,8 @@
 /* zerowire-proxy settings: command-line flags and their defaults.
  *
- * Every limit of the data path is here with its default; durations are in
- * milliseconds and are given on the command line as Go-style durations
+ * Every limit of the data path is here; the flag table with the defaults
+ * and the --help text is in config.c (lib/flags.h parses it). Durations are
+ * in milliseconds and are given on the command line as Go-style durations
  * ("500ms", "5s", "5m"). */
 #ifndef ZW_PROXY_CONFIG_H
 #define ZW_PROXY_CONFIG_H
@@ -80,10 +81,11 @@ struct zw_proxy_config {
 /* Fills *cfg with the defaults. */
 void zw_proxy_config_defaults(struct zw_proxy_config *cfg);
 
-/* Parses argv into *cfg (which must hold the defaults). Strings point into
- * argv (borrowed for the program's life). Returns 0, 1 when --help or
- * --version was given (text written to `msg`), or -1 with a message in
- * `msg` naming the flag and the problem. */
+/* Parses argv into *cfg (which must hold the defaults) with the shared
+ * parser of lib/flags.h. Strings point into argv (borrowed for the
+ * program's life; list values are split in place). Returns 0, 1 when
+ * --help or --version was given (text written to `msg`, cut to msg_len),
+ * or -1 with a message in `msg` naming the flag and the problem. */
 int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, char *msg,
                           size_t msg_len);
 
@@ -98,9 +100,6 @@ struct zw_peer_service {
 /* Parses "NS/SVC[:PORT]" (PORT a number or a port name) into *out.
  * Returns 0 or -1. */
 int zw_parse_peer_service(const char *s, struct zw_peer_service *out);
-
-/* Returns the --help text. */
-const char *zw_proxy_config_usage(void);
 
 /* Splits "host:port" / "[v6]:port" into a sockaddr for binding or dialing.
  * Returns 0 or -1. `out` must have room for a struct sockaddr_storage. */

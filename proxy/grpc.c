@@ -1,6 +1,8 @@
 /* zerowire minimal gRPC server over h2c (nghttp2 + libuv): see grpc.h. */
 #include "grpc.h"
 
+#include "list.h"
+
 #include <errno.h>
 #include <nghttp2/nghttp2.h>
 #include <stdbool.h>
@@ -111,12 +113,7 @@ static void call_end(struct zw_grpc_call *call)
 	struct conn *c = call->conn;
 	struct zw_grpc_server *s = c->srv;
 
-	if (call->prev)
-		call->prev->next = call->next;
-	else
-		c->calls = call->next;
-	if (call->next)
-		call->next->prev = call->prev;
+	ZW_LIST_UNLINK(c->calls, call);
 	c->n_calls--;
 	c->buffered -= call->req_cap;
 	s->st.calls--;
@@ -397,10 +394,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	call->conn = c;
 	call->stream_id = frame->hd.stream_id;
-	call->next = c->calls;
-	if (c->calls)
-		c->calls->prev = call;
-	c->calls = call;
+	ZW_LIST_PUSH(c->calls, call);
 	c->n_calls++;
 	c->srv->st.calls++;
 	c->srv->st.calls_total++;
@@ -607,12 +601,7 @@ static void conn_free(struct conn *c)
 {
 	struct zw_grpc_server *s = c->srv;
 
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		s->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	ZW_LIST_UNLINK(s->conns, c);
 	s->n_conns--;
 	s->st.connections--;
 	free(c);
@@ -760,10 +749,7 @@ static void on_connection(uv_stream_t *server, int status)
 	c->tcp.data = c;
 	c->idle.data = c;
 	c->open_handles = 2;
-	c->next = s->conns;
-	if (s->conns)
-		s->conns->prev = c;
-	s->conns = c;
+	ZW_LIST_PUSH(s->conns, c);
 	s->n_conns++;
 	s->st.connections++;
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0 || conn_session_new(c) < 0) {

@@ -2,6 +2,7 @@
 #include "h2conn.h"
 
 #include "http1.h"
+#include "list.h"
 
 #include <ctype.h>
 #include <nghttp2/nghttp2.h>
@@ -68,12 +69,7 @@ int zw_h2_is_preface(const uint8_t *data, size_t len)
 /* Unlinks st from c's streams and frees it. */
 static void stream_free(struct zw_h2conn *c, struct h2stream *st)
 {
-	if (st->prev)
-		st->prev->next = st->next;
-	else
-		c->streams = st->next;
-	if (st->next)
-		st->next->prev = st->prev;
+	ZW_LIST_UNLINK(c->streams, st);
 	free(st->fields.data);
 	free(st->out.data);
 	free(st->trailer_buf.data);
@@ -110,10 +106,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *a
 		free(st);
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	}
-	st->next = c->streams;
-	if (c->streams)
-		c->streams->prev = st;
-	c->streams = st;
+	ZW_LIST_PUSH(c->streams, st);
 	return 0;
 }
 

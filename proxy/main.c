@@ -416,7 +416,7 @@ static void cleanup(struct app *app)
 int main(int argc, char **argv)
 {
 	static struct app app;
-	char msg[4096];
+	static char msg[16384];
 	signal(SIGPIPE, SIG_IGN);
 	zw_proxy_config_defaults(&app.cfg);
 	int rc = zw_proxy_config_parse(&app.cfg, argc, argv, msg, sizeof(msg));

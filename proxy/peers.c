@@ -3,6 +3,7 @@
 
 #include "addr.h"
 #include "http1.h"
+#include "list.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -101,12 +102,7 @@ static void on_req_closed(uv_handle_t *h)
 
 	if (--r->open_handles > 0)
 		return;
-	if (r->prev)
-		r->prev->next = r->next;
-	else
-		p->reqs = r->next;
-	if (r->next)
-		r->next->prev = r->prev;
+	ZW_LIST_UNLINK(p->reqs, r);
 	if (r->kind == PREQ_COLD)
 		p->n_cold--;
 	if (r->out)
@@ -337,10 +333,7 @@ static int req_start(struct zw_peers *p, const struct sockaddr *sa, enum preq_ki
 	r->timer.data = r;
 	r->connect.data = r;
 	r->open_handles = 2;
-	r->next = p->reqs;
-	if (p->reqs)
-		p->reqs->prev = r;
-	p->reqs = r;
+	ZW_LIST_PUSH(p->reqs, r);
 	if (kind == PREQ_COLD)
 		p->n_cold++;
 	if (pe)

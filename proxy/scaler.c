@@ -2,6 +2,7 @@
 #include "scaler.h"
 
 #include "hash.h"
+#include "list.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -694,12 +695,7 @@ out:
 
 static void watcher_free(struct zw_scaler *s, struct watcher *w)
 {
-	if (w->prev)
-		w->prev->next = w->next;
-	else
-		s->watchers = w->next;
-	if (w->next)
-		w->next->prev = w->prev;
+	ZW_LIST_UNLINK(s->watchers, w);
 	s->n_watchers--;
 	free(w->ref_key);
 	free(w->strs);
@@ -792,10 +788,7 @@ static int on_stream_is_active(void *arg, struct zw_grpc_call *call, const uint8
 	externalscaler__scaled_object_ref__free_unpacked(pb, NULL);
 	w->call = call;
 	w->last_sent = -1;
-	w->next = s->watchers;
-	if (s->watchers)
-		s->watchers->prev = w;
-	s->watchers = w;
+	ZW_LIST_PUSH(s->watchers, w);
 	s->n_watchers++;
 	zw_grpc_call_set_data(call, w);
 	res = watcher_target(s, w);

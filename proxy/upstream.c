@@ -2,6 +2,7 @@
 #include "upstream.h"
 
 #include "hash.h"
+#include "list.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -61,13 +62,7 @@ static void unlink_idle(struct zw_upstream *u)
 	struct zw_upool_list *l = u->list;
 	if (!l)
 		return;
-	if (u->prev)
-		u->prev->next = u->next;
-	else
-		l->head = u->next;
-	if (u->next)
-		u->next->prev = u->prev;
-	u->next = u->prev = NULL;
+	ZW_LIST_UNLINK(l->head, u);
 	u->list = NULL;
 	l->n--;
 	u->pool->idle--;
@@ -235,10 +230,7 @@ void zw_upstream_release(struct zw_upstream *u)
 	u->list = l;
 	u->idle_since = uv_now(p->loop);
 	u->prev = NULL;
-	u->next = l->head;
-	if (l->head)
-		l->head->prev = u;
-	l->head = u;
+	ZW_LIST_PUSH(l->head, u);
 	l->n++;
 	p->idle++;
 	uv_timer_start(&u->timer, on_idle_timeout, p->idle_timeout_ms, 0);

@@ -14,6 +14,7 @@ PKGS=(
 	golang-go golang-1.19-go golang-github-modern-go-reflect2-dev etcd-server etcd-client
 	dpkg-dev openssl wrk nginx-light haproxy psmisc procps iproute2
 	unzip nodejs gnuplot-nox
+	podman runc debootstrap
 )
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }

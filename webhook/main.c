@@ -1,7 +1,7 @@
 /* zerowire-webhook entry point: flags, wiring of the server, the target
  * registry, the watches and the reconciler, and signal handling. */
 #include "alias.h"
-#include "duration.h"
+#include "flags.h"
 #include "kube.h"
 #include "kubeconfig.h"
 #include "log.h"
@@ -29,114 +29,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef ZW_COMMIT
-#define ZW_COMMIT "unknown" /* set by the Makefile from git */
-#endif
-
 #define MAX_LIST_ITEMS 64 /* entries of a comma list flag */
-
-static const char usage[] =
-        "usage: zerowire-webhook (--tls-cert-file FILE --tls-key-file FILE |\n"
-        "                         --cert-mode self --cert-secret NS/NAME ...) [flags]\n"
-        "       zerowire-webhook restore [--kubeconfig FILE] [--webhook-config NAME]\n"
-        "                         [--lease-namespace NS] [--lease-name NAME] [--deadline D]\n"
-        "\n"
-        "Mutating admission webhook of zerowire: rewrites route destinations that\n"
-        "name a scaled Service to the zerowire proxy, restores them exactly when the\n"
-        "target goes away, and keeps cross-namespace wiring in place.\n"
-        "\n"
-        "Serving:\n"
-        "  --listen ADDR              host:port, :port or [v6]:port (default :8443)\n"
-        "  --metrics-listen ADDR      plain-HTTP /metrics and /healthz (default: off;\n"
-        "                             /metrics is always on the TLS port too)\n"
-        "  --tls-cert-file FILE       PEM certificate chain, re-read when it changes\n"
-        "  --tls-key-file FILE        PEM private key, re-read when it changes\n"
-        "  --cert-mode MODE           files (default with --tls-cert-file) or self:\n"
-        "                             CA and certificate kept in --cert-secret, created\n"
-        "                             when missing, renewed 30 days before expiry,\n"
-        "                             checked every --cert-check-interval; SIGUSR1\n"
-        "                             re-issues the certificate now (same CA)\n"
-        "  --cert-secret NS/NAME      Secret of the self-managed certificate\n"
-        "  --webhook-config NAME      MutatingWebhookConfiguration whose caBundle is kept\n"
-        "  --webhook-service NS/NAME  Service the API server calls (certificate names\n"
-        "                             svc, svc.ns, svc.ns.svc, svc.ns.svc.cluster.local)\n"
-        "  --cert-dns LIST            further DNS names (url mode)\n"
-        "  --cert-ips LIST            IP addresses (url mode)\n"
-        "  --cert-check-interval S    seconds between certificate checks (default 60)\n"
-        "  --max-body BYTES           largest AdmissionReview accepted, else 413\n"
-        "                             (default 3145728)\n"
-        "  --body-budget BYTES        request body bytes buffered across all connections;\n"
-        "                             a request that would pass it is answered 503 with\n"
-        "                             Retry-After at once (default 25165824 = 24 MiB,\n"
-        "                             at least --max-body)\n"
-        "  --threads N                HTTPS worker threads (default 2)\n"
-        "  --max-connections N        open connections; past it the oldest idle, else the\n"
-        "                             oldest not yet requested, else the oldest still\n"
-        "                             reading connection is closed (default 256)\n"
-        "  --max-connections-per-ip N open connections per client address (default 0:\n"
-        "                             no limit; the API server comes from few addresses)\n"
-        "  --read-timeout S           seconds from accept (TLS handshake, headers, body)\n"
-        "                             or from the end of the headers to a complete\n"
-        "                             request, and to write its answer (default 10)\n"
-        "  --idle-timeout S           seconds a kept-alive connection may wait for its\n"
-        "                             next request (default 60)\n"
-        "\n"
-        "Kubernetes API:\n"
-        "  --kubeconfig FILE          kubeconfig (default: in-cluster service account,\n"
-        "                             else $KUBECONFIG, else ~/.kube/config)\n"
-        "  --no-kube                  no API server: admission only, targets from\n"
-        "                             --static-objects; /readyz is ready at once\n"
-        "  --static-objects FILE      YAML/JSON file of target sources (ScaledObjects,\n"
-        "                             HTTPScaledObjects, InterceptorRoutes, Upstreams,\n"
-        "                             ...) loaded into the registry at start\n"
-        "  --watch-namespaces LIST    comma list of namespaces to watch (default all)\n"
-        "\n"
-        "Rewriting:\n"
-        "  --proxy-service NAME       proxy Service (default zerowire-proxy)\n"
-        "  --proxy-namespace NS       its namespace (default zerowire)\n"
-        "  --proxy-port N             its HTTP port (default 8080)\n"
-        "  --scaler-address ADDR      external-push scalerAddress\n"
-        "                             (default <proxy-service>.<proxy-namespace>:9090)\n"
-        "  --alias-service NAME       per-namespace alias Service for Ingresses\n"
-        "                             (default: the proxy Service name)\n"
-        "  --alias-mode MODE          how the alias leads to the proxy: endpointslice\n"
-        "                             (selectorless Service, EndpointSlices mirroring\n"
-        "                             the proxy's ready pods; default) or externalname\n"
-        "                             (ExternalName Service; many Ingress controllers\n"
-        "                             refuse those); aliases of the other mode are\n"
-        "                             converted\n"
-        "  --cluster-domain DOMAIN    (default cluster.local)\n"
-        "  --kinds LIST               route kinds to handle: ingress,httproute,\n"
-        "                             grpcroute,virtualservice,gloo (default all)\n"
-        "  --handwired-hosts LIST     Service FQDNs that already mean \"the proxy\"\n"
-        "  --mesh-virtualservices     also rewrite mesh-bound Istio VirtualServices\n"
-        "  --split-header=BOOL        on routes that split traffic between scaled\n"
-        "                             Services, make each destination set header\n"
-        "                             X-Zerowire-Service so the proxy keeps the split\n"
-        "                             (default true)\n"
-        "\n"
-        "Reconciler:\n"
-        "  --reconcile=false          do not run the reconciler\n"
-        "  --leader-elect=BOOL        elect one active reconciler with a Lease\n"
-        "                             (default true)\n"
-        "  --lease-name NAME          (default zerowire-webhook)\n"
-        "  --lease-namespace NS       (default: the proxy namespace)\n"
-        "  --resync SECONDS           full reconciler pass interval (default 10)\n"
-        "\n"
-        "  --log-level LEVEL          debug, info, warn, error (default info)\n"
-        "  --log-format FORMAT        logfmt or json (default logfmt)\n"
-        "  --help, --version\n"
-        "\n"
-        "restore (uninstall, break-glass): holds the reconciler Lease (--lease-name in\n"
-        "--lease-namespace, default zerowire-webhook in the proxy namespace) so running\n"
-        "replicas stay passive, deletes the MutatingWebhookConfiguration\n"
-        "--webhook-config (when given), restores every rewritten route (of\n"
-        "--watch-namespaces, default all) from its zerowire.io/original records by a\n"
-        "direct patch, and deletes the alias Services, ReferenceGrants and generated\n"
-        "ScaledObjects zerowire made. Exits 0 when all is restored, 1 with the list of\n"
-        "what is left at the deadline.\n"
-        "  --deadline D               seconds, or with suffix s or m (default 2m)\n"
-        "  --handover D               wait after taking the Lease (default 6s)\n";
 
 struct app {
 	struct zw_wh_metrics *metrics;
@@ -160,7 +53,8 @@ struct flags {
 	const char *key;
 	const char *kubeconfig;
 	const char *static_objects;
-	const char *watch_namespaces;
+	const char *namespaces[MAX_LIST_ITEMS];
+	size_t n_namespaces;
 	const char *proxy_service;
 	const char *proxy_namespace;
 	const char *scaler_address;
@@ -168,7 +62,8 @@ struct flags {
 	const char *alias_mode;
 	const char *cluster_domain;
 	const char *kinds;
-	const char *handwired;
+	const char *handwired[MAX_LIST_ITEMS];
+	size_t n_handwired;
 	const char *lease_name;
 	const char *lease_namespace;
 	const char *log_level;
@@ -177,25 +72,208 @@ struct flags {
 	const char *cert_secret;
 	const char *webhook_config;
 	const char *webhook_service;
-	const char *cert_dns;
-	const char *cert_ips;
-	const char *deadline;
-	const char *handover;
-	long cert_interval_s;
-	long proxy_port;
-	long max_body;
-	long threads;
-	long max_connections;
-	long max_per_ip;
-	long body_budget;
-	long read_timeout_s;
-	long idle_timeout_s;
-	long resync_s;
+	const char *cert_dns[MAX_LIST_ITEMS];
+	size_t n_cert_dns;
+	const char *cert_ips[MAX_LIST_ITEMS];
+	size_t n_cert_ips;
+	unsigned deadline_ms;
+	unsigned handover_ms;
+	unsigned cert_interval_ms;
+	unsigned read_timeout_ms;
+	unsigned idle_timeout_ms;
+	unsigned resync_ms;
+	int proxy_port;
+	size_t max_body;
+	size_t body_budget;
+	unsigned threads;
+	unsigned max_connections;
+	unsigned max_per_ip;
 	int no_kube;
 	int mesh_vs;
 	int reconcile;
 	int leader_elect;
 	int split_header;
+};
+
+#define F struct flags
+#define STR(n, f, mv, d, g, h)                                                                  \
+	{                                                                                       \
+		.name = n, .kind = ZW_FLAG_STRING, ZW_FLAG_DEST(F, f), .metavar = mv, .def = d, \
+		.group = g, .help = h, .opts = ZW_FLAG_NONEMPTY                                 \
+	}
+#define NUM(n, k, f, lo, hi, d, g, h)                                                     \
+	{                                                                                 \
+		.name = n, .kind = k, ZW_FLAG_DEST(F, f), .min = lo, .max = hi, .def = d, \
+		.group = g, .help = h                                                     \
+	}
+#define LIST(n, f, mv, g, h)                                                                       \
+	{                                                                                          \
+		.name = n, .kind = ZW_FLAG_LIST, .off = offsetof(F, f), .metavar = mv,             \
+		.list_max = MAX_LIST_ITEMS, .count_off = offsetof(F, n_##f), .group = g, .help = h \
+	}
+#define BOOL(n, f, d, g, h)                                                                \
+	{                                                                                  \
+		.name = n, .kind = ZW_FLAG_BOOL, ZW_FLAG_DEST(F, f), .def = d, .group = g, \
+		.help = h                                                                  \
+	}
+#define DAY_MS 86400000
+
+static const char *const cert_modes[] = {"files", "self", NULL};
+static const char G_SERVE[] = "Serving", G_KUBE[] = "Kubernetes API", G_REWRITE[] = "Rewriting",
+                  G_REC[] = "Reconciler", G_LOG[] = "Logging",
+                  G_RESTORE[] = "restore (with `zerowire-webhook restore`)";
+
+static const struct zw_flag flag_table[] = {
+        STR("listen", listen, "ADDR", ":8443", G_SERVE, "host:port, :port or [v6]:port"),
+        STR("metrics-listen", metrics_listen, "ADDR", NULL, G_SERVE,
+            "plain-HTTP /metrics and /healthz (default: off;\n"
+            "/metrics is always on the TLS port too)"),
+        STR("tls-cert-file", cert, "FILE", NULL, G_SERVE,
+            "PEM certificate chain, re-read when it changes"),
+        STR("tls-key-file", key, "FILE", NULL, G_SERVE, "PEM private key, re-read when it changes"),
+        {.name = "cert-mode",
+         .kind = ZW_FLAG_ENUM,
+         ZW_FLAG_DEST(F, cert_mode),
+         .choices = cert_modes,
+         .group = G_SERVE,
+         .help = "files (default with --tls-cert-file) or self:\n"
+                 "CA and certificate kept in --cert-secret,\n"
+                 "created when missing, renewed 30 days before\n"
+                 "expiry, checked every --cert-check-interval;\n"
+                 "SIGUSR1 re-issues the certificate now (same CA)"},
+        STR("cert-secret", cert_secret, "NS/NAME", NULL, G_SERVE,
+            "Secret of the self-managed certificate"),
+        STR("webhook-config", webhook_config, "NAME", NULL, G_SERVE,
+            "MutatingWebhookConfiguration whose caBundle\nis kept"),
+        STR("webhook-service", webhook_service, "NS/NAME", NULL, G_SERVE,
+            "Service the API server calls (certificate\n"
+            "names svc, svc.ns, svc.ns.svc,\n"
+            "svc.ns.svc.cluster.local)"),
+        LIST("cert-dns", cert_dns, "LIST", G_SERVE, "further DNS names (url mode)"),
+        LIST("cert-ips", cert_ips, "LIST", G_SERVE, "IP addresses (url mode)"),
+        NUM("cert-check-interval", ZW_FLAG_DURATION, cert_interval_ms, 1000, DAY_MS, "60s", G_SERVE,
+            "between certificate checks"),
+        NUM("max-body", ZW_FLAG_SIZE, max_body, 1024, 256L * 1024 * 1024, "3Mi", G_SERVE,
+            "largest AdmissionReview accepted, else 413"),
+        NUM("body-budget", ZW_FLAG_SIZE, body_budget, 1024, 4096L * 1024 * 1024, "24Mi", G_SERVE,
+            "request body bytes buffered across all\n"
+            "connections; a request that would pass it is\n"
+            "answered 503 with Retry-After at once (at\n"
+            "least --max-body)"),
+        NUM("threads", ZW_FLAG_INT, threads, 1, 64, "2", G_SERVE, "HTTPS worker threads"),
+        NUM("max-connections", ZW_FLAG_INT, max_connections, 1, 65536, "256", G_SERVE,
+            "open connections; past it the oldest idle, else\n"
+            "the oldest not yet requested, else the oldest\n"
+            "still reading connection is closed"),
+        NUM("max-connections-per-ip", ZW_FLAG_INT, max_per_ip, 0, 65536, "0", G_SERVE,
+            "open connections per client address (0: no\n"
+            "limit; the API server comes from few addresses)"),
+        NUM("read-timeout", ZW_FLAG_DURATION, read_timeout_ms, 1000, 3600000, "10s", G_SERVE,
+            "from accept (TLS handshake, headers, body) or\n"
+            "from the end of the headers to a complete\n"
+            "request, and to write its answer (whole seconds)"),
+        NUM("idle-timeout", ZW_FLAG_DURATION, idle_timeout_ms, 1000, DAY_MS, "60s", G_SERVE,
+            "a kept-alive connection may wait for its next\n"
+            "request (whole seconds)"),
+        STR("kubeconfig", kubeconfig, "FILE", NULL, G_KUBE,
+            "kubeconfig (default: in-cluster service account,\n"
+            "else $KUBECONFIG, else ~/.kube/config)"),
+        BOOL("no-kube", no_kube, NULL, G_KUBE,
+             "no API server: admission only, targets from\n"
+             "--static-objects; /readyz is ready at once"),
+        STR("static-objects", static_objects, "FILE", NULL, G_KUBE,
+            "YAML/JSON file of target sources (ScaledObjects,\n"
+            "HTTPScaledObjects, InterceptorRoutes, Upstreams,\n"
+            "...) loaded into the registry at start"),
+        LIST("watch-namespaces", namespaces, "LIST", G_KUBE,
+             "comma list of namespaces to watch (default all)"),
+        STR("proxy-service", proxy_service, "NAME", "zerowire-proxy", G_REWRITE, "proxy Service"),
+        STR("proxy-namespace", proxy_namespace, "NS", "zerowire", G_REWRITE, "its namespace"),
+        NUM("proxy-port", ZW_FLAG_INT, proxy_port, 1, 65535, "8080", G_REWRITE, "its HTTP port"),
+        STR("scaler-address", scaler_address, "ADDR", NULL, G_REWRITE,
+            "external-push scalerAddress\n"
+            "(default <proxy-service>.<proxy-namespace>:9090)"),
+        STR("alias-service", alias_service, "NAME", NULL, G_REWRITE,
+            "per-namespace alias Service for Ingresses\n"
+            "(default: the proxy Service name)"),
+        STR("alias-mode", alias_mode, "MODE", "endpointslice", G_REWRITE,
+            "how the alias leads to the proxy: endpointslice\n"
+            "(selectorless Service, EndpointSlices mirroring\n"
+            "the proxy's ready pods) or externalname\n"
+            "(ExternalName Service; many Ingress controllers\n"
+            "refuse those); aliases of the other mode are\n"
+            "converted"),
+        STR("cluster-domain", cluster_domain, "DOMAIN", "cluster.local", G_REWRITE,
+            "cluster DNS domain"),
+        STR("kinds", kinds, "LIST", NULL, G_REWRITE,
+            "route kinds to handle: ingress,httproute,\n"
+            "grpcroute,virtualservice,gloo (default all)"),
+        LIST("handwired-hosts", handwired, "LIST", G_REWRITE,
+             "Service FQDNs that already mean \"the proxy\""),
+        BOOL("mesh-virtualservices", mesh_vs, NULL, G_REWRITE,
+             "also rewrite mesh-bound Istio VirtualServices"),
+        BOOL("split-header", split_header, "true", G_REWRITE,
+             "on routes that split traffic between scaled\n"
+             "Services, make each destination set header\n"
+             "X-Zerowire-Service so the proxy keeps the split"),
+        BOOL("reconcile", reconcile, "true", G_REC, "run the reconciler (--reconcile=false: not)"),
+        BOOL("leader-elect", leader_elect, "true", G_REC,
+             "elect one active reconciler with a Lease"),
+        STR("lease-name", lease_name, "NAME", "zerowire-webhook", G_REC, "the Lease's name"),
+        STR("lease-namespace", lease_namespace, "NS", NULL, G_REC,
+            "its namespace (default: the proxy namespace)"),
+        NUM("resync", ZW_FLAG_DURATION, resync_ms, 1000, 3600000, "10s", G_REC,
+            "full reconciler pass interval"),
+        {.name = "log-level",
+         .kind = ZW_FLAG_ENUM,
+         ZW_FLAG_DEST(F, log_level),
+         .choices = zw_flag_log_levels,
+         .def = "info",
+         .group = G_LOG,
+         .help = "least severe level logged"},
+        {.name = "log-format",
+         .kind = ZW_FLAG_ENUM,
+         ZW_FLAG_DEST(F, log_format),
+         .choices = zw_flag_log_formats,
+         .def = "logfmt",
+         .group = G_LOG,
+         .help = "log line format"},
+        NUM("deadline", ZW_FLAG_DURATION, deadline_ms, 1, DAY_MS, "2m", G_RESTORE,
+            "give up and exit 1 after this long"),
+        NUM("handover", ZW_FLAG_DURATION, handover_ms, 0, DAY_MS, NULL, G_RESTORE,
+            "wait after taking the Lease (default: the\n"
+            "Lease renew interval + 1s, 6s)"),
+};
+#undef STR
+#undef NUM
+#undef LIST
+#undef BOOL
+#undef F
+
+static const struct zw_flag_set flag_set = {
+        .program = "zerowire-webhook",
+        .head = "usage: zerowire-webhook (--tls-cert-file FILE --tls-key-file FILE |\n"
+                "                         --cert-mode self --cert-secret NS/NAME ...) [flags]\n"
+                "       zerowire-webhook restore [--kubeconfig FILE] [--webhook-config NAME]\n"
+                "                         [--lease-namespace NS] [--lease-name NAME]\n"
+                "                         [--deadline DUR]\n"
+                "\n"
+                "Mutating admission webhook of zerowire: rewrites route destinations that\n"
+                "name a scaled Service to the zerowire proxy, restores them exactly when the\n"
+                "target goes away, and keeps cross-namespace wiring in place. Durations are\n"
+                "Go-style (500ms, 10s, 5m, 1h30m; a bare number is seconds).\n"
+                "\n",
+        .tail = "\n"
+                "restore (uninstall, break-glass): holds the reconciler Lease (--lease-name in\n"
+                "--lease-namespace, default zerowire-webhook in the proxy namespace) so running\n"
+                "replicas stay passive, deletes the MutatingWebhookConfiguration\n"
+                "--webhook-config (when given), restores every rewritten route (of\n"
+                "--watch-namespaces, default all) from its zerowire.io/original records by a\n"
+                "direct patch, and deletes the alias Services, ReferenceGrants and generated\n"
+                "ScaledObjects zerowire made. Exits 0 when all is restored, 1 with the list of\n"
+                "what is left at the deadline.\n",
+        .flags = flag_table,
+        .n_flags = sizeof(flag_table) / sizeof(flag_table[0]),
 };
 
 static int review_cb(void *arg, const char *body, size_t len, struct zw_review_reply *reply)
@@ -297,223 +375,35 @@ static void on_sources_change(void *arg)
 	zw_reconcile_kick(atomic_load(&a->rec));
 }
 
-/* Splits a comma list into a NULL-terminated array of copies in *out. */
-static int split_list(const char *s, char ***out, size_t *n_out)
-{
-	char **v = NULL;
-	size_t n = 0;
-	const char *p = s;
-
-	*out = NULL;
-	*n_out = 0;
-	if (!s || *s == '\0')
-		return 0;
-	v = calloc(MAX_LIST_ITEMS + 1, sizeof(*v));
-	if (!v)
-		return -ENOMEM;
-	while (*p != '\0') {
-		const char *e = strchr(p, ',');
-		size_t l = e ? (size_t)(e - p) : strlen(p);
-		while (l > 0 && *p == ' ')
-			p++, l--;
-		while (l > 0 && p[l - 1] == ' ')
-			l--;
-		if (l > 0) {
-			if (n == MAX_LIST_ITEMS)
-				goto fail;
-			v[n] = strndup(p, l);
-			if (!v[n])
-				goto fail;
-			n++;
-		}
-		if (!e)
-			break;
-		p = e + 1;
-	}
-	*out = v;
-	*n_out = n;
-	return 0;
-fail:
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-	return -EINVAL;
-}
-
-static void free_list(char **v, size_t n)
-{
-	for (size_t i = 0; i < n; i++)
-		free(v[i]);
-	free(v);
-}
-
-static int parse_long(const char *s, long min, long max, long *out)
-{
-	char *end;
-	long v;
-
-	errno = 0;
-	v = strtol(s, &end, 10);
-	if (errno != 0 || end == s || *end != '\0' || v < min || v > max)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-static int parse_bool(const char *s, int *out)
-{
-	if (strcmp(s, "true") == 0 || strcmp(s, "1") == 0 || strcmp(s, "yes") == 0) {
-		*out = 1;
-		return 0;
-	}
-	if (strcmp(s, "false") == 0 || strcmp(s, "0") == 0 || strcmp(s, "no") == 0) {
-		*out = 0;
-		return 0;
-	}
-	return -1;
-}
-
-/* Parses argv into f. Returns 0, 1 when --help/--version was handled, or 2
- * on a usage error (message printed). */
+/* Fills *f with the table's defaults and parses argv into it. Returns 0,
+ * or the process exit code when the program should stop (0 after --help or
+ * --version, 2 on a usage error; the text is printed). */
 static int parse_flags(int argc, char **argv, struct flags *f)
 {
-	static const struct {
-		const char *name;
-		size_t off;
-	} strs[] = {
-	        {"listen", offsetof(struct flags, listen)},
-	        {"metrics-listen", offsetof(struct flags, metrics_listen)},
-	        {"tls-cert-file", offsetof(struct flags, cert)},
-	        {"tls-key-file", offsetof(struct flags, key)},
-	        {"kubeconfig", offsetof(struct flags, kubeconfig)},
-	        {"static-objects", offsetof(struct flags, static_objects)},
-	        {"watch-namespaces", offsetof(struct flags, watch_namespaces)},
-	        {"proxy-service", offsetof(struct flags, proxy_service)},
-	        {"proxy-namespace", offsetof(struct flags, proxy_namespace)},
-	        {"scaler-address", offsetof(struct flags, scaler_address)},
-	        {"alias-service", offsetof(struct flags, alias_service)},
-	        {"alias-mode", offsetof(struct flags, alias_mode)},
-	        {"cluster-domain", offsetof(struct flags, cluster_domain)},
-	        {"kinds", offsetof(struct flags, kinds)},
-	        {"handwired-hosts", offsetof(struct flags, handwired)},
-	        {"lease-name", offsetof(struct flags, lease_name)},
-	        {"lease-namespace", offsetof(struct flags, lease_namespace)},
-	        {"log-level", offsetof(struct flags, log_level)},
-	        {"log-format", offsetof(struct flags, log_format)},
-	        {"cert-mode", offsetof(struct flags, cert_mode)},
-	        {"cert-secret", offsetof(struct flags, cert_secret)},
-	        {"webhook-config", offsetof(struct flags, webhook_config)},
-	        {"webhook-service", offsetof(struct flags, webhook_service)},
-	        {"cert-dns", offsetof(struct flags, cert_dns)},
-	        {"cert-ips", offsetof(struct flags, cert_ips)},
-	        {"deadline", offsetof(struct flags, deadline)},
-	        {"handover", offsetof(struct flags, handover)},
-	};
-	static const struct {
-		const char *name;
-		size_t off;
-		long min, max;
-	} nums[] = {
-	        {"proxy-port", offsetof(struct flags, proxy_port), 1, 65535},
-	        {"max-body", offsetof(struct flags, max_body), 1024, 256L * 1024 * 1024},
-	        {"threads", offsetof(struct flags, threads), 1, 64},
-	        {"max-connections", offsetof(struct flags, max_connections), 1, 65536},
-	        {"max-connections-per-ip", offsetof(struct flags, max_per_ip), 0, 65536},
-	        {"body-budget", offsetof(struct flags, body_budget), 1024, 4096L * 1024 * 1024},
-	        {"read-timeout", offsetof(struct flags, read_timeout_s), 1, 3600},
-	        {"idle-timeout", offsetof(struct flags, idle_timeout_s), 1, 86400},
-	        {"resync", offsetof(struct flags, resync_s), 1, 3600},
-	        {"cert-check-interval", offsetof(struct flags, cert_interval_s), 1, 86400},
-	};
-	static const struct {
-		const char *name;
-		size_t off;
-	} bools[] = {
-	        {"no-kube", offsetof(struct flags, no_kube)},
-	        {"mesh-virtualservices", offsetof(struct flags, mesh_vs)},
-	        {"reconcile", offsetof(struct flags, reconcile)},
-	        {"leader-elect", offsetof(struct flags, leader_elect)},
-	        {"split-header", offsetof(struct flags, split_header)},
-	};
+	char msg[512], *text = NULL;
+	int rc;
 
-	for (int i = 1; i < argc; i++) {
-		const char *arg = argv[i], *val = NULL, *eq;
-		char name[64];
-		size_t nl;
-		int found = 0;
-
-		if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-			fputs(usage, stdout);
+	memset(f, 0, sizeof(*f));
+	f->handover_ms = ZW_RESTORE_HANDOVER_MS;
+	rc = zw_flags_defaults(&flag_set, f, msg, sizeof(msg));
+	if (rc == 0)
+		rc = zw_flags_parse(&flag_set, f, argc, argv, msg, sizeof(msg));
+	if (rc == ZW_FLAGS_VERSION) {
+		zw_flags_version(&flag_set, msg, sizeof(msg));
+		fputs(msg, stdout);
+		return -1;
+	}
+	if (rc == ZW_FLAGS_HELP) {
+		if (zw_flags_usage(&flag_set, &text) < 0) {
+			fprintf(stderr, "zerowire-webhook: out of memory\n");
 			return 1;
 		}
-		if (strcmp(arg, "--version") == 0) {
-			printf("zerowire-webhook %s (commit %s)\n", ZW_VERSION, ZW_COMMIT);
-			return 1;
-		}
-		if (strncmp(arg, "--", 2) != 0)
-			goto bad;
-		eq = strchr(arg, '=');
-		nl = eq ? (size_t)(eq - arg - 2) : strlen(arg + 2);
-		if (nl >= sizeof(name))
-			goto bad;
-		memcpy(name, arg + 2, nl);
-		name[nl] = '\0';
-		if (eq)
-			val = eq + 1;
-		for (size_t k = 0; k < sizeof(bools) / sizeof(bools[0]); k++) {
-			if (strcmp(name, bools[k].name) != 0)
-				continue;
-			int *dst = (int *)((char *)f + bools[k].off);
-			found = 1;
-			if (!val)
-				*dst = 1;
-			else if (parse_bool(val, dst) < 0) {
-				fprintf(stderr,
-				        "zerowire-webhook: --%s wants true or false, not \"%s\"\n",
-				        name, val);
-				return 2;
-			}
-		}
-		if (found)
-			continue;
-		for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++)
-			found |= strcmp(name, strs[k].name) == 0;
-		for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++)
-			found |= strcmp(name, nums[k].name) == 0;
-		if (!found) {
-			fprintf(stderr, "zerowire-webhook: unknown flag --%s (see --help)\n", name);
-			return 2;
-		}
-		found = 0;
-		if (!val) {
-			if (i + 1 >= argc) {
-				fprintf(stderr, "zerowire-webhook: --%s needs a value\n", name);
-				return 2;
-			}
-			val = argv[++i];
-		}
-		for (size_t k = 0; k < sizeof(strs) / sizeof(strs[0]); k++)
-			if (strcmp(name, strs[k].name) == 0) {
-				*(const char **)((char *)f + strs[k].off) = val;
-				found = 1;
-			}
-		for (size_t k = 0; k < sizeof(nums) / sizeof(nums[0]); k++)
-			if (strcmp(name, nums[k].name) == 0) {
-				found = 1;
-				if (parse_long(val, nums[k].min, nums[k].max,
-				               (long *)((char *)f + nums[k].off)) < 0) {
-					fprintf(stderr,
-					        "zerowire-webhook: --%s wants a number from %ld to "
-					        "%ld, not \"%s\"\n",
-					        name, nums[k].min, nums[k].max, val);
-					return 2;
-				}
-			}
-		if (!found)
-			goto bad;
-		continue;
-	bad:
-		fprintf(stderr, "zerowire-webhook: unknown argument %s (see --help)\n", arg);
+		fputs(text, stdout);
+		free(text);
+		return -1;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "zerowire-webhook: %s\n", msg);
 		return 2;
 	}
 	return 0;
@@ -633,18 +523,6 @@ static int split_ref(const char *ref, char *buf, size_t len, const char **ns, co
 	return 0;
 }
 
-/* Parses a Go-style duration (a bare number is seconds) of at most a day
- * into *ms. */
-static int parse_duration_ms(const char *s, unsigned *ms)
-{
-	uint64_t v;
-
-	if (zw_duration_parse_ms(s, &v) < 0 || v > 86400000u)
-		return -1;
-	*ms = (unsigned)v;
-	return 0;
-}
-
 /* `zerowire-webhook restore ...`: the one-shot restore of restore.h.
  * Returns the process exit code. */
 /* Sets the log line format from --log-format (NULL: logfmt). Returns 0 or
@@ -660,37 +538,28 @@ static int apply_log_format(const char *name)
 
 static int run_restore(int argc, char **argv)
 {
-	struct flags f = {.log_level = "info"};
+	struct flags f;
 	struct zw_mutate_config mcfg;
 	struct zw_kube_config *kcfg = NULL;
 	struct zw_kube *kube = NULL;
 	struct zw_restore_config rcfg;
 	enum zw_log_level level;
-	char **namespaces = NULL;
-	size_t n_namespaces = 0;
 	json_t *left = NULL;
 	char err[512];
 	int rc, exit_code = 1;
 
 	memset(&rcfg, 0, sizeof(rcfg));
-	rcfg.handover_ms = ZW_RESTORE_HANDOVER_MS;
 	rc = parse_flags(argc, argv, &f);
-	if (rc == 1)
-		return 0;
 	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	/* Both names come from the flag table's choices. */
+	if (zw_log_level_parse(f.log_level, &level) < 0 || apply_log_format(f.log_format) < 0)
 		return 2;
-	if (zw_log_level_parse(f.log_level, &level) < 0 || apply_log_format(f.log_format) < 0 ||
-	    (f.deadline && parse_duration_ms(f.deadline, &rcfg.deadline_ms) < 0) ||
-	    (f.handover && parse_duration_ms(f.handover, &rcfg.handover_ms) < 0) ||
-	    split_list(f.watch_namespaces, &namespaces, &n_namespaces) < 0) {
-		fprintf(stderr, "zerowire-webhook restore: invalid --log-level, --deadline, "
-		                "--handover or --watch-namespaces (see --help)\n");
-		return 2;
-	}
+	rcfg.deadline_ms = f.deadline_ms;
+	rcfg.handover_ms = f.handover_ms;
 	zw_log_init("webhook", level);
 	zw_mutate_config_defaults(&mcfg);
-	if (f.proxy_namespace)
-		mcfg.proxy_namespace = f.proxy_namespace;
+	mcfg.proxy_namespace = f.proxy_namespace;
 	if (zw_kube_config_auto(f.kubeconfig, &kcfg, err, sizeof(err)) < 0) {
 		zw_log(ZW_LOG_ERROR, "kubeconfig_failed", "error=\"%s\"", err);
 		goto out;
@@ -703,9 +572,9 @@ static int run_restore(int argc, char **argv)
 	rcfg.mutate = &mcfg;
 	rcfg.webhook_config = f.webhook_config;
 	rcfg.lease_namespace = f.lease_namespace ? f.lease_namespace : mcfg.proxy_namespace;
-	rcfg.lease_name = f.lease_name ? f.lease_name : "zerowire-webhook";
-	rcfg.namespaces = (const char *const *)namespaces;
-	rcfg.n_namespaces = n_namespaces;
+	rcfg.lease_name = f.lease_name;
+	rcfg.namespaces = f.namespaces;
+	rcfg.n_namespaces = f.n_namespaces;
 	rc = zw_restore_run(&rcfg, &left);
 	if (rc < 0) {
 		fprintf(stderr, "zerowire-webhook restore: out of memory\n");
@@ -726,7 +595,6 @@ out:
 	json_decref(left);
 	zw_kube_free(kube);
 	zw_kube_config_free(kcfg);
-	free_list(namespaces, n_namespaces);
 	return exit_code;
 }
 
@@ -746,29 +614,17 @@ static int stop_signalled(void *arg)
 
 int main(int argc, char **argv)
 {
-	struct flags f = {
-	        .listen = ":8443",
-	        .lease_name = "zerowire-webhook",
-	        .log_level = "info",
-	        .proxy_port = 0,
-	        .reconcile = 1,
-	        .leader_elect = 1,
-	        .split_header = 1,
-	};
+	struct flags f;
 	struct app a;
 	struct zw_metricsrv *msrv = NULL;
 	struct zw_wh_server_config scfg;
 	struct zw_selfcert_state first_cert;
 	struct zw_selfcert_run_config ccfg;
 	char secret_ref[512], service_ref[512];
-	char **cert_dns = NULL, **cert_ips = NULL;
-	size_t n_cert_dns = 0, n_cert_ips = 0;
 	int self_certs = 0;
 	enum zw_alias_mode alias_mode = ZW_ALIAS_ENDPOINTSLICE;
 	char err[ZW_WH_SERVER_ERRLEN > 512 ? ZW_WH_SERVER_ERRLEN : 512];
 	char scaler[512], ident[300];
-	char **namespaces = NULL, **handwired = NULL;
-	size_t n_namespaces = 0, n_handwired = 0;
 	enum zw_log_level level;
 	sigset_t sigs;
 	int sig, rc, exit_code = 1;
@@ -782,19 +638,11 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "restore") == 0)
 		return run_restore(argc - 1, argv + 1);
 	rc = parse_flags(argc, argv, &f);
-	if (rc == 1)
-		return 0;
 	if (rc != 0)
+		return rc < 0 ? 0 : rc;
+	/* Both names come from the flag table's choices. */
+	if (zw_log_level_parse(f.log_level, &level) < 0 || apply_log_format(f.log_format) < 0)
 		return 2;
-	if (zw_log_level_parse(f.log_level, &level) < 0) {
-		fprintf(stderr, "zerowire-webhook: unknown --log-level %s\n", f.log_level);
-		return 2;
-	}
-	if (apply_log_format(f.log_format) < 0) {
-		fprintf(stderr, "zerowire-webhook: --log-format: want logfmt or json, not %s\n",
-		        f.log_format);
-		return 2;
-	}
 	memset(&first_cert, 0, sizeof(first_cert));
 	memset(&ccfg, 0, sizeof(ccfg));
 	if (f.cert_mode && strcmp(f.cert_mode, "self") == 0) {
@@ -810,11 +658,7 @@ int main(int argc, char **argv)
 			        "NS/NAME (and --webhook-service NS/NAME), and an API server\n");
 			return 2;
 		}
-	} else if (f.cert_mode && strcmp(f.cert_mode, "files") != 0) {
-		fprintf(stderr, "zerowire-webhook: --cert-mode is files or self, not \"%s\"\n",
-		        f.cert_mode);
-		return 2;
-	} else if (!f.cert || !f.key) {
+	} else if (!f.cert || !f.key) { /* --cert-mode files (the table allows no other) */
 		fprintf(stderr, "zerowire-webhook: --tls-cert-file and --tls-key-file are required "
 		                "(or --cert-mode self; see --help)\n");
 		return 2;
@@ -822,12 +666,9 @@ int main(int argc, char **argv)
 	zw_log_init("webhook", level);
 
 	zw_mutate_config_defaults(&a.mcfg);
-	if (f.proxy_service)
-		a.mcfg.proxy_service = f.proxy_service;
-	if (f.proxy_namespace)
-		a.mcfg.proxy_namespace = f.proxy_namespace;
-	if (f.proxy_port != 0)
-		a.mcfg.proxy_port = (int)f.proxy_port;
+	a.mcfg.proxy_service = f.proxy_service;
+	a.mcfg.proxy_namespace = f.proxy_namespace;
+	a.mcfg.proxy_port = f.proxy_port;
 	if (f.scaler_address) {
 		a.mcfg.scaler_address = f.scaler_address;
 	} else {
@@ -836,15 +677,14 @@ int main(int argc, char **argv)
 		a.mcfg.scaler_address = scaler;
 	}
 	a.mcfg.alias_service = f.alias_service ? f.alias_service : a.mcfg.proxy_service;
-	if (f.alias_mode && zw_alias_mode_parse(f.alias_mode, &alias_mode) < 0) {
+	if (zw_alias_mode_parse(f.alias_mode, &alias_mode) < 0) {
 		fprintf(stderr,
 		        "zerowire-webhook: --alias-mode \"%s\": want endpointslice or "
 		        "externalname\n",
 		        f.alias_mode);
 		return 2;
 	}
-	if (f.cluster_domain)
-		a.mcfg.cluster_domain = f.cluster_domain;
+	a.mcfg.cluster_domain = f.cluster_domain;
 	a.mcfg.autowire_mesh_virtualservices = f.mesh_vs != 0;
 	a.mcfg.split_header = f.split_header != 0;
 	if (f.kinds) {
@@ -858,20 +698,8 @@ int main(int argc, char **argv)
 		}
 		a.mcfg.enabled_kinds = kinds;
 	}
-	if (split_list(f.watch_namespaces, &namespaces, &n_namespaces) < 0 ||
-	    split_list(f.handwired, &handwired, &n_handwired) < 0) {
-		fprintf(stderr, "zerowire-webhook: a list flag has more than %d entries\n",
-		        MAX_LIST_ITEMS);
-		return 2;
-	}
-	if (split_list(f.cert_dns, &cert_dns, &n_cert_dns) < 0 ||
-	    split_list(f.cert_ips, &cert_ips, &n_cert_ips) < 0) {
-		fprintf(stderr, "zerowire-webhook: a list flag has more than %d entries\n",
-		        MAX_LIST_ITEMS);
-		return 2;
-	}
-	a.mcfg.handwired_hosts = (const char *const *)handwired;
-	a.mcfg.n_handwired_hosts = n_handwired;
+	a.mcfg.handwired_hosts = f.handwired;
+	a.mcfg.n_handwired_hosts = f.n_handwired;
 	a.no_kube = f.no_kube;
 
 	/* Signals are taken by sigwait in this thread only. */
@@ -904,12 +732,12 @@ int main(int argc, char **argv)
 	memset(&scfg, 0, sizeof(scfg));
 	if (self_certs) {
 		ccfg.kube = a.kube;
-		ccfg.opts.dns = (const char *const *)cert_dns;
-		ccfg.opts.n_dns = n_cert_dns;
-		ccfg.opts.ips = (const char *const *)cert_ips;
-		ccfg.opts.n_ips = n_cert_ips;
+		ccfg.opts.dns = f.cert_dns;
+		ccfg.opts.n_dns = f.n_cert_dns;
+		ccfg.opts.ips = f.cert_ips;
+		ccfg.opts.n_ips = f.n_cert_ips;
 		ccfg.webhook_config = f.webhook_config;
-		ccfg.interval_ms = (unsigned)(f.cert_interval_s ? f.cert_interval_s : 60) * 1000u;
+		ccfg.interval_ms = f.cert_interval_ms;
 		ccfg.on_cert = on_new_cert;
 		ccfg.arg = &a;
 		rc = zw_selfcert_run_start(&ccfg, stop_signalled, NULL, &first_cert, &a.certs);
@@ -929,13 +757,13 @@ int main(int argc, char **argv)
 		scfg.key_file = f.key;
 	}
 	scfg.listen = f.listen;
-	scfg.max_body = (size_t)f.max_body;
-	scfg.threads = (unsigned)f.threads;
-	scfg.max_connections = (unsigned)f.max_connections;
-	scfg.max_per_ip = (unsigned)f.max_per_ip;
-	scfg.body_budget = (size_t)f.body_budget;
-	scfg.read_timeout_s = (unsigned)f.read_timeout_s;
-	scfg.idle_timeout_s = (unsigned)f.idle_timeout_s;
+	scfg.max_body = f.max_body;
+	scfg.threads = f.threads;
+	scfg.max_connections = f.max_connections;
+	scfg.max_per_ip = f.max_per_ip;
+	scfg.body_budget = f.body_budget;
+	scfg.read_timeout_s = (f.read_timeout_ms + 999) / 1000; /* whole seconds, rounded up */
+	scfg.idle_timeout_s = (f.idle_timeout_ms + 999) / 1000;
 	scfg.metrics = a.metrics;
 	scfg.review = review_cb;
 	scfg.ready = ready_cb;
@@ -967,8 +795,8 @@ int main(int argc, char **argv)
 		        .kube = a.kube,
 		        .reg = a.reg,
 		        .metrics = a.metrics,
-		        .namespaces = (const char *const *)namespaces,
-		        .n_namespaces = n_namespaces,
+		        .namespaces = f.namespaces,
+		        .n_namespaces = f.n_namespaces,
 		        .watch_services = true,
 		        .on_change = on_sources_change,
 		        .arg = &a,
@@ -979,14 +807,14 @@ int main(int argc, char **argv)
 			        .reg = a.reg,
 			        .metrics = a.metrics,
 			        .mutate = &a.mcfg,
-			        .namespaces = (const char *const *)namespaces,
-			        .n_namespaces = n_namespaces,
+			        .namespaces = f.namespaces,
+			        .n_namespaces = f.n_namespaces,
 			        .leader_elect = f.leader_elect != 0,
 			        .lease_name = f.lease_name,
 			        .lease_namespace = f.lease_namespace ? f.lease_namespace
 			                                             : a.mcfg.proxy_namespace,
 			        .identity = ident,
-			        .resync_ms = (unsigned)f.resync_s * 1000u,
+			        .resync_ms = f.resync_ms,
 			        .alias_mode = (int)alias_mode,
 			        .registry_synced = sources_synced,
 			        .arg = &a,
@@ -1033,9 +861,5 @@ out:
 	zw_kube_config_free(a.kcfg);
 	zw_registry_free(a.reg);
 	zw_wh_metrics_free(a.metrics);
-	free_list(namespaces, n_namespaces);
-	free_list(handwired, n_handwired);
-	free_list(cert_dns, n_cert_dns);
-	free_list(cert_ips, n_cert_ips);
 	return exit_code;
 }

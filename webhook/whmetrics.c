@@ -1,12 +1,14 @@
 /* zerowire-webhook metrics: lock-free counters and Prometheus rendering. */
 #include "whmetrics.h"
 
+#include "buf.h"
 #include "promtext.h"
 
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -214,11 +216,10 @@ uint64_t zw_wh_metrics_get(const struct zw_wh_metrics *m, enum zw_counter c)
 	                            memory_order_relaxed);
 }
 
-/* Growing output buffer; limited by what the fixed metric set can produce. */
+/* Output text and the first error met while writing it (later writes are
+ * skipped); limited by what the fixed metric set can produce. */
 struct out_buf {
-	char *p;
-	size_t len;
-	size_t cap;
+	struct zw_buf b;
 	int err;
 };
 
@@ -228,43 +229,21 @@ static void out_printf(struct out_buf *o, const char *fmt, ...)
 static void out_printf(struct out_buf *o, const char *fmt, ...)
 {
 	va_list ap;
-	int n;
 
 	if (o->err)
 		return;
-	for (;;) {
-		va_start(ap, fmt);
-		n = vsnprintf(o->p + o->len, o->cap - o->len, fmt, ap);
-		va_end(ap);
-		if (n < 0) {
-			o->err = -EINVAL;
-			return;
-		}
-		if ((size_t)n < o->cap - o->len) {
-			o->len += (size_t)n;
-			return;
-		}
-		size_t ncap = o->cap * 2 + (size_t)n;
-		char *np = realloc(o->p, ncap);
-		if (!np) {
-			o->err = -ENOMEM;
-			return;
-		}
-		o->p = np;
-		o->cap = ncap;
-	}
+	va_start(ap, fmt);
+	if (zw_buf_vappendf(&o->b, SIZE_MAX, fmt, ap) < 0)
+		o->err = -ENOMEM;
+	va_end(ap);
 }
 
 int zw_wh_metrics_render(struct zw_wh_metrics *m, char **out, size_t *len)
 {
-	struct out_buf o = {.cap = 8192};
+	struct out_buf o = {0};
 	size_t n_kinds = atomic_load(&m->n_kinds);
 	uint64_t cum = 0;
 
-	o.p = malloc(o.cap);
-	if (!o.p)
-		return -ENOMEM;
-	o.p[0] = '\0';
 	out_printf(&o, "# HELP zerowire_webhook_reviews_total Admission reviews by kind and "
 	               "outcome.\n# TYPE zerowire_webhook_reviews_total counter\n");
 	for (size_t i = 0; i <= ZW_WH_METRICS_MAX_KINDS; i++) {
@@ -326,11 +305,8 @@ int zw_wh_metrics_render(struct zw_wh_metrics *m, char **out, size_t *len)
 			o.err = rc ? rc : -ENOMEM;
 		free(extra);
 	}
-	if (o.err) {
-		free(o.p);
-		return o.err;
-	}
-	*out = o.p;
-	*len = o.len;
-	return 0;
+	if (!o.err && !(*out = zw_buf_take(&o.b, len)))
+		o.err = -ENOMEM;
+	zw_buf_free(&o.b);
+	return o.err;
 }

@@ -20,6 +20,7 @@
 #include "whserver.h"
 
 #include "addr.h"
+#include "buf.h"
 
 #include "log.h"
 #include "reslimits.h"
@@ -34,6 +35,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,11 +100,9 @@ struct zw_wh_server {
 /* Per-request state of POST /mutate. */
 struct request {
 	struct timespec start;
-	char *body;
-	size_t len;
-	size_t cap;
-	size_t seen;     /* bytes received, including discarded ones */
-	size_t reserved; /* bytes taken from the body budget */
+	struct zw_buf body; /* the review, at most cfg.max_body bytes */
+	size_t seen;        /* bytes received, including discarded ones */
+	size_t reserved;    /* bytes taken from the body budget */
 	int too_large;
 	int refused;   /* answered 503: budget exhausted */
 	int is_review; /* POST /mutate; everything else is answered by handle_other */
@@ -681,15 +681,12 @@ static enum MHD_Result answer_review(struct zw_wh_server *s, struct MHD_Connecti
 	int rc;
 
 	memset(&reply, 0, sizeof(reply));
-	if (!rq->body) {
-		rq->body = calloc(1, 1);
-		if (!rq->body)
-			return MHD_NO;
-	}
-	size_t need = review_memory(rq->len);
+	if (zw_buf_append(&rq->body, "", 0, SIZE_MAX) < 0) /* an empty body is "" */
+		return MHD_NO;
+	size_t need = review_memory(rq->body.len);
 	if (work_enter(s, need) < 0)
 		return answer_busy(s, c, rq);
-	rc = s->cfg.review(s->cfg.arg, rq->body, rq->len, &reply);
+	rc = s->cfg.review(s->cfg.arg, rq->body.data, rq->body.len, &reply);
 	work_leave(s, need);
 	if (rc < 0 || !reply.body) {
 		free(reply.body);
@@ -751,29 +748,25 @@ static enum MHD_Result answer_busy(struct zw_wh_server *s, struct MHD_Connection
  * step reserved first. Returns 0, -EAGAIN (budget) or -ENOMEM. */
 static int request_append(struct zw_wh_server *s, struct request *rq, const char *data, size_t n)
 {
+	struct zw_buf *b = &rq->body;
+
 	rq->seen += n;
-	if (rq->too_large || rq->len + n > s->cfg.max_body) {
+	if (rq->too_large || b->len + n > s->cfg.max_body) {
 		rq->too_large = 1;
 		return 0;
 	}
-	if (rq->len + n + 1 > rq->cap) {
-		size_t ncap = rq->cap ? rq->cap * 2 : (rq->reserved ? rq->reserved : 16384);
-		while (ncap < rq->len + n + 1)
+	if (b->len + n + 1 > b->cap) {
+		size_t ncap = b->cap ? b->cap * 2 : (rq->reserved ? rq->reserved : 16384);
+		while (ncap < b->len + n + 1)
 			ncap *= 2;
 		if (ncap > s->cfg.max_body + 1)
 			ncap = s->cfg.max_body + 1;
 		if (ncap > rq->reserved && request_reserve(s, rq, ncap - rq->reserved) < 0)
 			return -EAGAIN;
-		char *nb = realloc(rq->body, ncap);
-		if (!nb)
+		if (zw_buf_reserve(b, ncap, s->cfg.max_body) < 0)
 			return -ENOMEM;
-		rq->body = nb;
-		rq->cap = ncap;
 	}
-	memcpy(rq->body + rq->len, data, n);
-	rq->len += n;
-	rq->body[rq->len] = '\0';
-	return 0;
+	return zw_buf_append(b, data, n, s->cfg.max_body) < 0 ? -ENOMEM : 0;
 }
 
 static enum MHD_Result handle_get(struct zw_wh_server *s, struct MHD_Connection *c, const char *url)
@@ -895,7 +888,7 @@ static void request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 		zw_budget_give(&s->budget, rq->reserved);
 		zw_wh_metrics_gauge_add(s->cfg.metrics, ZW_G_BODY_BYTES, -(int64_t)rq->reserved);
 	}
-	free(rq->body);
+	zw_buf_free(&rq->body);
 	free(rq);
 	*con_cls = NULL;
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Builds a Go tool that the tests use (promtool, otelcol) from its wrapper
+# Builds a Go tool that the tests use (promtool, otelcol, helm-docs) from its wrapper
 # module e2e/peers/<name>/ (go.mod + go.sum pin the upstream module), once, and
 # caches the binary outside the work tree under a name that includes a hash of
 # the wrapper's go.sum (a version bump rebuilds it).
-# Usage: e2e/peers/build-go-tool.sh promtool|otelcol   -> prints the binary's path.
+# Usage: e2e/peers/build-go-tool.sh promtool|otelcol|helm-docs   -> prints the binary's path.
 # Progress lines go to stderr; builds run under `nice -n 19`.
 set -euo pipefail
 
@@ -14,6 +14,7 @@ dir="$here/$name"
 case "$name" in
 promtool) pkg=github.com/prometheus/prometheus/cmd/promtool ;;
 otelcol) pkg=. ;;
+helm-docs) pkg=github.com/norwoodj/helm-docs/cmd/helm-docs ;;
 *) echo "build-go-tool: unknown tool $name" >&2; exit 2 ;;
 esac
 

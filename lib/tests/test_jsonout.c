@@ -82,14 +82,14 @@ static void test_limits(void **state)
 static void test_append_string(void **state)
 {
 	(void)state;
-	char *buf = NULL;
-	size_t len = 0, cap = 0;
+	struct zw_buf b = {0};
 
-	assert_int_equal(zw_json_append_string(&buf, &len, &cap, "uid-\"1\"", 7), 0);
-	assert_string_equal(buf, "\"uid-\\\"1\\\"\"");
-	assert_int_equal(zw_json_append_string(&buf, &len, &cap, "x", 1), 0);
-	assert_string_equal(buf, "\"uid-\\\"1\\\"\"\"x\"");
-	free(buf);
+	assert_int_equal(zw_json_append_string(&b, "uid-\"1\"", 7), 0);
+	assert_string_equal(b.data, "\"uid-\\\"1\\\"\"");
+	assert_int_equal(zw_json_append_string(&b, "x", 1), 0);
+	assert_string_equal(b.data, "\"uid-\\\"1\\\"\"\"x\"");
+	assert_int_equal(b.len, strlen(b.data));
+	zw_buf_free(&b);
 }
 
 int main(void)

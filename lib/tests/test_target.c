@@ -1,6 +1,6 @@
-/* Unit tests for lib/target.c (cmocka, run under ASan/UBSan by `make unit`).
+/* Unit tests for lib/target*.c (cmocka, run under ASan/UBSan by `make unit`).
  *
- * - durations and trafficAutowire words;
+ * - trafficAutowire words;
  * - data-driven cases: every lib/tests/targets/X.yaml is parsed document by
  *   document with zw_target_parse_object; X.expect.yaml lists, per target
  *   source object, either the exact error message or the parsed targets
@@ -28,7 +28,6 @@
 #include <sys/stat.h>
 
 #include "target.h"
-#include "duration.h"
 #include "yamljson.h"
 
 #define PATHBUF 1024
@@ -705,80 +704,7 @@ static void test_seed_reconstructions(void **state)
 	assert_int_equal(r.failures, 0);
 }
 
-/* ---- durations and autowire ---- */
-
-static void test_duration(void **state)
-{
-	static const struct {
-		const char *in;
-		uint64_t ms;
-	} ok[] = {
-	        {"0", 0},
-	        {"1", 1000},
-	        {"1.5", 1500},
-	        {"0s", 0},
-	        {"15s", 15000},
-	        {"1m", 60000},
-	        {"60s", 60000},
-	        {"1h", 3600000},
-	        {"1h30m", 5400000},
-	        {"2h45m30.5s", 9930500},
-	        {"500ms", 500},
-	        {"1.5s", 1500},
-	        {".5s", 500},
-	        {"1.s", 1000},
-	        {"+5s", 5000},
-	        {"1m1ms", 60001},
-	        {"1us", 1},
-	        {"1\xc2\xb5s", 1},
-	        {"1\xce\xbcs", 1},
-	        {"999999ns", 1},
-	        {"1000000ns", 1},
-	        {"1000001ns", 2},
-	        {"2000000us", 2000},
-	        {"0.0001ms", 1},
-	        {"1.000000000000000000001s", 1000},
-	        {"2562047h", 9223369200000ull},
-	        {"9223372036854775807ns", 9223372036855ull},
-	};
-	static const char *const bad[] = {"",
-	                                  "-1s",
-	                                  "-0",
-	                                  "s",
-	                                  "1x",
-	                                  "1m-1s",
-	                                  "1 s",
-	                                  " 1s",
-	                                  "1s ",
-	                                  "1h30",
-	                                  "1.2.3s",
-	                                  "abc",
-	                                  "1e3s",
-	                                  "NaN",
-	                                  ".s",
-	                                  "+",
-	                                  "1ss",
-	                                  "2562048h",
-	                                  "9223372036854775808ns",
-	                                  "5000000000000000000000h",
-	                                  "1h-",
-	                                  "１s"};
-	uint64_t v;
-
-	(void)state;
-	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		v = 42;
-		if (zw_duration_parse_ms(ok[i].in, &v) != 0 || v != ok[i].ms)
-			fail_msg("duration %s: got %" PRIu64 ", expected %" PRIu64, ok[i].in, v,
-			         ok[i].ms);
-	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		v = 42;
-		if (zw_duration_parse_ms(bad[i], &v) != -1 || v != 42)
-			fail_msg("duration \"%s\" accepted (%" PRIu64 ")", bad[i], v);
-	}
-	assert_int_equal(zw_duration_parse_ms(NULL, &v), -1);
-}
+/* ---- autowire ---- */
 
 static void test_autowire(void **state)
 {
@@ -1643,7 +1569,6 @@ static void test_crd_conformance(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_duration),
 	        cmocka_unit_test(test_autowire),
 	        cmocka_unit_test(test_defaults),
 	        cmocka_unit_test(test_api_edges),

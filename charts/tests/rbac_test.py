@@ -1,0 +1,236 @@
+"""The chart's RBAC is exactly what the code uses, and enough for it:
+
+- the rendered rules, rule by rule, for the default values and for the values that
+  drop rules (certMode cert-manager: no Secret, no MutatingWebhookConfiguration;
+  leaderElection false: no Lease); every fixed name is a resourceName;
+- against the real kube-apiserver: the webhook and the proxy run with tokens of the
+  chart's ServiceAccounts and the RBAC as rendered; the webhook creates its
+  certificate Secret, fills in the MutatingWebhookConfiguration's caBundle, takes the
+  Lease and becomes ready (every watch listed and synced), the proxy becomes ready,
+  and neither is ever refused (no 403 in their logs)."""
+import json
+import os
+import secrets
+import ssl
+import subprocess
+import time
+import urllib.request
+
+import pytest
+import yaml
+
+from chart_test import CHART, by_kind, helm, render
+
+ROOT = os.environ.get("ZW_ROOT", os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..")))
+
+
+def _san_or_rel(name):
+    san = os.path.join(ROOT, "build", "san", "bin", name)
+    return san if os.path.exists(san) else os.path.join(ROOT, "bin", name)
+
+
+WEBHOOK_BIN = os.environ.get("ZW_WEBHOOK_BIN") or _san_or_rel("zerowire-webhook")
+PROXY_BIN = os.environ.get("ZW_PROXY_BIN") or _san_or_rel("zerowire-proxy")
+
+ROUTES = {("networking.k8s.io", "ingresses"), ("gateway.networking.k8s.io", "httproutes"),
+          ("gateway.networking.k8s.io", "grpcroutes"), ("networking.istio.io", "virtualservices"),
+          ("gateway.solo.io", "virtualservices"), ("gateway.solo.io", "routetables"),
+          ("networking.gloo.solo.io", "routetables")}
+READ = ("list", "watch")
+OWN = ("list", "watch", "create", "patch", "delete")
+
+
+def rules(role):
+    """{(apiGroup, resource, resourceNames): sorted verbs} of a Role or ClusterRole."""
+    out = {}
+    for r in role["rules"]:
+        for g in r["apiGroups"]:
+            for res in r["resources"]:
+                key = (g, res, tuple(r.get("resourceNames", ())))
+                assert key not in out, "rule given twice: %s" % (key,)
+                out[key] = tuple(sorted(r["verbs"]))
+    return out
+
+
+def named(docs, kind, name):
+    (d,) = [d for d in by_kind(docs, kind) if d["metadata"]["name"] == name]
+    return d
+
+
+def webhook_cluster_rules(mwc=True):
+    want = {(g, r, ()): tuple(sorted(("list", "watch", "patch"))) for g, r in ROUTES}
+    want.update({
+        ("keda.sh", "scaledobjects", ()): tuple(sorted(OWN)),
+        ("http.keda.sh", "httpscaledobjects", ()): READ,
+        ("http.keda.sh", "interceptorroutes", ()): READ,
+        ("gloo.solo.io", "upstreams", ()): READ,
+        ("networking.gloo.solo.io", "virtualdestinations", ()): READ,
+        ("", "services", ()): tuple(sorted(OWN)),
+        ("discovery.k8s.io", "endpointslices", ()): tuple(sorted(OWN)),
+        ("", "namespaces", ()): READ,
+    })
+    if mwc:
+        want[("admissionregistration.k8s.io", "mutatingwebhookconfigurations", ("zerowire",))] = ("get", "patch")
+    return want
+
+
+def test_rules_by_default():
+    docs = render()
+    assert rules(named(docs, "ClusterRole", "zerowire-webhook")) == webhook_cluster_rules()
+    assert rules(named(docs, "Role", "zerowire-webhook")) == {
+        ("coordination.k8s.io", "leases", ()): ("create",),
+        ("coordination.k8s.io", "leases", ("zerowire-webhook",)): ("get", "update"),
+        ("", "secrets", ()): ("create",),
+        ("", "secrets", ("zerowire-webhook-tls",)): ("get", "update"),
+    }
+    assert rules(named(docs, "Role", "zerowire-webhook-grants")) == {
+        ("gateway.networking.k8s.io", "referencegrants", ()): tuple(sorted(OWN))}
+    assert rules(named(docs, "ClusterRole", "zerowire-proxy")) == {
+        ("keda.sh", "scaledobjects", ()): READ,
+        ("http.keda.sh", "httpscaledobjects", ()): READ,
+        ("http.keda.sh", "interceptorroutes", ()): READ,
+        ("discovery.k8s.io", "endpointslices", ()): READ,
+        ("", "services", ()): READ,
+        ("", "configmaps", ()): READ,
+    }
+    # the proxy never writes nor GETs one object; nothing anywhere gets "*"
+    for r in by_kind(docs, "ClusterRole") + by_kind(docs, "Role"):
+        for rule in r["rules"]:
+            assert "*" not in rule["verbs"] + rule["resources"] + rule["apiGroups"], rule
+
+
+def test_rules_follow_cert_mode_and_leader_election():
+    docs = render("--set", "webhook.certMode=cert-manager")
+    assert rules(named(docs, "ClusterRole", "zerowire-webhook")) == webhook_cluster_rules(mwc=False)
+    assert rules(named(docs, "Role", "zerowire-webhook")) == {
+        ("coordination.k8s.io", "leases", ()): ("create",),
+        ("coordination.k8s.io", "leases", ("zerowire-webhook",)): ("get", "update")}
+    docs = render("--set", "webhook.leaderElection=false")
+    assert rules(named(docs, "Role", "zerowire-webhook")) == {
+        ("", "secrets", ()): ("create",),
+        ("", "secrets", ("zerowire-webhook-tls",)): ("get", "update")}
+    docs = render("--set", "webhook.leaderElection=false", "--set", "webhook.certMode=cert-manager")
+    assert not [d for d in by_kind(docs, "Role") + by_kind(docs, "RoleBinding")
+                if d["metadata"]["name"] == "zerowire-webhook"]
+    # names follow fullnameOverride
+    docs = render("--set", "fullnameOverride=acme")
+    got = rules(named(docs, "Role", "acme-webhook"))
+    assert ("coordination.k8s.io", "leases", ("acme-webhook",)) in got
+    assert ("", "secrets", ("acme-webhook-tls",)) in got
+    assert ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", ("acme",)) in \
+        rules(named(docs, "ClusterRole", "acme-webhook"))
+
+
+def _logs(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def _refusals(text):
+    return [line for line in text.splitlines() if "status=403" in line or "orbidden" in line]
+
+
+def test_binaries_run_with_the_chart_rbac(cluster, tmp_path):
+    """The webhook (certMode self, leader election) and the proxy against the real
+    kube-apiserver with the chart's ServiceAccounts: ready, never refused."""
+    from harness import util
+
+    for b in (WEBHOOK_BIN, PROXY_BIN):
+        assert os.path.exists(b), "build first: make (or make SAN=1 tools)"
+    ns = cluster.create_namespace("zwrbac")
+    release = "rb" + secrets.token_hex(3)
+    full = release + "-zerowire"
+    docs = render("--set", "restoreOnUninstall.enabled=false", "--set", "helmTest.enabled=false",
+                  namespace=ns)
+    docs = [d for d in docs if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
+                                             "RoleBinding")]
+    text = "\n---\n".join(yaml.safe_dump(d) for d in docs).replace("zerowire-", full + "-")
+    # Chart names (release "zerowire") made unique per run; the MWC is the chart's name
+    # but matches no namespace here, so no request of another test reaches it.
+    mwc_name = full
+    text = text.replace('- zerowire\n', '- %s\n' % mwc_name)
+    rbac = [yaml.safe_load(t) for t in text.split("\n---\n")]
+    mwc = {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "MutatingWebhookConfiguration",
+           "metadata": {"name": mwc_name},
+           "webhooks": [{"name": "autowire.zerowire.io", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                         "failurePolicy": "Ignore",
+                         "clientConfig": {"url": "https://127.0.0.1:1/mutate"},
+                         "namespaceSelector": {"matchLabels": {"zerowire.io/rbac-test": "nothing"}},
+                         "rules": [{"apiGroups": ["networking.k8s.io"], "apiVersions": ["v1"],
+                                    "resources": ["ingresses"], "operations": ["CREATE"]}]}]}
+    applied = rbac + [mwc]
+    cluster.apply("\n---\n".join(yaml.safe_dump(d) for d in applied), validate=False)
+    procs = []
+    try:
+        wsa = named(rbac, "ServiceAccount", full + "-webhook")["metadata"]["name"]
+        psa = named(rbac, "ServiceAccount", full + "-proxy")["metadata"]["name"]
+        wkc = cluster.write_kubeconfig(str(tmp_path / "webhook.kubeconfig"), {"token": cluster.sa_token(ns, wsa)})
+        pkc = cluster.write_kubeconfig(str(tmp_path / "proxy.kubeconfig"), {"token": cluster.sa_token(ns, psa)})
+        wport = util.free_port()
+        wlog = str(tmp_path / "webhook.log")
+        lease = full + "-webhook"
+        secret = full + "-webhook-tls"
+        with open(wlog, "w") as out:
+            procs.append(subprocess.Popen(
+                [WEBHOOK_BIN, "--kubeconfig", wkc, "--listen", "127.0.0.1:%d" % wport, "--cert-mode", "self",
+                 "--cert-secret", "%s/%s" % (ns, secret), "--webhook-config", mwc_name,
+                 "--webhook-service", "%s/%s" % (ns, full + "-webhook"), "--proxy-namespace", ns,
+                 "--lease-namespace", ns, "--lease-name", lease, "--resync", "2s"],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+        ports = util.free_ports(4)
+        plog = str(tmp_path / "proxy.log")
+        with open(plog, "w") as out:
+            procs.append(subprocess.Popen(
+                [PROXY_BIN, "--kubeconfig", pkc, "--listen", "127.0.0.1:%d" % ports[0],
+                 "--admin-listen", "127.0.0.1:%d" % ports[1], "--scaler-listen", "127.0.0.1:%d" % ports[2],
+                 "--peer-listen", "127.0.0.1:%d" % ports[3], "--workers", "1",
+                 "--peers-service", "%s/%s:peer" % (ns, full + "-proxy-peers")],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
+        insecure = ssl.create_default_context()
+        insecure.check_hostname = False
+        insecure.verify_mode = ssl.CERT_NONE
+
+        def ready(url, ctx=None):
+            try:
+                return urllib.request.urlopen(url, timeout=2, context=ctx).status == 200
+            except Exception:
+                return False
+
+        def held():
+            r = cluster.kubectl("get", "lease", lease, "-n", ns, "-o", "json", check=False)
+            return r.returncode == 0 and json.loads(r.stdout)["spec"].get("holderIdentity")
+
+        def ca_bundle():
+            r = cluster.kubectl("get", "mutatingwebhookconfiguration", mwc_name, "-o", "json")
+            return json.loads(r.stdout)["webhooks"][0]["clientConfig"].get("caBundle")
+
+        for what, pred in (("webhook ready", lambda: ready("https://127.0.0.1:%d/readyz" % wport, insecure)),
+                           ("proxy ready", lambda: ready("http://127.0.0.1:%d/readyz" % ports[1])),
+                           ("Lease held", held), ("caBundle filled in", ca_bundle)):
+            util.wait_for(lambda: pred() or any(p.poll() is not None for p in procs), 60, 0.25, what)
+            assert all(p.poll() is None for p in procs), _logs(wlog)[-3000:] + _logs(plog)[-3000:]
+        got = cluster.kubectl("get", "secret", secret, "-n", ns, "-o", "name").stdout.strip()
+        assert got == "secret/" + secret
+        time.sleep(3)  # a reconciler resync pass and a Lease renewal with the same rights
+        # A refused watch is retried: the reconciler counts it in errors_total, the
+        # sources and the proxy log watch_retry / source_retry.
+        metrics = urllib.request.urlopen("https://127.0.0.1:%d/metrics" % wport, timeout=5,
+                                         context=insecure).read().decode()
+        errors = [line for line in metrics.splitlines() if line.startswith("zerowire_webhook_errors_total")]
+        assert errors and all(line.split()[-1] == "0" for line in errors), errors
+        for path in (wlog, plog):
+            text = _logs(path)
+            assert not _refusals(text), "\n".join(_refusals(text))
+            assert "event=watch_retry" not in text and "event=source_retry" not in text, text[-3000:]
+            assert "AddressSanitizer" not in text and "runtime error" not in text, text[-3000:]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        cluster.kubectl("delete", "-f", "-", "--ignore-not-found", "--wait=false",
+                        input="\n---\n".join(yaml.safe_dump(d) for d in applied), check=False)
