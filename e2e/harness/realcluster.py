@@ -168,3 +168,81 @@ class RealCluster(Cluster):
     def log_tail(self, name, n=25):
         """The last n lines of a component's log (etcd, apiserver, kube-controller-manager, ...)."""
         return self._log_tail(name, n)
+
+
+# ---- the upstream CRDs with their schemas (issue #17, e2e/real/test_real_crds.py) ----
+
+def crd_to_v1(doc):
+    """An apiextensions.k8s.io/v1beta1 CRD as the v1 object the apiserver
+    itself stored it as (v1beta1 was removed in 1.22): a top-level schema,
+    subresources and printer columns move into each version, and a CRD
+    without a schema keeps every field (v1beta1's preserveUnknownFields
+    default) through x-kubernetes-preserve-unknown-fields on its root. v1 CRDs
+    and other objects are returned unchanged. Raises ValueError on a v1beta1
+    field this does not convert."""
+    if doc.get("kind") != "CustomResourceDefinition" or doc.get("apiVersion") != "apiextensions.k8s.io/v1beta1":
+        return doc
+    spec = dict(doc["spec"])
+    known = {"group", "names", "scope", "versions", "version", "validation", "subresources",
+             "additionalPrinterColumns", "preserveUnknownFields"}
+    unknown = set(spec) - known
+    if unknown:
+        raise ValueError("%s: v1beta1 fields not converted: %s" % (doc["metadata"]["name"], sorted(unknown)))
+    versions = spec.get("versions") or [{"name": spec["version"], "served": True, "storage": True}]
+    keep_unknown = spec.get("preserveUnknownFields", True)
+    out = []
+    for v in versions:
+        v = dict(v)
+        schema = (v.pop("schema", None) or spec.get("validation") or {}).get("openAPIV3Schema")
+        schema = dict(schema) if schema else {"type": "object"}
+        if keep_unknown:
+            schema["x-kubernetes-preserve-unknown-fields"] = True
+        v["schema"] = {"openAPIV3Schema": schema}
+        if "subresources" in spec and "subresources" not in v:
+            v["subresources"] = spec["subresources"]
+        cols = v.pop("additionalPrinterColumns", None) or spec.get("additionalPrinterColumns")
+        if cols:
+            v["additionalPrinterColumns"] = [
+                {("jsonPath" if k == "JSONPath" else k): val for k, val in c.items()} for c in cols]
+        out.append(v)
+    new = {k: spec[k] for k in ("group", "names", "scope")}
+    new["versions"] = out
+    return {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": doc["metadata"], "spec": new}
+
+
+def install_upstream_crds(cluster, files, timeout=120):
+    """Server-side applies every CRD of files (YAML paths, in order) with
+    field validation Strict, converting v1beta1 ones with crd_to_v1, and waits
+    until all are Established. Returns {CRD name: file basename}. Raises
+    ClusterError when one is refused or does not get Established."""
+    import json
+    import yaml
+    names = {}
+    for path in files:
+        with open(path) as f:
+            docs = [crd_to_v1(d) for d in yaml.safe_load_all(f) if d]
+        for d in docs:
+            # One document at a time: several CRDs exceed client-side apply's
+            # 256 KiB annotation, and kubectl would stop at the first refusal.
+            cluster.kubectl("apply", "--server-side", "--force-conflicts", "--validate=strict",
+                            "--field-manager=zerowire-e2e", "-f", "-", input=json.dumps(d), timeout=60)
+            names[d["metadata"]["name"]] = os.path.basename(path)
+    cluster.kubectl("wait", "--for=condition=established", "--timeout=%ds" % timeout,
+                    *["crd/" + n for n in names], timeout=timeout + 30)
+    return names
+
+
+def audit_args(d, verbs=("create", "update", "patch", "delete")):
+    """kube-apiserver flags writing an audit log of every request with one of
+    verbs at level Request (the request body included) to <d>/audit.log,
+    JSON lines; pass them as RealCluster(extra_apiserver_args=...). Returns
+    (flags, log path)."""
+    os.makedirs(d, exist_ok=True)
+    policy = os.path.join(d, "audit-policy.yaml")
+    with open(policy, "w") as f:
+        f.write("apiVersion: audit.k8s.io/v1\nkind: Policy\nomitStages: [RequestReceived]\n"
+                "rules:\n- level: Request\n  verbs: [%s]\n- level: None\n" % ", ".join(verbs))
+    log = os.path.join(d, "audit.log")
+    return ["--audit-policy-file=" + policy, "--audit-log-path=" + log, "--audit-log-format=json",
+            "--audit-log-mode=blocking"], log
