@@ -40,6 +40,7 @@ import os
 import random
 import re
 import secrets
+import shutil
 import signal
 import subprocess
 import threading
@@ -51,6 +52,7 @@ from .kwatch import Watcher
 
 PREFIX = "zwk"
 STATE_DIR = "/run/zerowire-kubelet"
+ETC_NETNS = "/etc/netns"
 ANN_DELAY = "zerowire.test/startup-delay-ms"
 PYTHON = "/usr/bin/python3"
 E2E_DIR = os.path.join(util.REPO, "e2e")
@@ -121,6 +123,11 @@ def _instances():
         m = _NAME_RE.match(name)
         if m and name.startswith(PREFIX + "-"):
             found.setdefault(m.group(1), (set(), set()))[0].add(name)
+    if os.path.isdir(ETC_NETNS):
+        for name in os.listdir(ETC_NETNS):
+            m = _NAME_RE.match(name)
+            if m and name.startswith(PREFIX + "-"):
+                found.setdefault(m.group(1), (set(), set()))[0].add(name)
     for line in _ip("-o", "link", "show", check=False).stdout.splitlines():
         parts = line.split(":")
         if len(parts) < 2:
@@ -138,6 +145,7 @@ def remove_instance(ident, netns, links):
     for ns in sorted(netns):
         _kill_netns_pids(ns)
         _ip("netns", "del", ns, check=False)
+        shutil.rmtree(os.path.join(ETC_NETNS, ns), ignore_errors=True)
     # Host veth ends first, the bridge last.
     for link in sorted(links, key=lambda n: n == PREFIX + ident):
         _ip("link", "del", link, check=False)
@@ -233,15 +241,17 @@ class _NodeClient:
 class Kubelet:
     """See the module docstring. namespaces: run only Pods of these
     namespaces (others bound to the Node stay Pending; None: all).
-    max_pods: the Node's pod capacity and the bound on namespaces created."""
+    skip: optional predicate(pod) -> True to leave a Pod Pending too (a
+    process the test runs on the host stands for it). max_pods: the Node's pod capacity and the bound on namespaces created."""
 
-    def __init__(self, cluster, node_name=None, namespaces=None, max_pods=16, startup_delay_ms=0):
+    def __init__(self, cluster, node_name=None, namespaces=None, max_pods=16, startup_delay_ms=0, skip=None):
         self.c = cluster
         self.ident = secrets.token_hex(2)
         self.node = node_name or "zw-node-" + self.ident
         self.namespaces = [namespaces] if isinstance(namespaces, str) else (list(namespaces) if namespaces else None)
         self.max_pods = min(max_pods, 250)
         self.startup_delay_ms = startup_delay_ms
+        self.skip = skip
         self.bridge = PREFIX + self.ident
         self.cidr = self.gateway = None
         self.log_dir = os.path.join(cluster.tmpdir, "kubelet-" + self.ident)
@@ -428,6 +438,17 @@ class Kubelet:
         veth = "%s%sv%d" % (PREFIX, self.ident, index)
         ip = str(self.cidr.network_address + index)
         _ip("netns", "add", netns)
+        # The Pod's /etc/hosts and /etc/resolv.conf, as a kubelet writes them
+        # (`ip netns exec` bind-mounts /etc/netns/<name>/*): its own name
+        # resolves at once, and no DNS query leaves the namespace (a server
+        # that looks its address up would otherwise wait for a resolver
+        # it cannot reach).
+        etc = os.path.join(ETC_NETNS, netns)
+        os.makedirs(etc, exist_ok=True)
+        with open(os.path.join(etc, "hosts"), "w") as f:
+            f.write("127.0.0.1 localhost\n%s %s\n" % (ip, netns))
+        with open(os.path.join(etc, "resolv.conf"), "w") as f:
+            f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
         _ip("link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
         _ip("link", "set", veth, "master", self.bridge, "up")
         _ip("-n", netns, "addr", "add", "%s/%d" % (ip, self.cidr.prefixlen), "dev", "eth0")
@@ -440,6 +461,7 @@ class Kubelet:
         _kill_netns_pids(p.netns)
         _ip("netns", "del", p.netns, check=False)
         _ip("link", "del", p.veth, check=False)
+        shutil.rmtree(os.path.join(ETC_NETNS, p.netns), ignore_errors=True)
 
     # ---- pods ------------------------------------------------------------------
     def _on_pod(self, typ, obj, key):
@@ -466,6 +488,8 @@ class Kubelet:
                         self._dirty.add(key)
 
     def _wanted(self, obj):
+        if self.skip and self.skip(obj):
+            return False
         return self.namespaces is None or obj["metadata"]["namespace"] in self.namespaces
 
     def _sync(self, key):
