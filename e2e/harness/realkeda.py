@@ -39,13 +39,24 @@ def crd_dir():
 class RealKeda:
     """KEDA operator (+ metrics API server with adapter=True) on cluster."""
 
-    def __init__(self, cluster, bins, adapter=True):
+    def __init__(self, cluster, bins, adapter=True, private_hosts=False):
         self.c = cluster
         self.bins = bins
         self.adapter = adapter
         self.dir = os.path.join(cluster.tmpdir, "keda")
         self.certs = os.path.join(self.dir, "certs")
         self.metrics_port = self.probe_port = self.grpc_port = self.adapter_port = None
+        # private_hosts: the operator runs in a mount namespace of its own
+        # (unshare -m) with hosts_file bind-mounted on /etc/hosts, so the
+        # cluster DNS names of scalerAddress resolve to where the tests run
+        # the scaler (add_host()); nothing else on the machine sees them.
+        self.hosts_file = os.path.join(self.dir, "hosts") if private_hosts else None
+
+    def add_host(self, ip, names):
+        """Makes names resolve to ip for the operator (private_hosts only).
+        Written in place: the bind mount follows the file's inode."""
+        with open(self.hosts_file, "a") as f:
+            f.write("%s %s\n" % (ip, " ".join(names)))
 
     def _env(self):
         env = dict(os.environ)
@@ -68,7 +79,12 @@ class RealKeda:
         c.install_crd_dir(crd_dir(), server_side=True)  # scaledjobs is over 256 KiB
         self._make_certs()
         self.metrics_port, self.probe_port, self.grpc_port, self.adapter_port = util.free_ports(4)
-        c.spawn("keda-operator", [
+        wrap = []
+        if self.hosts_file:
+            with open(self.hosts_file, "w") as f:
+                f.write("127.0.0.1 localhost\n")
+            wrap = ["unshare", "-m", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', self.hosts_file]
+        c.spawn("keda-operator", wrap + [
             self.bins["keda-operator"], "--leader-elect=false",
             "--zap-log-level=info", "--zap-encoder=console",
             "--metrics-bind-address=127.0.0.1:%d" % self.metrics_port,

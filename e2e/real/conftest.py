@@ -53,7 +53,7 @@ def kubelet(realc):
 def keda(realc):
     """The real KEDA operator and metrics API server (aggregated)."""
     from harness.realkeda import RealKeda
-    k = RealKeda(realc, built("keda")).start()
+    k = RealKeda(realc, built("keda"), private_hosts=True).start()
     realc.wait_for(lambda: [c for c in k.apiservice_available() if c["status"] == "True"], 90, 0.5,
                    "v1beta1.external.metrics.k8s.io Available")
     return k
@@ -64,8 +64,17 @@ def gateway_crds(realc):
     crds = util.shared_dir() + "/fixtures/crds/gateway-api-v1.6.1-standard-"
     if not os.path.exists(crds + "httproutes.yaml"):
         pytest.skip("Gateway API CRDs absent: %s* (../shared not present)" % crds)
+    from harness.cluster import ClusterError
+
+    def install(path):
+        try:
+            return realc.install_crd_dir(path)
+        except ClusterError as e:  # `kubectl wait` before the CRD has a status at all
+            if "accessor error" not in str(e):
+                raise
+            return None
     for kind in GATEWAY_CRDS:
-        realc.install_crd_dir(crds + kind + ".yaml")
+        realc.wait_for(lambda: install(crds + kind + ".yaml"), 60, 0.5, "Gateway API CRD %s Established" % kind)
     return True
 
 
