@@ -17,7 +17,6 @@ KEDA operator and Traefik do their parts:
 """
 
 import json
-import os
 
 from harness.stack import Stack, binary
 
@@ -89,10 +88,13 @@ class RealStack(Stack):
             "ports": [{"name": port_name, "port": self.proxy_port, "protocol": "TCP"}]}))
 
     def request_via(self, traefik, host, path="/", timeout=60, headers=None):
-        """GET through Traefik's web entry point; the requests.Response."""
+        """GET with Host: host through Traefik's web entry point, or with
+        traefik None straight to the proxy on the bridge address (as a
+        gateway without a data plane here, Istio's or Gloo's, would send
+        it). Returns the requests.Response."""
         import requests
-        return requests.get("http://127.0.0.1:%d%s" % (traefik.web_port, path),
-                            headers=dict(headers or {}, Host=host), timeout=timeout)
+        base = "127.0.0.1:%d" % traefik.web_port if traefik else "%s:%d" % (self.host, self.proxy_port)
+        return requests.get("http://%s%s" % (base, path), headers=dict(headers or {}, Host=host), timeout=timeout)
 
     def replicas(self, ns, name):
         d = self.cluster.api("GET", "/apis/apps/v1/namespaces/%s/deployments/%s" % (ns, name))
@@ -110,8 +112,7 @@ class RealStack(Stack):
 
 def module_realstack(realc, kubelet, keda, **kw):
     """Fixture body: a started RealStack, stopped after (raising its problems)."""
-    st = RealStack(realc, kubelet, keda, log_dir=os.path.join(realc.tmpdir, "stack-%s" % kw.get(
-        "proxy_service", "zerowire")), **kw)
+    st = RealStack(realc, kubelet, keda, **kw)
     st.start()
     try:
         yield st

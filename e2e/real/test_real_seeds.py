@@ -18,8 +18,12 @@ zerowire-webhook in url mode (e2e/real/realstack.py).
 Implied by the documents and made here: the workloads, the Gateways the
 routes name (Traefik's GatewayClass, listener on Traefik's entry point) and
 an IngressClass `nginx` served by Traefik (seed 002's Ingress names it).
-Seed 001 (Istio VirtualService) has no data plane here (no Envoy): the 1.20
-suite checks it at the API level."""
+  001 (e2e/seeds/001-istio): Istio has no data plane here (no Envoy), so its
+      VirtualService is checked at the API level (rewired by the webhook to
+      the proxy when the HTTPScaledObject appears, restored exactly when it
+      goes) and the traffic is sent straight to the proxy as Istio's gateway
+      would: the ScaledObject zerowire generates from the HTTPScaledObject is
+      read by the real KEDA, which wakes podinfo from zero."""
 
 import os
 import sys
@@ -33,6 +37,7 @@ from realstack import module_realstack
 
 sys.path.insert(0, os.path.join(util.REPO, "e2e", "tests"))
 from test_seed_002_gateway_api import target  # noqa: E402  (the 1.20 suites' workloads of the seeds)
+from test_seed_001_istio import PODINFO  # noqa: E402
 from test_seed_003_keda_http_ingress import APP as APP_003  # noqa: E402
 
 SEEDS = os.path.join(util.REPO, "e2e", "seeds")
@@ -83,8 +88,9 @@ def route_accepted(st, ns, name):
 
 
 def through_traefik(st, traefik, host, path, ns, app, cold):
-    """One GET via Traefik; asserts it reached a Pod of app (through the proxy:
-    X-Zerowire-Cold-Start present) and returns (response, seconds)."""
+    """One GET via Traefik (None: straight to the proxy); asserts it reached a
+    Pod of app through the proxy (X-Zerowire-Cold-Start as cold says) and
+    returns (response, seconds)."""
     t0 = time.monotonic()
     r = st.request_via(traefik, host, path, timeout=60)
     took = time.monotonic() - t0
@@ -208,3 +214,46 @@ def test_seed_003_routes_to_the_interceptor_names_through_traefik(realc, kubelet
     through_traefik(st, traefik, "myapp.example.com", "/ingress", "myapp", "myapp", cold=False)
     st.delete(seed("003-keda-http-ingress", "03-ingress.yaml"))
     st.delete(seed("003-keda-http-ingress", "05-interceptorroute-scaledobject.yaml"))
+
+
+@pytest.fixture
+def stack001(realc, kubelet, keda):
+    for crds in ("istio.yaml", "keda-http.yaml"):
+        realc.install_crd_dir(os.path.join(util.REPO, "e2e", "crds", crds))
+    realc.ensure_namespace("keda")
+    yield from module_realstack(realc, kubelet, keda, app_namespaces=["default"],
+                                proxy_service="keda-add-ons-http-interceptor-proxy", proxy_namespace="keda")
+
+
+def test_seed_001_httpscaledobject_wakes_podinfo_through_real_keda(realc, kubelet, stack001):
+    st = stack001
+    vs_kind = "virtualservices.networking.istio.io"
+    fqdn = "keda-add-ons-http-interceptor-proxy.keda.svc.cluster.local"
+
+    def destination():
+        return st.get(vs_kind, "default", "podinfo")["spec"]["http"][0]["route"][0]["destination"]
+    st.apply(PODINFO)
+    applied = st.as_applied(seed("001-istio", "02-istio.yaml"))
+    st.apply(seed("001-istio", "02-istio.yaml"))
+    st.apply(seed("001-istio", "03-httpscaledobject.yaml"), validate=True)
+    so = st.wait_for(lambda: st.get("scaledobjects.keda.sh", "default", "podinfo"), 30, "generated ScaledObject")
+    assert so["spec"]["triggers"][0]["metadata"]["scalerAddress"] == st.scaler_address
+    st.wait_for(lambda: destination() == {"host": fqdn, "port": {"number": 8080}}, 30,
+                "VirtualService rewired to the proxy")
+    # The real KEDA reads the ScaledObject zerowire generated.
+    st.wait_for(lambda: st.get("horizontalpodautoscalers.autoscaling", "default", "keda-hpa-podinfo"), 120,
+                "KEDA's HPA for the generated ScaledObject", interval=0.5)
+    st.wait_for(lambda: st.admin_get("/metrics")[1].count(b"zerowire_scaler_streams 0") == 0, 60,
+                "KEDA's StreamIsActive open", interval=0.5)
+    assert st.replicas("default", "podinfo") == 0
+
+    _, cold = through_traefik(st, None, "www.podinfo.com", "/cold", "default", "podinfo", cold=True)
+    log("001 HTTPScaledObject: cold request answered in %.2fs" % cold)
+
+    # Deleting the HTTPScaledObject restores the VirtualService exactly.
+    st.kubectl("delete", "httpscaledobject", "podinfo", "-n", "default")
+    st.wait_restored(applied)
+    st.wait_for(lambda: st.get("scaledobjects.keda.sh", "default", "podinfo") is None, 30,
+                "owned ScaledObject removed")
+    for src in (seed("001-istio", "02-istio.yaml"), PODINFO):
+        st.delete(src)
