@@ -78,14 +78,10 @@ def _now_micro():
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + ".%06dZ" % int((t % 1) * 1e6)
 
 
-def _alive(pid):
-    try:
-        os.kill(pid, 0)
-        return True
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
+def _proc_start(pid):
+    """Start time of process pid (field 22 of /proc/<pid>/stat, clock ticks)."""
+    with open("/proc/%d/stat" % pid) as f:
+        return f.read().rsplit(")", 1)[1].split()[19]
 
 
 def _owner_alive(ident):
@@ -94,15 +90,9 @@ def _owner_alive(ident):
     try:
         with open(os.path.join(STATE_DIR, ident)) as f:
             pid, start = f.read().split()
-        with open("/proc/%s/stat" % pid) as f:
-            return f.read().rsplit(")", 1)[1].split()[19] == start
+        return _proc_start(int(pid)) == start
     except (OSError, ValueError, IndexError):
         return False
-
-
-def _proc_start(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        return f.read().rsplit(")", 1)[1].split()[19]
 
 
 def _kill_netns_pids(netns):
