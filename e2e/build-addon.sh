@@ -23,6 +23,8 @@ TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || TARGETS=(interceptor scaler)
 
 log() { echo "build-addon: $*" >&2; }
+# shellcheck source=e2e/peers/gobuild.sh
+. "$REPO/e2e/peers/gobuild.sh"
 
 for t in "${TARGETS[@]}"; do
 	case "$t" in interceptor | scaler) ;; *) log "unknown target '$t' (interceptor, scaler)"; exit 2 ;; esac
@@ -36,7 +38,7 @@ VERSION=$(awk -v m="$MODULE" '$1 == m && $2 ~ /^v/ {print $2; exit}' "$WRAP/go.m
 COMMIT=$(sed -n 's/.*"Hash":"\([0-9a-f]\{12\}\).*/\1/p' "$CACHE/gomod/cache/download/$MODULE/@v/$VERSION.info" 2>/dev/null || true)
 
 # Version plus a hash of the wrapper, so a changed go.mod/go.sum gets a fresh build.
-HASH=$(cd "$WRAP" && find . -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-10)
+HASH=$(zw_wrapper_hash "$WRAP")
 DIR="$CACHE/peers/http-add-on-$VERSION-$HASH"
 
 all_built() {
@@ -45,32 +47,9 @@ all_built() {
 }
 
 build_one() {
-	local out=$1 pkg="$MODULE/$1" start now next rc
-	[ -x "$DIR/$out" ] && return 0
-	log "http-add-on $VERSION: compiling $out (modules in $GOMODCACHE)"
-	start=$(date +%s)
-	rm -f "$DIR/$out.rc"
-	( cd "$WRAP" && nice -n 19 "$GO" build -trimpath -ldflags "-s -w -X $MODULE/pkg/build.version=$VERSION -X $MODULE/pkg/build.gitCommit=$COMMIT" \
-		-o "$DIR/$out.tmp" "$pkg" >"$DIR/$out.log" 2>&1; echo $? >"$DIR/$out.rc" ) &
-	next=$((start + 15))
-	while ! [ -e "$DIR/$out.rc" ]; do
-		sleep 1
-		now=$(date +%s)
-		if [ "$now" -ge "$next" ] && ! [ -e "$DIR/$out.rc" ]; then
-			log "still compiling $out, $((now - start))s elapsed"
-			next=$((now + 15))
-		fi
-	done
-	wait
-	rc=$(cat "$DIR/$out.rc"); rm -f "$DIR/$out.rc"
-	if [ "$rc" != 0 ]; then
-		log "building $out failed (exit $rc):"
-		tail -40 "$DIR/$out.log" >&2
-		exit 1
-	fi
-	mv "$DIR/$out.tmp" "$DIR/$out"
-	echo "$out $VERSION $(($(date +%s) - start))s $(stat -c %s "$DIR/$out")B" >>"$DIR/build-times"
-	log "$out built in $(($(date +%s) - start))s ($(($(stat -c %s "$DIR/$out") / 1048576)) MiB)"
+	[ -x "$DIR/$1" ] && return 0
+	zw_go_build "http-add-on $VERSION" "$WRAP" "$DIR" "$1" "$MODULE/$1" -trimpath \
+		-ldflags "-s -w -X $MODULE/pkg/build.version=$VERSION -X $MODULE/pkg/build.gitCommit=$COMMIT" || exit 1
 }
 
 # ZW_GOCACHE: another build cache (an empty one measures a cold compile).
@@ -81,7 +60,7 @@ if ! all_built; then
 		log "not built yet: ${TARGETS[*]} (run e2e/build-addon.sh)"
 		exit 3
 	fi
-	command -v "$GO" >/dev/null || { log "no Go toolchain ('$GO'); scripts/setup.sh installs one"; exit 1; }
+	zw_require_go "$GO" 25 || exit 1
 	mkdir -p "$DIR"
 	exec 9>"$CACHE/peers.lock"
 	flock 9

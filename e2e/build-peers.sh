@@ -21,6 +21,8 @@ PEERS=("$@")
 [ ${#PEERS[@]} -gt 0 ] || PEERS=(kubernetes keda traefik)
 
 log() { echo "build-peers: $*" >&2; }
+# shellcheck source=e2e/peers/gobuild.sh
+. "$REPO/e2e/peers/gobuild.sh"
 
 # name -> "output-name=package ..." (packages relative to the wrapper module)
 targets() {
@@ -60,11 +62,7 @@ ldflags() {
 
 # Directory for one peer's binaries: version plus a hash of the wrapper, so a
 # changed go.mod/go.sum/main.go gets a fresh build.
-outdir() {
-	local h
-	h=$(cd "$REPO/e2e/peers/$1" && find . -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) | LC_ALL=C sort | xargs cat | sha256sum | cut -c1-10)
-	echo "$CACHE/peers/$1-$(pinned "$1")-$h"
-}
+outdir() { echo "$CACHE/peers/$1-$(pinned "$1")-$(zw_wrapper_hash "$REPO/e2e/peers/$1")"; }
 
 all_built() {
 	local dir=$1 t
@@ -77,41 +75,15 @@ print_paths() {
 }
 
 build_one() {
-	local name=$1 dir=$2 tlist=$3 ver t out pkg start rc
+	local name=$1 dir=$2 tlist=$3 ver t out
 	ver=$(pinned "$name")
 	[ -n "$ver" ] || { log "$name: no version of $(upstream "$name") in e2e/peers/$name/go.mod"; exit 1; }
 	mkdir -p "$dir"
-	cd "$REPO/e2e/peers/$name"
 	for t in $tlist; do
-		out=${t%%=*} pkg=${t#*=}
+		out=${t%%=*}
 		[ -x "$dir/$out" ] && continue
-		log "$name $ver: compiling $out (modules in $GOMODCACHE)"
-		start=$(date +%s)
-		# CPU seconds (user+sys of the go command and its compilers) are
-		# recorded too: unlike wall time they hardly depend on other load.
-		( TIMEFORMAT='%U %S'
-		  { time nice -n 19 "$GO" build -ldflags "$(ldflags "$name" "$ver")" -o "$dir/$out.tmp" "$pkg" \
-			>"$dir/$out.log" 2>&1; } 2>"$dir/$out.cpu"; echo $? >"$dir/$out.rc" ) &
-		next=$((start + 15))
-		while ! [ -e "$dir/$out.rc" ]; do
-			sleep 1
-			now=$(date +%s)
-			if [ "$now" -ge "$next" ] && ! [ -e "$dir/$out.rc" ]; then
-				log "$name: still compiling $out, $((now - start))s elapsed"
-				next=$((now + 15))
-			fi
-		done
-		wait
-		rc=$(cat "$dir/$out.rc"); rm -f "$dir/$out.rc"
-		if [ "$rc" != 0 ]; then
-			log "$name: building $out failed (exit $rc):"
-			tail -40 "$dir/$out.log" >&2
-			exit 1
-		fi
-		mv "$dir/$out.tmp" "$dir/$out"
-		cpu=$(awk '{printf "%d", $1 + $2}' "$dir/$out.cpu" 2>/dev/null || echo "?"); rm -f "$dir/$out.cpu"
-		echo "$out $ver $(( $(date +%s) - start ))s ${cpu}cpu-s $(stat -c %s "$dir/$out")B" >>"$dir/build-times"
-		log "$name: $out built in $(( $(date +%s) - start ))s, ${cpu} CPU-s ($(( $(stat -c %s "$dir/$out") / 1048576 )) MiB)"
+		zw_go_build "$name $ver" "$REPO/e2e/peers/$name" "$dir" "$out" "${t#*=}" \
+			-ldflags "$(ldflags "$name" "$ver")" || exit 1
 	done
 }
 
@@ -129,12 +101,7 @@ if [ ${#missing[@]} -gt 0 ] && [ $CACHED_ONLY = 1 ]; then
 	exit 3
 fi
 if [ ${#missing[@]} -gt 0 ]; then
-	command -v "$GO" >/dev/null || { log "no Go toolchain ('$GO' on PATH; ZW_GO names another)"; exit 1; }
-	gov=$("$GO" env GOVERSION)
-	minor=$(echo "$gov" | sed -nE 's/^go1\.([0-9]+).*/\1/p')
-	if [ -z "$minor" ] || [ "$minor" -lt 26 ]; then
-		log "$GO is $gov; the wrappers need Go >= 1.26 (set ZW_GO to one)"; exit 1
-	fi
+	zw_require_go "$GO" 26 || exit 1
 	exec 9>"$CACHE/peers.lock"
 	flock 9
 	total=$(date +%s)

@@ -20,6 +20,9 @@ h2spec) pkg=github.com/summerwind/h2spec/cmd/h2spec ;;
 esac
 
 CACHE="${ZW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/zerowire}"
+log() { echo "build-go-tool: $*" >&2; }
+# shellcheck source=e2e/peers/gobuild.sh
+. "$here/gobuild.sh"
 sum=$(cat "$dir/go.mod" "$dir/go.sum" "$dir"/*.go 2>/dev/null | sha256sum | cut -c1-12)
 BIN="$CACHE/bin/$name-$sum"
 if [ -x "$BIN" ]; then echo "$BIN"; exit 0; fi
@@ -37,8 +40,7 @@ export GOTOOLCHAIN=local GOFLAGS=-mod=mod CGO_ENABLED=0
 start=$(date +%s)
 echo "build-go-tool: $name: downloading modules (GOMODCACHE=$GOMODCACHE)" >&2
 (cd "$dir" && nice -n 19 "$GO" mod download 2>&1 | sed 's/^/build-go-tool:   /' >&2)
-echo "build-go-tool: $name: compiling $pkg with $("$GO" version | cut -d' ' -f3) (several minutes on 2 cores)" >&2
-(cd "$dir" && nice -n 19 "$GO" build -trimpath -ldflags='-s -w' -o "$BIN.tmp" "$pkg") >&2
-mv "$BIN.tmp" "$BIN"
+log "$name: compiling $pkg with $("$GO" version | cut -d' ' -f3) (several minutes on 2 cores)"
+zw_go_build "$name" "$dir" "$CACHE/bin" "$(basename "$BIN")" "$pkg" -trimpath -ldflags='-s -w' || exit 1
 echo "build-go-tool: $name built in $(($(date +%s) - start)) s: $BIN" >&2
 echo "$BIN"
