@@ -1,6 +1,10 @@
 /* zerowire-proxy TLS certificate store (see certstore.h). */
 #include "certstore.h"
 
+#include "base64.h"
+#include "buf.h"
+#include "promtext.h"
+
 #include <gnutls/x509.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -438,4 +442,141 @@ size_t zw_certstore_each(struct zw_certstore *s,
 	}
 	pthread_rwlock_unlock(&s->lock);
 	return n;
+}
+
+/* Decodes data[field] of a Secret into a new buffer. Returns it (the
+ * caller frees it) with its length, or NULL with err filled. */
+static unsigned char *secret_field(const json_t *data, const char *field, size_t *len,
+                                   char err[ZW_CERTSTORE_ERRLEN])
+{
+	const char *b64 = json_string_value(json_object_get(data, field));
+	unsigned char *out;
+	if (!b64) {
+		snprintf(err, ZW_CERTSTORE_ERRLEN, "data.%s missing", field);
+		return NULL;
+	}
+	if (strlen(b64) > 2 * ZW_CERTSTORE_MAX_PEM) {
+		snprintf(err, ZW_CERTSTORE_ERRLEN, "data.%s too large", field);
+		return NULL;
+	}
+	out = zw_base64_decode(b64, strlen(b64), len);
+	if (!out)
+		snprintf(err, ZW_CERTSTORE_ERRLEN, "data.%s is not base64", field);
+	return out;
+}
+
+int zw_certstore_apply_secret(struct zw_certstore *s, const char *key, const json_t *secret,
+                              bool deleted, unsigned flags, char err[ZW_CERTSTORE_ERRLEN])
+{
+	unsigned char *crt = NULL, *pk = NULL;
+	size_t crt_len = 0, pk_len = 0;
+	struct zw_cert *c = NULL;
+	int rc = -1;
+
+	if (deleted) {
+		zw_certstore_remove(s, key);
+		return 0;
+	}
+	const char *type = json_string_value(json_object_get(secret, "type"));
+	if (!type || strcmp(type, "kubernetes.io/tls") != 0) {
+		snprintf(err, ZW_CERTSTORE_ERRLEN, "type is \"%s\", not kubernetes.io/tls",
+		         type ? type : "");
+		return -1;
+	}
+	const json_t *data = json_object_get(secret, "data");
+	if (!(crt = secret_field(data, "tls.crt", &crt_len, err)) ||
+	    !(pk = secret_field(data, "tls.key", &pk_len, err)))
+		goto out;
+	if (zw_cert_load((const char *)crt, crt_len, (const char *)pk, pk_len, key, &c, err) < 0)
+		goto out;
+	if (zw_certstore_put(s, key, c, flags) < 0) {
+		snprintf(err, ZW_CERTSTORE_ERRLEN, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	zw_cert_unref(c);
+	if (pk)
+		gnutls_memset(pk, 0, pk_len);
+	free(crt);
+	free(pk);
+	return rc;
+}
+
+int zw_certstore_load_files(struct zw_certstore *s, const char *key, const char *cert_path,
+                            const char *key_path, unsigned flags, char err[ZW_CERTSTORE_ERRLEN])
+{
+	gnutls_datum_t crt = {NULL, 0}, pk = {NULL, 0};
+	struct zw_cert *c = NULL;
+	int rc = -1, r;
+
+	if ((r = gnutls_load_file(cert_path, &crt)) < 0 ||
+	    (r = gnutls_load_file(key_path, &pk)) < 0) {
+		snprintf(err, ZW_CERTSTORE_ERRLEN, "cannot read %s: %s",
+		         crt.data ? key_path : cert_path, gnutls_strerror(r));
+		goto out;
+	}
+	if (zw_cert_load((const char *)crt.data, crt.size, (const char *)pk.data, pk.size, key, &c,
+	                 err) < 0)
+		goto out;
+	if (zw_certstore_put(s, key, c, flags) < 0) {
+		snprintf(err, ZW_CERTSTORE_ERRLEN, "out of memory");
+		goto out;
+	}
+	rc = 0;
+out:
+	zw_cert_unref(c);
+	if (pk.data)
+		gnutls_memset(pk.data, 0, pk.size);
+	gnutls_free(crt.data);
+	gnutls_free(pk.data);
+	return rc;
+}
+
+struct prom {
+	struct zw_buf *out;
+	size_t max;
+	int rc;
+};
+
+static void prom_entry(void *arg, const struct zw_certstore_entry *e)
+{
+	struct prom *p = arg;
+	char names[201] = "", src[512], lbl[512];
+	size_t n, off = 0;
+	const char *const *v = zw_cert_names(e->cert, &n);
+	for (size_t i = 0; i < n && off < sizeof(names) - 1; i++) {
+		int w = snprintf(names + off, sizeof(names) - off, "%s%s", i ? "," : "", v[i]);
+		if (w < 0)
+			break;
+		off += (size_t)w;
+	}
+	if (p->rc == 0 &&
+	    zw_buf_appendf(p->out, p->max,
+	                   "zerowire_tls_certificate_expiry_timestamp_seconds{source=\"%s\","
+	                   "default=\"%s\",names=\"%s\"} %lld\n",
+	                   zw_prom_escape(src, sizeof(src), e->key),
+	                   e->is_default ? "true" : "false",
+	                   zw_prom_escape(lbl, sizeof(lbl), names),
+	                   (long long)zw_cert_not_after(e->cert)) != 0)
+		p->rc = -1;
+}
+
+int zw_certstore_prometheus(struct zw_certstore *s, struct zw_buf *out, size_t max)
+{
+	struct prom p = {out, max, 0};
+	pthread_rwlock_rdlock(&s->lock);
+	size_t n = s->n_entries;
+	pthread_rwlock_unlock(&s->lock);
+	if (zw_buf_appendf(out, max,
+	                   "# HELP zerowire_tls_certificates TLS certificates loaded (Secrets "
+	                   "and files).\n# TYPE zerowire_tls_certificates gauge\n"
+	                   "zerowire_tls_certificates %zu\n"
+	                   "# HELP zerowire_tls_certificate_expiry_timestamp_seconds notAfter "
+	                   "of each loaded TLS certificate (Unix time).\n"
+	                   "# TYPE zerowire_tls_certificate_expiry_timestamp_seconds gauge\n",
+	                   n) != 0)
+		return -1;
+	zw_certstore_each(s, prom_entry, &p);
+	return p.rc;
 }

@@ -32,6 +32,9 @@
 #include <time.h>
 
 #include <gnutls/gnutls.h>
+#include <jansson.h>
+
+struct zw_buf;
 
 #define ZW_CERTSTORE_ERRLEN    256
 #define ZW_CERTSTORE_MAX_NAMES 100        /* DNS names kept per certificate */
@@ -104,6 +107,26 @@ struct zw_certstore_entry {
  * call into s). Returns the number of entries. */
 size_t zw_certstore_each(struct zw_certstore *s,
                          void (*fn)(void *arg, const struct zw_certstore_entry *e), void *arg);
+
+/* Applies a Kubernetes Secret of type kubernetes.io/tls (borrowed): loads
+ * its data "tls.crt" and "tls.key" (base64) and puts it under `key`
+ * ("namespace/name") with `flags`; `deleted` removes the entry instead. A
+ * Secret that does not load leaves the entry as it was (the last good
+ * certificate keeps serving). Returns 0, or -1 with the reason in err. */
+int zw_certstore_apply_secret(struct zw_certstore *s, const char *key, const json_t *secret,
+                              bool deleted, unsigned flags, char err[ZW_CERTSTORE_ERRLEN]);
+
+/* Reads a PEM certificate chain and key from files (blocking: call before
+ * the loops run) and puts them under `key` with `flags`. Returns 0, or -1
+ * with the reason in err. */
+int zw_certstore_load_files(struct zw_certstore *s, const char *key, const char *cert_path,
+                            const char *key_path, unsigned flags, char err[ZW_CERTSTORE_ERRLEN]);
+
+/* Appends the Prometheus families zerowire_tls_certificates (entries) and
+ * zerowire_tls_certificate_expiry_timestamp_seconds{source,default,names}
+ * (notAfter per entry; names joined by ",", cut at 200 bytes) to out,
+ * keeping it under max bytes. Returns 0, or -1 (full or out of memory). */
+int zw_certstore_prometheus(struct zw_certstore *s, struct zw_buf *out, size_t max);
 
 /* Normalises a host name for lookup into out: lowercase, one trailing dot
  * removed. Returns 0, or -1 when it is empty, longer than 253 bytes, or
