@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #define DEFAULT_LIMIT (64u * 1024)
+#define MAX_NON_FATAL 16 /* warning alerts etc. per feed before the session fails */
 
 /* A byte queue: bytes [off, b.len) of b are waiting. */
 struct queue {
@@ -195,10 +196,28 @@ static void handshake_done(struct zw_tls *t)
 	}
 }
 
+/* Handles a non-fatal result r of a handshake or receive step; counts them
+ * so that a peer cannot keep the loop busy without sending data (warning
+ * alerts) and refuses renegotiation. */
+static void non_fatal(struct zw_tls *t, int r, int *budget)
+{
+	if (r == GNUTLS_E_REHANDSHAKE) {
+		/* A TLS 1.2 client asks to renegotiate (a CPU-cost lever, never
+		 * needed here): end the session, as nginx does. */
+		snprintf(t->err, sizeof(t->err), "client-initiated renegotiation refused");
+		(void)gnutls_alert_send(t->session, GNUTLS_AL_FATAL, GNUTLS_A_HANDSHAKE_FAILURE);
+		t->state = ZW_TLS_FAILED;
+	} else if (--*budget <= 0) {
+		snprintf(t->err, sizeof(t->err), "too many warning alerts in one read");
+		(void)gnutls_alert_send(t->session, GNUTLS_AL_FATAL, GNUTLS_A_UNEXPECTED_MESSAGE);
+		t->state = ZW_TLS_FAILED;
+	}
+}
+
 /* Runs the handshake, then decrypts records while plaintext has room. */
 static void run(struct zw_tls *t)
 {
-	int r;
+	int r, budget = MAX_NON_FATAL;
 	while (t->state == ZW_TLS_HANDSHAKE) {
 		r = gnutls_handshake(t->session);
 		if (r == 0)
@@ -207,6 +226,8 @@ static void run(struct zw_tls *t)
 			return;
 		else if (gnutls_error_is_fatal(r))
 			fail(t, r);
+		else
+			non_fatal(t, r, &budget);
 	}
 	if (t->plain_off && t->plain_off == t->plain.len)
 		t->plain_off = t->plain.len = 0;
@@ -229,6 +250,8 @@ static void run(struct zw_tls *t)
 			return;
 		else if (gnutls_error_is_fatal(r))
 			fail(t, r);
+		else
+			non_fatal(t, r, &budget);
 	}
 }
 

@@ -413,6 +413,53 @@ static void test_renewal(void **state)
 	zw_tls_free(t2);
 }
 
+/* A TLS 1.2 client's renegotiation ends the session with an alert. */
+static void test_renegotiation_refused(void **state)
+{
+	struct fixture *f = *state;
+	struct zw_tls *t;
+	struct client c;
+	assert_int_equal(zw_tls_new(f->store, NULL, &t), 0);
+	client_init(&c, t, "NORMAL:-VERS-ALL:+VERS-TLS1.2", "api.test", both, 2);
+	assert_int_equal(handshake(&c), 0);
+	int r = GNUTLS_E_AGAIN;
+	for (int i = 0; i < 10 && r == GNUTLS_E_AGAIN; i++) {
+		r = gnutls_handshake(c.s);
+		shuttle(&c);
+	}
+	assert_int_equal(r, GNUTLS_E_FATAL_ALERT_RECEIVED);
+	assert_int_equal(gnutls_alert_get(c.s), GNUTLS_A_HANDSHAKE_FAILURE);
+	assert_int_equal(zw_tls_get_state(t), ZW_TLS_FAILED);
+	assert_string_equal(zw_tls_error(t), "client-initiated renegotiation refused");
+	client_free(&c);
+	zw_tls_free(t);
+}
+
+/* A flood of warning alerts in one read ends the session. */
+static void test_alert_flood(void **state)
+{
+	struct fixture *f = *state;
+	struct zw_tls *t;
+	struct client c;
+	assert_int_equal(zw_tls_new(f->store, NULL, &t), 0);
+	client_init(&c, t, "NORMAL:-VERS-ALL:+VERS-TLS1.2", "api.test", both, 2);
+	assert_int_equal(handshake(&c), 0);
+	for (int i = 0; i < 8; i++) /* a few are fine */
+		assert_int_equal(gnutls_alert_send(c.s, GNUTLS_AL_WARNING, GNUTLS_A_USER_CANCELED),
+		                 0);
+	shuttle(&c);
+	assert_int_equal(zw_tls_get_state(t), ZW_TLS_OPEN);
+	echo(&c, "still open");
+	for (int i = 0; i < 40; i++)
+		assert_int_equal(gnutls_alert_send(c.s, GNUTLS_AL_WARNING, GNUTLS_A_USER_CANCELED),
+		                 0);
+	shuttle(&c);
+	assert_int_equal(zw_tls_get_state(t), ZW_TLS_FAILED);
+	assert_string_equal(zw_tls_error(t), "too many warning alerts in one read");
+	client_free(&c);
+	zw_tls_free(t);
+}
+
 static void test_close_notify(void **state)
 {
 	struct fixture *f = *state;
@@ -568,7 +615,8 @@ int main(void)
 	        cmocka_unit_test(test_no_default),  cmocka_unit_test(test_refused),
 	        cmocka_unit_test(test_renewal),     cmocka_unit_test(test_close_notify),
 	        cmocka_unit_test(test_garbage),     cmocka_unit_test(test_bad_limits),
-	        cmocka_unit_test(test_limits),
+	        cmocka_unit_test(test_limits),      cmocka_unit_test(test_renegotiation_refused),
+	        cmocka_unit_test(test_alert_flood),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
