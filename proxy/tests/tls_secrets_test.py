@@ -3,7 +3,8 @@ on the real kube-apiserver (the session `cluster` fixture), seen through the
 read-only admin /metrics: zerowire_tls_certificates and
 zerowire_tls_certificate_expiry_timestamp_seconds{source,default,names}.
 A Secret created after start, renewed in place, broken, and deleted; the
-file-based default (static mode); the TLS flags' validation. Certificates
+file-based default (static mode, with `promtool check metrics` on the
+exposition); the TLS flags' validation. Certificates
 are made by openssl (Debian's)."""
 import base64
 import calendar
@@ -17,6 +18,8 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from zwproxy import BIN, Proxy, wait_for  # noqa: E402
+
+from harness import gotools  # noqa: E402  (top-level conftest puts e2e/ on sys.path)
 
 EXPIRY = "zerowire_tls_certificate_expiry_timestamp_seconds"
 
@@ -108,6 +111,11 @@ def test_file_default_in_static_mode(tmp_path):
     p = Proxy(tmp_path, args=["--tls-cert-file", cpath, "--tls-key-file", kpath])
     try:
         assert expiries(p) == {cpath: (True, "file.tls.test", end)}
+        assert p.metric("zerowire_tls_certificates") == 1
+        # The whole exposition, TLS families included, lints clean.
+        r = subprocess.run([gotools.require("promtool"), "check", "metrics"], input=p.metrics(),
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
     finally:
         p.stop()
 
