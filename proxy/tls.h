@@ -7,13 +7,14 @@
  * transport push/pull functions work on two byte queues (lib/buf).
  *
  * Handshake: TLS 1.2 and 1.3 only, with the priority string
- * ZW_TLS_PRIORITY (docs/tls.md says why); ALPN "h2" and "http/1.1" (the
- * client's first one the server knows; zw_tls_alpn reports it, NONE when
- * the client sent no ALPN); the certificate is picked from a certstore.h
- * store by the client's SNI (unknown or no SNI: the store's default; none:
- * the handshake fails with an alert). The session keeps a reference to the
- * certificate it chose, so a renewed certificate serves the next handshake
- * while this one continues. The handshake timeout is the caller's.
+ * ZW_TLS_PRIORITY (docs/tls.md says why); ALPN "h2" and "http/1.1" in the
+ * server's order (h2 when the client offers both; zw_tls_alpn reports it,
+ * NONE when the client sent no ALPN or only other protocols); the
+ * certificate is picked from a certstore.h store by the client's SNI
+ * (unknown or no SNI: the store's default; none: the handshake fails with
+ * an alert). The session keeps a reference to the certificate it chose, so
+ * a renewed certificate serves the next handshake while this one
+ * continues. The handshake timeout is the caller's.
  *
  * Limits (backpressure): at most lim.max_in bytes of received ciphertext
  * are queued (zw_tls_feed takes less when full: stop reading the socket);
