@@ -276,10 +276,17 @@ enum zw_tls_state zw_tls_feed(struct zw_tls *t, const void *p, size_t n, size_t 
 	return t->state;
 }
 
+size_t zw_tls_in_room(const struct zw_tls *t)
+{
+	size_t have = queue_len(&t->in);
+	if ((t->state != ZW_TLS_HANDSHAKE && t->state != ZW_TLS_OPEN) || have >= t->lim.max_in)
+		return 0;
+	return t->lim.max_in - have;
+}
+
 bool zw_tls_want_read(const struct zw_tls *t)
 {
-	return (t->state == ZW_TLS_HANDSHAKE || t->state == ZW_TLS_OPEN) &&
-	       queue_len(&t->in) < t->lim.max_in;
+	return zw_tls_in_room(t) > 0;
 }
 
 const void *zw_tls_plain(const struct zw_tls *t, size_t *len)

@@ -80,6 +80,10 @@ void zw_tls_free(struct zw_tls *t);
  * afterwards. */
 enum zw_tls_state zw_tls_feed(struct zw_tls *t, const void *p, size_t n, size_t *used);
 
+/* How many bytes of ciphertext zw_tls_feed would take now (0 after a
+ * failure or the peer's close_notify): the size to read from the socket. */
+size_t zw_tls_in_room(const struct zw_tls *t);
+
 /* Whether the caller should read more ciphertext from the socket (the
  * input queue has room and the session still wants input). */
 bool zw_tls_want_read(const struct zw_tls *t);

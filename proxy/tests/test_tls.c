@@ -531,6 +531,7 @@ static void test_limits(void **state)
 	for (size_t i = 0; i < TOTAL; i++)
 		src[i] = (unsigned char)(i * 7 + i / 251);
 	assert_int_equal(zw_tls_new(f->store, &lim, &t), 0);
+	assert_int_equal(zw_tls_in_room(t), lim.max_in);
 	client_init(&c, t, NULL, "api.test", both, 2);
 	assert_int_equal(handshake(&c), 0);
 
@@ -553,6 +554,7 @@ static void test_limits(void **state)
 	}
 	assert_int_equal(used, 0);
 	assert_false(zw_tls_want_read(t));
+	assert_int_equal(zw_tls_in_room(t), 0);
 	(void)zw_tls_plain(t, &len);
 	assert_int_equal(len, lim.max_plain);
 	/* at most the plaintext, the queue and one record inside GnuTLS */
