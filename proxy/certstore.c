@@ -228,7 +228,17 @@ int zw_certstore_new(struct zw_certstore **out)
 	*out = NULL;
 	if (!s)
 		return -1;
-	if (pthread_rwlock_init(&s->lock, NULL) != 0) {
+	/* Writer-preferring: handshakes on many workers must not hold a
+	 * renewal off indefinitely. */
+	pthread_rwlockattr_t attr;
+	int rc = pthread_rwlockattr_init(&attr);
+	if (rc == 0)
+		rc = pthread_rwlockattr_setkind_np(&attr,
+		                                   PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	if (rc == 0)
+		rc = pthread_rwlock_init(&s->lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	if (rc != 0) {
 		free(s);
 		return -1;
 	}

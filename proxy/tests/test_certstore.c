@@ -2,6 +2,7 @@
  * exact and one-level wildcard lookups, the default, replacement and
  * removal, and lookups on reader threads while a writer replaces entries. */
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -386,8 +387,12 @@ static void test_concurrent(void **state)
 		r.certs[i] = make_cert1("*.race.example", "race");
 		assert_non_null(r.certs[i]);
 	}
+	assert_int_equal(zw_certstore_put(r.s, "ns/first", r.certs[0], 0), 0);
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(pthread_create(&th[i], NULL, reader, &r), 0);
+	while (atomic_load(&r.hits) < 3) /* the readers run */
+		sched_yield();
+	assert_true(zw_certstore_remove(r.s, "ns/first"));
 	for (int i = 0; i < 2000; i++) {
 		char key[32];
 		snprintf(key, sizeof(key), "ns/s%d", i % 7);
