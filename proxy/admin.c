@@ -1,6 +1,7 @@
 /* zerowire-proxy admin listener (see admin.h). */
 #include "admin.h"
 
+#include "buf.h"
 #include "config.h"
 #include "http1.h"
 #include "list.h"
@@ -189,6 +190,13 @@ static void serve_metrics(struct aconn *c)
 		rc = zw_metrics_render_process(&out);
 	if (rc == 0)
 		rc = zw_observe_render(a->d.server ? zw_server_observe(a->d.server) : NULL, &out);
+	if (rc == 0 && a->d.certs) {
+		struct zw_buf tb = {0};
+		rc = zw_certstore_prometheus(a->d.certs, &tb, ADMIN_MAX_BODY);
+		if (rc == 0)
+			rc = zw_obuf_add(&out, tb.data, tb.len);
+		zw_buf_free(&tb);
+	}
 	if (rc == 0 && a->d.scaler) {
 		char *sb = NULL;
 		size_t slen = 0;

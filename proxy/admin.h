@@ -9,7 +9,8 @@
  *   GET /readyz   200 once the routing table is synced, 503 before that and
  *                 from the moment SIGTERM arrives
  *   GET /metrics  Prometheus text: data-path metrics (metrics.h), held
- *                 requests and connections, and the scaler's lines
+ *                 requests and connections, TLS certificate expiry
+ *                 (certstore.h), and the scaler's lines
  *   GET /queue    JSON per target: {"ns/name": {"concurrency", "requestCount",
  *                 "held", "rate"}}
  *   GET /status   small HTML page: targets, endpoints, held, rates
@@ -26,6 +27,7 @@
 #ifndef ZW_ADMIN_H
 #define ZW_ADMIN_H
 
+#include "certstore.h"
 #include "endpoints.h"
 #include "routes.h"
 #include "scaler.h"
@@ -45,8 +47,9 @@ struct zw_admin_deps {
 	struct zw_stats *stats;
 	struct zw_route_current *routes;
 	struct zw_endpoints *eps;
-	struct zw_scaler *scaler;  /* may be NULL */
-	bool (*synced)(void *arg); /* routing table synced? */
+	struct zw_scaler *scaler;   /* may be NULL */
+	struct zw_certstore *certs; /* TLS certificates for /metrics; may be NULL */
+	bool (*synced)(void *arg);  /* routing table synced? */
 	void *arg;
 };
 

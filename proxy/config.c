@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,7 +52,7 @@ static const struct zw_flag_word concurrency_words[] = {
 static const char G_LISTEN[] = "Listeners", G_SOURCES[] = "Sources", G_PEERS[] = "Replicas",
                   G_CLIENT[] = "Client limits", G_UP[] = "Upstream",
                   G_COLD[] = "Cold start (targets may override)", G_OBS[] = "Observability",
-                  G_LIFE[] = "Lifecycle";
+                  G_LIFE[] = "Lifecycle", G_TLS[] = "TLS (docs/tls.md)";
 
 static const struct zw_flag flags[] = {
         STR("listen", listen, "ADDR", "0.0.0.0:8080", G_LISTEN, "proxy listener"),
@@ -153,6 +154,18 @@ static const struct zw_flag flags[] = {
         NUM("trace-queue", trace_queue, 1, 10000000, "4096", G_OBS,
             "finished requests waiting for export; more are\n"
             "dropped and counted"),
+        STR("tls-listen", tls_listen, "ADDR", NULL, G_TLS,
+            "TLS listener address (validated; the listener\n"
+            "is wired in with the HTTP/2 work)"),
+        LIST("tls-secret", tls_secrets, "NS/NAME", 0, G_TLS,
+             "kubernetes.io/tls Secret served for the DNS\n"
+             "names of its certificate, watched (repeatable)"),
+        STR("tls-default-secret", tls_default_secret, "NS/NAME", NULL, G_TLS,
+            "Secret served to unknown or no SNI, watched"),
+        STR("tls-cert-file", tls_cert_file, "PATH", NULL, G_TLS,
+            "PEM certificate chain: the default instead of\n"
+            "--tls-default-secret (read at start)"),
+        STR("tls-key-file", tls_key_file, "PATH", NULL, G_TLS, "PEM key of --tls-cert-file"),
         DUR("shutdown-delay", shutdown_delay_ms, 0, 3600000, "5s", G_LIFE,
             "keep serving after SIGTERM"),
         DUR("drain-timeout", drain_timeout_ms, 0, 3600000, "30s", G_LIFE,
@@ -253,6 +266,59 @@ static int parse_u64(const char *s, uint64_t *out)
 	return 0;
 }
 
+int zw_parse_secret_ref(const char *s)
+{
+	const char *slash = strchr(s, '/');
+	if (!slash || slash == s || slash - s > 63 || !slash[1] || strlen(slash + 1) > 253)
+		return -1;
+	for (const char *p = s; *p; p++) {
+		bool ok = (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+		          (*p == '.' && p > slash) || p == slash;
+		if (!ok || (*p == '/' && p != slash))
+			return -1;
+	}
+	return 0;
+}
+
+/* Checks the TLS flags together. Returns 0, or -1 with msg filled. */
+static int check_tls(const struct zw_proxy_config *cfg, char *msg, size_t msg_len)
+{
+	const char *bad = NULL;
+	for (size_t i = 0; i < cfg->n_tls_secrets && !bad; i++)
+		if (zw_parse_secret_ref(cfg->tls_secrets[i]) < 0)
+			bad = cfg->tls_secrets[i];
+	if (bad || (cfg->tls_default_secret && zw_parse_secret_ref(cfg->tls_default_secret) < 0)) {
+		snprintf(msg, msg_len, "flag --tls-%s: \"%s\" is not NAMESPACE/NAME",
+		         bad ? "secret" : "default-secret", bad ? bad : cfg->tls_default_secret);
+		return -1;
+	}
+	if (!cfg->tls_cert_file != !cfg->tls_key_file) {
+		snprintf(msg, msg_len, "flags --tls-cert-file and --tls-key-file go together");
+		return -1;
+	}
+	if (cfg->tls_cert_file && cfg->tls_default_secret) {
+		snprintf(msg, msg_len,
+		         "flags --tls-cert-file and --tls-default-secret both set the default");
+		return -1;
+	}
+	if (cfg->tls_listen && !cfg->tls_cert_file && !cfg->tls_default_secret &&
+	    !cfg->n_tls_secrets) {
+		snprintf(msg, msg_len,
+		         "flag --tls-listen needs certificates: --tls-secret, "
+		         "--tls-default-secret or --tls-cert-file");
+		return -1;
+	}
+	bool live = cfg->kubeconfig ||
+	            !(cfg->targets_file || cfg->endpoints_file || cfg->n_static_endpoints);
+	if (!live && (cfg->n_tls_secrets || cfg->tls_default_secret)) {
+		snprintf(msg, msg_len,
+		         "flags --tls-secret and --tls-default-secret need the API "
+		         "server (not static mode)");
+		return -1;
+	}
+	return 0;
+}
+
 int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, char *msg,
                           size_t msg_len)
 {
@@ -294,10 +360,11 @@ int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, ch
 		return -1;
 	}
 	struct sockaddr_storage ss;
-	const char *addrs[] = {cfg->listen, cfg->admin_listen, cfg->scaler_listen,
-	                       cfg->peer_listen};
-	const char *names[] = {"--listen", "--admin-listen", "--scaler-listen", "--peer-listen"};
-	for (int k = 0; k < 4; k++) {
+	const char *addrs[] = {cfg->listen, cfg->admin_listen, cfg->scaler_listen, cfg->peer_listen,
+	                       cfg->tls_listen};
+	const char *names[] = {"--listen", "--admin-listen", "--scaler-listen", "--peer-listen",
+	                       "--tls-listen"};
+	for (int k = 0; k < 5; k++) {
 		if (addrs[k] && zw_parse_addr(addrs[k], &ss) < 0) {
 			snprintf(msg, msg_len,
 			         "flag %s: \"%s\" is not host:port (e.g. 0.0.0.0:8080)", names[k],
@@ -305,7 +372,7 @@ int zw_proxy_config_parse(struct zw_proxy_config *cfg, int argc, char **argv, ch
 			return -1;
 		}
 	}
-	return 0;
+	return check_tls(cfg, msg, msg_len);
 }
 
 int zw_parse_peer_service(const char *s, struct zw_peer_service *out)

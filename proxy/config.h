@@ -73,6 +73,15 @@ struct zw_proxy_config {
 	size_t trace_batch;        /* --trace-batch N spans per export, default 512 */
 	size_t trace_queue;        /* --trace-queue N finished requests waiting, default 4096 */
 
+	/* TLS (docs/tls.md). */
+	const char *tls_listen; /* --tls-listen ADDR: accepted and validated; the listener is
+	                         * wired in with the HTTP/2 work */
+	const char *tls_secrets[ZW_CONFIG_MAX_LIST]; /* --tls-secret NS/NAME (repeatable) */
+	size_t n_tls_secrets;
+	const char *tls_default_secret; /* --tls-default-secret NS/NAME */
+	const char *tls_cert_file;      /* --tls-cert-file PATH: file-based default */
+	const char *tls_key_file;       /* --tls-key-file PATH */
+
 	/* Lifecycle. */
 	uint64_t shutdown_delay_ms; /* --shutdown-delay, default 5s */
 	uint64_t drain_timeout_ms;  /* --drain-timeout, default 30s */
@@ -100,6 +109,10 @@ struct zw_peer_service {
 /* Parses "NS/SVC[:PORT]" (PORT a number or a port name) into *out.
  * Returns 0 or -1. */
 int zw_parse_peer_service(const char *s, struct zw_peer_service *out);
+
+/* Checks a Secret reference "NAMESPACE/NAME" (DNS-1123 namespace, a
+ * Secret name of lowercase letters, digits, '-' and '.'). Returns 0 or -1. */
+int zw_parse_secret_ref(const char *s);
 
 /* Splits "host:port" / "[v6]:port" into a sockaddr for binding or dialing.
  * Returns 0 or -1. `out` must have room for a struct sockaddr_storage. */

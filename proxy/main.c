@@ -11,6 +11,7 @@
  * (auth.h). */
 #include "addr.h"
 #include "admin.h"
+#include "certstore.h"
 #include "auth.h"
 #include "config.h"
 #include "endpoints.h"
@@ -42,6 +43,7 @@ struct app {
 	struct zw_admin *admin;
 	struct zw_admin *peer_admin; /* --peer-listen, else NULL */
 	struct zw_auth *auth;        /* --peer-token-file, else NULL */
+	struct zw_certstore *certs;  /* TLS certificates (docs/tls.md), else NULL */
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t phase_timer;
 	uint64_t drain_deadline;
@@ -191,6 +193,7 @@ static int start_admin(struct app *app)
 	        .stats = app->stats,
 	        .routes = &app->routes,
 	        .eps = app->eps,
+	        .certs = app->certs,
 	        .synced = synced,
 	        .arg = app,
 	};
@@ -239,6 +242,34 @@ static int start_auth(struct app *app)
 	return 0;
 }
 
+/* Creates the TLS certificate store when a TLS flag asks for it and loads
+ * the file-based default (before the loops run). Returns 0 or 1 (logged). */
+static int start_certs(struct app *app)
+{
+	struct zw_proxy_config *cfg = &app->cfg;
+	char err[ZW_CERTSTORE_ERRLEN];
+	if (!cfg->tls_listen && !cfg->tls_cert_file && !cfg->tls_default_secret &&
+	    !cfg->n_tls_secrets)
+		return 0;
+	if (zw_certstore_new(&app->certs) != 0) {
+		zw_log(ZW_LOG_ERROR, "startup_failed", "reason=out_of_memory");
+		return 1;
+	}
+	if (cfg->tls_cert_file &&
+	    zw_certstore_load_files(app->certs, cfg->tls_cert_file, cfg->tls_cert_file,
+	                            cfg->tls_key_file, ZW_CERTSTORE_DEFAULT, err) < 0) {
+		zw_log(ZW_LOG_ERROR, "tls_cert_failed", "file=%s error=\"%s\"", cfg->tls_cert_file,
+		       err);
+		return 1;
+	}
+	if (cfg->tls_listen)
+		zw_log(ZW_LOG_WARN, "tls_listener_not_wired",
+		       "addr=%s reason=\"certificates are loaded and watched; the TLS listener is "
+		       "wired in with the HTTP/2 work\"",
+		       cfg->tls_listen);
+	return 0;
+}
+
 /* Joins the --static-endpoint values into one spec string. */
 static int join_spec(struct app *app)
 {
@@ -279,6 +310,8 @@ static int run(struct app *app)
 		zw_log(ZW_LOG_ERROR, "startup_failed", "reason=\"static endpoints too long\"");
 		return 1;
 	}
+	if (start_certs(app) != 0)
+		return 1;
 	struct zw_sources_config scfg = {
 	        .kube = app->kube,
 	        .namespaces = cfg->namespaces,
@@ -288,6 +321,10 @@ static int run(struct app *app)
 	        .endpoints_spec = cfg->n_static_endpoints ? app->spec : NULL,
 	        .on_publish = on_publish,
 	        .ctx = app,
+	        .certs = app->certs,
+	        .tls_secrets = cfg->tls_secrets,
+	        .n_tls_secrets = cfg->n_tls_secrets,
+	        .tls_default_secret = cfg->tls_default_secret,
 	};
 	rc = zw_sources_new(app->loop, &scfg, &app->routes, app->eps, &app->sources, err,
 	                    sizeof(err));
@@ -410,6 +447,7 @@ static void cleanup(struct app *app)
 	zw_route_current_destroy(&app->routes);
 	zw_endpoints_free(app->eps);
 	zw_stats_free(app->stats);
+	zw_certstore_free(app->certs); /* after the sources and the admin */
 	zw_kube_config_free(app->kube);
 }
 

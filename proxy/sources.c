@@ -62,6 +62,14 @@ struct cm_watch {
 	bool settled; /* listed once (absent now means absent), or failed */
 };
 
+/* Live mode: a watch of one TLS Secret (by name) feeding the certstore. */
+struct secret_watch {
+	struct zw_sources *s;
+	char key[256];  /* namespace/name */
+	unsigned flags; /* ZW_CERTSTORE_DEFAULT or 0 */
+	struct zw_kube_uv_watch *w;
+};
+
 /* One list+watch (live mode). */
 struct watch_ctx {
 	struct zw_sources *s;
@@ -104,6 +112,11 @@ struct zw_sources {
 	struct zw_bodies *bodies;
 	struct cm_watch **cm_watches;
 	size_t n_cm_watches;
+
+	/* live: TLS Secrets */
+	struct zw_certstore *certs;
+	struct secret_watch *secrets;
+	size_t n_secrets;
 
 	/* live */
 	struct zw_kube_uv *ku;
@@ -579,6 +592,101 @@ static int cm_want(void *arg, const char *ns, const char *name)
 	}
 	s->cm_watches[s->n_cm_watches++] = cw;
 	zw_log(ZW_LOG_DEBUG, "configmap_watch", "configmap=%s/%s", ns, name);
+	return 0;
+}
+
+static void secret_event(void *ud, enum zw_watch_type type, json_t *obj)
+{
+	struct secret_watch *sw = ud;
+	char err[ZW_CERTSTORE_ERRLEN];
+	if (sw->s->closing ||
+	    (type != ZW_WATCH_ADDED && type != ZW_WATCH_MODIFIED && type != ZW_WATCH_DELETED))
+		return;
+	if (zw_certstore_apply_secret(sw->s->certs, sw->key, obj, type == ZW_WATCH_DELETED,
+	                              sw->flags, err) < 0)
+		zw_log(ZW_LOG_WARN, "tls_secret_invalid",
+		       "secret=%s reason=\"%s\" action=\"previous certificate kept\"", sw->key,
+		       err);
+	else
+		zw_log(ZW_LOG_INFO,
+		       type == ZW_WATCH_DELETED ? "tls_secret_removed" : "tls_secret_loaded",
+		       "secret=%s default=%s", sw->key, sw->flags ? "true" : "false");
+}
+
+static void secret_status(void *ud, const struct zw_watch_status *st)
+{
+	struct secret_watch *sw = ud;
+	if (st->kind == ZW_WATCH_ST_RETRY && !sw->s->closing)
+		zw_log(ZW_LOG_WARN, "watch_retry",
+		       "kind=Secret secret=%s failures=%u delay_ms=%u reason=\"%s\"", sw->key,
+		       st->failures, st->delay_ms, st->reason ? st->reason : "");
+}
+
+/* Live mode: starts one watch per TLS Secret. Returns 0 or UV_ENOMEM. */
+static int start_secret_watches(struct zw_sources *s)
+{
+	char sel[300];
+	for (size_t i = 0; i < s->n_secrets; i++) {
+		struct secret_watch *sw = &s->secrets[i];
+		char ns[256];
+		const char *slash = strchr(sw->key, '/');
+		snprintf(ns, sizeof(ns), "%.*s", (int)(slash - sw->key), sw->key);
+		snprintf(sel, sizeof(sel), "metadata.name=%s", slash + 1);
+		struct zw_watch_spec spec = {
+		        .group = "",
+		        .version = "v1",
+		        .resource = "secrets",
+		        .namespace = ns,
+		        .field_selector = sel,
+		        .on_event = secret_event,
+		        .on_status = secret_status,
+		        .ud = sw,
+		};
+		if (zw_kube_uv_watch_start(s->ku, &spec, &sw->w) != 0)
+			return UV_ENOMEM;
+	}
+	return 0;
+}
+
+/* Copies the TLS Secret names of cfg into s (the default once, flagged).
+ * Returns 0, UV_EINVAL (err filled) or UV_ENOMEM. */
+static int secrets_init(struct zw_sources *s, const struct zw_sources_config *cfg, char *err,
+                        size_t errlen)
+{
+	size_t n = cfg->n_tls_secrets + (cfg->tls_default_secret ? 1 : 0);
+	if (!n)
+		return 0;
+	if (!cfg->kube || !cfg->certs || n > ZW_SOURCES_MAX_TLS_SECRETS) {
+		snprintf(err, errlen,
+		         "sources: TLS Secrets need the API server, a store and at "
+		         "most %d names",
+		         ZW_SOURCES_MAX_TLS_SECRETS);
+		return UV_EINVAL;
+	}
+	s->certs = cfg->certs;
+	s->secrets = calloc(n, sizeof(*s->secrets));
+	if (!s->secrets)
+		return UV_ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		bool def = i == cfg->n_tls_secrets;
+		const char *ref = def ? cfg->tls_default_secret : cfg->tls_secrets[i];
+		const char *slash = strchr(ref, '/');
+		if (!slash || slash == ref || !slash[1] || strchr(slash + 1, '/') ||
+		    strlen(ref) >= sizeof(s->secrets[0].key)) {
+			snprintf(err, errlen, "sources: TLS Secret \"%s\" is not NAMESPACE/NAME",
+			         ref);
+			return UV_EINVAL;
+		}
+		size_t k = 0; /* a name given twice is watched once */
+		while (k < s->n_secrets && strcmp(s->secrets[k].key, ref) != 0)
+			k++;
+		struct secret_watch *sw = &s->secrets[k];
+		sw->s = s;
+		snprintf(sw->key, sizeof(sw->key), "%s", ref);
+		sw->flags |= def ? ZW_CERTSTORE_DEFAULT : 0;
+		if (k == s->n_secrets)
+			s->n_secrets++;
+	}
 	return 0;
 }
 
@@ -1063,6 +1171,7 @@ static void sources_free(struct zw_sources *s)
 		cm_watch_free(s->cm_watches[i]);
 	}
 	free(s->cm_watches);
+	free(s->secrets); /* their watches stopped with the client */
 	zw_bodies_free(s->bodies);
 	for (size_t i = 0; i < s->n_namespaces; i++)
 		free(s->namespaces[i]);
@@ -1134,9 +1243,10 @@ int zw_sources_new(uv_loop_t *loop, const struct zw_sources_config *cfg,
 			s->n_namespaces = i + 1;
 		}
 	}
-	if (oom) {
+	int src = oom ? UV_ENOMEM : secrets_init(s, cfg, err, errlen);
+	if (src < 0) {
 		sources_free(s);
-		return UV_ENOMEM;
+		return src;
 	}
 	uv_timer_init(loop, &s->rebuild_timer);
 	s->rebuild_timer.data = s;
@@ -1154,7 +1264,7 @@ int zw_sources_start(struct zw_sources *s)
 		return UV_EALREADY;
 	s->started = true;
 	if (s->kube) {
-		if (zw_kube_uv_new(s->loop, s->kube, &s->ku) != 0)
+		if (zw_kube_uv_new(s->loop, s->kube, &s->ku) != 0 || start_secret_watches(s) != 0)
 			return UV_ENOMEM;
 		discover_slices(s);
 		return 0;

@@ -10,7 +10,8 @@
  * in every namespace, or in each namespace of cfg->namespaces; and each
  * ConfigMap a target's placeholder or static route takes its body from
  * (one watch per ConfigMap, by name, while some target names it; at most
- * ZW_SOURCES_MAX_CONFIGMAPS).
+ * ZW_SOURCES_MAX_CONFIGMAPS); and each TLS Secret of cfg->tls_secrets
+ * (by name, into cfg->certs; docs/tls.md).
  *
  * Static mode (cfg->kube == NULL): targets from cfg->targets_file (YAML or
  * JSON, several documents or a List of ScaledObjects / HTTPScaledObjects /
@@ -35,6 +36,7 @@
 #ifndef ZW_SOURCES_H
 #define ZW_SOURCES_H
 
+#include "certstore.h"
 #include "endpoints.h"
 #include "kubeconfig.h"
 #include "routes.h"
@@ -44,11 +46,12 @@
 #include <stdint.h>
 #include <uv.h>
 
-#define ZW_SOURCES_COALESCE_MS    50     /* default cfg->coalesce_ms */
-#define ZW_SOURCES_POLL_MS        1000   /* default cfg->poll_ms (static mode) */
-#define ZW_SOURCES_MAX_NS         64     /* namespaces in cfg->namespaces */
-#define ZW_SOURCES_MAX_CONFIGMAPS 1000   /* ConfigMaps watched for response bodies */
-#define ZW_SOURCES_MAX_OBJECTS    100000 /* target source objects kept */
+#define ZW_SOURCES_COALESCE_MS     50     /* default cfg->coalesce_ms */
+#define ZW_SOURCES_POLL_MS         1000   /* default cfg->poll_ms (static mode) */
+#define ZW_SOURCES_MAX_NS          64     /* namespaces in cfg->namespaces */
+#define ZW_SOURCES_MAX_CONFIGMAPS  1000   /* ConfigMaps watched for response bodies */
+#define ZW_SOURCES_MAX_OBJECTS     100000 /* target source objects kept */
+#define ZW_SOURCES_MAX_TLS_SECRETS 65     /* --tls-secret values and the default */
 
 struct zw_sources_config {
 	/* Live mode: API server configuration (borrowed; must outlive the
@@ -65,6 +68,16 @@ struct zw_sources_config {
 	uint64_t poll_ms; /* 0 = ZW_SOURCES_POLL_MS; UINT64_MAX = no polling */
 
 	uint64_t coalesce_ms; /* 0 = ZW_SOURCES_COALESCE_MS */
+
+	/* Live mode: TLS Secrets (kubernetes.io/tls) watched by name into
+	 * `certs` (borrowed; must outlive the sources), each "namespace/name"
+	 * (borrowed, copied); the default one is put as the store's default.
+	 * A Secret that does not load is logged and the last good certificate
+	 * kept; a deleted one is removed. At most ZW_SOURCES_MAX_TLS_SECRETS. */
+	struct zw_certstore *certs;
+	const char *const *tls_secrets;
+	size_t n_tls_secrets;
+	const char *tls_default_secret; /* may be NULL */
 
 	/* Optional hook after each publish (on the loop thread): table is
 	 * borrowed for the call (take a ref to keep it). */

@@ -220,13 +220,60 @@ static void test_cgroup_cpus(void **state)
 	rmdir(root);
 }
 
+static void test_tls_flags(void **state)
+{
+	(void)state;
+	struct zw_proxy_config c;
+	char msg[4096];
+	char list[] = "ns/a,ns/b.example";
+	assert_int_equal(parse(&c, msg, sizeof(msg), 9, "--tls-listen", "0.0.0.0:8443",
+	                       "--tls-secret", list, "--tls-secret", "other/c",
+	                       "--tls-default-secret", "ns/default"),
+	                 0);
+	assert_string_equal(c.tls_listen, "0.0.0.0:8443");
+	assert_int_equal(c.n_tls_secrets, 3);
+	assert_string_equal(c.tls_secrets[0], "ns/a");
+	assert_string_equal(c.tls_secrets[1], "ns/b.example");
+	assert_string_equal(c.tls_secrets[2], "other/c");
+	assert_string_equal(c.tls_default_secret, "ns/default");
+	assert_int_equal(parse(&c, msg, sizeof(msg), 7, "--tls-listen", "[::]:8443",
+	                       "--tls-cert-file", "/c", "--tls-key-file", "/k"),
+	                 0);
+	assert_null(c.tls_default_secret);
+	assert_int_equal(c.n_tls_secrets, 0);
+
+	static const char *const bad_refs[] = {"noslash", "/name", "ns/",  "ns/a/b",
+	                                       "NS/a",    "n.s/a", "ns/A", "ns/a_b"};
+	for (size_t i = 0; i < sizeof(bad_refs) / sizeof(bad_refs[0]); i++) {
+		char v[64];
+		snprintf(v, sizeof(v), "%s", bad_refs[i]);
+		assert_int_equal(zw_parse_secret_ref(v), -1);
+		assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--tls-default-secret", v), -1);
+		assert_non_null(strstr(msg, "NAMESPACE/NAME"));
+	}
+	assert_int_equal(zw_parse_secret_ref("kube-system/www.example.com-tls"), 0);
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--tls-key-file", "/k"), -1);
+	assert_non_null(strstr(msg, "go together"));
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--tls-listen", "0.0.0.0:8443"), -1);
+	assert_non_null(strstr(msg, "needs certificates"));
+	assert_int_equal(parse(&c, msg, sizeof(msg), 5, "--tls-listen", "x", "--tls-secret", "a/b"),
+	                 -1);
+	assert_non_null(strstr(msg, "--tls-listen"));
+	assert_int_equal(
+	        parse(&c, msg, sizeof(msg), 5, "--targets-file", "/t", "--tls-secret", "a/b"), -1);
+	assert_non_null(strstr(msg, "API server"));
+	static char help[16384];
+	assert_int_equal(parse(&c, help, sizeof(help), 2, "--help"), 1);
+	assert_non_null(strstr(help, "--tls-default-secret NS/NAME"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_defaults),    cmocka_unit_test(test_flags),
 	        cmocka_unit_test(test_errors),      cmocka_unit_test(test_addr),
 	        cmocka_unit_test(test_chart_flags), cmocka_unit_test(test_peer_flags),
-	        cmocka_unit_test(test_cgroup_cpus),
+	        cmocka_unit_test(test_cgroup_cpus), cmocka_unit_test(test_tls_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
