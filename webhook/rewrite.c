@@ -22,7 +22,20 @@ struct dest {
 	const char *port_name; /* NULL = unset */
 	const char *literal;   /* a host taken literally (Istio), for hand-wired names */
 	json_t *cluster;       /* Gloo Platform ref.cluster to keep, borrowed, may be NULL */
+	const char *port_rule; /* why the kind's schema requires a port, or NULL */
 };
+
+/* Why Gateway API and Ingress destinations must name a port. */
+#define GATEWAY_PORT_RULE "Gateway API requires a port for a Service backendRef"
+#define INGRESS_PORT_RULE "an Ingress service backend requires port.number or port.name"
+
+/* True when d has no port although its kind's schema requires one: the
+ * route is invalid as written, and rewritten (the proxy's port filled in)
+ * it would be valid but could never be restored. */
+static bool port_missing(const struct dest *d)
+{
+	return d->port_rule && !d->port && !d->port_name;
+}
 
 enum zw_mutate_kind zw_rewrite_kind(const char *group, const char *version, const char *kind)
 {
@@ -615,6 +628,13 @@ static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
 		        t->name ? t->name : "", d->ns, d->name);
 		return;
 	}
+	if (port_missing(d)) {
+		zw_rewrite_warn(rw,
+		                "destination %s/%s has no port (%s): left unchanged (the apiserver "
+		                "refuses the route as written; zerowire does not make it valid)",
+		                d->ns, d->name, d->port_rule);
+		return;
+	}
 	char why[256];
 	if (!carried(rw, d, why, sizeof(why))) {
 		zw_rewrite_warn(rw,
@@ -680,7 +700,7 @@ static void split_see(const struct zw_rewrite *rw, struct split *sp, const struc
 {
 	char key[sizeof(sp->first)];
 	if (sp->on || !rw->cfg->split_header || rw->collect || !d->name || !d->ns ||
-	    is_proxy(rw, d) || !match_target(rw, d))
+	    port_missing(d) || is_proxy(rw, d) || !match_target(rw, d))
 		return;
 	snprintf(key, sizeof(key), "%s/%s", d->ns, d->name);
 	if (!sp->first[0])
@@ -709,7 +729,8 @@ static int walk_ingress(struct zw_rewrite *rw, json_t *spec)
 		struct dest d = {.ns = rw->ns,
 		                 .name = str(svc, "name"),
 		                 .port = port_num(json_object_get(port, "number")),
-		                 .port_name = str(port, "name")};
+		                 .port_name = str(port, "name"),
+		                 .port_rule = INGRESS_PORT_RULE};
 		rw->route_host = NULL;
 		consider(rw, svc, "/spec/defaultBackend/service", &d);
 	}
@@ -737,7 +758,8 @@ static int walk_ingress(struct zw_rewrite *rw, json_t *spec)
 			struct dest d = {.ns = rw->ns,
 			                 .name = str(svc, "name"),
 			                 .port = port_num(json_object_get(port, "number")),
-			                 .port_name = str(port, "name")};
+			                 .port_name = str(port, "name"),
+			                 .port_rule = INGRESS_PORT_RULE};
 			snprintf(path, sizeof(path),
 			         "/spec/rules/%zu/http/paths/%zu/backend/service", i, j);
 			consider(rw, svc, path, &d);
@@ -782,7 +804,8 @@ static bool gateway_ref(struct zw_rewrite *rw, const json_t *ref, struct dest *d
 	const char *ns = str(ref, "namespace");
 	*d = (struct dest){.ns = ns ? ns : rw->ns,
 	                   .name = str(ref, "name"),
-	                   .port = port_num(json_object_get(ref, "port"))};
+	                   .port = port_num(json_object_get(ref, "port")),
+	                   .port_rule = GATEWAY_PORT_RULE};
 	return true;
 }
 
