@@ -56,6 +56,7 @@ struct conn {
 	bool in_recv;
 	bool want_flush;
 	bool failed;
+	uint64_t last_ping_ms; /* zw_grpc_ping; 0: never */
 	char rbuf[CONN_RBUF];
 };
 
@@ -280,6 +281,22 @@ int zw_grpc_finish(struct zw_grpc_call *call, int status, const char *message)
 		nghttp2_session_resume_data(call->conn->ng, call->stream_id);
 	}
 	conn_flush(call->conn);
+	return 0;
+}
+
+int zw_grpc_ping(struct zw_grpc_call *call, uint64_t min_interval_ms)
+{
+	struct conn *c = call->conn;
+	uint64_t now = uv_now(c->srv->loop);
+
+	if (call->finished || c->closing || c->failed)
+		return -EINVAL;
+	if (c->last_ping_ms && now - c->last_ping_ms < min_interval_ms)
+		return 0;
+	if (nghttp2_submit_ping(c->ng, NGHTTP2_FLAG_NONE, NULL) != 0)
+		return -EIO;
+	c->last_ping_ms = now ? now : 1;
+	conn_flush(c);
 	return 0;
 }
 

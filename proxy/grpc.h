@@ -107,6 +107,14 @@ int zw_grpc_send(struct zw_grpc_call *c, const uint8_t *msg, size_t len);
  * Returns 0 or -EINVAL when already finished. */
 int zw_grpc_finish(struct zw_grpc_call *c, int status, const char *message);
 
+/* Keepalive for a stream that has nothing to send: queues an HTTP/2 PING
+ * on the call's connection unless one was sent there less than
+ * min_interval_ms ago (so many streams on one connection share one PING).
+ * A peer that is gone makes the write fail and the connection close, which
+ * cancels its calls (on_cancel). Returns 0, -EINVAL when the call is
+ * finished or its connection closing, or -EIO. */
+int zw_grpc_ping(struct zw_grpc_call *call, uint64_t min_interval_ms);
+
 /* Per-call handler data (NULL until set). */
 void zw_grpc_call_set_data(struct zw_grpc_call *c, void *data);
 void *zw_grpc_call_data(const struct zw_grpc_call *c);

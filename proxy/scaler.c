@@ -28,6 +28,10 @@
 #define PATH_STREAMISACTIVE "/externalscaler.ExternalScaler/StreamIsActive"
 #define PATH_METRICSPEC     "/externalscaler.ExternalScaler/GetMetricSpec"
 #define PATH_METRICS        "/externalscaler.ExternalScaler/GetMetrics"
+#define PATH_STREAMSPEC     "/externalscaler.ExternalScaler/StreamMetricSpec"
+
+/* calls_total indexes, in the order of mnames in zw_scaler_prometheus. */
+enum { CALL_ISACTIVE, CALL_STREAMISACTIVE, CALL_METRICSPEC, CALL_METRICS, CALL_STREAMSPEC, CALLS };
 
 /* A ScaledObjectRef reduced to what resolution reads. */
 struct ref {
@@ -55,9 +59,13 @@ struct resolved {
 	struct zw_stats_entry *st; /* a reference, so peers' deltas have a window */
 };
 
+/* A StreamIsActive stream, or (spec) a StreamMetricSpec stream. */
 struct watcher {
 	struct watcher *prev, *next;
 	struct zw_grpc_call *call;
+	bool spec;
+	uint8_t *spec_msg; /* spec: last GetMetricSpecResponse sent (packed); NULL: none */
+	size_t spec_len;
 	char *ref_key;
 	struct ref ref; /* strings point into strs */
 	char *strs;
@@ -94,7 +102,8 @@ struct zw_scaler {
 	uint64_t gen;
 
 	struct watcher *watchers;
-	size_t n_watchers;
+	size_t n_watchers;      /* StreamIsActive */
+	size_t n_spec_watchers; /* StreamMetricSpec */
 
 	struct zw_endpoints *peer_eps; /* zw_scaler_watch_peers */
 	char *peer_ns, *peer_svc, *peer_port_name;
@@ -102,9 +111,10 @@ struct zw_scaler {
 	struct hint *hints;
 	size_t n_hints;
 
-	uint64_t calls_total[4];
+	uint64_t calls_total[CALLS];
 	uint64_t not_found_total;
 	uint64_t pushes_total;
+	uint64_t spec_pushes_total;
 	uint64_t wakes_total;
 	uint64_t peer_cold_received_total;
 	uint64_t peer_cold_unknown_total;
@@ -566,7 +576,7 @@ static int on_is_active(void *arg, struct zw_grpc_call *call, const uint8_t *msg
 	struct resolved *res;
 	struct values v;
 
-	s->calls_total[0]++;
+	s->calls_total[CALL_ISACTIVE]++;
 	pb = unpack_ref(call, msg, len);
 	if (!pb)
 		return 0;
@@ -581,41 +591,57 @@ static int on_is_active(void *arg, struct zw_grpc_call *call, const uint8_t *msg
 	return 0;
 }
 
-static int on_metric_spec(void *arg, struct zw_grpc_call *call, const uint8_t *msg, size_t len)
+/* Packs the GetMetricSpecResponse for a found target into *out (malloc'd,
+ * caller frees) of *out_len bytes. Returns 0 or -ENOMEM. */
+static int spec_pack(const struct resolved *res, uint8_t **out, size_t *out_len)
 {
-	struct zw_scaler *s = arg;
-	Externalscaler__ScaledObjectRef *pb;
 	Externalscaler__GetMetricSpecResponse resp = EXTERNALSCALER__GET_METRIC_SPEC_RESPONSE__INIT;
 	Externalscaler__MetricSpec specs[2] = {EXTERNALSCALER__METRIC_SPEC__INIT,
 	                                       EXTERNALSCALER__METRIC_SPEC__INIT};
 	Externalscaler__MetricSpec *ptrs[2];
-	struct resolved *res;
+	const unsigned which[2] = {ZW_METRIC_REQUEST_RATE, ZW_METRIC_CONCURRENCY};
+	char *const names[2] = {res->rate_name, res->concurrency_name};
+	const double targets[2] = {res->rate_target, res->concurrency_target};
 	size_t n = 0;
 
-	s->calls_total[2]++;
+	for (size_t i = 0; i < 2; i++) {
+		if (!(res->metrics & which[i]))
+			continue;
+		specs[n].metricname = names[i];
+		specs[n].targetsizefloat = targets[i];
+		specs[n].targetsize = (int64_t)ceil(targets[i]);
+		ptrs[n] = &specs[n];
+		n++;
+	}
+	resp.n_metricspecs = n;
+	resp.metricspecs = ptrs;
+	*out_len = externalscaler__get_metric_spec_response__get_packed_size(&resp);
+	*out = malloc(*out_len ? *out_len : 1);
+	if (!*out)
+		return -ENOMEM;
+	externalscaler__get_metric_spec_response__pack(&resp, *out);
+	return 0;
+}
+
+static int on_metric_spec(void *arg, struct zw_grpc_call *call, const uint8_t *msg, size_t len)
+{
+	struct zw_scaler *s = arg;
+	Externalscaler__ScaledObjectRef *pb;
+	struct resolved *res;
+	uint8_t *out = NULL;
+	size_t out_len;
+
+	s->calls_total[CALL_METRICSPEC]++;
 	pb = unpack_ref(call, msg, len);
 	if (!pb)
 		return 0;
 	res = resolve_unary(s, call, pb);
 	if (res) {
-		if (res->metrics & ZW_METRIC_REQUEST_RATE) {
-			specs[n].metricname = res->rate_name;
-			specs[n].targetsizefloat = res->rate_target;
-			specs[n].targetsize = (int64_t)ceil(res->rate_target);
-			ptrs[n] = &specs[n];
-			n++;
-		}
-		if (res->metrics & ZW_METRIC_CONCURRENCY) {
-			specs[n].metricname = res->concurrency_name;
-			specs[n].targetsizefloat = res->concurrency_target;
-			specs[n].targetsize = (int64_t)ceil(res->concurrency_target);
-			ptrs[n] = &specs[n];
-			n++;
-		}
-		resp.n_metricspecs = n;
-		resp.metricspecs = ptrs;
-		if (reply(call, &resp.base) == 0)
+		if (spec_pack(res, &out, &out_len) < 0)
+			zw_grpc_finish(call, ZW_GRPC_INTERNAL, "out of memory");
+		else if (zw_grpc_send(call, out, out_len) == 0)
 			zw_grpc_finish(call, ZW_GRPC_OK, NULL);
+		free(out);
 	}
 	externalscaler__scaled_object_ref__free_unpacked(pb, NULL);
 	return 0;
@@ -651,7 +677,7 @@ static int on_metrics(void *arg, struct zw_grpc_call *call, const uint8_t *msg, 
 	size_t n = 0;
 	char err[METRIC_NAME_MAX + 64];
 
-	s->calls_total[3]++;
+	s->calls_total[CALL_METRICS]++;
 	pb = externalscaler__get_metrics_request__unpack(NULL, len, msg);
 	if (!pb) {
 		zw_grpc_finish(call, ZW_GRPC_INVALID_ARGUMENT, "malformed GetMetricsRequest");
@@ -696,9 +722,13 @@ out:
 static void watcher_free(struct zw_scaler *s, struct watcher *w)
 {
 	ZW_LIST_UNLINK(s->watchers, w);
-	s->n_watchers--;
+	if (w->spec)
+		s->n_spec_watchers--;
+	else
+		s->n_watchers--;
 	free(w->ref_key);
 	free(w->strs);
+	free(w->spec_msg);
 	free(w);
 }
 
@@ -764,16 +794,56 @@ static int watcher_copy_ref(struct watcher *w, const struct ref *r)
 	return 0;
 }
 
-static int on_stream_is_active(void *arg, struct zw_grpc_call *call, const uint8_t *msg, size_t len)
+/* Sends the target's GetMetricSpecResponse on a StreamMetricSpec stream
+ * unless it is what was sent last (or the target is unknown: nothing is
+ * sent, the last answer stands). A client not reading, or no memory, ends
+ * the stream. Returns 0, or -1 when the watcher was freed. */
+static int spec_push(struct zw_scaler *s, struct watcher *w)
 {
-	struct zw_scaler *s = arg;
+	struct resolved *res = watcher_target(s, w);
+	uint8_t *out;
+	size_t out_len;
+	int rc;
+
+	if (!res)
+		return 0;
+	if (spec_pack(res, &out, &out_len) < 0) {
+		zw_grpc_finish(w->call, ZW_GRPC_INTERNAL, "out of memory");
+		goto fail;
+	}
+	if (w->spec_msg && w->spec_len == out_len && memcmp(w->spec_msg, out, out_len) == 0) {
+		free(out);
+		return 0;
+	}
+	rc = zw_grpc_send(w->call, out, out_len);
+	if (rc < 0) {
+		free(out);
+		zw_grpc_finish(w->call, ZW_GRPC_RESOURCE_EXHAUSTED, "stream not read");
+		goto fail;
+	}
+	free(w->spec_msg);
+	w->spec_msg = out;
+	w->spec_len = out_len;
+	w->last_sent_ms = uv_now(s->loop);
+	s->spec_pushes_total++;
+	return 0;
+fail:
+	watcher_free(s, w);
+	return -1;
+}
+
+/* Opens a StreamIsActive (spec false) or StreamMetricSpec watcher for call
+ * and sends its first answer when the target is known; an unknown target
+ * keeps the stream open until zw_scaler_targets_changed finds it. */
+static int watcher_open(struct zw_scaler *s, struct zw_grpc_call *call, const uint8_t *msg,
+                        size_t len, bool spec)
+{
 	Externalscaler__ScaledObjectRef *pb;
 	struct watcher *w;
 	struct resolved *res;
 	struct values v;
 	struct ref r;
 
-	s->calls_total[1]++;
 	pb = unpack_ref(call, msg, len);
 	if (!pb)
 		return 0;
@@ -787,20 +857,44 @@ static int on_stream_is_active(void *arg, struct zw_grpc_call *call, const uint8
 	}
 	externalscaler__scaled_object_ref__free_unpacked(pb, NULL);
 	w->call = call;
+	w->spec = spec;
 	w->last_sent = -1;
+	w->last_sent_ms = uv_now(s->loop);
 	ZW_LIST_PUSH(s->watchers, w);
-	s->n_watchers++;
+	if (spec)
+		s->n_spec_watchers++;
+	else
+		s->n_watchers++;
 	zw_grpc_call_set_data(call, w);
 	res = watcher_target(s, w);
 	if (!res) {
-		/* Unknown for now: the stream stays open and starts answering
-		 * when the target appears (zw_scaler_targets_changed). */
 		s->not_found_total++;
+		return 0;
+	}
+	if (spec) {
+		spec_push(s, w);
 		return 0;
 	}
 	values_get(s, res, &v);
 	watcher_send(s, w, v.active);
 	return 0;
+}
+
+static int on_stream_is_active(void *arg, struct zw_grpc_call *call, const uint8_t *msg, size_t len)
+{
+	struct zw_scaler *s = arg;
+
+	s->calls_total[CALL_STREAMISACTIVE]++;
+	return watcher_open(s, call, msg, len, false);
+}
+
+static int on_stream_metric_spec(void *arg, struct zw_grpc_call *call, const uint8_t *msg,
+                                 size_t len)
+{
+	struct zw_scaler *s = arg;
+
+	s->calls_total[CALL_STREAMSPEC]++;
+	return watcher_open(s, call, msg, len, true);
 }
 
 static void on_grpc_cancel(void *arg, struct zw_grpc_call *call)
@@ -817,10 +911,16 @@ static const struct zw_grpc_method methods[] = {
         {PATH_STREAMISACTIVE, on_stream_is_active},
         {PATH_METRICSPEC, on_metric_spec},
         {PATH_METRICS, on_metrics},
+        {PATH_STREAMSPEC, on_stream_metric_spec},
 };
 
 /* ---- loop: ticks and wakes ---- */
 
+/* Tick (heartbeat_only_due) or target change: sends changed activity (and
+ * due heartbeats) on StreamIsActive streams. StreamMetricSpec streams get a
+ * changed spec on a target change only (a spec depends on nothing else)
+ * and a shared HTTP/2 PING when idle for a heartbeat: an unchanged spec is
+ * never re-sent, as KEDA reconciles the ScaledObject on every message. */
 static void push_states(struct zw_scaler *s, bool heartbeat_only_due)
 {
 	uint64_t now = uv_now(s->loop);
@@ -828,9 +928,19 @@ static void push_states(struct zw_scaler *s, bool heartbeat_only_due)
 
 	while (w) {
 		struct watcher *next = w->next;
-		struct resolved *res = watcher_target(s, w);
+		struct resolved *res;
 		struct values v;
 
+		if (w->spec) {
+			if (!heartbeat_only_due)
+				spec_push(s, w);
+			else if (now - w->last_sent_ms >= s->cfg.heartbeat_ms &&
+			         zw_grpc_ping(w->call, s->cfg.heartbeat_ms) == 0)
+				w->last_sent_ms = now;
+			w = next;
+			continue;
+		}
+		res = watcher_target(s, w);
 		if (res) {
 			values_get(s, res, &v);
 			if (w->last_sent != (int)v.active ||
@@ -856,7 +966,7 @@ static void wake_streams(struct zw_scaler *s, const char *key)
 
 	while (w) {
 		struct watcher *next = w->next;
-		struct resolved *res = watcher_target(s, w);
+		struct resolved *res = w->spec ? NULL : watcher_target(s, w);
 
 		if (res && strcmp(res->key, key) == 0)
 			watcher_send(s, w, true);
@@ -1461,8 +1571,8 @@ int zw_scaler_prometheus(struct zw_scaler *s, char **buf, size_t *len)
 	        "# HELP zerowire_scaler_active Whether the target is active for KEDA.\n"
 	        "# TYPE zerowire_scaler_active gauge\n",
 	};
-	static const char *const mnames[4] = {"IsActive", "StreamIsActive", "GetMetricSpec",
-	                                      "GetMetrics"};
+	static const char *const mnames[CALLS] = {"IsActive", "StreamIsActive", "GetMetricSpec",
+	                                          "GetMetrics", "StreamMetricSpec"};
 	struct prom_ctx c = {s, NULL, 0};
 	struct zw_grpc_stats gs;
 	struct zw_peers_stats ps;
@@ -1480,7 +1590,7 @@ int zw_scaler_prometheus(struct zw_scaler *s, char **buf, size_t *len)
 	fputs("# HELP zerowire_scaler_grpc_requests_total gRPC calls by method.\n"
 	      "# TYPE zerowire_scaler_grpc_requests_total counter\n",
 	      c.f);
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < CALLS; i++)
 		fprintf(c.f, "zerowire_scaler_grpc_requests_total{method=\"%s\"} %llu\n", mnames[i],
 		        (unsigned long long)s->calls_total[i]);
 	memset(&gs, 0, sizeof(gs));
@@ -1496,6 +1606,12 @@ int zw_scaler_prometheus(struct zw_scaler *s, char **buf, size_t *len)
 	        "StreamIsActive streams.\n"
 	        "# TYPE zerowire_scaler_stream_pushes_total counter\n"
 	        "zerowire_scaler_stream_pushes_total %llu\n"
+	        "# HELP zerowire_scaler_spec_streams StreamMetricSpec streams open.\n"
+	        "# TYPE zerowire_scaler_spec_streams gauge\nzerowire_scaler_spec_streams %zu\n"
+	        "# HELP zerowire_scaler_spec_pushes_total Metric specs sent on StreamMetricSpec "
+	        "streams (first answers and changes).\n"
+	        "# TYPE zerowire_scaler_spec_pushes_total counter\n"
+	        "zerowire_scaler_spec_pushes_total %llu\n"
 	        "# HELP zerowire_scaler_wakes_total Wake-ups of idle targets sent to KEDA.\n"
 	        "# TYPE zerowire_scaler_wakes_total counter\nzerowire_scaler_wakes_total %llu\n"
 	        "# HELP zerowire_scaler_not_found_total Scaler calls naming an unknown "
@@ -1549,12 +1665,12 @@ int zw_scaler_prometheus(struct zw_scaler *s, char **buf, size_t *len)
 	        "zerowire_scaler_peer_auth_rejected_total %llu\n"
 	        "# HELP zerowire_scaler_wake_hints Targets kept active by a recent cold signal.\n"
 	        "# TYPE zerowire_scaler_wake_hints gauge\nzerowire_scaler_wake_hints %zu\n",
-	        s->n_watchers, (unsigned long long)s->pushes_total,
-	        (unsigned long long)s->wakes_total, (unsigned long long)s->not_found_total,
-	        (unsigned long long)gs.connections, (unsigned long long)gs.unimplemented_total,
-	        (unsigned long long)gs.malformed_total, (unsigned long long)gs.cancelled_total,
-	        (unsigned long long)ps.peers, (unsigned long long)ps.live,
-	        (unsigned long long)ps.poll_failures_total,
+	        s->n_watchers, (unsigned long long)s->pushes_total, s->n_spec_watchers,
+	        (unsigned long long)s->spec_pushes_total, (unsigned long long)s->wakes_total,
+	        (unsigned long long)s->not_found_total, (unsigned long long)gs.connections,
+	        (unsigned long long)gs.unimplemented_total, (unsigned long long)gs.malformed_total,
+	        (unsigned long long)gs.cancelled_total, (unsigned long long)ps.peers,
+	        (unsigned long long)ps.live, (unsigned long long)ps.poll_failures_total,
 	        (unsigned long long)(ps.cold_sent_total),
 	        (unsigned long long)(ps.cold_failures_total + ps.cold_dropped_total),
 	        (unsigned long long)s->peer_cold_received_total,

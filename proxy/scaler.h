@@ -1,5 +1,6 @@
 /* zerowire KEDA external scaler: the `externalscaler.ExternalScaler` gRPC
- * service (IsActive, StreamIsActive, GetMetricSpec, GetMetrics) over h2c on
+ * service (IsActive, StreamIsActive, GetMetricSpec, GetMetrics,
+ * StreamMetricSpec) over h2c on
  * the loop it is started on, the `metrics-api` JSON and peer admin
  * handlers, Prometheus lines, and peer replicas (docs/keda-scaler.md).
  *
@@ -80,7 +81,9 @@ int zw_scaler_start(uv_loop_t *loop, const struct zw_scaler_config *cfg, struct 
 int zw_scaler_grpc_port(const struct zw_scaler *s);
 
 /* Tells the scaler the target set changed: resolution caches are dropped,
- * waiting StreamIsActive calls for unknown targets retry now. */
+ * waiting StreamIsActive calls for unknown targets retry now, and every
+ * StreamMetricSpec stream whose GetMetricSpec answer changed (metric names,
+ * target values) gets the new answer. */
 void zw_scaler_targets_changed(struct zw_scaler *s);
 
 /* Replaces the peer replica list with `addrs` ("ip", "ip:port" or

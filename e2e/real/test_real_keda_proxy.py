@@ -9,15 +9,21 @@ current control plane with the kubelet stand-in:
      publishes it, and the held request is answered by that Pod;
   3. a paced load of RATE req/s drives the real HPA through KEDA's metrics
      API server (aggregated) and GetMetrics to ceil(RATE / TARGET) replicas;
-  4. traffic stops: KEDA scales back to 0 after the cooldown and the Pods go.
+  4. traffic stops: KEDA scales back to 0 after the cooldown and the Pods go;
+  5. StreamMetricSpec: a second app scaled through an InterceptorRoute; its
+     targetValue changes and the HPA's metric target follows without the
+     ScaledObject being touched (the proxy pushes the new spec on the stream
+     KEDA v2.21 keeps open).
 
 Skipped while the peers are not built (e2e/build-peers.sh)."""
 
+import os
 import threading
 import time
 
 import pytest
 
+from harness import util
 from harness.proxyproc import ProxyProc
 
 HOST = "web.real.test"
@@ -27,16 +33,16 @@ MAX = 4
 COOLDOWN_S = 5
 STARTUP_MS = 500
 
-APP = """
+WORKLOAD = """
 apiVersion: apps/v1
 kind: Deployment
-metadata: {name: web, namespace: %(ns)s}
+metadata: {name: %(name)s, namespace: %(ns)s}
 spec:
   replicas: 0
-  selector: {matchLabels: {app: web}}
+  selector: {matchLabels: {app: %(name)s}}
   template:
     metadata:
-      labels: {app: web}
+      labels: {app: %(name)s}
       annotations: {zerowire.test/startup-delay-ms: "%(startup)d"}
     spec:
       terminationGracePeriodSeconds: 5
@@ -47,19 +53,25 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: {name: web, namespace: %(ns)s}
+metadata: {name: %(name)s, namespace: %(ns)s}
 spec:
-  selector: {app: web}
+  selector: {app: %(name)s}
   ports: [{name: http, port: 80, targetPort: http}]
 ---
+"""
+
+# WORKLOAD's ScaledObject, up to its own settings.
+SCALEDOBJECT = WORKLOAD + """
 apiVersion: keda.sh/v1alpha1
 kind: ScaledObject
-metadata: {name: web, namespace: %(ns)s}
+metadata: {name: %(name)s, namespace: %(ns)s}
 spec:
-  scaleTargetRef: {name: web}
+  scaleTargetRef: {name: %(name)s}
   pollingInterval: 1
-  cooldownPeriod: %(cooldown)d
   minReplicaCount: 0
+"""
+
+APP = SCALEDOBJECT + """  cooldownPeriod: %(cooldown)d
   maxReplicaCount: %(max)d
   advanced:
     horizontalPodAutoscalerConfig:
@@ -76,6 +88,26 @@ spec:
       targetValue: "%(target)d"
       window: 5s
       granularity: 500ms
+"""
+
+ROUTED = SCALEDOBJECT + """  maxReplicaCount: 2
+  triggers:
+  - type: external-push
+    metadata:
+      scalerAddress: "%(scaler)s"
+      interceptorRoute: api
+"""
+
+ROUTE = """
+apiVersion: http.keda.sh/v1beta1
+kind: InterceptorRoute
+metadata: {name: api, namespace: %(ns)s}
+spec:
+  target: {service: api, port: 80}
+  rules:
+  - hosts: [api.real.test]
+  scalingMetric:
+    requestRate: {targetValue: %(target)d}
 """
 
 
@@ -136,6 +168,8 @@ def ns(realc, kubelet):
 
 
 def test_real_keda_drives_zerowire_proxy(realc, kubelet, keda, ns, tmp_path):
+    # InterceptorRoute (step 5): the CRD is served before the proxy starts.
+    realc.install_crd_dir(os.path.join(util.REPO, "e2e", "crds", "keda-http.yaml"))
     proxy = ProxyProc(realc, tmp_path, namespaces=[ns], name="proxy").start()
     try:
         run(realc, kubelet, proxy, ns)
@@ -152,7 +186,7 @@ def run(realc, kubelet, proxy, ns):
     def grpc_calls(method):
         return proxy.metric("zerowire_scaler_grpc_requests_total", method=method)
 
-    realc.apply(APP % {"ns": ns, "startup": STARTUP_MS, "cooldown": COOLDOWN_S, "max": MAX,
+    realc.apply(APP % {"name": "web", "ns": ns, "startup": STARTUP_MS, "cooldown": COOLDOWN_S, "max": MAX,
                        "scaler": proxy.ports.scaler_addr, "host": HOST, "target": TARGET})
     key = "%s/web/0" % ns
     realc.wait_for(lambda: key in proxy.queue(), 30, 0.2, "the proxy knows %s" % key)
@@ -168,6 +202,7 @@ def run(realc, kubelet, proxy, ns):
     log("HPA metric %s" % metric)
     assert metric["target"] == {"type": "AverageValue", "averageValue": str(TARGET)}
     realc.wait_for(lambda: proxy.metric("zerowire_scaler_streams") >= 1, 60, 0.2, "KEDA opens StreamIsActive")
+    realc.wait_for(lambda: proxy.metric("zerowire_scaler_spec_streams") >= 1, 60, 0.2, "KEDA opens StreamMetricSpec")
     assert grpc_calls("GetMetricSpec") >= 1
     assert replicas() == 0
     time.sleep(2)
@@ -224,12 +259,42 @@ def run(realc, kubelet, proxy, ns):
     log("back to 0 %.1fs after the traffic stopped" % (time.monotonic() - t_idle))
     kubelet.wait_running(ns, 0, 60)
     realc.wait_for(lambda: not realc.api("GET", "/api/v1/namespaces/%s/pods" % ns)["items"], 60, 0.3, "Pods gone")
+    assert proxy.metric("zerowire_scaler_spec_streams") >= 1, "KEDA v2.21 keeps StreamMetricSpec open"
+
+    # 5. A targetValue read from an InterceptorRoute changes; the HPA's
+    # metric target follows through StreamMetricSpec alone: the ScaledObject
+    # keeps its generation (KEDA rebuilds its scalers, and asks GetMetricSpec
+    # again, only when that changes).
+    realc.apply(ROUTE % {"ns": ns, "target": 2})
+    realc.apply(ROUTED % {"name": "api", "ns": ns, "startup": 0, "scaler": proxy.ports.scaler_addr})
+    realc.wait_for(lambda: "%s/api" % ns in proxy.queue(), 30, 0.2, "the proxy knows InterceptorRoute api")
+    api_hpa = "/apis/autoscaling/v2/namespaces/%s/horizontalpodautoscalers/keda-hpa-api" % ns
+    so_path = "/apis/keda.sh/v1alpha1/namespaces/%s/scaledobjects/api" % ns
+
+    def api_target():
+        h = realc.api("GET", api_hpa, check=False)
+        if h.get("kind") != "HorizontalPodAutoscaler":
+            return None
+        return h["spec"]["metrics"][0]["external"]["target"]
+    realc.wait_for(lambda: api_target() == {"type": "AverageValue", "averageValue": "2"}, 120, 0.5,
+                   "HPA keda-hpa-api with target 2")
+    realc.wait_for(lambda: proxy.metric("zerowire_scaler_spec_streams") >= 2, 60, 0.2,
+                   "KEDA opens StreamMetricSpec for api")
+    generation = realc.api("GET", so_path)["metadata"]["generation"]
+    spec_calls = grpc_calls("GetMetricSpec")
+    t_change = time.monotonic()
+    realc.apply(ROUTE % {"ns": ns, "target": 9})
+    realc.wait_for(lambda: api_target() == {"type": "AverageValue", "averageValue": "9"}, 60, 0.2,
+                   "the HPA's target follows the InterceptorRoute to 9")
+    log("InterceptorRoute targetValue 2 -> 9 reached the HPA in %.1fs" % (time.monotonic() - t_change))
+    assert realc.api("GET", so_path)["metadata"]["generation"] == generation
+    assert grpc_calls("GetMetricSpec") == spec_calls, "the change came by StreamMetricSpec, not a re-read"
+    assert proxy.metric("zerowire_scaler_spec_pushes_total") >= 3  # web, api, api's change
+
     # Every call of the real operator named a known target and a method
-    # zerowire serves, but one: KEDA v2.21 opens the optional
-    # StreamMetricSpec once per scaler it builds (one here: one
-    # ScaledObject generation); answered Unimplemented, KEDA falls back to
-    # GetMetricSpec as its proto says.
-    for m in ("zerowire_scaler_not_found_total", "zerowire_scaler_grpc_malformed_total"):
+    # zerowire serves (StreamMetricSpec included: none answered Unimplemented).
+    for m in ("zerowire_scaler_not_found_total", "zerowire_scaler_grpc_malformed_total",
+              "zerowire_scaler_grpc_unimplemented_total"):
         assert proxy.metric(m) == 0, m
-    assert proxy.metric("zerowire_scaler_grpc_unimplemented_total") == 1
-    log("gRPC calls: %s" % {m: grpc_calls(m) for m in ("IsActive", "StreamIsActive", "GetMetricSpec", "GetMetrics")})
+    log("gRPC calls: %s" % {m: grpc_calls(m) for m in ("IsActive", "StreamIsActive", "GetMetricSpec",
+                                                      "GetMetrics", "StreamMetricSpec")})

@@ -214,6 +214,26 @@ def tool(tmp_path):
     t.stop()
 
 
+def wait_metric(t, name, want, what, timeout=5.0):
+    deadline = time.time() + timeout
+    while t.metric(name) != want:
+        assert time.time() < deadline, what
+        time.sleep(0.05)
+
+
+def cancel_twenty(t, open_reader, gauge):
+    """Opens 20 streams with open_reader(), reads their first message,
+    cancels them all and checks that gauge drops to 0."""
+    readers = [open_reader() for _ in range(20)]
+    for r in readers:
+        r.next()
+    assert t.metric(gauge) == 20
+    for r in readers:
+        r.cancel()
+    wait_metric(t, gauge, 0, "cancelled streams not released (%s)" % gauge)
+    assert t.metric("zerowire_scaler_grpc_cancelled_total") >= 20
+
+
 def ref(pb, name, meta=None, ns="demo"):
     return pb.pb2.ScaledObjectRef(name=name, namespace=ns, scalerMetadata=meta or {})
 
@@ -223,11 +243,12 @@ def stub(pb, t):
 
 
 class StreamReader:
-    """Reads a StreamIsActive stream on a thread into a queue of
-    (arrival time, result)."""
+    """Reads a StreamIsActive stream (or, with conv, any stream) on a thread
+    into a queue of (arrival time, conv(message))."""
 
-    def __init__(self, call):
+    def __init__(self, call, conv=lambda m: m.result):
         self.call = call
+        self.conv = conv
         self.q = queue.Queue()
         self.error = None
         self.th = threading.Thread(target=self._run, daemon=True)
@@ -236,7 +257,7 @@ class StreamReader:
     def _run(self):
         try:
             for msg in self.call:
-                self.q.put((time.monotonic(), msg.result))
+                self.q.put((time.monotonic(), self.conv(msg)))
         except grpc.RpcError as e:
             self.error = e
 
@@ -342,10 +363,6 @@ def test_unknown_target_not_found(pb, tool):
 
 def test_unknown_method_unimplemented(pb, tool):
     s = stub(pb, tool)
-    if hasattr(s, "StreamMetricSpec"):
-        with pytest.raises(grpc.RpcError) as e:
-            list(s.StreamMetricSpec(ref(pb, "app", APP_META)))
-        assert e.value.code() == grpc.StatusCode.UNIMPLEMENTED
     raw = tool.channel.unary_unary("/externalscaler.ExternalScaler/NoSuchMethod",
                                    request_serializer=lambda b: b,
                                    response_deserializer=lambda b: b)
@@ -454,17 +471,8 @@ def test_stream_for_interceptorroute_linked(pb, tool):
 
 def test_client_cancel(pb, tool):
     s = stub(pb, tool)
-    readers = [StreamReader(s.StreamIsActive(ref(pb, "app", APP_META))) for _ in range(20)]
-    for r in readers:
-        r.next()
-    assert tool.metric("zerowire_scaler_streams") == 20
-    for r in readers:
-        r.cancel()
-    deadline = time.time() + 5
-    while tool.metric("zerowire_scaler_streams") != 0:
-        assert time.time() < deadline, "cancelled streams not released"
-        time.sleep(0.05)
-    assert tool.metric("zerowire_scaler_grpc_cancelled_total") >= 20
+    cancel_twenty(tool, lambda: StreamReader(s.StreamIsActive(ref(pb, "app", APP_META))),
+                  "zerowire_scaler_streams")
     # A cancelled stream does not disturb the others.
     r = StreamReader(s.StreamIsActive(ref(pb, "app", APP_META)))
     r.next()
@@ -478,10 +486,142 @@ def test_connection_drop_mid_stream(pb, tool):
     r = StreamReader(pb.grpc.ExternalScalerStub(ch).StreamIsActive(ref(pb, "app", APP_META)))
     r.next()
     ch.close()
-    deadline = time.time() + 5
-    while tool.metric("zerowire_scaler_streams") != 0:
-        assert time.time() < deadline
-        time.sleep(0.05)
+    wait_metric(tool, "zerowire_scaler_streams", 0, "stream of a closed connection not released")
+
+
+# ---- StreamMetricSpec ----
+
+def specs(resp):
+    return [(m.metricName, m.targetSize, m.targetSizeFloat) for m in resp.metricSpecs]
+
+
+def spec_reader(pb, t, name, meta):
+    return StreamReader(stub(pb, t).StreamMetricSpec(ref(pb, name, meta)), conv=specs)
+
+
+def web_route(rate, conc):
+    return {"apiVersion": "http.keda.sh/v1beta1", "kind": "InterceptorRoute",
+            "metadata": {"name": "web", "namespace": "demo"},
+            "spec": {"target": {"service": "web", "port": 8080},
+                     "rules": [{"hosts": ["web.example.com"]}],
+                     "scalingMetric": {"concurrency": {"targetValue": conc},
+                                       "requestRate": {"targetValue": rate, "window": "1m",
+                                                       "granularity": "1s"}}}}
+
+
+def test_spec_stream_first_message_then_quiet(pb, tmp_path):
+    # Heartbeat 200 ms: keepalive is an HTTP/2 PING, never a repeated spec
+    # (KEDA reconciles the ScaledObject on every message).
+    t = Tool(str(tmp_path), OBJECTS, ["--heartbeat-ms", "200"])
+    try:
+        start = time.monotonic()
+        r = spec_reader(pb, t, "app", APP_META)
+        arrived, first = r.next()
+        assert arrived - start < PUSH_BOUND_S
+        assert first == [("demo-app-requestrate", 10, 10.0)]
+        assert first == specs(stub(pb, t).GetMetricSpec(ref(pb, "app", APP_META)))
+        with pytest.raises(queue.Empty):
+            r.next(timeout=1.0)
+        assert r.error is None
+        assert t.metric("zerowire_scaler_spec_streams") == 1
+        assert t.metric("zerowire_scaler_streams") == 0
+        assert t.metric('zerowire_scaler_grpc_requests_total{method="StreamMetricSpec"}') == 1
+        assert t.metric("zerowire_scaler_grpc_unimplemented_total") == 0
+        r.cancel()
+    finally:
+        t.stop()
+
+
+def test_spec_stream_update_on_target_change(pb, tool):
+    r = spec_reader(pb, tool, "web-so", {"interceptorRoute": "web"})
+    app = spec_reader(pb, tool, "app", APP_META)
+    assert r.next()[1] == [("demo-web-requestrate", 20, 20.0), ("demo-web-concurrency", 3, 3.0)]
+    app.next()
+    # The route goes away: nothing is sent, the last answer stands.
+    tool.post("/test/clear")
+    with pytest.raises(queue.Empty):
+        r.next(timeout=0.7)
+    # It comes back with other targets: the new answer is pushed, and
+    # GetMetricSpec agrees with it.
+    objs = [o for o in OBJECTS if o["metadata"]["name"] != "web"] + [web_route(40, 7)]
+    tool.post("/test/objects", objs)
+    _, upd = r.next()
+    assert upd == [("demo-web-requestrate", 40, 40.0), ("demo-web-concurrency", 7, 7.0)]
+    assert upd == specs(stub(pb, tool).GetMetricSpec(ref(pb, "web-so", {"interceptorRoute": "web"})))
+    # The ScaledObject "app" came back unchanged: nothing for its stream.
+    with pytest.raises(queue.Empty):
+        app.next(timeout=0.7)
+    # A ScaledObject trigger's targetValue changes (fractional: float form
+    # exact, integer form rounded up).
+    tool.post("/test/clear")
+    tool.post("/test/objects", [so("app", dict(APP_META, targetValue="2.5"))])
+    _, upd = app.next()
+    assert upd == [("demo-app-requestrate", 3, 2.5)]
+    assert tool.metric("zerowire_scaler_spec_pushes_total") == 4
+    r.cancel()
+    app.cancel()
+
+
+def test_spec_stream_waits_for_unknown_target(pb, tool):
+    meta = {"service": "late", "port": "8080", "hosts": "late.example.com",
+            "scalingMetric": "concurrency", "targetValue": "4"}
+    r = spec_reader(pb, tool, "late", meta)
+    with pytest.raises(queue.Empty):
+        r.next(timeout=0.7)
+    assert r.error is None  # still open: KEDA keeps its GetMetricSpec answer
+    tool.post("/test/objects", [so("late", meta)])
+    assert r.next()[1] == [("demo-late-concurrency", 4, 4.0)]
+    r.cancel()
+
+
+def test_spec_stream_limit(pb, tmp_path):
+    # The gRPC listener's per-connection stream limit (SETTINGS
+    # MAX_CONCURRENT_STREAMS) bounds StreamMetricSpec like StreamIsActive:
+    # a fifth stream waits until one of four ends.
+    t = Tool(str(tmp_path), OBJECTS, ["--max-streams", "4"])
+    try:
+        readers = [spec_reader(pb, t, "app", APP_META) for _ in range(4)]
+        for r in readers:
+            r.next()
+        extra = spec_reader(pb, t, "busy", CONC_META)
+        with pytest.raises(queue.Empty):
+            extra.next(timeout=1.0)
+        assert t.metric("zerowire_scaler_spec_streams") == 4
+        readers[0].cancel()
+        assert extra.next()[1] == [("demo-busy-concurrency", 5, 5.0)]
+        for r in readers[1:] + [extra]:
+            r.cancel()
+    finally:
+        t.stop()
+
+
+def test_spec_stream_cancel(pb, tool):
+    s = stub(pb, tool)
+    active = StreamReader(s.StreamIsActive(ref(pb, "app", APP_META)))
+    active.next()
+    cancel_twenty(tool, lambda: spec_reader(pb, tool, "app", APP_META),
+                  "zerowire_scaler_spec_streams")
+    # The StreamIsActive stream is untouched and a later change still
+    # reaches a new spec stream.
+    assert tool.metric("zerowire_scaler_streams") == 1
+    tool.post("/test/cold?target=demo/app/0")
+    active.wait_for(True)
+    r = spec_reader(pb, tool, "app", APP_META)
+    r.next()
+    tool.post("/test/clear")
+    tool.post("/test/objects", [so("app", dict(APP_META, targetValue="12"))])
+    assert r.next()[1] == [("demo-app-requestrate", 12, 12.0)]
+    r.cancel()
+    active.cancel()
+
+
+def test_spec_stream_connection_drop(pb, tool):
+    ch = grpc.insecure_channel("127.0.0.1:%d" % tool.grpc_port)
+    r = StreamReader(pb.grpc.ExternalScalerStub(ch).StreamMetricSpec(ref(pb, "app", APP_META)),
+                     conv=specs)
+    r.next()
+    ch.close()
+    wait_metric(tool, "zerowire_scaler_spec_streams", 0, "spec stream of a closed connection not released")
 
 
 # ---- admin: metrics-api and /metrics ----

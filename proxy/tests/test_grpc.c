@@ -106,6 +106,7 @@ struct client {
 	size_t body_len, body_off;
 	char rbuf[65536];
 	int32_t stream_id;
+	int pings;                /* PING frames received (not ACKs) */
 	int status_by_stream[64]; /* grpc-status per stream id (< 64), -1 unseen */
 };
 
@@ -153,6 +154,8 @@ static int cl_frame(nghttp2_session *ng, const nghttp2_frame *f, void *u)
 	(void)ng;
 	if (f->hd.type == NGHTTP2_HEADERS)
 		c->r.header_blocks++;
+	if (f->hd.type == NGHTTP2_PING && !(f->hd.flags & NGHTTP2_FLAG_ACK))
+		c->pings++;
 	return 0;
 }
 
@@ -633,6 +636,38 @@ static void test_stream_and_cancel(void **state)
 	client_close(&c);
 }
 
+/* zw_grpc_ping: one PING per connection per interval, however many times
+ * it is asked; the stream is not disturbed. */
+static void test_ping_keepalive(void **state)
+{
+	struct fx *f = *state;
+	struct client c;
+	uint8_t buf[16];
+	size_t n = frame(buf, 0, 2, "s1", 2);
+	struct zw_grpc_call *first;
+
+	client_open(&c, &f->loop, zw_grpc_server_port(f->srv), true);
+	client_request(&c, "/t.S/Stream", "application/grpc", buf, n);
+	run_ms(&f->loop, 150);
+	assert_non_null(S.held);
+	assert_int_equal(c.pings, 0);
+	first = S.held;
+	assert_int_equal(zw_grpc_ping(first, 60000), 0);
+	assert_int_equal(zw_grpc_ping(first, 60000), 0); /* within the interval: shared */
+	run_ms(&f->loop, 150);
+	assert_int_equal(c.pings, 1);
+	assert_false(c.r.closed);
+	assert_int_equal(zw_grpc_ping(first, 0), 0); /* interval over: another */
+	run_ms(&f->loop, 150);
+	assert_int_equal(c.pings, 2);
+	assert_int_equal(zw_grpc_finish(first, ZW_GRPC_OK, NULL), 0);
+	S.held = NULL;
+	run_ms(&f->loop, 150);
+	assert_true(c.r.closed);
+	assert_int_equal(S.cancels, 0);
+	client_close(&c);
+}
+
 static void test_connection_loss_cancels(void **state)
 {
 	struct fx *f = *state;
@@ -719,6 +754,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_handler_failure_and_message_encoding, setup,
 	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_stream_and_cancel, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_ping_keepalive, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_connection_loss_cancels, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_not_http2, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_stop_with_open_stream, setup, teardown),

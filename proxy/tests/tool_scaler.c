@@ -2,7 +2,8 @@
  * path, for proxy/tests/scaler_test.py and bench/keda_push.py.
  *
  *   tool_scaler [--grpc-port N] [--admin-host IP] [--admin-port N]
- *               [--heartbeat-ms N] [--peer-poll-ms N] [--peer-service NS/NAME]
+ *               [--heartbeat-ms N] [--max-streams N] [--peer-poll-ms N]
+ *               [--peer-service NS/NAME]
  *               [--objects FILE.json] [--ports-file FILE]
  *               [--token-file FILE] [--token-grace-ms N] [--token-check-ms N]
  *
@@ -519,6 +520,8 @@ int main(int argc, char **argv)
 			admin_port = (int)strtol(v, NULL, 10);
 		else if (strcmp(argv[i], "--heartbeat-ms") == 0)
 			cfg.heartbeat_ms = strtoull(v, NULL, 10);
+		else if (strcmp(argv[i], "--max-streams") == 0)
+			cfg.max_streams = (uint32_t)strtoul(v, NULL, 10);
 		else if (strcmp(argv[i], "--peer-poll-ms") == 0)
 			cfg.peer_poll_ms = strtoull(v, NULL, 10);
 		else if (strcmp(argv[i], "--objects") == 0)
