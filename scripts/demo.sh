@@ -27,11 +27,6 @@ trap 'echo; echo "demo: interrupted"; exit 130' INT TERM
 
 echo "zerowire demo: HTTP scale-to-zero for Kubernetes, driven by KEDA"
 echo
-echo "Preparing: building zerowire (make -j2), quietly"
-if ! make -j2 all >build-demo.log 2>&1; then
-	tail -30 build-demo.log; echo "demo: build failed (full log: build-demo.log)"; exit 1
-fi
-rm -f build-demo.log
 # The real stack (Kubernetes, KEDA, Traefik) needs root and network namespaces
 # for its kubelet stand-in; ZW_DEMO_STACK=1.20 asks for the older stand-in demo
 # (kube-apiserver 1.20 with stand-ins for the kubelet and KEDA).
@@ -46,6 +41,11 @@ if [ "$stack" = real ]; then
 		stack=1.20
 	fi
 fi
+echo "Preparing: building zerowire (make -j2), quietly"
+if ! make -j2 all >build-demo.log 2>&1; then
+	tail -30 build-demo.log; echo "demo: build failed (full log: build-demo.log)"; exit 1
+fi
+rm -f build-demo.log
 case "$stack" in
 real)
 	module=harness.realdemo

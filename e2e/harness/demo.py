@@ -259,9 +259,11 @@ def run(args):
     return 0
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--load-seconds", type=int, default=10)
+def main(argv=None, body=None, doc=None, load_seconds=10):
+    """Parses argv, runs body(args) (default: this demo) with SIGTERM taken as
+    Ctrl-C, and returns the exit status: 0, 1 (one line says why) or 130."""
+    ap = argparse.ArgumentParser(description=doc or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--load-seconds", type=int, default=load_seconds)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--png", default=os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))), "build", "demo", "zerowire-demo.png"),
@@ -272,7 +274,7 @@ def main(argv=None):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
     try:
-        return run(args)
+        return (body or run)(args)
     except KeyboardInterrupt:
         say("\ninterrupted: everything started was stopped")
         return 130

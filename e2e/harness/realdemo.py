@@ -14,15 +14,12 @@ fails or is interrupted (SIGINT/SIGTERM).
 Writes the same picture as harness/demo.py (harness/timeline.py).
 """
 
-import argparse
 import os
-import signal
 import sys
 import threading
 import time
-import types
 
-from . import util
+from . import demo, util
 from .demo import APP, ROUTES, SCALEDOBJECT, HOST, NS, say
 from .kubelet import Kubelet
 from .realcluster import RealCluster, peer_binaries, pinned_version
@@ -102,8 +99,10 @@ def hpa_line(st):
     h = st.get("horizontalpodautoscalers.autoscaling", NS, "keda-hpa-hello") or {}
     s = h.get("status", {})
     cur = [m.get("external", {}).get("current", {}) for m in s.get("currentMetrics") or []]
-    val = (cur[0].get("averageValue") or cur[0].get("value")) if cur else None
-    return "HPA keda-hpa-hello: metric %s (target 20 per pod), desired %s" % (val or "-", s.get("desiredReplicas", "-"))
+    val = str((cur[0].get("averageValue") or cur[0].get("value")) if cur else "")
+    if val.endswith("m"):
+        val = "%.1f" % (int(val[:-1]) / 1000.0)
+    return "HPA keda-hpa-hello: %s req/s per pod (target 20), desired %s" % (val or "-", s.get("desiredReplicas", "-"))
 
 
 def run(args):
@@ -122,6 +121,7 @@ def run(args):
     say("with the chart's ServiceAccounts.", 1)
     cluster = RealCluster(bins("kubernetes"), name="zw-demo")
     kubelet = stack = None
+    quiet = []  # events that stop the threads printing or probing, set before stopping
     try:
         step(2, "Control plane, kubelet stand-in, KEDA, Traefik")
         cluster.start()
@@ -229,6 +229,7 @@ def run(args):
         step(7, "A burst through Traefik: wrk, %d connections for %d s, then back to zero" % (
             args.connections, args.load_seconds))
         stop = threading.Event()
+        quiet.append(stop)
 
         def watch():
             last = None
@@ -244,6 +245,7 @@ def run(args):
         th = threading.Thread(target=watch, daemon=True)
         th.start()
         probe = tl.probe(lambda: via.request(HOST, "/hello", timeout=30).seconds)
+        quiet.append(probe)
         tl.mark("burst starts")
         try:
             w = via.wrk(HOST, args.load_seconds, args.connections, path="/hello")
@@ -280,6 +282,8 @@ def run(args):
         say()
         say("Done in %.0f s. Stopping everything started." % (time.monotonic() - T0))
     finally:
+        for ev in quiet:
+            ev.set()
         if stack is not None:
             for p in stack.stop():
                 say("warning: " + p.splitlines()[0])
@@ -290,24 +294,7 @@ def run(args):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--load-seconds", type=int, default=12)
-    ap.add_argument("--connections", type=int, default=8)
-    ap.add_argument("--png", default=os.path.join(util.REPO, "build", "demo", "zerowire-demo.png"),
-                    help="where the picture goes (default build/demo/zerowire-demo.png)")
-    args = ap.parse_args(argv)
-
-    def on_term(signum, frame):
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, on_term)
-    try:
-        return run(args)
-    except KeyboardInterrupt:
-        say("\ninterrupted: everything started was stopped")
-        return 130
-    except Exception as e:  # noqa: BLE001 - one clear line, not a traceback
-        say("\ndemo failed: %s" % e)
-        return 1
+    return demo.main(argv, body=run, doc=__doc__, load_seconds=12)
 
 
 if __name__ == "__main__":
