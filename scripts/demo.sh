@@ -41,6 +41,10 @@ if [ "$stack" = real ]; then
 		stack=1.20
 	fi
 fi
+case "$stack" in
+real | 1.20) ;;
+*) echo "demo: ZW_DEMO_STACK must be 'real' or '1.20', not '$stack'"; exit 2 ;;
+esac
 echo "Preparing: building zerowire (make -j2), quietly"
 if ! make -j2 all >build-demo.log 2>&1; then
 	tail -30 build-demo.log; echo "demo: build failed (full log: build-demo.log)"; exit 1
@@ -56,7 +60,6 @@ real)
 	module=harness.demo
 	echo "Preparing: kube-apiserver 1.20 (built from Debian's sources on first use, about 7 minutes)"
 	e2e/build-apiserver.sh >/dev/null ;;
-*) echo "demo: ZW_DEMO_STACK must be 'real' or '1.20', not '$stack'"; exit 2 ;;
 esac
 
 # In the background so that Ctrl-C reaches the trap above, which stops it

@@ -112,7 +112,8 @@ def step(n, total, title):
 def run(args):
     total = 7
     step(1, total, "Local control plane: etcd and a real kube-apiserver 1.20 on 127.0.0.1")
-    say("No kubelet or KEDA operator can run here: a 'node stand-in' turns a Deployment's replicas", 1)
+    say("The stand-in demo (make demo runs the real stack when root with network namespaces; see", 1)
+    say("harness/realdemo.py). No kubelet or KEDA operator runs here: a 'node stand-in' turns a Deployment's replicas", 1)
     say("into small HTTP server processes on 127.0.0.x, and a 'KEDA stand-in' scales Deployments", 1)
     say("the way KEDA does, talking to zerowire over KEDA's own gRPC protocol.", 1)
     cluster = Cluster(name="zw-demo")
