@@ -112,10 +112,11 @@ def step(n, total, title):
 def run(args):
     total = 7
     step(1, total, "Local control plane: etcd and a real kube-apiserver 1.20 on 127.0.0.1")
-    say("The stand-in demo (make demo runs the real stack when root with network namespaces; see", 1)
-    say("harness/realdemo.py). No kubelet or KEDA operator runs here: a 'node stand-in' turns a Deployment's replicas", 1)
-    say("into small HTTP server processes on 127.0.0.x, and a 'KEDA stand-in' scales Deployments", 1)
-    say("the way KEDA does, talking to zerowire over KEDA's own gRPC protocol.", 1)
+    say("The stand-in demo (without root or network namespaces, or ZW_DEMO_STACK=1.20; else make", 1)
+    say("demo runs the real stack). No kubelet or KEDA operator runs here: a 'node stand-in' turns", 1)
+    say("a Deployment's replicas into small HTTP server processes on 127.0.0.x, and a 'KEDA", 1)
+    say("stand-in' scales Deployments the way KEDA does, talking to zerowire over KEDA's own gRPC", 1)
+    say("protocol.", 1)
     cluster = Cluster(name="zw-demo")
     stack = None
     try:

@@ -254,8 +254,9 @@ def run(args):
             tl.mark("burst ends")
         say("wrk: %d requests, %.0f req/s, %d errors, %d non-2xx" % (w["requests"], w["rps"], w["errors"],
                                                                     w["non2xx"]), 1)
-        say("Traffic stopped. The proxy reports the request rate as KEDA's metric; the real HPA sets", 1)
-        say("replicas = ceil(rate / 20), up to 5; KEDA takes it to zero once the window is empty.", 1)
+        say("Traffic stopped. The proxy reports the request rate as KEDA's metric; the real HPA moves", 1)
+        say("replicas toward ceil(rate / 20), up to 5, in the steps its scale-up policy allows; KEDA", 1)
+        say("takes it to zero once the 10 s window is empty and the 5 s cooldown has passed.", 1)
         t_idle = time.monotonic()
         try:
             while True:
