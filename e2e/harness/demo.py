@@ -112,9 +112,11 @@ def step(n, total, title):
 def run(args):
     total = 7
     step(1, total, "Local control plane: etcd and a real kube-apiserver 1.20 on 127.0.0.1")
-    say("No kubelet or KEDA operator can run here: a 'node stand-in' turns a Deployment's replicas", 1)
-    say("into small HTTP server processes on 127.0.0.x, and a 'KEDA stand-in' scales Deployments", 1)
-    say("the way KEDA does, talking to zerowire over KEDA's own gRPC protocol.", 1)
+    say("The stand-in demo (without root or network namespaces, or ZW_DEMO_STACK=1.20; else make", 1)
+    say("demo runs the real stack). No kubelet or KEDA operator runs here: a 'node stand-in' turns", 1)
+    say("a Deployment's replicas into small HTTP server processes on 127.0.0.x, and a 'KEDA", 1)
+    say("stand-in' scales Deployments the way KEDA does, talking to zerowire over KEDA's own gRPC", 1)
+    say("protocol.", 1)
     cluster = Cluster(name="zw-demo")
     stack = None
     try:
@@ -259,9 +261,11 @@ def run(args):
     return 0
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--load-seconds", type=int, default=10)
+def main(argv=None, body=None, doc=None, load_seconds=10):
+    """Parses argv, runs body(args) (default: this demo) with SIGTERM taken as
+    Ctrl-C, and returns the exit status: 0, 1 (one line says why) or 130."""
+    ap = argparse.ArgumentParser(description=doc or __doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--load-seconds", type=int, default=load_seconds)
     ap.add_argument("--connections", type=int, default=8)
     ap.add_argument("--png", default=os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
         os.path.abspath(__file__)))), "build", "demo", "zerowire-demo.png"),
@@ -272,7 +276,7 @@ def main(argv=None):
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, on_term)
     try:
-        return run(args)
+        return (body or run)(args)
     except KeyboardInterrupt:
         say("\ninterrupted: everything started was stopped")
         return 130
