@@ -70,7 +70,8 @@ seeds = {
     "metrics": headers(1, SVC + "GetMetrics") +
     data(1, grpc_msg(bytes([0x0a, len(APP)]) + APP + pb_str(2, "demo-app-requestrate"))),
     "notfound": headers(1, SVC + "IsActive") + data(1, grpc_msg(ref("x", "demo", {"interceptorRoute": "y"}))),
-    "unknown": headers(1, SVC + "StreamMetricSpec") + data(1, grpc_msg(APP)),
+    "unknown": headers(1, SVC + "NoSuchMethod") + data(1, grpc_msg(APP)),
+    "specstream": headers(1, SVC + "StreamMetricSpec") + data(1, grpc_msg(APP)),
     "malformed": headers(1, SVC + "IsActive") + data(1, grpc_msg(b"\x0a\x7fabc")),
     "two_msgs": headers(1, SVC + "IsActive") + data(1, grpc_msg(APP) + grpc_msg(APP)),
     "compressed": headers(1, SVC + "IsActive") + data(1, grpc_msg(APP, 1)),
