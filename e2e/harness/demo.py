@@ -109,6 +109,42 @@ def step(n, total, title):
     say("[%d/%d] %s  (%.0f s)" % (n, total, title, time.monotonic() - T0))
 
 
+def held_request(tl, request, state):
+    """Sends one request with request() on a thread while the app is at zero,
+    printing state() -> (replicas, ready pods) each time it changes while the
+    request is held, and marks the hold on the timeline tl. Returns the
+    response; raises RuntimeError when the request failed."""
+    done = threading.Event()
+    res = {}
+
+    def send():
+        try:
+            res["r"] = request()
+        except Exception as e:  # noqa: BLE001 - raised below
+            res["e"] = e
+        done.set()
+    t_send = time.monotonic()
+    tl_sent = tl.now()
+    tl.mark("request sent (0 replicas)", tl_sent)
+    threading.Thread(target=send, daemon=True).start()
+    shown = set()
+    while not done.wait(0.1):
+        now = state()
+        if now not in shown:
+            shown.add(now)
+            say("%5.2f s  request held by the proxy; replicas %d, ready pods %d" % (
+                (time.monotonic() - t_send,) + now), 1)
+    if "e" in res:
+        raise RuntimeError("the request failed: %s" % res["e"])
+    r = res["r"]
+    tl.held = (tl_sent, tl_sent + r.seconds)
+    tl.sample(tl_sent, r.seconds, cold=True)
+    tl.mark("answered (%.1f s)" % r.seconds, tl_sent + r.seconds)
+    say("%5.2f s  answered: HTTP %d by pod %s (X-Zerowire-Cold-Start: %s)" % (
+        r.seconds, r.status, r.headers.get("x-backend-pod"), r.headers.get("x-zerowire-cold-start")), 1)
+    return r
+
+
 def run(args):
     total = 7
     step(1, total, "Local control plane: etcd and a real kube-apiserver 1.20 on 127.0.0.1")
@@ -165,35 +201,8 @@ def run(args):
         say("curl -H 'Host: %s' http://127.0.0.1:%d/hello   (as the ingress controller would send it;" % (
             HOST, stack.proxy_port), 1)
         say("a pod of this app takes 1.5 s to start, like a small container)", 1)
-        done = threading.Event()
-        res = {}
-
-        def send():
-            try:
-                res["r"] = stack.request(HOST, "/hello")
-            except Exception as e:  # noqa: BLE001 - shown below
-                res["e"] = e
-            done.set()
-        t_send = time.monotonic()
-        tl_sent = tl.now()
-        tl.mark("request sent (0 replicas)", tl_sent)
-        threading.Thread(target=send, daemon=True).start()
-        shown = set()
-        while not done.wait(0.1):
-            n, ready = stack.replicas(NS, "hello"), len(stack.node.ready_pods(NS, "hello"))
-            state = (n, ready)
-            if state not in shown:
-                shown.add(state)
-                say("%5.2f s  request held by the proxy; replicas %d, ready pods %d" % (
-                    time.monotonic() - t_send, n, ready), 1)
-        if "e" in res:
-            raise RuntimeError("the request failed: %s" % res["e"])
-        r = res["r"]
-        tl.held = (tl_sent, tl_sent + r.seconds)
-        tl.sample(tl_sent, r.seconds, cold=True)
-        tl.mark("answered (%.1f s)" % r.seconds, tl_sent + r.seconds)
-        say("%5.2f s  answered: HTTP %d by pod %s (X-Zerowire-Cold-Start: %s)" % (
-            r.seconds, r.status, r.headers.get("x-backend-pod"), r.headers.get("x-zerowire-cold-start")), 1)
+        r = held_request(tl, lambda: stack.request(HOST, "/hello"),
+                         lambda: (stack.replicas(NS, "hello"), len(stack.node.ready_pods(NS, "hello"))))
         say("body: %s" % r.body.decode(errors="replace").strip()[:100], 1)
         say("The proxy told KEDA at once (StreamIsActive), KEDA scaled 0 -> 1, and the held request", 1)
         say("went to the new pod as soon as it was ready: nothing was lost or retried by the client.", 1)

@@ -193,34 +193,8 @@ def run(args):
         step(6, "One request through Traefik while the app has 0 replicas")
         say("curl -H 'Host: %s' http://127.0.0.1:%d/hello   (Traefik's entry point;" % (HOST, traefik.web_port), 1)
         say("a pod of this app takes 1.5 s to start, like a small container)", 1)
-        done = threading.Event()
-        res = {}
-
-        def send():
-            try:
-                res["r"] = via.request(HOST, "/hello")
-            except Exception as e:  # noqa: BLE001 - shown below
-                res["e"] = e
-            done.set()
-        t_send = time.monotonic()
-        tl_sent = tl.now()
-        tl.mark("request sent (0 replicas)", tl_sent)
-        threading.Thread(target=send, daemon=True).start()
-        shown = set()
-        while not done.wait(0.1):
-            state = (stack.replicas(NS, "hello"), ready_pods())
-            if state not in shown:
-                shown.add(state)
-                say("%5.2f s  request held by the proxy; replicas %d, ready pods %d" % (
-                    (time.monotonic() - t_send,) + state), 1)
-        if "e" in res:
-            raise RuntimeError("the request failed: %s" % res["e"])
-        r = res["r"]
-        tl.held = (tl_sent, tl_sent + r.seconds)
-        tl.sample(tl_sent, r.seconds, cold=True)
-        tl.mark("answered (%.1f s)" % r.seconds, tl_sent + r.seconds)
-        say("%5.2f s  answered: HTTP %d by pod %s (X-Zerowire-Cold-Start: %s)" % (
-            r.seconds, r.status, r.headers.get("x-backend-pod"), r.headers.get("x-zerowire-cold-start")), 1)
+        demo.held_request(tl, lambda: via.request(HOST, "/hello"),
+                          lambda: (stack.replicas(NS, "hello"), ready_pods()))
         say("Client -> Traefik -> zerowire-proxy (held) -> the new pod. The proxy told KEDA at once", 1)
         say("(StreamIsActive), the KEDA operator scaled 0 -> 1, the scheduler bound the Pod, the", 1)
         say("kubelet stand-in started it, the EndpointSlice controller published it, and the held", 1)
