@@ -546,11 +546,32 @@ static void cm_watch_free(struct cm_watch *cw)
 	free(cw);
 }
 
+/* Starts a watch of the one core/v1 object ns/name of `resource`
+ * (configmaps, secrets) on s's loop, events to on_event/on_status with ud.
+ * Returns 0 with *w set (owned by the caller), or -1. */
+static int watch_named(struct zw_sources *s, const char *resource, const char *ns, const char *name,
+                       zw_watch_event_fn *on_event, zw_watch_status_fn *on_status, void *ud,
+                       struct zw_kube_uv_watch **w)
+{
+	char sel[300];
+	snprintf(sel, sizeof(sel), "metadata.name=%s", name);
+	struct zw_watch_spec spec = {
+	        .group = "",
+	        .version = "v1",
+	        .resource = resource,
+	        .namespace = ns,
+	        .field_selector = sel,
+	        .on_event = on_event,
+	        .on_status = on_status,
+	        .ud = ud,
+	};
+	return zw_kube_uv_watch_start(s->ku, &spec, w) != 0 ? -1 : 0;
+}
+
 static int cm_want(void *arg, const char *ns, const char *name)
 {
 	struct zw_sources *s = arg;
 	struct cm_watch *cw, **v;
-	char sel[300];
 	for (size_t i = 0; i < s->n_cm_watches; i++) {
 		cw = s->cm_watches[i];
 		if (strcmp(cw->ns, ns) == 0 && strcmp(cw->name, name) == 0) {
@@ -575,18 +596,8 @@ static int cm_want(void *arg, const char *ns, const char *name)
 	}
 	cw->s = s;
 	cw->wanted = true;
-	snprintf(sel, sizeof(sel), "metadata.name=%s", name);
-	struct zw_watch_spec spec = {
-	        .group = "",
-	        .version = "v1",
-	        .resource = "configmaps",
-	        .namespace = ns,
-	        .field_selector = sel,
-	        .on_event = cm_watch_event,
-	        .on_status = cm_watch_status,
-	        .ud = cw,
-	};
-	if (zw_kube_uv_watch_start(s->ku, &spec, &cw->w) != 0) {
+	if (watch_named(s, "configmaps", ns, name, cm_watch_event, cm_watch_status, cw, &cw->w) !=
+	    0) {
 		cm_watch_free(cw);
 		return UV_ENOMEM;
 	}
@@ -625,24 +636,13 @@ static void secret_status(void *ud, const struct zw_watch_status *st)
 /* Live mode: starts one watch per TLS Secret. Returns 0 or UV_ENOMEM. */
 static int start_secret_watches(struct zw_sources *s)
 {
-	char sel[300];
 	for (size_t i = 0; i < s->n_secrets; i++) {
 		struct secret_watch *sw = &s->secrets[i];
 		char ns[256];
 		const char *slash = strchr(sw->key, '/');
 		snprintf(ns, sizeof(ns), "%.*s", (int)(slash - sw->key), sw->key);
-		snprintf(sel, sizeof(sel), "metadata.name=%s", slash + 1);
-		struct zw_watch_spec spec = {
-		        .group = "",
-		        .version = "v1",
-		        .resource = "secrets",
-		        .namespace = ns,
-		        .field_selector = sel,
-		        .on_event = secret_event,
-		        .on_status = secret_status,
-		        .ud = sw,
-		};
-		if (zw_kube_uv_watch_start(s->ku, &spec, &sw->w) != 0)
+		if (watch_named(s, "secrets", ns, slash + 1, secret_event, secret_status, sw,
+		                &sw->w) != 0)
 			return UV_ENOMEM;
 	}
 	return 0;
