@@ -1,24 +1,24 @@
 /* Request admission and waiting (see hold.h). */
 #include "hold.h"
 
+#include "hash.h"
+#include "list.h"
 #include "target.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 struct zw_hold_queue {
-	struct zw_hold_queue *next_q; /* hash chain */
-	struct zw_hold_item *head, *tail;
+	struct zw_hold_queue *prev, *next; /* bucket chain (lib/list.h) */
+	struct zw_hold_item *head, *tail;  /* waiting items, oldest first */
 	uint32_t n;
 	char key[]; /* target key */
 };
 
+/* The bucket of a target key. */
 static size_t hash_key(const char *k)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ull;
-	return (size_t)(h % ZW_HOLD_BUCKETS);
+	return (size_t)(zw_hash_str(k) % ZW_HOLD_BUCKETS);
 }
 
 int zw_hold_init(struct zw_hold *h, int n_workers)
@@ -35,7 +35,7 @@ void zw_hold_free(struct zw_hold *h)
 	for (size_t b = 0; b < ZW_HOLD_BUCKETS; b++) {
 		struct zw_hold_queue *q = h->buckets[b];
 		while (q) {
-			struct zw_hold_queue *next = q->next_q;
+			struct zw_hold_queue *next = q->next;
 			for (struct zw_hold_item *it = q->head; it; it = it->next)
 				it->q = NULL;
 			free(q);
@@ -49,7 +49,7 @@ void zw_hold_free(struct zw_hold *h)
 /* Finds the queue of key; the lock is held. */
 static struct zw_hold_queue *find_queue(struct zw_hold *h, const char *key)
 {
-	for (struct zw_hold_queue *q = h->buckets[hash_key(key)]; q; q = q->next_q)
+	for (struct zw_hold_queue *q = h->buckets[hash_key(key)]; q; q = q->next)
 		if (strcmp(q->key, key) == 0)
 			return q;
 	return NULL;
@@ -58,40 +58,9 @@ static struct zw_hold_queue *find_queue(struct zw_hold *h, const char *key)
 /* Unlinks and frees an empty queue; the lock is held. */
 static void drop_queue(struct zw_hold *h, struct zw_hold_queue *q)
 {
-	struct zw_hold_queue **pp = &h->buckets[hash_key(q->key)];
-	while (*pp && *pp != q)
-		pp = &(*pp)->next_q;
-	if (*pp)
-		*pp = q->next_q;
+	size_t b = hash_key(q->key);
+	ZW_LIST_UNLINK(h->buckets[b], q);
 	free(q);
-}
-
-/* Appends it to the list head/tail (a queue or a mailbox). */
-static void list_append(struct zw_hold_item **head, struct zw_hold_item **tail,
-                        struct zw_hold_item *it)
-{
-	it->next = NULL;
-	it->prev = *tail;
-	if (*tail)
-		(*tail)->next = it;
-	else
-		*head = it;
-	*tail = it;
-}
-
-/* Unlinks it from the list head/tail it is on. */
-static void list_unlink(struct zw_hold_item **head, struct zw_hold_item **tail,
-                        struct zw_hold_item *it)
-{
-	if (it->prev)
-		it->prev->next = it->next;
-	else
-		*head = it->next;
-	if (it->next)
-		it->next->prev = it->prev;
-	else
-		*tail = it->prev;
-	it->next = it->prev = NULL;
 }
 
 /* Unlinks it from its queue, freeing the queue when it empties; the lock
@@ -99,7 +68,7 @@ static void list_unlink(struct zw_hold_item **head, struct zw_hold_item **tail,
 static void dequeue(struct zw_hold *h, struct zw_hold_item *it)
 {
 	struct zw_hold_queue *q = it->q;
-	list_unlink(&q->head, &q->tail, it);
+	ZW_QUEUE_UNLINK(q->head, q->tail, it);
 	it->q = NULL;
 	it->state = ZW_HOLD_IDLE;
 	q->n--;
@@ -123,10 +92,9 @@ static int enqueue(struct zw_hold *h, const char *key, struct zw_hold_item *it, 
 			return ZW_ADMIT_NOMEM;
 		memcpy(q->key, key, klen + 1);
 		size_t b = hash_key(key);
-		q->next_q = h->buckets[b];
-		h->buckets[b] = q;
+		ZW_LIST_PUSH(h->buckets[b], q);
 	}
-	list_append(&q->head, &q->tail, it);
+	ZW_QUEUE_APPEND(q->head, q->tail, it);
 	it->q = q;
 	it->state = ZW_HOLD_QUEUED;
 	q->n++;
@@ -225,7 +193,7 @@ enum zw_admit zw_hold_admit(struct zw_hold *h, const char *key, struct zw_hold_i
 static void post(struct zw_hold *h, struct zw_hold_item *it)
 {
 	struct zw_hold_mailbox *m = &h->mail[it->worker];
-	list_append(&m->head, &m->tail, it);
+	ZW_QUEUE_APPEND(m->head, m->tail, it);
 	it->state = ZW_HOLD_GRANTED;
 }
 
@@ -268,7 +236,7 @@ uint64_t zw_hold_release(struct zw_hold *h, zw_hold_target_fn fn, void *arg, uin
 	for (size_t b = 0; b < ZW_HOLD_BUCKETS; b++) {
 		struct zw_hold_queue *q = h->buckets[b];
 		while (q) {
-			struct zw_hold_queue *next = q->next_q; /* q may be freed */
+			struct zw_hold_queue *next = q->next; /* q may be freed */
 			mask |= release_queue(h, q, fn, arg, now_ms, rng);
 			q = next;
 		}
@@ -299,7 +267,7 @@ int zw_hold_cancel(struct zw_hold *h, struct zw_hold_item *it)
 		dequeue(h, it);
 	} else if (it->state == ZW_HOLD_GRANTED) {
 		struct zw_hold_mailbox *m = &h->mail[it->worker];
-		list_unlink(&m->head, &m->tail, it);
+		ZW_QUEUE_UNLINK(m->head, m->tail, it);
 		it->state = ZW_HOLD_IDLE;
 		zw_endpoint_done(it->ep);
 		zw_endpoint_set_unref(it->set);

@@ -44,7 +44,7 @@ enum zw_hold_state {
 };
 
 struct zw_hold_item {
-	struct zw_hold_item *next, *prev; /* queue or mailbox links */
+	struct zw_hold_item *next, *prev; /* queue or mailbox links (lib/list.h) */
 	struct zw_hold_queue *q;          /* QUEUED: its queue */
 	int worker;                       /* owner worker index */
 	int state;                        /* enum zw_hold_state */
