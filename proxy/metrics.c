@@ -1,6 +1,7 @@
 /* Data-path metrics (see metrics.h). */
 #include "metrics.h"
 
+#include "hash.h"
 #include "promtext.h"
 
 #include <stdio.h>
@@ -92,12 +93,10 @@ const char *zw_metrics_method_name(int m)
 	return m >= 0 && m < ZW_M_COUNT ? method_names[m] : method_names[ZW_M_OTHER];
 }
 
+/* The bucket of a target key. */
 static size_t hash_key(const char *k)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ull;
-	return (size_t)(h % ZW_METRICS_BUCKETS);
+	return (size_t)(zw_hash_str(k) % ZW_METRICS_BUCKETS);
 }
 
 int zw_metrics_shard_init(struct zw_metrics_shard *m, double readiness_s)
