@@ -3,8 +3,11 @@
 # progress lines and a summary of the time each took (wall and CPU seconds):
 #   kube-apiserver 1.20.2      e2e/build-apiserver.sh (Debian's source, Go 1.19)
 #   Kubernetes, KEDA, Traefik  e2e/build-peers.sh (their Go modules)
-#   KEDA HTTP add-on           e2e/build-addon.sh (bench peer)
-#   Go tools                   e2e/peers/build-go-tool.sh (promtool, otelcol, helm-docs, h2spec, ...)
+#   Go tools                   e2e/peers/build-go-tool.sh --list (promtool, otelcol, helm-docs, h2spec)
+# and with --bench also what only `make bench` uses:
+#   KEDA HTTP add-on           e2e/build-addon.sh
+#   Go tools                   e2e/peers/build-go-tool.sh --list-bench
+# Usage: e2e/build-all.sh [--bench]
 # Each is cached under ${ZW_CACHE_DIR:-~/.cache/zerowire} and skipped in
 # seconds when it is there already; an empty ZW_CACHE_DIR measures a fresh
 # machine (modules downloaded, everything compiled). `make check` and
@@ -16,14 +19,22 @@ CACHE="${ZW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/zerowire}"
 mkdir -p "$CACHE"
 log() { echo "build-all: $*" >&2; }
 
+BENCH=0
+if [ "${1:-}" = --bench ]; then BENCH=1; fi
+
 steps=("apiserver-1.20:e2e/build-apiserver.sh"
 	"kubernetes:e2e/build-peers.sh kubernetes"
 	"keda:e2e/build-peers.sh keda"
-	"traefik:e2e/build-peers.sh traefik"
-	"http-add-on:e2e/build-addon.sh")
+	"traefik:e2e/build-peers.sh traefik")
 for t in $("$REPO/e2e/peers/build-go-tool.sh" --list); do
 	steps+=("$t:e2e/peers/build-go-tool.sh $t")
 done
+if [ "$BENCH" = 1 ]; then
+	steps+=("http-add-on:e2e/build-addon.sh")
+	for t in $("$REPO/e2e/peers/build-go-tool.sh" --list-bench); do
+		steps+=("$t:e2e/peers/build-go-tool.sh $t")
+	done
+fi
 
 summary=$(mktemp)
 trap 'rm -f "$summary"' EXIT
