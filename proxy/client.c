@@ -176,7 +176,7 @@ static void conn_free_if_done(struct zw_h1conn *c)
 	atomic_fetch_sub(&c->w->s->conns, 1);
 	zw_http_head_free(&c->head);
 	free(c->in);
-	free(c->pend.data);
+	zw_buf_free(&c->pend.buf);
 	free(c);
 }
 
@@ -231,8 +231,8 @@ static void send_own_response(struct zw_h1conn *c, struct zw_obuf *out, int stat
 	c->r.state = ZW_REQ_LOCAL;
 	uv_timer_stop(&c->timer);
 	zw_request_record(&c->r, status);
-	int rc = send_bytes(c, out->data, out->len);
-	free(out->data);
+	int rc = send_bytes(c, out->buf.data, out->buf.len);
+	free(out->buf.data);
 	c->r.resp_done = 1;
 	c->r.resp_close = close;
 	if (rc < 0) {
@@ -253,12 +253,12 @@ static void local_response(struct zw_h1conn *c, int status, const char *extra, c
 	if (c->r.upgrade)
 		close = 1;
 	if (zw_http_simple_response(&out, status, extra, body, strlen(body), close) < 0) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		conn_close(c);
 		return;
 	}
 	if (c->r.is_head)
-		out.len -= strlen(body); /* HEAD: the head only */
+		out.buf.len -= strlen(body); /* HEAD: the head only */
 	send_own_response(c, &out, status, close);
 }
 
@@ -309,7 +309,7 @@ static void static_response(struct zw_h1conn *c, const struct zw_static_response
 	int status = 0;
 	if (zw_client_static_text(&out, p, c->head.buf + c->head.url_off, c->head.url_len,
 	                          default_status, cold, close, c->r.is_head, &status) < 0) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		conn_close(c);
 		return;
 	}
@@ -506,8 +506,8 @@ static int h1_response_head(struct zw_request *r, enum zw_resp_kind kind)
 			info = (struct zw_resp_info){.cold_start = r->cold, .upgrade = 1};
 		int rc = zw_http_build_response(&out, &u->parser, &u->head, &info);
 		if (rc == 0)
-			rc = send_bytes(c, out.data, out.len);
-		free(out.data);
+			rc = send_bytes(c, out.buf.data, out.buf.len);
+		zw_buf_free(&out.buf);
 		if (kind == ZW_RESP_UPGRADE)
 			zw_request_record(r, r->status);
 		if (rc < 0) {
@@ -525,11 +525,11 @@ static int h1_response_head(struct zw_request *r, enum zw_resp_kind kind)
 	struct zw_resp_info info = {
 	        .cold_start = r->cold, .close = r->resp_close, .keep_framing = 1};
 	if (zw_http_build_response(&out, &u->parser, &u->head, &info) < 0) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		conn_close(c);
 		return -1;
 	}
-	free(c->pend.data);
+	zw_buf_free(&c->pend.buf);
 	c->pend = out;
 	return 0;
 }
@@ -539,8 +539,8 @@ static int h1_response_head(struct zw_request *r, enum zw_resp_kind kind)
 static int h1_send(struct zw_request *r, const char *data, size_t len)
 {
 	struct zw_h1conn *c = conn_of(r);
-	int rc = send_two(c, c->pend.data, c->pend.len, data, len);
-	free(c->pend.data);
+	int rc = send_two(c, c->pend.buf.data, c->pend.buf.len, data, len);
+	zw_buf_free(&c->pend.buf);
 	c->pend = (struct zw_obuf){0};
 	return rc;
 }

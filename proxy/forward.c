@@ -311,7 +311,7 @@ static void send_request_head(struct zw_request *r)
 	r->state = ZW_REQ_PROXY;
 	if (r->ops->request_head(r, &out) < 0 || (r->traced && zw_observe_tracing(s->d.obs) &&
 	                                          zw_trace_rewrite_head(&out, &r->trace) < 0)) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		zw_fwd_fail(r, 502, "request head too large to forward");
 		return;
 	}
@@ -326,16 +326,16 @@ static void send_request_head(struct zw_request *r)
 		br = r->ops->early_body(r, &bdata, &blen);
 		if (br == ZW_BODY_EBAD) {
 			/* dispatch checked these bytes already; kept for safety. */
-			free(out.data);
+			zw_buf_free(&out.buf);
 			zw_metrics_event(&r->w->metrics, r->key, ZW_EV_UPSTREAM_ERROR);
 			r->ops->respond(r, 400, NULL, "malformed request body\n", 1);
 			return;
 		}
 	}
-	uv_buf_t bufs[2] = {uv_buf_init(out.data, (unsigned)out.len),
+	uv_buf_t bufs[2] = {uv_buf_init(out.buf.data, (unsigned)out.buf.len),
 	                    uv_buf_init((char *)bdata, (unsigned)blen)};
 	int rc = up_send(r, bufs, blen ? 2 : 1);
-	free(out.data);
+	zw_buf_free(&out.buf);
 	if (rc == 0 && bdata)
 		r->ops->early_body_sent(r);
 	if (rc < 0) {

@@ -104,8 +104,8 @@ static void on_stream_timer_closed(uv_handle_t *h)
 {
 	struct h2stream *st = stream_of(h->data);
 	zw_http_head_free(&st->head);
-	free(st->body.data);
-	free(st->resp.data);
+	zw_buf_free(&st->body.buf);
+	zw_buf_free(&st->resp.buf);
 	free(st);
 }
 
@@ -140,17 +140,17 @@ static int push_response(struct h2stream *st)
 {
 	if (st->gone || !st->s)
 		return 0;
-	size_t n = st->resp.len - st->resp_off;
+	size_t n = st->resp.buf.len - st->resp_off;
 	if (n > 0) {
 		long took = zw_h2conn_data(st->s->h2, st->id,
-		                           (const uint8_t *)st->resp.data + st->resp_off, n,
+		                           (const uint8_t *)st->resp.buf.data + st->resp_off, n,
 		                           st->resp_end);
 		if (took < 0)
 			return 0;
 		st->resp_off += (size_t)took;
-		if (st->resp_off < st->resp.len)
+		if (st->resp_off < st->resp.buf.len)
 			return 1;
-		st->resp.len = st->resp_off = 0;
+		st->resp.buf.len = st->resp_off = 0;
 		return 0;
 	}
 	if (st->resp_end)
@@ -228,13 +228,13 @@ static void respond_built(struct h2stream *st, struct zw_obuf *out, int status)
 	uv_timer_stop(&st->timer);
 	zw_request_record(r, status);
 	r->resp_done = 1;
-	int rc = st->gone ? -1 : respond_text(st, out->data, out->len, !r->is_head);
-	free(out->data);
+	int rc = st->gone ? -1 : respond_text(st, out->buf.data, out->buf.len, !r->is_head);
+	free(out->buf.data);
 	if (rc < 0) {
 		r->ops->abort(r);
 		return;
 	}
-	r->bytes_out += out->len;
+	r->bytes_out += out->buf.len;
 	stream_finish(st);
 }
 
@@ -248,7 +248,7 @@ static void pump_body(struct h2stream *st)
 	struct zw_request *r = &st->r;
 	if (st->ended || r->state != ZW_REQ_PROXY || !r->up || r->req_done || zw_fwd_busy(r))
 		return;
-	size_t n = st->body.len;
+	size_t n = st->body.buf.len;
 	int fin = st->body_end;
 	if (n == 0 && !fin)
 		return;
@@ -258,24 +258,24 @@ static void pump_body(struct h2stream *st)
 		if (n > 0)
 			rc = zw_obuf_addf(&f, "%zx\r\n", n);
 		if (rc == 0 && n > 0)
-			rc = zw_obuf_add(&f, st->body.data, n);
+			rc = zw_obuf_add(&f, st->body.buf.data, n);
 		if (rc == 0 && n > 0)
 			rc = zw_obuf_add(&f, "\r\n", 2);
 		if (rc == 0 && fin)
 			rc = zw_obuf_add(&f, "0\r\n\r\n", 5);
 	} else if (n > 0) {
-		rc = zw_obuf_add(&f, st->body.data, n);
+		rc = zw_obuf_add(&f, st->body.buf.data, n);
 	}
 	if (rc < 0) {
-		free(f.data);
+		zw_buf_free(&f.buf);
 		r->ops->abort(r);
 		return;
 	}
-	st->body.len = 0;
+	st->body.buf.len = 0;
 	if (fin)
 		r->req_done = 1;
-	rc = zw_fwd_body(r, f.data, f.len);
-	free(f.data);
+	rc = zw_fwd_body(r, f.buf.data, f.buf.len);
+	zw_buf_free(&f.buf);
 	if (rc < 0)
 		return; /* answered or aborted */
 	if (n > 0 && !st->gone) {
@@ -319,8 +319,8 @@ static void h2_body_more(struct zw_request *r)
 static void on_resp_body(void *ctx, const char *at, size_t len)
 {
 	struct h2stream *st = ctx;
-	if (st->resp_off > 0 && st->resp_off == st->resp.len)
-		st->resp.len = st->resp_off = 0;
+	if (st->resp_off > 0 && st->resp_off == st->resp.buf.len)
+		st->resp.buf.len = st->resp_off = 0;
 	if (zw_obuf_add(&st->resp, at, len) < 0)
 		st->resp_end = -1; /* cannot happen within the bound; aborts below */
 }
@@ -341,10 +341,10 @@ static int h2_response_head(struct zw_request *r, enum zw_resp_kind kind)
 	struct zw_resp_info info = {.cold_start = r->cold};
 	int rc = zw_http_build_response(&out, &u->parser, &u->head, &info);
 	if (rc == 0)
-		rc = respond_text(st, out.data, out.len, 0);
+		rc = respond_text(st, out.buf.data, out.buf.len, 0);
 	if (rc == 0)
-		r->bytes_out += out.len;
-	free(out.data);
+		r->bytes_out += out.buf.len;
+	zw_buf_free(&out.buf);
 	if (rc < 0) {
 		h2_abort(r);
 		return -1;
@@ -369,7 +369,7 @@ static int h2_send(struct zw_request *r, const char *data, size_t len)
 static int h2_busy(struct zw_request *r)
 {
 	struct h2stream *st = stream_of(r);
-	return st->resp.len > st->resp_off;
+	return st->resp.buf.len > st->resp_off;
 }
 
 static void h2_finish(struct zw_request *r)
@@ -386,7 +386,7 @@ static void h2_respond(struct zw_request *r, int status, const char *extra, cons
 	struct zw_obuf out = {.limit = 1 << 20};
 	(void)close; /* a stream ends alone */
 	if (zw_http_simple_response(&out, status, extra, body, strlen(body), 0) < 0) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		h2_abort(r);
 		return;
 	}
@@ -401,7 +401,7 @@ static void h2_respond_static(struct zw_request *r, const struct zw_static_respo
 	int status = 0;
 	if (zw_client_static_text(&out, p, st->head.buf + st->head.url_off, st->head.url_len,
 	                          default_status, cold, 0, r->is_head, &status) < 0) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		h2_abort(r);
 		return;
 	}
@@ -573,10 +573,10 @@ static void *on_request(void *ctx, int32_t id, const struct zw_h2_request *req)
 	size_t used = 0;
 	int res = zw_h2_request_text(req, &t, &st->chunked);
 	if (res == 0)
-		res = zw_http_head_execute(&st->parser, &st->head, t.data, t.len, &used);
+		res = zw_http_head_execute(&st->parser, &st->head, t.buf.data, t.buf.len, &used);
 	else
 		res = res == -2 ? ZW_HTTP_EBAD : ZW_HTTP_ETOOBIG;
-	free(t.data);
+	zw_buf_free(&t.buf);
 	r->start_ms = uv_now(&w->loop);
 	r->method = st->parser.method;
 	r->head = &st->head;

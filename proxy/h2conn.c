@@ -70,9 +70,9 @@ int zw_h2_is_preface(const uint8_t *data, size_t len)
 static void stream_free(struct zw_h2conn *c, struct h2stream *st)
 {
 	ZW_LIST_UNLINK(c->streams, st);
-	free(st->fields.data);
-	free(st->out.data);
-	free(st->trailer_buf.data);
+	zw_buf_free(&st->fields.buf);
+	zw_buf_free(&st->out.buf);
+	zw_buf_free(&st->trailer_buf.buf);
 	free(st->trailers);
 	free(st);
 }
@@ -141,7 +141,7 @@ static void request_ready(struct zw_h2conn *c, struct h2stream *st, int end_stre
 	struct zw_h2_request rq = {.end_stream = end_stream};
 	size_t nf = 0, off = 0;
 	for (size_t i = 0; i < st->n_fields; i++) {
-		const char *name = st->fields.data + off;
+		const char *name = st->fields.buf.data + off;
 		size_t nl = strlen(name);
 		const char *value = name + nl + 1;
 		size_t vl = strlen(value);
@@ -255,20 +255,20 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	struct h2stream *st = stream_of(c, id);
 	if (!st)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	size_t avail = st->out.len - st->out_off;
+	size_t avail = st->out.buf.len - st->out_off;
 	size_t n = avail < length ? avail : length;
 	if (n > 0) /* an empty end of body may have no buffer at all */
-		memcpy(buf, st->out.data + st->out_off, n);
+		memcpy(buf, st->out.buf.data + st->out_off, n);
 	st->out_off += n;
-	if (st->out_off == st->out.len)
-		st->out.len = st->out_off = 0;
+	if (st->out_off == st->out.buf.len)
+		st->out.buf.len = st->out_off = 0;
 	if (n > 0 && st->blocked && !st->queued_writable) {
 		st->blocked = 0;
 		st->queued_writable = 1;
 		st->next_writable = c->writable;
 		c->writable = st;
 	}
-	if (st->out.len == 0 && st->out_end) {
+	if (st->out.buf.len == 0 && st->out_end) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (st->n_trailers) {
 			nghttp2_nv nv[MAX_FIELDS];
@@ -360,13 +360,14 @@ long zw_h2conn_data(struct zw_h2conn *c, int32_t id, const uint8_t *data, size_t
 	struct h2stream *st = stream_of(c, id);
 	if (!st || st->out_end)
 		return -1;
-	if (st->out_off > 0 && st->out.len + len > st->out.limit) {
+	if (st->out_off > 0 && st->out.buf.len + len > st->out.limit) {
 		/* Compact before refusing room. */
-		memmove(st->out.data, st->out.data + st->out_off, st->out.len - st->out_off);
-		st->out.len -= st->out_off;
+		memmove(st->out.buf.data, st->out.buf.data + st->out_off,
+		        st->out.buf.len - st->out_off);
+		st->out.buf.len -= st->out_off;
 		st->out_off = 0;
 	}
-	size_t room = st->out.limit > st->out.len ? st->out.limit - st->out.len : 0;
+	size_t room = st->out.limit > st->out.buf.len ? st->out.limit - st->out.buf.len : 0;
 	size_t take = len < room ? len : room;
 	if (take && zw_obuf_add(&st->out, data, take) < 0)
 		return -1;
@@ -402,7 +403,7 @@ int zw_h2conn_trailers(struct zw_h2conn *c, int32_t id, const struct zw_h2_field
 			return -1;
 	size_t off = 0;
 	for (size_t i = 0; i < n; i++) {
-		char *name = st->trailer_buf.data + off;
+		char *name = st->trailer_buf.buf.data + off;
 		for (size_t j = 0; j < fields[i].name_len; j++)
 			name[j] = (char)tolower((unsigned char)name[j]);
 		const char *value = name + fields[i].name_len + 1;
@@ -514,7 +515,7 @@ void zw_h2conn_free(struct zw_h2conn *c)
 		}
 		nghttp2_session_del(c->ng);
 	}
-	free(c->out.data);
+	zw_buf_free(&c->out.buf);
 	free(c);
 }
 
@@ -533,10 +534,10 @@ int zw_h2conn_feed(struct zw_h2conn *c, const uint8_t *data, size_t len)
 
 int zw_h2conn_output(struct zw_h2conn *c, const uint8_t **data, size_t *len)
 {
-	c->out.len = 0;
+	c->out.buf.len = 0;
 	for (;;) {
 		const uint8_t *p;
-		if (c->out.len >= c->out.limit)
+		if (c->out.buf.len >= c->out.limit)
 			break;
 		ssize_t n = nghttp2_session_mem_send(c->ng, &p);
 		if (n < 0) {
@@ -547,16 +548,17 @@ int zw_h2conn_output(struct zw_h2conn *c, const uint8_t **data, size_t *len)
 			break;
 		/* A frame may take the buffer past its limit once: the
 		 * limit bounds how much is produced per call, not a frame. */
-		c->out.limit = c->out.len + (size_t)n > c->lim.max_output ? c->out.len + (size_t)n
-		                                                          : c->lim.max_output;
+		c->out.limit = c->out.buf.len + (size_t)n > c->lim.max_output
+		                       ? c->out.buf.len + (size_t)n
+		                       : c->lim.max_output;
 		if (zw_obuf_add(&c->out, p, (size_t)n) < 0) {
 			c->fatal = 1;
 			return -1;
 		}
 	}
 	c->out.limit = c->lim.max_output;
-	*data = (const uint8_t *)c->out.data;
-	*len = c->out.len;
+	*data = (const uint8_t *)c->out.buf.data;
+	*len = c->out.buf.len;
 	/* Streams that got room while frames were produced. */
 	while (c->writable) {
 		struct h2stream *st = c->writable;
