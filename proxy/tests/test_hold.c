@@ -218,9 +218,9 @@ static void test_cold_queue_fifo_and_overflow(void **state)
 	cold_close(&c);
 }
 
-/* Many targets share the 256 buckets: queues come and go in any order
- * (front, middle and back of a bucket's chain) and every other target's
- * queue is still found with its count. */
+/* Many targets in one map (it grows past its first buckets, chains form): queues come and go in any
+ * order (front, middle and back of a chain) and every other target's queue is still found with its
+ * count. */
 static void test_many_targets_share_buckets(void **state)
 {
 	(void)state;
