@@ -155,8 +155,8 @@ static const struct zw_flag flags[] = {
             "finished requests waiting for export; more are\n"
             "dropped and counted"),
         STR("tls-listen", tls_listen, "ADDR", NULL, G_TLS,
-            "TLS listener address (validated; the listener\n"
-            "is wired in with the HTTP/2 work)"),
+            "TLS listener address: HTTP/1.1 and HTTP/2\n"
+            "(ALPN h2) with certificates chosen by SNI"),
         LIST("tls-secret", tls_secrets, "NS/NAME", 0, G_TLS,
              "kubernetes.io/tls Secret served for the DNS\n"
              "names of its certificate, watched (repeatable)"),
