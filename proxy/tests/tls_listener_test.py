@@ -21,7 +21,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zwproxy import Backend, Proxy, scaledobject, wait_for, free_port  # noqa: E402
+from zwproxy import Backend, Proxy, scaledobject, wait_for, free_port, ws_frame  # noqa: E402
 from proxy_test import backend  # noqa: E402,F401
 from tls_secrets_test import make_cert  # noqa: E402
 from h2c_test import H2SPEC_EXCEPTIONS, H2SPEC_TIMING  # noqa: E402
@@ -133,6 +133,35 @@ def test_keepalive_and_pipelining_over_tls(tlswarm):
     assert got.endswith(b"hello from b1"), got
     s.close()
     assert b.paths[-3:] == ["/s1", "/s2", "/s3"]
+
+
+def test_websocket_over_tls(tlswarm):
+    """A WebSocket (101, then a tunnel) through the TLS session: a small and a
+    70,000-byte message echoed, then the close frame."""
+    p, tport, b = tlswarm
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tport), timeout=10),
+                        server_hostname="app.test")
+    s.sendall(b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+              b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += s.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    for msg in (b"hello", b"x" * 70000):
+        s.sendall(ws_frame(msg))
+        want = ws_frame(msg, masked=False)
+        got = b""
+        while len(got) < len(want):
+            chunk = s.recv(65536)
+            assert chunk
+            got += chunk
+        assert got == want
+    s.sendall(ws_frame(b"", op=8))
+    assert s.recv(2) == b"\x88\x00"
+    s.close()
 
 
 def test_nghttp_over_tls(tlswarm):
