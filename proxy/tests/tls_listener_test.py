@@ -109,6 +109,66 @@ def test_large_bodies_both_ways_over_tls(tlswarm, tmp_path, flag):
     assert status == 200 and json.loads(body)["received"] == 5 << 20
 
 
+def test_slow_tls_client_bounded_memory(tmp_path, backend):
+    """A 256 MiB download to a TLS client that reads nothing for 2 s, then
+    everything; then a 256 MiB upload. The proxy's RSS grows by less than
+    48 MiB (ASan's quarantine, 16 MiB of it, limited so RSS reflects live
+    memory; measured about 25 MiB): the upstream is not read while the
+    ciphertext waits for the socket, and the socket is not read while the
+    upstream waits."""
+    size = 256 << 20
+    make_cert(str(tmp_path), "default", 5, "default.tls.test", "app.test")
+    tport = free_port()
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
+              {APP: [(backend.ip, backend.port)]},
+              args=["--tls-listen", "127.0.0.1:%d" % tport, "--tls-cert-file", str(tmp_path / "default.crt"),
+                    "--tls-key-file", str(tmp_path / "default.key")],
+              env={"ASAN_OPTIONS": "quarantine_size_mb=16:detect_leaks=1"})
+    try:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tport), timeout=60),
+                            server_hostname="app.test")
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        first = b""
+        while not first.endswith(b"hello from b1"):
+            chunk = s.recv(65536)
+            assert chunk
+            first += chunk
+        assert first.startswith(b"HTTP/1.1 200")
+        base = p.rss_kib()
+        s.sendall(b"GET /download?n=%d HTTP/1.1\r\nHost: app.test\r\n\r\n" % size)
+        time.sleep(2.0)
+        held = p.rss_kib()
+        got = 0
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(1)
+        assert head.startswith(b"HTTP/1.1 200")
+        while got < size:
+            chunk = s.recv(1 << 20)
+            assert chunk
+            got += len(chunk)
+        assert got == size
+        s.sendall(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: %d\r\n\r\n" % size)
+        block = b"u" * (1 << 20)
+        for _ in range(size >> 20):
+            s.sendall(block)
+        resp = b""
+        while not resp.endswith(b"}"):
+            chunk = s.recv(65536)
+            assert chunk
+            resp += chunk
+        assert json.loads(resp.split(b"\r\n\r\n", 1)[1])["received"] == size
+        peak = max(held, p.rss_kib())
+        print("rss KiB: base %d, download held %d, peak %d" % (base, held, peak))
+        assert peak - base < 48 * 1024, (base, held, peak)
+        s.close()
+    finally:
+        assert p.stop() == 0
+
+
 def test_keepalive_and_pipelining_over_tls(tlswarm):
     """Three pipelined requests in one TLS write, answered in order on one
     connection; the last asks to close and gets close_notify before the
