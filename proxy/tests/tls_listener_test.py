@@ -315,6 +315,27 @@ def test_cold_request_over_tls_held_then_released(tmp_path):
             b.stop()
 
 
+def test_held_tls_client_that_leaves_is_dequeued(tmp_path):
+    """A TLS client whose cold request is held and that then closes leaves
+    the queue (the disconnect check polls the socket, TLS or not) and is
+    counted as 499."""
+    p, tport = tls_proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {})
+    try:
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tport), timeout=10),
+                            server_hostname="app.test")
+        s.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
+        wait_for(lambda: p.queue().get(KEY, {}).get("held", 0) == 1, what="TLS request held")
+        s.close()
+        wait_for(lambda: p.queue().get(KEY, {}).get("held", 0) == 0, what="left the queue")
+        wait_for(lambda: p.metric("zerowire_requests_total", target="app/0", code="499") == 1,
+                 what="499 counted")
+    finally:
+        assert p.stop() == 0
+
+
 def test_h2spec_against_the_tls_listener(tmp_path, backend):
     """h2spec in TLS mode (-t -k: ALPN h2, certificate not verified) runs
     every case against the TLS listener; all pass but the h2c port's
