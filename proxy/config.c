@@ -97,7 +97,8 @@ static const struct zw_flag flags[] = {
         NUM("max-request-line", max_request_line, 64, 1 << 20, "8192", G_CLIENT,
             "request-target length -> 414"),
         DUR("header-timeout", header_timeout_ms, 1, 3600000, "10s", G_CLIENT,
-            "time to receive a request head"),
+            "time to receive a request head (and to\n"
+            "finish a TLS handshake)"),
         DUR("idle-timeout", idle_timeout_ms, 1, 86400000, "60s", G_CLIENT,
             "idle keep-alive connection"),
         NUM("max-connections", max_connections, 1, 1000000, "10000", G_CLIENT,
