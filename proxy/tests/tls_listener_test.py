@@ -258,6 +258,46 @@ def test_old_tls_refused(tlswarm, args):
     assert b.hits == 0
 
 
+def test_garbage_record_after_handshake_ends_the_session(tlswarm):
+    """A record that does not decrypt, after a complete handshake: the proxy
+    answers with a fatal alert, closes, and counts a session error; nothing
+    reaches the backend."""
+    p, tport, b = tlswarm
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", tport), timeout=10)
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(inc, out, server_hostname="app.test")
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            raw.sendall(out.read())
+            data = raw.recv(65536)
+            assert data
+            inc.write(data)
+    raw.sendall(out.read())
+    # An application-data record of 64 random bytes: its AEAD tag cannot match.
+    raw.sendall(b"\x17\x03\x03\x00\x40" + os.urandom(64))
+    got = b""
+    while True:
+        data = raw.recv(65536)
+        if not data:
+            break
+        got += data
+    raw.close()
+    assert got and got[0] in (0x15, 0x17), got  # an alert record (encrypted in TLS 1.3)
+    inc.write(got)
+    with pytest.raises(ssl.SSLError) as e:
+        obj.read(100)
+    assert not isinstance(e.value, ssl.SSLEOFError), e.value  # the alert, not a bare EOF
+    wait_for(lambda: p.metric("zerowire_tls_errors_total", reason="session_error") == 1,
+             what="session error counted")
+    assert b.hits == 0
+
+
 def test_handshake_timeout_closes_idle_connection(tmp_path, backend):
     """--header-timeout bounds the handshake: a connection that sends
     nothing, and one that sends half a ClientHello, are closed after it and
