@@ -181,6 +181,11 @@ static void set_error(struct zw_kube_error *err, int status, const char *reason,
 	snprintf(err->message, sizeof(err->message), "%s", msg);
 }
 
+const char *zw_kube_error_text(const struct zw_kube_error *err)
+{
+	return err->message[0] ? err->message : err->reason;
+}
+
 void zw_kube_error_from_response(struct zw_kube_error *err, long http_status, const char *body,
                                  size_t body_len)
 {

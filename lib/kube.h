@@ -91,6 +91,10 @@ const char *zw_kube_patch_content_type(enum zw_kube_patch_type type);
 void zw_kube_error_from_response(struct zw_kube_error *err, long http_status, const char *body,
                                  size_t body_len);
 
+/* Returns err's message (borrowed from err), or its reason when the
+ * message is empty: the text a log line quotes. */
+const char *zw_kube_error_text(const struct zw_kube_error *err);
+
 /* ---- One HTTP exchange on a curl easy handle (shared by both drivers) ---- */
 
 /* Called with each chunk of a 2xx response body when a transfer streams;
