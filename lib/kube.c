@@ -511,21 +511,6 @@ int zw_kube_request(struct zw_kube *k, const char *method, const char *path_quer
 	return rc;
 }
 
-int zw_kube_get_stream(struct zw_kube *k, const char *path_query, long timeout_ms,
-                       const atomic_int *cancel, zw_kube_data_fn *on_data, void *ud, long *status,
-                       struct zw_kube_error *err)
-{
-	char tok[8];
-	int rc;
-
-	*status = 0;
-	rc = perform(k, "GET", path_query, NULL, NULL, timeout_ms, cancel, on_data, ud, NULL,
-	             status, err);
-	if (rc != 0 && *status == 401)
-		zw_kube_config_token(k->cfg, 1, tok, sizeof(tok)); /* re-read for the next try */
-	return rc;
-}
-
 static int path_or_fail(const struct zw_kube_ref *ref, const struct zw_kube_opts *opts, char *buf,
                         size_t len, struct zw_kube_error *err)
 {

@@ -10,7 +10,7 @@
 #include "ownedso.h"
 #include "routekinds.h"
 #include "routesync.h"
-#include "watch_thread.h"
+#include "watchloop.h"
 #include "watched.h"
 #include "wiring.h"
 
@@ -42,21 +42,25 @@ struct kind_desc {
 	enum watch_role role;
 	const struct zw_route_kind *rk; /* group, kind, resource, versions */
 	bool cluster_wide_ns;           /* watched in the proxy namespace only (grants) */
-	const char *selector;
+	const char *selector;           /* label selector of the API watch */
+	/* Keeps only managed objects (managed.h) of a watch without selector:
+	 * the watch the sources and the routes have already. */
+	bool managed_only;
 };
 
 /* Besides the routes (every ZW_RK_ADMIT kind of routekinds.h, ScaledObjects
  * included: a kedify-http one written before the webhook was registered is
  * converted when touched), what the reconciler watches. */
 static const struct kind_desc other_kinds[] = {
-        {ROLE_GRANTS, &zw_route_kinds[ZW_RK_REFERENCEGRANT], true, ZW_MANAGED_SELECTOR},
-        {ROLE_ALIASES, &zw_route_kinds[ZW_RK_SERVICE], false, ZW_MANAGED_SELECTOR},
-        {ROLE_HSO, &zw_route_kinds[ZW_MK_HTTPSCALEDOBJECT], false, NULL},
-        {ROLE_OWNED_SO, &zw_route_kinds[ZW_MK_SCALEDOBJECT], false, ZW_MANAGED_SELECTOR},
-        {ROLE_OPTOUT, &zw_route_kinds[ZW_RK_NAMESPACE], false, OPTOUT_SELECTOR},
-        {ROLE_ALIAS_SLICES, &zw_route_kinds[ZW_RK_ENDPOINTSLICE], false, ZW_MANAGED_SELECTOR},
-        {ROLE_PROXY_SLICES, &zw_route_kinds[ZW_RK_ENDPOINTSLICE], true, NULL},
-        {ROLE_PROXY_SVC, &zw_route_kinds[ZW_RK_SERVICE], true, NULL},
+        {ROLE_GRANTS, &zw_route_kinds[ZW_RK_REFERENCEGRANT], true, ZW_MANAGED_SELECTOR, false},
+        {ROLE_ALIASES, &zw_route_kinds[ZW_RK_SERVICE], false, NULL, true},
+        {ROLE_HSO, &zw_route_kinds[ZW_MK_HTTPSCALEDOBJECT], false, NULL, false},
+        {ROLE_OWNED_SO, &zw_route_kinds[ZW_MK_SCALEDOBJECT], false, NULL, true},
+        {ROLE_OPTOUT, &zw_route_kinds[ZW_RK_NAMESPACE], false, OPTOUT_SELECTOR, false},
+        {ROLE_ALIAS_SLICES, &zw_route_kinds[ZW_RK_ENDPOINTSLICE], false, ZW_MANAGED_SELECTOR,
+         false},
+        {ROLE_PROXY_SLICES, &zw_route_kinds[ZW_RK_ENDPOINTSLICE], true, NULL, false},
+        {ROLE_PROXY_SVC, &zw_route_kinds[ZW_RK_SERVICE], true, NULL, false},
 };
 #define N_OTHER_KINDS (sizeof(other_kinds) / sizeof(other_kinds[0]))
 #define MAX_KINDS     (ZW_RK_COUNT + N_OTHER_KINDS)
@@ -69,7 +73,7 @@ struct kwatch {
 	const struct kind_desc *kd;
 	const char *version; /* NULL: kind not served (yet) */
 	char *namespace;     /* NULL: all namespaces */
-	struct zw_watch_thread *thread;
+	struct zw_watchloop_sub *sub;
 	json_t *objs; /* "ns/name" -> object; under owner->lock */
 	atomic_int synced;
 	bool unused; /* a proxy-namespace kind in a second namespace slot */
@@ -137,7 +141,9 @@ static void kw_event(void *ud, enum zw_watch_type type, json_t *obj)
 	snprintf(key, sizeof(key), "%s/%s", zw_kobj_meta(obj, "namespace"),
 	         zw_kobj_meta(obj, "name"));
 	pthread_mutex_lock(&r->lock);
-	if (type == ZW_WATCH_DELETED)
+	if (type == ZW_WATCH_DELETED ||
+	    (w->kd->managed_only &&
+	     strcmp(zw_kobj_label(obj, ZW_MANAGED_LABEL), ZW_MANAGED_VALUE) != 0))
 		json_object_del(w->objs, key);
 	else
 		json_object_set(w->objs, key, obj);
@@ -158,8 +164,8 @@ static void kw_status(void *ud, const struct zw_watch_status *st)
 
 static void kw_stop(struct zw_reconcile *r, struct kwatch *w)
 {
-	zw_watch_thread_stop(w->thread);
-	w->thread = NULL;
+	zw_watchloop_remove(r->cfg.loop, w->sub);
+	w->sub = NULL;
 	w->version = NULL;
 	atomic_store(&w->synced, 0);
 	pthread_mutex_lock(&r->lock);
@@ -169,7 +175,7 @@ static void kw_stop(struct zw_reconcile *r, struct kwatch *w)
 
 static int kw_start(struct zw_reconcile *r, struct kwatch *w, const char *version)
 {
-	struct zw_watch_spec spec = {
+	struct zw_watchloop_spec spec = {
 	        .group = w->kd->rk->group,
 	        .version = version,
 	        .resource = w->kd->rk->resource,
@@ -181,7 +187,7 @@ static int kw_start(struct zw_reconcile *r, struct kwatch *w, const char *versio
 	        .ud = w,
 	};
 
-	if (zw_watch_thread_start(r->cfg.kube, &spec, &w->thread) < 0)
+	if (zw_watchloop_add(r->cfg.loop, &spec, &w->sub) < 0)
 		return -ENOMEM;
 	w->version = version;
 	return 0;
@@ -214,12 +220,12 @@ static void discover(struct zw_reconcile *r)
 			struct kwatch *w = &r->watches[k * r->n_ns + i];
 			if (w->unused)
 				continue;
-			if (w->version == chosen && (w->thread || !chosen)) {
+			if (w->version == chosen && (w->sub || !chosen)) {
 				if (!chosen)
 					atomic_store(&w->synced, 1); /* nothing of it exists */
 				continue;
 			}
-			if (w->thread)
+			if (w->sub)
 				kw_stop(r, w);
 			if (!chosen) {
 				atomic_store(&w->synced, 1); /* nothing of it exists */
@@ -390,7 +396,7 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 	pthread_condattr_t ca;
 	size_t n_ns = cfg->n_namespaces ? cfg->n_namespaces : 1;
 
-	if (!cfg->kube || !cfg->reg || !cfg->mutate)
+	if (!cfg->kube || !cfg->loop || !cfg->reg || !cfg->mutate)
 		return -EINVAL;
 	r = calloc(1, sizeof(*r));
 	if (!r)
@@ -422,8 +428,8 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 		goto fail;
 	for (size_t k = 0; k < ZW_RK_COUNT; k++)
 		if (zw_route_kinds[k].roles & ZW_RK_ADMIT)
-			r->kinds[r->n_kinds++] =
-			        (struct kind_desc){ROLE_ROUTE, &zw_route_kinds[k], false, NULL};
+			r->kinds[r->n_kinds++] = (struct kind_desc){ROLE_ROUTE, &zw_route_kinds[k],
+			                                            false, NULL, false};
 	for (size_t k = 0; k < N_OTHER_KINDS; k++)
 		r->kinds[r->n_kinds++] = other_kinds[k];
 	r->watches = calloc(r->n_kinds * n_ns, sizeof(*r->watches));
@@ -478,17 +484,8 @@ void zw_reconcile_stop(struct zw_reconcile *r)
 		pthread_join(r->thread, NULL);
 	if (r->watches) {
 		size_t n = r->n_kinds * r->n_ns;
-		struct zw_watch_thread **threads = calloc(n, sizeof(*threads));
 		for (size_t i = 0; i < n; i++) {
-			if (threads)
-				threads[i] = r->watches[i].thread;
-			else
-				zw_watch_thread_stop(r->watches[i].thread);
-		}
-		if (threads)
-			zw_watch_threads_stop(threads, n);
-		free(threads);
-		for (size_t i = 0; i < n; i++) {
+			zw_watchloop_remove(r->cfg.loop, r->watches[i].sub);
 			json_decref(r->watches[i].objs);
 			free(r->watches[i].namespace);
 		}

@@ -28,6 +28,7 @@
 #define ZW_RECONCILE_H
 
 #include "kube.h"
+#include "watchloop.h"
 #include "whmetrics.h"
 #include "mutate.h"
 #include "registry.h"
@@ -40,9 +41,10 @@
 #define ZW_RECONCILE_BACKOFF_MAX_MS 5000 /* watch retry backoff cap */
 
 struct zw_reconcile_config {
-	struct zw_kube *kube;                  /* borrowed */
-	struct zw_registry *reg;               /* borrowed */
-	struct zw_wh_metrics *metrics;         /* borrowed, may be NULL */
+	struct zw_kube *kube;          /* borrowed: discovery, Lease and writes (blocking) */
+	struct zw_watchloop *loop;     /* borrowed: the watches (watchloop.h) */
+	struct zw_registry *reg;       /* borrowed */
+	struct zw_wh_metrics *metrics; /* borrowed, may be NULL */
 	const struct zw_mutate_config *mutate; /* borrowed: proxy, alias, scaler address */
 	const char *const *namespaces;         /* NULL/0 = all namespaces */
 	size_t n_namespaces;
@@ -60,7 +62,7 @@ struct zw_reconcile_config {
 
 struct zw_reconcile;
 
-/* Starts the reconciler thread and its route watches. `cfg` is copied
+/* Starts the reconciler thread and its subscriptions on the watch loop. `cfg` is copied
  * (strings must outlive the reconciler). Returns 0 with *out owned by the
  * caller, or -ENOMEM / -EINVAL. */
 int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcile **out);
@@ -71,7 +73,7 @@ void zw_reconcile_kick(struct zw_reconcile *r);
 /* Returns 1 while this replica leads (always 1 without leader election). */
 int zw_reconcile_leading(struct zw_reconcile *r);
 
-/* Stops the watches and the thread, releases the Lease when held, frees r.
+/* Stops the thread, ends its subscriptions, releases the Lease when held, frees r.
  * NULL-safe. */
 void zw_reconcile_stop(struct zw_reconcile *r);
 
