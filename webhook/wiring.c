@@ -124,6 +124,57 @@ static enum zw_wiring grant_wiring(const char *route_kind)
 	                                            : ZW_WIRE_GRANT_HTTPROUTE;
 }
 
+/* Creates or fixes the ReferenceGrant of namespace ns letting the route
+ * kinds of set (Kind -> true) reach the proxy Service; cur is the one seen
+ * (NULL: none). */
+static void sync_grant(const struct zw_wiring_ctx *w, const char *version, const char *ns,
+                       json_t *set, json_t *cur)
+{
+	const char *pns = w->mutate->proxy_namespace;
+	char name[300];
+	json_t *from = json_array(), *want;
+	const char *k;
+	json_t *v;
+
+	snprintf(name, sizeof(name), GRANT_PREFIX "%s", ns);
+	json_object_foreach(set, k, v)
+	{
+		json_array_append_new(from, json_pack("{s:s,s:s,s:s}", "group", GATEWAY_GROUP,
+		                                      "kind", k, "namespace", ns));
+	}
+	want = json_pack("{s:o,s:[{s:s,s:s,s:s}]}", "from", from, "to", "group", "", "kind",
+	                 "Service", "name", w->mutate->proxy_service);
+	if (!cur) {
+		char av[128];
+		json_t *obj;
+		snprintf(av, sizeof(av), GATEWAY_GROUP "/%s", version);
+		obj = json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:O}", "apiVersion", av, "kind",
+		                "ReferenceGrant", "metadata", "name", name, "namespace", pns,
+		                "labels", zw_managed_labels("referencegrant"), "spec", want);
+		if (obj && zw_managed_create(w->managed, GATEWAY_GROUP, version, "referencegrants",
+		                             pns, obj, "ReferenceGrant") == 0) {
+			json_object_foreach(set, k, v)
+			{
+				zw_registry_set_wiring(w->reg, grant_wiring(k), ns, true);
+			}
+		}
+		json_decref(obj);
+	} else {
+		if (!json_equal(json_object_get(cur, "spec"), want)) {
+			json_t *patch = json_pack("{s:O}", "spec", want);
+			if (patch)
+				zw_managed_patch(w->managed, GATEWAY_GROUP, version,
+				                 "referencegrants", cur, patch, "ReferenceGrant");
+			json_decref(patch);
+		}
+		zw_registry_set_wiring(w->reg, ZW_WIRE_GRANT_HTTPROUTE, ns,
+		                       !!json_object_get(set, "HTTPRoute"));
+		zw_registry_set_wiring(w->reg, ZW_WIRE_GRANT_GRPCROUTE, ns,
+		                       !!json_object_get(set, "GRPCRoute"));
+	}
+	json_decref(want);
+}
+
 /* ReferenceGrants `zerowire-<ns>` in the proxy namespace. */
 static void pass_grants(const struct zw_wiring_ctx *w, json_t *needed,
                         const struct zw_watched_list *seen)
@@ -156,52 +207,8 @@ static void pass_grants(const struct zw_wiring_ctx *w, json_t *needed,
 	json_object_foreach(needed, ns, set)
 	{
 		char name[300];
-		json_t *from = json_array(), *want, *cur;
-		const char *k;
-		json_t *v;
-
 		snprintf(name, sizeof(name), GRANT_PREFIX "%s", ns);
-		json_object_foreach(set, k, v)
-		{
-			json_array_append_new(from,
-			                      json_pack("{s:s,s:s,s:s}", "group", GATEWAY_GROUP,
-			                                "kind", k, "namespace", ns));
-		}
-		want = json_pack("{s:o,s:[{s:s,s:s,s:s}]}", "from", from, "to", "group", "", "kind",
-		                 "Service", "name", w->mutate->proxy_service);
-		cur = json_object_get(have, name);
-		if (!cur) {
-			char av[128];
-			json_t *obj;
-			snprintf(av, sizeof(av), GATEWAY_GROUP "/%s", version);
-			obj = json_pack("{s:s,s:s,s:{s:s,s:s,s:o},s:O}", "apiVersion", av, "kind",
-			                "ReferenceGrant", "metadata", "name", name, "namespace",
-			                pns, "labels", zw_managed_labels("referencegrant"), "spec",
-			                want);
-			if (obj &&
-			    zw_managed_create(w->managed, GATEWAY_GROUP, version, "referencegrants",
-			                      pns, obj, "ReferenceGrant") == 0) {
-				json_object_foreach(set, k, v)
-				{
-					zw_registry_set_wiring(w->reg, grant_wiring(k), ns, true);
-				}
-			}
-			json_decref(obj);
-		} else {
-			if (!json_equal(json_object_get(cur, "spec"), want)) {
-				json_t *patch = json_pack("{s:O}", "spec", want);
-				if (patch)
-					zw_managed_patch(w->managed, GATEWAY_GROUP, version,
-					                 "referencegrants", cur, patch,
-					                 "ReferenceGrant");
-				json_decref(patch);
-			}
-			zw_registry_set_wiring(w->reg, ZW_WIRE_GRANT_HTTPROUTE, ns,
-			                       !!json_object_get(set, "HTTPRoute"));
-			zw_registry_set_wiring(w->reg, ZW_WIRE_GRANT_GRPCROUTE, ns,
-			                       !!json_object_get(set, "GRPCRoute"));
-		}
-		json_decref(want);
+		sync_grant(w, version, ns, set, json_object_get(have, name));
 	}
 	/* Remove what nothing needs. */
 	{
