@@ -864,6 +864,8 @@ out:
 	atomic_store(&a.live_server, NULL);
 	zw_selfcert_state_free(&first_cert);
 	zw_wh_server_stop(a.server);
+	/* The reconciler first: its thread reads the sources (sources_synced);
+	 * the sources' kicks of it run on the loop, which it waits for. */
 	zw_reconcile_stop(atomic_exchange(&a.rec, NULL));
 	zw_wh_sources_stop(atomic_exchange(&a.sources, NULL));
 	zw_watchloop_stop(a.loop);

@@ -390,6 +390,48 @@ static void *reconcile_main(void *arg)
 	return NULL;
 }
 
+/* Fills r's kinds (every route kind, then other_kinds) and one kwatch per
+ * kind and namespace slot, none started. Returns 0 or -ENOMEM. */
+static int init_watches(struct zw_reconcile *r)
+{
+	for (size_t k = 0; k < ZW_RK_COUNT; k++)
+		if (zw_route_kinds[k].roles & ZW_RK_ADMIT)
+			r->kinds[r->n_kinds++] = (struct kind_desc){ROLE_ROUTE, &zw_route_kinds[k],
+			                                            false, NULL, false};
+	for (size_t k = 0; k < N_OTHER_KINDS; k++)
+		r->kinds[r->n_kinds++] = other_kinds[k];
+	r->watches = calloc(r->n_kinds * r->n_ns, sizeof(*r->watches));
+	if (!r->watches)
+		return -ENOMEM;
+	for (size_t k = 0; k < r->n_kinds; k++)
+		for (size_t i = 0; i < r->n_ns; i++) {
+			struct kwatch *w = &r->watches[k * r->n_ns + i];
+			w->owner = r;
+			w->kd = &r->kinds[k];
+			w->objs = json_object();
+			if (!w->objs)
+				return -ENOMEM;
+			if ((r->kinds[k].cluster_wide_ns || r->kinds[k].role == ROLE_OPTOUT) &&
+			    i > 0) {
+				/* Grants live in the proxy namespace only, namespaces
+				 * are cluster-scoped: one watch. */
+				w->unused = true;
+				atomic_store(&w->synced, 1);
+				continue;
+			}
+			if (r->kinds[k].role == ROLE_OPTOUT)
+				continue;
+			if (r->kinds[k].cluster_wide_ns)
+				w->namespace = strdup(r->cfg.mutate->proxy_namespace);
+			else if (r->cfg.n_namespaces > 0)
+				w->namespace = strdup(r->cfg.namespaces[i]);
+			if ((r->kinds[k].cluster_wide_ns || r->cfg.n_namespaces > 0) &&
+			    !w->namespace)
+				return -ENOMEM;
+		}
+	return 0;
+}
+
 int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcile **out)
 {
 	struct zw_reconcile *r;
@@ -426,40 +468,8 @@ int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcil
 	                                   .managed = &r->managed};
 	if (zw_managed_init(&r->managed, cfg->kube, cfg->metrics) < 0)
 		goto fail;
-	for (size_t k = 0; k < ZW_RK_COUNT; k++)
-		if (zw_route_kinds[k].roles & ZW_RK_ADMIT)
-			r->kinds[r->n_kinds++] = (struct kind_desc){ROLE_ROUTE, &zw_route_kinds[k],
-			                                            false, NULL, false};
-	for (size_t k = 0; k < N_OTHER_KINDS; k++)
-		r->kinds[r->n_kinds++] = other_kinds[k];
-	r->watches = calloc(r->n_kinds * n_ns, sizeof(*r->watches));
-	if (!r->watches)
+	if (init_watches(r) < 0)
 		goto fail;
-	for (size_t k = 0; k < r->n_kinds; k++)
-		for (size_t i = 0; i < n_ns; i++) {
-			struct kwatch *w = &r->watches[k * n_ns + i];
-			w->owner = r;
-			w->kd = &r->kinds[k];
-			w->objs = json_object();
-			if (!w->objs)
-				goto fail;
-			if ((r->kinds[k].cluster_wide_ns || r->kinds[k].role == ROLE_OPTOUT) &&
-			    i > 0) {
-				/* Grants live in the proxy namespace only, namespaces
-				 * are cluster-scoped: one watch. */
-				w->unused = true;
-				atomic_store(&w->synced, 1);
-				continue;
-			}
-			if (r->kinds[k].role == ROLE_OPTOUT)
-				continue;
-			if (r->kinds[k].cluster_wide_ns)
-				w->namespace = strdup(cfg->mutate->proxy_namespace);
-			else if (cfg->n_namespaces > 0)
-				w->namespace = strdup(cfg->namespaces[i]);
-			if ((r->kinds[k].cluster_wide_ns || cfg->n_namespaces > 0) && !w->namespace)
-				goto fail;
-		}
 	if (!cfg->leader_elect)
 		atomic_store(&r->leading, 1);
 	if (pthread_create(&r->thread, NULL, reconcile_main, r) != 0)
@@ -482,6 +492,9 @@ void zw_reconcile_stop(struct zw_reconcile *r)
 	pthread_mutex_unlock(&r->lock);
 	if (r->started)
 		pthread_join(r->thread, NULL);
+	/* A kick from the loop thread (the sources' on_change) that read r
+	 * before the caller dropped it has returned after this. */
+	zw_watchloop_sync(r->cfg.loop);
 	if (r->watches) {
 		size_t n = r->n_kinds * r->n_ns;
 		for (size_t i = 0; i < n; i++) {

@@ -74,7 +74,9 @@ void zw_reconcile_kick(struct zw_reconcile *r);
 int zw_reconcile_leading(struct zw_reconcile *r);
 
 /* Stops the thread, ends its subscriptions, releases the Lease when held, frees r.
- * NULL-safe. */
+ * A zw_reconcile_kick running on the watch loop (a sources callback that
+ * read r before the caller cleared its pointer) has returned before r is
+ * freed. NULL-safe. */
 void zw_reconcile_stop(struct zw_reconcile *r);
 
 #endif

@@ -370,6 +370,17 @@ void zw_watchloop_remove(struct zw_watchloop *wl, struct zw_watchloop_sub *sub)
 	}
 }
 
+static void do_nothing(struct zw_watchloop *wl, void *arg)
+{
+	(void)wl;
+	(void)arg;
+}
+
+void zw_watchloop_sync(struct zw_watchloop *wl)
+{
+	call_on_loop(wl, do_nothing, NULL, 0);
+}
+
 void zw_watchloop_stop(struct zw_watchloop *wl)
 {
 	if (!wl)

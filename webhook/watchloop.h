@@ -53,6 +53,11 @@ int zw_watchloop_add(struct zw_watchloop *wl, const struct zw_watchloop_spec *sp
  * of wl. */
 void zw_watchloop_remove(struct zw_watchloop *wl, struct zw_watchloop_sub *sub);
 
+/* Waits until the loop thread has finished the callback it is running, if
+ * any: a pointer a callback may have read before the caller cleared it is no
+ * longer in use after this returns. Not from a callback of wl. */
+void zw_watchloop_sync(struct zw_watchloop *wl);
+
 /* Ends every watch and subscription, closes the client, joins the thread and
  * frees wl. NULL-safe. */
 void zw_watchloop_stop(struct zw_watchloop *wl);
