@@ -28,6 +28,7 @@
 
 #include "bodies.h"
 #include "log.h"
+#include "list.h"
 #include "tls.h"
 
 #include <errno.h>
@@ -237,12 +238,7 @@ static void conn_close(struct zw_h1conn *c)
 	zw_request_cleanup(&c->r);
 	zw_h2client_free(c->h2); /* its streams end (CANCEL) */
 	c->h2 = NULL;
-	if (c->prev)
-		c->prev->next = c->next;
-	else
-		c->w->conns = c->next;
-	if (c->next)
-		c->next->prev = c->prev;
+	ZW_LIST_UNLINK(c->w->conns, c);
 	uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
 	if (c->tls)
@@ -1184,10 +1180,7 @@ void zw_client_accept(struct zw_worker *w, uv_stream_t *server, int tls)
 		c->open_handles = 3;
 	}
 	atomic_fetch_add(&s->conns, 1);
-	c->next = w->conns;
-	if (w->conns)
-		w->conns->prev = c;
-	w->conns = c;
+	ZW_LIST_PUSH(w->conns, c);
 	zw_http_head_init(&c->head, &s->limits);
 	zw_http_parser_init(&c->parser, HTTP_REQUEST, &c->head);
 	if (uv_accept(server, (uv_stream_t *)&c->tcp) < 0) {
