@@ -476,7 +476,7 @@ void zw_fwd_read_cb(struct zw_upstream *u, ssize_t nread, const char *rdata)
 			r->ops->abort(r);
 			return;
 		}
-		if (r->ops->busy(r))
+		if (r->up == u && r->ops->busy(r))
 			zw_upstream_read_stop(u);
 		return;
 	}
@@ -492,7 +492,7 @@ void zw_fwd_read_cb(struct zw_upstream *u, ssize_t nread, const char *rdata)
 			}
 			data += used;
 			len -= used;
-			if (!on_response_head(r, data, len))
+			if (!on_response_head(r, data, len) || r->up != u)
 				return;
 			if (!r->resp_started)
 				continue; /* after an interim response */
@@ -502,6 +502,9 @@ void zw_fwd_read_cb(struct zw_upstream *u, ssize_t nread, const char *rdata)
 		if (res == ZW_BODY_EBAD)
 			used = 0; /* the head (if any) still goes out, then close */
 		int rc = r->ops->send(r, data, used);
+		if (r->up != u)
+			return; /* the client side ended the request during the send
+			         * (an HTTP/2 client reset or closed its connection) */
 		if (res == ZW_BODY_EBAD) {
 			zw_metrics_event(&r->w->metrics, r->key, ZW_EV_UPSTREAM_ERROR);
 			r->ops->abort(r);
