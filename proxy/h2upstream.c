@@ -349,9 +349,12 @@ void zw_h2up_detach(struct zw_h2up *c, int32_t id)
 		nghttp2_session_consume(c->ng, id, st->unconsumed);
 		st->unconsumed = 0;
 	}
-	/* A stream nghttp2 still keeps (or has not opened yet) is cancelled;
-	 * ours goes once nghttp2 closes it (or with the connection). */
-	nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
+	/* A stream nghttp2 still keeps (or has not opened yet) is cancelled,
+	 * unless both sides ended it already; ours goes once nghttp2 closes it
+	 * (or with the connection). */
+	if (nghttp2_session_get_stream_remote_close(c->ng, id) != 1 ||
+	    nghttp2_session_get_stream_local_close(c->ng, id) != 1)
+		nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
 }
 
 void zw_h2up_shutdown(struct zw_h2up *c)
