@@ -431,7 +431,11 @@ static int open_stream(struct zw_h2ustream *s, struct zw_h2pconn *pc, const char
 		        (struct zw_h2_field){s->qh.buf + f->name_off, s->qh.buf + f->value_off,
 		                             f->name_len, f->value_len};
 	}
-	if (r->grpc)
+	/* gRPC servers want `te: trailers`, a hop-by-hop field the HTTP/1.1
+	 * text no longer has (also for HTTP/1.1 clients speaking gRPC). */
+	size_t ct_len = 0;
+	const char *ct = zw_http_find(&s->qh, "content-type", &ct_len);
+	if (r->grpc || (ct && ct_len >= 16 && strncasecmp(ct, "application/grpc", 16) == 0))
 		fields[n++] = (struct zw_h2_field){"te", "trailers", 2, 8};
 	struct zw_h2up_head h = {
 	        .method = method,

@@ -68,6 +68,8 @@ class Echo(echo_pb2_grpc.EchoServicer):
         if req.note == "slow":
             time.sleep(req.n / 1000.0)
         ctx.set_trailing_metadata((("x-trailer", "yes"),))
+        if req.note == "many":
+            return echo_pb2.Msg(n=req.n)
         size = req.n if req.note == "big" else len(req.data)
         return echo_pb2.Msg(data=b"r" * size if req.note == "big" else req.data, n=len(req.data))
 
@@ -88,6 +90,8 @@ class Echo(echo_pb2_grpc.EchoServicer):
     def ClientStream(self, it, ctx):
         total = count = 0
         for m in it:
+            if m.note == "slow" and count == 0:
+                time.sleep(1.5)  # a slow reader: the proxy must not buffer for it
             total += len(m.data)
             count += 1
         return echo_pb2.Msg(n=count, data=str(total).encode())
@@ -360,6 +364,73 @@ def test_held_call_does_not_block_other_streams(tmp_path, stubs):
     finally:
         e.close()
         warm_backend.kill()
+
+
+def test_flow_control_bounds_proxy_memory_both_ways(env):
+    """48 MiB through a client that stops reading after the first message,
+    then 48 MiB up to a backend that stops reading: the proxy holds at most
+    a few windows, not the stream (its RSS grows by far less than 48 MiB)."""
+    pb = env.pb
+    chunk = b"m" * (1 << 20)
+
+    def call():
+        it = env.stub.ServerStream(pb.Msg(n=48, data=chunk), timeout=60)
+        first = next(it)
+        base = env.p.rss_kib()
+        time.sleep(1.5)  # the client reads nothing meanwhile
+        grown_down = env.p.rss_kib() - base
+        rest = sum(1 for _ in it)
+        base = env.p.rss_kib()
+        done = {}
+
+        def slow_upload():
+            msgs = [pb.Msg(data=chunk, note="slow" if i == 0 else "") for i in range(48)]
+            done["r"] = env.stub.ClientStream(iter(msgs), timeout=60)
+        t = threading.Thread(target=slow_upload)
+        t.start()
+        time.sleep(1.0)  # the backend reads nothing meanwhile
+        grown_up = env.p.rss_kib() - base
+        t.join(60)
+        return first.n, rest, grown_down, grown_up, done["r"]
+    for first, rest, grown_down, grown_up, up in cold_then_warm(env, call):
+        assert first == 0 and rest == 47
+        assert up.n == 48 and up.data == str(48 << 20).encode()
+        assert grown_down < 16 * 1024, "proxy grew %d KiB while the client did not read" % grown_down
+        assert grown_up < 16 * 1024, "proxy grew %d KiB while the backend did not read" % grown_up
+
+
+def test_http1_client_to_grpc_backend(tmp_path, stubs):
+    """An HTTP/1.1 client to a backend whose port says appProtocol grpc:
+    its chunked body becomes DATA, and the response comes back chunked
+    with grpc-status in the trailer section."""
+    _, pb, _ = stubs
+    port = free_port("127.0.0.5")
+    b = GrpcBackend(stubs[0], "127.0.0.5", port)
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")])
+    try:
+        p.set_endpoints({APP: [("127.0.0.5", port)]}, app_protocol="grpc")
+        wait_for(lambda: p.queue().get(KEY, {}).get("endpoints", 1), what="endpoints")
+        msg = pb.Msg(data=b"via-http1").SerializeToString()
+        frame = b"\0" + len(msg).to_bytes(4, "big") + msg
+        req = (b"POST /zwtest.Echo/Unary HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n"
+               b"content-type: application/grpc\r\nte: trailers\r\ntransfer-encoding: chunked\r\n\r\n"
+               + b"%x\r\n" % 3 + frame[:3] + b"\r\n" + b"%x\r\n" % (len(frame) - 3) + frame[3:]
+               + b"\r\n0\r\n\r\n")
+        out = wait_for(lambda: (lambda o: o if b"grpc-status" in o else None)(p.raw(req, timeout=10)),
+                       what="a gRPC answer over HTTP/1.1")
+        head, _, body = out.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        assert b"transfer-encoding: chunked" in head.lower()
+        # body: chunks, then "0\r\n" and the trailer section
+        data, _, trailers = body.partition(b"\r\n0\r\n")
+        assert b"grpc-status: 0" in trailers and b"x-trailer: yes" in trailers, trailers
+        size, _, payload = data.partition(b"\r\n")
+        reply = pb.Msg()
+        reply.ParseFromString(payload[5:5 + int.from_bytes(payload[1:5], "big")])
+        assert reply.data == b"via-http1" and int(size, 16) == len(payload)
+    finally:
+        assert p.stop() == 0
+        b.kill()
 
 
 # ---- h2c backends that are not gRPC ---------------------------------------------------
