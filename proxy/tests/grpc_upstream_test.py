@@ -369,7 +369,9 @@ def test_held_call_does_not_block_other_streams(tmp_path, stubs):
 def test_flow_control_bounds_proxy_memory_both_ways(env):
     """48 MiB through a client that stops reading after the first message,
     then 48 MiB up to a backend that stops reading: the proxy holds at most
-    a few windows, not the stream (its RSS grows by far less than 48 MiB)."""
+    a few windows, not the stream. Its RSS grows by far less than 48 MiB
+    (16 MiB allowed: ASan's quarantine keeps freed buffers; the release
+    build grew by at most 56 KiB here)."""
     pb = env.pb
     chunk = b"m" * (1 << 20)
 
