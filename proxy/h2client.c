@@ -58,8 +58,10 @@ struct h2stream {
 	int body_fin_sent;   /* ...and the upstream has all of it */
 	struct zw_obuf resp; /* response body not yet taken by h2conn */
 	size_t resp_off;
-	int resp_end;  /* the response is complete after resp */
-	int head_sent; /* a response head went to the client */
+	int resp_end;            /* the response is complete after resp */
+	int head_sent;           /* a response head went to the client */
+	struct zw_obuf trailers; /* the backend's trailers (taken from the request at its end) */
+	size_t n_trailers;
 	int grpc_done; /* a gRPC status went to the client */
 };
 
@@ -111,6 +113,7 @@ static void on_stream_timer_closed(uv_handle_t *h)
 	zw_http_head_free(&st->head);
 	zw_buf_free(&st->body.buf);
 	zw_buf_free(&st->resp.buf);
+	zw_buf_free(&st->trailers.buf);
 	free(st);
 }
 
@@ -139,12 +142,12 @@ static void stream_end_request(struct h2stream *st)
 	zw_request_cleanup(r);
 }
 
-/* Ends the response with the backend's trailers kept on the request. */
+/* Ends the response with the backend's trailers. */
 static void send_trailers(struct h2stream *st)
 {
 	struct zw_h2_field f[256];
-	size_t n = st->r.n_trailers < 256 ? st->r.n_trailers : 256;
-	zw_h2_fields_list(&st->r.trailers, n, f);
+	size_t n = st->n_trailers < 256 ? st->n_trailers : 256;
+	zw_h2_fields_list(&st->trailers, n, f);
 	zw_h2conn_trailers(st->s->h2, st->id, f, n);
 }
 
@@ -155,7 +158,7 @@ static int push_response(struct h2stream *st)
 {
 	if (st->gone || !st->s)
 		return 0;
-	int trailers = st->resp_end == 1 && st->r.n_trailers;
+	int trailers = st->resp_end == 1 && st->n_trailers;
 	size_t n = st->resp.buf.len - st->resp_off;
 	if (n > 0) {
 		long took = zw_h2conn_data(st->s->h2, st->id,
@@ -438,6 +441,12 @@ static void h2_finish(struct zw_request *r)
 	struct h2stream *st = stream_of(r);
 	if (r->up)
 		r->up->head.on_body = NULL;
+	/* The trailers go out after the body, which may outlive the request's
+	 * accounting: the stream keeps them. */
+	st->trailers = r->trailers;
+	st->n_trailers = r->n_trailers;
+	r->trailers = (struct zw_obuf){0};
+	r->n_trailers = 0;
 	stream_finish(st);
 }
 

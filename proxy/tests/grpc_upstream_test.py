@@ -86,6 +86,7 @@ class Echo(echo_pb2_grpc.EchoServicer):
             if req.note == "paced":
                 time.sleep(0.05)
         done.append(1)
+        ctx.set_trailing_metadata((("x-end", "done"),))
 
     def ClientStream(self, it, ctx):
         total = count = 0
@@ -382,6 +383,9 @@ def test_flow_control_bounds_proxy_memory_both_ways(env):
         time.sleep(1.5)  # the client reads nothing meanwhile
         grown_down = env.p.rss_kib() - base
         rest = sum(1 for _ in it)
+        # The trailers came while the body still waited for the client.
+        assert dict(it.trailing_metadata()).get("x-end") == "done"
+        assert it.code() == grpc.StatusCode.OK
         base = env.p.rss_kib()
         done = {}
 
