@@ -316,6 +316,8 @@ static void on_close(void *ctx, void *stream, uint32_t code, int retry)
 		zw_fwd_connect_failed(r, pc->connect_status);
 		return;
 	}
+	zw_log(ZW_LOG_INFO, "h2_upstream_stream_ended", "target=%s error=%u retry=%d started=%d",
+	       r->key ? r->key : "-", code, retry, r->resp_started);
 	if (!r->resp_started) {
 		char why[160];
 		snprintf(why, sizeof(why), "HTTP/2 backend %s:%u ended the stream (error %u)",
@@ -545,6 +547,8 @@ static void pc_close(struct zw_h2pconn *pc)
 		pc->dead = 1;
 		return;
 	}
+	zw_log(ZW_LOG_DEBUG, "h2_upstream_close", "streams=%zu dead=%d connect_status=%d",
+	       zw_h2up_streams(pc->h2), pc->dead, pc->connect_status);
 	pc->closed = 1;
 	ZW_LIST_UNLINK(pc->w->h2conns, pc);
 	/* Streams still open end now (their requests answer or reset). */
@@ -584,12 +588,17 @@ void zw_h2pool_read_cb(struct zw_upstream *u, ssize_t nread, const char *data)
 	if (!pc || pc->closed || nread == 0)
 		return;
 	if (nread < 0) {
+		zw_log(ZW_LOG_INFO, "h2_upstream_closed", "streams=%zu why=\"%s\"",
+		       zw_h2up_streams(pc->h2), uv_strerror((int)nread));
 		pc_close(pc);
 		return;
 	}
 	pc->in_call = 1;
-	if (zw_h2up_feed(pc->h2, (const uint8_t *)data, (size_t)nread) < 0)
+	if (zw_h2up_feed(pc->h2, (const uint8_t *)data, (size_t)nread) < 0) {
+		zw_log(ZW_LOG_INFO, "h2_upstream_protocol_error", "streams=%zu",
+		       zw_h2up_streams(pc->h2));
 		pc->dead = 1;
+	}
 	pc->in_call = 0;
 	pc_flush(pc);
 }
@@ -666,6 +675,8 @@ void zw_h2pool_start(struct zw_request *r)
 	zw_http_parser_expect_head_response(&s->fake.parser, r->is_head);
 	s->fake.owner = r;
 	if (open_stream(s, pc, &why) < 0) {
+		zw_log(ZW_LOG_INFO, "h2_upstream_error", "target=%s why=\"%s\"",
+		       r->key ? r->key : "-", why);
 		stream_free(s);
 		zw_fwd_fail(r, 502, why);
 		return;

@@ -17,6 +17,8 @@ struct upstream_stream {
 	int32_t id;                          /* 0 until nghttp2 gave it one */
 	void *user;                          /* the caller's stream, NULL once detached */
 	int got_head;                        /* the final response head arrived */
+	int remote_end;                      /* the backend ended its side (END_STREAM) */
+	int local_end;                       /* our side ended (END_STREAM sent or submitted) */
 	int closed;                          /* on_close ran (or was due): nothing more */
 	size_t unconsumed;                   /* response bytes received, window not given back */
 	size_t head_size;      /* header block bytes so far (name + value + 32 each) */
@@ -131,9 +133,11 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
 	}
 	struct upstream_stream *st =
 	        f->hd.stream_id ? nghttp2_session_get_stream_user_data(ng, f->hd.stream_id) : NULL;
+	int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+	if (st && end)
+		st->remote_end = 1;
 	if (!st || !st->user)
 		return 0;
-	int end = (f->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
 	int rc = 0;
 	if (f->hd.type == NGHTTP2_HEADERS) {
 		struct zw_h2_field fields[MAX_FIELDS];
@@ -159,8 +163,11 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
                          size_t len, void *arg)
 {
 	struct zw_h2up *c = arg;
-	(void)flags;
 	struct upstream_stream *st = nghttp2_session_get_stream_user_data(ng, id);
+	/* The frame's flags: a body complete by its length ends with this
+	 * chunk, before on_frame_recv reports END_STREAM. */
+	if (st && (flags & NGHTTP2_FLAG_END_STREAM))
+		st->remote_end = 1;
 	if (!st || !st->user) {
 		nghttp2_session_consume(ng, id, len);
 		return 0;
@@ -221,6 +228,7 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	}
 	if (st->queue.buf.len == 0 && st->queue_end) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		st->local_end = 1;
 		return (ssize_t)n;
 	}
 	if (n == 0) {
@@ -283,6 +291,7 @@ int32_t zw_h2up_request(struct zw_h2up *c, const struct zw_h2up_head *h, int end
 	st->fields.limit = c->lim.max_header_list + 2 * MAX_FIELDS;
 	st->queue.limit = c->lim.max_queue;
 	st->queue_end = end_stream;
+	st->local_end = end_stream;
 	nghttp2_data_provider prov = {.read_callback = read_body};
 	int32_t id = nghttp2_submit_request(c->ng, NULL, nv, k, end_stream ? NULL : &prov, st);
 	free(lower);
@@ -349,11 +358,11 @@ void zw_h2up_detach(struct zw_h2up *c, int32_t id)
 		nghttp2_session_consume(c->ng, id, st->unconsumed);
 		st->unconsumed = 0;
 	}
-	/* A stream nghttp2 still keeps (or has not opened yet) is cancelled,
-	 * unless both sides ended it already; ours goes once nghttp2 closes it
-	 * (or with the connection). */
-	if (nghttp2_session_get_stream_remote_close(c->ng, id) != 1 ||
-	    nghttp2_session_get_stream_local_close(c->ng, id) != 1)
+	/* A stream still open either way (or not opened yet) is cancelled; one
+	 * both sides ended is not (a reset per finished request would look like
+	 * a rapid-reset attack to the backend). Ours goes once nghttp2 closes
+	 * it, or with the connection. */
+	if (!st->remote_end || !st->local_end)
 		nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
 }
 

@@ -103,11 +103,13 @@ struct ustream {
 	int closed, retry;
 	uint32_t code;
 	int writable;
-	int consume; /* give window back at once */
+	int consume;      /* give window back at once */
+	size_t detach_at; /* detach inside on_data once this much body came */
 };
 
 struct proxy {
 	struct zw_h2up *c;
+	size_t resets_sent; /* RST_STREAM frames written to the backend */
 	struct ustream s[16];
 	size_t n;
 };
@@ -134,6 +136,10 @@ static int u_on_data(void *ctx, void *stream, const uint8_t *data, size_t len, i
 	st->body_end |= end;
 	if (st->consume && len)
 		zw_h2up_consume(p->c, st->id, len);
+	if (st->detach_at && st->body >= st->detach_at) {
+		st->detach_at = 0;
+		zw_h2up_detach(p->c, st->id);
+	}
 	return 0;
 }
 
@@ -176,6 +182,21 @@ struct pair {
 	struct proxy p;
 };
 
+/* Counts the RST_STREAM frames in a run of whole frames (what one output
+ * call gives, the client preface skipped). */
+static size_t count_resets(const uint8_t *d, size_t n)
+{
+	size_t k = 0, off = 0;
+	if (n >= ZW_H2_PREFACE_LEN && memcmp(d, ZW_H2_PREFACE, ZW_H2_PREFACE_LEN) == 0)
+		off = ZW_H2_PREFACE_LEN;
+	while (off + 9 <= n) {
+		size_t len = (size_t)d[off] << 16 | (size_t)d[off + 1] << 8 | d[off + 2];
+		k += d[off + 3] == 3;
+		off += 9 + len;
+	}
+	return k;
+}
+
 /* Moves bytes both ways until neither side has anything to say. */
 static void pump(struct pair *x)
 {
@@ -183,6 +204,7 @@ static void pump(struct pair *x)
 		const uint8_t *d;
 		size_t n1 = 0, n2 = 0;
 		assert_int_equal(zw_h2up_output(x->p.c, &d, &n1), 0);
+		x->p.resets_sent += count_resets(d, n1);
 		if (n1)
 			assert_int_equal(zw_h2conn_feed(x->b.h, d, n1), 0);
 		assert_int_equal(zw_h2conn_output(x->b.h, &d, &n2), 0);
@@ -426,6 +448,31 @@ static void test_detach_cancels(void **state)
 	assert_int_equal(zw_h2up_streams(x->p.c), 0);
 }
 
+/* A caller that lets go as the last body byte arrives (a body complete by
+ * its length, before END_STREAM is reported) sends no RST_STREAM: a reset
+ * per finished request would trip the backend's rapid-reset limit. While
+ * the backend has not finished, a detach does cancel. */
+static void test_detach_after_end_sends_no_reset(void **state)
+{
+	struct pair *x = *state;
+	struct ustream *u = &x->p.s[0], *v = &x->p.s[1];
+	open_stream(x, u, 1);
+	open_stream(x, v, 1);
+	u->detach_at = 10;
+	v->detach_at = 5;
+	pump(x);
+	static const uint8_t ten[10] = "0123456789";
+	for (size_t i = 0; i < 2; i++)
+		assert_int_equal(zw_h2conn_respond(x->b.h, x->b.s[i].id, 200, NULL, 0, 0), 0);
+	assert_int_equal(zw_h2conn_data(x->b.h, x->b.s[0].id, ten, 10, 1), 10);
+	assert_int_equal(zw_h2conn_data(x->b.h, x->b.s[1].id, ten, 5, 0), 5);
+	pump(x);
+	assert_int_equal(u->body, 10);
+	assert_int_equal(x->p.resets_sent, 1); /* v's only */
+	assert_int_equal(x->b.s[1].code, 0x8);
+	assert_int_equal(zw_h2up_streams(x->p.c), 0);
+}
+
 /* Interim heads are not passed on; the final one is. */
 static void test_interim_skipped(void **state)
 {
@@ -502,6 +549,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_backend_resets, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_goaway_last_stream_id, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_detach_cancels, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_detach_after_end_sends_no_reset, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_interim_skipped, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_free_ends_streams, setup, teardown),
 	        cmocka_unit_test(test_grpc_timeout),
