@@ -166,6 +166,8 @@ class Env:
     def wake(self):
         """Waits for a held call, then starts the backend and publishes it."""
         wait_for(lambda: self.held() >= 1, what="a held gRPC call")
+        # what the scaler reports to KEDA while the call waits
+        self.held_queue = dict(self.p.queue()[KEY])
         self.backend = GrpcBackend(self.dir, "127.0.0.2", self.port)
         eps = dict(self.extra)
         eps[APP] = [("127.0.0.2", self.port)]
@@ -216,6 +218,7 @@ def test_unary_cold_then_warm_with_trailers(env):
         assert resp.data == b"hello" and resp.n == 5
         assert init.get("x-zerowire-cold-start") == was_cold
         assert trail.get("x-trailer") == "yes"
+    assert env.held_queue["concurrency"] == 1 and env.held_queue["active"] is True
     assert env.p.metric("zerowire_cold_starts_total", target="app/0") == 1
     wait_for(lambda: env.p.metric("zerowire_requests_total", target="app/0", code="200") == 2,
              what="both calls counted")
