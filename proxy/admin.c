@@ -190,6 +190,8 @@ static void serve_metrics(struct aconn *c)
 		rc = zw_metrics_render_process(&out);
 	if (rc == 0)
 		rc = zw_observe_render(a->d.server ? zw_server_observe(a->d.server) : NULL, &out);
+	if (rc == 0 && a->d.server)
+		rc = zw_server_tls_prometheus(a->d.server, &out);
 	if (rc == 0 && a->d.certs) {
 		struct zw_buf tb = {0};
 		rc = zw_certstore_prometheus(a->d.certs, &tb, ADMIN_MAX_BODY);

@@ -17,6 +17,7 @@
 #include "hold.h"
 #include "http1.h"
 #include "server.h"
+#include "tlsstats.h"
 #include "trace.h"
 #include "upstream.h"
 
@@ -182,6 +183,8 @@ struct zw_worker {
 	uv_thread_t thread;
 	uv_tcp_t listener;
 	int listening;
+	uv_tcp_t tls_listener; /* --tls-listen (s->d.certs set) */
+	int tls_listening;
 	int started;
 	uv_async_t async;
 	uv_timer_t hold_timer;
@@ -211,6 +214,8 @@ struct zw_server {
 	_Atomic size_t conns;
 	int n_workers;
 	int port;
+	int tls_port; /* 0: no TLS listener */
+	struct zw_tlsstats tls_stats;
 	struct zw_worker **workers;
 	struct zw_metrics_shard **shards;
 };
@@ -361,8 +366,13 @@ void zw_h2pool_close_all(struct zw_worker *w);
 
 /* ---- client.c: HTTP/1.1 client connections ----------------------------- */
 
-/* Accepts a connection on w's listener. */
-void zw_client_accept(struct zw_worker *w, uv_stream_t *server);
+/* Accepts a connection on w's listener `server`; tls: it is the TLS
+ * listener (a TLS session with s->d.certs runs under the connection). */
+void zw_client_accept(struct zw_worker *w, uv_stream_t *server, int tls);
+
+/* The scheme c's client speaks: "https" over TLS, else "http" (for
+ * X-Forwarded-Proto). */
+const char *zw_client_scheme(const struct zw_h1conn *c);
 
 /* Closes held clients that went away (poll, no read). */
 void zw_client_check_disconnects(struct zw_worker *w);

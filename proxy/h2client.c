@@ -355,7 +355,7 @@ static int h2_request_head(struct zw_request *r, struct zw_obuf *out)
 	struct h2stream *st = stream_of(r);
 	struct zw_fwd_info info = {
 	        .client_ip = r->client_ip,
-	        .proto = "http",
+	        .proto = st->s ? zw_client_scheme(st->s->conn) : "http",
 	        .chunked = st->chunked,
 	};
 	return zw_http_build_request(out, &st->parser, &st->head, &info);

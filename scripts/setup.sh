@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
 	build-essential pkg-config make git ca-certificates curl rsync jq
-	clang clang-format llvm libclang-rt-14-dev valgrind
+	clang clang-format llvm libclang-rt-14-dev valgrind universal-ctags
 	libmicrohttpd-dev libgnutls28-dev gnutls-bin libjansson-dev
 	libcurl4-gnutls-dev libuv1-dev node-llhttp libnghttp2-dev
 	libprotobuf-c-dev protobuf-c-compiler libyaml-dev libcmocka-dev
