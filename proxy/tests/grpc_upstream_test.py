@@ -345,6 +345,38 @@ def test_backend_killed_mid_stream_is_unavailable(env):
     assert ei.value.code() == grpc.StatusCode.UNAVAILABLE
 
 
+def test_grpc_over_the_tls_listener(tmp_path, stubs):
+    """gRPC from a TLS client (ALPN h2, the proxy's TLS listener) to an h2c
+    backend through a cold start, then warm: the same streams as h2c."""
+    from tls_secrets_test import make_cert  # noqa: E402
+    crt, _, _ = make_cert(str(tmp_path), "default", 5, "default.tls.test", "app.test")
+    tport = free_port()
+    dirname, pb, pbg = stubs
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
+              args=["--tls-listen", "127.0.0.1:%d" % tport, "--tls-cert-file", str(tmp_path / "default.crt"),
+                    "--tls-key-file", str(tmp_path / "default.key")])
+    port = free_port("127.0.0.7")
+    b = None
+    creds = grpc.ssl_channel_credentials(root_certificates=crt.encode())
+    ch = grpc.secure_channel("127.0.0.1:%d" % tport, creds,
+                             options=[("grpc.ssl_target_name_override", "app.test"),
+                                      ("grpc.default_authority", "app.test")] + MSG_OPTS)
+    try:
+        stub = pbg.EchoStub(ch)
+        fut = stub.Unary.future(pb.Msg(data=b"tls"), timeout=30)
+        wait_for(lambda: p.queue().get(KEY, {}).get("held", 0) == 1, what="a held call over TLS")
+        b = GrpcBackend(dirname, "127.0.0.7", port)
+        p.set_endpoints({APP: [("127.0.0.7", port)]})
+        assert fut.result(timeout=20).data == b"tls"
+        assert [m.n for m in stub.ServerStream(pb.Msg(n=5), timeout=10)] == list(range(5))
+        assert p.metric("zerowire_cold_starts_total", target="app/0") == 1
+    finally:
+        ch.close()
+        assert p.stop() == 0
+        if b:
+            b.kill()
+
+
 def test_held_call_does_not_block_other_streams(tmp_path, stubs):
     """A cold gRPC call held on a connection while warm calls on the same
     channel (the same HTTP/2 connection) are answered: Bidi calls route to
