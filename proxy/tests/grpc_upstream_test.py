@@ -12,6 +12,7 @@ from the client, and the backend killed mid-stream (UNAVAILABLE).
 
 Run by `make integration` against build/san/bin/zerowire-proxy."""
 import os
+import re
 import shutil
 import signal
 import socket
@@ -521,6 +522,46 @@ def test_curl_h2c_to_nghttpd_backend(tmp_path):
         assert b"x-forwarded-for: 127.0.0.1" in frames
         # A finished request is not reset (backends count resets: rapid reset).
         assert b"RST_STREAM" not in frames
+    finally:
+        if p:
+            assert p.stop() == 0
+        srv.terminate()
+        srv.wait(10)
+        log.close()
+
+
+def test_idle_h2c_connection_closes(tmp_path):
+    """One pooled h2c connection carries sequential requests and closes
+    after --upstream-idle-timeout without streams (nghttpd logs the close)."""
+    nghttpd = shutil.which("nghttpd")
+    if not nghttpd:
+        pytest.skip("nghttpd (Debian nghttp2-server) not installed")
+    docroot = tmp_path / "www"
+    docroot.mkdir()
+    (docroot / "f").write_bytes(b"idle test\n")
+    port = free_port("127.0.0.8")
+    log = open(tmp_path / "nghttpd.log", "wb")
+    srv = subprocess.Popen([nghttpd, "--no-tls", "-v", "-a", "127.0.0.8", "-d", str(docroot), str(port)],
+                           stdout=log, stderr=subprocess.STDOUT)
+    p = None
+    try:
+        p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
+                  args=["--workers", "1", "--upstream-idle-timeout", "1s"])
+        p.set_endpoints({APP: [("127.0.0.8", port)]}, app_protocol="h2c")
+        wait_for(lambda: p.get("/f")[0].status == 200, what="published endpoint")
+        for _ in range(5):
+            assert p.get("/f")[1] == b"idle test\n"
+        t0 = time.monotonic()
+        closed = re.compile(rb"^\[id=(\d+)\] \[ *[0-9.]+\] closed$", re.M)
+
+        def conns():
+            log.flush()
+            text = (tmp_path / "nghttpd.log").read_bytes()
+            return set(re.findall(rb"^\[id=(\d+)\]", text, re.M)), set(closed.findall(text))
+        wait_for(lambda: conns()[1], timeout=10, what="the idle connection closed")
+        opened, gone = conns()
+        assert len(opened) == 1 and gone == opened  # one connection for all six, then closed
+        assert time.monotonic() - t0 > 0.5
     finally:
         if p:
             assert p.stop() == 0
