@@ -38,7 +38,6 @@
 
 #define MAX_CONNS_PER_ADDR 8
 #define MAX_SOCKET_QUEUE   (256 * 1024) /* frames waiting in the socket: stop producing */
-#define MAX_REQ_FIELDS     128
 
 struct zw_h2pconn {
 	struct zw_h2pconn *prev, *next; /* the worker's h2c connections */
@@ -404,6 +403,7 @@ static int open_stream(struct zw_h2ustream *s, struct zw_h2pconn *pc, const char
 	struct zw_server *srv = r->w->s;
 	struct zw_obuf out = {.limit = srv->limits.max_head_bytes + 4096};
 	int rc = -1;
+	struct zw_h2_field *fields = NULL;
 	*why = "request head too large to forward";
 	if (r->ops->request_head(r, &out) < 0 || (r->traced && zw_observe_tracing(srv->d.obs) &&
 	                                          zw_trace_rewrite_head(&out, &r->trace) < 0))
@@ -412,7 +412,7 @@ static int open_stream(struct zw_h2ustream *s, struct zw_h2pconn *pc, const char
 	*why = "request head could not be translated for the HTTP/2 backend";
 	if (zw_http_head_execute(&s->qp, &s->qh, out.buf.data, out.buf.len, &used) !=
 	            ZW_HTTP_HEAD_DONE ||
-	    used != out.buf.len || s->qh.n_fields > MAX_REQ_FIELDS)
+	    used != out.buf.len)
 		goto out;
 	size_t dummy = 0;
 	int nobody = zw_http_body_execute(&s->qp, "", 0, &dummy) == ZW_BODY_DONE;
@@ -425,7 +425,9 @@ static int open_stream(struct zw_h2ustream *s, struct zw_h2pconn *pc, const char
 	long host_off = host ? keep_str(s, host, host_len) : 0;
 	if (path_off < 0 || host_off < 0)
 		goto out;
-	struct zw_h2_field fields[MAX_REQ_FIELDS + 1];
+	fields = malloc((s->qh.n_fields + 1) * sizeof(*fields));
+	if (!fields)
+		goto out;
 	size_t n = 0;
 	for (size_t i = 0; i < s->qh.n_fields; i++) {
 		const struct zw_http_field *f = &s->qh.fields[i];
@@ -452,6 +454,7 @@ static int open_stream(struct zw_h2ustream *s, struct zw_h2pconn *pc, const char
 		goto out;
 	rc = 0;
 out:
+	free(fields);
 	zw_buf_free(&out.buf);
 	return rc;
 }

@@ -261,10 +261,13 @@ static nghttp2_nv pseudo(const char *name, const char *value)
 
 int32_t zw_h2up_request(struct zw_h2up *c, const struct zw_h2up_head *h, int end_stream, void *user)
 {
-	if (!zw_h2up_can_open(c) || h->n_fields > MAX_FIELDS)
+	if (!zw_h2up_can_open(c))
 		return -1;
-	nghttp2_nv nv[MAX_FIELDS + 4];
+	/* As many fields as the head has (the proxy's --max-headers bounds it). */
+	nghttp2_nv *nv = malloc((h->n_fields + 4) * sizeof(*nv));
 	size_t k = 0, names_len = 1;
+	if (!nv)
+		return -1;
 	nv[k++] = pseudo(":method", h->method);
 	nv[k++] = pseudo(":scheme", h->scheme ? h->scheme : "http");
 	if (h->authority)
@@ -295,6 +298,7 @@ int32_t zw_h2up_request(struct zw_h2up *c, const struct zw_h2up_head *h, int end
 	nghttp2_data_provider prov = {.read_callback = read_body};
 	int32_t id = nghttp2_submit_request(c->ng, NULL, nv, k, end_stream ? NULL : &prov, st);
 	free(lower);
+	free(nv);
 	if (id < 0) {
 		free(st);
 		return -1;
@@ -306,6 +310,7 @@ int32_t zw_h2up_request(struct zw_h2up *c, const struct zw_h2up_head *h, int end
 fail:
 	free(st);
 	free(lower);
+	free(nv);
 	return -1;
 }
 

@@ -531,8 +531,9 @@ def test_curl_h2c_to_nghttpd_backend(tmp_path):
 
 
 def test_idle_h2c_connection_closes(tmp_path):
-    """One pooled h2c connection carries sequential requests and closes
-    after --upstream-idle-timeout without streams (nghttpd logs the close)."""
+    """One pooled h2c connection carries sequential requests (one with 200
+    fields) and closes after --upstream-idle-timeout without streams
+    (nghttpd logs the close)."""
     nghttpd = shutil.which("nghttpd")
     if not nghttpd:
         pytest.skip("nghttpd (Debian nghttp2-server) not installed")
@@ -546,11 +547,15 @@ def test_idle_h2c_connection_closes(tmp_path):
     p = None
     try:
         p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
-                  args=["--workers", "1", "--upstream-idle-timeout", "1s"])
+                  args=["--workers", "1", "--upstream-idle-timeout", "1s", "--max-headers", "300"])
         p.set_endpoints({APP: [("127.0.0.8", port)]}, app_protocol="h2c")
         wait_for(lambda: p.get("/f")[0].status == 200, what="published endpoint")
-        for _ in range(5):
+        for _ in range(4):
             assert p.get("/f")[1] == b"idle test\n"
+        # a head with more fields than fit on the stack of older code
+        many = {"x-field-%d" % i: "v%d" % i for i in range(200)}
+        r, body = p.get("/f", headers=many)
+        assert r.status == 200 and body == b"idle test\n"
         t0 = time.monotonic()
         closed = re.compile(rb"^\[id=(\d+)\] \[ *[0-9.]+\] closed$", re.M)
 
