@@ -8,6 +8,7 @@
 
 #include "addr.h"
 #include "hash.h"
+#include "protocol.h"
 #include "strmap.h"
 
 #include <arpa/inet.h>
@@ -34,6 +35,7 @@ struct zw_ep_counter {
 struct sl_port {
 	char *name; /* "" when unnamed */
 	uint16_t port;
+	bool h2c; /* appProtocol or name says HTTP/2 without TLS (lib/protocol.h) */
 };
 
 struct sl_addr {
@@ -306,6 +308,10 @@ static int slice_parse(const json_t *obj, const char *ns, const char *name, cons
 		sl->ports[sl->n_ports].name = strdup(pname ? pname : "");
 		if (!sl->ports[sl->n_ports].name)
 			goto fail;
+		char why[128];
+		sl->ports[sl->n_ports].h2c =
+		        zw_proto_of_port(json_string_value(json_object_get(p, "appProtocol")),
+		                         pname, NULL, why, sizeof(why)) == ZW_PROTO_H2C;
 		sl->ports[sl->n_ports++].port = (uint16_t)v;
 	}
 
@@ -997,6 +1003,7 @@ static int build_set(const struct service *sv, int port, const char *port_name, 
 					        htons(sp->port);
 				memcpy(e->ip, ad->ip, sizeof(e->ip));
 				e->port = sp->port;
+				e->h2c = sp->h2c;
 				e->counter = sl->counters[a * sl->n_ports + p];
 			}
 			break; /* one matching port per slice */

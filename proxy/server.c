@@ -105,6 +105,7 @@ static void on_async(uv_async_t *a)
 		w->draining = 1;
 		zw_client_drain(w);
 		zw_upool_close_idle(&w->pool);
+		zw_h2pool_drain(w);
 	}
 	if (atomic_exchange(&w->flag_stop_accept, 0))
 		close_listeners(w);
@@ -112,6 +113,7 @@ static void on_async(uv_async_t *a)
 		close_listeners(w);
 		zw_client_close_all(w);
 		zw_upool_close_idle(&w->pool);
+		zw_h2pool_close_all(w);
 		zw_wtable_unref(w->wt);
 		w->wt = NULL;
 		uv_close((uv_handle_t *)&w->hold_timer, NULL);
@@ -232,6 +234,8 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 		zw_upool_init(&w->pool, &w->loop, &s->limits, cfg->upstream_idle_timeout_ms,
 		              cfg->max_idle_per_endpoint);
 		zw_upool_set_reader(&w->pool, w->rbuf, ZW_DP_RBUF_SIZE, zw_fwd_read_cb);
+		zw_upool_init(&w->h2pool, &w->loop, &s->limits, cfg->upstream_idle_timeout_ms, 0);
+		zw_upool_set_reader(&w->h2pool, w->rbuf, ZW_DP_RBUF_SIZE, zw_h2pool_read_cb);
 		zw_metrics_shard_init(&w->metrics, (double)cfg->readiness_timeout_ms / 1000.0);
 		s->workers[i] = w;
 		s->shards[i] = &w->metrics;

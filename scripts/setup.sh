@@ -13,7 +13,7 @@ PKGS=(
 	python3-jsonpatch python3-yaml python3-requests
 	golang-go golang-1.19-go golang-github-modern-go-reflect2-dev etcd-server etcd-client
 	dpkg-dev openssl wrk nginx-light haproxy psmisc procps iproute2
-	unzip nodejs gnuplot-nox nghttp2-client
+	unzip nodejs gnuplot-nox nghttp2-client nghttp2-server
 	podman runc debootstrap
 )
 
