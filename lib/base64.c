@@ -6,29 +6,42 @@
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
-char *zw_base64_encode(const void *in, size_t len)
+size_t zw_base64_encode_to(char *out, const void *in, size_t len)
 {
 	const unsigned char *p = in;
-	size_t n = 4 * ((len + 2) / 3), o = 0;
+	size_t i = 0, o = 0;
+
+	for (; len - i >= 3; i += 3) {
+		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+		out[o] = alphabet[v >> 18];
+		out[o + 1] = alphabet[(v >> 12) & 63];
+		out[o + 2] = alphabet[(v >> 6) & 63];
+		out[o + 3] = alphabet[v & 63];
+		o += 4;
+	}
+	if (i < len) {
+		uint32_t v = (uint32_t)p[i] << 16;
+		if (i + 1 < len)
+			v |= (uint32_t)p[i + 1] << 8;
+		out[o] = alphabet[v >> 18];
+		out[o + 1] = alphabet[(v >> 12) & 63];
+		out[o + 2] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
+		out[o + 3] = '=';
+		o += 4;
+	}
+	return o;
+}
+
+char *zw_base64_encode(const void *in, size_t len)
+{
 	char *out;
 
 	if (len > (SIZE_MAX - 1) / 4 * 3 - 3)
 		return NULL;
-	out = malloc(n + 1);
+	out = malloc(ZW_BASE64_LEN(len) + 1);
 	if (!out)
 		return NULL;
-	for (size_t i = 0; i < len; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		if (i + 1 < len)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < len)
-			v |= p[i + 2];
-		out[o++] = alphabet[(v >> 18) & 63];
-		out[o++] = alphabet[(v >> 12) & 63];
-		out[o++] = i + 1 < len ? alphabet[(v >> 6) & 63] : '=';
-		out[o++] = i + 2 < len ? alphabet[v & 63] : '=';
-	}
-	out[o] = '\0';
+	out[zw_base64_encode_to(out, in, len)] = '\0';
 	return out;
 }
 

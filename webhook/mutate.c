@@ -8,6 +8,7 @@
 #include "target.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -647,28 +648,54 @@ out:
 	return rc;
 }
 
-/* Fills the response object for an allowed review with `patch`
- * (borrowed). */
-static int allow(json_t *resp, const json_t *patch)
+/* Appends the literal text s to b. Returns 0 or -1 when out of memory. */
+static int put_text(struct zw_buf *b, const char *s)
 {
+	return zw_buf_append(b, s, strlen(s), SIZE_MAX) ? -1 : 0;
+}
+
+/* Appends `"patchType":"JSONPatch","patch":"<base64 of patch's JSON>"` to
+ * b: the patch is serialised once and encoded straight into b (base64 needs
+ * no escaping). Returns 0 or -1 when out of memory. */
+static int put_patch(struct zw_buf *b, const json_t *patch)
+{
+	struct zw_buf text = {0};
 	int rc = -1;
-	char *dump = NULL, *b64 = NULL;
-	if (json_object_set_new(resp, "allowed", json_true()))
+	if (zw_json_append(&text, patch) ||
+	    put_text(b, ",\"patchType\":\"JSONPatch\",\"patch\":\""))
 		goto out;
-	if (json_array_size(patch)) {
-		size_t dump_len;
-		dump = zw_json_dump(patch, &dump_len);
-		b64 = dump ? zw_base64_encode(dump, dump_len) : NULL;
-		/* base64 is ASCII: no UTF-8 check needed */
-		if (!b64 || json_object_set_new(resp, "patchType", json_string("JSONPatch")) ||
-		    json_object_set_new(resp, "patch", json_stringn_nocheck(b64, strlen(b64))))
-			goto out;
-	}
-	rc = 0;
+	size_t n = ZW_BASE64_LEN(text.len);
+	if (zw_buf_reserve(b, b->len + n + 2, SIZE_MAX))
+		goto out;
+	b->len += zw_base64_encode_to(b->data + b->len, text.data, text.len);
+	b->data[b->len] = '\0';
+	rc = put_text(b, "\"");
 out:
-	free(b64);
-	free(dump);
+	zw_buf_free(&text);
 	return rc;
+}
+
+/* Writes the AdmissionReview answering review `api`/`uid` into b, members
+ * in this order: response.uid, allowed, status (st, may be NULL), the patch
+ * (when patch is a non-empty array), warnings (when a non-empty array); all
+ * borrowed. The text is what serialising the same jansson object would
+ * give, without building it. Returns 0 or -1 when out of memory. */
+static int write_response(struct zw_buf *b, const char *api, const char *uid, bool allowed,
+                          const json_t *st, const json_t *patch, const json_t *warnings)
+{
+	if (put_text(b, "{\"apiVersion\":") || zw_json_append_string(b, api, strlen(api)) ||
+	    put_text(b, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":") ||
+	    zw_json_append_string(b, uid, strlen(uid)) ||
+	    put_text(b, allowed ? ",\"allowed\":true" : ",\"allowed\":false"))
+		return -1;
+	if (st && (put_text(b, ",\"status\":") || zw_json_append(b, st)))
+		return -1;
+	if (json_array_size(patch) && put_patch(b, patch))
+		return -1;
+	if (json_array_size(warnings) &&
+	    (put_text(b, ",\"warnings\":") || zw_json_append(b, warnings)))
+		return -1;
+	return put_text(b, "}}");
 }
 
 static int fail(struct zw_mutate_result *info, int status, const char *fmt, ...)
@@ -689,7 +716,8 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
                      struct zw_mutate_result *info)
 {
 	struct zw_mutate_result scratch;
-	json_t *review = NULL, *out = NULL, *desired = NULL, *warnings = NULL, *patch = NULL;
+	json_t *review = NULL, *st = NULL, *desired = NULL, *warnings = NULL, *patch = NULL;
+	struct zw_buf text = {0};
 	json_error_t jerr;
 	int status;
 	if (!info)
@@ -722,11 +750,8 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	 * review holds the route twice). */
 	json_object_del(req, "oldObject");
 	status = 500;
-	json_t *resp = json_object();
-	out = json_pack("{s:s, s:s, s:o}", "apiVersion", api, "kind", "AdmissionReview", "response",
-	                resp);
 	patch = json_array();
-	if (!out || !patch || json_object_set_new(resp, "uid", json_string(uid)))
+	if (!patch)
 		goto nomem;
 
 	json_t *gvk = json_object_get(req, "kind");
@@ -755,32 +780,26 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	if (rc < 0)
 		goto nomem;
 	if (rc == 1) {
-		json_t *st = json_pack("{s:i, s:s, s:s}", "code", 400, "reason", "BadRequest",
-		                       "message", info->message);
-		if (!st || json_object_set_new(resp, "allowed", json_false()) ||
-		    json_object_set_new(resp, "status", st))
+		st = json_pack("{s:i, s:s, s:s}", "code", 400, "reason", "BadRequest", "message",
+		               info->message);
+		if (!st)
 			goto nomem;
-	} else if (desired && json_is_object(obj)) {
-		if (allow(resp, patch))
-			goto nomem;
-	} else if (json_object_set_new(resp, "allowed", json_true())) {
-		goto nomem;
 	}
-	if (json_array_size(warnings) && json_object_set(resp, "warnings", warnings))
+	/* The patch goes out only for an object rewritten. */
+	if (write_response(&text, api, uid, rc != 1, st,
+	                   rc != 1 && desired && json_is_object(obj) ? patch : NULL, warnings))
 		goto nomem;
-	size_t dump_len;
-	char *dump = zw_json_dump(out, &dump_len);
-	if (!dump)
+	*response_out = zw_buf_take(&text, response_len);
+	if (!*response_out)
 		goto nomem;
-	*response_out = dump;
-	*response_len = dump_len;
 	status = 200;
 	goto out;
 nomem:
 	status = fail(info, 500, "out of memory");
 out:
+	zw_buf_free(&text);
 	json_decref(review);
-	json_decref(out);
+	json_decref(st);
 	json_decref(desired);
 	json_decref(warnings);
 	json_decref(patch);

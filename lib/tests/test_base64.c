@@ -68,6 +68,23 @@ static void test_binary_roundtrip_and_whitespace(void **state)
 	free(enc);
 }
 
+static void test_encode_to_writes_exactly_its_length(void **state)
+{
+	(void)state;
+	const char *in = "foobar!";
+	char out[16];
+
+	for (size_t len = 0; len <= 7; len++) {
+		char *whole = zw_base64_encode(in, len);
+		memset(out, '#', sizeof(out));
+		assert_int_equal(zw_base64_encode_to(out, in, len), ZW_BASE64_LEN(len));
+		assert_int_equal(ZW_BASE64_LEN(len), strlen(whole));
+		assert_memory_equal(out, whole, strlen(whole));
+		assert_int_equal(out[ZW_BASE64_LEN(len)], '#');
+		free(whole);
+	}
+}
+
 static void test_invalid_input(void **state)
 {
 	(void)state;
@@ -84,6 +101,7 @@ int main(void)
 	        cmocka_unit_test(test_rfc4648_vectors),
 	        cmocka_unit_test(test_binary_roundtrip_and_whitespace),
 	        cmocka_unit_test(test_invalid_input),
+	        cmocka_unit_test(test_encode_to_writes_exactly_its_length),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
