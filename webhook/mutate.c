@@ -2,6 +2,7 @@
 #include "mutate.h"
 
 #include "base64.h"
+#include "jsonin.h"
 #include "jsonout.h"
 #include "jsonpatch.h"
 #include "rewrite.h"
@@ -728,7 +729,7 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	if (len > ZW_MUTATE_MAX_BODY)
 		return fail(info, 413, "request body of %zu bytes exceeds %d", len,
 		            ZW_MUTATE_MAX_BODY);
-	review = json_loadb(body, len, 0, &jerr);
+	review = zw_json_load(body, len, &jerr);
 	if (!review) {
 		status = fail(info, 400, "body is not JSON: %s (line %d)", jerr.text, jerr.line);
 		goto out;
