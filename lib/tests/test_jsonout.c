@@ -39,6 +39,7 @@ static void test_matches_jansson(void **state)
 {
 	(void)state;
 	same_as_jansson("{\"b\":1,\"a\":[true,false,null,-7,0,9223372036854775807]}");
+	same_as_jansson("[-9223372036854775808,-1,10,-10,8080,1000000000000000000]");
 	same_as_jansson(
 	        "{\"s\":\"quote \\\" backslash \\\\ nl \\n tab \\t cr \\r bs \\b ff \\f\"}");
 	same_as_jansson("[\"\\u0001\\u001f\", \"caf\\u00e9 \\u2603 \\ud83d\\ude00\", \"\"]");
