@@ -96,6 +96,19 @@ static size_t unescape(struct parser *ps, char *d)
 	return 4;
 }
 
+/* Makes room in b for `more` bytes after the w decoded so far (b->len
+ * follows w: growing keeps those bytes), doubling. Returns 0 or -1. */
+static int scratch_room(struct zw_buf *b, size_t w, size_t more)
+{
+	size_t cap = b->cap ? b->cap : 64;
+	b->len = w;
+	if (w + more < b->cap)
+		return 0;
+	while (cap <= w + more)
+		cap *= 2;
+	return zw_buf_reserve(b, cap, SIZE_MAX) ? -1 : 0;
+}
+
 /* Reads a string whose opening quote is at p. Returns 0 or -1. */
 static int read_string(struct parser *ps, struct str *out)
 {
@@ -114,15 +127,18 @@ static int read_string(struct parser *ps, struct str *out)
 		ps->p++;
 		return 0;
 	}
-	/* Escapes: decoded text is never longer than its source. */
+	/* Escapes: decoded into the scratch buffer, which grows with the
+	 * longest such string (not with the document). */
 	struct zw_buf *b = &ps->scratch;
 	size_t w = (size_t)(ps->p - start);
-	if (zw_buf_reserve(b, (size_t)(ps->end - start) + 1, SIZE_MAX))
+	if (scratch_room(b, 0, w))
 		return -1;
 	memcpy(b->data, start, w);
 	while (ps->p < ps->end && *ps->p != '"') {
 		unsigned char c = (unsigned char)*ps->p++;
 		size_t n;
+		if (scratch_room(b, w, 4))
+			return -1;
 		if (c == '\\') {
 			if (!(n = unescape(ps, b->data + w)))
 				return -1;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "jsonin.h"
 
 /* text must be taken by the fast parser and equal jansson's value. */
@@ -66,6 +67,27 @@ static void test_taken(void **state)
 	/* A duplicate key keeps its first place and takes the last value. */
 	taken("{\"a\":1,\"b\":2,\"a\":{\"x\":[3]}}");
 	taken("[\"\x7f\",\"\",{\"\":\"\"}]\t\r\n");
+}
+
+static void test_long_escaped_strings(void **state)
+{
+	(void)state;
+	/* Decoded strings grow their buffer as they go, keeping what is
+	 * decoded: keys and values of up to thousands of escapes. */
+	for (size_t n = 1; n <= 4096; n *= 2) {
+		struct zw_buf t = {0};
+		assert_int_equal(zw_buf_append(&t, "{\"k", 3, SIZE_MAX), 0);
+		for (size_t i = 0; i < n; i++)
+			assert_int_equal(zw_buf_append(&t, "\\\"x", 3, SIZE_MAX), 0);
+		assert_int_equal(zw_buf_append(&t, "\":[\"", 4, SIZE_MAX), 0);
+		for (size_t i = 0; i < n; i++)
+			assert_int_equal(
+			        zw_buf_appendf(&t, SIZE_MAX, "\\u00e9\\n%c", (char)('a' + i % 26)),
+			        0);
+		assert_int_equal(zw_buf_append(&t, "\",\"\\t\"]}", 8, SIZE_MAX), 0);
+		taken_as_jansson(t.data, t.len);
+		zw_buf_free(&t);
+	}
 }
 
 static void test_left_to_jansson(void **state)
@@ -141,6 +163,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_taken),
+	        cmocka_unit_test(test_long_escaped_strings),
 	        cmocka_unit_test(test_left_to_jansson),
 	        cmocka_unit_test(test_depth),
 	        cmocka_unit_test(test_embedded_nul_and_length),
