@@ -284,12 +284,12 @@ static void copy_first_warning(struct zw_mutate_result *info, const json_t *warn
  * again on a copy. */
 static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
                         const struct zw_registry *reg, const struct zw_mutate_config *cfg,
-                        json_t *warnings, json_t *collect, bool restore_only, json_t *patch,
-                        struct zw_mutate_result *info)
+                        json_t *warnings, json_t *collect, bool restore_only,
+                        struct zw_jsonpatch_text *patch, struct zw_mutate_result *info)
 {
 	struct zw_jsonpatch_log log = {0};
+	struct zw_jsonpatch_text own_patch = {0};
 	json_t *old = NULL, *applied = json_array(), *records = json_array();
-	json_t *own_patch = patch ? NULL : json_array();
 	const char *raw = NULL;
 	int rc = -1;
 	struct zw_rewrite rw = {
@@ -303,10 +303,10 @@ static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
 	        .records = records,
 	        .warnings = warnings,
 	};
-	if (!applied || !records || (!patch && !own_patch))
+	if (!applied || !records)
 		goto out;
 	if (!patch)
-		patch = own_patch;
+		patch = &own_patch;
 	int r = read_records(desired, &old, &raw);
 	if (r < 0)
 		goto out;
@@ -371,17 +371,17 @@ static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
 			goto out;
 		info->rewrites = info->restores = 0;
 	}
-	size_t mark = json_array_size(patch);
-	r = zw_jsonpatch_log_diff(&log, patch);
+	size_t mark = patch->n;
+	r = zw_jsonpatch_log_diff_text(&log, patch);
 	if (r < 0)
 		goto out;
 	if (r == 1 && !orig) {
 		rc = zw_jsonpatch_log_undo(&log) ? -1 : 2;
 		goto out;
 	}
-	if (r == 1 && zw_jsonpatch_diff(orig, desired, "", patch))
+	if (r == 1 && zw_jsonpatch_diff_text(orig, desired, "", patch))
 		goto out;
-	if (json_array_size(patch) == mark)
+	if (patch->n == mark)
 		info->outcome = rw.not_understood ? ZW_MO_ERROR : ZW_MO_UNCHANGED;
 	else
 		info->outcome = info->rewrites || hint_added ? ZW_MO_REWRITTEN : ZW_MO_RESTORED;
@@ -393,7 +393,7 @@ out:
 	json_decref(old);
 	json_decref(applied);
 	json_decref(records);
-	json_decref(own_patch);
+	zw_buf_free(&own_patch.ops);
 	return rc;
 }
 
@@ -401,8 +401,8 @@ out:
  * the copy. Returns 0 or -1 on ENOMEM. */
 static int mutate_route_copy(const json_t *obj, const char *ns, const struct zw_registry *reg,
                              const struct zw_mutate_config *cfg, json_t **desired_out,
-                             json_t *warnings, json_t *collect, bool restore_only, json_t *patch,
-                             struct zw_mutate_result *info)
+                             json_t *warnings, json_t *collect, bool restore_only,
+                             struct zw_jsonpatch_text *patch, struct zw_mutate_result *info)
 {
 	json_t *desired = json_deep_copy(obj);
 	if (!desired || mutate_route(desired, obj, ns, reg, cfg, warnings, collect, restore_only,
@@ -496,7 +496,8 @@ static const char *object_namespace(const json_t *obj, const char *ns)
  * apart in place. *desired_out gets a new reference to the result. */
 static int mutate_route_in_place(json_t *obj, const char *ns, const struct zw_registry *reg,
                                  const struct zw_mutate_config *cfg, json_t **desired_out,
-                                 json_t *warnings, json_t *patch, struct zw_mutate_result *info)
+                                 json_t *warnings, struct zw_jsonpatch_text *patch,
+                                 struct zw_mutate_result *info)
 {
 	int rc = mutate_route(obj, NULL, ns, reg, cfg, warnings, NULL, false, patch, info);
 	if (rc == 0)
@@ -508,7 +509,7 @@ static int mutate_route_in_place(json_t *obj, const char *ns, const struct zw_re
 	memset(info, 0, sizeof(*info));
 	info->kind = kind;
 	json_array_clear(warnings);
-	json_array_clear(patch);
+	zw_jsonpatch_text_truncate(patch, 0, 0);
 	return mutate_route_copy(obj, ns, reg, cfg, desired_out, warnings, NULL, false, patch,
 	                         info);
 }
@@ -519,7 +520,8 @@ static int mutate_route_in_place(json_t *obj, const char *ns, const struct zw_re
 static int mutate_object(json_t *obj, bool in_place, const char *group, const char *version,
                          const char *kind, const char *ns, const struct zw_registry *reg,
                          const struct zw_mutate_config *cfg, json_t **desired_out,
-                         json_t **warnings_out, json_t *patch, struct zw_mutate_result *info)
+                         json_t **warnings_out, struct zw_jsonpatch_text *patch,
+                         struct zw_mutate_result *info)
 {
 	struct zw_mutate_config defaults;
 	json_t *desired = NULL;
@@ -557,7 +559,7 @@ static int mutate_object(json_t *obj, bool in_place, const char *group, const ch
 	}
 	if (rc < 0)
 		goto out;
-	if (in_place && rc == 0 && desired && zw_jsonpatch_diff(obj, desired, "", patch)) {
+	if (in_place && rc == 0 && desired && zw_jsonpatch_diff_text(obj, desired, "", patch)) {
 		rc = -1;
 		goto out;
 	}
@@ -655,24 +657,23 @@ static int put_text(struct zw_buf *b, const char *s)
 	return zw_buf_append(b, s, strlen(s), SIZE_MAX) ? -1 : 0;
 }
 
-/* Appends `"patchType":"JSONPatch","patch":"<base64 of patch's JSON>"` to
- * b: the patch is serialised once and encoded straight into b (base64 needs
- * no escaping). Returns 0 or -1 when out of memory. */
-static int put_patch(struct zw_buf *b, const json_t *patch)
+/* Appends `"patchType":"JSONPatch","patch":"<base64 of the patch>"` to b:
+ * the patch's text (taken from `patch`) is encoded straight into b (base64
+ * needs no escaping). Returns 0 or -1 when out of memory. */
+static int put_patch(struct zw_buf *b, struct zw_jsonpatch_text *patch)
 {
-	struct zw_buf text = {0};
+	size_t len;
+	char *text = zw_jsonpatch_text_take(patch, &len);
 	int rc = -1;
-	if (zw_json_append(&text, patch) ||
-	    put_text(b, ",\"patchType\":\"JSONPatch\",\"patch\":\""))
+	if (!text || put_text(b, ",\"patchType\":\"JSONPatch\",\"patch\":\""))
 		goto out;
-	size_t n = ZW_BASE64_LEN(text.len);
-	if (zw_buf_reserve(b, b->len + n + 2, SIZE_MAX))
+	if (zw_buf_reserve(b, b->len + ZW_BASE64_LEN(len) + 2, SIZE_MAX))
 		goto out;
-	b->len += zw_base64_encode_to(b->data + b->len, text.data, text.len);
+	b->len += zw_base64_encode_to(b->data + b->len, text, len);
 	b->data[b->len] = '\0';
 	rc = put_text(b, "\"");
 out:
-	zw_buf_free(&text);
+	free(text);
 	return rc;
 }
 
@@ -682,7 +683,7 @@ out:
  * borrowed. The text is what serialising the same jansson object would
  * give, without building it. Returns 0 or -1 when out of memory. */
 static int write_response(struct zw_buf *b, const char *api, const char *uid, bool allowed,
-                          const json_t *st, const json_t *patch, const json_t *warnings)
+                          const json_t *st, struct zw_jsonpatch_text *patch, const json_t *warnings)
 {
 	if (put_text(b, "{\"apiVersion\":") || zw_json_append_string(b, api, strlen(api)) ||
 	    put_text(b, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":") ||
@@ -691,7 +692,7 @@ static int write_response(struct zw_buf *b, const char *api, const char *uid, bo
 		return -1;
 	if (st && (put_text(b, ",\"status\":") || zw_json_append(b, st)))
 		return -1;
-	if (json_array_size(patch) && put_patch(b, patch))
+	if (patch && patch->n && put_patch(b, patch))
 		return -1;
 	if (json_array_size(warnings) &&
 	    (put_text(b, ",\"warnings\":") || zw_json_append(b, warnings)))
@@ -717,7 +718,8 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
                      struct zw_mutate_result *info)
 {
 	struct zw_mutate_result scratch;
-	json_t *review = NULL, *st = NULL, *desired = NULL, *warnings = NULL, *patch = NULL;
+	json_t *review = NULL, *st = NULL, *desired = NULL, *warnings = NULL;
+	struct zw_jsonpatch_text patch = {0};
 	struct zw_buf text = {0};
 	json_error_t jerr;
 	int status;
@@ -751,9 +753,6 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	 * review holds the route twice). */
 	json_object_del(req, "oldObject");
 	status = 500;
-	patch = json_array();
-	if (!patch)
-		goto nomem;
 
 	json_t *gvk = json_object_get(req, "kind");
 	const char *group = json_string_value(json_object_get(gvk, "group"));
@@ -776,7 +775,7 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	} else {
 		/* The review is ours: the object is rewritten in place. */
 		rc = mutate_object(obj, true, group, version, kind, ns, reg, cfg, &desired,
-		                   &warnings, patch, info);
+		                   &warnings, &patch, info);
 	}
 	if (rc < 0)
 		goto nomem;
@@ -788,7 +787,7 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	}
 	/* The patch goes out only for an object rewritten. */
 	if (write_response(&text, api, uid, rc != 1, st,
-	                   rc != 1 && desired && json_is_object(obj) ? patch : NULL, warnings))
+	                   rc != 1 && desired && json_is_object(obj) ? &patch : NULL, warnings))
 		goto nomem;
 	*response_out = zw_buf_take(&text, response_len);
 	if (!*response_out)
@@ -803,6 +802,6 @@ out:
 	json_decref(st);
 	json_decref(desired);
 	json_decref(warnings);
-	json_decref(patch);
+	zw_buf_free(&patch.ops);
 	return status;
 }
