@@ -98,9 +98,9 @@ static int put_string(struct zw_buf *o, const char *s, size_t n)
 	*d++ = '"';
 	while (i < n) {
 		uint64_t w;
-		unsigned char c;
+		size_t stop = n - i > 8 ? i + 8 : n;
 
-		if (n - i >= 8) {
+		if (stop - i == 8) {
 			memcpy(&w, s + i, 8);
 			if (!word_needs_escape(w)) {
 				memcpy(d, &w, 8);
@@ -109,11 +109,15 @@ static int put_string(struct zw_buf *o, const char *s, size_t n)
 				continue;
 			}
 		}
-		c = (unsigned char)s[i++];
-		if (c >= 0x20 && c != '"' && c != '\\')
-			*d++ = (char)c;
-		else
-			d += escape(d, c);
+		/* A word with something to escape (or the tail): byte by byte,
+		 * not retried as a word at every offset. */
+		for (; i < stop; i++) {
+			unsigned char c = (unsigned char)s[i];
+			if (c >= 0x20 && c != '"' && c != '\\')
+				*d++ = (char)c;
+			else
+				d += escape(d, c);
+		}
 	}
 	*d++ = '"';
 	*d = '\0';
