@@ -3,8 +3,25 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 static const char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+/* The characters of every 12-bit value, two by two, built by the compiler:
+ * one look-up per two output characters. */
+#define B64(v)                      \
+	((v) < 26    ? 'A' + (v)    \
+	 : (v) < 52  ? 'a' + (v)-26 \
+	 : (v) < 62  ? '0' + (v)-52 \
+	 : (v) == 62 ? '+'          \
+	             : '/')
+#define PAIR(i)    B64((i) >> 6), B64((i)&63)
+#define PAIR4(i)   PAIR(i), PAIR((i) + 1), PAIR((i) + 2), PAIR((i) + 3)
+#define PAIR16(i)  PAIR4(i), PAIR4((i) + 4), PAIR4((i) + 8), PAIR4((i) + 12)
+#define PAIR64(i)  PAIR16(i), PAIR16((i) + 16), PAIR16((i) + 32), PAIR16((i) + 48)
+#define PAIR256(i) PAIR64(i), PAIR64((i) + 64), PAIR64((i) + 128), PAIR64((i) + 192)
+#define PAIR1K(i)  PAIR256(i), PAIR256((i) + 256), PAIR256((i) + 512), PAIR256((i) + 768)
+static const char pairs[2 * 4096] = {PAIR1K(0), PAIR1K(1024), PAIR1K(2048), PAIR1K(3072)};
 
 size_t zw_base64_encode_to(char *out, const void *in, size_t len)
 {
@@ -13,10 +30,8 @@ size_t zw_base64_encode_to(char *out, const void *in, size_t len)
 
 	for (; len - i >= 3; i += 3) {
 		uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-		out[o] = alphabet[v >> 18];
-		out[o + 1] = alphabet[(v >> 12) & 63];
-		out[o + 2] = alphabet[(v >> 6) & 63];
-		out[o + 3] = alphabet[v & 63];
+		memcpy(out + o, pairs + 2 * (v >> 12), 2);
+		memcpy(out + o + 2, pairs + 2 * (v & 0xfff), 2);
 		o += 4;
 	}
 	if (i < len) {
