@@ -1069,8 +1069,8 @@ static void pass_aliases(struct zw_reconcile *r, json_t *needed)
 	json_object_foreach(needed, ns, v)
 	{
 		json_t *cur = json_object_get(have, ns);
-		json_t *spec =
-		        zw_alias_service_spec(r->cfg.alias_mode, fqdn, proxy_svc, m->proxy_port);
+		json_t *spec = zw_alias_service_spec(r->cfg.alias_mode, fqdn, proxy_svc,
+		                                     m->proxy_port, m->proxy_h2c_port);
 		if (!spec)
 			continue;
 		if (!cur) {
