@@ -799,7 +799,7 @@ int main(int argc, char **argv)
 		zw_log(ZW_LOG_INFO, "metrics_listening", "addr=%s port=%d", f.metrics_listen,
 		       zw_metricsrv_port(msrv));
 	}
-	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d proxy=%s.%s:%d h2c_port=%d scaler=%s",
+	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d proxy=%s.%s:%d proxy_h2c=%d scaler=%s",
 	       f.listen, zw_wh_server_port(a.server), a.mcfg.proxy_service, a.mcfg.proxy_namespace,
 	       a.mcfg.proxy_port, a.mcfg.proxy_h2c_port, a.mcfg.scaler_address);
 
