@@ -1,8 +1,7 @@
 /* Intrusive doubly linked lists: the elements carry their own `prev` and
  * `next` pointers (any struct with those two fields), the owner keeps a
  * head pointer and, for a FIFO queue, a tail pointer. Unlinking is O(1)
- * and needs no search; nothing is allocated. Used by lib/ and the proxy
- * (proxy/server.c and proxy/hold.c still link by hand).
+ * and needs no search; nothing is allocated. Used by lib/ and the proxy.
  *
  * The macros evaluate their arguments more than once: pass plain lvalues
  * (a variable or a field), never an expression with side effects. An

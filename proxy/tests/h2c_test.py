@@ -127,6 +127,26 @@ def test_h2c_many_streams_one_connection(warm):
     assert b.hits == 50
 
 
+H2LOAD = shutil.which("h2load")
+
+
+@pytest.mark.skipif(not H2LOAD, reason="h2load (nghttp2-client) not installed")
+def test_h2c_clients_leaving_with_streams_in_flight(warm):
+    """h2load ends each timed run by closing 50 connections with 20 streams
+    each still in flight: responses then arrive for streams whose client has
+    gone. The proxy once read the cleared upstream of such a request (UBSan:
+    member access within null pointer in forward.c) and died; it must keep
+    serving (the sanitizer build aborts on any such access)."""
+    p, b = warm
+    for _ in range(10):
+        r = subprocess.run([H2LOAD, "-t1", "-c50", "-m20", "-D", "1", "-H", ":authority: app.test",
+                            "http://127.0.0.1:%d/" % p.port], capture_output=True, text=True, timeout=60)
+        assert p.proc.poll() is None, p.output()[-3000:]
+        assert re.search(r"requests: \d+ total, \d+ started, \d+ done, [1-9]\d* succeeded", r.stdout), r.stdout
+    _, status, _, _ = curl(p, "/after")
+    assert status == 200
+
+
 def test_h2c_cold_start_held_then_released_without_blocking_warm(tmp_path):
     """One connection: stream 1 for a cold target is held while 20 streams
     for a warm target on the same connection are answered; then stream 1
