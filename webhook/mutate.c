@@ -21,6 +21,7 @@ void zw_mutate_config_defaults(struct zw_mutate_config *cfg)
 	cfg->proxy_service = "zerowire-proxy";
 	cfg->proxy_namespace = "zerowire";
 	cfg->proxy_port = 8080;
+	cfg->proxy_h2c_port = 8081;
 	cfg->scaler_address = "zerowire-proxy.zerowire:9090";
 	cfg->alias_service = "zerowire-proxy";
 	cfg->cluster_domain = "cluster.local";
@@ -387,7 +388,8 @@ static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
 		info->outcome = info->rewrites || hint_added ? ZW_MO_REWRITTEN : ZW_MO_RESTORED;
 	rc = 0;
 out:
-	json_decref(rw.written);
+	json_decref(rw.written[0]);
+	json_decref(rw.written[1]);
 	zw_jsonpatch_log_clear(&log);
 	free(log.v);
 	json_decref(old);
