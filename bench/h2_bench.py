@@ -123,22 +123,56 @@ def zerowire_h2(tmp, name, upstream, grpc):
 PROXIES = [("zerowire-proxy", zerowire_h2), ("nginx", nginx_h2), ("HAProxy", haproxy_h2), ("h2o", h2o_h2)]
 
 
-def start_proxies(tmp, kind, upstream, grpc):
-    """Starts every proxy of PROXIES; returns [(name, Proc, port)] once each
-    listens (a failed start raises with the log's tail)."""
-    procs = []
+class Peer:
+    """One row source: a proxy of PROXIES (started here, restarted when it
+    exits) or, with start None, the backend itself (gRPC's direct row).
+    target is what the load generator dials; exits lists how the proxy
+    ended each time it went away during a run."""
+
+    def __init__(self, name, start=None, target=None, address=lambda port: port):
+        self.name, self.start, self.target, self.address = name, start, target, address
+        self.proc = None
+        self.exits = []
+        if start:
+            self.restart()
+
+    def restart(self):
+        if self.proc:
+            self.proc.stop()
+        self.proc, port = self.start()
+        pb.wait_for(lambda: pb.port_open("127.0.0.1", port) or not self.proc.alive(), 10, what=self.name)
+        if not self.proc.alive():
+            raise RuntimeError("%s exited:\n%s" % (self.name, self.proc.tail()))
+        self.target = self.address(port)
+
+    def died(self):
+        """True (and the exit recorded) when the proxy is no longer running."""
+        if not self.proc or self.proc.alive():
+            return False
+        rc = self.proc.p.returncode
+        last = self.proc.tail(1).strip()
+        self.exits.append(("killed by signal %d" % -rc if rc < 0 else "exit %d" % rc) +
+                          (" (%s)" % last[:200] if last else ""))
+        return True
+
+    def stop(self):
+        if self.proc:
+            self.proc.stop()
+
+
+def start_proxies(tmp, kind, upstream, grpc, address=lambda port: port):
+    """A Peer per proxy of PROXIES, each listening (a failed start stops the
+    others and raises with the log's tail)."""
+    peers = []
     try:
         for name, start in PROXIES:
-            p, port = start(tmp, "%s-%s" % (kind, name.split("-")[0].lower()), upstream, grpc)
-            procs.append((name, p, port))
-            pb.wait_for(lambda: pb.port_open("127.0.0.1", port) or not p.alive(), 10, what=name)
-            if not p.alive():
-                raise RuntimeError("%s exited:\n%s" % (name, p.tail()))
+            tag = "%s-%s" % (kind, name.split("-")[0].lower())
+            peers.append(Peer(name, lambda s=start, t=tag: s(tmp, t, upstream, grpc), address=address))
     except Exception:
-        for _, p, _ in procs:
-            p.stop()
+        for peer in peers:
+            peer.stop()
         raise
-    return procs
+    return peers
 
 
 # ---- h2load ---------------------------------------------------------------------
@@ -177,7 +211,7 @@ def h2load(tmp, port, conns, streams, duration, log_file=None):
         os.unlink(log_file)
         lat.sort()
         if not lat:
-            raise RuntimeError("h2load wrote no per-request log")
+            raise RuntimeError("h2load logged no request: %s" % r.stdout[-1500:])
         res["p50_us"] = lat[len(lat) // 2]
         res["p99_us"] = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
     return res
@@ -201,8 +235,11 @@ def measured(pid, run, warmup, backend_pid=None):
     return res
 
 
-def combine(runs):
-    """Median over rounds of one configuration (errors summed, CPU averaged)."""
+def combine(runs, failed):
+    """Median over the completed rounds of one configuration (errors summed,
+    CPU averaged); failed: the reasons of the runs that did not complete."""
+    if not runs:
+        return {"failed": failed}
     out = dict(runs[-1])
     for k in ("rps", "p50_us", "p99_us"):
         out[k] = statistics.median(r[k] for r in runs)
@@ -213,30 +250,45 @@ def combine(runs):
     out["loadavg"] = "/".join(r["loadavg"] for r in runs)
     out["rss_kib"] = max(r.get("rss_kib", 0) for r in runs)
     out["rounds"] = [{k: r.get(k) for k in ("rps", "p50_us", "p99_us", "cpu", "loadavg")} for r in runs]
+    out["failed"] = failed
     return out
 
 
-def run_rounds(procs, shapes, args, one_run, backend_pid, what):
-    """Interleaved rounds over procs [(name, Proc or None, target)] x shapes;
-    one_run(target, conns, streams, seconds, measured) -> result. Returns one
-    combined row per (proxy, shape)."""
-    runs = []
+def run_rounds(peers, shapes, args, one_run, backend_pid, what):
+    """Interleaved rounds over peers x shapes; one_run(target, conns,
+    streams, seconds, measured) -> result. A run during which the proxy
+    exits, or whose load generator fails, is not counted: it is recorded
+    (the proxy restarted) and the rounds go on. Returns one combined row per
+    (proxy, shape)."""
+    runs, failed = [], []
     for rnd in range(args.rounds):
         for conns, streams in shapes:
-            order = procs[rnd % len(procs):] + procs[:rnd % len(procs)]
-            for name, p, target in order:
-                pb.log("%s: round %d, %s, %dx%d, %ds" % (what, rnd + 1, name, conns, streams, args.duration))
-                res = measured(p.pid if p else None,
-                               lambda d, m, t=target: one_run(t, conns, streams, d or args.duration, m),
-                               args.warmup, backend_pid)
-                res.update({"proxy": name, "conns": conns, "streams": streams,
-                            "rss_kib": pb.proc_status(p.pid, "VmRSS") if p else 0})
-                runs.append(res)
+            order = peers[rnd % len(peers):] + peers[:rnd % len(peers)]
+            for peer in order:
+                pb.log("%s: round %d, %s, %dx%d, %ds" % (what, rnd + 1, peer.name, conns, streams, args.duration))
+                try:
+                    res = measured(peer.proc.pid if peer.proc else None,
+                                   lambda d, m: one_run(peer.target, conns, streams, d or args.duration, m),
+                                   args.warmup, backend_pid)
+                    res["rss_kib"] = pb.proc_status(peer.proc.pid, "VmRSS") if peer.proc else 0
+                    why = None
+                except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                    why = str(e).replace("\n", " ")[:300]
+                if peer.died():
+                    why = "%s %s" % (peer.name, peer.exits[-1])
+                    pb.log("%s: %s; restarted" % (what, why))
+                    peer.restart()
+                key = {"proxy": peer.name, "conns": conns, "streams": streams}
+                if why:
+                    failed.append(dict(key, why=why))
+                else:
+                    runs.append(dict(res, **key))
     rows = []
     for conns, streams in shapes:
-        for name, _, _ in procs:
-            rows.append(combine([r for r in runs if r["proxy"] == name and (r["conns"], r["streams"]) ==
-                                 (conns, streams)]))
+        for peer in peers:
+            key = {"proxy": peer.name, "conns": conns, "streams": streams}
+            rows.append(dict(combine([r for r in runs if all(r[k] == v for k, v in key.items())],
+                                     [f["why"] for f in failed if all(f[k] == v for k, v in key.items())]), **key))
     return rows
 
 
@@ -247,9 +299,17 @@ def fmt_rows(rows, skipped=()):
            "req per proxy CPU-s | per CPU-s vs nginx | backend CPU | RSS MiB | load |",
            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     nan = float("nan")
+    notes = []
     for r in rows:
+        if r["failed"]:
+            notes.append("- %s, %d × %d: %d run(s) not counted: %s" % (
+                r["proxy"], r["conns"], r["streams"], len(r["failed"]), "; ".join(sorted(set(r["failed"])))))
+        if "rps" not in r:
+            out.append("| %s | %d × %d | no run completed |  |  |  |  |  |  |  |  |  |  |  |" % (
+                r["proxy"], r["conns"], r["streams"]))
+            continue
         ref = next((x for x in rows if x["proxy"] == "nginx" and (x["conns"], x["streams"]) ==
-                    (r["conns"], r["streams"])), None)
+                    (r["conns"], r["streams"]) and "rps" in x), None)
         eff_r = r["eff"] / ref["eff"] if ref and ref.get("eff") and r.get("eff") else nan
         out.append("| %s | %d × %d | %.0f | %.2f× | %.2f | %.2f | %.2f× | %d | %s | %s | %s | %s | %s | %s |" % (
             r["proxy"], r["conns"], r["streams"], r["rps"], r["rps"] / ref["rps"] if ref else nan,
@@ -260,6 +320,8 @@ def fmt_rows(rows, skipped=()):
             "%.1f" % (r["rss_kib"] / 1024) if r["rss_kib"] else "-", r["loadavg"]))
     for name, why in skipped:
         out.append("| %s | - | not carried: %s |  |  |  |  |  |  |  |  |  |  |  |" % (name, why))
+    if notes:
+        out += ["", "Runs that did not complete (the proxy was restarted and the rounds went on):", ""] + notes
     return out
 
 
@@ -267,20 +329,20 @@ def fmt_rows(rows, skipped=()):
 
 def bench_h2(tmp, args):
     backend = pb.start_backend(tmp, name="backend-h2")
-    procs = []
+    peers = []
     try:
-        procs = start_proxies(tmp, "h2", "%s:%d" % (pb.BACKEND_IP, backend.port), grpc=False)
-        for name, p, port in procs:
-            res = h2load(tmp, port, 1, 1, 1)
+        peers = start_proxies(tmp, "h2", "%s:%d" % (pb.BACKEND_IP, backend.port), grpc=False)
+        for peer in peers:
+            res = h2load(tmp, peer.target, 1, 1, 1)
             if res["succeeded"] < 1 or res["errors_total"]:
-                raise RuntimeError("%s: h2c probe failed: %r" % (name, res))
+                raise RuntimeError("%s: h2c probe failed: %r" % (peer.name, res))
         log_file = os.path.join(tmp, "h2load.log")
-        return run_rounds(procs, parse_shapes(args.h2_shapes), args,
+        return run_rounds(peers, parse_shapes(args.h2_shapes), args,
                           lambda port, c, m, d, meas: h2load(tmp, port, c, m, d, log_file if meas else None),
                           backend.pid, "h2")
     finally:
-        for _, p, _ in procs:
-            p.stop()
+        for peer in peers:
+            peer.stop()
         backend.stop()
 
 
@@ -361,28 +423,29 @@ def short_error(text):
 def bench_grpc(tmp, args):
     ghz_bin = build_grpc_tools()
     backend = start_grpcbe(tmp)
-    procs = []
+    peers = []
     try:
-        procs = start_proxies(tmp, "grpc", "%s:%d" % (pb.BACKEND_IP, backend.port), grpc=True)
-        carried = [("direct (no proxy)", None, "%s:%d" % (pb.BACKEND_IP, backend.port))]
+        peers = start_proxies(tmp, "grpc", "%s:%d" % (pb.BACKEND_IP, backend.port), grpc=True,
+                              address=lambda port: "127.0.0.1:%d" % port)
+        carried = [Peer("direct (no proxy)", target="%s:%d" % (pb.BACKEND_IP, backend.port))]
         skipped = []
-        for name, p, port in procs:
+        for peer in peers:
             try:
-                res = ghz(ghz_bin, tmp, "127.0.0.1:%d" % port, 1, 1, total=20)
+                res = ghz(ghz_bin, tmp, peer.target, 1, 1, total=20)
             except RuntimeError as e:
                 res = {"succeeded": 0, "error_kinds": {str(e).replace("\n", " ")[:300]: 20}}
             if res["succeeded"] == 20:
-                carried.append((name, p, "127.0.0.1:%d" % port))
+                carried.append(peer)
                 continue
             why = "; ".join("%s ×%d" % (short_error(k), v) for k, v in res["error_kinds"].items()) or \
                 "%d of 20 calls OK" % res["succeeded"]
-            skipped.append((name, "20-call probe: %s" % why[:300]))
+            skipped.append((peer.name, "20-call probe: %s" % why[:300]))
         rows = run_rounds(carried, parse_shapes(args.grpc_shapes), args,
                           lambda t, c, m, d, meas: ghz(ghz_bin, tmp, t, c, m, duration=d), backend.pid, "grpc")
         return {"rows": rows, "skipped": skipped}
     finally:
-        for _, p, _ in procs:
-            p.stop()
+        for peer in peers:
+            peer.stop()
         backend.stop()
 
 

@@ -7,6 +7,7 @@ run on a shared machine mean nothing.
 
 Run: ./scripts/pytest.sh bench/tests/h2_bench_test.py (needs h2load, h2o,
 nginx, haproxy, Go for ghz and the gRPC backend, bin/zerowire-proxy, 2 cores)."""
+import argparse
 import json
 import os
 import shutil
@@ -18,6 +19,7 @@ import pytest
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import h2_bench  # noqa: E402
+import proxy_bench as pb  # noqa: E402
 
 PROXIES = {"zerowire-proxy", "nginx", "HAProxy", "h2o"}
 
@@ -29,6 +31,39 @@ def test_shapes_and_errors_parse():
         'Gateway); transport: received unexpected content-type "text/plain"') == \
         "Unavailable: unexpected HTTP status code received from server: 502 (Bad Gateway)"
     assert h2_bench.short_error("connection refused") == "connection refused"
+
+
+def test_a_proxy_that_exits_during_a_run_is_restarted_and_that_run_not_counted(tmp_path):
+    starts = []
+
+    def start():
+        port = pb.free_port()
+        p = pb.Proc("fake%d" % len(starts), [sys.executable, "-c", "import socket, time; s = socket.socket(); "
+                                             "s.bind(('127.0.0.1', %d)); s.listen(); time.sleep(60)" % port],
+                    str(tmp_path))
+        starts.append(p)
+        return p, port
+
+    peer = h2_bench.Peer("fake", start)
+    calls = []
+
+    def one_run(target, conns, streams, seconds, measured):
+        calls.append((target, measured))
+        if len(calls) == 1:  # the first run's proxy dies under it
+            peer.proc.p.kill()
+            peer.proc.p.wait()
+        return {"rps": 100.0, "requests": 100, "errors_total": 0, "p50_us": 10, "p99_us": 20}
+
+    try:
+        rows = h2_bench.run_rounds([peer], [(2, 3)], argparse.Namespace(rounds=2, duration=1, warmup=0),
+                                   one_run, None, "test")
+    finally:
+        peer.stop()
+    assert len(starts) == 2 and calls[0][0] != calls[1][0]  # restarted on a new port
+    assert len(rows) == 1 and rows[0]["failed"] == ["fake killed by signal 9"]
+    assert rows[0]["rps"] == 100.0 and len(rows[0]["rounds"]) == 1
+    text = "\n".join(h2_bench.fmt_rows(rows))
+    assert "| fake | 2 × 3 | 100 |" in text and "- fake, 2 × 3: 1 run(s) not counted: fake killed by signal 9" in text
 
 
 def missing_tools():
@@ -58,6 +93,7 @@ def test_h2_and_grpc_bench_run_with_tiny_counts(tmp_path):
     assert {(x["proxy"], x["conns"], x["streams"]) for x in h2} == \
         {(p, c, m) for p in PROXIES for c, m in ((2, 2), (3, 1))}
     for x in h2:
+        assert not x["failed"], x  # the proxy stayed up and h2load completed
         assert x["requests"] > 0 and x["errors_total"] == 0, x
         assert x["cpu"] > 0 and x["eff"] > 0 and x["p99_us"] >= x["p50_us"] > 0, x
         assert "| %s | %d × %d |" % (x["proxy"], x["conns"], x["streams"]) in report
@@ -68,6 +104,7 @@ def test_h2_and_grpc_bench_run_with_tiny_counts(tmp_path):
     assert {"direct (no proxy)", "nginx", "HAProxy"} <= measured
     assert measured | {name for name, _ in grpc["skipped"]} == PROXIES | {"direct (no proxy)"}
     for x in grpc["rows"]:
+        assert not x["failed"], x
         assert x["requests"] > 0 and x["errors_total"] == 0 and x["p99_us"] >= x["p50_us"] > 0, x
         assert (x["cpu"] is None) == (x["proxy"] == "direct (no proxy)"), x
     for name, why in grpc["skipped"]:
