@@ -1,7 +1,7 @@
 /* A growable byte buffer with a hard limit: request and response bodies,
  * watch lines, rendered text, files and pipe output read whole. The one
- * buffer type of lib/ and the webhook (the proxy's zw_obuf in
- * proxy/http1.h is still its own).
+ * buffer type of both programs (the proxy's zw_obuf in proxy/http1.h is a
+ * zw_buf paired with its limit).
  *
  * `data` is owned, NUL-terminated after `len` whenever it is not NULL, and
  * never holds more than `max` bytes (each call names its limit; SIZE_MAX

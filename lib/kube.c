@@ -181,6 +181,11 @@ static void set_error(struct zw_kube_error *err, int status, const char *reason,
 	snprintf(err->message, sizeof(err->message), "%s", msg);
 }
 
+const char *zw_kube_error_text(const struct zw_kube_error *err)
+{
+	return err->message[0] ? err->message : err->reason;
+}
+
 void zw_kube_error_from_response(struct zw_kube_error *err, long http_status, const char *body,
                                  size_t body_len)
 {
@@ -503,21 +508,6 @@ int zw_kube_request(struct zw_kube *k, const char *method, const char *path_quer
 		rc = perform(k, method, path_query, body, content_type, timeout_ms, cancel, NULL,
 		             NULL, out, &status, err);
 	}
-	return rc;
-}
-
-int zw_kube_get_stream(struct zw_kube *k, const char *path_query, long timeout_ms,
-                       const atomic_int *cancel, zw_kube_data_fn *on_data, void *ud, long *status,
-                       struct zw_kube_error *err)
-{
-	char tok[8];
-	int rc;
-
-	*status = 0;
-	rc = perform(k, "GET", path_query, NULL, NULL, timeout_ms, cancel, on_data, ud, NULL,
-	             status, err);
-	if (rc != 0 && *status == 401)
-		zw_kube_config_token(k->cfg, 1, tok, sizeof(tok)); /* re-read for the next try */
 	return rc;
 }
 

@@ -1,8 +1,8 @@
 /* Kubernetes API requests over libcurl: URL paths, one HTTP exchange shared
  * by both drivers, typed errors, and the blocking client (curl easy, any
  * thread) with GET / LIST (paginated) / CREATE / UPDATE / PATCH / DELETE, the
- * /scale subresource, discovery and a streaming GET (the list+watch thread
- * over it is watch_thread.h).
+ * /scale subresource and discovery. Watches run on the libuv driver
+ * (kube_uv.h).
  *
  * Bodies are jansson values. Responses are bounded: a response body larger
  * than ZW_KUBE_MAX_BODY (64 MiB) fails with "response body exceeds ...".
@@ -90,6 +90,10 @@ const char *zw_kube_patch_content_type(enum zw_kube_patch_type type);
  * or not JSON): reason/message from a Status object, else from the status. */
 void zw_kube_error_from_response(struct zw_kube_error *err, long http_status, const char *body,
                                  size_t body_len);
+
+/* Returns err's message (borrowed from err), or its reason when the
+ * message is empty: the text a log line quotes. */
+const char *zw_kube_error_text(const struct zw_kube_error *err);
 
 /* ---- One HTTP exchange on a curl easy handle (shared by both drivers) ---- */
 
@@ -215,15 +219,6 @@ int zw_kube_served(struct zw_kube *k, const char *group, const char *version, co
  * object of items (borrowed) that lacks them, as list items come without.
  * Either string may be NULL (then that field is left alone). */
 void zw_kube_items_set_kind(json_t *items, const char *api_version, const char *list_kind);
-
-/* GET path_query streaming the body to on_data(ud, ...) (no retry): the
- * blocking watch driver's request. cancel (may be NULL) aborts within about
- * a second. After a 401 the token is re-read for the next request.
- * *status is the HTTP status, 0 when the transfer itself failed. Returns 0,
- * or -1 with err filled. */
-int zw_kube_get_stream(struct zw_kube *k, const char *path_query, long timeout_ms,
-                       const atomic_int *cancel, zw_kube_data_fn *on_data, void *ud, long *status,
-                       struct zw_kube_error *err);
 
 /* Discovery helpers shared by the drivers: the path of the resource list
  * of group/version, and whether a discovery answer (borrowed) lists resource. */

@@ -4,7 +4,7 @@
  * at most every few seconds).
  *
  * Requests complete with a callback on the loop. Watches run the state
- * machine of watch.h (same semantics as zw_watch_thread_start) with their
+ * machine of watch.h with their
  * callbacks on the loop. A client is used from the loop's thread only.
  * Transfers start on the next loop iteration (never from inside libcurl),
  * so every function here may be called from any callback of this client,

@@ -2,7 +2,7 @@
  * `next` pointers (any struct with those two fields), the owner keeps a
  * head pointer and, for a FIFO queue, a tail pointer. Unlinking is O(1)
  * and needs no search; nothing is allocated. Used by lib/ and the proxy
- * (proxy/server.c and proxy/hold.c still link by hand).
+ * (proxy/client.c's connection list still links by hand).
  *
  * The macros evaluate their arguments more than once: pass plain lvalues
  * (a variable or a field), never an expression with side effects. An

@@ -1,6 +1,6 @@
 /* List+watch of one Kubernetes resource: a stream parser and a state
- * machine without I/O, shared by the blocking driver (kube.h,
- * watch_thread.h) and the libuv driver (kube_uv.h).
+ * machine without I/O, driven by the libuv driver (kube_uv.h) and by the
+ * unit tests.
  *
  * Stream parser: a watch response is a sequence of JSON objects
  * {"type": ..., "object": {...}}, one per line. Bytes can be fed in chunks

@@ -54,7 +54,7 @@ static void aconn_closed(uv_handle_t *h)
 		return;
 	struct zw_admin *a = c->a;
 	zw_http_head_free(&c->head);
-	free(c->out.data);
+	zw_buf_free(&c->out.buf);
 	free(c);
 	a->n_conns--;
 	on_admin_freed(a);
@@ -90,7 +90,7 @@ static void respond(struct aconn *c, int status, const char *ctype, const char *
 		aconn_close(c);
 		return;
 	}
-	uv_buf_t b = uv_buf_init(o->data, (unsigned)o->len);
+	uv_buf_t b = uv_buf_init(o->buf.data, (unsigned)o->buf.len);
 	c->wreq.data = c;
 	if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, on_written) < 0)
 		aconn_close(c);
@@ -190,6 +190,8 @@ static void serve_metrics(struct aconn *c)
 		rc = zw_metrics_render_process(&out);
 	if (rc == 0)
 		rc = zw_observe_render(a->d.server ? zw_server_observe(a->d.server) : NULL, &out);
+	if (rc == 0 && a->d.server)
+		rc = zw_server_tls_prometheus(a->d.server, &out);
 	if (rc == 0 && a->d.certs) {
 		struct zw_buf tb = {0};
 		rc = zw_certstore_prometheus(a->d.certs, &tb, ADMIN_MAX_BODY);
@@ -207,8 +209,9 @@ static void serve_metrics(struct aconn *c)
 	if (rc < 0)
 		respond(c, 500, "text/plain", "metrics too large\n", 18);
 	else
-		respond(c, 200, "text/plain; version=0.0.4", out.data ? out.data : "", out.len);
-	free(out.data);
+		respond(c, 200, "text/plain; version=0.0.4", out.buf.data ? out.buf.data : "",
+		        out.buf.len);
+	zw_buf_free(&out.buf);
 }
 
 /* Appends s HTML-escaped. */
@@ -291,8 +294,8 @@ static void serve_status(struct aconn *c)
 	if (rc < 0)
 		respond(c, 500, "text/plain", "status too large\n", 17);
 	else
-		respond(c, 200, "text/html; charset=utf-8", o.data, o.len);
-	free(o.data);
+		respond(c, 200, "text/html; charset=utf-8", o.buf.data, o.buf.len);
+	zw_buf_free(&o.buf);
 }
 
 static void handle(struct aconn *c)

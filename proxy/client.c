@@ -10,10 +10,25 @@
  * written on at once (uv_try_write); only what the peer cannot take now is
  * copied, and then reading from the source stops until the peer's write
  * queue is empty again. So each direction holds at most one read's worth
- * of bytes. */
+ * of bytes.
+ *
+ * TLS (the --tls-listen listener, docs/tls.md). The transport seam is here
+ * and nowhere else: a connection with c->tls set feeds what it reads to its
+ * TLS session (tls.h) and hands the plaintext that comes out to the same
+ * code a cleartext read goes to (on_plain); send_bufs encrypts and passes
+ * the ciphertext to the socket at once, so "bytes queued for the socket"
+ * (busy, backpressure) means the same with and without TLS. Reading
+ * "stopped" on a TLS connection leaves decrypted plaintext in the session
+ * and stops reading the socket; starting again delivers it from an idle
+ * callback (never from inside the caller). Cleartext connections take none
+ * of these branches and copy nothing more than before. ALPN h2 starts the
+ * HTTP/2 session at the end of the handshake; http/1.1 or none is HTTP/1.1.
+ * The header timer, armed at accept, bounds the handshake. */
 #include "datapath.h"
 
 #include "bodies.h"
+#include "log.h"
+#include "tls.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -51,6 +66,15 @@ struct zw_h1conn {
 	int proto_known;        /* the first bytes told HTTP/1.1 from HTTP/2 */
 	struct zw_h2client *h2; /* HTTP/2 (prior knowledge): the session, owned */
 	struct zw_request r;    /* the request in progress */
+	/* TLS (NULL: cleartext). */
+	struct zw_tls *tls;   /* the session, owned */
+	uv_idle_t tls_idle;   /* delivers plaintext left in the session */
+	int tls_open;         /* handshake done (counted, protocol chosen) */
+	int tls_sock_reading; /* the socket is read (c->reading is the client side's wish) */
+	int tls_in_pump;      /* inside tls_pump: it re-checks before returning */
+	int tls_peer_eof;     /* the end of the client's data was handled */
+	int tls_error_seen;   /* the error was counted and logged */
+	int tls_fed;          /* the client sent bytes */
 };
 
 static const struct zw_client_ops h1_ops;
@@ -61,6 +85,9 @@ static void conn_feed_head(struct zw_h1conn *c, const char *data, size_t len);
 static void detect_protocol(struct zw_h1conn *c, const char *data, size_t len);
 static void request_finished(struct zw_h1conn *c);
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
+static int tls_send(struct zw_h1conn *c, const uv_buf_t *bufs, unsigned n);
+static int tls_flush(struct zw_h1conn *c);
+static void tls_schedule(struct zw_h1conn *c);
 
 static const char empty[1] = "";
 
@@ -79,6 +106,8 @@ static int send_bufs(struct zw_h1conn *c, const uv_buf_t *bufs, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
 		c->r.bytes_out += bufs[i].len;
+	if (c->tls)
+		return tls_send(c, bufs, n);
 	int rc = zw_dp_write((uv_stream_t *)&c->tcp, bufs, n, client_write_cb, c);
 	if (rc > 0) {
 		c->pending_writes++;
@@ -121,16 +150,24 @@ static void client_read_start(struct zw_h1conn *c)
 		return;
 	}
 	if (!c->reading && !c->closed) {
-		if (uv_read_start((uv_stream_t *)&c->tcp, client_alloc, client_read_cb) == 0)
+		if (c->tls) {
 			c->reading = 1;
+			tls_schedule(c);
+		} else if (uv_read_start((uv_stream_t *)&c->tcp, client_alloc, client_read_cb) ==
+		           0) {
+			c->reading = 1;
+		}
 	}
 }
 
 static void client_read_stop(struct zw_h1conn *c)
 {
 	if (c->reading) {
-		uv_read_stop((uv_stream_t *)&c->tcp);
 		c->reading = 0;
+		if (c->tls)
+			tls_schedule(c);
+		else
+			uv_read_stop((uv_stream_t *)&c->tcp);
 	}
 }
 
@@ -176,13 +213,15 @@ static void conn_free_if_done(struct zw_h1conn *c)
 	atomic_fetch_sub(&c->w->s->conns, 1);
 	zw_http_head_free(&c->head);
 	free(c->in);
-	free(c->pend.data);
+	zw_buf_free(&c->pend.buf);
+	zw_tls_free(c->tls);
 	free(c);
 }
 
 static void on_conn_handle_closed(uv_handle_t *h)
 {
-	/* The timer's data is the request (its callbacks are the request's). */
+	/* The timer's data is the request (its callbacks are the request's);
+	 * the idle handle's and the socket's are c. */
 	struct zw_h1conn *c = h->type == UV_TIMER ? conn_of(h->data) : h->data;
 	c->open_handles--;
 	conn_free_if_done(c);
@@ -206,11 +245,20 @@ static void conn_close(struct zw_h1conn *c)
 		c->next->prev = c->prev;
 	uv_close((uv_handle_t *)&c->timer, on_conn_handle_closed);
 	uv_close((uv_handle_t *)&c->tcp, on_conn_handle_closed);
+	if (c->tls)
+		uv_close((uv_handle_t *)&c->tls_idle, on_conn_handle_closed);
 }
 
 static void close_after_flush(struct zw_h1conn *c)
 {
 	client_read_stop(c);
+	if (c->tls && !c->closed && !c->close_after_flush) {
+		zw_tls_shutdown(c->tls); /* close_notify (after the handshake) */
+		if (tls_flush(c) < 0) {
+			conn_close(c);
+			return;
+		}
+	}
 	c->close_after_flush = 1;
 	conn_maybe_close_flushed(c);
 }
@@ -231,8 +279,8 @@ static void send_own_response(struct zw_h1conn *c, struct zw_obuf *out, int stat
 	c->r.state = ZW_REQ_LOCAL;
 	uv_timer_stop(&c->timer);
 	zw_request_record(&c->r, status);
-	int rc = send_bytes(c, out->data, out->len);
-	free(out->data);
+	int rc = send_bytes(c, out->buf.data, out->buf.len);
+	free(out->buf.data);
 	c->r.resp_done = 1;
 	c->r.resp_close = close;
 	if (rc < 0) {
@@ -253,12 +301,12 @@ static void local_response(struct zw_h1conn *c, int status, const char *extra, c
 	if (c->r.upgrade)
 		close = 1;
 	if (zw_http_simple_response(&out, status, extra, body, strlen(body), close) < 0) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		conn_close(c);
 		return;
 	}
 	if (c->r.is_head)
-		out.len -= strlen(body); /* HEAD: the head only */
+		out.buf.len -= strlen(body); /* HEAD: the head only */
 	send_own_response(c, &out, status, close);
 }
 
@@ -309,7 +357,7 @@ static void static_response(struct zw_h1conn *c, const struct zw_static_response
 	int status = 0;
 	if (zw_client_static_text(&out, p, c->head.buf + c->head.url_off, c->head.url_len,
 	                          default_status, cold, close, c->r.is_head, &status) < 0) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		conn_close(c);
 		return;
 	}
@@ -383,11 +431,18 @@ static int stash(struct zw_h1conn *c, const char *data, size_t len)
 	return 0;
 }
 
+static void tls_error(struct zw_h1conn *c, enum zw_tls_err err);
+
 static void on_timer_header(uv_timer_t *t)
 {
 	struct zw_h1conn *c = conn_of(t->data);
 	if (c->r.state != ZW_REQ_HEAD)
 		return;
+	if (c->tls && !c->tls_open) {
+		tls_error(c, ZW_TLS_ERR_TIMEOUT); /* the handshake did not finish */
+		conn_close(c);
+		return;
+	}
 	if (c->got_bytes) {
 		request_begin(c);
 		c->r.req_done = 1;
@@ -433,7 +488,7 @@ static int h1_request_head(struct zw_request *r, struct zw_obuf *out)
 	struct zw_h1conn *c = conn_of(r);
 	struct zw_fwd_info info = {
 	        .client_ip = c->client_ip,
-	        .proto = "http",
+	        .proto = zw_client_scheme(c),
 	        .upgrade = r->upgrade,
 	        .chunked = r->chunked,
 	};
@@ -506,8 +561,8 @@ static int h1_response_head(struct zw_request *r, enum zw_resp_kind kind)
 			info = (struct zw_resp_info){.cold_start = r->cold, .upgrade = 1};
 		int rc = zw_http_build_response(&out, &u->parser, &u->head, &info);
 		if (rc == 0)
-			rc = send_bytes(c, out.data, out.len);
-		free(out.data);
+			rc = send_bytes(c, out.buf.data, out.buf.len);
+		zw_buf_free(&out.buf);
 		if (kind == ZW_RESP_UPGRADE)
 			zw_request_record(r, r->status);
 		if (rc < 0) {
@@ -525,11 +580,11 @@ static int h1_response_head(struct zw_request *r, enum zw_resp_kind kind)
 	struct zw_resp_info info = {
 	        .cold_start = r->cold, .close = r->resp_close, .keep_framing = 1};
 	if (zw_http_build_response(&out, &u->parser, &u->head, &info) < 0) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		conn_close(c);
 		return -1;
 	}
-	free(c->pend.data);
+	zw_buf_free(&c->pend.buf);
 	c->pend = out;
 	return 0;
 }
@@ -539,8 +594,8 @@ static int h1_response_head(struct zw_request *r, enum zw_resp_kind kind)
 static int h1_send(struct zw_request *r, const char *data, size_t len)
 {
 	struct zw_h1conn *c = conn_of(r);
-	int rc = send_two(c, c->pend.data, c->pend.len, data, len);
-	free(c->pend.data);
+	int rc = send_two(c, c->pend.buf.data, c->pend.buf.len, data, len);
+	zw_buf_free(&c->pend.buf);
 	c->pend = (struct zw_obuf){0};
 	return rc;
 }
@@ -822,38 +877,38 @@ static void detect_protocol(struct zw_h1conn *c, const char *data, size_t len)
 	free(buf);
 }
 
-static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+/* The client's data ended (nread: UV_EOF or an error). */
+static void client_eof(struct zw_h1conn *c, ssize_t nread)
 {
-	struct zw_h1conn *c = st->data;
-	if (nread == 0 || c->closed)
-		return;
-	if (nread < 0) {
-		if (c->r.state == ZW_REQ_TUNNEL) {
-			close_after_flush(c);
-			return;
-		}
-		if (nread == UV_EOF && c->r.state != ZW_REQ_HEAD && c->r.req_done) {
-			/* Half-close after a complete request: its response is
-			 * still wanted (libuv has stopped reading). */
-			c->reading = 0;
-			c->client_eof = 1;
-			return;
-		}
-		conn_close(c);
+	if (c->r.state == ZW_REQ_TUNNEL) {
+		close_after_flush(c);
 		return;
 	}
-	size_t len = (size_t)nread;
+	if (nread == UV_EOF && c->r.state != ZW_REQ_HEAD && c->r.req_done) {
+		/* Half-close after a complete request: its response is still
+		 * wanted (libuv has stopped reading). */
+		c->reading = 0;
+		c->client_eof = 1;
+		return;
+	}
+	conn_close(c);
+}
+
+/* Bytes from the client (plaintext): base[0..len) borrowed for the call,
+ * all of them used or stashed. */
+static void on_plain(struct zw_h1conn *c, const char *base, size_t len)
+{
 	if (c->h2) {
-		zw_h2client_feed(c->h2, buf->base, len);
+		zw_h2client_feed(c->h2, base, len);
 		return;
 	}
 	c->r.last_io = uv_now(&c->w->loop);
 	switch (c->r.state) {
 	case ZW_REQ_HEAD:
-		conn_feed_head(c, buf->base, len);
+		conn_feed_head(c, base, len);
 		return;
 	case ZW_REQ_TUNNEL:
-		if (zw_fwd_tunnel_bytes(&c->r, buf->base, len) < 0) {
+		if (zw_fwd_tunnel_bytes(&c->r, base, len) < 0) {
 			conn_close(c);
 			return;
 		}
@@ -862,11 +917,11 @@ static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		return;
 	case ZW_REQ_PROXY:
 		if (!c->r.req_done) {
-			ssize_t used = forward_body(c, buf->base, len);
+			ssize_t used = forward_body(c, base, len);
 			if (used < 0)
 				return;
 			if ((size_t)used < len) {
-				if (stash(c, buf->base + used, len - (size_t)used) < 0) {
+				if (stash(c, base + used, len - (size_t)used) < 0) {
 					conn_close(c);
 					return;
 				}
@@ -883,7 +938,7 @@ static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 		/* pipelined bytes while a response is pending */
 		__attribute__((fallthrough));
 	default:
-		if (stash(c, buf->base, len) < 0) {
+		if (stash(c, base, len) < 0) {
 			conn_close(c);
 			return;
 		}
@@ -892,15 +947,225 @@ static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
 	}
 }
 
+/* ---- TLS under the connection ---------------------------------------------- */
+
+/* Moves the ciphertext the session has for the client to the socket (what
+ * the kernel does not take now is queued, as for cleartext). Returns 0 or
+ * a negative UV_* code. */
+static int tls_flush(struct zw_h1conn *c)
+{
+	size_t len = 0;
+	const void *p = zw_tls_pending(c->tls, &len);
+	if (len == 0)
+		return 0;
+	uv_buf_t b = uv_buf_init((char *)p, (unsigned)len);
+	int rc = zw_dp_write((uv_stream_t *)&c->tcp, &b, 1, client_write_cb, c);
+	if (rc < 0)
+		return rc;
+	if (rc > 0)
+		c->pending_writes++;
+	zw_tls_sent(c->tls, len);
+	return 0;
+}
+
+/* send_bufs over TLS: encrypts all n buffers, the ciphertext to the socket
+ * as the session's output queue fills. Returns 0 or a negative UV_* code
+ * (UV_EPIPE once the session is closed or failed). */
+static int tls_send(struct zw_h1conn *c, const uv_buf_t *bufs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		size_t off = 0;
+		while (off < bufs[i].len) {
+			size_t used = 0, pend = 0;
+			zw_tls_write(c->tls, bufs[i].base + off, bufs[i].len - off, &used);
+			off += used;
+			if (off == bufs[i].len)
+				break;
+			zw_tls_pending(c->tls, &pend);
+			if (used == 0 && pend == 0)
+				return UV_EPIPE;
+			int rc = tls_flush(c);
+			if (rc < 0)
+				return rc;
+		}
+	}
+	return tls_flush(c);
+}
+
+/* Counts err and logs it (debug), once per connection. */
+static void tls_error(struct zw_h1conn *c, enum zw_tls_err err)
+{
+	char sni[256];
+	if (c->tls_error_seen)
+		return;
+	c->tls_error_seen = 1;
+	zw_tlsstats_error(&c->w->s->tls_stats, err);
+	if (zw_certstore_norm_name(zw_tls_sni(c->tls), sni) < 0)
+		snprintf(sni, sizeof(sni), "%s", *zw_tls_sni(c->tls) ? "invalid" : "");
+	zw_log(ZW_LOG_DEBUG, "tls_error", "client=%s sni=\"%s\" reason=%s error=\"%s\"",
+	       c->client_ip, sni, zw_tlsstats_reason(err), zw_tls_error(c->tls));
+}
+
+/* The handshake is done: count it and start the protocol ALPN chose. */
+static void tls_opened(struct zw_h1conn *c)
+{
+	enum zw_tls_alpn alpn = zw_tls_alpn(c->tls);
+	c->tls_open = 1;
+	c->proto_known = 1;
+	zw_tlsstats_handshake(&c->w->s->tls_stats, zw_tls_version(c->tls), (int)alpn);
+	if (alpn == ZW_TLS_ALPN_H2) {
+		start_h2(c, NULL, 0);
+		return;
+	}
+	/* The first request head is due within the header timeout from now. */
+	uv_timer_start(&c->timer, on_timer_header, c->w->s->d.cfg->header_timeout_ms, 0);
+}
+
+/* Runs the session after input or output: handshake flights and alerts to
+ * the socket, the end of the handshake, plaintext to on_plain while the
+ * client side reads, the client's close_notify as the end of its data. */
+static void tls_pump(struct zw_h1conn *c)
+{
+	if (c->closed || c->tls_in_pump)
+		return;
+	c->tls_in_pump = 1;
+	for (;;) {
+		enum zw_tls_state st = zw_tls_get_state(c->tls);
+		if (tls_flush(c) < 0) {
+			conn_close(c);
+			break;
+		}
+		if (st == ZW_TLS_FAILED) {
+			tls_error(c, c->tls_open ? ZW_TLS_ERR_SESSION : ZW_TLS_ERR_HANDSHAKE);
+			close_after_flush(c); /* the alert goes out first */
+			break;
+		}
+		if (st == ZW_TLS_HANDSHAKE)
+			break;
+		if (!c->tls_open) {
+			tls_opened(c);
+			if (c->closed)
+				break;
+		}
+		size_t len = 0;
+		const char *p = zw_tls_plain(c->tls, &len);
+		if (len > 0) {
+			if (!c->reading)
+				break;
+			on_plain(c, p, len);
+			if (c->closed)
+				break;
+			zw_tls_plain_consume(c->tls, len);
+			continue;
+		}
+		if (st == ZW_TLS_PEER_CLOSED && c->reading && !c->tls_peer_eof) {
+			c->tls_peer_eof = 1;
+			client_eof(c, UV_EOF);
+		}
+		break;
+	}
+	c->tls_in_pump = 0;
+	tls_schedule(c);
+}
+
+static void on_tls_idle(uv_idle_t *h)
+{
+	struct zw_h1conn *c = h->data;
+	uv_idle_stop(h);
+	tls_pump(c);
+}
+
+static void tls_alloc(uv_handle_t *h, size_t size, uv_buf_t *buf)
+{
+	struct zw_h1conn *c = h->data;
+	size_t room = zw_tls_in_room(c->tls);
+	(void)size;
+	*buf = uv_buf_init(c->w->rbuf, (unsigned)(room < ZW_DP_RBUF_SIZE ? room : ZW_DP_RBUF_SIZE));
+}
+
+/* Reads the socket while the client side reads, no plaintext waits and the
+ * session has room; plaintext (or the close_notify) waiting while the
+ * client side reads is delivered from the idle callback. */
+static void tls_schedule(struct zw_h1conn *c)
+{
+	if (c->closed || c->tls_in_pump)
+		return;
+	size_t plain = 0;
+	zw_tls_plain(c->tls, &plain);
+	enum zw_tls_state st = zw_tls_get_state(c->tls);
+	if (c->reading && (plain > 0 || (st == ZW_TLS_PEER_CLOSED && !c->tls_peer_eof)))
+		uv_idle_start(&c->tls_idle, on_tls_idle);
+	else
+		uv_idle_stop(&c->tls_idle);
+	int want = c->reading && !c->client_eof && plain == 0 && zw_tls_want_read(c->tls);
+	if (want && !c->tls_sock_reading) {
+		if (uv_read_start((uv_stream_t *)&c->tcp, tls_alloc, client_read_cb) == 0)
+			c->tls_sock_reading = 1;
+	} else if (!want && c->tls_sock_reading) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->tls_sock_reading = 0;
+	}
+}
+
+/* A read of a TLS connection's socket: ciphertext to the session. */
+static void tls_read(struct zw_h1conn *c, ssize_t nread, const char *data)
+{
+	if (nread < 0) {
+		uv_read_stop((uv_stream_t *)&c->tcp);
+		c->tls_sock_reading = 0;
+		if (nread == UV_ENOBUFS) {
+			tls_schedule(c); /* no room: read again once there is */
+			return;
+		}
+		if (!c->tls_open) {
+			if (c->tls_fed)
+				tls_error(c, ZW_TLS_ERR_EOF);
+			conn_close(c);
+			return;
+		}
+		client_eof(c, nread); /* no close_notify: a truncation, as a cleartext EOF */
+		return;
+	}
+	size_t used = 0;
+	c->tls_fed = 1;
+	enum zw_tls_state st = zw_tls_feed(c->tls, data, (size_t)nread, &used);
+	if (used < (size_t)nread && st != ZW_TLS_FAILED && st != ZW_TLS_PEER_CLOSED) {
+		conn_close(c); /* reads are sized to the room: cannot happen */
+		return;
+	}
+	tls_pump(c);
+}
+
+static void client_read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf)
+{
+	struct zw_h1conn *c = st->data;
+	if (nread == 0 || c->closed)
+		return;
+	if (c->tls) {
+		tls_read(c, nread, buf->base);
+		return;
+	}
+	if (nread < 0) {
+		client_eof(c, nread);
+		return;
+	}
+	on_plain(c, buf->base, (size_t)nread);
+}
+
 /* ---- the worker's connections ------------------------------------------------ */
 
-void zw_client_accept(struct zw_worker *w, uv_stream_t *server)
+void zw_client_accept(struct zw_worker *w, uv_stream_t *server, int tls)
 {
 	struct zw_server *s = w->s;
 	struct zw_h1conn *c = calloc(1, sizeof(*c));
 	if (!c)
 		return;
+	if (tls && zw_tls_new(s->d.certs, NULL, &c->tls) < 0) {
+		free(c);
+		return;
+	}
 	if (uv_tcp_init(&w->loop, &c->tcp) < 0) {
+		zw_tls_free(c->tls);
 		free(c);
 		return;
 	}
@@ -913,6 +1178,11 @@ void zw_client_accept(struct zw_worker *w, uv_stream_t *server)
 	c->r.client_ip = c->client_ip;
 	uv_timer_init(&w->loop, &c->timer);
 	c->open_handles = 2;
+	if (c->tls) {
+		uv_idle_init(&w->loop, &c->tls_idle);
+		c->tls_idle.data = c;
+		c->open_handles = 3;
+	}
 	atomic_fetch_add(&s->conns, 1);
 	c->next = w->conns;
 	if (w->conns)
@@ -1006,4 +1276,9 @@ size_t zw_client_write_queue(const struct zw_h1conn *c)
 void zw_client_end(struct zw_h1conn *c)
 {
 	close_after_flush(c);
+}
+
+const char *zw_client_scheme(const struct zw_h1conn *c)
+{
+	return c->tls ? "https" : "http";
 }

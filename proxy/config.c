@@ -97,7 +97,8 @@ static const struct zw_flag flags[] = {
         NUM("max-request-line", max_request_line, 64, 1 << 20, "8192", G_CLIENT,
             "request-target length -> 414"),
         DUR("header-timeout", header_timeout_ms, 1, 3600000, "10s", G_CLIENT,
-            "time to receive a request head"),
+            "time to receive a request head (and to\n"
+            "finish a TLS handshake)"),
         DUR("idle-timeout", idle_timeout_ms, 1, 86400000, "60s", G_CLIENT,
             "idle keep-alive connection"),
         NUM("max-connections", max_connections, 1, 1000000, "10000", G_CLIENT,
@@ -155,8 +156,8 @@ static const struct zw_flag flags[] = {
             "finished requests waiting for export; more are\n"
             "dropped and counted"),
         STR("tls-listen", tls_listen, "ADDR", NULL, G_TLS,
-            "TLS listener address (validated; the listener\n"
-            "is wired in with the HTTP/2 work)"),
+            "TLS listener address: HTTP/1.1 and HTTP/2\n"
+            "(ALPN h2) with certificates chosen by SNI"),
         LIST("tls-secret", tls_secrets, "NS/NAME", 0, G_TLS,
              "kubernetes.io/tls Secret served for the DNS\n"
              "names of its certificate, watched (repeatable)"),

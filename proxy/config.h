@@ -74,8 +74,7 @@ struct zw_proxy_config {
 	size_t trace_queue;        /* --trace-queue N finished requests waiting, default 4096 */
 
 	/* TLS (docs/tls.md). */
-	const char *tls_listen; /* --tls-listen ADDR: accepted and validated; the listener is
-	                         * wired in with the HTTP/2 work */
+	const char *tls_listen; /* --tls-listen ADDR: the TLS listener (docs/tls.md) */
 	const char *tls_secrets[ZW_CONFIG_MAX_LIST]; /* --tls-secret NS/NAME (repeatable) */
 	size_t n_tls_secrets;
 	const char *tls_default_secret; /* --tls-default-secret NS/NAME */

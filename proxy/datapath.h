@@ -17,6 +17,7 @@
 #include "hold.h"
 #include "http1.h"
 #include "server.h"
+#include "tlsstats.h"
 #include "trace.h"
 #include "upstream.h"
 
@@ -40,6 +41,8 @@ enum zw_req_state {
 struct zw_worker;
 struct zw_h1conn;
 struct zw_request;
+struct zw_h2pconn;
+struct zw_h2ustream;
 
 /* Per-worker view of one routing table: lazily acquired stats entries and
  * cached endpoint snapshots per target index. Reference counted by the
@@ -165,6 +168,12 @@ struct zw_request {
 	uint64_t held_first; /* loop time the first wait began, 0 = never held */
 	uint64_t up_start;   /* loop time of the first upstream dial, 0 = none */
 	uint64_t bytes_out;  /* bytes written to the client for this request */
+	/* HTTP/2 towards the backend (h2pool.c) and gRPC. */
+	int grpc;                 /* an HTTP/2 request with content-type application/grpc* */
+	uint64_t grpc_timeout_ms; /* its grpc-timeout, 0 = none (bounds deadline) */
+	struct zw_h2ustream *h2s; /* the backend stream when the backend speaks h2c */
+	struct zw_obuf trailers;  /* the backend's response trailers: name\0value\0 pairs */
+	size_t n_trailers;
 };
 
 struct zw_worker {
@@ -174,6 +183,8 @@ struct zw_worker {
 	uv_thread_t thread;
 	uv_tcp_t listener;
 	int listening;
+	uv_tcp_t tls_listener; /* --tls-listen (s->d.certs set) */
+	int tls_listening;
 	int started;
 	uv_async_t async;
 	uv_timer_t hold_timer;
@@ -184,7 +195,9 @@ struct zw_worker {
 	int draining;
 	struct zw_h1conn *conns;
 	struct zw_upool pool;
-	size_t n_waiting; /* this worker's requests waiting in a queue */
+	struct zw_upool h2pool;     /* TCP connections under h2c upstream sessions */
+	struct zw_h2pconn *h2conns; /* those sessions (h2pool.c) */
+	size_t n_waiting;           /* this worker's requests waiting in a queue */
 	struct zw_metrics_shard metrics;
 	struct zw_wtable *wt;
 	uint64_t table_seen;
@@ -201,6 +214,8 @@ struct zw_server {
 	_Atomic size_t conns;
 	int n_workers;
 	int port;
+	int tls_port; /* 0: no TLS listener */
+	struct zw_tlsstats tls_stats;
 	struct zw_worker **workers;
 	struct zw_metrics_shard **shards;
 };
@@ -306,10 +321,58 @@ void zw_fwd_fail(struct zw_request *r, int status, const char *why);
 /* Reads of active upstream connections (zw_upool_set_reader). */
 void zw_fwd_read_cb(struct zw_upstream *u, ssize_t nread, const char *data);
 
+/* The request head of r went to the backend: r streams from now on (body,
+ * response-header and body timers armed, the client side asked for body). */
+void zw_fwd_head_sent(struct zw_request *r);
+
+/* Connecting to r->ep failed with status (a negative UV_* code): try again
+ * within the connect budget, else answer 502/504. */
+void zw_fwd_connect_failed(struct zw_request *r, int status);
+
+/* ---- h2pool.c: h2c upstream connections of a worker --------------------- */
+
+/* Nonzero when r goes to its backend over HTTP/2 (h2c): the endpoint's port
+ * says so, or the request is gRPC; never for an upgrade. */
+int zw_h2pool_wanted(const struct zw_request *r);
+
+/* Sends r (endpoint r->ep chosen, slot taken) on a stream of a pooled h2c
+ * connection to it (dialed when none has room): r->h2s and r->up (a stand-in
+ * carrying the response as HTTP/1.1 for the client side) are set, and the
+ * response comes through zw_fwd_read_cb. Failures answer through r's ops. */
+void zw_h2pool_start(struct zw_request *r);
+
+/* Request body bytes, framed as r's head says (chunked or not), for r's
+ * backend stream. Returns 0 or -1 (malformed or over the bound). */
+int zw_h2pool_body(struct zw_request *r, const char *data, size_t len);
+
+/* Nonzero while r's request body waits for the backend's window. */
+int zw_h2pool_busy(const struct zw_request *r);
+
+/* r's client took what was sent: give the backend its window back. */
+void zw_h2pool_drained(struct zw_request *r);
+
+/* r lets go of its backend stream (RST_STREAM CANCEL when still open);
+ * r->h2s and r->up are cleared. */
+void zw_h2pool_release(struct zw_request *r);
+
+/* Reads of h2c upstream connections (w->h2pool's reader). */
+void zw_h2pool_read_cb(struct zw_upstream *u, ssize_t nread, const char *data);
+
+/* Draining: connections take no new streams and close once idle. */
+void zw_h2pool_drain(struct zw_worker *w);
+
+/* Closes every h2c upstream connection of w (streams end as resets). */
+void zw_h2pool_close_all(struct zw_worker *w);
+
 /* ---- client.c: HTTP/1.1 client connections ----------------------------- */
 
-/* Accepts a connection on w's listener. */
-void zw_client_accept(struct zw_worker *w, uv_stream_t *server);
+/* Accepts a connection on w's listener `server`; tls: it is the TLS
+ * listener (a TLS session with s->d.certs runs under the connection). */
+void zw_client_accept(struct zw_worker *w, uv_stream_t *server, int tls);
+
+/* The scheme c's client speaks: "https" over TLS, else "http" (for
+ * X-Forwarded-Proto). */
+const char *zw_client_scheme(const struct zw_h1conn *c);
 
 /* Closes held clients that went away (poll, no read). */
 void zw_client_check_disconnects(struct zw_worker *w);

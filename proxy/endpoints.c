@@ -8,6 +8,8 @@
 
 #include "addr.h"
 #include "hash.h"
+#include "protocol.h"
+#include "strmap.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
@@ -22,6 +24,7 @@
 #define MAX_SPEC_ENTRY 4096
 
 struct zw_ep_counter {
+	struct zw_strmap_node node; /* first: in counters, a node is its element */
 	_Atomic long refs;
 	_Atomic long outstanding;
 	_Atomic uint64_t ready_since; /* zw_endpoints_now_ms() when it turned ready; 0: not */
@@ -32,6 +35,7 @@ struct zw_ep_counter {
 struct sl_port {
 	char *name; /* "" when unnamed */
 	uint16_t port;
+	bool h2c; /* appProtocol or name says HTTP/2 without TLS (lib/protocol.h) */
 };
 
 struct sl_addr {
@@ -42,8 +46,9 @@ struct sl_addr {
 };
 
 struct slice {
-	char *key; /* ns/name of the slice */
-	char *svc; /* ns/svc it belongs to */
+	struct zw_strmap_node node; /* first: in slices, a node is its element */
+	char *key;                  /* ns/name of the slice */
+	char *svc;                  /* ns/svc it belongs to */
 	struct sl_port *ports;
 	size_t n_ports;
 	struct sl_addr *addrs;
@@ -64,7 +69,8 @@ struct cache_ent {
 };
 
 struct service {
-	char *key; /* ns/svc */
+	struct zw_strmap_node node; /* first: in services, a node is its element */
+	char *key;                  /* ns/svc */
 	char *ns, *name;
 	bool have_svc, svc_stale;
 	struct svc_port *sports;
@@ -77,18 +83,6 @@ struct service {
 	uint64_t ready_fp;
 };
 
-/* Chained string map. */
-struct mnode {
-	struct mnode *next;
-	const char *key; /* borrowed from the value */
-	void *value;
-};
-
-struct smap {
-	struct mnode **b;
-	size_t cap, n;
-};
-
 struct change {
 	char *ns, *svc;
 	size_t n_ready;
@@ -97,9 +91,9 @@ struct change {
 struct zw_endpoints {
 	pthread_mutex_t lock;
 	_Atomic uint64_t version;
-	struct smap services; /* ns/svc -> struct service (lock) */
-	struct smap slices;   /* ns/slice -> struct slice (writer) */
-	struct smap counters; /* ip|port -> struct zw_ep_counter (writer) */
+	struct zw_strmap services; /* ns/svc -> struct service (lock) */
+	struct zw_strmap slices;   /* ns/slice -> struct slice (writer) */
+	struct zw_strmap counters; /* ip|port -> struct zw_ep_counter (writer) */
 	struct zw_ep_subscriber subs[ZW_EP_MAX_SUBSCRIBERS];
 	size_t n_subs;
 	struct change *changes; /* pending notifications (writer) */
@@ -108,95 +102,40 @@ struct zw_endpoints {
 
 static struct zw_endpoint_set empty_set = {.is_static = true};
 
-/* ---- string map ---- */
+/* ---- the three maps (lib/strmap; each value type starts with its node) ---- */
 
-static uint64_t str_hash(const char *s)
+static void *smap_get(const struct zw_strmap *m, const char *key)
 {
-	uint64_t h = zw_hash_str(s);
-	return h ^ (h >> 31);
+	return zw_strmap_get(m, key);
 }
 
-static void *smap_get(const struct smap *m, const char *key)
+/* value: a service, slice or counter, whose first member is its node. */
+static int smap_put(struct zw_strmap *m, const char *key, void *value)
 {
-	if (!m->cap)
-		return NULL;
-	for (struct mnode *n = m->b[str_hash(key) & (m->cap - 1)]; n; n = n->next)
-		if (strcmp(n->key, key) == 0)
-			return n->value;
-	return NULL;
+	return zw_strmap_put(m, value, key) < 0 ? ZW_EP_ENOMEM : 0;
 }
 
-static int smap_put(struct smap *m, const char *key, void *value)
+static void *smap_del(struct zw_strmap *m, const char *key)
 {
-	if ((m->n + 1) > m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 64;
-		struct mnode **nb = calloc(ncap, sizeof(*nb));
-		if (!nb)
-			return ZW_EP_ENOMEM;
-		for (size_t i = 0; i < m->cap; i++) {
-			struct mnode *n = m->b[i];
-			while (n) {
-				struct mnode *next = n->next;
-				size_t j = str_hash(n->key) & (ncap - 1);
-				n->next = nb[j];
-				nb[j] = n;
-				n = next;
-			}
-		}
-		free(m->b);
-		m->b = nb;
-		m->cap = ncap;
-	}
-	struct mnode *n = malloc(sizeof(*n));
-	if (!n)
-		return ZW_EP_ENOMEM;
-	size_t j = str_hash(key) & (m->cap - 1);
-	n->key = key;
-	n->value = value;
-	n->next = m->b[j];
-	m->b[j] = n;
-	m->n++;
-	return 0;
+	return zw_strmap_del(m, key);
 }
 
-static void *smap_del(struct smap *m, const char *key)
+struct each_call {
+	void (*fn)(void *value, void *ctx);
+	void *ctx;
+};
+
+static void each_value(struct zw_strmap_node *node, void *ctx)
 {
-	if (!m->cap)
-		return NULL;
-	for (struct mnode **pp = &m->b[str_hash(key) & (m->cap - 1)]; *pp; pp = &(*pp)->next) {
-		if (strcmp((*pp)->key, key) == 0) {
-			struct mnode *n = *pp;
-			void *v = n->value;
-			*pp = n->next;
-			free(n);
-			m->n--;
-			return v;
-		}
-	}
-	return NULL;
+	struct each_call *c = ctx;
+	c->fn(node, c->ctx);
 }
 
-/* Calls fn on every value; fn may not modify the map. */
-static void smap_each(const struct smap *m, void (*fn)(void *value, void *ctx), void *ctx)
+/* Calls fn on every value; fn may remove the value it is given only. */
+static void smap_each(struct zw_strmap *m, void (*fn)(void *value, void *ctx), void *ctx)
 {
-	for (size_t i = 0; i < m->cap; i++)
-		for (struct mnode *n = m->b[i]; n; n = n->next)
-			fn(n->value, ctx);
-}
-
-static void smap_clear(struct smap *m)
-{
-	for (size_t i = 0; i < m->cap; i++) {
-		struct mnode *n = m->b[i];
-		while (n) {
-			struct mnode *next = n->next;
-			free(n);
-			n = next;
-		}
-	}
-	free(m->b);
-	m->b = NULL;
-	m->cap = m->n = 0;
+	struct each_call c = {fn, ctx};
+	zw_strmap_each(m, each_value, &c);
 }
 
 /* ---- counters ---- */
@@ -369,6 +308,10 @@ static int slice_parse(const json_t *obj, const char *ns, const char *name, cons
 		sl->ports[sl->n_ports].name = strdup(pname ? pname : "");
 		if (!sl->ports[sl->n_ports].name)
 			goto fail;
+		char why[128];
+		sl->ports[sl->n_ports].h2c =
+		        zw_proto_of_port(json_string_value(json_object_get(p, "appProtocol")),
+		                         pname, NULL, why, sizeof(why)) == ZW_PROTO_H2C;
 		sl->ports[sl->n_ports++].port = (uint16_t)v;
 	}
 
@@ -507,7 +450,9 @@ static void service_ready_stats(const struct service *sv, size_t *n_ready, uint6
 				char buf[ZW_EP_IPLEN + 80];
 				snprintf(buf, sizeof(buf), "%s|%.60s|%u", sl->addrs[a].ip,
 				         sl->ports[p].name, (unsigned)sl->ports[p].port);
-				h += str_hash(buf) * 0x9e3779b97f4a7c15ull; /* order independent */
+				uint64_t k = zw_hash_str(buf);
+				h += (k ^ (k >> 31)) *
+				     0x9e3779b97f4a7c15ull; /* order independent */
 			}
 		}
 	}
@@ -657,24 +602,27 @@ static void unref_counter_cb(void *v, void *ctx)
 	counter_unref(v);
 }
 
+static void drop_counters_cb(void *value, void *ctx)
+{
+	struct slice *sl = value;
+	(void)ctx;
+	free(sl->counters);
+	sl->counters = NULL;
+}
+
 void zw_endpoints_free(struct zw_endpoints *s)
 {
 	if (!s)
 		return;
 	smap_each(&s->services, free_service_cb, NULL);
-	smap_clear(&s->services);
+	zw_strmap_free(&s->services);
 	/* free slices without dropping counter uses one by one: the counter map
 	 * releases its references below */
-	for (size_t i = 0; i < s->slices.cap; i++)
-		for (struct mnode *n = s->slices.b[i]; n; n = n->next) {
-			struct slice *sl = n->value;
-			free(sl->counters);
-			sl->counters = NULL;
-		}
+	smap_each(&s->slices, drop_counters_cb, NULL);
 	smap_each(&s->slices, free_slice_cb, NULL);
-	smap_clear(&s->slices);
+	zw_strmap_free(&s->slices);
 	smap_each(&s->counters, unref_counter_cb, NULL);
-	smap_clear(&s->counters);
+	zw_strmap_free(&s->counters);
 	for (size_t i = 0; i < s->n_changes; i++) {
 		free(s->changes[i].ns);
 		free(s->changes[i].svc);
@@ -1055,6 +1003,7 @@ static int build_set(const struct service *sv, int port, const char *port_name, 
 					        htons(sp->port);
 				memcpy(e->ip, ad->ip, sizeof(e->ip));
 				e->port = sp->port;
+				e->h2c = sp->h2c;
 				e->counter = sl->counters[a * sl->n_ports + p];
 			}
 			break; /* one matching port per slice */

@@ -73,6 +73,8 @@ struct zw_endpoint {
 	socklen_t addr_len;
 	char ip[ZW_EP_IPLEN]; /* textual address as in the slice (normalized) */
 	uint16_t port;
+	bool h2c; /* the port speaks h2c (appProtocol kubernetes.io/h2c, grpc, h2c,
+	           * http2, or a name grpc[-...] / http2[-...]: lib/protocol.h) */
 	struct zw_ep_counter *counter;
 };
 

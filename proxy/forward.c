@@ -57,11 +57,17 @@ static int up_send_bytes(struct zw_request *r, const char *data, size_t len)
 
 int zw_fwd_busy(const struct zw_request *r)
 {
+	if (r->h2s)
+		return zw_h2pool_busy(r);
 	return r->up && uv_stream_get_write_queue_size((uv_stream_t *)&r->up->tcp) > 0;
 }
 
 void zw_fwd_drop(struct zw_request *r)
 {
+	if (r->h2s) {
+		zw_h2pool_release(r);
+		return;
+	}
 	if (r->up) {
 		zw_upstream_close(r->up);
 		r->up = NULL;
@@ -70,6 +76,10 @@ void zw_fwd_drop(struct zw_request *r)
 
 void zw_fwd_release(struct zw_request *r)
 {
+	if (r->h2s) {
+		zw_h2pool_release(r); /* the connection stays with the pool */
+		return;
+	}
 	if (!r->up)
 		return;
 	if (r->up_reusable && r->req_done && !r->w->draining &&
@@ -90,7 +100,9 @@ static int streaming(const struct zw_request *r)
 void zw_fwd_client_drained(struct zw_request *r)
 {
 	/* Backpressure: the client caught up, read the upstream again. */
-	if (streaming(r) && r->up)
+	if (r->h2s)
+		zw_h2pool_drained(r);
+	else if (streaming(r) && r->up)
 		zw_upstream_read_start(r->up);
 }
 
@@ -204,6 +216,11 @@ static void on_up_connect(struct zw_upstream *u, int status)
 	}
 	zw_upstream_close(u);
 	r->up = NULL;
+	zw_fwd_connect_failed(r, status);
+}
+
+void zw_fwd_connect_failed(struct zw_request *r, int status)
+{
 	r->last_connect_err = status;
 	uint64_t now = uv_now(&r->w->loop);
 	uint64_t interval = r->w->s->d.cfg->connect_retry_interval_ms;
@@ -228,6 +245,10 @@ static void dial(struct zw_request *r)
 {
 	struct zw_server *s = r->w->s;
 	r->state = ZW_REQ_CONNECT;
+	if (zw_h2pool_wanted(r)) {
+		zw_h2pool_start(r);
+		return;
+	}
 	/* A body already on its way cannot be replayed on a fresh connection
 	 * if a reused one turns out closed: only reuse recently used ones. */
 	struct zw_upstream *u =
@@ -311,7 +332,7 @@ static void send_request_head(struct zw_request *r)
 	r->state = ZW_REQ_PROXY;
 	if (r->ops->request_head(r, &out) < 0 || (r->traced && zw_observe_tracing(s->d.obs) &&
 	                                          zw_trace_rewrite_head(&out, &r->trace) < 0)) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		zw_fwd_fail(r, 502, "request head too large to forward");
 		return;
 	}
@@ -326,16 +347,16 @@ static void send_request_head(struct zw_request *r)
 		br = r->ops->early_body(r, &bdata, &blen);
 		if (br == ZW_BODY_EBAD) {
 			/* dispatch checked these bytes already; kept for safety. */
-			free(out.data);
+			zw_buf_free(&out.buf);
 			zw_metrics_event(&r->w->metrics, r->key, ZW_EV_UPSTREAM_ERROR);
 			r->ops->respond(r, 400, NULL, "malformed request body\n", 1);
 			return;
 		}
 	}
-	uv_buf_t bufs[2] = {uv_buf_init(out.data, (unsigned)out.len),
+	uv_buf_t bufs[2] = {uv_buf_init(out.buf.data, (unsigned)out.buf.len),
 	                    uv_buf_init((char *)bdata, (unsigned)blen)};
 	int rc = up_send(r, bufs, blen ? 2 : 1);
-	free(out.data);
+	zw_buf_free(&out.buf);
 	if (rc == 0 && bdata)
 		r->ops->early_body_sent(r);
 	if (rc < 0) {
@@ -354,6 +375,13 @@ static void send_request_head(struct zw_request *r)
 		zw_fwd_fail(r, 502, "upstream connection reset");
 		return;
 	}
+	zw_fwd_head_sent(r);
+}
+
+void zw_fwd_head_sent(struct zw_request *r)
+{
+	struct zw_server *s = r->w->s;
+	r->state = ZW_REQ_PROXY;
 	const struct zw_target *t = r->target;
 	uint64_t to = t && t->response_header_timeout_ms ? t->response_header_timeout_ms
 	                                                 : s->d.cfg->response_header_timeout_ms;
@@ -365,6 +393,14 @@ static void send_request_head(struct zw_request *r)
 
 int zw_fwd_body(struct zw_request *r, const char *data, size_t len)
 {
+	if (r->h2s) {
+		if (zw_h2pool_body(r, data, len) < 0) {
+			zw_fwd_fail(r, 502, "request body could not go to the HTTP/2 backend");
+			return -1;
+		}
+		r->body_sent += len;
+		return 0;
+	}
 	if (len == 0 || !r->up)
 		return 0;
 	if (up_send_bytes(r, data, len) < 0) {
@@ -377,6 +413,8 @@ int zw_fwd_body(struct zw_request *r, const char *data, size_t len)
 
 int zw_fwd_tunnel_bytes(struct zw_request *r, const char *data, size_t len)
 {
+	if (r->h2s)
+		return UV_EINVAL; /* no upgrade goes over HTTP/2 */
 	return up_send_bytes(r, data, len);
 }
 

@@ -18,9 +18,12 @@
  * request only; draining sends GOAWAY. */
 #include "datapath.h"
 
+#include "h2upstream.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_SOCKET_QUEUE (256 * 1024) /* output waiting in the socket: stop producing */
 #define MAX_RESP_FIELDS  256
@@ -55,7 +58,11 @@ struct h2stream {
 	int body_fin_sent;   /* ...and the upstream has all of it */
 	struct zw_obuf resp; /* response body not yet taken by h2conn */
 	size_t resp_off;
-	int resp_end; /* the response is complete after resp */
+	int resp_end;            /* the response is complete after resp */
+	int head_sent;           /* a response head went to the client */
+	struct zw_obuf trailers; /* the backend's trailers (taken from the request at its end) */
+	size_t n_trailers;
+	int grpc_done; /* a gRPC status went to the client */
 };
 
 static const struct zw_client_ops h2_ops;
@@ -104,8 +111,9 @@ static void on_stream_timer_closed(uv_handle_t *h)
 {
 	struct h2stream *st = stream_of(h->data);
 	zw_http_head_free(&st->head);
-	free(st->body.data);
-	free(st->resp.data);
+	zw_buf_free(&st->body.buf);
+	zw_buf_free(&st->resp.buf);
+	zw_buf_free(&st->trailers.buf);
 	free(st);
 }
 
@@ -134,28 +142,76 @@ static void stream_end_request(struct h2stream *st)
 	zw_request_cleanup(r);
 }
 
-/* Pushes response bytes that wait into h2conn; ends the body when all
- * went. Returns nonzero while bytes still wait. */
+/* Ends the response with the backend's trailers. */
+static void send_trailers(struct h2stream *st)
+{
+	struct zw_h2_field f[256];
+	size_t n = st->n_trailers < 256 ? st->n_trailers : 256;
+	zw_h2_fields_list(&st->trailers, n, f);
+	zw_h2conn_trailers(st->s->h2, st->id, f, n);
+}
+
+/* Pushes response bytes that wait into h2conn; ends the body (with the
+ * backend's trailers, if any) when all went. Returns nonzero while bytes
+ * still wait. */
 static int push_response(struct h2stream *st)
 {
 	if (st->gone || !st->s)
 		return 0;
-	size_t n = st->resp.len - st->resp_off;
+	int trailers = st->resp_end == 1 && st->n_trailers;
+	size_t n = st->resp.buf.len - st->resp_off;
 	if (n > 0) {
 		long took = zw_h2conn_data(st->s->h2, st->id,
-		                           (const uint8_t *)st->resp.data + st->resp_off, n,
-		                           st->resp_end);
+		                           (const uint8_t *)st->resp.buf.data + st->resp_off, n,
+		                           st->resp_end && !trailers);
 		if (took < 0)
 			return 0;
 		st->resp_off += (size_t)took;
-		if (st->resp_off < st->resp.len)
+		if (st->resp_off < st->resp.buf.len)
 			return 1;
-		st->resp.len = st->resp_off = 0;
-		return 0;
-	}
-	if (st->resp_end)
+		st->resp.buf.len = st->resp_off = 0;
+	} else if (st->resp_end && !trailers) {
 		zw_h2conn_data(st->s->h2, st->id, NULL, 0, 1);
+	}
+	if (trailers)
+		send_trailers(st);
 	return 0;
+}
+
+/* Percent-encodes text (up to its first newline) into out as a
+ * grpc-message value. */
+static void grpc_message(char *out, size_t cap, const char *text)
+{
+	size_t k = 0;
+	for (const char *p = text; *p && *p != '\n' && k + 4 < cap; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 0x20 && c < 0x7f && c != '%')
+			out[k++] = (char)c;
+		else
+			k += (size_t)snprintf(out + k, cap - k, "%%%02X", c);
+	}
+	out[k] = 0;
+}
+
+/* Ends a gRPC stream with the status a proxy-made HTTP `status` stands
+ * for and `text` as its message: trailers-only when no head went out yet,
+ * else trailers after what was queued. Returns 0 or -1. */
+static int grpc_close(struct h2stream *st, int status, const char *text)
+{
+	char code[12], msg[256];
+	if (st->gone || st->grpc_done)
+		return -1;
+	st->grpc_done = 1;
+	snprintf(code, sizeof(code), "%d",
+	         zw_h2up_grpc_status(status, zw_request_past_deadline(&st->r)));
+	grpc_message(msg, sizeof(msg), text);
+	struct zw_h2_field f[] = {{"content-type", "application/grpc", 12, 16},
+	                          {"grpc-status", code, 11, strlen(code)},
+	                          {"grpc-message", msg, 12, strlen(msg)}};
+	if (st->head_sent)
+		return zw_h2conn_trailers(st->s->h2, st->id, f + 1, 2);
+	st->head_sent = 1;
+	return zw_h2conn_respond(st->s->h2, st->id, 200, f, 3, 1);
 }
 
 /* The response is complete: end the stream's body and the request. */
@@ -214,13 +270,14 @@ static int respond_text(struct h2stream *st, const char *text, size_t len, int w
 		blen = 0;
 	if (zw_h2conn_respond(st->s->h2, st->id, status, fields, n, 0) < 0)
 		return -1;
+	st->head_sent = 1;
 	if (blen && zw_obuf_add(&st->resp, body, blen) < 0)
 		return -1;
 	return 0;
 }
 
-/* Sends a response the proxy built as HTTP/1.1 text and ends the request. */
-static void respond_built(struct h2stream *st, struct zw_obuf *out, int status)
+/* A response of the proxy's own begins: st's request ends with status. */
+static void local_answer(struct h2stream *st, int status)
 {
 	struct zw_request *r = &st->r;
 	r->status = status;
@@ -228,13 +285,20 @@ static void respond_built(struct h2stream *st, struct zw_obuf *out, int status)
 	uv_timer_stop(&st->timer);
 	zw_request_record(r, status);
 	r->resp_done = 1;
-	int rc = st->gone ? -1 : respond_text(st, out->data, out->len, !r->is_head);
-	free(out->data);
+}
+
+/* Sends a response the proxy built as HTTP/1.1 text and ends the request. */
+static void respond_built(struct h2stream *st, struct zw_obuf *out, int status)
+{
+	struct zw_request *r = &st->r;
+	local_answer(st, status);
+	int rc = st->gone ? -1 : respond_text(st, out->buf.data, out->buf.len, !r->is_head);
+	free(out->buf.data);
 	if (rc < 0) {
 		r->ops->abort(r);
 		return;
 	}
-	r->bytes_out += out->len;
+	r->bytes_out += out->buf.len;
 	stream_finish(st);
 }
 
@@ -248,7 +312,7 @@ static void pump_body(struct h2stream *st)
 	struct zw_request *r = &st->r;
 	if (st->ended || r->state != ZW_REQ_PROXY || !r->up || r->req_done || zw_fwd_busy(r))
 		return;
-	size_t n = st->body.len;
+	size_t n = st->body.buf.len;
 	int fin = st->body_end;
 	if (n == 0 && !fin)
 		return;
@@ -258,24 +322,24 @@ static void pump_body(struct h2stream *st)
 		if (n > 0)
 			rc = zw_obuf_addf(&f, "%zx\r\n", n);
 		if (rc == 0 && n > 0)
-			rc = zw_obuf_add(&f, st->body.data, n);
+			rc = zw_obuf_add(&f, st->body.buf.data, n);
 		if (rc == 0 && n > 0)
 			rc = zw_obuf_add(&f, "\r\n", 2);
 		if (rc == 0 && fin)
 			rc = zw_obuf_add(&f, "0\r\n\r\n", 5);
 	} else if (n > 0) {
-		rc = zw_obuf_add(&f, st->body.data, n);
+		rc = zw_obuf_add(&f, st->body.buf.data, n);
 	}
 	if (rc < 0) {
-		free(f.data);
+		zw_buf_free(&f.buf);
 		r->ops->abort(r);
 		return;
 	}
-	st->body.len = 0;
+	st->body.buf.len = 0;
 	if (fin)
 		r->req_done = 1;
-	rc = zw_fwd_body(r, f.data, f.len);
-	free(f.data);
+	rc = zw_fwd_body(r, f.buf.data, f.buf.len);
+	zw_buf_free(&f.buf);
 	if (rc < 0)
 		return; /* answered or aborted */
 	if (n > 0 && !st->gone) {
@@ -291,7 +355,7 @@ static int h2_request_head(struct zw_request *r, struct zw_obuf *out)
 	struct h2stream *st = stream_of(r);
 	struct zw_fwd_info info = {
 	        .client_ip = r->client_ip,
-	        .proto = "http",
+	        .proto = st->s ? zw_client_scheme(st->s->conn) : "http",
 	        .chunked = st->chunked,
 	};
 	return zw_http_build_request(out, &st->parser, &st->head, &info);
@@ -319,8 +383,8 @@ static void h2_body_more(struct zw_request *r)
 static void on_resp_body(void *ctx, const char *at, size_t len)
 {
 	struct h2stream *st = ctx;
-	if (st->resp_off > 0 && st->resp_off == st->resp.len)
-		st->resp.len = st->resp_off = 0;
+	if (st->resp_off > 0 && st->resp_off == st->resp.buf.len)
+		st->resp.buf.len = st->resp_off = 0;
 	if (zw_obuf_add(&st->resp, at, len) < 0)
 		st->resp_end = -1; /* cannot happen within the bound; aborts below */
 }
@@ -341,10 +405,10 @@ static int h2_response_head(struct zw_request *r, enum zw_resp_kind kind)
 	struct zw_resp_info info = {.cold_start = r->cold};
 	int rc = zw_http_build_response(&out, &u->parser, &u->head, &info);
 	if (rc == 0)
-		rc = respond_text(st, out.data, out.len, 0);
+		rc = respond_text(st, out.buf.data, out.buf.len, 0);
 	if (rc == 0)
-		r->bytes_out += out.len;
-	free(out.data);
+		r->bytes_out += out.buf.len;
+	zw_buf_free(&out.buf);
 	if (rc < 0) {
 		h2_abort(r);
 		return -1;
@@ -369,7 +433,7 @@ static int h2_send(struct zw_request *r, const char *data, size_t len)
 static int h2_busy(struct zw_request *r)
 {
 	struct h2stream *st = stream_of(r);
-	return st->resp.len > st->resp_off;
+	return st->resp.buf.len > st->resp_off;
 }
 
 static void h2_finish(struct zw_request *r)
@@ -377,7 +441,24 @@ static void h2_finish(struct zw_request *r)
 	struct h2stream *st = stream_of(r);
 	if (r->up)
 		r->up->head.on_body = NULL;
+	/* The trailers go out after the body, which may outlive the request's
+	 * accounting: the stream keeps them. */
+	st->trailers = r->trailers;
+	st->n_trailers = r->n_trailers;
+	r->trailers = (struct zw_obuf){0};
+	r->n_trailers = 0;
 	stream_finish(st);
+}
+
+/* A gRPC request the proxy answers itself: the status as gRPC's. */
+static void grpc_respond(struct h2stream *st, int status, const char *text)
+{
+	local_answer(st, status);
+	if (grpc_close(st, status, text) < 0 && !st->gone)
+		zw_h2conn_reset(st->s->h2, st->id, 0x2); /* INTERNAL_ERROR */
+	stream_end_request(st);
+	if (st->s)
+		flush(st->s);
 }
 
 static void h2_respond(struct zw_request *r, int status, const char *extra, const char *body,
@@ -385,8 +466,12 @@ static void h2_respond(struct zw_request *r, int status, const char *extra, cons
 {
 	struct zw_obuf out = {.limit = 1 << 20};
 	(void)close; /* a stream ends alone */
+	if (r->grpc) {
+		grpc_respond(stream_of(r), status, body);
+		return;
+	}
 	if (zw_http_simple_response(&out, status, extra, body, strlen(body), 0) < 0) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		h2_abort(r);
 		return;
 	}
@@ -399,9 +484,13 @@ static void h2_respond_static(struct zw_request *r, const struct zw_static_respo
 	struct h2stream *st = stream_of(r);
 	struct zw_obuf out = {.limit = 4 << 20};
 	int status = 0;
+	if (r->grpc) {
+		grpc_respond(st, 503, "the target is not ready");
+		return;
+	}
 	if (zw_client_static_text(&out, p, st->head.buf + st->head.url_off, st->head.url_len,
 	                          default_status, cold, 0, r->is_head, &status) < 0) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		h2_abort(r);
 		return;
 	}
@@ -413,7 +502,9 @@ static void h2_abort(struct zw_request *r)
 	struct h2stream *st = stream_of(r);
 	if (r->up)
 		r->up->head.on_body = NULL;
-	if (!st->gone)
+	/* gRPC: UNAVAILABLE rather than a reset (which gRPC reports as an
+	 * internal error). */
+	if (!st->gone && (!r->grpc || grpc_close(st, 502, "backend stream failed") < 0))
 		zw_h2conn_reset(st->s->h2, st->id, 0x2); /* INTERNAL_ERROR */
 	stream_end_request(st);
 	if (!st->gone)
@@ -573,10 +664,10 @@ static void *on_request(void *ctx, int32_t id, const struct zw_h2_request *req)
 	size_t used = 0;
 	int res = zw_h2_request_text(req, &t, &st->chunked);
 	if (res == 0)
-		res = zw_http_head_execute(&st->parser, &st->head, t.data, t.len, &used);
+		res = zw_http_head_execute(&st->parser, &st->head, t.buf.data, t.buf.len, &used);
 	else
 		res = res == -2 ? ZW_HTTP_EBAD : ZW_HTTP_ETOOBIG;
-	free(t.data);
+	zw_buf_free(&t.buf);
 	r->start_ms = uv_now(&w->loop);
 	r->method = st->parser.method;
 	r->head = &st->head;
@@ -596,6 +687,12 @@ static void *on_request(void *ctx, int32_t id, const struct zw_h2_request *req)
 	const char *tp = zw_http_find(&st->head, "traceparent", &tp_len);
 	const char *ts = zw_http_find(&st->head, "tracestate", &ts_len);
 	zw_request_observe_begin(r, tp, tp_len, ts, ts_len);
+	size_t ct_len = 0, gt_len = 0;
+	const char *ct = zw_http_find(&st->head, "content-type", &ct_len);
+	r->grpc = ct && ct_len >= 16 && strncasecmp(ct, "application/grpc", 16) == 0;
+	const char *gt = r->grpc ? zw_http_find(&st->head, "grpc-timeout", &gt_len) : NULL;
+	if (gt && zw_h2up_grpc_timeout(gt, gt_len, &r->grpc_timeout_ms) == 0 && !r->grpc_timeout_ms)
+		r->grpc_timeout_ms = 1; /* "0m": due at once, not "none" */
 	r->is_head = st->parser.method == HTTP_HEAD;
 	r->has_body = !req->end_stream;
 	r->chunked = st->chunked;

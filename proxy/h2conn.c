@@ -70,9 +70,9 @@ int zw_h2_is_preface(const uint8_t *data, size_t len)
 static void stream_free(struct zw_h2conn *c, struct h2stream *st)
 {
 	ZW_LIST_UNLINK(c->streams, st);
-	free(st->fields.data);
-	free(st->out.data);
-	free(st->trailer_buf.data);
+	zw_buf_free(&st->fields.buf);
+	zw_buf_free(&st->out.buf);
+	zw_buf_free(&st->trailer_buf.buf);
 	free(st->trailers);
 	free(st);
 }
@@ -126,8 +126,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 		st->too_big = 1;
 		return 0;
 	}
-	if (zw_obuf_add(&st->fields, name, namelen) < 0 || zw_obuf_add(&st->fields, "", 1) < 0 ||
-	    zw_obuf_add(&st->fields, value, valuelen) < 0 || zw_obuf_add(&st->fields, "", 1) < 0) {
+	if (zw_h2_fields_add(&st->fields, name, namelen, value, valuelen) < 0) {
 		st->too_big = 1;
 		return 0;
 	}
@@ -138,16 +137,15 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 static void request_ready(struct zw_h2conn *c, struct h2stream *st, int end_stream)
 {
 	struct zw_h2_field fields[MAX_FIELDS];
+	struct zw_h2_field all[MAX_FIELDS];
 	struct zw_h2_request rq = {.end_stream = end_stream};
-	size_t nf = 0, off = 0;
+	size_t nf = 0;
+	zw_h2_fields_list(&st->fields, st->n_fields, all);
 	for (size_t i = 0; i < st->n_fields; i++) {
-		const char *name = st->fields.data + off;
-		size_t nl = strlen(name);
-		const char *value = name + nl + 1;
-		size_t vl = strlen(value);
-		off += nl + vl + 2;
+		const char *name = all[i].name, *value = all[i].value;
+		size_t vl = all[i].value_len;
 		if (name[0] != ':') {
-			fields[nf++] = (struct zw_h2_field){name, value, nl, vl};
+			fields[nf++] = all[i];
 		} else if (strcmp(name, ":method") == 0) {
 			rq.method = value;
 			rq.method_len = vl;
@@ -255,20 +253,20 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	struct h2stream *st = stream_of(c, id);
 	if (!st)
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	size_t avail = st->out.len - st->out_off;
+	size_t avail = st->out.buf.len - st->out_off;
 	size_t n = avail < length ? avail : length;
 	if (n > 0) /* an empty end of body may have no buffer at all */
-		memcpy(buf, st->out.data + st->out_off, n);
+		memcpy(buf, st->out.buf.data + st->out_off, n);
 	st->out_off += n;
-	if (st->out_off == st->out.len)
-		st->out.len = st->out_off = 0;
+	if (st->out_off == st->out.buf.len)
+		st->out.buf.len = st->out_off = 0;
 	if (n > 0 && st->blocked && !st->queued_writable) {
 		st->blocked = 0;
 		st->queued_writable = 1;
 		st->next_writable = c->writable;
 		c->writable = st;
 	}
-	if (st->out.len == 0 && st->out_end) {
+	if (st->out.buf.len == 0 && st->out_end) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (st->n_trailers) {
 			nghttp2_nv nv[MAX_FIELDS];
@@ -360,13 +358,14 @@ long zw_h2conn_data(struct zw_h2conn *c, int32_t id, const uint8_t *data, size_t
 	struct h2stream *st = stream_of(c, id);
 	if (!st || st->out_end)
 		return -1;
-	if (st->out_off > 0 && st->out.len + len > st->out.limit) {
+	if (st->out_off > 0 && st->out.buf.len + len > st->out.limit) {
 		/* Compact before refusing room. */
-		memmove(st->out.data, st->out.data + st->out_off, st->out.len - st->out_off);
-		st->out.len -= st->out_off;
+		memmove(st->out.buf.data, st->out.buf.data + st->out_off,
+		        st->out.buf.len - st->out_off);
+		st->out.buf.len -= st->out_off;
 		st->out_off = 0;
 	}
-	size_t room = st->out.limit > st->out.len ? st->out.limit - st->out.len : 0;
+	size_t room = st->out.limit > st->out.buf.len ? st->out.limit - st->out.buf.len : 0;
 	size_t take = len < room ? len : room;
 	if (take && zw_obuf_add(&st->out, data, take) < 0)
 		return -1;
@@ -402,7 +401,7 @@ int zw_h2conn_trailers(struct zw_h2conn *c, int32_t id, const struct zw_h2_field
 			return -1;
 	size_t off = 0;
 	for (size_t i = 0; i < n; i++) {
-		char *name = st->trailer_buf.data + off;
+		char *name = st->trailer_buf.buf.data + off;
 		for (size_t j = 0; j < fields[i].name_len; j++)
 			name[j] = (char)tolower((unsigned char)name[j]);
 		const char *value = name + fields[i].name_len + 1;
@@ -514,7 +513,7 @@ void zw_h2conn_free(struct zw_h2conn *c)
 		}
 		nghttp2_session_del(c->ng);
 	}
-	free(c->out.data);
+	zw_buf_free(&c->out.buf);
 	free(c);
 }
 
@@ -531,32 +530,60 @@ int zw_h2conn_feed(struct zw_h2conn *c, const uint8_t *data, size_t len)
 	return 0;
 }
 
-int zw_h2conn_output(struct zw_h2conn *c, const uint8_t **data, size_t *len)
+int zw_h2_session_output(void *session, struct zw_obuf *out, size_t max)
 {
-	c->out.len = 0;
-	for (;;) {
+	nghttp2_session *ng = session;
+	int rc = 0;
+	out->buf.len = 0;
+	while (out->buf.len < max) {
 		const uint8_t *p;
-		if (c->out.len >= c->out.limit)
+		ssize_t n = nghttp2_session_mem_send(ng, &p);
+		if (n <= 0) {
+			rc = n < 0 ? -1 : 0;
 			break;
-		ssize_t n = nghttp2_session_mem_send(c->ng, &p);
-		if (n < 0) {
-			c->fatal = 1;
-			return -1;
 		}
-		if (n == 0)
-			break;
 		/* A frame may take the buffer past its limit once: the
 		 * limit bounds how much is produced per call, not a frame. */
-		c->out.limit = c->out.len + (size_t)n > c->lim.max_output ? c->out.len + (size_t)n
-		                                                          : c->lim.max_output;
-		if (zw_obuf_add(&c->out, p, (size_t)n) < 0) {
-			c->fatal = 1;
-			return -1;
+		out->limit = out->buf.len + (size_t)n > max ? out->buf.len + (size_t)n : max;
+		if (zw_obuf_add(out, p, (size_t)n) < 0) {
+			rc = -1;
+			break;
 		}
 	}
-	c->out.limit = c->lim.max_output;
-	*data = (const uint8_t *)c->out.data;
-	*len = c->out.len;
+	out->limit = max;
+	return rc;
+}
+
+int zw_h2_fields_add(struct zw_obuf *b, const uint8_t *name, size_t nl, const uint8_t *value,
+                     size_t vl)
+{
+	if (zw_obuf_add(b, name, nl) < 0 || zw_obuf_add(b, "", 1) < 0 ||
+	    zw_obuf_add(b, value, vl) < 0 || zw_obuf_add(b, "", 1) < 0)
+		return -1;
+	return 0;
+}
+
+void zw_h2_fields_list(const struct zw_obuf *b, size_t n, struct zw_h2_field *out)
+{
+	size_t off = 0;
+	for (size_t i = 0; i < n; i++) {
+		const char *name = b->buf.data + off;
+		size_t nl = strlen(name);
+		const char *value = name + nl + 1;
+		size_t vl = strlen(value);
+		out[i] = (struct zw_h2_field){name, value, nl, vl};
+		off += nl + vl + 2;
+	}
+}
+
+int zw_h2conn_output(struct zw_h2conn *c, const uint8_t **data, size_t *len)
+{
+	if (zw_h2_session_output(c->ng, &c->out, c->lim.max_output) < 0) {
+		c->fatal = 1;
+		return -1;
+	}
+	*data = (const uint8_t *)c->out.buf.data;
+	*len = c->out.buf.len;
 	/* Streams that got room while frames were produced. */
 	while (c->writable) {
 		struct h2stream *st = c->writable;

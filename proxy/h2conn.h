@@ -152,6 +152,24 @@ void zw_h2conn_reset(struct zw_h2conn *c, int32_t id, uint32_t error_code);
  * finish. */
 void zw_h2conn_shutdown(struct zw_h2conn *c);
 
+/* ---- shared with h2upstream.c (the client side's connections) ---- */
+
+struct zw_obuf;
+
+/* Collects what nghttp2 session `session` (an nghttp2_session *) has to
+ * send into out (emptied first), about max bytes per call (one frame may
+ * pass it). Returns 0 or -1 (session error, or out of memory). */
+int zw_h2_session_output(void *session, struct zw_obuf *out, size_t max);
+
+/* Appends a field (name, value: nl / vl bytes, borrowed) to a header block
+ * kept as name\0value\0 pairs in b. Returns 0 or -1 (past b's limit). */
+int zw_h2_fields_add(struct zw_obuf *b, const uint8_t *name, size_t nl, const uint8_t *value,
+                     size_t vl);
+
+/* Fills out[0..n) with the first n fields of a block built by
+ * zw_h2_fields_add (pointing into b). */
+void zw_h2_fields_list(const struct zw_obuf *b, size_t n, struct zw_h2_field *out);
+
 /* Nonzero when `data` (len bytes, the start of a connection) begins with
  * the HTTP/2 connection preface; -1 when it is too short to tell yet (a
  * prefix of the preface); 0 when it is not HTTP/2. */

@@ -1,97 +1,61 @@
 /* Request admission and waiting (see hold.h). */
 #include "hold.h"
 
+#include "list.h"
 #include "target.h"
 
 #include <stdlib.h>
 #include <string.h>
 
 struct zw_hold_queue {
-	struct zw_hold_queue *next_q; /* hash chain */
-	struct zw_hold_item *head, *tail;
+	struct zw_strmap_node node;       /* in h->queues, by key */
+	struct zw_hold_item *head, *tail; /* waiting items, oldest first */
 	uint32_t n;
 	char key[]; /* target key */
 };
 
-static size_t hash_key(const char *k)
+static struct zw_hold_queue *queue_of(struct zw_strmap_node *n)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ull;
-	return (size_t)(h % ZW_HOLD_BUCKETS);
+	return n ? ZW_STRMAP_ENTRY(n, struct zw_hold_queue, node) : NULL;
 }
 
 int zw_hold_init(struct zw_hold *h, int n_workers)
 {
-	memset(h->buckets, 0, sizeof(h->buckets));
+	h->queues = (struct zw_strmap){0};
 	memset(h->mail, 0, sizeof(h->mail));
 	atomic_init(&h->total, 0);
 	h->n_workers = n_workers;
 	return pthread_mutex_init(&h->lock, NULL);
 }
 
+/* Frees queue n, leaving its items unqueued. */
+static void free_queue(struct zw_strmap_node *n, void *ctx)
+{
+	struct zw_hold_queue *q = queue_of(n);
+	(void)ctx;
+	for (struct zw_hold_item *it = q->head; it; it = it->next)
+		it->q = NULL;
+	free(q);
+}
+
 void zw_hold_free(struct zw_hold *h)
 {
-	for (size_t b = 0; b < ZW_HOLD_BUCKETS; b++) {
-		struct zw_hold_queue *q = h->buckets[b];
-		while (q) {
-			struct zw_hold_queue *next = q->next_q;
-			for (struct zw_hold_item *it = q->head; it; it = it->next)
-				it->q = NULL;
-			free(q);
-			q = next;
-		}
-		h->buckets[b] = NULL;
-	}
+	zw_strmap_each(&h->queues, free_queue, NULL);
+	zw_strmap_free(&h->queues);
 	pthread_mutex_destroy(&h->lock);
 }
 
 /* Finds the queue of key; the lock is held. */
 static struct zw_hold_queue *find_queue(struct zw_hold *h, const char *key)
 {
-	for (struct zw_hold_queue *q = h->buckets[hash_key(key)]; q; q = q->next_q)
-		if (strcmp(q->key, key) == 0)
-			return q;
-	return NULL;
+	return queue_of(zw_strmap_get(&h->queues, key));
 }
 
 /* Unlinks and frees an empty queue; the lock is held. */
 static void drop_queue(struct zw_hold *h, struct zw_hold_queue *q)
 {
-	struct zw_hold_queue **pp = &h->buckets[hash_key(q->key)];
-	while (*pp && *pp != q)
-		pp = &(*pp)->next_q;
-	if (*pp)
-		*pp = q->next_q;
+	zw_strmap_remove(&h->queues, &q->node);
 	free(q);
-}
-
-/* Appends it to the list head/tail (a queue or a mailbox). */
-static void list_append(struct zw_hold_item **head, struct zw_hold_item **tail,
-                        struct zw_hold_item *it)
-{
-	it->next = NULL;
-	it->prev = *tail;
-	if (*tail)
-		(*tail)->next = it;
-	else
-		*head = it;
-	*tail = it;
-}
-
-/* Unlinks it from the list head/tail it is on. */
-static void list_unlink(struct zw_hold_item **head, struct zw_hold_item **tail,
-                        struct zw_hold_item *it)
-{
-	if (it->prev)
-		it->prev->next = it->next;
-	else
-		*head = it->next;
-	if (it->next)
-		it->next->prev = it->prev;
-	else
-		*tail = it->prev;
-	it->next = it->prev = NULL;
 }
 
 /* Unlinks it from its queue, freeing the queue when it empties; the lock
@@ -99,7 +63,7 @@ static void list_unlink(struct zw_hold_item **head, struct zw_hold_item **tail,
 static void dequeue(struct zw_hold *h, struct zw_hold_item *it)
 {
 	struct zw_hold_queue *q = it->q;
-	list_unlink(&q->head, &q->tail, it);
+	ZW_QUEUE_UNLINK(q->head, q->tail, it);
 	it->q = NULL;
 	it->state = ZW_HOLD_IDLE;
 	q->n--;
@@ -122,11 +86,12 @@ static int enqueue(struct zw_hold *h, const char *key, struct zw_hold_item *it, 
 		if (!q)
 			return ZW_ADMIT_NOMEM;
 		memcpy(q->key, key, klen + 1);
-		size_t b = hash_key(key);
-		q->next_q = h->buckets[b];
-		h->buckets[b] = q;
+		if (zw_strmap_put(&h->queues, &q->node, q->key) < 0) {
+			free(q);
+			return ZW_ADMIT_NOMEM;
+		}
 	}
-	list_append(&q->head, &q->tail, it);
+	ZW_QUEUE_APPEND(q->head, q->tail, it);
 	it->q = q;
 	it->state = ZW_HOLD_QUEUED;
 	q->n++;
@@ -225,7 +190,7 @@ enum zw_admit zw_hold_admit(struct zw_hold *h, const char *key, struct zw_hold_i
 static void post(struct zw_hold *h, struct zw_hold_item *it)
 {
 	struct zw_hold_mailbox *m = &h->mail[it->worker];
-	list_append(&m->head, &m->tail, it);
+	ZW_QUEUE_APPEND(m->head, m->tail, it);
 	it->state = ZW_HOLD_GRANTED;
 }
 
@@ -258,23 +223,29 @@ static uint64_t release_queue(struct zw_hold *h, struct zw_hold_queue *q, zw_hol
 	return mask;
 }
 
+struct release_call {
+	struct zw_hold *h;
+	zw_hold_target_fn fn;
+	void *arg;
+	uint64_t now_ms, *rng, mask;
+};
+
+static void release_one(struct zw_strmap_node *n, void *ctx)
+{
+	struct release_call *c = ctx;
+	c->mask |= release_queue(c->h, queue_of(n), c->fn, c->arg, c->now_ms, c->rng);
+}
+
 uint64_t zw_hold_release(struct zw_hold *h, zw_hold_target_fn fn, void *arg, uint64_t now_ms,
                          uint64_t *rng)
 {
-	uint64_t mask = 0;
 	if (atomic_load(&h->total) == 0)
 		return 0;
+	struct release_call c = {h, fn, arg, now_ms, rng, 0};
 	pthread_mutex_lock(&h->lock);
-	for (size_t b = 0; b < ZW_HOLD_BUCKETS; b++) {
-		struct zw_hold_queue *q = h->buckets[b];
-		while (q) {
-			struct zw_hold_queue *next = q->next_q; /* q may be freed */
-			mask |= release_queue(h, q, fn, arg, now_ms, rng);
-			q = next;
-		}
-	}
+	zw_strmap_each(&h->queues, release_one, &c); /* may free the queue it is given */
 	pthread_mutex_unlock(&h->lock);
-	return mask;
+	return c.mask;
 }
 
 struct zw_hold_item *zw_hold_take_granted(struct zw_hold *h, int worker)
@@ -299,7 +270,7 @@ int zw_hold_cancel(struct zw_hold *h, struct zw_hold_item *it)
 		dequeue(h, it);
 	} else if (it->state == ZW_HOLD_GRANTED) {
 		struct zw_hold_mailbox *m = &h->mail[it->worker];
-		list_unlink(&m->head, &m->tail, it);
+		ZW_QUEUE_UNLINK(m->head, m->tail, it);
 		it->state = ZW_HOLD_IDLE;
 		zw_endpoint_done(it->ep);
 		zw_endpoint_set_unref(it->set);

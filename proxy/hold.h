@@ -25,6 +25,8 @@
 #ifndef ZW_HOLD_H
 #define ZW_HOLD_H
 
+#include "strmap.h"
+
 #include "endpoints.h"
 
 #include <pthread.h>
@@ -32,7 +34,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ZW_HOLD_BUCKETS     256
 #define ZW_HOLD_MAX_WORKERS 64
 
 struct zw_hold_queue;
@@ -44,7 +45,7 @@ enum zw_hold_state {
 };
 
 struct zw_hold_item {
-	struct zw_hold_item *next, *prev; /* queue or mailbox links */
+	struct zw_hold_item *next, *prev; /* queue or mailbox links (lib/list.h) */
 	struct zw_hold_queue *q;          /* QUEUED: its queue */
 	int worker;                       /* owner worker index */
 	int state;                        /* enum zw_hold_state */
@@ -65,8 +66,8 @@ struct zw_hold_mailbox {
 /* Process-wide waiting state. Any thread, unless a function says otherwise. */
 struct zw_hold {
 	pthread_mutex_t lock;
-	struct zw_hold_queue *buckets[ZW_HOLD_BUCKETS];
-	_Atomic size_t total; /* queued requests, all targets */
+	struct zw_strmap queues; /* target key -> struct zw_hold_queue (owned) */
+	_Atomic size_t total;    /* queued requests, all targets */
 	int n_workers;
 	struct zw_hold_mailbox mail[ZW_HOLD_MAX_WORKERS];
 };

@@ -568,23 +568,24 @@ int zw_http_has_token(const struct zw_http_head *h, const char *name, const char
 	return 0;
 }
 
+/* A request or response head fits in the first allocation: no regrowth on
+ * the warm path. */
+#define OBUF_FIRST_CAP 1024
+
 int zw_obuf_add(struct zw_obuf *b, const void *data, size_t len)
 {
-	if (b->len + len > b->limit)
-		return -1;
-	if (b->len + len > b->cap) {
-		size_t cap = b->cap ? b->cap : 1024;
-		while (cap < b->len + len)
-			cap *= 2;
-		char *nd = realloc(b->data, cap);
-		if (!nd)
-			return -1;
-		b->data = nd;
-		b->cap = cap;
+	struct zw_buf *o = &b->buf;
+	/* The warm path's case, room already there under the limit, without a
+	 * call (every field of every forwarded head passes here). */
+	if (o->cap - o->len > len && o->len + len <= b->limit) {
+		memcpy(o->data + o->len, data, len);
+		o->len += len;
+		o->data[o->len] = '\0';
+		return 0;
 	}
-	memcpy(b->data + b->len, data, len);
-	b->len += len;
-	return 0;
+	if (!o->cap && zw_buf_reserve(o, OBUF_FIRST_CAP, b->limit) < 0)
+		return -1;
+	return zw_buf_append(o, data, len, b->limit) == 0 ? 0 : -1;
 }
 
 /* Appends a NUL-terminated string (no formatting: the warm path avoids
@@ -596,14 +597,11 @@ static int obuf_adds(struct zw_obuf *b, const char *str)
 
 int zw_obuf_addf(struct zw_obuf *b, const char *fmt, ...)
 {
-	char tmp[1024];
 	va_list ap;
 	va_start(ap, fmt);
-	int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+	int rc = zw_buf_vappendf(&b->buf, b->limit, fmt, ap);
 	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -1;
-	return zw_obuf_add(b, tmp, (size_t)n);
+	return rc == 0 ? 0 : -1;
 }
 
 int zw_http_is_hop_by_hop(const char *name, size_t len)

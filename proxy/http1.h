@@ -23,6 +23,8 @@
 #ifndef ZW_HTTP1_H
 #define ZW_HTTP1_H
 
+#include "buf.h"
+
 #include <llhttp.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -126,15 +128,20 @@ size_t zw_http_count(const struct zw_http_head *h, const char *name);
  * named `name` contains `token` (case-insensitive). */
 int zw_http_has_token(const struct zw_http_head *h, const char *name, const char *token);
 
-/* Growable output buffer with a hard limit. */
+/* Output built under a fixed limit: a lib/buf buffer and the most it may
+ * hold, set once by its owner (a head, a frame, a stream's queue), so the
+ * builders below need not be told the limit at every call. Release with
+ * zw_buf_free(&o.buf). */
 struct zw_obuf {
-	char *data;
-	size_t len, cap, limit;
+	struct zw_buf buf; /* owned */
+	size_t limit;
 };
 
-/* Appends bytes; returns 0, or -1 when the limit would be passed or memory
- * runs out (the buffer keeps what it had). */
+/* Appends len bytes of data (borrowed) to b->buf under b->limit; returns 0,
+ * or -1 when the limit would be passed or memory runs out (the buffer keeps
+ * what it had). */
 int zw_obuf_add(struct zw_obuf *b, const void *data, size_t len);
+/* Appends printf-style text, as zw_obuf_add. */
 int zw_obuf_addf(struct zw_obuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* What the proxy adds when forwarding a request. */

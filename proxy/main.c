@@ -262,11 +262,6 @@ static int start_certs(struct app *app)
 		       err);
 		return 1;
 	}
-	if (cfg->tls_listen)
-		zw_log(ZW_LOG_WARN, "tls_listener_not_wired",
-		       "addr=%s reason=\"certificates are loaded and watched; the TLS listener is "
-		       "wired in with the HTTP/2 work\"",
-		       cfg->tls_listen);
 	return 0;
 }
 
@@ -351,7 +346,8 @@ static int run(struct app *app)
 	                              .routes = &app->routes,
 	                              .eps = app->eps,
 	                              .stats = app->stats,
-	                              .obs = app->obs};
+	                              .obs = app->obs,
+	                              .certs = app->certs};
 	rc = zw_server_start(&deps, &app->server, err, sizeof(err));
 	if (rc < 0) {
 		zw_log(ZW_LOG_ERROR, "listen_failed", "error=\"%s\"", err);
@@ -359,6 +355,9 @@ static int run(struct app *app)
 	}
 	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d workers=%d", cfg->listen,
 	       zw_server_port(app->server), cfg->workers);
+	if (cfg->tls_listen)
+		zw_log(ZW_LOG_INFO, "tls_listening", "addr=%s port=%d", cfg->tls_listen,
+		       zw_server_tls_port(app->server));
 	if (start_auth(app) != 0 || start_admin(app) != 0)
 		return 1;
 	struct zw_scaler_config sc;

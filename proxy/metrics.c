@@ -1,6 +1,7 @@
 /* Data-path metrics (see metrics.h). */
 #include "metrics.h"
 
+#include "hash.h"
 #include "promtext.h"
 
 #include <stdio.h>
@@ -47,7 +48,8 @@ struct series {
 };
 
 struct zw_metrics_target {
-	struct zw_metrics_target *next;
+	struct zw_strmap_node node;     /* in its shard's map, by key */
+	struct zw_metrics_target *next; /* merge()'s list */
 	struct series ser[ZW_METRICS_MAX_SERIES];
 	int n_ser;
 	uint64_t other_n;
@@ -92,17 +94,20 @@ const char *zw_metrics_method_name(int m)
 	return m >= 0 && m < ZW_M_COUNT ? method_names[m] : method_names[ZW_M_OTHER];
 }
 
-static size_t hash_key(const char *k)
+static struct zw_metrics_target *target_of(struct zw_strmap_node *n)
 {
-	uint64_t h = 1469598103934665603ull;
-	for (; *k; k++)
-		h = (h ^ (unsigned char)*k) * 1099511628211ull;
-	return (size_t)(h % ZW_METRICS_BUCKETS);
+	return n ? ZW_STRMAP_ENTRY(n, struct zw_metrics_target, node) : NULL;
+}
+
+static void free_target(struct zw_strmap_node *n, void *ctx)
+{
+	(void)ctx;
+	free(target_of(n));
 }
 
 int zw_metrics_shard_init(struct zw_metrics_shard *m, double readiness_s)
 {
-	memset(m->buckets, 0, sizeof(m->buckets));
+	m->targets = (struct zw_strmap){0};
 	m->n_targets = 0;
 	m->n_wait_le = 0;
 	if (readiness_s <= 0)
@@ -118,14 +123,8 @@ int zw_metrics_shard_init(struct zw_metrics_shard *m, double readiness_s)
 
 void zw_metrics_shard_free(struct zw_metrics_shard *m)
 {
-	for (size_t b = 0; b < ZW_METRICS_BUCKETS; b++) {
-		struct zw_metrics_target *t = m->buckets[b];
-		while (t) {
-			struct zw_metrics_target *next = t->next;
-			free(t);
-			t = next;
-		}
-	}
+	zw_strmap_each(&m->targets, free_target, NULL);
+	zw_strmap_free(&m->targets);
 	pthread_mutex_destroy(&m->lock);
 }
 
@@ -134,17 +133,17 @@ static struct zw_metrics_target *get(struct zw_metrics_shard *m, const char *key
 {
 	if (m->n_targets >= ZW_METRICS_MAX_TARGETS)
 		key = "_overflow";
-	size_t b = hash_key(key);
-	for (struct zw_metrics_target *t = m->buckets[b]; t; t = t->next)
-		if (strcmp(t->key, key) == 0)
-			return t;
+	struct zw_metrics_target *t = target_of(zw_strmap_get(&m->targets, key));
+	if (t)
+		return t;
 	size_t klen = strlen(key);
-	struct zw_metrics_target *t = calloc(1, sizeof(*t) + klen + 1);
-	if (!t)
+	if (!(t = calloc(1, sizeof(*t) + klen + 1)))
 		return NULL;
 	memcpy(t->key, key, klen + 1);
-	t->next = m->buckets[b];
-	m->buckets[b] = t;
+	if (zw_strmap_put(&m->targets, &t->node, t->key) < 0) {
+		free(t);
+		return NULL;
+	}
 	m->n_targets++;
 	return t;
 }
@@ -228,6 +227,23 @@ static void merge_one(struct zw_metrics_target *d, const struct zw_metrics_targe
 		d->ev[e] += t->ev[e];
 }
 
+/* Adds shard entry n into the shard `all` (ctx). */
+static void merge_into(struct zw_strmap_node *n, void *all)
+{
+	const struct zw_metrics_target *t = target_of(n);
+	struct zw_metrics_target *d = get(all, t->key);
+	if (d)
+		merge_one(d, t);
+}
+
+/* Takes entry n out of its map onto the list *ctx. */
+static void push_list(struct zw_strmap_node *n, void *ctx)
+{
+	struct zw_metrics_target **list = ctx, *t = target_of(n);
+	t->next = *list;
+	*list = t;
+}
+
 /* Merges every shard's entries into one list of copies (caller frees). */
 static struct zw_metrics_target *merge(struct zw_metrics_shard *const *shards, size_t n)
 {
@@ -237,26 +253,13 @@ static struct zw_metrics_target *merge(struct zw_metrics_shard *const *shards, s
 	for (size_t s = 0; s < n; s++) {
 		struct zw_metrics_shard *m = shards[s];
 		pthread_mutex_lock(&m->lock);
-		for (size_t b = 0; b < ZW_METRICS_BUCKETS; b++)
-			for (struct zw_metrics_target *t = m->buckets[b]; t; t = t->next) {
-				struct zw_metrics_target *d = get(&all, t->key);
-				if (d)
-					merge_one(d, t);
-			}
+		zw_strmap_each(&m->targets, merge_into, &all);
 		pthread_mutex_unlock(&m->lock);
 	}
-	/* Flatten into one list. */
+	/* Flatten into one list; the map keeps no entry. */
 	struct zw_metrics_target *list = NULL;
-	for (size_t b = 0; b < ZW_METRICS_BUCKETS; b++) {
-		struct zw_metrics_target *t = all.buckets[b];
-		while (t) {
-			struct zw_metrics_target *next = t->next;
-			t->next = list;
-			list = t;
-			t = next;
-		}
-		all.buckets[b] = NULL;
-	}
+	zw_strmap_each(&all.targets, push_list, &list);
+	zw_strmap_free(&all.targets);
 	zw_metrics_shard_free(&all);
 	return list;
 }
@@ -424,9 +427,9 @@ uint64_t zw_metrics_requests(struct zw_metrics_shard *const *shards, size_t n, c
 	for (size_t s = 0; s < n; s++) {
 		struct zw_metrics_shard *m = shards[s];
 		pthread_mutex_lock(&m->lock);
-		for (struct zw_metrics_target *t = m->buckets[hash_key(key)]; t; t = t->next)
-			if (strcmp(t->key, key) == 0)
-				sum += t->count[0] + t->count[1];
+		const struct zw_metrics_target *t = target_of(zw_strmap_get(&m->targets, key));
+		if (t)
+			sum += t->count[0] + t->count[1];
 		pthread_mutex_unlock(&m->lock);
 	}
 	return sum;

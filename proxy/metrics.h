@@ -17,6 +17,8 @@
 #ifndef ZW_METRICS_H
 #define ZW_METRICS_H
 
+#include "strmap.h"
+
 #include "http1.h"
 
 #include <pthread.h>
@@ -25,7 +27,6 @@
 
 #define ZW_METRICS_MAX_SERIES  48
 #define ZW_METRICS_MAX_TARGETS 100000
-#define ZW_METRICS_BUCKETS     256
 #define ZW_METRICS_N_LE        16
 #define ZW_METRICS_MAX_WAIT_LE 24
 
@@ -60,7 +61,7 @@ struct zw_metrics_target;
 
 struct zw_metrics_shard {
 	pthread_mutex_t lock;
-	struct zw_metrics_target *buckets[ZW_METRICS_BUCKETS];
+	struct zw_strmap targets; /* key -> struct zw_metrics_target (owned) */
 	size_t n_targets;
 	double wait_le[ZW_METRICS_MAX_WAIT_LE]; /* cold-start wait bucket bounds */
 	int n_wait_le;

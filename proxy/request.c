@@ -165,6 +165,8 @@ void zw_request_cleanup(struct zw_request *r)
 	zw_fwd_drop(r);
 	zw_wtable_unref(r->wt);
 	r->wt = NULL;
+	zw_buf_free(&r->trailers.buf);
+	r->n_trailers = 0;
 	r->target = NULL;
 	r->key = NULL;
 	r->se = NULL;
@@ -487,6 +489,8 @@ void zw_request_route(struct zw_request *r, const struct zw_route_request *rq)
 	r->svc = &r->target->service;
 	if (r->target->request_timeout_ms && r->target->request_timeout_ms != ZW_TIMEOUT_NONE)
 		r->deadline = r->start_ms + r->target->request_timeout_ms;
+	if (r->grpc_timeout_ms && (!r->deadline || r->start_ms + r->grpc_timeout_ms < r->deadline))
+		r->deadline = r->start_ms + r->grpc_timeout_ms; /* gRPC's deadline, if sooner */
 
 	const struct zw_target *t = r->target;
 	if (m.static_route >= 0 && (size_t)m.static_route < t->n_static_routes) {

@@ -76,7 +76,7 @@ struct watcher {
 };
 
 struct hint {
-	struct hint *next;
+	struct hint *prev, *next; /* s->hints (lib/list.h) */
 	uint64_t until_ms;
 	char key[];
 };
@@ -484,20 +484,18 @@ struct values {
 
 static bool hint_active(struct zw_scaler *s, const char *key, uint64_t now)
 {
-	struct hint **pp = &s->hints;
+	struct hint *h, *next;
 
-	while (*pp) {
-		struct hint *h = *pp;
-
+	for (h = s->hints; h; h = next) {
+		next = h->next;
 		if (h->until_ms <= now) {
-			*pp = h->next;
+			ZW_LIST_UNLINK(s->hints, h);
 			free(h);
 			s->n_hints--;
 			continue;
 		}
 		if (strcmp(h->key, key) == 0)
 			return true;
-		pp = &h->next;
 	}
 	return false;
 }
@@ -1036,8 +1034,7 @@ void zw_scaler_wake(struct zw_scaler *s, const char *key)
 		h = malloc(sizeof(*h) + kl + 1);
 		if (h) {
 			memcpy(h->key, key, kl + 1);
-			h->next = s->hints;
-			s->hints = h;
+			ZW_LIST_PUSH(s->hints, h);
 			s->n_hints++;
 		}
 	}

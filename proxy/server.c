@@ -75,9 +75,23 @@ void *zw_dp_write_arg(uv_write_t *req)
 
 static void on_accept(uv_stream_t *server, int status)
 {
+	struct zw_worker *w = server->data;
 	if (status < 0)
 		return;
-	zw_client_accept(server->data, server);
+	zw_client_accept(w, server, server == (uv_stream_t *)&w->tls_listener);
+}
+
+/* Closes w's listening sockets (idempotent). */
+static void close_listeners(struct zw_worker *w)
+{
+	if (w->listening) {
+		w->listening = 0;
+		uv_close((uv_handle_t *)&w->listener, NULL);
+	}
+	if (w->tls_listening) {
+		w->tls_listening = 0;
+		uv_close((uv_handle_t *)&w->tls_listener, NULL);
+	}
 }
 
 static void on_async(uv_async_t *a)
@@ -91,18 +105,15 @@ static void on_async(uv_async_t *a)
 		w->draining = 1;
 		zw_client_drain(w);
 		zw_upool_close_idle(&w->pool);
+		zw_h2pool_drain(w);
 	}
-	if (atomic_exchange(&w->flag_stop_accept, 0) && w->listening) {
-		w->listening = 0;
-		uv_close((uv_handle_t *)&w->listener, NULL);
-	}
+	if (atomic_exchange(&w->flag_stop_accept, 0))
+		close_listeners(w);
 	if (atomic_exchange(&w->flag_stop, 0)) {
-		if (w->listening) {
-			w->listening = 0;
-			uv_close((uv_handle_t *)&w->listener, NULL);
-		}
+		close_listeners(w);
 		zw_client_close_all(w);
 		zw_upool_close_idle(&w->pool);
+		zw_h2pool_close_all(w);
 		zw_wtable_unref(w->wt);
 		w->wt = NULL;
 		uv_close((uv_handle_t *)&w->hold_timer, NULL);
@@ -117,8 +128,10 @@ static void worker_main(void *arg)
 	uv_run(&w->loop, UV_RUN_DEFAULT);
 }
 
-/* Creates the listening socket with SO_REUSEPORT and hands it to libuv. */
-static int make_listener(struct zw_worker *w, const struct sockaddr *addr, char *err, size_t errlen)
+/* Creates a listening socket on addr (named `name` in errors) with
+ * SO_REUSEPORT and hands it to libuv as *h (flag *listening set). */
+static int make_listener(struct zw_worker *w, uv_tcp_t *h, int *listening, const char *name,
+                         const struct sockaddr *addr, char *err, size_t errlen)
 {
 	int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1) {
@@ -132,22 +145,31 @@ static int make_listener(struct zw_worker *w, const struct sockaddr *addr, char 
 	                                             : sizeof(struct sockaddr_in);
 	if (bind(fd, addr, alen) == -1 || listen(fd, 4096) == -1) {
 		int e = errno;
-		snprintf(err, errlen, "listen %s: %s", w->s->d.cfg->listen, strerror(e));
+		snprintf(err, errlen, "listen %s: %s", name, strerror(e));
 		close(fd);
 		return -e;
 	}
-	uv_tcp_init(&w->loop, &w->listener);
-	w->listener.data = w;
-	int rc = uv_tcp_open(&w->listener, fd);
+	uv_tcp_init(&w->loop, h);
+	h->data = w;
+	int rc = uv_tcp_open(h, fd);
 	if (rc == 0)
-		rc = uv_listen((uv_stream_t *)&w->listener, 4096, on_accept);
+		rc = uv_listen((uv_stream_t *)h, 4096, on_accept);
 	if (rc < 0) {
-		snprintf(err, errlen, "listen %s: %s", w->s->d.cfg->listen, uv_strerror(rc));
-		uv_close((uv_handle_t *)&w->listener, NULL);
+		snprintf(err, errlen, "listen %s: %s", name, uv_strerror(rc));
+		uv_close((uv_handle_t *)h, NULL);
 		return rc;
 	}
-	w->listening = 1;
+	*listening = 1;
 	return 0;
+}
+
+/* The port h is bound to. */
+static int bound_port(uv_tcp_t *h)
+{
+	struct sockaddr_storage b;
+	int blen = sizeof(b);
+	uv_tcp_getsockname(h, (struct sockaddr *)&b, &blen);
+	return ntohs(((struct sockaddr_in *)&b)->sin_port);
 }
 
 int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, char *err,
@@ -185,6 +207,13 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 		zw_server_free(s);
 		return UV_EINVAL;
 	}
+	struct sockaddr_storage tls_addr;
+	int tls = cfg->tls_listen && deps->certs;
+	if (tls && zw_parse_addr(cfg->tls_listen, &tls_addr) < 0) {
+		snprintf(err, errlen, "tls-listen: bad address %s", cfg->tls_listen);
+		zw_server_free(s);
+		return UV_EINVAL;
+	}
 	int rc = 0;
 	for (int i = 0; i < cfg->workers; i++) {
 		struct zw_worker *w = calloc(1, sizeof(*w));
@@ -205,6 +234,8 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 		zw_upool_init(&w->pool, &w->loop, &s->limits, cfg->upstream_idle_timeout_ms,
 		              cfg->max_idle_per_endpoint);
 		zw_upool_set_reader(&w->pool, w->rbuf, ZW_DP_RBUF_SIZE, zw_fwd_read_cb);
+		zw_upool_init(&w->h2pool, &w->loop, &s->limits, cfg->upstream_idle_timeout_ms, 0);
+		zw_upool_set_reader(&w->h2pool, w->rbuf, ZW_DP_RBUF_SIZE, zw_h2pool_read_cb);
 		zw_metrics_shard_init(&w->metrics, (double)cfg->readiness_timeout_ms / 1000.0);
 		s->workers[i] = w;
 		s->shards[i] = &w->metrics;
@@ -213,15 +244,22 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 			/* Port 0: the workers share the first one's port. */
 			((struct sockaddr_in *)&addr)->sin_port = htons((uint16_t)s->port);
 		}
-		rc = make_listener(w, (struct sockaddr *)&addr, err, errlen);
+		rc = make_listener(w, &w->listener, &w->listening, cfg->listen,
+		                   (struct sockaddr *)&addr, err, errlen);
 		if (rc < 0)
 			break;
-		if (i == 0) {
-			struct sockaddr_storage b;
-			int blen = sizeof(b);
-			uv_tcp_getsockname(&w->listener, (struct sockaddr *)&b, &blen);
-			s->port = ntohs(((struct sockaddr_in *)&b)->sin_port);
-		}
+		if (i == 0)
+			s->port = bound_port(&w->listener);
+		if (!tls)
+			continue;
+		if (i > 0 && ((struct sockaddr_in *)&tls_addr)->sin_port == 0)
+			((struct sockaddr_in *)&tls_addr)->sin_port = htons((uint16_t)s->tls_port);
+		rc = make_listener(w, &w->tls_listener, &w->tls_listening, cfg->tls_listen,
+		                   (struct sockaddr *)&tls_addr, err, errlen);
+		if (rc < 0)
+			break;
+		if (i == 0)
+			s->tls_port = bound_port(&w->tls_listener);
 	}
 	if (rc == 0) {
 		for (int i = 0; i < s->n_workers; i++) {
@@ -328,4 +366,14 @@ uint32_t zw_server_held(struct zw_server *s, const char *key)
 int zw_server_port(const struct zw_server *s)
 {
 	return s->port;
+}
+
+int zw_server_tls_port(const struct zw_server *s)
+{
+	return s->tls_port;
+}
+
+int zw_server_tls_prometheus(const struct zw_server *s, struct zw_obuf *out)
+{
+	return s->tls_port ? zw_tlsstats_render(&s->tls_stats, out) : 0;
 }

@@ -5,6 +5,8 @@
  * own upstream pool, hold queues and metrics shard. Workers share only
  * thread-safe state: the routing table (struct zw_route_current), the
  * endpoint store, the stats registry and the process-wide held counts.
+ * With --tls-listen each worker has a second listening socket there whose
+ * connections run TLS (tls.h) under the same client code.
  * docs/proxy-datapath.md describes the request life cycle.
  *
  * Control functions below may be called from any thread (they set a flag
@@ -12,6 +14,7 @@
 #ifndef ZW_SERVER_H
 #define ZW_SERVER_H
 
+#include "certstore.h"
 #include "config.h"
 #include "endpoints.h"
 #include "hold.h"
@@ -29,6 +32,9 @@ struct zw_server_deps {
 	struct zw_endpoints *eps;
 	struct zw_stats *stats;
 	struct zw_observe *obs; /* access log and tracing; may be NULL */
+	/* TLS certificates (docs/tls.md): with cfg->tls_listen set, every
+	 * worker also listens there and speaks TLS with them; may be NULL. */
+	struct zw_certstore *certs;
 };
 
 struct zw_server;
@@ -73,5 +79,12 @@ uint32_t zw_server_held(struct zw_server *s, const char *key);
 
 /* Bound port of the proxy listener (useful with port 0). */
 int zw_server_port(const struct zw_server *s);
+
+/* Bound port of the TLS listener, 0 when there is none. */
+int zw_server_tls_port(const struct zw_server *s);
+
+/* Appends the TLS listener's counters (tlsstats.h) to out; nothing when
+ * there is no TLS listener. Any thread. Returns 0 or -1 (out's limit). */
+int zw_server_tls_prometheus(const struct zw_server *s, struct zw_obuf *out);
 
 #endif

@@ -247,18 +247,17 @@ static enum src_kind classify(const json_t *o)
 		return K_COUNT;
 	const char *version;
 	size_t gl;
-	if (zw_api_version_split(av, &gl, &version) < 0)
+	if (zw_api_version_split(av, &gl, &version) < 0) /* no version */
 		return K_COUNT;
-	if (gl == 7 && strncmp(av, "keda.sh", gl) == 0 && strcmp(kind, "ScaledObject") == 0)
+	if (zw_api_group_is(av, "keda.sh", NULL) && strcmp(kind, "ScaledObject") == 0)
 		return K_SO;
-	if (gl == 12 && strncmp(av, "http.keda.sh", gl) == 0) {
+	if (zw_api_group_is(av, "http.keda.sh", NULL)) {
 		if (strcmp(kind, "HTTPScaledObject") == 0)
 			return K_HSO;
 		if (strcmp(kind, "InterceptorRoute") == 0)
 			return K_IR;
 	}
-	if (gl == 16 && strncmp(av, "discovery.k8s.io", gl) == 0 &&
-	    strcmp(kind, "EndpointSlice") == 0)
+	if (zw_api_group_is(av, "discovery.k8s.io", NULL) && strcmp(kind, "EndpointSlice") == 0)
 		return K_SLICE;
 	if (gl == 0 && strcmp(version, "v1") == 0 && strcmp(kind, "Service") == 0)
 		return K_SVC;

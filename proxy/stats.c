@@ -2,6 +2,7 @@
 #include "stats.h"
 
 #include "hash.h"
+#include "list.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -26,7 +27,7 @@ struct zw_stats_entry {
 
 	/* Registry mutex from here on. */
 	struct zw_stats *owner;
-	struct zw_stats_entry *next; /* hash chain */
+	struct zw_stats_entry *prev, *next; /* hash chain (lib/list.h) */
 	int refs;
 	uint64_t sampled; /* `requests` at the last tick */
 	uint64_t window_ms;
@@ -137,9 +138,9 @@ static void grow_locked(struct zw_stats *s)
 
 		while (e) {
 			struct zw_stats_entry *next = e->next;
+			size_t b = e->hash & (n - 1);
 
-			e->next = t[e->hash & (n - 1)];
-			t[e->hash & (n - 1)] = e;
+			ZW_LIST_PUSH(t[b], e);
 			e = next;
 		}
 	}
@@ -170,7 +171,7 @@ static int norm_window(uint64_t *window_ms, uint64_t *gran_ms, size_t *n_buckets
 int zw_stats_acquire(struct zw_stats *s, const char *key, uint64_t window_ms,
                      uint64_t granularity_ms, struct zw_stats_entry **out)
 {
-	size_t klen, nb, h;
+	size_t klen, nb, h, b;
 	struct zw_stats_entry *e;
 	int rc;
 
@@ -210,8 +211,8 @@ int zw_stats_acquire(struct zw_stats *s, const char *key, uint64_t window_ms,
 	e->window_ms = window_ms;
 	e->gran_ms = granularity_ms;
 	e->n_buckets = nb;
-	e->next = s->table[h & (s->table_size - 1)];
-	s->table[h & (s->table_size - 1)] = e;
+	b = h & (s->table_size - 1);
+	ZW_LIST_PUSH(s->table[b], e);
 	s->count++;
 	grow_locked(s);
 out:
@@ -222,7 +223,7 @@ out:
 
 void zw_stats_release(struct zw_stats *s, struct zw_stats_entry *e)
 {
-	struct zw_stats_entry **pp;
+	size_t b;
 
 	if (!e)
 		return;
@@ -231,12 +232,8 @@ void zw_stats_release(struct zw_stats *s, struct zw_stats_entry *e)
 		pthread_mutex_unlock(&s->mu);
 		return;
 	}
-	for (pp = &s->table[e->hash & (s->table_size - 1)]; *pp; pp = &(*pp)->next) {
-		if (*pp == e) {
-			*pp = e->next;
-			break;
-		}
-	}
+	b = e->hash & (s->table_size - 1);
+	ZW_LIST_UNLINK(s->table[b], e);
 	s->count--;
 	pthread_mutex_unlock(&s->mu);
 	entry_free(e);

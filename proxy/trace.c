@@ -127,11 +127,11 @@ static int line_is(const char *p, size_t n, const char *name)
 int zw_trace_rewrite_head(struct zw_obuf *out, const struct zw_trace_ctx *t)
 {
 	char tp[ZW_TRACEPARENT_LEN + 1];
-	if (out->len < 4 || memcmp(out->data + out->len - 4, "\r\n\r\n", 4) != 0)
+	if (out->buf.len < 4 || memcmp(out->buf.data + out->buf.len - 4, "\r\n\r\n", 4) != 0)
 		return -1;
 	/* Compact in place: keep the request line and every other field. */
-	char *d = out->data;
-	size_t end = out->len - 2, r = 0, w = 0;
+	char *d = out->buf.data;
+	size_t end = out->buf.len - 2, r = 0, w = 0;
 	while (r < end) {
 		char *eol = memmem(d + r, end - r, "\r\n", 2);
 		size_t n = eol ? (size_t)(eol - (d + r)) : end - r;
@@ -143,7 +143,7 @@ int zw_trace_rewrite_head(struct zw_obuf *out, const struct zw_trace_ctx *t)
 		}
 		r += n + 2;
 	}
-	out->len = w;
+	out->buf.len = w;
 	zw_traceparent_format(t, tp);
 	int rc = zw_obuf_addf(out, "traceparent: %s\r\n", tp);
 	if (rc == 0 && t->tracestate[0])

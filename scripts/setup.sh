@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
 	build-essential pkg-config make git ca-certificates curl rsync jq
-	clang clang-format llvm libclang-rt-14-dev valgrind
+	clang clang-format llvm libclang-rt-14-dev valgrind universal-ctags
 	libmicrohttpd-dev libgnutls28-dev gnutls-bin libjansson-dev
 	libcurl4-gnutls-dev libuv1-dev node-llhttp libnghttp2-dev
 	libprotobuf-c-dev protobuf-c-compiler libyaml-dev libcmocka-dev
@@ -13,7 +13,7 @@ PKGS=(
 	python3-jsonpatch python3-yaml python3-requests
 	golang-go golang-1.19-go golang-github-modern-go-reflect2-dev etcd-server etcd-client
 	dpkg-dev openssl wrk nginx-light haproxy psmisc procps iproute2
-	unzip nodejs gnuplot-nox nghttp2-client h2o
+	unzip nodejs gnuplot-nox nghttp2-client nghttp2-server h2o
 	podman runc debootstrap
 )
 

@@ -13,6 +13,7 @@
 #include "selfcert.h"
 #include "whmetrics.h"
 #include "whserver.h"
+#include "watchloop.h"
 #include "whsources.h"
 #include "target.h"
 #include "yamljson.h"
@@ -36,7 +37,8 @@ struct app {
 	struct zw_registry *reg;
 	struct zw_mutate_config mcfg;
 	struct zw_kube_config *kcfg;
-	struct zw_kube *kube;
+	struct zw_kube *kube;      /* blocking client: discovery, Lease, writes, certificates */
+	struct zw_watchloop *loop; /* every watch, on one libuv loop thread */
 	/* Set by the main thread after the server started, read by handlers. */
 	struct zw_wh_sources *_Atomic sources;
 	struct zw_reconcile *_Atomic rec;
@@ -792,7 +794,6 @@ int main(int argc, char **argv)
 
 	if (!a.no_kube) {
 		struct zw_wh_sources_config src = {
-		        .kube = a.kube,
 		        .reg = a.reg,
 		        .metrics = a.metrics,
 		        .namespaces = f.namespaces,
@@ -801,9 +802,23 @@ int main(int argc, char **argv)
 		        .on_change = on_sources_change,
 		        .arg = &a,
 		};
+		struct zw_wh_sources *sources = NULL;
+		if (zw_watchloop_start(a.kcfg, &a.loop) < 0) {
+			zw_log(ZW_LOG_ERROR, "watch_loop_failed", NULL);
+			goto out;
+		}
+		/* Sources first: the reconciler's subscriptions of the same
+		 * resources then share their watches. */
+		src.loop = a.loop;
+		if (zw_wh_sources_start(&src, &sources) < 0) {
+			zw_log(ZW_LOG_ERROR, "sources_failed", NULL);
+			goto out;
+		}
+		atomic_store(&a.sources, sources);
 		if (f.reconcile) {
 			struct zw_reconcile_config rcfg = {
 			        .kube = a.kube,
+			        .loop = a.loop,
 			        .reg = a.reg,
 			        .metrics = a.metrics,
 			        .mutate = &a.mcfg,
@@ -827,12 +842,6 @@ int main(int argc, char **argv)
 			}
 			atomic_store(&a.rec, rec);
 		}
-		struct zw_wh_sources *sources = NULL;
-		if (zw_wh_sources_start(&src, &sources) < 0) {
-			zw_log(ZW_LOG_ERROR, "sources_failed", NULL);
-			goto out;
-		}
-		atomic_store(&a.sources, sources);
 	}
 
 	for (;;) {
@@ -855,8 +864,11 @@ out:
 	atomic_store(&a.live_server, NULL);
 	zw_selfcert_state_free(&first_cert);
 	zw_wh_server_stop(a.server);
-	zw_wh_sources_stop(atomic_exchange(&a.sources, NULL));
+	/* The reconciler first: its thread reads the sources (sources_synced);
+	 * the sources' kicks of it run on the loop, which it waits for. */
 	zw_reconcile_stop(atomic_exchange(&a.rec, NULL));
+	zw_wh_sources_stop(atomic_exchange(&a.sources, NULL));
+	zw_watchloop_stop(a.loop);
 	zw_kube_free(a.kube);
 	zw_kube_config_free(a.kcfg);
 	zw_registry_free(a.reg);

@@ -3,45 +3,32 @@
  * reconciler only makes objects pass through admission again, and creates
  * the wiring admission cannot.
  *
- * Leader election: a coordination.k8s.io/v1 Lease (lease_namespace /
- * lease_name) held by `identity`; lease 15 s, renewed every 5 s; a replica
- * that is not the holder watches and does nothing else. With leader_elect
- * off the replica always acts.
+ * Leader election (lease.h): a coordination.k8s.io/v1 Lease
+ * (lease_namespace / lease_name) held by `identity`; a replica that is not
+ * the holder watches and does nothing else. With leader_elect off the
+ * replica always acts.
  *
- * While leading, every pass (after any change the watches see, at most
- * once per second, and at least every resync_ms):
- *   - routes: for each watched route (Ingress, HTTPRoute, GRPCRoute, Istio
- *     VirtualService, Gloo VirtualService/RouteTable, Gloo Platform
- *     RouteTable) whose admission would now give a different object
- *     (zw_mutate_object: a target appeared, changed or went away, an
- *     opt-out label was set), merge-patch the annotation
- *     `zerowire.io/reconcile: "<registry generation>"` so that the API server
- *     sends it through the webhook, which rewrites or restores it. A route
- *     is touched at most once per registry generation and object version;
- *     failed touches retry with the pass.
- *   - ReferenceGrant `zerowire-<ns>` in the proxy namespace for every
- *     namespace whose HTTPRoutes / GRPCRoutes lead (or will lead) to the
- *     proxy Service; removed when none does.
- *   - alias Service (`alias_service`) in every namespace whose Ingresses
- *     lead to it, removed when none does: by alias_mode (alias.h) either
- *     selectorless with the proxy Service's ports and EndpointSlices
- *     mirroring the ready endpoints of the proxy Service's (watched, kept in
- *     sync, deleted with it), or ExternalName to the proxy Service's FQDN;
- *     an alias of the other mode is converted in place.
- *   - for each HTTPScaledObject without the annotation
- *     `httpscaledobject.keda.sh/skip-scaledobject-creation: "true"`, a
- *     ScaledObject of the same name it owns (controller ownerReference),
- *     external-push trigger `httpScaledObject: <name>` with the proxy's
- *     scalerAddress; kept up to date, deleted with the HTTPScaledObject or
- *     when the annotation appears.
- * Every object it creates is labelled `app.kubernetes.io/managed-by:
- * zerowire`; it deletes only objects that carry that label. Wiring state is
- * mirrored into the registry (zw_registry_set_wiring) for admission
- * warnings. API server restarts: the watches relist and the pass repeats. */
+ * It watches every ZW_RK_ADMIT route kind of routekinds.h, managed
+ * ReferenceGrants (proxy namespace), managed alias Services and
+ * EndpointSlices, the proxy namespace's Services and EndpointSlices,
+ * HTTPScaledObjects, managed ScaledObjects and namespaces that opted out,
+ * each at the first version the API server serves (asked again every
+ * 15 s). While leading, every pass (after any change the watches see, at
+ * most once per ZW_RECONCILE_MIN_PASS_MS, and at least every resync_ms),
+ * once the watches and the target registry have synced:
+ *   - routes (routesync.h): touch those admission would now change,
+ *     restore those in namespaces that opted out, collect wiring needs;
+ *   - wiring (wiring.h): ReferenceGrants, alias Services and EndpointSlices;
+ *   - ScaledObjects owned by HTTPScaledObjects (ownedso.h).
+ * Every object it creates is managed (managed.h): labelled
+ * `app.kubernetes.io/managed-by: zerowire`; it deletes only objects that
+ * carry that label. API server restarts: the watches relist and the pass
+ * repeats. */
 #ifndef ZW_RECONCILE_H
 #define ZW_RECONCILE_H
 
 #include "kube.h"
+#include "watchloop.h"
 #include "whmetrics.h"
 #include "mutate.h"
 #include "registry.h"
@@ -50,19 +37,14 @@
 #include <stddef.h>
 
 #define ZW_RECONCILE_RESYNC_MS      10000
-#define ZW_RECONCILE_LEASE_S        15
-#define ZW_RECONCILE_RENEW_MS       5000
 #define ZW_RECONCILE_MIN_PASS_MS    1000
 #define ZW_RECONCILE_BACKOFF_MAX_MS 5000 /* watch retry backoff cap */
-#define ZW_RECONCILE_ANNOTATION     "zerowire.io/reconcile"
-#define ZW_RECONCILE_MANAGED_LABEL  "app.kubernetes.io/managed-by"
-#define ZW_RECONCILE_MANAGED_VALUE  "zerowire"
-#define ZW_RECONCILE_SKIP_SO        "httpscaledobject.keda.sh/skip-scaledobject-creation"
 
 struct zw_reconcile_config {
-	struct zw_kube *kube;                  /* borrowed */
-	struct zw_registry *reg;               /* borrowed */
-	struct zw_wh_metrics *metrics;         /* borrowed, may be NULL */
+	struct zw_kube *kube;          /* borrowed: discovery, Lease and writes (blocking) */
+	struct zw_watchloop *loop;     /* borrowed: the watches (watchloop.h) */
+	struct zw_registry *reg;       /* borrowed */
+	struct zw_wh_metrics *metrics; /* borrowed, may be NULL */
 	const struct zw_mutate_config *mutate; /* borrowed: proxy, alias, scaler address */
 	const char *const *namespaces;         /* NULL/0 = all namespaces */
 	size_t n_namespaces;
@@ -80,7 +62,7 @@ struct zw_reconcile_config {
 
 struct zw_reconcile;
 
-/* Starts the reconciler thread and its route watches. `cfg` is copied
+/* Starts the reconciler thread and its subscriptions on the watch loop. `cfg` is copied
  * (strings must outlive the reconciler). Returns 0 with *out owned by the
  * caller, or -ENOMEM / -EINVAL. */
 int zw_reconcile_start(const struct zw_reconcile_config *cfg, struct zw_reconcile **out);
@@ -91,16 +73,10 @@ void zw_reconcile_kick(struct zw_reconcile *r);
 /* Returns 1 while this replica leads (always 1 without leader election). */
 int zw_reconcile_leading(struct zw_reconcile *r);
 
-/* Makes `holder` (borrowed) the holder of the Lease lease_ns/lease_name for
- * duration_s seconds, creating it when missing, with client kube
- * (borrowed): replicas electing with that Lease stay followers meanwhile
- * (the uninstall restore holds it so that no reconciler acts). Returns 0,
- * or -1 with err filled (409: changed meanwhile, try again). */
-int zw_reconcile_hold_lease(struct zw_kube *kube, const char *lease_ns, const char *lease_name,
-                            const char *holder, int duration_s, struct zw_kube_error *err);
-
-/* Stops the watches and the thread, releases the Lease when held, frees r.
- * NULL-safe. */
+/* Stops the thread, ends its subscriptions, releases the Lease when held, frees r.
+ * A zw_reconcile_kick running on the watch loop (a sources callback that
+ * read r before the caller cleared its pointer) has returned before r is
+ * freed. NULL-safe. */
 void zw_reconcile_stop(struct zw_reconcile *r);
 
 #endif

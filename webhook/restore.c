@@ -2,8 +2,12 @@
 #include "restore.h"
 
 #include "jsonpatch.h"
+#include "kobj.h"
+#include "lease.h"
+#include "managed.h"
 #include "log.h"
 #include "routekinds.h"
+#include "routesync.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -13,17 +17,6 @@
 #include <time.h>
 
 #define RETRY_MS 1000
-
-static const char *meta_str(const json_t *obj, const char *key)
-{
-	const char *s = json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
-	return s ? s : "";
-}
-
-static const char *kube_msg(const struct zw_kube_error *e)
-{
-	return e->message[0] ? e->message : e->reason;
-}
 
 static long long now_ms(void)
 {
@@ -49,7 +42,7 @@ static void drop_touch(json_t *desired)
 	json_t *meta = json_object_get(desired, "metadata");
 	json_t *ann = json_object_get(meta, "annotations");
 
-	if (json_object_del(ann, ZW_RECONCILE_ANNOTATION) == 0 && json_object_size(ann) == 0)
+	if (json_object_del(ann, ZW_ROUTESYNC_ANNOTATION) == 0 && json_object_size(ann) == 0)
 		json_object_del(meta, "annotations");
 }
 
@@ -61,8 +54,8 @@ enum zw_restore_status zw_restore_route(struct zw_kube *kube, const char *group,
 	struct zw_kube_ref ref = {.group = group,
 	                          .version = version,
 	                          .resource = resource,
-	                          .namespace = meta_str(obj, "namespace"),
-	                          .name = meta_str(obj, "name")};
+	                          .namespace = zw_kobj_meta(obj, "namespace"),
+	                          .name = zw_kobj_meta(obj, "name")};
 	const char *kind = json_string_value(json_object_get(obj, "kind"));
 	json_t *ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
 	struct zw_mutate_result info;
@@ -72,14 +65,14 @@ enum zw_restore_status zw_restore_route(struct zw_kube *kube, const char *group,
 
 	msg[0] = '\0';
 	if (!json_object_get(ann, ZW_ANNOTATION_ORIGINAL) &&
-	    !json_object_get(ann, ZW_RECONCILE_ANNOTATION))
+	    !json_object_get(ann, ZW_ROUTESYNC_ANNOTATION))
 		return ZW_RS_UNCHANGED;
 	if (zw_mutate_restore_object(obj, group, version, kind ? kind : "", cfg, &restored, &info) <
 	    0)
 		goto out;
 	desired = json_deep_copy(restored);
 	patch = json_pack("[{s:s,s:s,s:s}]", "op", "test", "path", "/metadata/resourceVersion",
-	                  "value", meta_str(obj, "resourceVersion"));
+	                  "value", zw_kobj_meta(obj, "resourceVersion"));
 	if (!desired || !patch)
 		goto out;
 	drop_touch(desired);
@@ -97,7 +90,8 @@ enum zw_restore_status zw_restore_route(struct zw_kube *kube, const char *group,
 		goto out;
 	}
 	if (zw_kube_patch(kube, &ref, NULL, ZW_KUBE_PATCH_JSON, patch, NULL, &err) < 0) {
-		snprintf(msg, msglen, "patch failed: %d %s", err.http_status, kube_msg(&err));
+		snprintf(msg, msglen, "patch failed: %d %s", err.http_status,
+		         zw_kube_error_text(&err));
 		st = ZW_RS_API_ERROR;
 		goto out;
 	}
@@ -142,7 +136,7 @@ static const char *served(struct run *r, const struct zw_route_kind *k)
 		if (zw_kube_served(r->cfg->kube, k->group, k->versions[v], k->resource, &ok, &err) <
 		    0) {
 			left(r, "%s.%s: discovery failed: %d %s", k->resource, k->group,
-			     err.http_status, kube_msg(&err));
+			     err.http_status, zw_kube_error_text(&err));
 			return NULL;
 		}
 		if (ok)
@@ -164,7 +158,7 @@ static json_t *list(struct run *r, const struct zw_route_kind *k, const char *ve
 
 	if (zw_kube_list(r->cfg->kube, &ref, &opts, &out, NULL, &err) < 0) {
 		left(r, "%s.%s in %s: list failed: %d %s", k->resource, k->group, ns ? ns : "*",
-		     err.http_status, kube_msg(&err));
+		     err.http_status, zw_kube_error_text(&err));
 		return NULL;
 	}
 	items = json_incref(json_object_get(out, "items"));
@@ -187,12 +181,13 @@ static void restore_routes(struct run *r, const struct zw_route_kind *k, const c
 		if (st == ZW_RS_PATCHED) {
 			r->changes++;
 			zw_log(ZW_LOG_INFO, "route_restored", "route=%s.%s/%s/%s %s", k->resource,
-			       k->group, meta_str(obj, "namespace"), meta_str(obj, "name"), msg);
+			       k->group, zw_kobj_meta(obj, "namespace"), zw_kobj_meta(obj, "name"),
+			       msg);
 		} else if (st == ZW_RS_NOMEM) {
 			r->nomem = 1;
 		} else if (st != ZW_RS_UNCHANGED) {
 			left(r, "%s.%s %s/%s: %s", k->resource, k->group,
-			     meta_str(obj, "namespace"), meta_str(obj, "name"), msg);
+			     zw_kobj_meta(obj, "namespace"), zw_kobj_meta(obj, "name"), msg);
 		}
 	}
 	json_decref(items);
@@ -205,23 +200,23 @@ static void delete_made(struct run *r, const struct zw_route_kind *k, const char
 	json_t *items, *obj;
 	size_t i;
 
-	snprintf(selector, sizeof(selector), "%s=%s,%s=%s", ZW_RECONCILE_MANAGED_LABEL,
-	         ZW_RECONCILE_MANAGED_VALUE, ZW_RESTORE_WIRING_LABEL, wiring);
+	snprintf(selector, sizeof(selector), "%s=%s,%s=%s", ZW_MANAGED_LABEL, ZW_MANAGED_VALUE,
+	         ZW_WIRING_LABEL, wiring);
 	items = list(r, k, version, ns, selector);
 	json_array_foreach(items, i, obj)
 	{
 		struct zw_kube_ref ref = {.group = k->group,
 		                          .version = version,
 		                          .resource = k->resource,
-		                          .namespace = meta_str(obj, "namespace"),
-		                          .name = meta_str(obj, "name")};
+		                          .namespace = zw_kobj_meta(obj, "namespace"),
+		                          .name = zw_kobj_meta(obj, "name")};
 		struct zw_kube_error err;
-		if (meta_str(obj, "deletionTimestamp")[0] != '\0')
+		if (zw_kobj_meta(obj, "deletionTimestamp")[0] != '\0')
 			continue; /* on its way; the next pass checks it is gone */
 		if (zw_kube_delete(r->cfg->kube, &ref, NULL, NULL, &err) < 0 &&
 		    err.http_status != 404) {
 			left(r, "%s.%s %s/%s: delete failed: %d %s", k->resource, k->group,
-			     ref.namespace, ref.name, err.http_status, kube_msg(&err));
+			     ref.namespace, ref.name, err.http_status, zw_kube_error_text(&err));
 			continue;
 		}
 		r->changes++;
@@ -278,15 +273,14 @@ static int stop_admission(struct run *r, int *lease_done, int *mwc_done)
 	struct zw_kube_error err;
 
 	if (!*lease_done) {
-		if (zw_reconcile_hold_lease(
-		            c->kube, c->lease_namespace, c->lease_name, ZW_RESTORE_HOLDER,
-		            c->hold_s ? (int)c->hold_s : ZW_RESTORE_HOLD_S, &err) == 0) {
+		if (zw_lease_hold(c->kube, c->lease_namespace, c->lease_name, ZW_RESTORE_HOLDER,
+		                  c->hold_s ? (int)c->hold_s : ZW_RESTORE_HOLD_S, &err) == 0) {
 			*lease_done = 1;
 			zw_log(ZW_LOG_INFO, "lease_held", "lease=%s/%s holder=%s",
 			       c->lease_namespace, c->lease_name, ZW_RESTORE_HOLDER);
 		} else {
 			left(r, "lease %s/%s: %d %s", c->lease_namespace, c->lease_name,
-			     err.http_status, kube_msg(&err));
+			     err.http_status, zw_kube_error_text(&err));
 		}
 	}
 	if (!*mwc_done) {
@@ -301,7 +295,7 @@ static int stop_admission(struct run *r, int *lease_done, int *mwc_done)
 			       c->webhook_config, err.http_status == 404 ? " (was absent)" : "");
 		} else {
 			left(r, "MutatingWebhookConfiguration %s: delete failed: %d %s",
-			     c->webhook_config, err.http_status, kube_msg(&err));
+			     c->webhook_config, err.http_status, zw_kube_error_text(&err));
 		}
 	}
 	return !*lease_done + !*mwc_done;

@@ -11,7 +11,7 @@
  *   2. delete the MutatingWebhookConfiguration, so that no write (ours or
  *      anyone's) is rewritten again;
  *   3. wait handover_ms (a leader notices the new holder at its next
- *      renewal, every ZW_RECONCILE_RENEW_MS);
+ *      renewal, every ZW_LEASE_RENEW_MS);
  *   4. passes until one finds nothing left to do: every route kind served
  *      (Ingress, HTTPRoute, GRPCRoute, Istio VirtualService, Gloo
  *      VirtualService/RouteTable, Gloo Platform RouteTable) is listed and
@@ -26,16 +26,15 @@
 
 #include "kube.h"
 #include "mutate.h"
-#include "reconcile.h"
+#include "lease.h"
 
 #include <jansson.h>
 #include <stddef.h>
 
-#define ZW_RESTORE_HOLDER       "zerowire-restore"
-#define ZW_RESTORE_HOLD_S       3600
-#define ZW_RESTORE_DEADLINE_MS  120000
-#define ZW_RESTORE_HANDOVER_MS  (ZW_RECONCILE_RENEW_MS + 1000)
-#define ZW_RESTORE_WIRING_LABEL "zerowire.io/wiring"
+#define ZW_RESTORE_HOLDER      "zerowire-restore"
+#define ZW_RESTORE_HOLD_S      3600
+#define ZW_RESTORE_DEADLINE_MS 120000
+#define ZW_RESTORE_HANDOVER_MS (ZW_LEASE_RENEW_MS + 1000)
 
 /* Result of restoring one route. */
 enum zw_restore_status {

@@ -1,13 +1,12 @@
-/* zerowire-webhook target sources: list+watch threads feeding the registry. */
+/* zerowire-webhook target sources: watch-loop subscriptions feeding the
+ * registry. */
 #include "whsources.h"
 
 #include "log.h"
 #include "routekinds.h"
 #include "target.h"
-#include "watch_thread.h"
 
 #include <errno.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +17,7 @@ struct one_watch {
 	char *namespace;
 	atomic_int synced;
 	atomic_int waiting_logged;
-	struct zw_watch_thread *thread;
+	struct zw_watchloop_sub *sub;
 };
 
 struct zw_wh_sources {
@@ -103,7 +102,7 @@ int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sou
 	size_t n_ns = cfg->n_namespaces ? cfg->n_namespaces : 1;
 	size_t k = 0;
 
-	if (cfg->n_namespaces > ZW_WH_SOURCES_MAX_NAMESPACES || !cfg->kube || !cfg->reg)
+	if (cfg->n_namespaces > ZW_WH_SOURCES_MAX_NAMESPACES || !cfg->loop || !cfg->reg)
 		return -EINVAL;
 	s = calloc(1, sizeof(*s));
 	if (!s)
@@ -134,7 +133,7 @@ int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sou
 	s->n_watches = k;
 	for (size_t i = 0; i < s->n_watches; i++) {
 		struct one_watch *w = &s->watches[i];
-		struct zw_watch_spec spec = {
+		struct zw_watchloop_spec spec = {
 		        .group = w->res->group,
 		        .version = w->res->versions[0],
 		        .resource = w->res->resource,
@@ -144,7 +143,7 @@ int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sou
 		        .backoff_max_ms = ZW_WH_SOURCES_BACKOFF_MAX_MS,
 		        .ud = w,
 		};
-		if (zw_watch_thread_start(cfg->kube, &spec, &w->thread) < 0)
+		if (zw_watchloop_add(cfg->loop, &spec, &w->sub) < 0)
 			goto fail;
 	}
 	*out = s;
@@ -166,22 +165,12 @@ int zw_wh_sources_synced(struct zw_wh_sources *s)
 
 void zw_wh_sources_stop(struct zw_wh_sources *s)
 {
-	struct zw_watch_thread **threads;
-
 	if (!s)
 		return;
-	threads = calloc(s->n_alloc ? s->n_alloc : 1, sizeof(*threads));
 	for (size_t i = 0; s->watches && i < s->n_alloc; i++) {
-		if (threads)
-			threads[i] = s->watches[i].thread;
-		else
-			zw_watch_thread_stop(s->watches[i].thread);
-	}
-	if (threads)
-		zw_watch_threads_stop(threads, s->n_alloc);
-	free(threads);
-	for (size_t i = 0; s->watches && i < s->n_alloc; i++)
+		zw_watchloop_remove(s->cfg.loop, s->watches[i].sub);
 		free(s->watches[i].namespace);
+	}
 	free(s->watches);
 	free(s);
 }

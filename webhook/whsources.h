@@ -1,6 +1,7 @@
 /* zerowire-webhook target sources: keeps the registry (registry.h) equal to
- * what the API server holds, through lib's list+watch threads (kube.h,
- * watch.h).
+ * what the API server holds, through subscriptions on the webhook's watch
+ * loop (watchloop.h; the reconciler's subscriptions of the same resources
+ * share their watches).
  *
  * Watched, each in every namespace of the list (or cluster-wide): the
  * ZW_RK_SOURCE kinds of routekinds.h at their first version (ScaledObjects,
@@ -14,7 +15,7 @@
 #ifndef ZW_WH_SOURCES_H
 #define ZW_WH_SOURCES_H
 
-#include "kube.h"
+#include "watchloop.h"
 #include "whmetrics.h"
 #include "registry.h"
 
@@ -27,14 +28,14 @@
 #define ZW_WH_SOURCES_BACKOFF_MAX_MS 5000
 
 struct zw_wh_sources_config {
-	struct zw_kube *kube;          /* borrowed, outlives the sources */
+	struct zw_watchloop *loop;     /* borrowed, outlives the sources */
 	struct zw_registry *reg;       /* borrowed, outlives the sources */
 	struct zw_wh_metrics *metrics; /* borrowed, may be NULL */
 	const char *const
 	        *namespaces; /* NULL/0: all namespaces; at most ZW_WH_SOURCES_MAX_NAMESPACES */
 	size_t n_namespaces;
 	bool watch_services; /* index Service port names */
-	/* Called (from a watch thread) after each change applied to the
+	/* Called (on the watch loop thread) after each change applied to the
 	 * registry; may be NULL. */
 	void (*on_change)(void *arg);
 	void *arg;
@@ -42,7 +43,7 @@ struct zw_wh_sources_config {
 
 struct zw_wh_sources;
 
-/* Starts one watch thread per resource and namespace. `cfg` is copied
+/* Subscribes to each resource in each namespace. `cfg` is copied
  * (namespace strings too). Returns 0 with *out owned by the caller (stop
  * with zw_wh_sources_stop), -EINVAL (too many namespaces) or -ENOMEM. */
 int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sources **out);
@@ -50,7 +51,7 @@ int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sou
 /* Returns 1 once every watch has synced (see above), else 0. */
 int zw_wh_sources_synced(struct zw_wh_sources *s);
 
-/* Stops and joins every watch thread and frees s. The registry keeps what
+/* Ends every subscription and frees s. The registry keeps what
  * it was given. NULL-safe. */
 void zw_wh_sources_stop(struct zw_wh_sources *s);
 

@@ -234,3 +234,104 @@ def test_binaries_run_with_the_chart_rbac(cluster, tmp_path):
                 p.kill()
         cluster.kubectl("delete", "-f", "-", "--ignore-not-found", "--wait=false",
                         input="\n---\n".join(yaml.safe_dump(d) for d in applied), check=False)
+
+
+def test_proxy_tls_rules():
+    """proxy.tls: a Role with resourceNames in each Secret's namespace (bare
+    names are the proxy's), list and watch only, bound to the proxy's
+    ServiceAccount; nothing without proxy.tls.enabled, and enabled without a
+    Secret fails to render."""
+    assert not [d for d in render() if d["metadata"]["name"] == "zerowire-proxy-tls"]
+    docs = render("--set", "proxy.tls.enabled=true", "--set", "proxy.tls.secrets={site,web/b,web/a}",
+                  "--set", "proxy.tls.defaultSecret=fallback", namespace="zw")
+    roles = {d["metadata"]["namespace"]: rules(d) for d in by_kind(docs, "Role")
+             if d["metadata"]["name"] == "zerowire-proxy-tls"}
+    assert roles == {"zw": {("", "secrets", ("fallback", "site")): READ},
+                     "web": {("", "secrets", ("a", "b")): READ}}
+    binds = [d for d in by_kind(docs, "RoleBinding") if d["metadata"]["name"] == "zerowire-proxy-tls"]
+    assert sorted(b["metadata"]["namespace"] for b in binds) == ["web", "zw"]
+    for b in binds:
+        assert b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                "name": "zerowire-proxy-tls"}
+        assert b["subjects"] == [{"kind": "ServiceAccount", "name": "zerowire-proxy", "namespace": "zw"}]
+    r = helm("template", "zerowire", CHART, "--set", "proxy.tls.enabled=true", check=False)
+    assert r.returncode != 0 and "needs proxy.tls.secrets" in r.stderr
+
+
+def test_proxy_tls_secrets_with_the_chart_rbac(cluster, tmp_path):
+    """The proxy with the chart's ServiceAccount and proxy.tls Role against the
+    real kube-apiserver: both Secrets (one by name, the default) are listed
+    and watched through resourceNames, served on the TLS listener, never
+    refused; a Secret outside the grant is refused to the same token."""
+    import base64
+    import socket
+    from harness import util
+
+    assert os.path.exists(PROXY_BIN), "build first: make (or make SAN=1 tools)"
+    ns = cluster.create_namespace("zwtls")
+    release = "rt" + secrets.token_hex(3)
+    full = release + "-zerowire"
+    docs = render("--set", "restoreOnUninstall.enabled=false", "--set", "helmTest.enabled=false",
+                  "--set", "proxy.tls.enabled=true", "--set", "proxy.tls.secrets={site}",
+                  "--set", "proxy.tls.defaultSecret=fallback", namespace=ns)
+    docs = [d for d in docs if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
+                                             "RoleBinding") and "proxy" in d["metadata"]["name"]]
+    text = "\n---\n".join(yaml.safe_dump(d) for d in docs).replace("zerowire-", full + "-")
+    applied = [yaml.safe_load(t) for t in text.split("\n---\n")]
+    cluster.apply("\n---\n".join(yaml.safe_dump(d) for d in applied), validate=False)
+    for name in ("site", "fallback", "other"):
+        d = str(tmp_path)
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                        "-nodes", "-keyout", d + "/k", "-out", d + "/c", "-days", "3", "-subj", "/CN=%s.test" % name,
+                        "-addext", "subjectAltName=DNS:%s.test" % name], check=True, capture_output=True)
+        data = {k: base64.b64encode(open(d + "/" + f, "rb").read()).decode() for k, f in (("tls.crt", "c"),
+                                                                                            ("tls.key", "k"))}
+        cluster.api("POST", "/api/v1/namespaces/%s/secrets" % ns,
+                    {"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                     "metadata": {"name": name, "namespace": ns}, "data": data})
+    proc = None
+    try:
+        psa = full + "-proxy"
+        token = cluster.sa_token(ns, psa)
+        pkc = cluster.write_kubeconfig(str(tmp_path / "proxy.kubeconfig"), {"token": token})
+        ports = util.free_ports(4)
+        plog = str(tmp_path / "proxy.log")
+        with open(plog, "w") as out:
+            proc = subprocess.Popen(
+                [PROXY_BIN, "--kubeconfig", pkc, "--listen", "127.0.0.1:%d" % ports[0],
+                 "--admin-listen", "127.0.0.1:%d" % ports[1], "--scaler-listen", "127.0.0.1:%d" % ports[2],
+                 "--tls-listen", "127.0.0.1:%d" % ports[3], "--workers", "1",
+                 "--tls-secret", "%s/site" % ns, "--tls-default-secret", "%s/fallback" % ns],
+                stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+        def loaded():
+            try:
+                m = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % ports[1], timeout=2).read().decode()
+            except Exception:
+                return proc.poll() is not None
+            return "zerowire_tls_certificates 2" in m
+        util.wait_for(loaded, 60, 0.25, "both TLS Secrets loaded")
+        assert proc.poll() is None, _logs(plog)[-3000:]
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        for sni in ("site.test", "unknown.test"):
+            with socket.create_connection(("127.0.0.1", ports[3]), timeout=10) as raw:
+                with ctx.wrap_socket(raw, server_hostname=sni) as s:
+                    assert s.version() == "TLSv1.3"
+        text = _logs(plog)
+        assert not _refusals(text), "\n".join(_refusals(text))
+        assert "event=source_retry" not in text and "event=watch_retry" not in text, text[-3000:]
+        # The grant names its Secrets: another one is refused to the same token.
+        base = "/api/v1/namespaces/%s/secrets" % ns
+        assert cluster.api("GET", base, params={"fieldSelector": "metadata.name=site"}, token=token)["items"]
+        for params in ({"fieldSelector": "metadata.name=other"}, {}):
+            with pytest.raises(Exception) as e:
+                cluster.api("GET", base, params=params, token=token)
+            assert getattr(e.value, "status", None) == 403, e.value
+    finally:
+        if proc and proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=20)
+        cluster.kubectl("delete", "-f", "-", "--ignore-not-found", "--wait=false",
+                        input="\n---\n".join(yaml.safe_dump(d) for d in applied), check=False)

@@ -565,6 +565,23 @@ def test_lease_and_metrics(cluster, webhook):
         assert "# TYPE %s " % family in text
 
 
+def test_every_watch_once_on_one_loop(cluster, webhook):
+    """The sources and the reconciler subscribe on one watch loop: a resource
+    both read (ScaledObjects, HTTPScaledObjects, Services) is watched once, no
+    watch twice, and the watches add no thread (one loop thread for all)."""
+    wait_for(cluster, lambda: metric_value(webhook, webhook.port, "zerowire_webhook_synced") == 1, "synced")
+    run = webhook.logs().rsplit("event=listening", 1)[-1]  # this process's lines
+    started = re.findall(r'event=watch_started resource=(\S+) ns=(\S+) selector="([^"]*)"', run)
+    assert started, webhook.logs()[-3000:]
+    assert len(started) == len(set(started)), started
+    for res in ("scaledobjects.keda.sh/v1alpha1", "httpscaledobjects.http.keda.sh/v1alpha1", "services./v1"):
+        assert [w for w in started if w[0] == res] == [(res, "*", "")], (res, started)
+    threads = len(os.listdir("/proc/%d/task" % webhook.proc.pid))
+    # main, 2 MHD workers (+ their listener), cert poll, reconciler, watch loop,
+    # and what the libraries start (curl's resolver, ASan): not one per watch
+    assert threads < len(started), (threads, len(started), started)
+
+
 def test_survives_apiserver_restart(cluster, webhook):
     ns = cluster.create_namespace("restart")
     manifest = INGRESS % {"ns": ns, "host": "app.example.com"}

@@ -2,8 +2,9 @@
 real kube-apiserver (the session `cluster` fixture), through the test CLI
 build/san/test/lib_tool_kube (ASan/UBSan build; every run must exit cleanly).
 
-Both drivers are exercised: "thread" (curl easy, watch thread) and "uv"
-(curl multi socket on libuv)."""
+Requests go through both drivers: "thread" (the blocking client, curl easy)
+and "uv" (curl multi socket on libuv). Watches run on the libuv driver, the
+only one (both programs watch on a libuv loop)."""
 
 import base64
 import json
@@ -272,7 +273,7 @@ def test_token_kubeconfig_and_in_cluster_rotation(cluster, ns, tmp_path, watcher
     assert r.returncode == 2 and err["http_status"] == 403 and err["reason"] == "Forbidden"
     assert "system:serviceaccount:%s:nobody" % ns in err["message"]
     # a long-running watch picks up the rotated token (file replaced, as kubelet does)
-    w = Watcher(cluster, "thread", "v1", "configmaps", ns, env=env,
+    w = Watcher(cluster, "uv", "v1", "configmaps", ns, env=env,
                 argv=[TOOL, "--sa-dir", str(sa), "--driver", "uv", "watch", "v1", "configmaps", ns])
     watchers.append(w)
     w.wait(lambda ev: False if not w.statuses() else True, 30, "a RETRY status")
@@ -321,12 +322,11 @@ def test_exec_plugin_via_merged_kubeconfig_env(cluster, ns, tmp_path):
 # ---- watches ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
-def test_watch_events_in_order(cluster, ns, driver, watchers):
+def test_watch_events_in_order(cluster, ns, watchers):
     for n in ("pre-a", "pre-b"):
         cluster.api("POST", "/api/v1/namespaces/%s/configmaps" % ns, cm(n))
     # timeoutSeconds=2: the watch is re-established several times during the test
-    w = Watcher(cluster, driver, "v1", "configmaps", ns, "--timeout-seconds", "2", "--limit", "1")
+    w = Watcher(cluster, "uv", "v1", "configmaps", ns, "--timeout-seconds", "2", "--limit", "1")
     watchers.append(w)
     w.wait(lambda ev: ("SYNCED", None) in ev)
     assert w.events() == [("ADDED", "pre-a"), ("ADDED", "pre-b"), ("SYNCED", None)]
@@ -365,10 +365,9 @@ CRD_TEMPLATE = """{
 """
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
-def test_watch_waits_for_absent_resource(cluster, ns, driver, watchers):
+def test_watch_waits_for_absent_resource(cluster, ns, watchers):
     group = "w%s.zerowire.io" % secrets.token_hex(3)
-    w = Watcher(cluster, driver, group + "/v1", "gizmos", ns, "--discovery-ms", "300")
+    w = Watcher(cluster, "uv", group + "/v1", "gizmos", ns, "--discovery-ms", "300")
     watchers.append(w)
     w.wait(lambda ev: bool(w.statuses()), 20, "WAITING")
     time.sleep(2)  # several discovery rounds: still exactly one quiet status
@@ -470,8 +469,7 @@ class PausableProxy:
         self.lsock.close()
 
 
-@pytest.mark.parametrize("driver", DRIVERS)
-def test_forced_relist_after_compaction(cluster, ns, driver, watchers):
+def test_forced_relist_after_compaction(cluster, ns, watchers):
     """ConfigMap watches are served from etcd (watch cache off in the fixture):
     after a compaction a watch resuming from an older resourceVersion gets
     410 Gone; the client relists and delivers exactly the difference."""
@@ -479,7 +477,7 @@ def test_forced_relist_after_compaction(cluster, ns, driver, watchers):
     try:
         for n in ("a", "b", "c"):
             cluster.api("POST", "/api/v1/namespaces/%s/configmaps" % ns, cm(n))
-        w = Watcher(cluster, driver, "v1", "configmaps", ns, server="https://127.0.0.1:%d" % proxy.port)
+        w = Watcher(cluster, "uv", "v1", "configmaps", ns, server="https://127.0.0.1:%d" % proxy.port)
         watchers.append(w)
         w.wait(lambda ev: ("SYNCED", None) in ev)
         cluster.api("POST", "/api/v1/namespaces/%s/configmaps" % ns, cm("x"))
@@ -509,12 +507,10 @@ def test_forced_relist_after_compaction(cluster, ns, driver, watchers):
 def test_apiserver_restart_mid_watch(cluster, ns, watchers):
     """kube-apiserver restarts during the watches: events resume without loss
     or duplication, for an etcd-served resource (ConfigMaps) and a cached one
-    (Secrets), several watches per process, with both drivers."""
+    (Secrets), several watches per process on one loop."""
     resources = ("configmaps", "secrets")
-    ws = {}
-    for d in DRIVERS:
-        ws[d] = Watcher(cluster, d, "v1", "configmaps", ns, more=[("v1", "secrets", ns)])
-        watchers.append(ws[d])
+    ws = {"uv": Watcher(cluster, "uv", "v1", "configmaps", ns, more=[("v1", "secrets", ns)])}
+    watchers.extend(ws.values())
     for w in ws.values():
         for r in resources:
             w.wait(lambda ev, r=r: ("SYNCED", None) in w.events(r), what="SYNCED of " + r)

@@ -12,7 +12,7 @@
  *     scale-set GV RESOURCE NS NAME REPLICAS
  *     served    GV RESOURCE
  *     watch     GV RESOURCE NS [GV RESOURCE NS]...   until SIGTERM/SIGINT (at most
- *               MAX_WATCHES watches, all in one process: one thread each, or one loop)
+ *               MAX_WATCHES watches, all on one libuv loop: --driver uv only)
  *   GV is "v1" (core) or "group/version"; NS "-" means none (cluster
  *   scope or all namespaces).
  *   options: --kubeconfig PATH  --sa-dir DIR (in-cluster config from DIR and
@@ -30,7 +30,6 @@
 #include "kube.h"
 #include "kube_uv.h"
 #include "kubeconfig.h"
-#include "watch_thread.h"
 
 #include <pthread.h>
 #include <signal.h>
@@ -198,52 +197,31 @@ static void stop_all_later(void)
 	uv_timer_start(&stop_timer, on_stop_timer, 0, 0);
 }
 
-static int run_watch(struct zw_kube *k, struct zw_kube_config *cfg, const struct opts *o,
+static int run_watch(struct zw_kube_config *cfg, const struct opts *o,
                      const struct zw_watch_spec *specs, int n)
 {
-	if (strcmp(o->driver, "uv") == 0) {
-		uv_loop_t loop;
+	uv_loop_t loop;
 
-		uv_loop_init(&loop);
-		if (zw_kube_uv_new(&loop, cfg, &uv_client) != 0)
+	uv_loop_init(&loop);
+	if (zw_kube_uv_new(&loop, cfg, &uv_client) != 0)
+		return 1;
+	uv_timer_init(&loop, &stop_timer);
+	stop_after = o->stop_after;
+	nwatches = (unsigned)n;
+	for (int i = 0; i < n; i++) {
+		struct watch_ctx *c = specs[i].ud;
+
+		if (zw_kube_uv_watch_start(uv_client, &specs[i], &c->uw) != 0) {
+			fprintf(stderr, "lib_tool_kube: cannot start watch %d\n", i);
 			return 1;
-		uv_timer_init(&loop, &stop_timer);
-		stop_after = o->stop_after;
-		nwatches = (unsigned)n;
-		for (int i = 0; i < n; i++) {
-			struct watch_ctx *c = specs[i].ud;
-
-			if (zw_kube_uv_watch_start(uv_client, &specs[i], &c->uw) != 0) {
-				fprintf(stderr, "lib_tool_kube: cannot start watch %d\n", i);
-				return 1;
-			}
 		}
-		uv_signal_init(&loop, &sig_term);
-		uv_signal_init(&loop, &sig_int);
-		uv_signal_start(&sig_term, uv_on_signal, SIGTERM);
-		uv_signal_start(&sig_int, uv_on_signal, SIGINT);
-		uv_run(&loop, UV_RUN_DEFAULT);
-		return uv_loop_close(&loop) == 0 ? 0 : 3;
-	} else {
-		struct zw_watch_thread *wt[MAX_WATCHES];
-		sigset_t set;
-		int sig;
-
-		sigemptyset(&set);
-		sigaddset(&set, SIGTERM);
-		sigaddset(&set, SIGINT);
-		pthread_sigmask(SIG_BLOCK, &set, NULL);
-		for (int i = 0; i < n; i++) {
-			if (zw_watch_thread_start(k, &specs[i], &wt[i]) != 0) {
-				fprintf(stderr, "lib_tool_kube: cannot start watch %d\n", i);
-				return 1;
-			}
-		}
-		sigwait(&set, &sig);
-		for (int i = 0; i < n; i++)
-			zw_watch_thread_stop(wt[i]);
-		return 0;
 	}
+	uv_signal_init(&loop, &sig_term);
+	uv_signal_init(&loop, &sig_int);
+	uv_signal_start(&sig_term, uv_on_signal, SIGTERM);
+	uv_signal_start(&sig_int, uv_on_signal, SIGINT);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	return uv_loop_close(&loop) == 0 ? 0 : 3;
 }
 
 /* ---- requests through the libuv driver ---- */
@@ -374,7 +352,7 @@ int main(int argc, char **argv)
 	if (zw_kube_new(cfg, &k) != 0)
 		goto out;
 
-	if (strcmp(cmd, "watch") == 0 && nargs % 3 == 0 && nargs / 3 <= MAX_WATCHES) {
+	if (strcmp(cmd, "watch") == 0 && nargs % 3 == 0 && nargs / 3 <= MAX_WATCHES && uv) {
 		static struct watch_ctx ctxs[MAX_WATCHES];
 		struct zw_watch_spec specs[MAX_WATCHES];
 		int n = nargs / 3;
@@ -401,7 +379,7 @@ int main(int argc, char **argv)
 			ctxs[w].resource = argv[i + 3 * w + 1];
 			spec->ud = &ctxs[w];
 		}
-		rc = run_watch(k, cfg, &o, specs, n);
+		rc = run_watch(cfg, &o, specs, n);
 		goto out;
 	}
 	if (strcmp(cmd, "served") == 0 && nargs == 2) {

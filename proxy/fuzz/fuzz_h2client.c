@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct zw_obuf t = {.limit = 1 << 16};
 	int chunked = 0;
 	if (zw_h2_request_text(&req, &t, &chunked) != 0) {
-		free(t.data);
+		zw_buf_free(&t.buf);
 		return 0;
 	}
 	struct zw_http_head h;
@@ -81,9 +81,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	zw_http_head_init(&h, &limits);
 	zw_http_parser_init(&parser, HTTP_REQUEST, &h);
 	size_t used = 0;
-	int r = zw_http_head_execute(&parser, &h, t.data, t.len, &used);
+	int r = zw_http_head_execute(&parser, &h, t.buf.data, t.buf.len, &used);
 	if (r == ZW_HTTP_HEAD_DONE) {
-		if (used != t.len)
+		if (used != t.buf.len)
 			abort(); /* a second message after the head */
 		if (strlen(llhttp_method_name(parser.method)) != lens[0] ||
 		    memcmp(llhttp_method_name(parser.method), parts[0], lens[0]) != 0)
@@ -105,6 +105,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		}
 	}
 	zw_http_head_free(&h);
-	free(t.data);
+	zw_buf_free(&t.buf);
 	return 0;
 }

@@ -67,7 +67,7 @@ static int s_field(llhttp_t *p, const char *at, size_t len)
 {
 	struct seen *s = p->data;
 	struct zw_obuf *l = s_list(p);
-	if (s->in_value || l->len == 0) {
+	if (s->in_value || l->buf.len == 0) {
 		if (zw_obuf_add(l, "\n", 1) < 0)
 			return -1;
 		s->in_value = 0;
@@ -149,24 +149,25 @@ static llhttp_errno_t seen_parse(struct seen *s, const char *data, size_t len, s
 
 static void seen_free(struct seen *s)
 {
-	free(s->url.data);
-	free(s->head.data);
-	free(s->trailers.data);
-	free(s->body.data);
+	zw_buf_free(&s->url.buf);
+	zw_buf_free(&s->head.buf);
+	zw_buf_free(&s->trailers.buf);
+	zw_buf_free(&s->body.buf);
 }
 
 static int same(const struct zw_obuf *a, const struct zw_obuf *b)
 {
-	return a->len == b->len && (a->len == 0 || memcmp(a->data, b->data, a->len) == 0);
+	return a->buf.len == b->buf.len &&
+	       (a->buf.len == 0 || memcmp(a->buf.data, b->buf.data, a->buf.len) == 0);
 }
 
 /* Counts the lines of list l (a "\nname:value" list) named `name`. */
 static size_t count_named(const struct zw_obuf *l, const char *name)
 {
 	size_t n = 0, nl = strlen(name);
-	for (size_t i = 0; i < l->len; i++)
-		if (l->data[i] == '\n' && i + 1 + nl < l->len &&
-		    memcmp(l->data + i + 1, name, nl) == 0 && l->data[i + 1 + nl] == ':')
+	for (size_t i = 0; i < l->buf.len; i++)
+		if (l->buf.data[i] == '\n' && i + 1 + nl < l->buf.len &&
+		    memcmp(l->buf.data + i + 1, name, nl) == 0 && l->buf.data[i + 1 + nl] == ':')
 			n++;
 	return n;
 }
@@ -174,11 +175,11 @@ static size_t count_named(const struct zw_obuf *l, const char *name)
 /* Nonzero when the line [at, at+len) ("name:value") is a line of l. */
 static int has_line(const struct zw_obuf *l, const char *at, size_t len)
 {
-	for (size_t i = 0; i < l->len; i++) {
-		if (l->data[i] != '\n' || i + 1 + len > l->len ||
-		    memcmp(l->data + i + 1, at, len) != 0)
+	for (size_t i = 0; i < l->buf.len; i++) {
+		if (l->buf.data[i] != '\n' || i + 1 + len > l->buf.len ||
+		    memcmp(l->buf.data + i + 1, at, len) != 0)
 			continue;
-		if (i + 1 + len == l->len || l->data[i + 1 + len] == '\n')
+		if (i + 1 + len == l->buf.len || l->buf.data[i + 1 + len] == '\n')
 			return 1;
 	}
 	return 0;
@@ -190,11 +191,11 @@ static void check_fields(const struct seen *fwd, const struct seen *ref, int chu
 {
 	const struct zw_obuf *l = &fwd->head;
 	size_t i = 0;
-	while (i < l->len) {
+	while (i < l->buf.len) {
 		size_t s = i + 1, e = s;
-		while (e < l->len && l->data[e] != '\n')
+		while (e < l->buf.len && l->buf.data[e] != '\n')
 			e++;
-		const char *line = l->data + s;
+		const char *line = l->buf.data + s;
 		size_t n = e - s;
 		if (n == 0 || line[0] == ':') /* an empty field name */
 			abort();
@@ -219,11 +220,11 @@ static void check_forwarded(const struct zw_http_head *h, const struct zw_obuf *
 {
 	struct seen fwd, ref;
 	size_t fused = 0, rused = 0;
-	llhttp_errno_t fe = seen_parse(&fwd, out->data, out->len, &fused);
+	llhttp_errno_t fe = seen_parse(&fwd, out->buf.data, out->buf.len, &fused);
 	llhttp_errno_t re = seen_parse(&ref, in, len, &rused);
 	int fdone = fe == HPE_PAUSED || fe == HPE_PAUSED_UPGRADE;
 	/* One message, exactly the forwarded bytes; or an unfinished one. */
-	if (fdone != complete || fused != out->len || fwd.begun != 1 || fwd.done > 1)
+	if (fdone != complete || fused != out->buf.len || fwd.begun != 1 || fwd.done > 1)
 		abort();
 	if (!complete && fe != HPE_OK)
 		abort();
@@ -232,23 +233,23 @@ static void check_forwarded(const struct zw_http_head *h, const struct zw_obuf *
 	if (complete && !rdone)
 		abort();
 	if (rdone || (!complete && re == HPE_OK)) {
-		const char *u = ref.url.data ? ref.url.data : "";
-		int absolute = ref.url.len > 0 && u[0] != '/' && u[0] != '*';
+		const char *u = ref.url.buf.data ? ref.url.buf.data : "";
+		int absolute = ref.url.buf.len > 0 && u[0] != '/' && u[0] != '*';
 		if (fwd.method != ref.method || fwd.major != ref.major || fwd.minor != ref.minor)
 			abort();
 		if (!absolute && !same(&fwd.url, &ref.url))
 			abort();
-		if (absolute && (fwd.url.len == 0 || fwd.url.data[0] != '/'))
+		if (absolute && (fwd.url.buf.len == 0 || fwd.url.buf.data[0] != '/'))
 			abort();
-		if (fwd.url.len != h->url_len ||
-		    memcmp(fwd.url.data, h->buf + h->url_off, h->url_len))
+		if (fwd.url.buf.len != h->url_len ||
+		    memcmp(fwd.url.buf.data, h->buf + h->url_off, h->url_len))
 			abort();
 		if (complete &&
 		    (!same(&fwd.body, &ref.body) || !same(&fwd.trailers, &ref.trailers)))
 			abort();
-		if (!complete &&
-		    (fwd.body.len > ref.body.len ||
-		     (fwd.body.len && memcmp(fwd.body.data, ref.body.data, fwd.body.len))))
+		if (!complete && (fwd.body.buf.len > ref.body.buf.len ||
+		                  (fwd.body.buf.len &&
+		                   memcmp(fwd.body.buf.data, ref.body.buf.data, fwd.body.buf.len))))
 			abort();
 		check_fields(&fwd, &ref, chunked, upgrade, absolute);
 	}
@@ -299,7 +300,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct zw_fwd_info info = {
 	        .client_ip = "192.0.2.1", .proto = "http", .upgrade = upgrade, .chunked = chunked};
 	if (zw_http_build_request(&out, &p, &h, &info) < 0) {
-		free(out.data);
+		zw_buf_free(&out.buf);
 		zw_http_head_free(&h);
 		return 0;
 	}
@@ -324,7 +325,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (b != ZW_BODY_EBAD)
 		check_forwarded(&h, &out, in, len, b == ZW_BODY_DONE || b == ZW_BODY_UPGRADE,
 		                chunked, upgrade);
-	free(out.data);
+	zw_buf_free(&out.buf);
 	zw_http_head_free(&h);
 	return 0;
 }

@@ -62,14 +62,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	                 clean) == 0 &&
 	    zw_trace_rewrite_head(&head, &t) == 0) {
 		size_t count = 0;
-		for (size_t i = 0; i + 13 <= head.len; i++)
-			if ((i == 0 || head.data[i - 1] == '\n') &&
-			    strncasecmp(head.data + i, "traceparent:", 12) == 0)
+		for (size_t i = 0; i + 13 <= head.buf.len; i++)
+			if ((i == 0 || head.buf.data[i - 1] == '\n') &&
+			    strncasecmp(head.buf.data + i, "traceparent:", 12) == 0)
 				count++;
-		if (count != 1 || head.len < 4 || memcmp(head.data + head.len - 4, "\r\n\r\n", 4))
+		if (count != 1 || head.buf.len < 4 ||
+		    memcmp(head.buf.data + head.buf.len - 4, "\r\n\r\n", 4))
 			abort();
 	}
 	free(clean);
-	free(head.data);
+	zw_buf_free(&head.buf);
 	return 0;
 }

@@ -215,6 +215,37 @@ static void test_ports(void **state)
 	assert_string_equal(list(s, "ns", "multi", 80, NULL), "");
 }
 
+/* Which ports speak h2c: appProtocol first, else the port-name convention. */
+static void test_h2c_ports(void **state)
+{
+	struct zw_endpoints *s = *state;
+	assert_int_equal(apply(s,
+	                       SLICE_V1("p-1", "protos",
+	                                "[{\"name\":\"web\",\"port\":8080},"
+	                                "{\"name\":\"a\",\"port\":8081,"
+	                                "\"appProtocol\":\"kubernetes.io/h2c\"},"
+	                                "{\"name\":\"b\",\"port\":8082,\"appProtocol\":\"grpc\"},"
+	                                "{\"name\":\"grpc-api\",\"port\":8083},"
+	                                "{\"name\":\"http2\",\"port\":8084},"
+	                                "{\"name\":\"grpc-x\",\"port\":8085,"
+	                                "\"appProtocol\":\"http\"}]",
+	                                "[{\"addresses\":[\"10.1.0.9\"]}]"),
+	                       false),
+	                 0);
+	static const struct {
+		const char *name;
+		bool h2c;
+	} want[] = {{"web", false},     {"a", true},     {"b", true},
+	            {"grpc-api", true}, {"http2", true}, {"grpc-x", false}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		struct zw_endpoint_set *set;
+		assert_int_equal(zw_endpoints_get(s, "ns", "protos", 0, want[i].name, &set), 0);
+		assert_int_equal(set->n, 1);
+		assert_int_equal(set->eps[0].h2c, want[i].h2c);
+		zw_endpoint_set_unref(set);
+	}
+}
+
 static void test_invalid(void **state)
 {
 	struct zw_endpoints *s = *state;
@@ -641,6 +672,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_merge_and_readiness, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_v1beta1_shape, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ports, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_h2c_ports, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_invalid, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_slice_moves_service, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_counters_survive, setup, teardown),

@@ -46,9 +46,9 @@ static void expect_text(const struct zw_h2_request *req, const char *want, int w
 	int chunked = -1;
 	assert_int_equal(zw_h2_request_text(req, &t, &chunked), 0);
 	assert_int_equal(chunked, want_chunked);
-	assert_int_equal(t.len, strlen(want));
-	assert_memory_equal(t.data, want, t.len);
-	free(t.data);
+	assert_int_equal(t.buf.len, strlen(want));
+	assert_memory_equal(t.buf.data, want, t.buf.len);
+	zw_buf_free(&t.buf);
 }
 
 static void test_request_get(void **state)
@@ -99,8 +99,9 @@ static void test_request_parses_as_http1(void **state)
 	zw_http_head_init(&h, &lim);
 	zw_http_parser_init(&p, HTTP_REQUEST, &h);
 	size_t used = 0;
-	assert_int_equal(zw_http_head_execute(&p, &h, t.data, t.len, &used), ZW_HTTP_HEAD_DONE);
-	assert_int_equal(used, t.len);
+	assert_int_equal(zw_http_head_execute(&p, &h, t.buf.data, t.buf.len, &used),
+	                 ZW_HTTP_HEAD_DONE);
+	assert_int_equal(used, t.buf.len);
 	assert_int_equal(p.method, HTTP_PUT);
 	size_t vlen = 0;
 	const char *v = zw_http_find(&h, "x-a", &vlen);
@@ -109,10 +110,10 @@ static void test_request_parses_as_http1(void **state)
 	struct zw_obuf out = {.limit = 1 << 16};
 	struct zw_fwd_info info = {.client_ip = "10.0.0.1", .proto = "http", .chunked = chunked};
 	assert_int_equal(zw_http_build_request(&out, &p, &h, &info), 0);
-	assert_non_null(memmem(out.data, out.len, "Transfer-Encoding: chunked\r\n", 28));
-	assert_non_null(memmem(out.data, out.len, "X-Forwarded-For: 10.0.0.1\r\n", 27));
-	free(out.data);
-	free(t.data);
+	assert_non_null(memmem(out.buf.data, out.buf.len, "Transfer-Encoding: chunked\r\n", 28));
+	assert_non_null(memmem(out.buf.data, out.buf.len, "X-Forwarded-For: 10.0.0.1\r\n", 27));
+	zw_buf_free(&out.buf);
+	zw_buf_free(&t.buf);
 	zw_http_head_free(&h);
 }
 
@@ -123,7 +124,7 @@ static void test_request_limit(void **state)
 	struct zw_obuf t = {.limit = 10};
 	int chunked = 0;
 	assert_int_equal(zw_h2_request_text(&r, &t, &chunked), -1);
-	free(t.data);
+	zw_buf_free(&t.buf);
 }
 
 /* Nothing a client sends can add a line to the HTTP/1.1 head. */
@@ -147,7 +148,7 @@ static void test_request_smuggling_refused(void **state)
 	assert_int_equal(zw_h2_request_text(&r, &t, &chunked), -2);
 	r = req_of("GET", "/", "app.test\r\nx: y", NULL, 0, 1);
 	assert_int_equal(zw_h2_request_text(&r, &t, &chunked), -2);
-	free(t.data);
+	zw_buf_free(&t.buf);
 }
 
 static void test_response_fields(void **state)

@@ -71,6 +71,46 @@ static void target_of(void *arg, const struct zw_hold_item *oldest, struct zw_en
 	*a = f->a;
 }
 
+/* A board for `workers` workers over a store where ns/app has no endpoint
+ * yet (`empty`: its endpoint set). */
+struct cold {
+	struct zw_hold h;
+	struct zw_endpoints *eps;
+	struct zw_endpoint_set *empty;
+};
+
+static void cold_open(struct cold *c, int workers)
+{
+	c->eps = store(0);
+	c->empty = app_set(c->eps);
+	assert_int_equal(zw_hold_init(&c->h, workers), 0);
+}
+
+/* Frees what cold_open made; nothing may be queued any more. */
+static void cold_close(struct cold *c)
+{
+	assert_int_equal(zw_hold_total(&c->h), 0);
+	zw_endpoint_set_unref(c->empty);
+	zw_endpoints_free(c->eps);
+	zw_hold_free(&c->h);
+}
+
+/* Admits n requests r[0..n) of ns/app/0 while it has no endpoint,
+ * r[i] owned by worker i % workers: the first `max` wait, the rest find the
+ * queue full. */
+static void queue_cold(struct cold *c, struct req *r, int n, int workers, uint32_t max)
+{
+	struct zw_allowance none = {0};
+	uint64_t rng = 7;
+	for (int i = 0; i < n; i++) {
+		memset(&r[i], 0, sizeof(r[i]));
+		r[i].id = i;
+		enum zw_admit ad = zw_hold_admit(&c->h, "ns/app/0", &r[i].it, i % workers, max,
+		                                 c->empty, &none, 0, &rng);
+		assert_int_equal(ad, i < (int)max ? ZW_ADMIT_QUEUED : ZW_ADMIT_FULL);
+	}
+}
+
 static void test_admit_forwards_until_full_then_queues(void **state)
 {
 	(void)state;
@@ -136,34 +176,26 @@ static void test_admit_forwards_until_full_then_queues(void **state)
 static void test_cold_queue_fifo_and_overflow(void **state)
 {
 	(void)state;
-	struct zw_hold h;
-	struct zw_endpoints *eps = store(0);
-	struct zw_endpoint_set *empty = app_set(eps);
-	struct zw_allowance none = {0};
+	struct cold c;
 	uint64_t rng = 7;
 	struct req r[5];
-	assert_int_equal(zw_hold_init(&h, 3), 0);
-	for (int i = 0; i < 5; i++) {
-		memset(&r[i], 0, sizeof(r[i]));
-		r[i].id = i;
-		enum zw_admit ad =
-		        zw_hold_admit(&h, "ns/app/0", &r[i].it, i % 3, 4, empty, &none, 0, &rng);
-		assert_int_equal(ad, i < 4 ? ZW_ADMIT_QUEUED : ZW_ADMIT_FULL);
-	}
+	cold_open(&c, 3);
+	queue_cold(&c, r, 5, 3, 4);
 	assert_int_equal(r[4].it.state, ZW_HOLD_IDLE);
 	/* Cancel from the middle: order of the rest is kept. */
-	assert_int_equal(zw_hold_cancel(&h, &r[1].it), 0);
-	assert_int_equal(zw_hold_count(&h, "ns/app/0"), 3);
+	assert_int_equal(zw_hold_cancel(&c.h, &r[1].it), 0);
+	assert_int_equal(zw_hold_count(&c.h, "ns/app/0"), 3);
 
 	/* Endpoints turn ready; release pacing 1 per endpoint on 2 endpoints:
 	 * the two oldest go, one per endpoint. */
 	char err[ZW_EP_ERRLEN];
-	assert_int_equal(zw_endpoints_apply_spec(eps, "ns/app:80=127.0.0.1:1,127.0.0.2:1", err), 0);
-	struct fixture f = {.eps = eps, .set = app_set(eps), .a = {.per_endpoint = 1}};
-	uint64_t mask = zw_hold_release(&h, target_of, &f, 0, &rng);
+	assert_int_equal(zw_endpoints_apply_spec(c.eps, "ns/app:80=127.0.0.1:1,127.0.0.2:1", err),
+	                 0);
+	struct fixture f = {.eps = c.eps, .set = app_set(c.eps), .a = {.per_endpoint = 1}};
+	uint64_t mask = zw_hold_release(&c.h, target_of, &f, 0, &rng);
 	assert_int_equal(mask, (1u << 0) | (1u << 2));
-	struct zw_hold_item *g0 = zw_hold_take_granted(&h, 0);
-	struct zw_hold_item *g2 = zw_hold_take_granted(&h, 2);
+	struct zw_hold_item *g0 = zw_hold_take_granted(&c.h, 0);
+	struct zw_hold_item *g2 = zw_hold_take_granted(&c.h, 2);
 	assert_ptr_equal(g0, &r[0].it);
 	assert_ptr_equal(g2, &r[2].it);
 	assert_ptr_not_equal(g0->ep, g2->ep);
@@ -173,19 +205,100 @@ static void test_cold_queue_fifo_and_overflow(void **state)
 	 * gives the slot back. */
 	zw_endpoint_done(g0->ep);
 	zw_endpoint_set_unref(g0->set);
-	mask = zw_hold_release(&h, target_of, &f, 0, &rng);
+	mask = zw_hold_release(&c.h, target_of, &f, 0, &rng);
 	assert_int_equal(mask, 1u << 0);
 	assert_int_equal(r[3].it.state, ZW_HOLD_GRANTED);
-	assert_int_equal(zw_hold_cancel(&h, &r[3].it), 1);
-	assert_null(zw_hold_take_granted(&h, 0));
+	assert_int_equal(zw_hold_cancel(&c.h, &r[3].it), 1);
+	assert_null(zw_hold_take_granted(&c.h, 0));
 	zw_endpoint_done(g2->ep);
 	zw_endpoint_set_unref(g2->set);
 	assert_int_equal(total_outstanding(f.set), 0);
-	assert_int_equal(zw_hold_total(&h), 0);
+	assert_int_equal(zw_hold_total(&c.h), 0);
 	zw_endpoint_set_unref(f.set);
-	zw_endpoint_set_unref(empty);
-	zw_endpoints_free(eps);
-	zw_hold_free(&h);
+	cold_close(&c);
+}
+
+/* Many targets in one map (it grows past its first buckets, chains form): queues come and go in any
+ * order (front, middle and back of a chain) and every other target's queue is still found with its
+ * count. */
+static void test_many_targets_share_buckets(void **state)
+{
+	(void)state;
+	enum { N = 700 };
+	static struct req r[N][2];
+	struct cold c;
+	struct zw_allowance none = {0};
+	uint64_t rng = 5;
+	char key[32];
+	cold_open(&c, 1);
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof(key), "ns/app%d/0", i);
+		for (int k = 0; k < 2; k++) {
+			memset(&r[i][k], 0, sizeof(r[i][k]));
+			assert_int_equal(zw_hold_admit(&c.h, key, &r[i][k].it, 0, 10, c.empty,
+			                               &none, 0, &rng),
+			                 ZW_ADMIT_QUEUED);
+		}
+	}
+	assert_int_equal(zw_hold_total(&c.h), 2 * N);
+	/* Every third target's queue goes (both items), then the rest in
+	 * reverse order, one item at a time. */
+	for (int i = 0; i < N; i += 3) {
+		assert_int_equal(zw_hold_cancel(&c.h, &r[i][1].it), 0);
+		assert_int_equal(zw_hold_cancel(&c.h, &r[i][0].it), 0);
+	}
+	for (int i = 0; i < N; i++) {
+		snprintf(key, sizeof(key), "ns/app%d/0", i);
+		assert_int_equal(zw_hold_count(&c.h, key), i % 3 == 0 ? 0 : 2);
+	}
+	for (int i = N - 1; i >= 0; i--) {
+		if (i % 3 == 0)
+			continue;
+		snprintf(key, sizeof(key), "ns/app%d/0", i);
+		assert_int_equal(zw_hold_cancel(&c.h, &r[i][0].it), 0);
+		assert_int_equal(zw_hold_count(&c.h, key), 1);
+		assert_int_equal(zw_hold_cancel(&c.h, &r[i][1].it), 0);
+		assert_int_equal(zw_hold_count(&c.h, key), 0);
+		if (i > 1) { /* a neighbour still queued is still found */
+			snprintf(key, sizeof(key), "ns/app%d/0", (i - 1) % 3 ? i - 1 : i - 2);
+			assert_int_equal(zw_hold_count(&c.h, key), 2);
+		}
+	}
+	cold_close(&c);
+}
+
+/* A granted request leaving from the middle of its worker's mailbox: the
+ * others come out in grant order. */
+static void test_cancel_granted_from_mailbox_middle(void **state)
+{
+	(void)state;
+	struct cold c;
+	uint64_t rng = 11;
+	struct req r[4];
+	cold_open(&c, 1);
+	queue_cold(&c, r, 4, 1, 10);
+	char err[ZW_EP_ERRLEN];
+	assert_int_equal(zw_endpoints_apply_spec(c.eps, "ns/app:80=127.0.0.1:1", err), 0);
+	struct fixture f = {.eps = c.eps, .set = app_set(c.eps), .a = {.per_endpoint = 4}};
+	assert_int_equal(zw_hold_release(&c.h, target_of, &f, 0, &rng), 1u << 0);
+	assert_int_equal(zw_hold_cancel(&c.h, &r[1].it), 1); /* middle */
+	assert_int_equal(zw_hold_cancel(&c.h, &r[3].it), 1); /* back */
+	assert_int_equal(total_outstanding(f.set), 2);
+	struct zw_hold_item *got = zw_hold_take_granted(&c.h, 0);
+	assert_ptr_equal(got, &r[0].it);
+	assert_ptr_equal(got->next, &r[2].it);
+	assert_null(got->next->next);
+	assert_null(zw_hold_take_granted(&c.h, 0));
+	for (struct zw_hold_item *it = got, *next; it; it = next) {
+		next = it->next;
+		assert_int_equal(it->state, ZW_HOLD_IDLE);
+		zw_endpoint_done(it->ep);
+		zw_endpoint_set_unref(it->set);
+	}
+	assert_int_equal(total_outstanding(f.set), 0);
+	assert_int_equal(zw_hold_total(&c.h), 0);
+	zw_endpoint_set_unref(f.set);
+	cold_close(&c);
 }
 
 static void test_slow_start_share(void **state)
@@ -375,6 +488,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_admit_forwards_until_full_then_queues),
 	        cmocka_unit_test(test_cold_queue_fifo_and_overflow),
+	        cmocka_unit_test(test_many_targets_share_buckets),
+	        cmocka_unit_test(test_cancel_granted_from_mailbox_middle),
 	        cmocka_unit_test(test_slow_start_share),
 	        cmocka_unit_test(test_allowance_never_exceeded_under_threads),
 	        cmocka_unit_test(test_unlimited_spreads),

@@ -242,8 +242,8 @@ static void test_build_request(void **state)
 	                   "X-Forwarded-Host: app.example\r\n"
 	                   "Transfer-Encoding: chunked\r\n"
 	                   "\r\n";
-	assert_string_equal(out.data, want);
-	free(out.data);
+	assert_string_equal(out.buf.data, want);
+	zw_buf_free(&out.buf);
 	zw_http_head_free(&x.h);
 
 	/* Other codings before chunked are kept with it. */
@@ -256,8 +256,8 @@ static void test_build_request(void **state)
 	out.limit = 4096;
 	assert_int_equal(zw_http_build_request(&out, &x.p, &x.h, &info), 0);
 	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
-	assert_non_null(strstr(out.data, "\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"));
-	free(out.data);
+	assert_non_null(strstr(out.buf.data, "\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"));
+	zw_buf_free(&out.buf);
 	zw_http_head_free(&x.h);
 
 	/* Upgrade kept for upgrades; existing X-Forwarded-Proto/-Host kept. */
@@ -270,15 +270,16 @@ static void test_build_request(void **state)
 	struct zw_fwd_info up = {.client_ip = "127.0.0.1", .upgrade = 1};
 	assert_int_equal(zw_http_build_request(&out, &x.p, &x.h, &up), 0);
 	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
-	assert_string_equal(out.data, "GET /ws HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\n"
-	                              "X-Forwarded-Host: outer\r\nX-Forwarded-For: 127.0.0.1\r\n"
-	                              "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
-	free(out.data);
+	assert_string_equal(out.buf.data,
+	                    "GET /ws HTTP/1.1\r\nHost: h\r\nX-Forwarded-Proto: https\r\n"
+	                    "X-Forwarded-Host: outer\r\nX-Forwarded-For: 127.0.0.1\r\n"
+	                    "Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n");
+	zw_buf_free(&out.buf);
 	/* The output limit is enforced. */
 	memset(&out, 0, sizeof(out));
 	out.limit = 10;
 	assert_int_equal(zw_http_build_request(&out, &x.p, &x.h, &up), -1);
-	free(out.data);
+	zw_buf_free(&out.buf);
 	zw_http_head_free(&x.h);
 }
 
@@ -299,17 +300,18 @@ static void test_build_response(void **state)
 	struct zw_resp_info info = {.cold_start = 1, .close = 0, .keep_framing = 1};
 	assert_int_equal(zw_http_build_response(&out, &p, &h, &info), 0);
 	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
-	assert_string_equal(out.data,
+	assert_string_equal(out.buf.data,
 	                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: s\r\n"
 	                    "Transfer-Encoding: chunked\r\nX-Zerowire-Cold-Start: true\r\n\r\n");
-	free(out.data);
+	zw_buf_free(&out.buf);
 	memset(&out, 0, sizeof(out));
 	out.limit = 4096;
 	struct zw_resp_info closing = {.cold_start = 0, .close = 1, .keep_framing = 1};
 	assert_int_equal(zw_http_build_response(&out, &p, &h, &closing), 0);
 	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
-	assert_non_null(strstr(out.data, "Connection: close\r\nX-Zerowire-Cold-Start: false\r\n"));
-	free(out.data);
+	assert_non_null(
+	        strstr(out.buf.data, "Connection: close\r\nX-Zerowire-Cold-Start: false\r\n"));
+	zw_buf_free(&out.buf);
 	zw_http_head_free(&h);
 }
 
@@ -320,10 +322,10 @@ static void test_simple_response(void **state)
 	assert_int_equal(zw_http_simple_response(&out, 503, "Retry-After: 5\r\n", "busy\n", 5, 0),
 	                 0);
 	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
-	assert_string_equal(out.data, "HTTP/1.1 503 Service Unavailable\r\n"
-	                              "Content-Type: text/plain; charset=utf-8\r\n"
-	                              "Content-Length: 5\r\nRetry-After: 5\r\n\r\nbusy\n");
-	free(out.data);
+	assert_string_equal(out.buf.data, "HTTP/1.1 503 Service Unavailable\r\n"
+	                                  "Content-Type: text/plain; charset=utf-8\r\n"
+	                                  "Content-Length: 5\r\nRetry-After: 5\r\n\r\nbusy\n");
+	zw_buf_free(&out.buf);
 	assert_true(zw_http_is_hop_by_hop("Proxy-Connection", 16));
 	assert_true(zw_http_is_hop_by_hop("te", 2));
 	assert_false(zw_http_is_hop_by_hop("Tex", 3));
@@ -352,7 +354,7 @@ static char *build_req(struct parsed *x)
 	                           .chunked = (x->p.flags & F_CHUNKED) != 0};
 	assert_int_equal(zw_http_build_request(&out, &x->p, &x->h, &info), 0);
 	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
-	return out.data;
+	return out.buf.data;
 }
 
 static void test_connection_cannot_drop_framing(void **state)
@@ -394,9 +396,9 @@ static void test_connection_cannot_drop_framing(void **state)
 	struct zw_resp_info info = {.keep_framing = 1};
 	assert_int_equal(zw_http_build_response(&out, &p, &h, &info), 0);
 	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
-	assert_string_equal(out.data, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
-	                              "X-Zerowire-Cold-Start: false\r\n\r\n");
-	free(out.data);
+	assert_string_equal(out.buf.data, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n"
+	                                  "X-Zerowire-Cold-Start: false\r\n\r\n");
+	zw_buf_free(&out.buf);
 	zw_http_head_free(&h);
 }
 
@@ -564,8 +566,8 @@ static void test_strict_responses(void **state)
 		struct zw_resp_info info = {.keep_framing = 1};
 		assert_int_equal(zw_http_build_response(&out, &p, &h, &info), 0);
 		assert_int_equal(zw_obuf_add(&out, "", 1), 0);
-		assert_null(strstr(out.data, "Transfer-Encoding"));
-		free(out.data);
+		assert_null(strstr(out.buf.data, "Transfer-Encoding"));
+		zw_buf_free(&out.buf);
 		zw_http_head_free(&h);
 	}
 	/* Response trailers stay in the body too. */

@@ -21,7 +21,7 @@ static char *render(struct zw_metrics_shard *m)
 	struct zw_metrics_shard *shards[1] = {m};
 	assert_int_equal(zw_metrics_render(shards, 1, &out), 0);
 	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
-	return out.data;
+	return out.buf.data;
 }
 
 /* Every sample line's family has a # HELP and a # TYPE line before it. */
@@ -152,7 +152,7 @@ static void test_process_and_build_info(void **state)
 	struct zw_obuf out = {.limit = 1 << 20};
 	assert_int_equal(zw_metrics_render_process(&out), 0);
 	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
-	const char *t = out.data;
+	const char *t = out.buf.data;
 	assert_non_null(
 	        strstr(t, "zerowire_build_info{program=\"proxy\",version=\"" ZW_VERSION "\"} 1\n"));
 	const char *need[] = {"\nprocess_resident_memory_bytes ",
@@ -168,7 +168,7 @@ static void test_process_and_build_info(void **state)
 		assert_true(strtod(p + strlen(need[i]), NULL) > 0 || i == 2);
 	}
 	assert_help_everywhere(t);
-	free(out.data);
+	zw_buf_free(&out.buf);
 }
 
 int main(void)

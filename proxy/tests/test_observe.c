@@ -74,9 +74,9 @@ static void test_begin_and_rewrite(void **state)
 	char want[256];
 	snprintf(want, sizeof(want),
 	         "GET / HTTP/1.1\r\nHost: x\r\ntraceparent: %s\r\ntracestate: a=1\r\n\r\n", out);
-	assert_int_equal(h.len, strlen(want));
-	assert_memory_equal(h.data, want, h.len);
-	free(h.data);
+	assert_int_equal(h.buf.len, strlen(want));
+	assert_memory_equal(h.buf.data, want, h.buf.len);
+	zw_buf_free(&h.buf);
 	/* No valid parent: a new trace; ratio 0 never samples, 1 always. */
 	zw_trace_begin(&t, "bogus", 5, "a=1", 3, 0, &rng);
 	assert_false(t.has_parent || t.sampled);
@@ -161,8 +161,8 @@ static void test_drops_counted(void **state)
 	struct zw_obuf out = {.limit = 1 << 16};
 	assert_int_equal(zw_observe_render(o, &out), 0);
 	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
-	assert_non_null(strstr(out.data, "\nzerowire_access_log_dropped_total 3\n"));
-	free(out.data);
+	assert_non_null(strstr(out.buf.data, "\nzerowire_access_log_dropped_total 3\n"));
+	zw_buf_free(&out.buf);
 	zw_observe_free(o);
 	close(fd);
 	assert_int_equal(zw_observe_parse_ratio("0.5", &(double){0}), 0);

@@ -1,10 +1,12 @@
 /* Unit tests for the scaler's admin handler (proxy/scaler.c,
  * zw_scaler_admin): the peer token on every /peer/ path, /peer/cold only for
- * keys of current targets (anything else 404 with no state kept), and the
- * read-only paths left open. The scaler runs on its own loop with an
- * ephemeral gRPC port and peer polling off; no request leaves the process. */
+ * keys of current targets (anything else 404 with no state kept), the
+ * read-only paths left open, wake hints running out. The scaler runs on its
+ * own loop with an ephemeral gRPC port and peer polling off; no request
+ * leaves the process. */
 #include <errno.h>
 #include <setjmp.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -171,12 +173,63 @@ static void test_read_only_paths_open(void **state)
 	assert_false(zw_scaler_admin_is_peer_path("/metrics"));
 }
 
+/* "active" in /metrics-api's answer for interceptorRoute ir of demo (a
+ * read that also drops the wake hints that ran out). */
+static bool active_of(struct fixture *f, const char *ir)
+{
+	char target[96], *body = NULL;
+	size_t len = 0;
+	int status = 0;
+	const char *ctype = NULL;
+	snprintf(target, sizeof(target), "/metrics-api/demo/x?interceptorRoute=%s", ir);
+	assert_int_equal(
+	        zw_scaler_admin(f->scaler, "GET", target, NULL, &status, &body, &len, &ctype), 1);
+	assert_int_equal(status, 200);
+	const char *a = strstr(body, "\"active\":");
+	assert_non_null(a);
+	a += strlen("\"active\":");
+	a += strspn(a, " ");
+	bool on = strncmp(a, "true", 4) == 0;
+	free(body);
+	return on;
+}
+
+/* Advances the loop's clock by ms of real time. */
+static void wait_ms(struct fixture *f, unsigned ms)
+{
+	usleep(ms * 1000u);
+	uv_update_time(&f->loop);
+}
+
+/* A cold signal keeps its target active for the hint's hold (the 1 s
+ * heartbeat here); a read after that drops the hint, whichever place it
+ * has on the list, and leaves the younger ones. */
+static void test_wake_hints_expire(void **state)
+{
+	struct fixture *f = *state;
+	const char *tok = "Bearer peer-secret";
+	uv_update_time(&f->loop);
+	assert_int_equal(call(f, "POST", "/peer/cold?target=demo/app", tok), 204);
+	wait_ms(f, 600);
+	assert_int_equal(call(f, "POST", "/peer/cold?target=demo/web", tok), 204);
+	assert_true(metric(f, "zerowire_scaler_wake_hints") == 2);
+	assert_true(active_of(f, "app"));
+	wait_ms(f, 500); /* app's hint ran out (1.1 s), web's has 0.5 s left */
+	assert_false(active_of(f, "app"));
+	assert_true(metric(f, "zerowire_scaler_wake_hints") == 1);
+	assert_true(active_of(f, "web"));
+	wait_ms(f, 600);
+	assert_false(active_of(f, "web"));
+	assert_true(metric(f, "zerowire_scaler_wake_hints") == 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_setup_teardown(test_peer_paths_need_token, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_cold_only_known_targets, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_read_only_paths_open, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_wake_hints_expire, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -10,6 +10,9 @@ import base64
 import calendar
 import os
 import re
+import shutil
+import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -17,7 +20,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zwproxy import BIN, Proxy, wait_for  # noqa: E402
+from zwproxy import BIN, Proxy, free_port, wait_for  # noqa: E402
 
 from harness import gotools  # noqa: E402  (top-level conftest puts e2e/ on sys.path)
 
@@ -74,7 +77,7 @@ def test_secret_watch_fills_the_store(cluster, ns, tmp_path):
         wait_for(lambda: site in expiries(p), timeout=20, what="Secret loaded")
         assert expiries(p)[site] == (False, "a.tls.test,*.apps.tls.test", end)
         assert p.metric("zerowire_tls_certificates") == 1
-        assert "tls_listener_not_wired" in p.output()
+        assert "event=tls_listening" in p.output()
 
         # The default Secret appears after start.
         dcrt, dkey, dend = make_cert(str(tmp_path), "d", 10, "default.tls.test")
@@ -103,6 +106,77 @@ def test_secret_watch_fills_the_store(cluster, ns, tmp_path):
         assert p.proc.poll() is None
     finally:
         p.stop()
+
+
+def served(port, sni):
+    """The certificate the TLS listener serves for `sni` (None: no SNI):
+    (subject CN, notAfter epoch), read with Python's ssl (not verified)."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=sni) as s:
+            der = s.getpeercert(binary_form=True)
+    out = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-subject", "-enddate"],
+                         input=der, capture_output=True, check=True).stdout.decode()
+    cn = re.search(r"CN ?= ?([^\s,/]+)", out).group(1)
+    end = re.search(r"notAfter=(.*)", out).group(1).strip()
+    return cn, calendar.timegm(time.strptime(end, "%b %d %H:%M:%S %Y GMT"))
+
+
+def curl_tls(port, host, cacert, *args):
+    """curl over TLS with SNI `host`, verifying against `cacert`; returns
+    (exit code, http_version, status)."""
+    r = subprocess.run([shutil.which("curl"), "-sS", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
+                        "--cacert", cacert, "--resolve", "%s:%d:127.0.0.1" % (host, port),
+                        "https://%s:%d/" % (host, port)] + list(args),
+                       capture_output=True, text=True, timeout=30)
+    v, _, code = r.stdout.partition(" ")
+    return r.returncode, v, code
+
+
+def test_sni_and_renewal_served_by_the_listener(cluster, ns, tmp_path):
+    """Two Secrets for two host names and a default Secret: curl (HTTP/1.1
+    and h2) verifies each host's own certificate, unknown and absent SNI get
+    the default; a Secret renewed in place is served to the next handshake
+    without a restart."""
+    if not shutil.which("curl"):
+        pytest.skip("curl not installed")
+    d = str(tmp_path)
+    path = "/api/v1/namespaces/%s/secrets" % ns
+    acrt, akey, aend = make_cert(d, "a", 30, "a.tls.test")
+    bcrt, bkey, bend = make_cert(d, "b", 40, "b.tls.test")
+    dcrt, dkey, dend = make_cert(d, "dflt", 50, "default.tls.test")
+    for name, c, k in (("a", acrt, akey), ("b", bcrt, bkey), ("fallback", dcrt, dkey)):
+        cluster.api("POST", path, secret(ns, name, c, k))
+    tport = free_port()
+    p = Proxy(tmp_path, kubeconfig=cluster.kubeconfig, namespaces=[ns],
+              args=["--tls-secret", "%s/a,%s/b" % (ns, ns), "--tls-default-secret", "%s/fallback" % ns,
+                    "--tls-listen", "127.0.0.1:%d" % tport])
+    try:
+        wait_for(lambda: len(expiries(p)) == 3, timeout=20, what="three Secrets loaded")
+        pid = p.proc.pid
+        for host, crt in (("a.tls.test", "a.crt"), ("b.tls.test", "b.crt")):
+            for flag, version in (("--http1.1", "1.1"), ("--http2", "2")):
+                # No route for these hosts: 404 from the proxy, after a
+                # verified handshake.
+                assert curl_tls(tport, host, os.path.join(d, crt), flag) == (0, version, "404")
+        assert curl_tls(tport, "a.tls.test", os.path.join(d, "b.crt"))[0] == 60  # not b's
+        assert served(tport, "a.tls.test") == ("a.tls.test", aend)
+        assert served(tport, "b.tls.test") == ("b.tls.test", bend)
+        assert served(tport, "unknown.tls.test") == ("default.tls.test", dend)
+        assert served(tport, None) == ("default.tls.test", dend)
+
+        # Renewal in place: the next handshake gets the new certificate.
+        a2crt, a2key, a2end = make_cert(d, "a2", 90, "a.tls.test")
+        cluster.api("PUT", path + "/a", secret(ns, "a", a2crt, a2key))
+        wait_for(lambda: served(tport, "a.tls.test") == ("a.tls.test", a2end), timeout=20,
+                 what="renewed certificate served")
+        assert curl_tls(tport, "a.tls.test", os.path.join(d, "a2.crt"), "--http2") == (0, "2", "404")
+        assert p.proc.pid == pid and p.proc.poll() is None
+        assert p.metric("zerowire_tls_handshakes_total") >= 10
+    finally:
+        assert p.stop() == 0
 
 
 def test_file_default_in_static_mode(tmp_path):

@@ -1,5 +1,5 @@
 /* Test tool: a TLS server on a libuv loop driving proxy/tls.c the way the
- * proxy's TLS listener will (read at most zw_tls_in_room bytes, feed, send
+ * proxy's TLS listener does (read at most zw_tls_in_room bytes, feed, send
  * what is pending, stop reading while the session has no room), so real
  * clients (curl, openssl s_client) can be pointed at the session module.
  *

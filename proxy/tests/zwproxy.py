@@ -280,8 +280,9 @@ def scaledobject(name, service, port, ns="default", hosts="", paths="", **meta):
     }
 
 
-def slices(services):
-    """services: {"ns/svc": [(ip, port), ...]} -> EndpointSlice objects (one per Service)."""
+def slices(services, app_protocol=None):
+    """services: {"ns/svc": [(ip, port), ...]} -> EndpointSlice objects (one per Service);
+    app_protocol: the ports' appProtocol (e.g. "kubernetes.io/h2c"), none by default."""
     out = []
     for key, eps in services.items():
         ns, svc = key.split("/")
@@ -293,7 +294,8 @@ def slices(services):
             "metadata": {"name": svc + "-zw", "namespace": ns,
                          "labels": {"kubernetes.io/service-name": svc}},
             "addressType": "IPv4",
-            "ports": [{"name": "", "port": ports[0], "protocol": "TCP"}] if ports else [],
+            "ports": [dict({"name": "", "port": ports[0], "protocol": "TCP"},
+                           **({"appProtocol": app_protocol} if app_protocol else {}))] if ports else [],
             "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip, _ in eps],
         })
     return out
@@ -339,15 +341,15 @@ class Proxy:
             json.dump({"apiVersion": "v1", "kind": "List", "items": targets}, f)
         os.replace(tmp, self.targets_file)
 
-    def _write_endpoints(self, endpoints):
+    def _write_endpoints(self, endpoints, app_protocol=None):
         tmp = self.endpoints_file + ".tmp"
         with open(tmp, "w") as f:
-            json.dump({"apiVersion": "v1", "kind": "List", "items": slices(endpoints)}, f)
+            json.dump({"apiVersion": "v1", "kind": "List", "items": slices(endpoints, app_protocol)}, f)
         os.replace(tmp, self.endpoints_file)
 
-    def set_endpoints(self, endpoints):
+    def set_endpoints(self, endpoints, app_protocol=None):
         """Replaces the ready endpoints and tells the proxy (SIGHUP)."""
-        self._write_endpoints(endpoints)
+        self._write_endpoints(endpoints, app_protocol)
         self.proc.send_signal(signal.SIGHUP)
 
     def reload(self):

@@ -1,4 +1,6 @@
-/* What a destination speaks, and whether zerowire-proxy can carry it.
+/* What a destination speaks, and whether zerowire-proxy can carry it
+ * (shared: the webhook decides what to rewrite, the proxy what to speak
+ * upstream).
  *
  * The webhook rewrites a destination only when the proxy speaks its
  * protocol; otherwise the route keeps pointing at the workload (it is then
@@ -11,8 +13,8 @@
  *     serversscheme, GKE's app-protocols), else the port name convention
  *     `<protocol>[-<suffix>]` (Istio's).
  * Unknown means HTTP/1.1, as every controller assumes. */
-#ifndef ZW_WEBHOOK_PROTOCOL_H
-#define ZW_WEBHOOK_PROTOCOL_H
+#ifndef ZW_PROTOCOL_H
+#define ZW_PROTOCOL_H
 
 #include <jansson.h>
 #include <stddef.h>

@@ -1,4 +1,4 @@
-/* Unit tests for webhook/protocol.c: which protocol a Service port, its
+/* Unit tests for lib/protocol.c: which protocol a Service port, its
  * annotations and an Ingress's annotations say a destination speaks. */
 #include <setjmp.h>
 #include <stdarg.h>
