@@ -26,6 +26,7 @@ promtool) pkg=github.com/prometheus/prometheus/cmd/promtool tags=remove_all_sd ;
 otelcol) pkg=. ;;
 helm-docs) pkg=github.com/norwoodj/helm-docs/cmd/helm-docs ;;
 h2spec) pkg=github.com/summerwind/h2spec/cmd/h2spec ;;
+ghz) pkg=github.com/bojand/ghz/cmd/ghz ;;
 *) echo "build-go-tool: unknown tool $name" >&2; exit 2 ;;
 esac
 
