@@ -169,10 +169,11 @@ struct zw_request {
 	uint64_t up_start;   /* loop time of the first upstream dial, 0 = none */
 	uint64_t bytes_out;  /* bytes written to the client for this request */
 	/* HTTP/2 towards the backend (h2pool.c) and gRPC. */
-	int grpc;                 /* an HTTP/2 request with content-type application/grpc* */
-	uint64_t grpc_timeout_ms; /* its grpc-timeout, 0 = none (bounds deadline) */
-	struct zw_h2ustream *h2s; /* the backend stream when the backend speaks h2c */
-	struct zw_obuf trailers;  /* the backend's response trailers: name\0value\0 pairs */
+	int grpc;                    /* an HTTP/2 request with content-type application/grpc* */
+	uint64_t grpc_timeout_ms;    /* its grpc-timeout, 0 = none (bounds deadline) */
+	struct zw_h2ustream *h2s;    /* the backend stream when the backend speaks h2c */
+	char tls_err[ZW_TLS_ERRLEN]; /* why the backend's TLS handshake failed */
+	struct zw_obuf trailers;     /* the backend's response trailers: name\0value\0 pairs */
 	size_t n_trailers;
 };
 
@@ -325,8 +326,24 @@ void zw_fwd_read_cb(struct zw_upstream *u, ssize_t nread, const char *data);
  * response-header and body timers armed, the client side asked for body). */
 void zw_fwd_head_sent(struct zw_request *r);
 
+/* Whether r's endpoint speaks TLS: 0 no; 1 yes, with *t filled for
+ * zw_upstream_dial (server name `<svc>.<ns>.svc` written into name, cap
+ * bytes; ALPN h2 when h2 is nonzero or the port says h2/grpcs, else
+ * http/1.1); -1 TLS wanted but impossible (no trust configured, name too
+ * long). */
+int zw_fwd_upstream_tls(const struct zw_request *r, int h2, struct zw_upstream_tls *t, char *name,
+                        size_t cap);
+
+/* After a dial of u ended with status: counts the TLS handshake (done or
+ * failed) and, when it failed, logs it and copies why into err (cap
+ * bytes). Nothing for cleartext or non-TLS failures. key: the target (may
+ * be NULL). */
+void zw_fwd_tls_connected(struct zw_worker *w, const struct zw_upstream *u, int status,
+                          const char *key, char *err, size_t cap);
+
 /* Connecting to r->ep failed with status (a negative UV_* code): try again
- * within the connect budget, else answer 502/504. */
+ * within the connect budget, else answer 502/504 (ZW_UPSTREAM_ETLS: 502 at
+ * once, with r->tls_err). */
 void zw_fwd_connect_failed(struct zw_request *r, int status);
 
 /* ---- h2pool.c: h2c upstream connections of a worker --------------------- */
