@@ -196,9 +196,10 @@ struct zw_worker {
 	int draining;
 	struct zw_h1conn *conns;
 	struct zw_upool pool;
-	struct zw_upool h2pool;     /* TCP connections under h2c upstream sessions */
-	struct zw_h2pconn *h2conns; /* those sessions (h2pool.c) */
-	size_t n_waiting;           /* this worker's requests waiting in a queue */
+	struct zw_upool h2pool;      /* TCP connections under h2c upstream sessions */
+	struct zw_h2pconn *h2conns;  /* those sessions (h2pool.c) */
+	char tls_err[ZW_TLS_ERRLEN]; /* why the last backend TLS handshake failed */
+	size_t n_waiting;            /* this worker's requests waiting in a queue */
 	struct zw_metrics_shard metrics;
 	struct zw_wtable *wt;
 	uint64_t table_seen;
@@ -343,7 +344,7 @@ void zw_fwd_tls_connected(struct zw_worker *w, const struct zw_upstream *u, int 
 
 /* Connecting to r->ep failed with status (a negative UV_* code): try again
  * within the connect budget, else answer 502/504 (ZW_UPSTREAM_ETLS: 502 at
- * once, with r->tls_err). */
+ * once, saying r->w->tls_err). */
 void zw_fwd_connect_failed(struct zw_request *r, int status);
 
 /* ---- h2pool.c: h2c upstream connections of a worker --------------------- */

@@ -41,7 +41,8 @@ static void up_write_cb(uv_write_t *req, int status)
  * Returns 0 or a negative UV_* code. */
 static int up_send(struct zw_request *r, const uv_buf_t *bufs, unsigned n)
 {
-	int rc = zw_upstream_write(r->up, bufs, n, up_write_cb, r);
+	int rc = r->up->tls ? zw_upstream_write(r->up, bufs, n, up_write_cb, r)
+	                    : zw_dp_write((uv_stream_t *)&r->up->tcp, bufs, n, up_write_cb, r);
 	if (rc > 0) {
 		r->ops->write_queued(r);
 		rc = 0;
@@ -247,7 +248,7 @@ static void on_up_connect(struct zw_upstream *u, int status)
 	struct zw_request *r = u->owner;
 	if (!r)
 		return;
-	zw_fwd_tls_connected(r->w, u, status, r->key, r->tls_err, sizeof(r->tls_err));
+	zw_fwd_tls_connected(r->w, u, status, r->key, r->w->tls_err, sizeof(r->w->tls_err));
 	if (status == 0) {
 		send_request_head(r);
 		return;
@@ -266,7 +267,7 @@ void zw_fwd_connect_failed(struct zw_request *r, int status)
 		 * or cipher). */
 		char why[ZW_TLS_ERRLEN + 128];
 		snprintf(why, sizeof(why), "upstream TLS handshake failed (%s:%u): %s", r->ep->ip,
-		         r->ep->port, r->tls_err);
+		         r->ep->port, r->w->tls_err);
 		zw_fwd_fail(r, 502, why);
 		return;
 	}
@@ -299,7 +300,7 @@ static void dial(struct zw_request *r)
 	}
 	struct zw_upstream_tls tls;
 	char name[256];
-	int use_tls = zw_fwd_upstream_tls(r, 0, &tls, name, sizeof(name));
+	int use_tls = r->ep->tls ? zw_fwd_upstream_tls(r, 0, &tls, name, sizeof(name)) : 0;
 	if (use_tls < 0) {
 		zw_fwd_fail(r, 502, "TLS to the backend is not available (server name too long)");
 		return;

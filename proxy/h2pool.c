@@ -311,7 +311,7 @@ static void on_close(void *ctx, void *stream, uint32_t code, int retry)
 		return;
 	}
 	if (!r->resp_started && pc->connect_status) {
-		snprintf(r->tls_err, sizeof(r->tls_err), "%s", pc->tls_err);
+		snprintf(r->w->tls_err, sizeof(r->w->tls_err), "%s", pc->tls_err);
 		zw_h2pool_release(r);
 		cb_end(s);
 		r->state = ZW_REQ_CONNECT;

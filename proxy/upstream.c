@@ -417,11 +417,6 @@ int zw_upstream_write(struct zw_upstream *u, const uv_buf_t *bufs, unsigned n, u
 	return tls_flush(u, cb, arg);
 }
 
-size_t zw_upstream_queued(const struct zw_upstream *u)
-{
-	return uv_stream_get_write_queue_size((const uv_stream_t *)&u->tcp);
-}
-
 const char *zw_upstream_tls_error(const struct zw_upstream *u)
 {
 	return u->tls ? zw_tls_error(u->tls) : "";

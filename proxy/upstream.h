@@ -141,7 +141,10 @@ int zw_upstream_write(struct zw_upstream *u, const uv_buf_t *bufs, unsigned n, u
                       void *arg);
 
 /* Bytes queued for u's socket (ciphertext with TLS). */
-size_t zw_upstream_queued(const struct zw_upstream *u);
+static inline size_t zw_upstream_queued(const struct zw_upstream *u)
+{
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&u->tcp);
+}
 
 /* Why u's TLS handshake or session failed ("" when it did not; borrowed). */
 const char *zw_upstream_tls_error(const struct zw_upstream *u);
