@@ -294,21 +294,21 @@ SERVER = r"""
 import sys
 from concurrent import futures
 sys.path.insert(0, sys.argv[3])
-import grpc, echo_pb2, echo_pb2_grpc
+import grpc, tlsecho_pb2, tlsecho_pb2_grpc
 
-class Echo(echo_pb2_grpc.EchoServicer):
+class Echo(tlsecho_pb2_grpc.EchoServicer):
     def Unary(self, req, ctx):
         ctx.set_trailing_metadata((("x-tls", "yes"),))
-        return echo_pb2.Msg(data=req.data, n=len(req.data))
+        return tlsecho_pb2.Msg(data=req.data, n=len(req.data))
     def Stream(self, req, ctx):
         for i in range(req.n):
-            yield echo_pb2.Msg(n=i)
+            yield tlsecho_pb2.Msg(n=i)
 
 pki = sys.argv[4]
 creds = grpc.ssl_server_credentials([(open(pki + "/srv.key", "rb").read(),
                                       open(pki + "/srv.pem", "rb").read())])
 s = grpc.server(futures.ThreadPoolExecutor(8), options=[("grpc.max_receive_message_length", 16 << 20)])
-echo_pb2_grpc.add_EchoServicer_to_server(Echo(), s)
+tlsecho_pb2_grpc.add_EchoServicer_to_server(Echo(), s)
 s.add_secure_port("%s:%s" % (sys.argv[1], sys.argv[2]), creds)
 s.start()
 print("ready", flush=True)
@@ -323,12 +323,12 @@ def test_grpc_over_tls_backend(tmp_path, pki):
     server-streaming answers, verified against the test CA."""
     gen = tmp_path / "gen"
     gen.mkdir()
-    (gen / "echo.proto").write_text(PROTO)
+    (gen / "tlsecho.proto").write_text(PROTO)
     assert protoc.main(["protoc", "-I%s" % gen, "--python_out=%s" % gen, "--grpc_python_out=%s" % gen,
-                        str(gen / "echo.proto")]) == 0
+                        str(gen / "tlsecho.proto")]) == 0
     sys.path.insert(0, str(gen))
-    import echo_pb2
-    import echo_pb2_grpc
+    import tlsecho_pb2
+    import tlsecho_pb2_grpc
     ip = "127.0.0.25"
     port = free_port(ip)
     (tmp_path / "server.py").write_text(SERVER)
@@ -342,13 +342,13 @@ def test_grpc_over_tls_backend(tmp_path, pki):
         wait_for(lambda: p.get("/")[0].status != 503, what="endpoint published")
         ch = grpc.insecure_channel("127.0.0.1:%d" % p.port, options=[
             ("grpc.default_authority", "app.test"), ("grpc.max_receive_message_length", 16 << 20)])
-        stub = echo_pb2_grpc.EchoStub(ch)
+        stub = tlsecho_pb2_grpc.EchoStub(ch)
         data = os.urandom(1 << 20)
         for _ in range(3):
-            resp, call = stub.Unary.with_call(echo_pb2.Msg(data=data), timeout=30)
+            resp, call = stub.Unary.with_call(tlsecho_pb2.Msg(data=data), timeout=30)
             assert resp.data == data and resp.n == len(data)
             assert dict(call.trailing_metadata()).get("x-tls") == "yes"
-        assert [m.n for m in stub.Stream(echo_pb2.Msg(n=20), timeout=30)] == list(range(20))
+        assert [m.n for m in stub.Stream(tlsecho_pb2.Msg(n=20), timeout=30)] == list(range(20))
         ch.close()
         assert p.metric("zerowire_upstream_tls_handshakes_total", alpn="h2") >= 1
         assert p.metric("zerowire_upstream_tls_errors_total") == 0
