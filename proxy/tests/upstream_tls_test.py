@@ -276,6 +276,67 @@ def test_tls_backend_down_is_502_after_retries(tmp_path, pki):
         assert p.stop() == 0
 
 
+def test_handshake_timeout_and_eof(tmp_path):
+    """A TLS endpoint that accepts but never answers the ClientHello: the
+    handshake runs into --connect-timeout on every attempt of the retry
+    budget, then 504. One that closes during the handshake (a backend still
+    starting) is retried like a refused connect, then 502."""
+    import socket as so
+    silent = so.socket()
+    silent.bind(("127.0.0.26", 0))
+    silent.listen(64)
+    closing = so.socket()
+    closing.bind(("127.0.0.27", 0))
+    closing.listen(64)
+    stop = threading.Event()
+    accepted = []
+
+    def serve():
+        held = []
+        closing.settimeout(0.05)
+        silent.settimeout(0.05)
+        while not stop.is_set():
+            for s, keep in ((silent, True), (closing, False)):
+                try:
+                    c, _ = s.accept()
+                except OSError:
+                    continue
+                accepted.append(keep)
+                if keep:
+                    held.append(c)
+                else:
+                    c.recv(4096)
+                    c.close()
+        for c in held:
+            c.close()
+    th = threading.Thread(target=serve)
+    th.start()
+    p = Proxy(tmp_path, [scaledobject("app", "app", 443, hosts="app.test"),
+                         scaledobject("b", "b", 443, hosts="b.test")],
+              args=["--connect-timeout", "200ms", "--connect-retry-budget", "700ms"])
+    try:
+        p.set_endpoints({APP: [("127.0.0.26", silent.getsockname()[1])],
+                         "default/b": [("127.0.0.27", closing.getsockname()[1])]}, app_protocol="https")
+        wait_for(lambda: p.get("/", host="b.test")[0].status == 502, what="endpoints published")
+        t0 = time.monotonic()
+        r, body = p.get("/")
+        took = time.monotonic() - t0
+        assert r.status == 504 and b"upstream connect timeout" in body, body
+        assert 0.6 < took < 3, took
+        assert accepted.count(True) >= 2  # retried, each attempt timed out in the handshake
+        n = accepted.count(False)
+        r, body = p.get("/", host="b.test")
+        assert r.status == 502 and b"upstream connection failed" in body, body
+        assert accepted.count(False) - n >= 2  # retried
+        assert p.metric("zerowire_upstream_tls_errors_total") == 0
+    finally:
+        assert p.stop() == 0
+        stop.set()
+        th.join()
+        silent.close()
+        closing.close()
+
+
 grpc = None
 try:
     import grpc  # noqa: F811
