@@ -256,9 +256,11 @@ static void tls_read(struct zw_upstream *u, ssize_t nread, const char *data)
 		off += used;
 		(void)tls_flush(u, NULL, NULL);
 		if (u->connecting) {
-			if (st == ZW_TLS_HANDSHAKE && off < n)
+			if (st == ZW_TLS_HANDSHAKE && off < n && used)
 				continue;
-			if (st == ZW_TLS_FAILED)
+			if (st == ZW_TLS_HANDSHAKE && off < n)
+				connect_done(u, UV_ENOBUFS); /* a flight the session cannot take */
+			else if (st == ZW_TLS_FAILED)
 				connect_done(u, ZW_UPSTREAM_ETLS);
 			else if (st != ZW_TLS_HANDSHAKE)
 				connect_done(u, st == ZW_TLS_OPEN ? 0 : UV_EOF);
@@ -282,6 +284,11 @@ static void tls_read(struct zw_upstream *u, ssize_t nread, const char *data)
 		}
 		if (off >= n)
 			return;
+		if (!used) {
+			/* Nothing taken although the plaintext was: never spin. */
+			deliver(u, UV_ENOBUFS, NULL);
+			return;
+		}
 	}
 }
 
