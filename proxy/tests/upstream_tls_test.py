@@ -380,8 +380,10 @@ s.wait_for_termination()
 @pytest.mark.skipif(grpc is None, reason="python3-grpcio / python3-grpc-tools not installed")
 def test_grpc_over_tls_backend(tmp_path, pki):
     """A grpcio server with TLS credentials behind appProtocol grpcs: an h2c
-    gRPC client through the proxy gets unary (1 MiB, trailers intact) and
-    server-streaming answers, verified against the test CA."""
+    gRPC client through the proxy is held through a cold start (the server
+    starts only once the call waits) and answered over TLS, then warm: unary
+    (1 MiB, trailers intact) and server streaming, verified against the
+    test CA."""
     gen = tmp_path / "gen"
     gen.mkdir()
     (gen / "tlsecho.proto").write_text(PROTO)
@@ -393,28 +395,41 @@ def test_grpc_over_tls_backend(tmp_path, pki):
     ip = "127.0.0.25"
     port = free_port(ip)
     (tmp_path / "server.py").write_text(SERVER)
-    srv = subprocess.Popen([sys.executable, str(tmp_path / "server.py"), ip, str(port), str(gen), str(pki)],
-                           stdout=subprocess.PIPE, stderr=open(tmp_path / "server.err", "wb"))
-    p = None
+    srv = None
+    p = start_proxy(tmp_path, ["--upstream-ca-file", str(pki / "ca.pem")])
+    ch = grpc.insecure_channel("127.0.0.1:%d" % p.port, options=[
+        ("grpc.default_authority", "app.test"), ("grpc.max_receive_message_length", 16 << 20)])
+    stub = tlsecho_pb2_grpc.EchoStub(ch)
+    data = os.urandom(1 << 20)
     try:
+        got = {}
+
+        def cold():
+            try:
+                got["r"] = stub.Unary.with_call(tlsecho_pb2.Msg(data=b"cold"), timeout=30)
+            except Exception as ex:  # noqa: BLE001 - checked below
+                got["r"] = ex
+        t = threading.Thread(target=cold)
+        t.start()
+        wait_for(lambda: p.queue().get(KEY, {}).get("held", 0) >= 1, what="call held")
+        srv = subprocess.Popen([sys.executable, str(tmp_path / "server.py"), ip, str(port), str(gen), str(pki)],
+                               stdout=subprocess.PIPE, stderr=open(tmp_path / "server.err", "wb"))
         assert srv.stdout.readline().strip() == b"ready", (tmp_path / "server.err").read_text()
-        p = start_proxy(tmp_path, ["--upstream-ca-file", str(pki / "ca.pem")],
-                        {APP: [(ip, port)]}, app_protocol="grpcs")
-        wait_for(lambda: p.get("/")[0].status != 503, what="endpoint published")
-        ch = grpc.insecure_channel("127.0.0.1:%d" % p.port, options=[
-            ("grpc.default_authority", "app.test"), ("grpc.max_receive_message_length", 16 << 20)])
-        stub = tlsecho_pb2_grpc.EchoStub(ch)
-        data = os.urandom(1 << 20)
+        p.set_endpoints({APP: [(ip, port)]}, app_protocol="grpcs")
+        t.join(30)
+        resp, call = got["r"]
+        assert resp.data == b"cold" and dict(call.initial_metadata()).get("x-zerowire-cold-start") == "true"
         for _ in range(3):
             resp, call = stub.Unary.with_call(tlsecho_pb2.Msg(data=data), timeout=30)
             assert resp.data == data and resp.n == len(data)
             assert dict(call.trailing_metadata()).get("x-tls") == "yes"
+            assert dict(call.initial_metadata()).get("x-zerowire-cold-start") == "false"
         assert [m.n for m in stub.Stream(tlsecho_pb2.Msg(n=20), timeout=30)] == list(range(20))
-        ch.close()
         assert p.metric("zerowire_upstream_tls_handshakes_total", alpn="h2") >= 1
         assert p.metric("zerowire_upstream_tls_errors_total") == 0
     finally:
-        if p:
-            assert p.stop() == 0
-        srv.terminate()
-        srv.wait(10)
+        ch.close()
+        assert p.stop() == 0
+        if srv:
+            srv.terminate()
+            srv.wait(10)
