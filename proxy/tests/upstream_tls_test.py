@@ -383,7 +383,7 @@ def test_grpc_over_tls_backend(tmp_path, pki):
     gRPC client through the proxy is held through a cold start (the server
     starts only once the call waits) and answered over TLS, then warm: unary
     (1 MiB, trailers intact) and server streaming, verified against the
-    test CA."""
+    test CA; verified against another CA the call ends UNAVAILABLE (14)."""
     gen = tmp_path / "gen"
     gen.mkdir()
     (gen / "tlsecho.proto").write_text(PROTO)
@@ -427,6 +427,21 @@ def test_grpc_over_tls_backend(tmp_path, pki):
         assert [m.n for m in stub.Stream(tlsecho_pb2.Msg(n=20), timeout=30)] == list(range(20))
         assert p.metric("zerowire_upstream_tls_handshakes_total", alpn="h2") >= 1
         assert p.metric("zerowire_upstream_tls_errors_total") == 0
+        # the same backend verified against a CA that did not sign it: UNAVAILABLE
+        bad = tmp_path / "bad"
+        bad.mkdir()
+        p2 = start_proxy(bad, ["--upstream-ca-file", str(pki / "otherca.pem")], {APP: [(ip, port)]},
+                         app_protocol="grpcs")
+        try:
+            ch2 = grpc.insecure_channel("127.0.0.1:%d" % p2.port, options=[("grpc.default_authority", "app.test")])
+            with pytest.raises(grpc.RpcError) as ei:
+                tlsecho_pb2_grpc.EchoStub(ch2).Unary(tlsecho_pb2.Msg(data=b"x"), timeout=30)
+            ch2.close()
+            assert ei.value.code() == grpc.StatusCode.UNAVAILABLE
+            assert "upstream TLS handshake failed" in ei.value.details()
+            assert p2.metric("zerowire_upstream_tls_errors_total", reason="verify_failed") == 1
+        finally:
+            assert p2.stop() == 0
     finally:
         ch.close()
         assert p.stop() == 0
