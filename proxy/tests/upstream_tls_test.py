@@ -7,8 +7,10 @@ it, and a second CA that signed nothing of the server's.
 
 Covers: warm and through a cold start, keep-alive reuse of one TLS
 connection (nginx's $connection/$connection_requests), 8 MiB bodies both
-ways, SNI = <svc>.<ns>.svc, verification with the right CA (passes) and a
-wrong one (502, log line, metric), h2 over TLS (ALPN h2) and gRPC over TLS.
+ways, SNI = <svc>.<ns>.svc, verification with the right CA (passes), a
+wrong one and a wrong name (502, log line, metric), h2 over TLS (ALPN h2),
+gRPC over TLS (cold and warm; UNAVAILABLE when it does not verify), a
+WebSocket over TLS, and handshakes that time out or meet an EOF.
 
 Run by `make integration` against build/san/bin/zerowire-proxy."""
 import hashlib
