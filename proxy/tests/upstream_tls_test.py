@@ -264,6 +264,20 @@ def test_h2_over_tls_backend(tmp_path, pki):
         ng.stop()
 
 
+def test_unreadable_ca_file_stops_the_start(tmp_path):
+    """--upstream-ca-file that cannot be read (or holds no certificate)
+    stops the proxy at start with an upstream_tls_failed line."""
+    (tmp_path / "empty.pem").write_text("no certificate here\n")
+    for i, path in enumerate((str(tmp_path / "missing.pem"), str(tmp_path / "empty.pem"))):
+        d = tmp_path / ("p%d" % i)
+        d.mkdir()
+        p = Proxy(d, [], args=["--upstream-ca-file", path], ready=False)
+        assert p.proc.wait(30) != 0
+        out = p.output()
+        assert "event=upstream_tls_failed" in out and path in out, out
+        p.log.close()
+
+
 def test_tls_backend_down_is_502_after_retries(tmp_path, pki):
     """A TLS endpoint that refuses connections is retried within the
     connect budget like a cleartext one, then 502."""
