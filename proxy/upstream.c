@@ -92,6 +92,8 @@ static void on_handle_closed(uv_handle_t *h)
 	free(u);
 }
 
+static int tls_flush(struct zw_upstream *u, uv_write_cb cb, void *arg);
+
 void zw_upstream_close(struct zw_upstream *u)
 {
 	if (!u || u->closing)
@@ -99,6 +101,12 @@ void zw_upstream_close(struct zw_upstream *u)
 	u->closing = 1;
 	unlink_idle(u);
 	u->owner = NULL;
+	if (u->tls && !u->connecting && zw_tls_get_state(u->tls) == ZW_TLS_OPEN) {
+		/* An orderly end (RFC 8446 §6.1), best effort: what the socket
+		 * does not take at once is dropped by the close. */
+		zw_tls_shutdown(u->tls);
+		(void)tls_flush(u, NULL, NULL);
+	}
 	uv_close((uv_handle_t *)&u->timer, on_handle_closed);
 	uv_close((uv_handle_t *)&u->tcp, on_handle_closed);
 }

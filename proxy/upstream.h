@@ -154,8 +154,9 @@ const char *zw_upstream_tls_error(const struct zw_upstream *u);
  * ones. The caller must not touch u afterwards. */
 void zw_upstream_release(struct zw_upstream *u);
 
-/* Closes u (active or idle); it is freed in its close callbacks. Idempotent.
- * The caller must not touch u afterwards. */
+/* Closes u (active or idle; an open TLS session sends close_notify first);
+ * it is freed in its close callbacks. Idempotent. The caller must not touch
+ * u afterwards. */
 void zw_upstream_close(struct zw_upstream *u);
 
 #endif
