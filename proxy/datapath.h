@@ -169,11 +169,10 @@ struct zw_request {
 	uint64_t up_start;   /* loop time of the first upstream dial, 0 = none */
 	uint64_t bytes_out;  /* bytes written to the client for this request */
 	/* HTTP/2 towards the backend (h2pool.c) and gRPC. */
-	int grpc;                    /* an HTTP/2 request with content-type application/grpc* */
-	uint64_t grpc_timeout_ms;    /* its grpc-timeout, 0 = none (bounds deadline) */
-	struct zw_h2ustream *h2s;    /* the backend stream when the backend speaks h2c */
-	char tls_err[ZW_TLS_ERRLEN]; /* why the backend's TLS handshake failed */
-	struct zw_obuf trailers;     /* the backend's response trailers: name\0value\0 pairs */
+	int grpc;                 /* an HTTP/2 request with content-type application/grpc* */
+	uint64_t grpc_timeout_ms; /* its grpc-timeout, 0 = none (bounds deadline) */
+	struct zw_h2ustream *h2s; /* the backend stream when the backend speaks h2c */
+	struct zw_obuf trailers;  /* the backend's response trailers: name\0value\0 pairs */
 	size_t n_trailers;
 };
 

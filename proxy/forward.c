@@ -290,40 +290,53 @@ void zw_fwd_connect_failed(struct zw_request *r, int status)
 	}
 }
 
-static void dial(struct zw_request *r)
+/* Takes a pooled connection to r's endpoint speaking as tls says (NULL:
+ * cleartext; name: its server name) or dials one. */
+static void get_or_dial(struct zw_request *r, const struct zw_upstream_tls *tls, const char *name)
 {
-	struct zw_server *s = r->w->s;
-	r->state = ZW_REQ_CONNECT;
-	if (zw_h2pool_wanted(r)) {
-		zw_h2pool_start(r);
-		return;
-	}
-	struct zw_upstream_tls tls;
-	char name[256];
-	int use_tls = r->ep->tls ? zw_fwd_upstream_tls(r, 0, &tls, name, sizeof(name)) : 0;
-	if (use_tls < 0) {
-		zw_fwd_fail(r, 502, "TLS to the backend is not available (server name too long)");
-		return;
-	}
 	/* A body already on its way cannot be replayed on a fresh connection
 	 * if a reused one turns out closed: only reuse recently used ones. */
-	struct zw_upstream *u = zw_upool_get(&r->w->pool, (const struct sockaddr *)&r->ep->addr,
-	                                     r->ep->addr_len, use_tls ? name : NULL, r,
-	                                     r->has_body || r->upgrade ? REUSE_MAX_AGE_BODY_MS : 0);
+	struct zw_upstream *u =
+	        zw_upool_get(&r->w->pool, (const struct sockaddr *)&r->ep->addr, r->ep->addr_len,
+	                     name, r, r->has_body || r->upgrade ? REUSE_MAX_AGE_BODY_MS : 0);
 	if (u) {
 		r->up = u;
 		send_request_head(r);
 		return;
 	}
 	int rc = zw_upstream_dial(&r->w->pool, (const struct sockaddr *)&r->ep->addr,
-	                          r->ep->addr_len, s->d.cfg->connect_timeout_ms,
-	                          use_tls ? &tls : NULL, r, on_up_connect, &r->up);
+	                          r->ep->addr_len, r->w->s->d.cfg->connect_timeout_ms, tls, r,
+	                          on_up_connect, &r->up);
 	if (rc < 0) {
 		r->up = NULL;
 		char why[256];
 		snprintf(why, sizeof(why), "upstream connection failed: %s", uv_strerror(rc));
 		zw_fwd_fail(r, 502, why);
 	}
+}
+
+/* get_or_dial for an endpoint that speaks TLS (kept apart so the cleartext
+ * path carries no server-name buffer). */
+static void get_or_dial_tls(struct zw_request *r)
+{
+	struct zw_upstream_tls tls;
+	char name[256];
+	if (zw_fwd_upstream_tls(r, 0, &tls, name, sizeof(name)) < 0) {
+		zw_fwd_fail(r, 502, "TLS to the backend is not available (server name too long)");
+		return;
+	}
+	get_or_dial(r, &tls, name);
+}
+
+static void dial(struct zw_request *r)
+{
+	r->state = ZW_REQ_CONNECT;
+	if (zw_h2pool_wanted(r))
+		zw_h2pool_start(r);
+	else if (r->ep->tls)
+		get_or_dial_tls(r);
+	else
+		get_or_dial(r, NULL, NULL);
 }
 
 static void on_timer_retry(uv_timer_t *t)
