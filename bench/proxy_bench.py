@@ -21,6 +21,11 @@
             interceptor + scaler (e2e/build-addon.sh) on one kube-apiserver:
             warm path, RSS, held cold requests, cold request -> active, cold
             start end to end (bench/addon_bench.py).
+  h2        (only with --only) HTTP/2 warm path: h2load with prior knowledge
+            through zerowire-proxy, nginx, HAProxy and h2o to an HTTP/1.1
+            backend (bench/h2_bench.py).
+  grpc      (only with --only) gRPC unary: ghz to a grpc-go backend, directly
+            and through the same proxies (bench/h2_bench.py).
 
 Prints a Markdown report and writes it to bench/results.md (--out). Every
 wait is bounded; every process started here is stopped at the end.
@@ -54,7 +59,7 @@ CLIENT_CORE = "1"
 BACKEND_IP = "127.0.0.2"
 HOST = "app.test"
 ALL = ["warm", "hold", "ready", "targets", "keda", "burst"]
-EXTRA = ["addon"]  # run only when asked for (--only addon)
+EXTRA = ["addon", "h2", "grpc"]  # run only when asked for (--only addon / h2 / grpc)
 
 
 def log(msg):
@@ -190,6 +195,33 @@ http {
     with open(path, "w") as f:
         f.write(conf)
     return ["nginx", "-p", d, "-e", "stderr", "-c", path]
+
+
+def haproxy_conf(tmp, name, bind, server):
+    """Writes tmp/name.cfg: HAProxy in HTTP mode, 1 thread, keep-alive and
+    `http-reuse always`, frontend bind line `bind` (address and options),
+    one server line `server` (address and options). Returns the argv that
+    runs it in the foreground."""
+    cfg = os.path.join(tmp, name + ".cfg")
+    with open(cfg, "w") as f:
+        f.write("""global
+    nbthread 1
+    maxconn 8000
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 300s
+frontend fe
+    bind %s
+    default_backend be
+backend be
+    server s1 %s
+""" % (bind, server))
+    return ["haproxy", "-db", "-f", cfg]
 
 
 def start_backend(tmp, core=CLIENT_CORE, name="backend"):
@@ -348,26 +380,7 @@ def bench_warm(tmp, args):
         procs.append(("nginx", nx, nport))
         # HAProxy
         hport = free_port()
-        hcfg = os.path.join(tmp, "haproxy.cfg")
-        with open(hcfg, "w") as f:
-            f.write("""global
-    nbthread 1
-    maxconn 8000
-defaults
-    mode http
-    option http-keep-alive
-    http-reuse always
-    timeout connect 5s
-    timeout client 60s
-    timeout server 60s
-    timeout http-keep-alive 300s
-frontend fe
-    bind 127.0.0.1:%d
-    default_backend be
-backend be
-    server s1 %s
-""" % (hport, be))
-        hx = Proc("haproxy", ["haproxy", "-db", "-f", hcfg], tmp, PROXY_CORE)
+        hx = Proc("haproxy", haproxy_conf(tmp, "haproxy", "127.0.0.1:%d" % hport, be), tmp, PROXY_CORE)
         procs.append(("HAProxy", hx, hport))
         for name, p, port in procs:
             wait_for(lambda: port_open("127.0.0.1", port) or not p.alive(), 10, what=name)
@@ -1005,7 +1018,12 @@ def main():
     ap.add_argument("--keda-samples", type=int, default=20, help="samples for keda_push.py (default 20)")
     ap.add_argument("--addon-samples", type=int, default=10,
                     help="cold request -> active samples per product in addon (default 10)")
-    ap.add_argument("--out", default=os.path.join(ROOT, "bench", "results.md"))
+    ap.add_argument("--h2-shapes", default="8x8,100x10",
+                    help="h2: connections x streams per connection (default 8x8,100x10)")
+    ap.add_argument("--grpc-shapes", default="8x8,100x10",
+                    help="grpc: connections x concurrent calls per connection (default 8x8,100x10)")
+    ap.add_argument("--out", help="report path (default bench/results.md; bench/results-h2.md when only "
+                    "h2/grpc run)")
     ap.add_argument("--json", help="also write the raw results as JSON here")
     args = ap.parse_args()
     # run.sh's time limit sends SIGTERM: unwind so every finally stops its processes.
@@ -1017,6 +1035,9 @@ def main():
         ap.error("unknown benchmark(s): %s" % ", ".join(bad))
     if not os.access(PROXY, os.X_OK):
         sys.exit("bench: %s not built (run make)" % PROXY)
+    if not args.out:
+        h2only = set(only) <= {"h2", "grpc"}
+        args.out = os.path.join(ROOT, "bench", "results-h2.md" if h2only else "results.md")
     raw = {}
     failed = []
     report = ["# zerowire-proxy benchmarks", ""] + environment()
@@ -1096,6 +1117,11 @@ def main():
                  "Every endpoint change is an EndpointSlice PATCH through the API server; the add-on reads "
                  "EndpointSlices as discovery.k8s.io/v1 through a loopback relay (bench/addon_bench.py says why)."
                  % ("1.20.2", args.rounds, args.duration, args.warmup), ""])
+    if "h2" in only or "grpc" in only:
+        import h2_bench
+        for key, title, fn, fmt, notes in h2_bench.sections(tmp, args):
+            if key in only:
+                section(title, fn, fmt, notes)
     report += ["", "Total time: %.0f s. Reproduce: `make bench` (or `bench/run.sh --only warm,...`)." % (
         time.monotonic() - t_all)]
     text = "\n".join(report) + "\n"

@@ -4,7 +4,9 @@
 # idle RSS / 10,000 targets, and bench/keda_push.py. Loopback only; the whole
 # run is bounded (BENCH_TIMEOUT seconds, default 570). Prints a Markdown
 # report and writes bench/results.md. Arguments go to bench/proxy_bench.py
-# (e.g. --only warm --duration 5).
+# (e.g. --only warm --duration 5). `--only h2,grpc` runs the HTTP/2 warm path
+# (h2load) and gRPC unary (ghz) side by side with nginx, HAProxy and h2o
+# (bench/h2_bench.py) and writes bench/results-h2.md.
 #
 # `bench/run.sh --only webhook [args]` runs the webhook benchmark instead
 # (bench/webhook_bench.py: reviews over TLS, wrk flat out and bench/whload's
@@ -29,6 +31,14 @@ need() {
 	command -v "$1" >/dev/null 2>&1 || { echo "bench: $1 not found (run scripts/setup.sh)" >&2; exit 1; }
 }
 for t in wrk nginx haproxy taskset cc; do need "$t"; done
+# --only h2 / grpc (bench/h2_bench.py): h2load and h2o; ghz and the gRPC
+# backend are built with Go; those runs take longer than the default limit.
+case " $* " in
+*" h2"* | *",h2"* | *grpc*)
+	for t in h2load h2o go; do need "$t"; done
+	BENCH_TIMEOUT="${BENCH_TIMEOUT:-1500}"
+	;;
+esac
 [ -x /usr/bin/python3 ] || { echo "bench: /usr/bin/python3 not found" >&2; exit 1; }
 [ -x bin/zerowire-proxy ] || { echo "bench: bin/zerowire-proxy not built (run make)" >&2; exit 1; }
 if [ "$(nproc)" -lt 2 ]; then

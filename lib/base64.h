@@ -5,6 +5,14 @@
 
 #include <stddef.h>
 
+/* Characters in the encoding of len bytes (padding included). */
+#define ZW_BASE64_LEN(len) (4 * (((len) + 2) / 3))
+
+/* Encodes in[0..len) with padding into out, which has room for
+ * ZW_BASE64_LEN(len) characters (no NUL is written). Returns the number
+ * written. */
+size_t zw_base64_encode_to(char *out, const void *in, size_t len);
+
 /* Encodes in[0..len) with padding into a new NUL-terminated string owned by
  * the caller. Returns it, or NULL when out of memory. */
 char *zw_base64_encode(const void *in, size_t len);

@@ -8,81 +8,121 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* Makes room for n more bytes and the NUL after them, doubling the
+ * memory. Returns 0 or -1 when out of memory. */
+static int room(struct zw_buf *o, size_t n)
+{
+	size_t cap = o->cap ? o->cap : ZW_BUF_MIN_CAP;
+
+	if (o->cap - o->len > n)
+		return 0;
+	if (n > SIZE_MAX / 2 - o->len)
+		return -1;
+	while (cap - o->len <= n)
+		cap *= 2;
+	return zw_buf_reserve(o, cap, SIZE_MAX) ? -1 : 0;
+}
+
 /* Appends s[0..n) to the output (no limit besides memory). The common case,
  * room already there, stays in this file: admission serialises every
  * token through here. */
 static int put(struct zw_buf *o, const char *s, size_t n)
 {
-	if (o->cap - o->len > n) {
-		memcpy(o->data + o->len, s, n);
-		o->len += n;
-		o->data[o->len] = '\0';
-		return 0;
-	}
-	return zw_buf_append(o, s, n, SIZE_MAX) < 0 ? -1 : 0;
+	if (room(o, n))
+		return -1;
+	memcpy(o->data + o->len, s, n);
+	o->len += n;
+	o->data[o->len] = '\0';
+	return 0;
 }
 
-static int needs_escape(unsigned char c)
+#define ONES  0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+
+/* True when one of the 8 bytes in w needs escaping: below 0x20, '"' or
+ * '\\' (the usual "has a zero byte" test on w, w ^ '"' and w ^ '\\'). */
+static int word_needs_escape(uint64_t w)
 {
-	return c < 0x20 || c == '"' || c == '\\';
+	uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+	uint64_t t = (w - ONES * 0x20) | (q - ONES) | (b - ONES);
+	return (t & ~w & HIGHS) != 0;
 }
 
-static int put_string(struct zw_buf *o, const char *s, size_t n)
+/* Writes the escaped form of c (one that needs it) at d; returns its
+ * length. */
+static size_t escape(char *d, unsigned char c)
 {
 	static const char hex[] = "0123456789ABCDEF";
-	size_t i = 0;
+	static const char letter[0x60] = {['"'] = '"',  ['\\'] = '\\', ['\n'] = 'n', ['\r'] = 'r',
+	                                  ['\t'] = 't', ['\b'] = 'b',  ['\f'] = 'f'};
 
-	if (put(o, "\"", 1))
-		return -1;
-	while (i < n) {
-		size_t run = i;
-		char esc[6];
-		size_t elen = 2;
-		unsigned char c;
-
-		while (run < n && !needs_escape((unsigned char)s[run]))
-			run++;
-		if (run > i && put(o, s + i, run - i))
-			return -1;
-		if (run == n)
-			break;
-		c = (unsigned char)s[run];
-		esc[0] = '\\';
-		switch (c) {
-		case '"':
-			esc[1] = '"';
-			break;
-		case '\\':
-			esc[1] = '\\';
-			break;
-		case '\n':
-			esc[1] = 'n';
-			break;
-		case '\r':
-			esc[1] = 'r';
-			break;
-		case '\t':
-			esc[1] = 't';
-			break;
-		case '\b':
-			esc[1] = 'b';
-			break;
-		case '\f':
-			esc[1] = 'f';
-			break;
-		default:
-			esc[1] = 'u';
-			esc[2] = '0';
-			esc[3] = '0';
-			esc[4] = hex[c >> 4];
-			esc[5] = hex[c & 15];
-			elen = 6;
-		}
-		if (put(o, esc, elen))
-			return -1;
-		i = run + 1;
+	d[0] = '\\';
+	if (c < sizeof(letter) && letter[c]) {
+		d[1] = letter[c];
+		return 2;
 	}
-	return put(o, "\"", 1);
+	d[1] = 'u';
+	d[2] = '0';
+	d[3] = '0';
+	d[4] = hex[c >> 4];
+	d[5] = hex[c & 15];
+	return 6;
+}
+
+/* Writes v in decimal at the end of num (room for 24 characters); returns
+ * where it starts. Formats as printf's %lld, without its cost. */
+static char *put_integer(char *end, json_int_t v)
+{
+	unsigned long long u = v < 0 ? 0ull - (unsigned long long)v : (unsigned long long)v;
+	char *p = end;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		*--p = '-';
+	return p;
+}
+
+/* One pass, written straight into room made for the worst case (every
+ * byte escaped as \u00XX); clean stretches go 8 bytes at a time. */
+static int put_string(struct zw_buf *o, const char *s, size_t n)
+{
+	size_t i = 0;
+	char *d;
+
+	if (n > (SIZE_MAX - 2) / 6 || room(o, 6 * n + 2))
+		return -1;
+	d = o->data + o->len;
+	*d++ = '"';
+	while (i < n) {
+		uint64_t w;
+		size_t stop = n - i > 8 ? i + 8 : n;
+
+		if (stop - i == 8) {
+			memcpy(&w, s + i, 8);
+			if (!word_needs_escape(w)) {
+				memcpy(d, &w, 8);
+				d += 8;
+				i += 8;
+				continue;
+			}
+		}
+		/* A word with something to escape (or the tail): byte by byte,
+		 * not retried as a word at every offset. */
+		for (; i < stop; i++) {
+			unsigned char c = (unsigned char)s[i];
+			if (c >= 0x20 && c != '"' && c != '\\')
+				*d++ = (char)c;
+			else
+				d += escape(d, c);
+		}
+	}
+	*d++ = '"';
+	*d = '\0';
+	o->len = (size_t)(d - o->data);
+	return 0;
 }
 
 static int put_value(struct zw_buf *o, const json_t *v, int depth)
@@ -124,9 +164,10 @@ static int put_value(struct zw_buf *o, const json_t *v, int depth)
 	}
 	case JSON_STRING:
 		return put_string(o, json_string_value(v), json_string_length(v));
-	case JSON_INTEGER:
-		n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-		return put(o, num, (size_t)n);
+	case JSON_INTEGER: {
+		char *start = put_integer(num + sizeof(num), json_integer_value(v));
+		return put(o, start, (size_t)(num + sizeof(num) - start));
+	}
 	case JSON_REAL: {
 		double d = json_real_value(v);
 		if (!isfinite(d))
@@ -160,11 +201,16 @@ static int put_value(struct zw_buf *o, const json_t *v, int depth)
 	return -1;
 }
 
+int zw_json_append(struct zw_buf *b, const json_t *v)
+{
+	return v ? put_value(b, v, 0) : -1;
+}
+
 char *zw_json_dump(const json_t *v, size_t *len_out)
 {
 	struct zw_buf o = {0};
 
-	if (!v || put_value(&o, v, 0)) {
+	if (zw_json_append(&o, v)) {
 		zw_buf_free(&o);
 		return NULL;
 	}

@@ -22,6 +22,12 @@
  * memory or nested deeper than ZW_JSONOUT_MAX_DEPTH. */
 char *zw_json_dump(const json_t *v, size_t *len_out);
 
+/* Appends the serialisation of v (borrowed) to b (no limit besides
+ * memory), as zw_json_dump writes it. Returns 0, or -1 when out of memory,
+ * v is NULL or nested deeper than ZW_JSONOUT_MAX_DEPTH (b then holds a
+ * partial text). */
+int zw_json_append(struct zw_buf *b, const json_t *v);
+
 /* Appends the JSON string literal for s[0..n) (quotes included) to b (no
  * limit besides memory). Returns 0, or -1 when out of memory. */
 int zw_json_append_string(struct zw_buf *b, const char *s, size_t n);

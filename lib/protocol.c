@@ -69,7 +69,7 @@ enum zw_proto zw_proto_of_port(const char *app_protocol, const char *name, const
 		return p;
 	}
 	if (annotated && *annotated && lookup(annotated, strlen(annotated), &p)) {
-		snprintf(why, why_len, "Service annotation %s", annotated);
+		snprintf(why, why_len, ZW_PROTO_WHY_ANNOTATION "%s", annotated);
 		return p;
 	}
 	if (name && *name) {

@@ -26,8 +26,12 @@ enum zw_proto {
 	ZW_PROTO_OTHER = 3, /* not HTTP (tcp, a database protocol, ...) */
 };
 
-/* Protocols zerowire-proxy carries, as bits (1u << enum zw_proto). */
-#define ZW_PROTO_CARRIED (1u << ZW_PROTO_HTTP1)
+/* Protocols zerowire-proxy carries, as bits (1u << enum zw_proto): HTTP/1.1
+ * on its HTTP port, h2c (gRPC included) on its h2c port. */
+#define ZW_PROTO_CARRIED ((1u << ZW_PROTO_HTTP1) | (1u << ZW_PROTO_H2C))
+
+/* How zw_proto_of_port's why starts when a Service annotation decided. */
+#define ZW_PROTO_WHY_ANNOTATION "Service annotation "
 
 /* Classifies one Service port: its appProtocol (may be NULL), its name
  * (may be NULL or ""), and a per-port value from Service annotations

@@ -13,7 +13,7 @@ PKGS=(
 	python3-jsonpatch python3-yaml python3-requests
 	golang-go golang-1.19-go golang-github-modern-go-reflect2-dev etcd-server etcd-client
 	dpkg-dev openssl wrk nginx-light haproxy psmisc procps iproute2
-	unzip nodejs gnuplot-nox nghttp2-client nghttp2-server
+	unzip nodejs gnuplot-nox nghttp2-client nghttp2-server h2o
 	podman runc debootstrap
 )
 
@@ -29,7 +29,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
 	as_root apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-# nginx/haproxy are only used as benchmark peers: never leave them running.
-as_root systemctl disable --now nginx haproxy >/dev/null 2>&1 || true
+# nginx/haproxy/h2o are only used as benchmark peers: never leave them running.
+as_root systemctl disable --now nginx haproxy h2o >/dev/null 2>&1 || true
 "$(dirname "$0")/install-helm.sh"
 echo "setup: dependencies present" >&2

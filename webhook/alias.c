@@ -33,21 +33,30 @@ int zw_alias_mode_parse(const char *s, enum zw_alias_mode *out)
 	return 0;
 }
 
-/* {"name", "port", "protocol"} of a Service or EndpointSlice port; NULL
- * without a valid port number. */
+/* {"name", "port", "protocol"[, "appProtocol"]} of a Service or
+ * EndpointSlice port (appProtocol tells gateways to speak h2c to the proxy's
+ * h2c port); NULL without a valid port number. */
 static json_t *port_entry(const json_t *p)
 {
 	json_int_t port = json_integer_value(json_object_get(p, "port"));
+	const char *app = str_or(p, "appProtocol", "");
+	json_t *e;
 
 	if (port <= 0 || port > 65535)
 		return NULL;
-	return json_pack("{s:s,s:I,s:s}", "name", str_or(p, "name", ""), "port", port, "protocol",
-	                 str_or(p, "protocol", "TCP"));
+	e = json_pack("{s:s,s:I,s:s}", "name", str_or(p, "name", ""), "port", port, "protocol",
+	              str_or(p, "protocol", "TCP"));
+	if (e && *app && json_object_set_new(e, "appProtocol", json_string(app)) < 0) {
+		json_decref(e);
+		return NULL;
+	}
+	return e;
 }
 
-/* The alias Service's ports: the proxy Service's (name, port, protocol), or
- * one "http" port when the proxy Service is unknown. */
-static json_t *service_ports(const json_t *proxy_svc, int proxy_port)
+/* The alias Service's ports: the proxy Service's (name, port, protocol,
+ * appProtocol), or when the proxy Service is unknown one "http" port and,
+ * when h2c_port > 0, one "h2c" port. */
+static json_t *service_ports(const json_t *proxy_svc, int proxy_port, int h2c_port)
 {
 	json_t *ports = json_array(), *p;
 	size_t i;
@@ -62,16 +71,21 @@ static json_t *service_ports(const json_t *proxy_svc, int proxy_port)
 		if (e)
 			json_array_append_new(ports, e);
 	}
-	if (json_array_size(ports) == 0)
+	if (json_array_size(ports) == 0) {
 		json_array_append_new(ports, json_pack("{s:s,s:i,s:s}", "name", "http", "port",
 		                                       proxy_port, "protocol", "TCP"));
+		if (h2c_port > 0)
+			json_array_append_new(ports, json_pack("{s:s,s:i,s:s,s:s}", "name", "h2c",
+			                                       "port", h2c_port, "protocol", "TCP",
+			                                       "appProtocol", ZW_ALIAS_H2C_APP));
+	}
 	return ports;
 }
 
 json_t *zw_alias_service_spec(enum zw_alias_mode mode, const char *fqdn, const json_t *proxy_svc,
-                              int proxy_port)
+                              int proxy_port, int h2c_port)
 {
-	json_t *ports = service_ports(proxy_svc, proxy_port);
+	json_t *ports = service_ports(proxy_svc, proxy_port, h2c_port);
 
 	if (!ports)
 		return NULL;
@@ -81,8 +95,8 @@ json_t *zw_alias_service_spec(enum zw_alias_mode mode, const char *fqdn, const j
 	return json_pack("{s:s,s:o}", "type", "ClusterIP", "ports", ports);
 }
 
-/* Nonzero when every port wanted is in have (by name, port, protocol) and
- * the counts agree. */
+/* Nonzero when every port wanted is in have (by name, port, protocol,
+ * appProtocol) and the counts agree. */
 static int ports_match(const json_t *want, const json_t *have)
 {
 	const json_t *w;
@@ -96,7 +110,8 @@ static int ports_match(const json_t *want, const json_t *have)
 		if (strcmp(str_or(w, "name", ""), str_or(h, "name", "")) != 0 ||
 		    json_integer_value(json_object_get(w, "port")) !=
 		            json_integer_value(json_object_get(h, "port")) ||
-		    strcmp(str_or(w, "protocol", "TCP"), str_or(h, "protocol", "TCP")) != 0)
+		    strcmp(str_or(w, "protocol", "TCP"), str_or(h, "protocol", "TCP")) != 0 ||
+		    strcmp(str_or(w, "appProtocol", ""), str_or(h, "appProtocol", "")) != 0)
 			return 0;
 	}
 	return 1;

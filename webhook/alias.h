@@ -31,12 +31,17 @@ enum zw_alias_mode {
  * 0 with *out set, or -1 when s names no mode. */
 int zw_alias_mode_parse(const char *s, enum zw_alias_mode *out);
 
+/* appProtocol of the proxy's h2c port (HTTP/2 with prior knowledge). */
+#define ZW_ALIAS_H2C_APP "kubernetes.io/h2c"
+
 /* Takes the mode, the proxy Service's FQDN, the proxy Service object
- * (borrowed; NULL when not seen yet) and the proxy's HTTP port (used alone
- * when the Service is not known). Returns the alias Service's spec (a new
- * reference, owned by the caller), or NULL when out of memory. */
+ * (borrowed; NULL when not seen yet) and the proxy's HTTP and h2c ports
+ * (used when the Service is not known: ports "http" and, when h2c_port > 0,
+ * "h2c"; else its ports are copied with their appProtocol). Returns the
+ * alias Service's spec (a new reference, owned by the caller), or NULL when
+ * out of memory. */
 json_t *zw_alias_service_spec(enum zw_alias_mode mode, const char *fqdn, const json_t *proxy_svc,
-                              int proxy_port);
+                              int proxy_port, int h2c_port);
 
 /* Takes an existing alias Service object and the spec wanted
  * (zw_alias_service_spec), both borrowed. Returns a merge patch converting
@@ -50,7 +55,8 @@ json_t *zw_alias_service_patch(const json_t *cur, const json_t *want);
  * {"addressType", "endpoints", "ports"}, endpoints being the ready ones
  * (conditions.ready not false) as {"addresses", "conditions": {"ready":
  * true}}, without duplicates, sorted by first address; ports {"name",
- * "port", "protocol"} of all slices, by name. NULL when out of memory. */
+ * "port", "protocol"[, "appProtocol"]} of all slices, by name. NULL when
+ * out of memory. */
 json_t *zw_alias_mirror(const json_t *slices, const char *service);
 
 /* Takes the alias namespace and Service name, the alias Service's uid (its

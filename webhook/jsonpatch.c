@@ -1,6 +1,8 @@
 /* RFC 6902 JSON Patch diff and apply; see jsonpatch.h. */
 #include "jsonpatch.h"
 
+#include "jsonout.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -39,11 +41,38 @@ char *zw_jsonpointer_append(const char *base, const char *token)
 	return out;
 }
 
-/* Appends {op, path, value} to patch; value (may be NULL) is shared, not
- * copied. op is a literal and path is built from keys of valid documents:
- * both are valid UTF-8, so they are not checked again. */
-static int add_op(json_t *patch, const char *op, const char *path, const json_t *value)
+/* Where operations go: a JSON array, or text (exactly one is set). */
+struct sink {
+	json_t *patch;
+	struct zw_jsonpatch_text *text;
+};
+
+/* Appends {"op":op,"path":path[,"value":value]} to t, as zw_json_dump
+ * writes that object. Returns 0 or -1 on ENOMEM. */
+static int text_op(struct zw_jsonpatch_text *t, const char *op, const char *path,
+                   const json_t *value)
 {
+	struct zw_buf *b = &t->ops;
+	if (zw_buf_append(b, t->n ? ",{\"op\":\"" : "[{\"op\":\"", 8, SIZE_MAX) ||
+	    zw_buf_append(b, op, strlen(op), SIZE_MAX) ||
+	    zw_buf_append(b, "\",\"path\":", 9, SIZE_MAX) ||
+	    zw_json_append_string(b, path, strlen(path)))
+		return -1;
+	if (value && (zw_buf_append(b, ",\"value\":", 9, SIZE_MAX) || zw_json_append(b, value)))
+		return -1;
+	if (zw_buf_append(b, "}", 1, SIZE_MAX))
+		return -1;
+	t->n++;
+	return 0;
+}
+
+/* Appends {op, path, value} to the sink; value (may be NULL) is shared,
+ * not copied. op is a literal and path is built from keys of valid
+ * documents: both are valid UTF-8, so they are not checked again. */
+static int add_op(const struct sink *sk, const char *op, const char *path, const json_t *value)
+{
+	if (sk->text)
+		return text_op(sk->text, op, path, value);
 	json_t *o = json_object();
 	if (!o)
 		return -1;
@@ -52,7 +81,7 @@ static int add_op(json_t *patch, const char *op, const char *path, const json_t 
 		goto fail;
 	if (value && json_object_set_nocheck(o, "value", (json_t *)value))
 		goto fail;
-	if (json_array_append_new(patch, o))
+	if (json_array_append_new(sk->patch, o))
 		return -1;
 	return 0;
 fail:
@@ -102,14 +131,16 @@ static void pop(struct pbuf *b, size_t len)
 	b->s[len] = '\0';
 }
 
-static int replace_whole(const json_t *from, const json_t *to, struct pbuf *b, json_t *patch)
+static int replace_whole(const json_t *from, const json_t *to, struct pbuf *b,
+                         const struct sink *patch)
 {
 	if (json_equal((json_t *)from, (json_t *)to))
 		return 0;
 	return add_op(patch, "replace", b->s, to);
 }
 
-static int diff(const json_t *from, const json_t *to, struct pbuf *b, json_t *patch, int depth)
+static int diff(const json_t *from, const json_t *to, struct pbuf *b, const struct sink *patch,
+                int depth)
 {
 	size_t mark = b->len;
 	int rc = 0;
@@ -186,10 +217,10 @@ too_long:
 }
 
 /* zw_jsonpatch_diff with the caller's pointer buffer. */
-static int diff_below(const json_t *from, const json_t *to, const char *prefix, json_t *patch,
-                      struct pbuf *b)
+static int diff_below(const json_t *from, const json_t *to, const char *prefix,
+                      const struct sink *patch, struct pbuf *b)
 {
-	if (!from || !to || !json_is_array(patch))
+	if (!from || !to || !(patch->text || json_is_array(patch->patch)))
 		return -1;
 	if (!prefix)
 		prefix = "";
@@ -200,12 +231,48 @@ static int diff_below(const json_t *from, const json_t *to, const char *prefix, 
 	return diff(from, to, b, patch, 0);
 }
 
-int zw_jsonpatch_diff(const json_t *from, const json_t *to, const char *prefix, json_t *patch)
+static int diff_to(const json_t *from, const json_t *to, const char *prefix,
+                   const struct sink *patch)
 {
 	struct pbuf *b = malloc(sizeof(*b));
 	int rc = b ? diff_below(from, to, prefix, patch, b) : -1;
 	free(b);
 	return rc;
+}
+
+int zw_jsonpatch_diff(const json_t *from, const json_t *to, const char *prefix, json_t *patch)
+{
+	struct sink sk = {.patch = patch};
+	return diff_to(from, to, prefix, &sk);
+}
+
+int zw_jsonpatch_diff_text(const json_t *from, const json_t *to, const char *prefix,
+                           struct zw_jsonpatch_text *text)
+{
+	struct sink sk = {.text = text};
+	size_t len = text->ops.len, n = text->n;
+	int rc = diff_to(from, to, prefix, &sk);
+	if (rc)
+		zw_jsonpatch_text_truncate(text, len, n);
+	return rc;
+}
+
+void zw_jsonpatch_text_truncate(struct zw_jsonpatch_text *text, size_t len, size_t n)
+{
+	text->ops.len = len;
+	text->n = n;
+	if (text->ops.data)
+		text->ops.data[len] = '\0';
+}
+
+char *zw_jsonpatch_text_take(struct zw_jsonpatch_text *text, size_t *len_out)
+{
+	if (!text->n && zw_buf_append(&text->ops, "[", 1, SIZE_MAX))
+		return NULL;
+	if (zw_buf_append(&text->ops, "]", 1, SIZE_MAX))
+		return NULL;
+	text->n = 0;
+	return zw_buf_take(&text->ops, len_out);
 }
 
 static char *next_token(const char **ptr);
@@ -346,9 +413,12 @@ static int member_kept(const struct zw_jsonpatch_entry *e, const char *key)
 	return kept;
 }
 
-int zw_jsonpatch_log_diff(struct zw_jsonpatch_log *log, json_t *patch)
+/* zw_jsonpatch_log_diff into either sink; on failure the sink is as it
+ * was. */
+static int log_diff(struct zw_jsonpatch_log *log, const struct sink *patch)
 {
-	size_t mark = json_array_size(patch);
+	size_t mark = patch->text ? patch->text->n : json_array_size(patch->patch);
+	size_t mark_len = patch->text ? patch->text->ops.len : 0;
 	if (log->n > 1)
 		qsort(log->v, log->n, sizeof(*log->v), pointer_cmp);
 	/* Objects logged below another are contiguous after it once sorted;
@@ -373,11 +443,23 @@ int zw_jsonpatch_log_diff(struct zw_jsonpatch_log *log, json_t *patch)
 	for (size_t i = 0; !rc && i < log->n; i++)
 		rc = diff_below(log->v[i].before, log->v[i].obj, log->v[i].path, patch, b);
 	free(b);
-	if (rc) {
-		while (json_array_size(patch) > mark)
-			json_array_remove(patch, json_array_size(patch) - 1);
-	}
+	if (rc && patch->text)
+		zw_jsonpatch_text_truncate(patch->text, mark_len, mark);
+	while (rc && !patch->text && json_array_size(patch->patch) > mark)
+		json_array_remove(patch->patch, json_array_size(patch->patch) - 1);
 	return rc;
+}
+
+int zw_jsonpatch_log_diff(struct zw_jsonpatch_log *log, json_t *patch)
+{
+	struct sink sk = {.patch = patch};
+	return log_diff(log, &sk);
+}
+
+int zw_jsonpatch_log_diff_text(struct zw_jsonpatch_log *log, struct zw_jsonpatch_text *text)
+{
+	struct sink sk = {.text = text};
+	return log_diff(log, &sk);
 }
 
 /* Decodes the next reference token of *ptr (after its leading '/') into a

@@ -9,6 +9,8 @@
 #ifndef ZW_JSONPATCH_H
 #define ZW_JSONPATCH_H
 
+#include "buf.h"
+
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -26,6 +28,30 @@
  * while the patch is in use.
  * Returns 0, or -1 on ENOMEM or a prefix longer than ZW_JSONPATCH_MAX_PATH. */
 int zw_jsonpatch_diff(const json_t *from, const json_t *to, const char *prefix, json_t *patch);
+
+/* A patch written as text as it is made (no operation objects): `ops`
+ * holds "[" and the operations, comma-separated, exactly as zw_json_dump
+ * would write the array zw_jsonpatch_diff builds; `n` counts them. A zeroed
+ * struct is an empty patch. */
+struct zw_jsonpatch_text {
+	struct zw_buf ops;
+	size_t n;
+};
+
+/* zw_jsonpatch_diff appending to `text` instead. On failure text is as it
+ * was. Returns 0 or -1 as zw_jsonpatch_diff. */
+int zw_jsonpatch_diff_text(const json_t *from, const json_t *to, const char *prefix,
+                           struct zw_jsonpatch_text *text);
+
+/* Drops what text gained after it held n operations in len bytes (a
+ * mark taken from text->n and text->ops.len). */
+void zw_jsonpatch_text_truncate(struct zw_jsonpatch_text *text, size_t len, size_t n);
+
+/* Closes the array and hands its text over (the caller frees it; "[]" for
+ * no operation), its length in *len_out (may be NULL); text is left empty.
+ * Returns NULL on ENOMEM (text then unusable: free it with zw_buf_free on
+ * text->ops). */
+char *zw_jsonpatch_text_take(struct zw_jsonpatch_text *text, size_t *len_out);
 
 /* A change log for a document modified in place: each object whose own
  * members are about to change (set or delete, with values that are new or
@@ -56,6 +82,10 @@ int zw_jsonpatch_log_touch(struct zw_jsonpatch_log *log, json_t *obj, const char
  * member another logged object replaced or removed: diff whole documents
  * instead; `patch` is then unchanged); -1 on ENOMEM. Sorts the log. */
 int zw_jsonpatch_log_diff(struct zw_jsonpatch_log *log, json_t *patch);
+
+/* zw_jsonpatch_log_diff appending to `text` instead; same returns, text
+ * unchanged unless 0. */
+int zw_jsonpatch_log_diff_text(struct zw_jsonpatch_log *log, struct zw_jsonpatch_text *text);
 
 /* Puts every logged object's members back as first logged (latest first),
  * which makes the document what it was before any logged change. Returns 0

@@ -85,6 +85,7 @@ struct flags {
 	unsigned idle_timeout_ms;
 	unsigned resync_ms;
 	int proxy_port;
+	int proxy_h2c_port;
 	size_t max_body;
 	size_t body_budget;
 	unsigned threads;
@@ -192,6 +193,10 @@ static const struct zw_flag flag_table[] = {
         STR("proxy-service", proxy_service, "NAME", "zerowire-proxy", G_REWRITE, "proxy Service"),
         STR("proxy-namespace", proxy_namespace, "NS", "zerowire", G_REWRITE, "its namespace"),
         NUM("proxy-port", ZW_FLAG_INT, proxy_port, 1, 65535, "8080", G_REWRITE, "its HTTP port"),
+        NUM("proxy-h2c-port", ZW_FLAG_INT, proxy_h2c_port, 0, 65535, "8081", G_REWRITE,
+            "its h2c port (appProtocol kubernetes.io/h2c,\n"
+            "same target as the HTTP port): HTTP/2 and gRPC\n"
+            "destinations go there; 0: left alone"),
         STR("scaler-address", scaler_address, "ADDR", NULL, G_REWRITE,
             "external-push scalerAddress\n"
             "(default <proxy-service>.<proxy-namespace>:9090)"),
@@ -671,6 +676,14 @@ int main(int argc, char **argv)
 	a.mcfg.proxy_service = f.proxy_service;
 	a.mcfg.proxy_namespace = f.proxy_namespace;
 	a.mcfg.proxy_port = f.proxy_port;
+	a.mcfg.proxy_h2c_port = f.proxy_h2c_port;
+	if (f.proxy_h2c_port == f.proxy_port) {
+		fprintf(stderr,
+		        "zerowire-webhook: --proxy-h2c-port %d: want a Service port other "
+		        "than --proxy-port, or 0\n",
+		        f.proxy_h2c_port);
+		return 2;
+	}
 	if (f.scaler_address) {
 		a.mcfg.scaler_address = f.scaler_address;
 	} else {
@@ -788,9 +801,9 @@ int main(int argc, char **argv)
 		zw_log(ZW_LOG_INFO, "metrics_listening", "addr=%s port=%d", f.metrics_listen,
 		       zw_metricsrv_port(msrv));
 	}
-	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d proxy=%s.%s:%d scaler=%s", f.listen,
-	       zw_wh_server_port(a.server), a.mcfg.proxy_service, a.mcfg.proxy_namespace,
-	       a.mcfg.proxy_port, a.mcfg.scaler_address);
+	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d proxy=%s.%s:%d proxy_h2c=%d scaler=%s",
+	       f.listen, zw_wh_server_port(a.server), a.mcfg.proxy_service, a.mcfg.proxy_namespace,
+	       a.mcfg.proxy_port, a.mcfg.proxy_h2c_port, a.mcfg.scaler_address);
 
 	if (!a.no_kube) {
 		struct zw_wh_sources_config src = {

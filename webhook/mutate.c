@@ -2,12 +2,14 @@
 #include "mutate.h"
 
 #include "base64.h"
+#include "jsonin.h"
 #include "jsonout.h"
 #include "jsonpatch.h"
 #include "rewrite.h"
 #include "target.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +21,7 @@ void zw_mutate_config_defaults(struct zw_mutate_config *cfg)
 	cfg->proxy_service = "zerowire-proxy";
 	cfg->proxy_namespace = "zerowire";
 	cfg->proxy_port = 8080;
+	cfg->proxy_h2c_port = 8081;
 	cfg->scaler_address = "zerowire-proxy.zerowire:9090";
 	cfg->alias_service = "zerowire-proxy";
 	cfg->cluster_domain = "cluster.local";
@@ -282,12 +285,12 @@ static void copy_first_warning(struct zw_mutate_result *info, const json_t *warn
  * again on a copy. */
 static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
                         const struct zw_registry *reg, const struct zw_mutate_config *cfg,
-                        json_t *warnings, json_t *collect, bool restore_only, json_t *patch,
-                        struct zw_mutate_result *info)
+                        json_t *warnings, json_t *collect, bool restore_only,
+                        struct zw_jsonpatch_text *patch, struct zw_mutate_result *info)
 {
 	struct zw_jsonpatch_log log = {0};
+	struct zw_jsonpatch_text own_patch = {0};
 	json_t *old = NULL, *applied = json_array(), *records = json_array();
-	json_t *own_patch = patch ? NULL : json_array();
 	const char *raw = NULL;
 	int rc = -1;
 	struct zw_rewrite rw = {
@@ -301,10 +304,10 @@ static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
 	        .records = records,
 	        .warnings = warnings,
 	};
-	if (!applied || !records || (!patch && !own_patch))
+	if (!applied || !records)
 		goto out;
 	if (!patch)
-		patch = own_patch;
+		patch = &own_patch;
 	int r = read_records(desired, &old, &raw);
 	if (r < 0)
 		goto out;
@@ -369,29 +372,30 @@ static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
 			goto out;
 		info->rewrites = info->restores = 0;
 	}
-	size_t mark = json_array_size(patch);
-	r = zw_jsonpatch_log_diff(&log, patch);
+	size_t mark = patch->n;
+	r = zw_jsonpatch_log_diff_text(&log, patch);
 	if (r < 0)
 		goto out;
 	if (r == 1 && !orig) {
 		rc = zw_jsonpatch_log_undo(&log) ? -1 : 2;
 		goto out;
 	}
-	if (r == 1 && zw_jsonpatch_diff(orig, desired, "", patch))
+	if (r == 1 && zw_jsonpatch_diff_text(orig, desired, "", patch))
 		goto out;
-	if (json_array_size(patch) == mark)
+	if (patch->n == mark)
 		info->outcome = rw.not_understood ? ZW_MO_ERROR : ZW_MO_UNCHANGED;
 	else
 		info->outcome = info->rewrites || hint_added ? ZW_MO_REWRITTEN : ZW_MO_RESTORED;
 	rc = 0;
 out:
-	json_decref(rw.written);
+	json_decref(rw.written[0]);
+	json_decref(rw.written[1]);
 	zw_jsonpatch_log_clear(&log);
 	free(log.v);
 	json_decref(old);
 	json_decref(applied);
 	json_decref(records);
-	json_decref(own_patch);
+	zw_buf_free(&own_patch.ops);
 	return rc;
 }
 
@@ -399,8 +403,8 @@ out:
  * the copy. Returns 0 or -1 on ENOMEM. */
 static int mutate_route_copy(const json_t *obj, const char *ns, const struct zw_registry *reg,
                              const struct zw_mutate_config *cfg, json_t **desired_out,
-                             json_t *warnings, json_t *collect, bool restore_only, json_t *patch,
-                             struct zw_mutate_result *info)
+                             json_t *warnings, json_t *collect, bool restore_only,
+                             struct zw_jsonpatch_text *patch, struct zw_mutate_result *info)
 {
 	json_t *desired = json_deep_copy(obj);
 	if (!desired || mutate_route(desired, obj, ns, reg, cfg, warnings, collect, restore_only,
@@ -494,7 +498,8 @@ static const char *object_namespace(const json_t *obj, const char *ns)
  * apart in place. *desired_out gets a new reference to the result. */
 static int mutate_route_in_place(json_t *obj, const char *ns, const struct zw_registry *reg,
                                  const struct zw_mutate_config *cfg, json_t **desired_out,
-                                 json_t *warnings, json_t *patch, struct zw_mutate_result *info)
+                                 json_t *warnings, struct zw_jsonpatch_text *patch,
+                                 struct zw_mutate_result *info)
 {
 	int rc = mutate_route(obj, NULL, ns, reg, cfg, warnings, NULL, false, patch, info);
 	if (rc == 0)
@@ -506,7 +511,7 @@ static int mutate_route_in_place(json_t *obj, const char *ns, const struct zw_re
 	memset(info, 0, sizeof(*info));
 	info->kind = kind;
 	json_array_clear(warnings);
-	json_array_clear(patch);
+	zw_jsonpatch_text_truncate(patch, 0, 0);
 	return mutate_route_copy(obj, ns, reg, cfg, desired_out, warnings, NULL, false, patch,
 	                         info);
 }
@@ -517,7 +522,8 @@ static int mutate_route_in_place(json_t *obj, const char *ns, const struct zw_re
 static int mutate_object(json_t *obj, bool in_place, const char *group, const char *version,
                          const char *kind, const char *ns, const struct zw_registry *reg,
                          const struct zw_mutate_config *cfg, json_t **desired_out,
-                         json_t **warnings_out, json_t *patch, struct zw_mutate_result *info)
+                         json_t **warnings_out, struct zw_jsonpatch_text *patch,
+                         struct zw_mutate_result *info)
 {
 	struct zw_mutate_config defaults;
 	json_t *desired = NULL;
@@ -555,7 +561,7 @@ static int mutate_object(json_t *obj, bool in_place, const char *group, const ch
 	}
 	if (rc < 0)
 		goto out;
-	if (in_place && rc == 0 && desired && zw_jsonpatch_diff(obj, desired, "", patch)) {
+	if (in_place && rc == 0 && desired && zw_jsonpatch_diff_text(obj, desired, "", patch)) {
 		rc = -1;
 		goto out;
 	}
@@ -647,28 +653,53 @@ out:
 	return rc;
 }
 
-/* Fills the response object for an allowed review with `patch`
- * (borrowed). */
-static int allow(json_t *resp, const json_t *patch)
+/* Appends the literal text s to b. Returns 0 or -1 when out of memory. */
+static int put_text(struct zw_buf *b, const char *s)
 {
+	return zw_buf_append(b, s, strlen(s), SIZE_MAX) ? -1 : 0;
+}
+
+/* Appends `"patchType":"JSONPatch","patch":"<base64 of the patch>"` to b:
+ * the patch's text (taken from `patch`) is encoded straight into b (base64
+ * needs no escaping). Returns 0 or -1 when out of memory. */
+static int put_patch(struct zw_buf *b, struct zw_jsonpatch_text *patch)
+{
+	size_t len;
+	char *text = zw_jsonpatch_text_take(patch, &len);
 	int rc = -1;
-	char *dump = NULL, *b64 = NULL;
-	if (json_object_set_new(resp, "allowed", json_true()))
+	if (!text || put_text(b, ",\"patchType\":\"JSONPatch\",\"patch\":\""))
 		goto out;
-	if (json_array_size(patch)) {
-		size_t dump_len;
-		dump = zw_json_dump(patch, &dump_len);
-		b64 = dump ? zw_base64_encode(dump, dump_len) : NULL;
-		/* base64 is ASCII: no UTF-8 check needed */
-		if (!b64 || json_object_set_new(resp, "patchType", json_string("JSONPatch")) ||
-		    json_object_set_new(resp, "patch", json_stringn_nocheck(b64, strlen(b64))))
-			goto out;
-	}
-	rc = 0;
+	if (zw_buf_reserve(b, b->len + ZW_BASE64_LEN(len) + 2, SIZE_MAX))
+		goto out;
+	b->len += zw_base64_encode_to(b->data + b->len, text, len);
+	b->data[b->len] = '\0';
+	rc = put_text(b, "\"");
 out:
-	free(b64);
-	free(dump);
+	free(text);
 	return rc;
+}
+
+/* Writes the AdmissionReview answering review `api`/`uid` into b, members
+ * in this order: response.uid, allowed, status (st, may be NULL), the patch
+ * (when patch is a non-empty array), warnings (when a non-empty array); all
+ * borrowed. The text is what serialising the same jansson object would
+ * give, without building it. Returns 0 or -1 when out of memory. */
+static int write_response(struct zw_buf *b, const char *api, const char *uid, bool allowed,
+                          const json_t *st, struct zw_jsonpatch_text *patch, const json_t *warnings)
+{
+	if (put_text(b, "{\"apiVersion\":") || zw_json_append_string(b, api, strlen(api)) ||
+	    put_text(b, ",\"kind\":\"AdmissionReview\",\"response\":{\"uid\":") ||
+	    zw_json_append_string(b, uid, strlen(uid)) ||
+	    put_text(b, allowed ? ",\"allowed\":true" : ",\"allowed\":false"))
+		return -1;
+	if (st && (put_text(b, ",\"status\":") || zw_json_append(b, st)))
+		return -1;
+	if (patch && patch->n && put_patch(b, patch))
+		return -1;
+	if (json_array_size(warnings) &&
+	    (put_text(b, ",\"warnings\":") || zw_json_append(b, warnings)))
+		return -1;
+	return put_text(b, "}}");
 }
 
 static int fail(struct zw_mutate_result *info, int status, const char *fmt, ...)
@@ -689,7 +720,9 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
                      struct zw_mutate_result *info)
 {
 	struct zw_mutate_result scratch;
-	json_t *review = NULL, *out = NULL, *desired = NULL, *warnings = NULL, *patch = NULL;
+	json_t *review = NULL, *st = NULL, *desired = NULL, *warnings = NULL;
+	struct zw_jsonpatch_text patch = {0};
+	struct zw_buf text = {0};
 	json_error_t jerr;
 	int status;
 	if (!info)
@@ -700,7 +733,7 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	if (len > ZW_MUTATE_MAX_BODY)
 		return fail(info, 413, "request body of %zu bytes exceeds %d", len,
 		            ZW_MUTATE_MAX_BODY);
-	review = json_loadb(body, len, 0, &jerr);
+	review = zw_json_load(body, len, &jerr);
 	if (!review) {
 		status = fail(info, 400, "body is not JSON: %s (line %d)", jerr.text, jerr.line);
 		goto out;
@@ -722,12 +755,6 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	 * review holds the route twice). */
 	json_object_del(req, "oldObject");
 	status = 500;
-	json_t *resp = json_object();
-	out = json_pack("{s:s, s:s, s:o}", "apiVersion", api, "kind", "AdmissionReview", "response",
-	                resp);
-	patch = json_array();
-	if (!out || !patch || json_object_set_new(resp, "uid", json_string(uid)))
-		goto nomem;
 
 	json_t *gvk = json_object_get(req, "kind");
 	const char *group = json_string_value(json_object_get(gvk, "group"));
@@ -750,39 +777,33 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	} else {
 		/* The review is ours: the object is rewritten in place. */
 		rc = mutate_object(obj, true, group, version, kind, ns, reg, cfg, &desired,
-		                   &warnings, patch, info);
+		                   &warnings, &patch, info);
 	}
 	if (rc < 0)
 		goto nomem;
 	if (rc == 1) {
-		json_t *st = json_pack("{s:i, s:s, s:s}", "code", 400, "reason", "BadRequest",
-		                       "message", info->message);
-		if (!st || json_object_set_new(resp, "allowed", json_false()) ||
-		    json_object_set_new(resp, "status", st))
+		st = json_pack("{s:i, s:s, s:s}", "code", 400, "reason", "BadRequest", "message",
+		               info->message);
+		if (!st)
 			goto nomem;
-	} else if (desired && json_is_object(obj)) {
-		if (allow(resp, patch))
-			goto nomem;
-	} else if (json_object_set_new(resp, "allowed", json_true())) {
-		goto nomem;
 	}
-	if (json_array_size(warnings) && json_object_set(resp, "warnings", warnings))
+	/* The patch goes out only for an object rewritten. */
+	if (write_response(&text, api, uid, rc != 1, st,
+	                   rc != 1 && desired && json_is_object(obj) ? &patch : NULL, warnings))
 		goto nomem;
-	size_t dump_len;
-	char *dump = zw_json_dump(out, &dump_len);
-	if (!dump)
+	*response_out = zw_buf_take(&text, response_len);
+	if (!*response_out)
 		goto nomem;
-	*response_out = dump;
-	*response_len = dump_len;
 	status = 200;
 	goto out;
 nomem:
 	status = fail(info, 500, "out of memory");
 out:
+	zw_buf_free(&text);
 	json_decref(review);
-	json_decref(out);
+	json_decref(st);
 	json_decref(desired);
 	json_decref(warnings);
-	json_decref(patch);
+	zw_buf_free(&patch.ops);
 	return status;
 }

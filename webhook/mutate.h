@@ -41,6 +41,9 @@ struct zw_mutate_config {
 	const char *proxy_service;          /* proxy Service name, default "zerowire-proxy" */
 	const char *proxy_namespace;        /* its namespace, default "zerowire" */
 	int proxy_port;                     /* its HTTP port, default 8080 */
+	int proxy_h2c_port;                 /* its h2c port (same target, appProtocol
+	                                       kubernetes.io/h2c), default 8081; 0: h2c
+	                                       and gRPC destinations are left alone */
 	const char *scaler_address;         /* external-push scalerAddress,
 	                                       default "zerowire-proxy.zerowire:9090" */
 	const char *alias_service;          /* per-namespace Ingress alias Service,

@@ -151,6 +151,37 @@ static char *join3(const char *a, const char *b, const char *c)
 	return s;
 }
 
+/* A look-up key "<a>/<b>" SEP "<c>" built on the stack when it fits (the
+ * names are Kubernetes names), on the heap otherwise: the admission path
+ * looks up every destination's Service and port. */
+struct lookup_key {
+	char small[256];
+	char *s;
+	size_t prefix; /* length of "<a>/<b>" SEP */
+};
+
+static int key_build(struct lookup_key *k, const char *a, const char *b, const char *c)
+{
+	size_t la = strlen(a), lb = strlen(b), lc = strlen(c);
+	size_t n = la + lb + lc + 3;
+	k->s = n <= sizeof(k->small) ? k->small : malloc(n);
+	if (!k->s)
+		return -1;
+	memcpy(k->s, a, la);
+	k->s[la] = '/';
+	memcpy(k->s + la + 1, b, lb);
+	k->s[la + 1 + lb] = SEP[0];
+	memcpy(k->s + la + lb + 2, c, lc + 1);
+	k->prefix = la + lb + 2;
+	return 0;
+}
+
+static void key_free(struct lookup_key *k)
+{
+	if (k->s != k->small)
+		free(k->s);
+}
+
 static void release_target(void *p)
 {
 	struct target_entry *e = p;
@@ -524,19 +555,19 @@ void zw_registry_read_end(const struct zw_registry *reg)
 size_t zw_registry_find_service(const struct zw_registry *reg, const char *ns, const char *service,
                                 const struct zw_target **out, size_t max)
 {
-	char *prefix = join3(ns, service, "");
-	if (!prefix)
+	struct lookup_key prefix;
+	if (key_build(&prefix, ns, service, ""))
 		return 0;
 	size_t count = 0;
-	for (size_t i = table_lower(&reg->targets, prefix); i < reg->targets.n; i++) {
+	for (size_t i = table_lower(&reg->targets, prefix.s); i < reg->targets.n; i++) {
 		struct target_entry *e = table_at(&reg->targets, i);
-		if (!has_prefix(e->key, prefix))
+		if (!has_prefix(e->key, prefix.s))
 			break;
 		if (count < max)
 			out[count] = &e->t;
 		count++;
 	}
-	free(prefix);
+	key_free(&prefix);
 	return count;
 }
 
@@ -593,26 +624,25 @@ int zw_registry_each_vd_service(
 static int find_port(const struct zw_registry *reg, const char *ns, const char *name,
                      const char *what, const struct port_entry **out)
 {
-	char *prefix = join3(ns, name, "");
-	char *key = prefix ? join(prefix, "", what) : NULL;
-	int rc = -1;
-	if (!key)
-		goto out;
-	size_t i = table_lower(&reg->ports, prefix);
-	if (i >= reg->ports.n || strcmp(*(char **)table_at(&reg->ports, i), prefix) != 0)
-		goto out; /* no marker: ports unknown */
-	rc = 0;
-	i = table_lower(&reg->ports, key);
+	struct lookup_key key;
+	if (key_build(&key, ns, name, what))
+		return -1;
+	/* The prefix alone (the marker's key) first: the key cut after SEP. */
+	char first = key.s[key.prefix];
+	key.s[key.prefix] = '\0';
+	size_t i = table_lower(&reg->ports, key.s);
+	bool known = i < reg->ports.n && strcmp(*(char **)table_at(&reg->ports, i), key.s) == 0;
+	key.s[key.prefix] = first;
+	int rc = known ? 0 : -1; /* no marker: ports unknown */
+	i = known ? table_lower(&reg->ports, key.s) : reg->ports.n;
 	if (i < reg->ports.n) {
 		const struct port_entry *e = table_at(&reg->ports, i);
-		if (strcmp(e->key, key) == 0) {
+		if (strcmp(e->key, key.s) == 0) {
 			*out = e;
 			rc = 1;
 		}
 	}
-out:
-	free(key);
-	free(prefix);
+	key_free(&key);
 	return rc;
 }
 
@@ -637,8 +667,13 @@ int zw_registry_service_protocol(const struct zw_registry *reg, const char *ns, 
 	if (port_name && port_name[0]) {
 		rc = find_port(reg, ns, name, port_name, &e);
 	} else if (port > 0) {
-		snprintf(num, sizeof(num), "#%d", port);
-		rc = find_port(reg, ns, name, num, &e);
+		/* "#<port>" (port > 0), written without snprintf's cost. */
+		char *d = num + sizeof(num);
+		*--d = '\0';
+		for (int v = port; v; v /= 10)
+			*--d = (char)('0' + v % 10);
+		*--d = '#';
+		rc = find_port(reg, ns, name, d, &e);
 	} else {
 		/* No port given: the route means the Service's only port. */
 		rc = find_port(reg, ns, name, "#", &e);

@@ -285,18 +285,17 @@ static const struct zw_target *match_target(const struct zw_rewrite *rw, const s
 	return miss ? NULL : t;
 }
 
-/* Whether zerowire-proxy carries what destination d speaks on this route;
- * when not, why says what it speaks and how we know. */
-static bool carried(struct zw_rewrite *rw, const struct dest *d, char *why, size_t len)
+/* The proxy port destination d is rewritten to: the HTTP port for HTTP/1.1,
+ * the h2c port for HTTP/2 cleartext and gRPC. Returns 0 when zerowire-proxy
+ * does not carry what d speaks on this route; why then says what it speaks
+ * and how we know. */
+static int proxy_port_for(struct zw_rewrite *rw, const struct dest *d, char *why, size_t len)
 {
 	enum zw_proto p = ZW_PROTO_HTTP1;
 	char how[192] = "";
 	int proto;
 	const char *from = NULL;
-	if (rw->kind == ZW_MK_GRPCROUTE) {
-		p = ZW_PROTO_H2C;
-		snprintf(how, sizeof(how), "a GRPCRoute");
-	} else if (rw->backend_proto != ZW_PROTO_HTTP1) {
+	if (rw->backend_proto != ZW_PROTO_HTTP1) {
 		p = rw->backend_proto;
 		snprintf(how, sizeof(how), "%s", rw->backend_proto_why);
 	} else if (rw->reg && zw_registry_service_protocol(rw->reg, d->ns, d->name, d->port,
@@ -304,10 +303,35 @@ static bool carried(struct zw_rewrite *rw, const struct dest *d, char *why, size
 		p = (enum zw_proto)proto;
 		snprintf(how, sizeof(how), "%s", from);
 	}
-	if (ZW_PROTO_CARRIED & (1u << p))
-		return true;
-	snprintf(why, len, "speaks %s (%s)", zw_proto_name(p), how);
-	return false;
+	/* A GRPCRoute's requests are gRPC, so HTTP/2, whatever the port says
+	 * short of TLS or not HTTP (those are left alone below). */
+	if (rw->kind == ZW_MK_GRPCROUTE && (p == ZW_PROTO_HTTP1 || p == ZW_PROTO_H2C)) {
+		p = ZW_PROTO_H2C;
+		snprintf(how, sizeof(how), "a GRPCRoute");
+	}
+	if (p == ZW_PROTO_HTTP1)
+		return rw->cfg->proxy_port;
+	if (!(ZW_PROTO_CARRIED & (1u << p))) {
+		snprintf(why, len, "speaks %s (%s)", zw_proto_name(p), how);
+		return 0;
+	}
+	if (rw->cfg->proxy_h2c_port <= 0) {
+		snprintf(why, len, "speaks %s (%s) and --proxy-h2c-port is 0", zw_proto_name(p),
+		         how);
+		return 0;
+	}
+	/* The proxy picks h2c to a backend from its port's appProtocol or name
+	 * (its EndpointSlice carries those) or for a gRPC request, never from
+	 * Service annotations: a backend known to speak h2c only from one
+	 * would be sent HTTP/1.1. */
+	if (strncmp(how, ZW_PROTO_WHY_ANNOTATION, strlen(ZW_PROTO_WHY_ANNOTATION)) == 0) {
+		snprintf(why, len,
+		         "speaks %s (%s; zerowire-proxy reads it from the port's appProtocol or "
+		         "name, not annotations)",
+		         zw_proto_name(p), how);
+		return 0;
+	}
+	return rw->cfg->proxy_h2c_port;
 }
 
 static bool host_covered(const struct zw_target *t, const char *host)
@@ -389,11 +413,11 @@ static json_t *name_ns(const char *name, const char *ns)
 	return o;
 }
 
-/* Builds the fields written in place of the destination (new object). */
-static json_t *build_written(const struct zw_rewrite *rw, const struct dest *d)
+/* Builds the fields written in place of the destination, leading to the
+ * proxy's port `port` (new object). */
+static json_t *build_written(const struct zw_rewrite *rw, const struct dest *d, int port)
 {
 	const struct zw_mutate_config *cfg = rw->cfg;
-	int port = cfg->proxy_port;
 	char host[3 * NAME_MAX_LEN];
 	json_t *w = json_object(), *ref;
 	int rc = -1;
@@ -439,16 +463,18 @@ static json_t *build_written(const struct zw_rewrite *rw, const struct dest *d)
 	return w;
 }
 
-/* The fields written in place of destination d: a new reference, shared by
- * every destination of the walk when they do not depend on d (only a Gloo
- * Platform cluster does). NULL on ENOMEM. */
-static json_t *written_value(struct zw_rewrite *rw, const struct dest *d)
+/* The fields written in place of destination d, leading to the proxy's
+ * port `port`: a new reference, shared by every destination of the walk to
+ * that port when they do not depend on d (only a Gloo Platform cluster
+ * does). NULL on ENOMEM. */
+static json_t *written_value(struct zw_rewrite *rw, const struct dest *d, int port)
 {
+	json_t **slot = &rw->written[port == rw->cfg->proxy_port ? 0 : 1];
 	if (d->cluster)
-		return build_written(rw, d);
-	if (!rw->written)
-		rw->written = build_written(rw, d);
-	return json_incref(rw->written);
+		return build_written(rw, d, port);
+	if (!*slot)
+		*slot = build_written(rw, d, port);
+	return json_incref(*slot);
 }
 
 static void collect(struct zw_rewrite *rw, const char *ns, const char *name)
@@ -635,15 +661,16 @@ static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
 		                d->ns, d->name, d->port_rule);
 		return;
 	}
-	char why[256];
-	if (!carried(rw, d, why, sizeof(why))) {
+	char why[384];
+	int port = proxy_port_for(rw, d, why, sizeof(why));
+	if (!port) {
 		zw_rewrite_warn(rw,
 		                "destination %s/%s %s, which zerowire-proxy does not carry: left "
 		                "unchanged (not woken from zero through zerowire)",
 		                d->ns, d->name, why);
 		return;
 	}
-	json_t *written = written_value(rw, d);
+	json_t *written = written_value(rw, d, port);
 	json_t *original = json_object();
 	json_t *rec = NULL;
 	if (!written || !original)

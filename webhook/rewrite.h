@@ -49,9 +49,10 @@ struct zw_rewrite {
 	const char *hint_path;
 
 	/* Per walk: the fields written when the same for every destination
-	 * (owned; the caller json_decref()s it after the walk), and whether the
+	 * leading to the proxy's HTTP port ([0]) or its h2c port ([1]) (owned;
+	 * the caller json_decref()s both after the walk), and whether the
 	 * route's wiring (alias Service / ReferenceGrant) was checked. */
-	json_t *written;
+	json_t *written[2];
 	bool wiring_checked;
 };
 

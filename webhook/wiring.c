@@ -351,7 +351,8 @@ static void pass_aliases(const struct zw_wiring_ctx *w, json_t *needed,
 	json_object_foreach(needed, ns, v)
 	{
 		json_t *cur = json_object_get(have, ns);
-		json_t *spec = zw_alias_service_spec(w->alias_mode, fqdn, proxy_svc, m->proxy_port);
+		json_t *spec = zw_alias_service_spec(w->alias_mode, fqdn, proxy_svc, m->proxy_port,
+		                                     m->proxy_h2c_port);
 		if (!spec)
 			continue;
 		if (!cur) {

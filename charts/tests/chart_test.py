@@ -122,6 +122,31 @@ def test_proxy_can_stand_in_for_the_interceptor():
     assert "--proxy-namespace=keda" in args
 
 
+def test_proxy_h2c_port():
+    """The proxy Service's second port leads to the same listener with
+    appProtocol kubernetes.io/h2c, and the webhook is told its number; 0
+    drops the port and tells the webhook to leave h2c/gRPC destinations
+    alone; the HTTP port's number is refused."""
+    def proxy_and_args(*sets):
+        docs = render(*sets)
+        svc = [s for s in by_kind(docs, "Service") if s["metadata"]["name"] == "zerowire-proxy"][0]
+        args = [d for d in by_kind(docs, "Deployment") if d["metadata"]["name"].endswith("-webhook")][0][
+            "spec"]["template"]["spec"]["containers"][0]["args"]
+        return svc["spec"]["ports"], args
+    ports, args = proxy_and_args()
+    assert ports[1] == {"name": "h2c", "port": 8081, "targetPort": "http", "protocol": "TCP",
+                        "appProtocol": "kubernetes.io/h2c"}
+    assert ports[0]["targetPort"] == "http" and "appProtocol" not in ports[0]
+    assert "--proxy-h2c-port=8081" in args
+    ports, args = proxy_and_args("--set", "proxy.ports.h2c=50051")
+    assert ports[1]["port"] == 50051 and "--proxy-h2c-port=50051" in args
+    ports, args = proxy_and_args("--set", "proxy.ports.h2c=0")
+    assert [p["name"] for p in ports] == ["http"] and "--proxy-h2c-port=0" in args
+    r = subprocess.run([HELM, "template", "x", CHART, "--set", "proxy.ports.h2c=8080"],
+                       capture_output=True, text=True)
+    assert r.returncode != 0 and "proxy.ports.h2c equals proxy.ports.http" in r.stderr, r.stderr
+
+
 def test_webhook_resource_limits_become_flags():
     def args(*sets):
         docs = render(*sets)
@@ -143,7 +168,7 @@ def test_webhook_resource_limits_become_flags():
 def test_services_ports_and_containers_hardened():
     docs = render()
     ports = {s["metadata"]["name"]: [p["port"] for p in s["spec"]["ports"]] for s in by_kind(docs, "Service")}
-    assert ports["zerowire-proxy"] == [8080]
+    assert ports["zerowire-proxy"] == [8080, 8081]
     assert ports["zerowire-proxy-scaler"] == [9090]
     assert ports["zerowire-proxy-admin"] == [9091]
     assert ports["zerowire-proxy-peers"] == [9092]

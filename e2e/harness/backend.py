@@ -258,11 +258,14 @@ def serve(name, ip, ports, delay_ms, out=sys.stdout):
     return 0
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(prog="backend")
+def run(serve_fn, prog, default_ports, argv=None):
+    """The command line of a test backend: --name, --ip, --ports,
+    --delay-ms, handed to serve_fn(name, ip, ports, delay_ms); exits with
+    its status. grpcbackend.py shares it."""
+    ap = argparse.ArgumentParser(prog=prog)
     ap.add_argument("--name", required=True)
     ap.add_argument("--ip", default="127.0.0.1")
-    ap.add_argument("--ports", default="8080", help="comma list of TCP ports")
+    ap.add_argument("--ports", default=default_ports, help="comma list of TCP ports")
     ap.add_argument("--delay-ms", type=int, default=0)
     a = ap.parse_args(argv)
     try:
@@ -270,9 +273,13 @@ def main(argv=None):
         socket.inet_aton(a.ip)
     except (ValueError, OSError):
         ap.error("bad --ip or --ports")
-    rc = serve(a.name, a.ip, ports, a.delay_ms)
+    rc = serve_fn(a.name, a.ip, ports, a.delay_ms)
     sys.stdout.flush()
     os._exit(rc)  # do not wait for daemon handler threads
+
+
+def main(argv=None):
+    run(serve, "backend", "8080", argv)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,9 @@ It registers a Node (podCIDR a 10.x.y.0/24 that no route on this machine
 uses, allocatable "pods" = max_pods so the real scheduler never binds more),
 keeps its Lease in kube-node-lease renewed and its Ready condition true, and
 runs every Pod the real scheduler binds to it as a local process
-(harness/backend.py, one listener per TCP containerPort, 8080 when none),
-each in a network namespace of its own:
+(harness/backend.py, one listener per TCP containerPort, 8080 when none;
+harness/grpcbackend.py, a gRPC server, for Pods annotated
+zerowire.test/backend: grpc), each in a network namespace of its own:
 
     host bridge zwk<id> (10.x.y.1/24)  <- veth zwk<id>v<n> -> eth0 in netns zwk-<id>-<n> (10.x.y.<n>)
 
@@ -54,6 +55,8 @@ PREFIX = "zwk"
 STATE_DIR = "/run/zerowire-kubelet"
 ETC_NETNS = "/etc/netns"
 ANN_DELAY = "zerowire.test/startup-delay-ms"
+ANN_BACKEND = "zerowire.test/backend"
+BACKENDS = {"http": "harness.backend", "grpc": "harness.grpcbackend"}
 PYTHON = "/usr/bin/python3"
 E2E_DIR = os.path.join(util.REPO, "e2e")
 LEASE_SECONDS = 40
@@ -196,6 +199,7 @@ class RunningPod:
         self.index, self.ip, self.netns, self.veth = index, ip, netns, veth
         self.ports, self.delay_ms = ports, delay_ms
         self.containers = [(c["name"], c.get("image", "")) for c in obj["spec"].get("containers", [])]
+        self.module = BACKENDS.get((md.get("annotations") or {}).get(ANN_BACKEND, "http"), BACKENDS["http"])
         self.proc = None
         self.ready = False
         self.started_at = None
@@ -549,7 +553,7 @@ class Kubelet:
         os.makedirs(self.log_dir, exist_ok=True)
         errf = open(os.path.join(self.log_dir, "%s_%s.log" % (p.namespace, p.name)), "ab")
         p.proc = subprocess.Popen(
-            ["ip", "netns", "exec", p.netns, PYTHON, "-m", "harness.backend", "--name", p.name, "--ip", p.ip,
+            ["ip", "netns", "exec", p.netns, PYTHON, "-m", p.module, "--name", p.name, "--ip", p.ip,
              "--ports", ",".join(str(x) for x in p.ports), "--delay-ms", str(p.delay_ms)],
             cwd=E2E_DIR, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errf,
             start_new_session=True, preexec_fn=_pdeathsig, text=True)

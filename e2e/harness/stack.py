@@ -53,7 +53,7 @@ WRK = shutil.which("wrk") or "/usr/bin/wrk"
 ORIGINAL = "zerowire.io/original"
 # Flags of the chart's webhook container that the local process takes over
 # as rendered (the others are about serving in a pod: listen address, certs).
-WEBHOOK_FLAGS_FROM_CHART = ("proxy-service", "proxy-namespace", "proxy-port", "scaler-address", "kinds",
+WEBHOOK_FLAGS_FROM_CHART = ("proxy-service", "proxy-namespace", "proxy-port", "proxy-h2c-port", "scaler-address", "kinds",
                             "watch-namespaces", "max-body", "leader-elect", "lease-namespace", "lease-name",
                             "log-level", "alias-mode")
 # Sanitizer reports, and any request the chart's RBAC did not allow.

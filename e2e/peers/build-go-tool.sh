@@ -3,14 +3,14 @@
 # module e2e/peers/<name>/ (go.mod + go.sum pin the upstream module), once, and
 # caches the binary outside the work tree under a name that includes a hash of
 # the wrapper's go.sum (a version bump rebuilds it).
-# Usage: e2e/peers/build-go-tool.sh promtool|otelcol|helm-docs|h2spec   -> prints the binary's path.
+# Usage: e2e/peers/build-go-tool.sh promtool|otelcol|helm-docs|h2spec|ghz   -> prints the binary's path.
 #        e2e/peers/build-go-tool.sh --list | --list-bench   -> the tools make check / make bench use.
 # Progress lines go to stderr; builds run under `nice -n 19`.
 set -euo pipefail
 
 # The tools make check uses, and those only make bench uses (e2e/build-all.sh).
 TOOLS="promtool otelcol helm-docs h2spec"
-BENCH_TOOLS=""
+BENCH_TOOLS="ghz"
 if [ "${1:-}" = --list ]; then echo "$TOOLS"; exit 0; fi
 if [ "${1:-}" = --list-bench ]; then echo "$BENCH_TOOLS"; exit 0; fi
 name="${1:?usage: build-go-tool.sh <tool> | --list}"
@@ -26,6 +26,7 @@ promtool) pkg=github.com/prometheus/prometheus/cmd/promtool tags=remove_all_sd ;
 otelcol) pkg=. ;;
 helm-docs) pkg=github.com/norwoodj/helm-docs/cmd/helm-docs ;;
 h2spec) pkg=github.com/summerwind/h2spec/cmd/h2spec ;;
+ghz) pkg=github.com/bojand/ghz/cmd/ghz ;;
 *) echo "build-go-tool: unknown tool $name" >&2; exit 2 ;;
 esac
 

@@ -71,11 +71,14 @@ class RealStack(Stack):
         self._wait_proc(p, "proxy", lambda: self.admin_get("/readyz")[0] == 200)
 
     def _publish_proxy(self):
-        """The proxy Service's EndpointSlice: this host's proxy process, on the
-        Service's target port name."""
+        """The proxy Service's EndpointSlice: this host's proxy process, on
+        every Service port (http and h2c lead to the same listener), with
+        each port's appProtocol, as the EndpointSlice controller writes them."""
         svc = self.cluster.api("GET", "/api/v1/namespaces/%s/services/%s" % (self.proxy_namespace,
                                                                               self.proxy_service))
-        port_name = svc["spec"]["ports"][0].get("name", "")
+        ports = [dict({"name": p.get("name", ""), "port": self.proxy_port, "protocol": "TCP"},
+                      **({"appProtocol": p["appProtocol"]} if p.get("appProtocol") else {}))
+                 for p in svc["spec"]["ports"]]
         self.cluster.apply(json.dumps({
             "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
             "metadata": {"name": self.proxy_service + "-host", "namespace": self.proxy_namespace,
@@ -85,7 +88,7 @@ class RealStack(Stack):
             "endpoints": [{"addresses": [self.host], "conditions": {"ready": True, "serving": True,
                                                                      "terminating": False},
                            "nodeName": self.kubelet.node}],
-            "ports": [{"name": port_name, "port": self.proxy_port, "protocol": "TCP"}]}))
+            "ports": ports}))
 
     def request_via(self, traefik, host, path="/", timeout=60, headers=None):
         """GET with Host: host through Traefik's web entry point, or with

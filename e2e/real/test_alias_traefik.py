@@ -148,15 +148,17 @@ def wired(real, tmp_path_factory):
     util.wait_port(ip, port, 20)
 
     real.ensure_namespace(PROXY_NS)
+    # As the chart makes it: http, and h2c (another Service port, same listener).
+    h2c = {"name": "h2c", "port": port + 1, "protocol": "TCP", "appProtocol": "kubernetes.io/h2c"}
     real.apply(json.dumps({"apiVersion": "v1", "kind": "Service",
                            "metadata": {"name": "zerowire-proxy", "namespace": PROXY_NS},
-                           "spec": {"ports": [{"name": "http", "port": port, "protocol": "TCP"}]}}))
+                           "spec": {"ports": [{"name": "http", "port": port, "protocol": "TCP"}, h2c]}}))
     real.apply(json.dumps({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
                            "metadata": {"name": "zerowire-proxy-local", "namespace": PROXY_NS,
                                         "labels": {"kubernetes.io/service-name": "zerowire-proxy"}},
                            "addressType": "IPv4",
                            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}],
-                           "ports": [{"name": "http", "port": port, "protocol": "TCP"}]}))
+                           "ports": [{"name": "http", "port": port, "protocol": "TCP"}, dict(h2c, port=port)]}))
     # What 1.37 refuses, as the module docstring says.
     r = real.kubectl("create", "--dry-run=server", "-f", "-", check=False, input=json.dumps({
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
@@ -164,7 +166,7 @@ def wired(real, tmp_path_factory):
         "endpoints": [{"addresses": ["127.0.0.2"]}], "ports": [{"name": "http", "port": 1}]}))
     assert r.returncode != 0 and "loopback" in r.stderr, r.stderr
 
-    w = WebhookProc(real, tmp, ["--proxy-port", str(port)])
+    w = WebhookProc(real, tmp, ["--proxy-port", str(port), "--proxy-h2c-port", str(port + 1)])
     w.start()
     real.apply(json.dumps(mwc_manifest(w.port, w.ca)))
     hosts = os.path.join(tmp, "hosts")
@@ -180,7 +182,7 @@ def wired(real, tmp_path_factory):
     ing = get(real, "ingress", ns, "app")
     assert ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"] == {
         "name": "zerowire-proxy", "port": {"number": port}}
-    w.ns = ns
+    w.ns, w.proxy_port = ns, port
     yield w
     rc = w.stop()
     logs = w.logs()
@@ -198,8 +200,15 @@ def test_traefik_through_both_alias_modes(real, wired):
     ns = wired.ns
 
     # endpointslice (the default): an ordinary Service, both route.
-    real.wait_for(lambda: get(real, "endpointslices.discovery.k8s.io", ns, "zerowire-proxy-zw-ipv4"), 30, 0.25,
-                  "alias EndpointSlice")
+    sl = real.wait_for(lambda: get(real, "endpointslices.discovery.k8s.io", ns, "zerowire-proxy-zw-ipv4"), 30, 0.25,
+                       "alias EndpointSlice")
+    # The alias carries the proxy's h2c port with its appProtocol, so a
+    # gateway that reads it speaks h2c there (Ingress GRPC backends).
+    alias_ports = get(real, "service", ns, "zerowire-proxy")["spec"]["ports"]
+    assert [(p["name"], p["port"], p.get("appProtocol")) for p in alias_ports] == [
+        ("http", wired.proxy_port, None), ("h2c", wired.proxy_port + 1, "kubernetes.io/h2c")], alias_ports
+    assert sorted((p["name"], p["port"], p.get("appProtocol")) for p in sl["ports"]) == [
+        ("h2c", wired.proxy_port, "kubernetes.io/h2c"), ("http", wired.proxy_port, None)], sl["ports"]
     for t in (default, allow):
         real.wait_for(lambda: _routed(t), 60, 0.5, "%s routes %s through the endpointslice alias" % (t.name, HOST))
 

@@ -267,9 +267,9 @@ spec:
 
 def test_routes_before_target_reconciled_grants_and_exact_restore(cluster, webhook):
     """Routes applied before their target are rewritten by the reconciler
-    (the HTTPRoute; the GRPCRoute is left alone, since the proxy does not
-    carry gRPC), get a ReferenceGrant for the kinds rewritten, and are
-    restored exactly when the target goes."""
+    (the HTTPRoute to the proxy's HTTP port, the GRPCRoute to its h2c port),
+    get a ReferenceGrant for the kinds rewritten, and are restored exactly
+    when the target goes."""
     ns = cluster.create_namespace("gw")
     manifest = HTTPROUTE % {"ns": ns}
     cluster.apply(manifest, validate=False)
@@ -287,16 +287,20 @@ def test_routes_before_target_reconciled_grants_and_exact_restore(cluster, webho
     assert refs[0]["port"] == 8080 and refs[0]["weight"] == 90
     assert refs[1] == {"name": "canary", "port": 80, "weight": 10}
     assert hr["spec"]["parentRefs"] == orig["httproute"]["spec"]["parentRefs"]
-    # gRPC is HTTP/2, which the proxy does not carry: the GRPCRoute keeps
-    # pointing at the workload (the admission warning says so).
-    assert json.dumps(get(cluster, "grpcroute", ns, "grpc")["spec"]) == orig_specs["grpcroute"]
-    # Any write goes through admission again, and kubectl shows why.
-    out = cluster.kubectl("annotate", "grpcroute", "grpc", "-n", ns, "example.com/note=1")
-    assert "speaks HTTP/2 (h2c) (a GRPCRoute), which zerowire-proxy does not carry" in out.stderr, out.stderr
+    # gRPC is HTTP/2: the GRPCRoute goes to the proxy's h2c port (the chart's
+    # --proxy-h2c-port), its parentRefs and hostnames untouched.
+    gr = wait_for(cluster, lambda: (lambda o: o if points_at_proxy(o) else None)(get(cluster, "grpcroute", ns, "grpc")),
+                  "GRPCRoute rewritten by the reconciler")
+    assert gr["spec"]["rules"][0]["backendRefs"] == [{"name": "zerowire-proxy", "namespace": PROXY_NS, "port": 8081}]
+    assert gr["spec"]["hostnames"] == orig["grpcroute"]["spec"]["hostnames"]
+    assert json.loads(gr["metadata"]["annotations"]["zerowire.io/original"]) == [
+        {"path": "/spec/rules/0/backendRefs/0", "original": {"name": "app", "port": 80},
+         "written": {"name": "zerowire-proxy", "namespace": PROXY_NS, "port": 8081}}]
 
-    grant = wait_for(cluster, lambda: get(cluster, "referencegrant", PROXY_NS, "zerowire-" + ns), "ReferenceGrant")
+    grant = wait_for(cluster, lambda: (lambda g: g if g and len(g["spec"]["from"]) == 2 else None)(
+        get(cluster, "referencegrant", PROXY_NS, "zerowire-" + ns)), "ReferenceGrant for both kinds")
     kinds = sorted(f["kind"] for f in grant["spec"]["from"])
-    assert kinds == ["HTTPRoute"] and all(f["namespace"] == ns for f in grant["spec"]["from"])
+    assert kinds == ["GRPCRoute", "HTTPRoute"] and all(f["namespace"] == ns for f in grant["spec"]["from"])
     assert grant["spec"]["to"] == [{"group": "", "kind": "Service", "name": "zerowire-proxy"}]
     assert grant["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "zerowire"
 

@@ -68,6 +68,46 @@ static void test_binary_roundtrip_and_whitespace(void **state)
 	free(enc);
 }
 
+static void test_encode_to_writes_exactly_its_length(void **state)
+{
+	(void)state;
+	const char *in = "foobar!";
+	char out[16];
+
+	for (size_t len = 0; len <= 7; len++) {
+		char *whole = zw_base64_encode(in, len);
+		memset(out, '#', sizeof(out));
+		assert_int_equal(zw_base64_encode_to(out, in, len), ZW_BASE64_LEN(len));
+		assert_int_equal(ZW_BASE64_LEN(len), strlen(whole));
+		assert_memory_equal(out, whole, strlen(whole));
+		assert_int_equal(out[ZW_BASE64_LEN(len)], '#');
+		free(whole);
+	}
+}
+
+static void test_every_triple_value(void **state)
+{
+	(void)state;
+	/* Each 12-bit half of a group is looked up two characters at a time:
+	 * every value of both halves, checked by decoding. */
+	unsigned char in[3 * 4096], *dec;
+	size_t n;
+	for (int i = 0; i < 4096; i++) {
+		in[3 * i] = (unsigned char)(i >> 4);
+		in[3 * i + 1] = (unsigned char)((i & 15) << 4 | (i >> 8));
+		in[3 * i + 2] = (unsigned char)i;
+	}
+	char *enc = zw_base64_encode(in, sizeof(in));
+	assert_non_null(enc);
+	assert_int_equal(strlen(enc), ZW_BASE64_LEN(sizeof(in)));
+	dec = zw_base64_decode(enc, strlen(enc), &n);
+	assert_non_null(dec);
+	assert_int_equal(n, sizeof(in));
+	assert_memory_equal(dec, in, n);
+	free(dec);
+	free(enc);
+}
+
 static void test_invalid_input(void **state)
 {
 	(void)state;
@@ -84,6 +124,8 @@ int main(void)
 	        cmocka_unit_test(test_rfc4648_vectors),
 	        cmocka_unit_test(test_binary_roundtrip_and_whitespace),
 	        cmocka_unit_test(test_invalid_input),
+	        cmocka_unit_test(test_encode_to_writes_exactly_its_length),
+	        cmocka_unit_test(test_every_triple_value),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -25,6 +25,14 @@ static const char *const registry_objects[] = {
         "\"http\",\"scalingMetric\":\"concurrency\",\"trafficAutowire\":\"ingress,gloo\"}}]}}",
         "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"web\",\"namespace\":"
         "\"web\"},\"spec\":{\"ports\":[{\"name\":\"http\",\"port\":8080}]}}",
+        /* Ports of every protocol: HTTP/1.1, h2c (to the proxy's h2c
+         * port), TLS and not HTTP (left alone), h2c by annotation. */
+        "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"app\",\"namespace\":"
+        "\"default\",\"annotations\":{\"cloud.google.com/app-protocols\":\"{\\\"web\\\":"
+        "\\\"HTTP2\\\"}\"}},\"spec\":{\"ports\":[{\"name\":\"http\",\"port\":80},{\"name\":"
+        "\"grpc-api\",\"port\":81},{\"port\":82,\"appProtocol\":\"kubernetes.io/h2c\"},{"
+        "\"port\":443,\"appProtocol\":\"https\"},{\"name\":\"tcp-db\",\"port\":5432},{"
+        "\"name\":\"web\",\"port\":83}]}}",
         "{\"apiVersion\":\"gloo.solo.io/v1\",\"kind\":\"Upstream\",\"metadata\":{\"name\":\"up\","
         "\"namespace\":\"gloo-system\"},\"spec\":{\"kube\":{\"serviceName\":\"app\","
         "\"serviceNamespace\":\"default\",\"servicePort\":80}}}",

@@ -155,10 +155,10 @@ static void service_specs_and_conversion(void **state)
 	json_t *proxy = parse("{\"spec\":{\"selector\":{\"a\":\"b\"},\"ports\":["
 	                      "{\"name\":\"http\",\"port\":80,\"targetPort\":8080},"
 	                      "{\"name\":\"scaler\",\"port\":9090,\"protocol\":\"TCP\"}]}}");
-	json_t *es =
-	        zw_alias_service_spec(ZW_ALIAS_ENDPOINTSLICE, "zp.zw.svc.cluster.local", proxy, 80);
-	json_t *en =
-	        zw_alias_service_spec(ZW_ALIAS_EXTERNALNAME, "zp.zw.svc.cluster.local", NULL, 8080);
+	json_t *es = zw_alias_service_spec(ZW_ALIAS_ENDPOINTSLICE, "zp.zw.svc.cluster.local", proxy,
+	                                   80, 81);
+	json_t *en = zw_alias_service_spec(ZW_ALIAS_EXTERNALNAME, "zp.zw.svc.cluster.local", NULL,
+	                                   8080, 0);
 	json_t *cur, *patch;
 	enum zw_alias_mode mode;
 
@@ -211,6 +211,74 @@ static void service_specs_and_conversion(void **state)
 	json_decref(proxy);
 }
 
+/* The proxy's h2c port (appProtocol kubernetes.io/h2c) reaches the alias
+ * Service and its EndpointSlices with its appProtocol, so a gateway speaks
+ * h2c to it; a changed appProtocol is a change to patch. */
+static void h2c_port_carried(void **state)
+{
+	(void)state;
+	json_t *proxy = parse("{\"spec\":{\"ports\":["
+	                      "{\"name\":\"http\",\"port\":8080,\"targetPort\":\"http\"},"
+	                      "{\"name\":\"h2c\",\"port\":8081,\"targetPort\":\"http\","
+	                      "\"appProtocol\":\"kubernetes.io/h2c\"}]}}");
+	json_t *es = zw_alias_service_spec(ZW_ALIAS_ENDPOINTSLICE, "zp.zw.svc.cluster.local", proxy,
+	                                   8080, 8081);
+	json_t *unknown = zw_alias_service_spec(ZW_ALIAS_EXTERNALNAME, "zp.zw.svc.cluster.local",
+	                                        NULL, 8080, 8081);
+	json_t *cur, *patch, *slices, *m;
+
+	assert_json(es, "{\"type\":\"ClusterIP\",\"ports\":["
+	                "{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"},"
+	                "{\"name\":\"h2c\",\"port\":8081,\"protocol\":\"TCP\","
+	                "\"appProtocol\":\"kubernetes.io/h2c\"}]}");
+	assert_json(unknown,
+	            "{\"type\":\"ExternalName\",\"externalName\":\"zp.zw.svc.cluster.local\","
+	            "\"ports\":[{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"},"
+	            "{\"name\":\"h2c\",\"port\":8081,\"protocol\":\"TCP\","
+	            "\"appProtocol\":\"kubernetes.io/h2c\"}]}");
+
+	/* An alias made before the h2c port, then one without its appProtocol. */
+	cur = parse("{\"spec\":{\"type\":\"ClusterIP\",\"ports\":["
+	            "{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"}]}}");
+	patch = zw_alias_service_patch(cur, es);
+	assert_non_null(patch);
+	assert_json(json_object_get(json_object_get(patch, "spec"), "ports"),
+	            "[{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"},"
+	            "{\"name\":\"h2c\",\"port\":8081,\"protocol\":\"TCP\","
+	            "\"appProtocol\":\"kubernetes.io/h2c\"}]");
+	json_decref(patch);
+	json_decref(cur);
+	cur = parse("{\"spec\":{\"type\":\"ClusterIP\",\"ports\":["
+	            "{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"},"
+	            "{\"name\":\"h2c\",\"port\":8081,\"protocol\":\"TCP\"}]}}");
+	patch = zw_alias_service_patch(cur, es);
+	assert_non_null(patch);
+	json_decref(patch);
+	json_object_set_new(
+	        json_array_get(json_object_get(json_object_get(cur, "spec"), "ports"), 1),
+	        "appProtocol", json_string("kubernetes.io/h2c"));
+	assert_null(zw_alias_service_patch(cur, es));
+	json_decref(cur);
+
+	/* The proxy's EndpointSlice has both ports on the same container port. */
+	slices = parse("[{\"metadata\":{\"labels\":{\"kubernetes.io/service-name\":\"zp\"}},"
+	               "\"addressType\":\"IPv4\","
+	               "\"endpoints\":[{\"addresses\":[\"10.0.0.3\"]}],"
+	               "\"ports\":[{\"name\":\"h2c\",\"port\":8080,\"protocol\":\"TCP\","
+	               "\"appProtocol\":\"kubernetes.io/h2c\"},"
+	               "{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"}]}]");
+	m = zw_alias_mirror(slices, "zp");
+	assert_json(json_object_get(json_object_get(m, "IPv4"), "ports"),
+	            "[{\"name\":\"h2c\",\"port\":8080,\"protocol\":\"TCP\","
+	            "\"appProtocol\":\"kubernetes.io/h2c\"},"
+	            "{\"name\":\"http\",\"port\":8080,\"protocol\":\"TCP\"}]");
+	json_decref(m);
+	json_decref(slices);
+	json_decref(unknown);
+	json_decref(es);
+	json_decref(proxy);
+}
+
 static void slice_names(void **state)
 {
 	(void)state;
@@ -228,6 +296,7 @@ int main(void)
 	        cmocka_unit_test(mirror_nothing_ready),
 	        cmocka_unit_test(slice_object_and_match),
 	        cmocka_unit_test(service_specs_and_conversion),
+	        cmocka_unit_test(h2c_port_carried),
 	        cmocka_unit_test(slice_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -6,7 +6,7 @@
  *              admitted one by one), e.g. examples/kubernetes-ingress-minimal.yaml
  *   namespace: request namespace for objects without one (default "default")
  *   config:    overrides of struct zw_mutate_config (proxy_service,
- *              proxy_namespace, proxy_port, scaler_address, alias_service,
+ *              proxy_namespace, proxy_port, proxy_h2c_port, scaler_address, alias_service,
  *              autowire_mesh_virtualservices, split_header, enabled_kinds: [..],
  *              handwired_hosts: [..])
  *   targets:   shorthand targets: {service, namespace, port | portName, hosts,
@@ -110,6 +110,9 @@ static void setup_config(struct run *r)
 		r->cfg.alias_service = s;
 	if (json_is_integer(json_object_get(c, "proxy_port")))
 		r->cfg.proxy_port = (int)json_integer_value(json_object_get(c, "proxy_port"));
+	if (json_is_integer(json_object_get(c, "proxy_h2c_port")))
+		r->cfg.proxy_h2c_port =
+		        (int)json_integer_value(json_object_get(c, "proxy_h2c_port"));
 	if (json_is_true(json_object_get(c, "autowire_mesh_virtualservices")))
 		r->cfg.autowire_mesh_virtualservices = true;
 	if (json_is_false(json_object_get(c, "split_header")))

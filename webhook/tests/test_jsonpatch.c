@@ -1,5 +1,6 @@
 /* JSON Patch diff and apply (webhook/jsonpatch.c). */
 #include "jsonpatch.h"
+#include "jsonout.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -297,13 +298,99 @@ static void test_log_detached(void **state)
 	json_decref(doc);
 }
 
+/* Takes t's text and compares it with zw_json_dump of the array. */
+static void text_is_dump(struct zw_jsonpatch_text *t, const json_t *patch)
+{
+	size_t n = t->n, len;
+	char *text = zw_jsonpatch_text_take(t, &len), *dump = zw_json_dump(patch, NULL);
+	assert_non_null(text);
+	assert_int_equal(n, json_array_size(patch));
+	assert_int_equal(len, strlen(text));
+	if (strcmp(text, dump) != 0)
+		fail_msg("text %s\ndump %s", text, dump);
+	free(text);
+	free(dump);
+}
+
+/* The patch written as text is the dump of the one built as an array:
+ * every shape, escapes in pointers and values, several diffs appended,
+ * a failed one leaving the text as it was, the log's diff. */
+static void test_text_matches_array(void **state)
+{
+	(void)state;
+	static const char *const pairs[][2] = {
+	        {"{\"a\":1,\"b\":[1,2,3],\"c\":{\"d\":\"x\"}}",
+	         "{\"a\":2,\"b\":[1],\"c\":{\"e\":null},\"f\":[true,{}]}"},
+	        {"{\"x/y\":{\"~k\":\"q\\\"\\u00e9\"}}", "{\"x/y\":{\"~k\":\"\\n\\u2603\"}}"},
+	        {"[1,[2,[3]]]", "[1,[2,[4],5],6]"},
+	        {"{\"same\":1}", "{\"same\":1}"},
+	        {"{\"a\":1}", "[\"whole\"]"},
+	};
+	struct zw_jsonpatch_text all = {0};
+	json_t *all_patch = json_array();
+	for (size_t i = 0; i < sizeof(pairs) / sizeof(pairs[0]); i++) {
+		json_t *a = parse(pairs[i][0]), *b = parse(pairs[i][1]), *patch = json_array();
+		struct zw_jsonpatch_text t = {0};
+		assert_int_equal(zw_jsonpatch_diff(a, b, "", patch), 0);
+		assert_int_equal(zw_jsonpatch_diff_text(a, b, "", &t), 0);
+		text_is_dump(&t, patch);
+		assert_int_equal(zw_jsonpatch_diff(a, b, "/p~1q", all_patch), 0);
+		assert_int_equal(zw_jsonpatch_diff_text(a, b, "/p~1q", &all), 0);
+		json_decref(patch);
+		json_decref(a);
+		json_decref(b);
+	}
+	/* A prefix too long: -1, the text unchanged. */
+	char *long_prefix = malloc(ZW_JSONPATCH_MAX_PATH + 2);
+	memset(long_prefix, 'p', ZW_JSONPATCH_MAX_PATH + 1);
+	long_prefix[ZW_JSONPATCH_MAX_PATH + 1] = '\0';
+	json_t *one = parse("[1]"), *two = parse("[2]");
+	size_t len = all.ops.len, n = all.n;
+	assert_int_equal(zw_jsonpatch_diff_text(one, two, long_prefix, &all), -1);
+	assert_int_equal(all.ops.len, len);
+	assert_int_equal(all.n, n);
+	text_is_dump(&all, all_patch);
+	/* Truncated back to nothing, then taken: an empty patch. */
+	assert_int_equal(zw_jsonpatch_diff_text(one, two, "", &all), 0);
+	zw_jsonpatch_text_truncate(&all, 0, 0);
+	char *empty = zw_jsonpatch_text_take(&all, NULL);
+	assert_string_equal(empty, "[]");
+	free(empty);
+	free(long_prefix);
+	json_decref(one);
+	json_decref(two);
+	json_decref(all_patch);
+
+	/* The log's diff, both ways, on the same changes. */
+	const char *text =
+	        "{\"metadata\":{\"name\":\"r\"},\"spec\":{\"rules\":["
+	        "{\"refs\":[{\"name\":\"a\",\"port\":1}]},{\"refs\":[{\"name\":\"b\"}]}]}}";
+	json_t *doc = parse(text), *patch = json_array();
+	struct zw_jsonpatch_log log = {0};
+	struct zw_jsonpatch_text t = {0};
+	json_t *r10 = zw_jsonpointer_get(doc, "/spec/rules/1/refs/0");
+	json_t *meta = zw_jsonpointer_get(doc, "/metadata");
+	assert_int_equal(zw_jsonpatch_log_touch(&log, r10, "/spec/rules/1/refs/0"), 0);
+	json_object_set_new(r10, "name", json_string("proxy \"1\""));
+	json_object_set_new(r10, "namespace", json_string("zw"));
+	assert_int_equal(zw_jsonpatch_log_touch(&log, meta, "/metadata"), 0);
+	json_object_set_new(meta, "annotations", json_pack("{s:s}", "k", "[{\"v\":1}]"));
+	assert_int_equal(zw_jsonpatch_log_diff(&log, patch), 0);
+	assert_int_equal(zw_jsonpatch_log_diff_text(&log, &t), 0);
+	text_is_dump(&t, patch);
+	zw_jsonpatch_log_clear(&log);
+	free(log.v);
+	json_decref(patch);
+	json_decref(doc);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_pointer_escape), cmocka_unit_test(test_diff_minimal),
 	        cmocka_unit_test(test_diff_shapes),    cmocka_unit_test(test_apply_ops),
 	        cmocka_unit_test(test_too_deep),       cmocka_unit_test(test_log_diff_undo),
-	        cmocka_unit_test(test_log_detached),
+	        cmocka_unit_test(test_log_detached),   cmocka_unit_test(test_text_matches_array),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

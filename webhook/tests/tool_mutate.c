@@ -3,7 +3,7 @@
  *
  *   webhook_tool_mutate SETUP.json < reviews (one JSON document per line)
  *
- * SETUP.json: {"config": {proxy_service, proxy_namespace, proxy_port,
+ * SETUP.json: {"config": {proxy_service, proxy_namespace, proxy_port, proxy_h2c_port,
  * scaler_address, alias_service, autowire_mesh_virtualservices, split_header,
  * enabled_kinds: [ingress|httproute|grpcroute|virtualservice|gloo],
  * handwired_hosts: [..]}, "registry": [objects for zw_registry_apply_object],
@@ -58,6 +58,8 @@ static int setup(const char *path, struct zw_registry *reg, struct zw_mutate_con
 		cfg->alias_service = v;
 	if (json_is_integer(json_object_get(c, "proxy_port")))
 		cfg->proxy_port = (int)json_integer_value(json_object_get(c, "proxy_port"));
+	if (json_is_integer(json_object_get(c, "proxy_h2c_port")))
+		cfg->proxy_h2c_port = (int)json_integer_value(json_object_get(c, "proxy_h2c_port"));
 	cfg->autowire_mesh_virtualservices =
 	        json_is_true(json_object_get(c, "autowire_mesh_virtualservices"));
 	if (json_is_false(json_object_get(c, "split_header")))

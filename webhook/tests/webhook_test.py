@@ -206,6 +206,35 @@ def test_ingress_rewritten_with_patch(wh):
     assert metric(text, "zerowire_webhook_rewrites_total") == 1
 
 
+def test_grpcroute_goes_to_the_h2c_port_of_the_flag(tmp_path):
+    """--proxy-h2c-port is the port a GRPCRoute destination is rewritten
+    to (the HTTPRoute's stays on --proxy-port); 0 leaves the GRPCRoute
+    alone with a warning that says why."""
+    grpc = {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "GRPCRoute",
+            "metadata": {"name": "g", "namespace": "web"},
+            "spec": {"hostnames": ["example.com"], "rules": [{"backendRefs": [{"name": "app", "port": 80}]}]}}
+    http = dict(grpc, kind="HTTPRoute")
+    w = Webhook(tmp_path / "on", extra=["--proxy-port", "8000", "--proxy-h2c-port", "50051"])
+    try:
+        for obj, port in ((grpc, 50051), (http, 8000)):
+            status, data = w.post(review(obj))
+            r = json.loads(data)["response"]
+            assert status == 200 and r["allowed"] is True, r
+            out = jsonpatch.apply_patch(obj, json.loads(base64.b64decode(r["patch"])))
+            assert out["spec"]["rules"][0]["backendRefs"] == [
+                {"name": "zerowire-proxy", "namespace": "zerowire", "port": port}], out
+    finally:
+        w.stop()
+    w = Webhook(tmp_path / "off", extra=["--proxy-h2c-port", "0"])
+    try:
+        status, data = w.post(review(grpc))
+        r = json.loads(data)["response"]
+        assert status == 200 and r["allowed"] is True and "patch" not in r, r
+        assert any("a GRPCRoute) and --proxy-h2c-port is 0" in x for x in r.get("warnings", [])), r
+    finally:
+        w.stop()
+
+
 def test_kedify_scaledobject_becomes_external_push(wh):
     so = {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
           "metadata": {"name": "blue", "namespace": "shop"},
@@ -404,7 +433,7 @@ def test_cli_usage_errors(tmp_path):
     r = subprocess.run([BIN, "--help"], capture_output=True, text=True)
     assert r.returncode == 0
     for flag in ("--listen", "--tls-cert-file", "--tls-key-file", "--kubeconfig", "--proxy-service",
-                 "--proxy-namespace", "--proxy-port", "--scaler-address", "--alias-service",
+                 "--proxy-namespace", "--proxy-port", "--proxy-h2c-port", "--scaler-address", "--alias-service",
                  "--kinds", "--watch-namespaces", "--leader-elect", "--lease-name",
                  "--lease-namespace", "--max-body", "--log-level", "--version"):
         assert flag in r.stdout, flag
@@ -423,6 +452,12 @@ def test_cli_usage_errors(tmp_path):
     assert r.returncode == 1 and "kubeconfig_failed" in r.stderr
     assert subprocess.run([BIN, "--proxy-port", "x", "--tls-cert-file", "a", "--tls-key-file", "b"],
                           capture_output=True).returncode == 2
+    r = subprocess.run([BIN, "--no-kube", "--proxy-port", "9000", "--proxy-h2c-port", "9000",
+                        "--tls-cert-file", "a", "--tls-key-file", "b"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--proxy-h2c-port 9000: want a Service port other than --proxy-port" in r.stderr
+    r = subprocess.run([BIN, "--proxy-h2c-port", "-1", "--tls-cert-file", "a", "--tls-key-file", "b"],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "--proxy-h2c-port" in r.stderr, r.stderr
     r = subprocess.run([BIN, "--no-kube"], capture_output=True, text=True)
     assert r.returncode == 2 and "tls-cert-file" in r.stderr
     cert, key = make_cert(str(tmp_path / "c"), "x")
