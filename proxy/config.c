@@ -46,6 +46,7 @@
 	}
 
 static const char *const access_formats[] = {"off", "logfmt", "json", NULL};
+static const char *const verify_modes[] = {"auto", "none", "system", NULL};
 static const struct zw_flag_word concurrency_words[] = {
         {"auto", ZW_ALLOWANCE_AUTO}, {"off", 0}, {NULL, 0}};
 
@@ -120,6 +121,13 @@ static const struct zw_flag flags[] = {
             "or a tunnel: close both sides (0: off)"),
         NUM("max-idle-per-endpoint", max_idle_per_endpoint, 0, 100000, "64", G_UP,
             "pooled connections per endpoint and worker"),
+        STR("upstream-ca-file", upstream_ca_file, "PATH", NULL, G_UP,
+            "PEM CA bundle: verify the certificates of TLS\n"
+            "backends (name <svc>.<ns>.svc) against it"),
+        ENUM("upstream-tls-verify", upstream_tls_verify, verify_modes, "auto", G_UP,
+             "TLS backends' certificates: auto (verify when\n"
+             "--upstream-ca-file is set), none, system (the\n"
+             "system trust store, plus --upstream-ca-file)"),
         DUR("readiness-timeout", readiness_timeout_ms, 1, 86400000, "5m", G_COLD,
             "wait for a ready endpoint"),
         NUM("max-held", max_held, 1, 10000000, "1000", G_COLD,
@@ -307,6 +315,12 @@ static int check_tls(const struct zw_proxy_config *cfg, char *msg, size_t msg_le
 		snprintf(msg, msg_len,
 		         "flag --tls-listen needs certificates: --tls-secret, "
 		         "--tls-default-secret or --tls-cert-file");
+		return -1;
+	}
+	if (cfg->upstream_ca_file && strcmp(cfg->upstream_tls_verify, "none") == 0) {
+		snprintf(msg, msg_len,
+		         "flags --upstream-ca-file and --upstream-tls-verify=none "
+		         "contradict each other");
 		return -1;
 	}
 	bool live = cfg->kubeconfig ||

@@ -57,6 +57,8 @@ struct zw_proxy_config {
 	uint64_t upstream_idle_timeout_ms;   /* --upstream-idle-timeout, default 60s */
 	uint64_t stream_idle_timeout_ms;     /* --stream-idle-timeout, default 5m; 0 = none */
 	size_t max_idle_per_endpoint;        /* --max-idle-per-endpoint, default 64 per worker */
+	const char *upstream_ca_file; /* --upstream-ca-file PATH: verify TLS backends against it */
+	const char *upstream_tls_verify; /* --upstream-tls-verify auto|none|system, default auto */
 
 	/* Cold start (targets may override). */
 	uint64_t readiness_timeout_ms; /* --readiness-timeout, default 5m */

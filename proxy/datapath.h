@@ -195,9 +195,10 @@ struct zw_worker {
 	int draining;
 	struct zw_h1conn *conns;
 	struct zw_upool pool;
-	struct zw_upool h2pool;     /* TCP connections under h2c upstream sessions */
-	struct zw_h2pconn *h2conns; /* those sessions (h2pool.c) */
-	size_t n_waiting;           /* this worker's requests waiting in a queue */
+	struct zw_upool h2pool;      /* TCP connections under h2c upstream sessions */
+	struct zw_h2pconn *h2conns;  /* those sessions (h2pool.c) */
+	char tls_err[ZW_TLS_ERRLEN]; /* why the last backend TLS handshake failed */
+	size_t n_waiting;            /* this worker's requests waiting in a queue */
 	struct zw_metrics_shard metrics;
 	struct zw_wtable *wt;
 	uint64_t table_seen;
@@ -325,8 +326,24 @@ void zw_fwd_read_cb(struct zw_upstream *u, ssize_t nread, const char *data);
  * response-header and body timers armed, the client side asked for body). */
 void zw_fwd_head_sent(struct zw_request *r);
 
+/* Whether r's endpoint speaks TLS: 0 no; 1 yes, with *t filled for
+ * zw_upstream_dial (server name `<svc>.<ns>.svc` written into name, cap
+ * bytes; ALPN h2 when h2 is nonzero or the port says h2/grpcs, else
+ * http/1.1); -1 TLS wanted but impossible (no trust configured, name too
+ * long). */
+int zw_fwd_upstream_tls(const struct zw_request *r, int h2, struct zw_upstream_tls *t, char *name,
+                        size_t cap);
+
+/* After a dial of u ended with status: counts the TLS handshake (done or
+ * failed) and, when it failed, logs it and copies why into err (cap
+ * bytes). Nothing for cleartext or non-TLS failures. key: the target (may
+ * be NULL). */
+void zw_fwd_tls_connected(struct zw_worker *w, const struct zw_upstream *u, int status,
+                          const char *key, char *err, size_t cap);
+
 /* Connecting to r->ep failed with status (a negative UV_* code): try again
- * within the connect budget, else answer 502/504. */
+ * within the connect budget, else answer 502/504 (ZW_UPSTREAM_ETLS: 502 at
+ * once, saying r->w->tls_err). */
 void zw_fwd_connect_failed(struct zw_request *r, int status);
 
 /* ---- h2pool.c: h2c upstream connections of a worker --------------------- */

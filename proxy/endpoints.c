@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define SERVICE_LABEL  "kubernetes.io/service-name"
@@ -35,7 +36,8 @@ struct zw_ep_counter {
 struct sl_port {
 	char *name; /* "" when unnamed */
 	uint16_t port;
-	bool h2c; /* appProtocol or name says HTTP/2 without TLS (lib/protocol.h) */
+	bool h2c;         /* appProtocol or name says HTTP/2 without TLS (lib/protocol.h) */
+	bool tls, tls_h2; /* TLS; HTTP/2 inside it (see struct zw_endpoint) */
 };
 
 struct sl_addr {
@@ -255,6 +257,17 @@ static const char *obj_str(const json_t *o, const char *a, const char *b)
 }
 
 /* Parses a slice into a new struct slice (without counters). */
+/* Whether a port lib/protocol.h classed as TLS carries HTTP/2 inside
+ * (appProtocol h2 or grpcs, else a name h2[-...] or grpcs[-...]): only
+ * then is ALPN h2 offered. app and name may be NULL. */
+static bool tls_says_h2(const char *app, const char *name)
+{
+	const char *w = app && *app ? app : name ? name : "";
+	size_t len = app && *app ? strlen(w) : strcspn(w, "-");
+	return (len == 2 && strncasecmp(w, "h2", 2) == 0) ||
+	       (len == 5 && strncasecmp(w, "grpcs", 5) == 0);
+}
+
 static int slice_parse(const json_t *obj, const char *ns, const char *name, const char *svc,
                        struct slice **out, char *err)
 {
@@ -309,9 +322,11 @@ static int slice_parse(const json_t *obj, const char *ns, const char *name, cons
 		if (!sl->ports[sl->n_ports].name)
 			goto fail;
 		char why[128];
-		sl->ports[sl->n_ports].h2c =
-		        zw_proto_of_port(json_string_value(json_object_get(p, "appProtocol")),
-		                         pname, NULL, why, sizeof(why)) == ZW_PROTO_H2C;
+		const char *app = json_string_value(json_object_get(p, "appProtocol"));
+		enum zw_proto pr = zw_proto_of_port(app, pname, NULL, why, sizeof(why));
+		sl->ports[sl->n_ports].h2c = pr == ZW_PROTO_H2C;
+		sl->ports[sl->n_ports].tls = pr == ZW_PROTO_TLS;
+		sl->ports[sl->n_ports].tls_h2 = pr == ZW_PROTO_TLS && tls_says_h2(app, pname);
 		sl->ports[sl->n_ports++].port = (uint16_t)v;
 	}
 
@@ -1004,6 +1019,8 @@ static int build_set(const struct service *sv, int port, const char *port_name, 
 				memcpy(e->ip, ad->ip, sizeof(e->ip));
 				e->port = sp->port;
 				e->h2c = sp->h2c;
+				e->tls = sp->tls;
+				e->tls_h2 = sp->tls_h2;
 				e->counter = sl->counters[a * sl->n_ports + p];
 			}
 			break; /* one matching port per slice */

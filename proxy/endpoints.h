@@ -73,8 +73,11 @@ struct zw_endpoint {
 	socklen_t addr_len;
 	char ip[ZW_EP_IPLEN]; /* textual address as in the slice (normalized) */
 	uint16_t port;
-	bool h2c; /* the port speaks h2c (appProtocol kubernetes.io/h2c, grpc, h2c,
-	           * http2, or a name grpc[-...] / http2[-...]: lib/protocol.h) */
+	bool h2c;    /* the port speaks h2c (appProtocol kubernetes.io/h2c, grpc, h2c,
+	              * http2, or a name grpc[-...] / http2[-...]: lib/protocol.h) */
+	bool tls;    /* the port speaks TLS (appProtocol https, kubernetes.io/tls,
+	              * kubernetes.io/wss, tls, h2, grpcs, or such a name prefix) */
+	bool tls_h2; /* ... and HTTP/2 inside it (h2, grpcs): ALPN h2 */
 	struct zw_ep_counter *counter;
 };
 

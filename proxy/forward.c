@@ -32,7 +32,7 @@ static void up_write_cb(uv_write_t *req, int status)
 		return;
 	if (!r->up)
 		return;
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&r->up->tcp) == 0 &&
+	if (zw_upstream_queued(r->up) == 0 &&
 	    ((r->state == ZW_REQ_PROXY && !r->req_done) || r->state == ZW_REQ_TUNNEL))
 		r->ops->read_start(r);
 }
@@ -41,7 +41,8 @@ static void up_write_cb(uv_write_t *req, int status)
  * Returns 0 or a negative UV_* code. */
 static int up_send(struct zw_request *r, const uv_buf_t *bufs, unsigned n)
 {
-	int rc = zw_dp_write((uv_stream_t *)&r->up->tcp, bufs, n, up_write_cb, r);
+	int rc = r->up->tls ? zw_upstream_write(r->up, bufs, n, up_write_cb, r)
+	                    : zw_dp_write((uv_stream_t *)&r->up->tcp, bufs, n, up_write_cb, r);
 	if (rc > 0) {
 		r->ops->write_queued(r);
 		rc = 0;
@@ -59,7 +60,7 @@ int zw_fwd_busy(const struct zw_request *r)
 {
 	if (r->h2s)
 		return zw_h2pool_busy(r);
-	return r->up && uv_stream_get_write_queue_size((uv_stream_t *)&r->up->tcp) > 0;
+	return r->up && zw_upstream_queued(r->up) > 0;
 }
 
 void zw_fwd_drop(struct zw_request *r)
@@ -82,8 +83,7 @@ void zw_fwd_release(struct zw_request *r)
 	}
 	if (!r->up)
 		return;
-	if (r->up_reusable && r->req_done && !r->w->draining &&
-	    uv_stream_get_write_queue_size((uv_stream_t *)&r->up->tcp) == 0) {
+	if (r->up_reusable && r->req_done && !r->w->draining && zw_upstream_queued(r->up) == 0) {
 		zw_upstream_release(r->up); /* keeps reading: idle watch */
 	} else {
 		zw_upstream_close(r->up);
@@ -205,11 +205,50 @@ static void on_timer_response_header(uv_timer_t *t)
 
 static void on_timer_retry(uv_timer_t *t);
 
+int zw_fwd_upstream_tls(const struct zw_request *r, int h2, struct zw_upstream_tls *t, char *name,
+                        size_t cap)
+{
+	if (!r->ep || !r->ep->tls)
+		return 0;
+	int n = snprintf(name, cap, "%s.%s.svc", r->svc->name, r->svc->namespace);
+	if (!r->w->s->d.upstream_tls || n < 0 || (size_t)n >= cap)
+		return -1;
+	t->client = r->w->s->d.upstream_tls;
+	t->server_name = name;
+	t->alpn = h2 || r->ep->tls_h2 ? ZW_TLS_ALPN_H2 : ZW_TLS_ALPN_HTTP11;
+	return 1;
+}
+
+void zw_fwd_tls_connected(struct zw_worker *w, const struct zw_upstream *u, int status,
+                          const char *key, char *err, size_t cap)
+{
+	if (!u->tls || (status != 0 && status != ZW_UPSTREAM_ETLS))
+		return;
+	if (status == 0) {
+		zw_tlsstats_up_handshake(&w->s->tls_stats, zw_tls_version(u->tls),
+		                         (int)zw_tls_alpn(u->tls));
+		return;
+	}
+	bool verify = zw_tls_verify_failed(u->tls);
+	zw_tlsstats_up_error(&w->s->tls_stats,
+	                     verify ? ZW_TLS_UP_ERR_VERIFY : ZW_TLS_UP_ERR_HANDSHAKE);
+	char ip[64] = "-";
+	const struct sockaddr *sa = (const struct sockaddr *)&u->addr;
+	(void)uv_ip_name(sa, ip, sizeof(ip));
+	int port = ntohs(sa->sa_family == AF_INET6 ? ((const struct sockaddr_in6 *)sa)->sin6_port
+	                                           : ((const struct sockaddr_in *)sa)->sin_port);
+	snprintf(err, cap, "%s", zw_tls_error(u->tls));
+	zw_log(ZW_LOG_WARN, "upstream_tls_error",
+	       "target=%s endpoint=%s:%d server_name=%s reason=%s error=\"%s\"", key ? key : "-",
+	       ip, port, zw_tls_sni(u->tls), verify ? "verify_failed" : "handshake_failed", err);
+}
+
 static void on_up_connect(struct zw_upstream *u, int status)
 {
 	struct zw_request *r = u->owner;
 	if (!r)
 		return;
+	zw_fwd_tls_connected(r->w, u, status, r->key, r->w->tls_err, sizeof(r->w->tls_err));
 	if (status == 0) {
 		send_request_head(r);
 		return;
@@ -222,6 +261,16 @@ static void on_up_connect(struct zw_upstream *u, int status)
 void zw_fwd_connect_failed(struct zw_request *r, int status)
 {
 	r->last_connect_err = status;
+	if (status == ZW_UPSTREAM_ETLS) {
+		/* Not a backend still starting: the same handshake would fail
+		 * again (a certificate that does not verify, no common version
+		 * or cipher). */
+		char why[ZW_TLS_ERRLEN + 128];
+		snprintf(why, sizeof(why), "upstream TLS handshake failed (%s:%u): %s", r->ep->ip,
+		         r->ep->port, r->w->tls_err);
+		zw_fwd_fail(r, 502, why);
+		return;
+	}
 	uint64_t now = uv_now(&r->w->loop);
 	uint64_t interval = r->w->s->d.cfg->connect_retry_interval_ms;
 	if (now + interval < r->connect_deadline) {
@@ -241,33 +290,53 @@ void zw_fwd_connect_failed(struct zw_request *r, int status)
 	}
 }
 
-static void dial(struct zw_request *r)
+/* Takes a pooled connection to r's endpoint speaking as tls says (NULL:
+ * cleartext; name: its server name) or dials one. */
+static void get_or_dial(struct zw_request *r, const struct zw_upstream_tls *tls, const char *name)
 {
-	struct zw_server *s = r->w->s;
-	r->state = ZW_REQ_CONNECT;
-	if (zw_h2pool_wanted(r)) {
-		zw_h2pool_start(r);
-		return;
-	}
 	/* A body already on its way cannot be replayed on a fresh connection
 	 * if a reused one turns out closed: only reuse recently used ones. */
 	struct zw_upstream *u =
-	        zw_upool_get(&r->w->pool, (const struct sockaddr *)&r->ep->addr, r->ep->addr_len, r,
-	                     r->has_body || r->upgrade ? REUSE_MAX_AGE_BODY_MS : 0);
+	        zw_upool_get(&r->w->pool, (const struct sockaddr *)&r->ep->addr, r->ep->addr_len,
+	                     name, r, r->has_body || r->upgrade ? REUSE_MAX_AGE_BODY_MS : 0);
 	if (u) {
 		r->up = u;
 		send_request_head(r);
 		return;
 	}
 	int rc = zw_upstream_dial(&r->w->pool, (const struct sockaddr *)&r->ep->addr,
-	                          r->ep->addr_len, s->d.cfg->connect_timeout_ms, r, on_up_connect,
-	                          &r->up);
+	                          r->ep->addr_len, r->w->s->d.cfg->connect_timeout_ms, tls, r,
+	                          on_up_connect, &r->up);
 	if (rc < 0) {
 		r->up = NULL;
 		char why[256];
 		snprintf(why, sizeof(why), "upstream connection failed: %s", uv_strerror(rc));
 		zw_fwd_fail(r, 502, why);
 	}
+}
+
+/* get_or_dial for an endpoint that speaks TLS (kept apart so the cleartext
+ * path carries no server-name buffer). */
+static void get_or_dial_tls(struct zw_request *r)
+{
+	struct zw_upstream_tls tls;
+	char name[256];
+	if (zw_fwd_upstream_tls(r, 0, &tls, name, sizeof(name)) < 0) {
+		zw_fwd_fail(r, 502, "TLS to the backend is not available (server name too long)");
+		return;
+	}
+	get_or_dial(r, &tls, name);
+}
+
+static void dial(struct zw_request *r)
+{
+	r->state = ZW_REQ_CONNECT;
+	if (zw_h2pool_wanted(r))
+		zw_h2pool_start(r);
+	else if (r->ep->tls)
+		get_or_dial_tls(r);
+	else
+		get_or_dial(r, NULL, NULL);
 }
 
 static void on_timer_retry(uv_timer_t *t)

@@ -55,6 +55,8 @@ struct zw_h2pconn {
 	int writes;         /* socket writes in flight referencing it */
 	uv_timer_t idle;    /* --upstream-idle-timeout without streams */
 	int timer_open;
+	char tls_name[256];          /* server name of its TLS session; "": h2c */
+	char tls_err[ZW_TLS_ERRLEN]; /* why its TLS handshake failed */
 };
 
 struct zw_h2ustream {
@@ -92,7 +94,7 @@ static void stream_free(struct zw_h2ustream *s)
 
 int zw_h2pool_wanted(const struct zw_request *r)
 {
-	return !r->upgrade && (r->grpc || (r->ep && r->ep->h2c));
+	return !r->upgrade && (r->grpc || (r->ep && (r->ep->h2c || r->ep->tls_h2)));
 }
 
 int zw_h2pool_busy(const struct zw_request *r)
@@ -309,6 +311,7 @@ static void on_close(void *ctx, void *stream, uint32_t code, int retry)
 		return;
 	}
 	if (!r->resp_started && pc->connect_status) {
+		snprintf(r->w->tls_err, sizeof(r->w->tls_err), "%s", pc->tls_err);
 		zw_h2pool_release(r);
 		cb_end(s);
 		r->state = ZW_REQ_CONNECT;
@@ -512,8 +515,7 @@ static void pc_flush(struct zw_h2pconn *pc)
 	pc->in_call = 1;
 	do {
 		pc->again = 0;
-		while (!pc->dead && uv_stream_get_write_queue_size((uv_stream_t *)&pc->u->tcp) <
-		                            MAX_SOCKET_QUEUE) {
+		while (!pc->dead && zw_upstream_queued(pc->u) < MAX_SOCKET_QUEUE) {
 			const uint8_t *data;
 			size_t len = 0;
 			if (zw_h2up_output(pc->h2, &data, &len) < 0) {
@@ -523,7 +525,7 @@ static void pc_flush(struct zw_h2pconn *pc)
 			if (len == 0)
 				break;
 			uv_buf_t b = uv_buf_init((char *)data, (unsigned)len);
-			int rc = zw_dp_write((uv_stream_t *)&pc->u->tcp, &b, 1, pc_write_cb, pc);
+			int rc = zw_upstream_write(pc->u, &b, 1, pc_write_cb, pc);
 			if (rc < 0)
 				pc->dead = 1;
 			else if (rc > 0)
@@ -572,6 +574,7 @@ static void on_pc_connect(struct zw_upstream *u, int status)
 	struct zw_h2pconn *pc = u->owner;
 	if (!pc)
 		return;
+	zw_fwd_tls_connected(pc->w, u, status, NULL, pc->tls_err, sizeof(pc->tls_err));
 	if (status < 0) {
 		pc->connect_status = status;
 		pc_close(pc);
@@ -614,9 +617,18 @@ static struct zw_h2pconn *pc_get(struct zw_request *r, const char **why)
 	struct zw_worker *w = r->w;
 	const struct zw_endpoint *ep = r->ep;
 	size_t same = 0;
+	struct zw_upstream_tls tls;
+	char name[256];
+	int use_tls = zw_fwd_upstream_tls(r, 1, &tls, name, sizeof(name));
+	*why = "TLS to the backend is not available (server name too long)";
+	if (use_tls < 0)
+		return NULL;
+	if (!use_tls)
+		name[0] = '\0';
 	for (struct zw_h2pconn *pc = w->h2conns; pc; pc = pc->next) {
 		if (pc->dead || pc->addr_len != ep->addr_len ||
-		    memcmp(&pc->addr, &ep->addr, ep->addr_len) != 0)
+		    memcmp(&pc->addr, &ep->addr, ep->addr_len) != 0 ||
+		    strcmp(pc->tls_name, name) != 0)
 			continue;
 		if (zw_h2up_can_open(pc->h2))
 			return pc;
@@ -632,12 +644,14 @@ static struct zw_h2pconn *pc_get(struct zw_request *r, const char **why)
 	pc->w = w;
 	memcpy(&pc->addr, &ep->addr, ep->addr_len);
 	pc->addr_len = ep->addr_len;
+	snprintf(pc->tls_name, sizeof(pc->tls_name), "%s", name);
 	if (zw_h2up_new(NULL, &session_cb, pc, &pc->h2) < 0) {
 		free(pc);
 		return NULL;
 	}
 	int rc = zw_upstream_dial(&w->h2pool, (const struct sockaddr *)&ep->addr, ep->addr_len,
-	                          w->s->d.cfg->connect_timeout_ms, pc, on_pc_connect, &pc->u);
+	                          w->s->d.cfg->connect_timeout_ms, use_tls ? &tls : NULL, pc,
+	                          on_pc_connect, &pc->u);
 	if (rc < 0) {
 		zw_h2up_free(pc->h2);
 		free(pc);

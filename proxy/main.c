@@ -22,6 +22,7 @@
 #include "server.h"
 #include "sources.h"
 #include "stats.h"
+#include "tls.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -41,9 +42,10 @@ struct app {
 	struct zw_observe *obs;
 	struct zw_scaler *scaler;
 	struct zw_admin *admin;
-	struct zw_admin *peer_admin; /* --peer-listen, else NULL */
-	struct zw_auth *auth;        /* --peer-token-file, else NULL */
-	struct zw_certstore *certs;  /* TLS certificates (docs/tls.md), else NULL */
+	struct zw_admin *peer_admin;  /* --peer-listen, else NULL */
+	struct zw_auth *auth;         /* --peer-token-file, else NULL */
+	struct zw_certstore *certs;   /* TLS certificates (docs/tls.md), else NULL */
+	struct zw_tls_client *up_tls; /* trust for TLS backends (docs/tls.md) */
 	uv_signal_t sigterm, sigint, sighup;
 	uv_timer_t phase_timer;
 	uint64_t drain_deadline;
@@ -265,6 +267,20 @@ static int start_certs(struct app *app)
 	return 0;
 }
 
+/* Builds the trust for TLS towards backends from --upstream-ca-file and
+ * --upstream-tls-verify. Returns 0 or 1 (logged). */
+static int start_upstream_tls(struct app *app)
+{
+	struct zw_proxy_config *cfg = &app->cfg;
+	char err[256];
+	bool system = strcmp(cfg->upstream_tls_verify, "system") == 0;
+	if (zw_tls_client_new(cfg->upstream_ca_file, system, &app->up_tls, err, sizeof(err)) < 0) {
+		zw_log(ZW_LOG_ERROR, "upstream_tls_failed", "error=\"%s\"", err);
+		return 1;
+	}
+	return 0;
+}
+
 /* Joins the --static-endpoint values into one spec string. */
 static int join_spec(struct app *app)
 {
@@ -305,7 +321,7 @@ static int run(struct app *app)
 		zw_log(ZW_LOG_ERROR, "startup_failed", "reason=\"static endpoints too long\"");
 		return 1;
 	}
-	if (start_certs(app) != 0)
+	if (start_certs(app) != 0 || start_upstream_tls(app) != 0)
 		return 1;
 	struct zw_sources_config scfg = {
 	        .kube = app->kube,
@@ -347,7 +363,8 @@ static int run(struct app *app)
 	                              .eps = app->eps,
 	                              .stats = app->stats,
 	                              .obs = app->obs,
-	                              .certs = app->certs};
+	                              .certs = app->certs,
+	                              .upstream_tls = app->up_tls};
 	rc = zw_server_start(&deps, &app->server, err, sizeof(err));
 	if (rc < 0) {
 		zw_log(ZW_LOG_ERROR, "listen_failed", "error=\"%s\"", err);
@@ -446,7 +463,8 @@ static void cleanup(struct app *app)
 	zw_route_current_destroy(&app->routes);
 	zw_endpoints_free(app->eps);
 	zw_stats_free(app->stats);
-	zw_certstore_free(app->certs); /* after the sources and the admin */
+	zw_certstore_free(app->certs);   /* after the sources and the admin */
+	zw_tls_client_free(app->up_tls); /* after the workers */
 	zw_kube_config_free(app->kube);
 }
 

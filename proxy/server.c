@@ -375,5 +375,6 @@ int zw_server_tls_port(const struct zw_server *s)
 
 int zw_server_tls_prometheus(const struct zw_server *s, struct zw_obuf *out)
 {
-	return s->tls_port ? zw_tlsstats_render(&s->tls_stats, out) : 0;
+	int rc = s->tls_port ? zw_tlsstats_render(&s->tls_stats, out) : 0;
+	return rc == 0 && s->d.upstream_tls ? zw_tlsstats_render_upstream(&s->tls_stats, out) : rc;
 }

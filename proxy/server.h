@@ -26,6 +26,8 @@
 #include <stddef.h>
 
 /* What the data path needs; all borrowed and must outlive the server. */
+struct zw_tls_client;
+
 struct zw_server_deps {
 	const struct zw_proxy_config *cfg;
 	struct zw_route_current *routes;
@@ -35,6 +37,9 @@ struct zw_server_deps {
 	/* TLS certificates (docs/tls.md): with cfg->tls_listen set, every
 	 * worker also listens there and speaks TLS with them; may be NULL. */
 	struct zw_certstore *certs;
+	/* Trust for TLS towards backends whose port says TLS (docs/tls.md);
+	 * NULL: such endpoints get 502. */
+	const struct zw_tls_client *upstream_tls;
 };
 
 struct zw_server;
@@ -83,8 +88,9 @@ int zw_server_port(const struct zw_server *s);
 /* Bound port of the TLS listener, 0 when there is none. */
 int zw_server_tls_port(const struct zw_server *s);
 
-/* Appends the TLS listener's counters (tlsstats.h) to out; nothing when
- * there is no TLS listener. Any thread. Returns 0 or -1 (out's limit). */
+/* Appends the TLS listener's counters (tlsstats.h) to out (nothing when
+ * there is no TLS listener), then those of TLS towards backends (when
+ * deps.upstream_tls is set). Any thread. Returns 0 or -1 (out's limit). */
 int zw_server_tls_prometheus(const struct zw_server *s, struct zw_obuf *out);
 
 #endif

@@ -1,4 +1,4 @@
-/* zerowire-proxy TLS server sessions over memory (see tls.h). */
+/* zerowire-proxy TLS server and client sessions over memory (see tls.h). */
 #include "tls.h"
 
 #include "buf.h"
@@ -30,6 +30,8 @@ struct zw_tls {
 	enum zw_tls_state state;
 	enum zw_tls_alpn alpn;
 	bool shut;
+	bool client;        /* a client session (zw_tls_new_client) */
+	bool verify_failed; /* the peer's certificate did not verify */
 	char sni[256];
 	char err[ZW_TLS_ERRLEN];
 };
@@ -84,6 +86,18 @@ static ssize_t push_fn(gnutls_transport_ptr_t ptr, const void *data, size_t size
 
 static void set_error(struct zw_tls *t, int r)
 {
+	if (r == GNUTLS_E_CERTIFICATE_VERIFICATION_ERROR) {
+		gnutls_datum_t why = {NULL, 0};
+		unsigned status = gnutls_session_get_verify_cert_status(t->session);
+		t->verify_failed = true;
+		if (gnutls_certificate_verification_status_print(status, GNUTLS_CRT_X509, &why,
+		                                                 0) == 0) {
+			snprintf(t->err, sizeof(t->err), "certificate verification failed: %s",
+			         (const char *)why.data);
+			gnutls_free(why.data);
+			return;
+		}
+	}
 	if (r == GNUTLS_E_FATAL_ALERT_RECEIVED || r == GNUTLS_E_WARNING_ALERT_RECEIVED)
 		snprintf(t->err, sizeof(t->err), "%s: %s", gnutls_strerror(r),
 		         gnutls_alert_get_name(gnutls_alert_get(t->session)));
@@ -124,22 +138,26 @@ static int on_client_hello(gnutls_session_t session)
 	return r < 0 ? r : 0;
 }
 
-int zw_tls_new(struct zw_certstore *store, const struct zw_tls_limits *lim, struct zw_tls **out)
+static void run(struct zw_tls *t);
+
+static const gnutls_datum_t protos[] = {
+        {(unsigned char *)"h2", 2},
+        {(unsigned char *)"http/1.1", 8},
+};
+
+/* Allocates a session of `flags` (GNUTLS_SERVER or GNUTLS_CLIENT) with
+ * limits lim (may be NULL) and the common policy and transport. Returns it
+ * or NULL. */
+static struct zw_tls *session_new(unsigned flags, const struct zw_tls_limits *lim)
 {
-	static const gnutls_datum_t protos[] = {
-	        {(unsigned char *)"h2", 2},
-	        {(unsigned char *)"http/1.1", 8},
-	};
 	struct zw_tls *t = NULL;
 	const char *pos = NULL;
 
-	*out = NULL;
-	if (!store || (lim && lim->max_in && lim->max_in < ZW_TLS_MIN_IN))
-		return -1;
+	if (lim && lim->max_in && lim->max_in < ZW_TLS_MIN_IN)
+		return NULL;
 	t = calloc(1, sizeof(*t));
 	if (!t)
-		return -1;
-	t->store = store;
+		return NULL;
 	if (lim)
 		t->lim = *lim;
 	if (!t->lim.max_in)
@@ -151,18 +169,128 @@ int zw_tls_new(struct zw_certstore *store, const struct zw_tls_limits *lim, stru
 	/* A write adds at most one record beyond max_out; a handshake flight
 	 * carries the certificate chain. */
 	t->push_cap = t->lim.max_out + ZW_CERTSTORE_MAX_PEM + 2 * ZW_TLS_MIN_IN;
-	if (gnutls_init(&t->session, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL) < 0) {
+	if (gnutls_init(&t->session, flags | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL) < 0) {
 		t->session = NULL;
 		goto fail;
 	}
-	if (gnutls_priority_set_direct(t->session, ZW_TLS_PRIORITY, &pos) < 0 ||
-	    gnutls_alpn_set_protocols(t->session, protos, 2, GNUTLS_ALPN_SERVER_PRECEDENCE) < 0)
+	if (gnutls_priority_set_direct(t->session, ZW_TLS_PRIORITY, &pos) < 0)
 		goto fail;
 	gnutls_session_set_ptr(t->session, t);
 	gnutls_transport_set_ptr(t->session, t);
 	gnutls_transport_set_push_function(t->session, push_fn);
 	gnutls_transport_set_pull_function(t->session, pull_fn);
+	return t;
+fail:
+	zw_tls_free(t);
+	return NULL;
+}
+
+int zw_tls_new(struct zw_certstore *store, const struct zw_tls_limits *lim, struct zw_tls **out)
+{
+	*out = NULL;
+	if (!store)
+		return -1;
+	struct zw_tls *t = session_new(GNUTLS_SERVER, lim);
+	if (!t)
+		return -1;
+	t->store = store;
+	if (gnutls_alpn_set_protocols(t->session, protos, 2, GNUTLS_ALPN_SERVER_PRECEDENCE) < 0) {
+		zw_tls_free(t);
+		return -1;
+	}
 	gnutls_handshake_set_post_client_hello_function(t->session, on_client_hello);
+	*out = t;
+	return 0;
+}
+
+struct zw_tls_client {
+	gnutls_certificate_credentials_t creds;
+	bool verify;
+};
+
+int zw_tls_client_new(const char *ca_file, bool system, struct zw_tls_client **out, char *err,
+                      size_t errlen)
+{
+	struct zw_tls_client *c = calloc(1, sizeof(*c));
+	int r;
+
+	*out = NULL;
+	err[0] = '\0';
+	if (!c || gnutls_certificate_allocate_credentials(&c->creds) < 0) {
+		snprintf(err, errlen, "out of memory");
+		goto fail;
+	}
+	if (system) {
+		r = gnutls_certificate_set_x509_system_trust(c->creds);
+		if (r <= 0) {
+			snprintf(err, errlen, "system trust store: %s",
+			         r == 0 ? "no certificate found" : gnutls_strerror(r));
+			goto fail;
+		}
+		c->verify = true;
+	}
+	if (ca_file && *ca_file) {
+		r = gnutls_certificate_set_x509_trust_file(c->creds, ca_file, GNUTLS_X509_FMT_PEM);
+		if (r <= 0) {
+			snprintf(err, errlen, "%s: %s", ca_file,
+			         r == 0 ? "no PEM certificate in it" : gnutls_strerror(r));
+			goto fail;
+		}
+		c->verify = true;
+	}
+	*out = c;
+	return 0;
+fail:
+	zw_tls_client_free(c);
+	return -1;
+}
+
+void zw_tls_client_free(struct zw_tls_client *c)
+{
+	if (!c)
+		return;
+	if (c->creds)
+		gnutls_certificate_free_credentials(c->creds);
+	free(c);
+}
+
+bool zw_tls_client_verifies(const struct zw_tls_client *c)
+{
+	return c->verify;
+}
+
+/* Whether name is an IPv4 or IPv6 literal (never sent as SNI). */
+static bool is_ip_literal(const char *name)
+{
+	return strspn(name, "0123456789.") == strlen(name) || strchr(name, ':');
+}
+
+int zw_tls_new_client(const struct zw_tls_client *c, const char *server_name, enum zw_tls_alpn alpn,
+                      const struct zw_tls_limits *lim, struct zw_tls **out)
+{
+	*out = NULL;
+	if (!c || !server_name || strlen(server_name) >= sizeof(((struct zw_tls *)0)->sni))
+		return -1;
+	struct zw_tls *t = session_new(GNUTLS_CLIENT, lim);
+	if (!t)
+		return -1;
+	t->client = true;
+	snprintf(t->sni, sizeof(t->sni), "%s", server_name);
+	if (gnutls_credentials_set(t->session, GNUTLS_CRD_CERTIFICATE, c->creds) < 0)
+		goto fail;
+	if (*server_name && !is_ip_literal(server_name) &&
+	    gnutls_server_name_set(t->session, GNUTLS_NAME_DNS, server_name, strlen(server_name)) <
+	            0)
+		goto fail;
+	if (alpn != ZW_TLS_ALPN_NONE &&
+	    gnutls_alpn_set_protocols(t->session, alpn == ZW_TLS_ALPN_H2 ? &protos[0] : &protos[1],
+	                              1, 0) < 0)
+		goto fail;
+	if (c->verify)
+		gnutls_session_set_verify_cert(t->session, *t->sni ? t->sni : NULL, 0);
+	run(t); /* the ClientHello */
+	if (t->state == ZW_TLS_FAILED)
+		goto fail;
 	*out = t;
 	return 0;
 fail:
@@ -204,7 +332,9 @@ static void non_fatal(struct zw_tls *t, int r, int *budget)
 	if (r == GNUTLS_E_REHANDSHAKE) {
 		/* A TLS 1.2 client asks to renegotiate (a CPU-cost lever, never
 		 * needed here): end the session, as nginx does. */
-		snprintf(t->err, sizeof(t->err), "client-initiated renegotiation refused");
+		snprintf(t->err, sizeof(t->err), "%s",
+		         t->client ? "renegotiation refused"
+		                   : "client-initiated renegotiation refused");
 		(void)gnutls_alert_send(t->session, GNUTLS_AL_FATAL, GNUTLS_A_HANDSHAKE_FAILURE);
 		t->state = ZW_TLS_FAILED;
 	} else if (--*budget <= 0) {
@@ -246,9 +376,12 @@ static void run(struct zw_tls *t)
 			zw_buf_commit(&t->plain, (size_t)r);
 		else if (r == 0)
 			t->state = ZW_TLS_PEER_CLOSED;
-		else if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
-			return;
-		else if (gnutls_error_is_fatal(r))
+		else if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
+			/* A post-handshake message (a TLS 1.3 session ticket)
+			 * ends the call with records still queued behind it. */
+			if (!queue_len(&t->in) || --budget <= 0)
+				return;
+		} else if (gnutls_error_is_fatal(r))
 			fail(t, r);
 		else
 			non_fatal(t, r, &budget);
@@ -382,4 +515,9 @@ int zw_tls_version(const struct zw_tls *t)
 const char *zw_tls_error(const struct zw_tls *t)
 {
 	return t->err;
+}
+
+bool zw_tls_verify_failed(const struct zw_tls *t)
+{
+	return t->verify_failed;
 }

@@ -1,4 +1,6 @@
-/* zerowire-proxy TLS server sessions without I/O (GnuTLS over memory).
+/* zerowire-proxy TLS sessions without I/O (GnuTLS over memory): server
+ * sessions under client connections, client sessions under upstream
+ * connections to backends that speak TLS.
  *
  * The caller owns the socket: it feeds the ciphertext it read
  * (zw_tls_feed), takes the plaintext that came out (zw_tls_plain /
@@ -23,7 +25,14 @@
  * zw_tls_plain_consume makes room); zw_tls_write accepts nothing while
  * lim.max_out bytes of ciphertext wait to be sent.
  *
- * One session belongs to one thread. */
+ * Client sessions (zw_tls_new_client) have the same shape: the ClientHello
+ * is pending as soon as the session exists; SNI and the verified name are
+ * the name given (no SNI for an IP literal); ALPN offers one protocol; the
+ * certificate is verified against a struct zw_tls_client's trust when it
+ * has any (a failure ends the handshake with an error naming why).
+ *
+ * One session belongs to one thread; a struct zw_tls_client is shared
+ * read-only by every thread once built. */
 #ifndef ZW_TLS_H
 #define ZW_TLS_H
 
@@ -64,12 +73,36 @@ struct zw_tls_limits {
 };
 
 struct zw_tls;
+struct zw_tls_client; /* client-side trust: CA bundle and/or system store */
 
 /* Creates a server session taking certificates from `store` (borrowed;
  * must outlive the handshake). `lim` may be NULL (defaults). Returns 0
  * with *out owned by the caller (zw_tls_free), or -1 (bad limits, out of
  * memory, GnuTLS failure). */
 int zw_tls_new(struct zw_certstore *store, const struct zw_tls_limits *lim, struct zw_tls **out);
+
+/* Builds the trust for client sessions: the PEM certificates of ca_file
+ * (may be NULL) and, with `system`, the system's trust store. Neither:
+ * sessions encrypt but verify nothing. Returns 0 with *out owned by the
+ * caller (zw_tls_client_free), or -1 with a message in err (unreadable or
+ * empty bundle, GnuTLS failure). */
+int zw_tls_client_new(const char *ca_file, bool system, struct zw_tls_client **out, char *err,
+                      size_t errlen);
+
+/* Frees c (no session may use it any more). NULL-safe. */
+void zw_tls_client_free(struct zw_tls_client *c);
+
+/* Whether sessions of c verify the server's certificate. */
+bool zw_tls_client_verifies(const struct zw_tls_client *c);
+
+/* Creates a client session with c's trust (borrowed; must outlive the
+ * session) towards server_name (copied; SNI and, when c verifies, the name
+ * the certificate must carry), offering ALPN `alpn` (HTTP11: http/1.1, H2:
+ * h2, NONE: no ALPN). `lim` may be NULL. The ClientHello is pending once
+ * this returns. Returns 0 with *out owned by the caller (zw_tls_free), or
+ * -1. */
+int zw_tls_new_client(const struct zw_tls_client *c, const char *server_name, enum zw_tls_alpn alpn,
+                      const struct zw_tls_limits *lim, struct zw_tls **out);
 
 /* Frees t and its certificate reference. NULL-safe. */
 void zw_tls_free(struct zw_tls *t);
@@ -118,7 +151,8 @@ enum zw_tls_state zw_tls_get_state(const struct zw_tls *t);
 /* The negotiated application protocol (valid once OPEN). */
 enum zw_tls_alpn zw_tls_alpn(const struct zw_tls *t);
 
-/* The server name the client asked for (borrowed from t; "" without SNI). */
+/* The server name the client asked for, or for a client session the name
+ * it sent (borrowed from t; "" without SNI). */
 const char *zw_tls_sni(const struct zw_tls *t);
 
 /* The certificate serving this session (borrowed from t; NULL before the
@@ -127,6 +161,10 @@ const struct zw_cert *zw_tls_cert(const struct zw_tls *t);
 
 /* The negotiated protocol version: 12 or 13 (0 before the handshake). */
 int zw_tls_version(const struct zw_tls *t);
+
+/* Whether the session failed because the peer's certificate did not
+ * verify (client sessions with trust). */
+bool zw_tls_verify_failed(const struct zw_tls *t);
 
 /* Why the session failed ("" otherwise; borrowed from t). */
 const char *zw_tls_error(const struct zw_tls *t);

@@ -12,11 +12,22 @@
  * an active connection go to the pool's read callback; on an idle one, any
  * byte or EOF closes the connection.
  * Memory: an upstream is freed in its close callback, never earlier; the
- * pool holds at most max_idle idle connections per address. */
+ * pool holds at most max_idle idle connections per address.
+ *
+ * TLS (docs/tls.md): a connection dialed with a struct zw_upstream_tls
+ * carries a client session (tls.h) under it, invisible to the owner: the
+ * connect callback runs once the handshake is done (the handshake counts
+ * against the same attempt timeout; a failed handshake reports
+ * ZW_UPSTREAM_ETLS, zw_upstream_tls_error says why), reads hand the owner
+ * plaintext, zw_upstream_write encrypts, zw_upstream_queued counts the
+ * ciphertext waiting for the socket. Pooled connections keep their
+ * session; the pool matches them by address and server name. Cleartext
+ * connections pay one pointer test per read and write. */
 #ifndef ZW_UPSTREAM_H
 #define ZW_UPSTREAM_H
 
 #include "http1.h"
+#include "tls.h"
 
 #include <llhttp.h>
 #include <stddef.h>
@@ -25,6 +36,14 @@
 #include <uv.h>
 
 #define ZW_UPOOL_BUCKETS 256
+#define ZW_UPSTREAM_ETLS UV_EPROTO /* connect status: the TLS handshake failed */
+
+/* TLS towards a backend: what zw_upstream_dial speaks over the socket. */
+struct zw_upstream_tls {
+	const struct zw_tls_client *client; /* trust (borrowed, outlives the pool) */
+	const char *server_name;            /* SNI and verified name (copied) */
+	enum zw_tls_alpn alpn;              /* the one protocol offered */
+};
 
 struct zw_upool;
 struct zw_upstream;
@@ -46,6 +65,7 @@ struct zw_upstream {
 	socklen_t addr_len;
 	void *owner; /* the request using it (active), else NULL */
 	zw_upstream_connect_cb on_connect;
+	struct zw_tls *tls;       /* the TLS session, or NULL (cleartext) */
 	llhttp_t parser;          /* response parser, for the owner */
 	struct zw_http_head head; /* response head, for the owner */
 	int connecting;
@@ -94,29 +114,49 @@ void zw_upool_close_idle(struct zw_upool *p);
 size_t zw_upool_total(const struct zw_upool *p);
 
 /* Takes an idle connection to addr out of the pool: returns it (active,
- * owner set, still reading, parser reset) or NULL. Connections idle for
- * longer than max_age_ms are closed instead of returned (0: any age): a
- * request whose body cannot be replayed should not race a peer that is
- * closing an old keep-alive connection. */
+ * owner set, still reading, parser reset) or NULL. tls_name: NULL for a
+ * cleartext connection, else the server name its TLS session must have.
+ * Connections idle for longer than max_age_ms are closed instead of
+ * returned (0: any age): a request whose body cannot be replayed should not
+ * race a peer that is closing an old keep-alive connection. */
 struct zw_upstream *zw_upool_get(struct zw_upool *p, const struct sockaddr *addr,
-                                 socklen_t addr_len, void *owner, uint64_t max_age_ms);
+                                 socklen_t addr_len, const char *tls_name, void *owner,
+                                 uint64_t max_age_ms);
 
-/* Starts a connection to addr with an attempt timeout. On success (return
- * 0) *out is the new upstream (owned by the pool's loop; close it with
- * zw_upstream_close) and cb runs later, exactly once, unless the upstream is
- * closed first. Returns a negative UV_* code when the dial could not start
- * (nothing to close). */
+/* Starts a connection to addr with an attempt timeout, speaking TLS as tls
+ * says (borrowed for the call; NULL: cleartext). On success (return 0)
+ * *out is the new upstream (owned by the pool's loop; close it with
+ * zw_upstream_close) and cb runs later, exactly once, unless the upstream
+ * is closed first. Returns a negative UV_* code when the dial could not
+ * start (nothing to close). */
 int zw_upstream_dial(struct zw_upool *p, const struct sockaddr *addr, socklen_t addr_len,
-                     uint64_t timeout_ms, void *owner, zw_upstream_connect_cb cb,
-                     struct zw_upstream **out);
+                     uint64_t timeout_ms, const struct zw_upstream_tls *tls, void *owner,
+                     zw_upstream_connect_cb cb, struct zw_upstream **out);
+
+/* Writes the n buffers (borrowed for the call) to u, encrypted when u
+ * speaks TLS; same contract as zw_dp_write (datapath.h): returns 1 when a
+ * write was queued (cb runs once with arg, after every byte of this call
+ * left), 0 when all went out, or a negative UV_* code. */
+int zw_upstream_write(struct zw_upstream *u, const uv_buf_t *bufs, unsigned n, uv_write_cb cb,
+                      void *arg);
+
+/* Bytes queued for u's socket (ciphertext with TLS). */
+static inline size_t zw_upstream_queued(const struct zw_upstream *u)
+{
+	return uv_stream_get_write_queue_size((const uv_stream_t *)&u->tcp);
+}
+
+/* Why u's TLS handshake or session failed ("" when it did not; borrowed). */
+const char *zw_upstream_tls_error(const struct zw_upstream *u);
 
 /* Gives an active, reusable connection (response complete, nothing unread)
  * back to the pool, or closes it when the address already has max_idle idle
  * ones. The caller must not touch u afterwards. */
 void zw_upstream_release(struct zw_upstream *u);
 
-/* Closes u (active or idle); it is freed in its close callbacks. Idempotent.
- * The caller must not touch u afterwards. */
+/* Closes u (active or idle; an open TLS session sends close_notify first);
+ * it is freed in its close callbacks. Idempotent. The caller must not touch
+ * u afterwards. */
 void zw_upstream_close(struct zw_upstream *u);
 
 #endif

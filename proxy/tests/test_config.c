@@ -220,6 +220,28 @@ static void test_cgroup_cpus(void **state)
 	rmdir(root);
 }
 
+/* TLS to backends: the verification flags, their default, the contradiction. */
+static void test_upstream_tls_flags(void **state)
+{
+	(void)state;
+	struct zw_proxy_config c;
+	char msg[4096];
+	assert_int_equal(parse(&c, msg, sizeof(msg), 1), 0);
+	assert_null(c.upstream_ca_file);
+	assert_string_equal(c.upstream_tls_verify, "auto");
+	assert_int_equal(parse(&c, msg, sizeof(msg), 5, "--upstream-ca-file", "/ca.pem",
+	                       "--upstream-tls-verify", "system"),
+	                 0);
+	assert_string_equal(c.upstream_ca_file, "/ca.pem");
+	assert_string_equal(c.upstream_tls_verify, "system");
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--upstream-tls-verify", "none"), 0);
+	assert_int_equal(parse(&c, msg, sizeof(msg), 3, "--upstream-tls-verify", "yes"), -1);
+	assert_int_equal(parse(&c, msg, sizeof(msg), 5, "--upstream-ca-file", "/ca.pem",
+	                       "--upstream-tls-verify", "none"),
+	                 -1);
+	assert_non_null(strstr(msg, "contradict"));
+}
+
 static void test_tls_flags(void **state)
 {
 	(void)state;
@@ -270,10 +292,15 @@ static void test_tls_flags(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_defaults),    cmocka_unit_test(test_flags),
-	        cmocka_unit_test(test_errors),      cmocka_unit_test(test_addr),
-	        cmocka_unit_test(test_chart_flags), cmocka_unit_test(test_peer_flags),
-	        cmocka_unit_test(test_cgroup_cpus), cmocka_unit_test(test_tls_flags),
+	        cmocka_unit_test(test_defaults),
+	        cmocka_unit_test(test_flags),
+	        cmocka_unit_test(test_errors),
+	        cmocka_unit_test(test_addr),
+	        cmocka_unit_test(test_chart_flags),
+	        cmocka_unit_test(test_peer_flags),
+	        cmocka_unit_test(test_cgroup_cpus),
+	        cmocka_unit_test(test_tls_flags),
+	        cmocka_unit_test(test_upstream_tls_flags),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -246,6 +246,43 @@ static void test_h2c_ports(void **state)
 	}
 }
 
+/* Which ports speak TLS, and which of them HTTP/2 inside (ALPN h2). */
+static void test_tls_ports(void **state)
+{
+	struct zw_endpoints *s = *state;
+	assert_int_equal(apply(s,
+	                       SLICE_V1("p-2", "tlsp",
+	                                "[{\"name\":\"web\",\"port\":8080},"
+	                                "{\"name\":\"a\",\"port\":8443,\"appProtocol\":\"https\"},"
+	                                "{\"name\":\"b\",\"port\":8444,"
+	                                "\"appProtocol\":\"kubernetes.io/tls\"},"
+	                                "{\"name\":\"c\",\"port\":8445,\"appProtocol\":\"GRPCS\"},"
+	                                "{\"name\":\"d\",\"port\":8446,\"appProtocol\":\"h2\"},"
+	                                "{\"name\":\"https-api\",\"port\":8447},"
+	                                "{\"name\":\"grpcs-x\",\"port\":8448},"
+	                                "{\"name\":\"h2-y\",\"port\":8449},"
+	                                "{\"name\":\"tls-z\",\"port\":8450,"
+	                                "\"appProtocol\":\"http\"}]",
+	                                "[{\"addresses\":[\"10.1.0.10\"]}]"),
+	                       false),
+	                 0);
+	static const struct {
+		const char *name;
+		bool tls, h2;
+	} want[] = {{"web", false, false},   {"a", true, false},   {"b", true, false},
+	            {"c", true, true},       {"d", true, true},    {"https-api", true, false},
+	            {"grpcs-x", true, true}, {"h2-y", true, true}, {"tls-z", false, false}};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+		struct zw_endpoint_set *set;
+		assert_int_equal(zw_endpoints_get(s, "ns", "tlsp", 0, want[i].name, &set), 0);
+		assert_int_equal(set->n, 1);
+		assert_int_equal(set->eps[0].tls, want[i].tls);
+		assert_int_equal(set->eps[0].tls_h2, want[i].h2);
+		assert_false(set->eps[0].h2c);
+		zw_endpoint_set_unref(set);
+	}
+}
+
 static void test_invalid(void **state)
 {
 	struct zw_endpoints *s = *state;
@@ -673,6 +710,7 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_v1beta1_shape, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_ports, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_h2c_ports, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_tls_ports, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_invalid, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_slice_moves_service, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_counters_survive, setup, teardown),
