@@ -36,7 +36,7 @@
 #include <string.h>
 #include <strings.h>
 
-#define MAX_CONNS_PER_ADDR 64 /* x 100 streams: more calls in flight get UNAVAILABLE */
+#define MAX_CONNS_PER_ADDR 64           /* x 100 streams: more calls in flight get UNAVAILABLE */
 #define MAX_SOCKET_QUEUE   (256 * 1024) /* frames waiting in the socket: stop producing */
 
 struct zw_h2pconn {
