@@ -1,6 +1,7 @@
 /* zerowire-webhook owned ScaledObjects (see ownedso.h). */
 #include "ownedso.h"
 
+#include "apiversion.h"
 #include "kobj.h"
 
 #include <stdio.h>
@@ -67,7 +68,7 @@ int zw_ownedso_owner(const json_t *so, const char **owner_uid)
 	json_array_foreach(refs, i, o)
 	{
 		if (strcmp(zw_kobj_str(o, "kind"), "HTTPScaledObject") == 0 &&
-		    strncmp(zw_kobj_str(o, "apiVersion"), "http.keda.sh/", 13) == 0) {
+		    zw_api_group_is(zw_kobj_str(o, "apiVersion"), "http.keda.sh", NULL)) {
 			*owner_uid = zw_kobj_str(o, "uid");
 			return 1;
 		}
