@@ -60,7 +60,7 @@ static void reply(int fd, const char *body)
 
 static void serve_one(struct fake *f, int fd)
 {
-	char req[4096];
+	char req[4096] = ""; /* an old request left on the stack must not end the read loop */
 	size_t len = 0;
 	ssize_t n;
 
