@@ -202,6 +202,14 @@ size_t zw_observe_format_line(enum zw_access_format fmt, const struct zw_obs_req
 	if (r->trace)
 		zw_trace_hex(r->trace->trace_id, 16, tid);
 	double total = r->end_ns > r->start_ns ? (double)(r->end_ns - r->start_ns) / 1e6 : 0;
+	/* held and upstream times come from the loop's millisecond clock, the
+	 * duration from the monotonic nanosecond one: a part never shows longer
+	 * than the whole (they can differ by a loop tick). */
+	unsigned long long held = r->held_ms, up_ms = r->upstream_ms;
+	if ((double)held > total)
+		held = (unsigned long long)total;
+	if ((double)up_ms > total)
+		up_ms = (unsigned long long)total;
 	/* Field separators: JSON members or logfmt pairs. */
 	const char *kv = json ? "\":" : "=";
 	const char *sep = json ? ",\"" : " ";
@@ -216,9 +224,8 @@ size_t zw_observe_format_line(enum zw_access_format fmt, const struct zw_obs_req
 	     "%sstatus%s%d%sbytes_in%s%llu%sbytes_out%s%llu%sduration_ms%s%.3f%supstream_ms%s%llu"
 	     "%sheld_ms%s%llu%supstream%s%s%s%s%scold_start%s%s%strace_id%s%s%s%s",
 	     sep, kv, r->status, sep, kv, (unsigned long long)r->bytes_in, sep, kv,
-	     (unsigned long long)r->bytes_out, sep, kv, total, sep, kv,
-	     (unsigned long long)r->upstream_ms, sep, kv, (unsigned long long)r->held_ms, sep, kv,
-	     json ? "\"" : "", r->upstream && *r->upstream ? r->upstream : (json ? "" : "-"),
+	     (unsigned long long)r->bytes_out, sep, kv, total, sep, kv, up_ms, sep, kv, held, sep,
+	     kv, json ? "\"" : "", r->upstream && *r->upstream ? r->upstream : (json ? "" : "-"),
 	     json ? "\"" : "", sep, kv, r->cold ? "true" : "false", sep, kv, json ? "\"" : "",
 	     tid[0] || json ? tid : "-", json ? "\"" : "");
 	/* Room for the closing brace and the newline is always kept. */
