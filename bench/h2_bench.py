@@ -359,7 +359,7 @@ def build_grpc_tools():
     if not os.path.exists(GRPCBE) or os.path.getmtime(GRPCBE) < newest:
         cache = os.environ.get("ZW_CACHE_DIR") or os.path.join(
             os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "zerowire")
-        env = dict(os.environ, GOMODCACHE=os.path.join(cache, "go", "mod"), GOCACHE=os.path.join(cache, "go", "cache"),
+        env = dict(os.environ, GOMODCACHE=os.path.join(cache, "gomod"), GOCACHE=os.path.join(cache, "gocache"),
                    GOTOOLCHAIN="local", GOFLAGS="-mod=mod", CGO_ENABLED="0")
         os.makedirs(os.path.dirname(GRPCBE), exist_ok=True)
         pb.log("grpc: building bench/grpcbe (nice -n 19)")

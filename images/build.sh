@@ -6,7 +6,7 @@
 # Steps, per image:
 #   1. base: a Debian minbase root made with debootstrap from the mirror this
 #      machine's apt uses (apt-get indextargets), cached in
-#      ~/.cache/zerowire/images/ and reused;
+#      ${ZW_CACHE_DIR:-~/.cache/zerowire}/images/ and reused;
 #   2. root filesystem: images/rootfs.sh run chrooted in the base, given the
 #      binary (a clean build in build/images/obj) and its runtime packages
 #      (images/runtime-packages.sh) -> build/images/NAME/rootfs;
@@ -22,7 +22,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 out=$root/build/images
-cache=${ZW_CACHE:-$HOME/.cache/zerowire}/images
+cache=${ZW_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/zerowire}/images
 version=${ZW_VERSION:-$(sed -n 's/^VERSION *:= *//p' Makefile)}
 commit=$(git rev-parse HEAD 2>/dev/null || echo unknown)
 # Uncommitted changes to tracked files: the revision label says so.

@@ -33,12 +33,12 @@ import pytest
 import requests
 
 from harness import util
-from harness.cluster import ClusterError
+from harness.cluster import ClusterError, cache_dir
 
 sys.path.insert(0, os.path.join(util.REPO, "e2e", "tests"))
 from test_webhook_e2e import INGRESS, PROXY_NS, WebhookProc, get, mwc_manifest, scaled_object
 
-PEERS = os.path.join(os.path.expanduser("~"), ".cache", "zerowire", "peers")
+PEERS = os.path.join(cache_dir(), "peers")
 PROXY = os.path.join(util.REPO, "build", "san", "bin", "zerowire-proxy")
 FQDN = "zerowire-proxy.%s.svc.cluster.local" % PROXY_NS
 HOST = "app.example.com"
