@@ -39,12 +39,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <time.h>
-#include <unistd.h>
 
 #define MAX_CHAIN      16                  /* certificates in the chain file */
 #define MAX_PEM_FILE   (1024 * 1024)       /* bytes per certificate/key file */
@@ -53,7 +50,6 @@
 #define TRIM_AFTER     (32u * 1024 * 1024) /* review memory estimate */
 #define RETRY_AFTER    "1"                 /* seconds, in 503 answers to an exhausted budget */
 #define TLS_PRIORITIES "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
-#define RESET_ON_FORK  0x01 /* SCHED_FLAG_RESET_ON_FORK, kept as it was */
 
 struct bundle {
 	atomic_int refs;
@@ -112,46 +108,9 @@ struct request {
 	int is_review; /* POST /mutate; everything else is answered by handle_other */
 };
 
-/* struct sched_attr of sched_setattr(2), its first 48-byte version (glibc
- * has no wrapper). */
-struct sched_attr_v0 {
-	uint32_t size;
-	uint32_t policy;
-	uint64_t flags;
-	int32_t nice;
-	uint32_t priority;
-	uint64_t runtime; /* for SCHED_OTHER: the time slice asked for (Linux 6.12+) */
-	uint64_t deadline;
-	uint64_t period;
-};
-
 /* The GnuTLS certificate callback has no user pointer: one server per process. */
 static struct zw_wh_server *the_server;
 static pthread_mutex_t the_server_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Asks, once per worker thread, for ZW_WH_SERVER_WORKER_SLICE_NS time slices instead of
- * the default (1.4 ms on this 2-core machine). Under the EEVDF scheduler
- * (Linux 6.6+; slices of its own since 6.12) a thread waking with a shorter
- * slice has an earlier deadline and runs before a busy neighbour finishes
- * its slice, which is what a review arriving on an idle worker needs; a
- * review (0.2 ms of CPU) still mostly fits one slice. Kernels that do not
- * know slices ignore the field; a failure leaves the default. */
-static void worker_slice(void)
-{
-	static _Thread_local int asked;
-	struct sched_attr_v0 a;
-
-	if (asked)
-		return;
-	asked = 1;
-	memset(&a, 0, sizeof(a));
-	if (syscall(SYS_sched_getattr, 0, &a, sizeof(a), 0) != 0 || a.policy != SCHED_OTHER)
-		return;
-	a.size = sizeof(a);
-	a.flags &= RESET_ON_FORK;
-	a.runtime = ZW_WH_SERVER_WORKER_SLICE_NS;
-	syscall(SYS_sched_setattr, 0, &a, 0);
-}
 
 static void bundle_free(struct bundle *b)
 {
@@ -859,7 +818,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 
 	(void)version;
 	if (!rq) {
-		worker_slice();
 		rq = calloc(1, sizeof(*rq));
 		if (!rq)
 			return MHD_NO;

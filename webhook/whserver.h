@@ -32,11 +32,7 @@
  *                             writing the answer
  *   idle_timeout_s [60]       keep-alive between requests
  *   max_per_ip [0 = off]      connections per client address
- *   threads [2]               worker threads; each asks the scheduler for
- *                             ZW_WH_SERVER_WORKER_SLICE_NS time slices
- *                             (Linux 6.12+), so that a review arriving on an
- *                             idle worker does not wait for a busy
- *                             neighbour's whole slice
+ *   threads [2]               worker threads
  * One server per process (the GnuTLS certificate callback carries no user
  * pointer). */
 #ifndef ZW_WH_SERVER_H
@@ -57,11 +53,10 @@
  * 33x for the worst shape (many small JSON objects: jansson's tree of the
  * object, its copy that is rewritten, and the body), 3x for one long
  * string (docs/security.md). */
-#define ZW_WH_SERVER_REVIEW_FACTOR   34
-#define ZW_WH_SERVER_DEFAULT_RELOAD  2000
-#define ZW_WH_SERVER_WORKER_SLICE_NS 300000u
-#define ZW_WH_SERVER_KIND_LEN        64
-#define ZW_WH_SERVER_ERRLEN          256
+#define ZW_WH_SERVER_REVIEW_FACTOR  34
+#define ZW_WH_SERVER_DEFAULT_RELOAD 2000
+#define ZW_WH_SERVER_KIND_LEN       64
+#define ZW_WH_SERVER_ERRLEN         256
 
 /* What the review callback reports back for one POST /mutate. */
 struct zw_review_reply {

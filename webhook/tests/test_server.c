@@ -12,9 +12,7 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <stdint.h>
 #include <string.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -96,39 +94,11 @@ static long req(CURL *h, int port, const char *method, const char *path, const c
 }
 
 static int reviews_seen;
-static uint64_t review_slice_ns; /* the time slice of the thread answering the last review */
-
-/* The scheduler's time slice of the calling thread (sched_attr's runtime
- * for SCHED_OTHER), or 0 when it cannot be read. */
-static uint64_t thread_slice(void)
-{
-	uint64_t a[6]; /* struct sched_attr, first version: 48 bytes */
-
-	memset(a, 0, sizeof(a));
-	if (syscall(SYS_sched_getattr, 0, a, sizeof(a), 0) != 0)
-		return 0;
-	return a[3];
-}
-
-/* Asks for ns time slices on the calling thread. Returns 0 or -1. */
-static int set_thread_slice(uint64_t ns)
-{
-	uint64_t a[6];
-
-	memset(a, 0, sizeof(a));
-	if (syscall(SYS_sched_getattr, 0, a, sizeof(a), 0) != 0)
-		return -1;
-	a[0] = sizeof(a); /* size; policy stays as read */
-	a[1] = 0;         /* flags */
-	a[3] = ns;
-	return syscall(SYS_sched_setattr, 0, a, 0) == 0 ? 0 : -1;
-}
 
 static int review_cb(void *arg, const char *body, size_t len, struct zw_review_reply *reply)
 {
 	(void)arg;
 	reviews_seen++;
-	review_slice_ns = thread_slice();
 	if (len >= 4 && memcmp(body, "fail", 4) == 0)
 		return -EIO;
 	if (asprintf(&reply->body, "{\"echo\":%zu}", len) < 0)
@@ -309,18 +279,6 @@ static void test_serve_and_reload(void **state)
 	assert_int_equal(req(h, port, "POST", "/mutate", big, 4096, &out, NULL, 0), 200);
 	assert_string_equal(out.data, "{\"echo\":4096}");
 	assert_int_equal(zw_wh_metrics_get(m, ZW_C_REWRITES), 6);
-	/* The worker answering reviews asked for short time slices, where the
-	 * kernel has them (Linux 6.12+: a slice asked for reads back; older
-	 * kernels report their own and the worker's is left alone). */
-	{
-		uint64_t mine = thread_slice();
-		int kernel_has_slices = set_thread_slice(500000) == 0 && thread_slice() == 500000;
-		if (kernel_has_slices)
-			assert_int_equal(review_slice_ns, ZW_WH_SERVER_WORKER_SLICE_NS);
-		else
-			assert_int_not_equal(review_slice_ns, ZW_WH_SERVER_WORKER_SLICE_NS);
-		set_thread_slice(mine);
-	}
 
 	/* Unchanged files: nothing to do. */
 	assert_int_equal(zw_wh_server_reload_now(s), 0);
