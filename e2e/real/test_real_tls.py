@@ -114,17 +114,26 @@ class TLSStack(RealStack):
                         "proxy.tls.backendTLSPolicy.caConfigMap=" + CA_CONFIGMAP]
         super().__init__(*a, **kw)
 
-    def _start_proxy(self):
-        d = os.path.join(self.dir, "proxy-pki")
-        name = "%s.%s.svc" % (self.proxy_service, self.proxy_namespace)
+    def make_ca(self, d, name):
+        """A CA and a certificate it signed for name (and this host's
+        address) in d (zerowire-certs); returns the CA's PEM."""
         r = subprocess.run([binary("certs", False), "--out-dir", d, "--dns", name, "--ip", self.host],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
         with open(os.path.join(d, "ca.crt")) as f:
-            self.proxy_ca = f.read()
+            return f.read()
+
+    def set_ca(self, pem):
+        """The CA gateways verify the proxy with (the policy's ConfigMap)."""
         self.cluster.apply(json.dumps({"apiVersion": "v1", "kind": "ConfigMap",
                                        "metadata": {"name": CA_CONFIGMAP, "namespace": self.proxy_namespace},
-                                       "data": {"ca.crt": self.proxy_ca}}))
+                                       "data": {"ca.crt": pem}}))
+
+    def _start_proxy(self):
+        d = os.path.join(self.dir, "proxy-pki")
+        name = "%s.%s.svc" % (self.proxy_service, self.proxy_namespace)
+        self.proxy_ca = self.make_ca(d, name)
+        self.set_ca(self.proxy_ca)
         self.tls_port = self._free_host_port()
         self.proxy_port_by_name["https"] = self.tls_port
         self.proxy_extra_args = ["--tls-listen", "%s:%d" % (self.host, self.tls_port),
@@ -176,6 +185,19 @@ def test_tls_route_through_traefik_and_the_proxy_wakes_from_zero(realc, kubelet,
     assert metric(text, "zerowire_tls_handshakes_total") >= 1, text
     assert metric(text, "zerowire_upstream_tls_handshakes_total") >= 1, text
     assert metric(text, "zerowire_upstream_tls_errors_total") == 0, text
+
+    # Traefik does verify the proxy: with another CA in the policy's ConfigMap it
+    # refuses the proxy's certificate (the proxy counts the failed handshakes),
+    # with the right one it routes again.
+    st.set_ca(st.make_ca(os.path.join(st.dir, "other-pki"), "other.example.com"))
+    st.wait_for(lambda: st.request_via(traefik, HOST, "/anything", timeout=10).status_code >= 500, 60,
+                "Traefik refuses the proxy's certificate under another CA", interval=0.5)
+    failed = metric(st.admin_get("/metrics")[1].decode(), "zerowire_tls_errors_total")
+    assert failed >= 1, "no failed handshake counted"
+    st.set_ca(st.proxy_ca)
+    st.wait_for(lambda: st.request_via(traefik, HOST, "/anything", timeout=10).status_code == 200, 60,
+                "Traefik verifies the proxy again with the right CA", interval=0.5)
+    log("a wrong CA in the policy's ConfigMap: refused (%d failed handshakes counted); right CA: 200" % failed)
 
     # A backend verified by a policy of its own is left alone, with the warning.
     verified = VERIFIED % {"ns": NS, "addr": st.scaler_address, "host": VERIFIED_HOST}
