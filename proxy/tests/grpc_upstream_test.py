@@ -92,6 +92,8 @@ class Echo(echo_pb2_grpc.EchoServicer):
     def ClientStream(self, it, ctx):
         total = count = 0
         for m in it:
+            if m.note == "stop":  # answers before the client has ended its stream
+                return echo_pb2.Msg(n=count)
             if m.note == "slow" and count == 0:
                 time.sleep(1.5)  # a slow reader: the proxy must not buffer for it
             total += len(m.data)
