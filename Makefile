@@ -200,10 +200,11 @@ style:
 
 # Fuzzing (libFuzzer): <dir>/fuzz/fuzz_*.c -> build/fuzz/fuzz/<dir>_fuzz_*, each run for
 # ZW_FUZZ_SECONDS (default 20) from its seed corpus <dir>/fuzz/corpus/<name>/.
+# Other <dir>/fuzz/*.c files are helpers linked into each of <dir>'s targets.
 FUZZ_SRC := $(wildcard $(COMPONENTS:%=%/fuzz/fuzz_*.c) lib/fuzz/fuzz_*.c)
 FUZZERS  := $(foreach f,$(FUZZ_SRC),$(BUILD)/fuzz/$(firstword $(subst /, ,$(f)))_$(basename $(notdir $(f))))
 define FUZZ_RULE
-$(BUILD)/fuzz/$(1)_%: $(1)/fuzz/%.c $(if $(filter lib,$(1)),,$(BUILD)/lib$(1).a) $(BUILD)/libzw.a
+$(BUILD)/fuzz/$(1)_%: $(1)/fuzz/%.c $(filter-out $(1)/fuzz/fuzz_%,$(wildcard $(1)/fuzz/*.[ch])) $(if $(filter lib,$(1)),,$(BUILD)/lib$(1).a) $(BUILD)/libzw.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -I$(1) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $$@ $$(filter %.c %.a,$$^) $$(LDLIBS)
 endef
