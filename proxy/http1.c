@@ -263,6 +263,9 @@ static int on_field(llhttp_t *p, const char *at, size_t len)
 	if (h->last_cb != CB_FIELD) {
 		if (!trailing && !new_field(h))
 			return -1;
+		/* A copied trailer's value ends where the next name starts. */
+		if (trailing && h->n_trailers && trailer_copy(h, "", 1) < 0)
+			return -1;
 		h->last_cb = CB_FIELD;
 		h->name_len = 0;
 	}
@@ -275,6 +278,20 @@ static int on_field(llhttp_t *p, const char *at, size_t len)
 	return 0;
 }
 
+/* The end of a copied trailer's name: one more pair, within the field
+ * count of a head. Its value ends at the next name or the message's end
+ * (no callback per field on the warm path). Returns 0 or -1. */
+static int trailer_name_end(struct zw_http_head *h)
+{
+	if (!h->trailers)
+		return 0;
+	if (++h->n_trailers > h->limits->max_headers) {
+		h->error = ZW_HTTP_ETOOBIG;
+		return -1;
+	}
+	return trailer_copy(h, "", 1);
+}
+
 /* An empty field name (": v") is malformed in a head and in trailers. */
 static int on_field_complete(llhttp_t *p)
 {
@@ -283,21 +300,7 @@ static int on_field_complete(llhttp_t *p)
 		h->error = ZW_HTTP_EBAD;
 		return -1;
 	}
-	return (p->flags & F_TRAILING) ? trailer_copy(h, "", 1) : 0;
-}
-
-/* The end of a trailer field's value: one more copied pair, within the
- * field count of a head. */
-static int on_value_complete(llhttp_t *p)
-{
-	struct zw_http_head *h = p->data;
-	if (!(p->flags & F_TRAILING) || !h->trailers)
-		return 0;
-	if (++h->n_trailers > h->limits->max_headers) {
-		h->error = ZW_HTTP_ETOOBIG;
-		return -1;
-	}
-	return trailer_copy(h, "", 1);
+	return (p->flags & F_TRAILING) ? trailer_name_end(h) : 0;
 }
 
 static int on_value(llhttp_t *p, const char *at, size_t len)
@@ -453,6 +456,9 @@ static int on_headers_complete(llhttp_t *p)
 static int on_message_complete(llhttp_t *p)
 {
 	struct zw_http_head *h = p->data;
+	/* The last copied trailer's value ends here. */
+	if (h->n_trailers && trailer_copy(h, "", 1) < 0)
+		return -1;
 	h->complete = 1;
 	return HPE_PAUSED;
 }
@@ -474,7 +480,6 @@ static const llhttp_settings_t settings = {
         .on_header_field = on_field,
         .on_header_value = on_value,
         .on_header_field_complete = on_field_complete,
-        .on_header_value_complete = on_value_complete,
         .on_headers_complete = on_headers_complete,
         .on_chunk_header = on_chunk_header,
         .on_body = on_body,
