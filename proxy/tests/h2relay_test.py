@@ -28,6 +28,7 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from zwproxy import Proxy, TcpServer, scaledobject, wait_for  # noqa: E402
+from h2c_test import h2_frame, hpack_literal, read_frames  # noqa: E402
 
 APP = "default/app"
 KEY = "default/app/0"
@@ -315,6 +316,40 @@ def test_h2_client_trailers_to_h2_backend(tmp_path, upload):
         assert rq["trailers"] == [("x-checksum", "5d41402a")], rq
 
 
+def raw_h2_sized_upload(p):
+    """An HTTP/2 client on a raw socket: a 5-byte body with content-length
+    and no Trailer field, then a trailer section (x-sum)."""
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+    head = b"".join(hpack_literal(k, v) for k, v in (
+        (":method", "POST"), (":scheme", "http"), (":path", "/up"), (":authority", "app.test"),
+        ("content-length", "5")))
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0) + h2_frame(1, 0x4, 1, head) +
+              h2_frame(0, 0, 1, b"hello") + h2_frame(1, 0x5, 1, hpack_literal("x-sum", "1")))
+
+    def done():
+        frames = read_frames(s, lambda fs: any(f[0] in (0, 1) and f[2] == 1 and f[1] & 1 for f in fs), timeout=30)
+        s.close()
+        return frames
+    return done
+
+
+def test_h2_client_unannounced_trailers_after_a_sized_body(tmp_path):
+    """A body sent with its content-length and trailers the client did not
+    announce: HTTP/1.1 cannot carry them after a sized body, so the backend
+    gets the body with its length and no trailers, and the request
+    succeeds."""
+    b = H1Backend("127.0.0.31")
+    cold, warm, _ = cold_then_warm(tmp_path, b, raw_h2_sized_upload)
+    for frames in (cold, warm):
+        assert any(f[0] == 1 and f[2] == 1 for f in frames), frames
+        data = b"".join(f[3] for f in frames if f[0] == 0 and f[2] == 1)
+        assert json.loads(data) == {"received": 5, "trailers": []}
+    for rq in b.requests:
+        f = dict(rq["fields"])
+        assert f.get("content-length") == "5" and "transfer-encoding" not in f, rq["fields"]
+        assert rq["body"] == b"hello" and rq["trailers"] == []
+
+
 def test_http1_chunked_trailers_to_h2_backend(tmp_path):
     """An HTTP/1.1 client's chunked body with a trailer section reaches an
     h2c backend as DATA and a trailer HEADERS frame, forbidden fields
@@ -414,3 +449,35 @@ def test_expect_100_continue_from_h2_clients(tmp_path, upload, backend):
         assert rc == 0, log
         assert statuses(log) == [100, 200], log
     assert all(rq["body"] == BODY for rq in b.requests) and len(b.requests) == 2
+
+
+def h1_expect_upload(p):
+    """An HTTP/1.1 client that sends its body only after the 100 Continue."""
+    s = socket.create_connection(("127.0.0.1", p.port), timeout=30)
+    s.sendall(b"POST /up HTTP/1.1\r\nHost: app.test\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n")
+
+    def done():
+        try:
+            buf = _read_until(s, b"", b"\r\n\r\n")
+            first, _, buf = buf.partition(b"\r\n\r\n")
+            assert first.startswith(b"HTTP/1.1 100 "), first
+            s.sendall(b"hello")
+            buf = _read_until(s, buf, b"\r\n\r\n")
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            n = int(dict(_lines(head.partition(b"\r\n")[2]))["content-length"])
+            return head.split(b"\r\n")[0], _read_n(s, buf, n)[:n]
+        finally:
+            s.close()
+    return done
+
+
+def test_expect_100_continue_from_http1_client_to_h2_backend(tmp_path):
+    """An HTTP/1.1 client's Expect goes to the h2c backend in its HEADERS;
+    the backend's 100 comes back as an HTTP/1.1 interim head, then the body
+    goes."""
+    b = H2Backend("127.0.0.32")
+    cold, warm, _ = cold_then_warm(tmp_path, b, h1_expect_upload, app_protocol="kubernetes.io/h2c")
+    for line, body in (cold, warm):
+        assert line.startswith(b"HTTP/1.1 200 "), line
+        assert json.loads(body)["received"] == 5
+    assert [dict(rq["fields"]).get("expect") for rq in b.requests] == ["100-continue"] * 2
