@@ -134,7 +134,7 @@ valgrind: all
 	ZW_PROXY_BIN=$(CURDIR)/bin/zerowire-proxy \
 	ZW_PROXY_WRAP="valgrind -q --error-exitcode=97 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect" \
 	./scripts/pytest.sh proxy/tests/proxy_test.py proxy/tests/coldstart_test.py proxy/tests/datapath_test.py \
-		proxy/tests/h2c_test.py proxy/tests/tls_listener_test.py \
+		proxy/tests/h2c_test.py proxy/tests/tls_listener_test.py proxy/tests/h2relay_test.py \
 		-k "datapath_test or aborts or dies or warm or keepalive or no_route or probe or chunked or expect or malformed or websocket or refused or held_then or readiness or overflow or disconnect or static or spread or h2c_warm or dechunked or many_streams or cold_start_held or client_reset or goaway or curl_over_tls or pipelining_over_tls or old_tls or handshake_timeout or nghttp_over_tls"
 
 # Instruction-count regression guard (callgrind; bench/icount.py): fails when
