@@ -38,6 +38,8 @@ void zw_http_head_reset(struct zw_http_head *h)
 	h->mark = 0;
 	h->on_body = NULL;
 	h->body_ctx = NULL;
+	h->trailers = NULL;
+	h->n_trailers = 0;
 }
 
 void zw_http_head_free(struct zw_http_head *h)
@@ -77,6 +79,30 @@ static int head_append(struct zw_http_head *h, const char *at, size_t len)
 	return 0;
 }
 
+/* Forgets the trailer fields copied so far (a new message, or the last
+ * chunk parsed again by a probe). */
+static void trailers_forget(struct zw_http_head *h)
+{
+	if (h->trailers)
+		h->trailers->buf.len = 0;
+	h->n_trailers = 0;
+}
+
+/* Appends a span of a trailer field (or its terminating NUL) to the copy
+ * the caller asked for, if any. Returns 0 or -1 (h->error set). */
+static int trailer_copy(struct zw_http_head *h, const char *at, size_t len)
+{
+	if (!h->trailers)
+		return 0;
+	/* A NUL inside a name or value would split the pair: llhttp rejects
+	 * it already (on_value checks values again). */
+	if (zw_obuf_add(h->trailers, at, len) < 0) {
+		h->error = ZW_HTTP_ETOOBIG;
+		return -1;
+	}
+	return 0;
+}
+
 static int on_message_begin(llhttp_t *p)
 {
 	struct zw_http_head *h = p->data;
@@ -87,6 +113,7 @@ static int on_message_begin(llhttp_t *p)
 	h->complete = 0;
 	h->name_len = 0;
 	h->trailer_bytes = 0;
+	trailers_forget(h);
 	return 0;
 }
 
@@ -236,16 +263,33 @@ static int on_field(llhttp_t *p, const char *at, size_t len)
 	if (h->last_cb != CB_FIELD) {
 		if (!trailing && !new_field(h))
 			return -1;
+		/* A copied trailer's value ends where the next name starts. */
+		if (trailing && h->n_trailers && trailer_copy(h, "", 1) < 0)
+			return -1;
 		h->last_cb = CB_FIELD;
 		h->name_len = 0;
 	}
 	h->name_len += len;
 	if (trailing)
-		return trailer_count(h, len);
+		return trailer_count(h, len) < 0 ? -1 : trailer_copy(h, at, len);
 	if (head_append(h, at, len) < 0)
 		return -1;
 	h->fields[h->n_fields - 1].name_len += (uint32_t)len;
 	return 0;
+}
+
+/* The end of a copied trailer's name: one more pair, within the field
+ * count of a head. Its value ends at the next name or the message's end
+ * (no callback per field on the warm path). Returns 0 or -1. */
+static int trailer_name_end(struct zw_http_head *h)
+{
+	if (!h->trailers)
+		return 0;
+	if (++h->n_trailers > h->limits->max_headers) {
+		h->error = ZW_HTTP_ETOOBIG;
+		return -1;
+	}
+	return trailer_copy(h, "", 1);
 }
 
 /* An empty field name (": v") is malformed in a head and in trailers. */
@@ -256,7 +300,7 @@ static int on_field_complete(llhttp_t *p)
 		h->error = ZW_HTTP_EBAD;
 		return -1;
 	}
-	return 0;
+	return (p->flags & F_TRAILING) ? trailer_name_end(h) : 0;
 }
 
 static int on_value(llhttp_t *p, const char *at, size_t len)
@@ -280,7 +324,7 @@ static int on_value(llhttp_t *p, const char *at, size_t len)
 	}
 	if (p->flags & F_TRAILING) {
 		h->last_cb = CB_VALUE;
-		return trailer_count(h, len);
+		return trailer_count(h, len) < 0 ? -1 : trailer_copy(h, at, len);
 	}
 	struct zw_http_field *f = &h->fields[h->n_fields - 1];
 	if (h->last_cb != CB_VALUE) {
@@ -302,6 +346,7 @@ static int on_chunk_header(llhttp_t *p)
 		h->trailer_bytes = 0;
 		h->name_len = 0;
 		h->last_cb = CB_NONE;
+		trailers_forget(h);
 	}
 	return 0;
 }
@@ -411,6 +456,9 @@ static int on_headers_complete(llhttp_t *p)
 static int on_message_complete(llhttp_t *p)
 {
 	struct zw_http_head *h = p->data;
+	/* The last copied trailer's value ends here. */
+	if (h->n_trailers && trailer_copy(h, "", 1) < 0)
+		return -1;
 	h->complete = 1;
 	return HPE_PAUSED;
 }
@@ -614,6 +662,22 @@ int zw_http_is_hop_by_hop(const char *name, size_t len)
 	return len >= 6 && strncasecmp(name, "proxy-", 6) == 0;
 }
 
+int zw_http_trailer_dropped(const char *name, size_t len)
+{
+	static const char *const dropped[] = {
+	        "content-length", "content-encoding", "content-type", "content-range", "host",
+	        "expect",         "max-forwards",     "range",        "cache-control", "pragma",
+	        "authorization",  "cookie",           "set-cookie"};
+	if (len == 0 || name[0] == ':' || zw_http_is_hop_by_hop(name, len))
+		return 1;
+	if (len >= 3 && strncasecmp(name, "if-", 3) == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
+		if (len == strlen(dropped[i]) && strncasecmp(name, dropped[i], len) == 0)
+			return 1;
+	return 0;
+}
+
 /* Returns nonzero when field f is named in a Connection header of h. */
 static int named_by_connection(const struct zw_http_head *h, const struct zw_http_field *f)
 {
@@ -778,6 +842,8 @@ const char *zw_http_reason(int status)
 		return "Continue";
 	case 101:
 		return "Switching Protocols";
+	case 103:
+		return "Early Hints";
 	case 200:
 		return "OK";
 	case 204:
