@@ -705,10 +705,12 @@ static void dispatch(struct zw_h1conn *c)
 	struct zw_http_head *h = &c->head;
 	struct zw_request *r = &c->r;
 	request_begin(c);
-	size_t tp_len = 0, ts_len = 0;
-	const char *tp = zw_http_find(h, "traceparent", &tp_len);
-	const char *ts = zw_http_find(h, "tracestate", &ts_len);
-	zw_request_observe_begin(r, tp, tp_len, ts, ts_len);
+	if (zw_observe_active(c->w->s->d.obs)) {
+		size_t tp_len = 0, ts_len = 0;
+		const char *tp = zw_http_find(h, "traceparent", &tp_len);
+		const char *ts = zw_http_find(h, "tracestate", &ts_len);
+		zw_request_observe_begin(r, tp, tp_len, ts, ts_len);
+	}
 	uv_timer_stop(&c->timer);
 	r->is_head = c->parser.method == HTTP_HEAD;
 	r->upgrade = llhttp_get_upgrade(&c->parser);
