@@ -12,6 +12,9 @@ measured wrk run during which
     processing the kernel runs in the sender's context);
   - `perf stat -p PID` (when perf works) counts task-clock, context
     switches, cpu-migrations and user/kernel cycles and instructions;
+  - `ss -ti` per socket, twice inside the run, gives the segments without
+    data (pure ACKs) the proxy itself sent per data segment it sent, on the
+    client side and on the upstream side;
   - /proc/net/snmp and /proc/net/netstat deltas give TCP segments sent,
     delayed and quick ACKs, pure ACKs received (system-wide: the proxy, wrk
     and the backend together; other loopback traffic on the machine adds to
@@ -40,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -178,15 +182,27 @@ def measure(name, pid, port, conns, args, tmp, backend_pid, use_perf):
     perf_out = os.path.join(tmp, "perf-%s-%d.txt" % (name, conns))
     st = perf_stat_start(pid, args.duration, perf_out) if use_perf else None
     beaddr = "%s:%d" % (pb.BACKEND_IP, args.backend_port)
-    g0 = sock_segs(pid, port, beaddr)
     i0 = ipis()
     s0, u0, b0, be0, t0 = snmp(), proc_times(pid), core_busy(pb.PROXY_CORE), pb.cpu_seconds(backend_pid), \
         time.monotonic()
-    res = pb.wrk(port, conns, args.duration)
+    box = {}
+    run = threading.Thread(target=lambda: box.update(res=pb.wrk(port, conns, args.duration)))
+    run.start()
+    # The client connections exist only while wrk runs: the per-socket
+    # segment counts are taken inside the run (from 0.25 s after its start
+    # to 0.25 s before its end) and related to the data segments sent in
+    # that window.
+    time.sleep(min(0.25, args.duration / 4))
+    g0 = sock_segs(pid, port, beaddr)
+    time.sleep(max(args.duration - 0.5 - (time.monotonic() - t0), args.duration / 4))
+    g1 = sock_segs(pid, port, beaddr)
+    run.join(args.duration + 70)
+    if "res" not in box:
+        raise RuntimeError("wrk did not finish")
+    res = box["res"]
     s1, u1, b1, be1, t1 = snmp(), proc_times(pid), core_busy(pb.PROXY_CORE), pb.cpu_seconds(backend_pid), \
         time.monotonic()
     i1 = ipis()
-    g1 = sock_segs(pid, port, beaddr)
     if st:
         st.wait(args.duration + 30)
     n = max(res["requests"], 1)
@@ -203,8 +219,11 @@ def measure(name, pid, port, conns, args, tmp, backend_pid, use_perf):
     for k in i1:
         row["ipi:" + k] = (i1[k] - i0.get(k, 0)) / n
     for side, (so, dso) in seg_delta(g0, g1).items():
-        row["acks_out:" + side] = (so - dso) / n  # segments without data the proxy sent
-        row["data_out:" + side] = dso / n
+        # Segments without data the proxy sent per data segment it sent on
+        # that side (one per response to a client, one per request to the
+        # backend when each fits a segment, as here).
+        row["acks_out:" + side] = (so - dso) / max(dso, 1)
+        row["data_segs:" + side] = dso
     if st:
         ps = perf_stat_read(perf_out)
         for ev in PERF_EVENTS:
@@ -240,7 +259,7 @@ def combine(rows):
 def fmt(rows, ref_name):
     out = ["| proxy | conns | req/s | req per proxy CPU-s | vs %s | p99 ms | p99 vs %s | CPU µs/req (user + sys) "
            "| perf task-clock µs/req | cycles u/k per req | ctx sw/req | OutSegs/req | DelayedACKs/req "
-           "| PureAcks/req | proxy's non-data segs/req client / upstream | IPIs/req to core 0 / 1 (RES+CAL) | core 0 busy | load |" % (ref_name, ref_name),
+           "| PureAcks/req | proxy's non-data segs per data seg, client / upstream | IPIs/req to core 0 / 1 (RES+CAL) | core 0 busy | load |" % (ref_name, ref_name),
            "|---|---:|---:|---:|---:|---:|---:|---|---:|---|---:|---:|---:|---:|---|---|---:|---|"]
     for r in rows:
         ref = next((x for x in rows if x["proxy"] == ref_name and x["conns"] == r["conns"]), None)
