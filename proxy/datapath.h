@@ -242,7 +242,8 @@ void zw_wtable_unref(struct zw_wtable *wt);
 
 /* Starts r (head parsed, r->head and r->method set): the trace context
  * from traceparent/tracestate (values and lengths, NULL when absent) and
- * the wall-clock start. */
+ * the wall-clock start; nothing when no observer records requests
+ * (zw_observe_active). */
 void zw_request_observe_begin(struct zw_request *r, const char *tp, size_t tp_len, const char *ts,
                               size_t ts_len);
 
