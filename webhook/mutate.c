@@ -391,6 +391,7 @@ static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
 out:
 	json_decref(rw.written[0]);
 	json_decref(rw.written[1]);
+	json_decref(rw.written[2]);
 	zw_jsonpatch_log_clear(&log);
 	free(log.v);
 	json_decref(old);
