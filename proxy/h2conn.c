@@ -440,9 +440,6 @@ int zw_h2conn_new(const struct zw_h2_limits *limits, const struct zw_h2_callback
                   struct zw_h2conn **out)
 {
 	struct zw_h2conn *c = calloc(1, sizeof(*c));
-	nghttp2_session_callbacks *cbs = NULL;
-	nghttp2_option *opt = NULL;
-	int rc = -1;
 	if (!c)
 		return -1;
 	c->lim = limits ? *limits : defaults;
@@ -463,21 +460,6 @@ int zw_h2conn_new(const struct zw_h2_limits *limits, const struct zw_h2_callback
 	c->cb = *cb;
 	c->ctx = ctx;
 	c->out.limit = c->lim.max_output;
-	if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
-		goto out;
-	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-	nghttp2_option_set_no_auto_window_update(opt, 1);
-	nghttp2_option_set_max_settings(opt, c->lim.max_settings);
-	nghttp2_option_set_max_outbound_ack(opt, c->lim.max_outbound_ack);
-	nghttp2_option_set_stream_reset_rate_limit(opt, c->lim.reset_burst, c->lim.reset_rate);
-	nghttp2_option_set_max_continuations(opt, c->lim.max_continuations);
-	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-	if (nghttp2_session_server_new2(&c->ng, cbs, c, opt) != 0)
-		goto out;
 	nghttp2_settings_entry iv[] = {
 	        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->lim.max_concurrent_streams},
 	        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->lim.max_header_list},
@@ -485,15 +467,67 @@ int zw_h2conn_new(const struct zw_h2_limits *limits, const struct zw_h2_callback
 	        {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096},
 	        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
 	};
-	if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0)
-		goto out;
+	struct zw_h2_session_spec spec = {
+	        .on_begin_headers = on_begin_headers,
+	        .on_header = on_header,
+	        .on_frame_recv = on_frame_recv,
+	        .on_data_chunk = on_data_chunk,
+	        .on_stream_close = on_stream_close,
+	        .settings = iv,
+	        .n_settings = sizeof(iv) / sizeof(iv[0]),
+	        .max_settings = c->lim.max_settings,
+	        .max_outbound_ack = c->lim.max_outbound_ack,
+	        .reset_burst = c->lim.reset_burst,
+	        .reset_rate = c->lim.reset_rate,
+	        .max_continuations = c->lim.max_continuations,
+	};
+	if (zw_h2_session_new(&spec, c, &c->ng) < 0) {
+		zw_h2conn_free(c);
+		return -1;
+	}
 	*out = c;
-	c = NULL;
+	return 0;
+}
+
+int zw_h2_session_new(const struct zw_h2_session_spec *spec, void *user, nghttp2_session **out)
+{
+	nghttp2_session_callbacks *cbs = NULL;
+	nghttp2_option *opt = NULL;
+	nghttp2_session *ng = NULL;
+	int rc = -1;
+	if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
+		goto out;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, spec->on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, spec->on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, spec->on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, spec->on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, spec->on_stream_close);
+	if (spec->on_frame_not_send)
+		nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs,
+		                                                         spec->on_frame_not_send);
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+	if (spec->max_settings)
+		nghttp2_option_set_max_settings(opt, spec->max_settings);
+	if (spec->max_outbound_ack)
+		nghttp2_option_set_max_outbound_ack(opt, spec->max_outbound_ack);
+	if (spec->reset_burst)
+		nghttp2_option_set_stream_reset_rate_limit(opt, spec->reset_burst,
+		                                           spec->reset_rate);
+	if (spec->max_continuations)
+		nghttp2_option_set_max_continuations(opt, spec->max_continuations);
+	if ((spec->client ? nghttp2_session_client_new2(&ng, cbs, user, opt)
+	                  : nghttp2_session_server_new2(&ng, cbs, user, opt)) != 0)
+		goto out;
+	if (nghttp2_submit_settings(ng, NGHTTP2_FLAG_NONE, spec->settings, spec->n_settings) != 0)
+		goto out;
+	*out = ng;
+	ng = NULL;
 	rc = 0;
 out:
+	nghttp2_session_del(ng);
 	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cbs);
-	zw_h2conn_free(c);
 	return rc;
 }
 

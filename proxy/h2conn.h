@@ -46,6 +46,7 @@
 #ifndef ZW_H2CONN_H
 #define ZW_H2CONN_H
 
+#include <nghttp2/nghttp2.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -155,6 +156,32 @@ void zw_h2conn_shutdown(struct zw_h2conn *c);
 /* ---- shared with h2upstream.c (the client side's connections) ---- */
 
 struct zw_obuf;
+
+/* How an nghttp2 session of ours is built: the receiving callbacks, the
+ * SETTINGS we send first, and limits (0: nghttp2's default). Both sides
+ * get no automatic WINDOW_UPDATE (the caller gives window back as bytes
+ * move on) and a 4096-byte HPACK encoder table. */
+struct zw_h2_session_spec {
+	int client; /* a client session (it sends the connection preface) */
+	nghttp2_on_begin_headers_callback on_begin_headers;
+	nghttp2_on_header_callback on_header;
+	nghttp2_on_frame_recv_callback on_frame_recv;
+	nghttp2_on_data_chunk_recv_callback on_data_chunk;
+	nghttp2_on_stream_close_callback on_stream_close;
+	nghttp2_on_frame_not_send_callback on_frame_not_send; /* may be NULL */
+	const nghttp2_settings_entry *settings;
+	size_t n_settings;
+	uint32_t max_settings;      /* entries per SETTINGS frame */
+	uint32_t max_outbound_ack;  /* queued SETTINGS/PING ACKs */
+	uint32_t reset_burst;       /* peer resets at once (with reset_rate per second) */
+	uint32_t reset_rate;        /* peer resets per second after the burst */
+	uint32_t max_continuations; /* CONTINUATION frames per header block */
+};
+
+/* Creates a session as spec says (copied where nghttp2 needs it) with
+ * `user` as the callbacks' user data, and queues its SETTINGS. *out is the
+ * caller's (nghttp2_session_del). Returns 0 or -1 (out of memory). */
+int zw_h2_session_new(const struct zw_h2_session_spec *spec, void *user, nghttp2_session **out);
 
 /* Collects what nghttp2 session `session` (an nghttp2_session *) has to
  * send into out (emptied first), about max bytes per call (one frame may

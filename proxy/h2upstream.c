@@ -383,8 +383,6 @@ int zw_h2up_new(const struct zw_h2up_limits *limits, const struct zw_h2up_callba
                 struct zw_h2up **out)
 {
 	struct zw_h2up *c = calloc(1, sizeof(*c));
-	nghttp2_session_callbacks *cbs = NULL;
-	nghttp2_option *opt = NULL;
 	int rc = -1;
 	if (!c)
 		return -1;
@@ -402,25 +400,24 @@ int zw_h2up_new(const struct zw_h2up_limits *limits, const struct zw_h2up_callba
 	c->cb = *cb;
 	c->ctx = ctx;
 	c->out.limit = c->lim.max_output;
-	if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
-		goto out;
-	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-	nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
-	nghttp2_option_set_no_auto_window_update(opt, 1);
-	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-	if (nghttp2_session_client_new2(&c->ng, cbs, c, opt) != 0)
-		goto out;
 	nghttp2_settings_entry iv[] = {
 	        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
 	        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 0},
 	        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, c->lim.stream_window},
 	        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->lim.max_header_list},
 	};
-	if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0)
+	struct zw_h2_session_spec spec = {
+	        .client = 1,
+	        .on_begin_headers = on_begin_headers,
+	        .on_header = on_header,
+	        .on_frame_recv = on_frame_recv,
+	        .on_data_chunk = on_data_chunk,
+	        .on_stream_close = on_stream_close,
+	        .on_frame_not_send = on_frame_not_send,
+	        .settings = iv,
+	        .n_settings = sizeof(iv) / sizeof(iv[0]),
+	};
+	if (zw_h2_session_new(&spec, c, &c->ng) < 0)
 		goto out;
 	/* Room on the connection for every stream's window, so a stream whose
 	 * client does not read never stops its siblings. */
@@ -433,8 +430,6 @@ int zw_h2up_new(const struct zw_h2up_limits *limits, const struct zw_h2up_callba
 	c = NULL;
 	rc = 0;
 out:
-	nghttp2_option_del(opt);
-	nghttp2_session_callbacks_del(cbs);
 	zw_h2up_free(c);
 	return rc;
 }
