@@ -29,6 +29,7 @@
 #define MAX_RESP_FIELDS  256
 
 struct zw_h2client {
+	struct zw_dp_defer defer; /* first: a flush is due at the end of the loop turn */
 	struct zw_worker *w;
 	struct zw_h1conn *conn;
 	struct zw_h2conn *h2;
@@ -76,7 +77,7 @@ static struct h2stream *stream_of(struct zw_request *r)
 
 /* Writes out what the session has for the client while the socket keeps
  * up; closes the connection when the session is over. */
-static void flush(struct zw_h2client *s)
+static void flush_now(struct zw_h2client *s)
 {
 	if (s->in_call) {
 		s->again = 1;
@@ -103,6 +104,21 @@ static void flush(struct zw_h2client *s)
 	s->in_call = 0;
 	if (s->dead || zw_h2conn_done(s->h2))
 		zw_client_end(s->conn);
+}
+
+static void on_defer(struct zw_dp_defer *d)
+{
+	flush_now((struct zw_h2client *)d);
+}
+
+/* Output is due: written once at the end of the loop turn, so the frames
+ * of every stream event of the turn leave in one system call. */
+static void flush(struct zw_h2client *s)
+{
+	if (s->in_call)
+		s->again = 1;
+	else
+		zw_dp_defer(s->w, &s->defer);
 }
 
 /* ---- stream life ---------------------------------------------------------- */
@@ -750,6 +766,7 @@ struct zw_h2client *zw_h2client_new(struct zw_worker *w, struct zw_h1conn *conn,
 	struct zw_h2client *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
+	s->defer.run = on_defer;
 	s->w = w;
 	s->conn = conn;
 	s->client_ip = client_ip;
@@ -795,6 +812,7 @@ void zw_h2client_free(struct zw_h2client *s)
 		return;
 	s->in_call = 1; /* no output while the streams end */
 	s->freeing = 1;
+	zw_dp_defer_cancel(s->w, &s->defer);
 	zw_h2conn_free(s->h2);
 	free(s);
 }

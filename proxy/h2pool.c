@@ -40,6 +40,7 @@
 #define MAX_SOCKET_QUEUE   (256 * 1024) /* frames waiting in the socket: stop producing */
 
 struct zw_h2pconn {
+	struct zw_dp_defer defer;       /* first: a flush is due at the end of the loop turn */
 	struct zw_h2pconn *prev, *next; /* the worker's h2c connections */
 	struct zw_worker *w;
 	struct zw_upstream *u;
@@ -502,7 +503,7 @@ static void on_idle(uv_timer_t *t)
 /* Writes out what the session has while the socket keeps up; closes the
  * connection when the session is over; arms the idle timer without
  * streams. */
-static void pc_flush(struct zw_h2pconn *pc)
+static void pc_flush_now(struct zw_h2pconn *pc)
 {
 	if (pc->closed)
 		return;
@@ -544,6 +545,23 @@ static void pc_flush(struct zw_h2pconn *pc)
 		uv_timer_stop(&pc->idle);
 }
 
+static void on_defer(struct zw_dp_defer *d)
+{
+	pc_flush_now((struct zw_h2pconn *)d);
+}
+
+/* Output is due: written once at the end of the loop turn, so the frames
+ * of every stream opened or fed during the turn leave in one system call. */
+static void pc_flush(struct zw_h2pconn *pc)
+{
+	if (pc->closed)
+		return;
+	if (pc->in_call)
+		pc->again = 1;
+	else
+		zw_dp_defer(pc->w, &pc->defer);
+}
+
 static void pc_close(struct zw_h2pconn *pc)
 {
 	if (pc->closed)
@@ -555,6 +573,7 @@ static void pc_close(struct zw_h2pconn *pc)
 	zw_log(ZW_LOG_DEBUG, "h2_upstream_close", "streams=%zu dead=%d connect_status=%d",
 	       zw_h2up_streams(pc->h2), pc->dead, pc->connect_status);
 	pc->closed = 1;
+	zw_dp_defer_cancel(pc->w, &pc->defer);
 	ZW_LIST_UNLINK(pc->w->h2conns, pc);
 	/* Streams still open end now (their requests answer or reset). */
 	pc->in_call = 1;
@@ -641,6 +660,7 @@ static struct zw_h2pconn *pc_get(struct zw_request *r, const char **why)
 	*why = "out of memory";
 	if (!pc)
 		return NULL;
+	pc->defer.run = on_defer;
 	pc->w = w;
 	memcpy(&pc->addr, &ep->addr, ep->addr_len);
 	pc->addr_len = ep->addr_len;
