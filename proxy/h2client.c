@@ -243,31 +243,40 @@ static void stream_finish(struct h2stream *st)
 int zw_h2_response_fields(const char *text, size_t len, int *status, struct zw_h2_field *fields,
                           size_t max, size_t *n, const char **body, size_t *body_len)
 {
-	const char *end = memmem(text, len, "\r\n\r\n", 4);
-	if (!end || len < 12 || memcmp(text, "HTTP/1.", 7) != 0)
+	const char *lim = text + len;
+	if (len < 12 || memcmp(text, "HTTP/1.", 7) != 0)
 		return -1;
 	const char *d = text + 9; /* "HTTP/1.1 NNN" */
 	if (d[0] < '1' || d[0] > '5' || d[1] < '0' || d[1] > '9' || d[2] < '0' || d[2] > '9')
 		return -1;
 	*status = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
 	*n = 0;
-	const char *p = (const char *)memchr(text, '\n', (size_t)(end + 2 - text)) + 1;
-	while (p < end + 2) {
-		const char *eol = memmem(p, (size_t)(end + 2 - p), "\r\n", 2);
-		const char *colon = memchr(p, ':', (size_t)(eol - p));
+	/* One pass, line by line (each ends with CRLF) up to the blank line. */
+	const char *p = memchr(text, '\n', len);
+	if (!p)
+		return -1;
+	p++;
+	for (;;) {
+		const char *eol = memchr(p, '\n', (size_t)(lim - p));
+		if (!eol || eol == p || eol[-1] != '\r')
+			return -1;
+		if (eol == p + 1)
+			break; /* the blank line */
+		const char *end = eol - 1;
+		const char *colon = memchr(p, ':', (size_t)(end - p));
 		if (!colon || *n == max)
 			return -1;
 		const char *v = colon + 1;
-		while (v < eol && (*v == ' ' || *v == '\t'))
+		while (v < end && (*v == ' ' || *v == '\t'))
 			v++;
 		fields[(*n)++] = (struct zw_h2_field){.name = p,
 		                                      .name_len = (size_t)(colon - p),
 		                                      .value = v,
-		                                      .value_len = (size_t)(eol - v)};
-		p = eol + 2;
+		                                      .value_len = (size_t)(end - v)};
+		p = eol + 1;
 	}
-	*body = end + 4;
-	*body_len = len - (size_t)(end + 4 - text);
+	*body = p + 2;
+	*body_len = (size_t)(lim - *body);
 	return 0;
 }
 

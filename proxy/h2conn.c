@@ -288,41 +288,45 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	return (ssize_t)n;
 }
 
-/* Fields a response must not carry over HTTP/2 (RFC 9113 8.2.2). */
-static int connection_specific(const char *name, size_t len, const char *value, size_t vlen)
+int zw_h2_connection_specific(const char *name, size_t len, const char *value, size_t vlen)
 {
-	static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
-	                                    "transfer-encoding", "upgrade"};
+	static const struct {
+		const char *s;
+		size_t n;
+	} names[] = {{"connection", 10},
+	             {"keep-alive", 10},
+	             {"proxy-connection", 16},
+	             {"transfer-encoding", 17},
+	             {"upgrade", 7}};
+	if (len == 2)
+		return strncasecmp(name, "te", 2) == 0 &&
+		       !(vlen == 8 && strncasecmp(value, "trailers", 8) == 0);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (len == strlen(names[i]) && strncasecmp(name, names[i], len) == 0)
+		if (len == names[i].n && strncasecmp(name, names[i].s, len) == 0)
 			return 1;
-	return len == 2 && strncasecmp(name, "te", 2) == 0 &&
-	       !(vlen == 8 && strncasecmp(value, "trailers", 8) == 0);
+	return 0;
 }
 
-/* Builds nv[] from fields with lower-cased names (copied into *names, a
- * new allocation the caller frees), skipping connection-specific fields.
- * Returns the count or -1. */
-static long build_nv(nghttp2_nv *nv, size_t max, char **names, const struct zw_h2_field *fields,
-                     size_t n)
+size_t zw_h2_lower_nv(nghttp2_nv *nv, size_t max, char *names, const struct zw_h2_field *fields,
+                      size_t n, int request)
 {
-	size_t total = 1, k = 0, off = 0;
-	for (size_t i = 0; i < n; i++)
-		total += fields[i].name_len;
-	*names = malloc(total);
-	if (!*names)
-		return -1;
+	size_t k = 0, off = 0;
 	for (size_t i = 0; i < n && k < max; i++) {
 		const struct zw_h2_field *f = &fields[i];
-		if (connection_specific(f->name, f->name_len, f->value, f->value_len))
+		if (zw_h2_connection_specific(f->name, f->name_len, f->value, f->value_len))
 			continue;
-		for (size_t j = 0; j < f->name_len; j++)
-			(*names)[off + j] = (char)tolower((unsigned char)f->name[j]);
-		nv[k++] = (nghttp2_nv){(uint8_t *)*names + off, (uint8_t *)f->value, f->name_len,
+		if (request && (f->name_len == 0 || f->name[0] == ':' ||
+		                (f->name_len == 4 && strncasecmp(f->name, "host", 4) == 0)))
+			continue;
+		for (size_t j = 0; j < f->name_len; j++) {
+			char ch = f->name[j];
+			names[off + j] = ch >= 'A' && ch <= 'Z' ? (char)(ch + ('a' - 'A')) : ch;
+		}
+		nv[k++] = (nghttp2_nv){(uint8_t *)names + off, (uint8_t *)f->value, f->name_len,
 		                       f->value_len, NGHTTP2_NV_FLAG_NONE};
 		off += f->name_len;
 	}
-	return (long)k;
+	return k;
 }
 
 int zw_h2conn_respond(struct zw_h2conn *c, int32_t id, int status, const struct zw_h2_field *fields,
@@ -330,26 +334,27 @@ int zw_h2conn_respond(struct zw_h2conn *c, int32_t id, int status, const struct 
 {
 	struct h2stream *st = stream_of(c, id);
 	nghttp2_nv nv[MAX_FIELDS + 1];
-	char *names = NULL;
+	char small[2048]; /* lower-cased names: on the stack unless they are many */
+	char *names = small, *heap = NULL;
 	char s[4];
 	if (!st || status < 100 || status > 999 || n > MAX_FIELDS)
+		return -1;
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += fields[i].name_len;
+	if (total > sizeof(small) && !(names = heap = malloc(total)))
 		return -1;
 	s[0] = (char)('0' + status / 100);
 	s[1] = (char)('0' + status / 10 % 10);
 	s[2] = (char)('0' + status % 10);
 	s[3] = 0;
 	nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)s, 7, 3, NGHTTP2_NV_FLAG_NONE};
-	long k = build_nv(nv + 1, MAX_FIELDS, &names, fields, n);
-	int rc = -1;
-	if (k >= 0) {
-		nghttp2_data_provider prov = {.read_callback = read_body};
-		/* nghttp2 copies names and values. */
-		rc = nghttp2_submit_response(c->ng, id, nv, (size_t)k + 1,
-		                             end_stream ? NULL : &prov) == 0
-		             ? 0
-		             : -1;
-	}
-	free(names);
+	size_t k = zw_h2_lower_nv(nv + 1, MAX_FIELDS, names, fields, n, 0);
+	nghttp2_data_provider prov = {.read_callback = read_body};
+	/* nghttp2 copies names and values. */
+	int rc = nghttp2_submit_response(c->ng, id, nv, k + 1, end_stream ? NULL : &prov) == 0 ? 0
+	                                                                                       : -1;
+	free(heap);
 	return rc;
 }
 

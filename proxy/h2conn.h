@@ -188,6 +188,19 @@ int zw_h2_session_new(const struct zw_h2_session_spec *spec, void *user, nghttp2
  * pass it). Returns 0 or -1 (session error, or out of memory). */
 int zw_h2_session_output(void *session, struct zw_obuf *out, size_t max);
 
+/* Nonzero for a field no HTTP/2 message may carry (RFC 9113 8.2.2):
+ * Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade, and
+ * TE other than "trailers" (names compared without case). */
+int zw_h2_connection_specific(const char *name, size_t len, const char *value, size_t vlen);
+
+/* Fills nv[0..max) from fields[0..n) (values borrowed) with the names
+ * lower-cased into `names` (room for the sum of the name lengths, the
+ * caller's), leaving out connection-specific fields, and with `request`
+ * also Host (:authority replaces it), empty names and names starting with
+ * ':'. Returns how many. */
+size_t zw_h2_lower_nv(nghttp2_nv *nv, size_t max, char *names, const struct zw_h2_field *fields,
+                      size_t n, int request);
+
 /* Appends a field (name, value: nl / vl bytes, borrowed) to a header block
  * kept as name\0value\0 pairs in b. Returns 0 or -1 (past b's limit). */
 int zw_h2_fields_add(struct zw_obuf *b, const uint8_t *name, size_t nl, const uint8_t *value,

@@ -4,11 +4,9 @@
 #include "http1.h"
 #include "list.h"
 
-#include <ctype.h>
 #include <nghttp2/nghttp2.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define MAX_FIELDS 256
 
@@ -238,21 +236,6 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	return (ssize_t)n;
 }
 
-/* Nonzero for fields a request must not carry over HTTP/2 (RFC 9113
- * 8.2.2), and Host, which :authority replaces. */
-static int dropped_field(const struct zw_h2_field *f)
-{
-	static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
-	                                    "transfer-encoding", "upgrade",    "host"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (f->name_len == strlen(names[i]) &&
-		    strncasecmp(f->name, names[i], f->name_len) == 0)
-			return 1;
-	if (f->name_len == 2 && strncasecmp(f->name, "te", 2) == 0)
-		return !(f->value_len == 8 && strncasecmp(f->value, "trailers", 8) == 0);
-	return f->name_len == 0 || f->name[0] == ':';
-}
-
 static nghttp2_nv pseudo(const char *name, const char *value)
 {
 	return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, strlen(name), strlen(value),
@@ -279,17 +262,7 @@ int32_t zw_h2up_request(struct zw_h2up *c, const struct zw_h2up_head *h, int end
 	char *lower = malloc(names_len);
 	if (!st || !lower)
 		goto fail;
-	char *p = lower;
-	for (size_t i = 0; i < h->n_fields; i++) {
-		const struct zw_h2_field *f = &h->fields[i];
-		if (dropped_field(f))
-			continue;
-		for (size_t j = 0; j < f->name_len; j++)
-			p[j] = (char)tolower((unsigned char)f->name[j]);
-		nv[k++] = (nghttp2_nv){(uint8_t *)p, (uint8_t *)f->value, f->name_len, f->value_len,
-		                       NGHTTP2_NV_FLAG_NONE};
-		p += f->name_len;
-	}
+	k += zw_h2_lower_nv(nv + k, h->n_fields, lower, h->fields, h->n_fields, 1);
 	st->user = user;
 	st->fields.limit = c->lim.max_header_list + 2 * MAX_FIELDS;
 	st->queue.limit = c->lim.max_queue;
