@@ -596,6 +596,22 @@ int zw_h2_session_output(void *session, struct zw_obuf *out, size_t max)
 int zw_h2_fields_add(struct zw_obuf *b, const uint8_t *name, size_t nl, const uint8_t *value,
                      size_t vl)
 {
+	struct zw_buf *o = &b->buf;
+	size_t need = nl + vl + 2;
+	if (o->cap > o->len && o->cap - o->len > need && o->len + need <= b->limit) {
+		/* Room already there (every field of every head passes here):
+		 * one copy each, no call per piece. */
+		char *p = o->data + o->len;
+		if (nl)
+			memcpy(p, name, nl);
+		p[nl] = '\0';
+		if (vl)
+			memcpy(p + nl + 1, value, vl);
+		p[nl + 1 + vl] = '\0';
+		o->len += need;
+		o->data[o->len] = '\0';
+		return 0;
+	}
 	if (zw_obuf_add(b, name, nl) < 0 || zw_obuf_add(b, "", 1) < 0 ||
 	    zw_obuf_add(b, value, vl) < 0 || zw_obuf_add(b, "", 1) < 0)
 		return -1;
