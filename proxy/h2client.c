@@ -599,29 +599,38 @@ static int field_is(const struct zw_h2_field *f, const char *name)
 	return f->name_len == strlen(name) && memcmp(f->name, name, f->name_len) == 0;
 }
 
-/* Nonzero when s (n bytes) may stand in an HTTP/1.1 head as it is: no CR,
- * LF or NUL (which would end a line early), and where `more` is given, none
- * of its bytes either. nghttp2 checks this already; the text must never
+/* What may not stand in a part of an HTTP/1.1 head besides CR, LF and NUL
+ * (which would end a line early). */
+enum { SAFE_VALUE, SAFE_TOKEN /* no space */, SAFE_NAME /* no ':', space, tab */ };
+
+/* Nonzero when s (n bytes) may stand in an HTTP/1.1 head as it is, as the
+ * kind of part `what` says. nghttp2 checks this already; the text must never
  * depend on it. */
-static int head_safe(const char *s, size_t n, const char *more)
+static int head_safe(const char *s, size_t n, int what)
 {
-	for (size_t i = 0; i < n; i++)
-		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0' || (more && strchr(more, s[i])))
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch == '\r' || ch == '\n' || ch == '\0')
 			return 0;
+		if (what != SAFE_VALUE && ch == ' ')
+			return 0;
+		if (what == SAFE_NAME && (ch == ':' || ch == '\t'))
+			return 0;
+	}
 	return 1;
 }
 
 int zw_h2_request_text(const struct zw_h2_request *req, struct zw_obuf *t, int *chunked)
 {
 	int has_len = 0, rc = 0;
-	if (!head_safe(req->method, req->method_len, " ") ||
-	    (req->path && !head_safe(req->path, req->path_len, " ")) ||
-	    (req->authority && !head_safe(req->authority, req->authority_len, " ")))
+	if (!head_safe(req->method, req->method_len, SAFE_TOKEN) ||
+	    (req->path && !head_safe(req->path, req->path_len, SAFE_TOKEN)) ||
+	    (req->authority && !head_safe(req->authority, req->authority_len, SAFE_TOKEN)))
 		return -2;
 	for (size_t i = 0; i < req->n_fields; i++) {
 		const struct zw_h2_field *f = &req->fields[i];
-		if (f->name_len == 0 || !head_safe(f->name, f->name_len, ": \t") ||
-		    !head_safe(f->value, f->value_len, NULL))
+		if (f->name_len == 0 || !head_safe(f->name, f->name_len, SAFE_NAME) ||
+		    !head_safe(f->value, f->value_len, SAFE_VALUE))
 			return -2;
 		has_len |= field_is(f, "content-length");
 	}
