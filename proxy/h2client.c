@@ -345,7 +345,7 @@ static void pump_body(struct h2stream *st)
 	int rc = 0;
 	if (st->chunked) {
 		if (n > 0)
-			rc = zw_obuf_addf(&f, "%zx\r\n", n);
+			rc = zw_h2_text_chunk(&f, n);
 		if (rc == 0 && n > 0)
 			rc = zw_obuf_add(&f, st->body.buf.data, n);
 		if (rc == 0 && n > 0)

@@ -618,6 +618,28 @@ int zw_h2_fields_add(struct zw_obuf *b, const uint8_t *name, size_t nl, const ui
 	return 0;
 }
 
+int zw_h2_text_field(struct zw_obuf *b, const char *name, size_t nl, const char *value, size_t vl)
+{
+	/* Without printf: every field of every translated head passes here. */
+	if (zw_obuf_add(b, name, nl) < 0 || zw_obuf_add(b, ": ", 2) < 0 ||
+	    zw_obuf_add(b, value, vl) < 0 || zw_obuf_add(b, "\r\n", 2) < 0)
+		return -1;
+	return 0;
+}
+
+int zw_h2_text_chunk(struct zw_obuf *b, size_t n)
+{
+	char line[2 * sizeof(size_t) + 2];
+	size_t k = sizeof(line);
+	line[--k] = '\n';
+	line[--k] = '\r';
+	do {
+		line[--k] = "0123456789abcdef"[n & 0xf];
+		n >>= 4;
+	} while (n);
+	return zw_obuf_add(b, line + k, sizeof(line) - k);
+}
+
 void zw_h2_fields_list(const struct zw_obuf *b, size_t n, struct zw_h2_field *out)
 {
 	size_t off = 0;

@@ -206,6 +206,14 @@ size_t zw_h2_lower_nv(nghttp2_nv *nv, size_t max, char *names, const struct zw_h
 int zw_h2_fields_add(struct zw_obuf *b, const uint8_t *name, size_t nl, const uint8_t *value,
                      size_t vl);
 
+/* Appends "name: value\r\n" (nl / vl bytes, borrowed) to HTTP/1.1 text
+ * in b. Returns 0 or -1 (past b's limit). */
+int zw_h2_text_field(struct zw_obuf *b, const char *name, size_t nl, const char *value, size_t vl);
+
+/* Appends a chunk-size line (n in hex, then CRLF) to HTTP/1.1 text in b.
+ * Returns 0 or -1. */
+int zw_h2_text_chunk(struct zw_obuf *b, size_t n);
+
 /* Fills out[0..n) with the first n fields of a block built by
  * zw_h2_fields_add (pointing into b). */
 void zw_h2_fields_list(const struct zw_obuf *b, size_t n, struct zw_h2_field *out);

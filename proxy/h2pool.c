@@ -192,9 +192,8 @@ static int add_trailers(struct zw_h2ustream *s, const struct zw_h2_field *fields
 	rc = zw_obuf_add(&s->text, "0\r\n", 3);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		if (!only_trailing || trailer_field(&fields[i]))
-			rc = zw_obuf_addf(&s->text, "%.*s: %.*s\r\n", (int)fields[i].name_len,
-			                  fields[i].name, (int)fields[i].value_len,
-			                  fields[i].value);
+			rc = zw_h2_text_field(&s->text, fields[i].name, fields[i].name_len,
+			                      fields[i].value, fields[i].value_len);
 	if (rc == 0)
 		rc = zw_obuf_add(&s->text, "\r\n", 2);
 	if (rc < 0) {
@@ -217,13 +216,32 @@ static int on_head(void *ctx, void *stream, int status, const struct zw_h2_field
 	 * so an HTTP/2 client gets grpc-status where gRPC looks for it. */
 	int split = end && r->grpc && !r->is_head;
 	int has_len = 0;
-	int rc = zw_obuf_addf(&s->text, "HTTP/1.1 %d %s\r\n", status, zw_http_reason(status));
+	/* nghttp2 checked :status is three digits. */
+	char line[13] = {'H',
+	                 'T',
+	                 'T',
+	                 'P',
+	                 '/',
+	                 '1',
+	                 '.',
+	                 '1',
+	                 ' ',
+	                 (char)('0' + status / 100),
+	                 (char)('0' + status / 10 % 10),
+	                 (char)('0' + status % 10),
+	                 ' '};
+	const char *reason = zw_http_reason(status);
+	int rc = zw_obuf_add(&s->text, line, sizeof(line));
+	if (rc == 0)
+		rc = zw_obuf_add(&s->text, reason, strlen(reason));
+	if (rc == 0)
+		rc = zw_obuf_add(&s->text, "\r\n", 2);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (split && trailer_field(&fields[i]))
 			continue;
 		has_len |= field_is(&fields[i], "content-length");
-		rc = zw_obuf_addf(&s->text, "%.*s: %.*s\r\n", (int)fields[i].name_len,
-		                  fields[i].name, (int)fields[i].value_len, fields[i].value);
+		rc = zw_h2_text_field(&s->text, fields[i].name, fields[i].name_len, fields[i].value,
+		                      fields[i].value_len);
 	}
 	if (rc == 0 && end && !split && !has_len && !r->is_head && status != 204 && status != 304)
 		rc = zw_obuf_add(&s->text, "content-length: 0\r\n", 19);
@@ -256,7 +274,7 @@ static int on_data(void *ctx, void *stream, const uint8_t *data, size_t len, int
 		return -1;
 	int rc = 0;
 	if (s->chunked && len)
-		rc = zw_obuf_addf(&s->text, "%zx\r\n", len);
+		rc = zw_h2_text_chunk(&s->text, len);
 	if (rc == 0 && len)
 		rc = zw_obuf_add(&s->text, data, len);
 	if (rc == 0 && s->chunked && len)
