@@ -134,7 +134,7 @@ valgrind: all
 	ZW_PROXY_BIN=$(CURDIR)/bin/zerowire-proxy \
 	ZW_PROXY_WRAP="valgrind -q --error-exitcode=97 --leak-check=full --errors-for-leak-kinds=definite,indirect --show-leak-kinds=definite,indirect" \
 	./scripts/pytest.sh proxy/tests/proxy_test.py proxy/tests/coldstart_test.py proxy/tests/datapath_test.py \
-		proxy/tests/h2c_test.py proxy/tests/tls_listener_test.py \
+		proxy/tests/h2c_test.py proxy/tests/tls_listener_test.py proxy/tests/h2relay_test.py \
 		-k "datapath_test or aborts or dies or warm or keepalive or no_route or probe or chunked or expect or malformed or websocket or refused or held_then or readiness or overflow or disconnect or static or spread or h2c_warm or dechunked or many_streams or cold_start_held or client_reset or goaway or curl_over_tls or pipelining_over_tls or old_tls or handshake_timeout or nghttp_over_tls"
 
 # Instruction-count regression guard (callgrind; bench/icount.py): fails when
@@ -200,10 +200,11 @@ style:
 
 # Fuzzing (libFuzzer): <dir>/fuzz/fuzz_*.c -> build/fuzz/fuzz/<dir>_fuzz_*, each run for
 # ZW_FUZZ_SECONDS (default 20) from its seed corpus <dir>/fuzz/corpus/<name>/.
+# Other <dir>/fuzz/*.c files are helpers linked into each of <dir>'s targets.
 FUZZ_SRC := $(wildcard $(COMPONENTS:%=%/fuzz/fuzz_*.c) lib/fuzz/fuzz_*.c)
 FUZZERS  := $(foreach f,$(FUZZ_SRC),$(BUILD)/fuzz/$(firstword $(subst /, ,$(f)))_$(basename $(notdir $(f))))
 define FUZZ_RULE
-$(BUILD)/fuzz/$(1)_%: $(1)/fuzz/%.c $(if $(filter lib,$(1)),,$(BUILD)/lib$(1).a) $(BUILD)/libzw.a
+$(BUILD)/fuzz/$(1)_%: $(1)/fuzz/%.c $(filter-out $(1)/fuzz/fuzz_%,$(wildcard $(1)/fuzz/*.[ch])) $(if $(filter lib,$(1)),,$(BUILD)/lib$(1).a) $(BUILD)/libzw.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CPPFLAGS) -I$(1) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined -o $$@ $$(filter %.c %.a,$$^) $$(LDLIBS)
 endef

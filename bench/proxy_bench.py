@@ -267,7 +267,7 @@ class Zerowire:
     """bin/zerowire-proxy in static mode (or live mode with kubeconfig)."""
 
     def __init__(self, tmp, name, targets=None, endpoints=None, core=None, workers=1, args=(),
-                 kubeconfig=None, namespace=None, ready_timeout=60):
+                 kubeconfig=None, namespace=None, ready_timeout=60, binary=None):
         self.targets_file = os.path.join(tmp, name + "-targets.json")
         self.endpoints_file = os.path.join(tmp, name + "-endpoints.json")
         if kubeconfig:
@@ -279,7 +279,7 @@ class Zerowire:
         self.port = free_port()
         self.admin_port = free_port()
         self.scaler_port = free_port()
-        argv = [PROXY, "--listen", "127.0.0.1:%d" % self.port,
+        argv = [binary or PROXY, "--listen", "127.0.0.1:%d" % self.port,
                 "--admin-listen", "127.0.0.1:%d" % self.admin_port,
                 "--scaler-listen", "127.0.0.1:%d" % self.scaler_port,
                 "--log-level", "warn", "--shutdown-delay", "0s", "--drain-timeout", "2s"]
@@ -349,6 +349,25 @@ def measured_wrk(pid, port, conns, duration, warmup, host=HOST, backend_pid=None
 
 # ---- 1. warm path ---------------------------------------------------------------
 
+def nginx_proxy_argv(tmp, be, port):
+    """The warm path's nginx reverse proxy on 127.0.0.1:port to backend be
+    (host:port): HTTP/1.1 upstream with a keep-alive pool of 1024."""
+    return nginx_conf(tmp, "nginx-proxy", """    upstream be {
+        server %s;
+        keepalive 1024;
+        keepalive_requests 1000000;
+        keepalive_timeout 300s;
+    }
+    server {
+        listen 127.0.0.1:%d backlog=4096;
+        location / {
+            proxy_pass http://be;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }""" % (be, port))
+
+
 def bench_warm(tmp, args):
     backend = start_backend(tmp)
     procs = []
@@ -362,21 +381,7 @@ def bench_warm(tmp, args):
         procs.append(("zerowire-proxy", zw.proc, zw.port))
         # nginx as a reverse proxy
         nport = free_port()
-        nargv = nginx_conf(tmp, "nginx-proxy", """    upstream be {
-        server %s;
-        keepalive 1024;
-        keepalive_requests 1000000;
-        keepalive_timeout 300s;
-    }
-    server {
-        listen 127.0.0.1:%d backlog=4096;
-        location / {
-            proxy_pass http://be;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }
-    }""" % (be, nport))
-        nx = Proc("nginx-proxy", nargv, tmp, PROXY_CORE)
+        nx = Proc("nginx-proxy", nginx_proxy_argv(tmp, be, nport), tmp, PROXY_CORE)
         procs.append(("nginx", nx, nport))
         # HAProxy
         hport = free_port()

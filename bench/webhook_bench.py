@@ -23,7 +23,8 @@
    watches and reconciler), median of several runs each.
 
 Usage: bench/webhook_bench.py [--duration S] [--rate N] [--rate-duration S]
-                              [--skip-apply] [--skip-reviews] [--runs N] [--json F]
+                              [--skip-apply] [--skip-reviews] [--skip-max]
+                              [--objects ingress,httproute] [--bin B] [--runs N] [--json F]
 """
 
 import argparse
@@ -223,7 +224,7 @@ def run_whload(port, body_file, ca, rate, duration, conns=8):
             "late_starts": w["late_starts"], "non2xx": 0}
 
 
-def review_bench(tmp, duration, rate, rate_duration):
+def review_bench(tmp, duration, rate, rate_duration, objects=("ingress", "httproute"), skip_max=False):
     ca, cert, key = make_pki(tmp)
     static = os.path.join(tmp, "static.json")
     with open(static, "w") as f:
@@ -232,8 +233,10 @@ def review_bench(tmp, duration, rate, rate_duration):
                                        "--static-objects", static], "review.log")
     results = []
     try:
-        for name, obj, resource in (("Ingress (1 path)", ingress("bench"), "ingresses"),
-                                    ("HTTPRoute (50 rules)", httproute("bench"), "httproutes")):
+        for key, name, obj, resource in (("ingress", "Ingress (1 path)", ingress("bench"), "ingresses"),
+                                         ("httproute", "HTTPRoute (50 rules)", httproute("bench"), "httproutes")):
+            if key not in objects:
+                continue
             body_file = os.path.join(tmp, resource + ".json")
             body = json.dumps(review(obj, resource))
             with open(body_file, "w") as f:
@@ -247,6 +250,8 @@ def review_bench(tmp, duration, rate, rate_duration):
             resp = json.loads(urllib.request.urlopen(req, context=ctx, timeout=10).read())["response"]
             patch = json.loads(base64.b64decode(resp["patch"]))
             for mode, conns in (("max (wrk)", 8), ("open %d/s (whload)" % rate, 8)):
+                if skip_max and mode.startswith("max"):
+                    continue
                 before = server_hist(port, ca)
                 load_before = os.getloadavg()[0]
                 cpu0 = cpu_seconds(p.pid)
@@ -361,6 +366,9 @@ def main():
     ap.add_argument("--bin", help="zerowire-webhook binary to measure (default bin/zerowire-webhook)")
     ap.add_argument("--runs", type=int, default=5, help="kubectl apply runs per mode (default 5)")
     ap.add_argument("--skip-apply", action="store_true", help="skip the kube-apiserver part")
+    ap.add_argument("--skip-max", action="store_true", help="skip the wrk (flat out) review runs")
+    ap.add_argument("--objects", default="ingress,httproute",
+                    help="reviews to run, comma-separated: ingress, httproute (default both)")
     ap.add_argument("--json", help="also write the results as JSON to this file")
     a = ap.parse_args()
     if not shutil.which("wrk"):
@@ -378,7 +386,8 @@ def main():
           % ((os.cpu_count(),) + os.getloadavg()))
     try:
         if not a.skip_reviews:
-            results["reviews"] = review_bench(tmp, a.duration, a.rate, a.rate_duration)
+            results["reviews"] = review_bench(tmp, a.duration, a.rate, a.rate_duration,
+                                              a.objects.split(","), a.skip_max)
             print("| object | mode | conns | s | reviews/s | p50 ms | p99 ms | p99.9 ms | server p50 ≤ ms "
                   "| server p99 ≤ ms | errors | webhook CPU-s (µs/review) | client CPU-s | load before → after |")
             print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -562,17 +562,17 @@ static int list_once(struct zw_kube *k, const struct zw_kube_ref *ref,
 			goto out;
 		}
 		n++;
+		/* A list always carries an `items` array, empty or not: a reply
+		 * without one is not read as "nothing there" (which would drop
+		 * every known object) but refused. */
 		items = json_object_get(page, "items");
-		if (!json_is_object(page) ||
-		    (items && !json_is_array(items) && !json_is_null(items))) {
-			set_error(err, 200, "BadResponse", "list response is not a list");
+		if (!json_is_object(page) || !json_is_array(items)) {
+			set_error(err, 200, "BadResponse", "list response has no items array");
 			goto out;
 		}
 		if (!result) {
 			result = page;
 			page = NULL;
-			if (!json_is_array(json_object_get(result, "items")))
-				json_object_set_new(result, "items", json_array());
 		} else {
 			json_array_extend(json_object_get(result, "items"), items);
 		}

@@ -522,8 +522,10 @@ static void list_page(struct zw_watch *w)
 	page = json_loadb(w->body.data ? w->body.data : "", w->body.len, 0, &jerr);
 	items = json_object_get(page, "items");
 	md = json_object_get(page, "metadata");
-	if (!page || !(json_is_array(items) || json_is_null(items) || !items)) {
-		fail(w, "list response is not a list");
+	/* No "items" array is not an empty list: a misrouted or cut reply would
+	 * otherwise read as "everything was deleted". */
+	if (!page || !json_is_array(items)) {
+		fail(w, page ? "list response has no items array" : "list response is not JSON");
 		list_reset(w);
 		goto out;
 	}

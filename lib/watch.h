@@ -15,7 +15,8 @@
  *             new set is compared with the known set and the differences
  *             are delivered: ADDED (new keys), MODIFIED (same key, other
  *             resourceVersion), in list order, then DELETED (keys gone,
- *             with the last known object); then one SYNCED event;
+ *             with the last known object); then one SYNCED event; a page
+ *             without an "items" array is a failure, never an empty list;
  *   WATCH     watch=1&allowWatchBookmarks=true&resourceVersion=<last>&
  *             timeoutSeconds=<spec.timeout_seconds>; ADDED/MODIFIED/DELETED
  *             are delivered and update the known set and resourceVersion;

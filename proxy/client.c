@@ -705,10 +705,12 @@ static void dispatch(struct zw_h1conn *c)
 	struct zw_http_head *h = &c->head;
 	struct zw_request *r = &c->r;
 	request_begin(c);
-	size_t tp_len = 0, ts_len = 0;
-	const char *tp = zw_http_find(h, "traceparent", &tp_len);
-	const char *ts = zw_http_find(h, "tracestate", &ts_len);
-	zw_request_observe_begin(r, tp, tp_len, ts, ts_len);
+	if (zw_observe_active(c->w->s->d.obs)) {
+		size_t tp_len = 0, ts_len = 0;
+		const char *tp = zw_http_find(h, "traceparent", &tp_len);
+		const char *ts = zw_http_find(h, "tracestate", &ts_len);
+		zw_request_observe_begin(r, tp, tp_len, ts, ts_len);
+	}
 	uv_timer_stop(&c->timer);
 	r->is_head = c->parser.method == HTTP_HEAD;
 	r->upgrade = llhttp_get_upgrade(&c->parser);
@@ -769,17 +771,23 @@ static void conn_feed_head(struct zw_h1conn *c, const char *data, size_t len)
 		client_read_start(c);
 		return;
 	}
-	if (!c->got_bytes) {
-		c->got_bytes = 1;
-		uv_timer_start(&c->timer, on_timer_header, s->d.cfg->header_timeout_ms, 0);
-	}
+	/* The head is due within the header timeout of its first bytes. The
+	 * timer is armed only when a head did not come whole with them (a
+	 * complete head stops the timer at once: one timer operation less
+	 * per keep-alive request). */
+	int first = !c->got_bytes;
+	c->got_bytes = 1;
 	if (!c->proto_known) {
+		if (first)
+			uv_timer_start(&c->timer, on_timer_header, s->d.cfg->header_timeout_ms, 0);
 		detect_protocol(c, data, len);
 		return;
 	}
 	size_t used = 0;
 	int res = zw_http_head_execute(&c->parser, &c->head, data, len, &used);
 	if (res == ZW_HTTP_MORE) {
+		if (first)
+			uv_timer_start(&c->timer, on_timer_header, s->d.cfg->header_timeout_ms, 0);
 		client_read_start(c);
 		return;
 	}

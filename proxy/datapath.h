@@ -27,6 +27,7 @@
 #include <uv.h>
 
 #define ZW_DP_RBUF_SIZE 65536
+#define ZW_MAX_INTERIM  8 /* interim (1xx) responses relayed per request */
 
 /* Where a request is in its life (docs/proxy-datapath.md). */
 enum zw_req_state {
@@ -154,6 +155,7 @@ struct zw_request {
 	int up_reusable;
 	int status;
 	int retried;
+	int interims; /* interim (1xx) response heads seen */
 	uint64_t body_sent;
 	int idle_armed;         /* timer is the stream idle timer */
 	uint64_t resp_deadline; /* loop time by which the response head is due */
@@ -271,7 +273,8 @@ void zw_wtable_unref(struct zw_wtable *wt);
 
 /* Starts r (head parsed, r->head and r->method set): the trace context
  * from traceparent/tracestate (values and lengths, NULL when absent) and
- * the wall-clock start. */
+ * the wall-clock start; nothing when no observer records requests
+ * (zw_observe_active). */
 void zw_request_observe_begin(struct zw_request *r, const char *tp, size_t tp_len, const char *ts,
                               size_t ts_len);
 

@@ -25,7 +25,7 @@
 #define MAX_SPEC_ENTRY 4096
 
 struct zw_ep_counter {
-	struct zw_strmap_node node; /* first: in counters, a node is its element */
+	struct zw_strmap_node node; /* in counters, by key */
 	_Atomic long refs;
 	_Atomic long outstanding;
 	_Atomic uint64_t ready_since; /* zw_endpoints_now_ms() when it turned ready; 0: not */
@@ -48,7 +48,7 @@ struct sl_addr {
 };
 
 struct slice {
-	struct zw_strmap_node node; /* first: in slices, a node is its element */
+	struct zw_strmap_node node; /* in slices, by key */
 	char *key;                  /* ns/name of the slice */
 	char *svc;                  /* ns/svc it belongs to */
 	struct sl_port *ports;
@@ -71,7 +71,7 @@ struct cache_ent {
 };
 
 struct service {
-	struct zw_strmap_node node; /* first: in services, a node is its element */
+	struct zw_strmap_node node; /* in services, by key */
 	char *key;                  /* ns/svc */
 	char *ns, *name;
 	bool have_svc, svc_stale;
@@ -104,40 +104,27 @@ struct zw_endpoints {
 
 static struct zw_endpoint_set empty_set = {.is_static = true};
 
-/* ---- the three maps (lib/strmap; each value type starts with its node) ---- */
+/* ---- the three maps (lib/strmap): the element of a node, or NULL ---- */
 
-static void *smap_get(const struct zw_strmap *m, const char *key)
+static struct service *service_of(struct zw_strmap_node *n)
 {
-	return zw_strmap_get(m, key);
+	return n ? ZW_STRMAP_ENTRY(n, struct service, node) : NULL;
 }
 
-/* value: a service, slice or counter, whose first member is its node. */
-static int smap_put(struct zw_strmap *m, const char *key, void *value)
+/* The Service stored under "ns/svc" key, or NULL (lock held). */
+static struct service *service_find(struct zw_endpoints *s, const char *key)
 {
-	return zw_strmap_put(m, value, key) < 0 ? ZW_EP_ENOMEM : 0;
+	return service_of(zw_strmap_get(&s->services, key));
 }
 
-static void *smap_del(struct zw_strmap *m, const char *key)
+static struct slice *slice_of(struct zw_strmap_node *n)
 {
-	return zw_strmap_del(m, key);
+	return n ? ZW_STRMAP_ENTRY(n, struct slice, node) : NULL;
 }
 
-struct each_call {
-	void (*fn)(void *value, void *ctx);
-	void *ctx;
-};
-
-static void each_value(struct zw_strmap_node *node, void *ctx)
+static struct zw_ep_counter *counter_of(struct zw_strmap_node *n)
 {
-	struct each_call *c = ctx;
-	c->fn(node, c->ctx);
-}
-
-/* Calls fn on every value; fn may remove the value it is given only. */
-static void smap_each(struct zw_strmap *m, void (*fn)(void *value, void *ctx), void *ctx)
-{
-	struct each_call c = {fn, ctx};
-	zw_strmap_each(m, each_value, &c);
+	return n ? ZW_STRMAP_ENTRY(n, struct zw_ep_counter, node) : NULL;
 }
 
 /* ---- counters ---- */
@@ -154,7 +141,7 @@ static int counter_use(struct zw_endpoints *s, const char *ip, uint16_t port,
 {
 	char key[ZW_EP_IPLEN + 8];
 	snprintf(key, sizeof(key), "%s|%u", ip, (unsigned)port);
-	struct zw_ep_counter *c = smap_get(&s->counters, key);
+	struct zw_ep_counter *c = counter_of(zw_strmap_get(&s->counters, key));
 	if (!c) {
 		c = calloc(1, sizeof(*c));
 		if (!c)
@@ -162,7 +149,7 @@ static int counter_use(struct zw_endpoints *s, const char *ip, uint16_t port,
 		atomic_init(&c->refs, 1); /* the map's reference */
 		atomic_init(&c->outstanding, 0);
 		memcpy(c->key, key, sizeof(key));
-		if (smap_put(&s->counters, c->key, c) < 0) {
+		if (zw_strmap_put(&s->counters, &c->node, c->key) < 0) {
 			free(c);
 			return ZW_EP_ENOMEM;
 		}
@@ -177,7 +164,7 @@ static void counter_drop_use(struct zw_endpoints *s, struct zw_ep_counter *c)
 	if (!c)
 		return;
 	if (--c->uses == 0) {
-		smap_del(&s->counters, c->key);
+		zw_strmap_remove(&s->counters, &c->node);
 		counter_unref(c);
 	}
 }
@@ -418,7 +405,7 @@ static struct service *service_get_or_add(struct zw_endpoints *s, const char *ns
 	char *key = join_key(ns, name);
 	if (!key)
 		return NULL;
-	struct service *sv = smap_get(&s->services, key);
+	struct service *sv = service_find(s, key);
 	if (sv) {
 		free(key);
 		return sv;
@@ -431,7 +418,7 @@ static struct service *service_get_or_add(struct zw_endpoints *s, const char *ns
 	sv->key = key;
 	sv->ns = strdup(ns);
 	sv->name = strdup(name);
-	if (!sv->ns || !sv->name || smap_put(&s->services, sv->key, sv) < 0) {
+	if (!sv->ns || !sv->name || zw_strmap_put(&s->services, &sv->node, sv->key) < 0) {
 		service_free(sv);
 		return NULL;
 	}
@@ -534,7 +521,7 @@ static void service_maybe_drop(struct zw_endpoints *s, struct service *sv)
 {
 	if (sv->n_slices || sv->have_svc)
 		return;
-	smap_del(&s->services, sv->key);
+	zw_strmap_remove(&s->services, &sv->node);
 	service_free(sv);
 }
 
@@ -570,10 +557,10 @@ static void bump(struct zw_endpoints *s)
 /* Removes the stored slice `key` (lock held). Returns 1 if one was removed. */
 static int slice_remove_locked(struct zw_endpoints *s, const char *key)
 {
-	struct slice *old = smap_del(&s->slices, key);
+	struct slice *old = slice_of(zw_strmap_del(&s->slices, key));
 	if (!old)
 		return 0;
-	struct service *sv = smap_get(&s->services, old->svc);
+	struct service *sv = service_find(s, old->svc);
 	if (sv) {
 		service_unlink_slice(sv, old);
 		cache_clear(sv);
@@ -600,26 +587,26 @@ int zw_endpoints_new(struct zw_endpoints **out)
 	return 0;
 }
 
-static void free_slice_cb(void *v, void *ctx)
+static void free_slice_cb(struct zw_strmap_node *n, void *ctx)
 {
-	slice_free(ctx, v);
+	slice_free(ctx, slice_of(n));
 }
 
-static void free_service_cb(void *v, void *ctx)
+static void free_service_cb(struct zw_strmap_node *n, void *ctx)
 {
 	(void)ctx;
-	service_free(v);
+	service_free(service_of(n));
 }
 
-static void unref_counter_cb(void *v, void *ctx)
+static void unref_counter_cb(struct zw_strmap_node *n, void *ctx)
 {
 	(void)ctx;
-	counter_unref(v);
+	counter_unref(counter_of(n));
 }
 
-static void drop_counters_cb(void *value, void *ctx)
+static void drop_counters_cb(struct zw_strmap_node *n, void *ctx)
 {
-	struct slice *sl = value;
+	struct slice *sl = slice_of(n);
 	(void)ctx;
 	free(sl->counters);
 	sl->counters = NULL;
@@ -629,14 +616,14 @@ void zw_endpoints_free(struct zw_endpoints *s)
 {
 	if (!s)
 		return;
-	smap_each(&s->services, free_service_cb, NULL);
+	zw_strmap_each(&s->services, free_service_cb, NULL);
 	zw_strmap_free(&s->services);
 	/* free slices without dropping counter uses one by one: the counter map
 	 * releases its references below */
-	smap_each(&s->slices, drop_counters_cb, NULL);
-	smap_each(&s->slices, free_slice_cb, NULL);
+	zw_strmap_each(&s->slices, drop_counters_cb, NULL);
+	zw_strmap_each(&s->slices, free_slice_cb, NULL);
 	zw_strmap_free(&s->slices);
-	smap_each(&s->counters, unref_counter_cb, NULL);
+	zw_strmap_each(&s->counters, unref_counter_cb, NULL);
 	zw_strmap_free(&s->counters);
 	for (size_t i = 0; i < s->n_changes; i++) {
 		free(s->changes[i].ns);
@@ -710,18 +697,18 @@ int zw_endpoints_apply_slice(struct zw_endpoints *s, const json_t *slice, bool d
 		service_maybe_drop(s, sv);
 		goto unlock;
 	}
-	struct slice *old = smap_del(&s->slices, sl->key);
-	if (smap_put(&s->slices, sl->key, sl) < 0) {
+	struct slice *old = slice_of(zw_strmap_del(&s->slices, sl->key));
+	if (zw_strmap_put(&s->slices, &sl->node, sl->key) < 0) {
 		service_unlink_slice(sv, sl);
 		if (old)
-			smap_put(&s->slices, old->key,
-			         old); /* cannot fail: a node was just freed */
+			/* cannot fail: a node was just taken out */
+			zw_strmap_put(&s->slices, &old->node, old->key);
 		service_maybe_drop(s, sv);
 		goto unlock;
 	}
 	sl = NULL;
 	if (old) {
-		struct service *osv = smap_get(&s->services, old->svc);
+		struct service *osv = service_find(s, old->svc);
 		if (osv && osv != sv) {
 			service_unlink_slice(osv, old);
 			cache_clear(osv);
@@ -784,7 +771,7 @@ int zw_endpoints_apply_service(struct zw_endpoints *s, const json_t *svc, bool d
 	struct service *sv = deleted ? NULL : service_get_or_add(s, ns, name);
 	if (deleted) {
 		char *key = join_key(ns, name);
-		sv = key ? smap_get(&s->services, key) : NULL;
+		sv = key ? service_find(s, key) : NULL;
 		free(key);
 		if (!sv) {
 			pthread_mutex_unlock(&s->lock);
@@ -822,16 +809,16 @@ static bool in_ns(const char *key, const struct mark_ctx *m)
 	return !m->ns || (strncmp(key, m->ns, m->nslen) == 0 && key[m->nslen] == '/');
 }
 
-static void mark_slice_cb(void *v, void *ctx)
+static void mark_slice_cb(struct zw_strmap_node *n, void *ctx)
 {
-	struct slice *sl = v;
+	struct slice *sl = slice_of(n);
 	if (in_ns(sl->key, ctx))
 		sl->stale = true;
 }
 
-static void mark_service_cb(void *v, void *ctx)
+static void mark_service_cb(struct zw_strmap_node *n, void *ctx)
 {
-	struct service *sv = v;
+	struct service *sv = service_of(n);
 	if (sv->have_svc && in_ns(sv->key, ctx))
 		sv->svc_stale = true;
 }
@@ -840,8 +827,8 @@ void zw_endpoints_resync_begin(struct zw_endpoints *s, enum zw_ep_kind kind, con
 {
 	struct mark_ctx m = {ns, ns ? strlen(ns) : 0, true};
 	pthread_mutex_lock(&s->lock);
-	smap_each(kind == ZW_EP_KIND_SLICE ? &s->slices : &s->services,
-	          kind == ZW_EP_KIND_SLICE ? mark_slice_cb : mark_service_cb, &m);
+	zw_strmap_each(kind == ZW_EP_KIND_SLICE ? &s->slices : &s->services,
+	               kind == ZW_EP_KIND_SLICE ? mark_slice_cb : mark_service_cb, &m);
 	pthread_mutex_unlock(&s->lock);
 }
 
@@ -853,16 +840,16 @@ struct stale_ctx {
 	enum zw_ep_kind kind;
 };
 
-static void collect_stale_cb(void *v, void *ctx)
+static void collect_stale_cb(struct zw_strmap_node *n, void *ctx)
 {
 	struct stale_ctx *c = ctx;
 	const char *key = NULL;
 	if (c->kind == ZW_EP_KIND_SLICE) {
-		struct slice *sl = v;
+		struct slice *sl = slice_of(n);
 		if (sl->stale)
 			key = sl->key;
 	} else {
-		struct service *sv = v;
+		struct service *sv = service_of(n);
 		if (sv->have_svc && sv->svc_stale)
 			key = sv->key;
 	}
@@ -891,12 +878,12 @@ void zw_endpoints_resync_end(struct zw_endpoints *s, enum zw_ep_kind kind, const
 	struct stale_ctx c = {.kind = kind};
 	int changed = 0;
 	pthread_mutex_lock(&s->lock);
-	smap_each(kind == ZW_EP_KIND_SLICE ? &s->slices : &s->services, collect_stale_cb, &c);
+	zw_strmap_each(kind == ZW_EP_KIND_SLICE ? &s->slices : &s->services, collect_stale_cb, &c);
 	for (size_t i = 0; i < c.n; i++) {
 		if (kind == ZW_EP_KIND_SLICE) {
 			changed |= slice_remove_locked(s, c.keys[i]);
 		} else {
-			struct service *sv = smap_get(&s->services, c.keys[i]);
+			struct service *sv = service_find(s, c.keys[i]);
 			if (sv) {
 				sports_free(sv);
 				sv->have_svc = false;
@@ -1050,7 +1037,7 @@ int zw_endpoints_get(struct zw_endpoints *s, const char *ns, const char *svc, in
 		return 0;
 	int rc = 0;
 	pthread_mutex_lock(&s->lock);
-	struct service *sv = smap_get(&s->services, key);
+	struct service *sv = service_find(s, key);
 	if (!sv)
 		goto out;
 	for (size_t i = 0; i < sv->n_cache; i++) {
@@ -1084,7 +1071,7 @@ size_t zw_endpoints_ready_count(struct zw_endpoints *s, const char *ns, const ch
 	if (!ns || !svc || key_into(key, sizeof(key), ns, svc) < 0)
 		return 0;
 	pthread_mutex_lock(&s->lock);
-	struct service *sv = smap_get(&s->services, key);
+	struct service *sv = service_find(s, key);
 	if (sv)
 		n = sv->n_ready;
 	pthread_mutex_unlock(&s->lock);
@@ -1109,10 +1096,10 @@ struct json_ctx {
 	bool oom;
 };
 
-static void service_json_cb(void *v, void *ctx)
+static void service_json_cb(struct zw_strmap_node *n, void *ctx)
 {
 	struct json_ctx *c = ctx;
-	struct service *sv = v;
+	struct service *sv = service_of(n);
 	json_t *o = json_object(), *ports = json_array(), *ready = json_array();
 	if (!o || !ports || !ready) {
 		json_decref(o);
@@ -1172,7 +1159,7 @@ int zw_endpoints_to_json(struct zw_endpoints *s, json_t **out)
 	if (!c.root)
 		return ZW_EP_ENOMEM;
 	pthread_mutex_lock(&s->lock);
-	smap_each(&s->services, service_json_cb, &c);
+	zw_strmap_each(&s->services, service_json_cb, &c);
 	pthread_mutex_unlock(&s->lock);
 	if (c.oom) {
 		json_decref(c.root);

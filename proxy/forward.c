@@ -504,8 +504,9 @@ static int on_response_head(struct zw_request *r, const char *rest, size_t rest_
 		return 0;
 	}
 	if (status >= 100 && status < 200 && status != 101) {
-		/* Interim response (100 Continue, 103): relay as it is. */
-		if (r->ops->response_head(r, ZW_RESP_INTERIM) < 0)
+		/* Interim response (100 Continue, 103): relay as it is, the
+		 * first ZW_MAX_INTERIM of a request (later ones are skipped). */
+		if (r->interims++ < ZW_MAX_INTERIM && r->ops->response_head(r, ZW_RESP_INTERIM) < 0)
 			return 0;
 		zw_http_head_reset(&u->head);
 		return 1;

@@ -14,8 +14,11 @@
  * buffer: a short take stops reading the upstream until nghttp2 has sent
  * what waits. Request body bytes give their flow-control window back only
  * once written upstream, so a held or slow request stops its client's
- * stream, never the connection. RST_STREAM from the client ends its
- * request only; draining sends GOAWAY. */
+ * stream, never the connection. Trailers cross both ways (the client's as
+ * the chunked body's trailer section, an HTTP/1.1 backend's as trailer
+ * HEADERS) and interim 1xx heads are relayed (docs/http2.md, "Trailers and
+ * interim responses"). RST_STREAM from the client ends its request only;
+ * draining sends GOAWAY. */
 #include "datapath.h"
 
 #include "h2upstream.h"
@@ -63,7 +66,10 @@ struct h2stream {
 	int head_sent;           /* a response head went to the client */
 	struct zw_obuf trailers; /* the backend's trailers (taken from the request at its end) */
 	size_t n_trailers;
-	int grpc_done; /* a gRPC status went to the client */
+	int grpc_done;               /* a gRPC status went to the client */
+	struct zw_obuf req_trailers; /* the client's trailer section, for the chunked body's end */
+	size_t n_req_trailers;
+	struct zw_obuf up_trailers; /* an HTTP/1.1 backend's chunked trailers (head.trailers) */
 };
 
 static const struct zw_client_ops h2_ops;
@@ -130,6 +136,8 @@ static void on_stream_timer_closed(uv_handle_t *h)
 	zw_buf_free(&st->body.buf);
 	zw_buf_free(&st->resp.buf);
 	zw_buf_free(&st->trailers.buf);
+	zw_buf_free(&st->req_trailers.buf);
+	zw_buf_free(&st->up_trailers.buf);
 	free(st);
 }
 
@@ -281,8 +289,10 @@ int zw_h2_response_fields(const char *text, size_t len, int *status, struct zw_h
 }
 
 /* Submits a response given as HTTP/1.1 text (status line, fields, then
- * with_body: the body) on st. Returns 0 or -1. */
-static int respond_text(struct h2stream *st, const char *text, size_t len, int with_body)
+ * with_body: the body) on st; interim: a 1xx head before the final one.
+ * Returns 0 or -1. */
+static int respond_text(struct h2stream *st, const char *text, size_t len, int with_body,
+                        int interim)
 {
 	struct zw_h2_field fields[MAX_RESP_FIELDS];
 	size_t n = 0, blen = 0;
@@ -291,6 +301,8 @@ static int respond_text(struct h2stream *st, const char *text, size_t len, int w
 	if (zw_h2_response_fields(text, len, &status, fields, MAX_RESP_FIELDS, &n, &body, &blen) <
 	    0)
 		return -1;
+	if (interim)
+		return zw_h2conn_interim(st->s->h2, st->id, status, fields, n);
 	if (!with_body)
 		blen = 0;
 	if (zw_h2conn_respond(st->s->h2, st->id, status, fields, n, 0) < 0)
@@ -317,7 +329,7 @@ static void respond_built(struct h2stream *st, struct zw_obuf *out, int status)
 {
 	struct zw_request *r = &st->r;
 	local_answer(st, status);
-	int rc = st->gone ? -1 : respond_text(st, out->buf.data, out->buf.len, !r->is_head);
+	int rc = st->gone ? -1 : respond_text(st, out->buf.data, out->buf.len, !r->is_head, 0);
 	free(out->buf.data);
 	if (rc < 0) {
 		r->ops->abort(r);
@@ -328,6 +340,21 @@ static void respond_built(struct h2stream *st, struct zw_obuf *out, int status)
 }
 
 /* ---- request body ----------------------------------------------------------- */
+
+/* Appends the last chunk and the trailer section (the client's trailers
+ * kept by on_trailers) to f. Returns 0 or -1. */
+static int last_chunk(const struct h2stream *st, struct zw_obuf *f)
+{
+	struct zw_h2_field t[256];
+	size_t n = st->n_req_trailers < 256 ? st->n_req_trailers : 256;
+	int rc = zw_obuf_add(f, "0\r\n", 3);
+	zw_h2_fields_list(&st->req_trailers, n, t);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		if (zw_obuf_add(f, t[i].name, t[i].name_len) < 0 || zw_obuf_add(f, ": ", 2) < 0 ||
+		    zw_obuf_add(f, t[i].value, t[i].value_len) < 0 || zw_obuf_add(f, "\r\n", 2) < 0)
+			rc = -1;
+	return rc == 0 ? zw_obuf_add(f, "\r\n", 2) : -1;
+}
 
 /* Sends the request body that waits upstream (chunked when the client gave
  * no length), gives its window back, and ends the body when the client
@@ -341,7 +368,9 @@ static void pump_body(struct h2stream *st)
 	int fin = st->body_end;
 	if (n == 0 && !fin)
 		return;
-	struct zw_obuf f = {.limit = n + 64};
+	/* "name: value\r\n" per trailer: 2 bytes more than its pair. */
+	size_t tl = fin ? st->req_trailers.buf.len + 2 * st->n_req_trailers : 0;
+	struct zw_obuf f = {.limit = n + 64 + tl};
 	int rc = 0;
 	if (st->chunked) {
 		if (n > 0)
@@ -351,7 +380,7 @@ static void pump_body(struct h2stream *st)
 		if (rc == 0 && n > 0)
 			rc = zw_obuf_add(&f, "\r\n", 2);
 		if (rc == 0 && fin)
-			rc = zw_obuf_add(&f, "0\r\n\r\n", 5);
+			rc = last_chunk(st, &f);
 	} else if (n > 0) {
 		rc = zw_obuf_add(&f, st->body.buf.data, n);
 	}
@@ -416,12 +445,40 @@ static void on_resp_body(void *ctx, const char *at, size_t len)
 
 static void h2_abort(struct zw_request *r);
 
+/* Relays an interim head of the backend (100 Continue, 103 Early Hints;
+ * forward.c bounds how many) as HEADERS without END_STREAM, at once. One
+ * that cannot go (the stream is over, too many fields) is skipped: the
+ * final response still follows. */
+static void relay_interim(struct h2stream *st, struct zw_upstream *u)
+{
+	struct zw_request *r = &st->r;
+	struct zw_obuf out = {.limit = r->w->s->limits.max_head_bytes + 4096};
+	struct zw_resp_info info = {0};
+	if (!st->gone && zw_http_build_response(&out, &u->parser, &u->head, &info) == 0 &&
+	    respond_text(st, out.buf.data, out.buf.len, 0, 1) == 0) {
+		r->bytes_out += out.buf.len;
+		flush(st->s);
+	}
+	zw_buf_free(&out.buf);
+}
+
+/* Stops the upstream's head from calling into st (body hook, trailer copy). */
+static void unhook(struct zw_request *r)
+{
+	if (!r->up)
+		return;
+	r->up->head.on_body = NULL;
+	r->up->head.trailers = NULL;
+}
+
 static int h2_response_head(struct zw_request *r, enum zw_resp_kind kind)
 {
 	struct h2stream *st = stream_of(r);
 	struct zw_upstream *u = r->up;
-	if (kind == ZW_RESP_INTERIM)
-		return 0; /* 100 Continue and 103 are not relayed over HTTP/2 */
+	if (kind == ZW_RESP_INTERIM) {
+		relay_interim(st, u);
+		return 0;
+	}
 	if (kind == ZW_RESP_UPGRADE || st->gone) {
 		h2_abort(r);
 		return -1;
@@ -430,7 +487,7 @@ static int h2_response_head(struct zw_request *r, enum zw_resp_kind kind)
 	struct zw_resp_info info = {.cold_start = r->cold};
 	int rc = zw_http_build_response(&out, &u->parser, &u->head, &info);
 	if (rc == 0)
-		rc = respond_text(st, out.buf.data, out.buf.len, 0);
+		rc = respond_text(st, out.buf.data, out.buf.len, 0, 0);
 	if (rc == 0)
 		r->bytes_out += out.buf.len;
 	zw_buf_free(&out.buf);
@@ -440,6 +497,13 @@ static int h2_response_head(struct zw_request *r, enum zw_resp_kind kind)
 	}
 	u->head.on_body = on_resp_body;
 	u->head.body_ctx = st;
+	if (!r->h2s) {
+		/* An HTTP/1.1 backend's chunked trailers reach the client as a
+		 * trailer HEADERS frame (an HTTP/2 backend's come on r). */
+		const struct zw_http_limits *lim = &r->w->s->limits;
+		st->up_trailers.limit = lim->max_head_bytes + 2 * lim->max_headers;
+		u->head.trailers = &st->up_trailers;
+	}
 	return 0;
 }
 
@@ -461,17 +525,35 @@ static int h2_busy(struct zw_request *r)
 	return st->resp.buf.len > st->resp_off;
 }
 
+/* Keeps the n trailer fields an HTTP/1.1 backend sent (st->up_trailers) as
+ * the stream's trailers, fields a trailer must not carry left out. */
+static void keep_backend_trailers(struct h2stream *st, size_t n)
+{
+	struct zw_h2_field t[256];
+	if (n > 256)
+		n = 256;
+	zw_h2_fields_list(&st->up_trailers, n, t);
+	st->trailers.limit = st->up_trailers.buf.len;
+	for (size_t i = 0; i < n; i++)
+		if (!zw_http_trailer_dropped(t[i].name, t[i].name_len) &&
+		    zw_h2_fields_add(&st->trailers, (const uint8_t *)t[i].name, t[i].name_len,
+		                     (const uint8_t *)t[i].value, t[i].value_len) == 0)
+			st->n_trailers++;
+}
+
 static void h2_finish(struct zw_request *r)
 {
 	struct h2stream *st = stream_of(r);
-	if (r->up)
-		r->up->head.on_body = NULL;
+	size_t up_n = r->up && r->up->head.trailers ? r->up->head.n_trailers : 0;
+	unhook(r);
 	/* The trailers go out after the body, which may outlive the request's
 	 * accounting: the stream keeps them. */
 	st->trailers = r->trailers;
 	st->n_trailers = r->n_trailers;
 	r->trailers = (struct zw_obuf){0};
 	r->n_trailers = 0;
+	if (!st->n_trailers && up_n)
+		keep_backend_trailers(st, up_n);
 	stream_finish(st);
 }
 
@@ -525,8 +607,7 @@ static void h2_respond_static(struct zw_request *r, const struct zw_static_respo
 static void h2_abort(struct zw_request *r)
 {
 	struct h2stream *st = stream_of(r);
-	if (r->up)
-		r->up->head.on_body = NULL;
+	unhook(r);
 	/* gRPC: UNAVAILABLE rather than a reset (which gRPC reports as an
 	 * internal error). */
 	if (!st->gone && (!r->grpc || grpc_close(st, 502, "backend stream failed") < 0))
@@ -622,7 +703,7 @@ static int head_safe(const char *s, size_t n, int what)
 
 int zw_h2_request_text(const struct zw_h2_request *req, struct zw_obuf *t, int *chunked)
 {
-	int has_len = 0, rc = 0;
+	int has_len = 0, announced = 0, rc = 0;
 	if (!head_safe(req->method, req->method_len, SAFE_TOKEN) ||
 	    (req->path && !head_safe(req->path, req->path_len, SAFE_TOKEN)) ||
 	    (req->authority && !head_safe(req->authority, req->authority_len, SAFE_TOKEN)))
@@ -633,7 +714,12 @@ int zw_h2_request_text(const struct zw_h2_request *req, struct zw_obuf *t, int *
 		    !head_safe(f->value, f->value_len, SAFE_VALUE))
 			return -2;
 		has_len |= field_is(f, "content-length");
+		announced |= field_is(f, "trailer");
 	}
+	/* HTTP/1.1 carries trailers only after a chunked body: a body whose
+	 * client announces trailers (Trailer, RFC 9110 6.6.2) goes chunked, its
+	 * length dropped (nghttp2 has checked the DATA against it). */
+	int drop_len = has_len && announced && !req->end_stream;
 	if (zw_obuf_add(t, req->method, req->method_len) < 0 || zw_obuf_add(t, " ", 1) < 0)
 		return -1;
 	if (req->path)
@@ -649,7 +735,8 @@ int zw_h2_request_text(const struct zw_h2_request *req, struct zw_obuf *t, int *
 	int cookies = 0;
 	for (size_t i = 0; i < req->n_fields; i++) {
 		const struct zw_h2_field *f = &req->fields[i];
-		if ((req->authority && field_is(f, "host")) || field_is(f, "cookie"))
+		if ((req->authority && field_is(f, "host")) || field_is(f, "cookie") ||
+		    (drop_len && field_is(f, "content-length")))
 			continue;
 		if (zw_obuf_add(t, f->name, f->name_len) < 0 || zw_obuf_add(t, ": ", 2) < 0 ||
 		    zw_obuf_add(t, f->value, f->value_len) < 0 || zw_obuf_add(t, "\r\n", 2) < 0)
@@ -666,7 +753,7 @@ int zw_h2_request_text(const struct zw_h2_request *req, struct zw_obuf *t, int *
 	}
 	if (cookies && zw_obuf_add(t, "\r\n", 2) < 0)
 		return -1;
-	*chunked = !req->end_stream && !has_len;
+	*chunked = !req->end_stream && (!has_len || drop_len);
 	if (*chunked && zw_obuf_add(t, "transfer-encoding: chunked\r\n", 28) < 0)
 		return -1;
 	return zw_obuf_add(t, "\r\n", 2);
@@ -752,6 +839,33 @@ static int on_data(void *ctx, void *stream, const uint8_t *data, size_t len, int
 	return 0;
 }
 
+/* The client's trailer section: kept for the end of the chunked body
+ * upstream, fields a trailer must not carry (zw_http_trailer_dropped) or
+ * that would not stay on their line left out. A body sent with its length
+ * cannot carry them: dropped. */
+static void on_trailers(void *ctx, void *stream, const struct zw_h2_field *fields, size_t n)
+{
+	struct h2stream *st = stream;
+	(void)ctx;
+	if (!st->chunked || st->ended || st->r.req_done || st->n_req_trailers)
+		return;
+	st->req_trailers.limit = st->r.w->s->limits.max_head_bytes;
+	for (size_t i = 0; i < n; i++) {
+		const struct zw_h2_field *f = &fields[i];
+		if (zw_http_trailer_dropped(f->name, f->name_len) ||
+		    !head_safe(f->name, f->name_len, SAFE_NAME) ||
+		    !head_safe(f->value, f->value_len, SAFE_VALUE))
+			continue;
+		if (zw_h2_fields_add(&st->req_trailers, (const uint8_t *)f->name, f->name_len,
+		                     (const uint8_t *)f->value, f->value_len) < 0) {
+			st->req_trailers.buf.len = 0; /* past the bound: none */
+			st->n_req_trailers = 0;
+			return;
+		}
+		st->n_req_trailers++;
+	}
+}
+
 static void on_close(void *ctx, void *stream, uint32_t error_code)
 {
 	struct zw_h2client *s = ctx;
@@ -761,8 +875,7 @@ static void on_close(void *ctx, void *stream, uint32_t error_code)
 		zw_client_idle(s->conn, 1);
 	st->gone = 1;
 	st->s = NULL;
-	if (st->r.up)
-		st->r.up->head.on_body = NULL;
+	unhook(&st->r);
 	stream_end_request(st);
 	stream_maybe_free(st);
 }
@@ -793,6 +906,7 @@ struct zw_h2client *zw_h2client_new(struct zw_worker *w, struct zw_h1conn *conn,
 	        .on_data = on_data,
 	        .on_close = on_close,
 	        .on_writable = on_writable,
+	        .on_trailers = on_trailers,
 	};
 	if (zw_h2conn_new(NULL, &cb, s, &s->h2) < 0) {
 		free(s);

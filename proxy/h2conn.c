@@ -18,18 +18,18 @@ struct h2stream {
 	void *user;            /* the caller's stream, NULL until on_request accepted it */
 	size_t head_size;      /* header list bytes so far (name + value + 32 each) */
 	int too_big;           /* header list past the limit: answered 431 */
-	int in_trailers;       /* a second HEADERS block: trailers, dropped */
-	struct zw_obuf fields; /* name\0value\0 pairs of the request head */
+	int in_trailers;       /* a second HEADERS block: the request's trailers */
+	int final_sent;        /* the final response head was submitted */
+	struct zw_obuf fields; /* name\0value\0 pairs of the request head, then trailers */
 	size_t n_fields;
 	/* Response body waiting for the client. */
 	struct zw_obuf out;
 	size_t out_off;
-	int out_end;                  /* no more body after what is queued */
-	int deferred;                 /* the data provider is waiting for bytes */
-	int blocked;                  /* a zw_h2conn_data call was short */
-	struct zw_h2_field *trailers; /* copies to send once the body is out */
-	size_t n_trailers;
-	struct zw_obuf trailer_buf;
+	int out_end;                /* no more body after what is queued */
+	int deferred;               /* the data provider is waiting for bytes */
+	int blocked;                /* a zw_h2conn_data call was short */
+	size_t n_trailers;          /* fields in trailer_buf */
+	struct zw_obuf trailer_buf; /* copies to send once the body is out */
 	struct h2stream *next_writable;
 	int queued_writable;
 };
@@ -73,7 +73,6 @@ static void stream_free(struct zw_h2conn *c, struct h2stream *st)
 	zw_buf_free(&st->fields.buf);
 	zw_buf_free(&st->out.buf);
 	zw_buf_free(&st->trailer_buf.buf);
-	free(st->trailers);
 	free(st);
 }
 
@@ -91,7 +90,12 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *a
 		return 0;
 	struct h2stream *st = stream_of(c, f->hd.stream_id);
 	if (st) {
-		st->in_trailers = 1; /* a second header block */
+		/* A second header block: trailers, under the same limits as the
+		 * head, in the head's buffer (on_request is over with it). */
+		st->in_trailers = 1;
+		st->fields.buf.len = 0;
+		st->n_fields = 0;
+		st->head_size = 0;
 		return 0;
 	}
 	if (f->headers.cat != NGHTTP2_HCAT_REQUEST)
@@ -118,7 +122,7 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t 
 	(void)ng;
 	(void)flags;
 	struct h2stream *st = stream_of(c, f->hd.stream_id);
-	if (!st || st->in_trailers || st->too_big)
+	if (!st || st->too_big || (st->in_trailers && !st->user))
 		return 0;
 	/* RFC 9113 6.5.2: each field counts its name, value and 32 octets. */
 	st->head_size += namelen + valuelen + 32;
@@ -184,6 +188,12 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
 	switch (f->hd.type) {
 	case NGHTTP2_HEADERS:
 		if (st->in_trailers) {
+			/* Past the limits (too_big), the section is dropped. */
+			if (end && st->user && !st->too_big && st->n_fields && c->cb.on_trailers) {
+				struct zw_h2_field tr[MAX_FIELDS];
+				zw_h2_fields_list(&st->fields, st->n_fields, tr);
+				c->cb.on_trailers(c->ctx, st->user, tr, st->n_fields);
+			}
 			if (end && st->user && c->cb.on_data(c->ctx, st->user, NULL, 0, 1) < 0)
 				nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, st->id,
 				                          NGHTTP2_INTERNAL_ERROR);
@@ -269,14 +279,8 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	if (st->out.buf.len == 0 && st->out_end) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (st->n_trailers) {
-			nghttp2_nv nv[MAX_FIELDS];
-			for (size_t i = 0; i < st->n_trailers; i++)
-				nv[i] = (nghttp2_nv){
-				        (uint8_t *)st->trailers[i].name,
-				        (uint8_t *)st->trailers[i].value, st->trailers[i].name_len,
-				        st->trailers[i].value_len, NGHTTP2_NV_FLAG_NONE};
 			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-			if (nghttp2_submit_trailer(ng, id, nv, st->n_trailers) != 0)
+			if (zw_h2_submit_trailer(ng, id, &st->trailer_buf, st->n_trailers) < 0)
 				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 		}
 		return (ssize_t)n;
@@ -329,15 +333,18 @@ size_t zw_h2_lower_nv(nghttp2_nv *nv, size_t max, char *names, const struct zw_h
 	return k;
 }
 
-int zw_h2conn_respond(struct zw_h2conn *c, int32_t id, int status, const struct zw_h2_field *fields,
-                      size_t n, int end_stream)
+/* Submits a response head on stream id: final (a response with a data
+ * provider unless end_stream) or interim (HEADERS without END_STREAM).
+ * Returns 0 or -1. */
+static int submit_head(struct zw_h2conn *c, int32_t id, int status,
+                       const struct zw_h2_field *fields, size_t n, int end_stream, int interim)
 {
 	struct h2stream *st = stream_of(c, id);
 	nghttp2_nv nv[MAX_FIELDS + 1];
 	char small[2048]; /* lower-cased names: on the stack unless they are many */
 	char *names = small, *heap = NULL;
 	char s[4];
-	if (!st || status < 100 || status > 999 || n > MAX_FIELDS)
+	if (!st || st->final_sent || status < 100 || status > 999 || n > MAX_FIELDS)
 		return -1;
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++)
@@ -350,12 +357,36 @@ int zw_h2conn_respond(struct zw_h2conn *c, int32_t id, int status, const struct 
 	s[3] = 0;
 	nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)s, 7, 3, NGHTTP2_NV_FLAG_NONE};
 	size_t k = zw_h2_lower_nv(nv + 1, MAX_FIELDS, names, fields, n, 0);
-	nghttp2_data_provider prov = {.read_callback = read_body};
-	/* nghttp2 copies names and values. */
-	int rc = nghttp2_submit_response(c->ng, id, nv, k + 1, end_stream ? NULL : &prov) == 0 ? 0
-	                                                                                       : -1;
+	int rc = -1;
+	if (interim) {
+		rc = nghttp2_submit_headers(c->ng, NGHTTP2_FLAG_NONE, id, NULL, nv, k + 1, NULL) ==
+		                     0
+		             ? 0
+		             : -1;
+	} else {
+		nghttp2_data_provider prov = {.read_callback = read_body};
+		/* nghttp2 copies names and values. */
+		rc = nghttp2_submit_response(c->ng, id, nv, k + 1, end_stream ? NULL : &prov) == 0
+		             ? 0
+		             : -1;
+		st->final_sent = rc == 0;
+	}
 	free(heap);
 	return rc;
+}
+
+int zw_h2conn_respond(struct zw_h2conn *c, int32_t id, int status, const struct zw_h2_field *fields,
+                      size_t n, int end_stream)
+{
+	return submit_head(c, id, status, fields, n, end_stream, 0);
+}
+
+int zw_h2conn_interim(struct zw_h2conn *c, int32_t id, int status, const struct zw_h2_field *fields,
+                      size_t n)
+{
+	if (status < 100 || status > 199 || status == 101)
+		return -1;
+	return submit_head(c, id, status, fields, n, 0, 1);
 }
 
 long zw_h2conn_data(struct zw_h2conn *c, int32_t id, const uint8_t *data, size_t len, int end)
@@ -388,32 +419,16 @@ long zw_h2conn_data(struct zw_h2conn *c, int32_t id, const uint8_t *data, size_t
 int zw_h2conn_trailers(struct zw_h2conn *c, int32_t id, const struct zw_h2_field *fields, size_t n)
 {
 	struct h2stream *st = stream_of(c, id);
-	if (!st || st->out_end || n == 0 || n > MAX_FIELDS)
-		return -1;
-	st->trailers = calloc(n, sizeof(*st->trailers));
-	if (!st->trailers)
+	if (!st || st->out_end || st->n_trailers || n == 0 || n > MAX_FIELDS)
 		return -1;
 	/* Copies: names lower-cased, values as given. */
 	size_t total = 0;
 	for (size_t i = 0; i < n; i++)
 		total += fields[i].name_len + fields[i].value_len + 2;
 	st->trailer_buf.limit = total;
-	for (size_t i = 0; i < n; i++)
-		if (zw_obuf_add(&st->trailer_buf, fields[i].name, fields[i].name_len) < 0 ||
-		    zw_obuf_add(&st->trailer_buf, "", 1) < 0 ||
-		    zw_obuf_add(&st->trailer_buf, fields[i].value, fields[i].value_len) < 0 ||
-		    zw_obuf_add(&st->trailer_buf, "", 1) < 0)
-			return -1;
-	size_t off = 0;
-	for (size_t i = 0; i < n; i++) {
-		char *name = st->trailer_buf.buf.data + off;
-		for (size_t j = 0; j < fields[i].name_len; j++)
-			name[j] = (char)tolower((unsigned char)name[j]);
-		const char *value = name + fields[i].name_len + 1;
-		st->trailers[st->n_trailers++] =
-		        (struct zw_h2_field){name, value, fields[i].name_len, fields[i].value_len};
-		off += fields[i].name_len + fields[i].value_len + 2;
-	}
+	if (zw_h2_fields_copy(&st->trailer_buf, fields, n) < 0)
+		return -1;
+	st->n_trailers = n;
 	st->out_end = 1;
 	if (st->deferred) {
 		st->deferred = 0;
@@ -638,6 +653,33 @@ int zw_h2_text_chunk(struct zw_obuf *b, size_t n)
 		n >>= 4;
 	} while (n);
 	return zw_obuf_add(b, line + k, sizeof(line) - k);
+}
+
+int zw_h2_fields_copy(struct zw_obuf *b, const struct zw_h2_field *fields, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		size_t at = b->buf.len;
+		if (zw_h2_fields_add(b, (const uint8_t *)fields[i].name, fields[i].name_len,
+		                     (const uint8_t *)fields[i].value, fields[i].value_len) < 0)
+			return -1;
+		for (size_t j = 0; j < fields[i].name_len; j++)
+			b->buf.data[at + j] = (char)tolower((unsigned char)b->buf.data[at + j]);
+	}
+	return 0;
+}
+
+int zw_h2_submit_trailer(void *session, int32_t id, const struct zw_obuf *b, size_t n)
+{
+	struct zw_h2_field f[MAX_FIELDS];
+	nghttp2_nv nv[MAX_FIELDS];
+	if (n > MAX_FIELDS)
+		return -1;
+	zw_h2_fields_list(b, n, f);
+	for (size_t i = 0; i < n; i++)
+		nv[i] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
+		                     f[i].value_len, NGHTTP2_NV_FLAG_NONE};
+	/* nghttp2 copies names and values. */
+	return nghttp2_submit_trailer(session, id, nv, n) == 0 ? 0 : -1;
 }
 
 void zw_h2_fields_list(const struct zw_obuf *b, size_t n, struct zw_h2_field *out)

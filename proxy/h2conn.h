@@ -12,11 +12,16 @@
  * (on_request: method, scheme, authority, path and the regular fields, as
  * nghttp2 validated them: no connection-specific fields, lower-case names,
  * pseudo-headers first and once). Its body arrives through on_data; the end
- * of the body is on_data with end = 1 (trailers are not passed on: a
- * request's trailers are dropped, as the HTTP/1 side does with chunked
- * trailers it does not forward). on_close ends the stream whatever the
- * reason (response done, RST_STREAM from the client, GOAWAY, connection
- * error); the caller's stream pointer is invalid after it.
+ * of the body is on_data with end = 1, after on_trailers when the client
+ * sent a trailer section (a second HEADERS block, END_STREAM; nghttp2
+ * refuses pseudo-headers and connection-specific fields in it; past the
+ * header list limits the section is dropped, the request goes on).
+ * on_close ends the stream whatever the reason (response done, RST_STREAM
+ * from the client, GOAWAY, connection error); the caller's stream pointer
+ * is invalid after it.
+ *
+ * Interim responses (100 Continue, 103 Early Hints) go out with
+ * zw_h2conn_interim before the final head: HEADERS without END_STREAM.
  *
  * Flow control and backpressure. The connection does not open the receive
  * window by itself: the caller calls zw_h2conn_consume once it has passed
@@ -98,6 +103,9 @@ struct zw_h2_callbacks {
 	/* Room appeared for response body on the stream (after a short
 	 * zw_h2conn_data). May be NULL. */
 	void (*on_writable)(void *ctx, void *stream);
+	/* The request's trailer section (regular fields, borrowed for the
+	 * call), just before on_data with end = 1. May be NULL (dropped). */
+	void (*on_trailers)(void *ctx, void *stream, const struct zw_h2_field *fields, size_t n);
 };
 
 /* Creates a server connection with `limits` (copied; NULL: defaults) and
@@ -136,6 +144,13 @@ void zw_h2conn_consume(struct zw_h2conn *c, int32_t id, size_t n);
  * (stream gone or out of memory). */
 int zw_h2conn_respond(struct zw_h2conn *c, int32_t id, int status, const struct zw_h2_field *fields,
                       size_t n, int end_stream);
+
+/* Submits an interim response head (status 100-199 but 101: HEADERS
+ * without END_STREAM; fields as for zw_h2conn_respond) before the final
+ * one. Returns 0, or -1 (stream gone, a final head went already, 101 or
+ * not 1xx, out of memory). */
+int zw_h2conn_interim(struct zw_h2conn *c, int32_t id, int status, const struct zw_h2_field *fields,
+                      size_t n);
 
 /* Queues response body bytes; returns how many were taken (<= len; the
  * stream's buffer bound), or -1 when the stream is gone. end: after these
@@ -217,6 +232,16 @@ int zw_h2_text_chunk(struct zw_obuf *b, size_t n);
 /* Fills out[0..n) with the first n fields of a block built by
  * zw_h2_fields_add (pointing into b). */
 void zw_h2_fields_list(const struct zw_obuf *b, size_t n, struct zw_h2_field *out);
+
+/* Appends n fields (borrowed) to a block as zw_h2_fields_add does, names
+ * lower-cased. Returns 0 or -1 (past b's limit; b keeps a partial block). */
+int zw_h2_fields_copy(struct zw_obuf *b, const struct zw_h2_field *fields, size_t n);
+
+/* Submits the first n fields of block b (borrowed; nghttp2 copies them) as
+ * the trailer section of stream id on nghttp2 session `session` (an
+ * nghttp2_session *). Returns 0, or -1 (more than 256 fields, or nghttp2
+ * refused). */
+int zw_h2_submit_trailer(void *session, int32_t id, const struct zw_obuf *b, size_t n);
 
 /* Nonzero when `data` (len bytes, the start of a connection) begins with
  * the HTTP/2 connection preface; -1 when it is too short to tell yet (a

@@ -10,7 +10,8 @@
  * head (the same text an HTTP/1.1 backend gets, forwarding fields added) is
  * parsed back into HEADERS (Host to :authority, hop-by-hop fields gone,
  * `te: trailers` for gRPC), and its body, chunked or not, is de-framed into
- * DATA. The response HEADERS, DATA and trailers become an HTTP/1.1 response
+ * DATA (a chunked trailer section into trailer HEADERS). The response's
+ * interim heads, HEADERS, DATA and trailers become an HTTP/1.1 response
  * (chunked when no content-length, trailers as the chunked trailer section)
  * fed to forward.c's relay as if read from a socket, so every client side
  * and every timer, count and log works unchanged; the trailers are also kept
@@ -70,6 +71,7 @@ struct zw_h2ustream {
 	struct zw_upstream fake; /* parser and head of the response text, for the client side */
 	llhttp_t qp;             /* the request text as the client side framed it */
 	struct zw_http_head qh;
+	struct zw_obuf qtrailers; /* the trailer section of its chunked body (qh.trailers) */
 	int body_end_sent;
 	int body_bad;
 	uint64_t body_in;    /* request body bytes given to the backend */
@@ -88,6 +90,7 @@ static void stream_free(struct zw_h2ustream *s)
 {
 	zw_http_head_free(&s->fake.head);
 	zw_http_head_free(&s->qh);
+	zw_buf_free(&s->qtrailers.buf);
 	zw_buf_free(&s->text.buf);
 	zw_buf_free(&s->strs.buf);
 	free(s);
@@ -168,6 +171,28 @@ static int trailer_field(const struct zw_h2_field *f)
 	return !field_is(f, "content-type");
 }
 
+/* Appends "name: value\r\n" for f to the response text t. Returns 0 or -1. */
+static int field_line(struct zw_obuf *t, const struct zw_h2_field *f)
+{
+	return zw_h2_text_field(t, f->name, f->name_len, f->value, f->value_len);
+}
+
+/* Appends the status line "HTTP/1.1 NNN Reason\r\n" (status: three digits,
+ * as nghttp2 checked) to the response text t, without printf. Returns 0 or
+ * -1. */
+static int status_line(struct zw_obuf *t, int status)
+{
+	char line[13] = "HTTP/1.1 ";
+	const char *reason = zw_http_reason(status);
+	line[9] = (char)('0' + status / 100);
+	line[10] = (char)('0' + status / 10 % 10);
+	line[11] = (char)('0' + status % 10);
+	line[12] = ' ';
+	if (zw_obuf_add(t, line, sizeof(line)) < 0 || zw_obuf_add(t, reason, strlen(reason)) < 0)
+		return -1;
+	return zw_obuf_add(t, "\r\n", 2);
+}
+
 /* Keeps the trailers on the request (an HTTP/2 client sends them as they
  * are) and appends them as the chunked trailer section. Returns 0 or -1. */
 static int add_trailers(struct zw_h2ustream *s, const struct zw_h2_field *fields, size_t n,
@@ -192,8 +217,7 @@ static int add_trailers(struct zw_h2ustream *s, const struct zw_h2_field *fields
 	rc = zw_obuf_add(&s->text, "0\r\n", 3);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		if (!only_trailing || trailer_field(&fields[i]))
-			rc = zw_h2_text_field(&s->text, fields[i].name, fields[i].name_len,
-			                      fields[i].value, fields[i].value_len);
+			rc = field_line(&s->text, &fields[i]);
 	if (rc == 0)
 		rc = zw_obuf_add(&s->text, "\r\n", 2);
 	if (rc < 0) {
@@ -216,32 +240,12 @@ static int on_head(void *ctx, void *stream, int status, const struct zw_h2_field
 	 * so an HTTP/2 client gets grpc-status where gRPC looks for it. */
 	int split = end && r->grpc && !r->is_head;
 	int has_len = 0;
-	/* nghttp2 checked :status is three digits. */
-	char line[13] = {'H',
-	                 'T',
-	                 'T',
-	                 'P',
-	                 '/',
-	                 '1',
-	                 '.',
-	                 '1',
-	                 ' ',
-	                 (char)('0' + status / 100),
-	                 (char)('0' + status / 10 % 10),
-	                 (char)('0' + status % 10),
-	                 ' '};
-	const char *reason = zw_http_reason(status);
-	int rc = zw_obuf_add(&s->text, line, sizeof(line));
-	if (rc == 0)
-		rc = zw_obuf_add(&s->text, reason, strlen(reason));
-	if (rc == 0)
-		rc = zw_obuf_add(&s->text, "\r\n", 2);
+	int rc = status_line(&s->text, status);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (split && trailer_field(&fields[i]))
 			continue;
 		has_len |= field_is(&fields[i], "content-length");
-		rc = zw_h2_text_field(&s->text, fields[i].name, fields[i].name_len, fields[i].value,
-		                      fields[i].value_len);
+		rc = field_line(&s->text, &fields[i]);
 	}
 	if (rc == 0 && end && !split && !has_len && !r->is_head && status != 204 && status != 304)
 		rc = zw_obuf_add(&s->text, "content-length: 0\r\n", 19);
@@ -264,6 +268,30 @@ static int on_head(void *ctx, void *stream, int status, const struct zw_h2_field
 	relay(s);
 	cb_end(s);
 	return 0;
+}
+
+/* An interim head (100 Continue, 103 Early Hints) goes to the client side
+ * as HTTP/1.1 text, as an HTTP/1.1 backend's would: forward.c relays it
+ * before the final head (at most ZW_MAX_INTERIM per request). */
+static void on_interim(void *ctx, void *stream, int status, const struct zw_h2_field *fields,
+                       size_t n)
+{
+	struct zw_h2ustream *s = stream;
+	(void)ctx;
+	if (!s->r || status == 101)
+		return;
+	int rc = status_line(&s->text, status);
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = field_line(&s->text, &fields[i]);
+	if (rc == 0)
+		rc = zw_obuf_add(&s->text, "\r\n", 2);
+	if (rc < 0) {
+		s->text.buf.len = 0; /* too large to relay: skipped */
+		return;
+	}
+	s->in_cb = 1;
+	relay(s);
+	cb_end(s);
 }
 
 static int on_data(void *ctx, void *stream, const uint8_t *data, size_t len, int end)
@@ -364,8 +392,8 @@ static void on_writable(void *ctx, void *stream)
 	cb_end(s);
 }
 
-static const struct zw_h2up_callbacks session_cb = {on_head, on_data, on_trailers, on_close,
-                                                    on_writable};
+static const struct zw_h2up_callbacks session_cb = {on_head,  on_data,     on_trailers,
+                                                    on_close, on_writable, on_interim};
 
 /* ---- request ------------------------------------------------------------------- */
 
@@ -380,6 +408,26 @@ static void on_req_body(void *ctx, const char *at, size_t len)
 		s->body_in += len;
 }
 
+/* Ends the backend stream's request body: with the trailer section of the
+ * chunked request text (fields a trailer must not carry left out,
+ * zw_http_trailer_dropped), else with END_STREAM. Returns 0 or -1. */
+static int end_request_body(struct zw_h2ustream *s)
+{
+	size_t n = s->qh.n_trailers, k = 0;
+	struct zw_h2_field *f = n ? malloc(n * sizeof(*f)) : NULL;
+	if (n && !f)
+		return -1;
+	if (n)
+		zw_h2_fields_list(&s->qtrailers, n, f);
+	for (size_t i = 0; i < n; i++)
+		if (!zw_http_trailer_dropped(f[i].name, f[i].name_len))
+			f[k++] = f[i];
+	int rc = k ? zw_h2up_trailers(s->pc->h2, s->id, f, k)
+	           : zw_h2up_data(s->pc->h2, s->id, NULL, 0, 1);
+	free(f);
+	return rc;
+}
+
 /* Feeds request body text through the request parser. Returns 0 or -1. */
 static int body_text(struct zw_h2ustream *s, const char *data, size_t len)
 {
@@ -391,7 +439,7 @@ static int body_text(struct zw_h2ustream *s, const char *data, size_t len)
 		return -1;
 	if (res == ZW_BODY_DONE || res == ZW_BODY_UPGRADE) {
 		s->body_end_sent = 1;
-		if (zw_h2up_data(s->pc->h2, s->id, NULL, 0, 1) < 0)
+		if (end_request_body(s) < 0)
 			return -1;
 	}
 	return 0;
@@ -725,6 +773,8 @@ void zw_h2pool_start(struct zw_request *r)
 	zw_http_parser_init(&s->qp, HTTP_REQUEST, &s->qh);
 	s->qh.on_body = on_req_body;
 	s->qh.body_ctx = s;
+	s->qtrailers.limit = w->s->limits.max_head_bytes + 2 * w->s->limits.max_headers;
+	s->qh.trailers = &s->qtrailers;
 	zw_http_head_init(&s->fake.head, &w->s->limits);
 	zw_http_parser_init(&s->fake.parser, HTTP_RESPONSE, &s->fake.head);
 	zw_http_parser_expect_head_response(&s->fake.parser, r->is_head);

@@ -25,9 +25,11 @@ struct upstream_stream {
 	size_t n_fields;
 	struct zw_obuf queue; /* request body waiting for the backend's window */
 	size_t queue_off;
-	int queue_end; /* no more body after what is queued */
-	int deferred;  /* the data provider waits for bytes */
-	int drained;   /* the queue emptied: on_writable due */
+	int queue_end;           /* no more body after what is queued */
+	struct zw_obuf trailers; /* the request's trailer section, sent after the body */
+	size_t n_trailers;
+	int deferred; /* the data provider waits for bytes */
+	int drained;  /* the queue emptied: on_writable due */
 };
 
 struct zw_h2up {
@@ -66,6 +68,7 @@ static void stream_free(struct zw_h2up *c, struct upstream_stream *st)
 	c->n_streams--;
 	zw_buf_free(&st->fields.buf);
 	zw_buf_free(&st->queue.buf);
+	zw_buf_free(&st->trailers.buf);
 	free(st);
 }
 
@@ -142,8 +145,11 @@ static int on_frame_recv(nghttp2_session *ng, const nghttp2_frame *f, void *arg)
 		size_t n = st->n_fields;
 		zw_h2_fields_list(&st->fields, n, fields);
 		if (!st->got_head) {
-			if (st->status < 200)
-				return 0; /* interim (1xx): not passed on */
+			if (st->status < 200) {
+				if (c->cb.on_interim) /* 100 Continue, 103 Early Hints */
+					c->cb.on_interim(c->ctx, st->user, st->status, fields, n);
+				return 0;
+			}
 			st->got_head = 1;
 			rc = c->cb.on_head(c->ctx, st->user, st->status, fields, n, end);
 		} else {
@@ -227,6 +233,12 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	if (st->queue.buf.len == 0 && st->queue_end) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
 		st->local_end = 1;
+		if (st->n_trailers) {
+			/* The trailer HEADERS carries END_STREAM. */
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			if (zw_h2_submit_trailer(ng, id, &st->trailers, st->n_trailers) < 0)
+				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		}
 		return (ssize_t)n;
 	}
 	if (n == 0) {
@@ -306,6 +318,20 @@ int zw_h2up_data(struct zw_h2up *c, int32_t id, const uint8_t *data, size_t len,
 		nghttp2_session_resume_data(c->ng, id);
 	}
 	return 0;
+}
+
+int zw_h2up_trailers(struct zw_h2up *c, int32_t id, const struct zw_h2_field *fields, size_t n)
+{
+	struct upstream_stream *st = find(c, id);
+	if (!st || st->queue_end || st->n_trailers || n == 0 || n > MAX_FIELDS)
+		return -1;
+	st->trailers.limit = c->lim.max_header_list + 2 * MAX_FIELDS;
+	if (zw_h2_fields_copy(&st->trailers, fields, n) < 0) {
+		zw_buf_free(&st->trailers.buf);
+		return -1;
+	}
+	st->n_trailers = n;
+	return zw_h2up_data(c, id, NULL, 0, 1);
 }
 
 size_t zw_h2up_queued(const struct zw_h2up *c, int32_t id)

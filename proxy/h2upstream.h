@@ -10,16 +10,15 @@
  * proxy/fuzz/fuzz_h2upstream.c).
  *
  * Streams. zw_h2up_request opens a stream (HEADERS) with the caller's
- * stream pointer; the response arrives as on_head (the final head: 1xx heads
- * are not passed on), on_data (body bytes; end = 1 once the body ended
- * without trailers) and on_trailers (the trailer section, which ends the
- * response: grpc-status and grpc-message travel here). on_close ends the
- * stream whatever the reason; `retry` is set when the backend certainly did
- * not process the request (REFUSED_STREAM, or a stream above the last
- * stream id of the backend's GOAWAY) so it can go again on a new
- * connection. zw_h2up_detach lets the caller go first (a client reset:
- * RST_STREAM CANCEL when the stream is still open) and no callback names
- * the stream afterwards.
+ * stream pointer; the response arrives as on_interim (1xx heads: 100
+ * Continue, 103 Early Hints), on_head (the final head), on_data (body bytes; end = 1 once the body
+ * ended without trailers) and on_trailers (the trailer section, which ends the response:
+ * grpc-status and grpc-message travel here). A request body may end with a trailer section
+ * (zw_h2up_trailers). on_close ends the stream whatever the reason; `retry` is set when the backend
+ * certainly did not process the request (REFUSED_STREAM, or a stream above the last stream id of
+ * the backend's GOAWAY) so it can go again on a new connection. zw_h2up_detach lets the caller go
+ * first (a client reset: RST_STREAM CANCEL when the stream is still open) and no callback names the
+ * stream afterwards.
  *
  * Flow control, both ways, nothing unbounded. Receiving: the connection
  * never reopens the backend's windows by itself; the caller gives window
@@ -70,6 +69,11 @@ struct zw_h2up_callbacks {
 	void (*on_close)(void *ctx, void *stream, uint32_t error_code, int retry);
 	/* The request body queued on the stream is all out. May be NULL. */
 	void (*on_writable)(void *ctx, void *stream);
+	/* An interim response head (1xx; nghttp2 refuses 101 on HTTP/2):
+	 * status and regular fields, borrowed for the call. May be NULL
+	 * (skipped). */
+	void (*on_interim)(void *ctx, void *stream, int status, const struct zw_h2_field *fields,
+	                   size_t n);
 };
 
 /* A request head: pseudo-header values (scheme "http" when NULL;
@@ -120,6 +124,13 @@ int32_t zw_h2up_request(struct zw_h2up *c, const struct zw_h2up_head *h, int end
  * them. Returns 0, or -1 (stream gone, body ended already, or past
  * max_queue). */
 int zw_h2up_data(struct zw_h2up *c, int32_t id, const uint8_t *data, size_t len, int end);
+
+/* Ends the request body of stream id with a trailer section: fields
+ * (copied, names lower-cased) go out as HEADERS with END_STREAM once the
+ * queued body is out. The caller leaves out fields a trailer must not
+ * carry (zw_http_trailer_dropped); n is at least 1. Returns 0, or -1
+ * (stream gone, body ended already, too many fields, out of memory). */
+int zw_h2up_trailers(struct zw_h2up *c, int32_t id, const struct zw_h2_field *fields, size_t n);
 
 /* Request body bytes of stream id still waiting for the backend's window. */
 size_t zw_h2up_queued(const struct zw_h2up *c, int32_t id);

@@ -11,10 +11,42 @@
 
 enum { CB_NONE = 0, CB_METHOD, CB_URL, CB_VERSION, CB_FIELD, CB_VALUE };
 
+/* A field name with its length: the head rewrite compares every field
+ * against these lists, so no strlen per comparison. */
+struct fname {
+	const char *s;
+	size_t n;
+};
+#define FNAME(lit)                   \
+	{                            \
+		lit, sizeof(lit) - 1 \
+	}
+
 /* Fields a Connection header may not nominate for removal: framing and
  * routing belong to the whole message, never to one hop (RFC 9110 7.6.1).
  * Such nominations are ignored (the field is kept). */
-static const char *const protected_fields[] = {"content-length", "host", "transfer-encoding", NULL};
+static const struct fname protected_fields[] = {FNAME("content-length"), FNAME("host"),
+                                                FNAME("transfer-encoding")};
+
+/* Hop-by-hop fields (RFC 9110 7.6.1), never forwarded as they are. */
+static const struct fname hop_fields[] = {
+        FNAME("connection"), FNAME("keep-alive"),        FNAME("te"),
+        FNAME("trailer"),    FNAME("transfer-encoding"), FNAME("upgrade")};
+
+/* Fields the proxy writes itself into a forwarded request: the split
+ * header is for the proxy's routing only. */
+static const struct fname request_skip[] = {FNAME("x-forwarded-for"), FNAME(ZW_SERVICE_HEADER)};
+
+#define NFIELDS(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Returns nonzero when name[0..len) is one of the n names of list. */
+static int in_list(const char *name, size_t len, const struct fname *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (len == list[i].n && strncasecmp(name, list[i].s, len) == 0)
+			return 1;
+	return 0;
+}
 
 void zw_http_head_init(struct zw_http_head *h, const struct zw_http_limits *limits)
 {
@@ -38,6 +70,8 @@ void zw_http_head_reset(struct zw_http_head *h)
 	h->mark = 0;
 	h->on_body = NULL;
 	h->body_ctx = NULL;
+	h->trailers = NULL;
+	h->n_trailers = 0;
 }
 
 void zw_http_head_free(struct zw_http_head *h)
@@ -77,6 +111,30 @@ static int head_append(struct zw_http_head *h, const char *at, size_t len)
 	return 0;
 }
 
+/* Forgets the trailer fields copied so far (a new message, or the last
+ * chunk parsed again by a probe). */
+static void trailers_forget(struct zw_http_head *h)
+{
+	if (h->trailers)
+		h->trailers->buf.len = 0;
+	h->n_trailers = 0;
+}
+
+/* Appends a span of a trailer field (or its terminating NUL) to the copy
+ * the caller asked for, if any. Returns 0 or -1 (h->error set). */
+static int trailer_copy(struct zw_http_head *h, const char *at, size_t len)
+{
+	if (!h->trailers)
+		return 0;
+	/* A NUL inside a name or value would split the pair: llhttp rejects
+	 * it already (on_value checks values again). */
+	if (zw_obuf_add(h->trailers, at, len) < 0) {
+		h->error = ZW_HTTP_ETOOBIG;
+		return -1;
+	}
+	return 0;
+}
+
 static int on_message_begin(llhttp_t *p)
 {
 	struct zw_http_head *h = p->data;
@@ -87,6 +145,7 @@ static int on_message_begin(llhttp_t *p)
 	h->complete = 0;
 	h->name_len = 0;
 	h->trailer_bytes = 0;
+	trailers_forget(h);
 	return 0;
 }
 
@@ -236,16 +295,33 @@ static int on_field(llhttp_t *p, const char *at, size_t len)
 	if (h->last_cb != CB_FIELD) {
 		if (!trailing && !new_field(h))
 			return -1;
+		/* A copied trailer's value ends where the next name starts. */
+		if (trailing && h->n_trailers && trailer_copy(h, "", 1) < 0)
+			return -1;
 		h->last_cb = CB_FIELD;
 		h->name_len = 0;
 	}
 	h->name_len += len;
 	if (trailing)
-		return trailer_count(h, len);
+		return trailer_count(h, len) < 0 ? -1 : trailer_copy(h, at, len);
 	if (head_append(h, at, len) < 0)
 		return -1;
 	h->fields[h->n_fields - 1].name_len += (uint32_t)len;
 	return 0;
+}
+
+/* The end of a copied trailer's name: one more pair, within the field
+ * count of a head. Its value ends at the next name or the message's end
+ * (no callback per field on the warm path). Returns 0 or -1. */
+static int trailer_name_end(struct zw_http_head *h)
+{
+	if (!h->trailers)
+		return 0;
+	if (++h->n_trailers > h->limits->max_headers) {
+		h->error = ZW_HTTP_ETOOBIG;
+		return -1;
+	}
+	return trailer_copy(h, "", 1);
 }
 
 /* An empty field name (": v") is malformed in a head and in trailers. */
@@ -256,7 +332,7 @@ static int on_field_complete(llhttp_t *p)
 		h->error = ZW_HTTP_EBAD;
 		return -1;
 	}
-	return 0;
+	return (p->flags & F_TRAILING) ? trailer_name_end(h) : 0;
 }
 
 static int on_value(llhttp_t *p, const char *at, size_t len)
@@ -280,7 +356,7 @@ static int on_value(llhttp_t *p, const char *at, size_t len)
 	}
 	if (p->flags & F_TRAILING) {
 		h->last_cb = CB_VALUE;
-		return trailer_count(h, len);
+		return trailer_count(h, len) < 0 ? -1 : trailer_copy(h, at, len);
 	}
 	struct zw_http_field *f = &h->fields[h->n_fields - 1];
 	if (h->last_cb != CB_VALUE) {
@@ -302,6 +378,7 @@ static int on_chunk_header(llhttp_t *p)
 		h->trailer_bytes = 0;
 		h->name_len = 0;
 		h->last_cb = CB_NONE;
+		trailers_forget(h);
 	}
 	return 0;
 }
@@ -411,6 +488,9 @@ static int on_headers_complete(llhttp_t *p)
 static int on_message_complete(llhttp_t *p)
 {
 	struct zw_http_head *h = p->data;
+	/* The last copied trailer's value ends here. */
+	if (h->n_trailers && trailer_copy(h, "", 1) < 0)
+		return -1;
 	h->complete = 1;
 	return HPE_PAUSED;
 }
@@ -606,12 +686,24 @@ int zw_obuf_addf(struct zw_obuf *b, const char *fmt, ...)
 
 int zw_http_is_hop_by_hop(const char *name, size_t len)
 {
-	static const char *const hop[] = {"connection", "keep-alive",        "te",
-	                                  "trailer",    "transfer-encoding", "upgrade"};
-	for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++)
-		if (len == strlen(hop[i]) && strncasecmp(name, hop[i], len) == 0)
+	return in_list(name, len, hop_fields, NFIELDS(hop_fields)) ||
+	       (len >= 6 && strncasecmp(name, "proxy-", 6) == 0);
+}
+
+int zw_http_trailer_dropped(const char *name, size_t len)
+{
+	static const char *const dropped[] = {
+	        "content-length", "content-encoding", "content-type", "content-range", "host",
+	        "expect",         "max-forwards",     "range",        "cache-control", "pragma",
+	        "authorization",  "cookie",           "set-cookie"};
+	if (len == 0 || name[0] == ':' || zw_http_is_hop_by_hop(name, len))
+		return 1;
+	if (len >= 3 && strncasecmp(name, "if-", 3) == 0)
+		return 1;
+	for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
+		if (len == strlen(dropped[i]) && strncasecmp(name, dropped[i], len) == 0)
 			return 1;
-	return len >= 6 && strncasecmp(name, "proxy-", 6) == 0;
+	return 0;
 }
 
 /* Returns nonzero when field f is named in a Connection header of h. */
@@ -630,6 +722,23 @@ static int named_by_connection(const struct zw_http_head *h, const struct zw_htt
 static int add_field(struct zw_obuf *out, const struct zw_http_head *h,
                      const struct zw_http_field *f)
 {
+	struct zw_buf *o = &out->buf;
+	size_t n = (size_t)f->name_len + 2 + f->value_len + 2;
+	if (o->cap - o->len > n && o->len + n <= out->limit) {
+		/* Room already there (the warm path): one copy per part. */
+		char *d = o->data + o->len;
+		memcpy(d, h->buf + f->name_off, f->name_len);
+		d += f->name_len;
+		*d++ = ':';
+		*d++ = ' ';
+		memcpy(d, h->buf + f->value_off, f->value_len);
+		d += f->value_len;
+		*d++ = '\r';
+		*d++ = '\n';
+		*d = '\0';
+		o->len += n;
+		return 0;
+	}
 	if (zw_obuf_add(out, h->buf + f->name_off, f->name_len) < 0 ||
 	    zw_obuf_add(out, ": ", 2) < 0 ||
 	    zw_obuf_add(out, h->buf + f->value_off, f->value_len) < 0 ||
@@ -638,24 +747,27 @@ static int add_field(struct zw_obuf *out, const struct zw_http_head *h,
 	return 0;
 }
 
-/* Appends every field of h except hop-by-hop ones and those skipped by
- * `skip` (NULL-terminated list of names). */
+/* Appends every field of h except hop-by-hop ones and the n_skip names of
+ * skip. */
 static int add_end_to_end(struct zw_obuf *out, const struct zw_http_head *h,
-                          const char *const *skip)
+                          const struct fname *skip, size_t n_skip)
 {
+	/* Nominations need a Connection field: without one (the usual head)
+	 * no field is looked up in the others. */
+	int has_connection = 0;
+	for (size_t i = 0; i < h->n_fields; i++)
+		has_connection |= name_is(h, &h->fields[i], "connection");
 	for (size_t i = 0; i < h->n_fields; i++) {
 		const struct zw_http_field *f = &h->fields[i];
 		const char *name = h->buf + f->name_off;
-		int keep = 0;
-		for (size_t k = 0; protected_fields[k]; k++)
-			keep |= name_is(h, f, protected_fields[k]);
 		if (zw_http_is_hop_by_hop(name, f->name_len) ||
-		    (!keep && named_by_connection(h, f)))
+		    in_list(name, f->name_len, skip, n_skip))
 			continue;
-		int skipped = 0;
-		for (size_t k = 0; skip && skip[k]; k++)
-			skipped |= name_is(h, f, skip[k]);
-		if (!skipped && add_field(out, h, f) < 0)
+		if (has_connection &&
+		    !in_list(name, f->name_len, protected_fields, NFIELDS(protected_fields)) &&
+		    named_by_connection(h, f))
+			continue;
+		if (add_field(out, h, f) < 0)
 			return -1;
 	}
 	return 0;
@@ -683,8 +795,6 @@ static int add_codings(struct zw_obuf *out, const struct zw_http_head *h)
 int zw_http_build_request(struct zw_obuf *out, const llhttp_t *p, const struct zw_http_head *h,
                           const struct zw_fwd_info *info)
 {
-	/* The split header is for the proxy's routing only. */
-	static const char *const skip[] = {"x-forwarded-for", ZW_SERVICE_HEADER, NULL};
 	const char *method = llhttp_method_name((llhttp_method_t)p->method);
 	/* An HTTP/1.0 client cannot take a chunked response: ask the upstream
 	 * in HTTP/1.0 too, so it delimits the body by length or by closing. */
@@ -693,7 +803,7 @@ int zw_http_build_request(struct zw_obuf *out, const llhttp_t *p, const struct z
 	    zw_obuf_add(out, h->buf + h->url_off, h->url_len) < 0 ||
 	    zw_obuf_add(out, v10 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n", 11) < 0)
 		return -1;
-	if (add_end_to_end(out, h, skip) < 0)
+	if (add_end_to_end(out, h, request_skip, NFIELDS(request_skip)) < 0)
 		return -1;
 	/* X-Forwarded-For: every earlier value in order, then the client. */
 	if (zw_obuf_add(out, "X-Forwarded-For: ", 17) < 0)
@@ -747,7 +857,7 @@ int zw_http_build_response(struct zw_obuf *out, const llhttp_t *p, const struct 
 	    zw_obuf_add(out, h->buf + h->url_off, h->url_len) < 0 ||
 	    zw_obuf_add(out, "\r\n", 2) < 0)
 		return -1;
-	if (add_end_to_end(out, h, NULL) < 0)
+	if (add_end_to_end(out, h, NULL, 0) < 0)
 		return -1;
 	int st = p->status_code;
 	int bodyless = st < 200 || st == 204 || st == 304;
@@ -778,6 +888,8 @@ const char *zw_http_reason(int status)
 		return "Continue";
 	case 101:
 		return "Switching Protocols";
+	case 103:
+		return "Early Hints";
 	case 200:
 		return "OK";
 	case 204:

@@ -17,7 +17,9 @@
  * origin-form with Host set to the target's authority (RFC 9112 3.2.2), so
  * routing and the forwarded head see one consistent authority. Trailer
  * fields of a chunked body are never added to the head: they stay in the
- * body bytes (relayed verbatim), bounded by max_head_bytes. Responses that
+ * body bytes (relayed verbatim), bounded by max_head_bytes and max_headers;
+ * a caller that re-frames the body (HTTP/2) may ask for a copy of them
+ * (zw_http_head.trailers). Responses that
  * have no body (to HEAD, 1xx but 101, 204, 304) complete with their head
  * whatever their framing fields say. */
 #ifndef ZW_HTTP1_H
@@ -28,6 +30,8 @@
 #include <llhttp.h>
 #include <stddef.h>
 #include <stdint.h>
+
+struct zw_obuf;
 
 /* Limits applied while parsing a head. */
 struct zw_http_limits {
@@ -73,6 +77,11 @@ struct zw_http_head {
 	 * removed) while zw_http_body_execute runs; cleared by reset. */
 	void (*on_body)(void *ctx, const char *at, size_t len);
 	void *body_ctx;
+	/* Optional: when set, the trailer fields of a chunked body are also
+	 * copied here as name\0value\0 pairs (its limit bounds them besides
+	 * max_head_bytes), n_trailers counting them; cleared by reset. */
+	struct zw_obuf *trailers;
+	size_t n_trailers;
 };
 
 /* Initialises a head (borrowing `limits`, which must outlive it). */
@@ -193,5 +202,14 @@ const char *zw_http_reason(int status);
  * always dropped (Connection, Keep-Alive, Proxy-*, TE, Trailer,
  * Transfer-Encoding, Upgrade). */
 int zw_http_is_hop_by_hop(const char *name, size_t len);
+
+/* Returns nonzero when a trailer field `name` (length len) is one the proxy
+ * drops wherever it re-frames a body (RFC 9110 6.5.1: fields needed before
+ * the content): pseudo-headers, the hop-by-hop fields above, framing
+ * (Content-Length, Content-Encoding, Content-Type, Content-Range), routing
+ * (Host), request modifiers (Expect, Max-Forwards, Range, If-*,
+ * Cache-Control, Pragma) and authentication (Authorization, Cookie,
+ * Set-Cookie). */
+int zw_http_trailer_dropped(const char *name, size_t len);
 
 #endif

@@ -583,6 +583,11 @@ int zw_observe_tracing(const struct zw_observe *o)
 	return o && o->spans;
 }
 
+int zw_observe_active(const struct zw_observe *o)
+{
+	return o && (o->lines || o->spans);
+}
+
 double zw_observe_ratio(const struct zw_observe *o)
 {
 	return o ? o->cfg.sampler : 0;

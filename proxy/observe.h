@@ -79,6 +79,11 @@ void zw_observe_free(struct zw_observe *o);
 /* Nonzero when spans are exported (an OTLP endpoint is set). NULL-safe. */
 int zw_observe_tracing(const struct zw_observe *o);
 
+/* Nonzero when anything is recorded per request (an access log or span
+ * export): with neither, a request needs no trace context, wall-clock
+ * times or upstream name. NULL-safe. */
+int zw_observe_active(const struct zw_observe *o);
+
 /* The sampler ratio for new traces. */
 double zw_observe_ratio(const struct zw_observe *o);
 

@@ -184,8 +184,8 @@ void zw_request_record(struct zw_request *r, int status)
 	};
 	zw_metrics_request(&w->metrics, &ms);
 	struct zw_observe *obs = w->s->d.obs;
-	if (!obs)
-		return;
+	if (!zw_observe_active(obs))
+		return; /* nothing below would be kept */
 	struct timespec now;
 	char up[INET6_ADDRSTRLEN + 8] = "";
 	uint64_t loop_now = uv_now(&w->loop);
@@ -219,10 +219,10 @@ void zw_request_observe_begin(struct zw_request *r, const char *tp, size_t tp_le
 {
 	struct zw_observe *obs = r->w->s->d.obs;
 	struct timespec now;
+	if (!zw_observe_active(obs))
+		return; /* no access log, no spans: no context or start time to keep */
 	clock_gettime(CLOCK_REALTIME, &now);
 	r->start_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
-	if (!obs)
-		return;
 	zw_trace_begin(&r->trace, tp, tp_len, ts, ts_len, zw_observe_ratio(obs), &r->w->rng);
 	r->traced = zw_observe_tracing(obs) || r->trace.has_parent;
 }

@@ -345,9 +345,22 @@ void zw_upstream_read_stop(struct zw_upstream *u)
 	u->reading = 0;
 }
 
+/* The idle timer runs from a connection's first release on and is not
+ * touched per request (no timer work when the pool hands it out or takes
+ * it back): when it fires, a connection idle for the whole timeout closes;
+ * one taken meanwhile waits for the rest of the timeout from its last
+ * release, or a whole timeout while active. */
 static void on_idle_timeout(uv_timer_t *t)
 {
-	zw_upstream_close(t->data);
+	struct zw_upstream *u = t->data;
+	struct zw_upool *p = u->pool;
+	uint64_t idle = uv_now(p->loop) - u->idle_since;
+	if (!u->owner && u->list && idle >= p->idle_timeout_ms) {
+		zw_upstream_close(u);
+		return;
+	}
+	uint64_t next = u->owner || !u->list ? p->idle_timeout_ms : p->idle_timeout_ms - idle;
+	uv_timer_start(t, on_idle_timeout, next, 0);
 }
 
 void zw_upstream_release(struct zw_upstream *u)
@@ -356,7 +369,8 @@ void zw_upstream_release(struct zw_upstream *u)
 	if (u->closing)
 		return;
 	u->owner = NULL;
-	uv_timer_stop(&u->timer);
+	if (!u->idle_timer)
+		uv_timer_stop(&u->timer); /* the connect timer, if still on */
 	struct zw_upool_list *l = NULL;
 	if (p->max_idle > 0)
 		l = find_list(p, (struct sockaddr *)&u->addr, u->addr_len, tls_name_of(u), 1);
@@ -371,7 +385,10 @@ void zw_upstream_release(struct zw_upstream *u)
 	ZW_LIST_PUSH(l->head, u);
 	l->n++;
 	p->idle++;
-	uv_timer_start(&u->timer, on_idle_timeout, p->idle_timeout_ms, 0);
+	if (!u->idle_timer) {
+		u->idle_timer = 1;
+		uv_timer_start(&u->timer, on_idle_timeout, p->idle_timeout_ms, 0);
+	}
 }
 
 struct zw_upstream *zw_upool_get(struct zw_upool *p, const struct sockaddr *addr,
@@ -385,7 +402,8 @@ struct zw_upstream *zw_upool_get(struct zw_upool *p, const struct sockaddr *addr
 	if (max_age_ms && uv_now(p->loop) - u->idle_since > max_age_ms)
 		return NULL; /* the freshest is too old; the idle timer reaps them */
 	unlink_idle(u);
-	uv_timer_stop(&u->timer); /* reading stays on: see upstream.h */
+	/* Reading stays on (see upstream.h); so does the idle timer (see
+	 * on_idle_timeout). */
 	u->owner = owner;
 	u->reused = 1;
 	zw_http_head_reset(&u->head);

@@ -58,7 +58,7 @@ typedef void (*zw_upstream_read_cb)(struct zw_upstream *u, ssize_t nread, const 
 
 struct zw_upstream {
 	uv_tcp_t tcp;
-	uv_timer_t timer; /* connect attempt / idle timeout; free for the owner when active */
+	uv_timer_t timer; /* connect attempt, then (idle_timer) the idle timeout */
 	uv_connect_t creq;
 	struct zw_upool *pool;
 	struct sockaddr_storage addr;
@@ -72,6 +72,7 @@ struct zw_upstream {
 	int reading;         /* registered for reading */
 	int reused;          /* came from the pool */
 	uint64_t idle_since; /* loop time it went back to the pool */
+	int idle_timer;      /* timer runs the idle timeout (from the first release on) */
 	int closing;
 	int open_handles;
 	struct zw_upstream *next, *prev; /* idle list of its address */

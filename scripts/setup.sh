@@ -9,7 +9,7 @@ PKGS=(
 	libmicrohttpd-dev libgnutls28-dev gnutls-bin libjansson-dev
 	libcurl4-gnutls-dev libuv1-dev node-llhttp libnghttp2-dev
 	libprotobuf-c-dev protobuf-c-compiler libyaml-dev libcmocka-dev
-	python3 python3-pytest python3-grpcio python3-grpc-tools
+	python3 python3-pytest python3-grpcio python3-grpc-tools python3-h2
 	python3-jsonpatch python3-yaml python3-requests
 	golang-go golang-1.19-go golang-github-modern-go-reflect2-dev etcd-server etcd-client
 	dpkg-dev openssl wrk nginx-light haproxy psmisc procps iproute2

@@ -530,8 +530,6 @@ static int split_ref(const char *ref, char *buf, size_t len, const char **ns, co
 	return 0;
 }
 
-/* `zerowire-webhook restore ...`: the one-shot restore of restore.h.
- * Returns the process exit code. */
 /* Sets the log line format from --log-format (NULL: logfmt). Returns 0 or
  * -1 when the name is unknown. */
 static int apply_log_format(const char *name)
@@ -543,6 +541,8 @@ static int apply_log_format(const char *name)
 	return 0;
 }
 
+/* `zerowire-webhook restore ...`: the one-shot restore of restore.h.
+ * Returns the process exit code. */
 static int run_restore(int argc, char **argv)
 {
 	struct flags f;
@@ -619,24 +619,343 @@ static int stop_signalled(void *arg)
 	return sigtimedwait(&stop, NULL, &now) > 0;
 }
 
-int main(int argc, char **argv)
-{
+/* Everything main() sets up and stop_all() takes down: the app the
+ * callbacks see, the flags it was made from, and the start-up state whose
+ * strings the configurations point into. */
+struct webhook {
 	struct flags f;
 	struct app a;
-	struct zw_metricsrv *msrv = NULL;
-	struct zw_wh_server_config scfg;
-	struct zw_selfcert_state first_cert;
-	struct zw_selfcert_run_config ccfg;
-	char secret_ref[512], service_ref[512];
-	int self_certs = 0;
-	enum zw_alias_mode alias_mode = ZW_ALIAS_ENDPOINTSLICE;
-	char err[ZW_WH_SERVER_ERRLEN > 512 ? ZW_WH_SERVER_ERRLEN : 512];
-	char scaler[512], ident[300];
 	enum zw_log_level level;
-	sigset_t sigs;
-	int sig, rc, exit_code = 1;
+	enum zw_alias_mode alias_mode;
+	int self_certs;
+	struct zw_selfcert_run_config ccfg;
+	struct zw_selfcert_state first_cert; /* until the server has it */
+	struct zw_metricsrv *msrv;
+	sigset_t sigs; /* taken by sigwait in the main thread only */
+	char secret_ref[512], service_ref[512], scaler[512], ident[300];
+};
 
-	memset(&a, 0, sizeof(a));
+/* Checks --cert-mode against the flags it needs (self: --cert-secret, an
+ * API server, --webhook-service as NS/NAME; files: both files) and fills
+ * w->ccfg's Secret and Service names. Returns 0, or 2 (printed). */
+static int cert_mode_config(struct webhook *w)
+{
+	const struct flags *f = &w->f;
+	struct zw_selfcert_opts *o = &w->ccfg.opts;
+
+	if (f->cert_mode && strcmp(f->cert_mode, "self") == 0) {
+		w->self_certs = 1;
+		if (f->no_kube ||
+		    split_ref(f->cert_secret, w->secret_ref, sizeof(w->secret_ref),
+		              &o->secret_namespace, &o->secret_name) < 0 ||
+		    (f->webhook_service &&
+		     split_ref(f->webhook_service, w->service_ref, sizeof(w->service_ref),
+		               &o->service_namespace, &o->service_name) < 0)) {
+			fprintf(stderr,
+			        "zerowire-webhook: --cert-mode self needs --cert-secret "
+			        "NS/NAME (and --webhook-service NS/NAME), and an API server\n");
+			return 2;
+		}
+	} else if (!f->cert || !f->key) { /* --cert-mode files (the table allows no other) */
+		fprintf(stderr, "zerowire-webhook: --tls-cert-file and --tls-key-file are required "
+		                "(or --cert-mode self; see --help)\n");
+		return 2;
+	}
+	return 0;
+}
+
+/* Fills w->a.mcfg (the rewriting configuration) and w->alias_mode from the
+ * flags. Returns 0, or 2 on a value the table cannot check (printed). */
+static int mutate_config(struct webhook *w)
+{
+	const struct flags *f = &w->f;
+	struct zw_mutate_config *m = &w->a.mcfg;
+
+	zw_mutate_config_defaults(m);
+	m->proxy_service = f->proxy_service;
+	m->proxy_namespace = f->proxy_namespace;
+	m->proxy_port = f->proxy_port;
+	m->proxy_h2c_port = f->proxy_h2c_port;
+	if (f->proxy_h2c_port == f->proxy_port) {
+		fprintf(stderr,
+		        "zerowire-webhook: --proxy-h2c-port %d: want a Service port other "
+		        "than --proxy-port, or 0\n",
+		        f->proxy_h2c_port);
+		return 2;
+	}
+	if (f->scaler_address) {
+		m->scaler_address = f->scaler_address;
+	} else {
+		snprintf(w->scaler, sizeof(w->scaler), "%s.%s:9090", m->proxy_service,
+		         m->proxy_namespace);
+		m->scaler_address = w->scaler;
+	}
+	m->alias_service = f->alias_service ? f->alias_service : m->proxy_service;
+	if (zw_alias_mode_parse(f->alias_mode, &w->alias_mode) < 0) {
+		fprintf(stderr,
+		        "zerowire-webhook: --alias-mode \"%s\": want endpointslice or "
+		        "externalname\n",
+		        f->alias_mode);
+		return 2;
+	}
+	m->cluster_domain = f->cluster_domain;
+	m->autowire_mesh_virtualservices = f->mesh_vs != 0;
+	m->split_header = f->split_header != 0;
+	if (f->kinds) {
+		unsigned kinds;
+		if (zw_autowire_parse(f->kinds, &kinds) < 0 || kinds == 0) {
+			fprintf(stderr,
+			        "zerowire-webhook: --kinds \"%s\": want a comma list of ingress, "
+			        "httproute, grpcroute, virtualservice, gloo\n",
+			        f->kinds);
+			return 2;
+		}
+		m->enabled_kinds = kinds;
+	}
+	m->handwired_hosts = f->handwired;
+	m->n_handwired_hosts = f->n_handwired;
+	return 0;
+}
+
+/* Parses argv into w and checks the configuration; starts logging. Returns
+ * 0 to go on, or -1 when the program should exit with *exit_code (0 after
+ * --help or --version, 2 on a usage error; the message is printed). */
+static int configure(struct webhook *w, int argc, char **argv, int *exit_code)
+{
+	int rc = parse_flags(argc, argv, &w->f);
+
+	*exit_code = rc < 0 ? 0 : rc;
+	if (rc != 0)
+		return -1;
+	*exit_code = 2;
+	/* Both names come from the flag table's choices. */
+	if (zw_log_level_parse(w->f.log_level, &w->level) < 0 ||
+	    apply_log_format(w->f.log_format) < 0 || cert_mode_config(w) != 0)
+		return -1;
+	zw_log_init("webhook", w->level);
+	if (mutate_config(w) != 0)
+		return -1;
+	w->a.no_kube = w->f.no_kube;
+	*exit_code = 0;
+	return 0;
+}
+
+/* Makes the self-managed certificate (or reads the files) and starts the
+ * HTTPS server with it. Returns 0, -ECANCELED when a stop signal came during
+ * the certificate set-up, or -1 (logged). */
+static int start_server(struct webhook *w)
+{
+	const struct flags *f = &w->f;
+	struct zw_wh_server_config scfg;
+	char err[ZW_WH_SERVER_ERRLEN];
+	int rc;
+
+	memset(&scfg, 0, sizeof(scfg));
+	if (w->self_certs) {
+		w->ccfg.kube = w->a.kube;
+		w->ccfg.opts.dns = f->cert_dns;
+		w->ccfg.opts.n_dns = f->n_cert_dns;
+		w->ccfg.opts.ips = f->cert_ips;
+		w->ccfg.opts.n_ips = f->n_cert_ips;
+		w->ccfg.webhook_config = f->webhook_config;
+		w->ccfg.interval_ms = f->cert_interval_ms;
+		w->ccfg.on_cert = on_new_cert;
+		w->ccfg.arg = &w->a;
+		rc = zw_selfcert_run_start(&w->ccfg, stop_signalled, NULL, &w->first_cert,
+		                           &w->a.certs);
+		if (rc == -ECANCELED) {
+			zw_log(ZW_LOG_INFO, "stopping", "during=cert_setup");
+			return rc;
+		}
+		if (rc < 0) {
+			zw_log(ZW_LOG_ERROR, "cert_setup_failed", NULL);
+			return -1;
+		}
+		scfg.cert_pem = w->first_cert.bundle.cert;
+		scfg.key_pem = w->first_cert.bundle.key;
+	} else {
+		scfg.cert_file = f->cert;
+		scfg.key_file = f->key;
+	}
+	scfg.listen = f->listen;
+	scfg.max_body = f->max_body;
+	scfg.threads = f->threads;
+	scfg.max_connections = f->max_connections;
+	scfg.max_per_ip = f->max_per_ip;
+	scfg.body_budget = f->body_budget;
+	scfg.read_timeout_s = (f->read_timeout_ms + 999) / 1000; /* whole seconds, rounded up */
+	scfg.idle_timeout_s = (f->idle_timeout_ms + 999) / 1000;
+	scfg.metrics = w->a.metrics;
+	scfg.review = review_cb;
+	scfg.ready = ready_cb;
+	scfg.before_metrics = refresh_gauges;
+	scfg.arg = &w->a;
+	rc = zw_wh_server_start(&scfg, &w->a.server, err);
+	zw_selfcert_state_free(&w->first_cert);
+	if (rc < 0) {
+		zw_log(ZW_LOG_ERROR, "server_failed", "error=\"%s\"", err);
+		return -1;
+	}
+	atomic_store(&w->a.live_server, w->a.server);
+	return 0;
+}
+
+/* Starts the watch loop, the target sources on it and, with --reconcile,
+ * the reconciler. Returns 0 or -1 (logged). */
+static int start_watches(struct webhook *w)
+{
+	const struct flags *f = &w->f;
+	struct app *a = &w->a;
+	struct zw_wh_sources_config src = {
+	        .reg = a->reg,
+	        .metrics = a->metrics,
+	        .namespaces = f->namespaces,
+	        .n_namespaces = f->n_namespaces,
+	        .watch_services = true,
+	        .on_change = on_sources_change,
+	        .arg = a,
+	};
+	struct zw_wh_sources *sources = NULL;
+	struct zw_reconcile *rec = NULL;
+
+	if (zw_watchloop_start(a->kcfg, &a->loop) < 0) {
+		zw_log(ZW_LOG_ERROR, "watch_loop_failed", NULL);
+		return -1;
+	}
+	/* Sources first: the reconciler's subscriptions of the same resources
+	 * then share their watches. */
+	src.loop = a->loop;
+	if (zw_wh_sources_start(&src, &sources) < 0) {
+		zw_log(ZW_LOG_ERROR, "sources_failed", NULL);
+		return -1;
+	}
+	atomic_store(&a->sources, sources);
+	if (!f->reconcile)
+		return 0;
+	identity(w->ident, sizeof(w->ident));
+	struct zw_reconcile_config rcfg = {
+	        .kube = a->kube,
+	        .loop = a->loop,
+	        .reg = a->reg,
+	        .metrics = a->metrics,
+	        .mutate = &a->mcfg,
+	        .namespaces = f->namespaces,
+	        .n_namespaces = f->n_namespaces,
+	        .leader_elect = f->leader_elect != 0,
+	        .lease_name = f->lease_name,
+	        .lease_namespace =
+	                f->lease_namespace ? f->lease_namespace : a->mcfg.proxy_namespace,
+	        .identity = w->ident,
+	        .resync_ms = f->resync_ms,
+	        .alias_mode = (int)w->alias_mode,
+	        .registry_synced = sources_synced,
+	        .arg = a,
+	};
+	if (zw_reconcile_start(&rcfg, &rec) < 0) {
+		zw_log(ZW_LOG_ERROR, "reconciler_failed", NULL);
+		return -1;
+	}
+	atomic_store(&a->rec, rec);
+	return 0;
+}
+
+/* Starts everything in order: metrics and registry, --static-objects, the
+ * API client, the HTTPS server (after its certificate), the plain metrics
+ * listener, then the watches and the reconciler. Returns 0 when serving,
+ * -ECANCELED when stopped during the certificate set-up, or -1 (logged);
+ * what started is stopped by stop_all() in every case. */
+static int start_all(struct webhook *w)
+{
+	const struct flags *f = &w->f;
+	struct app *a = &w->a;
+	char err[512];
+	int rc;
+
+	if (zw_wh_metrics_new(&a->metrics) < 0)
+		return -1;
+	a->reg = zw_registry_new();
+	if (!a->reg)
+		return -1;
+	if (f->static_objects && load_static(a, f->static_objects) < 0)
+		return -1;
+	if (!a->no_kube) {
+		if (zw_kube_config_auto(f->kubeconfig, &a->kcfg, err, sizeof(err)) < 0) {
+			zw_log(ZW_LOG_ERROR, "kubeconfig_failed", "error=\"%s\"", err);
+			return -1;
+		}
+		if (zw_kube_new(a->kcfg, &a->kube) < 0) {
+			zw_log(ZW_LOG_ERROR, "kube_client_failed", NULL);
+			return -1;
+		}
+	}
+	rc = start_server(w);
+	if (rc < 0)
+		return rc;
+	if (f->metrics_listen) {
+		if (zw_metricsrv_start(f->metrics_listen, a->metrics, refresh_gauges, a, &w->msrv) <
+		    0) {
+			zw_log(ZW_LOG_ERROR, "metrics_listen_failed", "addr=%s", f->metrics_listen);
+			return -1;
+		}
+		zw_log(ZW_LOG_INFO, "metrics_listening", "addr=%s port=%d", f->metrics_listen,
+		       zw_metricsrv_port(w->msrv));
+	}
+	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d proxy=%s.%s:%d proxy_h2c=%d scaler=%s",
+	       f->listen, zw_wh_server_port(a->server), a->mcfg.proxy_service,
+	       a->mcfg.proxy_namespace, a->mcfg.proxy_port, a->mcfg.proxy_h2c_port,
+	       a->mcfg.scaler_address);
+	return a->no_kube ? 0 : start_watches(w);
+}
+
+/* Waits for SIGINT or SIGTERM; SIGUSR1 in between re-issues the
+ * self-managed certificate. */
+static void wait_for_stop(struct webhook *w)
+{
+	int sig;
+
+	for (;;) {
+		if (sigwait(&w->sigs, &sig) != 0)
+			continue;
+		if (sig == SIGUSR1) {
+			if (w->a.certs) {
+				zw_log(ZW_LOG_INFO, "cert_renewal_requested", NULL);
+				zw_selfcert_run_force(w->a.certs);
+			}
+			continue;
+		}
+		zw_log(ZW_LOG_INFO, "stopping", "signal=%d", sig);
+		return;
+	}
+}
+
+/* Stops and frees whatever start_all() started, in the order the threads
+ * depend on each other. */
+static void stop_all(struct webhook *w)
+{
+	struct app *a = &w->a;
+
+	zw_metricsrv_stop(w->msrv);
+	zw_selfcert_run_stop(a->certs);
+	atomic_store(&a->live_server, NULL);
+	zw_selfcert_state_free(&w->first_cert);
+	zw_wh_server_stop(a->server);
+	/* The reconciler first: its thread reads the sources (sources_synced);
+	 * the sources' kicks of it run on the loop, which it waits for. */
+	zw_reconcile_stop(atomic_exchange(&a->rec, NULL));
+	zw_wh_sources_stop(atomic_exchange(&a->sources, NULL));
+	zw_watchloop_stop(a->loop);
+	zw_kube_free(a->kube);
+	zw_kube_config_free(a->kcfg);
+	zw_registry_free(a->reg);
+	zw_wh_metrics_free(a->metrics);
+}
+
+int main(int argc, char **argv)
+{
+	struct webhook w;
+	int rc, exit_code;
+
+	memset(&w, 0, sizeof(w));
 	/* One malloc arena: reviews are answered one after another on any
 	 * worker thread, and the memory one frees must serve the next instead of
 	 * staying in its thread's arena (the review memory bound of whserver.h
@@ -644,247 +963,18 @@ int main(int argc, char **argv)
 	mallopt(M_ARENA_MAX, 1);
 	if (argc > 1 && strcmp(argv[1], "restore") == 0)
 		return run_restore(argc - 1, argv + 1);
-	rc = parse_flags(argc, argv, &f);
-	if (rc != 0)
-		return rc < 0 ? 0 : rc;
-	/* Both names come from the flag table's choices. */
-	if (zw_log_level_parse(f.log_level, &level) < 0 || apply_log_format(f.log_format) < 0)
-		return 2;
-	memset(&first_cert, 0, sizeof(first_cert));
-	memset(&ccfg, 0, sizeof(ccfg));
-	if (f.cert_mode && strcmp(f.cert_mode, "self") == 0) {
-		self_certs = 1;
-		if (f.no_kube ||
-		    split_ref(f.cert_secret, secret_ref, sizeof(secret_ref),
-		              &ccfg.opts.secret_namespace, &ccfg.opts.secret_name) < 0 ||
-		    (f.webhook_service &&
-		     split_ref(f.webhook_service, service_ref, sizeof(service_ref),
-		               &ccfg.opts.service_namespace, &ccfg.opts.service_name) < 0)) {
-			fprintf(stderr,
-			        "zerowire-webhook: --cert-mode self needs --cert-secret "
-			        "NS/NAME (and --webhook-service NS/NAME), and an API server\n");
-			return 2;
-		}
-	} else if (!f.cert || !f.key) { /* --cert-mode files (the table allows no other) */
-		fprintf(stderr, "zerowire-webhook: --tls-cert-file and --tls-key-file are required "
-		                "(or --cert-mode self; see --help)\n");
-		return 2;
-	}
-	zw_log_init("webhook", level);
-
-	zw_mutate_config_defaults(&a.mcfg);
-	a.mcfg.proxy_service = f.proxy_service;
-	a.mcfg.proxy_namespace = f.proxy_namespace;
-	a.mcfg.proxy_port = f.proxy_port;
-	a.mcfg.proxy_h2c_port = f.proxy_h2c_port;
-	if (f.proxy_h2c_port == f.proxy_port) {
-		fprintf(stderr,
-		        "zerowire-webhook: --proxy-h2c-port %d: want a Service port other "
-		        "than --proxy-port, or 0\n",
-		        f.proxy_h2c_port);
-		return 2;
-	}
-	if (f.scaler_address) {
-		a.mcfg.scaler_address = f.scaler_address;
-	} else {
-		snprintf(scaler, sizeof(scaler), "%s.%s:9090", a.mcfg.proxy_service,
-		         a.mcfg.proxy_namespace);
-		a.mcfg.scaler_address = scaler;
-	}
-	a.mcfg.alias_service = f.alias_service ? f.alias_service : a.mcfg.proxy_service;
-	if (zw_alias_mode_parse(f.alias_mode, &alias_mode) < 0) {
-		fprintf(stderr,
-		        "zerowire-webhook: --alias-mode \"%s\": want endpointslice or "
-		        "externalname\n",
-		        f.alias_mode);
-		return 2;
-	}
-	a.mcfg.cluster_domain = f.cluster_domain;
-	a.mcfg.autowire_mesh_virtualservices = f.mesh_vs != 0;
-	a.mcfg.split_header = f.split_header != 0;
-	if (f.kinds) {
-		unsigned kinds;
-		if (zw_autowire_parse(f.kinds, &kinds) < 0 || kinds == 0) {
-			fprintf(stderr,
-			        "zerowire-webhook: --kinds \"%s\": want a comma list of ingress, "
-			        "httproute, grpcroute, virtualservice, gloo\n",
-			        f.kinds);
-			return 2;
-		}
-		a.mcfg.enabled_kinds = kinds;
-	}
-	a.mcfg.handwired_hosts = f.handwired;
-	a.mcfg.n_handwired_hosts = f.n_handwired;
-	a.no_kube = f.no_kube;
-
-	/* Signals are taken by sigwait in this thread only. */
+	if (configure(&w, argc, argv, &exit_code) < 0)
+		return exit_code;
 	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGINT);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGUSR1);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-
-	if (zw_wh_metrics_new(&a.metrics) < 0)
-		goto out;
-	a.reg = zw_registry_new();
-	if (!a.reg)
-		goto out;
-	if (f.static_objects && load_static(&a, f.static_objects) < 0)
-		goto out;
-
-	if (!a.no_kube) {
-		if (zw_kube_config_auto(f.kubeconfig, &a.kcfg, err, sizeof(err)) < 0) {
-			zw_log(ZW_LOG_ERROR, "kubeconfig_failed", "error=\"%s\"", err);
-			goto out;
-		}
-		if (zw_kube_new(a.kcfg, &a.kube) < 0) {
-			zw_log(ZW_LOG_ERROR, "kube_client_failed", NULL);
-			goto out;
-		}
-	}
-
-	memset(&scfg, 0, sizeof(scfg));
-	if (self_certs) {
-		ccfg.kube = a.kube;
-		ccfg.opts.dns = f.cert_dns;
-		ccfg.opts.n_dns = f.n_cert_dns;
-		ccfg.opts.ips = f.cert_ips;
-		ccfg.opts.n_ips = f.n_cert_ips;
-		ccfg.webhook_config = f.webhook_config;
-		ccfg.interval_ms = f.cert_interval_ms;
-		ccfg.on_cert = on_new_cert;
-		ccfg.arg = &a;
-		rc = zw_selfcert_run_start(&ccfg, stop_signalled, NULL, &first_cert, &a.certs);
-		if (rc == -ECANCELED) {
-			zw_log(ZW_LOG_INFO, "stopping", "during=cert_setup");
-			exit_code = 0;
-			goto out;
-		}
-		if (rc < 0) {
-			zw_log(ZW_LOG_ERROR, "cert_setup_failed", NULL);
-			goto out;
-		}
-		scfg.cert_pem = first_cert.bundle.cert;
-		scfg.key_pem = first_cert.bundle.key;
-	} else {
-		scfg.cert_file = f.cert;
-		scfg.key_file = f.key;
-	}
-	scfg.listen = f.listen;
-	scfg.max_body = f.max_body;
-	scfg.threads = f.threads;
-	scfg.max_connections = f.max_connections;
-	scfg.max_per_ip = f.max_per_ip;
-	scfg.body_budget = f.body_budget;
-	scfg.read_timeout_s = (f.read_timeout_ms + 999) / 1000; /* whole seconds, rounded up */
-	scfg.idle_timeout_s = (f.idle_timeout_ms + 999) / 1000;
-	scfg.metrics = a.metrics;
-	scfg.review = review_cb;
-	scfg.ready = ready_cb;
-	scfg.before_metrics = refresh_gauges;
-	scfg.arg = &a;
-	rc = zw_wh_server_start(&scfg, &a.server, err);
-	zw_selfcert_state_free(&first_cert);
+	sigemptyset(&w.sigs);
+	sigaddset(&w.sigs, SIGINT);
+	sigaddset(&w.sigs, SIGTERM);
+	sigaddset(&w.sigs, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &w.sigs, NULL);
+	rc = start_all(&w);
 	if (rc == 0)
-		atomic_store(&a.live_server, a.server);
-	if (rc < 0) {
-		zw_log(ZW_LOG_ERROR, "server_failed", "error=\"%s\"", err);
-		goto out;
-	}
-	if (f.metrics_listen) {
-		if (zw_metricsrv_start(f.metrics_listen, a.metrics, refresh_gauges, &a, &msrv) <
-		    0) {
-			zw_log(ZW_LOG_ERROR, "metrics_listen_failed", "addr=%s", f.metrics_listen);
-			goto out;
-		}
-		zw_log(ZW_LOG_INFO, "metrics_listening", "addr=%s port=%d", f.metrics_listen,
-		       zw_metricsrv_port(msrv));
-	}
-	zw_log(ZW_LOG_INFO, "listening", "addr=%s port=%d proxy=%s.%s:%d proxy_h2c=%d scaler=%s",
-	       f.listen, zw_wh_server_port(a.server), a.mcfg.proxy_service, a.mcfg.proxy_namespace,
-	       a.mcfg.proxy_port, a.mcfg.proxy_h2c_port, a.mcfg.scaler_address);
-
-	if (!a.no_kube) {
-		struct zw_wh_sources_config src = {
-		        .reg = a.reg,
-		        .metrics = a.metrics,
-		        .namespaces = f.namespaces,
-		        .n_namespaces = f.n_namespaces,
-		        .watch_services = true,
-		        .on_change = on_sources_change,
-		        .arg = &a,
-		};
-		struct zw_wh_sources *sources = NULL;
-		if (zw_watchloop_start(a.kcfg, &a.loop) < 0) {
-			zw_log(ZW_LOG_ERROR, "watch_loop_failed", NULL);
-			goto out;
-		}
-		/* Sources first: the reconciler's subscriptions of the same
-		 * resources then share their watches. */
-		src.loop = a.loop;
-		if (zw_wh_sources_start(&src, &sources) < 0) {
-			zw_log(ZW_LOG_ERROR, "sources_failed", NULL);
-			goto out;
-		}
-		atomic_store(&a.sources, sources);
-		if (f.reconcile) {
-			struct zw_reconcile_config rcfg = {
-			        .kube = a.kube,
-			        .loop = a.loop,
-			        .reg = a.reg,
-			        .metrics = a.metrics,
-			        .mutate = &a.mcfg,
-			        .namespaces = f.namespaces,
-			        .n_namespaces = f.n_namespaces,
-			        .leader_elect = f.leader_elect != 0,
-			        .lease_name = f.lease_name,
-			        .lease_namespace = f.lease_namespace ? f.lease_namespace
-			                                             : a.mcfg.proxy_namespace,
-			        .identity = ident,
-			        .resync_ms = f.resync_ms,
-			        .alias_mode = (int)alias_mode,
-			        .registry_synced = sources_synced,
-			        .arg = &a,
-			};
-			identity(ident, sizeof(ident));
-			struct zw_reconcile *rec = NULL;
-			if (zw_reconcile_start(&rcfg, &rec) < 0) {
-				zw_log(ZW_LOG_ERROR, "reconciler_failed", NULL);
-				goto out;
-			}
-			atomic_store(&a.rec, rec);
-		}
-	}
-
-	for (;;) {
-		if (sigwait(&sigs, &sig) != 0)
-			continue;
-		if (sig == SIGUSR1) {
-			if (a.certs) {
-				zw_log(ZW_LOG_INFO, "cert_renewal_requested", NULL);
-				zw_selfcert_run_force(a.certs);
-			}
-			continue;
-		}
-		zw_log(ZW_LOG_INFO, "stopping", "signal=%d", sig);
-		break;
-	}
-	exit_code = 0;
-out:
-	zw_metricsrv_stop(msrv);
-	zw_selfcert_run_stop(a.certs);
-	atomic_store(&a.live_server, NULL);
-	zw_selfcert_state_free(&first_cert);
-	zw_wh_server_stop(a.server);
-	/* The reconciler first: its thread reads the sources (sources_synced);
-	 * the sources' kicks of it run on the loop, which it waits for. */
-	zw_reconcile_stop(atomic_exchange(&a.rec, NULL));
-	zw_wh_sources_stop(atomic_exchange(&a.sources, NULL));
-	zw_watchloop_stop(a.loop);
-	zw_kube_free(a.kube);
-	zw_kube_config_free(a.kcfg);
-	zw_registry_free(a.reg);
-	zw_wh_metrics_free(a.metrics);
+		wait_for_stop(&w);
+	exit_code = rc == 0 || rc == -ECANCELED ? 0 : 1;
+	stop_all(&w);
 	return exit_code;
 }

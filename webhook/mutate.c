@@ -2,6 +2,7 @@
 #include "mutate.h"
 
 #include "base64.h"
+#include "jsonarena.h"
 #include "jsonin.h"
 #include "jsonout.h"
 #include "jsonpatch.h"
@@ -390,6 +391,7 @@ static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
 out:
 	json_decref(rw.written[0]);
 	json_decref(rw.written[1]);
+	json_decref(rw.written[2]);
 	zw_jsonpatch_log_clear(&log);
 	free(log.v);
 	json_decref(old);
@@ -724,7 +726,7 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	struct zw_jsonpatch_text patch = {0};
 	struct zw_buf text = {0};
 	json_error_t jerr;
-	int status;
+	int status, arena;
 	if (!info)
 		info = &scratch;
 	memset(info, 0, sizeof(*info));
@@ -733,6 +735,8 @@ int zw_mutate_review(const char *body, size_t len, const struct zw_registry *reg
 	if (len > ZW_MUTATE_MAX_BODY)
 		return fail(info, 413, "request body of %zu bytes exceeds %d", len,
 		            ZW_MUTATE_MAX_BODY);
+	/* Every jansson value below is freed at out: (the response is text). */
+	arena = zw_json_arena_begin();
 	review = zw_json_load(body, len, &jerr);
 	if (!review) {
 		status = fail(info, 400, "body is not JSON: %s (line %d)", jerr.text, jerr.line);
@@ -805,5 +809,6 @@ out:
 	json_decref(desired);
 	json_decref(warnings);
 	zw_buf_free(&patch.ops);
+	zw_json_arena_end(arena);
 	return status;
 }

@@ -28,6 +28,11 @@
 #define ZW_ANNOTATION_ORIGINAL "zerowire.io/original"
 #define ZW_LABEL_AUTOWIRE      "zerowire.io/autowire"
 
+/* The proxy Service's port for its TLS listener (the chart names it so,
+ * with proxy.tls.enabled): TLS destinations are rewritten to it when the
+ * proxy Service, as the registry knows it, has this port. */
+#define ZW_PROXY_TLS_PORT_NAME "https"
+
 /* Largest record annotation written (bytes of JSON); beyond it the object is
  * left unchanged with a warning (the API server caps all annotations at
  * 256 KiB together). */

@@ -10,6 +10,7 @@
 #include "protocol.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +37,17 @@ struct vd_entry {
 };
 
 struct port_entry {
-	char *key; /* "<ns>/<name>" SEP "<port name>", or SEP "#<number>" */
+	char *key;  /* "<ns>/<name>" SEP "<port name>", or SEP "#<number>" */
+	char *name; /* the port's name, "" when unnamed */
 	int number;
 	int proto; /* enum zw_proto */
 	char *why; /* what decided proto, "" for the default */
+};
+
+/* One targetRef of a BackendTLSPolicy. */
+struct tls_entry {
+	char *key;    /* "<ns>/<service>" SEP "<sectionName or empty>" */
+	char *policy; /* "<ns>/<policy name>" */
 };
 
 struct flag_entry {
@@ -54,7 +62,7 @@ struct table {
 struct zw_registry {
 	pthread_rwlock_t lock;
 	uint64_t generation;
-	struct table targets, upstreams, vds, ports, flags;
+	struct table targets, upstreams, vds, ports, flags, tls;
 };
 
 static int key_cmp(const void *a, const void *b)
@@ -217,7 +225,15 @@ static void release_port(void *p)
 {
 	struct port_entry *e = p;
 	free(e->key);
+	free(e->name);
 	free(e->why);
+}
+
+static void release_tls(void *p)
+{
+	struct tls_entry *e = p;
+	free(e->key);
+	free(e->policy);
 }
 
 struct zw_registry *zw_registry_new(void)
@@ -234,6 +250,7 @@ struct zw_registry *zw_registry_new(void)
 	reg->vds.size = sizeof(struct vd_entry);
 	reg->ports.size = sizeof(struct port_entry);
 	reg->flags.size = sizeof(struct flag_entry);
+	reg->tls.size = sizeof(struct tls_entry);
 	return reg;
 }
 
@@ -253,6 +270,7 @@ void zw_registry_free(struct zw_registry *reg)
 	table_free(&reg->vds, release_vd);
 	table_free(&reg->ports, release_port);
 	table_free(&reg->flags, release_key);
+	table_free(&reg->tls, release_tls);
 	pthread_rwlock_destroy(&reg->lock);
 	free(reg);
 }
@@ -267,15 +285,16 @@ static void unlock(struct zw_registry *reg)
 	pthread_rwlock_unlock(&reg->lock);
 }
 
-/* Removes the targets of `source`; lock held. */
-static size_t remove_source_locked(struct zw_registry *reg, const char *source)
+/* Removes the entries of t whose string member at offset `off` equals
+ * value, calling release on each; lock held. Returns how many. */
+static size_t table_remove_by(struct table *t, size_t off, const char *value,
+                              void (*release)(void *))
 {
 	size_t w = 0, removed = 0;
-	struct table *t = &reg->targets;
 	for (size_t i = 0; i < t->n; i++) {
-		struct target_entry *e = table_at(t, i);
-		if (strcmp(e->source, source) == 0) {
-			release_target(e);
+		char *e = table_at(t, i);
+		if (strcmp(*(char **)(e + off), value) == 0) {
+			release(e);
 			removed++;
 			continue;
 		}
@@ -285,6 +304,13 @@ static size_t remove_source_locked(struct zw_registry *reg, const char *source)
 	}
 	t->n = w;
 	return removed;
+}
+
+/* Removes the targets of `source`; lock held. */
+static size_t remove_source_locked(struct zw_registry *reg, const char *source)
+{
+	return table_remove_by(&reg->targets, offsetof(struct target_entry, source), source,
+	                       release_target);
 }
 
 int zw_registry_set_targets(struct zw_registry *reg, const char *source_key,
@@ -463,7 +489,8 @@ int zw_registry_set_service_ports(struct zw_registry *reg, const char *ns, const
 			e->number = ports[i].number;
 			e->proto = ports[i].proto;
 			e->why = strdup(ports[i].why ? ports[i].why : "");
-			if (!e->key || !e->why)
+			e->name = strdup(ports[i].name ? ports[i].name : "");
+			if (!e->key || !e->why || !e->name)
 				goto out;
 		}
 	}
@@ -475,6 +502,7 @@ int zw_registry_set_service_ports(struct zw_registry *reg, const char *ns, const
 			break;
 		*slot = fresh[i];
 		fresh[i].key = NULL;
+		fresh[i].name = NULL;
 		fresh[i].why = NULL;
 	}
 	table_sort(&reg->ports);
@@ -701,6 +729,38 @@ int zw_registry_service_protocol(const struct zw_registry *reg, const char *ns, 
 	return rc;
 }
 
+int zw_registry_backend_tls(const struct zw_registry *reg, const char *ns, const char *name,
+                            int port, const char *port_name, const char **policy)
+{
+	char *prefix = join3(ns, name, "");
+	if (!prefix)
+		return 0;
+	/* The port's name: given, or that of the numbered port. */
+	const struct port_entry *pe = NULL;
+	char num[16];
+	snprintf(num, sizeof(num), "#%d", port);
+	if ((!port_name || !port_name[0]) && port > 0 && find_port(reg, ns, name, num, &pe) == 1)
+		port_name = pe->name;
+	size_t plen = strlen(prefix);
+	int rc = 0;
+	for (size_t i = table_lower(&reg->tls, prefix); i < reg->tls.n; i++) {
+		const struct tls_entry *e = table_at(&reg->tls, i);
+		if (strncmp(e->key, prefix, plen) != 0)
+			break;
+		const char *section = e->key + plen;
+		/* The whole Service, the port itself, or a section of a port
+		 * we cannot name (taken as this one: TLS is never assumed
+		 * away). */
+		if (!section[0] || !port_name || !port_name[0] || strcmp(section, port_name) == 0) {
+			*policy = e->policy;
+			rc = 1;
+			break;
+		}
+	}
+	free(prefix);
+	return rc;
+}
+
 bool zw_registry_wiring(const struct zw_registry *reg, enum zw_wiring what, const char *ns)
 {
 	if ((unsigned)what >= ZW_WIRE_COUNT)
@@ -753,6 +813,51 @@ static int apply_vd(struct zw_registry *reg, const json_t *spec, const char *ns,
 		}
 	}
 	return 0;
+}
+
+/* A BackendTLSPolicy's targetRefs (core Services; sectionName a port name),
+ * replacing what the policy ns/name said before; nothing when deleted. */
+static int apply_backend_tls(struct zw_registry *reg, const json_t *spec, const char *ns,
+                             const char *name, bool deleted)
+{
+	json_t *refs = json_object_get(spec, "targetRefs");
+	size_t n = deleted ? 0 : json_array_size(refs), built = 0, i;
+	struct tls_entry *fresh = calloc(n + 1, sizeof(*fresh));
+	char *policy = join(ns, "/", name);
+	int rc = -1;
+	if (!fresh || !policy)
+		goto out;
+	for (i = 0; i < n; i++) {
+		json_t *ref = json_array_get(refs, i);
+		const char *group = str_at(ref, "group"), *kind = str_at(ref, "kind");
+		const char *svc = str_at(ref, "name"), *section = str_at(ref, "sectionName");
+		if (!svc || (group && group[0]) || !kind || strcmp(kind, "Service") != 0)
+			continue;
+		struct tls_entry *e = &fresh[built++];
+		e->key = join3(ns, svc, section ? section : "");
+		e->policy = strdup(policy);
+		if (!e->key || !e->policy)
+			goto out;
+	}
+	wrlock(reg);
+	table_remove_by(&reg->tls, offsetof(struct tls_entry, policy), policy, release_tls);
+	for (i = 0; i < built; i++) {
+		struct tls_entry *slot = table_push(&reg->tls);
+		if (!slot)
+			break;
+		*slot = fresh[i];
+		fresh[i] = (struct tls_entry){0};
+	}
+	table_sort(&reg->tls);
+	reg->generation++;
+	unlock(reg);
+	rc = i == built ? 0 : -1;
+out:
+	for (i = 0; fresh && i < built; i++)
+		release_tls(&fresh[i]);
+	free(fresh);
+	free(policy);
+	return rc;
 }
 
 static int apply_service(struct zw_registry *reg, const json_t *obj, const json_t *spec,
@@ -848,5 +953,8 @@ int zw_registry_apply_object(struct zw_registry *reg, const json_t *obj, bool de
 	}
 	if (strcmp(api, "v1") == 0 && strcmp(kind, "Service") == 0)
 		return apply_service(reg, obj, spec, ns, name, deleted);
+	if (zw_api_group_is(api, "gateway.networking.k8s.io", NULL) &&
+	    strcmp(kind, "BackendTLSPolicy") == 0)
+		return apply_backend_tls(reg, spec, ns, name, deleted);
 	return 1;
 }

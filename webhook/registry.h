@@ -12,6 +12,8 @@
  *     name their Services, so VIRTUAL_DESTINATION destinations resolve;
  *   - optionally, Service port names (for the "port name not defined"
  *     warning and for matching a port name against a port number);
+ *   - the targetRefs of Gateway API BackendTLSPolicies (which Service
+ *     ports gateways speak TLS to);
  *   - wiring flags the reconciler sets once the cross-namespace objects
  *     exist (alias Service per namespace, ReferenceGrant per route kind and
  *     namespace), so admission can warn while they are missing.
@@ -116,7 +118,8 @@ int zw_registry_set_wiring(struct zw_registry *reg, enum zw_wiring what, const c
  * (source key "<Kind>/<ns>/<name>"; an invalid object removes its targets
  * and returns ZW_TARGET_EINVAL with err filled); gloo.solo.io/v1 Upstream
  * and networking.gloo.solo.io/v2 VirtualDestination are indexed; v1 Service
- * records its port names. `deleted` removes what the object contributed.
+ * records its port names; gateway.networking.k8s.io BackendTLSPolicy its
+ * Service targetRefs. `deleted` removes what the object contributed.
  * Returns 0, 1 when the object is of no interest, ZW_TARGET_EINVAL, or -1 on
  * ENOMEM. err (ZW_TARGET_ERRLEN bytes) may be NULL. */
 int zw_registry_apply_object(struct zw_registry *reg, const json_t *obj, bool deleted, char *err);
@@ -169,6 +172,14 @@ int zw_registry_service_protocol(const struct zw_registry *reg, const char *ns, 
  * when the Service's ports are unknown. Read section required. */
 int zw_registry_service_port(const struct zw_registry *reg, const char *ns, const char *name,
                              const char *port_name, int *number);
+
+/* Whether a BackendTLSPolicy targets Service ns/name as a whole or its port
+ * `port_name` (when non-empty) or number `port` (its name from the
+ * Service's ports; a sectionName is taken as this port when the name is
+ * unknown). Returns 1 with *policy ("<ns>/<policy>", borrowed: valid in the
+ * read section), else 0. Read section required. */
+int zw_registry_backend_tls(const struct zw_registry *reg, const char *ns, const char *name,
+                            int port, const char *port_name, const char **policy);
 
 /* Returns the wiring flag for ns. Read section required. */
 bool zw_registry_wiring(const struct zw_registry *reg, enum zw_wiring what, const char *ns);

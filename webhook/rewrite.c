@@ -285,16 +285,113 @@ static const struct zw_target *match_target(const struct zw_rewrite *rw, const s
 	return miss ? NULL : t;
 }
 
+/* The route annotation that tells ingress-nginx to speak TLS (HTTPS, GRPCS)
+ * to its backends, and the one that makes it verify their certificates. */
+#define NGINX_BACKEND_PROTOCOL "annotation nginx.ingress.kubernetes.io/backend-protocol"
+#define NGINX_SSL_VERIFY       "nginx.ingress.kubernetes.io/proxy-ssl-verify"
+
+/* The proxy Service's TLS port for a destination that speaks TLS (`how`
+ * says how we know), when the hop to the proxy stays TLS and verified as
+ * much as the route asked: Gateway API routes (a BackendTLSPolicy on the
+ * proxy Service's https port makes the gateway verify the proxy) and
+ * ingress-nginx Ingresses that do not ask to verify the backend. The
+ * backend's port must say TLS, since that is what makes zerowire-proxy
+ * speak TLS to it. Returns 0 with why set otherwise. */
+static int tls_port_for(struct zw_rewrite *rw, const struct dest *d, const char *how, char *why,
+                        size_t len)
+{
+	const struct zw_mutate_config *cfg = rw->cfg;
+	enum zw_rk_shape shape = zw_route_kind_of(rw->kind)->shape;
+	const char *policy = NULL, *from = NULL;
+	int port = 0, proto = ZW_PROTO_HTTP1;
+	if (shape != ZW_RK_SHAPE_GATEWAY && shape != ZW_RK_SHAPE_INGRESS) {
+		snprintf(why, len,
+		         "speaks TLS (%s); only Gateway API routes and ingress-nginx Ingresses are "
+		         "rewritten to the proxy's TLS port",
+		         how);
+		return 0;
+	}
+	if (shape == ZW_RK_SHAPE_INGRESS) {
+		const json_t *ann =
+		        json_object_get(json_object_get(rw->obj, "metadata"), "annotations");
+		const char *verify = str(ann, NGINX_SSL_VERIFY);
+		if (strncmp(how, NGINX_BACKEND_PROTOCOL, strlen(NGINX_BACKEND_PROTOCOL)) != 0) {
+			snprintf(why, len,
+			         "speaks TLS (%s); of Ingress controllers only ingress-nginx "
+			         "(backend-protocol HTTPS, GRPCS) is rewritten to the proxy's TLS "
+			         "port",
+			         how);
+			return 0;
+		}
+		if (verify && strcasecmp(verify, "on") == 0) {
+			snprintf(why, len,
+			         "speaks TLS (%s) and the Ingress asks ingress-nginx to verify its "
+			         "certificate (%s: on), which the proxy's would not pass",
+			         how, NGINX_SSL_VERIFY);
+			return 0;
+		}
+	}
+	if (strncmp(how, ZW_PROTO_WHY_ANNOTATION, strlen(ZW_PROTO_WHY_ANNOTATION)) == 0) {
+		snprintf(why, len,
+		         "speaks TLS (%s; zerowire-proxy reads it from the port's appProtocol or "
+		         "name, not annotations)",
+		         how);
+		return 0;
+	}
+	if (shape == ZW_RK_SHAPE_INGRESS &&
+	    (zw_registry_service_protocol(rw->reg, d->ns, d->name, d->port, d->port_name, &proto,
+	                                  &from) != 1 ||
+	     proto != ZW_PROTO_TLS)) {
+		snprintf(why, len,
+		         "speaks TLS (%s) but its Service port does not say so (appProtocol https, "
+		         "port name https[-...]), so zerowire-proxy would speak cleartext to it",
+		         how);
+		return 0;
+	}
+	if (zw_registry_service_port(rw->reg, cfg->proxy_namespace, cfg->proxy_service,
+	                             ZW_PROXY_TLS_PORT_NAME, &port) != 1) {
+		snprintf(why, len,
+		         "speaks TLS (%s) and the proxy Service %s/%s has no "
+		         "port " ZW_PROXY_TLS_PORT_NAME
+		         " (the proxy's TLS listener, chart proxy.tls.enabled)",
+		         how, cfg->proxy_namespace, cfg->proxy_service);
+		return 0;
+	}
+	if (shape == ZW_RK_SHAPE_GATEWAY &&
+	    zw_registry_backend_tls(rw->reg, cfg->proxy_namespace, cfg->proxy_service, port,
+	                            ZW_PROXY_TLS_PORT_NAME, &policy) != 1) {
+		snprintf(why, len,
+		         "speaks TLS (%s) and no BackendTLSPolicy targets the proxy Service %s/%s "
+		         "port " ZW_PROXY_TLS_PORT_NAME
+		         " (chart proxy.tls.backendTLSPolicy), so the gateway would not verify the "
+		         "proxy",
+		         how, cfg->proxy_namespace, cfg->proxy_service);
+		return 0;
+	}
+	return port;
+}
+
 /* The proxy port destination d is rewritten to: the HTTP port for HTTP/1.1,
- * the h2c port for HTTP/2 cleartext and gRPC. Returns 0 when zerowire-proxy
- * does not carry what d speaks on this route; why then says what it speaks
- * and how we know. */
+ * the h2c port for HTTP/2 cleartext and gRPC, the TLS port for TLS (see
+ * tls_port_for). Returns 0 when zerowire-proxy does not carry what d speaks
+ * on this route; why then says what it speaks, how we know and why not. */
 static int proxy_port_for(struct zw_rewrite *rw, const struct dest *d, char *why, size_t len)
 {
 	enum zw_proto p = ZW_PROTO_HTTP1;
 	char how[192] = "";
 	int proto;
-	const char *from = NULL;
+	const char *from = NULL, *policy = NULL;
+	/* A gateway verifies such a backend by the policy's hostname and CA;
+	 * the proxy has no per-Service ones, so that check would be lost. */
+	if (zw_route_kind_of(rw->kind)->shape == ZW_RK_SHAPE_GATEWAY && rw->reg &&
+	    zw_registry_backend_tls(rw->reg, d->ns, d->name, d->port, d->port_name, &policy) == 1) {
+		snprintf(
+		        why, len,
+		        "is reached over TLS verified by BackendTLSPolicy %s, which zerowire-proxy "
+		        "cannot keep (no per-Service hostname or CA towards backends)",
+		        policy);
+		return 0;
+	}
 	if (rw->backend_proto != ZW_PROTO_HTTP1) {
 		p = rw->backend_proto;
 		snprintf(how, sizeof(how), "%s", rw->backend_proto_why);
@@ -311,13 +408,18 @@ static int proxy_port_for(struct zw_rewrite *rw, const struct dest *d, char *why
 	}
 	if (p == ZW_PROTO_HTTP1)
 		return rw->cfg->proxy_port;
+	if (p == ZW_PROTO_TLS)
+		return tls_port_for(rw, d, how, why, len); /* a target was found: reg set */
 	if (!(ZW_PROTO_CARRIED & (1u << p))) {
-		snprintf(why, len, "speaks %s (%s)", zw_proto_name(p), how);
+		snprintf(why, len, "speaks %s (%s), which zerowire-proxy does not carry",
+		         zw_proto_name(p), how);
 		return 0;
 	}
 	if (rw->cfg->proxy_h2c_port <= 0) {
-		snprintf(why, len, "speaks %s (%s) and --proxy-h2c-port is 0", zw_proto_name(p),
-		         how);
+		snprintf(why, len,
+		         "speaks %s (%s) and --proxy-h2c-port is 0, which zerowire-proxy does not "
+		         "carry",
+		         zw_proto_name(p), how);
 		return 0;
 	}
 	/* The proxy picks h2c to a backend from its port's appProtocol or name
@@ -327,7 +429,7 @@ static int proxy_port_for(struct zw_rewrite *rw, const struct dest *d, char *why
 	if (strncmp(how, ZW_PROTO_WHY_ANNOTATION, strlen(ZW_PROTO_WHY_ANNOTATION)) == 0) {
 		snprintf(why, len,
 		         "speaks %s (%s; zerowire-proxy reads it from the port's appProtocol or "
-		         "name, not annotations)",
+		         "name, not annotations), which zerowire-proxy does not carry",
 		         zw_proto_name(p), how);
 		return 0;
 	}
@@ -469,7 +571,9 @@ static json_t *build_written(const struct zw_rewrite *rw, const struct dest *d, 
  * does). NULL on ENOMEM. */
 static json_t *written_value(struct zw_rewrite *rw, const struct dest *d, int port)
 {
-	json_t **slot = &rw->written[port == rw->cfg->proxy_port ? 0 : 1];
+	json_t **slot = &rw->written[port == rw->cfg->proxy_port       ? 0
+	                             : port == rw->cfg->proxy_h2c_port ? 1
+	                                                               : 2];
 	if (d->cluster)
 		return build_written(rw, d, port);
 	if (!*slot)
@@ -665,8 +769,8 @@ static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
 	int port = proxy_port_for(rw, d, why, sizeof(why));
 	if (!port) {
 		zw_rewrite_warn(rw,
-		                "destination %s/%s %s, which zerowire-proxy does not carry: left "
-		                "unchanged (not woken from zero through zerowire)",
+		                "destination %s/%s %s: left unchanged (not woken from zero through "
+		                "zerowire)",
 		                d->ns, d->name, why);
 		return;
 	}

@@ -49,10 +49,11 @@ struct zw_rewrite {
 	const char *hint_path;
 
 	/* Per walk: the fields written when the same for every destination
-	 * leading to the proxy's HTTP port ([0]) or its h2c port ([1]) (owned;
-	 * the caller json_decref()s both after the walk), and whether the
-	 * route's wiring (alias Service / ReferenceGrant) was checked. */
-	json_t *written[2];
+	 * leading to the proxy's HTTP port ([0]), its h2c port ([1]) or its TLS
+	 * port ([2]) (owned; the caller json_decref()s them after the walk),
+	 * and whether the route's wiring (alias Service / ReferenceGrant) was
+	 * checked. */
+	json_t *written[3];
 	bool wiring_checked;
 };
 

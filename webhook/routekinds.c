@@ -52,6 +52,10 @@ const struct zw_route_kind zw_route_kinds[ZW_RK_COUNT] = {
 	 * the proxy Service's, which they mirror. */
 	{ZW_MK_OTHER, "discovery.k8s.io", "EndpointSlice", "endpointslices", {"v1", "v1beta1"},
 	 "other", ZW_RK_SHAPE_NONE, 0, ZW_RK_NO_WIRING, ZW_RK_MADE, "alias", 0},
+	/* Which Services gateways speak TLS to (rewrite.c: TLS destinations
+	 * and the proxy's own TLS port). Indexed with the Service ports. */
+	{ZW_MK_OTHER, GW, "BackendTLSPolicy", "backendtlspolicies", {"v1", "v1alpha3"},
+	 "other", ZW_RK_SHAPE_NONE, 0, ZW_RK_NO_WIRING, ZW_RK_SOURCE_PORTS, 0, 0},
 };
 // clang-format on
 const size_t zw_route_kinds_count = sizeof(zw_route_kinds) / sizeof(zw_route_kinds[0]);

@@ -147,6 +147,45 @@ def test_proxy_h2c_port():
     assert r.returncode != 0 and "proxy.ports.h2c equals proxy.ports.http" in r.stderr, r.stderr
 
 
+
+CA_PEM = "-----BEGIN CERTIFICATE-----\nMIIBfake\n-----END CERTIFICATE-----\n"
+
+
+def test_proxy_backend_tls_policy():
+    """proxy.tls.backendTLSPolicy: a BackendTLSPolicy on the proxy Service's
+    port https (what the webhook needs before rewriting Gateway API TLS
+    destinations), its hostname, and the CA as a ConfigMap of the chart or
+    one of the user's; exactly one CA source; nothing without TLS."""
+    tls = ["--set", "proxy.tls.enabled=true", "--set", "proxy.tls.defaultSecret=proxy-cert"]
+    on = tls + ["--set", "proxy.tls.backendTLSPolicy.enabled=true"]
+    assert not by_kind(render(*tls), "BackendTLSPolicy")
+    assert not by_kind(render("--set", "proxy.tls.backendTLSPolicy.enabled=true"), "BackendTLSPolicy")
+    docs = render(*on, "--set-string", "proxy.tls.backendTLSPolicy.caCertificate=" + CA_PEM, namespace="zw")
+    (pol,) = by_kind(docs, "BackendTLSPolicy")
+    (cm,) = [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == "zerowire-proxy-ca"]
+    assert pol["apiVersion"] == "gateway.networking.k8s.io/v1"
+    assert pol["metadata"]["namespace"] == "zw" and cm["metadata"]["namespace"] == "zw"
+    assert pol["spec"] == {
+        "targetRefs": [{"group": "", "kind": "Service", "name": "zerowire-proxy", "sectionName": "https"}],
+        "validation": {"hostname": "zerowire-proxy.zw.svc",
+                       "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "zerowire-proxy-ca"}]}}
+    assert cm["data"]["ca.crt"] == CA_PEM
+    # The port it names is the one the proxy Service has.
+    (svc,) = [d for d in by_kind(docs, "Service") if d["metadata"]["name"] == "zerowire-proxy"]
+    assert {"name": "https", "port": 8443, "targetPort": "https", "protocol": "TCP",
+            "appProtocol": "https"} in svc["spec"]["ports"]
+    docs = render(*on, "--set", "proxy.tls.backendTLSPolicy.caConfigMap=trust-bundle",
+                  "--set", "proxy.tls.backendTLSPolicy.hostname=proxy.example.com")
+    (pol,) = by_kind(docs, "BackendTLSPolicy")
+    assert pol["spec"]["validation"] == {
+        "hostname": "proxy.example.com",
+        "caCertificateRefs": [{"group": "", "kind": "ConfigMap", "name": "trust-bundle"}]}
+    assert not [d for d in by_kind(docs, "ConfigMap") if d["metadata"]["name"] == "zerowire-proxy-ca"]
+    for extra in ([], ["--set-string", "proxy.tls.backendTLSPolicy.caCertificate=" + CA_PEM,
+                       "--set", "proxy.tls.backendTLSPolicy.caConfigMap=trust-bundle"]):
+        r = helm("template", "zerowire", CHART, *on, *extra, check=False)
+        assert r.returncode != 0 and "needs exactly one of caCertificate" in r.stderr, r.stderr
+
 def test_webhook_resource_limits_become_flags():
     def args(*sets):
         docs = render(*sets)

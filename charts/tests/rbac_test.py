@@ -66,6 +66,7 @@ def webhook_cluster_rules(mwc=True):
         ("gloo.solo.io", "upstreams", ()): READ,
         ("networking.gloo.solo.io", "virtualdestinations", ()): READ,
         ("", "services", ()): tuple(sorted(OWN)),
+        ("gateway.networking.k8s.io", "backendtlspolicies", ()): READ,
         ("discovery.k8s.io", "endpointslices", ()): tuple(sorted(OWN)),
         ("", "namespaces", ()): READ,
     })

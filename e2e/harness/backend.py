@@ -231,19 +231,20 @@ class Server(ThreadingHTTPServer):
     request_queue_size = 1024
 
 
-def serve(name, ip, ports, delay_ms, out=sys.stdout):
-    """Sleeps delay_ms, binds every port on ip, prints READY, serves until
-    SIGTERM/SIGINT. Returns the exit status."""
+def serve(name, ip, ports, delay_ms, out=sys.stdout, server=Server, base=Handler):
+    """Sleeps delay_ms, binds every port on ip (`server` and `base`: Server
+    and Handler or subclasses, such as tlsbackend.py's), prints READY,
+    serves until SIGTERM/SIGINT. Returns the exit status."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *a: stop.set())
     signal.signal(signal.SIGINT, lambda *a: stop.set())
     if stop.wait(delay_ms / 1000.0):
         return 0
-    handler = type("PodHandler", (Handler,), {"pod": name, "ip": ip})
+    handler = type("PodHandler", (base,), {"pod": name, "ip": ip})
     servers = []
     try:
         for p in ports:
-            servers.append(Server((ip, p), handler))
+            servers.append(server((ip, p), handler))
     except OSError as e:
         out.write("ERROR bind %s: %s\n" % (ip, e))
         out.flush()

@@ -7,7 +7,8 @@ keeps its Lease in kube-node-lease renewed and its Ready condition true, and
 runs every Pod the real scheduler binds to it as a local process
 (harness/backend.py, one listener per TCP containerPort, 8080 when none;
 harness/grpcbackend.py, a gRPC server, for Pods annotated
-zerowire.test/backend: grpc), each in a network namespace of its own:
+zerowire.test/backend: grpc; harness/tlsbackend.py, backend.py behind TLS,
+for zerowire.test/backend: tls), each in a network namespace of its own:
 
     host bridge zwk<id> (10.x.y.1/24)  <- veth zwk<id>v<n> -> eth0 in netns zwk-<id>-<n> (10.x.y.<n>)
 
@@ -56,7 +57,7 @@ STATE_DIR = "/run/zerowire-kubelet"
 ETC_NETNS = "/etc/netns"
 ANN_DELAY = "zerowire.test/startup-delay-ms"
 ANN_BACKEND = "zerowire.test/backend"
-BACKENDS = {"http": "harness.backend", "grpc": "harness.grpcbackend"}
+BACKENDS = {"http": "harness.backend", "grpc": "harness.grpcbackend", "tls": "harness.tlsbackend"}
 PYTHON = "/usr/bin/python3"
 E2E_DIR = os.path.join(util.REPO, "e2e")
 LEASE_SECONDS = 40

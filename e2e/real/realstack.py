@@ -31,6 +31,10 @@ class RealStack(Stack):
         super().__init__(cluster, app_namespaces, **kw)
         self.kubelet, self.real_keda = kubelet, keda
         self.host = kubelet.gateway
+        # Subclasses: more proxy flags, and proxy Service ports (by name)
+        # that lead elsewhere than the HTTP listener (the TLS one).
+        self.proxy_extra_args = []
+        self.proxy_port_by_name = {}
 
     def _start(self):
         for ns in {self.namespace, self.proxy_namespace}:
@@ -66,7 +70,7 @@ class RealStack(Stack):
                 "--scaler-listen", "%s:%d" % (self.host, self.scaler_port),
                 "--admin-listen", "127.0.0.1:%d" % self.admin_port,
                 "--workers", "2", "--shutdown-delay", "0s", "--drain-timeout", "5s",
-                "--readiness-timeout", "60s", "--log-level", self.log_level]
+                "--readiness-timeout", "60s", "--log-level", self.log_level] + self.proxy_extra_args
         p = self._spawn("proxy", argv)
         self._wait_proc(p, "proxy", lambda: self.admin_get("/readyz")[0] == 200)
 
@@ -76,7 +80,8 @@ class RealStack(Stack):
         each port's appProtocol, as the EndpointSlice controller writes them."""
         svc = self.cluster.api("GET", "/api/v1/namespaces/%s/services/%s" % (self.proxy_namespace,
                                                                               self.proxy_service))
-        ports = [dict({"name": p.get("name", ""), "port": self.proxy_port, "protocol": "TCP"},
+        ports = [dict({"name": p.get("name", ""), "port": self.proxy_port_by_name.get(p.get("name"), self.proxy_port),
+                       "protocol": "TCP"},
                       **({"appProtocol": p["appProtocol"]} if p.get("appProtocol") else {}))
                  for p in svc["spec"]["ports"]]
         self.cluster.apply(json.dumps({
@@ -113,9 +118,10 @@ class RealStack(Stack):
         return problems
 
 
-def module_realstack(realc, kubelet, keda, **kw):
-    """Fixture body: a started RealStack, stopped after (raising its problems)."""
-    st = RealStack(realc, kubelet, keda, **kw)
+def module_realstack(realc, kubelet, keda, cls=RealStack, **kw):
+    """Fixture body: a started RealStack (or subclass cls), stopped after
+    (raising its problems)."""
+    st = cls(realc, kubelet, keda, **kw)
     st.start()
     try:
         yield st

@@ -10,7 +10,11 @@ Traefik needs to speak h2c to a GRPCRoute backend. The first call is held
 while KEDA scales the Deployment 0 -> 1, then answered by the new Pod with
 its initial and trailing metadata; then server, client and bidirectional
 streams, and a failing call whose grpc-status and grpc-message arrive
-intact. Deleting the ScaledObject restores the GRPCRoute byte for byte."""
+intact. After the last call nothing stays in flight (Traefik keeps its h2c
+connection to the proxy open), the proxy reports the target inactive once
+the ScaledObject's 5 s request-rate window is empty, and KEDA takes the
+workload back to 0 within ZERO_BOUND_S (docs/keda-scaler.md "Time to
+zero"). Deleting the ScaledObject restores the GRPCRoute byte for byte."""
 
 import re
 import time
@@ -26,6 +30,17 @@ GR = "grpcroutes.gateway.networking.k8s.io"
 NS = "grpcapp"
 HOST = "grpc.example.com"
 METHOD = "/zerowire.test.Echo/"
+# The ScaledObject's request-rate window and granularity, and its cooldown.
+# Without `window` the rate is taken over the default minute, and the
+# workload stays up about that long after the last call.
+WINDOW_S, GRAN_S, COOLDOWN_S = 5, 0.5, 3
+# Last call -> proxy inactive: the window, one bucket, the scaler's 200 ms
+# tick, plus slack for a loaded machine.
+INACTIVE_BOUND_S = WINDOW_S + GRAN_S + 0.2 + 2.3
+# Last call -> 0 replicas: inactive, then KEDA's cooldown counted from its
+# last active poll (pollingInterval 1 s), then KEDA's scale, the Deployment
+# controller and the kubelet stand-in; 8 s slack on a shared 2-core machine.
+ZERO_BOUND_S = INACTIVE_BOUND_S + COOLDOWN_S + 1 + 8
 
 WORKLOAD = """
 apiVersion: apps/v1
@@ -57,7 +72,7 @@ spec:
   minReplicaCount: 0
   maxReplicaCount: 2
   pollingInterval: 1
-  cooldownPeriod: 3
+  cooldownPeriod: %(cooldown)d
   triggers:
     - type: external-push
       metadata:
@@ -67,6 +82,8 @@ spec:
         hosts: %(host)s
         scalingMetric: requestRate
         targetValue: "5"
+        window: %(window)ds
+        granularity: %(gran)dms
 """
 
 ROUTE = """
@@ -144,10 +161,22 @@ def calls(st, realc, ch):
     assert dict(ei.value.trailing_metadata())["x-backend-trailer"].startswith("echo-")
 
 
+def workload(st):
+    return WORKLOAD % {"ns": NS, "addr": st.scaler_address, "host": HOST, "window": WINDOW_S,
+                       "gran": GRAN_S * 1000, "cooldown": COOLDOWN_S}
+
+
+def scaler_gauge(text, name):
+    """The value of the proxy's per-target gauge `name` for echo (trigger 0)."""
+    m = re.search(r'^%s\{namespace="%s",target="echo/0"\} (\S+)$' % (name, NS), text, re.M)
+    assert m, (name, text)
+    return float(m.group(1))
+
+
 def test_grpc_through_traefik_and_the_proxy_wakes_from_zero(realc, kubelet, traefik, grpc_stack):
     st = grpc_stack
     realc.apply(GATEWAY % {"name": "grpc-gw", "ns": NS, "port": traefik.web_port})
-    realc.apply(WORKLOAD % {"ns": NS, "addr": st.scaler_address, "host": HOST})
+    realc.apply(workload(st))
     route = ROUTE % {"ns": NS, "host": HOST}
     applied = st.as_applied(route)
     st.wait_for(lambda: st.proxy_service in st.kubectl("apply", "--dry-run=server", "-o", "json", "-f", "-",
@@ -168,6 +197,7 @@ def test_grpc_through_traefik_and_the_proxy_wakes_from_zero(realc, kubelet, trae
     except grpc.RpcError as e:
         raise AssertionError("%s\nproxy log (end):\n%s" % (e, st.log("proxy")[-4000:])) from e
     finally:
+        t_last = time.monotonic()
         ch.close()
     # Counted like HTTP/1.1 requests (target echo, trigger 0): one cold, five warm (the failed
     # call too: HTTP 200, grpc-status 3).
@@ -179,9 +209,21 @@ def test_grpc_through_traefik_and_the_proxy_wakes_from_zero(realc, kubelet, trae
         return int(m.group(1)) if m else 0
     assert (counted("true"), counted("false")) == (1, 5), text
 
-    down = wait_zero(st, NS, "echo", kubelet)
-    log("gRPC: back to 0 %.1fs after the last call" % down)
+    # Idle: no call in flight though Traefik keeps its h2c connection to the
+    # proxy (and the proxy its pool connection to the Pod) open; inactive once
+    # the window is empty; then KEDA's cooldown.
+    def gauge(name):
+        return scaler_gauge(st.admin_get("/metrics")[1].decode(), name)
+    st.wait_for(lambda: gauge("zerowire_scaler_concurrency") == 0, 5, "no gRPC call in flight", interval=0.1)
+    st.wait_for(lambda: gauge("zerowire_scaler_active") == 0, INACTIVE_BOUND_S + 10, "echo inactive", interval=0.1)
+    inactive = time.monotonic() - t_last
+    wait_zero(st, NS, "echo", kubelet)
+    down = time.monotonic() - t_last
+    log("gRPC: inactive %.1fs and back to 0 %.1fs after the last call (window %ds, cooldown %ds)"
+        % (inactive, down, WINDOW_S, COOLDOWN_S))
+    assert inactive < INACTIVE_BOUND_S, inactive
+    assert down < ZERO_BOUND_S, down
     realc.kubectl("delete", "scaledobject", "echo", "-n", NS)
     st.wait_restored(applied)
-    for src in (route, WORKLOAD % {"ns": NS, "addr": st.scaler_address, "host": HOST}):
+    for src in (route, workload(st)):
         st.delete(src)

@@ -102,12 +102,12 @@ def through_traefik(st, traefik, host, path, ns, app, cold):
     return r, took
 
 
-def wait_routed(st, traefik, host, provider, what):
+def wait_routed(st, traefik, host, provider, what, want=None):
     """Until Traefik has built a router for host from provider
     ("kubernetes": Ingress, "kubernetesgateway": HTTPRoute) whose servers
-    are the proxy, asking Traefik's API: a probe request would wake the
-    target."""
-    want = "http://%s:%d" % (st.host, st.proxy_port)
+    are the proxy (want: its URL, default the HTTP listener), asking
+    Traefik's API: a probe request would wake the target."""
+    want = want or "http://%s:%d" % (st.host, st.proxy_port)
 
     def ok():
         found = [r for r in traefik.routers() if r.get("provider") == provider and host in r.get("rule", "")

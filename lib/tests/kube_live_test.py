@@ -284,6 +284,50 @@ def test_token_kubeconfig_and_in_cluster_rotation(cluster, ns, tmp_path, watcher
     w.stop()
 
 
+@pytest.mark.parametrize("first,second", [
+    ({"kind": "ConfigMapList", "metadata": {}}, None),
+    ({"kind": "ConfigMapList", "metadata": {}, "items": None}, None),
+    ({"kind": "ConfigMapList", "metadata": {}, "items": {}}, None),
+    ({"kind": "ConfigMapList", "metadata": {"continue": "p2"}, "items": []}, {"kind": "ConfigMapList", "metadata": {}}),
+], ids=["no-items", "null-items", "object-items", "second-page-no-items"])
+def test_list_without_items_is_an_error(tmp_path, first, second):
+    """A LIST reply without an `items` array (on any page) is refused with
+    BadResponse, never read as an empty list: a real apiserver always sends
+    `"items": []`, and reading a truncated or misrouted reply as empty would
+    make a caller drop every object it knows. A served fake: no real
+    apiserver sends such a reply."""
+    import http.server
+
+    class H(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            body = json.dumps(second if "continue=" in self.path and second is not None else first).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        kc = tmp_path / "kubeconfig"
+        kc.write_text(json.dumps({
+            "apiVersion": "v1", "kind": "Config", "current-context": "f",
+            "contexts": [{"name": "f", "context": {"cluster": "f", "user": "u"}}],
+            "clusters": [{"name": "f", "cluster": {"server": "http://127.0.0.1:%d" % srv.server_address[1]}}],
+            "users": [{"name": "u", "user": {"token": "t"}}]}))
+        r = subprocess.run([TOOL, "--kubeconfig", str(kc), "list", "v1", "configmaps", "default"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=60)
+        assert "Sanitizer" not in r.stderr and "runtime error" not in r.stderr, r.stderr
+        assert r.returncode == 2, (r.returncode, r.stdout, r.stderr)
+        assert json.loads(r.stdout)["error"]["reason"] == "BadResponse", r.stdout
+    finally:
+        srv.shutdown()
+
+
 def test_exec_plugin_via_merged_kubeconfig_env(cluster, ns, tmp_path):
     """$KUBECONFIG naming two files (clusters/contexts in one, the user in the
     other, plus a missing one), the user an exec credential plugin printing a

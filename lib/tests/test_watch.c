@@ -458,6 +458,68 @@ static void test_machine_backoff(void **state)
 	zw_watch_free(s.w);
 }
 
+/* A list reply without an "items" array is retried, never read as an empty
+ * list (which would delete every known object). */
+static void test_list_without_items(void **state)
+{
+	static const char *const bad[] = {
+	        "{\"kind\":\"Status\",\"apiVersion\":\"v1\",\"metadata\":{}}",
+	        "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMapList\",\"metadata\":"
+	        "{\"resourceVersion\":\"7\"},\"items\":null}",
+	        "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMapList\",\"metadata\":"
+	        "{\"resourceVersion\":\"7\"},\"items\":{}}",
+	        "{\"kind\":\"APIResourceList\",\"resources\":[]}",
+	};
+	const char *list_path = "/api/v1/namespaces/ns/configmaps?limit=2";
+	struct sm s;
+
+	(void)state;
+	sm_init(&s, NULL, "v1", "configmaps");
+	sm_next(&s, "/api/v1", 0);
+	sm_ok(&s, "{\"resources\":[{\"name\":\"configmaps\"}]}");
+	/* the first list: no SYNCED for a reply that is not a list */
+	sm_next(&s, list_path, 0);
+	sm_ok(&s, bad[0]);
+	assert_string_equal(s.events, "");
+	assert_string_equal(s.status, "RETRY;");
+	assert_int_equal(zw_watch_next(s.w, &s.step), 0);
+	assert_string_equal(s.step.path, list_path);
+	assert_true(s.step.delay_ms >= ZW_WATCH_BACKOFF_MIN_MS / 2);
+	sm_ok(&s, "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMapList\",\"metadata\":"
+	          "{\"resourceVersion\":\"6\"},\"items\":[" OBJ("a", "1") "," OBJ("b", "2") "]}");
+	expect_events(&s, "ADDED a 1;ADDED b 2;SYNCED;");
+	/* a relist answered by each bad reply: known objects stay, retried after a backoff */
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		s.status[0] = '\0';
+		assert_int_equal(zw_watch_next(s.w, &s.step), 0);
+		assert_non_null(strstr(s.step.path, "watch=1"));
+		sm_fail(&s, 410);
+		sm_next(&s, list_path, 0);
+		sm_ok(&s, bad[i]);
+		assert_string_equal(s.events, "");
+		assert_string_equal(s.status, "RELIST;RETRY;");
+		assert_int_equal(json_object_size(zw_watch_known(s.w)), 2);
+		assert_int_equal(zw_watch_next(s.w, &s.step), 0);
+		assert_string_equal(s.step.path, list_path);
+		assert_true(s.step.delay_ms >= ZW_WATCH_BACKOFF_MIN_MS / 2);
+		/* a second page without items restarts the list from page one */
+		sm_ok(&s, "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMapList\",\"metadata\":"
+		          "{\"resourceVersion\":\"8\",\"continue\":\"k\"},\"items\":[" OBJ(
+		                  "a", "1") "]}");
+		sm_next(&s, "/api/v1/namespaces/ns/configmaps?continue=k&limit=2", 0);
+		sm_ok(&s, bad[i]);
+		assert_string_equal(s.events, "");
+		assert_int_equal(zw_watch_next(s.w, &s.step), 0);
+		assert_string_equal(s.step.path, list_path);
+		assert_true(s.step.delay_ms >= ZW_WATCH_BACKOFF_MIN_MS / 2);
+		sm_ok(&s, "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMapList\",\"metadata\":"
+		          "{\"resourceVersion\":\"9\"},\"items\":[" OBJ("a", "1") "," OBJ(
+		                  "b", "2") "]}");
+		expect_events(&s, "SYNCED;");
+	}
+	zw_watch_free(s.w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -468,6 +530,7 @@ int main(void)
 	        cmocka_unit_test(test_error_from_response),
 	        cmocka_unit_test(test_machine_lifecycle),
 	        cmocka_unit_test(test_machine_backoff),
+	        cmocka_unit_test(test_list_without_items),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,8 +1,9 @@
 /* libFuzzer target: arbitrary bytes after the HTTP/2 client preface and an
  * empty SETTINGS frame, fed to a server connection (proxy/h2conn.c) in
  * chunks whose sizes come from the input; the caller side answers every
- * request (head, some body, trailers), consumes request bodies, and resets
- * every third stream, so the send paths run too. Any crash, leak or
+ * request (an interim 103 for every fourth, head, some body, trailers),
+ * consumes request bodies, reads request trailers, and resets every third
+ * stream, so the send paths run too. Any crash, leak or
  * sanitizer report is a finding. Seeds: proxy/fuzz/corpus/fuzz_h2conn/. */
 #include <stddef.h>
 #include <stdint.h>
@@ -15,6 +16,7 @@ struct fz {
 	int32_t ids[256];
 	size_t n;
 	int alive[256];
+	size_t trailer_bytes;
 };
 
 static void *on_request(void *ctx, int32_t id, const struct zw_h2_request *rq)
@@ -45,7 +47,17 @@ static void on_close(void *ctx, void *stream, uint32_t code)
 	*(int *)stream = 0;
 }
 
-static const struct zw_h2_callbacks cb = {on_request, on_data, on_close, NULL};
+static void on_trailers(void *ctx, void *stream, const struct zw_h2_field *fl, size_t n)
+{
+	struct fz *f = ctx;
+	size_t bytes = 0;
+	(void)stream;
+	for (size_t i = 0; i < n; i++)
+		bytes += fl[i].name_len + fl[i].value_len;
+	f->trailer_bytes += bytes;
+}
+
+static const struct zw_h2_callbacks cb = {on_request, on_data, on_close, NULL, on_trailers};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -74,6 +86,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				continue;
 			}
 			struct zw_h2_field fl[] = {{"Content-Type", "text/plain", 12, 10}};
+			struct zw_h2_field hint[] = {{"Link", "</a>; rel=preload", 4, 17}};
+			if (i % 4 == 1)
+				zw_h2conn_interim(f.h, id, 103, hint, 1);
 			if (zw_h2conn_respond(f.h, id, 200, fl, 1, 0) == 0) {
 				zw_h2conn_data(f.h, id, (const uint8_t *)"hello", 5, 0);
 				struct zw_h2_field tr[] = {{"grpc-status", "0", 11, 1}};

@@ -1,7 +1,8 @@
 /* libFuzzer target: arbitrary bytes from a backend, after its SETTINGS
  * frame, fed to a client connection (proxy/h2upstream.c) in chunks whose
  * sizes come from the input, with four streams open (two with a request
- * body that keeps coming); the caller side consumes what arrives, detaches
+ * body that keeps coming, ending with trailers once enough streams were
+ * opened); the caller side reads interim heads, consumes what arrives, detaches
  * every third stream that answers, and opens a new stream whenever one
  * ends and the connection allows it, so the send, window and close paths
  * run too. The first bytes also go through the grpc-timeout parser. Any
@@ -21,6 +22,7 @@ struct fz {
 	int alive[SLOTS];
 	int heads;
 	size_t n;
+	size_t interims;
 };
 
 static int slot(struct fz *f, void *stream)
@@ -96,10 +98,24 @@ static void on_writable(void *ctx, void *stream)
 {
 	struct fz *f = ctx;
 	int i = slot(f, stream);
+	if (f->n > 8 && i % 4 == 1) {
+		static const struct zw_h2_field tr[] = {{"X-Sum", "1", 5, 1}};
+		zw_h2up_trailers(f->c, f->ids[i], tr, 1);
+		return;
+	}
 	zw_h2up_data(f->c, f->ids[i], (const uint8_t *)"\0\0\0\0\1z", 6, f->n > 8);
 }
 
-static const struct zw_h2up_callbacks cb = {on_head, on_data, on_trailers, on_close, on_writable};
+static void on_interim(void *ctx, void *stream, int status, const struct zw_h2_field *fl, size_t n)
+{
+	struct fz *f = ctx;
+	(void)stream;
+	(void)fl;
+	f->interims += (size_t)status / 100 + n;
+}
+
+static const struct zw_h2up_callbacks cb = {on_head,  on_data,     on_trailers,
+                                            on_close, on_writable, on_interim};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

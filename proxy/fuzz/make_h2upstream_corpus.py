@@ -30,6 +30,8 @@ SEEDS = {
     "goaway": SETTINGS_ACK + frame(7, 0, 0, struct.pack(">II", 1, 0)) + frame(1, 5, 1, HEAD),
     "window_ping": SETTINGS_ACK + frame(8, 0, 0, struct.pack(">I", 1 << 20)) + frame(8, 0, 1, struct.pack(">I", 100)) + frame(6, 0, 0, b"12345678"),
     "interim": SETTINGS_ACK + frame(1, 4, 1, b"\x00\x07:status\x03103") + frame(1, 5, 1, HEAD),
+    "interim_link": SETTINGS_ACK + frame(1, 4, 3, b"\x00\x07:status\x03100") +
+    frame(1, 4, 3, b"\x00\x07:status\x03103" + lit(b"link", b"</a>; rel=preload")) + frame(1, 5, 3, HEAD),
 }
 
 out = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), "corpus", "fuzz_h2upstream")

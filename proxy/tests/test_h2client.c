@@ -1,6 +1,7 @@
 /* Unit tests for the HTTP/2 to HTTP/1.1 translation of proxy/h2client.c:
  * request heads (pseudo-headers to the request line and Host, cookies
- * joined, chunked framing when a body has no length), and the response
+ * joined, chunked framing when a body has no length or announces trailers),
+ * and the response
  * text split into an HTTP/2 status, fields and body; the translated request
  * head goes through http1.c's parser as the data path does. */
 #include <setjmp.h>
@@ -79,6 +80,31 @@ static void test_request_body_framing(void **state)
 	expect_text(&r, "POST /up HTTP/1.1\r\nhost: app.test\r\ncontent-length: 5\r\n\r\n", 0);
 	r = req_of("POST", "/up", "app.test", NULL, 0, 0);
 	expect_text(&r, "POST /up HTTP/1.1\r\nhost: app.test\r\ntransfer-encoding: chunked\r\n\r\n",
+	            1);
+}
+
+/* HTTP/1.1 carries trailers only after a chunked body: a body whose client
+ * announces trailers (Trailer) goes chunked without its length; without
+ * the announcement, or without a body, the length stays. */
+static void test_request_announced_trailers(void **state)
+{
+	(void)state;
+	struct zw_h2_field f[] = {F("content-length", "5"), F("trailer", "x-checksum"),
+	                          F("x-a", "1")};
+	struct zw_h2_request r = req_of("POST", "/up", "app.test", f, 3, 0);
+	expect_text(&r,
+	            "POST /up HTTP/1.1\r\nhost: app.test\r\ntrailer: x-checksum\r\nx-a: 1\r\n"
+	            "transfer-encoding: chunked\r\n\r\n",
+	            1);
+	r = req_of("POST", "/up", "app.test", f, 3, 1);
+	expect_text(&r,
+	            "POST /up HTTP/1.1\r\nhost: app.test\r\ncontent-length: 5\r\n"
+	            "trailer: x-checksum\r\nx-a: 1\r\n\r\n",
+	            0);
+	r = req_of("POST", "/up", "app.test", f + 1, 2, 0);
+	expect_text(&r,
+	            "POST /up HTTP/1.1\r\nhost: app.test\r\ntrailer: x-checksum\r\nx-a: 1\r\n"
+	            "transfer-encoding: chunked\r\n\r\n",
 	            1);
 }
 
@@ -206,6 +232,7 @@ int main(void)
 	        cmocka_unit_test(test_request_get),
 	        cmocka_unit_test(test_request_host_without_authority),
 	        cmocka_unit_test(test_request_body_framing),
+	        cmocka_unit_test(test_request_announced_trailers),
 	        cmocka_unit_test(test_request_parses_as_http1),
 	        cmocka_unit_test(test_request_limit),
 	        cmocka_unit_test(test_request_smuggling_refused),

@@ -2,9 +2,10 @@
  * session, in memory) against the server connection, and hand-built
  * hostile frame sequences for each hardening limit: concurrent streams,
  * header list size (HPACK bomb), CONTINUATION flood, rapid reset, SETTINGS
- * and PING floods, flow control and bounded response buffering; and the
- * header helpers h2upstream.c shares (connection-specific fields, lower-cased
- * names, field blocks). */
+ * and PING floods, flow control and bounded response buffering; request
+ * trailers (and a section past the limit dropped) and interim heads; and
+ * the header helpers h2upstream.c shares (connection-specific fields,
+ * lower-cased names, field blocks). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +31,8 @@ struct sstream {
 	int closed;
 	uint32_t close_code;
 	int writable;
+	char trailers[256]; /* "name=value;" per trailer field */
+	int trailers_before_end;
 };
 
 struct server {
@@ -82,8 +85,20 @@ static void s_on_writable(void *ctx, void *stream)
 	((struct sstream *)stream)->writable++;
 }
 
-static const struct zw_h2_callbacks server_cb = {s_on_request, s_on_data, s_on_close,
-                                                 s_on_writable};
+static void s_on_trailers(void *ctx, void *stream, const struct zw_h2_field *f, size_t n)
+{
+	(void)ctx;
+	struct sstream *st = stream;
+	st->trailers_before_end = !st->body_end;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = strlen(st->trailers);
+		snprintf(st->trailers + k, sizeof(st->trailers) - k, "%.*s=%.*s;",
+		         (int)f[i].name_len, f[i].name, (int)f[i].value_len, f[i].value);
+	}
+}
+
+static const struct zw_h2_callbacks server_cb = {s_on_request, s_on_data, s_on_close, s_on_writable,
+                                                 s_on_trailers};
 
 /* ---- an nghttp2 client in memory ------------------------------------------- */
 
@@ -93,12 +108,17 @@ struct client {
 	size_t body[64];
 	int trailer_seen[64];
 	char trailer_value[64][64];
+	int interim[64];      /* 1xx heads seen */
+	int first_status[64]; /* :status of the first head */
+	char link[64][64];    /* a link field of an interim head */
 	int closed[64];
 	uint32_t close_code[64];
 	int goaway;
 	uint32_t goaway_code;
 	const uint8_t *upload;
 	size_t upload_len, upload_off;
+	const nghttp2_nv *upload_trailers; /* sent after the upload */
+	size_t n_upload_trailers;
 };
 
 static int c_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_t *name, size_t nl,
@@ -110,8 +130,14 @@ static int c_on_header(nghttp2_session *ng, const nghttp2_frame *f, const uint8_
 	int32_t id = f->hd.stream_id;
 	if (id >= 128 || id < 0)
 		return 0;
-	if (nl == 7 && memcmp(name, ":status", 7) == 0)
+	if (nl == 7 && memcmp(name, ":status", 7) == 0) {
 		c->status[id / 2] = (int)strtol((const char *)value, NULL, 10);
+		c->interim[id / 2] += value[0] == '1';
+		if (!c->first_status[id / 2])
+			c->first_status[id / 2] = c->status[id / 2];
+	}
+	if (nl == 4 && memcmp(name, "link", 4) == 0)
+		snprintf(c->link[id / 2], 64, "%.*s", (int)vl, value);
 	if (f->headers.cat == NGHTTP2_HCAT_HEADERS && nl == 11 &&
 	    memcmp(name, "grpc-status", 11) == 0) {
 		c->trailer_seen[id / 2] = 1;
@@ -203,8 +229,6 @@ static nghttp2_nv nv(const char *n, const char *v)
 static ssize_t upload_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
                            uint32_t *flags, nghttp2_data_source *src, void *arg)
 {
-	(void)ng;
-	(void)id;
 	(void)src;
 	struct client *c = arg;
 	size_t n = c->upload_len - c->upload_off;
@@ -212,8 +236,15 @@ static ssize_t upload_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t
 		n = length;
 	memcpy(buf, c->upload + c->upload_off, n);
 	c->upload_off += n;
-	if (c->upload_off == c->upload_len)
+	if (c->upload_off == c->upload_len) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (c->n_upload_trailers) {
+			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+			assert_int_equal(nghttp2_submit_trailer(ng, id, c->upload_trailers,
+			                                        c->n_upload_trailers),
+			                 0);
+		}
+	}
 	return (ssize_t)n;
 }
 
@@ -325,6 +356,92 @@ static void test_response_buffer_bounded_then_writable(void **state)
 	assert_true(s.streams[0].writable >= 4);
 	assert_int_equal(c.body[0], sizeof(big));
 	assert_int_equal(c.closed[0], 1);
+	nghttp2_session_del(c.ng);
+	zw_h2conn_free(s.h);
+}
+
+/* A request body that ends with trailers: the caller gets them, names as
+ * sent, before the end of the body; past the header list limit the section
+ * is dropped and the request still ends normally. */
+static void test_request_trailers(void **state)
+{
+	(void)state;
+	static const uint8_t body[] = "0123456789";
+	static char big[3000];
+	memset(big, 'b', sizeof(big) - 1);
+	nghttp2_nv tr[] = {nv("x-checksum", "781e5e245d69b566"), nv("x-empty", "")};
+	nghttp2_nv huge[] = {nv("x-big", big)};
+	nghttp2_nv req[] = {nv(":method", "POST"), nv(":scheme", "http"),
+	                    nv(":authority", "app.test"), nv(":path", "/up")};
+	for (int round = 0; round < 2; round++) {
+		struct server s;
+		struct client c;
+		struct zw_h2_limits lim = {.max_header_list = 2048};
+		server_init(&s, &lim);
+		client_init(&c);
+		c.upload = body;
+		c.upload_len = 10;
+		c.upload_trailers = round ? huge : tr;
+		c.n_upload_trailers = round ? 1 : 2;
+		nghttp2_data_provider prov = {.read_callback = upload_read};
+		int32_t id = nghttp2_submit_request(c.ng, NULL, req, 4, &prov, NULL);
+		assert_int_equal(pump(&c, &s), 0);
+		assert_int_equal(s.n, 1);
+		assert_int_equal(s.streams[0].body, 10);
+		assert_int_equal(s.streams[0].body_end, 1);
+		if (round == 0) {
+			assert_string_equal(s.streams[0].trailers,
+			                    "x-checksum=781e5e245d69b566;x-empty=;");
+			assert_int_equal(s.streams[0].trailers_before_end, 1);
+		} else {
+			assert_string_equal(s.streams[0].trailers, "");
+		}
+		zw_h2conn_consume(s.h, id, 10);
+		assert_int_equal(zw_h2conn_respond(s.h, id, 204, NULL, 0, 1), 0);
+		assert_int_equal(pump(&c, &s), 0);
+		assert_int_equal(c.status[0], 204);
+		assert_int_equal(c.close_code[0], 0);
+		nghttp2_session_del(c.ng);
+		zw_h2conn_free(s.h);
+	}
+}
+
+/* Interim heads (103 with its fields, then 100) go out before the final
+ * one; 101, a final status, or any interim after the final head are
+ * refused. */
+static void test_interim_responses(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c;
+	server_init(&s, NULL);
+	client_init(&c);
+	nghttp2_nv req[] = {nv(":method", "GET"), nv(":scheme", "http"), nv(":authority", "a"),
+	                    nv(":path", "/")};
+	int32_t id = nghttp2_submit_request(c.ng, NULL, req, 4, NULL, NULL);
+	assert_int_equal(pump(&c, &s), 0);
+	struct zw_h2_field hints[] = {{"Link", "</style.css>; rel=preload", 4, 25},
+	                              {"Connection", "close", 10, 5}};
+	assert_int_equal(zw_h2conn_interim(s.h, id, 103, hints, 2), 0);
+	assert_int_equal(pump(&c, &s), 0);
+	assert_int_equal(c.first_status[0], 103);
+	assert_int_equal(c.interim[0], 1);
+	assert_string_equal(c.link[0], "</style.css>; rel=preload");
+	assert_int_equal(c.closed[0], 0);
+	assert_int_equal(zw_h2conn_interim(s.h, id, 100, NULL, 0), 0);
+	assert_int_equal(zw_h2conn_interim(s.h, id, 101, NULL, 0), -1);
+	assert_int_equal(zw_h2conn_interim(s.h, id, 200, NULL, 0), -1);
+	assert_int_equal(zw_h2conn_respond(s.h, id, 200, NULL, 0, 0), 0);
+	assert_int_equal(zw_h2conn_interim(s.h, id, 103, NULL, 0), -1);
+	assert_int_equal(zw_h2conn_respond(s.h, id, 200, NULL, 0, 0), -1);
+	assert_int_equal(zw_h2conn_data(s.h, id, (const uint8_t *)"ok", 2, 1), 2);
+	assert_int_equal(pump(&c, &s), 0);
+	assert_int_equal(c.interim[0], 2);
+	assert_int_equal(c.status[0], 200);
+	assert_int_equal(c.body[0], 2);
+	assert_int_equal(c.closed[0], 1);
+	assert_int_equal(c.close_code[0], 0);
+	assert_int_equal(zw_h2conn_interim(s.h, 99, 103, NULL, 0), -1); /* no such stream */
 	nghttp2_session_del(c.ng);
 	zw_h2conn_free(s.h);
 }
@@ -700,6 +817,8 @@ int main(void)
 	        cmocka_unit_test(test_request_response_trailers),
 	        cmocka_unit_test(test_flow_control_waits_for_consume),
 	        cmocka_unit_test(test_response_buffer_bounded_then_writable),
+	        cmocka_unit_test(test_request_trailers),
+	        cmocka_unit_test(test_interim_responses),
 	        cmocka_unit_test(test_concurrent_streams_limit),
 	        cmocka_unit_test(test_header_list_too_big_gets_431),
 	        cmocka_unit_test(test_continuation_flood),

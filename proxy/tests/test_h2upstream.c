@@ -5,8 +5,9 @@
  * that does not consume stops the backend's stream, not its siblings; a
  * backend that does not consume stops the request body queue), backend
  * resets (REFUSED_STREAM retryable, others not), a GOAWAY whose last stream
- * id leaves a stream unprocessed, a detach (CANCEL upstream), and the gRPC
- * helpers (grpc-timeout, status mapping). */
+ * id leaves a stream unprocessed, a detach (CANCEL upstream), interim heads
+ * passed on, request trailers, and the gRPC helpers (grpc-timeout, status
+ * mapping). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -30,6 +31,8 @@ struct bstream {
 	int body_end;
 	int closed;
 	uint32_t code;
+	char trailers[128]; /* "name=value;" per request trailer field */
+	int trailers_before_end;
 };
 
 struct backend {
@@ -87,7 +90,20 @@ static void b_on_close(void *ctx, void *stream, uint32_t code)
 	st->code = code;
 }
 
-static const struct zw_h2_callbacks backend_cb = {b_on_request, b_on_data, b_on_close, NULL};
+static void b_on_trailers(void *ctx, void *stream, const struct zw_h2_field *f, size_t n)
+{
+	(void)ctx;
+	struct bstream *st = stream;
+	st->trailers_before_end = !st->body_end;
+	for (size_t i = 0; i < n; i++) {
+		size_t k = strlen(st->trailers);
+		snprintf(st->trailers + k, sizeof(st->trailers) - k, "%.*s=%.*s;",
+		         (int)f[i].name_len, f[i].name, (int)f[i].value_len, f[i].value);
+	}
+}
+
+static const struct zw_h2_callbacks backend_cb = {b_on_request, b_on_data, b_on_close, NULL,
+                                                  b_on_trailers};
 
 /* ---- the proxy side: the module under test ----------------------------------- */
 
@@ -105,6 +121,9 @@ struct ustream {
 	int writable;
 	int consume;      /* give window back at once */
 	size_t detach_at; /* detach inside on_data once this much body came */
+	int interims;     /* interim heads passed on */
+	int first_interim;
+	char link[64];
 };
 
 struct proxy {
@@ -172,8 +191,19 @@ static void u_on_writable(void *ctx, void *stream)
 	((struct ustream *)stream)->writable++;
 }
 
-static const struct zw_h2up_callbacks proxy_cb = {u_on_head, u_on_data, u_on_trailers, u_on_close,
-                                                  u_on_writable};
+static void u_on_interim(void *ctx, void *stream, int status, const struct zw_h2_field *f, size_t n)
+{
+	(void)ctx;
+	struct ustream *st = stream;
+	if (!st->interims++)
+		st->first_interim = status;
+	for (size_t i = 0; i < n; i++)
+		if (f[i].name_len == 4 && memcmp(f[i].name, "link", 4) == 0)
+			copy(st->link, sizeof(st->link), f[i].value, f[i].value_len);
+}
+
+static const struct zw_h2up_callbacks proxy_cb = {u_on_head,  u_on_data,     u_on_trailers,
+                                                  u_on_close, u_on_writable, u_on_interim};
 
 /* ---- the wire ------------------------------------------------------------------ */
 
@@ -473,16 +503,61 @@ static void test_detach_after_end_sends_no_reset(void **state)
 	assert_int_equal(zw_h2up_streams(x->p.c), 0);
 }
 
-/* Interim heads are not passed on; the final one is. */
-static void test_interim_skipped(void **state)
+/* Interim heads (103 with its fields, then 100) come through on_interim,
+ * before the final head through on_head. */
+static void test_interim_heads(void **state)
 {
 	struct pair *x = *state;
 	struct ustream *u = &x->p.s[0];
 	open_stream(x, u, 1);
 	pump(x);
-	assert_int_equal(zw_h2conn_respond(x->b.h, x->b.s[0].id, 103, NULL, 0, 0), -0);
+	struct zw_h2_field hints[] = {{"link", "</a.js>; rel=preload", 4, 20}};
+	assert_int_equal(zw_h2conn_interim(x->b.h, x->b.s[0].id, 103, hints, 1), 0);
 	pump(x);
+	assert_int_equal(u->interims, 1);
+	assert_int_equal(u->first_interim, 103);
+	assert_string_equal(u->link, "</a.js>; rel=preload");
 	assert_int_equal(u->status, 0);
+	assert_int_equal(zw_h2conn_interim(x->b.h, x->b.s[0].id, 100, NULL, 0), 0);
+	assert_int_equal(zw_h2conn_respond(x->b.h, x->b.s[0].id, 204, NULL, 0, 1), 0);
+	pump(x);
+	assert_int_equal(u->interims, 2);
+	assert_int_equal(u->status, 204);
+	assert_true(u->closed);
+	assert_int_equal(u->code, 0);
+}
+
+/* A request body that ends with trailers: DATA, then a HEADERS frame with
+ * END_STREAM carrying them (names lower-cased); nothing may follow. */
+static void test_request_trailers(void **state)
+{
+	struct pair *x = *state;
+	struct ustream *u = &x->p.s[0];
+	int32_t id = open_stream(x, u, 0);
+	assert_int_equal(zw_h2up_data(x->p.c, id, (const uint8_t *)"abc", 3, 0), 0);
+	struct zw_h2_field tr[] = {{"X-Checksum", "900150983cd24fb0", 10, 16}};
+	assert_int_equal(zw_h2up_trailers(x->p.c, id, tr, 1), 0);
+	assert_int_equal(zw_h2up_trailers(x->p.c, id, tr, 1), -1);
+	assert_int_equal(zw_h2up_data(x->p.c, id, (const uint8_t *)"d", 1, 0), -1);
+	pump(x);
+	struct bstream *b = &x->b.s[0];
+	assert_int_equal(b->body, 3);
+	assert_true(b->body_end);
+	assert_string_equal(b->trailers, "x-checksum=900150983cd24fb0;");
+	assert_true(b->trailers_before_end);
+	assert_int_equal(zw_h2conn_respond(x->b.h, b->id, 204, NULL, 0, 1), 0);
+	pump(x);
+	assert_int_equal(u->status, 204);
+	assert_true(u->closed);
+	assert_int_equal(u->code, 0);
+	/* Trailers alone after an empty body, on a second stream. */
+	struct ustream *v = &x->p.s[1];
+	id = open_stream(x, v, 0);
+	assert_int_equal(zw_h2up_trailers(x->p.c, id, tr, 1), 0);
+	pump(x);
+	assert_int_equal(x->b.s[1].body, 0);
+	assert_true(x->b.s[1].body_end);
+	assert_string_equal(x->b.s[1].trailers, "x-checksum=900150983cd24fb0;");
 }
 
 /* Freeing the connection ends attached streams with CANCEL, not retry. */
@@ -551,7 +626,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_detach_cancels, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_detach_after_end_sends_no_reset, setup,
 	                                        teardown),
-	        cmocka_unit_test_setup_teardown(test_interim_skipped, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_interim_heads, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_request_trailers, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_free_ends_streams, setup, teardown),
 	        cmocka_unit_test(test_grpc_timeout),
 	        cmocka_unit_test(test_grpc_status),

@@ -452,6 +452,79 @@ static void test_trailers_stay_out_of_the_head(void **state)
 	zw_http_head_free(&x.h);
 }
 
+/* A caller that re-frames a body asks for a copy of its trailer fields:
+ * name\0value\0 pairs, whatever the read boundaries, under the head's
+ * field count; forbidden fields are the caller's to drop. */
+static void test_trailer_copy(void **state)
+{
+	(void)state;
+	const char *head = "POST /t HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+	const char *body = "3\r\nabc\r\n0\r\nX-Sum: 900150983cd24fb0\r\nX-Empty:\r\n\r\n";
+	static const char want[] = "X-Sum\0"
+	                           "900150983cd24fb0\0X-Empty\0";
+	for (size_t step = 1; step <= strlen(body); step++) {
+		struct parsed x;
+		struct zw_obuf tr = {.limit = 256};
+		parse_with(&x, &wide, head, strlen(head));
+		assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+		x.h.trailers = &tr;
+		int rc = ZW_BODY_MORE;
+		for (size_t off = 0; off < strlen(body) && rc == ZW_BODY_MORE; off += step) {
+			size_t n = strlen(body) - off < step ? strlen(body) - off : step, used = 0;
+			rc = zw_http_body_execute(&x.p, body + off, n, &used);
+		}
+		assert_int_equal(rc, ZW_BODY_DONE);
+		assert_int_equal(x.h.n_trailers, 2);
+		assert_int_equal(tr.buf.len, sizeof(want));
+		assert_memory_equal(tr.buf.data, want, sizeof(want));
+		zw_buf_free(&tr.buf);
+		zw_http_head_free(&x.h);
+	}
+	/* More trailer fields than a head may have (limits: 8). */
+	struct parsed x;
+	struct zw_obuf tr = {.limit = 4096};
+	size_t used = 0;
+	parse(&x, head, 1000);
+	x.h.trailers = &tr;
+	const char *many = "0\r\na: 1\r\nb: 1\r\nc: 1\r\nd: 1\r\ne: 1\r\nf: 1\r\ng: 1\r\nh: 1\r\n"
+	                   "i: 1\r\n\r\n";
+	assert_int_equal(zw_http_body_execute(&x.p, many, strlen(many), &used), ZW_BODY_EBAD);
+	zw_buf_free(&tr.buf);
+	zw_http_head_free(&x.h);
+	/* A copy past its own limit fails the body too. */
+	tr = (struct zw_obuf){.limit = 8};
+	parse(&x, head, 1000);
+	x.h.trailers = &tr;
+	const char *long_one = "0\r\nX-Long: 12345\r\n\r\n";
+	assert_int_equal(zw_http_body_execute(&x.p, long_one, strlen(long_one), &used),
+	                 ZW_BODY_EBAD);
+	zw_buf_free(&tr.buf);
+	zw_http_head_free(&x.h);
+}
+
+static void test_trailer_dropped(void **state)
+{
+	(void)state;
+	static const char *const dropped[] = {"Content-Length", "transfer-encoding",
+	                                      "Host",           ":path",
+	                                      "connection",     "TE",
+	                                      "trailer",        "upgrade",
+	                                      "keep-alive",     "proxy-authorization",
+	                                      "authorization",  "cookie",
+	                                      "content-type",   "content-encoding",
+	                                      "expect",         "if-match",
+	                                      "range",          "max-forwards",
+	                                      "cache-control",  ""};
+	for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++)
+		if (!zw_http_trailer_dropped(dropped[i], strlen(dropped[i])))
+			fail_msg("%s kept", dropped[i]);
+	static const char *const kept[] = {"x-checksum", "grpc-status", "server-timing", "digest",
+	                                   "x-if"};
+	for (size_t i = 0; i < sizeof(kept) / sizeof(kept[0]); i++)
+		if (zw_http_trailer_dropped(kept[i], strlen(kept[i])))
+			fail_msg("%s dropped", kept[i]);
+}
+
 static void test_strict_request_heads(void **state)
 {
 	(void)state;
@@ -595,6 +668,8 @@ int main(void)
 	        cmocka_unit_test(test_tokens),
 	        cmocka_unit_test(test_connection_cannot_drop_framing),
 	        cmocka_unit_test(test_trailers_stay_out_of_the_head),
+	        cmocka_unit_test(test_trailer_copy),
+	        cmocka_unit_test(test_trailer_dropped),
 	        cmocka_unit_test(test_strict_request_heads),
 	        cmocka_unit_test(test_absolute_form),
 	        cmocka_unit_test(test_strict_responses),

@@ -21,9 +21,10 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zwproxy import Backend, Proxy, scaledobject, wait_for, free_port, ws_frame  # noqa: E402
+from zwproxy import (Backend, Proxy, scaledobject, wait_for, free_port, make_cert,  # noqa: E402
+                     recv_count, recv_head, tls_client_context, tls_connect, upload,
+                     ws_echo_roundtrip)
 from proxy_test import backend  # noqa: E402,F401
-from tls_secrets_test import make_cert  # noqa: E402
 from h2c_test import H2SPEC_EXCEPTIONS, H2SPEC_TIMING  # noqa: E402
 
 APP = "default/app"
@@ -33,15 +34,15 @@ NGHTTP = shutil.which("nghttp")
 OPENSSL = shutil.which("openssl")
 
 
-def tls_proxy(tmp, targets, endpoints, *args):
+def tls_proxy(tmp, targets, endpoints, *args, env=None):
     """A proxy in static mode with a TLS listener whose default certificate
     is a fresh self-signed one for default.tls.test; returns (proxy, TLS port)."""
-    make_cert(str(tmp), "default", 5, "default.tls.test", "app.test")
+    make_cert(tmp, "default", 5, "default.tls.test", "app.test")
     tport = free_port()
     p = Proxy(tmp, targets, endpoints,
               args=["--tls-listen", "127.0.0.1:%d" % tport,
                     "--tls-cert-file", str(tmp / "default.crt"),
-                    "--tls-key-file", str(tmp / "default.key")] + list(args))
+                    "--tls-key-file", str(tmp / "default.key")] + list(args), env=env)
     return p, tport
 
 
@@ -117,19 +118,11 @@ def test_slow_tls_client_bounded_memory(tmp_path, backend):
     ciphertext waits for the socket, and the socket is not read while the
     upstream waits."""
     size = 256 << 20
-    make_cert(str(tmp_path), "default", 5, "default.tls.test", "app.test")
-    tport = free_port()
-    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
-              {APP: [(backend.ip, backend.port)]},
-              args=["--tls-listen", "127.0.0.1:%d" % tport, "--tls-cert-file", str(tmp_path / "default.crt"),
-                    "--tls-key-file", str(tmp_path / "default.key")],
-              env={"ASAN_OPTIONS": "quarantine_size_mb=16:detect_leaks=1"})
+    p, tport = tls_proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")],
+                         {APP: [(backend.ip, backend.port)]},
+                         env={"ASAN_OPTIONS": "quarantine_size_mb=16:detect_leaks=1"})
     try:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tport), timeout=60),
-                            server_hostname="app.test")
+        s = tls_connect(tport, timeout=60)
         s.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
         first = b""
         while not first.endswith(b"hello from b1"):
@@ -141,26 +134,9 @@ def test_slow_tls_client_bounded_memory(tmp_path, backend):
         s.sendall(b"GET /download?n=%d HTTP/1.1\r\nHost: app.test\r\n\r\n" % size)
         time.sleep(2.0)
         held = p.rss_kib()
-        got = 0
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += s.recv(1)
-        assert head.startswith(b"HTTP/1.1 200")
-        while got < size:
-            chunk = s.recv(1 << 20)
-            assert chunk
-            got += len(chunk)
-        assert got == size
-        s.sendall(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: %d\r\n\r\n" % size)
-        block = b"u" * (1 << 20)
-        for _ in range(size >> 20):
-            s.sendall(block)
-        resp = b""
-        while not resp.endswith(b"}"):
-            chunk = s.recv(65536)
-            assert chunk
-            resp += chunk
-        assert json.loads(resp.split(b"\r\n\r\n", 1)[1])["received"] == size
+        assert recv_head(s).startswith(b"HTTP/1.1 200")
+        assert recv_count(s, size) == size
+        assert upload(s, size) == size
         peak = max(held, p.rss_kib())
         print("rss KiB: base %d, download held %d, peak %d" % (base, held, peak))
         assert peak - base < 48 * 1024, (base, held, peak)
@@ -174,12 +150,7 @@ def test_keepalive_and_pipelining_over_tls(tlswarm):
     connection; the last asks to close and gets close_notify before the
     TCP close (Python's ssl with ragged EOFs reported)."""
     p, tport, b = tlswarm
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["http/1.1"])
-    raw = socket.create_connection(("127.0.0.1", tport), timeout=10)
-    s = ctx.wrap_socket(raw, server_hostname="app.test", suppress_ragged_eofs=False)
+    s = tls_connect(tport, alpn=["http/1.1"], suppress_ragged_eofs=False)
     assert s.selected_alpn_protocol() == "http/1.1"
     req = b"GET /s%d HTTP/1.1\r\nHost: app.test\r\n%s\r\n"
     s.sendall(req % (1, b"") + req % (2, b"") + req % (3, b"Connection: close\r\n"))
@@ -199,29 +170,7 @@ def test_websocket_over_tls(tlswarm):
     """A WebSocket (101, then a tunnel) through the TLS session: a small and a
     70,000-byte message echoed, then the close frame."""
     p, tport, b = tlswarm
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tport), timeout=10),
-                        server_hostname="app.test")
-    s.sendall(b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-              b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += s.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    for msg in (b"hello", b"x" * 70000):
-        s.sendall(ws_frame(msg))
-        want = ws_frame(msg, masked=False)
-        got = b""
-        while len(got) < len(want):
-            chunk = s.recv(65536)
-            assert chunk
-            got += chunk
-        assert got == want
-    s.sendall(ws_frame(b"", op=8))
-    assert s.recv(2) == b"\x88\x00"
-    s.close()
+    ws_echo_roundtrip(tls_connect(tport))
 
 
 def test_nghttp_over_tls(tlswarm):
@@ -263,12 +212,9 @@ def test_garbage_record_after_handshake_ends_the_session(tlswarm):
     answers with a fatal alert, closes, and counts a session error; nothing
     reaches the backend."""
     p, tport, b = tlswarm
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
     raw = socket.create_connection(("127.0.0.1", tport), timeout=10)
     inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(inc, out, server_hostname="app.test")
+    obj = tls_client_context().wrap_bio(inc, out, server_hostname="app.test")
     while True:
         try:
             obj.do_handshake()
@@ -368,11 +314,7 @@ def test_held_tls_client_that_leaves_is_dequeued(tmp_path):
     counted as 499."""
     p, tport = tls_proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {})
     try:
-        ctx = ssl.create_default_context()
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-        s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", tport), timeout=10),
-                            server_hostname="app.test")
+        s = tls_connect(tport)
         s.sendall(b"GET / HTTP/1.1\r\nHost: app.test\r\n\r\n")
         wait_for(lambda: p.queue().get(KEY, {}).get("held", 0) == 1, what="TLS request held")
         s.close()

@@ -20,25 +20,11 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zwproxy import BIN, Proxy, free_port, wait_for  # noqa: E402
+from zwproxy import BIN, Proxy, free_port, make_cert, wait_for  # noqa: E402
 
 from harness import gotools  # noqa: E402  (top-level conftest puts e2e/ on sys.path)
 
 EXPIRY = "zerowire_tls_certificate_expiry_timestamp_seconds"
-
-
-def make_cert(d, name, days, *dns):
-    """Self-signed P-256 certificate for `dns`; returns (cert PEM, key PEM, notAfter epoch)."""
-    crt, key = os.path.join(d, name + ".crt"), os.path.join(d, name + ".key")
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-                    "-nodes", "-keyout", key, "-out", crt, "-days", str(days), "-subj", "/CN=" + dns[0],
-                    "-addext", "subjectAltName=" + ",".join("DNS:" + n for n in dns)],
-                   check=True, capture_output=True)
-    end = subprocess.run(["openssl", "x509", "-noout", "-enddate", "-in", crt], check=True,
-                         capture_output=True, text=True).stdout.strip().split("=", 1)[1]
-    epoch = calendar.timegm(time.strptime(end, "%b %d %H:%M:%S %Y GMT"))
-    with open(crt) as c, open(key) as k:
-        return c.read(), k.read(), epoch
 
 
 def secret(ns, name, crt, key, stype="kubernetes.io/tls"):

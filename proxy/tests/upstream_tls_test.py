@@ -2,8 +2,9 @@
 with real servers: nginx (Debian's nginx, `ssl` and `http2` listeners, the
 DAV module for uploads) behind an EndpointSlice port whose appProtocol says
 TLS, and a grpcio server with TLS credentials. Certificates are made by the
-test with openssl: a CA, a server certificate for app.default.svc signed by
-it, and a second CA that signed nothing of the server's.
+test with openssl (zwproxy.make_cert): a CA, a server certificate for
+app.default.svc signed by it, and a second CA that signed nothing of the
+server's.
 
 Covers: warm and through a cold start, keep-alive reuse of one TLS
 connection (nginx's $connection/$connection_requests), 8 MiB bodies both
@@ -25,7 +26,8 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zwproxy import Backend, Proxy, scaledobject, wait_for, free_port, ws_frame  # noqa: E402
+from zwproxy import (Backend, Proxy, scaledobject, wait_for, free_port, make_cert,  # noqa: E402
+                     tls_server_context, ws_echo_roundtrip)
 
 KEY = "default/app/0"
 APP = "default/app"
@@ -38,22 +40,12 @@ pytestmark = pytest.mark.skipif(not NGINX or not OPENSSL,
                                 reason="nginx or openssl (Debian packages) not installed")
 
 
-def _run(*args):
-    subprocess.run(list(args), check=True, capture_output=True, timeout=60)
-
-
 def make_pki(d):
-    """CA, server cert for NAME signed by it, and an unrelated CA."""
-    for ca in ("ca", "otherca"):
-        _run(OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-             "-keyout", str(d / (ca + ".key")), "-out", str(d / (ca + ".pem")), "-days", "2",
-             "-subj", "/CN=zerowire test %s" % ca)
-    _run(OPENSSL, "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
-         "-keyout", str(d / "srv.key"), "-out", str(d / "srv.csr"), "-subj", "/CN=" + NAME)
-    (d / "ext.cnf").write_text("subjectAltName=DNS:%s\nextendedKeyUsage=serverAuth\n" % NAME)
-    _run(OPENSSL, "x509", "-req", "-in", str(d / "srv.csr"), "-CA", str(d / "ca.pem"),
-         "-CAkey", str(d / "ca.key"), "-CAcreateserial", "-out", str(d / "srv.pem"), "-days", "2",
-         "-extfile", str(d / "ext.cnf"))
+    """CA (ca.crt), server cert for NAME signed by it (srv.crt, srv.key), and
+    an unrelated CA (otherca.crt)."""
+    make_cert(d, "ca", 2, "ca.zerowire.test")
+    make_cert(d, "otherca", 2, "otherca.zerowire.test")
+    make_cert(d, "srv", 2, NAME, ca="ca")
     return d
 
 
@@ -89,7 +81,7 @@ http {
     scgi_temp_path %(d)s/scgi;
     server {
         listen %(ip)s:%(port)d ssl%(h2)s;
-        ssl_certificate %(pki)s/srv.pem;
+        ssl_certificate %(pki)s/srv.crt;
         ssl_certificate_key %(pki)s/srv.key;
         ssl_protocols TLSv1.2 TLSv1.3;
         root %(root)s;
@@ -204,7 +196,7 @@ def test_verification_right_ca_passes_wrong_ca_fails(tmp_path, pki):
     try:
         good = tmp_path / "good"
         good.mkdir()
-        p = start_proxy(good, ["--upstream-ca-file", str(pki / "ca.pem")], eps)
+        p = start_proxy(good, ["--upstream-ca-file", str(pki / "ca.crt")], eps)
         try:
             wait_for(lambda: p.get("/f/x")[0].status == 200, what="verified backend")
             assert p.get("/f/x")[1] == b"verified\n"
@@ -213,7 +205,7 @@ def test_verification_right_ca_passes_wrong_ca_fails(tmp_path, pki):
             assert p.stop() == 0
         bad = tmp_path / "bad"
         bad.mkdir()
-        p = start_proxy(bad, ["--upstream-ca-file", str(pki / "otherca.pem")], eps)
+        p = start_proxy(bad, ["--upstream-ca-file", str(pki / "otherca.crt")], eps)
         try:
             wait_for(lambda: p.get("/f/x")[0].status != 503, what="endpoint published")
             t0 = time.monotonic()
@@ -231,7 +223,7 @@ def test_verification_right_ca_passes_wrong_ca_fails(tmp_path, pki):
         other = tmp_path / "other"
         other.mkdir()
         p = Proxy(other, [scaledobject("other", "other", 443, hosts="app.test")],
-                  args=["--upstream-ca-file", str(pki / "ca.pem")])
+                  args=["--upstream-ca-file", str(pki / "ca.crt")])
         try:
             p.set_endpoints({"default/other": [(ng.ip, ng.port)]}, app_protocol="kubernetes.io/tls")
             wait_for(lambda: p.get("/f/x")[0].status != 503, what="endpoint published")
@@ -270,8 +262,7 @@ def test_idle_tls_connection_closes_with_close_notify(tmp_path, pki):
     socket) gets one more TLS record (the alert) before the TCP end, and a
     clean end of data from it."""
     import ssl
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(pki / "srv.pem"), str(pki / "srv.key"))
+    ctx = tls_server_context(pki / "srv.crt", pki / "srv.key")
     lsock = socket.socket()
     lsock.bind(("127.0.0.29", 0))
     lsock.listen(4)
@@ -417,34 +408,12 @@ def test_websocket_over_tls_backend(tmp_path, pki):
     http/1.1) to a TLS WebSocket echo server (Python's ssl around the test
     backend), verified against the test CA; frames of 5 and 70,000 bytes
     come back whole, and the close frame is answered."""
-    import ssl
-    b = Backend("127.0.0.28")
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(str(pki / "srv.pem"), str(pki / "srv.key"))
-    b.srv.socket = ctx.wrap_socket(b.srv.socket, server_side=True)
-    p = start_proxy(tmp_path, ["--upstream-ca-file", str(pki / "ca.pem")], {APP: [(b.ip, b.port)]},
+    b = Backend("127.0.0.28", tls=(pki / "srv.crt", pki / "srv.key"))
+    p = start_proxy(tmp_path, ["--upstream-ca-file", str(pki / "ca.crt")], {APP: [(b.ip, b.port)]},
                     app_protocol="kubernetes.io/wss")
     try:
         wait_for(lambda: p.get("/")[0].status == 200, what="endpoint published")
-        s = socket.create_connection(("127.0.0.1", p.port), timeout=10)
-        s.sendall(b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-                  b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += s.recv(1)
-        assert head.startswith(b"HTTP/1.1 101"), head
-        for msg in (b"hello", b"x" * 70000):
-            s.sendall(ws_frame(msg))
-            want = ws_frame(msg, masked=False)
-            got = b""
-            while len(got) < len(want):
-                chunk = s.recv(65536)
-                assert chunk
-                got += chunk
-            assert got == want
-        s.sendall(ws_frame(b"", op=8))
-        assert s.recv(2) == b"\x88\x00"
-        s.close()
+        ws_echo_roundtrip(socket.create_connection(("127.0.0.1", p.port), timeout=10))
         # the server sets no ALPN: counted as "none", spoken to in HTTP/1.1
         assert p.metric("zerowire_upstream_tls_handshakes_total", alpn="none") >= 1
     finally:
@@ -482,7 +451,7 @@ class Echo(tlsecho_pb2_grpc.EchoServicer):
 
 pki = sys.argv[4]
 creds = grpc.ssl_server_credentials([(open(pki + "/srv.key", "rb").read(),
-                                      open(pki + "/srv.pem", "rb").read())])
+                                      open(pki + "/srv.crt", "rb").read())])
 s = grpc.server(futures.ThreadPoolExecutor(8), options=[("grpc.max_receive_message_length", 16 << 20)])
 tlsecho_pb2_grpc.add_EchoServicer_to_server(Echo(), s)
 s.add_secure_port("%s:%s" % (sys.argv[1], sys.argv[2]), creds)
@@ -511,7 +480,7 @@ def test_grpc_over_tls_backend(tmp_path, pki):
     port = free_port(ip)
     (tmp_path / "server.py").write_text(SERVER)
     srv = None
-    p = start_proxy(tmp_path, ["--upstream-ca-file", str(pki / "ca.pem")])
+    p = start_proxy(tmp_path, ["--upstream-ca-file", str(pki / "ca.crt")])
     ch = grpc.insecure_channel("127.0.0.1:%d" % p.port, options=[
         ("grpc.default_authority", "app.test"), ("grpc.max_receive_message_length", 16 << 20)])
     stub = tlsecho_pb2_grpc.EchoStub(ch)
@@ -545,7 +514,7 @@ def test_grpc_over_tls_backend(tmp_path, pki):
         # the same backend verified against a CA that did not sign it: UNAVAILABLE
         bad = tmp_path / "bad"
         bad.mkdir()
-        p2 = start_proxy(bad, ["--upstream-ca-file", str(pki / "otherca.pem")], {APP: [(ip, port)]},
+        p2 = start_proxy(bad, ["--upstream-ca-file", str(pki / "otherca.crt")], {APP: [(ip, port)]},
                          app_protocol="grpcs")
         try:
             ch2 = grpc.insecure_channel("127.0.0.1:%d" % p2.port, options=[("grpc.default_authority", "app.test")])

@@ -1,13 +1,17 @@
 """Helpers for the zerowire-proxy black-box suites: a proxy process in static
 mode (targets and EndpointSlices from files, reloaded on SIGHUP), simple
-threaded Python backends on 127.0.0.N, and raw-socket HTTP helpers.
+threaded Python backends on 127.0.0.N (cleartext or TLS), raw-socket HTTP
+and WebSocket helpers, and the TLS pieces the TLS suites share: certificates
+made with openssl, client and server contexts.
 
 Everything binds to loopback with ports chosen by the kernel; every wait is
 bounded."""
+import calendar
 import json
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -205,6 +209,68 @@ def ws_echo(rfile, wfile):
         wfile.flush()
 
 
+def recv_head(s):
+    """Reads a response head from socket s byte by byte (nothing of the body)."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        b = s.recv(1)
+        assert b, head
+        head += b
+    return head
+
+
+def recv_count(s, n):
+    """Reads exactly n bytes from socket s and drops them; fails on an early end."""
+    got = 0
+    while got < n:
+        chunk = s.recv(min(n - got, 1 << 20))
+        assert chunk, "connection ended after %d of %d bytes" % (got, n)
+        got += len(chunk)
+    return got
+
+
+def upload(s, size):
+    """POSTs `size` bytes to the test backend's /upload over socket s (in
+    1 MiB writes) and returns the byte count the backend reports."""
+    s.sendall(b"POST /upload HTTP/1.1\r\nHost: app.test\r\nContent-Length: %d\r\n\r\n" % size)
+    block = b"u" * (1 << 20)
+    for _ in range(size >> 20):
+        s.sendall(block)
+    if size & ((1 << 20) - 1):
+        s.sendall(block[:size & ((1 << 20) - 1)])
+    resp = b""
+    while not resp.endswith(b"}"):
+        chunk = s.recv(65536)
+        assert chunk, resp
+        resp += chunk
+    return json.loads(resp.split(b"\r\n\r\n", 1)[1])["received"]
+
+
+def ws_echo_roundtrip(s):
+    """Upgrades s (a connection to the proxy, cleartext or TLS) to a WebSocket
+    on the test backend's /ws, checks the 101 and its accept key, that a 5
+    and a 70,000-byte message come back whole and that the close frame is
+    answered; closes s. Returns the 101 response head."""
+    s.sendall(b"GET /ws HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+              b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+    head = recv_head(s)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    assert b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" in head, head
+    for msg in (b"hello", b"x" * 70000):
+        s.sendall(ws_frame(msg))
+        want = ws_frame(msg, masked=False)
+        got = b""
+        while len(got) < len(want):
+            chunk = s.recv(65536)
+            assert chunk
+            got += chunk
+        assert got == want
+    s.sendall(ws_frame(b"", op=8))
+    assert s.recv(2) == b"\x88\x00"
+    s.close()
+    return head
+
+
 def ws_frame(data, op=1, masked=True):
     b0 = 0x80 | op
     ln = len(data)
@@ -222,10 +288,13 @@ def ws_frame(data, op=1, masked=True):
 
 
 class Backend:
-    """A threaded HTTP/1.1 server on ip:port in this process."""
+    """A threaded HTTP/1.1 server on ip:port in this process; with
+    tls=(certificate file, key file) it speaks TLS (no ALPN)."""
 
-    def __init__(self, ip="127.0.0.1", port=0, name=None):
+    def __init__(self, ip="127.0.0.1", port=0, name=None, tls=None):
         self.srv = ThreadingHTTPServer((ip, port), _Handler)
+        if tls:
+            self.srv.socket = tls_server_context(*tls).wrap_socket(self.srv.socket, server_side=True)
         self.srv.daemon_threads = True
         self.srv.lock = threading.Lock()
         self.srv.hits = 0
@@ -260,6 +329,64 @@ class Backend:
     def stop(self):
         self.srv.shutdown()
         self.srv.server_close()
+
+
+# ---- TLS: certificates, clients, servers -------------------------------------
+
+def _openssl(*args):
+    return subprocess.run(["openssl"] + list(args), check=True, capture_output=True, text=True,
+                          timeout=60).stdout
+
+
+def make_cert(d, name, days, *dns, ca=None):
+    """A P-256 certificate for the names `dns` (the first is also its CN) in
+    d/<name>.crt and its key in d/<name>.key: self-signed (usable as a CA),
+    or with ca="<name>" signed by d/<name>.crt (server use). Returns (cert
+    PEM, key PEM, notAfter epoch)."""
+    d = str(d)
+    crt, key = os.path.join(d, name + ".crt"), os.path.join(d, name + ".key")
+    san = "subjectAltName=" + ",".join("DNS:" + n for n in dns)
+    newkey = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", key,
+              "-subj", "/CN=" + dns[0]]
+    if ca is None:
+        _openssl("req", "-x509", *newkey, "-out", crt, "-days", str(days), "-addext", san)
+    else:
+        csr, ext = os.path.join(d, name + ".csr"), os.path.join(d, name + ".ext")
+        with open(ext, "w") as f:
+            f.write(san + "\nextendedKeyUsage=serverAuth\n")
+        _openssl("req", *newkey, "-out", csr)
+        _openssl("x509", "-req", "-in", csr, "-CA", os.path.join(d, ca + ".crt"),
+                 "-CAkey", os.path.join(d, ca + ".key"), "-CAcreateserial", "-out", crt,
+                 "-days", str(days), "-extfile", ext)
+    end = _openssl("x509", "-noout", "-enddate", "-in", crt).strip().split("=", 1)[1]
+    epoch = calendar.timegm(time.strptime(end, "%b %d %H:%M:%S %Y GMT"))
+    with open(crt) as c, open(key) as k:
+        return c.read(), k.read(), epoch
+
+
+def tls_client_context(alpn=None):
+    """A client context that verifies nothing (the tests' certificates are
+    their own), offering the ALPN protocols `alpn` (a list) if given."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    return ctx
+
+
+def tls_connect(port, host="app.test", timeout=10, alpn=None, **wrap):
+    """A TLS connection to 127.0.0.1:port with SNI `host`, verifying nothing;
+    `wrap` goes to SSLContext.wrap_socket (e.g. suppress_ragged_eofs)."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    return tls_client_context(alpn).wrap_socket(raw, server_hostname=host, **wrap)
+
+
+def tls_server_context(crt, key):
+    """A server context serving the certificate file crt with its key file."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(crt), str(key))
+    return ctx
 
 
 # ---- the proxy -------------------------------------------------------------

@@ -1,6 +1,7 @@
 /* libFuzzer target: arbitrary bytes as an AdmissionReview body, reviewed
  * against a fixed registry (targets for a few Services, a Gloo Upstream, a
- * VirtualDestination, known Service ports). Any crash, leak or sanitizer
+ * VirtualDestination, known Service ports, the proxy's TLS port and
+ * BackendTLSPolicies). Any crash, leak or sanitizer
  * report is a bug; every answer must be 200 with a response, or 400/413. */
 #include "mutate.h"
 #include "registry.h"
@@ -33,6 +34,18 @@ static const char *const registry_objects[] = {
         "\"grpc-api\",\"port\":81},{\"port\":82,\"appProtocol\":\"kubernetes.io/h2c\"},{"
         "\"port\":443,\"appProtocol\":\"https\"},{\"name\":\"tcp-db\",\"port\":5432},{"
         "\"name\":\"web\",\"port\":83}]}}",
+        /* The proxy's TLS port with a BackendTLSPolicy (TLS destinations go
+         * there), and a backend port a policy of its own verifies. */
+        "{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":\"zerowire-proxy\","
+        "\"namespace\":\"zerowire\"},\"spec\":{\"ports\":[{\"name\":\"http\",\"port\":8080},{"
+        "\"name\":\"https\",\"port\":8443,\"appProtocol\":\"https\"}]}}",
+        "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"BackendTLSPolicy\","
+        "\"metadata\":{\"name\":\"p\",\"namespace\":\"zerowire\"},\"spec\":{\"targetRefs\":[{"
+        "\"group\":\"\",\"kind\":\"Service\",\"name\":\"zerowire-proxy\",\"sectionName\":"
+        "\"https\"}]}}",
+        "{\"apiVersion\":\"gateway.networking.k8s.io/v1\",\"kind\":\"BackendTLSPolicy\","
+        "\"metadata\":{\"name\":\"b\",\"namespace\":\"default\"},\"spec\":{\"targetRefs\":[{"
+        "\"group\":\"\",\"kind\":\"Service\",\"name\":\"app\",\"sectionName\":\"web\"}]}}",
         "{\"apiVersion\":\"gloo.solo.io/v1\",\"kind\":\"Upstream\",\"metadata\":{\"name\":\"up\","
         "\"namespace\":\"gloo-system\"},\"spec\":{\"kube\":{\"serviceName\":\"app\","
         "\"serviceNamespace\":\"default\",\"servicePort\":80}}}",

@@ -194,6 +194,69 @@ static void test_gloo_and_services(void **state)
 	zw_registry_free(reg);
 }
 
+/* BackendTLSPolicy web/p1 with these targetRefs (JSON), or NULL. */
+static json_t *btp(const char *refs)
+{
+	json_t *r = json_loads(refs, 0, NULL);
+	json_t *p =
+	        json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:o}}", "apiVersion",
+	                  "gateway.networking.k8s.io/v1", "kind", "BackendTLSPolicy", "metadata",
+	                  "name", "p1", "namespace", "web", "spec", "targetRefs", r);
+	return p;
+}
+
+/* BackendTLSPolicy targetRefs: the whole Service or one port by
+ * sectionName (a numbered destination named through the Service's ports),
+ * replaced on update, forgotten on delete; other kinds of target ignored. */
+static void test_backend_tls_policies(void **state)
+{
+	(void)state;
+	char err[ZW_TARGET_ERRLEN];
+	const char *pol = NULL;
+	struct zw_registry *reg = zw_registry_new();
+	json_t *svc =
+	        json_loads("{\"apiVersion\":\"v1\",\"kind\":\"Service\",\"metadata\":{\"name\":"
+	                   "\"app\",\"namespace\":\"web\"},\"spec\":{\"ports\":[{\"name\":"
+	                   "\"http\",\"port\":80},{\"name\":\"https\",\"port\":443}]}}",
+	                   0, NULL);
+	json_t *p1 = btp("[{\"group\":\"\",\"kind\":\"Service\",\"name\":\"app\",\"sectionName\":"
+	                 "\"https\"},{\"group\":\"\",\"kind\":\"Service\",\"name\":\"whole\"},"
+	                 "{\"group\":\"example.com\",\"kind\":\"Backend\",\"name\":\"other\"}]");
+	json_t *p1b = btp("[{\"group\":\"\",\"kind\":\"Service\",\"name\":\"app\",\"sectionName\":"
+	                  "\"http\"}]");
+	assert_non_null(svc);
+	assert_non_null(p1);
+	assert_non_null(p1b);
+	assert_int_equal(zw_registry_apply_object(reg, svc, false, err), 0);
+	assert_int_equal(zw_registry_apply_object(reg, p1, false, err), 0);
+	zw_registry_read_begin(reg);
+	assert_int_equal(zw_registry_backend_tls(reg, "web", "app", 443, NULL, &pol), 1);
+	assert_string_equal(pol, "web/p1");
+	assert_int_equal(zw_registry_backend_tls(reg, "web", "app", 0, "https", &pol), 1);
+	assert_int_equal(zw_registry_backend_tls(reg, "web", "app", 80, NULL, &pol), 0);
+	assert_int_equal(zw_registry_backend_tls(reg, "web", "app", 0, "http", &pol), 0);
+	/* A port the registry cannot name: the section is taken as it. */
+	assert_int_equal(zw_registry_backend_tls(reg, "web", "app", 8443, NULL, &pol), 1);
+	assert_int_equal(zw_registry_backend_tls(reg, "web", "whole", 1, "any", &pol), 1);
+	assert_int_equal(zw_registry_backend_tls(reg, "web", "other", 1, NULL, &pol), 0);
+	assert_int_equal(zw_registry_backend_tls(reg, "other", "app", 443, NULL, &pol), 0);
+	zw_registry_read_end(reg);
+	assert_int_equal(zw_registry_apply_object(reg, p1b, false, err), 0);
+	zw_registry_read_begin(reg);
+	assert_int_equal(zw_registry_backend_tls(reg, "web", "app", 443, NULL, &pol), 0);
+	assert_int_equal(zw_registry_backend_tls(reg, "web", "app", 80, NULL, &pol), 1);
+	assert_int_equal(zw_registry_backend_tls(reg, "web", "whole", 1, NULL, &pol), 0);
+	zw_registry_read_end(reg);
+	assert_int_equal(zw_registry_apply_object(reg, p1b, true, err), 0);
+	zw_registry_read_begin(reg);
+	assert_int_equal(zw_registry_backend_tls(reg, "web", "app", 80, NULL, &pol), 0);
+	zw_registry_read_end(reg);
+	json_decref(svc);
+	json_decref(p1);
+	json_decref(p1b);
+	zw_registry_free(reg);
+}
+
 struct race {
 	struct zw_registry *reg;
 	int stop;
@@ -241,6 +304,7 @@ int main(void)
 	        cmocka_unit_test(test_targets_by_source),
 	        cmocka_unit_test(test_set_targets_direct),
 	        cmocka_unit_test(test_gloo_and_services),
+	        cmocka_unit_test(test_backend_tls_policies),
 	        cmocka_unit_test(test_concurrent_readers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

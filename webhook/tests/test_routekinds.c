@@ -56,6 +56,10 @@ static void test_lookups(void **state)
 	assert_int_equal(zw_route_kind_of(ZW_MK_HTTPROUTE)->wiring, ZW_WIRE_GRANT_HTTPROUTE);
 	assert_int_equal(zw_route_kind_of(ZW_MK_INGRESS)->wiring, ZW_WIRE_ALIAS);
 	assert_int_equal(zw_route_kind_of(ZW_MK_ISTIO_VIRTUALSERVICE)->wiring, ZW_RK_NO_WIRING);
+	/* BackendTLSPolicy: read with the Service ports, never admitted. */
+	k = zw_route_kind_find("gateway.networking.k8s.io", "v1", "BackendTLSPolicy");
+	assert_ptr_equal(k, &zw_route_kinds[ZW_RK_BACKENDTLSPOLICY]);
+	assert_int_equal(k->roles, ZW_RK_SOURCE_PORTS);
 }
 
 int main(void)
