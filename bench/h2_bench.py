@@ -160,12 +160,16 @@ class Peer:
             self.proc.stop()
 
 
-def start_proxies(tmp, kind, upstream, grpc, address=lambda port: port):
-    """A Peer per proxy of PROXIES, each listening (a failed start stops the
-    others and raises with the log's tail)."""
+def start_proxies(tmp, kind, upstream, grpc, address=lambda port: port, only=""):
+    """A Peer per proxy of PROXIES (only those named by --h2-proxies, when
+    given), each listening (a failed start stops the others and raises with
+    the log's tail)."""
     peers = []
+    wanted = [x.strip() for x in only.split(",") if x.strip()]
     try:
         for name, start in PROXIES:
+            if wanted and name not in wanted:
+                continue
             tag = "%s-%s" % (kind, name.split("-")[0].lower())
             peers.append(Peer(name, lambda s=start, t=tag: s(tmp, t, upstream, grpc), address=address))
     except Exception:
@@ -331,7 +335,8 @@ def bench_h2(tmp, args):
     backend = pb.start_backend(tmp, name="backend-h2")
     peers = []
     try:
-        peers = start_proxies(tmp, "h2", "%s:%d" % (pb.BACKEND_IP, backend.port), grpc=False)
+        peers = start_proxies(tmp, "h2", "%s:%d" % (pb.BACKEND_IP, backend.port), grpc=False,
+                              only=args.h2_proxies)
         for peer in peers:
             res = h2load(tmp, peer.target, 1, 1, 1)
             if res["succeeded"] < 1 or res["errors_total"]:
@@ -426,7 +431,7 @@ def bench_grpc(tmp, args):
     peers = []
     try:
         peers = start_proxies(tmp, "grpc", "%s:%d" % (pb.BACKEND_IP, backend.port), grpc=True,
-                              address=lambda port: "127.0.0.1:%d" % port)
+                              address=lambda port: "127.0.0.1:%d" % port, only=args.h2_proxies)
         carried = [Peer("direct (no proxy)", target="%s:%d" % (pb.BACKEND_IP, backend.port))]
         skipped = []
         for peer in peers:

@@ -1027,6 +1027,8 @@ def main():
                     help="h2: connections x streams per connection (default 8x8,100x10)")
     ap.add_argument("--grpc-shapes", default="8x8,100x10",
                     help="grpc: connections x concurrent calls per connection (default 8x8,100x10)")
+    ap.add_argument("--h2-proxies", default="",
+                    help="h2/grpc: comma list of the proxies to run, e.g. zerowire-proxy,nginx (default: all)")
     ap.add_argument("--out", help="report path (default bench/results.md; bench/results-h2.md when only "
                     "h2/grpc run)")
     ap.add_argument("--json", help="also write the raw results as JSON here")

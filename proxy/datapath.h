@@ -178,6 +178,16 @@ struct zw_request {
 	size_t n_trailers;
 };
 
+/* A piece of output work put off to the end of the loop turn (zw_dp_defer):
+ * a session that produced frames writes them all in one system call once
+ * every event of the turn has been handled, instead of one per event.
+ * Embedded in its owner; unqueued: prev == next == NULL, queued == 0. */
+struct zw_dp_defer {
+	struct zw_dp_defer *prev, *next;
+	void (*run)(struct zw_dp_defer *d); /* the owner's flush; may free the owner */
+	int queued;
+};
+
 struct zw_worker {
 	struct zw_server *s;
 	int id;
@@ -197,8 +207,15 @@ struct zw_worker {
 	int draining;
 	struct zw_h1conn *conns;
 	struct zw_upool pool;
-	struct zw_upool h2pool;      /* TCP connections under h2c upstream sessions */
-	struct zw_h2pconn *h2conns;  /* those sessions (h2pool.c) */
+	struct zw_upool h2pool;     /* TCP connections under h2c upstream sessions */
+	struct zw_h2pconn *h2conns; /* those sessions (h2pool.c) */
+	/* Deferred output (zw_dp_defer): run after the turn's I/O callbacks
+	 * (check) and before the loop sleeps (prepare, for work queued by
+	 * timers and write callbacks). */
+	struct zw_dp_defer *defer_head, *defer_tail;
+	uv_check_t defer_check;
+	uv_prepare_t defer_prepare;
+	int defer_closed;            /* the worker is stopping: nothing more is deferred */
 	char tls_err[ZW_TLS_ERRLEN]; /* why the last backend TLS handshake failed */
 	size_t n_waiting;            /* this worker's requests waiting in a queue */
 	struct zw_metrics_shard metrics;
@@ -234,6 +251,20 @@ int zw_dp_write(uv_stream_t *to, const uv_buf_t *bufs, unsigned n, uv_write_cb c
 
 /* In a zw_dp_write callback: frees the write, returns its arg. */
 void *zw_dp_write_arg(uv_write_t *req);
+
+/* Queues d (its run set by the owner) to run once at the end of w's loop
+ * turn; queued already: nothing changes. d stays owned by its owner, who
+ * calls zw_dp_defer_cancel before freeing it. */
+void zw_dp_defer(struct zw_worker *w, struct zw_dp_defer *d);
+
+/* Takes d off w's queue if it is on it (idempotent). */
+void zw_dp_defer_cancel(struct zw_worker *w, struct zw_dp_defer *d);
+
+/* Initializes w's deferred-work handles (on w->loop). */
+void zw_dp_defer_init(struct zw_worker *w);
+
+/* Runs what is queued, then closes the handles: nothing is deferred after. */
+void zw_dp_defer_close(struct zw_worker *w);
 
 /* ---- request.c: routing, admission, accounting ------------------------- */
 

@@ -32,6 +32,7 @@
 #define MAX_RESP_FIELDS  256
 
 struct zw_h2client {
+	struct zw_dp_defer defer; /* first: a flush is due at the end of the loop turn */
 	struct zw_worker *w;
 	struct zw_h1conn *conn;
 	struct zw_h2conn *h2;
@@ -82,7 +83,7 @@ static struct h2stream *stream_of(struct zw_request *r)
 
 /* Writes out what the session has for the client while the socket keeps
  * up; closes the connection when the session is over. */
-static void flush(struct zw_h2client *s)
+static void flush_now(struct zw_h2client *s)
 {
 	if (s->in_call) {
 		s->again = 1;
@@ -109,6 +110,21 @@ static void flush(struct zw_h2client *s)
 	s->in_call = 0;
 	if (s->dead || zw_h2conn_done(s->h2))
 		zw_client_end(s->conn);
+}
+
+static void on_defer(struct zw_dp_defer *d)
+{
+	flush_now((struct zw_h2client *)d);
+}
+
+/* Output is due: written once at the end of the loop turn, so the frames
+ * of every stream event of the turn leave in one system call. */
+static void flush(struct zw_h2client *s)
+{
+	if (s->in_call)
+		s->again = 1;
+	else
+		zw_dp_defer(s->w, &s->defer);
 }
 
 /* ---- stream life ---------------------------------------------------------- */
@@ -235,31 +251,40 @@ static void stream_finish(struct h2stream *st)
 int zw_h2_response_fields(const char *text, size_t len, int *status, struct zw_h2_field *fields,
                           size_t max, size_t *n, const char **body, size_t *body_len)
 {
-	const char *end = memmem(text, len, "\r\n\r\n", 4);
-	if (!end || len < 12 || memcmp(text, "HTTP/1.", 7) != 0)
+	const char *lim = text + len;
+	if (len < 12 || memcmp(text, "HTTP/1.", 7) != 0)
 		return -1;
 	const char *d = text + 9; /* "HTTP/1.1 NNN" */
 	if (d[0] < '1' || d[0] > '5' || d[1] < '0' || d[1] > '9' || d[2] < '0' || d[2] > '9')
 		return -1;
 	*status = (d[0] - '0') * 100 + (d[1] - '0') * 10 + (d[2] - '0');
 	*n = 0;
-	const char *p = (const char *)memchr(text, '\n', (size_t)(end + 2 - text)) + 1;
-	while (p < end + 2) {
-		const char *eol = memmem(p, (size_t)(end + 2 - p), "\r\n", 2);
-		const char *colon = memchr(p, ':', (size_t)(eol - p));
+	/* One pass, line by line (each ends with CRLF) up to the blank line. */
+	const char *p = memchr(text, '\n', len);
+	if (!p)
+		return -1;
+	p++;
+	for (;;) {
+		const char *eol = memchr(p, '\n', (size_t)(lim - p));
+		if (!eol || eol == p || eol[-1] != '\r')
+			return -1;
+		if (eol == p + 1)
+			break; /* the blank line */
+		const char *end = eol - 1;
+		const char *colon = memchr(p, ':', (size_t)(end - p));
 		if (!colon || *n == max)
 			return -1;
 		const char *v = colon + 1;
-		while (v < eol && (*v == ' ' || *v == '\t'))
+		while (v < end && (*v == ' ' || *v == '\t'))
 			v++;
 		fields[(*n)++] = (struct zw_h2_field){.name = p,
 		                                      .name_len = (size_t)(colon - p),
 		                                      .value = v,
-		                                      .value_len = (size_t)(eol - v)};
-		p = eol + 2;
+		                                      .value_len = (size_t)(end - v)};
+		p = eol + 1;
 	}
-	*body = end + 4;
-	*body_len = len - (size_t)(end + 4 - text);
+	*body = p + 2;
+	*body_len = (size_t)(lim - *body);
 	return 0;
 }
 
@@ -349,7 +374,7 @@ static void pump_body(struct h2stream *st)
 	int rc = 0;
 	if (st->chunked) {
 		if (n > 0)
-			rc = zw_obuf_addf(&f, "%zx\r\n", n);
+			rc = zw_h2_text_chunk(&f, n);
 		if (rc == 0 && n > 0)
 			rc = zw_obuf_add(&f, st->body.buf.data, n);
 		if (rc == 0 && n > 0)
@@ -655,29 +680,38 @@ static int field_is(const struct zw_h2_field *f, const char *name)
 	return f->name_len == strlen(name) && memcmp(f->name, name, f->name_len) == 0;
 }
 
-/* Nonzero when s (n bytes) may stand in an HTTP/1.1 head as it is: no CR,
- * LF or NUL (which would end a line early), and where `more` is given, none
- * of its bytes either. nghttp2 checks this already; the text must never
+/* What may not stand in a part of an HTTP/1.1 head besides CR, LF and NUL
+ * (which would end a line early). */
+enum { SAFE_VALUE, SAFE_TOKEN /* no space */, SAFE_NAME /* no ':', space, tab */ };
+
+/* Nonzero when s (n bytes) may stand in an HTTP/1.1 head as it is, as the
+ * kind of part `what` says. nghttp2 checks this already; the text must never
  * depend on it. */
-static int head_safe(const char *s, size_t n, const char *more)
+static int head_safe(const char *s, size_t n, int what)
 {
-	for (size_t i = 0; i < n; i++)
-		if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0' || (more && strchr(more, s[i])))
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (ch == '\r' || ch == '\n' || ch == '\0')
 			return 0;
+		if (what != SAFE_VALUE && ch == ' ')
+			return 0;
+		if (what == SAFE_NAME && (ch == ':' || ch == '\t'))
+			return 0;
+	}
 	return 1;
 }
 
 int zw_h2_request_text(const struct zw_h2_request *req, struct zw_obuf *t, int *chunked)
 {
 	int has_len = 0, announced = 0, rc = 0;
-	if (!head_safe(req->method, req->method_len, " ") ||
-	    (req->path && !head_safe(req->path, req->path_len, " ")) ||
-	    (req->authority && !head_safe(req->authority, req->authority_len, " ")))
+	if (!head_safe(req->method, req->method_len, SAFE_TOKEN) ||
+	    (req->path && !head_safe(req->path, req->path_len, SAFE_TOKEN)) ||
+	    (req->authority && !head_safe(req->authority, req->authority_len, SAFE_TOKEN)))
 		return -2;
 	for (size_t i = 0; i < req->n_fields; i++) {
 		const struct zw_h2_field *f = &req->fields[i];
-		if (f->name_len == 0 || !head_safe(f->name, f->name_len, ": \t") ||
-		    !head_safe(f->value, f->value_len, NULL))
+		if (f->name_len == 0 || !head_safe(f->name, f->name_len, SAFE_NAME) ||
+		    !head_safe(f->value, f->value_len, SAFE_VALUE))
 			return -2;
 		has_len |= field_is(f, "content-length");
 		announced |= field_is(f, "trailer");
@@ -819,8 +853,8 @@ static void on_trailers(void *ctx, void *stream, const struct zw_h2_field *field
 	for (size_t i = 0; i < n; i++) {
 		const struct zw_h2_field *f = &fields[i];
 		if (zw_http_trailer_dropped(f->name, f->name_len) ||
-		    !head_safe(f->name, f->name_len, ": \t") ||
-		    !head_safe(f->value, f->value_len, NULL))
+		    !head_safe(f->name, f->name_len, SAFE_NAME) ||
+		    !head_safe(f->value, f->value_len, SAFE_VALUE))
 			continue;
 		if (zw_h2_fields_add(&st->req_trailers, (const uint8_t *)f->name, f->name_len,
 		                     (const uint8_t *)f->value, f->value_len) < 0) {
@@ -863,6 +897,7 @@ struct zw_h2client *zw_h2client_new(struct zw_worker *w, struct zw_h1conn *conn,
 	struct zw_h2client *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
+	s->defer.run = on_defer;
 	s->w = w;
 	s->conn = conn;
 	s->client_ip = client_ip;
@@ -909,6 +944,7 @@ void zw_h2client_free(struct zw_h2client *s)
 		return;
 	s->in_call = 1; /* no output while the streams end */
 	s->freeing = 1;
+	zw_dp_defer_cancel(s->w, &s->defer);
 	zw_h2conn_free(s->h2);
 	free(s);
 }

@@ -292,41 +292,45 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	return (ssize_t)n;
 }
 
-/* Fields a response must not carry over HTTP/2 (RFC 9113 8.2.2). */
-static int connection_specific(const char *name, size_t len, const char *value, size_t vlen)
+int zw_h2_connection_specific(const char *name, size_t len, const char *value, size_t vlen)
 {
-	static const char *const names[] = {"connection", "keep-alive", "proxy-connection",
-	                                    "transfer-encoding", "upgrade"};
+	static const struct {
+		const char *s;
+		size_t n;
+	} names[] = {{"connection", 10},
+	             {"keep-alive", 10},
+	             {"proxy-connection", 16},
+	             {"transfer-encoding", 17},
+	             {"upgrade", 7}};
+	if (len == 2)
+		return strncasecmp(name, "te", 2) == 0 &&
+		       !(vlen == 8 && strncasecmp(value, "trailers", 8) == 0);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (len == strlen(names[i]) && strncasecmp(name, names[i], len) == 0)
+		if (len == names[i].n && strncasecmp(name, names[i].s, len) == 0)
 			return 1;
-	return len == 2 && strncasecmp(name, "te", 2) == 0 &&
-	       !(vlen == 8 && strncasecmp(value, "trailers", 8) == 0);
+	return 0;
 }
 
-/* Builds nv[] from fields with lower-cased names (copied into *names, a
- * new allocation the caller frees), skipping connection-specific fields.
- * Returns the count or -1. */
-static long build_nv(nghttp2_nv *nv, size_t max, char **names, const struct zw_h2_field *fields,
-                     size_t n)
+size_t zw_h2_lower_nv(nghttp2_nv *nv, size_t max, char *names, const struct zw_h2_field *fields,
+                      size_t n, int request)
 {
-	size_t total = 1, k = 0, off = 0;
-	for (size_t i = 0; i < n; i++)
-		total += fields[i].name_len;
-	*names = malloc(total);
-	if (!*names)
-		return -1;
+	size_t k = 0, off = 0;
 	for (size_t i = 0; i < n && k < max; i++) {
 		const struct zw_h2_field *f = &fields[i];
-		if (connection_specific(f->name, f->name_len, f->value, f->value_len))
+		if (zw_h2_connection_specific(f->name, f->name_len, f->value, f->value_len))
 			continue;
-		for (size_t j = 0; j < f->name_len; j++)
-			(*names)[off + j] = (char)tolower((unsigned char)f->name[j]);
-		nv[k++] = (nghttp2_nv){(uint8_t *)*names + off, (uint8_t *)f->value, f->name_len,
+		if (request && (f->name_len == 0 || f->name[0] == ':' ||
+		                (f->name_len == 4 && strncasecmp(f->name, "host", 4) == 0)))
+			continue;
+		for (size_t j = 0; j < f->name_len; j++) {
+			char ch = f->name[j];
+			names[off + j] = ch >= 'A' && ch <= 'Z' ? (char)(ch + ('a' - 'A')) : ch;
+		}
+		nv[k++] = (nghttp2_nv){(uint8_t *)names + off, (uint8_t *)f->value, f->name_len,
 		                       f->value_len, NGHTTP2_NV_FLAG_NONE};
 		off += f->name_len;
 	}
-	return (long)k;
+	return k;
 }
 
 /* Submits a response head on stream id: final (a response with a data
@@ -337,32 +341,37 @@ static int submit_head(struct zw_h2conn *c, int32_t id, int status,
 {
 	struct h2stream *st = stream_of(c, id);
 	nghttp2_nv nv[MAX_FIELDS + 1];
-	char *names = NULL;
+	char small[2048]; /* lower-cased names: on the stack unless they are many */
+	char *names = small, *heap = NULL;
 	char s[4];
 	if (!st || st->final_sent || status < 100 || status > 999 || n > MAX_FIELDS)
+		return -1;
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += fields[i].name_len;
+	if (total > sizeof(small) && !(names = heap = malloc(total)))
 		return -1;
 	s[0] = (char)('0' + status / 100);
 	s[1] = (char)('0' + status / 10 % 10);
 	s[2] = (char)('0' + status % 10);
 	s[3] = 0;
 	nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)s, 7, 3, NGHTTP2_NV_FLAG_NONE};
-	long k = build_nv(nv + 1, MAX_FIELDS, &names, fields, n);
+	size_t k = zw_h2_lower_nv(nv + 1, MAX_FIELDS, names, fields, n, 0);
 	int rc = -1;
-	if (k >= 0 && interim) {
-		rc = nghttp2_submit_headers(c->ng, NGHTTP2_FLAG_NONE, id, NULL, nv, (size_t)k + 1,
-		                            NULL) == 0
+	if (interim) {
+		rc = nghttp2_submit_headers(c->ng, NGHTTP2_FLAG_NONE, id, NULL, nv, k + 1, NULL) ==
+		                     0
 		             ? 0
 		             : -1;
-	} else if (k >= 0) {
+	} else {
 		nghttp2_data_provider prov = {.read_callback = read_body};
 		/* nghttp2 copies names and values. */
-		rc = nghttp2_submit_response(c->ng, id, nv, (size_t)k + 1,
-		                             end_stream ? NULL : &prov) == 0
+		rc = nghttp2_submit_response(c->ng, id, nv, k + 1, end_stream ? NULL : &prov) == 0
 		             ? 0
 		             : -1;
 		st->final_sent = rc == 0;
 	}
-	free(names);
+	free(heap);
 	return rc;
 }
 
@@ -451,9 +460,6 @@ int zw_h2conn_new(const struct zw_h2_limits *limits, const struct zw_h2_callback
                   struct zw_h2conn **out)
 {
 	struct zw_h2conn *c = calloc(1, sizeof(*c));
-	nghttp2_session_callbacks *cbs = NULL;
-	nghttp2_option *opt = NULL;
-	int rc = -1;
 	if (!c)
 		return -1;
 	c->lim = limits ? *limits : defaults;
@@ -474,21 +480,6 @@ int zw_h2conn_new(const struct zw_h2_limits *limits, const struct zw_h2_callback
 	c->cb = *cb;
 	c->ctx = ctx;
 	c->out.limit = c->lim.max_output;
-	if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
-		goto out;
-	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-	nghttp2_option_set_no_auto_window_update(opt, 1);
-	nghttp2_option_set_max_settings(opt, c->lim.max_settings);
-	nghttp2_option_set_max_outbound_ack(opt, c->lim.max_outbound_ack);
-	nghttp2_option_set_stream_reset_rate_limit(opt, c->lim.reset_burst, c->lim.reset_rate);
-	nghttp2_option_set_max_continuations(opt, c->lim.max_continuations);
-	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-	if (nghttp2_session_server_new2(&c->ng, cbs, c, opt) != 0)
-		goto out;
 	nghttp2_settings_entry iv[] = {
 	        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, c->lim.max_concurrent_streams},
 	        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->lim.max_header_list},
@@ -496,15 +487,67 @@ int zw_h2conn_new(const struct zw_h2_limits *limits, const struct zw_h2_callback
 	        {NGHTTP2_SETTINGS_HEADER_TABLE_SIZE, 4096},
 	        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
 	};
-	if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0)
-		goto out;
+	struct zw_h2_session_spec spec = {
+	        .on_begin_headers = on_begin_headers,
+	        .on_header = on_header,
+	        .on_frame_recv = on_frame_recv,
+	        .on_data_chunk = on_data_chunk,
+	        .on_stream_close = on_stream_close,
+	        .settings = iv,
+	        .n_settings = sizeof(iv) / sizeof(iv[0]),
+	        .max_settings = c->lim.max_settings,
+	        .max_outbound_ack = c->lim.max_outbound_ack,
+	        .reset_burst = c->lim.reset_burst,
+	        .reset_rate = c->lim.reset_rate,
+	        .max_continuations = c->lim.max_continuations,
+	};
+	if (zw_h2_session_new(&spec, c, &c->ng) < 0) {
+		zw_h2conn_free(c);
+		return -1;
+	}
 	*out = c;
-	c = NULL;
+	return 0;
+}
+
+int zw_h2_session_new(const struct zw_h2_session_spec *spec, void *user, nghttp2_session **out)
+{
+	nghttp2_session_callbacks *cbs = NULL;
+	nghttp2_option *opt = NULL;
+	nghttp2_session *ng = NULL;
+	int rc = -1;
+	if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
+		goto out;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, spec->on_begin_headers);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, spec->on_header);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, spec->on_frame_recv);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, spec->on_data_chunk);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, spec->on_stream_close);
+	if (spec->on_frame_not_send)
+		nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs,
+		                                                         spec->on_frame_not_send);
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
+	if (spec->max_settings)
+		nghttp2_option_set_max_settings(opt, spec->max_settings);
+	if (spec->max_outbound_ack)
+		nghttp2_option_set_max_outbound_ack(opt, spec->max_outbound_ack);
+	if (spec->reset_burst)
+		nghttp2_option_set_stream_reset_rate_limit(opt, spec->reset_burst,
+		                                           spec->reset_rate);
+	if (spec->max_continuations)
+		nghttp2_option_set_max_continuations(opt, spec->max_continuations);
+	if ((spec->client ? nghttp2_session_client_new2(&ng, cbs, user, opt)
+	                  : nghttp2_session_server_new2(&ng, cbs, user, opt)) != 0)
+		goto out;
+	if (nghttp2_submit_settings(ng, NGHTTP2_FLAG_NONE, spec->settings, spec->n_settings) != 0)
+		goto out;
+	*out = ng;
+	ng = NULL;
 	rc = 0;
 out:
+	nghttp2_session_del(ng);
 	nghttp2_option_del(opt);
 	nghttp2_session_callbacks_del(cbs);
-	zw_h2conn_free(c);
 	return rc;
 }
 
@@ -568,10 +611,48 @@ int zw_h2_session_output(void *session, struct zw_obuf *out, size_t max)
 int zw_h2_fields_add(struct zw_obuf *b, const uint8_t *name, size_t nl, const uint8_t *value,
                      size_t vl)
 {
+	struct zw_buf *o = &b->buf;
+	size_t need = nl + vl + 2;
+	if (o->cap > o->len && o->cap - o->len > need && o->len + need <= b->limit) {
+		/* Room already there (every field of every head passes here):
+		 * one copy each, no call per piece. */
+		char *p = o->data + o->len;
+		if (nl)
+			memcpy(p, name, nl);
+		p[nl] = '\0';
+		if (vl)
+			memcpy(p + nl + 1, value, vl);
+		p[nl + 1 + vl] = '\0';
+		o->len += need;
+		o->data[o->len] = '\0';
+		return 0;
+	}
 	if (zw_obuf_add(b, name, nl) < 0 || zw_obuf_add(b, "", 1) < 0 ||
 	    zw_obuf_add(b, value, vl) < 0 || zw_obuf_add(b, "", 1) < 0)
 		return -1;
 	return 0;
+}
+
+int zw_h2_text_field(struct zw_obuf *b, const char *name, size_t nl, const char *value, size_t vl)
+{
+	/* Without printf: every field of every translated head passes here. */
+	if (zw_obuf_add(b, name, nl) < 0 || zw_obuf_add(b, ": ", 2) < 0 ||
+	    zw_obuf_add(b, value, vl) < 0 || zw_obuf_add(b, "\r\n", 2) < 0)
+		return -1;
+	return 0;
+}
+
+int zw_h2_text_chunk(struct zw_obuf *b, size_t n)
+{
+	char line[2 * sizeof(size_t) + 2];
+	size_t k = sizeof(line);
+	line[--k] = '\n';
+	line[--k] = '\r';
+	do {
+		line[--k] = "0123456789abcdef"[n & 0xf];
+		n >>= 4;
+	} while (n);
+	return zw_obuf_add(b, line + k, sizeof(line) - k);
 }
 
 int zw_h2_fields_copy(struct zw_obuf *b, const struct zw_h2_field *fields, size_t n)

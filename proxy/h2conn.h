@@ -51,6 +51,7 @@
 #ifndef ZW_H2CONN_H
 #define ZW_H2CONN_H
 
+#include <nghttp2/nghttp2.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -171,15 +172,62 @@ void zw_h2conn_shutdown(struct zw_h2conn *c);
 
 struct zw_obuf;
 
+/* How an nghttp2 session of ours is built: the receiving callbacks, the
+ * SETTINGS we send first, and limits (0: nghttp2's default). Both sides
+ * get no automatic WINDOW_UPDATE (the caller gives window back as bytes
+ * move on) and a 4096-byte HPACK encoder table. */
+struct zw_h2_session_spec {
+	int client; /* a client session (it sends the connection preface) */
+	nghttp2_on_begin_headers_callback on_begin_headers;
+	nghttp2_on_header_callback on_header;
+	nghttp2_on_frame_recv_callback on_frame_recv;
+	nghttp2_on_data_chunk_recv_callback on_data_chunk;
+	nghttp2_on_stream_close_callback on_stream_close;
+	nghttp2_on_frame_not_send_callback on_frame_not_send; /* may be NULL */
+	const nghttp2_settings_entry *settings;
+	size_t n_settings;
+	uint32_t max_settings;      /* entries per SETTINGS frame */
+	uint32_t max_outbound_ack;  /* queued SETTINGS/PING ACKs */
+	uint32_t reset_burst;       /* peer resets at once (with reset_rate per second) */
+	uint32_t reset_rate;        /* peer resets per second after the burst */
+	uint32_t max_continuations; /* CONTINUATION frames per header block */
+};
+
+/* Creates a session as spec says (copied where nghttp2 needs it) with
+ * `user` as the callbacks' user data, and queues its SETTINGS. *out is the
+ * caller's (nghttp2_session_del). Returns 0 or -1 (out of memory). */
+int zw_h2_session_new(const struct zw_h2_session_spec *spec, void *user, nghttp2_session **out);
+
 /* Collects what nghttp2 session `session` (an nghttp2_session *) has to
  * send into out (emptied first), about max bytes per call (one frame may
  * pass it). Returns 0 or -1 (session error, or out of memory). */
 int zw_h2_session_output(void *session, struct zw_obuf *out, size_t max);
 
+/* Nonzero for a field no HTTP/2 message may carry (RFC 9113 8.2.2):
+ * Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade, and
+ * TE other than "trailers" (names compared without case). */
+int zw_h2_connection_specific(const char *name, size_t len, const char *value, size_t vlen);
+
+/* Fills nv[0..max) from fields[0..n) (values borrowed) with the names
+ * lower-cased into `names` (room for the sum of the name lengths, the
+ * caller's), leaving out connection-specific fields, and with `request`
+ * also Host (:authority replaces it), empty names and names starting with
+ * ':'. Returns how many. */
+size_t zw_h2_lower_nv(nghttp2_nv *nv, size_t max, char *names, const struct zw_h2_field *fields,
+                      size_t n, int request);
+
 /* Appends a field (name, value: nl / vl bytes, borrowed) to a header block
  * kept as name\0value\0 pairs in b. Returns 0 or -1 (past b's limit). */
 int zw_h2_fields_add(struct zw_obuf *b, const uint8_t *name, size_t nl, const uint8_t *value,
                      size_t vl);
+
+/* Appends "name: value\r\n" (nl / vl bytes, borrowed) to HTTP/1.1 text
+ * in b. Returns 0 or -1 (past b's limit). */
+int zw_h2_text_field(struct zw_obuf *b, const char *name, size_t nl, const char *value, size_t vl);
+
+/* Appends a chunk-size line (n in hex, then CRLF) to HTTP/1.1 text in b.
+ * Returns 0 or -1. */
+int zw_h2_text_chunk(struct zw_obuf *b, size_t n);
 
 /* Fills out[0..n) with the first n fields of a block built by
  * zw_h2_fields_add (pointing into b). */

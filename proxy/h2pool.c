@@ -41,6 +41,7 @@
 #define MAX_SOCKET_QUEUE   (256 * 1024) /* frames waiting in the socket: stop producing */
 
 struct zw_h2pconn {
+	struct zw_dp_defer defer;       /* first: a flush is due at the end of the loop turn */
 	struct zw_h2pconn *prev, *next; /* the worker's h2c connections */
 	struct zw_worker *w;
 	struct zw_upstream *u;
@@ -173,8 +174,23 @@ static int trailer_field(const struct zw_h2_field *f)
 /* Appends "name: value\r\n" for f to the response text t. Returns 0 or -1. */
 static int field_line(struct zw_obuf *t, const struct zw_h2_field *f)
 {
-	return zw_obuf_addf(t, "%.*s: %.*s\r\n", (int)f->name_len, f->name, (int)f->value_len,
-	                    f->value);
+	return zw_h2_text_field(t, f->name, f->name_len, f->value, f->value_len);
+}
+
+/* Appends the status line "HTTP/1.1 NNN Reason\r\n" (status: three digits,
+ * as nghttp2 checked) to the response text t, without printf. Returns 0 or
+ * -1. */
+static int status_line(struct zw_obuf *t, int status)
+{
+	char line[13] = "HTTP/1.1 ";
+	const char *reason = zw_http_reason(status);
+	line[9] = (char)('0' + status / 100);
+	line[10] = (char)('0' + status / 10 % 10);
+	line[11] = (char)('0' + status % 10);
+	line[12] = ' ';
+	if (zw_obuf_add(t, line, sizeof(line)) < 0 || zw_obuf_add(t, reason, strlen(reason)) < 0)
+		return -1;
+	return zw_obuf_add(t, "\r\n", 2);
 }
 
 /* Keeps the trailers on the request (an HTTP/2 client sends them as they
@@ -224,7 +240,7 @@ static int on_head(void *ctx, void *stream, int status, const struct zw_h2_field
 	 * so an HTTP/2 client gets grpc-status where gRPC looks for it. */
 	int split = end && r->grpc && !r->is_head;
 	int has_len = 0;
-	int rc = zw_obuf_addf(&s->text, "HTTP/1.1 %d %s\r\n", status, zw_http_reason(status));
+	int rc = status_line(&s->text, status);
 	for (size_t i = 0; i < n && rc == 0; i++) {
 		if (split && trailer_field(&fields[i]))
 			continue;
@@ -264,7 +280,7 @@ static void on_interim(void *ctx, void *stream, int status, const struct zw_h2_f
 	(void)ctx;
 	if (!s->r || status == 101)
 		return;
-	int rc = zw_obuf_addf(&s->text, "HTTP/1.1 %d %s\r\n", status, zw_http_reason(status));
+	int rc = status_line(&s->text, status);
 	for (size_t i = 0; i < n && rc == 0; i++)
 		rc = field_line(&s->text, &fields[i]);
 	if (rc == 0)
@@ -286,7 +302,7 @@ static int on_data(void *ctx, void *stream, const uint8_t *data, size_t len, int
 		return -1;
 	int rc = 0;
 	if (s->chunked && len)
-		rc = zw_obuf_addf(&s->text, "%zx\r\n", len);
+		rc = zw_h2_text_chunk(&s->text, len);
 	if (rc == 0 && len)
 		rc = zw_obuf_add(&s->text, data, len);
 	if (rc == 0 && s->chunked && len)
@@ -553,7 +569,7 @@ static void on_idle(uv_timer_t *t)
 /* Writes out what the session has while the socket keeps up; closes the
  * connection when the session is over; arms the idle timer without
  * streams. */
-static void pc_flush(struct zw_h2pconn *pc)
+static void pc_flush_now(struct zw_h2pconn *pc)
 {
 	if (pc->closed)
 		return;
@@ -595,6 +611,23 @@ static void pc_flush(struct zw_h2pconn *pc)
 		uv_timer_stop(&pc->idle);
 }
 
+static void on_defer(struct zw_dp_defer *d)
+{
+	pc_flush_now((struct zw_h2pconn *)d);
+}
+
+/* Output is due: written once at the end of the loop turn, so the frames
+ * of every stream opened or fed during the turn leave in one system call. */
+static void pc_flush(struct zw_h2pconn *pc)
+{
+	if (pc->closed)
+		return;
+	if (pc->in_call)
+		pc->again = 1;
+	else
+		zw_dp_defer(pc->w, &pc->defer);
+}
+
 static void pc_close(struct zw_h2pconn *pc)
 {
 	if (pc->closed)
@@ -606,6 +639,7 @@ static void pc_close(struct zw_h2pconn *pc)
 	zw_log(ZW_LOG_DEBUG, "h2_upstream_close", "streams=%zu dead=%d connect_status=%d",
 	       zw_h2up_streams(pc->h2), pc->dead, pc->connect_status);
 	pc->closed = 1;
+	zw_dp_defer_cancel(pc->w, &pc->defer);
 	ZW_LIST_UNLINK(pc->w->h2conns, pc);
 	/* Streams still open end now (their requests answer or reset). */
 	pc->in_call = 1;
@@ -692,6 +726,7 @@ static struct zw_h2pconn *pc_get(struct zw_request *r, const char **why)
 	*why = "out of memory";
 	if (!pc)
 		return NULL;
+	pc->defer.run = on_defer;
 	pc->w = w;
 	memcpy(&pc->addr, &ep->addr, ep->addr_len);
 	pc->addr_len = ep->addr_len;

@@ -4,11 +4,9 @@
 #include "http1.h"
 #include "list.h"
 
-#include <ctype.h>
 #include <nghttp2/nghttp2.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #define MAX_FIELDS 256
 
@@ -250,21 +248,6 @@ static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 	return (ssize_t)n;
 }
 
-/* Nonzero for fields a request must not carry over HTTP/2 (RFC 9113
- * 8.2.2), and Host, which :authority replaces. */
-static int dropped_field(const struct zw_h2_field *f)
-{
-	static const char *const names[] = {"connection",        "keep-alive", "proxy-connection",
-	                                    "transfer-encoding", "upgrade",    "host"};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (f->name_len == strlen(names[i]) &&
-		    strncasecmp(f->name, names[i], f->name_len) == 0)
-			return 1;
-	if (f->name_len == 2 && strncasecmp(f->name, "te", 2) == 0)
-		return !(f->value_len == 8 && strncasecmp(f->value, "trailers", 8) == 0);
-	return f->name_len == 0 || f->name[0] == ':';
-}
-
 static nghttp2_nv pseudo(const char *name, const char *value)
 {
 	return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, strlen(name), strlen(value),
@@ -291,17 +274,7 @@ int32_t zw_h2up_request(struct zw_h2up *c, const struct zw_h2up_head *h, int end
 	char *lower = malloc(names_len);
 	if (!st || !lower)
 		goto fail;
-	char *p = lower;
-	for (size_t i = 0; i < h->n_fields; i++) {
-		const struct zw_h2_field *f = &h->fields[i];
-		if (dropped_field(f))
-			continue;
-		for (size_t j = 0; j < f->name_len; j++)
-			p[j] = (char)tolower((unsigned char)f->name[j]);
-		nv[k++] = (nghttp2_nv){(uint8_t *)p, (uint8_t *)f->value, f->name_len, f->value_len,
-		                       NGHTTP2_NV_FLAG_NONE};
-		p += f->name_len;
-	}
+	k += zw_h2_lower_nv(nv + k, h->n_fields, lower, h->fields, h->n_fields, 1);
 	st->user = user;
 	st->fields.limit = c->lim.max_header_list + 2 * MAX_FIELDS;
 	st->queue.limit = c->lim.max_queue;
@@ -409,8 +382,6 @@ int zw_h2up_new(const struct zw_h2up_limits *limits, const struct zw_h2up_callba
                 struct zw_h2up **out)
 {
 	struct zw_h2up *c = calloc(1, sizeof(*c));
-	nghttp2_session_callbacks *cbs = NULL;
-	nghttp2_option *opt = NULL;
 	int rc = -1;
 	if (!c)
 		return -1;
@@ -428,25 +399,24 @@ int zw_h2up_new(const struct zw_h2up_limits *limits, const struct zw_h2up_callba
 	c->cb = *cb;
 	c->ctx = ctx;
 	c->out.limit = c->lim.max_output;
-	if (nghttp2_session_callbacks_new(&cbs) != 0 || nghttp2_option_new(&opt) != 0)
-		goto out;
-	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers);
-	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk);
-	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close);
-	nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send);
-	nghttp2_option_set_no_auto_window_update(opt, 1);
-	nghttp2_option_set_max_deflate_dynamic_table_size(opt, 4096);
-	if (nghttp2_session_client_new2(&c->ng, cbs, c, opt) != 0)
-		goto out;
 	nghttp2_settings_entry iv[] = {
 	        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
 	        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 0},
 	        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, c->lim.stream_window},
 	        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, c->lim.max_header_list},
 	};
-	if (nghttp2_submit_settings(c->ng, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) != 0)
+	struct zw_h2_session_spec spec = {
+	        .client = 1,
+	        .on_begin_headers = on_begin_headers,
+	        .on_header = on_header,
+	        .on_frame_recv = on_frame_recv,
+	        .on_data_chunk = on_data_chunk,
+	        .on_stream_close = on_stream_close,
+	        .on_frame_not_send = on_frame_not_send,
+	        .settings = iv,
+	        .n_settings = sizeof(iv) / sizeof(iv[0]),
+	};
+	if (zw_h2_session_new(&spec, c, &c->ng) < 0)
 		goto out;
 	/* Room on the connection for every stream's window, so a stream whose
 	 * client does not read never stops its siblings. */
@@ -459,8 +429,6 @@ int zw_h2up_new(const struct zw_h2up_limits *limits, const struct zw_h2up_callba
 	c = NULL;
 	rc = 0;
 out:
-	nghttp2_option_del(opt);
-	nghttp2_session_callbacks_del(cbs);
 	zw_h2up_free(c);
 	return rc;
 }

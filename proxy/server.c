@@ -1,11 +1,13 @@
 /* zerowire-proxy data path (see server.h and docs/proxy-datapath.md): the
  * worker threads, their loops and listening sockets, accepting client
  * connections (handed to client.c), the control flags (endpoints changed,
- * drain, stop) and the one write helper both halves of a request use.
+ * drain, stop), the one write helper both halves of a request use, and
+ * the output put off to the end of a loop turn (zw_dp_defer).
  * A request's life is in client.c (HTTP/1.1 client side), request.c
  * (routing, admission, accounting) and forward.c (upstream side). */
 #include "datapath.h"
 
+#include "list.h"
 #include "log.h"
 
 #include <errno.h>
@@ -71,6 +73,70 @@ void *zw_dp_write_arg(uv_write_t *req)
 	return arg;
 }
 
+/* ---- deferred output --------------------------------------------------- */
+
+/* Runs the queue until it is empty (work queued meanwhile runs too), then
+ * stops the handles until something is queued again. */
+static void defer_run(struct zw_worker *w)
+{
+	while (w->defer_head) {
+		struct zw_dp_defer *d = w->defer_head;
+		ZW_QUEUE_UNLINK(w->defer_head, w->defer_tail, d);
+		d->queued = 0;
+		d->run(d); /* may free d's owner: d is not touched again */
+	}
+	if (!w->defer_closed) {
+		uv_check_stop(&w->defer_check);
+		uv_prepare_stop(&w->defer_prepare);
+	}
+}
+
+static void on_defer_check(uv_check_t *h)
+{
+	defer_run(h->data);
+}
+
+static void on_defer_prepare(uv_prepare_t *h)
+{
+	defer_run(h->data);
+}
+
+void zw_dp_defer(struct zw_worker *w, struct zw_dp_defer *d)
+{
+	if (d->queued || w->defer_closed)
+		return;
+	if (!w->defer_head) {
+		uv_check_start(&w->defer_check, on_defer_check);
+		uv_prepare_start(&w->defer_prepare, on_defer_prepare);
+	}
+	d->queued = 1;
+	ZW_QUEUE_APPEND(w->defer_head, w->defer_tail, d);
+}
+
+void zw_dp_defer_cancel(struct zw_worker *w, struct zw_dp_defer *d)
+{
+	if (!d->queued)
+		return;
+	d->queued = 0;
+	ZW_QUEUE_UNLINK(w->defer_head, w->defer_tail, d);
+}
+
+void zw_dp_defer_init(struct zw_worker *w)
+{
+	uv_check_init(&w->loop, &w->defer_check);
+	w->defer_check.data = w;
+	uv_prepare_init(&w->loop, &w->defer_prepare);
+	w->defer_prepare.data = w;
+}
+
+void zw_dp_defer_close(struct zw_worker *w)
+{
+	defer_run(w);
+	w->defer_closed = 1;
+	uv_close((uv_handle_t *)&w->defer_check, NULL);
+	uv_close((uv_handle_t *)&w->defer_prepare, NULL);
+}
+
 /* ---- accept / worker loop ----------------------------------------------- */
 
 static void on_accept(uv_stream_t *server, int status)
@@ -114,6 +180,7 @@ static void on_async(uv_async_t *a)
 		zw_client_close_all(w);
 		zw_upool_close_idle(&w->pool);
 		zw_h2pool_close_all(w);
+		zw_dp_defer_close(w);
 		zw_wtable_unref(w->wt);
 		w->wt = NULL;
 		uv_close((uv_handle_t *)&w->hold_timer, NULL);
@@ -231,6 +298,7 @@ int zw_server_start(const struct zw_server_deps *deps, struct zw_server **out, c
 		w->hold_timer.data = w;
 		uv_timer_init(&w->loop, &w->release_timer);
 		w->release_timer.data = w;
+		zw_dp_defer_init(w);
 		zw_upool_init(&w->pool, &w->loop, &s->limits, cfg->upstream_idle_timeout_ms,
 		              cfg->max_idle_per_endpoint);
 		zw_upool_set_reader(&w->pool, w->rbuf, ZW_DP_RBUF_SIZE, zw_fwd_read_cb);

@@ -3,7 +3,9 @@
  * hostile frame sequences for each hardening limit: concurrent streams,
  * header list size (HPACK bomb), CONTINUATION flood, rapid reset, SETTINGS
  * and PING floods, flow control and bounded response buffering; request
- * trailers (and a section past the limit dropped) and interim heads. */
+ * trailers (and a section past the limit dropped) and interim heads; and
+ * the header helpers h2upstream.c shares (connection-specific fields,
+ * lower-cased names, field blocks). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -16,6 +18,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "h2conn.h"
+#include "http1.h"
 
 /* ---- the server side's caller -------------------------------------------- */
 
@@ -733,6 +736,81 @@ static void test_refused_stream_and_client_reset(void **state)
 	zw_h2conn_free(s.h);
 }
 
+/* The header helpers both sides share: connection-specific fields left
+ * out (TE only unless "trailers"), names lower-cased, values as they are;
+ * for a request also Host, empty and ':' names. And a field block built
+ * with zw_h2_fields_add lists back as it went in, whether or not its buffer
+ * had room already. */
+static void test_shared_header_helpers(void **state)
+{
+	(void)state;
+	struct zw_h2_field f[] = {
+	        {"Content-Type", "text/plain", 12, 10},
+	        {"Connection", "close", 10, 5},
+	        {"KEEP-ALIVE", "5", 10, 1},
+	        {"Transfer-Encoding", "chunked", 17, 7},
+	        {"Upgrade", "h2c", 7, 3},
+	        {"Proxy-Connection", "x", 16, 1},
+	        {"TE", "gzip", 2, 4},
+	        {"te", "trailers", 2, 8},
+	        {"Host", "app.test", 4, 8},
+	        {":path", "/", 5, 1},
+	        {"", "empty", 0, 5},
+	        {"X-Mixed-Case", "KeepMe", 12, 6},
+	};
+	size_t n = sizeof(f) / sizeof(f[0]);
+	nghttp2_nv nv[16];
+	char names[256];
+	assert_int_equal(zw_h2_connection_specific("CONNECTION", 10, "", 0), 1);
+	assert_int_equal(zw_h2_connection_specific("te", 2, "trailers", 8), 0);
+	assert_int_equal(zw_h2_connection_specific("te", 2, "deflate", 7), 1);
+	assert_int_equal(zw_h2_connection_specific("content-length", 14, "1", 1), 0);
+	size_t k = zw_h2_lower_nv(nv, 16, names, f, n, 0);
+	/* Response: content-type, te: trailers, host, :path, "", x-mixed-case. */
+	assert_int_equal(k, 6);
+	assert_memory_equal(nv[0].name, "content-type", 12);
+	assert_memory_equal(nv[0].value, "text/plain", 10);
+	assert_memory_equal(nv[1].name, "te", 2);
+	assert_memory_equal(nv[1].value, "trailers", 8);
+	assert_memory_equal(nv[2].name, "host", 4);
+	assert_memory_equal(nv[5].name, "x-mixed-case", 12);
+	assert_memory_equal(nv[5].value, "KeepMe", 6);
+	k = zw_h2_lower_nv(nv, 16, names, f, n, 1);
+	/* Request: content-type, te: trailers, x-mixed-case. */
+	assert_int_equal(k, 3);
+	assert_memory_equal(nv[2].name, "x-mixed-case", 12);
+	assert_int_equal(zw_h2_lower_nv(nv, 2, names, f, n, 1), 2); /* max bounds it */
+
+	struct zw_obuf b = {.limit = 1 << 16};
+	struct zw_h2_field out[64];
+	char name[16], value[40];
+	for (int i = 0; i < 60; i++) { /* grows past the first allocation */
+		int nl = snprintf(name, sizeof(name), "n%d", i);
+		int vl = snprintf(value, sizeof(value), "value-%d-%0*d", i, i % 20, 0);
+		assert_int_equal(zw_h2_fields_add(&b, (const uint8_t *)name, (size_t)nl,
+		                                  (const uint8_t *)value, (size_t)vl),
+		                 0);
+	}
+	assert_int_equal(zw_h2_fields_add(&b, (const uint8_t *)"e", 1, (const uint8_t *)"", 0), 0);
+	zw_h2_fields_list(&b, 61, out);
+	for (int i = 0; i < 60; i++) {
+		int nl = snprintf(name, sizeof(name), "n%d", i);
+		int vl = snprintf(value, sizeof(value), "value-%d-%0*d", i, i % 20, 0);
+		assert_int_equal(out[i].name_len, (size_t)nl);
+		assert_memory_equal(out[i].name, name, (size_t)nl);
+		assert_int_equal(out[i].value_len, (size_t)vl);
+		assert_memory_equal(out[i].value, value, (size_t)vl);
+	}
+	assert_int_equal(out[60].name_len, 1);
+	assert_int_equal(out[60].value_len, 0);
+	struct zw_obuf small = {.limit = 8};
+	assert_int_equal(
+	        zw_h2_fields_add(&small, (const uint8_t *)"abc", 3, (const uint8_t *)"defg", 4),
+	        -1); /* 9 bytes past the 8-byte limit */
+	zw_buf_free(&b.buf);
+	zw_buf_free(&small.buf);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -749,6 +827,7 @@ int main(void)
 	        cmocka_unit_test(test_ping_flood_without_reading),
 	        cmocka_unit_test(test_preface_detection),
 	        cmocka_unit_test(test_refused_stream_and_client_reset),
+	        cmocka_unit_test(test_shared_header_helpers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
