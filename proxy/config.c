@@ -82,7 +82,9 @@ static const struct zw_flag flags[] = {
              "static mode: ns/svc:port=ip:port[,ip:port]\n(repeatable)"),
         STR("peers-service", peers_service, "NS/SVC[:PORT]", NULL, G_PEERS,
             "headless Service of the proxy replicas (admin\n"
-            "port number or name, default admin)"),
+            "port number or name, default admin); its\n"
+            "EndpointSlices are watched even when --namespace\n"
+            "leaves NS out"),
         LIST("peers", peers, "ADDR[,ADDR]", 0, G_PEERS, "fixed peer admin addresses instead"),
         STR("peer-token-file", peer_token_file, "PATH", NULL, G_PEERS,
             "bearer token peers send and /peer/ requires,\n"

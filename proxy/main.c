@@ -323,10 +323,14 @@ static int run(struct app *app)
 	}
 	if (start_certs(app) != 0 || start_upstream_tls(app) != 0)
 		return 1;
+	struct zw_peer_service peers = {.ns = ""};
+	if (cfg->peers_service)
+		zw_parse_peer_service(cfg->peers_service, &peers); /* checked with the flags */
 	struct zw_sources_config scfg = {
 	        .kube = app->kube,
 	        .namespaces = cfg->namespaces,
 	        .n_namespaces = cfg->n_namespaces,
+	        .peers_namespace = peers.ns[0] ? peers.ns : NULL,
 	        .targets_file = cfg->targets_file,
 	        .endpoints_file = cfg->endpoints_file,
 	        .endpoints_spec = cfg->n_static_endpoints ? app->spec : NULL,

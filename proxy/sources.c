@@ -87,6 +87,7 @@ struct zw_sources {
 	struct zw_kube_config *kube;
 	char **namespaces;
 	size_t n_namespaces;
+	char *peers_ns; /* cfg->peers_namespace when the list leaves it out, else NULL */
 	char *targets_file, *endpoints_file, *endpoints_spec;
 	uint64_t poll_ms, coalesce_ms;
 	void (*on_publish)(void *ctx, struct zw_route_table *table);
@@ -911,7 +912,9 @@ static void watch_status(void *ud, const struct zw_watch_status *st)
 	}
 }
 
-static int start_watches(struct zw_sources *s)
+/* Starts the next watch of s->watches: kind k in namespace ns (NULL: all;
+ * borrowed from s). Returns 0 or UV_ENOMEM. */
+static int add_watch(struct zw_sources *s, enum src_kind k, char *ns)
 {
 	static const struct {
 		const char *group, *version, *resource;
@@ -922,29 +925,37 @@ static int start_watches(struct zw_sources *s)
 	        [K_SLICE] = {"discovery.k8s.io", NULL, "endpointslices"},
 	        [K_SVC] = {"", "v1", "services"},
 	};
+	struct watch_ctx *w = &s->watches[s->n_watches++];
+	w->s = s;
+	w->kind = k;
+	w->ns = ns;
+	struct zw_watch_spec spec = {
+	        .group = res[k].group,
+	        .version = k == K_SLICE ? s->slice_version : res[k].version,
+	        .resource = res[k].resource,
+	        .namespace = ns,
+	        .on_event = watch_event,
+	        .on_status = watch_status,
+	        .ud = w,
+	};
+	return zw_kube_uv_watch_start(s->ku, &spec, &w->w) != 0 ? UV_ENOMEM : 0;
+}
+
+static int start_watches(struct zw_sources *s)
+{
 	size_t nns = s->n_namespaces ? s->n_namespaces : 1;
-	s->watches = calloc(nns * K_COUNT, sizeof(*s->watches));
+	/* The peers namespace outside the list: its EndpointSlices and Services. */
+	s->watches = calloc(nns * K_COUNT + 2, sizeof(*s->watches));
 	if (!s->watches)
 		return UV_ENOMEM;
-	for (size_t n = 0; n < nns; n++) {
-		for (int k = 0; k < K_COUNT; k++) {
-			struct watch_ctx *w = &s->watches[s->n_watches++];
-			w->s = s;
-			w->kind = (enum src_kind)k;
-			w->ns = s->n_namespaces ? s->namespaces[n] : NULL;
-			struct zw_watch_spec spec = {
-			        .group = res[k].group,
-			        .version = k == K_SLICE ? s->slice_version : res[k].version,
-			        .resource = res[k].resource,
-			        .namespace = w->ns,
-			        .on_event = watch_event,
-			        .on_status = watch_status,
-			        .ud = w,
-			};
-			if (zw_kube_uv_watch_start(s->ku, &spec, &w->w) != 0)
+	for (size_t n = 0; n < nns; n++)
+		for (int k = 0; k < K_COUNT; k++)
+			if (add_watch(s, (enum src_kind)k,
+			              s->n_namespaces ? s->namespaces[n] : NULL) < 0)
 				return UV_ENOMEM;
-		}
-	}
+	if (s->peers_ns &&
+	    (add_watch(s, K_SLICE, s->peers_ns) < 0 || add_watch(s, K_SVC, s->peers_ns) < 0))
+		return UV_ENOMEM;
 	return 0;
 }
 
@@ -1175,11 +1186,24 @@ static void sources_free(struct zw_sources *s)
 	for (size_t i = 0; i < s->n_namespaces; i++)
 		free(s->namespaces[i]);
 	free(s->namespaces);
+	free(s->peers_ns);
 	free(s->watches);
 	free(s->targets_file);
 	free(s->endpoints_file);
 	free(s->endpoints_spec);
 	free(s);
+}
+
+/* Whether cfg's peers namespace needs watches of its own: live mode, a
+ * namespace list that leaves it out. */
+static bool peers_outside(const struct zw_sources_config *cfg)
+{
+	if (!cfg->kube || !cfg->peers_namespace || cfg->n_namespaces == 0)
+		return false;
+	for (size_t i = 0; i < cfg->n_namespaces; i++)
+		if (strcmp(cfg->namespaces[i], cfg->peers_namespace) == 0)
+			return false;
+	return true;
 }
 
 int zw_sources_new(uv_loop_t *loop, const struct zw_sources_config *cfg,
@@ -1242,6 +1266,8 @@ int zw_sources_new(uv_loop_t *loop, const struct zw_sources_config *cfg,
 			s->n_namespaces = i + 1;
 		}
 	}
+	if (peers_outside(cfg))
+		s->peers_ns = dup_or_null(cfg->peers_namespace, &oom);
 	int src = oom ? UV_ENOMEM : secrets_init(s, cfg, err, errlen);
 	if (src < 0) {
 		sources_free(s);

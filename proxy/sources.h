@@ -7,7 +7,9 @@
  *   InterceptorRoutes   http.keda.sh/v1beta1    (idem)
  *   EndpointSlices      discovery.k8s.io/v1, or v1beta1 where v1 is not served
  *   Services            v1 (port number -> port name resolution)
- * in every namespace, or in each namespace of cfg->namespaces; and each
+ * in every namespace, or in each namespace of cfg->namespaces (and the
+ * EndpointSlices and Services of cfg->peers_namespace, so the peers Service
+ * is known whatever the list says); and each
  * ConfigMap a target's placeholder or static route takes its body from
  * (one watch per ConfigMap, by name, while some target names it; at most
  * ZW_SOURCES_MAX_CONFIGMAPS); and each TLS Secret of cfg->tls_secrets
@@ -60,6 +62,10 @@ struct zw_sources_config {
 	/* Namespaces to watch (borrowed strings, copied); n_namespaces 0 = all. */
 	const char *const *namespaces;
 	size_t n_namespaces;
+	/* Live mode: the namespace of the peers Service (--peers-service;
+	 * borrowed, copied), may be NULL. Its EndpointSlices and Services are
+	 * watched too when namespaces leaves it out. */
+	const char *peers_namespace;
 
 	/* Static mode inputs (borrowed, copied); each may be NULL. */
 	const char *targets_file;

@@ -189,7 +189,9 @@ static const struct zw_flag flag_table[] = {
             "HTTPScaledObjects, InterceptorRoutes, Upstreams,\n"
             "...) loaded into the registry at start"),
         LIST("watch-namespaces", namespaces, "LIST", G_KUBE,
-             "comma list of namespaces to watch (default all)"),
+             "comma list of namespaces to watch (default\n"
+             "all); Services and BackendTLSPolicies of\n"
+             "--proxy-namespace are watched in any case"),
         STR("proxy-service", proxy_service, "NAME", "zerowire-proxy", G_REWRITE, "proxy Service"),
         STR("proxy-namespace", proxy_namespace, "NS", "zerowire", G_REWRITE, "its namespace"),
         NUM("proxy-port", ZW_FLAG_INT, proxy_port, 1, 65535, "8080", G_REWRITE, "its HTTP port"),
@@ -812,6 +814,7 @@ static int start_watches(struct webhook *w)
 	        .namespaces = f->namespaces,
 	        .n_namespaces = f->n_namespaces,
 	        .watch_services = true,
+	        .proxy_namespace = a->mcfg.proxy_namespace,
 	        .on_change = on_sources_change,
 	        .arg = a,
 	};

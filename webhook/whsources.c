@@ -96,10 +96,23 @@ static void on_status(void *ud, const struct zw_watch_status *st)
 	}
 }
 
+/* Whether the proxy namespace needs watches of its own: namespaces are
+ * listed, Services are indexed and it is not among them. */
+static bool proxy_ns_outside(const struct zw_wh_sources_config *cfg)
+{
+	if (!cfg->proxy_namespace || !cfg->watch_services || cfg->n_namespaces == 0)
+		return false;
+	for (size_t i = 0; i < cfg->n_namespaces; i++)
+		if (strcmp(cfg->namespaces[i], cfg->proxy_namespace) == 0)
+			return false;
+	return true;
+}
+
 int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sources **out)
 {
 	struct zw_wh_sources *s;
-	size_t n_ns = cfg->n_namespaces ? cfg->n_namespaces : 1;
+	bool extra = proxy_ns_outside(cfg);
+	size_t n_ns = (cfg->n_namespaces ? cfg->n_namespaces : 1) + extra;
 	size_t k = 0;
 
 	if (cfg->n_namespaces > ZW_WH_SOURCES_MAX_NAMESPACES || !cfg->loop || !cfg->reg)
@@ -109,21 +122,30 @@ int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sou
 		return -ENOMEM;
 	s->cfg = *cfg;
 	s->cfg.namespaces = NULL;
+	s->cfg.proxy_namespace = NULL;
 	s->watches = calloc(zw_route_kinds_count * n_ns, sizeof(*s->watches));
 	if (!s->watches)
 		goto fail;
 	s->n_alloc = zw_route_kinds_count * n_ns;
 	for (size_t r = 0; r < zw_route_kinds_count; r++) {
 		unsigned roles = zw_route_kinds[r].roles;
-		if (!(roles & ZW_RK_SOURCE) &&
-		    !((roles & ZW_RK_SOURCE_PORTS) && cfg->watch_services))
+		bool ports = (roles & ZW_RK_SOURCE_PORTS) && cfg->watch_services;
+		if (!(roles & ZW_RK_SOURCE) && !ports)
 			continue;
 		for (size_t i = 0; i < n_ns; i++) {
 			struct one_watch *w = &s->watches[k];
+			const char *ns = NULL;
+			if (i == n_ns - extra) { /* the proxy namespace's slot */
+				if (!ports)
+					continue;
+				ns = cfg->proxy_namespace;
+			} else if (cfg->n_namespaces > 0) {
+				ns = cfg->namespaces[i];
+			}
 			w->owner = s;
 			w->res = &zw_route_kinds[r];
-			if (cfg->n_namespaces > 0) {
-				w->namespace = strdup(cfg->namespaces[i]);
+			if (ns) {
+				w->namespace = strdup(ns);
 				if (!w->namespace)
 					goto fail;
 			}

@@ -7,7 +7,11 @@
  * ZW_RK_SOURCE kinds of routekinds.h at their first version (ScaledObjects,
  * HTTPScaledObjects and InterceptorRoutes: targets; Gloo Upstreams and
  * VirtualDestinations: Services they name), and with watch_services the
- * ZW_RK_SOURCE_PORTS ones (v1 Services: port names for warnings).
+ * ZW_RK_SOURCE_PORTS ones (v1 Services: port names for warnings;
+ * BackendTLSPolicies). The ZW_RK_SOURCE_PORTS kinds are also watched in
+ * proxy_namespace when the list leaves it out: the rewrite reads the proxy
+ * Service's https port and the BackendTLSPolicy on it from there, whatever
+ * namespaces the targets live in.
  * A resource whose CRD is absent is waited for quietly (the watch asks
  * discovery again every 10 s) and counts as synced meanwhile: there is
  * nothing of it to know. Synced means every watch has delivered its first
@@ -35,6 +39,9 @@ struct zw_wh_sources_config {
 	        *namespaces; /* NULL/0: all namespaces; at most ZW_WH_SOURCES_MAX_NAMESPACES */
 	size_t n_namespaces;
 	bool watch_services; /* index Service port names */
+	/* The proxy Service's namespace (copied), may be NULL: watched for the
+	 * ZW_RK_SOURCE_PORTS kinds even when namespaces leaves it out. */
+	const char *proxy_namespace;
 	/* Called (on the watch loop thread) after each change applied to the
 	 * registry; may be NULL. */
 	void (*on_change)(void *arg);
@@ -43,9 +50,10 @@ struct zw_wh_sources_config {
 
 struct zw_wh_sources;
 
-/* Subscribes to each resource in each namespace. `cfg` is copied
- * (namespace strings too). Returns 0 with *out owned by the caller (stop
- * with zw_wh_sources_stop), -EINVAL (too many namespaces) or -ENOMEM. */
+/* Subscribes to each resource in each namespace (and the proxy namespace,
+ * see above). `cfg` is copied (namespace strings too). Returns 0 with *out
+ * owned by the caller (stop with zw_wh_sources_stop), -EINVAL (too many
+ * namespaces) or -ENOMEM. */
 int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sources **out);
 
 /* Returns 1 once every watch has synced (see above), else 0. */

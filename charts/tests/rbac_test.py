@@ -131,9 +131,36 @@ def _refusals(text):
     return [line for line in text.splitlines() if "status=403" in line or "orbidden" in line]
 
 
-def test_binaries_run_with_the_chart_rbac(cluster, tmp_path):
+def test_watch_namespaces_keep_the_proxy_namespace_readable():
+    """watchNamespaces narrows what is watched, not the RBAC: the webhook reads
+    Services and BackendTLSPolicies in the proxy's namespace (the proxy
+    Service's https port, the policy on it) and the proxy its peers Service's
+    EndpointSlices there, whatever the list, so both stay ClusterRoles bound
+    cluster-wide, with the same rules as without the list."""
+    plain = render(namespace="zw")
+    docs = render("--set", "watchNamespaces={team-a,team-b}", namespace="zw")
+    for name in ("zerowire-webhook", "zerowire-proxy"):
+        assert rules(named(docs, "ClusterRole", name)) == rules(named(plain, "ClusterRole", name))
+        binding = named(docs, "ClusterRoleBinding", name)
+        assert binding["roleRef"]["kind"] == "ClusterRole" and binding["roleRef"]["name"] == name
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": name, "namespace": "zw"}]
+    got = rules(named(docs, "ClusterRole", "zerowire-webhook"))
+    assert got[("", "services", ())] == tuple(sorted(OWN))
+    assert got[("gateway.networking.k8s.io", "backendtlspolicies", ())] == READ
+    got = rules(named(docs, "ClusterRole", "zerowire-proxy"))
+    assert got[("discovery.k8s.io", "endpointslices", ())] == READ and got[("", "services", ())] == READ
+    # Nothing is narrowed to Roles in the listed namespaces.
+    assert not [d for d in by_kind(docs, "Role") + by_kind(docs, "RoleBinding")
+                if d["metadata"]["namespace"] in ("team-a", "team-b")]
+
+
+@pytest.mark.parametrize("watch", [False, True], ids=["all-namespaces", "watch-namespaces"])
+def test_binaries_run_with_the_chart_rbac(cluster, tmp_path, watch):
     """The webhook (certMode self, leader election) and the proxy against the real
-    kube-apiserver with the chart's ServiceAccounts: ready, never refused."""
+    kube-apiserver with the chart's ServiceAccounts: ready, never refused. With
+    watchNamespaces (a namespace other than the release's) too: the watches of
+    the proxy's namespace outside the list (the webhook's Services and
+    BackendTLSPolicies, the proxy's peers Service) are allowed."""
     from harness import util
 
     for b in (WEBHOOK_BIN, PROXY_BIN):
@@ -141,8 +168,11 @@ def test_binaries_run_with_the_chart_rbac(cluster, tmp_path):
     ns = cluster.create_namespace("zwrbac")
     release = "rb" + secrets.token_hex(3)
     full = release + "-zerowire"
+    watched = []
+    if watch:
+        watched = ["--watch-namespaces", cluster.create_namespace("zwrbacapp")]
     docs = render("--set", "restoreOnUninstall.enabled=false", "--set", "helmTest.enabled=false",
-                  namespace=ns)
+                  *(["--set", "watchNamespaces={%s}" % watched[1]] if watch else []), namespace=ns)
     docs = [d for d in docs if d["kind"] in ("ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role",
                                              "RoleBinding")]
     text = "\n---\n".join(yaml.safe_dump(d) for d in docs).replace("zerowire-", full + "-")
@@ -176,7 +206,7 @@ def test_binaries_run_with_the_chart_rbac(cluster, tmp_path):
                 [WEBHOOK_BIN, "--kubeconfig", wkc, "--listen", "127.0.0.1:%d" % wport, "--cert-mode", "self",
                  "--cert-secret", "%s/%s" % (ns, secret), "--webhook-config", mwc_name,
                  "--webhook-service", "%s/%s" % (ns, full + "-webhook"), "--proxy-namespace", ns,
-                 "--lease-namespace", ns, "--lease-name", lease, "--resync", "2s"],
+                 "--lease-namespace", ns, "--lease-name", lease, "--resync", "2s", *watched],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
         ports = util.free_ports(4)
         plog = str(tmp_path / "proxy.log")
@@ -185,7 +215,7 @@ def test_binaries_run_with_the_chart_rbac(cluster, tmp_path):
                 [PROXY_BIN, "--kubeconfig", pkc, "--listen", "127.0.0.1:%d" % ports[0],
                  "--admin-listen", "127.0.0.1:%d" % ports[1], "--scaler-listen", "127.0.0.1:%d" % ports[2],
                  "--peer-listen", "127.0.0.1:%d" % ports[3], "--workers", "1",
-                 "--peers-service", "%s/%s:peer" % (ns, full + "-proxy-peers")],
+                 "--peers-service", "%s/%s:peer" % (ns, full + "-proxy-peers"), *watched],
                 stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
         insecure = ssl.create_default_context()
         insecure.check_hostname = False

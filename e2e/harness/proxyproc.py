@@ -8,6 +8,7 @@ they start.
     p.get("/", host="web.test") -> (status, headers dict (lower-case), body)
     p.queue(), p.metric("zerowire_scaler_wakes_total")
     p.stop()                                        # SIGTERM; raises on a sanitizer report
+    ports = peer_ports(2); peer_service(cluster, ns, ports)  # replicas behind a headless Service
 
 The binary is the sanitizer build (build/san/bin/zerowire-proxy; env
 ZW_PROXY_BIN overrides). Every wait is bounded; the process carries
@@ -16,7 +17,9 @@ PR_SET_PDEATHSIG, so it never outlives the test process."""
 import http.client
 import json
 import os
+import random
 import signal
+import socket
 import subprocess
 from collections import namedtuple
 
@@ -187,3 +190,48 @@ def stop_all(procs):
     if err:
         raise err
     return True
+
+
+def peer_ports(n):
+    """Ports for n replicas as in a cluster: each on its own address
+    (127.0.R.2, 127.0.R.3, ...; the node stand-in's pods use 127.16+.x.y), the
+    same admin port on all, so one EndpointSlice port lists them all."""
+    for _ in range(50):
+        r = random.randrange(1, 250)
+        hosts = ["127.0.%d.%d" % (r, 2 + i) for i in range(n)]
+        admin = util.free_port(hosts[0])
+        if all(port_free(h, admin) for h in hosts[1:]):
+            return [ProxyPorts(h, util.free_port(h), admin, util.free_port(h)) for h in hosts]
+    raise RuntimeError("no admin port free on %d loopback addresses" % n)
+
+
+def port_free(host, port):
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+            return True
+        except OSError:
+            return False
+
+
+def peer_service(cluster, ns, ports):
+    """The replicas' headless Service and its EndpointSlice (written here, as
+    the endpoint controller would for the proxy pods)."""
+    name = "zerowire-peers"
+    cluster.apply("""
+apiVersion: v1
+kind: Service
+metadata: {name: %s, namespace: %s}
+spec:
+  clusterIP: None
+  ports: [{name: admin, port: %d}]
+""" % (name, ns, ports[0].admin))
+    versions = [v["version"] for v in cluster.api("GET", "/apis/discovery.k8s.io")["versions"]]
+    ver = "v1" if "v1" in versions else "v1beta1"
+    cluster.api("POST", "/apis/discovery.k8s.io/%s/namespaces/%s/endpointslices" % (ver, ns), {
+        "apiVersion": "discovery.k8s.io/" + ver, "kind": "EndpointSlice",
+        "metadata": {"name": name + "-1", "namespace": ns, "labels": {"kubernetes.io/service-name": name}},
+        "addressType": "IPv4",
+        "ports": [{"name": "admin", "port": ports[0].admin, "protocol": "TCP"}],
+        "endpoints": [{"addresses": [p.host], "conditions": {"ready": True}} for p in ports]})
+    return "%s/%s" % (ns, name)
