@@ -217,10 +217,10 @@ int zw_h2_session_output(void *session, int *fatal, struct zw_obuf *out, size_t 
  * last DATA. While nothing is queued and the end has not come, nghttp2
  * waits (NGHTTP2_ERR_DEFERRED) and zw_h2_body_add / _trailers resume it.
  * When bytes leave, the writer may be told to give more: `drained` is set
- * (its owner clears it once the writer heard) and on_drained runs, either
- * after a short zw_h2_body_add once any bytes left, or (wake_empty) each
- * time the queue empties. Embedded in the owner's stream, which is the
- * stream's nghttp2 user data for as long as it lives. */
+ * and on_drained runs, either after a short zw_h2_body_add once any bytes
+ * left, or (wake_empty) each time the queue empties; no further notice
+ * until the owner clears `drained` (once the writer heard). Embedded in the owner's stream, which
+ * is the stream's nghttp2 user data for as long as it lives. */
 struct zw_h2_body {
 	struct zw_obuf queue; /* bytes waiting; queue_off of them sent already */
 	size_t queue_off;
