@@ -22,16 +22,8 @@ struct h2stream {
 	int final_sent;        /* the final response head was submitted */
 	struct zw_obuf fields; /* name\0value\0 pairs of the request head, then trailers */
 	size_t n_fields;
-	/* Response body waiting for the client. */
-	struct zw_obuf out;
-	size_t out_off;
-	int out_end;                /* no more body after what is queued */
-	int deferred;               /* the data provider is waiting for bytes */
-	int blocked;                /* a zw_h2conn_data call was short */
-	size_t n_trailers;          /* fields in trailer_buf */
-	struct zw_obuf trailer_buf; /* copies to send once the body is out */
-	struct h2stream *next_writable;
-	int queued_writable;
+	struct zw_h2_body body;         /* the response body waiting for the client */
+	struct h2stream *next_writable; /* on c->writable while body.drained */
 };
 
 struct zw_h2conn {
@@ -71,14 +63,23 @@ static void stream_free(struct zw_h2conn *c, struct h2stream *st)
 {
 	ZW_LIST_UNLINK(c->streams, st);
 	zw_buf_free(&st->fields.buf);
-	zw_buf_free(&st->out.buf);
-	zw_buf_free(&st->trailer_buf.buf);
+	zw_h2_body_free(&st->body);
 	free(st);
 }
 
 static struct h2stream *stream_of(struct zw_h2conn *c, int32_t id)
 {
 	return nghttp2_session_get_stream_user_data(c->ng, id);
+}
+
+/* Stream id's response body has room again after a short zw_h2conn_data:
+ * on_writable is due (zw_h2conn_output). */
+static void on_drained(void *arg, int32_t id)
+{
+	struct zw_h2conn *c = arg;
+	struct h2stream *st = stream_of(c, id);
+	st->next_writable = c->writable;
+	c->writable = st;
 }
 
 /* ---- receiving ---------------------------------------------------------- */
@@ -105,7 +106,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *f, void *a
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
 	st->id = f->hd.stream_id;
 	st->fields.limit = c->lim.max_header_list + 2 * MAX_FIELDS;
-	st->out.limit = c->lim.max_stream_buffer;
+	zw_h2_body_init(&st->body, c->lim.max_stream_buffer, 0, on_drained);
 	if (nghttp2_session_set_stream_user_data(ng, st->id, st) != 0) {
 		free(st);
 		return NGHTTP2_ERR_CALLBACK_FAILURE;
@@ -240,7 +241,7 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
 		return 0;
 	nghttp2_session_set_stream_user_data(ng, id, NULL);
 	/* Off the writable list (it is singly linked: rebuild without st). */
-	if (st->queued_writable) {
+	if (st->body.drained) {
 		struct h2stream **pp = &c->writable;
 		while (*pp && *pp != st)
 			pp = &(*pp)->next_writable;
@@ -255,41 +256,117 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
 
 /* ---- sending ------------------------------------------------------------ */
 
-static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
-                         uint32_t *flags, nghttp2_data_source *src, void *arg)
+void zw_h2_body_init(struct zw_h2_body *b, size_t limit, int wake_empty,
+                     void (*on_drained)(void *session_user, int32_t id))
 {
-	struct zw_h2conn *c = arg;
-	(void)src;
-	struct h2stream *st = stream_of(c, id);
-	if (!st)
+	b->queue.limit = limit;
+	b->wake_empty = wake_empty;
+	b->on_drained = on_drained;
+}
+
+void zw_h2_body_free(struct zw_h2_body *b)
+{
+	zw_buf_free(&b->queue.buf);
+	zw_buf_free(&b->trailers.buf);
+}
+
+size_t zw_h2_body_queued(const struct zw_h2_body *b)
+{
+	return b->queue.buf.len - b->queue_off;
+}
+
+ssize_t zw_h2_body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+                        uint32_t *flags, nghttp2_data_source *src, void *arg)
+{
+	/* The owner's stream holds the body: gone, nothing to read. */
+	if (!nghttp2_session_get_stream_user_data(ng, id))
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	size_t avail = st->out.buf.len - st->out_off;
+	struct zw_h2_body *b = src->ptr;
+	size_t avail = b->queue.buf.len - b->queue_off;
 	size_t n = avail < length ? avail : length;
 	if (n > 0) /* an empty end of body may have no buffer at all */
-		memcpy(buf, st->out.buf.data + st->out_off, n);
-	st->out_off += n;
-	if (st->out_off == st->out.buf.len)
-		st->out.buf.len = st->out_off = 0;
-	if (n > 0 && st->blocked && !st->queued_writable) {
-		st->blocked = 0;
-		st->queued_writable = 1;
-		st->next_writable = c->writable;
-		c->writable = st;
+		memcpy(buf, b->queue.buf.data + b->queue_off, n);
+	b->queue_off += n;
+	if (b->queue_off == b->queue.buf.len)
+		b->queue.buf.len = b->queue_off = 0;
+	if (n > 0 && !b->drained && (b->wake_empty ? b->queue.buf.len == 0 : b->blocked)) {
+		b->blocked = 0;
+		b->drained = 1;
+		if (b->on_drained)
+			b->on_drained(arg, id);
 	}
-	if (st->out.buf.len == 0 && st->out_end) {
+	if (b->queue.buf.len == 0 && b->end) {
 		*flags |= NGHTTP2_DATA_FLAG_EOF;
-		if (st->n_trailers) {
+		b->end_out = 1;
+		if (b->n_trailers) {
+			/* The trailer HEADERS carries END_STREAM. */
 			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-			if (zw_h2_submit_trailer(ng, id, &st->trailer_buf, st->n_trailers) < 0)
+			if (zw_h2_submit_trailer(ng, id, &b->trailers, b->n_trailers) < 0)
 				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 		}
 		return (ssize_t)n;
 	}
 	if (n == 0) {
-		st->deferred = 1;
+		b->deferred = 1;
 		return NGHTTP2_ERR_DEFERRED;
 	}
 	return (ssize_t)n;
+}
+
+/* Lets nghttp2 ask b (stream id of ng) for bytes again when it waits and
+ * bytes or the end have come. */
+static void body_resume(struct zw_h2_body *b, nghttp2_session *ng, int32_t id, int more)
+{
+	if (b->deferred && more) {
+		b->deferred = 0;
+		nghttp2_session_resume_data(ng, id);
+	}
+}
+
+long zw_h2_body_add(struct zw_h2_body *b, nghttp2_session *ng, int32_t id, const uint8_t *data,
+                    size_t len, int end)
+{
+	struct zw_buf *q = &b->queue.buf;
+	if (b->end)
+		return -1;
+	if (b->queue_off > 0 && q->len + len > b->queue.limit) {
+		/* Compact before refusing room. */
+		memmove(q->data, q->data + b->queue_off, q->len - b->queue_off);
+		q->len -= b->queue_off;
+		b->queue_off = 0;
+	}
+	size_t room = b->queue.limit > q->len ? b->queue.limit - q->len : 0;
+	size_t take = len < room ? len : room;
+	if (take && zw_obuf_add(&b->queue, data, take) < 0)
+		return -1;
+	if (take < len)
+		b->blocked = 1;
+	else if (end)
+		b->end = 1;
+	body_resume(b, ng, id, take > 0 || b->end);
+	return (long)take;
+}
+
+int zw_h2_body_trailers(struct zw_h2_body *b, nghttp2_session *ng, int32_t id,
+                        const struct zw_h2_field *fields, size_t n, size_t max)
+{
+	if (b->end || b->n_trailers || n == 0 || n > MAX_FIELDS)
+		return -1;
+	/* Copies: names lower-cased, values as given. */
+	size_t total = 0;
+	for (size_t i = 0; i < n; i++)
+		total += fields[i].name_len + fields[i].value_len + 2;
+	if (total > max)
+		return -1;
+	b->trailers.limit = total;
+	if (zw_h2_fields_copy(&b->trailers, fields, n) < 0) {
+		zw_buf_free(&b->trailers.buf);
+		return -1;
+	}
+	b->n_trailers = n;
+	b->end = 1;
+	body_resume(b, ng, id, 1);
+	return 0;
 }
 
 int zw_h2_connection_specific(const char *name, size_t len, const char *value, size_t vlen)
@@ -364,7 +441,8 @@ static int submit_head(struct zw_h2conn *c, int32_t id, int status,
 		             ? 0
 		             : -1;
 	} else {
-		nghttp2_data_provider prov = {.read_callback = read_body};
+		nghttp2_data_provider prov = {.source.ptr = &st->body,
+		                              .read_callback = zw_h2_body_read};
 		/* nghttp2 copies names and values. */
 		rc = nghttp2_submit_response(c->ng, id, nv, k + 1, end_stream ? NULL : &prov) == 0
 		             ? 0
@@ -392,49 +470,13 @@ int zw_h2conn_interim(struct zw_h2conn *c, int32_t id, int status, const struct 
 long zw_h2conn_data(struct zw_h2conn *c, int32_t id, const uint8_t *data, size_t len, int end)
 {
 	struct h2stream *st = stream_of(c, id);
-	if (!st || st->out_end)
-		return -1;
-	if (st->out_off > 0 && st->out.buf.len + len > st->out.limit) {
-		/* Compact before refusing room. */
-		memmove(st->out.buf.data, st->out.buf.data + st->out_off,
-		        st->out.buf.len - st->out_off);
-		st->out.buf.len -= st->out_off;
-		st->out_off = 0;
-	}
-	size_t room = st->out.limit > st->out.buf.len ? st->out.limit - st->out.buf.len : 0;
-	size_t take = len < room ? len : room;
-	if (take && zw_obuf_add(&st->out, data, take) < 0)
-		return -1;
-	if (take < len)
-		st->blocked = 1;
-	else if (end)
-		st->out_end = 1;
-	if (st->deferred && (take > 0 || st->out_end)) {
-		st->deferred = 0;
-		nghttp2_session_resume_data(c->ng, id);
-	}
-	return (long)take;
+	return st ? zw_h2_body_add(&st->body, c->ng, id, data, len, end) : -1;
 }
 
 int zw_h2conn_trailers(struct zw_h2conn *c, int32_t id, const struct zw_h2_field *fields, size_t n)
 {
 	struct h2stream *st = stream_of(c, id);
-	if (!st || st->out_end || st->n_trailers || n == 0 || n > MAX_FIELDS)
-		return -1;
-	/* Copies: names lower-cased, values as given. */
-	size_t total = 0;
-	for (size_t i = 0; i < n; i++)
-		total += fields[i].name_len + fields[i].value_len + 2;
-	st->trailer_buf.limit = total;
-	if (zw_h2_fields_copy(&st->trailer_buf, fields, n) < 0)
-		return -1;
-	st->n_trailers = n;
-	st->out_end = 1;
-	if (st->deferred) {
-		st->deferred = 0;
-		nghttp2_session_resume_data(c->ng, id);
-	}
-	return 0;
+	return st ? zw_h2_body_trailers(&st->body, c->ng, id, fields, n, SIZE_MAX) : -1;
 }
 
 void zw_h2conn_reset(struct zw_h2conn *c, int32_t id, uint32_t error_code)
@@ -573,18 +615,23 @@ void zw_h2conn_free(struct zw_h2conn *c)
 
 int zw_h2conn_feed(struct zw_h2conn *c, const uint8_t *data, size_t len)
 {
-	if (c->fatal)
+	return zw_h2_session_feed(c->ng, &c->fatal, data, len);
+}
+
+int zw_h2_session_feed(nghttp2_session *ng, int *fatal, const uint8_t *data, size_t len)
+{
+	if (*fatal)
 		return -1;
-	ssize_t n = nghttp2_session_mem_recv(c->ng, data, len);
+	ssize_t n = nghttp2_session_mem_recv(ng, data, len);
 	if (n < 0 || (size_t)n != len) {
 		/* nghttp2 queued a GOAWAY where the error allows one. */
-		c->fatal = 1;
+		*fatal = 1;
 		return -1;
 	}
 	return 0;
 }
 
-int zw_h2_session_output(void *session, struct zw_obuf *out, size_t max)
+int zw_h2_session_output(void *session, int *fatal, struct zw_obuf *out, size_t max)
 {
 	nghttp2_session *ng = session;
 	int rc = 0;
@@ -605,6 +652,8 @@ int zw_h2_session_output(void *session, struct zw_obuf *out, size_t max)
 		}
 	}
 	out->limit = max;
+	if (rc < 0)
+		*fatal = 1;
 	return rc;
 }
 
@@ -697,17 +746,15 @@ void zw_h2_fields_list(const struct zw_obuf *b, size_t n, struct zw_h2_field *ou
 
 int zw_h2conn_output(struct zw_h2conn *c, const uint8_t **data, size_t *len)
 {
-	if (zw_h2_session_output(c->ng, &c->out, c->lim.max_output) < 0) {
-		c->fatal = 1;
+	if (zw_h2_session_output(c->ng, &c->fatal, &c->out, c->lim.max_output) < 0)
 		return -1;
-	}
 	*data = (const uint8_t *)c->out.buf.data;
 	*len = c->out.buf.len;
 	/* Streams that got room while frames were produced. */
 	while (c->writable) {
 		struct h2stream *st = c->writable;
 		c->writable = st->next_writable;
-		st->queued_writable = 0;
+		st->body.drained = 0;
 		if (c->cb.on_writable && st->user)
 			c->cb.on_writable(c->ctx, st->user);
 	}

@@ -51,6 +51,8 @@
 #ifndef ZW_H2CONN_H
 #define ZW_H2CONN_H
 
+#include "http1.h"
+
 #include <nghttp2/nghttp2.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -170,8 +172,6 @@ void zw_h2conn_shutdown(struct zw_h2conn *c);
 
 /* ---- shared with h2upstream.c (the client side's connections) ---- */
 
-struct zw_obuf;
-
 /* How an nghttp2 session of ours is built: the receiving callbacks, the
  * SETTINGS we send first, and limits (0: nghttp2's default). Both sides
  * get no automatic WINDOW_UPDATE (the caller gives window back as bytes
@@ -198,10 +198,78 @@ struct zw_h2_session_spec {
  * caller's (nghttp2_session_del). Returns 0 or -1 (out of memory). */
 int zw_h2_session_new(const struct zw_h2_session_spec *spec, void *user, nghttp2_session **out);
 
+/* Passes `len` bytes read from the peer (borrowed) to nghttp2 session ng.
+ * Returns 0, or -1 when the connection must end: *fatal was set already,
+ * or nghttp2 failed (a GOAWAY is queued where the error allows one) and
+ * *fatal is set now. */
+int zw_h2_session_feed(nghttp2_session *ng, int *fatal, const uint8_t *data, size_t len);
+
 /* Collects what nghttp2 session `session` (an nghttp2_session *) has to
  * send into out (emptied first), about max bytes per call (one frame may
- * pass it). Returns 0 or -1 (session error, or out of memory). */
-int zw_h2_session_output(void *session, struct zw_obuf *out, size_t max);
+ * pass it). Returns 0, or -1 (session error, or out of memory) with *fatal
+ * set. */
+int zw_h2_session_output(void *session, int *fatal, struct zw_obuf *out, size_t max);
+
+/* The outgoing body of one stream, on either side (responses to clients,
+ * requests to backends). Bytes wait in `queue` (its limit is the bound)
+ * until zw_h2_body_read hands them to nghttp2 as the peer's window allows;
+ * then the body ends with END_STREAM, or with the trailer section after the
+ * last DATA. While nothing is queued and the end has not come, nghttp2
+ * waits (NGHTTP2_ERR_DEFERRED) and zw_h2_body_add / _trailers resume it.
+ * When bytes leave, the writer may be told to give more: `drained` is set
+ * and on_drained runs, either after a short zw_h2_body_add once any bytes
+ * left, or (wake_empty) each time the queue empties; no further notice
+ * until the owner clears `drained` (once the writer heard). Embedded in the owner's stream, which
+ * is the stream's nghttp2 user data for as long as it lives. */
+struct zw_h2_body {
+	struct zw_obuf queue; /* bytes waiting; queue_off of them sent already */
+	size_t queue_off;
+	struct zw_obuf trailers; /* the trailer section, as zw_h2_fields_add builds it */
+	size_t n_trailers;
+	int end;        /* no more body after what is queued */
+	int end_out;    /* the end went to nghttp2 (the owner sets it for a head with END_STREAM) */
+	int deferred;   /* nghttp2 waits for bytes or the end */
+	int blocked;    /* a zw_h2_body_add took less than it was given */
+	int wake_empty; /* tell the writer each time the queue empties */
+	int drained;    /* the writer may give more (cleared by the owner) */
+	/* Runs as drained is set, with the session's user data; may be NULL. */
+	void (*on_drained)(void *session_user, int32_t id);
+};
+
+/* Initialises b (zeroed memory) with at most `limit` bytes queued, the
+ * writer told as wake_empty says, and on_drained (may be NULL). */
+void zw_h2_body_init(struct zw_h2_body *b, size_t limit, int wake_empty,
+                     void (*on_drained)(void *session_user, int32_t id));
+
+/* Frees what b holds (not b). */
+void zw_h2_body_free(struct zw_h2_body *b);
+
+/* The nghttp2 data source read callback of a body: src->ptr is the
+ * struct zw_h2_body, arg the session's user data. Copies up to length
+ * queued bytes into buf and returns how many (with EOF, and the trailers
+ * submitted, once the queue is empty after the end), or
+ * NGHTTP2_ERR_DEFERRED when nothing is queued yet, or
+ * NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE when the stream's owner is gone
+ * or the trailers could not be submitted. */
+ssize_t zw_h2_body_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
+                        uint32_t *flags, nghttp2_data_source *src, void *arg);
+
+/* Queues up to len bytes of data (copied) on b, stream id of session ng,
+ * as far as the limit allows; end: the body ends after them (only when
+ * all were taken). Resumes a waiting stream. Returns how many bytes were
+ * taken, or -1 (the body ended already, or out of memory). */
+long zw_h2_body_add(struct zw_h2_body *b, nghttp2_session *ng, int32_t id, const uint8_t *data,
+                    size_t len, int end);
+
+/* Ends b (stream id of session ng) with a trailer section: n fields (1 to
+ * 256, copied with names lower-cased, at most max bytes as name\0value\0
+ * pairs) sent after the queued bytes. Resumes a waiting stream. Returns 0,
+ * or -1 (the body ended already, a bad count, past max, out of memory). */
+int zw_h2_body_trailers(struct zw_h2_body *b, nghttp2_session *ng, int32_t id,
+                        const struct zw_h2_field *fields, size_t n, size_t max);
+
+/* Bytes queued on b and not yet handed to nghttp2. */
+size_t zw_h2_body_queued(const struct zw_h2_body *b);
 
 /* Nonzero for a field no HTTP/2 message may carry (RFC 9113 8.2.2):
  * Connection, Keep-Alive, Proxy-Connection, Transfer-Encoding, Upgrade, and

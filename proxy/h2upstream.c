@@ -16,20 +16,16 @@ struct upstream_stream {
 	void *user;                          /* the caller's stream, NULL once detached */
 	int got_head;                        /* the final response head arrived */
 	int remote_end;                      /* the backend ended its side (END_STREAM) */
-	int local_end;                       /* our side ended (END_STREAM sent or submitted) */
 	int closed;                          /* on_close ran (or was due): nothing more */
 	size_t unconsumed;                   /* response bytes received, window not given back */
 	size_t head_size;      /* header block bytes so far (name + value + 32 each) */
 	int status;            /* :status of the block being received */
 	struct zw_obuf fields; /* name\0value\0 pairs of that block */
 	size_t n_fields;
-	struct zw_obuf queue; /* request body waiting for the backend's window */
-	size_t queue_off;
-	int queue_end;           /* no more body after what is queued */
-	struct zw_obuf trailers; /* the request's trailer section, sent after the body */
-	size_t n_trailers;
-	int deferred; /* the data provider waits for bytes */
-	int drained;  /* the queue emptied: on_writable due */
+	/* The request body waiting for the backend's window; body.end_out: our
+	 * side ended (END_STREAM sent or submitted); body.drained: the queue
+	 * emptied, on_writable due. */
+	struct zw_h2_body body;
 };
 
 struct zw_h2up {
@@ -67,8 +63,7 @@ static void stream_free(struct zw_h2up *c, struct upstream_stream *st)
 	ZW_LIST_UNLINK(c->streams, st);
 	c->n_streams--;
 	zw_buf_free(&st->fields.buf);
-	zw_buf_free(&st->queue.buf);
-	zw_buf_free(&st->trailers.buf);
+	zw_h2_body_free(&st->body);
 	free(st);
 }
 
@@ -212,42 +207,6 @@ static int on_frame_not_send(nghttp2_session *ng, const nghttp2_frame *f, int er
 
 /* ---- sending -------------------------------------------------------------- */
 
-static ssize_t read_body(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
-                         uint32_t *flags, nghttp2_data_source *src, void *arg)
-{
-	(void)arg;
-	(void)src;
-	struct upstream_stream *st = nghttp2_session_get_stream_user_data(ng, id);
-	if (!st)
-		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-	size_t avail = st->queue.buf.len - st->queue_off;
-	size_t n = avail < length ? avail : length;
-	if (n > 0)
-		memcpy(buf, st->queue.buf.data + st->queue_off, n);
-	st->queue_off += n;
-	if (st->queue_off == st->queue.buf.len) {
-		st->queue.buf.len = st->queue_off = 0;
-		if (n > 0)
-			st->drained = 1;
-	}
-	if (st->queue.buf.len == 0 && st->queue_end) {
-		*flags |= NGHTTP2_DATA_FLAG_EOF;
-		st->local_end = 1;
-		if (st->n_trailers) {
-			/* The trailer HEADERS carries END_STREAM. */
-			*flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-			if (zw_h2_submit_trailer(ng, id, &st->trailers, st->n_trailers) < 0)
-				return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
-		}
-		return (ssize_t)n;
-	}
-	if (n == 0) {
-		st->deferred = 1;
-		return NGHTTP2_ERR_DEFERRED;
-	}
-	return (ssize_t)n;
-}
-
 static nghttp2_nv pseudo(const char *name, const char *value)
 {
 	return (nghttp2_nv){(uint8_t *)name, (uint8_t *)value, strlen(name), strlen(value),
@@ -277,10 +236,9 @@ int32_t zw_h2up_request(struct zw_h2up *c, const struct zw_h2up_head *h, int end
 	k += zw_h2_lower_nv(nv + k, h->n_fields, lower, h->fields, h->n_fields, 1);
 	st->user = user;
 	st->fields.limit = c->lim.max_header_list + 2 * MAX_FIELDS;
-	st->queue.limit = c->lim.max_queue;
-	st->queue_end = end_stream;
-	st->local_end = end_stream;
-	nghttp2_data_provider prov = {.read_callback = read_body};
+	zw_h2_body_init(&st->body, c->lim.max_queue, 1, NULL);
+	st->body.end = st->body.end_out = end_stream;
+	nghttp2_data_provider prov = {.source.ptr = &st->body, .read_callback = zw_h2_body_read};
 	int32_t id = nghttp2_submit_request(c->ng, NULL, nv, k, end_stream ? NULL : &prov, st);
 	free(lower);
 	free(nv);
@@ -302,42 +260,25 @@ fail:
 int zw_h2up_data(struct zw_h2up *c, int32_t id, const uint8_t *data, size_t len, int end)
 {
 	struct upstream_stream *st = find(c, id);
-	if (!st || st->queue_end)
+	/* All or nothing: past max_queue the call fails, nothing queued. */
+	if (!st || len > st->body.queue.limit - zw_h2_body_queued(&st->body))
 		return -1;
-	if (st->queue_off > 0) {
-		memmove(st->queue.buf.data, st->queue.buf.data + st->queue_off,
-		        st->queue.buf.len - st->queue_off);
-		st->queue.buf.len -= st->queue_off;
-		st->queue_off = 0;
-	}
-	if (len && zw_obuf_add(&st->queue, data, len) < 0)
-		return -1;
-	st->queue_end = end;
-	if (st->deferred && (len > 0 || end)) {
-		st->deferred = 0;
-		nghttp2_session_resume_data(c->ng, id);
-	}
-	return 0;
+	return zw_h2_body_add(&st->body, c->ng, id, data, len, end) < 0 ? -1 : 0;
 }
 
 int zw_h2up_trailers(struct zw_h2up *c, int32_t id, const struct zw_h2_field *fields, size_t n)
 {
 	struct upstream_stream *st = find(c, id);
-	if (!st || st->queue_end || st->n_trailers || n == 0 || n > MAX_FIELDS)
+	if (!st)
 		return -1;
-	st->trailers.limit = c->lim.max_header_list + 2 * MAX_FIELDS;
-	if (zw_h2_fields_copy(&st->trailers, fields, n) < 0) {
-		zw_buf_free(&st->trailers.buf);
-		return -1;
-	}
-	st->n_trailers = n;
-	return zw_h2up_data(c, id, NULL, 0, 1);
+	return zw_h2_body_trailers(&st->body, c->ng, id, fields, n,
+	                           c->lim.max_header_list + 2 * MAX_FIELDS);
 }
 
 size_t zw_h2up_queued(const struct zw_h2up *c, int32_t id)
 {
 	const struct upstream_stream *st = find(c, id);
-	return st ? st->queue.buf.len - st->queue_off : 0;
+	return st ? zw_h2_body_queued(&st->body) : 0;
 }
 
 void zw_h2up_consume(struct zw_h2up *c, int32_t id, size_t n)
@@ -366,7 +307,7 @@ void zw_h2up_detach(struct zw_h2up *c, int32_t id)
 	 * both sides ended is not (a reset per finished request would look like
 	 * a rapid-reset attack to the backend). Ours goes once nghttp2 closes
 	 * it, or with the connection. */
-	if (!st->remote_end || !st->local_end)
+	if (!st->remote_end || !st->body.end_out)
 		nghttp2_submit_rst_stream(c->ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
 }
 
@@ -450,33 +391,24 @@ void zw_h2up_free(struct zw_h2up *c)
 
 int zw_h2up_feed(struct zw_h2up *c, const uint8_t *data, size_t len)
 {
-	if (c->fatal)
-		return -1;
-	ssize_t n = nghttp2_session_mem_recv(c->ng, data, len);
-	if (n < 0 || (size_t)n != len) {
-		c->fatal = 1;
-		return -1;
-	}
-	return 0;
+	return zw_h2_session_feed(c->ng, &c->fatal, data, len);
 }
 
 int zw_h2up_output(struct zw_h2up *c, const uint8_t **data, size_t *len)
 {
-	if (zw_h2_session_output(c->ng, &c->out, c->lim.max_output) < 0) {
-		c->fatal = 1;
+	if (zw_h2_session_output(c->ng, &c->fatal, &c->out, c->lim.max_output) < 0)
 		return -1;
-	}
 	*data = (const uint8_t *)c->out.buf.data;
 	*len = c->out.buf.len;
 	/* Streams whose queued body went out: the caller may give more. A
 	 * callback may end streams, so look again from the start each time. */
 	for (;;) {
 		struct upstream_stream *st = c->streams;
-		while (st && !(st->drained && st->user))
+		while (st && !(st->body.drained && st->user))
 			st = st->next;
 		if (!st)
 			break;
-		st->drained = 0;
+		st->body.drained = 0;
 		if (c->cb.on_writable)
 			c->cb.on_writable(c->ctx, st->user);
 	}

@@ -2,7 +2,8 @@
  * session, in memory) against the server connection, and hand-built
  * hostile frame sequences for each hardening limit: concurrent streams,
  * header list size (HPACK bomb), CONTINUATION flood, rapid reset, SETTINGS
- * and PING floods, flow control and bounded response buffering; request
+ * and PING floods, flow control and bounded response buffering (a body
+ * resumed after its queue emptied, with trailers or the end); request
  * trailers (and a section past the limit dropped) and interim heads; and
  * the header helpers h2upstream.c shares (connection-specific fields,
  * lower-cased names, field blocks). */
@@ -226,6 +227,15 @@ static nghttp2_nv nv(const char *n, const char *v)
 	return (nghttp2_nv){(uint8_t *)n, (uint8_t *)v, strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE};
 }
 
+/* Submits GET / for authority "a" on the client, without a body. Returns
+ * the stream id. */
+static int32_t submit_get(struct client *c)
+{
+	nghttp2_nv req[] = {nv(":method", "GET"), nv(":scheme", "http"), nv(":authority", "a"),
+	                    nv(":path", "/")};
+	return nghttp2_submit_request(c->ng, NULL, req, 4, NULL, NULL);
+}
+
 static ssize_t upload_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
                            uint32_t *flags, nghttp2_data_source *src, void *arg)
 {
@@ -340,9 +350,7 @@ static void test_response_buffer_bounded_then_writable(void **state)
 	static uint8_t big[5000];
 	server_init(&s, &lim);
 	client_init(&c);
-	nghttp2_nv req[] = {nv(":method", "GET"), nv(":scheme", "http"), nv(":authority", "a"),
-	                    nv(":path", "/")};
-	int32_t id = nghttp2_submit_request(c.ng, NULL, req, 4, NULL, NULL);
+	int32_t id = submit_get(&c);
 	assert_int_equal(pump(&c, &s), 0);
 	assert_int_equal(zw_h2conn_respond(s.h, id, 200, NULL, 0, 0), 0);
 	size_t sent = 0;
@@ -356,6 +364,72 @@ static void test_response_buffer_bounded_then_writable(void **state)
 	assert_true(s.streams[0].writable >= 4);
 	assert_int_equal(c.body[0], sizeof(big));
 	assert_int_equal(c.closed[0], 1);
+	nghttp2_session_del(c.ng);
+	zw_h2conn_free(s.h);
+}
+
+/* A response body given after the head went out: nghttp2 waits on the
+ * empty queue and goes on as bytes, the end or the trailers arrive; a
+ * writer whose bytes were all taken hears nothing, one cut short hears
+ * once, after bytes left. */
+static void test_response_body_resumed_after_empty_queue(void **state)
+{
+	(void)state;
+	struct server s;
+	struct client c;
+	struct zw_h2_limits lim = {.max_stream_buffer = 100};
+	static uint8_t big[300];
+	server_init(&s, &lim);
+	client_init(&c);
+	int32_t id = submit_get(&c);
+	int32_t id2 = submit_get(&c);
+	assert_int_equal(pump(&c, &s), 0);
+	assert_int_equal(zw_h2conn_respond(s.h, id, 200, NULL, 0, 0), 0);
+	assert_int_equal(zw_h2conn_respond(s.h, id2, 200, NULL, 0, 0), 0);
+	assert_int_equal(pump(&c, &s), 0);
+	assert_int_equal(c.status[0], 200);
+	assert_int_equal(c.body[0], 0);
+	assert_int_equal(c.closed[0], 0);
+
+	assert_int_equal(zw_h2conn_data(s.h, id, (const uint8_t *)"hello", 5, 0), 5);
+	assert_int_equal(pump(&c, &s), 0);
+	assert_int_equal(c.body[0], 5);
+	assert_int_equal(s.streams[0].writable, 0);
+	assert_int_equal(zw_h2conn_data(s.h, id, big, 250, 0), 100);
+	assert_int_equal(pump(&c, &s), 0);
+	assert_int_equal(c.body[0], 105);
+	assert_int_equal(s.streams[0].writable, 1);
+	assert_int_equal(zw_h2conn_data(s.h, id, big + 100, 150, 0), 100);
+	assert_int_equal(pump(&c, &s), 0);
+	assert_int_equal(c.body[0], 205);
+	assert_int_equal(s.streams[0].writable, 2);
+	assert_int_equal(zw_h2conn_data(s.h, id, big + 200, 50, 0), 50);
+	assert_int_equal(pump(&c, &s), 0);
+	assert_int_equal(c.body[0], 255);
+	assert_int_equal(s.streams[0].writable, 2);
+	assert_int_equal(c.closed[0], 0);
+
+	/* Trailers after the queue emptied: after the last DATA, END_STREAM. */
+	struct zw_h2_field tr[] = {{"grpc-status", "0", 11, 1}};
+	assert_int_equal(zw_h2conn_trailers(s.h, id, tr, 1), 0);
+	assert_int_equal(zw_h2conn_data(s.h, id, big, 1, 0), -1);
+	assert_int_equal(pump(&c, &s), 0);
+	assert_int_equal(c.trailer_seen[0], 1);
+	assert_int_equal(c.body[0], 255);
+	assert_int_equal(c.closed[0], 1);
+	assert_int_equal(c.close_code[0], 0);
+
+	/* The end alone after the queue emptied: an empty DATA with END_STREAM. */
+	assert_int_equal(zw_h2conn_data(s.h, id2, big, 7, 0), 7);
+	assert_int_equal(pump(&c, &s), 0);
+	assert_int_equal(c.closed[1], 0);
+	assert_int_equal(zw_h2conn_data(s.h, id2, NULL, 0, 1), 0);
+	assert_int_equal(pump(&c, &s), 0);
+	assert_int_equal(c.body[1], 7);
+	assert_int_equal(c.trailer_seen[1], 0);
+	assert_int_equal(c.closed[1], 1);
+	assert_int_equal(c.close_code[1], 0);
+	assert_int_equal(s.streams[1].writable, 0);
 	nghttp2_session_del(c.ng);
 	zw_h2conn_free(s.h);
 }
@@ -416,9 +490,7 @@ static void test_interim_responses(void **state)
 	struct client c;
 	server_init(&s, NULL);
 	client_init(&c);
-	nghttp2_nv req[] = {nv(":method", "GET"), nv(":scheme", "http"), nv(":authority", "a"),
-	                    nv(":path", "/")};
-	int32_t id = nghttp2_submit_request(c.ng, NULL, req, 4, NULL, NULL);
+	int32_t id = submit_get(&c);
 	assert_int_equal(pump(&c, &s), 0);
 	struct zw_h2_field hints[] = {{"Link", "</style.css>; rel=preload", 4, 25},
 	                              {"Connection", "close", 10, 5}};
@@ -711,15 +783,13 @@ static void test_refused_stream_and_client_reset(void **state)
 	server_init(&s, NULL);
 	client_init(&c);
 	s.refuse = 1;
-	nghttp2_nv req[] = {nv(":method", "GET"), nv(":scheme", "http"), nv(":authority", "a"),
-	                    nv(":path", "/")};
-	nghttp2_submit_request(c.ng, NULL, req, 4, NULL, NULL);
+	submit_get(&c);
 	assert_int_equal(pump(&c, &s), 0);
 	assert_int_equal(c.closed[0], 1);
 	assert_int_equal(c.close_code[0], NGHTTP2_REFUSED_STREAM);
 	/* A stream the client resets: on_close tells the caller, with CANCEL. */
 	s.refuse = 0;
-	int32_t id = nghttp2_submit_request(c.ng, NULL, req, 4, NULL, NULL);
+	int32_t id = submit_get(&c);
 	assert_int_equal(pump(&c, &s), 0);
 	assert_int_equal(s.n, 1);
 	nghttp2_submit_rst_stream(c.ng, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
@@ -817,6 +887,7 @@ int main(void)
 	        cmocka_unit_test(test_request_response_trailers),
 	        cmocka_unit_test(test_flow_control_waits_for_consume),
 	        cmocka_unit_test(test_response_buffer_bounded_then_writable),
+	        cmocka_unit_test(test_response_body_resumed_after_empty_queue),
 	        cmocka_unit_test(test_request_trailers),
 	        cmocka_unit_test(test_interim_responses),
 	        cmocka_unit_test(test_concurrent_streams_limit),

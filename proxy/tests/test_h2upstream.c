@@ -3,7 +3,8 @@
  * the backend: request head translation, request and response bodies,
  * trailers (grpc-status, grpc-message), flow control both ways (a caller
  * that does not consume stops the backend's stream, not its siblings; a
- * backend that does not consume stops the request body queue), backend
+ * backend that does not consume stops the request body queue; a body given
+ * after its queue emptied resumes, with trailers or the end), backend
  * resets (REFUSED_STREAM retryable, others not), a GOAWAY whose last stream
  * id leaves a stream unprocessed, a detach (CANCEL upstream), interim heads
  * passed on, request trailers, and the gRPC helpers (grpc-timeout, status
@@ -419,6 +420,73 @@ static void test_request_backpressure(void **state)
 	assert_int_equal(zw_h2up_data(x->p.c, id, huge, sizeof(huge), 0), -1);
 }
 
+/* A request body given after the stream started: nghttp2 waits on the
+ * empty queue and goes on as bytes, the end or the trailers arrive; the
+ * caller hears once per emptied queue, not for an empty call. A body ended
+ * that way counts as our side's end: a detach once the response is
+ * complete sends no reset. */
+static void test_request_body_resumed_after_empty_queue(void **state)
+{
+	struct pair *x = *state;
+	struct ustream *u = &x->p.s[0], *v = &x->p.s[1];
+	int32_t id = open_stream(x, u, 0);
+	int32_t id2 = open_stream(x, v, 0);
+	pump(x);
+	struct bstream *b = &x->b.s[0], *b2 = &x->b.s[1];
+	assert_int_equal(x->b.n, 2);
+	assert_int_equal(b->body, 0);
+	assert_false(b->body_end);
+	assert_int_equal(u->writable, 0);
+
+	assert_int_equal(zw_h2up_data(x->p.c, id, (const uint8_t *)"abc", 3, 0), 0);
+	pump(x);
+	assert_int_equal(b->body, 3);
+	assert_false(b->body_end);
+	assert_int_equal(zw_h2up_queued(x->p.c, id), 0);
+	assert_int_equal(u->writable, 1);
+	assert_int_equal(zw_h2up_data(x->p.c, id, NULL, 0, 0), 0);
+	pump(x);
+	assert_int_equal(u->writable, 1);
+	assert_int_equal(zw_h2up_data(x->p.c, id, (const uint8_t *)"defg", 4, 0), 0);
+	pump(x);
+	assert_int_equal(b->body, 7);
+	assert_int_equal(u->writable, 2);
+
+	/* Trailers after the queue emptied: after the last DATA, END_STREAM. */
+	struct zw_h2_field tr[] = {{"X-Sum", "7", 5, 1}};
+	assert_int_equal(zw_h2up_trailers(x->p.c, id, tr, 1), 0);
+	pump(x);
+	assert_true(b->body_end);
+	assert_true(b->trailers_before_end);
+	assert_string_equal(b->trailers, "x-sum=7;");
+	assert_int_equal(b->body, 7);
+	assert_int_equal(u->writable, 2);
+
+	/* The end alone after the queue emptied. */
+	assert_int_equal(zw_h2up_data(x->p.c, id2, (const uint8_t *)"xy", 2, 0), 0);
+	pump(x);
+	assert_false(b2->body_end);
+	assert_int_equal(zw_h2up_data(x->p.c, id2, NULL, 0, 1), 0);
+	assert_int_equal(zw_h2up_data(x->p.c, id2, (const uint8_t *)"z", 1, 0), -1);
+	pump(x);
+	assert_int_equal(b2->body, 2);
+	assert_true(b2->body_end);
+	assert_string_equal(b2->trailers, "");
+	assert_int_equal(v->writable, 1);
+
+	static const uint8_t five[5] = "01234";
+	v->detach_at = 5;
+	assert_int_equal(zw_h2conn_respond(x->b.h, b->id, 204, NULL, 0, 1), 0);
+	assert_int_equal(zw_h2conn_respond(x->b.h, b2->id, 200, NULL, 0, 0), 0);
+	assert_int_equal(zw_h2conn_data(x->b.h, b2->id, five, 5, 1), 5);
+	pump(x);
+	assert_true(u->closed);
+	assert_int_equal(u->code, 0);
+	assert_int_equal(v->body, 5);
+	assert_int_equal(x->p.resets_sent, 0);
+	assert_int_equal(zw_h2up_streams(x->p.c), 0);
+}
+
 /* RST_STREAM from the backend: REFUSED_STREAM may be retried, another
  * code not. */
 static void test_backend_resets(void **state)
@@ -621,6 +689,8 @@ int main(void)
 	        cmocka_unit_test_setup_teardown(test_trailers_only, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_response_flow_control, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_request_backpressure, setup, teardown),
+	        cmocka_unit_test_setup_teardown(test_request_body_resumed_after_empty_queue, setup,
+	                                        teardown),
 	        cmocka_unit_test_setup_teardown(test_backend_resets, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_goaway_last_stream_id, setup, teardown),
 	        cmocka_unit_test_setup_teardown(test_detach_cancels, setup, teardown),
