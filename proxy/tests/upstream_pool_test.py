@@ -10,6 +10,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from proxy_faults_test import RawBackend  # noqa: E402
 from zwproxy import Proxy, TcpServer, scaledobject  # noqa: E402
 
 IDLE = 1.0  # --upstream-idle-timeout, seconds
@@ -114,4 +115,50 @@ def test_pool_still_closes_idle_connections_when_draining(tmp_path):
         while not b.closed_at and time.monotonic() < deadline:
             time.sleep(0.02)
         assert b.closed_at and b.closed_at[0] - t0 < 5
+        b.stop()
+
+
+def dies_after_second(rb, c):
+    """RawBackend behaviour: answers the first request of a connection "ok";
+    reads the second one whole (head and Content-Length body) and closes
+    without an answer, as a backend that took the request and then died.
+    Every request line read goes to rb.lines."""
+    for n in (1, 2):
+        head = rb.read_request(c)
+        if not head:
+            return
+        with rb.lock:
+            rb.lines.append(head.split(b"\r\n")[0].decode())
+        if n == 1:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+
+def test_request_taken_by_a_backend_that_then_closed_is_retried_only_if_idempotent(tmp_path):
+    """A pooled connection closed by the backend after it read a request:
+    the proxy cannot tell a backend that closed an idle connection just as
+    it was reused from one that took the request and died, so it sends the
+    request again on a fresh connection only when the method is idempotent
+    (RFC 9112 9.3.1: a proxy must not retry non-idempotent requests
+    automatically). A POST or PATCH without a body reaches the backend once
+    and gets 502; GET and DELETE are retried (the backend sees them twice
+    and the client gets 200)."""
+    b = RawBackend(dies_after_second)
+    b.lines, b.lock = [], threading.Lock()
+    p = Proxy(tmp_path, [scaledobject("app", "app", b.port, hosts="app.test")],
+              {"default/app": [("127.0.0.1", b.port)]}, args=["--workers", "1"])
+    try:
+        for method, retried in (("GET", True), ("POST", False), ("DELETE", True), ("PATCH", False)):
+            with b.lock:
+                b.lines.clear()
+            get(p)  # a fresh connection (the last one was closed), pooled after this
+            r, _ = p.get("/op", method=method, headers={"Content-Length": "0"})
+            with b.lock:
+                lines = list(b.lines)
+            ops = [ln for ln in lines if ln.startswith(method + " /op ")]
+            if retried:
+                assert r.status == 200 and len(ops) == 2, (method, r.status, lines)
+            else:
+                assert r.status == 502 and len(ops) == 1, (method, r.status, lines)
+    finally:
+        assert p.stop() == 0
         b.stop()
