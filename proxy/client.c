@@ -50,6 +50,7 @@ struct zw_h1conn {
 	int closed;
 	int reading;
 	int client_eof; /* the client half-closed after a complete request */
+	int drain_wait; /* between requests: the last answer is still queued */
 	int pending_writes;
 	int close_after_flush;
 	llhttp_t parser;
@@ -85,6 +86,7 @@ static void conn_free_if_done(struct zw_h1conn *c);
 static void conn_feed_head(struct zw_h1conn *c, const char *data, size_t len);
 static void detect_protocol(struct zw_h1conn *c, const char *data, size_t len);
 static void request_finished(struct zw_h1conn *c);
+static void next_request_input(struct zw_h1conn *c);
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static int tls_send(struct zw_h1conn *c, const uv_buf_t *bufs, unsigned n);
 static int tls_flush(struct zw_h1conn *c);
@@ -198,8 +200,14 @@ static void client_write_cb(uv_write_t *req, int status)
 		zw_h2client_drained(c->h2);
 		return;
 	}
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
-		zw_fwd_client_drained(&c->r);
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0)
+		return;
+	if (c->drain_wait) {
+		c->drain_wait = 0;
+		next_request_input(c);
+		return;
+	}
+	zw_fwd_client_drained(&c->r);
 }
 
 /* ---- connection life ------------------------------------------------------ */
@@ -377,6 +385,22 @@ static void next_request(struct zw_h1conn *c)
 	c->got_bytes = 0;
 	zw_http_head_reset(&c->head);
 	uv_timer_start(&c->timer, on_timer_header, s->d.cfg->idle_timeout_ms, 0);
+	if (zw_client_write_queue(c) > 0) {
+		/* The client has not taken the last answer yet: nothing more is
+		 * read or parsed until it has (client_write_cb goes on), so a
+		 * client that pipelines requests and never reads gets at most
+		 * one answer queued, not one per request. The idle timeout
+		 * bounds the wait. */
+		c->drain_wait = 1;
+		client_read_stop(c);
+		return;
+	}
+	next_request_input(c);
+}
+
+/* Parses the pipelined bytes already received, else reads the client. */
+static void next_request_input(struct zw_h1conn *c)
+{
 	if (c->in_len > c->in_off) {
 		/* Take the pipelined bytes out of c->in before parsing them:
 		 * parsing may store a new remainder there. */
