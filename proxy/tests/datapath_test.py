@@ -5,6 +5,7 @@ held request, a half-close) must wait for their turn and never reach an
 upstream early or out of order."""
 import json
 import os
+import resource
 import socket
 import sys
 import threading
@@ -335,3 +336,53 @@ def test_client_that_never_reads_is_not_read_either(tmp_path, kind):
     finally:
         assert p.stop() == 0
         b.stop()
+
+
+@pytest.mark.parametrize("host", [b"nomatch.test", b"app.test"])
+def test_a_read_full_of_pipelined_requests_answered_locally(tmp_path, host):
+    """One 64 KiB write holding about 1,700 minimal pipelined requests that
+    the proxy answers itself (404 for a host no target has; 200 to
+    kube-probe): every one is answered, in order, while the client reads
+    along, and the proxy is fine afterwards. The proxy runs with a 2 MiB
+    stack limit (its worker threads get that much; glibc's default for
+    threads when the limit is unlimited): answering the requests of one
+    read used to nest the calls of each inside the previous one's and
+    overflowed it after ~700 (a crash of the whole proxy)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    resource.setrlimit(resource.RLIMIT_STACK, (2 << 20, hard))
+    try:
+        p = cold_proxy(tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+    try:
+        one = b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nUser-Agent: kube-probe/1\r\n\r\n"
+        if host == b"nomatch.test":
+            one = b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
+        n = 65536 // len(one)
+        want = b"HTTP/1.1 404" if host == b"nomatch.test" else b"HTTP/1.1 200"
+        s = socket.create_connection(("127.0.0.1", p.port))
+        s.settimeout(20)
+        got = []
+
+        def reader():
+            buf = b""
+            try:
+                while buf.count(want) < n:
+                    d = s.recv(1 << 20)
+                    if not d:
+                        break
+                    buf += d
+            except OSError:
+                pass
+            got.append(buf)
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        s.sendall(one * n)
+        t.join(30)
+        s.close()
+        assert got and got[0].count(want) == n, "answered %d of %d" % (got[0].count(want) if got else -1, n)
+        assert got[0].count(b"HTTP/1.1 ") == n
+        assert p.get("/x", host="nomatch.test")[0].status == 404
+    finally:
+        assert p.stop() == 0
