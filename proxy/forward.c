@@ -551,7 +551,11 @@ static int on_response_head(struct zw_request *r, const char *rest, size_t rest_
 static void response_done(struct zw_request *r, int extra_bytes)
 {
 	r->resp_done = 1;
-	r->up_reusable = !extra_bytes && llhttp_should_keep_alive(&r->up->parser) &&
+	/* A response to HEAD ends with its head, but some backends send the
+	 * body anyway, possibly in a later segment that only arrives once the
+	 * connection is pooled: the next request would read it as its own
+	 * response. Such a connection is not reused. */
+	r->up_reusable = !extra_bytes && !r->is_head && llhttp_should_keep_alive(&r->up->parser) &&
 	                 !llhttp_message_needs_eof(&r->up->parser);
 	zw_request_record(r, r->status);
 	if (!r->req_done)

@@ -38,13 +38,16 @@ class KeepAliveBackend(TcpServer):
                         return
                     buf += got
                 head, _, buf = buf.partition(b"\r\n\r\n")
-                if head.split(b" ")[1] == b"/slow":
-                    time.sleep(1.3)
-                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+                self.answer(c, head)
         except OSError:
             pass
         finally:
             c.close()
+
+    def answer(self, c, head):
+        if head.split(b" ")[1] == b"/slow":
+            time.sleep(1.3)
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 
 
 def get(p, path="/"):
@@ -159,6 +162,41 @@ def test_request_taken_by_a_backend_that_then_closed_is_retried_only_if_idempote
                 assert r.status == 200 and len(ops) == 2, (method, r.status, lines)
             else:
                 assert r.status == 502 and len(ops) == 1, (method, r.status, lines)
+    finally:
+        assert p.stop() == 0
+        b.stop()
+
+
+class HeadBodyBackend(KeepAliveBackend):
+    """A backend with a bug some frameworks have: it answers HEAD with the
+    head and then, in a later write, the body a GET would get, here bytes
+    that look like a response of their own. Other requests get "ok"."""
+
+    def answer(self, c, head):
+        if not head.startswith(b"HEAD "):
+            super().answer(c, head)
+            return
+        evil = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL"
+        c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(evil))
+        time.sleep(0.3)
+        c.sendall(evil)
+
+
+def test_connection_that_answered_head_is_not_reused(tmp_path):
+    """A response to HEAD ends with its head, but a backend may still send
+    the body it should not have (later, in another segment): a connection
+    that answered a HEAD goes back to the pool no more, so the next client
+    never reads those bytes as its own response."""
+    b = HeadBodyBackend()
+    p = Proxy(tmp_path, [scaledobject("app", "app", b.port, hosts="app.test")],
+              {"default/app": [("127.0.0.1", b.port)]}, args=["--workers", "1"])
+    try:
+        r, body = p.get("/file", method="HEAD")
+        assert r.status == 200 and body == b""
+        # Another client's request, before the stray body arrives.
+        r, body = p.get("/other")
+        assert (r.status, body) == (200, b"ok"), (r.status, body)
+        assert b.accepted == 2, "the connection that answered HEAD was reused"
     finally:
         assert p.stop() == 0
         b.stop()
