@@ -591,6 +591,8 @@ static int h1_response_head(struct zw_request *r, enum zw_resp_kind kind)
 	struct zw_h1conn *c = conn_of(r);
 	struct zw_upstream *u = r->up;
 	struct zw_obuf out = {.limit = c->w->s->limits.max_head_bytes + 4096};
+	if (kind == ZW_RESP_INTERIM && c->parser.http_minor == 0)
+		return 0; /* never a 1xx to an HTTP/1.0 client (RFC 9110 15.2) */
 	if (kind == ZW_RESP_INTERIM || kind == ZW_RESP_UPGRADE) {
 		struct zw_resp_info info = {0};
 		if (kind == ZW_RESP_UPGRADE)

@@ -260,6 +260,7 @@ class QuickBackend(TcpServer):
     """Answers every request head it reads at once with a 2-byte body (no
     request bodies): fast enough that the proxy, not the backend, sets the
     pace."""
+    REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 
     def handle(self, c):
         buf = b""
@@ -272,7 +273,7 @@ class QuickBackend(TcpServer):
                 n = buf.count(b"\r\n\r\n")
                 buf = buf[buf.rfind(b"\r\n\r\n") + 4:] if n else buf
                 if n:
-                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" * n)
+                    c.sendall(self.REPLY * n)
         except OSError:
             pass
         finally:
@@ -386,3 +387,36 @@ def test_a_read_full_of_pipelined_requests_answered_locally(tmp_path, host):
         assert p.get("/x", host="nomatch.test")[0].status == 404
     finally:
         assert p.stop() == 0
+
+
+class InterimBackend(QuickBackend):
+    """Sends 100 Continue and 103 Early Hints before every answer, whatever
+    the request's version (a 1.0 request should get none)."""
+    REPLY = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+             + QuickBackend.REPLY)
+
+
+def test_no_interim_response_reaches_an_http10_client(tmp_path):
+    """RFC 9110 15.2: no 1xx goes to an HTTP/1.0 client, which would take
+    it for the final answer and the real one for garbage. The proxy asks
+    the backend in HTTP/1.0, but a backend may send 100/103 anyway: they
+    are dropped for a 1.0 client and relayed to a 1.1 one."""
+    b = InterimBackend()
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {APP: [(b.ip, b.port)]})
+    try:
+        for version, interims in ((b"1.0", 0), (b"1.1", 2)):
+            s = socket.create_connection(("127.0.0.1", p.port))
+            s.sendall(b"GET / HTTP/" + version + b"\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+            s.settimeout(5)
+            out = b""
+            while True:
+                got = s.recv(65536)
+                if not got:
+                    break
+                out += got
+            s.close()
+            assert out.count(b"HTTP/1.1 1") == interims, out
+            assert out.count(b"HTTP/1.1 200 OK") == 1 and out.endswith(b"\r\n\r\nok"), out
+    finally:
+        assert p.stop() == 0
+        b.stop()
