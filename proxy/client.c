@@ -50,6 +50,9 @@ struct zw_h1conn {
 	int closed;
 	int reading;
 	int client_eof; /* the client half-closed after a complete request */
+	int drain_wait; /* between requests: the last answer is still queued */
+	int feeding;    /* next_request_input's loop runs (below on the stack) */
+	int feed_again; /* a request ended inside it: the loop parses the rest */
 	int pending_writes;
 	int close_after_flush;
 	llhttp_t parser;
@@ -85,6 +88,7 @@ static void conn_free_if_done(struct zw_h1conn *c);
 static void conn_feed_head(struct zw_h1conn *c, const char *data, size_t len);
 static void detect_protocol(struct zw_h1conn *c, const char *data, size_t len);
 static void request_finished(struct zw_h1conn *c);
+static void next_request_input(struct zw_h1conn *c);
 static void client_read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static int tls_send(struct zw_h1conn *c, const uv_buf_t *bufs, unsigned n);
 static int tls_flush(struct zw_h1conn *c);
@@ -198,8 +202,14 @@ static void client_write_cb(uv_write_t *req, int status)
 		zw_h2client_drained(c->h2);
 		return;
 	}
-	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) == 0)
-		zw_fwd_client_drained(&c->r);
+	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0)
+		return;
+	if (c->drain_wait) {
+		c->drain_wait = 0;
+		next_request_input(c);
+		return;
+	}
+	zw_fwd_client_drained(&c->r);
 }
 
 /* ---- connection life ------------------------------------------------------ */
@@ -377,21 +387,51 @@ static void next_request(struct zw_h1conn *c)
 	c->got_bytes = 0;
 	zw_http_head_reset(&c->head);
 	uv_timer_start(&c->timer, on_timer_header, s->d.cfg->idle_timeout_ms, 0);
-	if (c->in_len > c->in_off) {
-		/* Take the pipelined bytes out of c->in before parsing them:
-		 * parsing may store a new remainder there. */
-		char *buf = c->in;
-		size_t off = c->in_off, len = c->in_len;
-		c->in = NULL;
-		c->in_off = c->in_len = 0;
-		conn_feed_head(c, buf + off, len - off);
-		free(buf);
+	if (zw_client_write_queue(c) > 0) {
+		/* The client has not taken the last answer yet: nothing more is
+		 * read or parsed until it has (client_write_cb goes on), so a
+		 * client that pipelines requests and never reads gets at most
+		 * one answer queued, not one per request. The idle timeout
+		 * bounds the wait. */
+		c->drain_wait = 1;
+		client_read_stop(c);
 		return;
 	}
-	free(c->in);
-	c->in = NULL;
-	c->in_off = c->in_len = 0;
-	client_read_start(c);
+	next_request_input(c);
+}
+
+/* Parses the pipelined bytes already received, else reads the client. A
+ * request answered at once (a local answer) ends inside conn_feed_head and
+ * comes back here for the next one: that call only leaves the work to the
+ * loop of the call below it on the stack, so a read full of pipelined
+ * requests costs one frame of calls, not one per request (a 64 KiB read
+ * holds thousands; nested, they overflowed a 2 MiB worker stack). */
+static void next_request_input(struct zw_h1conn *c)
+{
+	if (c->feeding) {
+		c->feed_again = 1;
+		return;
+	}
+	c->feeding = 1;
+	do {
+		c->feed_again = 0;
+		if (c->in_len > c->in_off) {
+			/* Take the pipelined bytes out of c->in before parsing
+			 * them: parsing may store a new remainder there. */
+			char *buf = c->in;
+			size_t off = c->in_off, len = c->in_len;
+			c->in = NULL;
+			c->in_off = c->in_len = 0;
+			conn_feed_head(c, buf + off, len - off);
+			free(buf);
+		} else {
+			free(c->in);
+			c->in = NULL;
+			c->in_off = c->in_len = 0;
+			client_read_start(c);
+		}
+	} while (c->feed_again && !c->closed);
+	c->feeding = 0;
 }
 
 /* Both directions of the exchange are done (or the response is complete
@@ -551,6 +591,8 @@ static int h1_response_head(struct zw_request *r, enum zw_resp_kind kind)
 	struct zw_h1conn *c = conn_of(r);
 	struct zw_upstream *u = r->up;
 	struct zw_obuf out = {.limit = c->w->s->limits.max_head_bytes + 4096};
+	if (kind == ZW_RESP_INTERIM && c->parser.http_minor == 0)
+		return 0; /* never a 1xx to an HTTP/1.0 client (RFC 9110 15.2) */
 	if (kind == ZW_RESP_INTERIM || kind == ZW_RESP_UPGRADE) {
 		struct zw_resp_info info = {0};
 		if (kind == ZW_RESP_UPGRADE)

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define REUSE_MAX_AGE_BODY_MS 1000 /* pooled connection age for requests with a body */
+#define REUSE_MAX_AGE_BODY_MS 1000 /* pooled connection age for requests not replayable */
 
 static const char empty[1] = "";
 
@@ -290,15 +290,36 @@ void zw_fwd_connect_failed(struct zw_request *r, int status)
 	}
 }
 
+/* Nonzero when r may be sent again after a reused connection closed
+ * without an answer: no body went out and its method is idempotent (RFC
+ * 9110 9.2.2). The backend may have taken the request before it closed,
+ * and a proxy must not repeat a non-idempotent one (RFC 9112 9.3.1). */
+static int replayable(const struct zw_request *r)
+{
+	if (r->body_sent || r->has_body || r->upgrade)
+		return 0;
+	switch (r->method) {
+	case HTTP_GET:
+	case HTTP_HEAD:
+	case HTTP_OPTIONS:
+	case HTTP_TRACE:
+	case HTTP_PUT:
+	case HTTP_DELETE:
+		return 1;
+	default:
+		return 0;
+	}
+}
+
 /* Takes a pooled connection to r's endpoint speaking as tls says (NULL:
  * cleartext; name: its server name) or dials one. */
 static void get_or_dial(struct zw_request *r, const struct zw_upstream_tls *tls, const char *name)
 {
-	/* A body already on its way cannot be replayed on a fresh connection
-	 * if a reused one turns out closed: only reuse recently used ones. */
+	/* A request that cannot be replayed on a fresh connection if a reused
+	 * one turns out closed only reuses recently used ones. */
 	struct zw_upstream *u =
 	        zw_upool_get(&r->w->pool, (const struct sockaddr *)&r->ep->addr, r->ep->addr_len,
-	                     name, r, r->has_body || r->upgrade ? REUSE_MAX_AGE_BODY_MS : 0);
+	                     name, r, replayable(r) ? 0 : REUSE_MAX_AGE_BODY_MS);
 	if (u) {
 		r->up = u;
 		send_request_head(r);
@@ -530,7 +551,11 @@ static int on_response_head(struct zw_request *r, const char *rest, size_t rest_
 static void response_done(struct zw_request *r, int extra_bytes)
 {
 	r->resp_done = 1;
-	r->up_reusable = !extra_bytes && llhttp_should_keep_alive(&r->up->parser) &&
+	/* A response to HEAD ends with its head, but some backends send the
+	 * body anyway, possibly in a later segment that only arrives once the
+	 * connection is pooled: the next request would read it as its own
+	 * response. Such a connection is not reused. */
+	r->up_reusable = !extra_bytes && !r->is_head && llhttp_should_keep_alive(&r->up->parser) &&
 	                 !llhttp_message_needs_eof(&r->up->parser);
 	zw_request_record(r, r->status);
 	if (!r->req_done)
@@ -561,7 +586,7 @@ void zw_fwd_read_cb(struct zw_upstream *u, ssize_t nread, const char *rdata)
 			r->ops->abort(r);
 			return;
 		}
-		if (u->reused && !r->retried && r->body_sent == 0 && r->req_done) {
+		if (u->reused && !r->retried && r->req_done && replayable(r)) {
 			/* The peer closed a pooled connection as we reused it. */
 			r->retried = 1;
 			zw_fwd_drop(r);

@@ -63,7 +63,8 @@ void zw_http_head_reset(struct zw_http_head *h)
 	h->last_cb = CB_NONE;
 	h->error = 0;
 	h->complete = 0;
-	h->prev_byte = 0;
+	h->prev[0] = h->prev[1] = 0;
+	h->prev_nonws = 0;
 	h->chunk = NULL;
 	h->name_len = 0;
 	h->trailer_bytes = 0;
@@ -170,6 +171,40 @@ static int url_append(struct zw_http_head *h, const char *at, size_t len)
 static size_t pos_of(const struct zw_http_head *h, const char *at)
 {
 	return h->raw_bytes + (size_t)(at - h->chunk);
+}
+
+/* The byte k (1 or 2) places before `at`: in the chunk being parsed, else
+ * among the last bytes of the ones parsed before it. */
+static char byte_before(const struct zw_http_head *h, const char *at, size_t k)
+{
+	size_t in = (size_t)(at - h->chunk);
+	return in >= k ? at[-(ptrdiff_t)k] : h->prev[2 - (k - in)];
+}
+
+/* Nonzero when the line ending just before `at` is CRLF: llhttp 8 takes a
+ * bare LF after the start line, at the end of a head and at the end of a
+ * chunked body, and body bytes are forwarded as they came. */
+static int crlf_before(const struct zw_http_head *h, const char *at)
+{
+	return byte_before(h, at, 1) == '\n' && byte_before(h, at, 2) == '\r';
+}
+
+/* Remembers the end of the n bytes of data just parsed (see byte_before). */
+static void remember_tail(struct zw_http_head *h, const char *data, size_t n)
+{
+	if (n >= 2) {
+		h->prev[0] = data[n - 2];
+	} else if (n == 1) {
+		h->prev[0] = h->prev[1];
+	} else {
+		return;
+	}
+	h->prev[1] = data[n - 1];
+	for (size_t i = n; i > 0; i--)
+		if (data[i - 1] != ' ' && data[i - 1] != '\t') {
+			h->prev_nonws = data[i - 1];
+			break;
+		}
 }
 
 /* The request line is method SP target SP version with exactly one space
@@ -292,6 +327,10 @@ static int on_field(llhttp_t *p, const char *at, size_t len)
 	 * counted, checked, and never added to the head, which has already
 	 * been forwarded (or is about to be, from a probe of the body). */
 	int trailing = (p->flags & F_TRAILING) != 0;
+	if (h->last_cb != CB_FIELD && !crlf_before(h, at)) {
+		h->error = ZW_HTTP_EBAD; /* a bare LF ended the line before */
+		return -1;
+	}
 	if (h->last_cb != CB_FIELD) {
 		if (!trailing && !new_field(h))
 			return -1;
@@ -344,15 +383,17 @@ static int on_value(llhttp_t *p, const char *at, size_t len)
 		h->error = ZW_HTTP_EBAD;
 		return -1;
 	}
-	/* llhttp skips the optional whitespace before a value, so a value span
-	 * that starts with SP/HTAB right after a line feed is an obs-fold
-	 * continuation line (RFC 9112 5.2): reject it. */
-	if (len > 0 && (at[0] == ' ' || at[0] == '\t')) {
-		char before = at > h->chunk ? at[-1] : h->prev_byte;
-		if (before == '\n') {
-			h->error = ZW_HTTP_EBAD;
-			return -1;
-		}
+	/* A value span that follows a line feed and nothing but SP/HTAB is an
+	 * obs-fold continuation line (RFC 9112 5.2): reject it. llhttp skips
+	 * the whitespace after an empty first line ("X:\r\n b"), so look back
+	 * over it (an empty span, as llhttp gives for an empty value, holds
+	 * nothing to continue). */
+	const char *b = at;
+	while (len > 0 && b > h->chunk && (b[-1] == ' ' || b[-1] == '\t'))
+		b--;
+	if (len > 0 && (b > h->chunk ? b[-1] : h->prev_nonws) == '\n') {
+		h->error = ZW_HTTP_EBAD;
+		return -1;
 	}
 	if (p->flags & F_TRAILING) {
 		h->last_cb = CB_VALUE;
@@ -538,9 +579,8 @@ int zw_http_head_execute(llhttp_t *p, struct zw_http_head *h, const char *data, 
 		return h->error;
 	h->chunk = data;
 	llhttp_errno_t e = llhttp_execute(p, data, len);
-	if (len > 0)
-		h->prev_byte = data[len - 1];
 	if (e == HPE_OK) {
+		remember_tail(h, data, len);
 		h->raw_bytes += len;
 		*used = len;
 		if (h->raw_bytes > h->limits->max_head_bytes) {
@@ -551,6 +591,11 @@ int zw_http_head_execute(llhttp_t *p, struct zw_http_head *h, const char *data, 
 	}
 	if (e == HPE_PAUSED) {
 		size_t n = (size_t)(llhttp_get_error_pos(p) - data);
+		if (!crlf_before(h, data + n)) {
+			h->error = ZW_HTTP_EBAD; /* the head ended with a bare LF */
+			return h->error;
+		}
+		remember_tail(h, data, n);
 		h->raw_bytes += n;
 		*used = n;
 		if (h->raw_bytes > h->limits->max_head_bytes) {
@@ -574,26 +619,27 @@ int zw_http_body_execute(llhttp_t *p, const char *data, size_t len, size_t *used
 		h->complete = 0;
 		return ZW_BODY_DONE;
 	}
-	h->chunk = data; /* trailers: obs-fold detection in on_value */
+	h->chunk = data; /* trailers: line ends and obs-fold in the callbacks */
 	llhttp_errno_t e = llhttp_execute(p, data, len);
-	if (len > 0)
-		h->prev_byte = data[len - 1];
-	if (e == HPE_PAUSED || e == HPE_PAUSED_UPGRADE)
-		h->complete = 0;
-	switch (e) {
-	case HPE_OK:
+	if (e == HPE_OK) {
+		remember_tail(h, data, len);
 		*used = len;
 		return ZW_BODY_MORE;
-	case HPE_PAUSED:
-		*used = (size_t)(llhttp_get_error_pos(p) - data);
-		llhttp_resume(p);
-		return ZW_BODY_DONE;
-	case HPE_PAUSED_UPGRADE:
-		*used = (size_t)(llhttp_get_error_pos(p) - data);
-		return ZW_BODY_UPGRADE;
-	default:
-		return ZW_BODY_EBAD;
 	}
+	if (e != HPE_PAUSED && e != HPE_PAUSED_UPGRADE)
+		return ZW_BODY_EBAD;
+	h->complete = 0;
+	size_t n = (size_t)(llhttp_get_error_pos(p) - data);
+	/* A chunked body ends with a CRLF (after the last chunk or trailers);
+	 * it is forwarded as it came, so a bare LF there is refused. */
+	if ((p->flags & F_CHUNKED) && !crlf_before(h, data + n))
+		return ZW_BODY_EBAD;
+	remember_tail(h, data, n);
+	*used = n;
+	if (e == HPE_PAUSED_UPGRADE)
+		return ZW_BODY_UPGRADE;
+	llhttp_resume(p);
+	return ZW_BODY_DONE;
 }
 
 const char *zw_http_find(const struct zw_http_head *h, const char *name, size_t *vlen)
@@ -774,7 +820,10 @@ static int add_end_to_end(struct zw_obuf *out, const struct zw_http_head *h,
 }
 
 /* Appends one Transfer-Encoding field with the codings of every
- * Transfer-Encoding field of h, in order. */
+ * Transfer-Encoding field of h, in order, as a clean list: elements
+ * trimmed, empty ones (", chunked", which llhttp takes) left out, so a
+ * backend that compares the value with "chunked" frames the body as the
+ * proxy did. */
 static int add_codings(struct zw_obuf *out, const struct zw_http_head *h)
 {
 	if (zw_obuf_add(out, "Transfer-Encoding: ", 19) < 0)
@@ -782,12 +831,26 @@ static int add_codings(struct zw_obuf *out, const struct zw_http_head *h)
 	int first = 1;
 	for (size_t i = 0; i < h->n_fields; i++) {
 		const struct zw_http_field *f = &h->fields[i];
-		if (!name_is(h, f, "transfer-encoding") || f->value_len == 0)
+		if (!name_is(h, f, "transfer-encoding"))
 			continue;
-		if ((!first && zw_obuf_add(out, ", ", 2) < 0) ||
-		    zw_obuf_add(out, h->buf + f->value_off, f->value_len) < 0)
-			return -1;
-		first = 0;
+		const char *v = h->buf + f->value_off;
+		size_t at = 0, n = f->value_len;
+		while (at < n) {
+			size_t s = at, e;
+			while (at < n && v[at] != ',')
+				at++;
+			e = at++;
+			while (s < e && (v[s] == ' ' || v[s] == '\t'))
+				s++;
+			while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+				e--;
+			if (e == s)
+				continue;
+			if ((!first && zw_obuf_add(out, ", ", 2) < 0) ||
+			    zw_obuf_add(out, v + s, e - s) < 0)
+				return -1;
+			first = 0;
+		}
 	}
 	return zw_obuf_add(out, "\r\n", 2);
 }

@@ -68,7 +68,8 @@ struct zw_http_head {
 	int error;            /* internal: ZW_HTTP_E* set by a callback */
 	int skip_body;        /* response to HEAD: no body whatever the framing */
 	int complete;         /* internal: message completed, not yet reported */
-	char prev_byte;       /* internal: last byte of the previous chunk */
+	char prev[2];         /* internal: the last two bytes parsed before this chunk */
+	char prev_nonws;      /* internal: the last of them that is not SP/HTAB */
 	const char *chunk;    /* internal: start of the chunk being parsed */
 	size_t name_len;      /* internal: length of the field name being parsed */
 	size_t trailer_bytes; /* internal: trailer section bytes so far */

@@ -5,13 +5,16 @@ held request, a half-close) must wait for their turn and never reach an
 upstream early or out of order."""
 import json
 import os
+import resource
 import socket
 import sys
 import threading
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zwproxy import Backend, Proxy, scaledobject, wait_for, free_port  # noqa: E402
+from zwproxy import Backend, Proxy, TcpServer, scaledobject, wait_for, free_port  # noqa: E402
 
 APP = "default/app"
 KEY = "default/app/0"
@@ -230,3 +233,190 @@ def test_pooled_upstream_closed_by_backend_is_not_reused(tmp_path):
     finally:
         assert p.stop() == 0
         srv.close()
+
+
+def _pump_without_reading(port, request, cap, rcvbuf=65536):
+    """Sends `request` over and over on one connection to the proxy without
+    ever reading a response, until a send makes no progress for 2 s (the
+    proxy stopped reading) or `cap` bytes went out. Returns (bytes sent,
+    socket)."""
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
+    s.connect(("127.0.0.1", port))
+    s.settimeout(2)
+    block = request * max(1, 65536 // len(request))
+    sent = 0
+    while sent < cap:
+        off = sent % len(block)  # a short send goes on where it stopped
+        try:
+            sent += s.send(block[off:])
+        except socket.timeout:
+            break
+    return sent, s
+
+
+class QuickBackend(TcpServer):
+    """Answers every request head it reads at once with a 2-byte body (no
+    request bodies): fast enough that the proxy, not the backend, sets the
+    pace."""
+    REPLY = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+    def handle(self, c):
+        buf = b""
+        try:
+            while True:
+                got = c.recv(65536)
+                if not got:
+                    return
+                buf += got
+                n = buf.count(b"\r\n\r\n")
+                buf = buf[buf.rfind(b"\r\n\r\n") + 4:] if n else buf
+                if n:
+                    c.sendall(self.REPLY * n)
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+
+@pytest.mark.parametrize("kind", ["local", "forwarded"])
+def test_client_that_never_reads_is_not_read_either(tmp_path, kind):
+    """A client that pipelines requests and never reads the answers: the
+    proxy answers while the socket takes the answers, then stops reading and
+    parsing until the client takes what is queued, so neither its memory
+    nor the client's request stream grows without bound (before, every
+    answer was queued in the proxy: 48 MiB of requests read, about 60 MiB
+    of answers queued). Local answers (404) and forwarded ones alike; the
+    connection then still works once the client reads, and the proxy
+    closes a client that never does after the idle timeouts."""
+    b = QuickBackend()
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {APP: [(b.ip, b.port)]},
+              args=["--idle-timeout", "3s", "--stream-idle-timeout", "3s"],
+              env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=1"})
+    try:
+        host = b"app.test" if kind == "forwarded" else b"nomatch.test"
+        request = b"GET /" + b"p" * 400 + b" HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
+        rss0 = p.rss_kib()
+        sent, s = _pump_without_reading(p.port, request, 48 << 20)
+        grown = p.rss_kib() - rss0
+        # Kernel buffers (the proxy's receive and send buffers, autotuned)
+        # take some megabytes; the proxy itself holds at most one read's
+        # answers.
+        assert sent < 24 << 20, "the proxy read %d bytes of a client that reads nothing" % sent
+        assert grown < 16 * 1024, "proxy grew %d KiB for a client that reads nothing" % grown
+        # Reading now gets the answers, in order (the first 2000 are
+        # checked; the last request may be cut by the send timeout).
+        whole = sent // len(request)
+        s.settimeout(15)
+        buf, n, want = b"", 0, b"HTTP/1.1 200" if kind == "forwarded" else b"HTTP/1.1 404"
+        while n < min(whole, 2000):
+            got = s.recv(1 << 20)
+            assert got, "closed after %d answers" % n
+            buf += got
+            n = buf.count(want)
+        assert buf.count(b"HTTP/1.1 ") == n
+        s.close()
+        # A client that stops reading is closed after --idle-timeout (between
+        # requests) or --stream-idle-timeout (a response cut short).
+        sent, s = _pump_without_reading(p.port, request, 48 << 20)
+        s.settimeout(0.5)
+        deadline = time.monotonic() + 15
+        closed = False
+        while time.monotonic() < deadline and not closed:
+            time.sleep(0.5)
+            try:
+                s.send(request)
+            except socket.timeout:
+                continue
+            except OSError:
+                closed = True
+        s.close()
+        assert closed, "a client that never reads stays connected past the idle timeouts"
+        assert p.get("/" if kind == "forwarded" else "/x", host=host.decode())[0].status in (200, 404)
+    finally:
+        assert p.stop() == 0
+        b.stop()
+
+
+@pytest.mark.parametrize("host", [b"nomatch.test", b"app.test"])
+def test_a_read_full_of_pipelined_requests_answered_locally(tmp_path, host):
+    """One 64 KiB write holding about 1,700 minimal pipelined requests that
+    the proxy answers itself (404 for a host no target has; 200 to
+    kube-probe): every one is answered, in order, while the client reads
+    along, and the proxy is fine afterwards. The proxy runs with a 2 MiB
+    stack limit (its worker threads get that much; glibc's default for
+    threads when the limit is unlimited): answering the requests of one
+    read used to nest the calls of each inside the previous one's and
+    overflowed it after ~700 (a crash of the whole proxy)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    resource.setrlimit(resource.RLIMIT_STACK, (2 << 20, hard))
+    try:
+        p = cold_proxy(tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_STACK, (soft, hard))
+    try:
+        one = b"GET / HTTP/1.1\r\nHost: " + host + b"\r\nUser-Agent: kube-probe/1\r\n\r\n"
+        if host == b"nomatch.test":
+            one = b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n"
+        n = 65536 // len(one)
+        want = b"HTTP/1.1 404" if host == b"nomatch.test" else b"HTTP/1.1 200"
+        s = socket.create_connection(("127.0.0.1", p.port))
+        s.settimeout(20)
+        got = []
+
+        def reader():
+            buf = b""
+            try:
+                while buf.count(want) < n:
+                    d = s.recv(1 << 20)
+                    if not d:
+                        break
+                    buf += d
+            except OSError:
+                pass
+            got.append(buf)
+
+        t = threading.Thread(target=reader, daemon=True)
+        t.start()
+        s.sendall(one * n)
+        t.join(30)
+        s.close()
+        assert got and got[0].count(want) == n, "answered %d of %d" % (got[0].count(want) if got else -1, n)
+        assert got[0].count(b"HTTP/1.1 ") == n
+        assert p.get("/x", host="nomatch.test")[0].status == 404
+    finally:
+        assert p.stop() == 0
+
+
+class InterimBackend(QuickBackend):
+    """Sends 100 Continue and 103 Early Hints before every answer, whatever
+    the request's version (a 1.0 request should get none)."""
+    REPLY = (b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
+             + QuickBackend.REPLY)
+
+
+def test_no_interim_response_reaches_an_http10_client(tmp_path):
+    """RFC 9110 15.2: no 1xx goes to an HTTP/1.0 client, which would take
+    it for the final answer and the real one for garbage. The proxy asks
+    the backend in HTTP/1.0, but a backend may send 100/103 anyway: they
+    are dropped for a 1.0 client and relayed to a 1.1 one."""
+    b = InterimBackend()
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {APP: [(b.ip, b.port)]})
+    try:
+        for version, interims in ((b"1.0", 0), (b"1.1", 2)):
+            s = socket.create_connection(("127.0.0.1", p.port))
+            s.sendall(b"GET / HTTP/" + version + b"\r\nHost: app.test\r\nConnection: close\r\n\r\n")
+            s.settimeout(5)
+            out = b""
+            while True:
+                got = s.recv(65536)
+                if not got:
+                    break
+                out += got
+            s.close()
+            assert out.count(b"HTTP/1.1 1") == interims, out
+            assert out.count(b"HTTP/1.1 200 OK") == 1 and out.endswith(b"\r\n\r\nok"), out
+    finally:
+        assert p.stop() == 0
+        b.stop()

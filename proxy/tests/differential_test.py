@@ -150,8 +150,10 @@ def parse_message(buf, request, head_request=False, eof=False):
     if te:
         if msg["minor"] == 0:
             raise Bad("Transfer-Encoding in HTTP/1.0")
-        codings = [c.strip().lower() for c in b",".join(te).split(b",")]
-        if any(not c or any(x not in TCHAR for x in c) for c in codings):
+        # Empty list elements are allowed and ignored (RFC 9110 5.6.1.2).
+        codings = [c.strip(b" \t").lower() for c in b",".join(te).split(b",")]
+        codings = [c for c in codings if c]
+        if not codings or any(any(x not in TCHAR for x in c) for c in codings):
             raise Bad("codings %r" % te)
         if codings[-1] == b"chunked" and b"chunked" not in codings[:-1]:
             r = _chunked(buf, pos)
@@ -340,6 +342,8 @@ def check_request(sent, got, what):
         if name in PROXY_OWN or (name == "host" and authority):
             continue
         if name == "transfer-encoding" and sent["framing"] == "chunked":
+            # Re-framed by the proxy: a clean list, no empty elements.
+            assert all(c.strip(b" \t") for c in value.split(b",")), "%s: TE %r" % (what, value)
             continue
         if name in ("connection", "upgrade") and upgrade:
             continue
@@ -440,6 +444,18 @@ REQUESTS = {
     "upgrade": req(H + b"Connection: Upgrade\r\nUpgrade: websocket\r\n", line=b"GET /ws HTTP/1.1"),
     "upgrade-body": req(H + b"Connection: upgrade\r\nUpgrade: x\r\nContent-Length: 2\r\n", b"ab"),
     "smuggle-cl-in-chunk-trailer": req(H + CHUNKED, b"0\r\nTransfer-Encoding: chunked\r\n\r\n"),
+    # Bare LFs llhttp 8 takes: after the request line, ending the head, and
+    # ending a chunked body (forwarded verbatim); obs-fold after an empty
+    # value; codings with empty list elements (re-framed as a clean list).
+    "request-line-bare-lf": b"GET / HTTP/1.1\nHost: app.test\r\n\r\n",
+    "head-end-bare-lf": req(H + b"Content-Length: 2\r\n", b"ab").replace(b"\r\n\r\n", b"\r\n\n"),
+    "chunked-end-bare-lf": req(H + CHUNKED, b"5\r\nhello\r\n0\r\n\n") + req(H, line=b"GET /2 HTTP/1.1"),
+    "chunked-trailer-end-bare-lf": req(H + CHUNKED, b"0\r\nX-T: 1\r\n\n"),
+    "obs-fold-empty-value": req(H + b"X-A:\r\n b\r\n"),
+    "chunked-trailer-fold-empty": req(H + CHUNKED, b"0\r\nX-T:\r\n\tb\r\n\r\n"),
+    "te-empty-elements": req(H + b"Transfer-Encoding: ,gzip, ,\r\nTransfer-Encoding: , chunked\r\n",
+                             b"1\r\nz\r\n0\r\n\r\n"),
+    "chunk-size-leading-zeros": req(H + CHUNKED, b"0005\r\nhello\r\n000\r\n\r\n"),
 }
 # Connection nominating each request field, with each framing.
 for field in (b"Content-Length", b"Transfer-Encoding", b"Host", b"X-A", b"Keep-Alive", b"TE", b"Trailer",

@@ -205,6 +205,33 @@ static void test_bodies(void **state)
 	assert_int_equal(zw_http_body_execute(&x.p, rest, strlen(rest), &used), ZW_BODY_DONE);
 	assert_int_equal(used, strlen("3\r\nabc\r\n0\r\n\r\n"));
 	zw_http_head_free(&x.h);
+	/* A chunked body ends with CRLF, split anywhere; a bare LF at its end
+	 * (after the last chunk or after trailers) is malformed. */
+	static const struct {
+		const char *body;
+		int want;
+	} ends[] = {
+	        {"3\r\nabc\r\n0\r\n\r\n", ZW_BODY_DONE},
+	        {"3\r\nabc\r\n0\r\nX: 1\r\n\r\n", ZW_BODY_DONE},
+	        {"3\r\nabc\r\n0\r\n\n", ZW_BODY_EBAD},
+	        {"3\r\nabc\r\n0\r\nX: 1\r\n\n", ZW_BODY_EBAD},
+	        {"0\r\nX:\r\n b\r\n\r\n", ZW_BODY_EBAD},
+	};
+	for (size_t i = 0; i < sizeof(ends) / sizeof(ends[0]); i++) {
+		for (size_t cut = 1; cut < strlen(ends[i].body); cut++) {
+			parse(&x,
+			      "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+			      1000);
+			const char *b = ends[i].body;
+			int rc = zw_http_body_execute(&x.p, b, cut, &used);
+			if (rc == ZW_BODY_MORE)
+				rc = zw_http_body_execute(&x.p, b + cut, strlen(b) - cut, &used);
+			if (rc != ends[i].want)
+				fail_msg("body %zu cut %zu: rc %d, want %d", i, cut, rc,
+				         ends[i].want);
+			zw_http_head_free(&x.h);
+		}
+	}
 	/* Content-Length bodies end after that many bytes; no body: done at once. */
 	raw = "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nokGET";
 	parse(&x, raw, strlen(raw));
@@ -246,19 +273,28 @@ static void test_build_request(void **state)
 	zw_buf_free(&out.buf);
 	zw_http_head_free(&x.h);
 
-	/* Other codings before chunked are kept with it. */
-	parse_with(&x, &wide,
-	           "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n"
-	           "Transfer-Encoding: chunked\r\n\r\n",
-	           1000);
-	assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
-	memset(&out, 0, sizeof(out));
-	out.limit = 4096;
-	assert_int_equal(zw_http_build_request(&out, &x.p, &x.h, &info), 0);
-	assert_int_equal(zw_obuf_add(&out, "", 1), 0);
-	assert_non_null(strstr(out.buf.data, "\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"));
-	zw_buf_free(&out.buf);
-	zw_http_head_free(&x.h);
+	/* Other codings before chunked are kept with it, as a clean list:
+	 * empty elements (which llhttp takes) and the whitespace around them
+	 * left out. */
+	static const char *const codings[] = {
+	        "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n"
+	        "Transfer-Encoding: chunked\r\n\r\n",
+	        "PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: , gzip ,\r\n"
+	        "Transfer-Encoding: ,\tchunked\r\n\r\n",
+	};
+	for (size_t i = 0; i < sizeof(codings) / sizeof(codings[0]); i++) {
+		parse_with(&x, &wide, codings[i], 1000);
+		assert_int_equal(x.rc, ZW_HTTP_HEAD_DONE);
+		assert_true(x.p.flags & F_CHUNKED);
+		memset(&out, 0, sizeof(out));
+		out.limit = 4096;
+		assert_int_equal(zw_http_build_request(&out, &x.p, &x.h, &info), 0);
+		assert_int_equal(zw_obuf_add(&out, "", 1), 0);
+		assert_non_null(
+		        strstr(out.buf.data, "\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"));
+		zw_buf_free(&out.buf);
+		zw_http_head_free(&x.h);
+	}
 
 	/* Upgrade kept for upgrades; existing X-Forwarded-Proto/-Host kept. */
 	parse(&x,
@@ -546,6 +582,11 @@ static void test_strict_request_heads(void **state)
 	        "GET http://u@a/ HTTP/1.1\r\nHost: a\r\n\r\n", /* userinfo */
 	        "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
 	        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: \r\n\r\n", /* empty TE */
+	        "GET / HTTP/1.1\nHost: a\r\n\r\n",                           /* bare LF */
+	        "GET / HTTP/1.1\r\nHost: a\r\n\n",                           /* bare LF */
+	        "GET / HTTP/1.0\n\n",                                        /* bare LFs */
+	        "GET / HTTP/1.1\r\nHost: a\r\nX:\r\n b\r\n\r\n",             /* fold */
+	        "GET / HTTP/1.1\r\nHost: a\r\nX: \r\n\tb\r\n\r\n",           /* fold */
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		for (size_t step = 1; step <= 1000; step += 999) {
