@@ -14,7 +14,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zwproxy import Backend, Proxy, TcpServer, scaledobject, wait_for, free_port  # noqa: E402
+from zwproxy import WRAP, Backend, Proxy, TcpServer, scaledobject, wait_for, free_port  # noqa: E402
 
 APP = "default/app"
 KEY = "default/app/0"
@@ -302,9 +302,13 @@ def test_client_that_never_reads_is_not_read_either(tmp_path, kind):
         grown = p.rss_kib() - rss0
         # Kernel buffers (the proxy's receive and send buffers, autotuned)
         # take some megabytes; the proxy itself holds at most one read's
-        # answers.
+        # answers. Under a wrapper (make valgrind) the RSS is mostly the
+        # wrapper's own (translated code, shadow memory: ~30 MiB here), so
+        # the memory bound is checked in the plain and ASan runs only; the
+        # bound on what the proxy reads holds everywhere.
         assert sent < 24 << 20, "the proxy read %d bytes of a client that reads nothing" % sent
-        assert grown < 16 * 1024, "proxy grew %d KiB for a client that reads nothing" % grown
+        if not WRAP:
+            assert grown < 16 * 1024, "proxy grew %d KiB for a client that reads nothing" % grown
         # Reading now gets the answers, in order (the first 2000 are
         # checked; the last request may be cut by the send timeout).
         whole = sent // len(request)
