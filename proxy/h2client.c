@@ -929,6 +929,11 @@ void zw_h2client_drained(struct zw_h2client *s)
 	flush(s);
 }
 
+int zw_h2client_backlogged(const struct zw_h2client *s)
+{
+	return zw_client_write_queue(s->conn) >= MAX_SOCKET_QUEUE;
+}
+
 void zw_h2client_shutdown(struct zw_h2client *s)
 {
 	if (s->shutdown)
