@@ -58,3 +58,38 @@ def test_refused_streams_from_a_client_that_never_reads_stay_bounded(tmp_path):
         s.close()
     finally:
         assert p.stop() == 0
+
+
+def test_absolute_form_path_does_not_override_the_authority(tmp_path):
+    """RFC 9113 8.3.1: an http(s) request's :path is origin-form (or "*" for
+    OPTIONS). Through the HTTP/1.1 text an absolute-form :path would replace
+    Host (http1.c, RFC 9112 3.2.2): `:authority: app.test` with `:path:
+    http://other.test/x` would reach other.test's backend. This holds
+    because nghttp2 refuses such a :path (stream error, nothing forwarded);
+    the test keeps it so."""
+    a, b = Backend("127.0.0.1", name="a"), Backend("127.0.0.1", name="b")
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test"),
+                         scaledobject("other", "other", 80, hosts="other.test")],
+              {APP: [(a.ip, a.port)], "default/other": [(b.ip, b.port)]})
+    try:
+        s = socket.create_connection(("127.0.0.1", p.port))
+        frames = [PREFACE, h2_frame(4, 0, 0)]
+        paths = ("http://other.test/x", "https://other.test/x", "other.test/x", "*")
+        for i, path in enumerate(paths):
+            frames.append(h2_frame(1, 5, 1 + 2 * i, head_block(path=path)))
+        s.sendall(b"".join(frames))
+        got = read_frames(s, lambda fr: sum(1 for f in fr if f[0] in (1, 3)) >= len(paths))
+        s.close()
+        heads = {f[2]: f[3] for f in got if f[0] == 1}
+        resets = {f[2] for f in got if f[0] == 3}
+        for i in range(len(paths)):
+            sid = 1 + 2 * i
+            # :status 400 is HPACK static index 12 (0x8c)
+            assert sid in resets or heads.get(sid, b"")[:1] == b"\x8c", (paths[i], got)
+        assert b.hits == 0 and a.hits == 0
+        # origin-form still works, and OPTIONS * is a request of its own
+        assert curl(p, "/ok")[1] == 200 and a.hits == 1
+    finally:
+        assert p.stop() == 0
+        a.stop()
+        b.stop()
