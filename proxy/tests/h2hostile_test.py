@@ -7,11 +7,12 @@ Run by `make integration` against build/san/bin/zerowire-proxy."""
 import os
 import socket
 import sys
-import threading
 import time
 
+import pytest
+
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zwproxy import Backend, Proxy, scaledobject  # noqa: E402
+from zwproxy import Backend, Proxy, TcpServer, scaledobject  # noqa: E402
 from h2c_test import h2_frame, hpack_literal, read_frames, curl  # noqa: E402
 
 APP = "default/app"
@@ -92,4 +93,47 @@ def test_absolute_form_path_does_not_override_the_authority(tmp_path):
     finally:
         assert p.stop() == 0
         a.stop()
+        b.stop()
+
+
+class _RawBackend(TcpServer):
+    """Answers every request head with `answer` (bytes), then closes."""
+
+    def __init__(self, answer):
+        self.answer = answer
+        super().__init__()
+
+    def handle(self, c):
+        buf = b""
+        try:
+            while b"\r\n\r\n" not in buf:
+                d = c.recv(65536)
+                if not d:
+                    return
+                buf += d
+            c.sendall(self.answer)
+            time.sleep(0.2)
+        finally:
+            c.close()
+
+
+@pytest.mark.parametrize("answer,status,body", [
+    (b"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n", 204, b""),
+    (b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\nContent-Length: 7\r\n\r\n"
+     b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 103, b"ok"),  # curl -D: first head
+], ids=["204", "103"])
+def test_content_length_of_a_bodyless_status_is_not_relayed_to_http2(tmp_path, answer, status, body):
+    """An HTTP/1.1 backend's 204 (or 1xx) with a Content-Length (RFC 9110 8.6
+    forbids it; http1.c already frames such a response without a body) was
+    relayed to the HTTP/2 client with the field: nghttp2 clients (curl) take
+    a non-zero content-length on a 204 as a malformed response and reset the
+    stream (curl: exit 92, PROTOCOL_ERROR). The field is dropped now."""
+    b = _RawBackend(answer)
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {APP: [(b.ip, b.port)]})
+    try:
+        got = curl(p, "/")
+        assert got[0] == "2" and got[1] == status and got[3].endswith(body)
+        assert status != 204 or "content-length" not in got[2]
+    finally:
+        assert p.stop() == 0
         b.stop()
