@@ -137,3 +137,42 @@ def test_content_length_of_a_bodyless_status_is_not_relayed_to_http2(tmp_path, a
     finally:
         assert p.stop() == 0
         b.stop()
+
+
+def test_scaler_port_refused_streams_from_a_client_that_never_reads_stay_bounded(tmp_path):
+    """The KEDA external-push port (grpc.c, h2c) had the same hole: 1000
+    streams held open (no END_STREAM), then a flood of streams, each refused,
+    from a client that reads nothing: 1.2 million streams grew the proxy by
+    218 MiB. It now stops reading a connection whose output waits (1 MiB)."""
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {APP: []},
+              env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=1"})
+    try:
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", p.scaler_port))
+        block = head_block(path="/externalscaler.ExternalScaler/IsActive", method="POST",
+                           extra=(("content-type", "application/grpc"),))
+        s.sendall(PREFACE + h2_frame(4, 0, 0) +
+                  b"".join(h2_frame(1, 4, 1 + 2 * i, block) for i in range(1000)))
+        rss0 = p.rss_kib()
+        sent, sid, blocked = 0, 2001, False
+        s.settimeout(3)
+        while sent < 600000:
+            try:
+                s.sendall(b"".join(h2_frame(1, 5, sid + 2 * i, block) for i in range(2000)))
+            except socket.timeout:
+                blocked = True
+                break
+            sid += 4000
+            sent += 2000
+        grown = p.rss_kib() - rss0
+        assert grown < 32 * 1024, "proxy grew %d KiB for %d refused streams" % (grown, sent)
+        assert blocked, "the scaler port read %d streams' frames from a client that reads nothing" % sent
+        s.close()
+        # the port still serves others
+        c = socket.create_connection(("127.0.0.1", p.scaler_port))
+        c.sendall(PREFACE + h2_frame(4, 0, 0) + h2_frame(6, 0, 0, b"12345678"))
+        assert any(f[0] == 6 and f[1] == 1 for f in read_frames(c, lambda fr: any(f[0] == 6 for f in fr)))
+        c.close()
+    finally:
+        assert p.stop() == 0
