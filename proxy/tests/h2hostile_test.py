@@ -176,3 +176,52 @@ def test_scaler_port_refused_streams_from_a_client_that_never_reads_stay_bounded
         c.close()
     finally:
         assert p.stop() == 0
+
+
+def test_a_held_request_body_does_not_stop_its_siblings_bodies(tmp_path):
+    """docs/http2.md: a held or slow request stops its own stream, never the
+    connection. The connection's receive window stayed at 65,535 bytes while
+    each stream's body gives its window back only once it went upstream: one
+    request held through a cold start with a full window of body took the
+    whole connection's window, and a POST to a warm target on the same
+    connection could send no byte (a flow-control-abiding client waits
+    forever; this one is sent anyway and got GOAWAY FLOW_CONTROL_ERROR). The
+    connection window is now the concurrent streams times a stream's."""
+    warm_b = Backend("127.0.0.1", name="warm")
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test"),
+                         scaledobject("warm", "warm", 80, hosts="warm.test")],
+              {APP: [], "default/warm": [(warm_b.ip, warm_b.port)]})
+    try:
+        s = socket.create_connection(("127.0.0.1", p.port))
+        s.sendall(PREFACE + h2_frame(4, 0, 0))
+        # stream 1: a POST held cold, its body filling its 65,535-byte window
+        out = [h2_frame(1, 4, 1, head_block(path="/", method="POST"))]
+        left = 65535
+        while left:
+            n = min(left, 16384)
+            out.append(h2_frame(0, 0, 1, b"a" * n))
+            left -= n
+        s.sendall(b"".join(out))
+        assert wait_held(p, 1)
+        # stream 3: a POST to the warm target, which must be answered now
+        s.sendall(h2_frame(1, 4, 3, head_block(path="/headers", method="POST", authority="warm.test",
+                                               extra=(("content-length", "10"),))) +
+                  h2_frame(0, 1, 3, b"b" * 10))
+        got = read_frames(s, lambda fr: any(f[2] == 3 and f[0] == 0 and f[1] & 1 for f in fr)
+                          or any(f[0] == 7 for f in fr), timeout=5)
+        assert not any(f[0] == 7 for f in got), "GOAWAY: %r" % [f for f in got if f[0] == 7]
+        assert any(f[2] == 3 and f[0] == 1 and f[3][:1] == b"\x88" for f in got), got  # :status 200
+        assert p.queue()[APP + "/0"]["held"] == 1
+        s.close()
+    finally:
+        assert p.stop() == 0
+        warm_b.stop()
+
+
+def wait_held(p, n, timeout=5):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if p.queue().get(APP + "/0", {}).get("held", 0) >= n:
+            return True
+        time.sleep(0.05)
+    return False
