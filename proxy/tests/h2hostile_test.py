@@ -13,7 +13,9 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from zwproxy import Backend, Proxy, TcpServer, scaledobject  # noqa: E402
+from zwproxy import tls_client_context  # noqa: E402
 from h2c_test import h2_frame, hpack_literal, read_frames, curl  # noqa: E402
+from tls_listener_test import tls_proxy  # noqa: E402
 
 APP = "default/app"
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
@@ -25,19 +27,26 @@ def head_block(path="/x", method="GET", authority="app.test", extra=()):
         (":authority", authority)) + tuple(extra))
 
 
-def test_refused_streams_from_a_client_that_never_reads_stay_bounded(tmp_path):
+@pytest.mark.parametrize("tls", [False, True], ids=["h2c", "tls"])
+def test_refused_streams_from_a_client_that_never_reads_stay_bounded(tmp_path, tls):
     """A client fills its 100 streams with held requests, never reads, and
     keeps opening streams: each is refused (RST_STREAM REFUSED_STREAM), and
     those frames once queued in nghttp2 without bound (1.6 million streams:
     200 MiB). The proxy stops reading such a client while its output waits
-    in the socket, so the client's own send blocks and memory stays flat."""
+    in the socket, so the client's own send blocks and memory stays flat;
+    the same over the TLS listener (ALPN h2)."""
     # ASan's quarantine would keep what the proxy freed: not the point here.
-    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {APP: []},
-              env={"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=1"})
+    env = {"ASAN_OPTIONS": "detect_leaks=1:abort_on_error=0:quarantine_size_mb=1"}
+    targets = [scaledobject("app", "app", 80, hosts="app.test")]
+    if tls:
+        p, tport = tls_proxy(tmp_path, targets, {APP: []}, env=env)
+    else:
+        p = Proxy(tmp_path, targets, {APP: []}, env=env)
     try:
-        s = socket.socket()
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        s.connect(("127.0.0.1", p.port))
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", tport if tls else p.port))
+        s = tls_client_context(["h2"]).wrap_socket(raw, server_hostname="app.test") if tls else raw
         s.sendall(PREFACE + h2_frame(4, 0, 0))
         block = head_block()
         rss0 = p.rss_kib()
