@@ -12,7 +12,7 @@ import time
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from zwproxy import Backend, Proxy, TcpServer, scaledobject  # noqa: E402
+from zwproxy import WRAP, Backend, Proxy, TcpServer, scaledobject  # noqa: E402
 from zwproxy import tls_client_context  # noqa: E402
 from h2c_test import h2_frame, hpack_literal, read_frames, curl  # noqa: E402
 from tls_listener_test import tls_proxy  # noqa: E402
@@ -62,7 +62,8 @@ def test_refused_streams_from_a_client_that_never_reads_stay_bounded(tmp_path, t
             sid += 4000
             sent += 2000
         grown = p.rss_kib() - rss0
-        assert grown < 32 * 1024, "proxy grew %d KiB for %d refused streams" % (grown, sent)
+        # (under valgrind its own allocator's overhead is what grows)
+        assert WRAP or grown < 32 * 1024, "proxy grew %d KiB for %d refused streams" % (grown, sent)
         assert blocked, "the proxy read %d streams' frames from a client that reads nothing" % sent
         assert p.queue()[APP + "/0"]["held"] == 100
         s.close()
@@ -175,7 +176,8 @@ def test_scaler_port_refused_streams_from_a_client_that_never_reads_stay_bounded
             sid += 4000
             sent += 2000
         grown = p.rss_kib() - rss0
-        assert grown < 32 * 1024, "proxy grew %d KiB for %d refused streams" % (grown, sent)
+        # (under valgrind its own allocator's overhead is what grows)
+        assert WRAP or grown < 32 * 1024, "proxy grew %d KiB for %d refused streams" % (grown, sent)
         assert blocked, "the scaler port read %d streams' frames from a client that reads nothing" % sent
         s.close()
         # the port still serves others
