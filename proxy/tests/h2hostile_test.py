@@ -7,6 +7,7 @@ Run by `make integration` against build/san/bin/zerowire-proxy."""
 import os
 import socket
 import sys
+import threading
 import time
 
 import pytest
@@ -236,3 +237,94 @@ def wait_held(p, n, timeout=5):
             return True
         time.sleep(0.05)
     return False
+
+
+class _ScriptedH2Backend(TcpServer):
+    """An h2c backend on python3-h2 whose answer depends on the path (and on
+    how often that path came): GOAWAYs and resets at each point, frames for
+    streams not asked, PUSH_PROMISE, an oversized head. attempts counts the
+    requests it received per path."""
+
+    def __init__(self):
+        import h2.config
+        import h2.connection
+        import h2.errors
+        import h2.events
+        self.h2c, self.h2e, self.h2err, self.h2cfg = h2.connection, h2.events, h2.errors, h2.config
+        self.attempts = {}
+        self.lock = threading.Lock()
+        super().__init__()
+
+    def handle(self, sock):
+        conn = self.h2c.H2Connection(config=self.h2cfg.H2Configuration(client_side=False,
+                                                                         header_encoding="utf-8"))
+        conn.initiate_connection()
+        sock.sendall(conn.data_to_send())
+        paths = {}
+        try:
+            while True:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, self.h2e.RequestReceived):
+                        paths[ev.stream_id] = dict(ev.headers)[":path"]
+                    elif isinstance(ev, self.h2e.DataReceived):
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, self.h2e.StreamEnded):
+                        if self.answer(sock, conn, ev.stream_id, paths[ev.stream_id]):
+                            return
+                sock.sendall(conn.data_to_send())
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
+    def answer(self, sock, conn, sid, path):
+        """Answers stream sid; returns True when the connection is over."""
+        with self.lock:
+            n = self.attempts[path] = self.attempts.get(path, 0) + 1
+        if path == "/goaway-after" or (path == "/goaway-before" and n == 1):
+            # last-stream-id: this stream was processed, or none was
+            conn.close_connection(last_stream_id=sid if path == "/goaway-after" else 0)
+            sock.sendall(conn.data_to_send())
+            return True
+        if path in ("/refused", "/refused-post") and n == 1:
+            conn.reset_stream(sid, self.h2err.ErrorCodes.REFUSED_STREAM)
+        elif path == "/unasked":
+            sock.sendall(conn.data_to_send() + h2_frame(1, 5, sid + 2, b"\x88"))
+        elif path == "/push":
+            promise = (sid + 1).to_bytes(4, "big") + b"\x82\x86\x84\x41\x08app.test"
+            sock.sendall(conn.data_to_send() + h2_frame(5, 4, sid, promise))
+        elif path == "/big-head":
+            conn.send_headers(sid, [(":status", "200")] + [("x-h%d" % i, "v" * 1000) for i in range(100)],
+                              end_stream=True)
+        else:
+            conn.send_headers(sid, [(":status", "200"), ("content-length", "2")])
+            conn.send_data(sid, b"ok", end_stream=True)
+        return False
+
+
+def test_h2c_backend_goaway_and_resets_replay_only_unprocessed_requests(tmp_path):
+    """RFC 9113 8.1.4: only a stream the backend did not process (above a
+    GOAWAY's last-stream-id, or REFUSED_STREAM) may go again. Held: a POST
+    the backend took before its GOAWAY is answered 502 and not replayed; a
+    GET refused or above the last-stream-id goes again once; a POST refused
+    after its body is not replayed (the body is not kept); a frame for a
+    stream not asked, a PUSH_PROMISE and a 100 KB head end in 502, and the
+    backend is used again afterwards."""
+    pytest.importorskip("h2.connection", reason="python3-h2 not installed (scripts/setup.sh)")
+    b = _ScriptedH2Backend()
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {})
+    try:
+        p.set_endpoints({APP: [(b.ip, b.port)]}, app_protocol="kubernetes.io/h2c")
+        cases = (("/goaway-after", "POST", b"x" * 10, 502, 1), ("/goaway-before", "GET", None, 200, 2),
+                 ("/refused", "GET", None, 200, 2), ("/refused-post", "POST", b"y" * 10, 502, 1),
+                 ("/unasked", "GET", None, 502, 1), ("/push", "GET", None, 502, 1),
+                 ("/big-head", "GET", None, 502, 1), ("/ok", "GET", None, 200, 1))
+        for path, method, body, status, attempts in cases:
+            r, _ = p.get(path, method=method, body=body)
+            assert (r.status, b.attempts.get(path)) == (status, attempts), path
+    finally:
+        assert p.stop() == 0
+        b.stop()
