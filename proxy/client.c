@@ -200,6 +200,8 @@ static void client_write_cb(uv_write_t *req, int status)
 		return;
 	if (c->h2) {
 		zw_h2client_drained(c->h2);
+		if (!zw_h2client_backlogged(c->h2))
+			client_read_start(c);
 		return;
 	}
 	if (uv_stream_get_write_queue_size((uv_stream_t *)&c->tcp) > 0)
@@ -946,6 +948,9 @@ static void on_plain(struct zw_h1conn *c, const char *base, size_t len)
 {
 	if (c->h2) {
 		zw_h2client_feed(c->h2, base, len);
+		/* Resumed by client_write_cb once the socket took the output. */
+		if (!c->closed && zw_h2client_backlogged(c->h2))
+			client_read_stop(c);
 		return;
 	}
 	c->r.last_io = uv_now(&c->w->loop);

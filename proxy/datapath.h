@@ -472,6 +472,12 @@ void zw_h2client_feed(struct zw_h2client *s, const char *data, size_t len);
 /* The socket took what was queued: produce more output. */
 void zw_h2client_drained(struct zw_h2client *s);
 
+/* Nonzero while the output waiting in the socket has reached its bound:
+ * the client does not read, so client.c stops reading it (what its frames
+ * would make nghttp2 queue, refused streams and acknowledgements, stays
+ * bounded). Takes s borrowed. */
+int zw_h2client_backlogged(const struct zw_h2client *s);
+
 /* Draining: GOAWAY; the connection closes once its streams are done. */
 void zw_h2client_shutdown(struct zw_h2client *s);
 

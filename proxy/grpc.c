@@ -56,6 +56,7 @@ struct conn {
 	bool in_recv;
 	bool want_flush;
 	bool failed;
+	bool paused;           /* not read while its output waits (CONN_WRITE_LIMIT) */
 	uint64_t last_ping_ms; /* zw_grpc_ping; 0: never */
 	char rbuf[CONN_RBUF];
 };
@@ -95,6 +96,8 @@ static void conn_flush(struct conn *c);
 static void conn_close(struct conn *c);
 static void on_idle(uv_timer_t *t);
 static void on_write(uv_write_t *req, int status);
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 static void call_free(struct zw_grpc_call *call)
 {
@@ -538,6 +541,9 @@ static void on_write(uv_write_t *req, int status)
 		return;
 	}
 	conn_flush(c);
+	if (c->paused && !c->closing && c->write_pending < CONN_WRITE_LIMIT &&
+	    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read) == 0)
+		c->paused = false;
 }
 
 /* Closes the connection on the next loop iteration: used where closing now
@@ -691,6 +697,13 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 	}
 	c->want_flush = false;
 	conn_flush(c);
+	/* A client that does not read what its frames produce (answers, refused
+	 * streams, acknowledgements) is not read either until it does: what
+	 * nghttp2 queues stays within one read's frames. */
+	if (!c->closing && c->write_pending >= CONN_WRITE_LIMIT) {
+		uv_read_stop(stream);
+		c->paused = true;
+	}
 }
 
 static void on_idle(uv_timer_t *t)

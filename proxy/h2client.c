@@ -301,6 +301,17 @@ static int respond_text(struct h2stream *st, const char *text, size_t len, int w
 	if (zw_h2_response_fields(text, len, &status, fields, MAX_RESP_FIELDS, &n, &body, &blen) <
 	    0)
 		return -1;
+	if (status < 200 || status == 204) {
+		/* No content by definition (RFC 9110 8.6: no Content-Length on
+		 * them); http1.c framed it so, but an HTTP/2 client (nghttp2)
+		 * resets a stream whose 204 or 1xx carries one. */
+		size_t k = 0;
+		for (size_t i = 0; i < n; i++)
+			if (fields[i].name_len != 14 ||
+			    strncasecmp(fields[i].name, "content-length", 14) != 0)
+				fields[k++] = fields[i];
+		n = k;
+	}
 	if (interim)
 		return zw_h2conn_interim(st->s->h2, st->id, status, fields, n);
 	if (!with_body)
@@ -927,6 +938,11 @@ void zw_h2client_feed(struct zw_h2client *s, const char *data, size_t len)
 void zw_h2client_drained(struct zw_h2client *s)
 {
 	flush(s);
+}
+
+int zw_h2client_backlogged(const struct zw_h2client *s)
+{
+	return zw_client_write_queue(s->conn) >= MAX_SOCKET_QUEUE;
 }
 
 void zw_h2client_shutdown(struct zw_h2client *s)

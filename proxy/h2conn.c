@@ -542,6 +542,10 @@ int zw_h2conn_new(const struct zw_h2_limits *limits, const struct zw_h2_callback
 	        .reset_burst = c->lim.reset_burst,
 	        .reset_rate = c->lim.reset_rate,
 	        .max_continuations = c->lim.max_continuations,
+	        /* A stream's body gives its window back only once it went
+	         * upstream: a held or slow request stops its own stream only. */
+	        .window_streams = c->lim.max_concurrent_streams,
+	        .stream_window = c->lim.initial_window,
 	};
 	if (zw_h2_session_new(&spec, c, &c->ng) < 0) {
 		zw_h2conn_free(c);
@@ -582,6 +586,12 @@ int zw_h2_session_new(const struct zw_h2_session_spec *spec, void *user, nghttp2
 	                  : nghttp2_session_server_new2(&ng, cbs, user, opt)) != 0)
 		goto out;
 	if (nghttp2_submit_settings(ng, NGHTTP2_FLAG_NONE, spec->settings, spec->n_settings) != 0)
+		goto out;
+	uint64_t conn = (uint64_t)spec->window_streams * spec->stream_window;
+	if (conn > 0x7fffffff)
+		conn = 0x7fffffff;
+	if (conn > 65535 &&
+	    nghttp2_session_set_local_window_size(ng, NGHTTP2_FLAG_NONE, 0, (int32_t)conn) != 0)
 		goto out;
 	*out = ng;
 	ng = NULL;

@@ -191,10 +191,15 @@ struct zw_h2_session_spec {
 	uint32_t reset_burst;       /* peer resets at once (with reset_rate per second) */
 	uint32_t reset_rate;        /* peer resets per second after the burst */
 	uint32_t max_continuations; /* CONTINUATION frames per header block */
+	/* The connection's receive window: room for `window_streams` stream
+	 * windows of `stream_window` bytes (capped at 2^31-1), so a stream whose
+	 * bytes are not consumed stops itself, never its siblings. 0: nghttp2's. */
+	uint32_t window_streams, stream_window;
 };
 
 /* Creates a session as spec says (copied where nghttp2 needs it) with
- * `user` as the callbacks' user data, and queues its SETTINGS. *out is the
+ * `user` as the callbacks' user data, and queues its SETTINGS (and the
+ * connection's window). *out is the
  * caller's (nghttp2_session_del). Returns 0 or -1 (out of memory). */
 int zw_h2_session_new(const struct zw_h2_session_spec *spec, void *user, nghttp2_session **out);
 

@@ -356,15 +356,11 @@ int zw_h2up_new(const struct zw_h2up_limits *limits, const struct zw_h2up_callba
 	        .on_frame_not_send = on_frame_not_send,
 	        .settings = iv,
 	        .n_settings = sizeof(iv) / sizeof(iv[0]),
+	        /* A stream whose client does not read never stops its siblings. */
+	        .window_streams = c->lim.max_streams,
+	        .stream_window = c->lim.stream_window,
 	};
 	if (zw_h2_session_new(&spec, c, &c->ng) < 0)
-		goto out;
-	/* Room on the connection for every stream's window, so a stream whose
-	 * client does not read never stops its siblings. */
-	uint64_t conn = (uint64_t)c->lim.max_streams * c->lim.stream_window;
-	if (conn > 0x7fffffff)
-		conn = 0x7fffffff;
-	if (nghttp2_session_set_local_window_size(c->ng, NGHTTP2_FLAG_NONE, 0, (int32_t)conn) != 0)
 		goto out;
 	*out = c;
 	c = NULL;
