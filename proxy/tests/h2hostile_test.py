@@ -328,3 +328,58 @@ def test_h2c_backend_goaway_and_resets_replay_only_unprocessed_requests(tmp_path
     finally:
         assert p.stop() == 0
         b.stop()
+
+
+class EndlessBackend(TcpServer):
+    """Answers every request with a 64 MiB body and writes it until the
+    socket blocks; `closed` is set when the proxy closes the connection."""
+
+    def __init__(self):
+        super().__init__()
+        self.closed = threading.Event()
+
+    def handle(self, c):
+        buf = b""
+        while b"\r\n\r\n" not in buf:
+            got = c.recv(65536)
+            if not got:
+                return
+            buf += got
+        try:
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % (64 << 20))
+            chunk = b"z" * 65536
+            for _ in range(1024):
+                c.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            self.closed.set()
+            c.close()
+
+
+def test_zero_window_client_stream_is_ended_by_the_stream_idle_timeout(tmp_path):
+    """A client that announces SETTINGS_INITIAL_WINDOW_SIZE 0 and never
+    gives window back holds its stream, the backend connection and what the
+    proxy buffered for it; once neither side moves a byte for
+    --stream-idle-timeout (5m by default, 2s here) the stream is reset and
+    the backend connection closed, so the wait is bounded."""
+    b = EndlessBackend()
+    p = Proxy(tmp_path, [scaledobject("app", "app", 80, hosts="app.test")], {APP: [(b.ip, b.port)]},
+              args=["--stream-idle-timeout", "2s"])
+    try:
+        s = socket.create_connection(("127.0.0.1", p.port))
+        zero_window = (4).to_bytes(2, "big") + (0).to_bytes(4, "big")
+        s.sendall(PREFACE + h2_frame(4, 0, 0, zero_window) + h2_frame(1, 5, 1, head_block()))
+        t0 = time.monotonic()
+        frames = read_frames(s, lambda fs: any(f[0] == 3 and f[2] == 1 for f in fs), timeout=30)
+        took = time.monotonic() - t0
+        kinds = [(f[0], f[2]) for f in frames]
+        assert (1, 1) in kinds, "no response head for the stream: %r" % kinds
+        assert not any(f[0] == 0 and f[2] == 1 and f[3] for f in frames), "DATA sent into a zero window"
+        assert (3, 1) in kinds, "the stalled stream was not reset within 30 s: %r" % kinds
+        assert took >= 1.5, "reset after %.1f s, before the idle timeout" % took
+        assert b.closed.wait(10), "the backend connection of the stalled stream stayed open"
+        s.close()
+    finally:
+        assert p.stop() == 0
+        b.stop()
