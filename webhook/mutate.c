@@ -192,6 +192,23 @@ static const json_t *find_by_path(const json_t *records, const char *path)
 	return NULL;
 }
 
+/* Bytes the record annotation's value may take in `ann` (borrowed; may be
+ * NULL) without its annotations together (lengths of keys and values)
+ * exceeding the API server's ZW_MUTATE_MAX_ANNOTATIONS. Returns them, 0 when
+ * the other annotations already take it all. */
+static size_t annotation_room(const json_t *ann)
+{
+	size_t used = strlen(ZW_ANNOTATION_ORIGINAL);
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)ann, key, v)
+	{
+		if (strcmp(key, ZW_ANNOTATION_ORIGINAL) != 0)
+			used += strlen(key) + json_string_length(v);
+	}
+	return used < ZW_MUTATE_MAX_ANNOTATIONS ? ZW_MUTATE_MAX_ANNOTATIONS - used : 0;
+}
+
 /* Writes the records into desired's annotation (or removes it, and the
  * annotations map when that leaves it empty), logging the object changed in
  * `log`. raw/old: the annotation as admitted, kept byte-for-byte when the
@@ -226,7 +243,7 @@ static int write_records(json_t *desired, const json_t *records, const char *raw
 	char *dump = zw_json_dump(records, &dump_len);
 	if (!dump)
 		return -1;
-	if (dump_len > ZW_MUTATE_MAX_RECORD) {
+	if (dump_len > ZW_MUTATE_MAX_RECORD || dump_len > annotation_room(ann)) {
 		free(dump);
 		return 1;
 	}
@@ -367,7 +384,9 @@ static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
 	if (r == 1) {
 		/* Nothing was rewritten after all: only this warning applies. */
 		json_array_clear(warnings);
-		zw_rewrite_warn(&rw, "record annotation would exceed %d bytes; left unchanged",
+		zw_rewrite_warn(&rw,
+		                "record annotation would exceed %d bytes, or the 256 KiB all "
+		                "annotations share; left unchanged",
 		                ZW_MUTATE_MAX_RECORD);
 		if (zw_jsonpatch_log_undo(&log))
 			goto out;
