@@ -147,6 +147,43 @@ def test_namespace_opt_out_restores_and_opt_in_rewrites(cluster, webhook):
         wait_for(cluster, lambda: points_at_proxy(get(cluster, res, ns, name)), "%s rewritten again" % res)
 
 
+def moved_rules_route(ns):
+    """An HTTPRoute with rules /a, /b, /c to Services app-a, app-b, app-c."""
+    rules = [{"matches": [{"path": {"type": "PathPrefix", "value": "/" + x}}],
+              "backendRefs": [{"name": "app-" + x, "port": 80}]} for x in "abc"]
+    return json.dumps({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                       "metadata": {"name": "moved", "namespace": ns},
+                       "spec": {"parentRefs": [{"name": "gw", "namespace": "gateways"}],
+                                "hostnames": ["app.example.com"], "rules": rules}})
+
+
+def test_restore_after_rules_removed_and_reordered_on_the_live_route(cluster, webhook):
+    """Rules of a rewritten HTTPRoute removed, then reordered, by JSON patches
+    of the live object: once the targets go, each rule gets its own
+    destination back, never the one of the rule that held its index before."""
+    ns = cluster.create_namespace("moved")
+    cluster.apply(moved_rules_route(ns), validate=False)
+    for svc in ("app-a", "app-b", "app-c"):
+        cluster.apply(scaled_object(ns, svc))
+    wait_for(cluster, lambda: (lambda o: o and all("zerowire-proxy" in json.dumps(r["backendRefs"])
+                                                   for r in o["spec"]["rules"]))(get(cluster, "httproute", ns, "moved")),
+             "all three rules rewritten")
+    cluster.kubectl("patch", "httproute", "moved", "-n", ns, "--type=json", "-p",
+                    json.dumps([{"op": "remove", "path": "/spec/rules/0"}]))
+    cluster.kubectl("patch", "httproute", "moved", "-n", ns, "--type=json", "-p",
+                    json.dumps([{"op": "move", "from": "/spec/rules/1", "path": "/spec/rules/0"}]))
+    for svc in ("app-a", "app-b", "app-c"):
+        cluster.kubectl("delete", "scaledobject", svc, "-n", ns)
+
+    def restored():
+        o = get(cluster, "httproute", ns, "moved")
+        if ORIGINAL in (o["metadata"].get("annotations") or {}):
+            return None
+        return [(r["matches"][0]["path"]["value"], [b["name"] for b in r["backendRefs"]]) for r in o["spec"]["rules"]]
+    got = wait_for(cluster, restored, "route restored")
+    assert got == [("/c", ["app-c"]), ("/b", ["app-b"])], got
+
+
 def test_restore_command_restores_everything_exactly(cluster, webhook, restore_kubeconfig):
     ns = cluster.create_namespace("uninst")
     early = (INGRESS % {"ns": ns, "host": "app.example.com"} + "---\n" + HTTPROUTE % {"ns": ns} + "---\n" +
