@@ -369,13 +369,22 @@ static const char *moved_path(const struct moves *mv, const char *path, char *bu
 }
 
 /* The user's own manifest as kubectl apply records it, parsed; NULL when
- * absent or unreadable. */
+ * absent or unreadable, or when it carries zerowire's record annotation
+ * itself: then it is a copy of the live, rewritten object applied again
+ * (kubectl get -o yaml, edited, applied), and the proxy destinations in it
+ * are zerowire's, not the user's. */
 static json_t *last_applied(const json_t *obj)
 {
 	json_t *ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
 	const char *text = json_string_value(
 	        json_object_get(ann, "kubectl.kubernetes.io/last-applied-configuration"));
-	return text ? json_loads(text, 0, NULL) : NULL;
+	json_t *declared = text ? json_loads(text, 0, NULL) : NULL;
+	json_t *own = json_object_get(json_object_get(declared, "metadata"), "annotations");
+	if (json_object_get(own, ZW_ANNOTATION_ORIGINAL)) {
+		json_decref(declared);
+		return NULL;
+	}
+	return declared;
 }
 
 /* Puts the originals of every record whose location still holds its
