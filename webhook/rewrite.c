@@ -1182,6 +1182,10 @@ static int walk_gloo(struct zw_rewrite *rw, json_t *spec)
 	json_t *route, *md;
 	json_array_foreach(routes, i, route)
 	{
+		json_t *opts = json_object_get(route, "options");
+		rw->rewrite_host = json_string_value(json_object_get(opts, "hostRewrite"));
+		rw->rewrite_path = json_object_get(opts, "prefixRewrite") ||
+		                   json_object_get(opts, "regexRewrite");
 		json_t *ra = typed(rw, route, "routeAction", JSON_OBJECT, "routes[]");
 		json_t *single = typed(rw, ra, "single", JSON_OBJECT, "routes[].routeAction");
 		json_t *multi = typed(rw, ra, "multi", JSON_OBJECT, "routes[].routeAction");
@@ -1219,6 +1223,8 @@ static int walk_gloo(struct zw_rewrite *rw, json_t *spec)
 		rw->hint_container = NULL;
 	}
 	rw->route_hosts = NULL;
+	rw->rewrite_host = NULL;
+	rw->rewrite_path = false;
 	return 0;
 }
 
