@@ -8,7 +8,9 @@
 #include "jsonpatch.h"
 #include "rewrite.h"
 #include "target.h"
+#include "hash.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -117,14 +119,272 @@ static bool holds_written(const json_t *container, const json_t *rec)
 	return true;
 }
 
+/* Rules moved under records: every record of a route whose records span
+ * several rules with different originals also carries "rule", a hash of its
+ * rule (the element of the route's first list holding the destination:
+ * "/spec/rules/2") as the review left it. The written values of different
+ * destinations are the same (the proxy), so a record's path alone cannot
+ * tell when the user removed or reordered rules afterwards: restore then
+ * finds each record's rule by that hash. */
+
+/* Paths longer than this (rewrite.c builds them in 192-byte buffers; only a
+ * hand-edited record has longer ones) never move. */
+#define RULE_PATH_MAX 192
+/* Rules moved per review (distinct rule prefixes among the records); what
+ * is beyond is restored by its path as recorded. */
+#define MAX_MOVES 64
+/* Nesting below a rule that the hash looks into. */
+#define RULE_HASH_DEPTH 64
+
+struct move {
+	char from[RULE_PATH_MAX]; /* the rule prefix as recorded */
+	char to[RULE_PATH_MAX];   /* where that rule is now; "" when not found */
+	bool drop;                /* not found, and another rule moved to `from` */
+};
+
+struct moves {
+	struct move v[MAX_MOVES];
+	size_t n;
+};
+
+/* Length of record path's prefix up to and including its first array index
+ * ("/spec/rules/2" of "/spec/rules/2/backendRefs/0"), 0 when it has none or
+ * is too long. */
+static size_t rule_prefix_len(const char *path)
+{
+	const char *p = path;
+	while ((p = strchr(p, '/'))) {
+		const char *d = ++p;
+		size_t n = strspn(d, "0123456789");
+		if (n && (d[n] == '/' || d[n] == '\0')) {
+			size_t len = (size_t)(d + n - path);
+			return len < RULE_PATH_MAX ? len : 0;
+		}
+	}
+	return 0;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+	x ^= x >> 30;
+	x *= 0xbf58476d1ce4e5b9ull;
+	x ^= x >> 27;
+	x *= 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+/* A hash of v (borrowed) that the order of object members does not change,
+ * nor an integral number written as a real (the API server stores objects
+ * in an order and a number format of its own). */
+static uint64_t value_hash(const json_t *v, int depth)
+{
+	if (!v)
+		return ZW_HASH_INIT;
+	uint64_t h = ZW_HASH_INIT ^ (uint64_t)json_typeof(v);
+	const char *key;
+	json_t *m;
+	size_t i;
+	if (depth > RULE_HASH_DEPTH)
+		return h;
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: {
+		uint64_t sum = 0;
+		json_object_foreach((json_t *)v, key, m)
+		{
+			sum += mix64(zw_hash_str(key) ^ mix64(value_hash(m, depth + 1)));
+		}
+		return mix64(h ^ sum);
+	}
+	case JSON_ARRAY:
+		json_array_foreach(v, i, m)
+		{
+			h = mix64(h ^ value_hash(m, depth + 1));
+		}
+		return h;
+	case JSON_STRING:
+		return zw_hash_bytes(h, json_string_value(v), json_string_length(v));
+	case JSON_REAL: {
+		double d = json_real_value(v);
+		if (!(d >= -9.0e18 && d <= 9.0e18 && d == (double)(json_int_t)d))
+			return zw_hash_bytes(h, &d, sizeof(d));
+		json_int_t n = (json_int_t)d;
+		h = ZW_HASH_INIT ^ (uint64_t)JSON_INTEGER;
+		return zw_hash_bytes(h, &n, sizeof(n));
+	}
+	case JSON_INTEGER: {
+		json_int_t n = json_integer_value(v);
+		return zw_hash_bytes(h, &n, sizeof(n));
+	}
+	default:
+		return h;
+	}
+}
+
+/* Writes the "rule" text of rule (borrowed) into out. */
+static void rule_text(const json_t *rule, char out[17])
+{
+	snprintf(out, 17, "%016llx", (unsigned long long)value_hash(rule, 0));
+}
+
+/* Gives every destination record of `records` with a rule prefix a "rule"
+ * member (its rule in `doc`, as rewritten), when they span two rules or
+ * more and do not all hold the same original (only then can a moved rule
+ * take another one's original). Returns 0 or -1 on ENOMEM. */
+static int mark_rules(const json_t *doc, json_t *records)
+{
+	const json_t *first_orig = NULL;
+	const char *first_path = NULL;
+	size_t first_len = 0, i;
+	bool several_rules = false, several_origs = false;
+	json_t *rec;
+	json_array_foreach(records, i, rec)
+	{
+		const char *path = json_string_value(json_object_get(rec, "path"));
+		size_t len = rule_prefix_len(path);
+		if (zw_rewrite_is_hint(rec) || !len)
+			continue;
+		if (!first_path) {
+			first_path = path;
+			first_len = len;
+			first_orig = json_object_get(rec, "original");
+			continue;
+		}
+		several_rules =
+		        several_rules || len != first_len || strncmp(path, first_path, len) != 0;
+		several_origs = several_origs ||
+		                !json_equal(json_object_get(rec, "original"), (json_t *)first_orig);
+	}
+	if (!several_rules || !several_origs)
+		return 0;
+	char prefix[RULE_PATH_MAX] = "", text[17] = "";
+	json_array_foreach(records, i, rec)
+	{
+		const char *path = json_string_value(json_object_get(rec, "path"));
+		size_t len = rule_prefix_len(path);
+		if (zw_rewrite_is_hint(rec) || !len)
+			continue;
+		if (strlen(prefix) != len || strncmp(prefix, path, len) != 0) {
+			memcpy(prefix, path, len);
+			prefix[len] = '\0';
+			rule_text(zw_jsonpointer_get(doc, prefix), text);
+		}
+		if (json_object_set_new(rec, "rule", json_string(text)))
+			return -1;
+	}
+	return 0;
+}
+
+/* Finds, before anything is restored, where the rule of each record
+ * carrying "rule" is in `doc` now: at its recorded index when that element
+ * still hashes the same, else at the one element of the same list that
+ * does; not found otherwise. A rule not found whose place another moved
+ * into is dropped with its records. */
+static void plan_moves(const json_t *doc, const json_t *records, struct moves *mv)
+{
+	size_t i, k;
+	json_t *rec;
+	/* Hashes of one list's elements, computed once. */
+	char list_path[RULE_PATH_MAX] = "";
+	uint64_t *hashes = NULL;
+	size_t n_hashes = 0;
+	mv->n = 0;
+	json_array_foreach(records, i, rec)
+	{
+		const char *path = json_string_value(json_object_get(rec, "path"));
+		const char *want = json_string_value(json_object_get(rec, "rule"));
+		size_t len = rule_prefix_len(path);
+		if (!want || !len || mv->n == MAX_MOVES)
+			continue;
+		bool seen = false;
+		for (k = 0; k < mv->n && !seen; k++)
+			seen = strlen(mv->v[k].from) == len &&
+			       strncmp(mv->v[k].from, path, len) == 0;
+		if (seen)
+			continue;
+		struct move *m = &mv->v[mv->n++];
+		memcpy(m->from, path, len);
+		m->from[len] = '\0';
+		m->to[0] = '\0';
+		m->drop = false;
+		char *slash = strrchr(m->from, '/');
+		size_t list_len = (size_t)(slash - m->from);
+		if (strlen(list_path) != list_len || strncmp(list_path, m->from, list_len) != 0) {
+			memcpy(list_path, m->from, list_len);
+			list_path[list_len] = '\0';
+			free(hashes);
+			hashes = NULL;
+			n_hashes = 0;
+			const json_t *list = zw_jsonpointer_get(doc, list_path);
+			size_t n = json_is_array(list) ? json_array_size(list) : 0;
+			if (n && (hashes = malloc(n * sizeof(*hashes)))) {
+				n_hashes = n;
+				for (k = 0; k < n; k++)
+					hashes[k] = value_hash(json_array_get(list, k), 0);
+			}
+		}
+		unsigned long long h;
+		char *end;
+		errno = 0;
+		h = strtoull(want, &end, 16);
+		if (errno || *end || strlen(want) != 16)
+			continue;
+		size_t at = (size_t)strtoull(slash + 1, NULL, 10), found = 0, where = 0;
+		if (at < n_hashes && hashes[at] == h) {
+			memcpy(m->to, m->from, len + 1);
+			continue;
+		}
+		for (k = 0; k < n_hashes; k++)
+			if (hashes[k] == h) {
+				found++;
+				where = k;
+			}
+		if (found == 1 && (size_t)snprintf(m->to, sizeof(m->to), "%s/%zu", list_path,
+		                                   where) >= sizeof(m->to))
+			m->to[0] = '\0';
+	}
+	free(hashes);
+	for (i = 0; i < mv->n; i++)
+		for (k = 0; k < mv->n && !mv->v[i].to[0]; k++)
+			mv->v[i].drop = mv->v[i].drop || strcmp(mv->v[k].to, mv->v[i].from) == 0;
+}
+
+/* Where record path `path` applies now, per mv: written into buf (buflen
+ * bytes) when its rule moved, else path itself; NULL when its rule was
+ * dropped (or the moved path does not fit). */
+static const char *moved_path(const struct moves *mv, const char *path, char *buf, size_t buflen)
+{
+	size_t len = rule_prefix_len(path);
+	for (size_t k = 0; len && k < mv->n; k++) {
+		const struct move *m = &mv->v[k];
+		if (strlen(m->from) != len || strncmp(m->from, path, len) != 0)
+			continue;
+		if (m->drop)
+			return NULL;
+		if (!m->to[0] || strcmp(m->to, m->from) == 0)
+			return path;
+		int n = snprintf(buf, buflen, "%s%s", m->to, path + len);
+		return n > 0 && (size_t)n < buflen ? buf : NULL;
+	}
+	return path;
+}
+
 /* The user's own manifest as kubectl apply records it, parsed; NULL when
- * absent or unreadable. */
+ * absent or unreadable, or when it carries zerowire's record annotation
+ * itself: then it is a copy of the live, rewritten object applied again
+ * (kubectl get -o yaml, edited, applied), and the proxy destinations in it
+ * are zerowire's, not the user's. */
 static json_t *last_applied(const json_t *obj)
 {
 	json_t *ann = json_object_get(json_object_get(obj, "metadata"), "annotations");
 	const char *text = json_string_value(
 	        json_object_get(ann, "kubectl.kubernetes.io/last-applied-configuration"));
-	return text ? json_loads(text, 0, NULL) : NULL;
+	json_t *declared = text ? json_loads(text, 0, NULL) : NULL;
+	json_t *own = json_object_get(json_object_get(declared, "metadata"), "annotations");
+	if (json_object_get(own, ZW_ANNOTATION_ORIGINAL)) {
+		json_decref(declared);
+		return NULL;
+	}
+	return declared;
 }
 
 /* Puts the originals of every record whose location still holds its
@@ -132,18 +392,23 @@ static json_t *last_applied(const json_t *obj)
  * `log`); appends those records to `applied`; counts the others in
  * *dropped. A record whose written value the user's applied manifest itself
  * declares (a route wired to the proxy by hand over one zerowire had
- * rewritten) is dropped too: the destination is theirs now. Returns 0 or -1
- * on ENOMEM. */
+ * rewritten) is dropped too: the destination is theirs now. A record's
+ * location is its path, or where its rule moved to (plan_moves). Returns 0
+ * or -1 on ENOMEM. */
 static int restore(json_t *desired, const json_t *records, json_t *applied, unsigned *dropped,
                    struct zw_jsonpatch_log *log)
 {
 	json_t *declared = json_array_size(records) ? last_applied(desired) : NULL;
+	struct moves mv;
+	char moved[ZW_JSONPATCH_MAX_PATH];
 	size_t i;
 	json_t *rec;
+	plan_moves(desired, records, &mv);
 	json_array_foreach(records, i, rec)
 	{
-		const char *path = json_string_value(json_object_get(rec, "path"));
-		json_t *container = zw_jsonpointer_get(desired, path);
+		const char *recorded = json_string_value(json_object_get(rec, "path"));
+		const char *path = moved_path(&mv, recorded, moved, sizeof(moved));
+		json_t *container = path ? zw_jsonpointer_get(desired, path) : NULL;
 		if (!holds_written(container, rec) ||
 		    (declared && holds_written(zw_jsonpointer_get(declared, path), rec))) {
 			(*dropped)++;
@@ -169,7 +434,11 @@ static int restore(json_t *desired, const json_t *records, json_t *applied, unsi
 				return -1;
 			}
 		}
-		if (json_array_append(applied, rec)) {
+		/* A record whose rule moved counts as being at its new place. */
+		json_t *app = path == recorded ? json_incref(rec) : json_deep_copy(rec);
+		if (!app ||
+		    (path != recorded && json_object_set_new(app, "path", json_string(path))) ||
+		    json_array_append_new(applied, app)) {
 			json_decref(declared);
 			return -1;
 		}
@@ -190,6 +459,23 @@ static const json_t *find_by_path(const json_t *records, const char *path)
 			return r;
 	}
 	return NULL;
+}
+
+/* Bytes the record annotation's value may take in `ann` (borrowed; may be
+ * NULL) without its annotations together (lengths of keys and values)
+ * exceeding the API server's ZW_MUTATE_MAX_ANNOTATIONS. Returns them, 0 when
+ * the other annotations already take it all. */
+static size_t annotation_room(const json_t *ann)
+{
+	size_t used = strlen(ZW_ANNOTATION_ORIGINAL);
+	const char *key;
+	json_t *v;
+	json_object_foreach((json_t *)ann, key, v)
+	{
+		if (strcmp(key, ZW_ANNOTATION_ORIGINAL) != 0)
+			used += strlen(key) + json_string_length(v);
+	}
+	return used < ZW_MUTATE_MAX_ANNOTATIONS ? ZW_MUTATE_MAX_ANNOTATIONS - used : 0;
 }
 
 /* Writes the records into desired's annotation (or removes it, and the
@@ -226,7 +512,7 @@ static int write_records(json_t *desired, const json_t *records, const char *raw
 	char *dump = zw_json_dump(records, &dump_len);
 	if (!dump)
 		return -1;
-	if (dump_len > ZW_MUTATE_MAX_RECORD) {
+	if (dump_len > ZW_MUTATE_MAX_RECORD || dump_len > annotation_room(ann)) {
 		free(dump);
 		return 1;
 	}
@@ -333,6 +619,8 @@ static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
 		rc = 0;
 		goto out;
 	}
+	if (mark_rules(desired, records))
+		goto out;
 	/* Count what changed compared with the records admitted (destinations:
 	 * a split header's record of its own is not one). */
 	size_t i, k;
@@ -367,7 +655,9 @@ static int mutate_route(json_t *desired, const json_t *orig, const char *ns,
 	if (r == 1) {
 		/* Nothing was rewritten after all: only this warning applies. */
 		json_array_clear(warnings);
-		zw_rewrite_warn(&rw, "record annotation would exceed %d bytes; left unchanged",
+		zw_rewrite_warn(&rw,
+		                "record annotation would exceed %d bytes, or the 256 KiB all "
+		                "annotations share; left unchanged",
 		                ZW_MUTATE_MAX_RECORD);
 		if (zw_jsonpatch_log_undo(&log))
 			goto out;

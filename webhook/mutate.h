@@ -37,6 +37,10 @@
  * left unchanged with a warning (the API server caps all annotations at
  * 256 KiB together). */
 #define ZW_MUTATE_MAX_RECORD (128 * 1024)
+/* The API server's limit on all of an object's annotations together (sum
+ * of key and value lengths): a record that would push them past it is not
+ * written either. */
+#define ZW_MUTATE_MAX_ANNOTATIONS (256 * 1024)
 /* Largest AdmissionReview body accepted (the API server's object limit). */
 #define ZW_MUTATE_MAX_BODY (3 * 1024 * 1024)
 /* At most this many warnings per response. */

@@ -229,12 +229,15 @@ static bool port_ok(const struct zw_rewrite *rw, const struct dest *d, const str
 }
 
 static bool host_covered(const struct zw_target *t, const char *host);
+static bool all_paths(const struct zw_target *t);
 
 /* The route host (Ingress rule) or hosts (other kinds) t does not serve,
  * or NULL when it serves them all (a route without hosts is taken as
- * served). */
+ * served); the host of the route's URL rewrite instead when it has one. */
 static const char *uncovered_host(const struct zw_rewrite *rw, const struct zw_target *t)
 {
+	if (rw->rewrite_host)
+		return host_covered(t, rw->rewrite_host) ? NULL : rw->rewrite_host;
 	const char *h = rw->route_host;
 	if (h && *h && strcmp(h, "*") != 0 && !host_covered(t, h))
 		return h;
@@ -434,6 +437,21 @@ static int proxy_port_for(struct zw_rewrite *rw, const struct dest *d, char *why
 		return 0;
 	}
 	return rw->cfg->proxy_h2c_port;
+}
+
+/* True when t serves every path of some host: a rule without path
+ * prefixes or with "/". */
+static bool all_paths(const struct zw_target *t)
+{
+	for (size_t r = 0; r < t->n_rules; r++) {
+		const struct zw_route_rule *rule = &t->rules[r];
+		if (rule->n_paths == 0)
+			return true;
+		for (size_t p = 0; p < rule->n_paths; p++)
+			if (strcmp(rule->paths[p], "/") == 0)
+				return true;
+	}
+	return t->n_rules == 0;
 }
 
 static bool host_covered(const struct zw_target *t, const char *host)
@@ -750,12 +768,24 @@ static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
 	if (miss) {
 		/* Rewritten, requests for this host would reach a proxy that
 		 * routes none of them: leave the destination alone. */
-		zw_rewrite_warn(
-		        rw,
-		        "route host %s is not among the hosts of %s %s/%s: destination %s/%s "
-		        "left unchanged (the proxy would answer 404 for it)",
-		        miss, zw_target_source_kind(t->source), t->namespace ? t->namespace : "",
-		        t->name ? t->name : "", d->ns, d->name);
+		zw_rewrite_warn(rw,
+		                "%s %s%s is not among the hosts of %s %s/%s: destination %s/%s "
+		                "left unchanged (the proxy would answer 404 for it)",
+		                rw->rewrite_host ? "host" : "route host", miss,
+		                rw->rewrite_host ? " (the route's URL rewrite)" : "",
+		                zw_target_source_kind(t->source), t->namespace ? t->namespace : "",
+		                t->name ? t->name : "", d->ns, d->name);
+		return;
+	}
+	if (rw->rewrite_path && !all_paths(t)) {
+		/* The proxy would match the rewritten path against the target's
+		 * prefixes, not the one the route matched. */
+		zw_rewrite_warn(rw,
+		                "route rewrites the path before the destination, and %s %s/%s "
+		                "serves only some path prefixes: destination %s/%s left "
+		                "unchanged (the proxy would match the rewritten path)",
+		                zw_target_source_kind(t->source), t->namespace ? t->namespace : "",
+		                t->name ? t->name : "", d->ns, d->name);
 		return;
 	}
 	if (port_missing(d)) {
@@ -940,6 +970,39 @@ static bool gateway_ref(struct zw_rewrite *rw, const json_t *ref, struct dest *d
 	return true;
 }
 
+/* Applies Gateway API filter f (borrowed) to rw's rewrite_host /
+ * rewrite_path when it is a URLRewrite. */
+static void url_rewrite_filter(struct zw_rewrite *rw, const json_t *f)
+{
+	const char *type = json_string_value(json_object_get(f, "type"));
+	json_t *u = json_object_get(f, "urlRewrite");
+	if (!type || strcmp(type, "URLRewrite") != 0 || !json_is_object(u))
+		return;
+	if (json_string_value(json_object_get(u, "hostname")))
+		rw->rewrite_host = json_string_value(json_object_get(u, "hostname"));
+	if (json_object_get(u, "path"))
+		rw->rewrite_path = true;
+}
+
+/* Sets rw's rewrite_host / rewrite_path from the URLRewrite filters of
+ * Gateway API rule and of its backendRef ref (borrowed; the backendRef's
+ * apply last). */
+static void gateway_url_rewrite(struct zw_rewrite *rw, const json_t *rule, const json_t *ref)
+{
+	size_t i;
+	json_t *f;
+	rw->rewrite_host = NULL;
+	rw->rewrite_path = false;
+	json_array_foreach(json_object_get(rule, "filters"), i, f)
+	{
+		url_rewrite_filter(rw, f);
+	}
+	json_array_foreach(json_object_get(ref, "filters"), i, f)
+	{
+		url_rewrite_filter(rw, f);
+	}
+}
+
 static int walk_gateway(struct zw_rewrite *rw, json_t *spec)
 {
 	char path[PATH_MAX_LEN];
@@ -959,6 +1022,7 @@ static int walk_gateway(struct zw_rewrite *rw, json_t *spec)
 		if (json_array_size(refs) > 1) {
 			json_array_foreach(refs, j, ref)
 			{
+				gateway_url_rewrite(rw, rule, ref);
 				if (gateway_ref(rw, ref, &d))
 					split_see(rw, &sp, &d);
 			}
@@ -970,11 +1034,14 @@ static int walk_gateway(struct zw_rewrite *rw, json_t *spec)
 			snprintf(path, sizeof(path), "/spec/rules/%zu/backendRefs/%zu", i, j);
 			rw->hint_container = sp.on ? ref : NULL;
 			rw->hint_path = path;
+			gateway_url_rewrite(rw, rule, ref);
 			consider(rw, ref, path, &d);
 		}
 	}
 	rw->hint_container = NULL;
 	rw->route_hosts = NULL;
+	rw->rewrite_host = NULL;
+	rw->rewrite_path = false;
 	return 0;
 }
 
@@ -1031,6 +1098,10 @@ static int walk_istio(struct zw_rewrite *rw, json_t *spec)
 		struct split sp = {0};
 		struct dest d;
 		json_t *dst;
+		json_t *rewrite = json_object_get(h, "rewrite");
+		rw->rewrite_host = json_string_value(json_object_get(rewrite, "authority"));
+		rw->rewrite_path = json_object_get(rewrite, "uri") ||
+		                   json_object_get(rewrite, "uriRegexRewrite");
 		if (json_array_size(route) > 1) {
 			json_array_foreach(route, j, r)
 			{
@@ -1052,6 +1123,8 @@ static int walk_istio(struct zw_rewrite *rw, json_t *spec)
 	}
 	rw->hint_container = NULL;
 	rw->route_hosts = NULL;
+	rw->rewrite_host = NULL;
+	rw->rewrite_path = false;
 	return 0;
 }
 
@@ -1109,6 +1182,10 @@ static int walk_gloo(struct zw_rewrite *rw, json_t *spec)
 	json_t *route, *md;
 	json_array_foreach(routes, i, route)
 	{
+		json_t *opts = json_object_get(route, "options");
+		rw->rewrite_host = json_string_value(json_object_get(opts, "hostRewrite"));
+		rw->rewrite_path = json_object_get(opts, "prefixRewrite") ||
+		                   json_object_get(opts, "regexRewrite");
 		json_t *ra = typed(rw, route, "routeAction", JSON_OBJECT, "routes[]");
 		json_t *single = typed(rw, ra, "single", JSON_OBJECT, "routes[].routeAction");
 		json_t *multi = typed(rw, ra, "multi", JSON_OBJECT, "routes[].routeAction");
@@ -1146,6 +1223,8 @@ static int walk_gloo(struct zw_rewrite *rw, json_t *spec)
 		rw->hint_container = NULL;
 	}
 	rw->route_hosts = NULL;
+	rw->rewrite_host = NULL;
+	rw->rewrite_path = false;
 	return 0;
 }
 

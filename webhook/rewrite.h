@@ -40,6 +40,12 @@ struct zw_rewrite {
 	/* Walk state (set by the walkers). */
 	const json_t *route_hosts; /* array of host strings or NULL */
 	const char *route_host;    /* single host (Ingress rule) or NULL */
+	/* The Host the route's URL rewrite sends instead (Gateway API
+	 * URLRewrite hostname, Istio rewrite.authority, Gloo Edge hostRewrite)
+	 * or NULL, and whether it rewrites the path: the proxy sees the
+	 * request after them. */
+	const char *rewrite_host;
+	bool rewrite_path;
 	/* Backend protocol the route's annotations set (Ingress), and how. */
 	enum zw_proto backend_proto;
 	char backend_proto_why[160];

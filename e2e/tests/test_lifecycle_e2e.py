@@ -147,6 +147,70 @@ def test_namespace_opt_out_restores_and_opt_in_rewrites(cluster, webhook):
         wait_for(cluster, lambda: points_at_proxy(get(cluster, res, ns, name)), "%s rewritten again" % res)
 
 
+THREE = ("app-a", "app-b", "app-c")
+
+
+def three_rules_rewritten(cluster, ns):
+    """Applies an HTTPRoute `moved` with rules /a, /b, /c to Services app-a,
+    app-b, app-c, and a target for each; waits until every rule is rewritten."""
+    rules = [{"matches": [{"path": {"type": "PathPrefix", "value": "/" + s[-1]}}],
+              "backendRefs": [{"name": s, "port": 80}]} for s in THREE]
+    cluster.apply(json.dumps({"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+                              "metadata": {"name": "moved", "namespace": ns},
+                              "spec": {"parentRefs": [{"name": "gw", "namespace": "gateways"}],
+                                       "hostnames": ["app.example.com"], "rules": rules}}), validate=False)
+    for svc in THREE:
+        cluster.apply(scaled_object(ns, svc))
+    wait_for(cluster, lambda: (lambda o: o and all("zerowire-proxy" in json.dumps(r["backendRefs"])
+                                                   for r in o["spec"]["rules"]))(get(cluster, "httproute", ns, "moved")),
+             "all three rules rewritten")
+
+
+def targets_gone_restored(cluster, ns):
+    """Deletes the three targets; returns the route once its records are
+    gone: [(path prefix, [backend names])] per rule, and its hostnames."""
+    for svc in THREE:
+        cluster.kubectl("delete", "scaledobject", svc, "-n", ns)
+
+    def restored():
+        o = get(cluster, "httproute", ns, "moved")
+        if ORIGINAL in (o["metadata"].get("annotations") or {}):
+            return None
+        return ([(r["matches"][0]["path"]["value"], [b["name"] for b in r["backendRefs"]])
+                 for r in o["spec"]["rules"]], o["spec"]["hostnames"])
+    return wait_for(cluster, restored, "route restored")
+
+
+def test_restore_after_rules_removed_and_reordered_on_the_live_route(cluster, webhook):
+    """Rules of a rewritten HTTPRoute removed, then reordered, by JSON patches
+    of the live object: once the targets go, each rule gets its own
+    destination back, never the one of the rule that held its index before."""
+    ns = cluster.create_namespace("moved")
+    three_rules_rewritten(cluster, ns)
+    cluster.kubectl("patch", "httproute", "moved", "-n", ns, "--type=json", "-p",
+                    json.dumps([{"op": "remove", "path": "/spec/rules/0"}]))
+    cluster.kubectl("patch", "httproute", "moved", "-n", ns, "--type=json", "-p",
+                    json.dumps([{"op": "move", "from": "/spec/rules/1", "path": "/spec/rules/0"}]))
+    rules, _ = targets_gone_restored(cluster, ns)
+    assert rules == [("/c", ["app-c"]), ("/b", ["app-b"])], rules
+
+
+def test_restore_after_the_live_route_is_saved_edited_and_applied_again(cluster, webhook):
+    """kubectl get -o json of the rewritten route, edited (a hostname added)
+    and applied again: its last-applied-configuration now names the proxy,
+    as a hand-wired route's does, but also holds zerowire's record; the
+    records stay, and once the targets go every rule gets its own
+    destination back (it stayed at the proxy before)."""
+    ns = cluster.create_namespace("dumped")
+    three_rules_rewritten(cluster, ns)
+    live = get(cluster, "httproute", ns, "moved")
+    live["spec"]["hostnames"].append("www.example.com")
+    cluster.kubectl("apply", "-f", "-", input=json.dumps(live))
+    got = targets_gone_restored(cluster, ns)
+    assert got == ([("/a", ["app-a"]), ("/b", ["app-b"]), ("/c", ["app-c"])],
+                   ["app.example.com", "www.example.com"]), got
+
+
 def test_restore_command_restores_everything_exactly(cluster, webhook, restore_kubeconfig):
     ns = cluster.create_namespace("uninst")
     early = (INGRESS % {"ns": ns, "host": "app.example.com"} + "---\n" + HTTPROUTE % {"ns": ns} + "---\n" +

@@ -195,6 +195,20 @@ static json_t *backend_ref(const json_t *route, size_t i)
 	return json_array_get(json_object_get(rule, "backendRefs"), i);
 }
 
+/* Admits HTTPRoute obj (stolen) against reg: the record does not fit, so
+ * no patch, no rewrite, and a message holding `why`. */
+static void expect_record_refused(json_t *obj, const struct zw_registry *reg, const char *why)
+{
+	struct zw_mutate_result info;
+	json_t *rv = review_of(obj, "gateway.networking.k8s.io", "v1", "HTTPRoute", "CREATE");
+	json_t *resp = run_json(rv, reg, &info);
+	assert_null(decode_patch(resp));
+	assert_int_equal(info.rewrites, 0);
+	assert_non_null(strstr(info.message, why));
+	json_decref(resp);
+	json_decref(rv);
+}
+
 static void test_huge_objects(void **state)
 {
 	(void)state;
@@ -214,15 +228,7 @@ static void test_huge_objects(void **state)
 
 	/* 5000 backendRefs of a target: the record would exceed its limit, so
 	 * the route is left unchanged with a warning. */
-	obj = route_with_refs(5000, "app");
-	rv = review_of(json_incref(obj), "gateway.networking.k8s.io", "v1", "HTTPRoute", "CREATE");
-	resp = run_json(rv, reg, &info);
-	assert_null(decode_patch(resp));
-	assert_int_equal(info.rewrites, 0);
-	assert_non_null(strstr(info.message, "record annotation would exceed"));
-	json_decref(resp);
-	json_decref(rv);
-	json_decref(obj);
+	expect_record_refused(route_with_refs(5000, "app"), reg, "record annotation would exceed");
 
 	/* 500 of them: all rewritten, the patch applies, admitting the result
 	 * again is a no-op. */
@@ -248,6 +254,59 @@ static void test_huge_objects(void **state)
 	json_decref(resp);
 	json_decref(rv);
 	json_decref(obj);
+	zw_registry_free(reg);
+}
+
+/* The API server refuses an object whose annotations together exceed
+ * 256 KiB (the lengths of keys and values). A route whose own annotations
+ * (here a large kubectl last-applied-configuration) leave less room than the
+ * record needs is left unchanged with a warning: a patch that pushed it over
+ * would make the API server refuse the user's request. */
+static void test_record_within_annotation_budget(void **state)
+{
+	(void)state;
+	struct zw_mutate_result info;
+	struct zw_registry *reg = registry_with("web", "app", "80");
+	size_t big = 200 * 1024;
+	char *filler = malloc(big + 1);
+	assert_non_null(filler);
+	memset(filler, 'x', big);
+	filler[big] = '\0';
+
+	json_t *obj = route_with_refs(500, "app");
+	json_object_set_new(
+	        json_object_get(obj, "metadata"), "annotations",
+	        json_pack("{s:s}", "kubectl.kubernetes.io/last-applied-configuration", filler));
+	expect_record_refused(obj, reg, "256 KiB");
+
+	/* The same route with room to spare is rewritten. */
+	obj = route_with_refs(500, "app");
+	filler[100 * 1024] = '\0';
+	json_object_set_new(
+	        json_object_get(obj, "metadata"), "annotations",
+	        json_pack("{s:s}", "kubectl.kubernetes.io/last-applied-configuration", filler));
+	json_t *rv = review_of(json_incref(obj), "gateway.networking.k8s.io", "v1", "HTTPRoute",
+	                       "CREATE");
+	json_t *resp = run_json(rv, reg, &info);
+	assert_int_equal(info.rewrites, 500);
+	json_t *patch = decode_patch(resp);
+	assert_non_null(patch);
+	char err[128];
+	assert_int_equal(zw_jsonpatch_apply(&obj, patch, err, sizeof(err)), 0);
+	size_t total = 0;
+	const char *key;
+	json_t *v;
+	json_object_foreach(json_object_get(json_object_get(obj, "metadata"), "annotations"), key,
+	                    v)
+	{
+		total += strlen(key) + json_string_length(v);
+	}
+	assert_true(total <= 256 * 1024);
+	json_decref(patch);
+	json_decref(resp);
+	json_decref(rv);
+	json_decref(obj);
+	free(filler);
 	zw_registry_free(reg);
 }
 
@@ -479,6 +538,7 @@ int main(void)
 	        cmocka_unit_test(test_malformed),
 	        cmocka_unit_test(test_operations_without_object),
 	        cmocka_unit_test(test_huge_objects),
+	        cmocka_unit_test(test_record_within_annotation_budget),
 	        cmocka_unit_test(test_deep_nesting),
 	        cmocka_unit_test(test_core_api),
 	        cmocka_unit_test(test_restore_only),
