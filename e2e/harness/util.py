@@ -12,11 +12,23 @@ def shared_dir():
     return os.environ.get("ZW_SHARED") or os.path.join(os.path.dirname(REPO), "shared")
 
 
+_handed_out = []  # ports free_port returned lately (most recent last)
+
+
 def free_port(host="127.0.0.1"):
-    """A TCP port that is free on host right now (bind to 0, read, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that is free on host right now (bind to 0, read, close)
+    and not returned by an earlier call in this process lately: the kernel
+    may hand a just-closed port out again, and two listeners of one
+    process given the same port collide."""
+    for _ in range(64):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _handed_out:
+            break
+    _handed_out.append(port)
+    del _handed_out[:-4096]
+    return port
 
 
 def free_ports(n, host="127.0.0.1"):

@@ -29,11 +29,23 @@ BIN = os.environ.get("ZW_PROXY_BIN") or os.path.join(ROOT, "build", "san", "bin"
 WRAP = os.environ.get("ZW_PROXY_WRAP", "").split()
 
 
+_handed_out = []  # ports free_port returned lately (most recent last)
+
+
 def free_port(host="127.0.0.1"):
-    s = socket.socket()
-    s.bind((host, 0))
-    port = s.getsockname()[1]
-    s.close()
+    """A port free on host now and not returned by an earlier call in this
+    process lately: the kernel may hand the port of a closed socket out
+    again at once, and a proxy given the same port for --listen and
+    --admin-listen fails to start ("address already in use")."""
+    for _ in range(64):
+        s = socket.socket()
+        s.bind((host, 0))
+        port = s.getsockname()[1]
+        s.close()
+        if port not in _handed_out:
+            break
+    _handed_out.append(port)
+    del _handed_out[:-4096]
     return port
 
 
