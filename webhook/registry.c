@@ -18,6 +18,10 @@
 /* Separates the fields of composite keys; Kubernetes names never hold it. */
 #define SEP "\x01"
 
+/* Longest kind or Service name a ReferenceGrant entry holds, NUL included
+ * (DNS-1123 names are at most 253 characters). */
+#define NAME_LEN 254
+
 struct target_entry {
 	char *key; /* "<ns>/<service>" SEP "<source key>" */
 	char *source;
@@ -44,10 +48,13 @@ struct port_entry {
 	char *why; /* what decided proto, "" for the default */
 };
 
-/* One targetRef of a BackendTLSPolicy. */
-struct tls_entry {
-	char *key;    /* "<ns>/<service>" SEP "<sectionName or empty>" */
-	char *policy; /* "<ns>/<policy name>" */
+/* One reference an object makes: a BackendTLSPolicy's targetRef (key
+ * "<ns>/<service>" SEP "<sectionName or empty>") or one (from, to) pair of
+ * a ReferenceGrant (key "<ns>/<from ns>" SEP "<from kind>/<to name or
+ * empty>"). */
+struct ref_entry {
+	char *key;
+	char *owner; /* "<ns>/<policy or grant name>" */
 };
 
 struct flag_entry {
@@ -62,7 +69,7 @@ struct table {
 struct zw_registry {
 	pthread_rwlock_t lock;
 	uint64_t generation;
-	struct table targets, upstreams, vds, ports, flags, tls;
+	struct table targets, upstreams, vds, ports, flags, tls, grants;
 };
 
 static int key_cmp(const void *a, const void *b)
@@ -229,11 +236,11 @@ static void release_port(void *p)
 	free(e->why);
 }
 
-static void release_tls(void *p)
+static void release_ref(void *p)
 {
-	struct tls_entry *e = p;
+	struct ref_entry *e = p;
 	free(e->key);
-	free(e->policy);
+	free(e->owner);
 }
 
 struct zw_registry *zw_registry_new(void)
@@ -250,7 +257,8 @@ struct zw_registry *zw_registry_new(void)
 	reg->vds.size = sizeof(struct vd_entry);
 	reg->ports.size = sizeof(struct port_entry);
 	reg->flags.size = sizeof(struct flag_entry);
-	reg->tls.size = sizeof(struct tls_entry);
+	reg->tls.size = sizeof(struct ref_entry);
+	reg->grants.size = sizeof(struct ref_entry);
 	return reg;
 }
 
@@ -270,7 +278,8 @@ void zw_registry_free(struct zw_registry *reg)
 	table_free(&reg->vds, release_vd);
 	table_free(&reg->ports, release_port);
 	table_free(&reg->flags, release_key);
-	table_free(&reg->tls, release_tls);
+	table_free(&reg->tls, release_ref);
+	table_free(&reg->grants, release_ref);
 	pthread_rwlock_destroy(&reg->lock);
 	free(reg);
 }
@@ -744,7 +753,7 @@ int zw_registry_backend_tls(const struct zw_registry *reg, const char *ns, const
 	size_t plen = strlen(prefix);
 	int rc = 0;
 	for (size_t i = table_lower(&reg->tls, prefix); i < reg->tls.n; i++) {
-		const struct tls_entry *e = table_at(&reg->tls, i);
+		const struct ref_entry *e = table_at(&reg->tls, i);
 		if (strncmp(e->key, prefix, plen) != 0)
 			break;
 		const char *section = e->key + plen;
@@ -752,12 +761,38 @@ int zw_registry_backend_tls(const struct zw_registry *reg, const char *ns, const
 		 * we cannot name (taken as this one: TLS is never assumed
 		 * away). */
 		if (!section[0] || !port_name || !port_name[0] || strcmp(section, port_name) == 0) {
-			*policy = e->policy;
+			*policy = e->owner;
 			rc = 1;
 			break;
 		}
 	}
 	free(prefix);
+	return rc;
+}
+
+int zw_registry_reference_grant(const struct zw_registry *reg, const char *ns, const char *from_ns,
+                                const char *route_kind, const char *service, const char **grant)
+{
+	char kind[NAME_LEN + 1];
+	struct lookup_key k;
+	int rc = 0;
+	if (strlen(route_kind) >= NAME_LEN)
+		return 0;
+	snprintf(kind, sizeof(kind), "%s/", route_kind);
+	if (key_build(&k, ns, from_ns, kind))
+		return 0;
+	for (size_t i = table_lower(&reg->grants, k.s); i < reg->grants.n; i++) {
+		const struct ref_entry *e = table_at(&reg->grants, i);
+		if (!has_prefix(e->key, k.s))
+			break;
+		const char *to = e->key + strlen(k.s);
+		if (!to[0] || strcmp(to, service) == 0) {
+			*grant = e->owner;
+			rc = 1;
+			break;
+		}
+	}
+	key_free(&k);
 	return rc;
 }
 
@@ -815,48 +850,115 @@ static int apply_vd(struct zw_registry *reg, const json_t *spec, const char *ns,
 	return 0;
 }
 
-/* A BackendTLSPolicy's targetRefs (core Services; sectionName a port name),
- * replacing what the policy ns/name said before; nothing when deleted. */
-static int apply_backend_tls(struct zw_registry *reg, const json_t *spec, const char *ns,
-                             const char *name, bool deleted)
+/* Replaces the entries of table t that `owner` (borrowed) made with
+ * fresh[0..n) (moved out and zeroed). Returns 0 or -1 on ENOMEM (the
+ * entries not moved stay in fresh). */
+static int set_refs(struct zw_registry *reg, struct table *t, const char *owner,
+                    struct ref_entry *fresh, size_t n)
 {
-	json_t *refs = json_object_get(spec, "targetRefs");
-	size_t n = deleted ? 0 : json_array_size(refs), built = 0, i;
-	struct tls_entry *fresh = calloc(n + 1, sizeof(*fresh));
-	char *policy = join(ns, "/", name);
-	int rc = -1;
-	if (!fresh || !policy)
-		goto out;
-	for (i = 0; i < n; i++) {
-		json_t *ref = json_array_get(refs, i);
-		const char *group = str_at(ref, "group"), *kind = str_at(ref, "kind");
-		const char *svc = str_at(ref, "name"), *section = str_at(ref, "sectionName");
-		if (!svc || (group && group[0]) || !kind || strcmp(kind, "Service") != 0)
-			continue;
-		struct tls_entry *e = &fresh[built++];
-		e->key = join3(ns, svc, section ? section : "");
-		e->policy = strdup(policy);
-		if (!e->key || !e->policy)
-			goto out;
-	}
+	size_t i;
 	wrlock(reg);
-	table_remove_by(&reg->tls, offsetof(struct tls_entry, policy), policy, release_tls);
-	for (i = 0; i < built; i++) {
-		struct tls_entry *slot = table_push(&reg->tls);
+	table_remove_by(t, offsetof(struct ref_entry, owner), owner, release_ref);
+	for (i = 0; i < n; i++) {
+		struct ref_entry *slot = table_push(t);
 		if (!slot)
 			break;
 		*slot = fresh[i];
-		fresh[i] = (struct tls_entry){0};
+		fresh[i] = (struct ref_entry){0};
 	}
-	table_sort(&reg->tls);
+	table_sort(t);
 	reg->generation++;
 	unlock(reg);
-	rc = i == built ? 0 : -1;
-out:
-	for (i = 0; fresh && i < built; i++)
-		release_tls(&fresh[i]);
+	return i == n ? 0 : -1;
+}
+
+/* Adds entry (key, owner) at fresh[*built] (both copied). Returns 0 or -1. */
+static int add_ref(struct ref_entry *fresh, size_t *built, char *key, const char *owner)
+{
+	struct ref_entry *e = &fresh[(*built)++];
+	e->key = key;
+	e->owner = strdup(owner);
+	return e->key && e->owner ? 0 : -1;
+}
+
+static void free_refs(struct ref_entry *fresh, size_t n)
+{
+	for (size_t i = 0; fresh && i < n; i++)
+		release_ref(&fresh[i]);
 	free(fresh);
-	free(policy);
+}
+
+/* Whether reference ref (a targetRef, a ReferenceGrant's `to`) names core
+ * Services: group "" (or unset) and kind Service. */
+static bool core_service(const json_t *ref)
+{
+	const char *group = str_at(ref, "group"), *kind = str_at(ref, "kind");
+	return !(group && group[0]) && kind && strcmp(kind, "Service") == 0;
+}
+
+/* Fills fresh[*built..) with the entries a BackendTLSPolicy's targetRefs
+ * make (core Services; sectionName a port name). Returns 0 or -1. */
+static int fill_backend_tls(const json_t *spec, const char *ns, const char *owner,
+                            struct ref_entry *fresh, size_t *built)
+{
+	json_t *refs = json_object_get(spec, "targetRefs"), *ref;
+	size_t i;
+	json_array_foreach(refs, i, ref)
+	{
+		const char *svc = str_at(ref, "name"), *section = str_at(ref, "sectionName");
+		if (svc && core_service(ref) &&
+		    add_ref(fresh, built, join3(ns, svc, section ? section : ""), owner))
+			return -1;
+	}
+	return 0;
+}
+
+/* Fills fresh[*built..) with the (from, to) pairs of a ReferenceGrant that
+ * let Gateway API routes reach core Services in ns. Returns 0 or -1. */
+static int fill_reference_grant(const json_t *spec, const char *ns, const char *owner,
+                                struct ref_entry *fresh, size_t *built)
+{
+	json_t *to = json_object_get(spec, "to"), *f, *t;
+	char kind_to[2 * NAME_LEN + 2];
+	size_t i, j;
+	json_array_foreach(json_object_get(spec, "from"), i, f)
+	{
+		const char *group = str_at(f, "group"), *kind = str_at(f, "kind");
+		const char *from_ns = str_at(f, "namespace");
+		if (!group || strcmp(group, "gateway.networking.k8s.io") != 0 || !kind ||
+		    !from_ns || strlen(kind) >= NAME_LEN)
+			continue;
+		json_array_foreach(to, j, t)
+		{
+			const char *svc = str_at(t, "name");
+			if (!core_service(t) || (svc && strlen(svc) >= NAME_LEN))
+				continue;
+			snprintf(kind_to, sizeof(kind_to), "%s/%s", kind, svc ? svc : "");
+			if (add_ref(fresh, built, join3(ns, from_ns, kind_to), owner))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* Replaces the entries of table t that object ns/name made with those
+ * fill (at most max) makes of its spec; nothing when deleted. Returns 0 or
+ * -1 on ENOMEM. */
+static int apply_refs(struct zw_registry *reg, struct table *t, const json_t *spec, const char *ns,
+                      const char *name, bool deleted, size_t max,
+                      int (*fill)(const json_t *, const char *, const char *, struct ref_entry *,
+                                  size_t *))
+{
+	struct ref_entry *fresh = calloc(max + 1, sizeof(*fresh));
+	char *owner = join(ns, "/", name);
+	size_t built = 0;
+	int rc = -1;
+	if (!fresh || !owner || (!deleted && fill(spec, ns, owner, fresh, &built)))
+		goto out;
+	rc = set_refs(reg, t, owner, fresh, built);
+out:
+	free_refs(fresh, built);
+	free(owner);
 	return rc;
 }
 
@@ -955,6 +1057,14 @@ int zw_registry_apply_object(struct zw_registry *reg, const json_t *obj, bool de
 		return apply_service(reg, obj, spec, ns, name, deleted);
 	if (zw_api_group_is(api, "gateway.networking.k8s.io", NULL) &&
 	    strcmp(kind, "BackendTLSPolicy") == 0)
-		return apply_backend_tls(reg, spec, ns, name, deleted);
+		return apply_refs(reg, &reg->tls, spec, ns, name, deleted,
+		                  json_array_size(json_object_get(spec, "targetRefs")),
+		                  fill_backend_tls);
+	if (zw_api_group_is(api, "gateway.networking.k8s.io", NULL) &&
+	    strcmp(kind, "ReferenceGrant") == 0)
+		return apply_refs(reg, &reg->grants, spec, ns, name, deleted,
+		                  json_array_size(json_object_get(spec, "from")) *
+		                          json_array_size(json_object_get(spec, "to")),
+		                  fill_reference_grant);
 	return 1;
 }

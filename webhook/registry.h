@@ -14,6 +14,8 @@
  *     warning and for matching a port name against a port number);
  *   - the targetRefs of Gateway API BackendTLSPolicies (which Service
  *     ports gateways speak TLS to);
+ *   - Gateway API ReferenceGrants (v1, v1beta1, v1alpha2): which route
+ *     kinds of which namespaces may refer to which Services of another;
  *   - wiring flags the reconciler sets once the cross-namespace objects
  *     exist (alias Service per namespace, ReferenceGrant per route kind and
  *     namespace), so admission can warn while they are missing.
@@ -119,7 +121,8 @@ int zw_registry_set_wiring(struct zw_registry *reg, enum zw_wiring what, const c
  * and returns ZW_TARGET_EINVAL with err filled); gloo.solo.io/v1 Upstream
  * and networking.gloo.solo.io/v2 VirtualDestination are indexed; v1 Service
  * records its port names; gateway.networking.k8s.io BackendTLSPolicy its
- * Service targetRefs. `deleted` removes what the object contributed.
+ * Service targetRefs, ReferenceGrant its (from route kind and namespace, to
+ * Service) pairs. `deleted` removes what the object contributed.
  * Returns 0, 1 when the object is of no interest, ZW_TARGET_EINVAL, or -1 on
  * ENOMEM. err (ZW_TARGET_ERRLEN bytes) may be NULL. */
 int zw_registry_apply_object(struct zw_registry *reg, const json_t *obj, bool deleted, char *err);
@@ -180,6 +183,14 @@ int zw_registry_service_port(const struct zw_registry *reg, const char *ns, cons
  * read section), else 0. Read section required. */
 int zw_registry_backend_tls(const struct zw_registry *reg, const char *ns, const char *name,
                             int port, const char *port_name, const char **policy);
+
+/* Whether a ReferenceGrant in namespace ns lets routes of kind route_kind
+ * ("HTTPRoute", "GRPCRoute") in namespace from_ns refer to Service
+ * `service` of ns (a grant naming no Service allows all of them). Returns 1
+ * with *grant ("<ns>/<grant>", borrowed: valid in the read section), else 0.
+ * Read section required. */
+int zw_registry_reference_grant(const struct zw_registry *reg, const char *ns, const char *from_ns,
+                                const char *route_kind, const char *service, const char **grant);
 
 /* Returns the wiring flag for ns. Read section required. */
 bool zw_registry_wiring(const struct zw_registry *reg, enum zw_wiring what, const char *ns);

@@ -749,6 +749,26 @@ fail:
 	return -1;
 }
 
+/* Whether destination d may be rewritten as far as namespaces go: a Gateway
+ * API backendRef to another namespace only when a ReferenceGrant there
+ * allows it (else the gateway refuses the route, and rewritten to the proxy
+ * it would work across a boundary nobody opened). Warns when not. */
+static bool cross_ns_granted(struct zw_rewrite *rw, const struct dest *d)
+{
+	const char *kind = zw_route_kind_of(rw->kind)->kind, *grant = NULL;
+	if (zw_route_kind_of(rw->kind)->shape != ZW_RK_SHAPE_GATEWAY || strcmp(d->ns, rw->ns) == 0)
+		return true;
+	if (rw->reg && zw_registry_reference_grant(rw->reg, d->ns, rw->ns, kind, d->name, &grant))
+		return true;
+	zw_rewrite_warn(
+	        rw,
+	        "no ReferenceGrant in %s allows %ss of namespace %s to refer to Service %s: "
+	        "destination %s/%s left unchanged (the gateway refuses it, as without "
+	        "zerowire)",
+	        d->ns, kind, rw->ns, d->name, d->ns, d->name);
+	return false;
+}
+
 /* The one place a destination is rewritten. */
 static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
                      const struct dest *d)
@@ -764,6 +784,8 @@ static void consider(struct zw_rewrite *rw, json_t *container, const char *path,
 	const char *miss = NULL;
 	const struct zw_target *t = match_target_hosts(rw, d, &miss);
 	if (!t)
+		return;
+	if (!cross_ns_granted(rw, d))
 		return;
 	if (miss) {
 		/* Rewritten, requests for this host would reach a proxy that

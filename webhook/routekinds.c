@@ -44,8 +44,10 @@ const struct zw_route_kind zw_route_kinds[ZW_RK_COUNT] = {
 	 "other", ZW_RK_SHAPE_NONE, 0, ZW_RK_NO_WIRING, ZW_RK_SOURCE, 0, 0},
 	{ZW_MK_OTHER, "", "Service", "services", {"v1"},
 	 "other", ZW_RK_SHAPE_NONE, 0, ZW_RK_NO_WIRING, ZW_RK_SOURCE_PORTS | ZW_RK_MADE, "alias", 0},
+	/* Made in the proxy namespace (wiring.c); read everywhere by the
+	 * registry (rewrite.c: cross-namespace backendRefs). */
 	{ZW_MK_OTHER, GW, "ReferenceGrant", "referencegrants", {"v1", "v1beta1", "v1alpha2"},
-	 "other", ZW_RK_SHAPE_NONE, 0, ZW_RK_NO_WIRING, ZW_RK_MADE, "referencegrant", 1},
+	 "other", ZW_RK_SHAPE_NONE, 0, ZW_RK_NO_WIRING, ZW_RK_MADE | ZW_RK_SOURCE | ZW_RK_SOURCE_EVERY_VERSION, "referencegrant", 1},
 	{ZW_MK_OTHER, "", "Namespace", "namespaces", {"v1"},
 	 "other", ZW_RK_SHAPE_NONE, 0, ZW_RK_NO_WIRING, 0, 0, 0},
 	/* The alias Service's EndpointSlices (aliasMode endpointslice) and

@@ -67,6 +67,9 @@ enum zw_rk_role {
 	ZW_RK_SOURCE = 1u << 1,       /* watched into the registry (whsources.c) */
 	ZW_RK_SOURCE_PORTS = 1u << 2, /* same, only when Service port names are indexed */
 	ZW_RK_MADE = 1u << 3,         /* zerowire creates some (label zerowire.io/wiring) */
+	/* A ZW_RK_SOURCE kind watched at every version listed, not only the
+	 * first: clusters serve some of them (ReferenceGrant v1 is recent). */
+	ZW_RK_SOURCE_EVERY_VERSION = 1u << 4,
 };
 
 /* No wiring object needed (zw_route_kind.wiring). */

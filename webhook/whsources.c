@@ -14,6 +14,7 @@
 struct one_watch {
 	struct zw_wh_sources *owner;
 	const struct zw_route_kind *res;
+	const char *version; /* one of res->versions */
 	char *namespace;
 	atomic_int synced;
 	atomic_int waiting_logged;
@@ -123,33 +124,40 @@ int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sou
 	s->cfg = *cfg;
 	s->cfg.namespaces = NULL;
 	s->cfg.proxy_namespace = NULL;
-	s->watches = calloc(zw_route_kinds_count * n_ns, sizeof(*s->watches));
+	s->n_alloc = zw_route_kinds_count * n_ns * ZW_RK_MAX_VERSIONS;
+	s->watches = calloc(s->n_alloc, sizeof(*s->watches));
 	if (!s->watches)
 		goto fail;
-	s->n_alloc = zw_route_kinds_count * n_ns;
 	for (size_t r = 0; r < zw_route_kinds_count; r++) {
-		unsigned roles = zw_route_kinds[r].roles;
-		bool ports = (roles & ZW_RK_SOURCE_PORTS) && cfg->watch_services;
-		if (!(roles & ZW_RK_SOURCE) && !ports)
+		const struct zw_route_kind *rk = &zw_route_kinds[r];
+		bool ports = (rk->roles & ZW_RK_SOURCE_PORTS) && cfg->watch_services;
+		size_t n_versions = 1;
+		if (!(rk->roles & ZW_RK_SOURCE) && !ports)
 			continue;
-		for (size_t i = 0; i < n_ns; i++) {
-			struct one_watch *w = &s->watches[k];
-			const char *ns = NULL;
-			if (i == n_ns - extra) { /* the proxy namespace's slot */
-				if (!ports)
-					continue;
-				ns = cfg->proxy_namespace;
-			} else if (cfg->n_namespaces > 0) {
-				ns = cfg->namespaces[i];
+		if (rk->roles & ZW_RK_SOURCE_EVERY_VERSION)
+			while (n_versions < ZW_RK_MAX_VERSIONS && rk->versions[n_versions])
+				n_versions++;
+		for (size_t v = 0; v < n_versions; v++) {
+			for (size_t i = 0; i < n_ns; i++) {
+				struct one_watch *w = &s->watches[k];
+				const char *ns = NULL;
+				if (i == n_ns - extra) { /* the proxy namespace's slot */
+					if (!ports)
+						continue;
+					ns = cfg->proxy_namespace;
+				} else if (cfg->n_namespaces > 0) {
+					ns = cfg->namespaces[i];
+				}
+				w->owner = s;
+				w->res = rk;
+				w->version = rk->versions[v];
+				if (ns) {
+					w->namespace = strdup(ns);
+					if (!w->namespace)
+						goto fail;
+				}
+				k++;
 			}
-			w->owner = s;
-			w->res = &zw_route_kinds[r];
-			if (ns) {
-				w->namespace = strdup(ns);
-				if (!w->namespace)
-					goto fail;
-			}
-			k++;
 		}
 	}
 	s->n_watches = k;
@@ -157,7 +165,7 @@ int zw_wh_sources_start(const struct zw_wh_sources_config *cfg, struct zw_wh_sou
 		struct one_watch *w = &s->watches[i];
 		struct zw_watchloop_spec spec = {
 		        .group = w->res->group,
-		        .version = w->res->versions[0],
+		        .version = w->version,
 		        .resource = w->res->resource,
 		        .namespace = w->namespace,
 		        .on_event = on_event,

@@ -6,7 +6,10 @@
  * Watched, each in every namespace of the list (or cluster-wide): the
  * ZW_RK_SOURCE kinds of routekinds.h at their first version (ScaledObjects,
  * HTTPScaledObjects and InterceptorRoutes: targets; Gloo Upstreams and
- * VirtualDestinations: Services they name), and with watch_services the
+ * VirtualDestinations: Services they name) or, ZW_RK_SOURCE_EVERY_VERSION,
+ * at each version (ReferenceGrants: which cross-namespace backendRefs may be
+ * rewritten; where two versions are served both watches report the same
+ * grant, which the registry keys by name), and with watch_services the
  * ZW_RK_SOURCE_PORTS ones (v1 Services: port names for warnings;
  * BackendTLSPolicies). The ZW_RK_SOURCE_PORTS kinds are also watched in
  * proxy_namespace when the list leaves it out: the rewrite reads the proxy

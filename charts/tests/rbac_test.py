@@ -67,6 +67,7 @@ def webhook_cluster_rules(mwc=True):
         ("networking.gloo.solo.io", "virtualdestinations", ()): READ,
         ("", "services", ()): tuple(sorted(OWN)),
         ("gateway.networking.k8s.io", "backendtlspolicies", ()): READ,
+        ("gateway.networking.k8s.io", "referencegrants", ()): READ,
         ("discovery.k8s.io", "endpointslices", ()): tuple(sorted(OWN)),
         ("", "namespaces", ()): READ,
     })
@@ -147,6 +148,7 @@ def test_watch_namespaces_keep_the_proxy_namespace_readable():
     got = rules(named(docs, "ClusterRole", "zerowire-webhook"))
     assert got[("", "services", ())] == tuple(sorted(OWN))
     assert got[("gateway.networking.k8s.io", "backendtlspolicies", ())] == READ
+    assert got[("gateway.networking.k8s.io", "referencegrants", ())] == READ
     got = rules(named(docs, "ClusterRole", "zerowire-proxy"))
     assert got[("discovery.k8s.io", "endpointslices", ())] == READ and got[("", "services", ())] == READ
     # Nothing is narrowed to Roles in the listed namespaces.

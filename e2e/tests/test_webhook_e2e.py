@@ -324,6 +324,74 @@ def test_routes_before_target_reconciled_grants_and_exact_restore(cluster, webho
              "ReferenceGrant removed")
 
 
+CROSS_NS_ROUTE = """
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: %(name)s, namespace: %(ns)s}
+spec:
+  parentRefs: [{name: gw, namespace: gateways}]
+  hostnames: [app.example.com]
+  rules:
+    - backendRefs: [{name: app, namespace: %(backend_ns)s, port: 80}]
+"""
+
+GRANT = """
+apiVersion: gateway.networking.k8s.io/%(version)s
+kind: ReferenceGrant
+metadata: {name: routes, namespace: %(backend_ns)s}
+spec:
+  from: [{group: gateway.networking.k8s.io, kind: HTTPRoute, namespace: %(ns)s}]
+  to: [{group: "", kind: Service%(to_name)s}]
+"""
+
+
+def test_cross_namespace_backendref_follows_referencegrant(cluster, webhook):
+    """An HTTPRoute naming a Service of another namespace is left alone (with a
+    warning) while no ReferenceGrant there allows it (the gateway refuses it:
+    zerowire must not make it work through the proxy); a grant for another
+    Service changes nothing; a grant for it (v1beta1, or v1 for every Service)
+    gets it rewritten by the reconciler, and the grant's deletion restores it
+    exactly."""
+    backend_ns = cluster.create_namespace("xb")
+    ns = cluster.create_namespace("xr")
+    cluster.apply(scaled_object(backend_ns, "app"))
+    # The target is known once a same-namespace route to it is rewritten.
+    wait_target(cluster, CROSS_NS_ROUTE % {"name": "probe", "ns": backend_ns, "backend_ns": backend_ns})
+
+    manifest = CROSS_NS_ROUTE % {"name": "app", "ns": ns, "backend_ns": backend_ns}
+    r = cluster.apply(manifest, validate=False)
+    assert "Warning:" in r.stderr and "no ReferenceGrant in %s allows HTTPRoutes of namespace %s" % (
+        backend_ns, ns) in r.stderr, r.stderr
+    orig = json.dumps(get(cluster, "httproute", ns, "app")["spec"])
+    assert "zerowire-proxy" not in orig
+
+    def rewritten():
+        o = get(cluster, "httproute", ns, "app")
+        return o if points_at_proxy(o) else None
+
+    # A grant for another Service: still left alone, past a reconcile pass
+    # (--resync 5).
+    cluster.apply(GRANT % {"version": "v1beta1", "backend_ns": backend_ns, "ns": ns,
+                           "to_name": ", name: other"}, validate=False)
+    time.sleep(7)
+    assert rewritten() is None
+    assert get(cluster, "referencegrant", PROXY_NS, "zerowire-" + ns) is None
+
+    for version, to_name in (("v1beta1", ", name: app"), ("v1", "")):
+        cluster.apply(GRANT % {"version": version, "backend_ns": backend_ns, "ns": ns, "to_name": to_name},
+                      validate=False)
+        route = wait_for(cluster, rewritten, "HTTPRoute rewritten once %s grant allows it" % version)
+        assert route["spec"]["rules"][0]["backendRefs"] == [
+            {"name": "zerowire-proxy", "namespace": PROXY_NS, "port": 8080}]
+        wait_for(cluster, lambda: get(cluster, "referencegrant", PROXY_NS, "zerowire-" + ns),
+                 "the proxy's ReferenceGrant for the route's namespace")
+        cluster.kubectl("delete", "referencegrant", "routes", "-n", backend_ns)
+        wait_for(cluster, lambda: json.dumps(get(cluster, "httproute", ns, "app")["spec"]) == orig,
+                 "HTTPRoute restored exactly when the grant goes")
+        wait_for(cluster, lambda: get(cluster, "referencegrant", PROXY_NS, "zerowire-" + ns) is None,
+                 "the proxy's ReferenceGrant removed")
+
+
 ISTIO_GLOO = """
 apiVersion: networking.istio.io/v1beta1
 kind: VirtualService

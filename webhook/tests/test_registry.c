@@ -257,6 +257,89 @@ static void test_backend_tls_policies(void **state)
 	zw_registry_free(reg);
 }
 
+/* ReferenceGrant ns/name (apiVersion gateway.networking.k8s.io/<version>)
+ * with these from and to lists (JSON), or NULL. */
+static json_t *grant(const char *version, const char *ns, const char *from, const char *to)
+{
+	char api[64];
+	snprintf(api, sizeof(api), "gateway.networking.k8s.io/%s", version);
+	return json_pack("{s:s, s:s, s:{s:s, s:s}, s:{s:o, s:o}}", "apiVersion", api, "kind",
+	                 "ReferenceGrant", "metadata", "name", "g", "namespace", ns, "spec", "from",
+	                 json_loads(from, 0, NULL), "to", json_loads(to, 0, NULL));
+}
+
+#define FROM_SHOP_HTTP                                                                             \
+	"[{\"group\":\"gateway.networking.k8s.io\",\"kind\":\"HTTPRoute\",\"namespace\":\"shop\"}" \
+	"]"
+
+/* One look-up: may routes of kind in namespace from reach Service svc of
+ * namespace ns? */
+struct grant_q {
+	const char *ns, *from, *kind, *svc;
+	int want;
+};
+
+static void check_grants(const struct zw_registry *reg, const struct grant_q *q, size_t n)
+{
+	const char *g = NULL;
+	zw_registry_read_begin(reg);
+	for (size_t i = 0; i < n; i++) {
+		int got = zw_registry_reference_grant(reg, q[i].ns, q[i].from, q[i].kind, q[i].svc,
+		                                      &g);
+		if (got != q[i].want)
+			fail_msg("%s from %s %s to %s: %d, want %d", q[i].ns, q[i].from, q[i].kind,
+			         q[i].svc, got, q[i].want);
+		if (got)
+			assert_string_equal(g, "back/g");
+	}
+	zw_registry_read_end(reg);
+}
+
+/* ReferenceGrants: (from kind and namespace, to Service) pairs of the
+ * backend's namespace; a `to` without name allows every Service; other
+ * groups and kinds ignored; replaced on update (v1beta1 as v1), forgotten
+ * on delete. */
+static void test_reference_grants(void **state)
+{
+	(void)state;
+	char err[ZW_TARGET_ERRLEN];
+	struct zw_registry *reg = zw_registry_new();
+	json_t *one = grant("v1", "back", FROM_SHOP_HTTP,
+	                    "[{\"group\":\"\",\"kind\":\"Service\",\"name\":\"api\"},"
+	                    "{\"group\":\"\",\"kind\":\"Secret\",\"name\":\"db\"},"
+	                    "{\"group\":\"x.io\",\"kind\":\"Service\",\"name\":\"db\"}]");
+	json_t *all = grant("v1beta1", "back",
+	                    "[{\"group\":\"gateway.networking.k8s.io\",\"kind\":\"GRPCRoute\","
+	                    "\"namespace\":\"shop\"},{\"group\":\"x.io\",\"kind\":\"HTTPRoute\","
+	                    "\"namespace\":\"web\"}]",
+	                    "[{\"group\":\"\",\"kind\":\"Service\"}]");
+	static const struct grant_q named[] = {
+	        {"back", "shop", "HTTPRoute", "api", 1}, {"back", "shop", "HTTPRoute", "db", 0},
+	        {"back", "shop", "HTTPRoute", "ap", 0},  {"back", "shop", "GRPCRoute", "api", 0},
+	        {"back", "web", "HTTPRoute", "api", 0},  {"shop", "shop", "HTTPRoute", "api", 0},
+	};
+	static const struct grant_q every[] = {
+	        {"back", "shop", "HTTPRoute", "api", 0},
+	        {"back", "shop", "GRPCRoute", "any", 1},
+	        {"back", "web", "HTTPRoute", "any", 0},
+	};
+	static const struct grant_q gone[] = {{"back", "shop", "GRPCRoute", "any", 0}};
+	uint64_t gen0 = zw_registry_generation(reg);
+	assert_non_null(one);
+	assert_non_null(all);
+	assert_int_equal(zw_registry_apply_object(reg, one, false, err), 0);
+	assert_true(zw_registry_generation(reg) > gen0);
+	check_grants(reg, named, sizeof(named) / sizeof(named[0]));
+	/* The same grant rewritten (another version): the old pairs go. */
+	assert_int_equal(zw_registry_apply_object(reg, all, false, err), 0);
+	check_grants(reg, every, sizeof(every) / sizeof(every[0]));
+	assert_int_equal(zw_registry_apply_object(reg, all, true, err), 0);
+	check_grants(reg, gone, 1);
+	json_decref(one);
+	json_decref(all);
+	zw_registry_free(reg);
+}
+
 struct race {
 	struct zw_registry *reg;
 	int stop;
@@ -305,6 +388,7 @@ int main(void)
 	        cmocka_unit_test(test_set_targets_direct),
 	        cmocka_unit_test(test_gloo_and_services),
 	        cmocka_unit_test(test_backend_tls_policies),
+	        cmocka_unit_test(test_reference_grants),
 	        cmocka_unit_test(test_concurrent_readers),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

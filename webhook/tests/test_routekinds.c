@@ -60,6 +60,11 @@ static void test_lookups(void **state)
 	k = zw_route_kind_find("gateway.networking.k8s.io", "v1", "BackendTLSPolicy");
 	assert_ptr_equal(k, &zw_route_kinds[ZW_RK_BACKENDTLSPOLICY]);
 	assert_int_equal(k->roles, ZW_RK_SOURCE_PORTS);
+	/* ReferenceGrant: read at every version (whatever ports say), made
+	 * in the proxy namespace, never admitted. */
+	k = zw_route_kind_find("gateway.networking.k8s.io", "v1beta1", "ReferenceGrant");
+	assert_ptr_equal(k, &zw_route_kinds[ZW_RK_REFERENCEGRANT]);
+	assert_int_equal(k->roles, ZW_RK_SOURCE | ZW_RK_SOURCE_EVERY_VERSION | ZW_RK_MADE);
 }
 
 int main(void)
