@@ -28,6 +28,22 @@ def head_block(path="/x", method="GET", authority="app.test", extra=()):
         (":authority", authority)) + tuple(extra))
 
 
+def flood_streams(s, block, first_sid, limit=600000):
+    """Sends HEADERS with END_STREAM on new streams from first_sid on, 2000
+    per write, until limit streams went or a write blocks for 3 s; returns
+    (streams sent, whether the proxy stopped reading)."""
+    sent, sid = 0, first_sid
+    s.settimeout(3)
+    while sent < limit:
+        try:
+            s.sendall(b"".join(h2_frame(1, 5, sid + 2 * i, block) for i in range(2000)))
+        except socket.timeout:
+            return sent, True
+        sid += 4000
+        sent += 2000
+    return sent, False
+
+
 @pytest.mark.parametrize("tls", [False, True], ids=["h2c", "tls"])
 def test_refused_streams_from_a_client_that_never_reads_stay_bounded(tmp_path, tls):
     """A client fills its 100 streams with held requests, never reads, and
@@ -51,17 +67,7 @@ def test_refused_streams_from_a_client_that_never_reads_stay_bounded(tmp_path, t
         s.sendall(PREFACE + h2_frame(4, 0, 0))
         block = head_block()
         rss0 = p.rss_kib()
-        sent, sid, blocked = 0, 1, False
-        s.settimeout(3)
-        while sent < 600000:
-            batch = b"".join(h2_frame(1, 5, sid + 2 * i, block) for i in range(2000))
-            try:
-                s.sendall(batch)
-            except socket.timeout:
-                blocked = True
-                break
-            sid += 4000
-            sent += 2000
+        sent, blocked = flood_streams(s, block, 1)
         grown = p.rss_kib() - rss0
         # (under valgrind its own allocator's overhead is what grows)
         assert WRAP or grown < 32 * 1024, "proxy grew %d KiB for %d refused streams" % (grown, sent)
@@ -166,16 +172,7 @@ def test_scaler_port_refused_streams_from_a_client_that_never_reads_stay_bounded
         s.sendall(PREFACE + h2_frame(4, 0, 0) +
                   b"".join(h2_frame(1, 4, 1 + 2 * i, block) for i in range(1000)))
         rss0 = p.rss_kib()
-        sent, sid, blocked = 0, 2001, False
-        s.settimeout(3)
-        while sent < 600000:
-            try:
-                s.sendall(b"".join(h2_frame(1, 5, sid + 2 * i, block) for i in range(2000)))
-            except socket.timeout:
-                blocked = True
-                break
-            sid += 4000
-            sent += 2000
+        sent, blocked = flood_streams(s, block, 2001)
         grown = p.rss_kib() - rss0
         # (under valgrind its own allocator's overhead is what grows)
         assert WRAP or grown < 32 * 1024, "proxy grew %d KiB for %d refused streams" % (grown, sent)
